@@ -1,0 +1,297 @@
+"""The plugin manager: finds plugins, runs the registration hooks once, and holds what they registered.
+
+The manager is built lazily by :func:`get_plugin_manager` (never at import). Plugins come from the ``contextkit``
+entry-point group and from :meth:`PluginManager.register`. Three environment switches control loading:
+
+* ``CONTEXTKIT_LOAD_PLUGINS``: comma-separated entry-point names to load (an allow list); empty loads none.
+* ``CONTEXTKIT_DISABLE_PLUGINS``: comma-separated entry-point names never to load.
+* ``CONTEXTKIT_TRACE_PLUGINS``: when set to a true value, every hook call is logged at DEBUG on
+  ``contextkit.plugins``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from contextkit import hookspecs
+from contextkit.errors import BackendNotFound, ConfigError
+from contextkit.records import Message
+from contextkit.stores import ColdStore, HotStore, StoreSettings
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BackendInfo",
+    "BackendRegistry",
+    "ColdFactory",
+    "Compactor",
+    "CompactorRegistry",
+    "HotFactory",
+    "PluginInfo",
+    "PluginManager",
+    "StorageEvent",
+    "get_plugin_manager",
+    "reset_plugin_manager",
+]
+
+logger = logging.getLogger("contextkit.plugins")
+
+ENTRY_POINT_GROUP = "contextkit"
+
+HotFactory = Callable[[StoreSettings, Mapping[str, Any]], HotStore]
+ColdFactory = Callable[[StoreSettings, Mapping[str, Any]], ColdStore]
+Compactor = Callable[[list[Message], int, Mapping[str, Any]], Awaitable[list[Message]]]
+
+
+@dataclass(frozen=True, slots=True)
+class StorageEvent:
+    """A completed write, as seen by :func:`contextkit.hookspecs.contextkit_on_event` observers."""
+
+    kind: str
+    key: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    """A registered tier backend."""
+
+    name: str
+    tier: str
+    factory: Callable[[StoreSettings, Mapping[str, Any]], Any]
+    plugin: str
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+class BackendRegistry:
+    """Typed registry handed to :func:`~contextkit.hookspecs.contextkit_register_backends`."""
+
+    def __init__(self) -> None:
+        self._backends: dict[tuple[str, str], BackendInfo] = {}
+        self._aliases: dict[tuple[str, str], str] = {}
+        self.current_plugin = "?"
+
+    def _add(self, tier: str, name: str, factory: Any, description: str, aliases: tuple[str, ...]) -> None:
+        if not name or name != name.strip().lower():
+            raise ConfigError(f"backend names are lowercase without spaces, got {name!r}")
+        for label in (name, *aliases):
+            if (tier, label) in self._backends or (tier, label) in self._aliases:
+                raise ConfigError(f"{tier} backend {label!r} is registered twice (second time by {self.current_plugin})")
+        self._backends[(tier, name)] = BackendInfo(name, tier, factory, self.current_plugin, description, aliases)
+        for alias in aliases:
+            self._aliases[(tier, alias)] = name
+
+    def add_hot(
+        self, name: str, factory: HotFactory, *, description: str = "", aliases: tuple[str, ...] = ()
+    ) -> None:
+        """Register a hot tier factory under ``name`` (and optional ``aliases``)."""
+        self._add("hot", name, factory, description, aliases)
+
+    def add_cold(
+        self, name: str, factory: ColdFactory, *, description: str = "", aliases: tuple[str, ...] = ()
+    ) -> None:
+        """Register a cold tier factory under ``name`` (and optional ``aliases``)."""
+        self._add("cold", name, factory, description, aliases)
+
+    def get(self, tier: str, name: str) -> BackendInfo:
+        """The backend registered for ``tier`` under ``name`` or an alias; raises :class:`BackendNotFound`."""
+        key = name.strip().lower()
+        key = self._aliases.get((tier, key), key)
+        try:
+            return self._backends[(tier, key)]
+        except KeyError:
+            raise BackendNotFound(name, tier, self.names(tier)) from None
+
+    def names(self, tier: str) -> list[str]:
+        """Names registered for ``tier``, sorted."""
+        return sorted(n for (t, n) in self._backends if t == tier)
+
+    def all(self) -> list[BackendInfo]:
+        """Every registered backend."""
+        return list(self._backends.values())
+
+
+class CompactorRegistry:
+    """Typed registry handed to :func:`~contextkit.hookspecs.contextkit_register_compactors`."""
+
+    def __init__(self) -> None:
+        self._compactors: dict[str, Compactor] = {}
+
+    def add(self, name: str, compactor: Compactor) -> None:
+        """Register ``compactor`` under ``name``; a duplicate name raises :class:`ConfigError`."""
+        if name in self._compactors:
+            raise ConfigError(f"compaction strategy {name!r} is registered twice")
+        self._compactors[name] = compactor
+
+    def get(self, name: str) -> Compactor:
+        """The compactor registered under ``name``; :class:`ConfigError` lists the known ones otherwise."""
+        try:
+            return self._compactors[name]
+        except KeyError:
+            known = ", ".join(sorted(self._compactors)) or "none"
+            raise ConfigError(f"unknown compaction strategy {name!r} (known: {known})") from None
+
+    def names(self) -> list[str]:
+        """Registered strategy names, sorted."""
+        return sorted(self._compactors)
+
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """A loaded plugin, as ``contextkit plugins`` reports it."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+
+
+def _env_list(name: str) -> set[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+class PluginManager:
+    """A typed facade over :class:`pluggy.PluginManager`.
+
+    Registration hooks run once, on first use of :attr:`backends` or :attr:`compactors`; registering a plugin
+    after that re-runs them so the new plugin's backends appear.
+    """
+
+    def __init__(self, *, load_entrypoints: bool = True) -> None:
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm.add_hookspecs(hookspecs)
+        self._dists: dict[str, tuple[str, str]] = {}
+        self._backends: BackendRegistry | None = None
+        self._compactors: CompactorRegistry | None = None
+        self._lock = threading.RLock()
+        if os.environ.get("CONTEXTKIT_TRACE_PLUGINS", "").lower() in {"1", "true", "yes", "on"}:
+            self._pm.trace.root.setwriter(lambda text: logger.debug("%s", text.rstrip()))
+            self._pm.enable_tracing()
+        from contextkit import compaction
+
+        self._pm.register(compaction, name="contextkit.compaction")
+        if load_entrypoints:
+            self._load_entrypoints()
+
+    def _load_entrypoints(self) -> None:
+        allow = _env_list("CONTEXTKIT_LOAD_PLUGINS")
+        block = _env_list("CONTEXTKIT_DISABLE_PLUGINS") or set()
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if (allow is not None and ep.name not in allow) or ep.name in block:
+                logger.debug("plugin %s not loaded (CONTEXTKIT_LOAD_PLUGINS / CONTEXTKIT_DISABLE_PLUGINS)", ep.name)
+                continue
+            if self._pm.get_plugin(ep.name) is not None:
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken third-party plugin must not take the core down
+                logger.warning("plugin %s failed to load: %s", ep.name, exc)
+                continue
+            self._pm.register(plugin, name=ep.name)
+            if ep.dist is not None:
+                self._dists[ep.name] = (ep.dist.name, ep.dist.version)
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay (``pm.hook.contextkit_on_event(...)``)."""
+        return self._pm.hook
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register a plugin object or module; returns its name. Registries are rebuilt on next use."""
+        with self._lock:
+            registered = self._pm.register(plugin, name=name)
+            if registered is None:
+                raise ConfigError(f"plugin {name or plugin!r} is already registered or blocked")
+            self._backends = None
+            self._compactors = None
+            return registered
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin by name; registries are rebuilt on next use."""
+        with self._lock:
+            self._pm.unregister(name=name)
+            self._backends = None
+            self._compactors = None
+
+    def check_pending(self) -> None:
+        """Raise if a registered plugin implements a hook that no spec defines (a typo in a hook name)."""
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    @property
+    def backends(self) -> BackendRegistry:
+        """Every hot and cold backend the plugins registered."""
+        with self._lock:
+            if self._backends is None:
+                registry = BackendRegistry()
+                for impl in reversed(self._pm.hook.contextkit_register_backends.get_hookimpls()):
+                    registry.current_plugin = impl.plugin_name
+                    impl.function(registry=registry)
+                registry.current_plugin = "?"
+                self._backends = registry
+            return self._backends
+
+    @property
+    def compactors(self) -> CompactorRegistry:
+        """Every compaction strategy the plugins registered (``truncate`` is built in)."""
+        with self._lock:
+            if self._compactors is None:
+                registry = CompactorRegistry()
+                self._pm.hook.contextkit_register_compactors(registry=registry)
+                self._compactors = registry
+            return self._compactors
+
+    def emit(self, event: StorageEvent) -> None:
+        """Call every :func:`~contextkit.hookspecs.contextkit_on_event` observer; an observer's error is logged."""
+        for impl in self._pm.hook.contextkit_on_event.get_hookimpls():
+            try:
+                impl.function(event=event)
+            except Exception:
+                logger.exception("event observer %s failed on %s", impl.plugin_name, event.kind)
+
+    @property
+    def has_observers(self) -> bool:
+        """True when at least one plugin observes events (the kit skips building events otherwise)."""
+        return bool(self._pm.hook.contextkit_on_event.get_hookimpls())
+
+    def plugins(self) -> list[PluginInfo]:
+        """The loaded plugins with their distribution, version and implemented hooks."""
+        infos = []
+        for name, plugin in sorted(self._pm.list_name_plugin(), key=lambda item: item[0]):
+            dist = self._dists.get(name)
+            hooks = tuple(sorted(caller.name for caller in self._pm.get_hookcallers(plugin) or []))
+            infos.append(PluginInfo(name, dist[0] if dist else None, dist[1] if dist else None, hooks))
+        return infos
+
+
+_manager: PluginManager | None = None
+_manager_lock = threading.Lock()
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager, built on first call (entry points loaded then, not at import)."""
+    global _manager
+    with _manager_lock:
+        if _manager is None:
+            _manager = PluginManager()
+        return _manager
+
+
+def reset_plugin_manager() -> None:
+    """Forget the process-wide manager (tests, or after changing the plugin environment switches)."""
+    global _manager
+    with _manager_lock:
+        _manager = None

@@ -1,0 +1,403 @@
+"""The tier protocols every backend implements: :class:`HotStore`, :class:`ColdStore` and :class:`CheckpointStore`.
+
+They are small and async-only. A backend implements them; the kit (:mod:`contextkit.kit`) adds validation,
+archiving and the seed's API on top, so a backend never re-validates input and never talks to another tier.
+
+Shared semantics (the conformance suites in :mod:`contextkit.testing` check every one of them):
+
+* **History.** A stream (a session id, or a conversation session key) is an append-only list. ``append_messages``
+  adds at the tail and assigns each message the next 1-based ``seq`` of its stream atomically, even under
+  concurrent appends from several processes. When the stream is longer than ``settings.history_cap``, the
+  *oldest* messages are trimmed. ``read_history(key, limit)`` returns the newest ``limit`` messages in
+  chronological order (``limit=None``: all kept) and costs O(limit), not O(stream length).
+* **Sessions.** ``update_session`` applies counter increments atomically (no read-modify-write across round
+  trips): N concurrent calls with ``requests=1`` add exactly N. ``last_activity`` only moves forward. Each
+  session has its own TTL (``settings.session_ttl``), refreshed on activity; nothing is stored in a global key
+  whose TTL would make all sessions expire together.
+* **Isolation.** Every key lives under ``settings.namespace``; any printable id (``:``, ``{``, ``*``, spaces,
+  unicode) maps to its own keys, never collides with another id and never escapes the namespace.
+* **Errors.** A backend raises :class:`~contextkit.errors.BackendUnavailable` for connection failures and
+  timeouts (within its configured timeout) and :class:`~contextkit.errors.SerializationError` for stored data it
+  cannot decode. It never returns a partial write: a multi-key update is atomic or not applied.
+
+Optional abilities are declared in ``capabilities`` (see :class:`Capability`) and detected by the kit; a kit
+call that needs a missing one raises :class:`~contextkit.errors.CapabilityNotSupported`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Protocol, runtime_checkable
+
+from contextkit.records import ArchiveEvent, Message, Session
+from contextkit.validation import DEFAULT_LIMITS, Limits
+
+__all__ = [
+    "Capability",
+    "CheckpointBundle",
+    "CheckpointRow",
+    "CheckpointStore",
+    "ColdStore",
+    "HotStore",
+    "SessionUpdate",
+    "StoreSettings",
+    "StoreStats",
+    "WriteRow",
+]
+
+
+class Capability(str, Enum):
+    """Optional abilities a tier may declare in its ``capabilities`` set."""
+
+    #: Keys expire by themselves after their TTL (otherwise the kit's cleanup removes idle sessions).
+    TTL = "ttl"
+    #: Data survives a restart of the application process.
+    DURABLE = "durable"
+    #: State is shared between processes that use the same server or file.
+    SHARED = "shared"
+    #: The store also implements :class:`CheckpointStore` (LangGraph checkpoints).
+    CHECKPOINTS = "checkpoints"
+    #: The store provides a durable outbox for the archiver (``outbox()`` returns one).
+    OUTBOX = "outbox"
+    #: The store runs on a sharded cluster (every operation stays within one slot).
+    CLUSTER = "cluster"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """Settings every tier receives from the composer, whatever its backend.
+
+    :param namespace: prefix that isolates one application's data (a key prefix, a table prefix or a schema).
+    :param session_ttl: seconds a session (and its history, task context and conversation sessions) lives
+        after its last activity.
+    :param checkpoint_ttl: seconds a checkpoint thread lives after its last write.
+    :param history_cap: most messages kept per stream in the hot tier; older ones are trimmed (and remain in
+        the cold tier when one is configured).
+    :param limits: validation limits (backends may use them to size buffers).
+    :param timeout: seconds a single backend call may take before it raises ``BackendUnavailable``.
+    """
+
+    namespace: str = "contextkit"
+    session_ttl: float = 86_400.0
+    checkpoint_ttl: float = 604_800.0
+    history_cap: int = 1000
+    limits: Limits = DEFAULT_LIMITS
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdate:
+    """An atomic change to a session: counter increments, replaced fields and an activity time.
+
+    ``fields`` may hold ``status``, ``user_id`` and ``metadata`` (replaced whole). Counters are added, never set.
+    ``activity`` moves ``last_activity`` forward (never backward).
+    """
+
+    activity: datetime
+    requests: int = 0
+    errors: int = 0
+    processing_time: float = 0.0
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Counts a tier reports for metrics. ``-1`` means the backend cannot count it cheaply."""
+
+    sessions: int = 0
+    active_sessions: int = 0
+    messages: int = 0
+    checkpoints: int = 0
+    memory_bytes: int = -1
+
+
+@runtime_checkable
+class HotStore(Protocol):
+    """The fast tier: sessions, history streams, task contexts, conversation sessions and seed checkpoints.
+
+    Implementations are built by a factory registered through
+    :func:`contextkit.hookspecs.contextkit_register_backends`; :meth:`open` does the I/O (connect, create schema).
+    See the module docstring for the semantics every method must keep.
+    """
+
+    name: str
+    capabilities: frozenset[str]
+
+    async def open(self) -> None:
+        """Connect and prepare storage; raise ``BackendUnavailable`` when the server cannot be reached."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections the store owns; idempotent. A client handed in by the caller stays open."""
+        ...
+
+    async def health(self) -> dict[str, Any]:
+        """``{"status": "healthy"|"degraded"|"unhealthy", "latency_ms": float, ...}``; never raises, never leaks secrets."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What this store is (backend name, target without credentials, options); no I/O."""
+        ...
+
+    async def stats(self) -> StoreStats:
+        """Counts of sessions, active sessions, messages and checkpoints, shared by every process of the namespace."""
+        ...
+
+    # -- sessions ---------------------------------------------------------------------------------------------
+    async def put_session(self, session: Session) -> None:
+        """Store ``session`` whole (create, or replace an existing record) and start its TTL."""
+        ...
+
+    async def get_session(self, session_id: str) -> Session | None:
+        """The session, or None when it does not exist or expired."""
+        ...
+
+    async def update_session(self, session_id: str, update: SessionUpdate) -> Session | None:
+        """Apply ``update`` atomically and refresh the TTL; the updated session, or None if it does not exist."""
+        ...
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Remove the session and every key family of it: the record, its history stream, its task context, its
+        seed checkpoints and writes (thread id == session id), and the conversation sessions registered under it
+        with their streams. True if the session record existed."""
+        ...
+
+    async def scan_sessions(self, cursor: str | None, count: int) -> tuple[list[Session], str | None]:
+        """About ``count`` sessions after ``cursor`` (None starts); returns the page and the next cursor (None at
+        the end). Every session present for the whole scan is returned exactly once."""
+        ...
+
+    async def idle_sessions(self, before: datetime, limit: int) -> list[str]:
+        """Ids of up to ``limit`` sessions whose ``last_activity`` is older than ``before``, oldest first; from an
+        index, not a scan of every session."""
+        ...
+
+    # -- history streams --------------------------------------------------------------------------------------
+    async def append_messages(self, key: str, messages: Sequence[Message]) -> list[Message]:
+        """Append at the tail, assigning consecutive ``seq`` numbers atomically; trim the oldest beyond the cap;
+        refresh the stream's TTL. Returns the messages as stored (with their ``seq``)."""
+        ...
+
+    async def read_history(self, key: str, limit: int | None) -> list[Message]:
+        """The newest ``limit`` messages (all kept when None) in chronological order; ``[]`` for a missing stream."""
+        ...
+
+    async def history_length(self, key: str) -> int:
+        """Number of messages kept in the stream."""
+        ...
+
+    async def history_bounds(self, key: str) -> tuple[int, int]:
+        """``(first_seq, last_seq)`` of the kept messages, ``(0, 0)`` for an empty stream. ``last_seq`` is the
+        highest seq ever assigned in the stream, so ``first_seq > 1`` tells that older messages were trimmed."""
+        ...
+
+    async def replace_history(self, key: str, messages: Sequence[Message]) -> None:
+        """Replace the whole stream atomically with ``messages`` (kept as given, seq included); used by
+        compaction and by read-through rehydration."""
+        ...
+
+    # -- task contexts and conversation sessions --------------------------------------------------------------
+    async def put_task_context(self, session_id: str, document: Mapping[str, Any]) -> None:
+        """Store the task context document of a session (replacing any previous one)."""
+        ...
+
+    async def get_task_context(self, session_id: str) -> dict[str, Any] | None:
+        """The stored task context document, or None."""
+        ...
+
+    async def put_conversation_session(self, session_key: str, document: Mapping[str, Any]) -> None:
+        """Store a conversation session document under its key, registered under ``document["session_id"]`` so
+        that deleting that session deletes it too."""
+        ...
+
+    async def get_conversation_session(self, session_key: str) -> dict[str, Any] | None:
+        """The stored conversation session document, or None."""
+        ...
+
+    # -- seed checkpoints (JSON documents, the seed's store_checkpoint / put_writes) -----------------------------
+    async def put_checkpoint_document(self, thread_id: str, checkpoint_id: str, document: Mapping[str, Any]) -> None:
+        """Store (or replace) a checkpoint document; the thread's TTL is ``settings.checkpoint_ttl``. Listing order
+        is the order of first insertion."""
+        ...
+
+    async def get_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
+        """That checkpoint, or the most recently inserted one of the thread when ``checkpoint_id`` is None."""
+        ...
+
+    async def list_checkpoint_documents(self, thread_id: str, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` checkpoint documents of the thread, newest first, in O(limit)."""
+        ...
+
+    async def put_writes_document(
+        self, thread_id: str, checkpoint_id: str, task_id: str, writes: Sequence[Any]
+    ) -> None:
+        """Append ``writes`` of one task to the checkpoint (a later call for the same task adds, never replaces)."""
+        ...
+
+    async def get_writes_documents(self, thread_id: str, checkpoint_id: str) -> list[tuple[str, Any]]:
+        """``(task_id, write)`` pairs of the checkpoint in the order they were put."""
+        ...
+
+
+@runtime_checkable
+class ColdStore(Protocol):
+    """The permanent tier: an archive of :class:`~contextkit.records.ArchiveEvent` rows in six tables, with reads.
+
+    Writes are idempotent on ``event_id`` (a retried batch never duplicates a row) and batched; reads return what
+    was archived even after the hot tier lost it. The payload of each table:
+
+    * ``context_sessions`` (key: session id): ``{"event_type": "create"|"update"|"end"|"delete", "session": Session.to_dict()}``
+    * ``context_conversations`` (key: stream key): ``{"message": Message.to_dict()}``
+    * ``context_task_contexts`` (key: session id): ``{"context": document}``
+    * ``context_checkpoints`` (key: thread id): ``{"checkpoint_id": str, "document": dict}``
+    * ``context_checkpoint_writes`` (key: thread id): ``{"checkpoint_id": str, "task_id": str, "writes": list}``
+    * ``context_conversation_sessions`` (key: session key): ``{"session": ConversationSession.to_dict()}``
+    """
+
+    name: str
+    capabilities: frozenset[str]
+
+    async def open(self) -> None:
+        """Connect and run pending schema migrations; raise ``BackendUnavailable`` when unreachable."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections the store owns; idempotent."""
+        ...
+
+    async def health(self) -> dict[str, Any]:
+        """Like :meth:`HotStore.health`."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Like :meth:`HotStore.describe`."""
+        ...
+
+    async def write_events(self, events: Sequence[ArchiveEvent]) -> None:
+        """Write a batch, idempotently on ``event_id``; raise ``BackendUnavailable`` if it was not (fully) stored,
+        so the archiver retries the batch."""
+        ...
+
+    async def read_session(self, session_id: str) -> Session | None:
+        """The session as of its newest archived event, or None."""
+        ...
+
+    async def read_history(self, key: str, limit: int | None, before_seq: int | None = None) -> list[Message]:
+        """The newest ``limit`` archived messages of the stream with ``seq < before_seq`` (when given), in
+        chronological order, each message once."""
+        ...
+
+    async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
+        """The newest archived task context document, or None."""
+        ...
+
+    async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
+        """The newest archived conversation session document, or None."""
+        ...
+
+    async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
+        """An archived seed checkpoint document (the newest when ``checkpoint_id`` is None), or None."""
+        ...
+
+    async def count_events(self, table: str, key: str | None = None) -> int:
+        """Rows in ``table`` (for ``key`` when given), each event counted once."""
+        ...
+
+
+# -- LangGraph checkpoint storage ------------------------------------------------------------------------------
+
+Typed = tuple[str, bytes]
+"""A value serialized by a LangGraph serde: ``(type tag, bytes)``, stored verbatim."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    """One LangGraph checkpoint as stored: the serialized checkpoint without channel values, its JSON metadata,
+    its parent, and the channel versions it points at (the blobs hold the values)."""
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    checkpoint: Typed
+    metadata: Mapping[str, Any]
+    channel_versions: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRow:
+    """One pending write of a task: keyed by ``(task_id, idx)`` within its checkpoint."""
+
+    task_id: str
+    idx: int
+    channel: str
+    value: Typed
+    task_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointBundle:
+    """What a read returns: the row, the blobs of its channel versions (``{channel: typed}``) and its writes."""
+
+    row: CheckpointRow
+    blobs: Mapping[str, Typed]
+    writes: Sequence[WriteRow]
+
+
+@runtime_checkable
+class CheckpointStore(Protocol):
+    """Storage for :class:`contextkit.langgraph.ContextKitSaver`; a hot store declaring ``checkpoints`` implements it.
+
+    Blobs are keyed ``(thread, ns, channel, version)`` and written only for ``new_blobs``; older versions are
+    reused. Writes are keyed ``(task_id, idx)``: ``upsert=True`` replaces, otherwise an existing key is kept.
+    Listing is newest first (descending ``checkpoint_id``) and O(limit) per thread. A thread's TTL
+    (``settings.checkpoint_ttl``) is refreshed on every write. A write to a thread that ``cp_delete_thread``
+    removed must not bring back the checkpoints deleted before it.
+    """
+
+    async def cp_put(self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed]) -> None:
+        """Store a checkpoint and the blobs of its changed channels (``{(channel, version): typed}``)."""
+        ...
+
+    async def cp_put_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[WriteRow], upsert: bool
+    ) -> None:
+        """Store pending writes of a checkpoint (see the class docstring for the key rules)."""
+        ...
+
+    async def cp_get(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
+        """That checkpoint, or the newest of ``(thread, ns)`` when ``checkpoint_id`` is None."""
+        ...
+
+    def cp_list(
+        self,
+        thread_id: str | None,
+        checkpoint_ns: str | None,
+        *,
+        checkpoint_id: str | None = None,
+        before: str | None = None,
+        limit: int | None = None,
+        metadata_filter: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[CheckpointBundle]:
+        """Matching checkpoints, newest first. ``thread_id=None`` lists every thread; ``checkpoint_ns=None`` every
+        namespace; ``before`` keeps ids lower than it; ``metadata_filter`` needs each key to be equal."""
+        ...
+
+    async def cp_delete_thread(self, thread_id: str) -> None:
+        """Remove every checkpoint, blob and write of the thread in every namespace."""
+        ...
+
+    async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Remove the checkpoints (and their writes) whose ``metadata["run_id"]`` is in ``run_ids``."""
+        ...
+
+    async def cp_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, blob and write of a thread, in every namespace, to another thread id."""
+        ...
+
+    async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool) -> None:
+        """Keep only the newest checkpoint per namespace (with its writes and blobs), or delete everything."""
+        ...

@@ -1,0 +1,1 @@
+"""contextkit-memory: the in-process hot tier (placeholder until the store lands)."""
