@@ -1,6 +1,78 @@
-"""contextkit: context storage for AI applications, with hot and cold tiers as plugins."""
+"""contextkit: context storage for AI applications, with hot and cold tiers as plugins.
 
+``ContextKit`` is the API; ``ContextEngine`` and the ``*_context_engine`` functions keep the seed's names.
+Backends are plugins (entry-point group ``contextkit``); ``contextkit.hookimpl`` marks a plugin's hooks.
+"""
+
+from contextkit.config import KitConfig, load_config
+from contextkit.engine import (
+    CompressionConfig,
+    ContextEngine,
+    close_context_engine,
+    get_context_engine,
+    initialize_context_engine,
+    is_context_engine_initialized,
+    reset_context_engine,
+)
+from contextkit.errors import (
+    BackendNotFound,
+    BackendUnavailable,
+    CapabilityNotSupported,
+    ConfigError,
+    ContextKitError,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    SerializationError,
+)
 from contextkit.hookspecs import hookimpl
+from contextkit.kit import ContextKit
+from contextkit.records import (
+    AgentMessage,
+    ArchiveEvent,
+    ContextUpdate,
+    ConversationParticipant,
+    ConversationSession,
+    Message,
+    Session,
+    TaskContext,
+)
+from contextkit.stores import Capability, ColdStore, HotStore, StoreSettings
+from contextkit.validation import Limits
 
-__all__ = ["hookimpl"]
+__all__ = [
+    "AgentMessage",
+    "ArchiveEvent",
+    "BackendNotFound",
+    "BackendUnavailable",
+    "Capability",
+    "CapabilityNotSupported",
+    "ColdStore",
+    "CompressionConfig",
+    "ConfigError",
+    "ContextEngine",
+    "ContextKit",
+    "ContextKitError",
+    "ContextUpdate",
+    "ConversationParticipant",
+    "ConversationSession",
+    "HotStore",
+    "InvalidInput",
+    "KitConfig",
+    "LimitExceeded",
+    "Limits",
+    "Message",
+    "NotFound",
+    "SerializationError",
+    "Session",
+    "StoreSettings",
+    "TaskContext",
+    "close_context_engine",
+    "get_context_engine",
+    "hookimpl",
+    "initialize_context_engine",
+    "is_context_engine_initialized",
+    "load_config",
+    "reset_context_engine",
+]
 __version__ = "0.1.0"

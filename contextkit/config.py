@@ -1,0 +1,378 @@
+"""Configuration: one :class:`KitConfig` built from arguments, the environment, a TOML file and defaults.
+
+Precedence, per key: explicit arguments > environment > TOML file > defaults. The TOML file is
+``$CONTEXTKIT_CONFIG``, else ``./contextkit.toml`` (top level), else ``[tool.contextkit]`` of ``./pyproject.toml``.
+
+A mapping (or TOML table) looks like::
+
+    hot = "redis"                       # or {backend = "redis", url = "redis://..."}
+    cold = "postgres"                   # "none" / false turns the cold tier off
+    namespace = "myapp"
+    session_ttl = 86400                 # seconds
+    checkpoint_ttl = 604800
+    history_cap = 1000
+    timeout = 5.0
+    fallback = true                     # hot tier unreachable at start -> memory tier, health "degraded"
+    [redis]                             # options of a backend, by backend name
+    url = "redis://localhost:6379/0"
+    [archiver]
+    batch_size = 500
+    [limits]
+    max_message_bytes = 1048576
+
+Environment: ``CONTEXTKIT_HOT``, ``CONTEXTKIT_COLD``, ``CONTEXTKIT_NAMESPACE``, ``CONTEXTKIT_SESSION_TTL``,
+``CONTEXTKIT_CHECKPOINT_TTL``, ``CONTEXTKIT_HISTORY_CAP``, ``CONTEXTKIT_TIMEOUT``, ``CONTEXTKIT_FALLBACK``,
+``CONTEXTKIT_HOT_URL``, ``CONTEXTKIT_COLD_URL``, and the seed's variables with their meaning:
+``CONTEXT_PERMANENT_BACKEND`` (postgres|pg|postgresql, clickhouse|ch, none|off|false|disabled|0),
+``CLICKHOUSE_ENABLED`` (legacy, when ``CONTEXT_PERMANENT_BACKEND`` is unset), ``CONTEXT_PG_URL`` > ``POSTGRES_URL``,
+``CONTEXT_PG_DATABASE``, ``CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE``, ``REDIS_URL``,
+``REDIS_HOST/PORT/DB/PASSWORD`` (setting ``REDIS_URL`` or ``REDIS_HOST`` selects the redis hot tier when
+``CONTEXTKIT_HOT`` is unset).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from contextkit.errors import ConfigError
+from contextkit.stores import StoreSettings
+from contextkit.validation import Limits
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["ArchiverConfig", "KitConfig", "load_config", "mask_url"]
+
+_OFF = {"", "none", "off", "false", "disabled", "0", "no"}
+_TRUE = {"1", "true", "yes", "on"}
+_COLD_ALIASES = {"pg": "postgres", "postgresql": "postgres", "ch": "clickhouse"}
+_TOP_KEYS = {
+    "hot",
+    "cold",
+    "namespace",
+    "session_ttl",
+    "checkpoint_ttl",
+    "history_cap",
+    "timeout",
+    "fallback",
+    "archiver",
+    "limits",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiverConfig:
+    """How the archiver drains the outbox into the cold tier.
+
+    :param batch_size: most events written to the cold tier per batch.
+    :param flush_interval: seconds the archiver waits for a batch to fill before writing a partial one.
+    :param max_backoff: longest wait, in seconds, between retries while the cold tier is down.
+    :param drain_timeout: seconds ``aclose()`` spends draining before leaving the rest in the outbox.
+    :param outbox_path: file of a durable local outbox (SQLite); when unset, the hot tier's outbox is used if it
+        has one, else an in-process queue (as durable as the memory tier itself).
+    :param max_pending: most events an in-process outbox holds; beyond it writes raise ``BackendUnavailable``
+        instead of dropping events.
+    """
+
+    batch_size: int = 500
+    flush_interval: float = 0.05
+    max_backoff: float = 5.0
+    drain_timeout: float = 10.0
+    outbox_path: str | None = None
+    max_pending: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class KitConfig:
+    """The resolved configuration of a kit."""
+
+    hot: str = "memory"
+    cold: str | None = None
+    namespace: str = "contextkit"
+    session_ttl: float = 86_400.0
+    checkpoint_ttl: float = 604_800.0
+    history_cap: int = 1000
+    timeout: float = 5.0
+    fallback: bool = True
+    hot_options: Mapping[str, Any] = field(default_factory=dict)
+    cold_options: Mapping[str, Any] = field(default_factory=dict)
+    archiver: ArchiverConfig = field(default_factory=ArchiverConfig)
+    limits: Limits = field(default_factory=Limits)
+
+    def store_settings(self) -> StoreSettings:
+        """The settings every tier is built with."""
+        return StoreSettings(
+            namespace=self.namespace,
+            session_ttl=self.session_ttl,
+            checkpoint_ttl=self.checkpoint_ttl,
+            history_cap=self.history_cap,
+            limits=self.limits,
+            timeout=self.timeout,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The configuration without secrets (URLs masked, password options hidden)."""
+        return {
+            "hot": self.hot,
+            "cold": self.cold,
+            "namespace": self.namespace,
+            "session_ttl": self.session_ttl,
+            "checkpoint_ttl": self.checkpoint_ttl,
+            "history_cap": self.history_cap,
+            "timeout": self.timeout,
+            "fallback": self.fallback,
+            "hot_options": _mask_options(self.hot_options),
+            "cold_options": _mask_options(self.cold_options),
+        }
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (``redis://:***@host:6379/0``)."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, _, host = rest.rpartition("@")
+    if ":" in creds:
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def _mask_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    masked: dict[str, Any] = {}
+    for key, value in options.items():
+        if "password" in key or "secret" in key or "token" in key:
+            masked[key] = "***" if value else value
+        elif isinstance(value, str) and "url" in key:
+            masked[key] = mask_url(value)
+        elif isinstance(value, (str, int, float, bool)) or value is None:
+            masked[key] = value
+        else:
+            masked[key] = f"<{type(value).__name__}>"
+    return masked
+
+
+def _backend_name(value: Any, tier: str) -> str | None:
+    if value is None or value is False:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{tier} must name a backend (a str), got {type(value).__name__}")
+    name = value.strip().lower()
+    if name in _OFF:
+        if tier == "hot":
+            raise ConfigError("the hot tier cannot be turned off; use 'memory' for an in-process tier")
+        return None
+    return _COLD_ALIASES.get(name, name) if tier == "cold" else name
+
+
+def _layer_from_mapping(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Normalise a config mapping into {key: value} plus {"options": {backend: {...}}}."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: configuration must be a mapping, got {type(data).__name__}")
+    layer: dict[str, Any] = {}
+    options: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        if key in ("hot", "cold") and isinstance(value, Mapping):
+            inner = dict(value)
+            backend = inner.pop("backend", None)
+            if backend is None:
+                raise ConfigError(f"{source}: [{key}] needs a 'backend' key")
+            layer[key] = backend
+            layer[f"{key}_inline"] = inner
+        elif key in _TOP_KEYS:
+            layer[key] = value
+        elif isinstance(value, Mapping):
+            options[str(key)] = dict(value)
+        else:
+            raise ConfigError(f"{source}: unknown configuration key {key!r}")
+    layer["options"] = options
+    return layer
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    options: dict[str, dict[str, Any]] = {}
+
+    def put(backend: str, key: str, value: Any) -> None:
+        options.setdefault(backend, {})[key] = value
+
+    simple = {
+        "CONTEXTKIT_HOT": "hot",
+        "CONTEXTKIT_NAMESPACE": "namespace",
+        "CONTEXTKIT_SESSION_TTL": "session_ttl",
+        "CONTEXTKIT_CHECKPOINT_TTL": "checkpoint_ttl",
+        "CONTEXTKIT_HISTORY_CAP": "history_cap",
+        "CONTEXTKIT_TIMEOUT": "timeout",
+        "CONTEXTKIT_FALLBACK": "fallback",
+    }
+    for var, key in simple.items():
+        if env.get(var, "").strip():
+            layer[key] = env[var].strip()
+
+    if env.get("CONTEXTKIT_COLD", "").strip():
+        layer["cold"] = env["CONTEXTKIT_COLD"].strip()
+    elif "CONTEXT_PERMANENT_BACKEND" in env:
+        layer["cold"] = env["CONTEXT_PERMANENT_BACKEND"].strip() or "none"
+    elif env.get("CLICKHOUSE_ENABLED", "").strip().lower() in _TRUE:
+        layer["cold"] = "clickhouse"
+
+    if "hot" not in layer and (env.get("REDIS_URL", "").strip() or env.get("REDIS_HOST", "").strip()):
+        layer["hot"] = "redis"
+    if env.get("REDIS_URL", "").strip():
+        put("redis", "url", env["REDIS_URL"].strip())
+    for var, key in (("REDIS_HOST", "host"), ("REDIS_PORT", "port"), ("REDIS_DB", "db"), ("REDIS_PASSWORD", "password")):
+        if env.get(var, "").strip():
+            put("redis", key, env[var].strip())
+
+    pg_url = env.get("CONTEXT_PG_URL", "").strip() or env.get("POSTGRES_URL", "").strip()
+    if pg_url:
+        put("postgres", "url", pg_url)
+    if env.get("CONTEXT_PG_DATABASE", "").strip():
+        put("postgres", "database", env["CONTEXT_PG_DATABASE"].strip())
+
+    for var, key in (
+        ("CLICKHOUSE_HOST", "host"),
+        ("CLICKHOUSE_PORT", "port"),
+        ("CLICKHOUSE_USER", "username"),
+        ("CLICKHOUSE_PASSWORD", "password"),
+        ("CLICKHOUSE_DATABASE", "database"),
+    ):
+        if env.get(var, "").strip():
+            put("clickhouse", key, env[var].strip())
+
+    if env.get("CONTEXTKIT_HOT_URL", "").strip():
+        layer["hot_inline"] = {"url": env["CONTEXTKIT_HOT_URL"].strip()}
+    if env.get("CONTEXTKIT_COLD_URL", "").strip():
+        layer["cold_inline"] = {"url": env["CONTEXTKIT_COLD_URL"].strip()}
+    layer["options"] = options
+    return layer
+
+
+def _file_layer(path: Path | None, env: Mapping[str, str]) -> dict[str, Any]:
+    if path is None:
+        explicit = env.get("CONTEXTKIT_CONFIG", "").strip()
+        if explicit:
+            path = Path(explicit)
+            if not path.is_file():
+                raise ConfigError(f"CONTEXTKIT_CONFIG points at {path}, which does not exist")
+        elif Path("contextkit.toml").is_file():
+            path = Path("contextkit.toml")
+        elif Path("pyproject.toml").is_file():
+            data = _read_toml(Path("pyproject.toml"))
+            table = data.get("tool", {}).get("contextkit")
+            return _layer_from_mapping(table, "pyproject.toml [tool.contextkit]") if table else {"options": {}}
+        else:
+            return {"options": {}}
+    elif not path.is_file():
+        raise ConfigError(f"configuration file {path} does not exist")
+    data = _read_toml(path)
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("contextkit", {})
+    return _layer_from_mapping(data, str(path))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+def _number(value: Any, key: str, kind: type) -> Any:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    try:
+        result = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if result < 0 or (key != "history_cap" and result == 0 and key != "timeout"):
+        raise ConfigError(f"{key} must be positive, got {value!r}")
+    if key in ("timeout", "history_cap") and result <= 0:
+        raise ConfigError(f"{key} must be positive, got {value!r}")
+    return result
+
+
+def _boolean(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _OFF:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{key} must be true or false, got {value!r}")
+
+
+def _dataclass_from(cls: type, data: Any, key: str) -> Any:
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"[{key}] must be a table of options, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ConfigError(f"[{key}] has unknown option(s): {', '.join(sorted(unknown))}")
+    return replace(cls(), **dict(data))
+
+
+def load_config(
+    config: Mapping[str, Any] | KitConfig | str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> KitConfig:
+    """Resolve a :class:`KitConfig`.
+
+    :param config: a mapping of explicit settings, a ready :class:`KitConfig` (returned with ``overrides``
+        applied), or the path of a TOML file to use instead of the default file lookup.
+    :param env: the environment to read (``os.environ`` by default; pass ``{}`` to ignore it).
+    :param overrides: explicit settings given as keyword arguments (highest precedence).
+    """
+    if isinstance(config, KitConfig):
+        return replace(config, **overrides) if overrides else config
+    environ = os.environ if env is None else env
+    file_path = Path(config) if isinstance(config, (str, os.PathLike)) else None
+    explicit = dict(config) if isinstance(config, Mapping) else {}
+    explicit.update(overrides)
+
+    layers = [_file_layer(file_path, environ), _env_layer(environ), _layer_from_mapping(explicit, "arguments")]
+    merged: dict[str, Any] = {}
+    options: dict[str, dict[str, Any]] = {}
+    inline: dict[str, dict[str, Any]] = {"hot": {}, "cold": {}}
+    for layer in layers:
+        for backend, opts in layer.get("options", {}).items():
+            options.setdefault(backend, {}).update(opts)
+        for tier in ("hot", "cold"):
+            if f"{tier}_inline" in layer:
+                inline[tier].update(layer[f"{tier}_inline"])
+        for key, value in layer.items():
+            if key in _TOP_KEYS:
+                merged[key] = value
+
+    hot = _backend_name(merged.get("hot", "memory"), "hot") or "memory"
+    cold = _backend_name(merged.get("cold"), "cold")
+    namespace = merged.get("namespace", "contextkit")
+    if not isinstance(namespace, str) or not namespace or any(c in namespace for c in "{}\n\r\t "):
+        raise ConfigError(f"namespace must be a non-empty str without spaces or braces, got {namespace!r}")
+    result = KitConfig(
+        hot=hot,
+        cold=cold,
+        namespace=namespace,
+        session_ttl=_number(merged.get("session_ttl", 86_400.0), "session_ttl", float),
+        checkpoint_ttl=_number(merged.get("checkpoint_ttl", 604_800.0), "checkpoint_ttl", float),
+        history_cap=_number(merged.get("history_cap", 1000), "history_cap", int),
+        timeout=_number(merged.get("timeout", 5.0), "timeout", float),
+        fallback=_boolean(merged.get("fallback", True), "fallback"),
+        hot_options={**options.get(hot, {}), **inline["hot"]},
+        cold_options={**options.get(cold, {}), **inline["cold"]} if cold else {},
+        archiver=_dataclass_from(ArchiverConfig, merged.get("archiver", {}), "archiver"),
+        limits=_dataclass_from(Limits, merged.get("limits", {}), "limits"),
+    )
+    return result
