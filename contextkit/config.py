@@ -295,10 +295,8 @@ def _number(value: Any, key: str, kind: type) -> Any:
         result = kind(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{key} must be a number, got {value!r}") from None
-    if result < 0 or (key != "history_cap" and result == 0 and key != "timeout"):
-        raise ConfigError(f"{key} must be positive, got {value!r}")
-    if key in ("timeout", "history_cap") and result <= 0:
-        raise ConfigError(f"{key} must be positive, got {value!r}")
+    if result != result or result <= 0:
+        raise ConfigError(f"{key} must be a positive number, got {value!r}")
     return result
 
 
@@ -319,7 +317,19 @@ def _dataclass_from(cls: type, data: Any, key: str) -> Any:
     unknown = set(data) - set(known)
     if unknown:
         raise ConfigError(f"[{key}] has unknown option(s): {', '.join(sorted(unknown))}")
-    return replace(cls(), **dict(data))
+    defaults = cls()
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        default = getattr(defaults, name)
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            values[name] = _number(value, f"{key}.{name}", type(default))
+        elif default is None or isinstance(default, str):
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{key}.{name} must be a str, got {value!r}")
+            values[name] = value
+        else:
+            values[name] = value
+    return replace(defaults, **values)
 
 
 def load_config(

@@ -518,7 +518,7 @@ class ContextKit:
 
         async def run() -> Message:
             stored, _ = await asyncio.gather(
-                self._hot.append_messages(sid, [message]),
+                self._append(sid, [message]),
                 self._hot.update_session(sid, SessionUpdate(activity=message.timestamp)),
             )
             await self._archive(*(ArchiveEvent("context_conversations", sid, {"message": m.to_dict()}) for m in stored))
@@ -527,6 +527,22 @@ class ContextKit:
 
         result: Message = await self._timed(run)
         return result
+
+    async def _append(self, key: str, messages: list[Message]) -> list[Message]:
+        stored = await self._hot.append_messages(key, messages)
+        if self._cold is None or stored[0].seq != 1:
+            return stored
+        # A new hot stream: if the archive already holds this stream (the hot copy expired or was cleaned up),
+        # continue its numbering so the archive never holds two messages with the same seq.
+        archived = await self._read_cold(self._cold.read_history(key, self.config.history_cap, None))
+        if not archived:
+            return stored
+        offset = archived[-1].seq
+        fresh = [m.with_seq(m.seq + offset) for m in await self._hot.read_history(key, None)]
+        room = max(0, self.config.history_cap - len(fresh))
+        await self._hot.replace_history(key, [*(archived[-room:] if room else []), *fresh])
+        ids = {m.id for m in stored}
+        return [m for m in fresh if m.id in ids]
 
     async def add_conversation_message(
         self, session_id: str, role: str, content: str, metadata: Mapping[str, Any] | None = None
@@ -554,17 +570,18 @@ class ContextKit:
                 self._perf.hits += 1
             return messages
         self._perf.misses += 1
-        before = messages[0].seq if messages else None
-        need = None if limit is None else limit - len(messages)
-        older = await self._read_cold(self._cold.read_history(key, need, before))
-        if not older:
-            return messages
         if not messages:
-            # The hot stream is gone (expired or restarted): rehydrate it with the newest archived messages.
-            tail = older[-self.config.history_cap :]
+            # The hot stream is gone (expired, deleted, restarted): rehydrate it with the newest archived messages.
+            want = self.config.history_cap if limit is None else max(limit, self.config.history_cap)
+            archived = await self._read_cold(self._cold.read_history(key, want, None))
+            if not archived:
+                return []
             if await self._hot.history_length(key) == 0:
-                await self._hot.replace_history(key, tail)
-        return [*older, *messages]
+                await self._hot.replace_history(key, archived[-self.config.history_cap :])
+            return archived if limit is None else archived[-limit:]
+        need = None if limit is None else limit - len(messages)
+        older = await self._read_cold(self._cold.read_history(key, need, messages[0].seq))
+        return [*(older or []), *messages]
 
     async def compress_conversation(
         self,
@@ -911,7 +928,7 @@ class ContextKit:
                 raise NotFound(f"no conversation session with key {key!r}; create it with create_conversation_session")
             if sender not in {p.participant_id for p in conversation.participants}:
                 raise InvalidInput(f"sender {sender!r} is not a participant of conversation {key!r}")
-            stored = await self._hot.append_messages(key, [message.to_message()])
+            stored = await self._append(key, [message.to_message()])
             touched = dataclasses.replace(conversation, last_activity=message.timestamp)
             await self._hot.put_conversation_session(key, touched.to_dict())
             if conversation.session_type == "user_to_mc":

@@ -1,0 +1,219 @@
+"""Dual-write without loss, on the in-process tiers: outage, backlog, read-through, durable file outbox."""
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from contextkit import ContextKit
+from contextkit.archiver import FileOutbox, MemoryOutbox
+from contextkit.errors import BackendUnavailable
+from contextkit.records import ArchiveEvent
+
+
+async def _kit(**overrides: object) -> ContextKit:
+    config = {"hot": "memory", "cold": "memory", "namespace": "arch", "archiver": {"flush_interval": 0.01}}
+    config.update(overrides)
+    return await ContextKit.from_config(config, env={}).open()
+
+
+async def test_cold_outage_delays_but_never_drops_events() -> None:
+    kit = await _kit(archiver={"flush_interval": 0.01, "max_backoff": 0.05})
+    try:
+        cold = kit.cold
+        cold.set_available(False)  # type: ignore[union-attr]
+        for i in range(2000):
+            await kit.add_conversation_message("s", "user", f"m{i}")
+        await asyncio.sleep(0.2)
+        metrics = (await kit.get_metrics())["archiver"]
+        assert metrics["queue_depth"] == 2000 and metrics["failures"] >= 1
+        health = await kit.health_check()
+        assert health["status"] == "degraded"
+        cold.set_available(True)  # type: ignore[union-attr]
+        assert await kit.archiver.flush(10)  # type: ignore[union-attr]
+        assert await cold.count_events("context_conversations", "s") == 2000  # type: ignore[union-attr]
+        archived = await cold.read_history("s", None)  # type: ignore[union-attr]
+        assert [m.seq for m in archived] == list(range(1, 2001))
+        assert (await kit.health_check())["status"] == "healthy"
+    finally:
+        await kit.aclose()
+
+
+async def test_hot_path_never_waits_for_a_down_cold_tier() -> None:
+    kit = await _kit()
+    try:
+        kit.cold.set_available(False)  # type: ignore[union-attr]
+        await asyncio.wait_for(kit.create_session("s", "u"), timeout=1.0)
+        assert (await kit.get_session("s")) is not None
+    finally:
+        kit.cold.set_available(True)  # type: ignore[union-attr]
+        await kit.aclose()
+
+
+async def test_full_outbox_refuses_writes_instead_of_dropping() -> None:
+    kit = await _kit(archiver={"max_pending": 10, "flush_interval": 0.01})
+    try:
+        kit.cold.set_available(False)  # type: ignore[union-attr]
+        for i in range(10):
+            await kit.add_conversation_message("s", "user", f"m{i}")
+        with pytest.raises(BackendUnavailable, match="outbox is full"):
+            await kit.add_conversation_message("s", "user", "one too many")
+        assert len(await kit.get_conversation_history("s", limit=0)) == 10
+    finally:
+        kit.cold.set_available(True)  # type: ignore[union-attr]
+        await kit.aclose()
+
+
+async def test_read_through_after_hot_loss_rehydrates_hot_tier() -> None:
+    kit = await _kit()
+    try:
+        await kit.create_session("s", "u", {"k": "v"})
+        await kit.update_session("s", increment_requests=True)
+        for i in range(30):
+            await kit.add_conversation_message("s", "user" if i % 2 else "assistant", f"m{i}")
+        key = await kit.create_conversation_session(
+            "s", [{"id": "u", "type": "user"}, {"id": "a", "type": "agent", "role": "r"}], "user_to_agent"
+        )
+        await kit.store_checkpoint("s", "c1", {"step": 1})
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        await kit.hot.delete_session("s")
+        assert await kit.hot.get_session("s") is None
+
+        session = await kit.get_session("s")
+        assert session is not None and session.request_count == 1 and session.metadata == {"k": "v"}
+        history = await kit.get_conversation_history("s", limit=10)
+        assert [m.content for m in history] == [f"m{i}" for i in range(20, 30)]
+        assert [m.seq for m in history] == list(range(21, 31))
+        assert len(await kit.hot.read_history("s", None)) == 30  # rehydrated
+        assert (await kit.get_task_context("s")) is not None
+        assert (await kit.get_conversation_session(key)) is not None
+        assert (await kit.get_checkpoint("s", "c1"))["data"] == {"step": 1}  # type: ignore[index]
+    finally:
+        await kit.aclose()
+
+
+async def test_messages_older_than_the_hot_cap_are_read_from_cold() -> None:
+    kit = await _kit(history_cap=100)
+    try:
+        for i in range(1, 251):
+            await kit.add_conversation_message("s", "user", f"m{i}")
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        assert len(await kit.hot.read_history("s", None)) == 100
+        history = await kit.get_conversation_history("s", limit=180)
+        assert [m.seq for m in history] == list(range(71, 251))
+        assert [m.content for m in history] == [f"m{i}" for i in range(71, 251)]
+    finally:
+        await kit.aclose()
+
+
+async def test_cleanup_archives_sessions_as_expired() -> None:
+    kit = await _kit()
+    try:
+        await kit.create_session("s", "u")
+        assert await kit.cleanup_expired_sessions(max_idle_hours=0) == 1
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        archived = await kit.cold.read_session("s")  # type: ignore[union-attr]
+        assert archived is not None and archived.status == "expired"
+    finally:
+        await kit.aclose()
+
+
+async def test_aclose_drains_pending_events() -> None:
+    kit = await _kit(archiver={"flush_interval": 0.5})
+    cold = kit.cold
+    for i in range(50):
+        await kit.add_conversation_message("s", "user", f"m{i}")
+    await kit.aclose()
+    assert await cold.count_events("context_conversations") == 50  # type: ignore[union-attr]
+    await kit.aclose()  # idempotent
+
+
+async def test_every_event_has_an_id_and_retries_never_duplicate() -> None:
+    kit = await _kit()
+    try:
+        event = ArchiveEvent("context_sessions", "s", {"event_type": "create", "session": {}})
+        await kit.cold.write_events([event, event])  # type: ignore[union-attr]
+        await kit.cold.write_events([event])  # type: ignore[union-attr]
+        assert await kit.cold.count_events("context_sessions", "s") == 1  # type: ignore[union-attr]
+    finally:
+        await kit.aclose()
+
+
+async def test_memory_outbox_acks_only_what_was_stored() -> None:
+    outbox = MemoryOutbox()
+    events = [ArchiveEvent("context_sessions", f"s{i}", {}) for i in range(5)]
+    await outbox.push(events)
+    batch = await outbox.peek(3)
+    await outbox.ack([e.event_id for e in batch])
+    assert [e.key for e in await outbox.peek(10)] == ["s3", "s4"]
+
+
+async def test_file_outbox_survives_a_new_process(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = FileOutbox(path)
+    events = [ArchiveEvent("context_conversations", "s", {"message": {"n": i}}) for i in range(100)]
+    await outbox.push(events)
+    await outbox.ack([events[0].event_id])
+    await outbox.aclose()
+    script = (
+        "import asyncio, json, sys\n"
+        "from contextkit.archiver import FileOutbox\n"
+        "async def main():\n"
+        "    box = FileOutbox(sys.argv[1])\n"
+        "    rows = await box.peek(1000)\n"
+        "    print(json.dumps([e.payload['message']['n'] for e in rows]))\n"
+        "    await box.aclose()\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == list(range(1, 100))
+
+
+async def test_kit_with_file_outbox_keeps_events_across_restart(tmp_path: Path) -> None:
+    outbox = str(tmp_path / "box.sqlite3")
+    kit = await _kit(archiver={"outbox_path": outbox, "flush_interval": 0.01, "drain_timeout": 0.2})
+    kit.cold.set_available(False)  # type: ignore[union-attr]
+    for i in range(20):
+        await kit.add_conversation_message("s", "user", f"m{i}")
+    await kit.aclose(drain_timeout=0.2)
+    assert await FileOutbox(outbox).depth() == 20
+    second = await _kit(archiver={"outbox_path": outbox, "flush_interval": 0.01})
+    try:
+        assert await second.archiver.flush(5)  # type: ignore[union-attr]
+        assert await second.cold.count_events("context_conversations", "s") == 20  # type: ignore[union-attr]
+    finally:
+        await second.aclose()
+
+
+async def test_appends_after_rehydration_continue_the_sequence() -> None:
+    kit = await _kit()
+    try:
+        for i in range(5):
+            await kit.add_conversation_message("s", "user", f"m{i}")
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        await kit.hot.delete_session("s")
+        assert len(await kit.get_conversation_history("s")) == 5
+        stored = await kit.add_message("s", "user", "after")
+        assert stored.seq == 6
+    finally:
+        await kit.aclose()
+
+
+async def test_a_new_hot_stream_continues_the_archived_numbering() -> None:
+    kit = await _kit()
+    try:
+        for i in range(5):
+            await kit.add_conversation_message("s", "user", f"m{i}")
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        await kit.hot.delete_session("s")  # as if the hot copy expired
+        stored = await kit.add_message("s", "user", "new")
+        assert stored.seq == 6
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        archived = await kit.cold.read_history("s", None)  # type: ignore[union-attr]
+        assert [m.seq for m in archived] == [1, 2, 3, 4, 5, 6]
+        assert [m.content for m in await kit.get_conversation_history("s")] == [*(f"m{i}" for i in range(5)), "new"]
+    finally:
+        await kit.aclose()

@@ -1,0 +1,124 @@
+"""Configuration precedence (arguments > environment > TOML file > defaults) and the seed's variables."""
+
+from pathlib import Path
+
+import pytest
+
+from contextkit.config import KitConfig, load_config, mask_url
+from contextkit.errors import ConfigError
+
+
+def test_defaults_give_memory_without_cold_tier() -> None:
+    config = load_config(env={})
+    assert (config.hot, config.cold, config.history_cap, config.session_ttl, config.checkpoint_ttl) == (
+        "memory",
+        None,
+        1000,
+        86_400.0,
+        604_800.0,
+    )
+
+
+def test_arguments_beat_environment_beat_file(tmp_path: Path) -> None:
+    toml = tmp_path / "contextkit.toml"
+    toml.write_text('hot = "memory"\nnamespace = "from-file"\nhistory_cap = 7\nsession_ttl = 11\n[redis]\nurl = "redis://file"\n')
+    env = {"CONTEXTKIT_NAMESPACE": "from-env", "CONTEXTKIT_HISTORY_CAP": "8", "REDIS_URL": "redis://env"}
+    config = load_config(toml, env=env, history_cap=9)
+    assert config.namespace == "from-env"
+    assert config.history_cap == 9
+    assert config.session_ttl == 11.0
+    assert config.hot == "redis"  # REDIS_URL in the environment selects the redis tier, as in the seed
+    assert config.hot_options["url"] == "redis://env"
+
+
+def test_pyproject_tool_table_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.contextkit]\nnamespace = "pp"\n[tool.contextkit.archiver]\nbatch_size = 42\n')
+    monkeypatch.chdir(tmp_path)
+    config = load_config(env={})
+    assert (config.namespace, config.archiver.batch_size) == ("pp", 42)
+
+
+def test_contextkit_toml_beats_pyproject(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.contextkit]\nnamespace = "pp"\n')
+    (tmp_path / "contextkit.toml").write_text('namespace = "ck"\n')
+    monkeypatch.chdir(tmp_path)
+    assert load_config(env={}).namespace == "ck"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("postgres", "postgres"), ("pg", "postgres"), ("postgresql", "postgres"), ("clickhouse", "clickhouse"),
+     ("ch", "clickhouse"), ("none", None), ("off", None), ("false", None), ("disabled", None), ("0", None)],
+)
+def test_seed_permanent_backend_values(value: str, expected: str | None) -> None:
+    assert load_config(env={"CONTEXT_PERMANENT_BACKEND": value}).cold == expected
+
+
+def test_legacy_clickhouse_enabled_only_when_permanent_backend_unset() -> None:
+    assert load_config(env={"CLICKHOUSE_ENABLED": "true"}).cold == "clickhouse"
+    assert load_config(env={"CLICKHOUSE_ENABLED": "true", "CONTEXT_PERMANENT_BACKEND": "none"}).cold is None
+
+
+def test_seed_postgres_and_clickhouse_variables_become_options() -> None:
+    env = {
+        "CONTEXT_PERMANENT_BACKEND": "pg",
+        "POSTGRES_URL": "postgresql://main/db",
+        "CONTEXT_PG_URL": "postgresql://archive/db",
+        "CONTEXT_PG_DATABASE": "archive",
+    }
+    config = load_config(env=env)
+    assert config.cold_options == {"url": "postgresql://archive/db", "database": "archive"}
+    env = {"CONTEXT_PERMANENT_BACKEND": "ch", "CLICKHOUSE_HOST": "h", "CLICKHOUSE_PORT": "8124",
+           "CLICKHOUSE_USER": "u", "CLICKHOUSE_PASSWORD": "p", "CLICKHOUSE_DATABASE": "d"}
+    assert load_config(env=env).cold_options == {"host": "h", "port": "8124", "username": "u", "password": "p",
+                                                 "database": "d"}
+    assert load_config(env={"CONTEXT_PERMANENT_BACKEND": "pg", "POSTGRES_URL": "postgresql://main/db"}).cold_options == {
+        "url": "postgresql://main/db"
+    }
+
+
+def test_seed_redis_variables_become_options() -> None:
+    config = load_config(env={"REDIS_HOST": "cache", "REDIS_PORT": "6380", "REDIS_DB": "1", "REDIS_PASSWORD": "pw"})
+    assert config.hot == "redis"
+    assert config.hot_options == {"host": "cache", "port": "6380", "db": "1", "password": "pw"}
+
+
+def test_inline_tier_tables() -> None:
+    config = load_config({"hot": {"backend": "sqlite", "path": "x.db"}, "cold": {"backend": "sqlite", "path": "y.db"}},
+                         env={})
+    assert (config.hot_options, config.cold_options) == ({"path": "x.db"}, {"path": "y.db"})
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"hot": "none"}, {"history_cap": 0}, {"timeout": -1}, {"session_ttl": "soon"}, {"fallback": "maybe"},
+     {"bogus_key": 1}, {"namespace": "has space"}, {"archiver": {"nope": 1}}, {"limits": {"max_id_length": "x"}},
+     {"hot": {"url": "x"}}],
+)
+def test_bad_configuration_raises_config_error(bad: dict) -> None:
+    with pytest.raises(ConfigError):
+        load_config(bad, env={})
+
+
+def test_missing_or_broken_file_raises_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml", env={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("hot = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(broken, env={})
+
+
+def test_describe_masks_secrets() -> None:
+    config = load_config(
+        {"hot": {"backend": "redis", "url": "redis://user:hunter2@h:6379/0", "password": "hunter2"}}, env={}
+    )
+    text = repr(config.describe())
+    assert "hunter2" not in text
+    assert "redis://user:***@h:6379/0" in text
+    assert mask_url("postgresql://postgres@127.0.0.1/test") == "postgresql://postgres@127.0.0.1/test"
+
+
+def test_kitconfig_passthrough_applies_overrides() -> None:
+    base = KitConfig(namespace="a")
+    assert load_config(base, namespace="b").namespace == "b"
