@@ -440,11 +440,21 @@ class ContextKit:
         return bool(await self._timed(lambda: self._apply_update(sid, update, "end")))
 
     async def delete_session(self, session_id: str) -> bool:
-        """Remove a session and every key family of it from the hot tier (the archive keeps its history)."""
+        """Remove a session and every key family of it from the hot tier; True if it existed.
+
+        The archive keeps its history, and records a ``delete`` event so read-through does not bring it back.
+        """
         sid = self._id(session_id, "session_id")
+        self._check_room(1)
 
         async def run() -> bool:
+            session = await self._hot.get_session(sid)
             existed = await self._hot.delete_session(sid)
+            if session is not None:
+                # A "delete" event makes read-through treat the session as gone instead of bringing it back.
+                await self._archive(
+                    ArchiveEvent("context_sessions", sid, {"event_type": "delete", "session": session.to_dict()})
+                )
             self._emit("session.delete", sid)
             return existed
 

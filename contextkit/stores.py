@@ -282,7 +282,8 @@ class ColdStore(Protocol):
         ...
 
     async def read_session(self, session_id: str) -> Session | None:
-        """The session as of its newest archived event, or None."""
+        """The session as of its newest archived event, or None (also when that newest event is a ``delete``:
+        read-through must not bring back a session that was deleted on purpose)."""
         ...
 
     async def read_history(self, key: str, limit: int | None, before_seq: int | None = None) -> list[Message]:

@@ -217,3 +217,15 @@ async def test_a_new_hot_stream_continues_the_archived_numbering() -> None:
         assert [m.content for m in await kit.get_conversation_history("s")] == [*(f"m{i}" for i in range(5)), "new"]
     finally:
         await kit.aclose()
+
+
+async def test_deleted_session_is_not_brought_back_by_read_through() -> None:
+    kit = await _kit()
+    try:
+        await kit.create_session("s", "u")
+        assert await kit.delete_session("s")
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        assert await kit.get_session("s") is None
+        assert await kit.cold.count_events("context_sessions", "s") == 2  # type: ignore[union-attr]
+    finally:
+        await kit.aclose()

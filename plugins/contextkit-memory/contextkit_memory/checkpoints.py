@@ -1,7 +1,520 @@
-"""LangGraph checkpoint storage of the memory tier (placeholder: the CheckpointStore methods land here)."""
+"""LangGraph checkpoint storage of the memory tier: the :class:`MemoryCheckpoints` mixin.
+
+It implements :class:`contextkit.stores.CheckpointStore` with plain dicts, for one process and one event loop.
+Per ``(thread, namespace)`` the checkpoint ids are kept in a sorted list next to the rows, so the newest is
+O(1) and ``list(limit=n)`` is O(n) (a bisect for ``before``, then a slice). Stored values are immutable
+(frozen rows, ``(type, bytes)`` tuples), so nothing is copied on the way in or out.
+
+Also here, because every tier needs the same rules (they are candidates for :mod:`contextkit.stores`):
+
+* :func:`checkpoint_id_floor` and :class:`Tombstone`: what a deleted thread remembers so that late writes of
+  a run that was still going do not bring it back.
+* :func:`delta_ancestors`: the ancestors ``prune(keep_latest)`` must keep so that ``DeltaChannel`` state can
+  still be rebuilt from the newest checkpoint.
+"""
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from contextkit.stores import CheckpointBundle, CheckpointRow, StoreSettings, Typed, WriteRow
+
+__all__ = [
+    "EMPTY_BLOB_TYPE",
+    "MemoryCheckpoints",
+    "Tombstone",
+    "checkpoint_id_floor",
+    "delta_ancestors",
+]
+
+#: Type tag of the blob a saver writes for a channel that has a version but no value.
+EMPTY_BLOB_TYPE = "empty"
+
+# 100-ns ticks between the Gregorian epoch (UUID v1/v6 time) and the Unix epoch.
+_UUID_EPOCH_OFFSET = 0x01B21DD213814000
+# How many writes between two sweeps of expired threads (lazy expiry covers the threads that are read).
+_SWEEP_EVERY = 1024
+
+
+def checkpoint_id_floor(unix_time: float) -> str:
+    """The greatest UUID v6 string of ``unix_time``: every checkpoint id LangGraph made before is lower.
+
+    LangGraph's checkpoint ids are UUID v6, whose text sorts by creation time, so a deleted thread can tell a
+    late write of a run that started before the delete (id below the floor) from a new run (id above it).
+    """
+    ticks = int(unix_time * 10_000_000) + _UUID_EPOCH_OFFSET
+    high = ticks >> 12
+    return f"{high >> 16:08x}-{high & 0xFFFF:04x}-6{ticks & 0xFFF:03x}-ffff-ffffffffffff"
+
+
+@dataclass(slots=True)
+class Tombstone:
+    """What a deleted thread remembers until ``expires_at`` (the thread TTL after the delete).
+
+    A put or a write is *stale*, and dropped, when it belongs to the run that was going when the thread was
+    deleted: its checkpoint id (or its parent's) is at most ``floor`` (the newest id stored at the delete, and
+    the delete's time), or is one of the ``dead`` ids already dropped (a run that keeps going after the delete
+    chains new ids onto dropped ones).
+    """
+
+    floor: str
+    expires_at: float
+    dead: set[str] = field(default_factory=set)
+
+    def stale_put(self, checkpoint_id: str, parent_id: str | None) -> bool:
+        """True when a put of ``checkpoint_id`` (child of ``parent_id``) is a late write of the deleted thread."""
+        if self.stale_id(checkpoint_id):
+            return True
+        return parent_id is not None and self.stale_id(parent_id)
+
+    def stale_id(self, checkpoint_id: str) -> bool:
+        """True when ``checkpoint_id`` was made before the delete or chains onto a dropped checkpoint."""
+        return checkpoint_id <= self.floor or checkpoint_id in self.dead
+
+
+def delta_ancestors(
+    newest: CheckpointRow,
+    load: Callable[[str], CheckpointRow | None],
+    has_value: Callable[[CheckpointRow, str], bool],
+) -> list[str]:
+    """Ids of the ancestors of ``newest`` that a ``DeltaChannel`` rebuild reads, nearest first.
+
+    LangGraph stores a ``DeltaChannel`` value only every ``snapshot_frequency`` steps; in between, the value is
+    rebuilt from the writes of the ancestors back to the nearest one holding a value (a ``_DeltaSnapshot``).
+    ``metadata["counters_since_delta_snapshot"]`` names the delta channels that have changed since their
+    snapshot. The walk follows ``parent_checkpoint_id`` until each of those channels has a stored value
+    (``has_value(row, channel)``: a blob that is not the empty marker) or the chain ends.
+    """
+    counters = newest.metadata.get("counters_since_delta_snapshot") or {}
+    needed = {channel for channel in counters if not has_value(newest, channel)}
+    kept: list[str] = []
+    parent = newest.parent_checkpoint_id
+    seen = {newest.checkpoint_id}
+    while needed and parent is not None and parent not in seen:
+        row = load(parent)
+        if row is None:
+            break
+        seen.add(parent)
+        kept.append(parent)
+        needed = {channel for channel in needed if not has_value(row, channel)}
+        parent = row.parent_checkpoint_id
+    return kept
+
+
+class _Namespace:
+    """The checkpoints of one ``(thread, checkpoint_ns)``."""
+
+    __slots__ = ("blobs", "ids", "rows", "writes")
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []  # sorted ascending; the newest is ids[-1]
+        self.rows: dict[str, CheckpointRow] = {}
+        self.writes: dict[str, dict[tuple[str, int], WriteRow]] = {}
+        self.blobs: dict[tuple[str, str], Typed] = {}
+
+    def add(self, row: CheckpointRow) -> CheckpointRow | None:
+        cid = row.checkpoint_id
+        previous = self.rows.get(cid)
+        self.rows[cid] = row
+        if previous is None:
+            ids = self.ids
+            if not ids or cid > ids[-1]:
+                ids.append(cid)  # LangGraph ids grow with time: the common case is an append
+            else:
+                bisect.insort(ids, cid)
+        return previous
+
+    def remove(self, cid: str) -> CheckpointRow | None:
+        row = self.rows.pop(cid, None)
+        self.writes.pop(cid, None)
+        if row is not None:
+            i = bisect.bisect_left(self.ids, cid)
+            if i < len(self.ids) and self.ids[i] == cid:
+                del self.ids[i]
+        return row
+
+    def has_value(self, row: CheckpointRow, channel: str) -> bool:
+        version = row.channel_versions.get(channel)
+        if version is None:
+            return False
+        blob = self.blobs.get((channel, version))
+        return blob is not None and blob[0] != EMPTY_BLOB_TYPE
+
+    def collect_blobs(self) -> None:
+        """Drop blobs no remaining checkpoint points at."""
+        referenced = {(ch, v) for row in self.rows.values() for ch, v in row.channel_versions.items()}
+        for key in [k for k in self.blobs if k not in referenced]:
+            del self.blobs[key]
+
+    def bundle(self, row: CheckpointRow) -> CheckpointBundle:
+        blobs = self.blobs
+        found = {}
+        for channel, version in row.channel_versions.items():
+            blob = blobs.get((channel, version))
+            if blob is not None:
+                found[channel] = blob
+        stored = self.writes.get(row.checkpoint_id)
+        return CheckpointBundle(row, found, list(stored.values()) if stored else [])
+
+    def newest_first(self, checkpoint_id: str | None, before: str | None, limit: int | None) -> list[str]:
+        """Ids to visit, newest first: a slice of the sorted ids, never a scan of the namespace."""
+        ids = self.ids
+        if checkpoint_id is not None:
+            return [checkpoint_id] if checkpoint_id in self.rows and (before is None or checkpoint_id < before) else []
+        end = bisect.bisect_left(ids, before) if before is not None else len(ids)
+        start = max(0, end - limit) if limit is not None else 0
+        return ids[start:end][::-1]
+
+
+class _Thread:
+    __slots__ = ("expires_at", "namespaces")
+
+    def __init__(self, expires_at: float) -> None:
+        self.namespaces: dict[str, _Namespace] = {}
+        self.expires_at = expires_at
+
+
+class _CheckpointState:
+    __slots__ = ("last_sweep", "ops", "runs", "threads", "tombstones")
+
+    def __init__(self, now: float) -> None:
+        self.threads: dict[str, _Thread] = {}
+        self.tombstones: dict[str, Tombstone] = {}
+        # run_id -> {(thread, ns, checkpoint_id)}: delete_for_runs without a scan of every thread
+        self.runs: dict[str, set[tuple[str, str, str]]] = {}
+        self.ops = 0
+        self.last_sweep = now
+
+
+def _run_id(row: CheckpointRow) -> str | None:
+    value = row.metadata.get("run_id")
+    return value if isinstance(value, str) else None
+
+
+def _matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    missing = object()
+    return all(metadata.get(key, missing) == value for key, value in wanted.items())
+
 
 class MemoryCheckpoints:
-    """Mixin implementing :class:`contextkit.stores.CheckpointStore` in memory (to be filled in)."""
+    """Mixin implementing :class:`contextkit.stores.CheckpointStore` in memory.
+
+    The host class sets ``self.settings`` (a :class:`~contextkit.stores.StoreSettings`); the state is created
+    on first use, so the host's ``__init__`` need not call this one. Threads expire ``settings.checkpoint_ttl``
+    seconds after their last write (checked when a thread is read, and swept every ~1,000 writes).
+    """
+
+    settings: StoreSettings
+
+    # -- state ----------------------------------------------------------------------------------------------------
+    @property
+    def _cp(self) -> _CheckpointState:
+        try:
+            return self._cp_state
+        except AttributeError:
+            self._cp_state: _CheckpointState = _CheckpointState(self._cp_now())
+            return self._cp_state
+
+    def _cp_now(self) -> float:
+        """The clock of thread TTLs (monotonic seconds); tests may replace it on an instance."""
+        return time.monotonic()
+
+    def _cp_ttl(self) -> float:
+        return float(self.settings.checkpoint_ttl)
+
+    def _cp_thread(self, thread_id: str, now: float) -> _Thread | None:
+        """The live thread, expiring it first when its TTL has passed."""
+        thread = self._cp.threads.get(thread_id)
+        if thread is not None and thread.expires_at <= now:
+            self._cp_drop(thread_id)
+            return None
+        return thread
+
+    def _cp_tombstone(self, thread_id: str, now: float) -> Tombstone | None:
+        tombstones = self._cp.tombstones
+        tomb = tombstones.get(thread_id)
+        if tomb is not None and tomb.expires_at <= now:
+            del tombstones[thread_id]
+            return None
+        return tomb
+
+    def _cp_drop(self, thread_id: str) -> _Thread | None:
+        """Remove a thread and its run index entries (no tombstone)."""
+        state = self._cp
+        thread = state.threads.pop(thread_id, None)
+        if thread is not None:
+            for ns_name, ns in thread.namespaces.items():
+                for cid, row in ns.rows.items():
+                    self._cp_unindex(row, thread_id, ns_name, cid)
+        return thread
+
+    def _cp_unindex(self, row: CheckpointRow, thread_id: str, ns_name: str, cid: str) -> None:
+        run_id = _run_id(row)
+        if run_id is not None:
+            runs = self._cp.runs
+            refs = runs.get(run_id)
+            if refs is not None:
+                refs.discard((thread_id, ns_name, cid))
+                if not refs:
+                    del runs[run_id]
+
+    def _cp_touch(self, thread_id: str, now: float) -> _Thread:
+        """The thread, created if needed, with its TTL refreshed."""
+        thread = self._cp_thread(thread_id, now)
+        expires_at = now + self._cp_ttl()
+        if thread is None:
+            thread = self._cp.threads[thread_id] = _Thread(expires_at)
+        else:
+            thread.expires_at = expires_at
+        state = self._cp
+        state.ops += 1
+        if state.ops % _SWEEP_EVERY == 0:
+            self.cp_sweep_expired(now)
+        return thread
+
+    def cp_sweep_expired(self, now: float | None = None) -> int:
+        """Remove every expired thread and tombstone; the number of threads removed."""
+        state = self._cp
+        now = self._cp_now() if now is None else now
+        state.last_sweep = now
+        expired = [tid for tid, thread in state.threads.items() if thread.expires_at <= now]
+        for tid in expired:
+            self._cp_drop(tid)
+        for tid in [tid for tid, tomb in state.tombstones.items() if tomb.expires_at <= now]:
+            del state.tombstones[tid]
+        return len(expired)
+
+    def cp_count(self) -> int:
+        """Number of live checkpoints (for ``stats()``)."""
+        now = self._cp_now()
+        return sum(
+            len(ns.rows) for thread in self._cp.threads.values() if thread.expires_at > now for ns in thread.namespaces.values()
+        )
+
+    # -- CheckpointStore --------------------------------------------------------------------------------------
+    async def cp_put(self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed]) -> None:
+        """Store a checkpoint and the blobs of its changed channels; a late put to a deleted thread is dropped."""
+        now = self._cp_now()
+        thread_id, ns_name, cid = row.thread_id, row.checkpoint_ns, row.checkpoint_id
+        tomb = self._cp_tombstone(thread_id, now)
+        if tomb is not None and tomb.stale_put(cid, row.parent_checkpoint_id):
+            tomb.dead.add(cid)
+            # Writes that raced ahead of this put were kept for it; they go with it.
+            thread = self._cp_thread(thread_id, now)
+            ns = thread.namespaces.get(ns_name) if thread is not None else None
+            if ns is not None:
+                ns.writes.pop(cid, None)
+            return
+        thread = self._cp_touch(thread_id, now)
+        ns = thread.namespaces.get(ns_name)
+        if ns is None:
+            ns = thread.namespaces[ns_name] = _Namespace()
+        if new_blobs:
+            ns.blobs.update(new_blobs)
+        previous = ns.add(row)
+        if previous is not None:
+            self._cp_unindex(previous, thread_id, ns_name, cid)
+        run_id = _run_id(row)
+        if run_id is not None:
+            self._cp.runs.setdefault(run_id, set()).add((thread_id, ns_name, cid))
+
+    async def cp_put_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[WriteRow], upsert: bool
+    ) -> None:
+        """Store pending writes keyed ``(task_id, idx)``: replaced when ``upsert``, otherwise kept if present.
+
+        Writes may arrive before their checkpoint (LangGraph saves both in the background), so they are kept
+        for a checkpoint not stored yet, except on a deleted thread for a checkpoint of the deleted run.
+        """
+        now = self._cp_now()
+        thread = self._cp_thread(thread_id, now)
+        ns = thread.namespaces.get(checkpoint_ns) if thread is not None else None
+        if ns is None or checkpoint_id not in ns.rows:
+            tomb = self._cp_tombstone(thread_id, now)
+            if tomb is not None and tomb.stale_id(checkpoint_id):
+                return
+        thread = self._cp_touch(thread_id, now)
+        if ns is None:
+            ns = thread.namespaces.get(checkpoint_ns)
+            if ns is None:
+                ns = thread.namespaces[checkpoint_ns] = _Namespace()
+        bucket = ns.writes.get(checkpoint_id)
+        if bucket is None:
+            bucket = ns.writes[checkpoint_id] = {}
+        for write in writes:
+            key = (write.task_id, write.idx)
+            if upsert or key not in bucket:
+                bucket[key] = write
+
+    async def cp_get(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
+        """That checkpoint, or the newest of ``(thread, ns)`` when ``checkpoint_id`` is None."""
+        thread = self._cp_thread(thread_id, self._cp_now())
+        if thread is None:
+            return None
+        ns = thread.namespaces.get(checkpoint_ns)
+        if ns is None:
+            return None
+        if checkpoint_id is None:
+            if not ns.ids:
+                return None
+            checkpoint_id = ns.ids[-1]
+        row = ns.rows.get(checkpoint_id)
+        return ns.bundle(row) if row is not None else None
+
+    async def cp_list(
+        self,
+        thread_id: str | None,
+        checkpoint_ns: str | None,
+        *,
+        checkpoint_id: str | None = None,
+        before: str | None = None,
+        limit: int | None = None,
+        metadata_filter: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[CheckpointBundle]:
+        """Matching checkpoints, newest first (across threads and namespaces too)."""
+        if limit is not None and limit <= 0:
+            return
+        now = self._cp_now()
+        thread_ids = list(self._cp.threads) if thread_id is None else [thread_id]
+        # Without a filter, each namespace contributes at most `limit` ids.
+        per_ns_limit = limit if not metadata_filter else None
+        sources: list[Iterator[tuple[str, _Namespace]]] = []
+        for tid in thread_ids:
+            thread = self._cp_thread(tid, now)
+            if thread is None:
+                continue
+            if checkpoint_ns is None:
+                namespaces = list(thread.namespaces.values())
+            else:
+                one = thread.namespaces.get(checkpoint_ns)
+                namespaces = [one] if one is not None else []
+            for ns in namespaces:
+                ids = ns.newest_first(checkpoint_id, before, per_ns_limit)
+                if ids:
+                    sources.append(zip(ids, itertools.repeat(ns)))
+        merged: Iterator[tuple[str, _Namespace]] = (
+            sources[0] if len(sources) == 1 else heapq.merge(*sources, key=lambda item: item[0], reverse=True)
+        )
+        remaining = limit
+        for cid, ns in merged:
+            row = ns.rows.get(cid)  # may have been deleted while the caller awaited between items
+            if row is None or (metadata_filter and not _matches(row.metadata, metadata_filter)):
+                continue
+            yield ns.bundle(row)
+            if remaining is not None:
+                remaining -= 1
+                if remaining <= 0:
+                    return
+
+    async def cp_delete_thread(self, thread_id: str) -> None:
+        """Remove the thread in every namespace and leave a tombstone that drops late writes of its runs."""
+        now = self._cp_now()
+        floor = checkpoint_id_floor(time.time())
+        thread = self._cp_drop(thread_id)
+        if thread is not None:
+            for ns in thread.namespaces.values():
+                if ns.ids and ns.ids[-1] > floor:
+                    floor = ns.ids[-1]
+        tombstones = self._cp.tombstones
+        previous = self._cp_tombstone(thread_id, now)
+        tomb = Tombstone(floor, now + self._cp_ttl())
+        if previous is not None:
+            tomb.floor = max(floor, previous.floor)
+            tomb.dead = previous.dead
+        tombstones[thread_id] = tomb
+
+    async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Remove the checkpoints (and their writes) whose ``metadata["run_id"]`` is in ``run_ids``."""
+        state = self._cp
+        touched: dict[tuple[str, str], _Namespace] = {}
+        for run_id in run_ids:
+            for thread_id, ns_name, cid in state.runs.pop(run_id, ()):
+                thread = state.threads.get(thread_id)
+                ns = thread.namespaces.get(ns_name) if thread is not None else None
+                if ns is not None and ns.remove(cid) is not None:
+                    touched[(thread_id, ns_name)] = ns
+        for ns in touched.values():
+            ns.collect_blobs()
+
+    async def cp_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, blob and write of a thread, in every namespace, to another thread id."""
+        now = self._cp_now()
+        source = self._cp_thread(source_thread_id, now)
+        if source is None or source_thread_id == target_thread_id:
+            return
+        self._cp.tombstones.pop(target_thread_id, None)  # a copy is a deliberate write, not a late one
+        target = self._cp_touch(target_thread_id, now)
+        runs = self._cp.runs
+        for ns_name, src in list(source.namespaces.items()):
+            dst = target.namespaces.get(ns_name)
+            if dst is None:
+                dst = target.namespaces[ns_name] = _Namespace()
+            dst.blobs.update(src.blobs)
+            for cid, stored in src.writes.items():
+                dst.writes.setdefault(cid, {}).update(stored)
+            for cid in src.ids:
+                row = replace(src.rows[cid], thread_id=target_thread_id)
+                previous = dst.add(row)
+                if previous is not None:
+                    self._cp_unindex(previous, target_thread_id, ns_name, cid)
+                run_id = _run_id(row)
+                if run_id is not None:
+                    runs.setdefault(run_id, set()).add((target_thread_id, ns_name, cid))
+
+    async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool) -> None:
+        """Keep the newest checkpoint per namespace (and the ancestors its ``DeltaChannel`` state is rebuilt
+        from), with their writes and blobs; or delete the threads (as ``cp_delete_thread``).
+
+        A subgraph call's namespace (``node:task_id``) goes with the root checkpoint it started from, once
+        that one is pruned. A kept checkpoint whose parent is pruned is left without a parent.
+        """
+        now = self._cp_now()
+        for thread_id in thread_ids:
+            if not keep_latest:
+                await self.cp_delete_thread(thread_id)
+                continue
+            thread = self._cp_thread(thread_id, now)
+            if thread is None:
+                continue
+            root = thread.namespaces.get("")
+            saved_root: set[str] = set()
+            kept_root: set[str] = set()
+            if root is not None:
+                saved_root = set(root.rows)  # before pruning: was the call's root checkpoint saved at all?
+                kept_root = self._cp_prune_namespace(thread_id, "", root)
+            for ns_name, ns in list(thread.namespaces.items()):
+                if ns_name == "" or not ns.ids:
+                    continue
+                started_from = (ns.rows[ns.ids[-1]].metadata.get("parents") or {}).get("")
+                if ":" in ns_name and started_from is not None and started_from in saved_root and started_from not in kept_root:
+                    for cid in list(ns.ids):
+                        self._cp_unindex(ns.rows[cid], thread_id, ns_name, cid)
+                    del thread.namespaces[ns_name]
+                    continue
+                self._cp_prune_namespace(thread_id, ns_name, ns)
+
+    def _cp_prune_namespace(self, thread_id: str, ns_name: str, ns: _Namespace) -> set[str]:
+        if not ns.ids:
+            return set()
+        newest = ns.rows[ns.ids[-1]]
+        keep = {newest.checkpoint_id, *delta_ancestors(newest, ns.rows.get, ns.has_value)}
+        for cid in [c for c in ns.ids if c not in keep]:
+            row = ns.remove(cid)
+            if row is not None:
+                self._cp_unindex(row, thread_id, ns_name, cid)
+        newest_id = newest.checkpoint_id
+        # Writes of pruned checkpoints go; writes ahead of the newest wait for a checkpoint still being saved.
+        for cid in [c for c in ns.writes if c not in keep and c < newest_id]:
+            del ns.writes[cid]
+        for cid in keep:
+            row = ns.rows[cid]
+            if row.parent_checkpoint_id is not None and row.parent_checkpoint_id not in keep:
+                ns.rows[cid] = replace(row, parent_checkpoint_id=None)
+        ns.collect_blobs()
+        return keep

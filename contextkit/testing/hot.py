@@ -1,0 +1,951 @@
+"""The hot tier conformance suite: :class:`HotStoreSuite`, the contract every :class:`~contextkit.stores.HotStore` keeps.
+
+A backend package runs it by subclassing and saying how to build a store::
+
+    from contextkit.testing.hot import HotStoreSuite
+
+    class TestMyHotStore(HotStoreSuite):
+        async def make_store(self, settings):
+            store = MyHotStore(settings, {"url": MY_URL})
+            await store.open()
+            return store
+
+        async def cleanup_store(self, store):      # optional: remove what the test left in the server
+            await store.drop_namespace()
+
+``make_store`` must return an *opened* store whose data is isolated by ``settings.namespace`` (the suite gives
+every store a fresh, unique namespace). The suite closes every store it made at teardown, after calling
+``cleanup_store``. Optional abilities are read from ``store.capabilities``: tests of an ability the store does not
+declare are skipped (and, where it matters, the opposite behaviour is checked instead).
+
+Every test's docstring says the contract it checks and where to look when it fails. Only test code imports
+this module (it needs pytest); it imports no backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from contextkit.records import Message, Session
+from contextkit.stores import Capability, HotStore, SessionUpdate, StoreSettings
+
+__all__ = ["HOSTILE_IDS", "HotStoreSuite", "make_message", "make_session", "scan_all"]
+
+#: Ids that break naive key building: separators, glob and hash-tag characters, spaces, long unicode.
+HOSTILE_IDS: tuple[str, ...] = (
+    "plain",
+    "a:b",
+    "a:b:c",
+    "a",
+    "b",
+    "{x}",
+    "}{",
+    "{",
+    "*",
+    "?",
+    "[a]",
+    "has space",
+    " leading",
+    "trailing ",
+    "sessions",
+    "session:plain",
+    "history:plain",
+    "plain:history",
+    "%3A",
+    "a%3Ab",
+    "a/b",
+    "..",
+    "\\",
+    '"quoted"',
+    "'",
+    "é",
+    "e\u0301",
+    "日本語",
+    "🙂",
+    ("ключ-🙂-キー-" * 60)[:1024],
+)
+
+_T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+def make_session(session_id: str, **fields: Any) -> Session:
+    """A session record for tests (created at a fixed instant unless ``fields`` say otherwise)."""
+    values: dict[str, Any] = {
+        "session_id": session_id,
+        "user_id": "user-1",
+        "created_at": _T0,
+        "last_activity": _T0,
+        "metadata": {},
+    }
+    values.update(fields)
+    return Session(**values)
+
+
+def make_message(content: str, role: str = "user", **fields: Any) -> Message:
+    """A message for tests (timestamped at a fixed instant unless ``fields`` say otherwise)."""
+    values: dict[str, Any] = {"role": role, "content": content, "timestamp": _T0}
+    values.update(fields)
+    return Message(**values)
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.1) -> bool:
+    """Poll ``check`` until it returns True or ``timeout`` seconds pass (never a timed assertion on speed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+
+
+async def scan_all(store: HotStore, count: int = 100, max_pages: int = 10_000) -> list[Session]:
+    """Every session a full scan returns, paging until the cursor is None (a page may be empty before the end)."""
+    found: list[Session] = []
+    cursor: str | None = None
+    for _ in range(max_pages):
+        page, cursor = await store.scan_sessions(cursor, count)
+        found.extend(page)
+        if cursor is None:
+            return found
+    raise AssertionError(f"scan_sessions did not finish within {max_pages} pages")
+
+
+class HotStoreSuite:
+    """Base class of the hot tier conformance tests; subclass it and implement :meth:`make_store`."""
+
+    #: Prefix of the unique namespaces the suite creates (visible in the server if a cleanup fails).
+    namespace_prefix: str = "ckt"
+    #: Settings every store starts from; :meth:`new_store` overrides single fields.
+    default_settings: StoreSettings = StoreSettings(history_cap=1000)
+    _made_stores: list[HotStore]
+
+    # -- what a backend provides --------------------------------------------------------------------------------
+    async def make_store(self, settings: StoreSettings) -> HotStore:
+        """Build and open a store for ``settings`` (a fresh, unique namespace). Backends must override this."""
+        raise NotImplementedError("subclasses of HotStoreSuite implement `async def make_store(self, settings)`")
+
+    async def cleanup_store(self, store: HotStore) -> None:
+        """Remove what a test left behind (keys, tables, files); called before the suite closes ``store``."""
+
+    # -- plumbing -------------------------------------------------------------------------------------------------
+    @pytest.fixture(autouse=True)
+    async def _hot_store_lifecycle(self, request: pytest.FixtureRequest) -> AsyncIterator[None]:
+        """Track every store a test builds, and clean up and close each one at teardown."""
+        instance = request.instance if request.instance is not None else self
+        made: list[HotStore] = []
+        instance._made_stores = made
+        yield
+        errors: list[BaseException] = []
+        for store in reversed(made):
+            try:
+                await instance.cleanup_store(store)
+            except Exception as exc:  # keep closing the others, then report
+                errors.append(exc)
+            try:
+                await store.aclose()
+            except Exception as exc:
+                errors.append(exc)
+        instance._made_stores = []
+        if errors:
+            raise errors[0]
+
+    async def new_store(self, **overrides: Any) -> HotStore:
+        """An opened store on a fresh namespace, with ``overrides`` applied to :attr:`default_settings`."""
+        namespace = overrides.pop("namespace", None) or f"{self.namespace_prefix}-{uuid.uuid4().hex[:12]}"
+        settings = replace(self.default_settings, namespace=namespace, **overrides)
+        store = await self.make_store(settings)
+        made: list[HotStore] | None = getattr(self, "_made_stores", None)
+        if made is None:
+            made = self._made_stores = []
+        made.append(store)
+        return store
+
+    @pytest.fixture
+    async def store(self, request: pytest.FixtureRequest) -> HotStore:
+        """An opened store with the default settings (history_cap=1000) on a unique namespace."""
+        instance = request.instance if request.instance is not None else self
+        store: HotStore = await instance.new_store()
+        return store
+
+    # -- lifecycle, health, describe ------------------------------------------------------------------------------
+    async def test_store_satisfies_the_hot_store_protocol(self, store: HotStore) -> None:
+        """The store implements every HotStore method and names itself.
+
+        Fix: implement the missing method of contextkit.stores.HotStore; set ``name`` (str) and ``capabilities``
+        (a frozenset of Capability values).
+        """
+        assert isinstance(store, HotStore)
+        assert isinstance(store.name, str)
+        assert store.name
+        assert isinstance(store.capabilities, frozenset)
+        known = {c.value for c in Capability}
+        assert set(store.capabilities) <= known, f"unknown capabilities: {set(store.capabilities) - known}"
+
+    async def test_health_reports_a_status_and_latency(self, store: HotStore) -> None:
+        """health() returns {"status": healthy|degraded|unhealthy, "latency_ms": number, ...} on a working store.
+
+        Fix: measure the round trip of a cheap call (PING, SELECT 1) and return it as latency_ms.
+        """
+        report = await store.health()
+        assert report["status"] == "healthy"
+        assert isinstance(report["latency_ms"], (int, float))
+        json.dumps(report, default=str)
+
+    async def test_health_never_raises_after_close(self) -> None:
+        """health() never raises, even once the store is closed; aclose() is idempotent.
+
+        Fix: wrap health() in a try/except that reports "unhealthy" with the error class name (no secrets);
+        make aclose() a no-op the second time.
+        """
+        store = await self.new_store()
+        await store.aclose()
+        await store.aclose()
+        report = await store.health()
+        assert report["status"] in {"healthy", "degraded", "unhealthy"}
+
+    async def test_describe_names_the_backend_without_io(self, store: HotStore) -> None:
+        """describe() is a dict with a "backend" key, JSON serialisable, and costs no I/O.
+
+        Fix: return {"backend": <name>, "namespace": ..., ...} built from the settings only.
+        """
+        described = store.describe()
+        assert isinstance(described, dict)
+        assert isinstance(described["backend"], str)
+        json.dumps(described, default=str)
+
+    # -- sessions -------------------------------------------------------------------------------------------------
+    async def test_put_session_then_get_returns_an_equal_session(self, store: HotStore) -> None:
+        """A stored session reads back equal, field for field (timestamps to the microsecond, aware UTC).
+
+        Fix: store Session.to_dict() and rebuild with Session.from_dict(); keep microseconds and the timezone.
+        """
+        session = make_session(
+            "s1", request_count=3, error_count=1, total_processing_time=0.1 + 0.2, metadata={"source": "web"}
+        )
+        await store.put_session(session)
+        assert await store.get_session("s1") == session
+
+    async def test_put_session_replaces_the_whole_record(self, store: HotStore) -> None:
+        """put_session on an existing id replaces the record whole (no merge of old metadata keys).
+
+        Fix: overwrite the record instead of merging fields.
+        """
+        await store.put_session(make_session("s1", metadata={"a": 1, "b": 2}, status="active"))
+        replacement = make_session("s1", user_id="user-2", metadata={"c": 3}, status="completed", request_count=9)
+        await store.put_session(replacement)
+        assert await store.get_session("s1") == replacement
+
+    async def test_get_missing_session_returns_none(self, store: HotStore) -> None:
+        """get_session of an id never stored returns None (never raises, never returns an empty record).
+
+        Fix: return None when the key does not exist.
+        """
+        assert await store.get_session("never-stored") is None
+
+    async def test_update_session_counters_are_exact_under_1000_concurrent_updates(self, store: HotStore) -> None:
+        """1,000 concurrent update_session calls add exactly: requests 1,000, errors 500, processing time 500.0.
+
+        Fix: apply increments with server-side atomic operations (HINCRBY / HINCRBYFLOAT in one MULTI, or one
+        UPDATE ... SET n = n + ?), never as read-modify-write across round trips or awaits.
+        """
+        await store.put_session(make_session("s1"))
+
+        async def one(i: int) -> None:
+            update = SessionUpdate(
+                activity=_T0 + timedelta(seconds=i % 97),
+                requests=1,
+                errors=i % 2,
+                processing_time=0.5,
+            )
+            assert await store.update_session("s1", update) is not None
+
+        await asyncio.gather(*(one(i) for i in range(1000)))
+        final = await store.get_session("s1")
+        assert final is not None
+        assert final.request_count == 1000
+        assert final.error_count == 500
+        assert final.total_processing_time == pytest.approx(500.0)
+        assert final.last_activity == _T0 + timedelta(seconds=96)
+
+    async def test_update_session_returns_the_updated_session(self, store: HotStore) -> None:
+        """update_session returns the session after the update, equal to what get_session reads next.
+
+        Fix: return the record read back inside the same atomic operation.
+        """
+        await store.put_session(make_session("s1", request_count=2))
+        updated = await store.update_session("s1", SessionUpdate(activity=_T0 + timedelta(minutes=1), requests=3))
+        assert updated is not None
+        assert updated.request_count == 5
+        assert updated.last_activity == _T0 + timedelta(minutes=1)
+        assert await store.get_session("s1") == updated
+
+    async def test_last_activity_never_moves_backward(self, store: HotStore) -> None:
+        """An update with an older activity time leaves last_activity where it was (counters still apply).
+
+        Fix: set last_activity = max(stored, update.activity) atomically (compare in the script / SQL).
+        """
+        later = _T0 + timedelta(hours=1)
+        await store.put_session(make_session("s1", last_activity=later))
+        updated = await store.update_session("s1", SessionUpdate(activity=_T0, requests=1))
+        assert updated is not None
+        assert updated.last_activity == later
+        assert updated.request_count == 1
+        newer = later + timedelta(seconds=1)
+        updated = await store.update_session("s1", SessionUpdate(activity=newer))
+        assert updated is not None
+        assert updated.last_activity == newer
+
+    async def test_update_session_replaces_status_user_and_metadata(self, store: HotStore) -> None:
+        """update.fields replaces status, user_id and metadata whole; other fields are kept.
+
+        Fix: write each key of update.fields as a whole value (metadata replaced, not merged).
+        """
+        await store.put_session(make_session("s1", metadata={"old": True}, request_count=4))
+        update = SessionUpdate(
+            activity=_T0, fields={"status": "completed", "user_id": "user-9", "metadata": {"new": ["x", 1]}}
+        )
+        updated = await store.update_session("s1", update)
+        assert updated is not None
+        assert updated.status == "completed"
+        assert updated.user_id == "user-9"
+        assert dict(updated.metadata) == {"new": ["x", 1]}
+        assert updated.request_count == 4
+        assert updated.created_at == _T0
+        assert await store.get_session("s1") == updated
+
+    async def test_update_missing_session_returns_none_and_creates_nothing(self, store: HotStore) -> None:
+        """update_session of a missing id returns None and does not create a partial record.
+
+        Fix: check existence inside the atomic operation (a script, or UPDATE ... RETURNING) before writing.
+        """
+        assert await store.update_session("ghost", SessionUpdate(activity=_T0, requests=1)) is None
+        assert await store.get_session("ghost") is None
+
+    async def test_session_metadata_and_unicode_round_trip_exactly(self, store: HotStore) -> None:
+        """Metadata (nested, unicode, emoji, numbers, booleans, null) and unicode ids round trip unchanged.
+
+        Fix: serialise with json (ensure_ascii off or on, but decode symmetrically); keep floats and big ints.
+        """
+        metadata = {
+            "text": "héllo wörld 日本語 🙂🚀 e\u0301 \u2028 \t tab\nnewline",
+            "nested": {"list": [1, 2.5, None, True, False, "", {"deep": ["🙂"]}], "empty": {}},
+            "big": 2**53 + 1,
+            "neg": -0.0001,
+            "float": 0.1 + 0.2,
+        }
+        sid = "sessión-🙂-日本"
+        session = make_session(sid, user_id="ユーザー", metadata=metadata)
+        await store.put_session(session)
+        got = await store.get_session(sid)
+        assert got == session
+        assert got is not None
+        assert json.dumps(dict(got.metadata), sort_keys=True) == json.dumps(metadata, sort_keys=True)
+
+    async def test_reads_return_copies_the_caller_cannot_use_to_change_storage(self, store: HotStore) -> None:
+        """Mutating a value passed to a write, or returned by a read, never changes what is stored.
+
+        Fix: copy documents and metadata on write and on read (an in-process store must not hand out its own
+        dicts).
+        """
+        metadata: dict[str, Any] = {"k": [1]}
+        await store.put_session(make_session("s1", metadata=metadata))
+        metadata["k"].append(2)
+        got = await store.get_session("s1")
+        assert got is not None
+        got.metadata["k"].append(3)
+        again = await store.get_session("s1")
+        assert again is not None
+        assert dict(again.metadata) == {"k": [1]}
+
+        doc: dict[str, Any] = {"user_id": "u", "metadata": {"a": 1}}
+        await store.put_task_context("s1", doc)
+        doc["metadata"]["a"] = 2
+        read = await store.get_task_context("s1")
+        assert read is not None
+        read["metadata"]["a"] = 3
+        assert await store.get_task_context("s1") == {"user_id": "u", "metadata": {"a": 1}}
+
+        [stored] = await store.append_messages("s1", [make_message("m", metadata={"x": [1]})])
+        stored.metadata["x"].append(2)
+        [read_msg] = await store.read_history("s1", None)
+        read_msg.metadata["x"].append(3)
+        [again_msg] = await store.read_history("s1", None)
+        assert dict(again_msg.metadata) == {"x": [1]}
+
+    # -- history --------------------------------------------------------------------------------------------------
+    async def test_append_assigns_consecutive_seq_from_one_in_append_order(self, store: HotStore) -> None:
+        """Appends keep order and get seq 1, 2, 3, ...; ids, roles, content, timestamps and metadata are kept.
+
+        Fix: assign seq from a per-stream counter (INCRBY by the batch size) and append at the tail (RPUSH).
+        """
+        first = await store.append_messages("s1", [make_message("one"), make_message("two", role="assistant")])
+        second = await store.append_messages(
+            "s1", [make_message("three", metadata={"k": "v"}, timestamp=_T0 + timedelta(seconds=5))]
+        )
+        assert [m.seq for m in first + second] == [1, 2, 3]
+        history = await store.read_history("s1", None)
+        assert history == first + second
+        assert [m.content for m in history] == ["one", "two", "three"]
+        assert history[1].role == "assistant"
+        assert dict(history[2].metadata) == {"k": "v"}
+        assert history[2].timestamp == _T0 + timedelta(seconds=5)
+        assert len({m.id for m in history}) == 3
+
+    async def test_append_keeps_the_message_id_given(self, store: HotStore) -> None:
+        """A message keeps the id it was appended with (ids are stable, also in the cold tier).
+
+        Fix: store Message.to_dict() including "id"; only seq is assigned by the store.
+        """
+        message = make_message("hello", id="fixed-id-1")
+        [stored] = await store.append_messages("s1", [message])
+        assert stored.id == "fixed-id-1"
+        assert stored == message.with_seq(1)
+
+    async def test_concurrent_appends_get_unique_consecutive_seqs(self, store: HotStore) -> None:
+        """50 tasks appending batches of 4 concurrently get seqs 1..200, each once; a batch is contiguous.
+
+        Fix: reserve the batch's seqs atomically (INCRBY n) and push the batch in the same atomic step, so the
+        stored order matches seq order.
+        """
+
+        async def one(task: int) -> list[Message]:
+            return await store.append_messages("s1", [make_message(f"{task}-{i}") for i in range(4)])
+
+        batches = await asyncio.gather(*(one(t) for t in range(50)))
+        seqs = sorted(m.seq for batch in batches for m in batch)
+        assert seqs == list(range(1, 201))
+        for batch in batches:
+            assert [m.seq for m in batch] == list(range(batch[0].seq, batch[0].seq + 4))
+        history = await store.read_history("s1", None)
+        assert [m.seq for m in history] == list(range(1, 201))
+        by_seq = {m.seq: m.content for batch in batches for m in batch}
+        assert [m.content for m in history] == [by_seq[s] for s in range(1, 201)]
+
+    async def test_read_history_returns_newest_n_in_chronological_order(self, store: HotStore) -> None:
+        """read_history(key, n) is the newest n messages, oldest of them first (the seed returned the oldest).
+
+        Fix: read the tail of the stream (LRANGE -n -1, ORDER BY seq DESC LIMIT n then reverse).
+        """
+        await store.append_messages("s1", [make_message(f"m{i}") for i in range(1, 11)])
+        last3 = await store.read_history("s1", 3)
+        assert [m.content for m in last3] == ["m8", "m9", "m10"]
+        assert [m.seq for m in last3] == [8, 9, 10]
+        assert [m.content for m in await store.read_history("s1", 1)] == ["m10"]
+        assert len(await store.read_history("s1", 50)) == 10
+        assert [m.seq for m in await store.read_history("s1", None)] == list(range(1, 11))
+
+    async def test_history_cap_trims_the_oldest_and_keeps_seq_monotonic(self) -> None:
+        """After 1,200 appends with cap 1,000: read(50) is seqs 1151..1200, read(None) is 1,000 messages 201..1200,
+        history_length is 1,000 and history_bounds is (201, 1200).
+
+        Fix: trim from the head after each append (LTRIM -cap -1); keep the seq counter separate from the list so
+        trimming never resets it.
+        """
+        store = await self.new_store(history_cap=1000)
+        for start in range(0, 1100, 100):
+            await store.append_messages("s1", [make_message(f"m{start + i + 1}") for i in range(100)])
+        for i in range(1101, 1201):
+            await store.append_messages("s1", [make_message(f"m{i}")])
+        last50 = await store.read_history("s1", 50)
+        assert [m.seq for m in last50] == list(range(1151, 1201))
+        assert [m.content for m in last50] == [f"m{i}" for i in range(1151, 1201)]
+        kept = await store.read_history("s1", None)
+        assert [m.seq for m in kept] == list(range(201, 1201))
+        assert await store.history_length("s1") == 1000
+        assert await store.history_bounds("s1") == (201, 1200)
+
+    async def test_a_batch_larger_than_the_cap_keeps_only_its_newest(self) -> None:
+        """Appending 8 messages at once with cap 5 returns all 8 with seqs 1..8 and keeps seqs 4..8.
+
+        Fix: trim after pushing the whole batch, keeping the newest ``cap`` entries.
+        """
+        store = await self.new_store(history_cap=5)
+        stored = await store.append_messages("s1", [make_message(f"m{i}") for i in range(1, 9)])
+        assert [m.seq for m in stored] == list(range(1, 9))
+        assert [m.seq for m in await store.read_history("s1", None)] == [4, 5, 6, 7, 8]
+        assert await store.history_bounds("s1") == (4, 8)
+        [next_one] = await store.append_messages("s1", [make_message("m9")])
+        assert next_one.seq == 9
+        assert await store.history_bounds("s1") == (5, 9)
+
+    async def test_empty_or_missing_stream_reads_empty(self, store: HotStore) -> None:
+        """A stream never written reads [], has length 0 and bounds (0, 0); appending [] changes nothing.
+
+        Fix: treat a missing key as an empty stream instead of raising.
+        """
+        assert await store.read_history("nothing", None) == []
+        assert await store.read_history("nothing", 10) == []
+        assert await store.history_length("nothing") == 0
+        assert await store.history_bounds("nothing") == (0, 0)
+        assert await store.append_messages("nothing", []) == []
+        assert await store.history_length("nothing") == 0
+
+    async def test_replace_history_replaces_the_whole_stream(self, store: HotStore) -> None:
+        """replace_history keeps exactly the given messages (seq included); later appends continue after them.
+
+        Fix: delete and rewrite the stream in one atomic step (MULTI DEL+RPUSH, or one transaction); raise the
+        seq counter to at least the highest seq given.
+        """
+        await store.append_messages("s1", [make_message(f"m{i}") for i in range(1, 11)])
+        summary = make_message("summary of m1..m8", role="system", seq=8)
+        kept = await store.read_history("s1", 2)
+        await store.replace_history("s1", [summary, *kept])
+        history = await store.read_history("s1", None)
+        assert history == [summary, *kept]
+        assert [m.seq for m in history] == [8, 9, 10]
+        assert await store.history_length("s1") == 3
+        assert await store.history_bounds("s1") == (8, 10)
+        [appended] = await store.append_messages("s1", [make_message("m11")])
+        assert appended.seq == 11
+
+    async def test_replace_history_rehydrates_an_empty_stream(self, store: HotStore) -> None:
+        """replace_history on a missing stream stores the messages as given (read-through from the cold tier),
+        and the next append continues after the highest seq.
+
+        Fix: set the seq counter to max(existing counter, highest seq given) when replacing.
+        """
+        archived = [make_message(f"m{i}", seq=i) for i in range(1, 6)]
+        await store.replace_history("s1", archived)
+        assert await store.read_history("s1", None) == archived
+        [appended] = await store.append_messages("s1", [make_message("m6")])
+        assert appended.seq == 6
+
+    async def test_replace_history_is_atomic_for_readers(self, store: HotStore) -> None:
+        """Readers running during replace_history see the old stream or the new one, never a mix or a gap.
+
+        Fix: replace in one transaction (MULTI/EXEC, a SQL transaction), not DEL followed by separate pushes.
+        """
+        old = await store.append_messages("s1", [make_message(f"old{i}") for i in range(20)])
+        new = [make_message(f"new{i}", seq=100 + i) for i in range(30)]
+        results = await asyncio.gather(
+            *(store.read_history("s1", None) for _ in range(10)),
+            store.replace_history("s1", new),
+            *(store.read_history("s1", None) for _ in range(10)),
+        )
+        for result in results:
+            if result is not None:
+                assert result in (old, new)
+        assert await store.read_history("s1", None) == new
+
+    async def test_streams_are_independent(self, store: HotStore) -> None:
+        """Each stream key has its own messages and its own seq counter.
+
+        Fix: derive the list key and the counter key from the stream key.
+        """
+        await store.append_messages("a", [make_message("a1"), make_message("a2")])
+        [b1] = await store.append_messages("b", [make_message("b1")])
+        assert b1.seq == 1
+        assert [m.content for m in await store.read_history("a", None)] == ["a1", "a2"]
+        assert [m.content for m in await store.read_history("b", None)] == ["b1"]
+
+    # -- isolation ------------------------------------------------------------------------------------------------
+    async def test_hostile_ids_never_collide(self, store: HotStore) -> None:
+        """Ids with separators, glob/hash-tag characters, spaces and 1 KB of unicode map to distinct keys: distinct
+        data written under each (session, history, task context, conversation session, seed checkpoint) reads back
+        under each, also for an id equal to the namespace or to another id's storage key.
+
+        Fix: encode ids before building keys (escape the separator, or percent/base64-encode the id) and never
+        let an id reach a glob pattern unescaped.
+        """
+        ids = self._hostile_ids(store)
+        for index, sid in enumerate(ids):
+            await self._write_hostile(store, index, sid)
+        for index, sid in enumerate(ids):
+            await self._check_hostile(store, index, sid)
+        assert sorted(s.session_id for s in await scan_all(store, 7)) == sorted(ids)
+
+    async def test_deleting_a_hostile_id_leaves_every_other_id_intact(self, store: HotStore) -> None:
+        """delete_session("a:b") must not touch "a:b:c", "*" must not match everything, "{x}" and "sessions" are
+        plain ids: after deleting some hostile ids, every other id still has all its data.
+
+        Fix: delete exact keys (tracked per session), never with a pattern built from the id (KEYS/SCAN MATCH
+        "ns:a:b*" also matches "ns:a:b:c").
+        """
+        ids = self._hostile_ids(store)
+        for index, sid in enumerate(ids):
+            await self._write_hostile(store, index, sid)
+        namespace = str(store.describe().get("namespace", "contextkit"))
+        doomed = {"a", "a:b", "*", "?", "{x}", "sessions", "%3A", namespace}
+        for sid in sorted(doomed):
+            assert await store.delete_session(sid) is True, f"delete_session({sid!r}) did not find the record"
+        for index, sid in enumerate(ids):
+            if sid in doomed:
+                assert await store.get_session(sid) is None
+                assert await store.read_history(sid, None) == []
+                assert await store.get_task_context(sid) is None
+                assert await store.get_conversation_session(f"{sid}|conv") is None
+                assert await store.get_checkpoint_document(sid, None) is None
+            else:
+                await self._check_hostile(store, index, sid)
+
+    @staticmethod
+    def _hostile_ids(store: HotStore) -> list[str]:
+        namespace = str(store.describe().get("namespace", "contextkit"))
+        extra = [namespace, f"{namespace}:plain", f"{namespace}:session:plain", f"{namespace}:a:b", f"{namespace}:*"]
+        return list(dict.fromkeys([*HOSTILE_IDS, *extra]))
+
+    @staticmethod
+    async def _write_hostile(store: HotStore, index: int, sid: str) -> None:
+        await store.put_session(make_session(sid, user_id=f"user-{index}", request_count=index))
+        await store.append_messages(sid, [make_message(f"content-{index}")])
+        await store.put_task_context(sid, {"index": index, "id": sid})
+        conv_key = f"{sid}|conv"
+        await store.put_conversation_session(conv_key, {"session_id": sid, "session_key": conv_key, "i": index})
+        await store.append_messages(conv_key, [make_message(f"conv-{index}")])
+        await store.put_checkpoint_document(sid, f"cp-{sid}", {"index": index})
+        await store.put_writes_document(sid, f"cp-{sid}", sid, [index])
+
+    @staticmethod
+    async def _check_hostile(store: HotStore, index: int, sid: str) -> None:
+        session = await store.get_session(sid)
+        assert session is not None, f"session {sid!r} was not found"
+        assert session.session_id == sid
+        assert session.user_id == f"user-{index}"
+        assert session.request_count == index
+        history = await store.read_history(sid, None)
+        assert [m.content for m in history] == [f"content-{index}"], f"history of {sid!r} collided"
+        assert await store.get_task_context(sid) == {"index": index, "id": sid}
+        conv_key = f"{sid}|conv"
+        conv = await store.get_conversation_session(conv_key)
+        assert conv is not None, f"conversation session of {sid!r} was not found"
+        assert conv["i"] == index
+        assert [m.content for m in await store.read_history(conv_key, None)] == [f"conv-{index}"]
+        assert await store.get_checkpoint_document(sid, None) == {"index": index}
+        assert await store.get_writes_documents(sid, f"cp-{sid}") == [(sid, index)]
+
+    async def test_namespaces_are_isolated(self, store: HotStore) -> None:
+        """Two stores with different namespaces never see each other's data, even for the same ids.
+
+        Fix: prefix every key (or table, or row) with settings.namespace, including index and counter keys.
+        """
+        other = await self.new_store()
+        await store.put_session(make_session("s1", user_id="first"))
+        await store.append_messages("s1", [make_message("first")])
+        assert await other.get_session("s1") is None
+        assert await other.read_history("s1", None) == []
+        await other.put_session(make_session("s1", user_id="second"))
+        session = await store.get_session("s1")
+        assert session is not None
+        assert session.user_id == "first"
+        assert [s.user_id for s in await scan_all(other)] == ["second"]
+        other_stats = await other.stats()
+        if other_stats.messages != -1:
+            assert other_stats.messages == 0
+
+    # -- task contexts and conversation sessions ------------------------------------------------------------------
+    async def test_task_context_round_trips_and_replaces(self, store: HotStore) -> None:
+        """put_task_context stores a JSON document that reads back equal; a second put replaces it; a missing one
+        reads None.
+
+        Fix: store the document as JSON under the session's task key; overwrite on put.
+        """
+        assert await store.get_task_context("s1") is None
+        document = {
+            "user_id": "u1",
+            "chat_id": "s1",
+            "metadata": {"mode": "agent", "ünï": "🙂"},
+            "file_tracker": {"/a b/c.txt": {"operation": "write"}},
+            "model_tracker": [{"model_id": "m", "timestamp": 1.5}],
+            "metadata_toggles": {"mode": False},
+        }
+        await store.put_task_context("s1", document)
+        assert await store.get_task_context("s1") == document
+        await store.put_task_context("s1", {"user_id": "u2"})
+        assert await store.get_task_context("s1") == {"user_id": "u2"}
+
+    async def test_conversation_session_round_trips(self, store: HotStore) -> None:
+        """put_conversation_session stores a document under its key that reads back equal; missing reads None.
+
+        Fix: store the document as JSON under the conversation key (encoded like any id).
+        """
+        key = "mc_to_agent/s1/agent%3A1"
+        document = {
+            "session_id": "s1",
+            "session_key": key,
+            "participants": [{"id": "mc", "type": "master_controller", "role": None, "metadata": {}}],
+            "session_type": "mc_to_agent",
+            "metadata": {"topic": "日本"},
+        }
+        assert await store.get_conversation_session(key) is None
+        await store.put_conversation_session(key, document)
+        assert await store.get_conversation_session(key) == document
+
+    # -- seed checkpoint documents --------------------------------------------------------------------------------
+    async def test_checkpoint_documents_list_newest_first_and_get_latest(self, store: HotStore) -> None:
+        """Checkpoint documents: get(None) is the last inserted, list is newest-inserted first up to limit, and
+        replacing a document keeps its place in the order of first insertion.
+
+        Fix: keep an insertion-ordered index per thread (a sorted set scored by an insertion counter, or a
+        sequence column); read it from the newest end.
+        """
+        for index, cp in enumerate(["cp-b", "cp-a", "cp-c"]):
+            await store.put_checkpoint_document("t1", cp, {"checkpoint_id": cp, "n": index})
+        latest = await store.get_checkpoint_document("t1", None)
+        assert latest == {"checkpoint_id": "cp-c", "n": 2}
+        assert await store.get_checkpoint_document("t1", "cp-a") == {"checkpoint_id": "cp-a", "n": 1}
+        assert await store.get_checkpoint_document("t1", "missing") is None
+        assert await store.get_checkpoint_document("no-thread", None) is None
+        listed = await store.list_checkpoint_documents("t1", 2)
+        assert [d["checkpoint_id"] for d in listed] == ["cp-c", "cp-a"]
+        await store.put_checkpoint_document("t1", "cp-b", {"checkpoint_id": "cp-b", "n": 99})
+        listed = await store.list_checkpoint_documents("t1", 10)
+        assert [d["checkpoint_id"] for d in listed] == ["cp-c", "cp-a", "cp-b"]
+        assert listed[2]["n"] == 99
+        assert await store.list_checkpoint_documents("no-thread", 10) == []
+
+    async def test_checkpoint_writes_append_in_put_order(self, store: HotStore) -> None:
+        """put_writes_document appends; get_writes_documents returns (task_id, write) pairs in put order.
+
+        Fix: append to a list per (thread, checkpoint) (RPUSH) instead of overwriting a field per task.
+        """
+        await store.put_writes_document("t1", "cp1", "task-1", [{"channel": "a", "value": 1}, ["b", 2]])
+        await store.put_writes_document("t1", "cp1", "task-2", [{"channel": "c", "value": "🙂"}])
+        await store.put_writes_document("t1", "cp1", "task-1", [{"channel": "d", "value": None}])
+        await store.put_writes_document("t1", "cp2", "task-1", [{"channel": "other"}])
+        writes = await store.get_writes_documents("t1", "cp1")
+        assert [(task, write) for task, write in writes] == [
+            ("task-1", {"channel": "a", "value": 1}),
+            ("task-1", ["b", 2]),
+            ("task-2", {"channel": "c", "value": "🙂"}),
+            ("task-1", {"channel": "d", "value": None}),
+        ]
+        assert await store.get_writes_documents("t1", "missing") == []
+
+    # -- deletion -------------------------------------------------------------------------------------------------
+    async def test_delete_session_removes_every_key_family(self, store: HotStore) -> None:
+        """delete_session removes the record, its history, task context, seed checkpoints and writes (thread id ==
+        session id) and the conversation sessions registered under it with their streams; it returns True; the
+        data of other sessions stays.
+
+        Fix: keep a per-session index of conversation keys and delete every family in one atomic step.
+        """
+        conv_key = "mc_to_agent/s1/agent"
+        for sid in ("s1", "s2"):
+            await store.put_session(make_session(sid))
+            await store.append_messages(sid, [make_message(f"{sid}-m")])
+            await store.put_task_context(sid, {"sid": sid})
+            await store.put_checkpoint_document(sid, "cp1", {"sid": sid})
+            await store.put_writes_document(sid, "cp1", "task", [{"sid": sid}])
+        await store.put_conversation_session(conv_key, {"session_id": "s1", "session_key": conv_key})
+        await store.append_messages(conv_key, [make_message("agent talk")])
+        other_key = "mc_to_agent/s2/agent"
+        await store.put_conversation_session(other_key, {"session_id": "s2", "session_key": other_key})
+        await store.append_messages(other_key, [make_message("other talk")])
+
+        assert await store.delete_session("s1") is True
+
+        assert await store.get_session("s1") is None
+        assert await store.read_history("s1", None) == []
+        assert await store.history_length("s1") == 0
+        assert await store.get_task_context("s1") is None
+        assert await store.get_checkpoint_document("s1", None) is None
+        assert await store.list_checkpoint_documents("s1", 10) == []
+        assert await store.get_writes_documents("s1", "cp1") == []
+        assert await store.get_conversation_session(conv_key) is None
+        assert await store.read_history(conv_key, None) == []
+
+        assert await store.get_session("s2") is not None
+        assert len(await store.read_history("s2", None)) == 1
+        assert await store.get_task_context("s2") == {"sid": "s2"}
+        assert await store.get_checkpoint_document("s2", None) == {"sid": "s2"}
+        assert await store.get_writes_documents("s2", "cp1") == [("task", {"sid": "s2"})]
+        assert await store.get_conversation_session(other_key) is not None
+        assert len(await store.read_history(other_key, None)) == 1
+        assert [s.session_id for s in await scan_all(store)] == ["s2"]
+
+    async def test_delete_session_returns_false_for_a_missing_record(self, store: HotStore) -> None:
+        """delete_session returns False when no session record exists, yet still removes the id's other data.
+
+        Fix: report whether the record key existed (DEL's count, rowcount) while deleting every family anyway.
+        """
+        assert await store.delete_session("ghost") is False
+        await store.append_messages("orphan", [make_message("x")])
+        await store.put_task_context("orphan", {"a": 1})
+        assert await store.delete_session("orphan") is False
+        assert await store.read_history("orphan", None) == []
+        assert await store.get_task_context("orphan") is None
+
+    async def test_deleted_session_restarts_its_stream_at_seq_one(self, store: HotStore) -> None:
+        """After delete_session, a new history for the same id starts again at seq 1 (the counter is deleted too).
+
+        Fix: delete the seq counter key together with the list.
+        """
+        await store.put_session(make_session("s1"))
+        await store.append_messages("s1", [make_message("a"), make_message("b")])
+        await store.delete_session("s1")
+        [first] = await store.append_messages("s1", [make_message("c")])
+        assert first.seq == 1
+        assert await store.history_bounds("s1") == (1, 1)
+
+    # -- scanning, idle index and stats ---------------------------------------------------------------------------
+    async def test_scan_sessions_pages_return_each_session_once(self, store: HotStore) -> None:
+        """Paging scan_sessions(count=37) over 250 sessions returns each one exactly once and ends with None.
+
+        Fix: page over a stable order (sorted ids, SCAN cursor over an index) and return the next cursor; a
+        SCAN-based backend must de-duplicate within the call.
+        """
+        ids = [f"s{i:04d}" for i in range(250)]
+        for sid in ids:
+            await store.put_session(make_session(sid))
+        seen: list[str] = []
+        cursor: str | None = None
+        for _ in range(1000):
+            page, cursor = await store.scan_sessions(cursor, 37)
+            assert all(isinstance(s, Session) for s in page)
+            seen.extend(s.session_id for s in page)
+            if cursor is None:
+                break
+        assert cursor is None, "scan never finished"
+        assert sorted(seen) == ids
+
+    async def test_scan_sessions_is_stable_under_concurrent_changes(self, store: HotStore) -> None:
+        """Sessions present for the whole scan are returned exactly once even while others are added and
+        deleted between pages; others appear at most once.
+
+        Fix: use a cursor that does not depend on positions shifting (the last id returned, or Redis SCAN).
+        """
+        stable = [f"k{i:03d}" for i in range(0, 120, 2)]
+        churn = [f"k{i:03d}" for i in range(1, 120, 2)]
+        for sid in stable + churn:
+            await store.put_session(make_session(sid))
+        seen: list[str] = []
+        cursor: str | None = None
+        for pages in range(1, 1000):
+            page, cursor = await store.scan_sessions(cursor, 10)
+            seen.extend(s.session_id for s in page)
+            if pages <= len(churn) // 3:
+                await store.delete_session(churn[pages - 1])
+                await store.put_session(make_session(f"new-{pages:03d}"))
+                await store.put_session(make_session(f"a-new-{pages:03d}"))
+            if cursor is None:
+                break
+        assert cursor is None, "scan never finished"
+        for sid in stable:
+            assert seen.count(sid) == 1, f"{sid} returned {seen.count(sid)} times"
+        assert len(seen) == len(set(seen)), "a session was returned twice"
+
+    async def test_idle_sessions_returns_only_idle_ones_oldest_first(self, store: HotStore) -> None:
+        """idle_sessions(before, limit) lists sessions with last_activity < before, oldest first, at most limit;
+        an update that moves last_activity forward takes a session out of the idle list.
+
+        Fix: keep an index ordered by last_activity (a sorted set, an indexed column) updated on every activity.
+        """
+        now = _T0 + timedelta(days=1)
+        ages = {"h3": 3, "h2": 2, "h1": 1, "fresh": 0}
+        for sid, hours in ages.items():
+            activity = now - timedelta(hours=hours)
+            await store.put_session(make_session(sid, created_at=activity, last_activity=activity))
+        cutoff = now - timedelta(minutes=30)
+        assert await store.idle_sessions(cutoff, 2) == ["h3", "h2"]
+        assert await store.idle_sessions(cutoff, 10) == ["h3", "h2", "h1"]
+        await store.update_session("h2", SessionUpdate(activity=now))
+        assert await store.idle_sessions(cutoff, 10) == ["h3", "h1"]
+        await store.delete_session("h3")
+        assert await store.idle_sessions(cutoff, 10) == ["h1"]
+        assert await store.idle_sessions(now - timedelta(hours=5), 10) == []
+
+    async def test_stats_counts_sessions_messages_and_checkpoints(self, store: HotStore) -> None:
+        """stats() counts sessions, active sessions (status "active"), kept messages and checkpoint documents of
+        this namespace; -1 is allowed only where a backend cannot count cheaply.
+
+        Fix: keep counters or count through indexes of the namespace (not a KEYS over the whole server).
+        """
+        empty = await store.stats()
+        assert empty.sessions in (0, -1)
+        await store.put_session(make_session("s1"))
+        await store.put_session(make_session("s2"))
+        await store.put_session(make_session("s3", status="completed"))
+        await store.append_messages("s1", [make_message(f"m{i}") for i in range(5)])
+        await store.append_messages("s2", [make_message("x"), make_message("y")])
+        await store.put_checkpoint_document("s1", "cp1", {"a": 1})
+        await store.put_checkpoint_document("s1", "cp2", {"a": 2})
+        stats = await store.stats()
+        assert stats.sessions == 3
+        assert stats.active_sessions in (2, -1)
+        assert stats.messages in (7, -1)
+        assert stats.checkpoints in (2, -1)
+        assert isinstance(stats.memory_bytes, int)
+        await store.delete_session("s2")
+        after = await store.stats()
+        assert after.sessions == 2
+        assert after.messages in (5, -1)
+
+    # -- TTL ------------------------------------------------------------------------------------------------------
+    def _requires_ttl(self, store: HotStore) -> None:
+        if Capability.TTL.value not in store.capabilities:
+            pytest.skip(f"{store.name} does not declare the {Capability.TTL.value!r} capability")
+
+    async def test_session_and_its_history_expire_after_the_ttl(self) -> None:
+        """With session_ttl=1 a session, its history and its task context disappear after about a second.
+
+        Fix: set a per-session TTL on every key of the session (EXPIRE / PEXPIRE, an expires_at column), on
+        every write; never on a shared global key.
+        """
+        store = await self.new_store(session_ttl=1.0)
+        self._requires_ttl(store)
+        await store.put_session(make_session("s1"))
+        await store.append_messages("s1", [make_message("m")])
+        await store.put_task_context("s1", {"a": 1})
+        assert await store.get_session("s1") is not None
+
+        async def gone() -> bool:
+            return (
+                await store.get_session("s1") is None
+                and await store.read_history("s1", None) == []
+                and await store.get_task_context("s1") is None
+            )
+
+        assert await _eventually(gone, timeout=10.0), "session data still present 10 s after a 1 s TTL"
+        assert await scan_all(store) == []
+
+    async def test_activity_refreshes_the_session_ttl(self) -> None:
+        """update_session and append_messages refresh the TTL: a session touched every 0.3 s outlives a 1.5 s TTL
+        (for 2.4 s), then expires once left alone.
+
+        Fix: refresh the TTL of every key of the session on each write (in the same atomic step as the write).
+        """
+        store = await self.new_store(session_ttl=1.5)
+        self._requires_ttl(store)
+        await store.put_session(make_session("s1"))
+        await store.append_messages("s1", [make_message("m0")])
+        started = time.monotonic()
+        step = 0
+        while time.monotonic() - started < 2.4:
+            await asyncio.sleep(0.3)
+            step += 1
+            if step % 2:
+                assert await store.update_session("s1", SessionUpdate(activity=_T0, requests=1)) is not None
+            else:
+                await store.append_messages("s1", [make_message(f"m{step}")])
+            assert await store.get_session("s1") is not None, "an active session expired"
+            assert await store.history_length("s1") > 0, "the history of an active session expired"
+
+        async def gone() -> bool:
+            return await store.get_session("s1") is None and await store.history_length("s1") == 0
+
+        assert await _eventually(gone, timeout=12.0), "session still present long after its TTL"
+
+    async def test_store_without_ttl_keeps_data(self) -> None:
+        """A store that does not declare the "ttl" capability keeps data past session_ttl (the kit's cleanup
+        removes idle sessions instead).
+
+        Fix: declare Capability.TTL if keys expire by themselves; otherwise never drop data on a timer.
+        """
+        store = await self.new_store(session_ttl=1.0)
+        if Capability.TTL.value in store.capabilities:
+            pytest.skip(f"{store.name} declares the ttl capability")
+        await store.put_session(make_session("s1"))
+        await store.append_messages("s1", [make_message("m")])
+        await asyncio.sleep(1.5)
+        assert await store.get_session("s1") is not None
+        assert await store.history_length("s1") == 1

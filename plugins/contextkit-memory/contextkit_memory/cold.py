@@ -1,0 +1,196 @@
+"""The in-process cold tier: :class:`MemoryColdStore`, a :class:`~contextkit.stores.ColdStore` on Python dicts.
+
+It exists so the archiver, read-through and the engine scenarios can be tested (and demonstrated) without a
+database server. It is **not durable**: the archive lives as long as the object. :meth:`MemoryColdStore.set_available`
+simulates an outage: while unavailable every call raises :class:`~contextkit.errors.BackendUnavailable`, as a
+real cold tier would, so tests can check that the archiver keeps and retries its batches.
+
+Rows are kept per table and keyed by ``event_id``, so writing an event twice keeps one row (idempotent
+retries). "Newest" means the highest ``created_at``, ties broken by the order in which rows were first written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from contextkit.errors import BackendUnavailable, ConfigError, InvalidInput
+from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
+from contextkit.stores import StoreSettings
+from contextkit_memory.store import _copy_document, _copy_json
+
+__all__ = ["MemoryColdStore", "create_memory_cold_store"]
+
+_OPTIONS = frozenset({"fail"})
+# A config's [memory] table feeds both memory tiers: the hot tier's options are accepted here and ignored.
+_HOT_OPTIONS = frozenset({"clock", "max_sessions", "sweep_batch"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One archived event: its order of first write, creation time, key and a private copy of its payload."""
+
+    order: int
+    created_at: datetime
+    key: str
+    payload: dict[str, Any]
+
+    @property
+    def newness(self) -> tuple[datetime, int]:
+        return (self.created_at, self.order)
+
+
+class MemoryColdStore:
+    """An in-process archive of :class:`~contextkit.records.ArchiveEvent` rows (tests and demos, not durable).
+
+    :param settings: the namespace is reported by :meth:`describe`; other settings are unused.
+    :param available: False starts the store in a simulated outage (see :meth:`set_available`).
+    """
+
+    name = "memory"
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self, settings: StoreSettings, *, available: bool = True) -> None:
+        self.settings = settings
+        self._available = available
+        self._closed = False
+        self._order = 0
+        self._rows: dict[str, dict[str, _Row]] = {table: {} for table in ARCHIVE_TABLES}
+        # (table, key) -> rows in write order: reads never scan a whole table.
+        self._by_key: dict[tuple[str, str], list[_Row]] = {}
+
+    def __repr__(self) -> str:
+        rows = sum(len(t) for t in self._rows.values())
+        return f"MemoryColdStore(namespace={self.settings.namespace!r}, rows={rows}, available={self._available})"
+
+    def set_available(self, flag: bool) -> None:
+        """Simulate the archive going down (False) or coming back (True)."""
+        self._available = flag
+
+    def _ensure_available(self) -> None:
+        if not self._available:
+            raise BackendUnavailable("memory cold tier is unavailable (simulated outage)")
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """No schema to migrate; raises :class:`BackendUnavailable` during a simulated outage."""
+        self._ensure_available()
+        self._closed = False
+
+    async def aclose(self) -> None:
+        """Mark the store closed; idempotent. The archive stays in memory."""
+        self._closed = True
+
+    async def health(self) -> dict[str, Any]:
+        """``{"status": "healthy"|"unhealthy", "latency_ms", "backend": "memory", "rows"}``; never raises."""
+        started = time.perf_counter()
+        rows = sum(len(t) for t in self._rows.values())
+        return {
+            "status": "healthy" if self._available else "unhealthy",
+            "latency_ms": (time.perf_counter() - started) * 1000.0,
+            "backend": "memory",
+            "rows": rows,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """Backend name and namespace; no I/O."""
+        return {"backend": "memory", "namespace": self.settings.namespace, "durable": False}
+
+    # -- writes ---------------------------------------------------------------------------------------------------
+    async def write_events(self, events: Sequence[ArchiveEvent]) -> None:
+        """Store the batch, keeping one row per ``event_id``; all or nothing.
+
+        Raises :class:`BackendUnavailable` during a simulated outage (nothing is stored) and
+        :class:`InvalidInput` for an unknown table (nothing is stored).
+        """
+        self._ensure_available()
+        for event in events:
+            if event.table not in self._rows:
+                raise InvalidInput(f"unknown archive table {event.table!r}; known: {', '.join(ARCHIVE_TABLES)}")
+        for event in events:
+            table = self._rows[event.table]
+            if event.event_id in table:
+                continue
+            self._order += 1
+            row = _Row(self._order, event.created_at, event.key, _copy_json(event.payload))
+            table[event.event_id] = row
+            self._by_key.setdefault((event.table, event.key), []).append(row)
+
+    # -- reads ----------------------------------------------------------------------------------------------------
+    def _rows_of(self, table: str, key: str) -> list[_Row]:
+        self._ensure_available()
+        return self._by_key.get((table, key), [])
+
+    def _newest(self, table: str, key: str) -> _Row | None:
+        rows = self._rows_of(table, key)
+        return max(rows, key=lambda r: r.newness) if rows else None
+
+    async def read_session(self, session_id: str) -> Session | None:
+        """The session from its newest ``context_sessions`` event; None if none, or if that event is a delete."""
+        row = self._newest("context_sessions", session_id)
+        if row is None or row.payload.get("event_type") == "delete":
+            return None
+        return Session.from_dict(row.payload["session"])
+
+    async def read_history(self, key: str, limit: int | None, before_seq: int | None = None) -> list[Message]:
+        """The newest ``limit`` archived messages with ``seq < before_seq``, in seq order, each message id once."""
+        if limit is not None and limit <= 0:
+            self._ensure_available()
+            return []
+        seen: set[str] = set()
+        messages: list[Message] = []
+        for row in self._rows_of("context_conversations", key):
+            message = Message.from_dict(row.payload["message"])
+            if message.id in seen:
+                continue
+            seen.add(message.id)
+            if before_seq is None or message.seq < before_seq:
+                messages.append(message)
+        messages.sort(key=lambda m: m.seq)  # stable: equal seqs keep their archive order
+        return messages if limit is None else messages[-limit:]
+
+    async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
+        """The newest archived task context document (a copy), or None."""
+        row = self._newest("context_task_contexts", session_id)
+        return None if row is None else _copy_document(row.payload["context"])
+
+    async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
+        """The newest archived conversation session document (a copy), or None."""
+        row = self._newest("context_conversation_sessions", session_key)
+        return None if row is None else _copy_document(row.payload["session"])
+
+    async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
+        """That archived checkpoint document (its newest version), or the thread's newest; None if absent."""
+        rows = self._rows_of("context_checkpoints", thread_id)
+        if checkpoint_id is not None:
+            rows = [r for r in rows if r.payload.get("checkpoint_id") == checkpoint_id]
+        if not rows:
+            return None
+        newest = max(rows, key=lambda r: r.newness)
+        return _copy_document(newest.payload["document"])
+
+    async def count_events(self, table: str, key: str | None = None) -> int:
+        """Rows in ``table`` (for ``key`` when given); each event once."""
+        self._ensure_available()
+        if table not in self._rows:
+            raise InvalidInput(f"unknown archive table {table!r}; known: {', '.join(ARCHIVE_TABLES)}")
+        if key is None:
+            return len(self._rows[table])
+        return len(self._by_key.get((table, key), ()))
+
+
+def create_memory_cold_store(settings: StoreSettings, options: Mapping[str, Any]) -> MemoryColdStore:
+    """Factory registered as the cold tier ``memory``; no I/O.
+
+    Option ``fail`` (bool, default False) starts the store in a simulated outage.
+    """
+    unknown = set(options) - _OPTIONS - _HOT_OPTIONS
+    if unknown:
+        raise ConfigError(f"unknown memory cold tier options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
+    fail = options.get("fail", False)
+    if not isinstance(fail, bool):
+        raise ConfigError(f"memory cold tier option 'fail' must be a bool, got {fail!r}")
+    return MemoryColdStore(settings, available=not fail)

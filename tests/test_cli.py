@@ -1,0 +1,96 @@
+"""The ``contextkit`` command: plugins, doctor, sessions, history, and one-line errors with exit codes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from contextkit.cli import cli
+
+
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "contextkit.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+def test_plugins_lists_memory_with_distribution_version_hooks_and_tiers() -> None:
+    result = CliRunner().invoke(cli, ["plugins"], obj={})
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    memory = rows["memory"]
+    assert memory["distribution"] == "contextkit-memory"
+    assert memory["version"] == "0.1.0"
+    assert "contextkit_register_backends" in memory["hooks"]
+    assert memory["tiers"] == {"hot": ["memory"], "cold": ["memory"]}
+
+
+def test_doctor_reports_healthy_memory_tier_as_json(tmp_path: Path) -> None:
+    config = tmp_path / "ck.toml"
+    config.write_text('hot = "memory"\ncold = "memory"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "--json", "doctor"], obj={})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["status"] == "healthy" and report["hot"]["status"] == "healthy"
+
+
+def test_doctor_exits_non_zero_when_the_hot_tier_is_unreachable(tmp_path: Path) -> None:
+    """An unreachable hot tier with fallback off is a runtime failure: one line, exit 1."""
+    pytest.importorskip("contextkit_redis", reason="needs the contextkit-redis plugin (service: redis)")
+    config = tmp_path / "ck.toml"
+    config.write_text('hot = {backend = "redis", url = "redis://127.0.0.1:1/0"}\nfallback = false\ntimeout = 0.5\n')
+    result = _run("--config", str(config), "doctor")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "config_text", "code", "needle"),
+    [
+        (["--config", "missing.toml", "doctor"], None, 2, "does not exist"),
+        (["doctor"], 'hot = "nosuchdb"\n', 2, 'pip install "contextkit[nosuchdb]"'),
+        (["doctor"], "hot = [\n", 2, "not valid TOML"),
+        (["doctor"], "bogus = 1\n", 2, "unknown configuration key"),
+        (["sessions", "show", "nobody"], 'hot = "memory"\n', 1, "does not exist"),
+        (["history", "nobody"], 'hot = "memory"\n', 1, "does not exist"),
+    ],
+)
+def test_bad_input_gives_one_clear_line_and_exit_code(
+    tmp_path: Path, args: list[str], config_text: str | None, code: int, needle: str
+) -> None:
+    if config_text is not None:
+        (tmp_path / "contextkit.toml").write_text(config_text)
+    result = _run(*args, cwd=tmp_path)
+    assert result.returncode == code, result.stderr
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
+    (tmp_path / "contextkit.toml").write_text('hot = "nosuchdb"\n')
+    result = _run("--debug", "doctor", cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_sessions_list_and_history_on_a_durable_tier(tmp_path: Path) -> None:
+    pytest.importorskip("contextkit_sqlite", reason="needs the contextkit-sqlite plugin")
+    db = tmp_path / "cli.sqlite3"
+    (tmp_path / "contextkit.toml").write_text(f'hot = {{backend = "sqlite", path = "{db}"}}\n')
+    script = (
+        "import asyncio\nfrom contextkit import ContextKit\n"
+        "async def main():\n"
+        "    async with ContextKit.from_config() as kit:\n"
+        "        await kit.create_session('s1', 'u1')\n"
+        "        for i in range(3): await kit.add_conversation_message('s1', 'user', f'm{i}')\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, timeout=120)
+    listed = json.loads(_run("--json", "sessions", "list", cwd=tmp_path).stdout)
+    assert [row["session_id"] for row in listed] == ["s1"]
+    history = json.loads(_run("--json", "history", "s1", "--limit", "2", cwd=tmp_path).stdout)
+    assert [row["content"] for row in history] == ["m1", "m2"]
