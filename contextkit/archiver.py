@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from contextkit.config import ArchiverConfig
-from contextkit.errors import BackendUnavailable
+from contextkit.errors import BackendUnavailable, SerializationError
 from contextkit.records import ArchiveEvent, from_iso, utcnow
 from contextkit.stores import ColdStore
 
@@ -228,6 +228,9 @@ class Archiver:
         self.last_error_at: datetime | None = None
         self.last_success_at: datetime | None = None
         self._depth_hint = 0
+        #: Events the cold tier refused as malformed, with the reason: kept here (and counted in metrics) so an
+        #: operator can inspect them; they no longer block the queue.
+        self.dead_letters: list[tuple[ArchiveEvent, str]] = []
 
     def start(self) -> None:
         """Start the background task on the running loop (idempotent)."""
@@ -309,6 +312,12 @@ class Archiver:
                 await self.cold.write_events(batch)
             except asyncio.CancelledError:
                 raise
+            except SerializationError:
+                # A batch the cold tier refuses as data (not as an outage) would block the queue forever:
+                # find the events it refuses, set them aside (counted, logged, kept), and write the rest.
+                batch = await self._isolate_poison(batch)
+                if batch is None:
+                    continue
             except Exception as exc:
                 self._record_failure(exc)
                 delay = self._backoff()
@@ -321,6 +330,30 @@ class Archiver:
             self._depth_hint = max(0, self._depth_hint - len(batch))
             self.consecutive_failures = 0
             self.last_success_at = utcnow()
+
+    async def _isolate_poison(self, batch: list[ArchiveEvent]) -> list[ArchiveEvent] | None:
+        """Write ``batch`` one event at a time; move refused events to :attr:`dead_letters` and ack them.
+
+        Returns the events written (to be acked by the caller), or None when an outage interrupted the pass.
+        """
+        written: list[ArchiveEvent] = []
+        for event in batch:
+            try:
+                await self.cold.write_events([event])
+            except SerializationError as exc:
+                self.dead_letters.append((event, f"{type(exc).__name__}: {exc}"))
+                logger.error("archive event %s (%s) refused by the cold tier and set aside: %s",
+                             event.event_id, event.table, exc)
+                await self.outbox.ack([event.event_id])
+            except Exception as exc:
+                self._record_failure(exc)
+                if written:
+                    await self.outbox.ack([e.event_id for e in written])
+                await asyncio.sleep(self._backoff())
+                return None
+            else:
+                written.append(event)
+        return written
 
     def _record_failure(self, exc: BaseException) -> None:
         self.failures += 1
@@ -344,6 +377,7 @@ class Archiver:
             "batches": self.batches,
             "rows": self.rows,
             "failures": self.failures,
+            "dead_letters": len(self.dead_letters),
             "consecutive_failures": self.consecutive_failures,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,

@@ -1002,6 +1002,9 @@ class ContextKit:
             if archiver["consecutive_failures"]:
                 status = "degraded" if status == "healthy" else status
                 issues.append(f"archiver failing: {archiver['last_error']}")
+            if archiver["dead_letters"]:
+                status = "degraded" if status == "healthy" else status
+                issues.append(f"{archiver['dead_letters']} archive event(s) refused by the cold tier (kit.archiver.dead_letters)")
         stats = StoreStats()
         if status != "unhealthy":
             try:

@@ -26,7 +26,7 @@ call that needs a missing one raises :class:`~contextkit.errors.CapabilityNotSup
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -36,6 +36,7 @@ from contextkit.records import ArchiveEvent, Message, Session
 from contextkit.validation import DEFAULT_LIMITS, Limits
 
 __all__ = [
+    "EMPTY_BLOB_TYPE",
     "Capability",
     "CheckpointBundle",
     "CheckpointRow",
@@ -45,7 +46,11 @@ __all__ = [
     "SessionUpdate",
     "StoreSettings",
     "StoreStats",
+    "Tombstone",
+    "Typed",
     "WriteRow",
+    "checkpoint_id_floor",
+    "delta_ancestors",
 ]
 
 
@@ -313,6 +318,78 @@ class ColdStore(Protocol):
 Typed = tuple[str, bytes]
 """A value serialized by a LangGraph serde: ``(type tag, bytes)``, stored verbatim."""
 
+#: Type tag of the blob a saver writes for a channel that has a version but no value.
+EMPTY_BLOB_TYPE = "empty"
+
+# 100-ns ticks between the Gregorian epoch (UUID v1/v6 time) and the Unix epoch.
+_UUID_EPOCH_OFFSET = 0x01B21DD213814000
+
+
+def checkpoint_id_floor(unix_time: float) -> str:
+    """The greatest UUID v6 string of ``unix_time``: every checkpoint id LangGraph made before is lower.
+
+    LangGraph's checkpoint ids are UUID v6, whose text sorts by creation time, so a deleted thread can tell a
+    late write of a run that started before the delete (id below the floor) from a new run (id above it).
+    """
+    ticks = int(unix_time * 10_000_000) + _UUID_EPOCH_OFFSET
+    high = ticks >> 12
+    return f"{high >> 16:08x}-{high & 0xFFFF:04x}-6{ticks & 0xFFF:03x}-ffff-ffffffffffff"
+
+
+@dataclass(slots=True)
+class Tombstone:
+    """What a deleted thread remembers until ``expires_at`` (the thread TTL after the delete).
+
+    A put or a write is *stale*, and dropped, when it belongs to the run that was going when the thread was
+    deleted: its checkpoint id (or its parent's) is at most ``floor`` (the newest id stored at the delete, and
+    the delete's time), or is one of the ``dead`` ids already dropped (a run that keeps going after the delete
+    chains new ids onto dropped ones).
+    """
+
+    floor: str
+    expires_at: float
+    dead: set[str] = field(default_factory=set)
+
+    def stale_put(self, checkpoint_id: str, parent_id: str | None) -> bool:
+        """True when a put of ``checkpoint_id`` (child of ``parent_id``) is a late write of the deleted thread."""
+        if self.stale_id(checkpoint_id):
+            return True
+        return parent_id is not None and self.stale_id(parent_id)
+
+    def stale_id(self, checkpoint_id: str) -> bool:
+        """True when ``checkpoint_id`` was made before the delete or chains onto a dropped checkpoint."""
+        return checkpoint_id <= self.floor or checkpoint_id in self.dead
+
+
+def delta_ancestors(
+    newest: CheckpointRow,
+    load: Callable[[str], CheckpointRow | None],
+    has_value: Callable[[CheckpointRow, str], bool],
+) -> list[str]:
+    """Ids of the ancestors of ``newest`` that a ``DeltaChannel`` rebuild reads, nearest first.
+
+    LangGraph stores a ``DeltaChannel`` value only every ``snapshot_frequency`` steps; in between, the value is
+    rebuilt from the writes of the ancestors back to the nearest one holding a value (a ``_DeltaSnapshot``).
+    ``metadata["counters_since_delta_snapshot"]`` names the delta channels that have changed since their
+    snapshot. The walk follows ``parent_checkpoint_id`` until each of those channels has a stored value
+    (``has_value(row, channel)``: a blob that is not the empty marker) or the chain ends.
+    """
+    counters = newest.metadata.get("counters_since_delta_snapshot") or {}
+    needed = {channel for channel in counters if not has_value(newest, channel)}
+    kept: list[str] = []
+    parent = newest.parent_checkpoint_id
+    seen = {newest.checkpoint_id}
+    while needed and parent is not None and parent not in seen:
+        row = load(parent)
+        if row is None:
+            break
+        seen.add(parent)
+        kept.append(parent)
+        needed = {channel for channel in needed if not has_value(row, channel)}
+        parent = row.parent_checkpoint_id
+    return kept
+
+
 
 @dataclass(frozen=True, slots=True)
 class CheckpointRow:
@@ -352,8 +429,11 @@ class CheckpointBundle:
 class CheckpointStore(Protocol):
     """Storage for :class:`contextkit.langgraph.ContextKitSaver`; a hot store declaring ``checkpoints`` implements it.
 
-    Blobs are keyed ``(thread, ns, channel, version)`` and written only for ``new_blobs``; older versions are
-    reused. Writes are keyed ``(task_id, idx)``: ``upsert=True`` replaces, otherwise an existing key is kept.
+    Blobs are keyed ``(thread, ns, channel, version)`` (versions are ``str``; the saver converts int versions) and
+    written only for ``new_blobs``; older versions are reused; a channel with a version but no value has the blob
+    ``(EMPTY_BLOB_TYPE, b"")``. The order of ``CheckpointBundle.writes`` is unspecified (the saver sorts them).
+    Returned rows may be shared with the store: callers must not mutate them. Writes are keyed ``(task_id, idx)``:
+    ``upsert=True`` replaces, otherwise an existing key is kept.
     Listing is newest first (descending ``checkpoint_id``) and O(limit) per thread. A thread's TTL
     (``settings.checkpoint_ttl``) is refreshed on every write. A write to a thread that ``cp_delete_thread``
     removed must not bring back the checkpoints deleted before it.
@@ -383,12 +463,16 @@ class CheckpointStore(Protocol):
         limit: int | None = None,
         metadata_filter: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[CheckpointBundle]:
-        """Matching checkpoints, newest first. ``thread_id=None`` lists every thread; ``checkpoint_ns=None`` every
-        namespace; ``before`` keeps ids lower than it; ``metadata_filter`` needs each key to be equal."""
+        """Matching checkpoints, newest first (with ``thread_id=None``, newest first within each thread).
+        ``thread_id=None`` lists every thread; ``checkpoint_ns=None`` every namespace; ``before`` keeps ids lower
+        than it; ``metadata_filter`` needs each key to be equal."""
         ...
 
     async def cp_delete_thread(self, thread_id: str) -> None:
-        """Remove every checkpoint, blob and write of the thread in every namespace."""
+        """Remove every checkpoint, blob and write of the thread in every namespace, and keep a
+        :class:`Tombstone` for ``checkpoint_ttl``: a later put or write is dropped when its checkpoint id (or
+        parent id) is ``<=`` the floor (the newest stored id, or :func:`checkpoint_id_floor` of the delete time)
+        or chains onto a dropped id. Writes for a checkpoint not stored yet are otherwise kept."""
         ...
 
     async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> None:
@@ -400,5 +484,8 @@ class CheckpointStore(Protocol):
         ...
 
     async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool) -> None:
-        """Keep only the newest checkpoint per namespace (with its writes and blobs), or delete everything."""
+        """``keep_latest``: keep the newest checkpoint per namespace plus :func:`delta_ancestors` of it, with their
+        writes and referenced blobs; drop a subgraph namespace (one containing ``':'``) whose newest row's
+        ``metadata["parents"][""]`` was a root checkpoint that is now pruned; set ``parent_checkpoint_id=None``
+        on kept rows whose parent was pruned. ``keep_latest=False`` is :meth:`cp_delete_thread`."""
         ...

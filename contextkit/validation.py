@@ -116,6 +116,10 @@ def check_content(value: object, limits: Limits = DEFAULT_LIMITS) -> str:
         raise InvalidInput(f"content is not valid unicode text: {exc.reason}") from None
     if size > limits.max_message_bytes:
         raise LimitExceeded(f"content is {size} bytes; the limit is {limits.max_message_bytes}")
+    if "\x00" in value:
+        # PostgreSQL and several drivers cannot store U+0000; refusing it here keeps every tier able to hold
+        # what the hot tier accepted.
+        raise InvalidInput("content contains a NUL character (U+0000), which storage backends cannot hold")
     return value
 
 
@@ -137,6 +141,8 @@ def _depth_and_check(value: Any, depth: int, limit: int, path: str) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise SerializationError(f"metadata keys must be str, got {type(key).__name__} at {path}")
+            if "\x00" in key:
+                raise SerializationError(f"metadata key at {path} contains a NUL character (U+0000)")
             _depth_and_check(item, depth + 1, limit, f"{path}.{key}")
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
@@ -150,6 +156,8 @@ def _depth_and_check(value: Any, depth: int, limit: int, path: str) -> None:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise SerializationError(f"metadata holds a string with a lone surrogate at {path}") from None
+        if "\x00" in value:
+            raise SerializationError(f"metadata holds a NUL character (U+0000) at {path}")
 
 
 def check_json_document(

@@ -168,7 +168,9 @@ async def test_file_outbox_survives_a_new_process(tmp_path: Path) -> None:
         "    await box.aclose()\n"
         "asyncio.run(main())\n"
     )
-    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+    out = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout) == list(range(1, 100))
 
 
@@ -227,5 +229,48 @@ async def test_deleted_session_is_not_brought_back_by_read_through() -> None:
         assert await kit.archiver.flush(5)  # type: ignore[union-attr]
         assert await kit.get_session("s") is None
         assert await kit.cold.count_events("context_sessions", "s") == 2  # type: ignore[union-attr]
+    finally:
+        await kit.aclose()
+
+
+async def test_events_the_cold_tier_refuses_are_set_aside_not_retried_forever() -> None:
+    from contextkit.errors import SerializationError
+    from contextkit.stores import StoreSettings
+    from contextkit_memory.cold import MemoryColdStore
+
+    class PickyCold(MemoryColdStore):
+        async def write_events(self, events):  # type: ignore[no-untyped-def]
+            if any(e.payload.get("message", {}).get("content") == "poison" for e in events):
+                raise SerializationError("cannot store this value")
+            await super().write_events(events)
+
+    cold = PickyCold(StoreSettings(namespace="picky"))
+    kit = ContextKit(
+        ContextKit.from_config({"hot": "memory"}, env={}).hot, cold,
+        config=ContextKit.from_config({"hot": "memory", "archiver": {"flush_interval": 0.01}}, env={}).config,
+    )
+    await kit.open()
+    try:
+        for content in ("a", "poison", "b"):
+            await kit.add_conversation_message("s", "user", content)
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        assert [m.content for m in await cold.read_history("s", None)] == ["a", "b"]
+        assert [e.payload["message"]["content"] for e, _ in kit.archiver.dead_letters] == ["poison"]  # type: ignore[union-attr]
+        health = await kit.health_check()
+        assert health["status"] == "degraded" and "refused by the cold tier" in health["issues"][0]
+    finally:
+        await kit.aclose()
+
+
+async def test_nul_characters_are_refused_at_the_edge() -> None:
+    from contextkit.errors import InvalidInput
+
+    kit = await _kit()
+    try:
+        with pytest.raises(InvalidInput, match="NUL"):
+            await kit.add_conversation_message("s", "user", "a\x00b")
+        with pytest.raises(InvalidInput, match="NUL"):
+            await kit.create_session("s", "u", {"k": "a\x00"})
+        assert await kit.get_conversation_history("s") == []
     finally:
         await kit.aclose()

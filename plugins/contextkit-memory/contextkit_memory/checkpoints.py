@@ -5,12 +5,8 @@ Per ``(thread, namespace)`` the checkpoint ids are kept in a sorted list next to
 O(1) and ``list(limit=n)`` is O(n) (a bisect for ``before``, then a slice). Stored values are immutable
 (frozen rows, ``(type, bytes)`` tuples), so nothing is copied on the way in or out.
 
-Also here, because every tier needs the same rules (they are candidates for :mod:`contextkit.stores`):
-
-* :func:`checkpoint_id_floor` and :class:`Tombstone`: what a deleted thread remembers so that late writes of
-  a run that was still going do not bring it back.
-* :func:`delta_ancestors`: the ancestors ``prune(keep_latest)`` must keep so that ``DeltaChannel`` state can
-  still be rebuilt from the newest checkpoint.
+The rules every tier shares (tombstones, the DeltaChannel ancestors prune keeps) live in :mod:`contextkit.stores`
+and are re-exported here for compatibility.
 """
 
 from __future__ import annotations
@@ -19,11 +15,21 @@ import bisect
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from contextkit.stores import CheckpointBundle, CheckpointRow, StoreSettings, Typed, WriteRow
+from contextkit.stores import (
+    EMPTY_BLOB_TYPE,
+    CheckpointBundle,
+    CheckpointRow,
+    StoreSettings,
+    Tombstone,
+    Typed,
+    WriteRow,
+    checkpoint_id_floor,
+    delta_ancestors,
+)
 
 __all__ = [
     "EMPTY_BLOB_TYPE",
@@ -33,78 +39,8 @@ __all__ = [
     "delta_ancestors",
 ]
 
-#: Type tag of the blob a saver writes for a channel that has a version but no value.
-EMPTY_BLOB_TYPE = "empty"
-
-# 100-ns ticks between the Gregorian epoch (UUID v1/v6 time) and the Unix epoch.
-_UUID_EPOCH_OFFSET = 0x01B21DD213814000
 # How many writes between two sweeps of expired threads (lazy expiry covers the threads that are read).
 _SWEEP_EVERY = 1024
-
-
-def checkpoint_id_floor(unix_time: float) -> str:
-    """The greatest UUID v6 string of ``unix_time``: every checkpoint id LangGraph made before is lower.
-
-    LangGraph's checkpoint ids are UUID v6, whose text sorts by creation time, so a deleted thread can tell a
-    late write of a run that started before the delete (id below the floor) from a new run (id above it).
-    """
-    ticks = int(unix_time * 10_000_000) + _UUID_EPOCH_OFFSET
-    high = ticks >> 12
-    return f"{high >> 16:08x}-{high & 0xFFFF:04x}-6{ticks & 0xFFF:03x}-ffff-ffffffffffff"
-
-
-@dataclass(slots=True)
-class Tombstone:
-    """What a deleted thread remembers until ``expires_at`` (the thread TTL after the delete).
-
-    A put or a write is *stale*, and dropped, when it belongs to the run that was going when the thread was
-    deleted: its checkpoint id (or its parent's) is at most ``floor`` (the newest id stored at the delete, and
-    the delete's time), or is one of the ``dead`` ids already dropped (a run that keeps going after the delete
-    chains new ids onto dropped ones).
-    """
-
-    floor: str
-    expires_at: float
-    dead: set[str] = field(default_factory=set)
-
-    def stale_put(self, checkpoint_id: str, parent_id: str | None) -> bool:
-        """True when a put of ``checkpoint_id`` (child of ``parent_id``) is a late write of the deleted thread."""
-        if self.stale_id(checkpoint_id):
-            return True
-        return parent_id is not None and self.stale_id(parent_id)
-
-    def stale_id(self, checkpoint_id: str) -> bool:
-        """True when ``checkpoint_id`` was made before the delete or chains onto a dropped checkpoint."""
-        return checkpoint_id <= self.floor or checkpoint_id in self.dead
-
-
-def delta_ancestors(
-    newest: CheckpointRow,
-    load: Callable[[str], CheckpointRow | None],
-    has_value: Callable[[CheckpointRow, str], bool],
-) -> list[str]:
-    """Ids of the ancestors of ``newest`` that a ``DeltaChannel`` rebuild reads, nearest first.
-
-    LangGraph stores a ``DeltaChannel`` value only every ``snapshot_frequency`` steps; in between, the value is
-    rebuilt from the writes of the ancestors back to the nearest one holding a value (a ``_DeltaSnapshot``).
-    ``metadata["counters_since_delta_snapshot"]`` names the delta channels that have changed since their
-    snapshot. The walk follows ``parent_checkpoint_id`` until each of those channels has a stored value
-    (``has_value(row, channel)``: a blob that is not the empty marker) or the chain ends.
-    """
-    counters = newest.metadata.get("counters_since_delta_snapshot") or {}
-    needed = {channel for channel in counters if not has_value(newest, channel)}
-    kept: list[str] = []
-    parent = newest.parent_checkpoint_id
-    seen = {newest.checkpoint_id}
-    while needed and parent is not None and parent not in seen:
-        row = load(parent)
-        if row is None:
-            break
-        seen.add(parent)
-        kept.append(parent)
-        needed = {channel for channel in needed if not has_value(row, channel)}
-        parent = row.parent_checkpoint_id
-    return kept
 
 
 class _Namespace:

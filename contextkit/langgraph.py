@@ -1,0 +1,578 @@
+"""The LangGraph adapter: :class:`ContextKitSaver`, a ``BaseCheckpointSaver`` over any hot tier that implements
+:class:`contextkit.stores.CheckpointStore`, and :class:`BackgroundLoop` for sync code.
+
+This module needs the ``contextkit[langgraph]`` extra; ``import contextkit`` never imports it.
+
+Storage layout (the store keeps what the saver hands it, verbatim):
+
+* the checkpoint without ``channel_values``, serialized with the saver's ``serde`` (``(type, bytes)``);
+* its metadata as a JSON dict (``get_checkpoint_metadata`` semantics), so stores can filter on it;
+* one blob per ``(thread, ns, channel, version)``, written only for the channels in ``new_versions``
+  (a channel with a version but no value gets ``("empty", b"")``);
+* pending writes keyed ``(task_id, idx)``, special channels at their fixed negative idx and upserted when a call
+  writes only special channels, insert-if-absent otherwise.
+
+Event loops: a store's client belongs to the loop it was opened on. The saver remembers that loop (``loop=``,
+by default the loop running when it is built). Async methods called from another loop are forwarded to it; sync
+methods (``graph.invoke``) block on it from any other thread, and raise :class:`~contextkit.errors.ContextKitError`
+from the loop's own thread (blocking there would deadlock: use ``ainvoke``/``astream``). Code with no loop at all
+uses :meth:`ContextKitSaver.in_background`, which opens the store on a private loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+    PendingWrite,
+    get_checkpoint_id,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from contextkit.errors import ContextKitError, InvalidInput, SerializationError
+from contextkit.stores import CheckpointBundle, CheckpointRow, CheckpointStore, Typed, WriteRow
+
+__all__ = ["EMPTY_BLOB", "BackgroundLoop", "ContextKitSaver"]
+
+T = TypeVar("T")
+
+#: The blob stored for a channel that has a version but no value (LangGraph's own savers use the same marker).
+EMPTY_BLOB: Typed = ("empty", b"")
+
+_PRUNE_STRATEGIES = ("keep_latest", "delete")
+
+
+class BackgroundLoop:
+    """An event loop running in a daemon thread, for sync code that has none.
+
+    ``run(coro)`` blocks the calling thread until the coroutine finishes on the loop; ``close()`` cancels what is
+    left, stops the loop and joins the thread (idempotent).
+    """
+
+    def __init__(self, name: str = "contextkit-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._closed = False
+        self._thread.start()
+        self._started.wait()
+
+    def _serve(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        loop.call_soon(self._started.set)
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._closed
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        """Schedule ``coro`` on the loop; a concurrent future of its result."""
+        if self._closed:
+            coro.close()
+            raise ContextKitError("the background event loop is closed")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result (from any thread but the loop's own)."""
+        return self.submit(coro).result(timeout)
+
+    def close(self) -> None:
+        """Stop the loop and join its thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if threading.current_thread() is self._thread:
+            self.loop.stop()
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+
+    def __repr__(self) -> str:
+        return f"BackgroundLoop(thread={self._thread.name!r}, closed={self._closed})"
+
+
+def _json_metadata(value: Any, path: str = "metadata") -> Any:
+    """A JSON-shaped copy of checkpoint metadata (tuples become lists), so every tier stores and filters alike."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SerializationError(f"checkpoint {path} is not finite: {value!r}")
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SerializationError(f"checkpoint {path} has a key that is not a string: {key!r}")
+            out[key] = _json_metadata(item, f"{path}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_json_metadata(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    raise SerializationError(f"checkpoint {path} is not JSON-compatible: {type(value).__name__}")
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _copy_json(value: Any) -> Any:
+    # Rows of the memory tier are shared; callers get their own metadata to mutate. Scalars are not recursed into:
+    # this runs for every listed checkpoint.
+    if type(value) is dict:
+        return {k: v if type(v) in _SCALARS else _copy_json(v) for k, v in value.items()}
+    if type(value) is list:
+        return [v if type(v) in _SCALARS else _copy_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return _copy_json(dict(value))
+    return value
+
+
+def _write_order(write: WriteRow) -> tuple[str, str, int]:
+    # LangGraph's writes_sort_key: the order live execution applies a super-step's writes in.
+    return (write.task_path, write.task_id, write.idx)
+
+
+class ContextKitSaver(BaseCheckpointSaver[str]):
+    """A LangGraph checkpointer over a contextkit hot tier (any :class:`~contextkit.stores.CheckpointStore`).
+
+    :param store: an opened store declaring the ``checkpoints`` capability (``kit.hot``).
+    :param serde: the serializer of checkpoints, channel values and writes (``JsonPlusSerializer`` by default;
+        an ``EncryptedSerializer`` encrypts them at rest).
+    :param loop: the event loop the store's client belongs to; by default the loop running now, if any.
+
+    Every method of ``BaseCheckpointSaver`` is implemented, async and sync: ``get_tuple``, ``list``, ``put``,
+    ``put_writes``, ``delete_thread``, ``delete_for_runs``, ``copy_thread``, ``prune`` and
+    ``get_delta_channel_history``. Versions are ``f"{n:032}.{random:016}"`` strings, monotonic per channel.
+    """
+
+    def __init__(
+        self,
+        store: CheckpointStore,
+        *,
+        serde: SerializerProtocol | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(serde=serde)
+        self.store = store
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        self.loop = loop
+        self._background: BackgroundLoop | None = None
+        self._owned_store: CheckpointStore | None = None
+        self._lock = threading.Lock()
+
+    # -- construction for sync code ---------------------------------------------------------------------------
+    @classmethod
+    def in_background(
+        cls,
+        store_factory: Callable[[], Awaitable[CheckpointStore]],
+        *,
+        serde: SerializerProtocol | None = None,
+    ) -> ContextKitSaver:
+        """A saver for sync code: ``store_factory()`` builds and opens the store on a private loop thread.
+
+        The saver owns that store and loop: :meth:`close` closes the store (``aclose()``) and stops the thread.
+        """
+        background = BackgroundLoop("contextkit-saver")
+
+        async def open_store() -> CheckpointStore:
+            return await store_factory()
+
+        try:
+            store = background.run(open_store())
+        except BaseException:
+            background.close()
+            raise
+        saver = cls(store, serde=serde, loop=background.loop)
+        saver._background = background
+        saver._owned_store = store
+        return saver
+
+    def close(self) -> None:
+        """Close the store and the loop thread this saver owns (see :meth:`in_background`); idempotent."""
+        background, self._background = self._background, None
+        store, self._owned_store = self._owned_store, None
+        if background is None:
+            return
+        try:
+            aclose = getattr(store, "aclose", None)
+            if aclose is not None and not background.closed:
+                background.run(aclose())
+        finally:
+            background.close()
+
+    def __enter__(self) -> ContextKitSaver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ContextKitSaver(store={type(self.store).__name__}, serde={type(self.serde).__name__})"
+
+    # -- loop bridging ----------------------------------------------------------------------------------------
+    async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on the store's loop (here when this is that loop)."""
+        loop = self.loop
+        if loop is None or loop is asyncio.get_running_loop():
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    def _run_sync(self, coro: Coroutine[Any, Any, T], method: str) -> T:
+        """Run ``coro`` to completion for a sync method, on the store's loop."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        loop = self.loop
+        if running is not None and running is loop:
+            coro.close()
+            raise ContextKitError(
+                f"ContextKitSaver.{method}() was called on the thread of the event loop the store runs on, where "
+                "blocking would deadlock; use the async API (graph.ainvoke / astream / aget_state), or call the "
+                "sync API from another thread (asyncio.to_thread), or build the saver with "
+                "ContextKitSaver.in_background() for sync code"
+            )
+        if loop is None or loop.is_closed():
+            loop = self._adopt_background_loop()
+        if loop.is_running():
+            return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        # A loop that exists but is idle (a script between run_until_complete calls): drive it here, one caller
+        # at a time.
+        with self._lock:
+            if loop.is_running():
+                return asyncio.run_coroutine_threadsafe(coro, loop).result()
+            return loop.run_until_complete(coro)
+
+    def _adopt_background_loop(self) -> asyncio.AbstractEventLoop:
+        # Built with no loop (sync code): serve this saver from a private loop thread, and send later async
+        # calls there too, so the store is only ever touched from one loop.
+        with self._lock:
+            if self._background is None:
+                self._background = BackgroundLoop("contextkit-saver")
+            self.loop = self._background.loop
+            return self.loop
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    def _tuple(self, bundle: CheckpointBundle) -> CheckpointTuple:
+        row = bundle.row
+        loads = self.serde.loads_typed
+        checkpoint: Checkpoint = loads(row.checkpoint)
+        checkpoint["channel_values"] = {
+            channel: loads(blob) for channel, blob in bundle.blobs.items() if blob[0] != EMPTY_BLOB[0]
+        }
+        writes = bundle.writes
+        if len(writes) > 1:
+            writes = sorted(writes, key=_write_order)
+        thread_id, checkpoint_ns = row.thread_id, row.checkpoint_ns
+        parent = row.parent_checkpoint_id
+        return CheckpointTuple(
+            config={
+                "configurable": {
+                    "thread_id": thread_id,
+                    "checkpoint_ns": checkpoint_ns,
+                    "checkpoint_id": row.checkpoint_id,
+                }
+            },
+            checkpoint=checkpoint,
+            metadata=_copy_json(row.metadata),
+            parent_config=(
+                {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": parent}}
+                if parent
+                else None
+            ),
+            pending_writes=[(w.task_id, w.channel, loads(w.value)) for w in writes],
+        )
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint of ``config`` (its ``checkpoint_id``, or the newest of the thread and namespace)."""
+        configurable = config["configurable"]
+        bundle = await self._call(
+            self.store.cp_get(str(configurable["thread_id"]), configurable.get("checkpoint_ns", ""), get_checkpoint_id(config))
+        )
+        return self._tuple(bundle) if bundle is not None else None
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Checkpoints newest first: of ``config``'s thread (and namespace, and id, when given), or of every
+        thread when ``config`` is None; ``filter`` matches metadata keys, ``before`` keeps older ids."""
+        iterator = self.store.cp_list(**self._list_args(config, filter, before, limit))
+        if self.loop is None or self.loop is asyncio.get_running_loop():
+            async for bundle in iterator:
+                yield self._tuple(bundle)
+            return
+        done = object()
+
+        async def step() -> Any:
+            try:
+                return await iterator.__anext__()
+            except StopAsyncIteration:
+                return done
+
+        try:
+            while (bundle := await self._call(step())) is not done:
+                yield self._tuple(bundle)
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await self._call(aclose())
+
+    @staticmethod
+    def _list_args(
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> dict[str, Any]:
+        configurable = config["configurable"] if config else {}
+        thread_id = configurable.get("thread_id")
+        return {
+            "thread_id": str(thread_id) if thread_id is not None else None,
+            "checkpoint_ns": configurable.get("checkpoint_ns"),
+            "checkpoint_id": configurable.get("checkpoint_id"),
+            "before": get_checkpoint_id(before) if before else None,
+            "limit": limit,
+            "metadata_filter": _json_metadata(filter, "filter") if filter else None,
+        }
+
+    # -- writing ----------------------------------------------------------------------------------------------
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store ``checkpoint``; only the channels in ``new_versions`` get new blobs."""
+        configurable = config["configurable"]
+        thread_id = str(configurable["thread_id"])
+        checkpoint_ns = configurable.get("checkpoint_ns", "")
+        copy = checkpoint.copy()
+        values: dict[str, Any] = copy.pop("channel_values")  # type: ignore[misc]
+        dumps = self.serde.dumps_typed
+        blobs = {
+            (channel, str(version)): dumps(values[channel]) if channel in values else EMPTY_BLOB
+            for channel, version in new_versions.items()
+        }
+        row = CheckpointRow(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint["id"],
+            parent_checkpoint_id=configurable.get("checkpoint_id"),
+            checkpoint=dumps(copy),
+            metadata=_json_metadata(get_serializable_checkpoint_metadata(config, metadata)),
+            channel_versions={channel: str(version) for channel, version in copy["channel_versions"].items()},
+        )
+        await self._call(self.store.cp_put(row, blobs))
+        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": row.checkpoint_id}}
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store the pending writes of a task for the checkpoint of ``config``."""
+        if not writes:
+            return
+        configurable = config["configurable"]
+        dumps = self.serde.dumps_typed
+        rows = [
+            WriteRow(task_id, WRITES_IDX_MAP.get(channel, idx), channel, dumps(value), task_path)
+            for idx, (channel, value) in enumerate(writes)
+        ]
+        upsert = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        await self._call(
+            self.store.cp_put_writes(
+                str(configurable["thread_id"]),
+                configurable.get("checkpoint_ns", ""),
+                configurable["checkpoint_id"],
+                rows,
+                upsert,
+            )
+        )
+
+    def get_next_version(self, current: str | int | float | None, channel: None = None) -> str:
+        """The next version of a channel: a zero-padded counter (so strings sort) and a random tie-breaker."""
+        if current is None:
+            number = 0
+        elif isinstance(current, (int, float)):
+            number = int(current)
+        else:
+            number = int(current.split(".", 1)[0])
+        return f"{number + 1:032}.{random.random():016}"
+
+    # -- deleting and copying ---------------------------------------------------------------------------------
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, blob and write of the thread in every namespace; late writes of a run that
+        was going are dropped, so they cannot bring it back."""
+        await self._call(self.store.cp_delete_thread(str(thread_id)))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints and writes made by the given runs (``metadata["run_id"]``)."""
+        if isinstance(run_ids, str):
+            raise InvalidInput("run_ids must be a sequence of run ids, not a string")
+        if run_ids:
+            await self._call(self.store.cp_delete_for_runs([str(r) for r in run_ids]))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, blob and write of a thread (all namespaces, the whole parent chain)."""
+        await self._call(self.store.cp_copy_thread(str(source_thread_id), str(target_thread_id)))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest``: keep the newest checkpoint of each namespace with its writes, plus the ancestors its
+        ``DeltaChannel`` values are rebuilt from; ``delete``: delete the threads."""
+        if isinstance(thread_ids, str):
+            raise InvalidInput("thread_ids must be a sequence of thread ids, not a string")
+        if strategy not in _PRUNE_STRATEGIES:
+            raise InvalidInput(f"unknown prune strategy {strategy!r}; use one of {', '.join(_PRUNE_STRATEGIES)}")
+        if thread_ids:
+            await self._call(self.store.cp_prune([str(t) for t in thread_ids], strategy == "keep_latest"))
+
+    # -- DeltaChannel history ---------------------------------------------------------------------------------
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """For each channel, the writes along the parent chain of ``config``'s checkpoint (oldest first) back to
+        the nearest ancestor holding a value (the ``seed``); only the requested channels are decoded."""
+        if not channels:
+            return {}
+        return await self._call(self._delta_history(config, channels))
+
+    async def _delta_history(self, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, DeltaChannelHistory]:
+        configurable = config["configurable"]
+        thread_id = str(configurable["thread_id"])
+        checkpoint_ns = configurable.get("checkpoint_ns", "")
+        store = self.store
+        loads = self.serde.loads_typed
+        collected: dict[str, list[PendingWrite]] = {c: [] for c in channels}
+        seeds: dict[str, Any] = {}
+        remaining = set(channels)
+        target = await store.cp_get(thread_id, checkpoint_ns, get_checkpoint_id(config))
+        cursor = target.row.parent_checkpoint_id if target is not None else None
+        visited: set[str] = set()
+        while cursor is not None and remaining and cursor not in visited:
+            visited.add(cursor)
+            bundle = await store.cp_get(thread_id, checkpoint_ns, cursor)
+            if bundle is None:
+                break
+            found = {
+                channel: blob
+                for channel in remaining
+                if (blob := bundle.blobs.get(channel)) is not None and blob[0] != EMPTY_BLOB[0]
+            }
+            for write in sorted(bundle.writes, key=_write_order, reverse=True):
+                if write.channel in remaining:
+                    collected[write.channel].append((write.task_id, write.channel, loads(write.value)))
+            for channel, blob in found.items():
+                seeds[channel] = loads(blob)
+                remaining.discard(channel)
+            cursor = bundle.row.parent_checkpoint_id
+        result: dict[str, DeltaChannelHistory] = {}
+        for channel in channels:
+            entry: DeltaChannelHistory = {"writes": collected[channel][::-1]}
+            if channel in seeds:
+                entry["seed"] = seeds[channel]
+            result[channel] = entry
+        return result
+
+    # -- sync API ---------------------------------------------------------------------------------------------
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Sync :meth:`aget_tuple`."""
+        return self._run_sync(self.aget_tuple(config), "get_tuple")
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Sync :meth:`alist` (the matching checkpoints are read in one call)."""
+        args = self._list_args(config, filter, before, limit)
+
+        async def collect() -> list[CheckpointBundle]:
+            return [bundle async for bundle in self.store.cp_list(**args)]
+
+        return iter([self._tuple(b) for b in self._run_sync(collect(), "list")])
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Sync :meth:`aput`."""
+        return self._run_sync(self.aput(config, checkpoint, metadata, new_versions), "put")
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Sync :meth:`aput_writes`."""
+        self._run_sync(self.aput_writes(config, writes, task_id, task_path), "put_writes")
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Sync :meth:`adelete_thread`."""
+        self._run_sync(self.adelete_thread(thread_id), "delete_thread")
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Sync :meth:`adelete_for_runs`."""
+        self._run_sync(self.adelete_for_runs(run_ids), "delete_for_runs")
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Sync :meth:`acopy_thread`."""
+        self._run_sync(self.acopy_thread(source_thread_id, target_thread_id), "copy_thread")
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Sync :meth:`aprune`."""
+        self._run_sync(self.aprune(thread_ids, strategy=strategy), "prune")
+
+    def get_delta_channel_history(self, *, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, DeltaChannelHistory]:
+        """Sync :meth:`aget_delta_channel_history`."""
+        if not channels:
+            return {}
+        return self._run_sync(self._delta_history(config, channels), "get_delta_channel_history")

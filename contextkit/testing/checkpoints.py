@@ -1,0 +1,829 @@
+"""``CheckpointStoreSuite``: the contract of :class:`contextkit.stores.CheckpointStore`, and of
+:class:`contextkit.langgraph.ContextKitSaver` over it, for every hot tier that declares ``checkpoints``.
+
+A tier runs it with a few lines::
+
+    from contextkit.testing.checkpoints import CheckpointStoreSuite
+
+    class TestRedisCheckpoints(CheckpointStoreSuite):
+        @pytest.fixture
+        def checkpoint_store_factory(self, redis_url):
+            async def build(settings):          # a new, opened store for these settings
+                store = RedisHotStore(settings, url=redis_url)
+                await store.open()
+                return store
+            return build
+
+The suite closes every store it builds (``aclose()``); a store on a shared server should delete its namespace's
+keys there or use a namespace the fixture cleans up. Three groups of tests:
+
+* the store protocol itself (no LangGraph needed): keys, order, writes, deletes, copies, prune, TTL, isolation;
+* ``langgraph-checkpoint-conformance``: :func:`run_langgraph_conformance` runs its ``validate()`` on a saver over
+  the store, and the suite asserts ``report.passed_all()`` (every base and extended capability);
+* real compiled LangGraph graphs, async and sync: interrupt and resume, ``update_state`` and replay, subgraphs,
+  failing parallel branches, ``DeltaChannel`` with prune.
+
+Each test's docstring states the rule it checks and where a failing backend usually goes wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import operator
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from contextkit.errors import ContextKitError
+from contextkit.stores import CheckpointBundle, CheckpointRow, CheckpointStore, StoreSettings, WriteRow
+
+__all__ = [
+    "CheckpointStoreSuite",
+    "StoreFactory",
+    "XorTestCipher",
+    "make_checkpoint_id",
+    "run_langgraph_conformance",
+]
+
+StoreFactory = Callable[[StoreSettings], Awaitable[CheckpointStore]]
+"""Builds and opens a new store for the given settings."""
+
+_UUID_EPOCH_OFFSET = 0x01B21DD213814000
+_last_ticks = 0
+
+
+def make_checkpoint_id() -> str:
+    """A new UUID v6 string, increasing within the process, like LangGraph's checkpoint ids."""
+    global _last_ticks
+    ticks = time.time_ns() // 100 + _UUID_EPOCH_OFFSET
+    _last_ticks = ticks = max(ticks, _last_ticks + 1)
+    high = ticks >> 12
+    tail = uuid.uuid4().hex
+    return f"{high >> 16:08x}-{high & 0xFFFF:04x}-6{ticks & 0xFFF:03x}-{tail[:4]}-{tail[4:16]}"
+
+
+async def run_langgraph_conformance(
+    store: CheckpointStore,
+    *,
+    name: str = "ContextKitSaver",
+    serde: Any = None,
+    capabilities: set[str] | None = None,
+    verbose: bool = False,
+) -> Any:
+    """Run ``langgraph-checkpoint-conformance``'s ``validate()`` on :class:`ContextKitSaver` over ``store``.
+
+    Every capability suite gets a fresh saver over the same (already opened) store; the tests use random thread
+    ids, so one store serves them all. Returns the ``CapabilityReport``; assert ``report.passed_all()``.
+    """
+    from langgraph.checkpoint.conformance import checkpointer_test, validate
+    from langgraph.checkpoint.conformance.report import ProgressCallbacks
+
+    from contextkit.langgraph import ContextKitSaver
+
+    @checkpointer_test(name=name)
+    async def factory() -> AsyncIterator[ContextKitSaver]:
+        yield ContextKitSaver(store, serde=serde)
+
+    progress = ProgressCallbacks.verbose() if verbose else None
+    return await validate(factory, capabilities=capabilities, progress=progress)
+
+
+class XorTestCipher:
+    """A stdlib-only ``CipherProtocol`` for tests of ``EncryptedSerializer`` (a keyed stream with an HMAC tag).
+
+    It exists so tests need no pycryptodome; it is not meant to protect real data.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def _stream(self, nonce: bytes, size: int) -> bytes:
+        blocks = (hashlib.sha256(self.key + nonce + i.to_bytes(8, "big")).digest() for i in itertools.count())
+        return b"".join(itertools.islice(blocks, size // 32 + 1))[:size]
+
+    def encrypt(self, plaintext: bytes) -> tuple[str, bytes]:
+        """``("xortest", nonce + tag + ciphertext)``."""
+        nonce = os.urandom(16)
+        body = bytes(a ^ b for a, b in zip(plaintext, self._stream(nonce, len(plaintext)), strict=True))
+        tag = hmac.new(self.key, nonce + body, hashlib.sha256).digest()
+        return "xortest", nonce + tag + body
+
+    def decrypt(self, ciphername: str, ciphertext: bytes) -> bytes:
+        """The plaintext; raises ``ValueError`` when the tag does not match."""
+        if ciphername != "xortest":
+            raise ValueError(f"unknown cipher {ciphername!r}")
+        nonce, tag, body = ciphertext[:16], ciphertext[16:48], ciphertext[48:]
+        if not hmac.compare_digest(tag, hmac.new(self.key, nonce + body, hashlib.sha256).digest()):
+            raise ValueError("ciphertext was tampered with")
+        return bytes(a ^ b for a, b in zip(body, self._stream(nonce, len(body)), strict=True))
+
+
+# -- rows used by the protocol tests ---------------------------------------------------------------------------
+
+
+def _typed(value: Any) -> tuple[str, bytes]:
+    return ("json", json.dumps(value).encode())
+
+
+def _row(
+    thread_id: str,
+    checkpoint_id: str,
+    *,
+    parent: str | None = None,
+    ns: str = "",
+    versions: dict[str, str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> CheckpointRow:
+    return CheckpointRow(
+        thread_id=thread_id,
+        checkpoint_ns=ns,
+        checkpoint_id=checkpoint_id,
+        parent_checkpoint_id=parent,
+        checkpoint=_typed({"id": checkpoint_id}),
+        metadata=metadata if metadata is not None else {"source": "loop", "step": 0, "parents": {}},
+        channel_versions=versions or {},
+    )
+
+
+def _write(task_id: str, idx: int, channel: str, value: Any, task_path: str = "") -> WriteRow:
+    return WriteRow(task_id, idx, channel, _typed(value), task_path)
+
+
+async def _chain(
+    store: CheckpointStore, thread_id: str, n: int, *, ns: str = "", metadata: Iterable[dict[str, Any]] | None = None
+) -> list[str]:
+    """Put ``n`` checkpoints, each the child of the previous; their ids, oldest first."""
+    ids: list[str] = []
+    metas = list(metadata) if metadata is not None else [{"source": "loop", "step": i} for i in range(n)]
+    for i in range(n):
+        cid = make_checkpoint_id()
+        await store.cp_put(_row(thread_id, cid, parent=ids[-1] if ids else None, ns=ns, metadata=metas[i]), {})
+        ids.append(cid)
+    return ids
+
+
+async def _ids(store: CheckpointStore, thread_id: str | None, ns: str | None = "", **kwargs: Any) -> list[str]:
+    return [b.row.checkpoint_id async for b in store.cp_list(thread_id, ns, **kwargs)]
+
+
+def _values(bundle: CheckpointBundle | None) -> dict[str, Any]:
+    assert bundle is not None
+    return {ch: json.loads(blob[1]) for ch, blob in bundle.blobs.items() if blob[0] == "json"}
+
+
+def _write_values(bundle: CheckpointBundle | None) -> list[tuple[str, int, Any]]:
+    assert bundle is not None
+    return sorted((w.task_id, w.idx, json.loads(w.value[1])) for w in bundle.writes)
+
+
+async def _aclose(store: Any) -> None:
+    aclose = getattr(store, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+# -- LangGraph state types (module level, so LangGraph can resolve their annotations) -------------------------
+
+
+class _ReviewState(TypedDict, total=False):
+    topic: str
+    draft: str
+    approved: bool
+
+
+class _LogState(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+
+
+def _review_graph(checkpointer: Any) -> Any:
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import interrupt
+
+    def write(state: _ReviewState) -> _ReviewState:
+        return {"draft": f"a draft about {state['topic']}"}
+
+    def review(state: _ReviewState) -> _ReviewState:
+        answer = interrupt({"please review": state["draft"]})
+        return {"approved": answer == "approve"}
+
+    builder = StateGraph(_ReviewState)
+    builder.add_node("write", write)
+    builder.add_node("review", review)
+    builder.add_edge(START, "write")
+    builder.add_edge("write", "review")
+    builder.add_edge("review", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def _log_graph(checkpointer: Any, calls: dict[str, int] | None = None, fail_once: set[str] | None = None) -> Any:
+    """START -> a -> (b, c in parallel) -> d -> END, each node appending its name to ``log``."""
+    from langgraph.graph import END, START, StateGraph
+
+    calls = calls if calls is not None else {}
+    fail_once = fail_once if fail_once is not None else set()
+
+    def node(name: str) -> Any:
+        def run(state: _LogState) -> _LogState:
+            calls[name] = calls.get(name, 0) + 1
+            if name in fail_once:
+                fail_once.discard(name)
+                raise RuntimeError(f"{name} failed once")
+            return {"log": [name]}
+
+        return run
+
+    builder = StateGraph(_LogState)
+    for name in "abcd":
+        builder.add_node(name, node(name))
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("a", "c")
+    builder.add_edge(["b", "c"], "d")
+    builder.add_edge("d", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def _nested_graph(checkpointer: Any) -> Any:
+    """A parent whose node ``child`` is a subgraph that interrupts, so the subgraph checkpoints in its own
+    namespace."""
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import interrupt
+
+    def ask(state: _LogState) -> _LogState:
+        answer = interrupt("child question")
+        return {"log": [f"child got {answer}"]}
+
+    sub = StateGraph(_LogState)
+    sub.add_node("ask", ask)
+    sub.add_edge(START, "ask")
+    sub.add_edge("ask", END)
+
+    def before(state: _LogState) -> _LogState:
+        return {"log": ["before"]}
+
+    parent = StateGraph(_LogState)
+    parent.add_node("before", before)
+    parent.add_node("child", sub.compile())
+    parent.add_edge(START, "before")
+    parent.add_edge("before", "child")
+    parent.add_edge("child", END)
+    return parent.compile(checkpointer=checkpointer)
+
+
+def _delta_graph(checkpointer: Any) -> Any:
+    """One node appending a turn to a ``DeltaChannel`` list that snapshots every 3 updates."""
+    from langgraph.channels.delta import DeltaChannel
+    from langgraph.graph import END, START, StateGraph
+
+    def concat(state: list[str], writes: list[list[str]]) -> list[str]:
+        return [*state, *itertools.chain.from_iterable(writes)]
+
+    # The functional form evaluates the annotation here, where DeltaChannel (an optional import) is in scope.
+    turns = Annotated[list[str], DeltaChannel(concat, snapshot_frequency=3)]
+    DeltaState = TypedDict("DeltaState", {"turns": turns})  # noqa: UP013
+
+    def reply(state: Any) -> Any:
+        return {"turns": [f"reply {len(state['turns'])}"]}
+
+    builder = StateGraph(DeltaState)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    builder.add_edge("reply", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def _config(thread_id: str, **extra: Any) -> Any:
+    return {"configurable": {"thread_id": thread_id, **extra}}
+
+
+class CheckpointStoreSuite:
+    """The checkpoint contract. Subclass it (``Test...``) and provide ``checkpoint_store_factory``."""
+
+    @pytest.fixture
+    def checkpoint_store_factory(self) -> StoreFactory:
+        """Override: an async callable that builds and opens a new store for the ``StoreSettings`` it is given."""
+        raise NotImplementedError("provide a checkpoint_store_factory fixture returning an async store builder")
+
+    @pytest.fixture
+    async def checkpoint_store(self, checkpoint_store_factory: StoreFactory) -> AsyncIterator[CheckpointStore]:
+        """An opened store in a namespace of its own, closed after the test."""
+        store = await checkpoint_store_factory(StoreSettings(namespace=f"ckt-{uuid.uuid4().hex[:12]}"))
+        try:
+            yield store
+        finally:
+            await _aclose(store)
+
+    # -- the protocol: reads and writes -----------------------------------------------------------------------
+    async def test_put_then_get_returns_the_row_and_its_blobs(self, checkpoint_store: CheckpointStore) -> None:
+        """``cp_put`` stores the row verbatim and ``cp_get`` returns it with the blobs of its channel versions.
+        A failure here usually means the row's fields or the ``(type, bytes)`` pairs are not stored as given."""
+        tid, cid = str(uuid.uuid4()), make_checkpoint_id()
+        row = _row(tid, cid, versions={"a": "1", "b": "1"}, metadata={"source": "input", "step": -1, "x": [1, 2]})
+        await checkpoint_store.cp_put(row, {("a", "1"): _typed("A"), ("b", "1"): ("bytes", b"\x00\xff")})
+        got = await checkpoint_store.cp_get(tid, "", cid)
+        assert got is not None
+        assert got.row == row
+        assert dict(got.blobs) == {"a": _typed("A"), "b": ("bytes", b"\x00\xff")}
+        assert list(got.writes) == []
+
+    async def test_get_without_id_returns_the_newest_checkpoint_id(self, checkpoint_store: CheckpointStore) -> None:
+        """The newest is the greatest ``checkpoint_id``, not the last one inserted (ids sort by creation time)."""
+        tid = str(uuid.uuid4())
+        older, newer = make_checkpoint_id(), make_checkpoint_id()
+        await checkpoint_store.cp_put(_row(tid, newer), {})
+        await checkpoint_store.cp_put(_row(tid, older), {})
+        got = await checkpoint_store.cp_get(tid, "", None)
+        assert got is not None and got.row.checkpoint_id == newer
+
+    async def test_missing_thread_namespace_or_id_reads_none(self, checkpoint_store: CheckpointStore) -> None:
+        """A read of something never stored returns None (not an error, not another namespace's row)."""
+        tid = str(uuid.uuid4())
+        await checkpoint_store.cp_put(_row(tid, make_checkpoint_id()), {})
+        assert await checkpoint_store.cp_get(str(uuid.uuid4()), "", None) is None
+        assert await checkpoint_store.cp_get(tid, "other", None) is None
+        assert await checkpoint_store.cp_get(tid, "", make_checkpoint_id()) is None
+
+    async def test_unchanged_channels_keep_reading_their_older_blob_versions(self, checkpoint_store: CheckpointStore) -> None:
+        """Blobs are keyed by (channel, version) and written only when new: a checkpoint that points at an older
+        version of a channel reads that blob, and older checkpoints keep reading their own versions."""
+        tid = str(uuid.uuid4())
+        c1, c2 = make_checkpoint_id(), make_checkpoint_id()
+        await checkpoint_store.cp_put(
+            _row(tid, c1, versions={"a": "1", "b": "1"}), {("a", "1"): _typed("a1"), ("b", "1"): _typed("b1")}
+        )
+        await checkpoint_store.cp_put(_row(tid, c2, parent=c1, versions={"a": "2", "b": "1"}), {("a", "2"): _typed("a2")})
+        assert _values(await checkpoint_store.cp_get(tid, "", c2)) == {"a": "a2", "b": "b1"}
+        assert _values(await checkpoint_store.cp_get(tid, "", c1)) == {"a": "a1", "b": "b1"}
+
+    async def test_writes_are_insert_if_absent_unless_upserted(self, checkpoint_store: CheckpointStore) -> None:
+        """Writes are keyed (task_id, idx): a repeated key keeps the first value, ``upsert=True`` replaces it."""
+        tid, cid = str(uuid.uuid4()), make_checkpoint_id()
+        await checkpoint_store.cp_put(_row(tid, cid), {})
+        put = checkpoint_store.cp_put_writes
+        await put(tid, "", cid, [_write("t1", 0, "x", "first"), _write("t1", 1, "y", "second")], False)
+        await put(tid, "", cid, [_write("t1", 0, "x", "changed")], False)
+        await put(tid, "", cid, [_write("t1", -1, "__error__", "boom")], True)
+        await put(tid, "", cid, [_write("t1", -1, "__error__", "boom again")], True)
+        await put(tid, "", cid, [_write("t2", 0, "x", "other task")], False)
+        assert _write_values(await checkpoint_store.cp_get(tid, "", cid)) == [
+            ("t1", -1, "boom again"),
+            ("t1", 0, "first"),
+            ("t1", 1, "second"),
+            ("t2", 0, "other task"),
+        ]
+
+    async def test_writes_belong_to_one_checkpoint_of_one_namespace(self, checkpoint_store: CheckpointStore) -> None:
+        """Writes of a checkpoint are not seen from another checkpoint or namespace, and a task path is kept."""
+        tid = str(uuid.uuid4())
+        c1, c2 = make_checkpoint_id(), make_checkpoint_id()
+        await checkpoint_store.cp_put(_row(tid, c1), {})
+        await checkpoint_store.cp_put(_row(tid, c2, parent=c1), {})
+        await checkpoint_store.cp_put(_row(tid, c1, ns="sub:1"), {})
+        await checkpoint_store.cp_put_writes(tid, "", c1, [_write("t", 0, "x", 1, task_path="~p")], False)
+        first = await checkpoint_store.cp_get(tid, "", c1)
+        assert first is not None and [w.task_path for w in first.writes] == ["~p"]
+        assert _write_values(await checkpoint_store.cp_get(tid, "", c2)) == []
+        assert _write_values(await checkpoint_store.cp_get(tid, "sub:1", c1)) == []
+
+    async def test_writes_that_arrive_before_their_checkpoint_are_kept(self, checkpoint_store: CheckpointStore) -> None:
+        """LangGraph saves a checkpoint and its tasks' writes in the background, so writes may land first."""
+        tid, cid = str(uuid.uuid4()), make_checkpoint_id()
+        await checkpoint_store.cp_put_writes(tid, "", cid, [_write("t", 0, "x", "early")], False)
+        await checkpoint_store.cp_put(_row(tid, cid), {})
+        assert _write_values(await checkpoint_store.cp_get(tid, "", cid)) == [("t", 0, "early")]
+
+    # -- listing ----------------------------------------------------------------------------------------------
+    async def test_list_is_newest_first_with_before_and_limit(self, checkpoint_store: CheckpointStore) -> None:
+        """``cp_list`` yields descending ids; ``before`` keeps lower ids; ``limit`` caps; they paginate."""
+        tid = str(uuid.uuid4())
+        ids = await _chain(checkpoint_store, tid, 7)
+        newest_first = ids[::-1]
+        assert await _ids(checkpoint_store, tid) == newest_first
+        assert await _ids(checkpoint_store, tid, limit=3) == newest_first[:3]
+        assert await _ids(checkpoint_store, tid, before=ids[4]) == newest_first[3:]
+        assert await _ids(checkpoint_store, tid, before=ids[4], limit=2) == newest_first[3:5]
+        assert await _ids(checkpoint_store, tid, limit=0) == []
+        assert await _ids(checkpoint_store, tid, checkpoint_id=ids[2]) == [ids[2]]
+
+    async def test_list_filters_on_metadata_equality(self, checkpoint_store: CheckpointStore) -> None:
+        """Every key of ``metadata_filter`` must equal the stored metadata's value (nested values too)."""
+        tid = str(uuid.uuid4())
+        metas = [
+            {"source": "input", "step": -1, "user": "u1"},
+            {"source": "loop", "step": 0, "user": "u1", "parents": {"": "p"}},
+            {"source": "loop", "step": 1, "user": "u2"},
+        ]
+        ids = await _chain(checkpoint_store, tid, 3, metadata=metas)
+        assert await _ids(checkpoint_store, tid, metadata_filter={"source": "loop"}) == [ids[2], ids[1]]
+        assert await _ids(checkpoint_store, tid, metadata_filter={"source": "loop", "user": "u1"}) == [ids[1]]
+        assert await _ids(checkpoint_store, tid, metadata_filter={"step": -1}) == [ids[0]]
+        assert await _ids(checkpoint_store, tid, metadata_filter={"parents": {"": "p"}}) == [ids[1]]
+        assert await _ids(checkpoint_store, tid, metadata_filter={"user": "nobody"}) == []
+        assert await _ids(checkpoint_store, tid, metadata_filter={"source": "loop"}, limit=1) == [ids[2]]
+
+    async def test_list_without_namespace_or_thread_covers_all_of_them(self, checkpoint_store: CheckpointStore) -> None:
+        """``checkpoint_ns=None`` lists every namespace of the thread, newest first; ``thread_id=None`` every
+        thread of the store, each checkpoint once and each thread's newest first."""
+        t1, t2 = str(uuid.uuid4()), str(uuid.uuid4())
+        root = await _chain(checkpoint_store, t1, 2)
+        child = await _chain(checkpoint_store, t1, 2, ns="child:1")
+        other = await _chain(checkpoint_store, t2, 1)
+        assert await _ids(checkpoint_store, t1, None) == sorted(root + child, reverse=True)
+        everything = await _ids(checkpoint_store, None, None)
+        assert sorted(everything) == sorted(root + child + other)
+        assert [i for i in everything if i in root + child] == sorted(root + child, reverse=True)
+
+    # -- deleting ---------------------------------------------------------------------------------------------
+    async def test_delete_thread_removes_every_namespace_and_keeps_other_threads(self, checkpoint_store: CheckpointStore) -> None:
+        """Every checkpoint, blob and write of the thread goes, in every namespace; other threads stay."""
+        t1, t2 = str(uuid.uuid4()), str(uuid.uuid4())
+        ids = await _chain(checkpoint_store, t1, 2)
+        await _chain(checkpoint_store, t1, 1, ns="child:1")
+        await checkpoint_store.cp_put_writes(t1, "", ids[-1], [_write("t", 0, "x", 1)], False)
+        kept = await _chain(checkpoint_store, t2, 1)
+        await checkpoint_store.cp_delete_thread(t1)
+        assert await _ids(checkpoint_store, t1, None) == []
+        assert await checkpoint_store.cp_get(t1, "child:1", None) is None
+        assert await _ids(checkpoint_store, t2) == kept
+        await checkpoint_store.cp_delete_thread(str(uuid.uuid4()))  # a missing thread is a no-op
+
+    async def test_late_writes_after_delete_thread_do_not_bring_it_back(self, checkpoint_store: CheckpointStore) -> None:
+        """A run still going when its thread is deleted keeps saving: its put (child of a deleted checkpoint),
+        the puts chained onto that one, and writes for any of them are dropped, even writes that arrive before
+        their checkpoint. Storing them would leave a thread whose checkpoints miss their parents and blobs."""
+        tid = str(uuid.uuid4())
+        ids = await _chain(checkpoint_store, tid, 2)
+        await checkpoint_store.cp_delete_thread(tid)
+        await checkpoint_store.cp_put_writes(tid, "", ids[-1], [_write("t", 0, "x", "late")], False)
+        late = make_checkpoint_id()  # made after the delete by the running loop
+        await checkpoint_store.cp_put_writes(tid, "", late, [_write("t", 0, "x", "raced ahead")], False)
+        await checkpoint_store.cp_put(_row(tid, late, parent=ids[-1]), {})
+        later = make_checkpoint_id()
+        await checkpoint_store.cp_put(_row(tid, later, parent=late), {})
+        await checkpoint_store.cp_put_writes(tid, "", later, [_write("t", 0, "x", "late too")], False)
+        assert await _ids(checkpoint_store, tid, None) == []
+        for cid in (*ids, late, later):
+            assert await checkpoint_store.cp_get(tid, "", cid) is None
+
+    async def test_a_new_run_on_a_deleted_thread_id_is_stored(self, checkpoint_store: CheckpointStore) -> None:
+        """After a delete, a new run (no parent, new ids) uses the thread id again normally."""
+        tid = str(uuid.uuid4())
+        await _chain(checkpoint_store, tid, 2)
+        await checkpoint_store.cp_delete_thread(tid)
+        fresh = await _chain(checkpoint_store, tid, 2)
+        await checkpoint_store.cp_put_writes(tid, "", fresh[-1], [_write("t", 0, "x", "new")], False)
+        assert await _ids(checkpoint_store, tid) == fresh[::-1]
+        assert _write_values(await checkpoint_store.cp_get(tid, "", None)) == [("t", 0, "new")]
+
+    async def test_delete_for_runs_removes_only_those_runs(self, checkpoint_store: CheckpointStore) -> None:
+        """Checkpoints (and writes) whose ``metadata["run_id"]`` is listed go, in every thread and namespace;
+        the others keep reading their blobs."""
+        t1, t2 = str(uuid.uuid4()), str(uuid.uuid4())
+        c1, c2, c3, c4 = (make_checkpoint_id() for _ in range(4))
+        await checkpoint_store.cp_put(_row(t1, c1, versions={"a": "1"}, metadata={"run_id": "r1"}), {("a", "1"): _typed(1)})
+        await checkpoint_store.cp_put(_row(t1, c2, parent=c1, versions={"a": "1"}, metadata={"run_id": "r2"}), {})
+        await checkpoint_store.cp_put(_row(t1, c3, ns="child:1", metadata={"run_id": "r1"}), {})
+        await checkpoint_store.cp_put(_row(t2, c4, metadata={"run_id": "r1"}), {})
+        await checkpoint_store.cp_put_writes(t1, "", c1, [_write("t", 0, "x", 1)], False)
+        await checkpoint_store.cp_delete_for_runs(["r1", "missing"])
+        assert await _ids(checkpoint_store, t1, None) == [c2]
+        assert await _ids(checkpoint_store, t2, None) == []
+        assert _values(await checkpoint_store.cp_get(t1, "", c2)) == {"a": 1}
+        await checkpoint_store.cp_delete_for_runs([])
+
+    async def test_copy_thread_copies_everything_and_keeps_the_source(self, checkpoint_store: CheckpointStore) -> None:
+        """Every namespace, checkpoint (same ids, order, parents, metadata), blob and write is copied under the
+        target id; the source is unchanged; copying a missing thread creates nothing."""
+        src, dst = str(uuid.uuid4()), str(uuid.uuid4())
+        c1, c2 = make_checkpoint_id(), make_checkpoint_id()
+        await checkpoint_store.cp_put(_row(src, c1, versions={"a": "1"}, metadata={"step": 0}), {("a", "1"): _typed("v")})
+        await checkpoint_store.cp_put(_row(src, c2, parent=c1, versions={"a": "1"}, metadata={"step": 1}), {})
+        await checkpoint_store.cp_put(_row(src, c1, ns="child:1"), {})
+        await checkpoint_store.cp_put_writes(src, "", c2, [_write("t", 0, "x", "w")], False)
+        await checkpoint_store.cp_copy_thread(src, dst)
+        assert await _ids(checkpoint_store, dst) == [c2, c1]
+        assert await _ids(checkpoint_store, dst, "child:1") == [c1]
+        copied = await checkpoint_store.cp_get(dst, "", c2)
+        assert copied is not None
+        assert copied.row.thread_id == dst and copied.row.parent_checkpoint_id == c1
+        assert dict(copied.row.metadata) == {"step": 1}
+        assert _values(copied) == {"a": "v"} and _write_values(copied) == [("t", 0, "w")]
+        assert await _ids(checkpoint_store, src, None) == sorted([c1, c2, c1], reverse=True)
+        nobody = str(uuid.uuid4())
+        await checkpoint_store.cp_copy_thread(str(uuid.uuid4()), nobody)
+        assert await _ids(checkpoint_store, nobody, None) == []
+
+    # -- prune ------------------------------------------------------------------------------------------------
+    async def test_prune_keep_latest_keeps_the_newest_per_namespace(self, checkpoint_store: CheckpointStore) -> None:
+        """The newest checkpoint of each namespace stays with its writes and blobs (including blobs first
+        written by a pruned checkpoint); it loses its parent link; other threads are untouched."""
+        tid, other = str(uuid.uuid4()), str(uuid.uuid4())
+        c1, c2, c3 = (make_checkpoint_id() for _ in range(3))
+        await checkpoint_store.cp_put(_row(tid, c1, versions={"a": "1"}), {("a", "1"): _typed("a1")})
+        await checkpoint_store.cp_put(_row(tid, c2, parent=c1, versions={"a": "2"}), {("a", "2"): _typed("a2")})
+        await checkpoint_store.cp_put(_row(tid, c3, parent=c2, versions={"a": "2", "b": "1"}), {("b", "1"): _typed("b1")})
+        await checkpoint_store.cp_put_writes(tid, "", c3, [_write("t", 0, "x", "kept")], False)
+        child = await _chain(checkpoint_store, tid, 3, ns="child:1")
+        untouched = await _chain(checkpoint_store, other, 2)
+        await checkpoint_store.cp_prune([tid], True)
+        assert await _ids(checkpoint_store, tid) == [c3]
+        assert await _ids(checkpoint_store, tid, "child:1") == [child[-1]]
+        latest = await checkpoint_store.cp_get(tid, "", None)
+        assert _values(latest) == {"a": "a2", "b": "b1"}
+        assert _write_values(latest) == [("t", 0, "kept")]
+        assert latest is not None and latest.row.parent_checkpoint_id is None
+        assert await _ids(checkpoint_store, other) == untouched[::-1]
+        await checkpoint_store.cp_prune([], True)
+        await checkpoint_store.cp_prune([str(uuid.uuid4())], True)
+
+    async def test_prune_keep_latest_keeps_the_delta_channel_ancestors(self, checkpoint_store: CheckpointStore) -> None:
+        """A ``DeltaChannel`` value is rebuilt from the writes of the ancestors back to the nearest one holding a
+        value; ``counters_since_delta_snapshot`` in the newest metadata names such channels. Prune keeps that
+        chain (and its writes) and nothing older."""
+        tid = str(uuid.uuid4())
+        ids = [make_checkpoint_id() for _ in range(5)]
+        # ids[1] holds a snapshot of "msgs"; ids[2..4] only mark new versions with the empty blob.
+        await checkpoint_store.cp_put(_row(tid, ids[0], versions={"msgs": "1"}), {("msgs", "1"): _typed(["m0"])})
+        await checkpoint_store.cp_put(
+            _row(tid, ids[1], parent=ids[0], versions={"msgs": "2"}), {("msgs", "2"): _typed(["m0", "m1"])}
+        )
+        for i in (2, 3, 4):
+            meta = {"step": i, "counters_since_delta_snapshot": {"msgs": [i - 1, i - 1]}}
+            await checkpoint_store.cp_put(
+                _row(tid, ids[i], parent=ids[i - 1], versions={"msgs": str(i + 1)}, metadata=meta),
+                {("msgs", str(i + 1)): ("empty", b"")},
+            )
+            await checkpoint_store.cp_put_writes(tid, "", ids[i - 1], [_write(f"t{i}", 0, "msgs", [f"m{i}"])], False)
+        await checkpoint_store.cp_prune([tid], True)
+        assert await _ids(checkpoint_store, tid) == ids[:0:-1]
+        seed = await checkpoint_store.cp_get(tid, "", ids[1])
+        assert _values(seed) == {"msgs": ["m0", "m1"]}
+        assert _write_values(seed) == [("t2", 0, ["m2"])]
+
+    async def test_prune_drops_subgraph_calls_of_pruned_root_checkpoints(self, checkpoint_store: CheckpointStore) -> None:
+        """A subgraph call's namespace (``node:task``) started from a root checkpoint that prune removes is
+        removed whole; one started from the kept root checkpoint keeps its newest checkpoint."""
+        tid = str(uuid.uuid4())
+        root = await _chain(checkpoint_store, tid, 2)
+        await _chain(checkpoint_store, tid, 2, ns="call:old", metadata=[{"parents": {"": root[0]}}] * 2)
+        current = await _chain(checkpoint_store, tid, 2, ns="call:new", metadata=[{"parents": {"": root[1]}}] * 2)
+        await checkpoint_store.cp_prune([tid], True)
+        assert await _ids(checkpoint_store, tid, "call:old") == []
+        assert await _ids(checkpoint_store, tid, "call:new") == [current[-1]]
+
+    async def test_prune_delete_removes_the_threads(self, checkpoint_store: CheckpointStore) -> None:
+        """``keep_latest=False`` deletes the listed threads entirely."""
+        tid, other = str(uuid.uuid4()), str(uuid.uuid4())
+        await _chain(checkpoint_store, tid, 3)
+        await _chain(checkpoint_store, tid, 1, ns="child:1")
+        kept = await _chain(checkpoint_store, other, 1)
+        await checkpoint_store.cp_prune([tid], False)
+        assert await _ids(checkpoint_store, tid, None) == []
+        assert await _ids(checkpoint_store, other) == kept
+
+    # -- TTL and isolation ------------------------------------------------------------------------------------
+    async def test_thread_expires_after_its_ttl_and_writes_refresh_it(self, checkpoint_store_factory: StoreFactory) -> None:
+        """Each thread lives ``checkpoint_ttl`` seconds after its last put or write; one thread's writes do not
+        extend another's (no shared key whose TTL all threads share)."""
+        store = await checkpoint_store_factory(StoreSettings(namespace=f"ckt-{uuid.uuid4().hex[:12]}", checkpoint_ttl=1.0))
+        try:
+            busy, idle = str(uuid.uuid4()), str(uuid.uuid4())
+            busy_ids = await _chain(store, busy, 1)
+            await _chain(store, idle, 1)
+            await asyncio.sleep(0.6)
+            await store.cp_put_writes(busy, "", busy_ids[0], [_write("t", 0, "x", 1)], False)
+            await asyncio.sleep(0.6)
+            assert await store.cp_get(busy, "", None) is not None
+            assert await store.cp_get(idle, "", None) is None
+            await asyncio.sleep(1.2)
+            assert await store.cp_get(busy, "", None) is None
+        finally:
+            await _aclose(store)
+
+    async def test_any_printable_thread_id_is_its_own_thread(self, checkpoint_store: CheckpointStore) -> None:
+        """Ids with separators, glob and hash-tag characters, spaces or unicode never collide or escape."""
+        names = ["a:b", "a", "a:b:", "{a}", "*", "a b", "日本:{x}", "a\\:b"]
+        ids = {}
+        for name in names:
+            ids[name] = await _chain(checkpoint_store, name, 1, ns="n:1" if name == "a" else "")
+        for name in names:
+            ns = "n:1" if name == "a" else ""
+            assert await _ids(checkpoint_store, name, ns) == ids[name]
+        await checkpoint_store.cp_delete_thread("*")
+        assert await _ids(checkpoint_store, "a:b") == ids["a:b"]
+
+    async def test_namespaces_do_not_see_each_other(
+        self, checkpoint_store: CheckpointStore, checkpoint_store_factory: StoreFactory
+    ) -> None:
+        """Two stores with different ``settings.namespace`` never share checkpoints, even for one thread id."""
+        other = await checkpoint_store_factory(StoreSettings(namespace=f"ckt-{uuid.uuid4().hex[:12]}"))
+        try:
+            tid = str(uuid.uuid4())
+            await _chain(checkpoint_store, tid, 1)
+            assert await other.cp_get(tid, "", None) is None
+            await other.cp_delete_thread(tid)
+            assert await checkpoint_store.cp_get(tid, "", None) is not None
+        finally:
+            await _aclose(other)
+
+    # -- LangGraph: the official conformance suite ------------------------------------------------------------
+    async def test_langgraph_conformance_passes_every_capability(self, checkpoint_store: CheckpointStore) -> None:
+        """``langgraph-checkpoint-conformance`` validate(): every base and extended capability passes."""
+        pytest.importorskip("langgraph.checkpoint.conformance")
+        report = await run_langgraph_conformance(checkpoint_store)
+        failures = {name: r.failures for name, r in report.results.items() if not r.passed}
+        assert report.passed_all(), f"conformance failures: {failures}"
+
+    async def test_langgraph_conformance_passes_with_an_encrypted_serializer(self, checkpoint_store: CheckpointStore) -> None:
+        """An ``EncryptedSerializer`` passes the same suite, and what the store holds has no plaintext."""
+        pytest.importorskip("langgraph.checkpoint.conformance")
+        from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
+
+        from contextkit.langgraph import ContextKitSaver
+
+        serde = EncryptedSerializer(XorTestCipher(b"k" * 32))
+        report = await run_langgraph_conformance(checkpoint_store, serde=serde, capabilities={"put", "put_writes"})
+        assert report.passed_all(), {name: r.failures for name, r in report.results.items() if not r.passed}
+        saver = ContextKitSaver(checkpoint_store, serde=serde)
+        graph = _review_graph(saver)
+        config = _config(str(uuid.uuid4()))
+        await graph.ainvoke({"topic": "secret-topic-42"}, config)
+        async for bundle in checkpoint_store.cp_list(config["configurable"]["thread_id"], None):
+            stored = [bundle.row.checkpoint, *bundle.blobs.values(), *(w.value for w in bundle.writes)]
+            assert all(b"secret-topic-42" not in data for _, data in stored)
+        assert (await graph.aget_state(config)).values["topic"] == "secret-topic-42"
+
+    # -- LangGraph: real graphs -------------------------------------------------------------------------------
+    async def test_graph_interrupt_and_resume(self, checkpoint_store: CheckpointStore) -> None:
+        """Human in the loop: ``interrupt()`` stops the run with a saved checkpoint; ``Command(resume=...)``
+        continues it from there."""
+        pytest.importorskip("langgraph.graph")
+        from langgraph.types import Command
+
+        from contextkit.langgraph import ContextKitSaver
+
+        graph = _review_graph(ContextKitSaver(checkpoint_store))
+        config = _config(str(uuid.uuid4()))
+        first = await graph.ainvoke({"topic": "otters"}, config)
+        assert first["__interrupt__"][0].value == {"please review": "a draft about otters"}
+        state = await graph.aget_state(config)
+        assert state.next == ("review",)
+        final = await graph.ainvoke(Command(resume="approve"), config)
+        assert final["approved"] is True and final["draft"] == "a draft about otters"
+        assert (await graph.aget_state(config)).next == ()
+
+    async def test_graph_update_state_and_replay_from_an_older_checkpoint(self, checkpoint_store: CheckpointStore) -> None:
+        """``get_state_history`` lists every step; ``update_state`` on an older checkpoint forks it, and running
+        from the fork replays only the steps after it."""
+        pytest.importorskip("langgraph.graph")
+        from contextkit.langgraph import ContextKitSaver
+
+        calls: dict[str, int] = {}
+        graph = _log_graph(ContextKitSaver(checkpoint_store), calls)
+        config = _config(str(uuid.uuid4()))
+        result = await graph.ainvoke({"log": ["start"]}, config)
+        assert result["log"][:2] == ["start", "a"] and result["log"][-1] == "d"
+        history = [s async for s in graph.aget_state_history(config)]
+        assert [s.metadata["step"] for s in history] == sorted((s.metadata["step"] for s in history), reverse=True)
+        after_a = next(s for s in history if s.next == ("b", "c"))
+        fork = await graph.aupdate_state(after_a.config, {"log": ["edited"]})
+        replayed = await graph.ainvoke(None, fork)
+        assert replayed["log"][:3] == ["start", "a", "edited"]
+        assert sorted(replayed["log"][3:5]) == ["b", "c"] and replayed["log"][5] == "d"
+        assert calls == {"a": 1, "b": 2, "c": 2, "d": 2}
+        assert (await graph.aget_state(config)).values["log"] == replayed["log"]
+
+    async def test_graph_subgraph_checkpoints_in_its_own_namespace(self, checkpoint_store: CheckpointStore) -> None:
+        """A subgraph saves its checkpoints under its namespace; an interrupt inside it resumes there."""
+        pytest.importorskip("langgraph.graph")
+        from langgraph.types import Command
+
+        from contextkit.langgraph import ContextKitSaver
+
+        saver = ContextKitSaver(checkpoint_store)
+        graph = _nested_graph(saver)
+        config = _config(str(uuid.uuid4()))
+        await graph.ainvoke({"log": []}, config)
+        namespaces = {t.config["configurable"]["checkpoint_ns"] async for t in saver.alist(config)}
+        assert "" in namespaces and any(ns.startswith("child:") for ns in namespaces)
+        state = await graph.aget_state(config, subgraphs=True)
+        assert state.tasks[0].state.next == ("ask",)
+        final = await graph.ainvoke(Command(resume="yes"), config)
+        # The subgraph returns its whole state, which the parent's reducer appends: "before" comes back once more.
+        assert final["log"] == ["before", "before", "child got yes"]
+        assert (await graph.aget_state(config)).next == ()
+
+    async def test_graph_failing_parallel_branch_keeps_the_other_branch_writes(self, checkpoint_store: CheckpointStore) -> None:
+        """When one of two parallel nodes fails, the other's writes stay as pending writes of the checkpoint,
+        so resuming re-runs only the failed node."""
+        pytest.importorskip("langgraph.graph")
+        from contextkit.langgraph import ContextKitSaver
+
+        calls: dict[str, int] = {}
+        graph = _log_graph(ContextKitSaver(checkpoint_store), calls, fail_once={"c"})
+        config = _config(str(uuid.uuid4()))
+        with pytest.raises(RuntimeError, match="c failed once"):
+            await graph.ainvoke({"log": []}, config)
+        saved = await ContextKitSaver(checkpoint_store).aget_tuple(config)
+        assert saved is not None
+        channels = {channel for _, channel, _ in saved.pending_writes or []}
+        assert "log" in channels and "__error__" in channels
+        result = await graph.ainvoke(None, config)
+        assert sorted(result["log"]) == ["a", "b", "c", "d"]
+        assert calls == {"a": 1, "b": 1, "c": 2, "d": 1}
+
+    async def test_graph_delta_channel_survives_prune_keep_latest(self, checkpoint_store: CheckpointStore) -> None:
+        """A ``DeltaChannel`` list rebuilt from ancestor writes reads the same after ``aprune(keep_latest)``,
+        and the thread goes on from there."""
+        pytest.importorskip("langgraph.channels.delta")
+        from contextkit.langgraph import ContextKitSaver
+
+        saver = ContextKitSaver(checkpoint_store)
+        graph = _delta_graph(saver)
+        config = _config(str(uuid.uuid4()))
+        for _ in range(5):
+            await graph.ainvoke({"turns": ["user"]}, config)
+        before = (await graph.aget_state(config)).values["turns"]
+        assert len(before) == 10
+        await saver.aprune([config["configurable"]["thread_id"]], strategy="keep_latest")
+        remaining = [t async for t in saver.alist(config)]
+        assert 1 <= len(remaining) < 10
+        assert (await graph.aget_state(config)).values["turns"] == before
+        await graph.ainvoke({"turns": ["user"]}, config)
+        assert (await graph.aget_state(config)).values["turns"] == [*before, "user", "reply 11"]
+
+    async def test_late_put_after_adelete_thread_does_not_resurrect_it(self, checkpoint_store: CheckpointStore) -> None:
+        """Through the saver: a put and writes reusing a config from before ``adelete_thread`` are dropped."""
+        pytest.importorskip("langgraph.checkpoint.base")
+        from langgraph.checkpoint.base import empty_checkpoint
+
+        from contextkit.langgraph import ContextKitSaver
+
+        saver = ContextKitSaver(checkpoint_store)
+        tid = str(uuid.uuid4())
+        stored = await saver.aput(_config(tid, checkpoint_ns=""), empty_checkpoint(), {"step": -1}, {})
+        await saver.adelete_thread(tid)
+        await saver.aput_writes(stored, [("x", 1)], "task")
+        await saver.aput(stored, empty_checkpoint(), {"step": 0}, {})
+        assert await saver.aget_tuple(_config(tid)) is None
+        assert [t async for t in saver.alist(_config(tid))] == []
+
+    # -- LangGraph: sync code -----------------------------------------------------------------------------------
+    def test_sync_graph_invoke_with_a_background_saver(self, checkpoint_store_factory: StoreFactory) -> None:
+        """``ContextKitSaver.in_background`` opens the store on a private loop thread, so plain sync code runs
+        ``graph.invoke`` / ``get_state_history`` / resume; ``close()`` closes both."""
+        pytest.importorskip("langgraph.graph")
+        from langgraph.types import Command
+
+        from contextkit.langgraph import ContextKitSaver
+
+        settings = StoreSettings(namespace=f"ckt-{uuid.uuid4().hex[:12]}")
+        with ContextKitSaver.in_background(lambda: checkpoint_store_factory(settings)) as saver:
+            graph = _review_graph(saver)
+            config = _config(str(uuid.uuid4()))
+            graph.invoke({"topic": "sync"}, config)
+            assert graph.get_state(config).next == ("review",)
+            assert graph.invoke(Command(resume="approve"), config)["approved"] is True
+            history = list(graph.get_state_history(config))
+            assert len(history) >= 4
+            saver.delete_thread(config["configurable"]["thread_id"])
+            assert saver.get_tuple(config) is None
+        assert saver.loop is not None and saver.loop.is_closed()
+
+    async def test_sync_api_from_another_thread_uses_the_store_loop(self, checkpoint_store: CheckpointStore) -> None:
+        """A saver built on a running loop serves sync calls from other threads (``asyncio.to_thread``) on that
+        loop, and refuses them on the loop's own thread with a ContextKitError naming the async API."""
+        pytest.importorskip("langgraph.graph")
+        from contextkit.langgraph import ContextKitSaver
+
+        saver = ContextKitSaver(checkpoint_store)
+        graph = _log_graph(saver)
+        config = _config(str(uuid.uuid4()))
+        result = await asyncio.to_thread(graph.invoke, {"log": []}, config)
+        assert sorted(result["log"]) == ["a", "b", "c", "d"]
+        with pytest.raises(ContextKitError, match="ainvoke"):
+            saver.get_tuple(config)
+        with pytest.raises(ContextKitError, match="ainvoke"):
+            graph.invoke({"log": []}, config)
+        assert (await graph.aget_state(config)).values["log"] == result["log"]
+
+    def test_next_versions_are_monotonic_strings(self) -> None:
+        """``get_next_version`` returns zero-padded strings that sort like the counter they carry."""
+        pytest.importorskip("langgraph.checkpoint.base")
+        from contextkit.langgraph import ContextKitSaver
+
+        saver = ContextKitSaver.__new__(ContextKitSaver)
+        versions: list[Any] = [None]
+        for _ in range(12):
+            versions.append(saver.get_next_version(versions[-1], None))
+        assert versions[1:] == sorted(versions[1:])
+        assert int(versions[-1].split(".")[0]) == 12
+        assert saver.get_next_version(5, None).startswith("0" * 31 + "6.")

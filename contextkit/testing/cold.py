@@ -1,0 +1,661 @@
+"""The cold tier conformance suite: :class:`ColdStoreSuite`, the contract every :class:`~contextkit.stores.ColdStore` keeps.
+
+A backend package runs it by subclassing and saying how to build a store::
+
+    from contextkit.testing.cold import ColdStoreSuite
+
+    class TestMyColdStore(ColdStoreSuite):
+        async def make_store(self, settings):
+            store = MyColdStore(settings, {"url": MY_URL})
+            await store.open()
+            return store
+
+        async def cleanup_store(self, store):      # optional: remove what the test left in the server
+            await store.drop_schema()
+
+``make_store`` must return an *opened* store whose data is isolated by ``settings.namespace`` (the suite gives
+every store a fresh, unique namespace; :meth:`ColdStoreSuite.new_store` can reuse one to open a second store on
+the same data). The suite closes every store it made at teardown, after calling ``cleanup_store`` once per store
+(so it must tolerate a namespace already cleaned). A store that declares the ``durable`` or ``shared`` capability
+is also checked to show its data to a second store opened on the same namespace.
+
+The event builders (:func:`session_event`, :func:`message_event`, ...) make :class:`~contextkit.records.ArchiveEvent`
+values with the payload each table expects; archiver tests can use them too. Every test's docstring states the
+contract it checks and where to look when it fails. Only test code imports this module (it needs pytest).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from contextkit.errors import InvalidInput
+from contextkit.records import (
+    ARCHIVE_TABLES,
+    ArchiveEvent,
+    ConversationParticipant,
+    ConversationSession,
+    Message,
+    Session,
+)
+from contextkit.stores import Capability, ColdStore, StoreSettings
+
+__all__ = [
+    "HOSTILE_TEXTS",
+    "ColdStoreSuite",
+    "checkpoint_event",
+    "conversation_session_event",
+    "message_event",
+    "session_event",
+    "task_context_event",
+    "writes_event",
+]
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+
+#: Strings that break naive SQL, JSON or key handling: quotes, metacharacters, escapes, unicode, emoji.
+#: (No U+0000: PostgreSQL cannot store it, and core validation decides what to do with it.)
+HOSTILE_TEXTS: tuple[str, ...] = (
+    "'; DROP TABLE x; --",
+    "Robert'); DROP TABLE context_conversations;--",
+    "\"double\" and 'single' quotes",
+    "back\\slash \\\\ and \\' and \\\" and a trailing \\",
+    "\\u0000 as six literal characters, \\x00 too",
+    '$1 $2 %s %(name)s {} {0} :name :"schema" ? ??',
+    "/* comment */ -- comment\n# hash",
+    "tab\there\nnewline\r\ncrlf \x01\x1f\x7f",
+    "e\u0301 vs \u00e9, \u212b, \ufb01, \u00df",
+    "日本語のテキスト, 中文, 한국어, العربية \u202eRTL override\u202c",
+    "emoji 🙂👍🏽👩‍👩‍👧‍👦🏳️‍🌈 and a lone-looking \U0001f9ea",
+    "\u2028line separator\u2029paragraph separator\ufeffBOM",
+    " leading and trailing spaces ",
+    "",
+)
+
+
+# -- event builders ---------------------------------------------------------------------------------------------
+def session_event(
+    session: Session, event_type: str = "update", *, created_at: datetime | None = None, event_id: str | None = None
+) -> ArchiveEvent:
+    """A ``context_sessions`` event carrying ``session`` as of ``event_type`` (create/update/end/delete)."""
+    return _event(
+        "context_sessions",
+        session.session_id,
+        {"event_type": event_type, "session": session.to_dict()},
+        created_at,
+        event_id,
+    )
+
+
+def message_event(key: str, message: Message, *, created_at: datetime | None = None, event_id: str | None = None) -> ArchiveEvent:
+    """A ``context_conversations`` event archiving ``message`` of stream ``key``."""
+    return _event("context_conversations", key, {"message": message.to_dict()}, created_at, event_id)
+
+
+def task_context_event(
+    session_id: str, document: Mapping[str, Any], *, created_at: datetime | None = None, event_id: str | None = None
+) -> ArchiveEvent:
+    """A ``context_task_contexts`` event with a task context document."""
+    return _event("context_task_contexts", session_id, {"context": dict(document)}, created_at, event_id)
+
+
+def checkpoint_event(
+    thread_id: str,
+    checkpoint_id: str,
+    document: Mapping[str, Any],
+    *,
+    created_at: datetime | None = None,
+    event_id: str | None = None,
+) -> ArchiveEvent:
+    """A ``context_checkpoints`` event with a seed checkpoint document."""
+    payload = {"checkpoint_id": checkpoint_id, "document": dict(document)}
+    return _event("context_checkpoints", thread_id, payload, created_at, event_id)
+
+
+def writes_event(
+    thread_id: str,
+    checkpoint_id: str,
+    task_id: str,
+    writes: Sequence[Any],
+    *,
+    created_at: datetime | None = None,
+    event_id: str | None = None,
+) -> ArchiveEvent:
+    """A ``context_checkpoint_writes`` event with the writes of one task."""
+    payload = {"checkpoint_id": checkpoint_id, "task_id": task_id, "writes": list(writes)}
+    return _event("context_checkpoint_writes", thread_id, payload, created_at, event_id)
+
+
+def conversation_session_event(
+    session: ConversationSession | Mapping[str, Any],
+    *,
+    created_at: datetime | None = None,
+    event_id: str | None = None,
+) -> ArchiveEvent:
+    """A ``context_conversation_sessions`` event keyed by the session's ``session_key``."""
+    document = session.to_dict() if isinstance(session, ConversationSession) else dict(session)
+    return _event("context_conversation_sessions", str(document["session_key"]), {"session": document}, created_at, event_id)
+
+
+def _event(table: str, key: str, payload: Mapping[str, Any], created_at: datetime | None, event_id: str | None) -> ArchiveEvent:
+    return ArchiveEvent(
+        table=table,
+        key=key,
+        payload=payload,
+        created_at=created_at or datetime.now(timezone.utc),
+        event_id=event_id or uuid.uuid4().hex,
+    )
+
+
+def _session(session_id: str, **fields: Any) -> Session:
+    values: dict[str, Any] = {"session_id": session_id, "user_id": "user-1", "created_at": T0, "last_activity": T0}
+    values.update(fields)
+    return Session(**values)
+
+
+def _message(seq: int, content: str | None = None, **fields: Any) -> Message:
+    values: dict[str, Any] = {
+        "role": "user" if seq % 2 else "assistant",
+        "content": f"message {seq}" if content is None else content,
+        "timestamp": T0 + timedelta(seconds=seq, microseconds=seq),
+        "metadata": {"n": seq},
+        "id": f"m-{seq:06d}",
+        "seq": seq,
+    }
+    values.update(fields)
+    return Message(**values)
+
+
+def _conversation_session(session_id: str = "s1", **fields: Any) -> ConversationSession:
+    values: dict[str, Any] = {
+        "session_id": session_id,
+        "participants": (
+            ConversationParticipant("u1", "user"),
+            ConversationParticipant("agent-1", "agent", "writer", {"model": "m"}),
+        ),
+        "session_type": "user_to_agent",
+        "created_at": T0,
+        "last_activity": T0,
+        "metadata": {"topic": "t"},
+    }
+    values.update(fields)
+    return ConversationSession(**values)
+
+
+def _at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+class ColdStoreSuite:
+    """Base class of the cold tier conformance tests; subclass it and implement :meth:`make_store`."""
+
+    #: Prefix of the unique namespaces the suite creates (visible in the server if a cleanup fails).
+    namespace_prefix: str = "ckc"
+    #: Settings every store starts from; :meth:`new_store` overrides single fields.
+    default_settings: StoreSettings = StoreSettings()
+    #: Messages and batch size of the long-history tests.
+    history_messages: int = 2500
+    history_batch: int = 500
+    _made_stores: list[ColdStore]
+
+    # -- what a backend provides --------------------------------------------------------------------------------
+    async def make_store(self, settings: StoreSettings) -> ColdStore:
+        """Build and open a store for ``settings`` (a fresh, unique namespace). Backends must override this."""
+        raise NotImplementedError("subclasses of ColdStoreSuite implement `async def make_store(self, settings)`")
+
+    async def cleanup_store(self, store: ColdStore) -> None:
+        """Remove what a test left behind (schema, tables, files); called before the suite closes ``store``."""
+
+    # -- plumbing -------------------------------------------------------------------------------------------------
+    @pytest.fixture(autouse=True)
+    async def _cold_store_lifecycle(self, request: pytest.FixtureRequest) -> AsyncIterator[None]:
+        """Track every store a test builds, and clean up and close each one at teardown."""
+        instance = request.instance if request.instance is not None else self
+        made: list[ColdStore] = []
+        instance._made_stores = made
+        yield
+        errors: list[BaseException] = []
+        for store in reversed(made):
+            try:
+                await instance.cleanup_store(store)
+            except Exception as exc:  # keep closing the others, then report
+                errors.append(exc)
+            try:
+                await store.aclose()
+            except Exception as exc:
+                errors.append(exc)
+        instance._made_stores = []
+        if errors:
+            raise errors[0]
+
+    async def new_store(self, **overrides: Any) -> ColdStore:
+        """An opened store on a fresh namespace (or ``namespace=...`` to share one), ``overrides`` applied to
+        :attr:`default_settings`."""
+        namespace = overrides.pop("namespace", None) or f"{self.namespace_prefix}_{uuid.uuid4().hex[:12]}"
+        settings = replace(self.default_settings, namespace=namespace, **overrides)
+        store = await self.make_store(settings)
+        made: list[ColdStore] | None = getattr(self, "_made_stores", None)
+        if made is None:
+            made = self._made_stores = []
+        made.append(store)
+        return store
+
+    @pytest.fixture
+    async def store(self, request: pytest.FixtureRequest) -> ColdStore:
+        """An opened store with the default settings on a unique namespace."""
+        instance = request.instance if request.instance is not None else self
+        store: ColdStore = await instance.new_store()
+        return store
+
+    async def _write_history(self, store: ColdStore, key: str, count: int, batch: int) -> list[Message]:
+        messages = [_message(seq) for seq in range(1, count + 1)]
+        for start in range(0, count, batch):
+            chunk = messages[start : start + batch]
+            await store.write_events([message_event(key, m, created_at=_at(m.seq)) for m in chunk])
+        return messages
+
+    # -- lifecycle, health, describe ------------------------------------------------------------------------------
+    async def test_store_satisfies_the_cold_store_protocol(self, store: ColdStore) -> None:
+        """The store implements every ColdStore method and names itself.
+
+        Fix: implement the missing method of contextkit.stores.ColdStore; set ``name`` (str) and ``capabilities``
+        (a frozenset of Capability values).
+        """
+        assert isinstance(store, ColdStore)
+        assert isinstance(store.name, str)
+        assert store.name
+        assert isinstance(store.capabilities, frozenset)
+        known = {c.value for c in Capability}
+        assert set(store.capabilities) <= known, f"unknown capabilities: {set(store.capabilities) - known}"
+
+    async def test_health_reports_a_status_and_latency(self, store: ColdStore) -> None:
+        """health() returns {"status": "healthy", "latency_ms": number, ...} on a working store, JSON serialisable.
+
+        Fix: time a cheap round trip (SELECT 1) and return it as latency_ms.
+        """
+        report = await store.health()
+        assert report["status"] == "healthy"
+        assert isinstance(report["latency_ms"], (int, float))
+        json.dumps(report, default=str)
+
+    async def test_health_never_raises_after_close(self) -> None:
+        """health() never raises, even once the store is closed; aclose() is idempotent.
+
+        Fix: catch everything in health() and report "unhealthy" with a masked error; make aclose() a no-op the
+        second time.
+        """
+        store = await self.new_store()
+        await store.aclose()
+        await store.aclose()
+        report = await store.health()
+        assert report["status"] in {"healthy", "degraded", "unhealthy"}
+
+    async def test_describe_names_the_backend_and_is_json(self, store: ColdStore) -> None:
+        """describe() is a JSON-serialisable dict with a "backend" key, built without I/O.
+
+        Fix: return {"backend": <name>, <target without credentials>, ...} from the settings and options only.
+        """
+        described = store.describe()
+        assert isinstance(described, dict)
+        assert isinstance(described["backend"], str)
+        json.dumps(described, default=str)
+
+    # -- sessions -------------------------------------------------------------------------------------------------
+    async def test_session_round_trips_field_for_field(self, store: ColdStore) -> None:
+        """read_session returns the archived session equal to what was written (microseconds, UTC, metadata).
+
+        Fix: store the payload's "session" dict and rebuild with Session.from_dict().
+        """
+        session = _session(
+            "s1", request_count=3, error_count=1, total_processing_time=0.1 + 0.2, metadata={"source": "web", "n": [1, 2]}
+        )
+        await store.write_events([session_event(session, "create")])
+        assert await store.read_session("s1") == session
+
+    async def test_session_read_gives_the_newest_events_state(self, store: ColdStore) -> None:
+        """With create/update/end events archived (even out of order, in separate batches), read_session returns
+        the state of the event with the newest created_at.
+
+        Fix: order by the event's created_at (ties: the order rows were first written), not by arrival order.
+        """
+        created = _session("s1")
+        updated = _session("s1", request_count=5, last_activity=_at(10))
+        ended = _session("s1", request_count=6, status="completed", last_activity=_at(20))
+        await store.write_events([session_event(ended, "end", created_at=_at(20))])
+        await store.write_events([session_event(created, "create", created_at=_at(0))])
+        await store.write_events([session_event(updated, "update", created_at=_at(10))])
+        assert await store.read_session("s1") == ended
+
+    async def test_session_whose_newest_event_is_a_delete_reads_none(self, store: ColdStore) -> None:
+        """A session whose newest archived event is "delete" reads back None, so read-through cannot bring a deleted
+        session back.
+
+        Fix: in read_session, return None when the newest event's event_type is "delete".
+        """
+        session = _session("s1")
+        await store.write_events(
+            [session_event(session, "create", created_at=_at(0)), session_event(session, "delete", created_at=_at(1))]
+        )
+        assert await store.read_session("s1") is None
+        assert await store.count_events("context_sessions", "s1") == 2
+
+    # -- history --------------------------------------------------------------------------------------------------
+    async def test_message_round_trips_field_for_field(self, store: ColdStore) -> None:
+        """An archived message reads back equal: id, seq, role, content, timestamp (microseconds) and metadata.
+
+        Fix: keep every field of Message.to_dict(); rebuild the timestamp as an aware UTC datetime.
+        """
+        message = _message(1, metadata={"nested": {"list": [1, 2.5, None, True, "x"]}, "empty": {}})
+        await store.write_events([message_event("s1", message)])
+        assert await store.read_history("s1", None) == [message]
+
+    async def test_read_history_newest_n_in_seq_order_over_2500_messages(self, store: ColdStore) -> None:
+        """Over 2,500 messages written in batches of 500, read_history(limit) returns the newest ``limit`` in seq
+        order; limit=None returns all; a limit above the count returns all.
+
+        Fix: select the highest seqs first (ORDER BY seq DESC LIMIT n) and reverse them before returning.
+        """
+        messages = await self._write_history(store, "s1", self.history_messages, self.history_batch)
+        assert await store.read_history("s1", 50) == messages[-50:]
+        assert await store.read_history("s1", 1) == messages[-1:]
+        assert await store.read_history("s1", None) == messages
+        assert await store.read_history("s1", self.history_messages + 10) == messages
+        assert await store.read_history("s1", 0) == []
+
+    async def test_read_history_before_seq_pages_back_without_gaps(self, store: ColdStore) -> None:
+        """read_history(key, limit, before_seq) returns the newest ``limit`` messages with seq < before_seq; paging
+        back from the end with it visits every message exactly once.
+
+        Fix: filter seq < before_seq (strictly) before taking the newest ``limit``.
+        """
+        messages = await self._write_history(store, "s1", self.history_messages, self.history_batch)
+        assert await store.read_history("s1", 3, before_seq=5) == messages[1:4]
+        assert await store.read_history("s1", 10, before_seq=1) == []
+        assert await store.read_history("s1", None, before_seq=101) == messages[:100]
+        seen: list[int] = []
+        before: int | None = None
+        for _ in range(self.history_messages):
+            page = await store.read_history("s1", 333, before_seq=before)
+            if not page:
+                break
+            assert [m.seq for m in page] == sorted(m.seq for m in page)
+            seen[:0] = [m.seq for m in page]
+            before = page[0].seq
+        assert seen == list(range(1, self.history_messages + 1))
+
+    async def test_same_message_under_a_second_event_id_is_read_once(self, store: ColdStore) -> None:
+        """A message archived twice under different event ids (the hot tier re-archived it) is read once, and a
+        limit still returns ``limit`` distinct messages.
+
+        Fix: de-duplicate on the message id while reading (DISTINCT ON message_id, or skip ids already taken) and
+        keep reading until ``limit`` distinct messages are found.
+        """
+        messages = [_message(seq) for seq in range(1, 11)]
+        await store.write_events([message_event("s1", m) for m in messages])
+        await store.write_events([message_event("s1", m) for m in messages[7:]])
+        assert await store.count_events("context_conversations", "s1") == 13
+        assert await store.read_history("s1", None) == messages
+        assert await store.read_history("s1", 3) == messages[-3:]
+        assert await store.read_history("s1", 2, before_seq=10) == messages[7:9]
+
+    async def test_streams_are_independent(self, store: ColdStore) -> None:
+        """Messages archived under one stream key never appear in another, even for keys that prefix each other.
+
+        Fix: filter every read on the exact key (no LIKE, no prefix match).
+        """
+        keys = ["a", "a:b", "a%", "A", "user_to_agent/s1/agent-1"]
+        for index, key in enumerate(keys):
+            await store.write_events([message_event(key, _message(1, f"in {index}", id=f"m-{index}"))])
+        for index, key in enumerate(keys):
+            assert [m.content for m in await store.read_history(key, None)] == [f"in {index}"]
+
+    # -- task contexts, conversation sessions, checkpoints ------------------------------------------------------------
+    async def test_task_context_round_trips_and_the_newest_wins(self, store: ColdStore) -> None:
+        """read_task_context returns the newest archived document of the session, equal to what was written.
+
+        Fix: store the payload's "context" document; order by created_at to pick the newest.
+        """
+        first = {"user_id": "u1", "chat_id": "s1", "metadata": {"mode": "a"}, "file_tracker": {"f": {"op": "r"}}}
+        second = {**first, "metadata": {"mode": "b"}, "model_tracker": [{"model_id": "m", "timestamp": 1.5}]}
+        await store.write_events([task_context_event("s1", second, created_at=_at(2))])
+        await store.write_events([task_context_event("s1", first, created_at=_at(1))])
+        assert await store.read_task_context("s1") == second
+
+    async def test_conversation_session_round_trips_and_the_newest_wins(self, store: ColdStore) -> None:
+        """read_conversation_session returns the newest archived document under its session key.
+
+        Fix: key the table by the session key (payload["session"]["session_key"]); pick the newest created_at.
+        """
+        first = _conversation_session()
+        later = _conversation_session(last_activity=_at(60), metadata={"topic": "changed"})
+        await store.write_events([conversation_session_event(first, created_at=_at(0))])
+        await store.write_events([conversation_session_event(later, created_at=_at(60))])
+        document = await store.read_conversation_session(first.session_key)
+        assert document == later.to_dict()
+        assert ConversationSession.from_dict(document) == later
+
+    async def test_checkpoint_document_by_id_and_newest(self, store: ColdStore) -> None:
+        """read_checkpoint_document returns the document of a checkpoint id, or the thread's newest for None.
+
+        Fix: filter on (thread_id, checkpoint_id); for None order the thread's rows by created_at, newest first.
+        """
+        docs = {
+            cid: {"checkpoint_id": cid, "thread_id": "t1", "data": {"step": n}, "metadata": {"source": "loop", "step": n}}
+            for n, cid in enumerate(["c1", "c2", "c3"])
+        }
+        await store.write_events(
+            [checkpoint_event("t1", cid, doc, created_at=_at(n)) for n, (cid, doc) in enumerate(docs.items())]
+        )
+        assert await store.read_checkpoint_document("t1", "c2") == docs["c2"]
+        assert await store.read_checkpoint_document("t1", None) == docs["c3"]
+        assert await store.read_checkpoint_document("t1", "missing") is None
+        assert await store.read_checkpoint_document("t2", None) is None
+
+    async def test_checkpoint_writes_are_stored_and_counted_per_thread(self, store: ColdStore) -> None:
+        """context_checkpoint_writes rows are stored per event and counted per thread.
+
+        Fix: insert one row per event into context_checkpoint_writes keyed by thread id.
+        """
+        await store.write_events(
+            [
+                writes_event("t1", "c1", "task-1", [["messages", ["test"]]]),
+                writes_event("t1", "c1", "task-2", [["x", {"nested": [1, 2]}]]),
+                writes_event("t2", "c9", "task-1", []),
+            ]
+        )
+        assert await store.count_events("context_checkpoint_writes", "t1") == 2
+        assert await store.count_events("context_checkpoint_writes", "t2") == 1
+        assert await store.count_events("context_checkpoint_writes") == 3
+
+    async def test_missing_keys_read_none_or_empty(self, store: ColdStore) -> None:
+        """Every read of a key never archived returns None (or [] for history) and counts 0; it never raises.
+
+        Fix: return None / [] when the query finds no row.
+        """
+        assert await store.read_session("nope") is None
+        assert await store.read_history("nope", 10) == []
+        assert await store.read_history("nope", None, before_seq=5) == []
+        assert await store.read_task_context("nope") is None
+        assert await store.read_conversation_session("nope") is None
+        assert await store.read_checkpoint_document("nope", None) is None
+        assert await store.read_checkpoint_document("nope", "c1") is None
+        for table in ARCHIVE_TABLES:
+            assert await store.count_events(table, "nope") == 0
+            assert await store.count_events(table) == 0
+
+    # -- batches and idempotency --------------------------------------------------------------------------------------
+    def _mixed_batch(self, tag: str = "") -> list[ArchiveEvent]:
+        conversation = _conversation_session(f"s1{tag}")
+        return [
+            session_event(_session(f"s1{tag}"), "create", created_at=_at(0)),
+            message_event(f"s1{tag}", _message(1, id=f"m1{tag}"), created_at=_at(1)),
+            message_event(f"s1{tag}", _message(2, "x" * 5000, id=f"m2{tag}"), created_at=_at(2)),
+            task_context_event(f"s1{tag}", {"chat_id": f"s1{tag}", "metadata": {}}, created_at=_at(3)),
+            checkpoint_event(f"s1{tag}", "c1", {"checkpoint_id": "c1", "data": {}}, created_at=_at(4)),
+            writes_event(f"s1{tag}", "c1", "task-1", [["messages", ["test"]]], created_at=_at(5)),
+            conversation_session_event(conversation, created_at=_at(6)),
+            session_event(_session(f"s1{tag}", request_count=1), "update", created_at=_at(7)),
+        ]
+
+    async def test_a_batch_mixing_all_six_tables_is_stored_whole(self, store: ColdStore) -> None:
+        """One write_events call with events for all six tables stores every one of them, each in its table.
+
+        Fix: group the batch by table and write every group (in one transaction where the backend has them).
+        """
+        batch = self._mixed_batch()
+        await store.write_events(batch)
+        expected = {table: sum(1 for e in batch if e.table == table) for table in ARCHIVE_TABLES}
+        for table, count in expected.items():
+            assert count > 0
+            assert await store.count_events(table) == count, table
+        assert await store.read_session("s1") == _session("s1", request_count=1)
+        assert [m.id for m in await store.read_history("s1", None)] == ["m1", "m2"]
+        assert await store.read_task_context("s1") == {"chat_id": "s1", "metadata": {}}
+        assert await store.read_checkpoint_document("s1", "c1") == {"checkpoint_id": "c1", "data": {}}
+        assert await store.read_conversation_session(_conversation_session().session_key) is not None
+
+    async def test_writing_the_same_batch_twice_changes_nothing(self, store: ColdStore) -> None:
+        """write_events is idempotent on event_id: retrying a batch (whole, or a part of it inside a new batch)
+        leaves the counts and the reads unchanged.
+
+        Fix: make event_id unique per table and skip conflicts (INSERT ... ON CONFLICT (event_id) DO NOTHING).
+        """
+        batch = self._mixed_batch()
+        await store.write_events(batch)
+        counts = {table: await store.count_events(table) for table in ARCHIVE_TABLES}
+        await store.write_events(batch)
+        await store.write_events([*batch[3:], *self._mixed_batch("-new")[:1]])
+        await store.write_events([batch[1], batch[1]])
+        after = {table: await store.count_events(table) for table in ARCHIVE_TABLES}
+        counts["context_sessions"] += 1
+        assert after == counts
+        assert [m.id for m in await store.read_history("s1", None)] == ["m1", "m2"]
+
+    async def test_an_empty_batch_is_a_no_op(self, store: ColdStore) -> None:
+        """write_events([]) returns without writing or raising.
+
+        Fix: return early on an empty batch.
+        """
+        await store.write_events([])
+        assert await store.count_events("context_sessions") == 0
+
+    async def test_unknown_table_raises_invalid_input_and_writes_nothing(self, store: ColdStore) -> None:
+        """An event for a table that is not one of the six raises InvalidInput and nothing of its batch is stored;
+        count_events of an unknown table raises InvalidInput too.
+
+        Fix: validate every event's table before writing anything; translate the error to InvalidInput.
+        """
+        good = session_event(_session("s1"), "create")
+        bad = ArchiveEvent(table="context_bogus", key="s1", payload={})
+        with pytest.raises(InvalidInput):
+            await store.write_events([good, bad])
+        assert await store.count_events("context_sessions") == 0
+        with pytest.raises(InvalidInput):
+            await store.count_events("context_bogus")
+        with pytest.raises(InvalidInput):
+            await store.count_events("context_sessions; DROP TABLE x")
+
+    async def test_count_events_per_table_and_key(self, store: ColdStore) -> None:
+        """count_events(table) counts the rows of a table; count_events(table, key) only those of that key.
+
+        Fix: count on the table's key column (session_id, thread_id or session_key).
+        """
+        await store.write_events([message_event("a", _message(n)) for n in range(1, 4)])
+        await store.write_events([message_event("b", _message(n)) for n in range(1, 3)])
+        await store.write_events([session_event(_session("a"), "create"), session_event(_session("b"), "create")])
+        assert await store.count_events("context_conversations") == 5
+        assert await store.count_events("context_conversations", "a") == 3
+        assert await store.count_events("context_conversations", "b") == 2
+        assert await store.count_events("context_conversations", "c") == 0
+        assert await store.count_events("context_sessions", "a") == 1
+        assert await store.count_events("context_task_contexts") == 0
+
+    # -- hostile data ---------------------------------------------------------------------------------------------
+    async def test_hostile_strings_round_trip_byte_for_byte(self, store: ColdStore) -> None:
+        """SQL metacharacters, quotes, backslashes, escapes, unicode and emoji, used as keys, content, roles,
+        metadata and document values, are stored and read back exactly (and never run as SQL).
+
+        Fix: pass every value as a bound parameter (never format it into SQL) and keep text unnormalised.
+        """
+        batch: list[ArchiveEvent] = []
+        for index, text in enumerate(HOSTILE_TEXTS):
+            key = f"key {index} {text}"
+            message = _message(1, text, metadata={text: text, "list": [text]}, id=f"id-{text}")
+            batch += [
+                message_event(key, message),
+                session_event(_session(key, user_id=text or "u", metadata={"text": text})),
+                task_context_event(key, {"text": text, text: [text]}),
+                checkpoint_event(key, f"c-{text}", {"text": text}),
+            ]
+        await store.write_events(batch)
+        for index, text in enumerate(HOSTILE_TEXTS):
+            key = f"key {index} {text}"
+            history = await store.read_history(key, None)
+            assert len(history) == 1, f"history of {key!r} collided or was lost"
+            assert history[0].content == text
+            assert history[0].content.encode("utf-8") == text.encode("utf-8")
+            assert history[0].metadata == {text: text, "list": [text]}
+            assert history[0].id == f"id-{text}"
+            session = await store.read_session(key)
+            assert session is not None
+            assert session.session_id == key
+            assert session.metadata == {"text": text}
+            assert await store.read_task_context(key) == {"text": text, text: [text]}
+            assert await store.read_checkpoint_document(key, f"c-{text}") == {"text": text}
+        assert await store.count_events("context_conversations") == len(HOSTILE_TEXTS)
+
+    async def test_100_kb_content_round_trips(self, store: ColdStore) -> None:
+        """A 100 KB message (multi-byte characters included) and a 1 MB document are stored and read back whole.
+
+        Fix: use unbounded text/JSON columns; do not truncate.
+        """
+        content = ("large assistant answer with ünïcödé and 🙂 " * 3000)[: 100 * 1024]
+        message = _message(1, content, role="assistant")
+        document = {"blob": "y" * (1024 * 1024), "nested": {"content": content}}
+        await store.write_events([message_event("s1", message), task_context_event("s1", document)])
+        assert (await store.read_history("s1", 1))[0].content == content
+        assert await store.read_task_context("s1") == document
+
+    # -- isolation and persistence --------------------------------------------------------------------------------
+    async def test_namespaces_are_isolated(self, store: ColdStore) -> None:
+        """Two stores on different namespaces never see each other's archive, even for the same keys.
+
+        Fix: put every table under the namespace (a schema, a database, a table prefix or a key column).
+        """
+        other = await self.new_store()
+        await store.write_events([session_event(_session("s1", user_id="first"), "create"), message_event("s1", _message(1))])
+        assert await other.read_session("s1") is None
+        assert await other.read_history("s1", None) == []
+        assert await other.count_events("context_sessions") == 0
+        await other.write_events([session_event(_session("s1", user_id="second"), "create")])
+        first = await store.read_session("s1")
+        assert first is not None
+        assert first.user_id == "first"
+
+    async def test_a_second_store_on_the_same_namespace_sees_the_archive(self, store: ColdStore) -> None:
+        """A durable or shared store opened again on the same namespace (a restart, another process) reads what the
+        first archived, and writing the same events through it still creates no duplicates.
+
+        Fix: keep the archive in the server under the namespace; make open() safe to run again on existing
+        storage (migrations recorded, CREATE ... IF NOT EXISTS).
+        """
+        if not ({Capability.DURABLE.value, Capability.SHARED.value} & set(store.capabilities)):
+            pytest.skip("the store is neither durable nor shared")
+        batch = self._mixed_batch()
+        await store.write_events(batch)
+        settings = getattr(store, "settings", None)
+        if not isinstance(settings, StoreSettings):
+            pytest.skip("the store does not expose its settings (store.settings) to open a second one")
+        second = await self.new_store(namespace=settings.namespace)
+        assert await second.read_session("s1") == _session("s1", request_count=1)
+        assert [m.id for m in await second.read_history("s1", None)] == ["m1", "m2"]
+        await second.write_events(batch)
+        for table in ARCHIVE_TABLES:
+            assert await second.count_events(table) == await store.count_events(table)
+        assert await store.count_events("context_conversations") == 2

@@ -1,0 +1,190 @@
+"""The options of the PostgreSQL cold tier: parsing, the schema name, and keeping the password out of sight.
+
+The composer hands the factory a mapping built from the configuration (``[postgres]`` in TOML, or the seed's
+``CONTEXT_PG_URL`` > ``POSTGRES_URL`` and ``CONTEXT_PG_DATABASE``). :func:`parse_options` checks it without any I/O
+and returns a :class:`PostgresOptions`; :meth:`PostgresOptions.mask` removes secrets from any text (driver errors
+can echo the DSN).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from contextkit.errors import ConfigError
+
+__all__ = ["KNOWN_OPTIONS", "PostgresOptions", "parse_options", "schema_from_namespace"]
+
+KNOWN_OPTIONS = frozenset(
+    {
+        "url",
+        "database",
+        "schema",
+        "min_size",
+        "max_size",
+        "pool",
+        "ssl",
+        "host",
+        "port",
+        "user",
+        "password",
+        "statement_cache_size",
+        "server_settings",
+    }
+)
+_MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<secret>[^@\s]*)@", re.IGNORECASE)
+
+
+def schema_from_namespace(namespace: str) -> str:
+    """A valid, stable PostgreSQL schema name for a namespace: lowercase ``[a-z0-9_]``, at most 63 bytes.
+
+    Characters outside that set become ``_``; a name that would start with a digit or ``pg_`` (reserved) gets a
+    ``ck_`` prefix; a long or rewritten name keeps a short hash of the original so two namespaces that differ
+    only in punctuation do not share a schema.
+    """
+    cleaned = re.sub(r"[^a-z0-9_]", "_", namespace.lower())
+    lossy = cleaned != namespace
+    if not cleaned or cleaned[0].isdigit() or cleaned.startswith("pg_"):
+        cleaned = "ck_" + cleaned
+    if lossy or len(cleaned) > _MAX_IDENTIFIER_BYTES:
+        digest = hashlib.sha1(namespace.encode("utf-8")).hexdigest()[:8]
+        cleaned = f"{cleaned[: _MAX_IDENTIFIER_BYTES - 9]}_{digest}"
+    return cleaned
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a double-quoted SQL identifier (embedded quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class PostgresOptions:
+    """Validated options of one store (see the package README for their meaning)."""
+
+    url: str | None
+    database: str | None
+    schema: str
+    min_size: int
+    max_size: int
+    pool: Any | None
+    connect_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+
+    def target(self) -> dict[str, Any]:
+        """Where the store points, without credentials: host, port, database, user, schema, TLS mode."""
+        info: dict[str, Any] = {"host": None, "port": None, "database": None, "user": None}
+        if self.url:
+            parts = urlsplit(self.url)
+            netloc = parts.netloc.rpartition("@")
+            userinfo, hostinfo = netloc[0], netloc[2]
+            info["user"] = (unquote(userinfo.split(":", 1)[0]) or None) if userinfo else None
+            try:
+                info["host"], info["port"] = parts.hostname, parts.port
+            except ValueError:  # several hosts ("h1:5432,h2:5433"): report them as written
+                info["host"] = unquote(hostinfo) or None
+            info["database"] = unquote(parts.path.lstrip("/")) or None
+            query = parse_qs(parts.query)
+            if "host" in query and not info["host"]:
+                info["host"] = query["host"][0]
+            if "sslmode" in query:
+                info["sslmode"] = query["sslmode"][0]
+        for key in ("host", "port", "user"):
+            if self.connect_kwargs.get(key) is not None:
+                info[key] = self.connect_kwargs[key]
+        if self.database:
+            info["database"] = self.database
+        if self.connect_kwargs.get("ssl") is not None:
+            ssl = self.connect_kwargs["ssl"]
+            info["ssl"] = ssl if isinstance(ssl, (str, bool)) else type(ssl).__name__
+        info["schema"] = self.schema
+        return info
+
+    def mask(self, text: str) -> str:
+        """``text`` with every known secret and any ``scheme://user:password@`` replaced by ``***``."""
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+def _int_option(options: Mapping[str, Any], name: str, default: int, minimum: int) -> int:
+    value = options.get(name, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"postgres option {name!r} must be an integer, got {value!r}") from None
+    if isinstance(value, bool) or number < minimum or str(number) != str(value).strip():
+        raise ConfigError(f"postgres option {name!r} must be an integer >= {minimum}, got {value!r}")
+    return number
+
+
+def parse_options(namespace: str, options: Mapping[str, Any]) -> PostgresOptions:
+    """Check the factory options (no I/O) and derive the schema; raise :class:`ConfigError` on a bad value."""
+    unknown = sorted(set(options) - KNOWN_OPTIONS)
+    if unknown:
+        raise ConfigError(
+            f"unknown postgres option(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(KNOWN_OPTIONS))}"
+        )
+    secrets: list[str] = []
+    url = options.get("url")
+    if url is not None:
+        if not isinstance(url, str) or not url.strip():
+            raise ConfigError("postgres option 'url' must be a postgresql:// URL")
+        url = url.strip()
+        scheme, sep, rest = url.partition("://")
+        # SQLAlchemy-style URLs ("postgresql+asyncpg://") name a driver asyncpg does not understand.
+        base_scheme = scheme.split("+", 1)[0].lower()
+        if not sep or base_scheme not in ("postgresql", "postgres"):
+            raise ConfigError(f"postgres option 'url' must start with postgresql://, got scheme {scheme!r}")
+        url = f"{base_scheme}://{rest}"
+        userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+        if ":" in userinfo:
+            password = userinfo.split(":", 1)[1]
+            secrets += [password, unquote(password)]
+        for value in parse_qs(urlsplit(url).query).get("password", []):
+            secrets.append(value)
+    database = options.get("database")
+    if database is not None and (not isinstance(database, str) or not database.strip()):
+        raise ConfigError("postgres option 'database' must be a non-empty string")
+    schema = options.get("schema")
+    if schema is None:
+        schema = schema_from_namespace(namespace)
+    elif not isinstance(schema, str) or not schema or "\x00" in schema:
+        raise ConfigError("postgres option 'schema' must be a non-empty string")
+    elif len(schema.encode("utf-8")) > _MAX_IDENTIFIER_BYTES or schema.lower().startswith("pg_"):
+        raise ConfigError(f"postgres schema {schema!r} is longer than 63 bytes or starts with the reserved 'pg_'")
+    min_size = _int_option(options, "min_size", 1, 0)
+    max_size = _int_option(options, "max_size", 5, 1)
+    if min_size > max_size:
+        raise ConfigError(f"postgres option min_size ({min_size}) is larger than max_size ({max_size})")
+    pool = options.get("pool")
+    if pool is not None and not (hasattr(pool, "acquire") and hasattr(pool, "close")):
+        raise ConfigError(f"postgres option 'pool' must be an asyncpg pool, got {type(pool).__name__}")
+    if pool is None and url is None and not options.get("host"):
+        raise ConfigError("the postgres cold tier needs a 'url' option (or CONTEXT_PG_URL / POSTGRES_URL), a 'host', or a 'pool'")
+    connect: dict[str, Any] = {}
+    for key in ("host", "user", "password", "ssl", "server_settings"):
+        if options.get(key) is not None:
+            connect[key] = options[key]
+    if options.get("port") is not None:
+        connect["port"] = _int_option(options, "port", 5432, 1)
+    if options.get("statement_cache_size") is not None:
+        # 0 is what PgBouncer in transaction mode needs.
+        connect["statement_cache_size"] = _int_option(options, "statement_cache_size", 100, 0)
+    if isinstance(options.get("password"), str):
+        secrets.append(options["password"])
+    return PostgresOptions(
+        url=url,
+        database=database.strip() if isinstance(database, str) else None,
+        schema=schema,
+        min_size=min_size,
+        max_size=max_size,
+        pool=pool,
+        connect_kwargs=connect,
+        secrets=tuple(s for s in secrets if s),
+    )

@@ -1,0 +1,496 @@
+"""The PostgreSQL cold tier: :class:`PostgresColdStore`, an archive of the seed's six tables on an asyncpg pool.
+
+Writes are batched per table (one ``INSERT ... SELECT FROM unnest(...)`` per table, all tables of a batch in one
+transaction) and idempotent: ``event_id`` is unique and conflicts are skipped, so the archiver can retry a batch
+as often as it needs. Reads answer the kit's read-through: the newest event of a key, or the newest messages of a
+stream. JSON goes over the wire as text (cast to ``jsonb`` in SQL, read back as ``::text``), so a pool handed in
+by the application works whatever type codecs it has set.
+
+Driver errors are translated: connection failures, timeouts and server-side failures become
+:class:`~contextkit.errors.BackendUnavailable` (the message never holds the password), data PostgreSQL cannot
+store becomes :class:`~contextkit.errors.SerializationError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+
+from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
+from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
+from contextkit.stores import Capability, StoreSettings
+from contextkit_postgres.options import PostgresOptions, parse_options, quote_identifier
+from contextkit_postgres.schema import MIGRATIONS_TABLE, load_migrations, migrate
+
+__all__ = ["PostgresColdStore"]
+
+logger = logging.getLogger("contextkit.postgres")
+
+T = TypeVar("T")
+
+# The lookup-key column of each archive table.
+_KEY_COLUMN = {
+    "context_sessions": "session_id",
+    "context_conversations": "session_id",
+    "context_task_contexts": "session_id",
+    "context_checkpoints": "thread_id",
+    "context_checkpoint_writes": "thread_id",
+    "context_conversation_sessions": "session_key",
+}
+
+# Per table: the columns written after (event_id, <key>, created_at), with their SQL array types; a "jsonb" type
+# means the value is JSON text cast in SQL.
+_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "context_sessions": (("user_id", "text"), ("event_type", "text"), ("payload", "jsonb")),
+    "context_conversations": (
+        ("role", "text"),
+        ("content", "text"),
+        ("metadata", "jsonb"),
+        ("seq", "bigint"),
+        ("message_id", "text"),
+        ("sent_at", "timestamptz"),
+    ),
+    "context_task_contexts": (("context_data", "jsonb"),),
+    "context_checkpoints": (("checkpoint_id", "text"), ("data", "jsonb"), ("metadata", "jsonb")),
+    "context_checkpoint_writes": (("checkpoint_id", "text"), ("task_id", "text"), ("writes_data", "jsonb")),
+    "context_conversation_sessions": (("session_data", "jsonb"),),
+}
+
+# Errors that mean "the connection is gone": the operation may be retried once on a fresh connection.
+_CONNECTION_LOST = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+_HISTORY_PAGE = 500
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _dumps(value: Any) -> str:
+    if not value and isinstance(value, (dict, list)):
+        return "{}" if isinstance(value, dict) else "[]"
+    return _ENCODER.encode(value)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _json_text(value: Any, event: ArchiveEvent) -> str:
+    try:
+        text = _dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"event {event.event_id} ({event.table}) is not JSON-serializable: {exc}") from None
+    # PostgreSQL text and jsonb cannot hold U+0000; the escape only appears in the JSON text when a string has one.
+    if "\\u0000" in text and _has_nul(value):
+        raise SerializationError(f"event {event.event_id} ({event.table}) holds a NUL character, which PostgreSQL cannot store")
+    return text
+
+
+def _plain_text(value: str, event: ArchiveEvent) -> str:
+    if "\x00" in value:
+        raise SerializationError(f"event {event.event_id} ({event.table}) holds a NUL character, which PostgreSQL cannot store")
+    return value
+
+
+def _mapping(payload: Mapping[str, Any], name: str, event: ArchiveEvent) -> Mapping[str, Any]:
+    value = payload.get(name)
+    if not isinstance(value, Mapping):
+        raise SerializationError(f"event {event.event_id} ({event.table}) needs a {name!r} object in its payload")
+    return value
+
+
+def _row(event: ArchiveEvent) -> tuple[Any, ...]:
+    """The column values of one event (after event_id, key, created_at), validated."""
+    payload = event.payload
+    table = event.table
+    if table == "context_sessions":
+        session = Session.from_dict(_mapping(payload, "session", event))
+        event_type = payload.get("event_type")
+        if not isinstance(event_type, str) or not event_type:
+            raise SerializationError(f"event {event.event_id} (context_sessions) needs an 'event_type'")
+        return (_plain_text(session.user_id, event), _plain_text(event_type, event), _json_text(dict(payload), event))
+    if table == "context_conversations":
+        message = Message.from_dict(_mapping(payload, "message", event))
+        return (
+            _plain_text(message.role, event),
+            _plain_text(message.content, event),
+            _json_text(dict(message.metadata), event),
+            message.seq,
+            _plain_text(message.id, event),
+            message.timestamp,
+        )
+    if table == "context_task_contexts":
+        return (_json_text(dict(_mapping(payload, "context", event)), event),)
+    if table == "context_checkpoints":
+        document = _mapping(payload, "document", event)
+        metadata = document.get("metadata")
+        return (
+            _plain_text(str(payload.get("checkpoint_id") or document.get("checkpoint_id") or ""), event),
+            _json_text(dict(document), event),
+            _json_text(dict(metadata) if isinstance(metadata, Mapping) else {}, event),
+        )
+    if table == "context_checkpoint_writes":
+        writes = payload.get("writes", [])
+        if not isinstance(writes, (list, tuple)):
+            raise SerializationError(f"event {event.event_id} (context_checkpoint_writes) needs a 'writes' list")
+        return (
+            _plain_text(str(payload.get("checkpoint_id", "")), event),
+            _plain_text(str(payload.get("task_id", "")), event),
+            _json_text(list(writes), event),
+        )
+    if table == "context_conversation_sessions":
+        return (_json_text(dict(_mapping(payload, "session", event)), event),)
+    raise InvalidInput(f"unknown archive table {table!r} (known: {', '.join(ARCHIVE_TABLES)})")
+
+
+class PostgresColdStore:
+    """The cold tier on PostgreSQL (asyncpg): the seed's six tables in a schema of their own.
+
+    Built by the ``postgres`` factory without I/O; :meth:`open` creates the pool (unless one was handed in, which
+    is then never closed) and applies the migrations. See :class:`contextkit.stores.ColdStore` for the contract.
+    """
+
+    name = "postgres"
+    capabilities: frozenset[str] = frozenset({Capability.DURABLE.value, Capability.SHARED.value})
+
+    def __init__(self, settings: StoreSettings, options: Mapping[str, Any] | PostgresOptions) -> None:
+        self.settings = settings
+        self.options = options if isinstance(options, PostgresOptions) else parse_options(settings.namespace, options)
+        self._pool: Any | None = self.options.pool
+        self._owns_pool = self.options.pool is None
+        self._opened = False
+        self._closed = False
+        self._schema_q = quote_identifier(self.options.schema)
+        self._insert_sql = {table: self._build_insert(table) for table in ARCHIVE_TABLES}
+        self.migrations_applied: list[int] = []
+
+    # -- identity ---------------------------------------------------------------------------------------------
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema holding this store's tables."""
+        return self.options.schema
+
+    @property
+    def pool(self) -> Any:
+        """The asyncpg pool (after :meth:`open`)."""
+        if self._pool is None:
+            raise BackendUnavailable("the postgres cold tier is not open")
+        return self._pool
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, host, port, database, user, schema and pool sizes; never the password. No I/O."""
+        return {
+            "backend": self.name,
+            **self.options.target(),
+            "pool": {
+                "min_size": self.options.min_size,
+                "max_size": self.options.max_size,
+                "owned": self._owns_pool,
+            },
+            "capabilities": sorted(self.capabilities),
+        }
+
+    def __repr__(self) -> str:
+        target = self.options.target()
+        return f"PostgresColdStore(host={target['host']!r}, database={target['database']!r}, schema={self.schema!r})"
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Create the pool within ``settings.timeout`` and apply pending migrations; idempotent."""
+        if self._opened:
+            return
+        if self._closed:
+            raise BackendUnavailable("the postgres cold tier was closed; build a new store")
+        timeout = self.settings.timeout
+        if self._pool is None:
+            kwargs: dict[str, Any] = dict(self.options.connect_kwargs)
+            if self.options.database:
+                kwargs["database"] = self.options.database
+            pool = asyncpg.create_pool(
+                self.options.url,
+                min_size=self.options.min_size,
+                max_size=self.options.max_size,
+                timeout=timeout,
+                **kwargs,
+            )
+            try:
+                await asyncio.wait_for(asyncio.ensure_future(pool), timeout)
+            except Exception as exc:
+                pool.terminate()
+                raise self._translate(exc, "connect") from None
+            self._pool = pool
+        try:
+            self.migrations_applied = await self._call("migrate", lambda conn: migrate(conn, self.schema, timeout))
+        except BaseException:
+            if self._owns_pool and self._pool is not None:
+                self._pool.terminate()
+                self._pool = None
+            raise
+        if self.migrations_applied:
+            logger.info("postgres cold tier: applied migrations %s in schema %s", self.migrations_applied, self.schema)
+        self._opened = True
+
+    async def aclose(self) -> None:
+        """Close the pool if this store created it (a pool handed in stays open); idempotent."""
+        self._closed = True
+        self._opened = False
+        pool, self._pool = self._pool, None
+        if pool is None or not self._owns_pool:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), self.settings.timeout)
+        except Exception:
+            pool.terminate()
+
+    async def __aenter__(self) -> PostgresColdStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def health(self) -> dict[str, Any]:
+        """Status, latency of ``SELECT 1``, server version, pool sizes and schema version; never raises."""
+        report: dict[str, Any] = {"backend": self.name, "schema": self.schema}
+        started = time.perf_counter()
+        try:
+
+            async def probe(conn: Any) -> tuple[Any, Any]:
+                await conn.fetchval("SELECT 1")
+                version = await conn.fetchval(f"SELECT max(version) FROM {self._schema_q}.{MIGRATIONS_TABLE}")
+                return conn.get_settings().server_version, version
+
+            server_version, schema_version = await self._call("health check", probe, retry=False)
+        except Exception as exc:
+            report.update(
+                status="unhealthy",
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                error=self.options.mask(str(exc)),
+            )
+            return report
+        pool = self._pool
+        report.update(
+            status="healthy",
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            server_version=str(server_version).split(" ")[0],
+            schema_version=schema_version,
+            schema_version_expected=max(m.version for m in load_migrations()),
+            pool={
+                "size": pool.get_size() if pool is not None and hasattr(pool, "get_size") else None,
+                "idle": pool.get_idle_size() if pool is not None and hasattr(pool, "get_idle_size") else None,
+                "min_size": self.options.min_size,
+                "max_size": self.options.max_size,
+            },
+        )
+        return report
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
+    def _translate(self, exc: BaseException, op: str) -> ContextKitError:
+        if isinstance(exc, ContextKitError):
+            return exc
+        if isinstance(exc, (asyncpg.DataError, UnicodeEncodeError)):
+            return SerializationError(f"postgres {op}: value rejected: {self.options.mask(str(exc))}")
+        if isinstance(exc, asyncio.TimeoutError):
+            return BackendUnavailable(f"postgres {op} timed out after {self.settings.timeout:g}s")
+        detail = self.options.mask(str(exc)) or type(exc).__name__
+        return BackendUnavailable(f"postgres {op} failed: {type(exc).__name__}: {detail}")
+
+    async def _call(self, op: str, work: Callable[[Any], Awaitable[T]], *, retry: bool = True, timeout: float | None = None) -> T:
+        """Run ``work(connection)`` within the timeout, retrying once on a fresh connection when the pooled one
+        turns out to be dead (the server restarted); every operation here is idempotent, so a retry is safe."""
+        pool = self._pool
+        if pool is None:
+            raise BackendUnavailable(f"postgres {op}: the cold tier is not open")
+        budget = timeout if timeout is not None else self.settings.timeout
+
+        async def attempt() -> T:
+            async with pool.acquire(timeout=budget) as conn:
+                return await work(conn)
+
+        deadline = time.monotonic() + budget
+        for attempt_no in (1, 2):
+            try:
+                return await asyncio.wait_for(attempt(), max(deadline - time.monotonic(), 0.001))
+            except _CONNECTION_LOST as exc:
+                if retry and attempt_no == 1 and deadline - time.monotonic() > 0.05:
+                    logger.debug("postgres %s: connection lost (%s), retrying once", op, type(exc).__name__)
+                    # The other idle connections died with the same server: replace them all, not one per call.
+                    if hasattr(pool, "expire_connections"):
+                        await pool.expire_connections()
+                    continue
+                raise self._translate(exc, op) from None
+            except Exception as exc:
+                raise self._translate(exc, op) from None
+        raise AssertionError("unreachable")
+
+    def _table(self, table: str) -> str:
+        if table not in _KEY_COLUMN:
+            raise InvalidInput(f"unknown archive table {table!r} (known: {', '.join(ARCHIVE_TABLES)})")
+        return f"{self._schema_q}.{table}"
+
+    def _build_insert(self, table: str) -> str:
+        extra = _COLUMNS[table]
+        names = ["event_id", _KEY_COLUMN[table], "created_at", *(name for name, _ in extra)]
+        array_types = ["text", "text", "timestamptz", *("text" if kind == "jsonb" else kind for _, kind in extra)]
+        aliases = [f"c{i}" for i in range(len(names))]
+        selected = [f"{alias}::jsonb" if i >= 3 and extra[i - 3][1] == "jsonb" else alias for i, alias in enumerate(aliases)]
+        params = ", ".join(f"${i + 1}::{kind}[]" for i, kind in enumerate(array_types))
+        return (
+            f"INSERT INTO {self._schema_q}.{table} ({', '.join(names)}) "
+            f"SELECT {', '.join(selected)} FROM unnest({params}) WITH ORDINALITY AS r({', '.join(aliases)}, n) "
+            "ORDER BY n ON CONFLICT (event_id) DO NOTHING"
+        )
+
+    # -- writes -----------------------------------------------------------------------------------------------
+    async def write_events(self, events: Sequence[ArchiveEvent]) -> None:
+        """Store a batch in one transaction, idempotently on ``event_id``.
+
+        Raises :class:`SerializationError` (nothing written) for an event PostgreSQL cannot hold and
+        :class:`BackendUnavailable` when the batch was not stored; retrying a batch never duplicates a row.
+        """
+        if not events:
+            return
+        columns: dict[str, list[list[Any]]] = {}
+        for event in events:
+            values = (
+                _plain_text(str(event.event_id), event),
+                _plain_text(str(event.key), event),
+                event.created_at,
+                *_row(event),
+            )
+            table_columns = columns.setdefault(event.table, [[] for _ in values])
+            for column, value in zip(table_columns, values, strict=True):
+                column.append(value)
+
+        async def write(conn: Any) -> None:
+            async with conn.transaction():
+                for table in ARCHIVE_TABLES:
+                    if table in columns:
+                        await conn.execute(self._insert_sql[table], *columns[table])
+
+        # A big batch may legitimately take longer than one call's timeout.
+        budget = self.settings.timeout * max(1.0, len(events) / 5000)
+        await self._call("write_events", write, timeout=budget)
+
+    # -- reads ------------------------------------------------------------------------------------------------
+    async def _newest(self, table: str, key_column: str, key: str, columns: str, extra: str = "") -> Any:
+        sql = (
+            f"SELECT {columns} FROM {self._table(table)} WHERE {key_column} = $1 {extra} "
+            "ORDER BY created_at DESC, id DESC LIMIT 1"
+        )
+        return await self._call(f"read {table}", lambda conn: conn.fetchrow(sql, key))
+
+    def _loads(self, text: str, what: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise SerializationError(f"stored {what} is not valid JSON: {exc}") from None
+
+    async def read_session(self, session_id: str) -> Session | None:
+        """The session as of its newest archived event; None when there is none or the newest is a delete."""
+        row = await self._newest("context_sessions", "session_id", session_id, "event_type, payload::text")
+        if row is None or row[0] == "delete":
+            return None
+        payload = self._loads(row[1], "session event")
+        if not isinstance(payload, dict) or not isinstance(payload.get("session"), Mapping):
+            raise SerializationError(f"stored session event of {session_id!r} has no session")
+        return Session.from_dict(payload["session"])
+
+    async def read_history(self, key: str, limit: int | None, before_seq: int | None = None) -> list[Message]:
+        """The newest ``limit`` messages with ``seq < before_seq``, chronological, each message id once.
+
+        Walks the ``(session_id, seq, id)`` index backwards in pages, so the cost follows ``limit`` (plus any
+        duplicates met on the way), not the length of the stream.
+        """
+        if limit is not None and limit <= 0:
+            return []
+        table = self._table("context_conversations")
+        sql = (
+            f"SELECT message_id, seq, id, role, content, metadata::text, sent_at FROM {table} "
+            "WHERE session_id = $1 AND (seq, id) < ($2, $3) ORDER BY seq DESC, id DESC LIMIT $4"
+        )
+
+        async def read(conn: Any) -> list[Any]:
+            seen: set[str] = set()
+            kept: list[Any] = []
+            cursor = (before_seq if before_seq is not None else 2**62, 0)
+            while True:
+                want = _HISTORY_PAGE if limit is None else max(min(limit - len(kept), 10_000), 1) + 8
+                rows = await conn.fetch(sql, key, cursor[0], cursor[1], want)
+                for row in rows:
+                    if row[0] not in seen:
+                        seen.add(row[0])
+                        kept.append(row)
+                        if limit is not None and len(kept) >= limit:
+                            return kept
+                if len(rows) < want:
+                    return kept
+                cursor = (rows[-1][1], rows[-1][2])
+
+        rows = await self._call("read history", read)
+        messages = []
+        for row in reversed(rows):
+            metadata = self._loads(row[5], "message metadata")
+            messages.append(Message(role=row[3], content=row[4], timestamp=row[6], metadata=metadata, id=row[0], seq=row[1]))
+        return messages
+
+    async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
+        """The newest archived task context document, or None."""
+        row = await self._newest("context_task_contexts", "session_id", session_id, "context_data::text")
+        return None if row is None else self._document(row[0], "task context")
+
+    async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
+        """The newest archived conversation session document, or None."""
+        row = await self._newest("context_conversation_sessions", "session_key", session_key, "session_data::text")
+        return None if row is None else self._document(row[0], "conversation session")
+
+    async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
+        """An archived seed checkpoint document (the newest of the thread when ``checkpoint_id`` is None), or None."""
+        if checkpoint_id is None:
+            row = await self._newest("context_checkpoints", "thread_id", thread_id, "data::text")
+        else:
+            table = self._table("context_checkpoints")
+            sql = (
+                f"SELECT data::text FROM {table} WHERE thread_id = $1 AND checkpoint_id = $2 "
+                "ORDER BY created_at DESC, id DESC LIMIT 1"
+            )
+            row = await self._call("read checkpoint", lambda conn: conn.fetchrow(sql, thread_id, checkpoint_id))
+        return None if row is None else self._document(row[0], "checkpoint")
+
+    def _document(self, text: str, what: str) -> dict[str, Any]:
+        value = self._loads(text, what)
+        if not isinstance(value, dict):
+            raise SerializationError(f"stored {what} is not a JSON object")
+        return value
+
+    async def count_events(self, table: str, key: str | None = None) -> int:
+        """Rows in ``table`` (for ``key`` when given); each event is one row, whatever the retries."""
+        qualified = self._table(table)
+        args: tuple[str, ...]
+        if key is None:
+            sql, args = f"SELECT count(*) FROM {qualified}", ()
+        else:
+            sql, args = f"SELECT count(*) FROM {qualified} WHERE {_KEY_COLUMN[table]} = $1", (key,)
+        return int(await self._call(f"count {table}", lambda conn: conn.fetchval(sql, *args)))
+
+    async def drop_schema(self) -> None:
+        """Drop this store's schema and everything in it (tests and ``contextkit`` maintenance; irreversible)."""
+        await self._call("drop schema", lambda conn: conn.execute(f"DROP SCHEMA IF EXISTS {self._schema_q} CASCADE"))
