@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -47,9 +47,21 @@ class EngineSuite:
         return {"hot": "memory"}
 
     async def cleanup_kit(self, kit: ContextKit) -> None:
-        """Remove what a test stored (backends with shared servers override this)."""
+        """Remove what a test stored: the hot store's ``drop_namespace()`` when it has one, else every session."""
+        drop = getattr(kit.hot, "drop_namespace", None)
+        if drop is not None:
+            await drop()
+            return
         async for session in kit.iter_sessions():
             await kit.delete_session(session.session_id)
+
+    async def cleanup_namespace(self, namespace: str) -> None:
+        """Remove what a test stored under ``namespace`` through engines the test built itself."""
+        kit = await self.open_kit(namespace)
+        try:
+            await self.cleanup_kit(kit)
+        finally:
+            await kit.aclose()
 
     # -- fixtures ------------------------------------------------------------------------------------------------
     def _namespace(self) -> str:
@@ -78,7 +90,7 @@ class EngineSuite:
             await kit.aclose()
 
     @pytest.fixture
-    def engine_env(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    async def engine_env(self, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
         """Environment that points a bare ``ContextEngine()`` at the tiers under test; yields the namespace."""
         for var in list(os.environ):
             if var.startswith(("CONTEXTKIT_", "REDIS_", "CLICKHOUSE_", "CONTEXT_PG", "CONTEXT_PERMANENT")):
@@ -104,6 +116,7 @@ class EngineSuite:
         reset_context_engine()
         yield namespace
         reset_context_engine()
+        await self.cleanup_namespace(namespace)
 
     # -- the seed's usage examples, unchanged but for imports ----------------------------------------------------
     async def test_seed_example_1_basic_session_management(self, engine_env: str) -> None:

@@ -1,0 +1,374 @@
+"""Connecting to Redis: option parsing, client construction, cluster detection and error translation.
+
+:class:`RedisOptions` turns the tier's options mapping into a validated, secret-free description without any
+I/O. :func:`connect` builds the client (a plain ``redis.asyncio.Redis`` over a ``BlockingConnectionPool``, or a
+``redis.asyncio.cluster.RedisCluster``), detecting cluster mode with ``INFO cluster`` when asked to.
+:class:`Gate` runs every backend call within the timeout and turns driver errors into
+:class:`~contextkit.errors.BackendUnavailable`; the LangGraph checkpointer reuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ssl as ssl_module
+import sys
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from contextkit.errors import BackendUnavailable, ConfigError
+from contextkit.stores import StoreSettings
+
+__all__ = ["Connected", "Gate", "RedisOptions", "connect", "mask_url"]
+
+T = TypeVar("T")
+_HAS_TIMEOUT_CM = sys.version_info >= (3, 11)
+
+_KNOWN_OPTIONS = frozenset(
+    {
+        "url",
+        "host",
+        "port",
+        "db",
+        "password",
+        "username",
+        "ssl",
+        "ssl_ca_certs",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_cert_reqs",
+        "max_connections",
+        "pool_timeout",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "cluster",
+        "client",
+        "index_shards",
+        # read by the composer (fallback to memory when Redis is down at start), not by the store
+        "fallback",
+    }
+)
+_CERT_REQS = {"none": ssl_module.CERT_NONE, "optional": ssl_module.CERT_OPTIONAL, "required": ssl_module.CERT_REQUIRED}
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (in the user info or a ``password=`` query parameter) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, hostport = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        elif parts.scheme in {"redis", "rediss"} and userinfo:
+            userinfo = "***"  # redis://secret@host: a lone user info is the password for redis-py
+        netloc = f"{userinfo}@{hostport}"
+    query = parts.query
+    if query:
+        pairs = [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(pairs, safe="*")
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    masked = urlunsplit(parts._replace(netloc=netloc, query=query))
+    # urlunsplit drops the empty authority of unix:///path
+    if parts.scheme == "unix" and not parts.netloc and url.startswith("unix://"):
+        masked = "unix://" + masked[len("unix:") :]
+    return masked
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"redis option {name} must be a boolean, got {value!r}")
+
+
+def _as_number(value: Any, name: str, kind: type, minimum: float) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"redis option {name} must be a number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"redis option {name} must be >= {minimum}, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class RedisOptions:
+    """The validated options of a Redis tier; :meth:`describe_target` never shows a password."""
+
+    url: str | None
+    host: str
+    port: int
+    db: int
+    username: str | None
+    password: str | None
+    ssl: bool
+    ssl_kwargs: Mapping[str, Any]
+    max_connections: int
+    pool_timeout: float
+    socket_timeout: float
+    socket_connect_timeout: float
+    cluster: bool | None  # None: detect
+    client: Any
+    index_shards: int | None
+
+    @classmethod
+    def parse(cls, settings: StoreSettings, options: Mapping[str, Any]) -> RedisOptions:
+        """Validate ``options`` (see the package README for each key); raises ``ConfigError``."""
+        unknown = sorted(set(options) - _KNOWN_OPTIONS)
+        if unknown:
+            raise ConfigError(f"unknown redis option(s) {unknown}; known: {sorted(_KNOWN_OPTIONS)}")
+        url = options.get("url")
+        if url is not None and (not isinstance(url, str) or urlsplit(url).scheme not in {"redis", "rediss", "unix"}):
+            raise ConfigError(f"redis url must start with redis://, rediss:// or unix://, got {mask_url(str(url))}")
+        if url and options.get("ssl") and not url.startswith("rediss://"):
+            raise ConfigError("ssl=true needs a rediss:// url (or host/port options)")
+        cluster_opt = options.get("cluster", "auto")
+        cluster: bool | None
+        if isinstance(cluster_opt, str) and cluster_opt.strip().lower() == "auto":
+            cluster = None
+        else:
+            cluster = _as_bool(cluster_opt, "cluster")
+        ssl_kwargs: dict[str, Any] = {}
+        for key in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+            if options.get(key) is not None:
+                ssl_kwargs[key] = str(options[key])
+        if options.get("ssl_cert_reqs") is not None:
+            reqs = options["ssl_cert_reqs"]
+            if isinstance(reqs, str):
+                if reqs.lower() not in _CERT_REQS:
+                    raise ConfigError(f"redis option ssl_cert_reqs must be one of {sorted(_CERT_REQS)}, got {reqs!r}")
+                reqs = _CERT_REQS[reqs.lower()]
+            ssl_kwargs["ssl_cert_reqs"] = reqs
+        use_ssl = _as_bool(options.get("ssl", False), "ssl") or bool(url and url.startswith("rediss://"))
+        if url and url.startswith("unix://") and cluster:
+            raise ConfigError("a unix:// socket cannot point at a Redis Cluster")
+        shards = options.get("index_shards")
+        return cls(
+            url=url,
+            host=str(options.get("host", "127.0.0.1")),
+            port=_as_number(options.get("port", 6379), "port", int, 1),
+            db=_as_number(options.get("db", 0), "db", int, 0),
+            username=None if options.get("username") is None else str(options["username"]),
+            password=None if options.get("password") is None else str(options["password"]),
+            ssl=use_ssl,
+            ssl_kwargs=ssl_kwargs,
+            max_connections=_as_number(options.get("max_connections", 50), "max_connections", int, 1),
+            pool_timeout=_as_number(options.get("pool_timeout", settings.timeout), "pool_timeout", float, 0),
+            socket_timeout=_as_number(options.get("socket_timeout", settings.timeout), "socket_timeout", float, 0),
+            socket_connect_timeout=_as_number(
+                options.get("socket_connect_timeout", settings.timeout), "socket_connect_timeout", float, 0
+            ),
+            cluster=cluster,
+            client=options.get("client"),
+            index_shards=None if shards is None else _as_number(shards, "index_shards", int, 1),
+        )
+
+    def describe_target(self) -> str:
+        """Where the tier connects, without credentials."""
+        if self.client is not None:
+            return f"<caller's {type(self.client).__name__}>"
+        if self.url:
+            return mask_url(self.url)
+        scheme = "rediss" if self.ssl else "redis"
+        user = f"{self.username}@" if self.username else ""
+        return f"{scheme}://{user}{self.host}:{self.port}/{self.db}"
+
+    def secrets(self) -> list[str]:
+        """Every secret string that must be scrubbed from error messages."""
+        found = [self.password] if self.password else []
+        if self.url:
+            parts = urlsplit(self.url)
+            if parts.password:
+                found.append(parts.password)
+            for key, value in parse_qsl(parts.query):
+                if key.lower() == "password" and value:
+                    found.append(value)
+        return found
+
+    def _common_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_connect_timeout,
+        }
+        if self.username is not None:
+            kwargs["username"] = self.username
+        if self.password is not None:
+            kwargs["password"] = self.password
+        return kwargs
+
+    def _ssl_kwargs(self) -> dict[str, Any]:
+        return {"ssl": True, **self.ssl_kwargs} if self.ssl else {}
+
+    def build_standalone(self) -> aioredis.Redis:
+        """A plain client over a BlockingConnectionPool (waits up to ``pool_timeout`` for a free connection)."""
+        # No client-side retries: a retried Lua script could apply its increments twice. A dead pooled
+        # connection is detected (and reopened) when it is taken from the pool, so recovery needs no retry.
+        kwargs = {**self._common_kwargs(), "retry": Retry(NoBackoff(), 0)}
+        if self.url:
+            extra = dict(self.ssl_kwargs) if self.url.startswith("rediss://") else {}
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=self.max_connections, timeout=self.pool_timeout, **kwargs, **extra
+            )
+        else:
+            conn_kwargs: dict[str, Any] = {"host": self.host, "port": self.port, "db": self.db, **kwargs}
+            if self.ssl:
+                conn_kwargs.update(self.ssl_kwargs)
+                conn_kwargs["connection_class"] = aioredis.SSLConnection
+            pool = aioredis.BlockingConnectionPool(max_connections=self.max_connections, timeout=self.pool_timeout, **conn_kwargs)
+        return aioredis.Redis(connection_pool=pool)
+
+    def build_cluster(self, host: str, port: int) -> RedisCluster:
+        """A cluster client seeded with one node; it discovers the others."""
+        if self.db not in (0, None):
+            raise ConfigError("Redis Cluster has only database 0")
+        return RedisCluster(
+            host=host,
+            port=port,
+            max_connections=self.max_connections,
+            **self._common_kwargs(),
+            **self._ssl_kwargs(),
+        )
+
+    def seed_node(self) -> tuple[str, int]:
+        """The host and port the options point at (for the cluster client)."""
+        if self.url:
+            parts = urlsplit(self.url)
+            return parts.hostname or "127.0.0.1", parts.port or 6379
+        return self.host, self.port
+
+
+@dataclass
+class Connected:
+    """The outcome of :func:`connect`: the client, whether it is a cluster, and whether the store owns it."""
+
+    client: Any
+    cluster: bool
+    owned: bool
+
+
+async def _close_client(client: Any) -> None:
+    try:
+        await client.aclose()
+    finally:
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            await pool.disconnect()
+
+
+async def connect(options: RedisOptions) -> Connected:
+    """Build the client, PING it and detect cluster mode; the caller bounds this with its timeout."""
+    if options.client is not None:
+        client = options.client
+        is_cluster = isinstance(client, RedisCluster)
+        if not is_cluster:
+            await client.ping()
+            if options.cluster is None and await _cluster_enabled(client):
+                raise ConfigError("the Redis server is a cluster node: hand in a redis.asyncio.cluster.RedisCluster")
+        else:
+            await client.initialize()
+            await client.ping()
+        return Connected(client, is_cluster, owned=False)
+    if options.cluster is True:
+        client = options.build_cluster(*options.seed_node())
+        try:
+            await client.initialize()
+            await client.ping()
+        except BaseException:
+            await client.aclose()
+            raise
+        return Connected(client, True, owned=True)
+    client = options.build_standalone()
+    try:
+        await client.ping()
+        detect = options.cluster is None and not (options.url or "").startswith("unix://")
+        if not detect or not await _cluster_enabled(client):
+            return Connected(client, False, owned=True)
+    except BaseException:
+        await _close_client(client)
+        raise
+    await _close_client(client)
+    cluster = options.build_cluster(*options.seed_node())
+    try:
+        await cluster.initialize()
+        await cluster.ping()
+    except BaseException:
+        await cluster.aclose()
+        raise
+    return Connected(cluster, True, owned=True)
+
+
+async def _cluster_enabled(client: Any) -> bool:
+    info = await client.info("cluster")
+    return str(info.get("cluster_enabled", 0)) == "1"
+
+
+async def close(connected: Connected) -> None:
+    """Close a client the store owns (a caller's client is left open)."""
+    if connected.owned:
+        await _close_client(connected.client)
+
+
+class Gate:
+    """Runs backend calls within the timeout and translates driver errors.
+
+    Every ``redis.exceptions.RedisError`` (connection refused, timeouts, ClusterDownError, MOVED loops, a
+    server error reply), ``OSError`` and the deadline itself become
+    :class:`~contextkit.errors.BackendUnavailable`, with secrets scrubbed from the message. On a cluster, where
+    redis-py's per-node pools raise instead of waiting, a semaphore sized like the pool makes callers wait (up
+    to the timeout) for a free slot, as the BlockingConnectionPool does on plain Redis.
+    """
+
+    def __init__(self, target: str, timeout: float, secrets: list[str], limit: int | None = None) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._secrets = [s for s in secrets if s]
+        self._limit = asyncio.Semaphore(limit) if limit else None
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every known secret replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def unavailable(self, op: str, exc: BaseException | None) -> BackendUnavailable:
+        """The BackendUnavailable to raise for ``exc`` during ``op``."""
+        detail = f"no reply within {self.timeout:g}s" if exc is None else f"{type(exc).__name__}: {exc}"
+        return BackendUnavailable(self.scrub(f"redis {op} failed on {self.target}: {detail}"))
+
+    async def __call__(self, op: str, call: Awaitable[T]) -> T:
+        """Await ``call`` within the timeout; raise BackendUnavailable on any driver failure."""
+        try:
+            if _HAS_TIMEOUT_CM:
+                # asyncio.timeout (3.11+) runs the call in the current task; wait_for spawns a task per call
+                async with asyncio.timeout(self.timeout):  # type: ignore[attr-defined,unused-ignore]
+                    return await self._limited(call)
+            return await asyncio.wait_for(self._limited(call), self.timeout)
+        except asyncio.TimeoutError:
+            raise self.unavailable(op, None) from None
+        except (RedisError, OSError) as exc:
+            raise self.unavailable(op, exc) from None
+        finally:
+            # a call still waiting for the semaphore when the deadline hit was never started
+            if inspect.iscoroutine(call) and inspect.getcoroutinestate(call) == inspect.CORO_CREATED:
+                call.close()
+
+    async def _limited(self, call: Awaitable[T]) -> T:
+        if self._limit is None:
+            return await call
+        async with self._limit:
+            return await call

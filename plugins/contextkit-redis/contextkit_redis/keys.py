@@ -1,0 +1,136 @@
+"""The Redis key layout of contextkit: one hash tag per owner id, index shards, and the namespace prefix.
+
+Every key starts with ``<namespace>:``. The keys of one owner (a session id, a history stream key or a
+checkpoint thread id) share the hash tag ``{<encoded id>}`` so every operation on them touches one slot, which
+is what lets the same Lua scripts run on Redis Cluster. The id is percent-encoded (``urllib.parse.quote`` with
+no safe characters): the encoding is injective and its output never contains ``{``, ``}``, ``:``, ``*`` or
+``#``, so no id can end the tag early, collide with another id, or look like an index key.
+
+Index keys (session listing, idle cleanup and stats counters) live in ``shards`` fixed shards whose tags are
+``{#<n>}``; ``#`` never appears in an encoded id, so an owner tag is never an index tag. A session's shard is
+chosen by a stable hash of its id, so an index update touches one slot too.
+
+The LangGraph checkpointer reuses :meth:`KeyLayout.owner_key` with its own ``kind`` names (``lg:...``).
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from contextkit.errors import ConfigError
+
+__all__ = ["DEFAULT_INDEX_SHARDS", "IndexKeys", "KeyLayout", "OwnerKeys", "encode_id"]
+
+DEFAULT_INDEX_SHARDS = 16
+_BAD_NAMESPACE = re.compile(r"[{}\s\x00-\x1f\x7f]")
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def encode_id(value: str) -> str:
+    """The injective, brace-free encoding of an id used inside hash tags (percent-encoding of UTF-8)."""
+    return quote(value, safe="")
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerKeys:
+    """Every key family of one owner id, all in the owner's slot."""
+
+    session: str  #: HASH: the session record (counters, status, last activity)
+    history: str  #: LIST: the history stream, oldest at the head
+    seq: str  #: STRING: highest seq ever assigned in the stream
+    task: str  #: STRING: the task context document (JSON)
+    conversations: str  #: SET: conversation session keys registered under this session
+    conversation: str  #: STRING: the conversation session document stored under this key (JSON)
+    cp_docs: str  #: HASH: seed checkpoint documents by checkpoint id
+    cp_order: str  #: LIST: seed checkpoint ids in order of first insertion
+    cp_writes: str  #: HASH: seed checkpoint writes by checkpoint id (a JSON array)
+
+    def session_family(self) -> list[str]:
+        """Keys whose TTL is the session TTL (refreshed on session activity)."""
+        return [self.session, self.history, self.seq, self.task, self.conversations, self.conversation]
+
+    def checkpoint_family(self) -> list[str]:
+        """Keys whose TTL is the checkpoint TTL (refreshed on checkpoint writes)."""
+        return [self.cp_docs, self.cp_order, self.cp_writes]
+
+    def all(self) -> list[str]:
+        """Every key of the owner."""
+        return self.session_family() + self.checkpoint_family()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexKeys:
+    """The keys of one index shard, all in the shard's slot."""
+
+    by_activity: str  #: ZSET: session id -> last_activity (epoch seconds), for idle cleanup
+    by_id: str  #: ZSET: session id with score 0, walked lexicographically by scan_sessions
+    active: str  #: ZSET: ids of sessions whose status is active -> last_activity
+    stats: str  #: HASH: counters (messages, checkpoints) of the sessions of this shard
+
+    def all(self) -> list[str]:
+        """The four keys in the order the Lua scripts expect them."""
+        return [self.by_activity, self.by_id, self.active, self.stats]
+
+
+class KeyLayout:
+    """Builds every key of one namespace.
+
+    :param namespace: the key prefix; refused when it contains braces, whitespace or control characters
+        (a brace would become the hash tag of every key).
+    :param shards: number of index shards.
+    """
+
+    def __init__(self, namespace: str, shards: int = DEFAULT_INDEX_SHARDS) -> None:
+        if not isinstance(namespace, str) or not namespace or _BAD_NAMESPACE.search(namespace):
+            raise ConfigError(
+                f"the Redis key prefix (namespace) {namespace!r} must be non-empty text without braces, "
+                "whitespace or control characters"
+            )
+        if shards < 1:
+            raise ConfigError(f"index shards must be >= 1, got {shards}")
+        self.namespace = namespace
+        self.prefix = namespace + ":"
+        self.shards = shards
+
+    def owner_tag(self, owner_id: str) -> str:
+        """The hash tag shared by every key of ``owner_id``."""
+        return "{" + encode_id(owner_id) + "}"
+
+    def owner_key(self, owner_id: str, kind: str) -> str:
+        """The key of family ``kind`` of ``owner_id`` (``kind`` is a fixed name chosen by the caller)."""
+        return f"{self.prefix}{self.owner_tag(owner_id)}:{kind}"
+
+    def owner(self, owner_id: str) -> OwnerKeys:
+        """Every key family of ``owner_id``."""
+        base = f"{self.prefix}{self.owner_tag(owner_id)}:"
+        return OwnerKeys(
+            session=base + "session",
+            history=base + "history",
+            seq=base + "seq",
+            task=base + "task",
+            conversations=base + "conversations",
+            conversation=base + "conversation",
+            cp_docs=base + "cp:docs",
+            cp_order=base + "cp:order",
+            cp_writes=base + "cp:writes",
+        )
+
+    def shard_of(self, owner_id: str) -> int:
+        """The index shard of ``owner_id`` (stable across processes and versions: CRC-32 of the UTF-8 id)."""
+        return zlib.crc32(owner_id.encode("utf-8")) % self.shards
+
+    def index(self, shard: int) -> IndexKeys:
+        """The keys of index shard ``shard``."""
+        base = f"{self.prefix}#index:{{#{shard}}}:"
+        return IndexKeys(by_activity=base + "activity", by_id=base + "ids", active=base + "active", stats=base + "stats")
+
+    def index_for(self, owner_id: str) -> IndexKeys:
+        """The index shard keys of ``owner_id``."""
+        return self.index(self.shard_of(owner_id))
+
+    def scan_pattern(self) -> str:
+        """A SCAN MATCH pattern matching every key of the namespace (glob characters escaped)."""
+        return _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + "*"

@@ -1,0 +1,284 @@
+"""The Lua scripts of the Redis tier and the runner that calls them.
+
+Each script touches the keys of one owner (one hash tag, so one slot) and may also update the owner's index
+shard. On plain Redis the index keys are passed too (``ARGV[1] == "1"``) and the whole change is one atomic
+script call; on a cluster the index shard lives in another slot, so the store calls :data:`SIDE` separately
+right after (see :mod:`contextkit_redis.store` for the consistency this gives).
+
+Scripts are ``redis-py`` Script objects: they run with EVALSHA and re-load themselves on NOSCRIPT (after a
+server restart or SCRIPT FLUSH), so no SHA is cached across an outage. The helpers are reusable by the LangGraph
+checkpointer (:class:`ScriptSet` registers any extra source).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "APPEND",
+    "BOUNDS",
+    "DELETE_OWNER",
+    "DROP_STREAM",
+    "GET_CHECKPOINT",
+    "LIST_CHECKPOINTS",
+    "PRUNE",
+    "PUT_CHECKPOINT",
+    "PUT_SESSION",
+    "PUT_WRITES",
+    "REPLACE_HISTORY",
+    "SIDE",
+    "UPDATE_SESSION",
+    "ScriptSet",
+]
+
+# The index/stats update shared by every script. ks = {by_activity, by_id, active, stats}.
+# mode: "set" (score replaces), "max" (score only moves forward), "del" (drop the id), "none" (counters only).
+_SIDE_FN = """
+local function side(ks, mode, id, score, status, dm, dc)
+  if mode == 'del' then
+    redis.call('ZREM', ks[1], id)
+    redis.call('ZREM', ks[2], id)
+    redis.call('ZREM', ks[3], id)
+  elseif mode == 'set' or mode == 'max' then
+    local s = tonumber(score)
+    local function put(k)
+      if mode == 'max' then
+        local cur = redis.call('ZSCORE', k, id)
+        if cur and tonumber(cur) >= s then return end
+      end
+      redis.call('ZADD', k, score, id)
+    end
+    put(ks[1])
+    redis.call('ZADD', ks[2], 0, id)
+    if status == 'active' then put(ks[3]) else redis.call('ZREM', ks[3], id) end
+  end
+  dm = tonumber(dm)
+  dc = tonumber(dc)
+  if dm ~= 0 then redis.call('HINCRBY', ks[4], 'messages', dm) end
+  if dc ~= 0 then redis.call('HINCRBY', ks[4], 'checkpoints', dc) end
+end
+local function side_keys(first)
+  return {KEYS[first], KEYS[first + 1], KEYS[first + 2], KEYS[first + 3]}
+end
+"""
+
+SIDE = (
+    _SIDE_FN
+    + """
+-- KEYS: index shard (4). ARGV: mode, id, score, status, messages delta, checkpoints delta
+side(side_keys(1), ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+return 1
+"""
+)
+
+PRUNE = """
+-- Drop index entries of a session whose record is gone. KEYS: index shard (4) [, session record].
+-- With the record key (plain Redis) the check and the removal are atomic, so a concurrent re-create wins.
+if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"""
+
+PUT_SESSION = (
+    _SIDE_FN
+    + """
+-- KEYS: session family (6) [, index shard (4)]
+-- ARGV: side, ttl_ms, session_id, user_id, created_at, last_activity, last_activity_us,
+--       request_count, error_count, total_processing_time, status, metadata
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'session_id', ARGV[3], 'user_id', ARGV[4], 'created_at', ARGV[5],
+  'last_activity', ARGV[6], 'last_activity_us', ARGV[7], 'request_count', ARGV[8], 'error_count', ARGV[9],
+  'total_processing_time', ARGV[10], 'status', ARGV[11], 'metadata', ARGV[12])
+for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+if ARGV[1] == '1' then side(side_keys(7), 'set', ARGV[3], ARGV[7], ARGV[11], 0, 0) end
+return 1
+"""
+)
+
+UPDATE_SESSION = (
+    _SIDE_FN
+    + """
+-- KEYS: session family (6) [, index shard (4)]
+-- ARGV: side, ttl_ms, requests, errors, processing_time, last_activity, last_activity_us, n, field, value, ...
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if ARGV[3] ~= '0' then redis.call('HINCRBY', KEYS[1], 'request_count', ARGV[3]) end
+if ARGV[4] ~= '0' then redis.call('HINCRBY', KEYS[1], 'error_count', ARGV[4]) end
+if ARGV[5] ~= '0' then redis.call('HINCRBYFLOAT', KEYS[1], 'total_processing_time', ARGV[5]) end
+local cur = tonumber(redis.call('HGET', KEYS[1], 'last_activity_us') or '0')
+if tonumber(ARGV[7]) > cur then
+  redis.call('HSET', KEYS[1], 'last_activity', ARGV[6], 'last_activity_us', ARGV[7])
+end
+local n = tonumber(ARGV[8])
+for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[9 + 2 * i], ARGV[10 + 2 * i]) end
+for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+local rec = redis.call('HGETALL', KEYS[1])
+if ARGV[1] == '1' then
+  local h = {}
+  for i = 1, #rec, 2 do h[rec[i]] = rec[i + 1] end
+  side(side_keys(7), 'max', h['session_id'], h['last_activity_us'], h['status'], 0, 0)
+end
+return rec
+"""
+)
+
+DELETE_OWNER = (
+    _SIDE_FN
+    + """
+-- KEYS: every key of the owner (9) [, index shard (4)]. ARGV: side, session_id
+-- Returns {record existed, conversation keys registered, messages removed, checkpoints removed}.
+local existed = redis.call('EXISTS', KEYS[1])
+local convs = redis.call('SMEMBERS', KEYS[5])
+local messages = redis.call('LLEN', KEYS[2])
+local checkpoints = redis.call('HLEN', KEYS[7])
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+if ARGV[1] == '1' then side(side_keys(10), 'del', ARGV[2], 0, '', -messages, -checkpoints) end
+return {existed, convs, messages, checkpoints}
+"""
+)
+
+DROP_STREAM = """
+-- KEYS: conversation document, history, seq of one conversation session. Returns the messages removed.
+local messages = redis.call('LLEN', KEYS[2])
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3])
+return messages
+"""
+
+APPEND = (
+    _SIDE_FN
+    + """
+-- KEYS: session family (6: session, history, seq, ...) [, index shard (4)]
+-- ARGV: side, cap, ttl_ms, message bodies without their opening brace. Returns {first seq, kept delta}.
+local n = #ARGV - 3
+local last = redis.call('INCRBY', KEYS[3], n)
+local first = last - n + 1
+local batch = {}
+local length = 0
+for i = 1, n do
+  batch[#batch + 1] = '{"seq":' .. string.format('%d', first + i - 1) .. ',' .. ARGV[i + 3]
+  if #batch == 1000 then length = redis.call('RPUSH', KEYS[2], unpack(batch)); batch = {} end
+end
+if #batch > 0 then length = redis.call('RPUSH', KEYS[2], unpack(batch)) end
+local cap = tonumber(ARGV[2])
+local trimmed = 0
+if length > cap then
+  trimmed = length - cap
+  redis.call('LTRIM', KEYS[2], -cap, -1)
+end
+-- activity on a stream keeps its whole session alive (the record's TTL follows its history)
+for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+if ARGV[1] == '1' then side(side_keys(7), 'none', '', 0, '', n - trimmed, 0) end
+return {first, n - trimmed}
+"""
+)
+
+REPLACE_HISTORY = (
+    _SIDE_FN
+    + """
+-- KEYS: history, seq [, index shard (4)]. ARGV: side, cap, ttl_ms, highest seq given, messages (JSON)...
+-- Returns the change in kept messages.
+local before = redis.call('LLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+local batch = {}
+for i = 5, #ARGV do
+  batch[#batch + 1] = ARGV[i]
+  if #batch == 1000 then redis.call('RPUSH', KEYS[1], unpack(batch)); batch = {} end
+end
+if #batch > 0 then redis.call('RPUSH', KEYS[1], unpack(batch)) end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[4]) > cur then redis.call('SET', KEYS[2], ARGV[4]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+local delta = redis.call('LLEN', KEYS[1]) - before
+if ARGV[1] == '1' and delta ~= 0 then side(side_keys(3), 'none', '', 0, '', delta, 0) end
+return delta
+"""
+)
+
+BOUNDS = """
+-- KEYS: history, seq. Returns {oldest kept message or false, highest seq assigned or false}
+return {redis.call('LINDEX', KEYS[1], 0), redis.call('GET', KEYS[2])}
+"""
+
+PUT_CHECKPOINT = (
+    _SIDE_FN
+    + """
+-- KEYS: cp_docs, cp_order, cp_writes [, index shard (4)]. ARGV: side, ttl_ms, checkpoint_id, document
+local new = redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+if new == 1 then redis.call('RPUSH', KEYS[2], ARGV[3]) end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+if ARGV[1] == '1' and new == 1 then side(side_keys(4), 'none', '', 0, '', 0, 1) end
+return new
+"""
+)
+
+GET_CHECKPOINT = """
+-- KEYS: cp_docs, cp_order. ARGV: "1" and a checkpoint id, or "0" for the newest
+local cid = ARGV[2]
+if ARGV[1] == '0' then
+  cid = redis.call('LINDEX', KEYS[2], -1)
+  if not cid then return false end
+end
+return redis.call('HGET', KEYS[1], cid)
+"""
+
+LIST_CHECKPOINTS = """
+-- KEYS: cp_docs, cp_order. ARGV: limit (> 0). Newest first.
+local ids = redis.call('LRANGE', KEYS[2], -tonumber(ARGV[1]), -1)
+local out = {}
+for i = #ids, 1, -1 do
+  local doc = redis.call('HGET', KEYS[1], ids[i])
+  if doc then out[#out + 1] = doc end
+end
+return out
+"""
+
+PUT_WRITES = """
+-- KEYS: cp_writes, cp_docs, cp_order. ARGV: ttl_ms, checkpoint_id, JSON items joined by commas (no brackets)
+local cur = redis.call('HGET', KEYS[1], ARGV[2])
+local value
+if cur and cur ~= '[]' then
+  value = string.sub(cur, 1, -2) .. ',' .. ARGV[3] .. ']'
+else
+  value = '[' .. ARGV[3] .. ']'
+end
+redis.call('HSET', KEYS[1], ARGV[2], value)
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+return 1
+"""
+
+
+class ScriptSet:
+    """The scripts registered on one client, by name.
+
+    ``redis-py`` Script objects keep the source, so a NOSCRIPT reply (server restarted, script cache flushed)
+    re-loads the script instead of failing; nothing here caches server state.
+    """
+
+    def __init__(self, client: Any, sources: dict[str, str]) -> None:
+        self._scripts = {name: client.register_script(source) for name, source in sources.items()}
+
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run script ``name`` with ``keys`` and ``args``; returns the raw reply."""
+        return await self._scripts[name](keys=list(keys), args=list(args))
+
+
+ALL_SCRIPTS: dict[str, str] = {
+    "side": SIDE,
+    "prune": PRUNE,
+    "put_session": PUT_SESSION,
+    "update_session": UPDATE_SESSION,
+    "delete_owner": DELETE_OWNER,
+    "drop_stream": DROP_STREAM,
+    "append": APPEND,
+    "replace_history": REPLACE_HISTORY,
+    "bounds": BOUNDS,
+    "put_checkpoint": PUT_CHECKPOINT,
+    "get_checkpoint": GET_CHECKPOINT,
+    "list_checkpoints": LIST_CHECKPOINTS,
+    "put_writes": PUT_WRITES,
+}
+"""Every script of the hot store, by the name :class:`ScriptSet` registers it under."""
