@@ -1,0 +1,603 @@
+"""LangGraph checkpoint storage in the SQLite file: the :class:`~contextkit.stores.CheckpointStore` half of the hot store.
+
+Three tables: ``ck_checkpoints`` (one row per checkpoint, keyed ``(namespace, thread, ns, id)``, with the parent,
+the serialized checkpoint without channel values, metadata JSON, the channel versions and the ``run_id`` pulled
+out of metadata for ``cp_delete_for_runs``), ``ck_checkpoint_blobs`` (channel values keyed by
+``(thread, ns, channel, version)``, written once per version) and ``ck_checkpoint_writes`` (pending writes keyed
+``(thread, ns, checkpoint, task, idx)``). A thread's TTL lives in ``ck_threads`` and is refreshed by every write.
+
+Deleting a thread leaves a tombstone (``ck_tombstones``: the newest id at the delete, and the ids dropped since)
+so that late puts and writes of the run still going at the delete do not bring the thread back; pruning keeps
+the ancestors a ``DeltaChannel`` is rebuilt from. Both rules are the memory tier's
+(:mod:`contextkit_memory.checkpoints`), reused here so every tier behaves alike.
+
+Every method is one hop to the connection's thread and one transaction. Listing walks an index newest first, a
+page at a time (keyset pagination), so a read costs O(limit); metadata filters on scalar values are pushed into
+SQL with ``json_extract`` and every filter is re-checked in Python with the equality LangGraph's own savers use.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from contextkit.stores import (
+    EMPTY_BLOB_TYPE,
+    CheckpointBundle,
+    CheckpointRow,
+    StoreSettings,
+    Typed,
+    WriteRow,
+    checkpoint_id_floor,
+    delta_ancestors,
+)
+from contextkit_sqlite.database import SqliteDatabase, dumps, loads
+
+__all__ = ["SqliteCheckpoints"]
+
+_PAGE = 100
+_ROW_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, channel_versions"
+
+
+def _versions_param(versions_text: str, versions: Mapping[str, Any]) -> str:
+    # Blob versions are stored as text; the stored JSON can be passed straight to json_each when it is all text.
+    if all(isinstance(v, str) for v in versions.values()):
+        return versions_text
+    return dumps({channel: str(version) for channel, version in versions.items()})
+
+
+def _sql_filter(metadata_filter: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    """SQL conditions for the filter entries SQL can judge exactly like Python's ``==`` (str and numbers)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for key, value in metadata_filter.items():
+        if '"' in key or "\\" in key:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            # None must also match a missing key and True must match 1, as in Python: leave them to Python.
+            continue
+        clauses.append("json_extract(metadata, ?) = ?")
+        params.extend((f'$."{key}"', value))
+    return clauses, params
+
+
+class SqliteCheckpoints:
+    """Mixin implementing :class:`contextkit.stores.CheckpointStore` for :class:`~contextkit_sqlite.SqliteHotStore`."""
+
+    settings: StoreSettings
+    _db: SqliteDatabase
+    _ns: str
+
+    # -- thread TTL (shared with the seed's checkpoint documents) ----------------------------------------------
+    def _thread_alive(self, conn: sqlite3.Connection, thread_id: str, now: float) -> bool:
+        row = conn.execute(
+            "SELECT expires_at FROM ck_threads WHERE namespace = ? AND thread_id = ?", (self._ns, thread_id)
+        ).fetchone()
+        return row is None or row[0] > now
+
+    def _touch_thread(self, conn: sqlite3.Connection, thread_id: str, now: float) -> None:
+        """Refresh the thread's TTL; a thread that already expired is emptied first, so it never comes back."""
+        if not self._thread_alive(conn, thread_id, now):
+            self._purge_thread(conn, thread_id, True)
+        conn.execute(
+            "INSERT INTO ck_threads (namespace, thread_id, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (namespace, thread_id) DO UPDATE SET expires_at = excluded.expires_at",
+            (self._ns, thread_id, now + self.settings.checkpoint_ttl),
+        )
+
+    def _purge_thread(self, conn: sqlite3.Connection, thread_id: str, seed: bool) -> None:
+        key = (self._ns, thread_id)
+        conn.execute("DELETE FROM ck_checkpoints WHERE namespace = ? AND thread_id = ?", key)
+        conn.execute("DELETE FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ?", key)
+        conn.execute("DELETE FROM ck_checkpoint_writes WHERE namespace = ? AND thread_id = ?", key)
+        if seed:
+            conn.execute("DELETE FROM ck_seed_checkpoints WHERE namespace = ? AND thread_id = ?", key)
+            conn.execute("DELETE FROM ck_seed_writes WHERE namespace = ? AND thread_id = ?", key)
+
+    def _tombstone(self, conn: sqlite3.Connection, thread_id: str, now: float) -> str | None:
+        """The floor of the thread's live tombstone, or None (an expired tombstone is removed)."""
+        row = conn.execute(
+            "SELECT floor, expires_at FROM ck_tombstones WHERE namespace = ? AND thread_id = ?", (self._ns, thread_id)
+        ).fetchone()
+        if row is None:
+            return None
+        if row[1] <= now:
+            self._drop_tombstone(conn, thread_id)
+            return None
+        return str(row[0])
+
+    def _drop_tombstone(self, conn: sqlite3.Connection, thread_id: str) -> None:
+        conn.execute("DELETE FROM ck_tombstones WHERE namespace = ? AND thread_id = ?", (self._ns, thread_id))
+        conn.execute("DELETE FROM ck_tombstone_dead WHERE namespace = ? AND thread_id = ?", (self._ns, thread_id))
+
+    def _stale_id(self, conn: sqlite3.Connection, thread_id: str, floor: str, checkpoint_id: str) -> bool:
+        """True when ``checkpoint_id`` was made before the delete or chains onto a checkpoint dropped since."""
+        if checkpoint_id <= floor:
+            return True
+        return (
+            conn.execute(
+                "SELECT 1 FROM ck_tombstone_dead WHERE namespace = ? AND thread_id = ? AND checkpoint_id = ?",
+                (self._ns, thread_id, checkpoint_id),
+            ).fetchone()
+            is not None
+        )
+
+    def _collect_blobs(self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str) -> None:
+        """Delete the blobs of ``(thread, ns)`` that no remaining checkpoint points at."""
+        key = (self._ns, thread_id, checkpoint_ns)
+        referenced: set[tuple[str, str]] = set()
+        for (text,) in conn.execute(
+            "SELECT channel_versions FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ?",
+            key,
+        ):
+            referenced.update((channel, str(version)) for channel, version in loads(text).items())
+        doomed = [
+            (*key, channel, version)
+            for channel, version in conn.execute(
+                "SELECT channel, version FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ?",
+                key,
+            )
+            if (channel, version) not in referenced
+        ]
+        conn.executemany(
+            "DELETE FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+            "AND channel = ? AND version = ?",
+            doomed,
+        )
+
+    # -- writes -----------------------------------------------------------------------------------------------
+    async def cp_put(self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed]) -> None:
+        """Store a checkpoint and the blobs of its changed channels (``{(channel, version): typed}``)."""
+        metadata = dumps(dict(row.metadata))
+        versions = dumps(dict(row.channel_versions))
+        run_id = row.metadata.get("run_id")
+        if not isinstance(run_id, str):
+            run_id = None
+        blobs = [
+            (self._ns, row.thread_id, row.checkpoint_ns, channel, str(version), typed[0], typed[1])
+            for (channel, version), typed in new_blobs.items()
+        ]
+        await self._db.write(self._cp_put, row, metadata, versions, run_id, blobs)
+
+    def _cp_put(
+        self,
+        conn: sqlite3.Connection,
+        row: CheckpointRow,
+        metadata: str,
+        versions: str,
+        run_id: str | None,
+        blobs: list[tuple[Any, ...]],
+    ) -> None:
+        now = time.time()
+        floor = self._tombstone(conn, row.thread_id, now)
+        if floor is not None and (
+            self._stale_id(conn, row.thread_id, floor, row.checkpoint_id)
+            or (row.parent_checkpoint_id is not None and self._stale_id(conn, row.thread_id, floor, row.parent_checkpoint_id))
+        ):
+            # A late put of the run that was going when the thread was deleted: dropped, with the writes that
+            # raced ahead of it, and remembered so that the checkpoints chained onto it are dropped too.
+            conn.execute(
+                "INSERT OR IGNORE INTO ck_tombstone_dead (namespace, thread_id, checkpoint_id) VALUES (?, ?, ?)",
+                (self._ns, row.thread_id, row.checkpoint_id),
+            )
+            conn.execute(
+                "DELETE FROM ck_checkpoint_writes WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+                "AND checkpoint_id = ?",
+                (self._ns, row.thread_id, row.checkpoint_ns, row.checkpoint_id),
+            )
+            return
+        self._touch_thread(conn, row.thread_id, now)
+        conn.execute(
+            "INSERT OR REPLACE INTO ck_checkpoints (namespace, thread_id, checkpoint_ns, checkpoint_id, "
+            "parent_checkpoint_id, type, checkpoint, metadata, channel_versions, run_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self._ns,
+                row.thread_id,
+                row.checkpoint_ns,
+                row.checkpoint_id,
+                row.parent_checkpoint_id,
+                row.checkpoint[0],
+                row.checkpoint[1],
+                metadata,
+                versions,
+                run_id,
+            ),
+        )
+        if blobs:
+            # A (channel, version) pair always names the same value, so an existing blob is kept as is.
+            conn.executemany(
+                "INSERT OR IGNORE INTO ck_checkpoint_blobs (namespace, thread_id, checkpoint_ns, channel, version, "
+                "type, blob) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                blobs,
+            )
+
+    async def cp_put_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[WriteRow], upsert: bool
+    ) -> None:
+        """Store pending writes of a checkpoint: ``upsert=True`` replaces a ``(task_id, idx)``, otherwise keeps it."""
+        if not writes:
+            return
+        rows = [
+            (self._ns, thread_id, checkpoint_ns, checkpoint_id, w.task_id, w.idx, w.channel, w.value[0], w.value[1], w.task_path)
+            for w in writes
+        ]
+        await self._db.write(self._cp_put_writes, thread_id, checkpoint_ns, checkpoint_id, rows, upsert)
+
+    def _cp_put_writes(
+        self,
+        conn: sqlite3.Connection,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        rows: list[tuple[Any, ...]],
+        upsert: bool,
+    ) -> None:
+        now = time.time()
+        floor = self._tombstone(conn, thread_id, now)
+        if floor is not None and self._stale_id(conn, thread_id, floor, checkpoint_id):
+            # Writes may arrive before their checkpoint; on a deleted thread, only for a checkpoint of a new run.
+            stored = conn.execute(
+                "SELECT 1 FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+                (self._ns, thread_id, checkpoint_ns, checkpoint_id),
+            ).fetchone()
+            if stored is None:
+                return
+        self._touch_thread(conn, thread_id, now)
+        insert = (
+            "INSERT INTO ck_checkpoint_writes (namespace, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, "
+            "channel, type, blob, task_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        )
+        if upsert:
+            conn.executemany(
+                insert + "ON CONFLICT (namespace, thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET "
+                "channel = excluded.channel, type = excluded.type, blob = excluded.blob, task_path = excluded.task_path",
+                rows,
+            )
+        else:
+            conn.executemany(insert + "ON CONFLICT DO NOTHING", rows)
+
+    # -- reads ------------------------------------------------------------------------------------------------
+    def _bundle(self, conn: sqlite3.Connection, record: tuple[Any, ...], metadata: Mapping[str, Any]) -> CheckpointBundle:
+        thread_id, checkpoint_ns, checkpoint_id, parent, type_, blob, _, versions_text = record
+        versions = loads(versions_text)
+        row = CheckpointRow(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint_id,
+            parent_checkpoint_id=parent,
+            checkpoint=(type_, blob),
+            metadata=metadata,
+            channel_versions=versions,
+        )
+        blobs: dict[str, Typed] = {}
+        if versions:
+            for channel, btype, value in conn.execute(
+                "SELECT channel, type, blob FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? "
+                "AND checkpoint_ns = ? AND (channel, version) IN (SELECT key, value FROM json_each(?))",
+                (self._ns, thread_id, checkpoint_ns, _versions_param(versions_text, versions)),
+            ):
+                blobs[channel] = (btype, value)
+        # sqlite3 returns BLOB columns as bytes already: no copies on this hot path.
+        writes = [
+            WriteRow(task_id, idx, channel, (wtype, value), task_path)
+            for task_id, idx, channel, wtype, value, task_path in conn.execute(
+                "SELECT task_id, idx, channel, type, blob, task_path FROM ck_checkpoint_writes WHERE namespace = ? "
+                "AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? ORDER BY task_path, task_id, idx",
+                (self._ns, thread_id, checkpoint_ns, checkpoint_id),
+            )
+        ]
+        return CheckpointBundle(row=row, blobs=blobs, writes=writes)
+
+    async def cp_get(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
+        """That checkpoint, or the newest of ``(thread, ns)`` when ``checkpoint_id`` is None."""
+        return await self._db.read(self._cp_get, thread_id, checkpoint_ns, checkpoint_id)
+
+    def _cp_get(
+        self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> CheckpointBundle | None:
+        if not self._thread_alive(conn, thread_id, time.time()):
+            return None
+        if checkpoint_id is None:
+            record = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? "
+                "AND checkpoint_ns = ? ORDER BY checkpoint_id DESC LIMIT 1",
+                (self._ns, thread_id, checkpoint_ns),
+            ).fetchone()
+        else:
+            record = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? "
+                "AND checkpoint_ns = ? AND checkpoint_id = ?",
+                (self._ns, thread_id, checkpoint_ns, checkpoint_id),
+            ).fetchone()
+        if record is None:
+            return None
+        return self._bundle(conn, record, loads(record[6]))
+
+    async def cp_list(
+        self,
+        thread_id: str | None,
+        checkpoint_ns: str | None,
+        *,
+        checkpoint_id: str | None = None,
+        before: str | None = None,
+        limit: int | None = None,
+        metadata_filter: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[CheckpointBundle]:
+        """Matching checkpoints, newest first, fetched a page at a time."""
+        if limit is not None and limit <= 0:
+            return
+        remaining = limit
+        wanted = dict(metadata_filter or {})
+        cursor: tuple[Any, ...] | None = None
+        while True:
+            page = _PAGE if remaining is None or wanted else min(_PAGE, remaining)
+            bundles, cursor, done = await self._db.read(
+                self._cp_list_page, thread_id, checkpoint_ns, checkpoint_id, before, wanted, cursor, page
+            )
+            for bundle in bundles:
+                yield bundle
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining <= 0:
+                        return
+            if done:
+                return
+
+    def _cp_list_page(
+        self,
+        conn: sqlite3.Connection,
+        thread_id: str | None,
+        checkpoint_ns: str | None,
+        checkpoint_id: str | None,
+        before: str | None,
+        wanted: dict[str, Any],
+        cursor: tuple[Any, ...] | None,
+        page: int,
+    ) -> tuple[list[CheckpointBundle], tuple[Any, ...] | None, bool]:
+        now = time.time()
+        where = ["namespace = ?"]
+        params: list[Any] = [self._ns]
+        # The sort key: the id, then whichever of thread and ns is not fixed (ids repeat across copied threads).
+        keys = ["checkpoint_id"]
+        if thread_id is not None:
+            if not self._thread_alive(conn, thread_id, now):
+                return [], None, True
+            where.append("thread_id = ?")
+            params.append(thread_id)
+        else:
+            keys.append("thread_id")
+            where.append(
+                "NOT EXISTS (SELECT 1 FROM ck_threads t WHERE t.namespace = ck_checkpoints.namespace "
+                "AND t.thread_id = ck_checkpoints.thread_id AND t.expires_at <= ?)"
+            )
+            params.append(now)
+        if checkpoint_ns is not None:
+            where.append("checkpoint_ns = ?")
+            params.append(checkpoint_ns)
+        else:
+            keys.append("checkpoint_ns")
+        if checkpoint_id is not None:
+            where.append("checkpoint_id = ?")
+            params.append(checkpoint_id)
+        if before is not None:
+            where.append("checkpoint_id < ?")
+            params.append(before)
+        clauses, values = _sql_filter(wanted)
+        where.extend(clauses)
+        params.extend(values)
+        if cursor is not None:
+            where.append(f"({', '.join(keys)}) < ({', '.join('?' * len(keys))})")
+            params.extend(cursor)
+        order = ", ".join(f"{k} DESC" for k in keys)
+        records = conn.execute(
+            f"SELECT {_ROW_COLUMNS}, {', '.join(keys)} FROM ck_checkpoints WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
+            (*params, page),
+        ).fetchall()
+        bundles = []
+        for record in records:
+            metadata = loads(record[6])
+            if all(metadata.get(key) == value for key, value in wanted.items()):
+                bundles.append(self._bundle(conn, record[:8], metadata))
+        next_cursor = tuple(records[-1][8:]) if records else None
+        return bundles, next_cursor, len(records) < page
+
+    # -- deletion, copy, pruning --------------------------------------------------------------------------------
+    async def cp_delete_thread(self, thread_id: str) -> None:
+        """Remove every checkpoint, blob and write of the thread in every namespace, and leave a tombstone that
+        drops late writes of the runs going at the delete (for ``checkpoint_ttl`` seconds)."""
+        await self._db.write(self._cp_delete_thread, thread_id)
+
+    def _cp_delete_thread(self, conn: sqlite3.Connection, thread_id: str) -> None:
+        now = time.time()
+        floor = checkpoint_id_floor(now)
+        newest = conn.execute(
+            "SELECT MAX(checkpoint_id) FROM ck_checkpoints WHERE namespace = ? AND thread_id = ?", (self._ns, thread_id)
+        ).fetchone()[0]
+        if newest is not None and newest > floor:
+            floor = newest
+        previous = self._tombstone(conn, thread_id, now)
+        if previous is not None and previous > floor:
+            floor = previous
+        conn.execute(
+            "INSERT INTO ck_tombstones (namespace, thread_id, floor, expires_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (namespace, thread_id) DO UPDATE SET floor = excluded.floor, expires_at = excluded.expires_at",
+            (self._ns, thread_id, floor, now + self.settings.checkpoint_ttl),
+        )
+        self._purge_thread(conn, thread_id, False)
+
+    async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Remove the checkpoints (and their writes) whose ``metadata["run_id"]`` is in ``run_ids``."""
+        if not run_ids:
+            return
+        await self._db.write(self._cp_delete_for_runs, dumps([str(r) for r in run_ids]))
+
+    def _cp_delete_for_runs(self, conn: sqlite3.Connection, run_ids: str) -> None:
+        doomed = conn.execute(
+            "SELECT thread_id, checkpoint_ns, checkpoint_id FROM ck_checkpoints WHERE namespace = ? "
+            "AND run_id IN (SELECT value FROM json_each(?))",
+            (self._ns, run_ids),
+        ).fetchall()
+        keys = [(self._ns, *key) for key in doomed]
+        conn.executemany(
+            "DELETE FROM ck_checkpoint_writes WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+            keys,
+        )
+        conn.executemany(
+            "DELETE FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+            keys,
+        )
+        for thread_id, checkpoint_ns in {(thread_id, checkpoint_ns) for thread_id, checkpoint_ns, _ in doomed}:
+            self._collect_blobs(conn, thread_id, checkpoint_ns)
+
+    async def cp_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, blob and write of a thread, in every namespace, to another thread id."""
+        if source_thread_id == target_thread_id:
+            return
+        await self._db.write(self._cp_copy_thread, source_thread_id, target_thread_id)
+
+    def _cp_copy_thread(self, conn: sqlite3.Connection, source: str, target: str) -> None:
+        now = time.time()
+        if not self._thread_alive(conn, source, now):
+            return
+        self._drop_tombstone(conn, target)  # a copy is a deliberate write, not a late one
+        self._touch_thread(conn, target, now)
+        args = (target, self._ns, source)
+        conn.execute(
+            "INSERT OR REPLACE INTO ck_checkpoints (namespace, thread_id, checkpoint_ns, checkpoint_id, "
+            "parent_checkpoint_id, type, checkpoint, metadata, channel_versions, run_id) "
+            "SELECT namespace, ?, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, "
+            "channel_versions, run_id FROM ck_checkpoints WHERE namespace = ? AND thread_id = ?",
+            args,
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO ck_checkpoint_blobs (namespace, thread_id, checkpoint_ns, channel, version, type, "
+            "blob) SELECT namespace, ?, checkpoint_ns, channel, version, type, blob FROM ck_checkpoint_blobs "
+            "WHERE namespace = ? AND thread_id = ?",
+            args,
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO ck_checkpoint_writes (namespace, thread_id, checkpoint_ns, checkpoint_id, task_id, "
+            "idx, channel, type, blob, task_path) SELECT namespace, ?, checkpoint_ns, checkpoint_id, task_id, idx, "
+            "channel, type, blob, task_path FROM ck_checkpoint_writes WHERE namespace = ? AND thread_id = ?",
+            args,
+        )
+
+    async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool) -> None:
+        """Keep the newest checkpoint per namespace (and the ancestors its ``DeltaChannel`` state is rebuilt
+        from), with their writes and blobs; or delete the threads (as :meth:`cp_delete_thread`).
+
+        A subgraph call's namespace (``node:task_id``) goes with the root checkpoint it started from, once that
+        one is pruned. A kept checkpoint whose parent is pruned is left without a parent.
+        """
+        if not thread_ids:
+            return
+        await self._db.write(self._cp_prune, list(thread_ids), keep_latest)
+
+    def _cp_prune(self, conn: sqlite3.Connection, thread_ids: list[str], keep_latest: bool) -> None:
+        now = time.time()
+        for thread_id in thread_ids:
+            if not keep_latest:
+                self._cp_delete_thread(conn, thread_id)
+                continue
+            if not self._thread_alive(conn, thread_id, now):
+                continue
+            namespaces = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT DISTINCT checkpoint_ns FROM ck_checkpoints WHERE namespace = ? AND thread_id = ?",
+                    (self._ns, thread_id),
+                )
+            ]
+            root_ids = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT checkpoint_id FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ''",
+                    (self._ns, thread_id),
+                )
+            }
+            kept_root = self._prune_namespace(conn, thread_id, "") if root_ids else set()
+            for checkpoint_ns in namespaces:
+                if checkpoint_ns == "":
+                    continue
+                newest = self._newest_row(conn, thread_id, checkpoint_ns)
+                if newest is None:
+                    continue
+                started_from = (newest.metadata.get("parents") or {}).get("")
+                if ":" in checkpoint_ns and started_from in root_ids and started_from not in kept_root:
+                    key = (self._ns, thread_id, checkpoint_ns)
+                    for table in ("ck_checkpoints", "ck_checkpoint_writes", "ck_checkpoint_blobs"):
+                        conn.execute(f"DELETE FROM {table} WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ?", key)
+                    continue
+                self._prune_namespace(conn, thread_id, checkpoint_ns)
+
+    def _load_row(self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> CheckpointRow | None:
+        record = conn.execute(
+            f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+            "AND checkpoint_id = ?",
+            (self._ns, thread_id, checkpoint_ns, checkpoint_id),
+        ).fetchone()
+        return None if record is None else self._row(record)
+
+    def _newest_row(self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str) -> CheckpointRow | None:
+        record = conn.execute(
+            f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+            "ORDER BY checkpoint_id DESC LIMIT 1",
+            (self._ns, thread_id, checkpoint_ns),
+        ).fetchone()
+        return None if record is None else self._row(record)
+
+    @staticmethod
+    def _row(record: Sequence[Any]) -> CheckpointRow:
+        thread_id, checkpoint_ns, checkpoint_id, parent, type_, blob, metadata, versions = record
+        return CheckpointRow(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint_id,
+            parent_checkpoint_id=parent,
+            checkpoint=(type_, bytes(blob)),
+            metadata=loads(metadata),
+            channel_versions=loads(versions),
+        )
+
+    def _prune_namespace(self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str) -> set[str]:
+        newest = self._newest_row(conn, thread_id, checkpoint_ns)
+        if newest is None:
+            return set()
+        key = (self._ns, thread_id, checkpoint_ns)
+
+        def has_value(row: CheckpointRow, channel: str) -> bool:
+            version = row.channel_versions.get(channel)
+            if version is None:
+                return False
+            found = conn.execute(
+                "SELECT type FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+                "AND channel = ? AND version = ?",
+                (*key, channel, str(version)),
+            ).fetchone()
+            return found is not None and found[0] != EMPTY_BLOB_TYPE
+
+        ancestors = delta_ancestors(newest, lambda cid: self._load_row(conn, thread_id, checkpoint_ns, cid), has_value)
+        keep = {newest.checkpoint_id, *ancestors}
+        kept = dumps(sorted(keep))
+        conn.execute(
+            "DELETE FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+            "AND checkpoint_id NOT IN (SELECT value FROM json_each(?))",
+            (*key, kept),
+        )
+        # Writes of pruned checkpoints go; writes ahead of the newest wait for a checkpoint still being saved.
+        conn.execute(
+            "DELETE FROM ck_checkpoint_writes WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+            "AND checkpoint_id < ? AND checkpoint_id NOT IN (SELECT value FROM json_each(?))",
+            (*key, newest.checkpoint_id, kept),
+        )
+        conn.execute(
+            "UPDATE ck_checkpoints SET parent_checkpoint_id = NULL WHERE namespace = ? AND thread_id = ? "
+            "AND checkpoint_ns = ? AND parent_checkpoint_id IS NOT NULL "
+            "AND parent_checkpoint_id NOT IN (SELECT value FROM json_each(?))",
+            (*key, kept),
+        )
+        self._collect_blobs(conn, thread_id, checkpoint_ns)
+        return keep

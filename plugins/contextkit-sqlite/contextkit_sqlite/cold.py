@@ -1,0 +1,254 @@
+"""The SQLite cold tier: :class:`SqliteColdStore`, an archive of :class:`~contextkit.records.ArchiveEvent` rows.
+
+Six tables named like the seed's (``context_sessions``, ``context_conversations``, ...), each with
+``(namespace, event_id)`` unique so a retried batch is ignored row by row (``INSERT OR IGNORE``), and an index on
+``(namespace, key, created_at)`` for "the newest event of a key". A batch is one transaction with one
+``executemany`` per table: it is stored whole or not at all. Reads return the newest archived state; history
+reads walk the ``(namespace, key, seq)`` index newest first and keep each message once (by its id), so a
+message archived twice still reads back once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from contextkit.errors import InvalidInput
+from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
+from contextkit.stores import Capability, StoreSettings
+from contextkit_sqlite.database import SqliteDatabase, dumps, loads, parse_options, to_micros
+from contextkit_sqlite.schema import COLD_MIGRATIONS
+
+__all__ = ["SqliteColdStore"]
+
+_BASE_COLUMNS = ("namespace", "event_id", "key", "created_at", "payload")
+
+
+def _get(payload: Mapping[str, Any], *path: str) -> Any:
+    value: Any = payload
+    for part in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _seq(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+# Per table: the extra columns pulled out of the payload for indexed reads.
+_EXTRAS: dict[str, tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]] = {
+    "context_sessions": (
+        ("user_id", lambda p: _text(_get(p, "session", "user_id"))),
+        ("event_type", lambda p: _text(p.get("event_type"))),
+    ),
+    "context_conversations": (
+        ("seq", lambda p: _seq(_get(p, "message", "seq"))),
+        ("message_id", lambda p: str(_get(p, "message", "id") or "")),
+        ("role", lambda p: _text(_get(p, "message", "role"))),
+    ),
+    "context_task_contexts": (),
+    "context_checkpoints": (("checkpoint_id", lambda p: str(p.get("checkpoint_id") or "")),),
+    "context_checkpoint_writes": (
+        ("checkpoint_id", lambda p: str(p.get("checkpoint_id") or "")),
+        ("task_id", lambda p: _text(p.get("task_id"))),
+    ),
+    "context_conversation_sessions": (),
+}
+_INSERTS = {
+    table: (
+        f"INSERT OR IGNORE INTO {table} ({', '.join(_BASE_COLUMNS + tuple(c for c, _ in extras))}) "
+        f"VALUES ({', '.join('?' * (len(_BASE_COLUMNS) + len(extras)))})"
+    )
+    for table, extras in _EXTRAS.items()
+}
+_HISTORY_PAGE = 256
+
+
+class SqliteColdStore:
+    """A cold tier in a SQLite file (the same file as the hot tier by default, in tables of its own).
+
+    :param settings: the tier settings (only ``namespace`` and ``timeout`` matter here).
+    :param options: like :class:`~contextkit_sqlite.SqliteHotStore`'s (``path`` / ``url``, ``busy_timeout``).
+    """
+
+    name = "sqlite"
+    capabilities: frozenset[str] = frozenset({Capability.DURABLE.value, Capability.SHARED.value})
+
+    def __init__(self, settings: StoreSettings, options: Mapping[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.options = parse_options(options or {}, settings.timeout)
+        self._db = SqliteDatabase(self.options, COLD_MIGRATIONS)
+        self._ns = settings.namespace
+
+    def __repr__(self) -> str:
+        return f"SqliteColdStore(path={self.options.path!r}, namespace={self._ns!r})"
+
+    async def open(self) -> None:
+        """Create the file and run pending migrations."""
+        await self._db.open()
+
+    async def aclose(self) -> None:
+        """Close the connection; idempotent."""
+        await self._db.close()
+
+    async def __aenter__(self) -> SqliteColdStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def health(self) -> dict[str, Any]:
+        """``healthy`` with the latency of a trivial query, or ``unhealthy`` with the reason; never raises."""
+        base = {"backend": self.name, "path": self.options.path, "namespace": self._ns}
+        try:
+            latency = await self._db.ping()
+        except Exception as exc:
+            return {**base, "status": "unhealthy", "latency_ms": -1.0, "error": str(exc)}
+        return {**base, "status": "healthy", "latency_ms": round(latency, 3), "journal_mode": self._db.journal_mode}
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, file path and options; no I/O."""
+        return {
+            "backend": self.name,
+            "tier": "cold",
+            "path": self.options.path,
+            "namespace": self._ns,
+            "busy_timeout": self.options.busy_timeout,
+            "tables": list(ARCHIVE_TABLES),
+        }
+
+    # -- writes -------------------------------------------------------------------------------------------------
+    async def write_events(self, events: Sequence[ArchiveEvent]) -> None:
+        """Write a batch in one transaction, ignoring events already stored (by ``event_id``)."""
+        rows: dict[str, list[tuple[Any, ...]]] = {}
+        for event in events:
+            extras = _EXTRAS.get(event.table)
+            if extras is None:
+                raise InvalidInput(f"unknown archive table {event.table!r} (known: {', '.join(ARCHIVE_TABLES)})")
+            payload = event.payload
+            rows.setdefault(event.table, []).append(
+                (
+                    self._ns,
+                    event.event_id,
+                    event.key,
+                    to_micros(event.created_at),
+                    dumps(dict(payload)),
+                    *(extract(payload) for _, extract in extras),
+                )
+            )
+        if rows:
+            await self._db.write(self._write_rows, rows)
+
+    @staticmethod
+    def _write_rows(conn: sqlite3.Connection, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        for table, table_rows in rows.items():
+            conn.executemany(_INSERTS[table], table_rows)
+
+    # -- reads --------------------------------------------------------------------------------------------------
+    def _newest_payload(
+        self, conn: sqlite3.Connection, table: str, key: str, extra: str = "", args: tuple[Any, ...] = ()
+    ) -> dict[str, Any] | None:
+        row = conn.execute(
+            f"SELECT payload FROM {table} WHERE namespace = ? AND key = ?{extra} ORDER BY created_at DESC, id DESC LIMIT 1",
+            (self._ns, key, *args),
+        ).fetchone()
+        if row is None:
+            return None
+        payload: dict[str, Any] = loads(row[0])
+        return payload
+
+    async def read_session(self, session_id: str) -> Session | None:
+        """The session as of its newest archived event; None when there is none or the newest is a delete."""
+        payload = await self._db.run(self._newest_payload, "context_sessions", session_id)
+        if payload is None or payload.get("event_type") == "delete":
+            return None  # a deleted session stays deleted, also for read-through
+        session = payload.get("session")
+        return None if not isinstance(session, Mapping) else Session.from_dict(session)
+
+    async def read_history(self, key: str, limit: int | None, before_seq: int | None = None) -> list[Message]:
+        """The newest ``limit`` archived messages with ``seq < before_seq``, chronological, each message once."""
+        if limit is not None and limit <= 0:
+            return []
+        return await self._db.read(self._read_history, key, limit, before_seq)
+
+    def _read_history(self, conn: sqlite3.Connection, key: str, limit: int | None, before_seq: int | None) -> list[Message]:
+        seen: set[str] = set()
+        found: list[Message] = []
+        upper = before_seq
+        last_id: int | None = None
+        while limit is None or len(found) < limit:
+            # Keyset over (seq, id) descending: each page continues below the last row read.
+            where = "namespace = ? AND key = ?"
+            params: list[Any] = [self._ns, key]
+            if last_id is not None:
+                where += " AND (seq < ? OR (seq = ? AND id < ?))"
+                params.extend((upper, upper, last_id))
+            elif upper is not None:
+                where += " AND seq < ?"
+                params.append(upper)
+            records = conn.execute(
+                f"SELECT id, seq, message_id, payload FROM context_conversations WHERE {where} "
+                "ORDER BY seq DESC, id DESC LIMIT ?",
+                (*params, _HISTORY_PAGE),
+            ).fetchall()
+            for _, _, message_id, payload in records:
+                if message_id in seen:
+                    continue
+                seen.add(message_id)
+                message = _get(loads(payload), "message")
+                if isinstance(message, Mapping):
+                    found.append(Message.from_dict(message))
+                    if limit is not None and len(found) >= limit:
+                        break
+            if len(records) < _HISTORY_PAGE:
+                break
+            last_id, upper = records[-1][0], records[-1][1]
+        found.reverse()
+        return found
+
+    async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
+        """The newest archived task context document, or None."""
+        payload = await self._db.run(self._newest_payload, "context_task_contexts", session_id)
+        context = None if payload is None else payload.get("context")
+        return dict(context) if isinstance(context, Mapping) else None
+
+    async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
+        """The newest archived conversation session document, or None."""
+        payload = await self._db.run(self._newest_payload, "context_conversation_sessions", session_key)
+        session = None if payload is None else payload.get("session")
+        return dict(session) if isinstance(session, Mapping) else None
+
+    async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
+        """An archived seed checkpoint document (the newest when ``checkpoint_id`` is None), or None."""
+        if checkpoint_id is None:
+            payload = await self._db.run(self._newest_payload, "context_checkpoints", thread_id)
+        else:
+            payload = await self._db.run(
+                self._newest_payload, "context_checkpoints", thread_id, " AND checkpoint_id = ?", (checkpoint_id,)
+            )
+        document = None if payload is None else payload.get("document")
+        return dict(document) if isinstance(document, Mapping) else None
+
+    async def count_events(self, table: str, key: str | None = None) -> int:
+        """Rows in ``table`` (for ``key`` when given); each event is stored once, so each counts once."""
+        if table not in _EXTRAS:
+            raise InvalidInput(f"unknown archive table {table!r} (known: {', '.join(ARCHIVE_TABLES)})")
+        return await self._db.run(self._count, table, key)
+
+    def _count(self, conn: sqlite3.Connection, table: str, key: str | None) -> int:
+        if key is None:
+            row = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE namespace = ?", (self._ns,)).fetchone()
+        else:
+            row = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE namespace = ? AND key = ?", (self._ns, key)).fetchone()
+        return int(row[0])

@@ -1,0 +1,314 @@
+"""The SQLite file behind the stores: where it is, how it is opened, its migrations, and how calls reach it.
+
+:class:`SqliteDatabase` owns one aiosqlite connection. Why one, and not a pool: SQLite lets a single writer hold
+the file at a time (WAL lets readers go on beside it), so a second connection in the same process would only
+queue behind the first on the file lock, while costing a thread. What does matter for latency is the number of
+hops between the event loop and the connection's thread: every store method hands one plain function to
+:meth:`SqliteDatabase.run`, which runs its whole transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) on that thread
+in a single hop. Statements are prepared once and reused from sqlite3's statement cache.
+
+aiosqlite has no public "run this function on the connection's thread"; ``Connection._execute`` is the method
+its own public helpers use, unchanged since aiosqlite 0.17. A test pins that we can reach it.
+
+Errors: ``sqlite3`` errors (``database is locked`` once ``busy_timeout`` has passed, disk I/O errors, a file that
+is not a database) become :class:`~contextkit.errors.BackendUnavailable`; undecodable stored JSON becomes
+:class:`~contextkit.errors.SerializationError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from contextkit.errors import BackendUnavailable, ConfigError, SerializationError
+
+__all__ = [
+    "DEFAULT_PATH",
+    "Migration",
+    "SqliteDatabase",
+    "SqliteOptions",
+    "dumps",
+    "from_micros",
+    "loads",
+    "parse_options",
+    "to_micros",
+]
+
+T = TypeVar("T")
+
+DEFAULT_PATH = "./contextkit.sqlite3"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Keys the composer may leave in a backend's options besides ours.
+_IGNORED_OPTIONS = {"backend", "tier"}
+_KNOWN_OPTIONS = {"path", "url", "busy_timeout", "sweep_interval", "sweep_batch"}
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteOptions:
+    """The options of the sqlite backend, parsed.
+
+    :param path: the database file (``:memory:`` for a private in-memory database).
+    :param busy_timeout: seconds a call waits for another process's write lock before failing.
+    :param sweep_interval: seconds between two bounded sweeps of expired rows (expiry is also checked on read).
+    :param sweep_batch: most expired rows of each kind one sweep removes.
+    """
+
+    path: str = DEFAULT_PATH
+    busy_timeout: float = 5.0
+    sweep_interval: float = 60.0
+    sweep_batch: int = 500
+
+
+def _path_from_url(url: str) -> str:
+    if not url.startswith("sqlite://"):
+        raise ConfigError(f"a sqlite url starts with sqlite:/// (sqlite:///relative/path or sqlite:////abs/path), got {url!r}")
+    rest = url[len("sqlite://") :]
+    if rest in ("", "/"):
+        raise ConfigError(f"the sqlite url {url!r} names no file")
+    # sqlite:///x -> "/x" -> relative "x"; sqlite:////abs -> "//abs" -> "/abs" (SQLAlchemy's convention).
+    path = rest[1:] if rest.startswith("/") else rest
+    path = path.split("?", 1)[0]
+    return path or DEFAULT_PATH
+
+
+def parse_options(options: Mapping[str, Any], default_timeout: float) -> SqliteOptions:
+    """Parse a backend's options: ``path`` or ``url`` (``sqlite:///file``), ``busy_timeout`` (seconds),
+    ``sweep_interval`` (seconds) and ``sweep_batch``; raise :class:`ConfigError` for anything else."""
+    unknown = set(options) - _KNOWN_OPTIONS - _IGNORED_OPTIONS
+    if unknown:
+        raise ConfigError(f"unknown sqlite option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KNOWN_OPTIONS))}")
+    path = options.get("path")
+    url = options.get("url")
+    if path is not None and url is not None:
+        raise ConfigError("give the sqlite backend either path or url, not both")
+    if url is not None:
+        if not isinstance(url, str):
+            raise ConfigError(f"sqlite url must be a string, got {type(url).__name__}")
+        path = _path_from_url(url.strip())
+    if path is None:
+        path = DEFAULT_PATH
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise ConfigError(f"sqlite path must be a non-empty string, got {path!r}")
+    path = str(path)
+    if path != ":memory:":
+        path = os.path.expanduser(path)
+
+    def number(key: str, default: float, kind: type = float) -> Any:
+        value = options.get(key, default)
+        if isinstance(value, bool):
+            raise ConfigError(f"sqlite option {key} must be a number, got {value!r}")
+        try:
+            parsed = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"sqlite option {key} must be a number, got {value!r}") from None
+        if parsed < 0:
+            raise ConfigError(f"sqlite option {key} must be >= 0, got {value!r}")
+        return parsed
+
+    return SqliteOptions(
+        path=path,
+        busy_timeout=number("busy_timeout", default_timeout),
+        sweep_interval=number("sweep_interval", 60.0),
+        sweep_batch=max(1, number("sweep_batch", 500, int)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: ``version`` (1, 2, ...) of a ``component`` (``hot`` / ``cold``) and its SQL statements."""
+
+    component: str
+    version: int
+    statements: tuple[str, ...]
+
+
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS ck_migrations (
+    component TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    applied_at TEXT NOT NULL,
+    PRIMARY KEY (component, version)
+)
+"""
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime (naive ones are taken as UTC); exact, unlike a float."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    """The aware UTC datetime of :func:`to_micros` output."""
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text of a plain-JSON value (unicode kept as is)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"value cannot be stored as JSON: {exc}") from exc
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse stored JSON text; :class:`SerializationError` when it cannot be decoded."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"stored JSON cannot be decoded: {exc}") from exc
+
+
+def _in_write_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    # IMMEDIATE takes the write lock up front, so a read-then-write (the next seq, a counter) can never be
+    # interleaved with another process's write: busy_timeout makes the second writer wait instead.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _in_read_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    # A deferred transaction gives several SELECTs one snapshot (WAL keeps it without blocking writers).
+    conn.execute("BEGIN")
+    try:
+        return fn(conn, *args)
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+
+
+class SqliteDatabase:
+    """One SQLite file opened through one aiosqlite connection (see the module docstring for why one)."""
+
+    def __init__(self, options: SqliteOptions, migrations: Sequence[Migration]) -> None:
+        self.options = options
+        self._migrations = tuple(migrations)
+        self._db: aiosqlite.Connection | None = None
+        self._raw: sqlite3.Connection | None = None
+        self.journal_mode = "?"
+
+    @property
+    def path(self) -> str:
+        """The database file (``:memory:`` for an in-memory database)."""
+        return self.options.path
+
+    @property
+    def is_open(self) -> bool:
+        """True between :meth:`open` and :meth:`close`."""
+        return self._db is not None
+
+    async def open(self) -> None:
+        """Create the file (and its directory), set WAL and the pragmas, and apply pending migrations."""
+        if self._db is not None:
+            return
+        path = self.options.path
+        db = aiosqlite.connect(path, isolation_level=None, timeout=self.options.busy_timeout, cached_statements=256)
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            await db
+        except (OSError, sqlite3.Error) as exc:
+            # On a failed connect aiosqlite stops its thread, which then reports to this loop: wait for the
+            # thread while the loop still runs, or it reports to a closed loop and dies with an error.
+            if db._thread.is_alive():
+                await asyncio.get_running_loop().run_in_executor(None, db._thread.join, 5.0)
+            raise BackendUnavailable(f"cannot open sqlite database {path}: {exc}") from exc
+        self._db = db
+        self._raw = db._conn
+        try:
+            self.journal_mode = await self.run(self._prepare)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _prepare(self, conn: sqlite3.Connection) -> str:
+        conn.execute(f"PRAGMA busy_timeout = {int(self.options.busy_timeout * 1000)}")
+        mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        # NORMAL in WAL mode: a commit is durable against an application crash and atomic after a power loss
+        # (the last transactions may roll back); FULL would add an fsync to every write.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(_MIGRATIONS_TABLE)
+        pending = [m for m in self._migrations if not self._applied(conn, m)]
+        if pending:
+            # Several processes may open a fresh file at once: the write lock makes one of them migrate and
+            # the others see the versions it recorded.
+            _in_write_transaction(conn, self._migrate, ())
+        return mode
+
+    @staticmethod
+    def _applied(conn: sqlite3.Connection, migration: Migration) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM ck_migrations WHERE component = ? AND version = ?",
+            (migration.component, migration.version),
+        ).fetchone()
+        return row is not None
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        for migration in self._migrations:
+            if self._applied(conn, migration):
+                continue
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO ck_migrations (component, version, applied_at) VALUES (?, ?, ?)",
+                (migration.component, migration.version, datetime.now(timezone.utc).isoformat()),
+            )
+
+    async def close(self) -> None:
+        """Close the connection; idempotent."""
+        db, self._db, self._raw = self._db, None, None
+        if db is not None:
+            try:
+                await db.close()
+            except sqlite3.Error:
+                pass
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` on the connection's thread (one hop), translating driver errors."""
+        db, raw = self._db, self._raw
+        if db is None or raw is None:
+            raise BackendUnavailable(f"sqlite database {self.path} is not open")
+        try:
+            result: T = await db._execute(fn, raw, *args)  # type: ignore[no-untyped-call]
+            return result
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"sqlite database {self.path}: {exc}") from exc
+        except UnicodeError as exc:
+            raise SerializationError(f"text cannot be stored or read as UTF-8: {exc}") from exc
+        except ValueError as exc:
+            if not db._running:
+                raise BackendUnavailable(f"sqlite database {self.path} is closed") from exc
+            raise
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back if it raises)."""
+        return await self.run(_in_write_transaction, fn, args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` inside a read transaction (one consistent snapshot)."""
+        return await self.run(_in_read_transaction, fn, args)
+
+    async def ping(self) -> float:
+        """Milliseconds a trivial query takes; raises :class:`BackendUnavailable` when the file is unusable."""
+        started = time.perf_counter()
+        await self.run(lambda conn: conn.execute("SELECT count(*) FROM ck_migrations").fetchone())
+        return (time.perf_counter() - started) * 1000.0

@@ -1,0 +1,110 @@
+"""A separate Python process working on a sqlite file, for the durability and multi-process tests.
+
+Usage: ``python sqlite_worker.py COMMAND PATH NAMESPACE [ARGS...]``; prints one JSON document on stdout.
+
+* ``append KEY BATCHES GO_FILE``: waits for GO_FILE to exist, then appends BATCHES batches of two messages to
+  stream KEY and bumps session KEY's request counter once per batch; prints the seqs it was given, per batch.
+* ``read SESSION THREAD``: prints the session, its history and the thread's graph state, then resumes the
+  review graph (interrupted in the other process) with "approve" and prints the final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any, TypedDict
+
+from contextkit.records import Message, utcnow
+from contextkit.stores import SessionUpdate, StoreSettings
+from contextkit_sqlite import SqliteHotStore
+
+
+class ReviewState(TypedDict, total=False):
+    """State of the review graph: a topic, a draft and the reviewer's verdict."""
+
+    topic: str
+    draft: str
+    approved: bool
+
+
+def review_graph(checkpointer: Any) -> Any:
+    """write -> review (interrupts for a human answer) -> END."""
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import interrupt
+
+    def write(state: ReviewState) -> ReviewState:
+        return {"draft": f"a draft about {state['topic']}"}
+
+    def review(state: ReviewState) -> ReviewState:
+        return {"approved": interrupt({"please review": state["draft"]}) == "approve"}
+
+    builder = StateGraph(ReviewState)
+    builder.add_node("write", write)
+    builder.add_node("review", review)
+    builder.add_edge(START, "write")
+    builder.add_edge("write", "review")
+    builder.add_edge("review", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def wait_for(go_file: str) -> None:
+    """Block until ``go_file`` exists, so that both workers start appending at the same moment."""
+    deadline = time.monotonic() + 30
+    while not os.path.exists(go_file):
+        if time.monotonic() > deadline:
+            raise SystemExit("the go file never appeared")
+        time.sleep(0.002)
+
+
+async def append(store: SqliteHotStore, key: str, batches: int) -> dict[str, Any]:
+    seqs = []
+    for i in range(batches):
+        stored = await store.append_messages(key, [Message("user", f"{os.getpid()}-{i}-{j}", utcnow()) for j in range(2)])
+        seqs.append([m.seq for m in stored])
+        await store.update_session(key, SessionUpdate(activity=utcnow(), requests=1, processing_time=0.25))
+    return {"pid": os.getpid(), "seqs": seqs}
+
+
+async def read(store: SqliteHotStore, session_id: str, thread_id: str) -> dict[str, Any]:
+    from langgraph.types import Command
+
+    from contextkit.langgraph import ContextKitSaver
+
+    session = await store.get_session(session_id)
+    history = await store.read_history(session_id, None)
+    graph = review_graph(ContextKitSaver(store))
+    config = {"configurable": {"thread_id": thread_id}}
+    state = await graph.aget_state(config)
+    final = await graph.ainvoke(Command(resume="approve"), config)
+    return {
+        "session": None if session is None else session.to_dict(),
+        "history": [m.to_dict() for m in history],
+        "next": list(state.next),
+        "draft": state.values.get("draft"),
+        "final": {"draft": final.get("draft"), "approved": final.get("approved")},
+    }
+
+
+async def main(argv: list[str]) -> None:
+    command, path, namespace, *args = argv
+    store = SqliteHotStore(StoreSettings(namespace=namespace), {"path": path, "busy_timeout": 20})
+    await store.open()
+    try:
+        if command == "append":
+            result = await append(store, args[0], int(args[1]))
+        elif command == "read":
+            result = await read(store, args[0], args[1])
+        else:
+            raise SystemExit(f"unknown command {command!r}")
+    finally:
+        await store.aclose()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "append":
+        wait_for(sys.argv[-1])
+    asyncio.run(main(sys.argv[1:]))
