@@ -315,9 +315,10 @@ class Archiver:
             except SerializationError:
                 # A batch the cold tier refuses as data (not as an outage) would block the queue forever:
                 # find the events it refuses, set them aside (counted, logged, kept), and write the rest.
-                batch = await self._isolate_poison(batch)
-                if batch is None:
+                written = await self._isolate_poison(batch)
+                if written is None:
                     continue
+                batch = written
             except Exception as exc:
                 self._record_failure(exc)
                 delay = self._backoff()

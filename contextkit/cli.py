@@ -24,9 +24,15 @@ T = TypeVar("T")
 
 
 class _Failure(click.ClickException):
+    """A one-line error with its exit code (2: usage or configuration, 1: runtime)."""
+
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
-        self.exit_code = code
+        self.code = code
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return self.code
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.message}", err=True)

@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -354,7 +354,7 @@ class ContextKit:
         result: Session | None = await self._timed(run)
         return result
 
-    async def _read_cold(self, awaitable: Any) -> Any:
+    async def _read_cold(self, awaitable: Awaitable[T]) -> T | None:
         try:
             return await awaitable
         except BackendUnavailable as exc:

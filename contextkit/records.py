@@ -257,6 +257,7 @@ class TaskContext:
     """
 
     __slots__ = ("_data",)
+    _data: dict[str, Any]
 
     def __init__(self, data: Mapping[str, Any] | None = None, task_dir: str | None = None) -> None:
         source = dict(data or {})
@@ -427,8 +428,8 @@ class ConversationParticipant:
         kind = data.get("type", data.get("participant_type"))
         role = data.get("role", data.get("participant_role"))
         return cls(
-            participant_id=ident,  # type: ignore[arg-type]  # validated by the kit before use
-            participant_type=kind,  # type: ignore[arg-type]
+            participant_id=ident,  # validated by the kit before use
+            participant_type=kind,
             participant_role=role,
             metadata=data.get("metadata") or {},
         )
