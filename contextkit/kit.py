@@ -943,7 +943,10 @@ class ContextKit:
             await self._hot.put_conversation_session(key, touched.to_dict())
             if conversation.session_type == "user_to_mc":
                 await self._hot.update_session(conversation.session_id, SessionUpdate(activity=message.timestamp))
-            await self._archive(ArchiveEvent("context_conversations", key, {"message": stored[0].to_dict()}))
+            await self._archive(
+                ArchiveEvent("context_conversations", key, {"message": stored[0].to_dict()}),
+                ArchiveEvent("context_conversation_sessions", key, {"session": touched.to_dict()}),
+            )
             self._emit("agent_message.append", key, message_type=message.message_type)
             return True
 

@@ -1,0 +1,198 @@
+"""The application process is SIGKILLed with archive events pending; a new process drains them, no loss, no duplicates.
+
+The events wait in a durable outbox (``archiver.outbox_path``, a local SQLite file) because the cold tier, a
+private PostgreSQL this session started, is stopped (or, in the second test, busy) when the process dies. The
+processes are real: ``kit_process.py`` run with this interpreter. The hot tier is a parameter, so a hot tier
+with its own durable outbox (the Redis stream) joins by adding its configuration to :data:`HOT_TIERS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from contextkit.archiver import FileOutbox
+from contextkit.stores import StoreSettings
+from contextkit.testing.postgres_server import PostgresServer
+from contextkit_postgres.store import PostgresColdStore
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+SCRIPT = Path(__file__).with_name("kit_process.py")
+TOTAL = 2_000
+SID = "crash-session"
+
+
+def _hot_memory(tmp: Path) -> dict[str, Any]:
+    return {"backend": "memory"}
+
+
+def _hot_sqlite(tmp: Path) -> dict[str, Any]:
+    return {"backend": "sqlite", "path": str(tmp / "hot.sqlite3")}
+
+
+#: Hot tier configurations, and how many messages of the session the draining process finds in its hot tier
+#: (the memory tier dies with the process; the SQLite file survives it).
+HOT_TIERS = {"memory": (_hot_memory, 0), "sqlite": (_hot_sqlite, TOTAL)}
+
+
+def _config(hot: dict[str, Any], dsn: str, schema: str, outbox: Path) -> dict[str, Any]:
+    return {
+        "hot": hot,
+        "cold": {"backend": "postgres", "url": dsn, "schema": schema},
+        "timeout": 10.0,
+        "history_cap": TOTAL * 2,
+        "archiver": {"outbox_path": str(outbox), "max_backoff": 0.5},
+    }
+
+
+def _spawn_writer(config: dict[str, Any], cwd: Path) -> subprocess.Popen[str]:
+    # cwd: a directory without contextkit.toml / pyproject.toml, so only the given config applies.
+    with open(cwd / "writer.log", "w") as log:
+        return subprocess.Popen(
+            [sys.executable, str(SCRIPT), "write", json.dumps(config), SID, str(TOTAL)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            cwd=cwd,
+        )
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The child's next stdout line, waiting at most ``timeout`` seconds."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            return ""
+    return proc.stdout.readline().strip()
+
+
+def _drain(config: dict[str, Any], cwd: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "drain", json.dumps(config), "60", SID],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+def _outbox_depth(path: Path) -> int:
+    with sqlite3.connect(path, timeout=10) as conn:
+        return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+async def _archived(dsn: str, schema: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    conn = await asyncpg.connect(dsn, timeout=15)
+    try:
+        messages = await conn.fetch(
+            f'SELECT seq, message_id, event_id, content FROM "{schema}".context_conversations '
+            "WHERE session_id = $1 ORDER BY seq, id",
+            SID,
+        )
+        sessions = await conn.fetch(
+            f'SELECT session_id, event_type FROM "{schema}".context_sessions ORDER BY id'
+        )
+    finally:
+        await conn.close()
+    return [tuple(r) for r in messages], [tuple(r) for r in sessions]
+
+
+def _assert_each_message_once(messages: list[tuple[Any, ...]]) -> None:
+    assert len(messages) == TOTAL
+    assert [m[0] for m in messages] == list(range(1, TOTAL + 1))
+    assert len({m[1] for m in messages}) == TOTAL and len({m[2] for m in messages}) == TOTAL
+    assert [m[3] for m in messages] == [f"crash message {s}" for s in range(1, TOTAL + 1)]
+
+
+@pytest.mark.parametrize("hot_tier", sorted(HOT_TIERS))
+async def test_events_pending_when_the_app_is_killed_are_drained_by_the_next_process(
+    hot_tier: str, private_postgres: PostgresServer, fresh_name: str, tmp_path: Path
+) -> None:
+    """The cold tier is down: a process writes 2,000 messages (2,002 events with the session and its task
+    context), all pending in the outbox file, and is SIGKILLed. With the server started again, a second process
+    on the same outbox flushes it: 2,000 message rows with seqs 1..2,000, each message id and event id once, one
+    session row, and the outbox file empty."""
+    make_hot, hot_messages = HOT_TIERS[hot_tier]
+    outbox = tmp_path / "outbox.sqlite3"
+    config = _config(make_hot(tmp_path), private_postgres.dsn, fresh_name, outbox)
+
+    private_postgres.stop()
+    writer = _spawn_writer(config, tmp_path)
+    try:
+        line = _read_line(writer, timeout=90)
+        assert line == f"written {TOTAL + 2}", (line, (tmp_path / "writer.log").read_text()[-3000:])
+        assert _outbox_depth(outbox) == TOTAL + 2
+    finally:
+        _kill(writer)
+    assert _outbox_depth(outbox) == TOTAL + 2
+
+    private_postgres.start()
+    report = _drain(config, tmp_path)
+    assert report["flushed"] is True, report
+    assert report["metrics"]["queue_depth"] == 0 and report["metrics"]["rows"] == TOTAL + 2
+    assert report["metrics"]["outbox"] == "FileOutbox" and report["metrics"]["dead_letters"] == 0
+    assert report["hot_messages"] == hot_messages
+    assert _outbox_depth(outbox) == 0
+
+    messages, sessions = await _archived(private_postgres.dsn, fresh_name)
+    _assert_each_message_once(messages)
+    assert sessions == [(SID, "create")]
+
+
+async def test_a_batch_written_but_not_acknowledged_before_the_kill_is_not_archived_twice(
+    private_postgres: PostgresServer, fresh_name: str, tmp_path: Path
+) -> None:
+    """The process dies between writing a batch to the cold tier and acknowledging it in the outbox (made
+    deterministic: the test writes the oldest 700 pending events to PostgreSQL itself, as the dead archiver
+    would have). The next process sends all 2,002 events again; the event ids make the 700 re-sent rows collapse,
+    so every message is archived exactly once."""
+    outbox = tmp_path / "outbox.sqlite3"
+    config = _config(_hot_memory(tmp_path), private_postgres.dsn, fresh_name, outbox)
+    private_postgres.stop()
+    writer = _spawn_writer(config, tmp_path)
+    try:
+        line = _read_line(writer, timeout=90)
+        assert line == f"written {TOTAL + 2}", (line, (tmp_path / "writer.log").read_text()[-3000:])
+    finally:
+        _kill(writer)
+    private_postgres.start()
+
+    pending = FileOutbox(outbox)
+    try:
+        unacknowledged = await pending.peek(700)
+    finally:
+        await pending.aclose()
+    settings = StoreSettings(namespace=fresh_name, timeout=15.0)
+    store = PostgresColdStore(settings, {"url": private_postgres.dsn, "schema": fresh_name})
+    async with store:
+        await store.write_events(unacknowledged)
+        assert await store.count_events("context_conversations", SID) == 698
+
+    report = _drain(config, tmp_path)
+    assert report["flushed"] is True and report["metrics"]["rows"] == TOTAL + 2, report
+    assert _outbox_depth(outbox) == 0
+    messages, sessions = await _archived(private_postgres.dsn, fresh_name)
+    _assert_each_message_once(messages)
+    assert sessions == [(SID, "create")]
