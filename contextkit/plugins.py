@@ -80,11 +80,14 @@ class BackendRegistry:
         self.current_plugin = "?"
 
     def _add(self, tier: str, name: str, factory: Any, description: str, aliases: tuple[str, ...]) -> None:
-        if not name or name != name.strip().lower():
-            raise ConfigError(f"backend names are lowercase without spaces, got {name!r}")
         for label in (name, *aliases):
-            if (tier, label) in self._backends or (tier, label) in self._aliases:
-                raise ConfigError(f"{tier} backend {label!r} is registered twice (second time by {self.current_plugin})")
+            if not label or label != label.lower() or any(c.isspace() for c in label):
+                raise ConfigError(f"backend names are lowercase without spaces, got {label!r}")
+            owner = self._backends.get((tier, label)) or self._backends.get((tier, self._aliases.get((tier, label), "")))
+            if owner is not None:
+                raise ConfigError(
+                    f"{tier} backend {label!r} is registered by both {owner.plugin} and {self.current_plugin}"
+                )
         self._backends[(tier, name)] = BackendInfo(name, tier, factory, self.current_plugin, description, aliases)
         for alias in aliases:
             self._aliases[(tier, alias)] = name

@@ -1,0 +1,213 @@
+"""ExampleHotStore: the hot tier of contextkit-example (a scaffold: every data method is yours to write).
+
+Implement the methods one at a time against your server's client and run the conformance suite
+(``pytest tests/test_conformance.py``); each of its tests states the contract it checks and how to fix a
+failure. The semantics every hot tier shares are in :mod:`contextkit.stores` (the module docstring and
+:class:`contextkit.stores.HotStore`). Rules that keep a backend honest:
+
+* no I/O in ``__init__`` or the factory: connect in :meth:`open`;
+* translate your driver's exceptions: connection errors and timeouts become ``BackendUnavailable``,
+  undecodable data becomes ``SerializationError``;
+* never put a password in ``describe()``, ``health()``, a repr, a log line or an error message;
+* declare in ``capabilities`` only what you implement (see :class:`contextkit.stores.Capability`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+from contextkit.errors import BackendUnavailable, ConfigError
+from contextkit.records import Message, Session
+from contextkit.stores import SessionUpdate, StoreSettings, StoreStats
+
+__all__ = ["ExampleHotStore"]
+
+_OPTIONS = frozenset({"url"})
+
+
+def _todo(method: str) -> NoReturn:
+    raise NotImplementedError(f"ExampleHotStore.{method} is not implemented yet (see contextkit.stores.HotStore)")
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else "***@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+class ExampleHotStore:
+    """A contextkit hot tier backed by an example server (replace with what yours stores data in)."""
+
+    name = "example"
+    # Add a capability when you implement it, e.g. frozenset({Capability.TTL, Capability.SHARED}).
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self, settings: StoreSettings, *, url: str) -> None:
+        """Keep the settings and the target; no I/O here (the composer calls :meth:`open`)."""
+        self.settings = settings
+        self.url = url
+        self._client: Any = None
+
+    @classmethod
+    def from_options(cls, settings: StoreSettings, options: Mapping[str, Any]) -> ExampleHotStore:
+        """The factory registered with contextkit: validates ``options`` (this backend's table of the config)."""
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise ConfigError(f"unknown option(s) for the example hot tier: {', '.join(sorted(unknown))}")
+        url = options.get("url")
+        if not isinstance(url, str) or not url:
+            raise ConfigError("the example hot tier needs a 'url' option, e.g. example://localhost:1234")
+        return cls(settings, url=url)
+
+    def __repr__(self) -> str:
+        return f"ExampleHotStore({_without_password(self.url)!r}, namespace={self.settings.namespace!r})"
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect (and create what the namespace needs); raise ``BackendUnavailable`` if the server is down."""
+        try:
+            self._client = await self._connect()
+        except OSError as exc:
+            raise BackendUnavailable(f"example server at {_without_password(self.url)} is unreachable: {exc}") from None
+
+    async def _connect(self) -> Any:
+        _todo("open")
+
+    async def aclose(self) -> None:
+        """Close the client this store created; a second call does nothing."""
+        self._client = None
+
+    async def health(self) -> dict[str, Any]:
+        """Ping the server; never raises, never shows the password."""
+        started = time.perf_counter()
+        try:
+            await self._ping()
+        except Exception as exc:
+            return {"status": "unhealthy", "error": type(exc).__name__, "target": _without_password(self.url)}
+        return {"status": "healthy", "latency_ms": (time.perf_counter() - started) * 1000.0}
+
+    async def _ping(self) -> None:
+        _todo("health")
+
+    def describe(self) -> dict[str, Any]:
+        """The backend, its target without credentials and the namespace; no I/O."""
+        return {
+            "backend": self.name,
+            "target": _without_password(self.url),
+            "namespace": self.settings.namespace,
+            "capabilities": sorted(self.capabilities),
+        }
+
+    async def stats(self) -> StoreStats:
+        """Counts shared by every process of the namespace (``-1`` where counting is not cheap)."""
+        _todo("stats")
+
+    # -- sessions -------------------------------------------------------------------------------------------------
+    async def put_session(self, session: Session) -> None:
+        """Store the session whole and start its TTL."""
+        _todo("put_session")
+
+    async def get_session(self, session_id: str) -> Session | None:
+        """The session, or None when missing or expired."""
+        _todo("get_session")
+
+    async def update_session(self, session_id: str, update: SessionUpdate) -> Session | None:
+        """Apply counter increments atomically (server-side), move last_activity forward only, refresh the TTL."""
+        _todo("update_session")
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Remove the session and every key family of it; True if the record existed."""
+        _todo("delete_session")
+
+    async def scan_sessions(self, cursor: str | None, count: int) -> tuple[list[Session], str | None]:
+        """About ``count`` sessions after ``cursor``, and the next cursor (None at the end)."""
+        _todo("scan_sessions")
+
+    async def idle_sessions(self, before: datetime, limit: int) -> list[str]:
+        """Ids of sessions idle since before ``before``, oldest first, from an index."""
+        _todo("idle_sessions")
+
+    # -- history streams ------------------------------------------------------------------------------------------
+    async def append_messages(self, key: str, messages: Sequence[Message]) -> list[Message]:
+        """Append with consecutive seq numbers assigned atomically; trim the oldest beyond the cap."""
+        _todo("append_messages")
+
+    async def read_history(self, key: str, limit: int | None) -> list[Message]:
+        """The newest ``limit`` messages in chronological order, in O(limit)."""
+        _todo("read_history")
+
+    async def history_length(self, key: str) -> int:
+        """Number of messages kept in the stream."""
+        _todo("history_length")
+
+    async def history_bounds(self, key: str) -> tuple[int, int]:
+        """(first kept seq, highest seq ever assigned); (0, 0) for an empty stream."""
+        _todo("history_bounds")
+
+    async def replace_history(self, key: str, messages: Sequence[Message]) -> None:
+        """Replace the whole stream atomically, keeping the messages' seq as given."""
+        _todo("replace_history")
+
+    # -- task contexts and conversation sessions ------------------------------------------------------------------
+    async def put_task_context(self, session_id: str, document: Mapping[str, Any]) -> None:
+        """Store the task context document of a session."""
+        _todo("put_task_context")
+
+    async def get_task_context(self, session_id: str) -> dict[str, Any] | None:
+        """The stored task context document, or None."""
+        _todo("get_task_context")
+
+    async def put_conversation_session(self, session_key: str, document: Mapping[str, Any]) -> None:
+        """Store a conversation session, registered under ``document["session_id"]`` for deletion."""
+        _todo("put_conversation_session")
+
+    async def get_conversation_session(self, session_key: str) -> dict[str, Any] | None:
+        """The stored conversation session document, or None."""
+        _todo("get_conversation_session")
+
+    # -- seed checkpoints -----------------------------------------------------------------------------------------
+    async def put_checkpoint_document(self, thread_id: str, checkpoint_id: str, document: Mapping[str, Any]) -> None:
+        """Store or replace a checkpoint document (thread TTL: ``settings.checkpoint_ttl``)."""
+        _todo("put_checkpoint_document")
+
+    async def get_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
+        """That checkpoint, or the thread's most recently inserted one when ``checkpoint_id`` is None."""
+        _todo("get_checkpoint_document")
+
+    async def list_checkpoint_documents(self, thread_id: str, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` checkpoint documents, newest first, in O(limit)."""
+        _todo("list_checkpoint_documents")
+
+    async def put_writes_document(
+        self, thread_id: str, checkpoint_id: str, task_id: str, writes: Sequence[Any]
+    ) -> None:
+        """Append one task's writes to the checkpoint (later calls add, never replace)."""
+        _todo("put_writes_document")
+
+    async def get_writes_documents(self, thread_id: str, checkpoint_id: str) -> list[tuple[str, Any]]:
+        """(task_id, write) pairs of the checkpoint in the order they were put."""
+        _todo("get_writes_documents")
+
+    # -- enumeration (export, import and `contextkit migrate` walk the tier with these) ---------------------------
+    async def list_conversation_sessions(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """(session_key, document) of the conversation sessions registered under the session, sorted by key."""
+        _todo("list_conversation_sessions")
+
+    async def scan_checkpoint_threads(self, cursor: str | None, count: int) -> tuple[list[str], str | None]:
+        """About ``count`` seed checkpoint thread ids after ``cursor``, from an index, and the next cursor."""
+        _todo("scan_checkpoint_threads")
+
+    async def read_checkpoint_thread(
+        self, thread_id: str
+    ) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, list[tuple[str, Any]]]]]:
+        """(documents in insertion order, writes by checkpoint id) of one seed checkpoint thread."""
+        _todo("read_checkpoint_thread")
