@@ -135,12 +135,17 @@ async def test_seed_scenario_fills_all_six_archive_tables_with_the_right_content
     assert [(r[0], r[1], r[2]) for r in writes] == [(SID, "cp-1", "task-1")]
     assert _json(writes[0][3]) == [["messages", ["test"]]]
 
-    # context_conversation_sessions: the user_to_agent session under its unambiguous key.
+    # context_conversation_sessions: the user_to_agent session under its unambiguous key, created, then touched
+    # by the agent message (its last_activity moves forward).
     conversations = await cold_target.fetch(
-        f"SELECT session_key, session_data FROM {t('context_conversation_sessions')}{final}"
+        f"SELECT session_key, session_data FROM {t('context_conversation_sessions')}{final} ORDER BY created_at"
     )
-    assert [r[0] for r in conversations] == [key]
-    data = _json(conversations[0][1])
+    assert [r[0] for r in conversations] == [key, key]
+    first, data = _json(conversations[0][1]), _json(conversations[1][1])
+    assert data["last_activity"] > first["last_activity"]
+    assert {k: v for k, v in first.items() if k != "last_activity"} == {
+        k: v for k, v in data.items() if k != "last_activity"
+    }
     assert data["session_key"] == key and data["session_id"] == SID and data["session_type"] == "user_to_agent"
     assert data["metadata"] == {"topic": "papers"}
     assert [(p["id"], p["type"], p["role"]) for p in data["participants"]] == [
