@@ -1,7 +1,10 @@
-"""The ``contextkit`` command line: plugins, doctor, demo, sessions, history.
+"""The ``contextkit`` command line: plugins, doctor, demo, sessions, history, checkpoints, export, import, migrate,
+cleanup.
 
 Output is rich text for people and JSON with ``--json`` for scripts. Errors print one clear line and exit with 2
-(bad usage or configuration) or 1 (a runtime failure); ``--debug`` shows the traceback instead.
+(bad usage or configuration) or 1 (a runtime failure); ``--debug`` shows the traceback instead. The commands that
+read or write data (checkpoints, export, import, migrate, cleanup) never fall back to the memory tier: an
+unreachable tier is an error there, not an empty store. Export, import and migrate are :mod:`contextkit.transfer`.
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from contextkit.errors import ConfigError, ContextKitError, InvalidInput
 from contextkit.plugins import get_plugin_manager
+
+if TYPE_CHECKING:
+    from contextkit.kit import ContextKit
 
 __all__ = ["main"]
 
@@ -54,6 +60,19 @@ def _run(ctx: click.Context, factory: Callable[[], Awaitable[T]]) -> T:
 def _kit_config(ctx: click.Context) -> Mapping[str, Any] | str | None:
     path = ctx.obj.get("config")
     return str(path) if path else None
+
+
+def _data_kit(ctx: click.Context) -> ContextKit:
+    """The configured kit for a command that reads or writes data: no silent fallback to an empty memory tier."""
+    from contextkit.kit import ContextKit
+
+    return ContextKit.from_config(_kit_config(ctx.find_root()), fallback=False)
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _echo_json(data: Any) -> None:
@@ -219,6 +238,248 @@ def history(ctx: click.Context, session_id: str, limit: int) -> None:
     console = Console()
     for row in rows:
         console.print(f"[dim]{row['seq']:>5} {row['timestamp']}[/] [bold]{row['role']}[/]: {row['content']}")
+
+
+@cli.command()
+@click.argument("thread_id")
+@click.option("--limit", type=int, default=20, show_default=True, help="Most checkpoints to list, newest first.")
+@click.pass_context
+def checkpoints(ctx: click.Context, thread_id: str, limit: int) -> None:
+    """List the LangGraph checkpoints of a thread, newest first (and its seed checkpoint documents, if any)."""
+    from contextkit.stores import Capability
+    from contextkit.validation import check_id, check_limit
+
+    root = ctx.find_root()
+
+    async def fetch() -> list[dict[str, Any]]:
+        check_id(thread_id, "thread id")
+        check_limit(limit, "--limit")
+        rows: list[dict[str, Any]] = []
+        async with _data_kit(root) as kit:
+            hot = kit.hot
+            if Capability.CHECKPOINTS.value in hot.capabilities:
+                async for bundle in hot.cp_list(thread_id, None, limit=limit):  # type: ignore[attr-defined]
+                    row = bundle.row
+                    rows.append(
+                        {
+                            "kind": "langgraph",
+                            "checkpoint_id": row.checkpoint_id,
+                            "checkpoint_ns": row.checkpoint_ns,
+                            "step": row.metadata.get("step"),
+                            "source": row.metadata.get("source"),
+                            "parent_checkpoint_id": row.parent_checkpoint_id,
+                            "writes": len(bundle.writes),
+                        }
+                    )
+            for document in await hot.list_checkpoint_documents(thread_id, limit):
+                cid = document.get("checkpoint_id")
+                rows.append(
+                    {
+                        "kind": "seed",
+                        "checkpoint_id": cid,
+                        "checkpoint_ns": "",
+                        "step": None,
+                        "source": None,
+                        "parent_checkpoint_id": None,
+                        "writes": len(await hot.get_writes_documents(thread_id, str(cid))) if cid is not None else 0,
+                        "created_at": document.get("created_at"),
+                    }
+                )
+        return rows
+
+    rows = _run(root, fetch)
+    if not rows:
+        raise _Failure(f"thread {thread_id!r} has no checkpoints", 1)
+    if root.obj["json"]:
+        _echo_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} checkpoint(s) of thread {thread_id}")
+    for column in ("kind", "checkpoint_id", "ns", "step", "source", "parent", "writes"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["kind"],
+            str(row["checkpoint_id"]),
+            row["checkpoint_ns"],
+            "" if row["step"] is None else str(row["step"]),
+            row["source"] or "",
+            row["parent_checkpoint_id"] or "",
+            str(row["writes"]),
+        )
+    Console().print(table)
+
+
+@cli.command("export")
+@click.option("--output", "-o", default="-", show_default=True, help="The JSONL file to write; - for stdout.")
+@click.option("--session", "session_ids", multiple=True, help="Export only this session (repeatable).")
+@click.pass_context
+def export_command(ctx: click.Context, output: str, session_ids: tuple[str, ...]) -> None:
+    """Export every record of the hot tier as JSONL, one record per line, streamed, in a deterministic order."""
+    import io
+    import os
+
+    from contextkit.transfer import TransferSummary, export_jsonl
+
+    root = ctx.find_root()
+
+    async def run() -> TransferSummary:
+        async with _data_kit(root) as kit:
+            selected = list(session_ids) or None
+            if output == "-":
+                raw = getattr(sys.stdout, "buffer", None)
+                if raw is None:  # a text-only stdout (an embedding application): write to it as it is
+                    return await export_jsonl(kit.hot, sys.stdout, session_ids=selected)
+                stream = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+                try:
+                    return await export_jsonl(kit.hot, stream, session_ids=selected)
+                finally:
+                    stream.flush()
+                    stream.detach()
+            target = Path(output)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            try:
+                with tmp.open("w", encoding="utf-8", newline="\n") as handle:
+                    summary = await export_jsonl(kit.hot, handle, session_ids=selected)
+                os.replace(tmp, target)  # a failed export never leaves half a file under the wanted name
+            finally:
+                tmp.unlink(missing_ok=True)
+            return summary
+
+    if output != "-" and not Path(output).parent.is_dir():
+        raise _Failure(f"cannot write {output}: directory {Path(output).parent} does not exist", 2)
+    summary = _run(root, run)
+    if output == "-":
+        click.echo(f"exported {summary.describe()}", err=True)
+    elif root.obj["json"]:
+        _echo_json({"output": output, **summary.to_dict()})
+    else:
+        click.echo(f"exported {summary.describe()} to {output}")
+
+
+@cli.command("import")
+@click.argument("file")
+@click.pass_context
+def import_command(ctx: click.Context, file: str) -> None:
+    """Import a JSONL export (- for stdin) into the configured tiers; importing twice gives the same state."""
+    import io
+
+    from contextkit.transfer import TransferSummary, import_jsonl
+
+    root = ctx.find_root()
+    if file != "-" and not Path(file).is_file():
+        raise _Failure(f"file {file} does not exist", 2)
+
+    # Opened here, not in the coroutine: the file is closed below, once the event loop is done with it.
+    stdin = file == "-"
+    raw = getattr(sys.stdin, "buffer", None) if stdin else None
+    handle: Any = open(file, encoding="utf-8") if not stdin else sys.stdin  # noqa: SIM115
+    if raw is not None:
+        handle = io.TextIOWrapper(raw, encoding="utf-8")
+
+    async def run() -> TransferSummary:
+        async with _data_kit(root) as kit:
+            return await import_jsonl(handle, kit)
+
+    try:
+        summary = _run(root, run)
+    finally:
+        if raw is not None:
+            handle.detach()
+        elif not stdin:
+            handle.close()
+    if root.obj["json"]:
+        _echo_json(summary.to_dict())
+    else:
+        click.echo(f"imported {summary.describe()}")
+        for conflict in summary.conflicts:
+            click.echo(f"warning: {conflict}", err=True)
+
+
+@cli.command()
+@click.option("--from", "source", required=True, help="TOML configuration of the tiers to copy from.")
+@click.option("--to", "target", required=True, help="TOML configuration of the tiers to copy into.")
+@click.option("--state", "state", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Progress file for resuming (default: <target config>.migrate-state.json).")
+@click.option("--restart", is_flag=True, help="Ignore the progress of an interrupted run and start over.")
+@click.option("--stop-after-records", type=int, default=None, hidden=True)
+@click.pass_context
+def migrate(
+    ctx: click.Context, source: str, target: str, state: Path | None, restart: bool, stop_after_records: int | None
+) -> None:
+    """Copy sessions, history, task contexts, conversation sessions and checkpoints between two configured tiers.
+
+    Each file alone configures its side (the environment is not read, so both sides are exactly what the files
+    say). Interrupted, it resumes after the last recorded session or thread when run again; rerunning a finished
+    migration copies everything again and gives the same result. A cold tier in the target receives the records.
+    """
+    from contextkit.kit import ContextKit
+    from contextkit.transfer import MigrationProgress, TransferSummary, default_state_path
+    from contextkit.transfer import migrate as run_migration
+
+    root = ctx.find_root()
+    for label, path in (("--from", source), ("--to", target)):
+        if not Path(path).is_file():
+            raise _Failure(f"{label} configuration file {path} does not exist", 2)
+    state_path = state or default_state_path(target)
+    console = _stderr_console()
+    show_progress = console.is_terminal and not root.obj["json"]
+
+    async def run() -> TransferSummary:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        source_kit = ContextKit.from_config(source, env={}, fallback=False)
+        target_kit = ContextKit.from_config(target, env={}, fallback=False)
+        async with source_kit, target_kit:
+            progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.fields[detail]}"), console=console, disable=not show_progress, transient=True,
+            )
+            task = progress.add_task("migrating", total=None, detail="")
+
+            def report(update: MigrationProgress) -> None:
+                detail = f"{update.counts.get('session', 0)} sessions, {update.counts.get('message', 0)} messages"
+                progress.update(task, total=update.total, completed=update.done,
+                                description=f"migrating {update.phase}", detail=detail)
+
+            with progress:
+                return await run_migration(
+                    source_kit, target_kit, state_path=state_path, restart=restart, on_progress=report,
+                    stop_after_records=stop_after_records,
+                )
+
+    summary = _run(root, run)
+    if root.obj["json"]:
+        _echo_json(summary.to_dict())
+        return
+    resumed = ""
+    if summary.resumed_after is not None:
+        phase, unit = summary.resumed_after
+        resumed = f" (resumed after {phase} {unit!r}, {summary.skipped_units} unit(s) skipped)"
+    click.echo(f"migrated {summary.describe()}{resumed}")
+    for conflict in summary.conflicts:
+        click.echo(f"warning: {conflict}", err=True)
+
+
+@cli.command()
+@click.option("--max-idle-hours", type=float, required=True, help="Remove sessions idle for longer than this.")
+@click.pass_context
+def cleanup(ctx: click.Context, max_idle_hours: float) -> None:
+    """Remove sessions idle for more than --max-idle-hours (every key family of each) and print how many."""
+    root = ctx.find_root()
+
+    async def run() -> int:
+        async with _data_kit(root) as kit:
+            removed: int = await kit.cleanup_expired_sessions(max_idle_hours)
+            return removed
+
+    removed = _run(root, run)
+    if root.obj["json"]:
+        _echo_json({"removed": removed})
+    else:
+        click.echo(f"removed {removed} idle session(s)")
 
 
 @cli.command()

@@ -220,7 +220,7 @@ class ContextKit:
         if self.config.archiver.outbox_path:
             outbox = FileOutbox(self.config.archiver.outbox_path, self.config.archiver.max_pending)
         elif Capability.OUTBOX in self._hot.capabilities:
-            outbox = self._hot.outbox()  # type: ignore[attr-defined]
+            outbox = self._hot.outbox(max_pending=self.config.archiver.max_pending)  # type: ignore[attr-defined]
         else:
             outbox = MemoryOutbox(self.config.archiver.max_pending)
         self._archiver = Archiver(self._cold, outbox, self.config.archiver, cold_open=cold_open)
@@ -261,14 +261,24 @@ class ContextKit:
         return f"<ContextKit hot={self._hot.name!r} cold={cold!r} namespace={self.config.namespace!r}>"
 
     def checkpointer(self, *, serde: Any = None) -> ContextKitSaver:
-        """A LangGraph checkpointer (``BaseCheckpointSaver``) over the hot tier; needs ``contextkit[langgraph]``."""
+        """A LangGraph checkpointer (``BaseCheckpointSaver``) over the hot tier; needs ``contextkit[langgraph]``.
+
+        With a cold tier, its checkpoints are archived and read back when the hot tier no longer has them (the
+        kit must be open: the archiver starts with it).
+        """
         if Capability.CHECKPOINTS not in self._hot.capabilities:
             raise CapabilityNotSupported(f"the {self._hot.name} hot tier does not store LangGraph checkpoints")
         from contextkit.langgraph import ContextKitSaver
 
-        return ContextKitSaver(self._hot, serde=serde)  # type: ignore[arg-type]
+        if self._cold is not None and self._archiver is None:
+            self._ensure_open()
+        return ContextKitSaver(self._hot, serde=serde, archive=self._archiver)  # type: ignore[arg-type]
 
     # -- plumbing ------------------------------------------------------------------------------------------------
+    @property
+    def _concurrent_io(self) -> bool:
+        return Capability.SHARED.value in self._hot.capabilities
+
     def _ensure_open(self) -> None:
         if not self._opened:
             if self._closed:
@@ -527,10 +537,13 @@ class ContextKit:
         self._check_room(1)
 
         async def run() -> Message:
-            stored, _ = await asyncio.gather(
-                self._append(sid, [message]),
-                self._hot.update_session(sid, SessionUpdate(activity=message.timestamp)),
-            )
+            touch = SessionUpdate(activity=message.timestamp)
+            if self._concurrent_io:
+                # Two round trips to a server overlap; for an in-process tier the tasks would only add overhead.
+                stored, _ = await asyncio.gather(self._append(sid, [message]), self._hot.update_session(sid, touch))
+            else:
+                stored = await self._append(sid, [message])
+                await self._hot.update_session(sid, touch)
             await self._archive(*(ArchiveEvent("context_conversations", sid, {"message": m.to_dict()}) for m in stored))
             self._emit("message.append", sid, seq=stored[0].seq, role=message.role)
             return stored[0]

@@ -65,7 +65,7 @@ class Capability(str, Enum):
     SHARED = "shared"
     #: The store also implements :class:`CheckpointStore` (LangGraph checkpoints).
     CHECKPOINTS = "checkpoints"
-    #: The store provides a durable outbox for the archiver (``outbox()`` returns one).
+    #: The store provides a durable outbox for the archiver (``outbox(max_pending=n)`` returns one).
     OUTBOX = "outbox"
     #: The store runs on a sharded cluster (every operation stays within one slot).
     CLUSTER = "cluster"
@@ -246,6 +246,32 @@ class HotStore(Protocol):
         """``(task_id, write)`` pairs of the checkpoint in the order they were put."""
         ...
 
+    # -- enumeration (export, import and migration walk the whole tier with these) -----------------------------
+    async def list_conversation_sessions(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """``(session_key, document)`` of every live conversation session registered under ``session_id``
+        (``document["session_id"] == session_id``, including one stored under the session id itself, as a
+        ``user_to_mc`` session is), sorted by session key; ``[]`` when there is none. Costs O(number of
+        conversation sessions of that session), never a scan of the tier."""
+        ...
+
+    async def scan_checkpoint_threads(self, cursor: str | None, count: int) -> tuple[list[str], str | None]:
+        """About ``count`` ids of the live threads holding seed checkpoint documents or writes, after ``cursor``
+        (None starts); returns the page and the next cursor (None at the end). Like :meth:`scan_sessions`: every
+        thread present for the whole scan is returned exactly once, from an index (never a walk of every key of
+        the tier), and a page may be empty before the end. LangGraph checkpoint threads are not included (list
+        those with :meth:`CheckpointStore.cp_list`)."""
+        ...
+
+    async def read_checkpoint_thread(
+        self, thread_id: str
+    ) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, list[tuple[str, Any]]]]]:
+        """Every seed checkpoint of a thread: ``(documents, writes)`` where ``documents`` is ``[(checkpoint_id,
+        document)]`` in order of first insertion (the order :meth:`list_checkpoint_documents` reverses) and
+        ``writes`` is ``[(checkpoint_id, [(task_id, write), ...])]`` sorted by checkpoint id, each list in put
+        order, for every checkpoint id that has writes (with or without a document). ``([], [])`` for a missing
+        or expired thread."""
+        ...
+
 
 @runtime_checkable
 class ColdStore(Protocol):
@@ -260,6 +286,11 @@ class ColdStore(Protocol):
     * ``context_checkpoints`` (key: thread id): ``{"checkpoint_id": str, "document": dict}``
     * ``context_checkpoint_writes`` (key: thread id): ``{"checkpoint_id": str, "task_id": str, "writes": list}``
     * ``context_conversation_sessions`` (key: session key): ``{"session": ConversationSession.to_dict()}``
+
+    ``context_checkpoints`` and ``context_checkpoint_writes`` also hold the LangGraph checkpoints
+    :class:`contextkit.langgraph.ContextKitSaver` archives, told apart by ``payload["kind"]`` (``"langgraph"``,
+    and ``"langgraph-delete"`` for a deleted thread's tombstone; seed payloads have no ``kind``). Their format is
+    in :mod:`contextkit.checkpoint_archive`. :meth:`read_checkpoint_document` never returns them.
     """
 
     name: str
@@ -306,6 +337,22 @@ class ColdStore(Protocol):
 
     async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
         """An archived seed checkpoint document (the newest when ``checkpoint_id`` is None), or None."""
+        ...
+
+    async def read_langgraph_checkpoint(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> CheckpointBundle | None:
+        """An archived LangGraph checkpoint with all its blobs and its writes (the newest of ``(thread, ns)`` by
+        id when ``checkpoint_id`` is None), or None; a checkpoint the thread's ``langgraph-delete`` tombstone
+        hides reads None, so a deleted thread never comes back through read-through."""
+        ...
+
+    async def list_langgraph_checkpoints(
+        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
+    ) -> list[CheckpointBundle]:
+        """Archived LangGraph checkpoints of the thread (in ``checkpoint_ns``, or every namespace for None) with
+        an id below ``before``, newest first (descending id), each checkpoint once, at most ``limit``, without the
+        ones the thread's tombstone hides."""
         ...
 
     async def count_events(self, table: str, key: str | None = None) -> int:

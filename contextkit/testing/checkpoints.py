@@ -23,6 +23,9 @@ keys there or use a namespace the fixture cleans up. Three groups of tests:
 * real compiled LangGraph graphs, async and sync: interrupt and resume, ``update_state`` and replay, subgraphs,
   failing parallel branches, ``DeltaChannel`` with prune.
 
+For tests of the cold read-through (a saver with an archive), :func:`archive_graph`, :func:`run_archive_graph` and
+:func:`state_summary` build and run a small graph whose checkpoints must read back identically from the cold tier.
+
 Each test's docstring states the rule it checks and where a failing backend usually goes wrong.
 """
 
@@ -49,8 +52,11 @@ __all__ = [
     "CheckpointStoreSuite",
     "StoreFactory",
     "XorTestCipher",
+    "archive_graph",
     "make_checkpoint_id",
+    "run_archive_graph",
     "run_langgraph_conformance",
+    "state_summary",
 ]
 
 StoreFactory = Callable[[StoreSettings], Awaitable[CheckpointStore]]
@@ -201,6 +207,55 @@ class _ReviewState(TypedDict, total=False):
 
 class _LogState(TypedDict, total=False):
     log: Annotated[list[str], operator.add]
+
+
+class _ArchiveState(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+    count: int
+    doc: str
+
+
+#: The ``doc`` channel of :func:`archive_graph`: set by the first run, never written again.
+ARCHIVE_DOC = "a document set once and never changed " * 50
+
+
+def archive_graph(checkpointer: Any) -> Any:
+    """START -> first -> second -> END over ``{log (list, +), count, doc}``, compiled on ``checkpointer``.
+
+    ``log`` changes on every step, ``doc`` only on the first run: a checkpoint read back from the cold tier must
+    carry the values of channels its own step did not write.
+    """
+    from langgraph.graph import END, START, StateGraph
+
+    def first(state: _ArchiveState) -> dict[str, Any]:
+        return {"log": ["first"], "count": state.get("count", 0) + 1}
+
+    def second(state: _ArchiveState) -> dict[str, Any]:
+        return {"log": [f"second:{state.get('count', 0)}"]}
+
+    builder = StateGraph(_ArchiveState)
+    builder.add_node("first", first)
+    builder.add_node("second", second)
+    builder.add_edge(START, "first")
+    builder.add_edge("first", "second")
+    builder.add_edge("second", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+async def run_archive_graph(graph: Any, thread_id: str, runs: int) -> None:
+    """``runs`` invocations of :func:`archive_graph` on the thread (the first sets ``doc`` and ``count``)."""
+    await graph.ainvoke({"log": ["in0"], "doc": ARCHIVE_DOC, "count": 0}, _config(thread_id))
+    for n in range(1, runs):
+        await graph.ainvoke({"log": [f"in{n}"]}, _config(thread_id))
+
+
+def state_summary(snapshots: Iterable[Any]) -> list[tuple[str, Any, Any, Any]]:
+    """``(checkpoint id, parent id, values, next)`` of each ``StateSnapshot``: what must read back identically."""
+    summary = []
+    for snapshot in snapshots:
+        parent = snapshot.parent_config["configurable"]["checkpoint_id"] if snapshot.parent_config else None
+        summary.append((snapshot.config["configurable"]["checkpoint_id"], parent, snapshot.values, snapshot.next))
+    return summary
 
 
 def _review_graph(checkpointer: Any) -> Any:

@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 
+from contextkit.checkpoint_archive import checkpoint_payload, delete_payload, writes_payload
 from contextkit.errors import InvalidInput
 from contextkit.records import (
     ARCHIVE_TABLES,
@@ -44,7 +45,7 @@ from contextkit.records import (
     Message,
     Session,
 )
-from contextkit.stores import Capability, ColdStore, StoreSettings
+from contextkit.stores import Capability, CheckpointRow, ColdStore, StoreSettings, WriteRow
 
 __all__ = [
     "HOSTILE_TEXTS",
@@ -151,6 +152,36 @@ def _event(table: str, key: str, payload: Mapping[str, Any], created_at: datetim
         created_at=created_at or datetime.now(timezone.utc),
         event_id=event_id or uuid.uuid4().hex,
     )
+
+
+def _lg_id(n: int) -> str:
+    """A LangGraph-like checkpoint id (UUID v6 text) that sorts by ``n``."""
+    return f"1ef00000-0000-6{n:03x}-8000-000000000000"
+
+
+def _lg_row(thread_id: str, n: int, parent: int | None = None, ns: str = "", **metadata: Any) -> CheckpointRow:
+    return CheckpointRow(
+        thread_id=thread_id,
+        checkpoint_ns=ns,
+        checkpoint_id=_lg_id(n),
+        parent_checkpoint_id=None if parent is None else _lg_id(parent),
+        checkpoint=("msgpack", bytes([n % 256, 0, 255]) + b"checkpoint"),
+        metadata={"step": n, "source": "loop", **metadata},
+        channel_versions={"a": f"{n:032}.1", "b": f"{1:032}.1"},
+    )
+
+
+def _lg_event(row: CheckpointRow, *, created_at: datetime | None = None, value: bytes | None = None) -> ArchiveEvent:
+    blobs = {"a": ("msgpack", value if value is not None else f"a{row.checkpoint_id}".encode()), "b": ("empty", b"")}
+    return _event("context_checkpoints", row.thread_id, checkpoint_payload(row, blobs), created_at, None)
+
+
+def _lg_writes(
+    thread_id: str, n: int, task_id: str, writes: Sequence[tuple[int, str, bytes]], *, upsert: bool = False,
+    ns: str = "", created_at: datetime | None = None,
+) -> ArchiveEvent:
+    rows = [WriteRow(task_id, idx, channel, ("msgpack", value), "~path") for idx, channel, value in writes]
+    return _event("context_checkpoint_writes", thread_id, writes_payload(ns, _lg_id(n), task_id, rows, upsert), created_at, None)
 
 
 def _session(session_id: str, **fields: Any) -> Session:
@@ -473,6 +504,94 @@ class ColdStoreSuite:
         assert await store.count_events("context_checkpoint_writes", "t2") == 1
         assert await store.count_events("context_checkpoint_writes") == 3
 
+    # -- LangGraph checkpoints (contextkit.checkpoint_archive) ---------------------------------------------------
+    async def test_langgraph_checkpoint_reads_back_with_its_blobs_and_writes(self, store: ColdStore) -> None:
+        """read_langgraph_checkpoint rebuilds an archived checkpoint byte for byte: row, blobs and pending writes
+        (an ``upsert`` event replaces a (task, idx) key, any other keeps the first); None of the id reads the
+        newest of the namespace by checkpoint id.
+
+        Fix: select ``payload["kind"] == "langgraph"`` rows of (thread, ns[, id]); decode with
+        contextkit.checkpoint_archive.bundle_from_payloads, passing the writes in archive order.
+        """
+        rows = [_lg_row("t1", n, n - 1 if n > 1 else None) for n in (1, 2, 3)]
+        await store.write_events([_lg_event(row, created_at=_at(n)) for n, row in enumerate(rows)])
+        await store.write_events(
+            [
+                _lg_writes("t1", 2, "task-1", [(0, "a", b"w0"), (1, "b", b"w1")], created_at=_at(10)),
+                _lg_writes("t1", 2, "task-1", [(0, "a", b"ignored")], created_at=_at(11)),
+                _lg_writes("t1", 2, "task-2", [(-1, "__error__", b"e1")], upsert=True, created_at=_at(12)),
+                _lg_writes("t1", 2, "task-2", [(-1, "__error__", b"e2")], upsert=True, created_at=_at(13)),
+                _lg_writes("t1", 3, "task-9", [(0, "a", b"other checkpoint")], created_at=_at(14)),
+            ]
+        )
+        bundle = await store.read_langgraph_checkpoint("t1", "", _lg_id(2))
+        assert bundle is not None
+        assert bundle.row == rows[1]
+        assert dict(bundle.blobs) == {"a": ("msgpack", f"a{_lg_id(2)}".encode()), "b": ("empty", b"")}
+        writes = sorted((w.task_id, w.idx, w.channel, w.value, w.task_path) for w in bundle.writes)
+        assert writes == [
+            ("task-1", 0, "a", ("msgpack", b"w0"), "~path"),
+            ("task-1", 1, "b", ("msgpack", b"w1"), "~path"),
+            ("task-2", -1, "__error__", ("msgpack", b"e2"), "~path"),
+        ]
+        newest = await store.read_langgraph_checkpoint("t1", "", None)
+        assert newest is not None and newest.row == rows[2]
+        assert [w.value for w in newest.writes] == [("msgpack", b"other checkpoint")]
+        assert await store.read_langgraph_checkpoint("t1", "", _lg_id(9)) is None
+        assert await store.read_langgraph_checkpoint("t1", "child:1", None) is None
+        assert await store.read_langgraph_checkpoint("t2", "", None) is None
+
+    async def test_langgraph_checkpoints_list_newest_first_each_once(self, store: ColdStore) -> None:
+        """list_langgraph_checkpoints: descending checkpoint id, one namespace or all, ``before`` and ``limit``;
+        a checkpoint archived twice reads once, from its newest event; seed documents are never listed.
+
+        Fix: order by checkpoint id descending and, per id, newest event first; keep the first of each (ns, id).
+        """
+        events = [_lg_event(_lg_row("t1", n, n - 1 if n > 1 else None), created_at=_at(n)) for n in range(1, 8)]
+        events.append(_lg_event(_lg_row("t1", 4, 3), created_at=_at(20), value=b"re-put"))
+        events.append(_lg_event(_lg_row("t1", 5, None, ns="child:x"), created_at=_at(21)))
+        events.append(checkpoint_event("t1", "seed-doc", {"checkpoint_id": "seed-doc", "data": {}}, created_at=_at(22)))
+        await store.write_events(events)
+        listed = await store.list_langgraph_checkpoints("t1", "")
+        assert [b.row.checkpoint_id for b in listed] == [_lg_id(n) for n in (7, 6, 5, 4, 3, 2, 1)]
+        assert listed[3].blobs["a"] == ("msgpack", b"re-put")
+        page = await store.list_langgraph_checkpoints("t1", "", before=_lg_id(6), limit=2)
+        assert [b.row.checkpoint_id for b in page] == [_lg_id(5), _lg_id(4)]
+        every = await store.list_langgraph_checkpoints("t1", None)
+        assert sorted((b.row.checkpoint_ns, b.row.checkpoint_id) for b in every) == sorted(
+            [("", _lg_id(n)) for n in range(1, 8)] + [("child:x", _lg_id(5))]
+        )
+        assert [b.row.checkpoint_ns for b in await store.list_langgraph_checkpoints("t1", "child:x")] == ["child:x"]
+        assert await store.list_langgraph_checkpoints("t1", "", limit=0) == []
+        assert await store.list_langgraph_checkpoints("t2", None) == []
+        assert await store.read_checkpoint_document("t1", None) == {"checkpoint_id": "seed-doc", "data": {}}
+
+    async def test_a_langgraph_delete_tombstone_hides_the_thread_up_to_its_floor(self, store: ColdStore) -> None:
+        """After a ``langgraph-delete`` tombstone, checkpoints with an id (or parent id) up to its floor read None
+        and are not listed (nor their writes); a new run after it (higher ids, no parent) is visible; seed
+        checkpoint documents of the thread are unaffected.
+
+        Fix: find the thread's highest tombstone floor, then keep ids > floor whose parent is None or > floor.
+        """
+        events = [_lg_event(_lg_row("t1", n, n - 1 if n > 1 else None), created_at=_at(n)) for n in range(1, 4)]
+        events.append(_event("context_checkpoints", "t1", delete_payload(_lg_id(3)), _at(4), None))
+        events.append(_lg_event(_lg_row("t1", 4, 3), created_at=_at(5)))  # a late child of the deleted run
+        events.append(_lg_event(_lg_row("t1", 6, None), created_at=_at(6)))  # a new run
+        events.append(_lg_event(_lg_row("t1", 7, 6), created_at=_at(7)))
+        events.append(_lg_writes("t1", 7, "task", [(0, "a", b"kept")], created_at=_at(8)))
+        events.append(checkpoint_event("t1", "seed", {"checkpoint_id": "seed"}, created_at=_at(1)))
+        await store.write_events(events)
+        assert await store.read_langgraph_checkpoint("t1", "", _lg_id(2)) is None
+        assert await store.read_langgraph_checkpoint("t1", "", _lg_id(4)) is None
+        assert [b.row.checkpoint_id for b in await store.list_langgraph_checkpoints("t1", None)] == [_lg_id(7), _lg_id(6)]
+        newest = await store.read_langgraph_checkpoint("t1", "", None)
+        assert newest is not None and newest.row.checkpoint_id == _lg_id(7)
+        assert [w.value for w in newest.writes] == [("msgpack", b"kept")]
+        await store.write_events([_event("context_checkpoints", "t1", delete_payload(_lg_id(9)), _at(9), None)])
+        assert await store.read_langgraph_checkpoint("t1", "", None) is None
+        assert await store.list_langgraph_checkpoints("t1", None) == []
+        assert await store.read_checkpoint_document("t1", "seed") == {"checkpoint_id": "seed"}
+
     async def test_missing_keys_read_none_or_empty(self, store: ColdStore) -> None:
         """Every read of a key never archived returns None (or [] for history) and counts 0; it never raises.
 
@@ -640,19 +759,22 @@ class ColdStoreSuite:
 
     async def test_a_second_store_on_the_same_namespace_sees_the_archive(self, store: ColdStore) -> None:
         """A durable or shared store opened again on the same namespace (a restart, another process) reads what the
-        first archived, and writing the same events through it still creates no duplicates.
+        first archived, and writing the same events through it still creates no duplicates. A store declaring
+        neither keeps its archive private to the object (a second one starts empty).
 
         Fix: keep the archive in the server under the namespace; make open() safe to run again on existing
         storage (migrations recorded, CREATE ... IF NOT EXISTS).
         """
-        if not ({Capability.DURABLE.value, Capability.SHARED.value} & set(store.capabilities)):
-            pytest.skip("the store is neither durable nor shared")
         batch = self._mixed_batch()
         await store.write_events(batch)
         settings = getattr(store, "settings", None)
-        if not isinstance(settings, StoreSettings):
-            pytest.skip("the store does not expose its settings (store.settings) to open a second one")
+        assert isinstance(settings, StoreSettings), "expose the StoreSettings the store was built with as .settings"
         second = await self.new_store(namespace=settings.namespace)
+        if not ({Capability.DURABLE.value, Capability.SHARED.value} & set(store.capabilities)):
+            # Declaring neither capability means the archive is private to the object: a second one is empty.
+            assert await second.read_session("s1") is None
+            assert await second.count_events("context_conversations") == 0
+            return
         assert await second.read_session("s1") == _session("s1", request_count=1)
         assert [m.id for m in await second.read_history("s1", None)] == ["m1", "m2"]
         await second.write_events(batch)

@@ -38,7 +38,7 @@ import pytest
 from contextkit.records import Message, Session
 from contextkit.stores import Capability, HotStore, SessionUpdate, StoreSettings
 
-__all__ = ["HOSTILE_IDS", "HotStoreSuite", "make_message", "make_session", "scan_all"]
+__all__ = ["HOSTILE_IDS", "HotStoreSuite", "make_message", "make_session", "scan_all", "scan_threads_all"]
 
 #: Ids that break naive key building: separators, glob and hash-tag characters, spaces, long unicode.
 HOSTILE_IDS: tuple[str, ...] = (
@@ -118,6 +118,18 @@ async def scan_all(store: HotStore, count: int = 100, max_pages: int = 10_000) -
         if cursor is None:
             return found
     raise AssertionError(f"scan_sessions did not finish within {max_pages} pages")
+
+
+async def scan_threads_all(store: HotStore, count: int = 100, max_pages: int = 10_000) -> list[str]:
+    """Every seed checkpoint thread id a full ``scan_checkpoint_threads`` returns, paging until the cursor is None."""
+    found: list[str] = []
+    cursor: str | None = None
+    for _ in range(max_pages):
+        page, cursor = await store.scan_checkpoint_threads(cursor, count)
+        found.extend(page)
+        if cursor is None:
+            return found
+    raise AssertionError(f"scan_checkpoint_threads did not finish within {max_pages} pages")
 
 
 class HotStoreSuite:
@@ -563,6 +575,7 @@ class HotStoreSuite:
         for index, sid in enumerate(ids):
             await self._check_hostile(store, index, sid)
         assert sorted(s.session_id for s in await scan_all(store, 7)) == sorted(ids)
+        assert sorted(await scan_threads_all(store, 7)) == sorted(ids)
 
     async def test_deleting_a_hostile_id_leaves_every_other_id_intact(self, store: HotStore) -> None:
         """delete_session("a:b") must not touch "a:b:c", "*" must not match everything, "{x}" and "sessions" are
@@ -622,6 +635,11 @@ class HotStoreSuite:
         assert [m.content for m in await store.read_history(conv_key, None)] == [f"conv-{index}"]
         assert await store.get_checkpoint_document(sid, None) == {"index": index}
         assert await store.get_writes_documents(sid, f"cp-{sid}") == [(sid, index)]
+        conversations = await store.list_conversation_sessions(sid)
+        assert conversations == [(conv_key, {"session_id": sid, "session_key": conv_key, "i": index})]
+        documents, writes = await store.read_checkpoint_thread(sid)
+        assert documents == [(f"cp-{sid}", {"index": index})]
+        assert writes == [(f"cp-{sid}", [(sid, index)])]
 
     async def test_namespaces_are_isolated(self, store: HotStore) -> None:
         """Two stores with different namespaces never see each other's data, even for the same ids.
@@ -720,6 +738,83 @@ class HotStoreSuite:
             ("task-1", {"channel": "d", "value": None}),
         ]
         assert await store.get_writes_documents("t1", "missing") == []
+
+    # -- enumeration ----------------------------------------------------------------------------------------------
+    async def test_list_conversation_sessions_returns_those_of_the_session_sorted_by_key(self, store: HotStore) -> None:
+        """list_conversation_sessions(sid) returns (key, document) of every conversation session registered under
+        sid, the one stored under sid itself (a user_to_mc session) included, sorted by key; other sessions'
+        conversations never appear; a session without any, or deleted, lists [].
+
+        Fix: read the per-session registry of conversation keys that delete_session already keeps (a SET, an
+        indexed session_id column), add the key equal to the session id when its document names that session,
+        fetch the documents and sort by key.
+        """
+        keys = ["mc_to_agent/s1/b", "agent_to_agent/s1/a/b", "mc_to_agent/s1/a%3A1", "user_to_agent/s1/u/日本"]
+        for key in keys:
+            await store.put_conversation_session(key, {"session_id": "s1", "session_key": key, "k": key})
+        await store.put_conversation_session("s1", {"session_id": "s1", "session_key": "s1", "k": "own"})
+        await store.put_conversation_session("mc_to_agent/s2/b", {"session_id": "s2", "session_key": "x"})
+        await store.put_conversation_session("s1:other", {"session_id": "s1:other", "session_key": "s1:other"})
+        listed = await store.list_conversation_sessions("s1")
+        assert [key for key, _ in listed] == sorted([*keys, "s1"])
+        assert dict(listed)["s1"] == {"session_id": "s1", "session_key": "s1", "k": "own"}
+        assert dict(listed)["agent_to_agent/s1/a/b"]["k"] == "agent_to_agent/s1/a/b"
+        assert [key for key, _ in await store.list_conversation_sessions("s2")] == ["mc_to_agent/s2/b"]
+        assert await store.list_conversation_sessions("nobody") == []
+        await store.delete_session("s1")
+        assert await store.list_conversation_sessions("s1") == []
+        assert [key for key, _ in await store.list_conversation_sessions("s2")] == ["mc_to_agent/s2/b"]
+
+    async def test_scan_checkpoint_threads_pages_return_each_seed_thread_once(self, store: HotStore) -> None:
+        """Paging scan_checkpoint_threads(count=7) returns every thread holding seed checkpoint documents or only
+        writes exactly once, ends with a None cursor, and stops listing a thread deleted with its session.
+
+        Fix: keep an index of seed checkpoint threads (a sorted set per shard, an indexed column), add to it in the
+        same step as put_checkpoint_document / put_writes_document, and page over it like scan_sessions; drop
+        entries whose thread is gone when the scan meets them.
+        """
+        assert await scan_threads_all(store, 7) == []
+        with_documents = [f"t{i:03d}" for i in range(40)]
+        with_writes = [f"w{i:03d}" for i in range(15)]
+        for tid in with_documents:
+            await store.put_checkpoint_document(tid, "cp1", {"t": tid})
+        for tid in with_writes:
+            await store.put_writes_document(tid, "cp1", "task", [tid])
+        await store.put_session(make_session("t000"))
+        found = await scan_threads_all(store, 7)
+        assert sorted(found) == sorted(with_documents + with_writes)
+        assert len(found) == len(set(found))
+        await store.delete_session("t000")
+        assert sorted(await scan_threads_all(store, 100)) == sorted(with_documents[1:] + with_writes)
+
+    async def test_read_checkpoint_thread_returns_documents_in_insertion_order_and_writes(self, store: HotStore) -> None:
+        """read_checkpoint_thread gives the documents as (id, document) in order of first insertion (a replaced
+        document keeps its place) and the writes as (checkpoint id, [(task, write)...]) sorted by checkpoint id,
+        each in put order, including writes of a checkpoint without a document; a missing thread gives ([], []).
+
+        Fix: read the thread's insertion-ordered id index with the documents, and every writes list of the
+        thread, in one consistent read.
+        """
+        assert await store.read_checkpoint_thread("t1") == ([], [])
+        for index, cid in enumerate(["cp-b", "cp-a", "cp-c"]):
+            await store.put_checkpoint_document("t1", cid, {"checkpoint_id": cid, "n": index})
+        await store.put_checkpoint_document("t1", "cp-b", {"checkpoint_id": "cp-b", "n": 99})
+        await store.put_writes_document("t1", "cp-c", "task-2", [{"v": "🙂"}])
+        await store.put_writes_document("t1", "cp-a", "task-1", [1, [2, "x"]])
+        await store.put_writes_document("t1", "cp-a", "task-0", [None])
+        await store.put_writes_document("t1", "no-doc", "task-1", [{"late": True}])
+        await store.put_checkpoint_document("t2", "other", {"n": 0})
+        documents, writes = await store.read_checkpoint_thread("t1")
+        assert documents == [
+            ("cp-b", {"checkpoint_id": "cp-b", "n": 99}),
+            ("cp-a", {"checkpoint_id": "cp-a", "n": 1}),
+            ("cp-c", {"checkpoint_id": "cp-c", "n": 2}),
+        ]
+        assert writes == [
+            ("cp-a", [("task-1", 1), ("task-1", [2, "x"]), ("task-0", None)]),
+            ("cp-c", [("task-2", {"v": "🙂"})]),
+            ("no-doc", [("task-1", {"late": True})]),
+        ]
 
     # -- deletion -------------------------------------------------------------------------------------------------
     async def test_delete_session_removes_every_key_family(self, store: HotStore) -> None:
@@ -881,18 +976,18 @@ class HotStoreSuite:
         assert after.messages in (5, -1)
 
     # -- TTL ------------------------------------------------------------------------------------------------------
-    def _requires_ttl(self, store: HotStore) -> None:
-        if Capability.TTL.value not in store.capabilities:
-            pytest.skip(f"{store.name} does not declare the {Capability.TTL.value!r} capability")
+    # Each test checks the behaviour the store declares: with Capability.TTL, data expires by itself; without it,
+    # data is never dropped on a timer (the kit's cleanup removes idle sessions instead). No test is skipped.
 
-    async def test_session_and_its_history_expire_after_the_ttl(self) -> None:
-        """With session_ttl=1 a session, its history and its task context disappear after about a second.
+    async def test_session_ttl_follows_the_declared_capability(self) -> None:
+        """With "ttl" declared and session_ttl=1, a session, its history and its task context disappear after
+        about a second; without "ttl", they are all still there 1.5 s later.
 
         Fix: set a per-session TTL on every key of the session (EXPIRE / PEXPIRE, an expires_at column), on
-        every write; never on a shared global key.
+        every write, never on a shared global key; or, if keys do not expire by themselves, do not declare "ttl"
+        and never drop data on a timer.
         """
         store = await self.new_store(session_ttl=1.0)
-        self._requires_ttl(store)
         await store.put_session(make_session("s1"))
         await store.append_messages("s1", [make_message("m")])
         await store.put_task_context("s1", {"a": 1})
@@ -905,17 +1000,22 @@ class HotStoreSuite:
                 and await store.get_task_context("s1") is None
             )
 
-        assert await _eventually(gone, timeout=10.0), "session data still present 10 s after a 1 s TTL"
-        assert await scan_all(store) == []
+        if Capability.TTL.value in store.capabilities:
+            assert await _eventually(gone, timeout=10.0), "session data still present 10 s after a 1 s TTL"
+            assert await scan_all(store) == []
+        else:
+            await asyncio.sleep(1.5)
+            assert await store.get_session("s1") is not None
+            assert await store.history_length("s1") == 1
+            assert await store.get_task_context("s1") == {"a": 1}
 
-    async def test_activity_refreshes_the_session_ttl(self) -> None:
+    async def test_activity_keeps_a_session_alive(self) -> None:
         """update_session and append_messages refresh the TTL: a session touched every 0.3 s outlives a 1.5 s TTL
-        (for 2.4 s), then expires once left alone.
+        (for 2.4 s); with "ttl" declared it then expires once left alone, without it it stays.
 
         Fix: refresh the TTL of every key of the session on each write (in the same atomic step as the write).
         """
         store = await self.new_store(session_ttl=1.5)
-        self._requires_ttl(store)
         await store.put_session(make_session("s1"))
         await store.append_messages("s1", [make_message("m0")])
         started = time.monotonic()
@@ -933,19 +1033,7 @@ class HotStoreSuite:
         async def gone() -> bool:
             return await store.get_session("s1") is None and await store.history_length("s1") == 0
 
-        assert await _eventually(gone, timeout=12.0), "session still present long after its TTL"
-
-    async def test_store_without_ttl_keeps_data(self) -> None:
-        """A store that does not declare the "ttl" capability keeps data past session_ttl (the kit's cleanup
-        removes idle sessions instead).
-
-        Fix: declare Capability.TTL if keys expire by themselves; otherwise never drop data on a timer.
-        """
-        store = await self.new_store(session_ttl=1.0)
         if Capability.TTL.value in store.capabilities:
-            pytest.skip(f"{store.name} declares the ttl capability")
-        await store.put_session(make_session("s1"))
-        await store.append_messages("s1", [make_message("m")])
-        await asyncio.sleep(1.5)
-        assert await store.get_session("s1") is not None
-        assert await store.history_length("s1") == 1
+            assert await _eventually(gone, timeout=12.0), "session still present long after its TTL"
+        else:
+            assert not await gone()

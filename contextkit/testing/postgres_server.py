@@ -17,6 +17,17 @@ Typical use::
         server.stop()                  # clean shutdown; start() brings the same data back on the same port
         server.kill()                  # SIGKILL the whole server process group (a crash)
         server.restart()
+
+A server with encrypted, password-only TCP connections (the superuser keeps trust over the Unix socket, for setup)::
+
+    files = make_tls_files()                                   # contextkit.testing.tls
+    server = PostgresServer(
+        ssl_cert_file=files.server_cert,
+        ssl_key_file=files.server_key,
+        hba=["local all all trust", "hostssl all all 127.0.0.1/32 scram-sha-256", "host all all 127.0.0.1/32 reject"],
+    )
+    server.start()
+    admin_dsn = server.socket_dsn                              # postgresql://postgres@/postgres?host=<socket dir>&port=<port>
 """
 
 from __future__ import annotations
@@ -32,8 +43,10 @@ import subprocess
 import tempfile
 import time
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 from contextkit.testing.services import free_port, missing_service
 
@@ -83,6 +96,11 @@ class PostgresServer:
     :param bindir: directory of the PostgreSQL binaries (found by :func:`find_postgres_bindir` by default).
     :param os_user: the account the server runs as when the tests run as root (``postgres``).
     :param settings: extra ``-c name=value`` server settings.
+    :param hba: lines that replace ``pg_hba.conf`` after ``initdb`` (by default initdb's: trust for every
+        connection). Keep a ``local ... trust`` line for :attr:`socket_dsn` if the superuser must still get in.
+    :param ssl_cert_file: a PEM server certificate; with ``ssl_key_file`` it is copied into the data directory
+        (owned by the server account, the key readable by it alone, as PostgreSQL demands) and ``ssl=on`` is set.
+    :param ssl_key_file: the PEM private key of ``ssl_cert_file``.
     """
 
     def __init__(
@@ -92,7 +110,12 @@ class PostgresServer:
         bindir: Path | str | None = None,
         os_user: str = "postgres",
         settings: dict[str, str] | None = None,
+        hba: Sequence[str] | None = None,
+        ssl_cert_file: Path | str | None = None,
+        ssl_key_file: Path | str | None = None,
     ) -> None:
+        if (ssl_cert_file is None) != (ssl_key_file is None):
+            raise PostgresServerError("ssl_cert_file and ssl_key_file go together")
         found = Path(bindir) if bindir is not None else find_postgres_bindir()
         if found is None:
             raise PostgresServerError("PostgreSQL server binaries (initdb, postgres) are not installed")
@@ -111,6 +134,11 @@ class PostgresServer:
             "shared_buffers": "16MB",
             **(settings or {}),
         }
+        self._hba = list(hba) if hba is not None else None
+        self._ssl_files = (Path(ssl_cert_file), Path(ssl_key_file)) if ssl_cert_file and ssl_key_file else None
+        if self._ssl_files is not None:
+            # Relative to the data directory, where initdb() copies the files.
+            self._settings.update({"ssl": "on", "ssl_cert_file": "server.crt", "ssl_key_file": "server.key"})
         self._proc: subprocess.Popen[bytes] | None = None
         self._uid: int | None = None
         self._gid: int | None = None
@@ -147,6 +175,11 @@ class PostgresServer:
     def dsn(self) -> str:
         """``postgresql://postgres@127.0.0.1:<port>/postgres`` (trust authentication, loopback only)."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def socket_dsn(self) -> str:
+        """The superuser over the server's Unix socket (``local`` lines of ``pg_hba.conf`` apply, not ``host``)."""
+        return f"postgresql://postgres@/postgres?host={quote(str(self.socket_dir), safe='/')}&port={self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -201,7 +234,23 @@ class PostgresServer:
         )
         if result.returncode != 0:
             raise PostgresServerError(f"initdb failed ({result.returncode}): {(result.stderr or result.stdout)[-2000:]}")
+        if self._hba is not None:
+            self._write_owned(self.data_dir / "pg_hba.conf", "\n".join(self._hba).encode() + b"\n", 0o600)
+        if self._ssl_files is not None:
+            cert, key = self._ssl_files
+            try:
+                self._write_owned(self.data_dir / "server.crt", cert.read_bytes(), 0o644)
+                self._write_owned(self.data_dir / "server.key", key.read_bytes(), 0o600)
+            except OSError as exc:
+                raise PostgresServerError(f"cannot install the TLS certificate and key: {exc}") from None
         self._initialised = True
+
+    def _write_owned(self, path: Path, data: bytes, mode: int) -> None:
+        """Write a file of the data directory, owned by the server account (PostgreSQL refuses a key others read)."""
+        path.write_bytes(data)
+        path.chmod(mode)
+        if self._uid is not None:
+            os.chown(path, self._uid, self._gid or -1)
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the server (running ``initdb`` first if needed) and wait until it accepts queries."""

@@ -5,6 +5,11 @@ sorting key ends with the event id, so a retried batch collapses to one row per 
 themselves (``LIMIT 1 BY``) because ClickHouse merges duplicates only eventually. The schema comes from the
 versioned migration files (see :mod:`contextkit_clickhouse.schema`).
 
+LangGraph checkpoints (:mod:`contextkit.checkpoint_archive`) share the checkpoint tables with the seed's documents:
+their whole payload goes in ``data`` / ``writes_data`` and ``JSONExtractString(..., 'kind')`` tells them apart.
+Reads scan the thread's rows (the sorting key starts with ``thread_id``) newest id first, in pages; a thread's
+delete tombstones have an empty ``checkpoint_id``.
+
 Naming: tables live in the configured database (``default`` unless set) and are prefixed with the store's
 namespace (``<namespace>_context_sessions`` ...); ``table_prefix`` overrides the prefix (``""`` gives the bare
 names). Prefixing also keeps these tables apart from the original system's ``context_*`` tables, whose columns
@@ -22,9 +27,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from contextkit.checkpoint_archive import (
+    DELETE_KIND,
+    LANGGRAPH_KIND,
+    bundles_from_payloads,
+    delete_floor,
+    newest_distinct,
+    payload_kind,
+)
 from contextkit.errors import BackendUnavailable, ConfigError, ContextKitError, InvalidInput, SerializationError
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, from_iso
-from contextkit.stores import Capability, StoreSettings
+from contextkit.stores import Capability, CheckpointBundle, StoreSettings
 from contextkit_clickhouse.schema import (
     KEY_COLUMNS,
     TABLE_COLUMNS,
@@ -66,6 +79,8 @@ _KNOWN_OPTIONS = frozenset(
 )
 # When several events of one session carry the same created_at, the later lifecycle step wins.
 _EVENT_RANK = {"create": 0, "update": 1, "end": 2, "delete": 3}
+_CHECKPOINT_PAGE = 64
+_NOT_LANGGRAPH = " AND NOT JSONHas(data, 'kind')"
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -487,6 +502,26 @@ class ClickHouseColdStore:
                 ]
             if table == "context_task_contexts":
                 return [event.key, _dumps(payload["context"]), created, event.event_id]
+            kind = payload_kind(payload)
+            if table == "context_checkpoints" and kind in (LANGGRAPH_KIND, DELETE_KIND):
+                metadata = payload.get("metadata")
+                return [
+                    event.key,
+                    str(payload.get("checkpoint_id") or ""),
+                    _dumps(dict(payload)),
+                    _dumps(metadata if isinstance(metadata, Mapping) else {}),
+                    created,
+                    event.event_id,
+                ]
+            if table == "context_checkpoint_writes" and kind == LANGGRAPH_KIND:
+                return [
+                    event.key,
+                    str(payload["checkpoint_id"]),
+                    str(payload["task_id"]),
+                    _dumps(dict(payload)),
+                    created,
+                    event.event_id,
+                ]
             if table == "context_checkpoints":
                 document = payload["document"]
                 metadata = document.get("metadata", {}) if isinstance(document, Mapping) else {}
@@ -585,10 +620,77 @@ class ClickHouseColdStore:
 
     async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
         """That archived checkpoint document (its newest version), or the thread's newest when the id is None."""
-        extra, params = "", {}
+        extra, params = _NOT_LANGGRAPH, {}
         if checkpoint_id is not None:
-            extra, params = " AND checkpoint_id = {checkpoint:String}", {"checkpoint": checkpoint_id}
+            extra, params = " AND checkpoint_id = {checkpoint:String}" + _NOT_LANGGRAPH, {"checkpoint": checkpoint_id}
         return await self._newest_document("context_checkpoints", "data", thread_id, extra, params)
+
+    async def read_langgraph_checkpoint(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> CheckpointBundle | None:
+        """An archived LangGraph checkpoint (the newest of the namespace for None), or None; see
+        :meth:`contextkit.stores.ColdStore.read_langgraph_checkpoint`."""
+        found = await self._langgraph(thread_id, checkpoint_ns, checkpoint_id, None, 1)
+        return found[0] if found else None
+
+    async def list_langgraph_checkpoints(
+        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
+    ) -> list[CheckpointBundle]:
+        """Archived LangGraph checkpoints newest first; see
+        :meth:`contextkit.stores.ColdStore.list_langgraph_checkpoints`."""
+        if limit is not None and limit <= 0:
+            return []
+        return await self._langgraph(thread_id, checkpoint_ns, None, before, limit)
+
+    async def _langgraph(
+        self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
+    ) -> list[CheckpointBundle]:
+        checkpoints = self._tables["context_checkpoints"]
+        tombstones = await self._query(
+            f"SELECT data FROM {checkpoints} WHERE thread_id = {{key:String}} AND checkpoint_id = '' "
+            f"AND JSONExtractString(data, 'kind') = '{DELETE_KIND}'",
+            {"key": thread_id},
+        )
+        floor = delete_floor(_loads(row[0], "checkpoint tombstone") for row in tombstones)
+        where = (
+            "thread_id = {key:String} AND checkpoint_id > {floor:String} "
+            f"AND JSONExtractString(data, 'kind') = '{LANGGRAPH_KIND}'"
+        )
+        params: dict[str, Any] = {"key": thread_id, "floor": floor or ""}
+        if checkpoint_id is not None:
+            where += " AND checkpoint_id = {checkpoint:String}"
+            params["checkpoint"] = checkpoint_id
+        if before is not None:
+            where += " AND checkpoint_id < {before:String}"
+            params["before"] = before
+        if checkpoint_ns is not None:
+            where += " AND JSONExtractString(data, 'checkpoint_ns') = {ns:String}"
+            params["ns"] = checkpoint_ns
+        payloads: list[Any] = []
+        chosen: list[Any] = []
+        offset = 0
+        while True:
+            # Unmerged duplicates of an event and re-puts of an id come out next to each other, newest first.
+            rows = await self._query(
+                f"SELECT data FROM {checkpoints} WHERE {where} "
+                f"ORDER BY checkpoint_id DESC, created_at DESC, event_id DESC LIMIT {_CHECKPOINT_PAGE} OFFSET {offset}",
+                params,
+            )
+            payloads.extend(_loads(row[0], "archived checkpoint") for row in rows)
+            chosen = newest_distinct(payloads, checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit)
+            if len(rows) < _CHECKPOINT_PAGE or (limit is not None and len(chosen) >= limit):
+                break
+            offset += _CHECKPOINT_PAGE
+        if not chosen:
+            return []
+        rows = await self._query(
+            f"SELECT writes_data FROM {self._tables['context_checkpoint_writes']} "
+            "WHERE thread_id = {key:String} AND checkpoint_id IN {ids:Array(String)} "
+            f"AND JSONExtractString(writes_data, 'kind') = '{LANGGRAPH_KIND}' "
+            "ORDER BY created_at, event_id LIMIT 1 BY event_id",
+            {"key": thread_id, "ids": sorted({str(p["checkpoint_id"]) for p in chosen})},
+        )
+        return bundles_from_payloads(thread_id, chosen, [_loads(row[0], "archived writes") for row in rows])
 
     async def count_events(self, table: str, key: str | None = None) -> int:
         """Distinct event ids in ``table`` (for ``key`` when given): duplicates not yet merged count once."""

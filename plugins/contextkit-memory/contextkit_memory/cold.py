@@ -7,6 +7,9 @@ real cold tier would, so tests can check that the archiver keeps and retries its
 
 Rows are kept per table and keyed by ``event_id``, so writing an event twice keeps one row (idempotent
 retries). "Newest" means the highest ``created_at``, ties broken by the order in which rows were first written.
+LangGraph checkpoints archived by the saver share the checkpoint tables with seed documents (told apart by
+``payload["kind"]``, see :mod:`contextkit.checkpoint_archive`); their reads scan the thread's rows, which is fine
+for a tier that exists for tests and demos.
 """
 
 from __future__ import annotations
@@ -17,9 +20,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from contextkit.checkpoint_archive import (
+    LANGGRAPH_KIND,
+    bundles_from_payloads,
+    delete_floor,
+    newest_distinct,
+    payload_kind,
+)
 from contextkit.errors import BackendUnavailable, ConfigError, InvalidInput
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
-from contextkit.stores import StoreSettings
+from contextkit.stores import CheckpointBundle, StoreSettings
 from contextkit_memory.store import _copy_document, _copy_json
 
 __all__ = ["MemoryColdStore", "create_memory_cold_store"]
@@ -164,13 +174,52 @@ class MemoryColdStore:
 
     async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
         """That archived checkpoint document (its newest version), or the thread's newest; None if absent."""
-        rows = self._rows_of("context_checkpoints", thread_id)
+        rows = [r for r in self._rows_of("context_checkpoints", thread_id) if payload_kind(r.payload) is None]
         if checkpoint_id is not None:
             rows = [r for r in rows if r.payload.get("checkpoint_id") == checkpoint_id]
         if not rows:
             return None
         newest = max(rows, key=lambda r: r.newness)
         return _copy_document(newest.payload["document"])
+
+    async def read_langgraph_checkpoint(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> CheckpointBundle | None:
+        """An archived LangGraph checkpoint (the newest of the namespace for None), or None; see
+        :meth:`contextkit.stores.ColdStore.read_langgraph_checkpoint`."""
+        found = self._langgraph(thread_id, checkpoint_ns, checkpoint_id, None, 1)
+        return found[0] if found else None
+
+    async def list_langgraph_checkpoints(
+        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
+    ) -> list[CheckpointBundle]:
+        """Archived LangGraph checkpoints newest first; see
+        :meth:`contextkit.stores.ColdStore.list_langgraph_checkpoints`."""
+        return self._langgraph(thread_id, checkpoint_ns, None, before, limit)
+
+    def _langgraph(
+        self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
+    ) -> list[CheckpointBundle]:
+        rows = self._rows_of("context_checkpoints", thread_id)
+        floor = delete_floor(r.payload for r in rows)
+        candidates = [
+            r for r in rows
+            if payload_kind(r.payload) == LANGGRAPH_KIND
+            and (checkpoint_id is None or r.payload.get("checkpoint_id") == checkpoint_id)
+        ]
+        # checkpoint id descending, and for one id the newest event first (it wins)
+        candidates.sort(key=lambda r: (str(r.payload.get("checkpoint_id")), r.newness), reverse=True)
+        chosen = newest_distinct(
+            (r.payload for r in candidates), checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit
+        )
+        if not chosen:
+            return []
+        ids = {str(p.get("checkpoint_id")) for p in chosen}
+        writes = sorted(
+            (r for r in self._rows_of("context_checkpoint_writes", thread_id) if r.payload.get("checkpoint_id") in ids),
+            key=lambda r: r.newness,
+        )
+        return bundles_from_payloads(thread_id, chosen, [r.payload for r in writes])
 
     async def count_events(self, table: str, key: str | None = None) -> int:
         """Rows in ``table`` (for ``key`` when given); each event once."""

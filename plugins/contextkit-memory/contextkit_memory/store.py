@@ -54,8 +54,16 @@ _SESSION_OVERHEAD = 900
 _DOCUMENT_OVERHEAD = 300
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _copy_json(value: Any) -> Any:
     """A deep copy of a JSON-like value; cheap for the common empty/scalar cases."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {k: v if type(v) in _SCALARS else _copy_json(v) for k, v in value.items()}
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, Mapping):
@@ -88,9 +96,24 @@ def _message_size(message: Message) -> int:
     return size
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
 def _copy_message(message: Message, **changes: Any) -> Message:
     # Always a new metadata dict, even an empty one: the caller could fill it in and change stored state.
-    return replace(message, metadata=_copy_json(message.metadata), **changes)
+    if changes:
+        return replace(message, metadata=_copy_json(message.metadata), **changes)
+    # Reads copy every message they return: build the frozen copy field by field, which costs a fraction of
+    # dataclasses.replace (it re-runs __init__ and its checks).
+    copied = _new(Message)
+    _set(copied, "role", message.role)
+    _set(copied, "content", message.content)
+    _set(copied, "timestamp", message.timestamp)
+    _set(copied, "metadata", _copy_json(message.metadata))
+    _set(copied, "id", message.id)
+    _set(copied, "seq", message.seq)
+    return copied
 
 
 def _copy_session(session: Session) -> Session:
@@ -153,6 +176,7 @@ class MemoryHotStore(MemoryCheckpoints):
         self._conversation_owner: dict[str, str] = {}  # conversation key -> session id it is registered under
         self._conversations_of: dict[str, set[str]] = {}  # session id -> conversation keys
         self._threads: dict[str, _Thread] = {}
+        self._thread_ids: list[str] = []  # sorted: the seed checkpoint thread scan order
         # owner -> deadline (epoch seconds), ordered by last refresh (see the module docstring).
         self._deadlines: OrderedDict[str, float] = OrderedDict()
         self._thread_deadlines: OrderedDict[str, float] = OrderedDict()
@@ -319,6 +343,9 @@ class MemoryHotStore(MemoryCheckpoints):
         thread = self._threads.pop(thread_id, None)
         if thread is not None:
             self._checkpoint_count -= len(thread.documents)
+            index = bisect.bisect_left(self._thread_ids, thread_id)
+            if index < len(self._thread_ids) and self._thread_ids[index] == thread_id:
+                del self._thread_ids[index]
 
     # -- indexes --------------------------------------------------------------------------------------------------
     def _index_activity(self, session: Session) -> None:
@@ -545,6 +572,11 @@ class MemoryHotStore(MemoryCheckpoints):
         return None if document is None else _copy_document(document)
 
     # -- seed checkpoint documents --------------------------------------------------------------------------------
+    def _new_thread(self, thread_id: str) -> _Thread:
+        thread = self._threads[thread_id] = _Thread()
+        bisect.insort(self._thread_ids, thread_id)
+        return thread
+
     def _live_thread(self, thread_id: str) -> _Thread | None:
         self._check_thread(thread_id)
         return self._threads.get(thread_id)
@@ -553,7 +585,7 @@ class MemoryHotStore(MemoryCheckpoints):
         """Store (replace in place) a checkpoint document and refresh the thread's checkpoint TTL."""
         thread = self._live_thread(thread_id)
         if thread is None:
-            thread = self._threads[thread_id] = _Thread()
+            thread = self._new_thread(thread_id)
         if checkpoint_id not in thread.documents:
             self._checkpoint_count += 1
         # Assigning an existing key keeps its position: listing order is the order of first insertion.
@@ -585,7 +617,7 @@ class MemoryHotStore(MemoryCheckpoints):
         """Append ``(task_id, write)`` pairs to the checkpoint's writes (never replaces)."""
         thread = self._live_thread(thread_id)
         if thread is None:
-            thread = self._threads[thread_id] = _Thread()
+            thread = self._new_thread(thread_id)
         thread.writes.setdefault(checkpoint_id, []).extend((task_id, _copy_json(w)) for w in writes)
         self._touch_thread(thread_id)
         self._after_write()
@@ -596,6 +628,41 @@ class MemoryHotStore(MemoryCheckpoints):
         if thread is None:
             return []
         return [(task, _copy_json(w)) for task, w in thread.writes.get(checkpoint_id, ())]
+
+    # -- enumeration ----------------------------------------------------------------------------------------------
+    async def list_conversation_sessions(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """Copies of the conversation sessions registered under ``session_id`` (and the one stored under the
+        session id itself), sorted by key."""
+        self._check(session_id)
+        keys = set(self._conversations_of.get(session_id, ()))
+        own = self._conversations.get(session_id)
+        registered_elsewhere = self._conversation_owner.get(session_id, session_id) != session_id
+        if own is not None and not registered_elsewhere and str(own.get("session_id") or session_id) == session_id:
+            keys.add(session_id)
+        return [(key, _copy_document(self._conversations[key])) for key in sorted(keys) if key in self._conversations]
+
+    async def scan_checkpoint_threads(self, cursor: str | None, count: int) -> tuple[list[str], str | None]:
+        """Up to ``count`` live seed checkpoint thread ids in id order after ``cursor`` (the last id returned)."""
+        self._sweep(None)
+        ids = self._thread_ids
+        start = 0 if cursor is None else bisect.bisect_right(ids, cursor)
+        page = ids[start : start + max(count, 1)]
+        return page, (page[-1] if page and start + len(page) < len(ids) else None)
+
+    async def read_checkpoint_thread(
+        self, thread_id: str
+    ) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, list[tuple[str, Any]]]]]:
+        """Copies of the thread's documents in insertion order and of its writes by checkpoint id."""
+        thread = self._live_thread(thread_id)
+        if thread is None:
+            return [], []
+        documents = [(cid, _copy_document(doc)) for cid, doc in thread.documents.items()]
+        writes = [
+            (cid, [(task, _copy_json(w)) for task, w in thread.writes[cid]])
+            for cid in sorted(thread.writes)
+            if thread.writes[cid]
+        ]
+        return documents, writes
 
 
 def _positive_int(options: Mapping[str, Any], name: str, default: int | None) -> int | None:

@@ -6,6 +6,12 @@ as often as it needs. Reads answer the kit's read-through: the newest event of a
 stream. JSON goes over the wire as text (cast to ``jsonb`` in SQL, read back as ``::text``), so a pool handed in
 by the application works whatever type codecs it has set.
 
+LangGraph checkpoints (:mod:`contextkit.checkpoint_archive`) share ``context_checkpoints`` and
+``context_checkpoint_writes`` with the seed's documents: their whole payload goes in ``data`` / ``writes_data``
+(a JSON object, where seed writes are a list) and ``data->>'kind'`` tells them apart. Their reads walk the
+``(thread_id, checkpoint_id, created_at, id)`` index newest id first in pages, so a read costs about ``limit``
+rows; a thread's delete tombstones have an empty ``checkpoint_id``, found through the same index.
+
 Driver errors are translated: connection failures, timeouts and server-side failures become
 :class:`~contextkit.errors.BackendUnavailable` (the message never holds the password), data PostgreSQL cannot
 store becomes :class:`~contextkit.errors.SerializationError`.
@@ -22,9 +28,17 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from contextkit.checkpoint_archive import (
+    DELETE_KIND,
+    LANGGRAPH_KIND,
+    bundles_from_payloads,
+    delete_floor,
+    newest_distinct,
+    payload_kind,
+)
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
-from contextkit.stores import Capability, StoreSettings
+from contextkit.stores import Capability, CheckpointBundle, StoreSettings
 from contextkit_postgres.options import PostgresOptions, parse_options, quote_identifier
 from contextkit_postgres.schema import MIGRATIONS_TABLE, load_migrations, migrate
 
@@ -72,6 +86,7 @@ _CONNECTION_LOST = (
     asyncpg.CrashShutdownError,
 )
 _HISTORY_PAGE = 500
+_CHECKPOINT_PAGE = 64
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -139,6 +154,20 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
         )
     if table == "context_task_contexts":
         return (_json_text(dict(_mapping(payload, "context", event)), event),)
+    kind = payload_kind(payload)
+    if table == "context_checkpoints" and kind in (LANGGRAPH_KIND, DELETE_KIND):
+        metadata = payload.get("metadata")
+        return (
+            _plain_text(str(payload.get("checkpoint_id") or ""), event),
+            _json_text(dict(payload), event),
+            _json_text(dict(metadata) if isinstance(metadata, Mapping) else {}, event),
+        )
+    if table == "context_checkpoint_writes" and kind == LANGGRAPH_KIND:
+        return (
+            _plain_text(str(payload.get("checkpoint_id", "")), event),
+            _plain_text(str(payload.get("task_id", "")), event),
+            _json_text(dict(payload), event),
+        )
     if table == "context_checkpoints":
         document = _mapping(payload, "document", event)
         metadata = document.get("metadata")
@@ -465,15 +494,77 @@ class PostgresColdStore:
     async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
         """An archived seed checkpoint document (the newest of the thread when ``checkpoint_id`` is None), or None."""
         if checkpoint_id is None:
-            row = await self._newest("context_checkpoints", "thread_id", thread_id, "data::text")
+            row = await self._newest("context_checkpoints", "thread_id", thread_id, "data::text", "AND NOT (data ? 'kind')")
         else:
             table = self._table("context_checkpoints")
             sql = (
                 f"SELECT data::text FROM {table} WHERE thread_id = $1 AND checkpoint_id = $2 "
-                "ORDER BY created_at DESC, id DESC LIMIT 1"
+                "AND NOT (data ? 'kind') ORDER BY created_at DESC, id DESC LIMIT 1"
             )
             row = await self._call("read checkpoint", lambda conn: conn.fetchrow(sql, thread_id, checkpoint_id))
         return None if row is None else self._document(row[0], "checkpoint")
+
+    async def read_langgraph_checkpoint(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> CheckpointBundle | None:
+        """An archived LangGraph checkpoint (the newest of the namespace for None), or None; see
+        :meth:`contextkit.stores.ColdStore.read_langgraph_checkpoint`."""
+        found = await self._langgraph(thread_id, checkpoint_ns, checkpoint_id, None, 1)
+        return found[0] if found else None
+
+    async def list_langgraph_checkpoints(
+        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
+    ) -> list[CheckpointBundle]:
+        """Archived LangGraph checkpoints newest first; see
+        :meth:`contextkit.stores.ColdStore.list_langgraph_checkpoints`."""
+        if limit is not None and limit <= 0:
+            return []
+        return await self._langgraph(thread_id, checkpoint_ns, None, before, limit)
+
+    async def _langgraph(
+        self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
+    ) -> list[CheckpointBundle]:
+        checkpoints, writes = self._table("context_checkpoints"), self._table("context_checkpoint_writes")
+        floor_sql = (
+            f"SELECT data::text FROM {checkpoints} WHERE thread_id = $1 AND checkpoint_id = '' "
+            f"AND data->>'kind' = '{DELETE_KIND}'"
+        )
+        page_sql = (
+            f"SELECT checkpoint_id, created_at, id, data::text FROM {checkpoints} "
+            f"WHERE thread_id = $1 AND checkpoint_id > $2 AND data->>'kind' = '{LANGGRAPH_KIND}' "
+            "AND ($3::text IS NULL OR checkpoint_id = $3) AND ($4::text IS NULL OR checkpoint_id < $4) "
+            "AND ($5::text IS NULL OR data->>'checkpoint_ns' = $5) "
+            "AND ($6::text IS NULL OR (checkpoint_id, created_at, id) < ($6, $7, $8)) "
+            "ORDER BY checkpoint_id DESC, created_at DESC, id DESC LIMIT $9"
+        )
+        writes_sql = (
+            f"SELECT writes_data::text FROM {writes} WHERE thread_id = $1 AND checkpoint_id = ANY($2::text[]) "
+            f"AND jsonb_typeof(writes_data) = 'object' AND writes_data->>'kind' = '{LANGGRAPH_KIND}' "
+            "ORDER BY created_at, id"
+        )
+
+        async def read(conn: Any) -> tuple[list[Any], list[Any], str | None]:
+            floor = delete_floor(self._loads(r[0], "checkpoint tombstone") for r in await conn.fetch(floor_sql, thread_id))
+            payloads: list[Any] = []
+            chosen: list[Any] = []
+            cursor: tuple[Any, Any, Any] = (None, None, None)
+            while True:
+                rows = await conn.fetch(
+                    page_sql, thread_id, floor or "", checkpoint_id, before, checkpoint_ns, *cursor, _CHECKPOINT_PAGE
+                )
+                payloads.extend(self._loads(r[3], "archived checkpoint") for r in rows)
+                chosen = newest_distinct(payloads, checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit)
+                if len(rows) < _CHECKPOINT_PAGE or (limit is not None and len(chosen) >= limit):
+                    break
+                cursor = (rows[-1][0], rows[-1][1], rows[-1][2])
+            if not chosen:
+                return [], [], floor
+            ids = sorted({str(p["checkpoint_id"]) for p in chosen})
+            found = [self._loads(r[0], "archived writes") for r in await conn.fetch(writes_sql, thread_id, ids)]
+            return chosen, found, floor
+
+        chosen, found, _ = await self._call("read LangGraph checkpoints", read)
+        return bundles_from_payloads(thread_id, chosen, found)
 
     def _document(self, text: str, what: str) -> dict[str, Any]:
         value = self._loads(text, what)

@@ -1,7 +1,920 @@
-"""LangGraph checkpoint storage of the Redis tier (placeholder: the CheckpointStore methods land here)."""
+"""LangGraph checkpoint storage of the Redis tier: the :class:`RedisCheckpoints` mixin of ``RedisHotStore``.
+
+It implements :class:`contextkit.stores.CheckpointStore` on plain Redis and on Redis Cluster with the same code.
+
+Layout. Every key of one thread carries the thread's hash tag (:meth:`KeyLayout.owner_key`, kinds ``lg:*``, so
+thread ``x`` never meets session ``x``), and a thread has a FIXED set of eight keys whatever its number of
+namespaces and checkpoints, so each operation is one Lua script in one slot and the TTL refresh of a write is
+seven PEXPIREs. Inside them a namespace ``ns`` is the prefix ``P(ns) = "<byte length>:" ns "\\0"`` (injective and
+prefix-free, so a lexicographic range over ``P(ns)`` holds exactly that namespace):
+
+* ``lg:ids``   ZSET (score 0) ``P(ns) cid``: per namespace, ZREVRANGEBYLEX gives the newest / ``before`` / ``limit``
+  in O(log n + limit);
+* ``lg:all``   ZSET (score 0) ``cid "\\0" ns``: every namespace in id order (``checkpoint_ns=None`` listing, and the
+  newest id of the thread for a tombstone);
+* ``lg:cp``    HASH ``P(ns) cid`` -> the record: length-prefixed parts (8 hex digits each) holding the channel
+  versions as a JSON array ``[channel, version, ...]`` (first, so Lua reads it without parsing the rest), the
+  checkpoint type and bytes, the metadata JSON and the parent id;
+* ``lg:blobs`` HASH ``P(ns) channel "\\0" version`` -> ``"<type length>:" type bytes``, written only for new
+  versions;
+* ``lg:wk``    ZSET (score 0) ``P(ns) cid "\\0" task_id "\\0" idx``: the pending-write keys of a checkpoint are one
+  lexicographic range; ``lg:wv`` HASH of the same members -> ``(task_id, idx, channel, type, bytes, task_path)``
+  (HSET when upserting, HSETNX otherwise);
+* ``lg:nss``   SET of the thread's namespaces (prune, copy);
+* ``lg:tomb``  HASH left by ``cp_delete_thread`` for ``checkpoint_ttl``: ``floor`` and ``d<cid>`` for every
+  checkpoint dropped since (:class:`contextkit.stores.Tombstone` rules, checked inside the write scripts).
+
+Values are binary: the store's own client never decodes replies, so ``(type, bytes)`` round-trip exactly; a
+caller's client built with ``decode_responses=True`` is refused with a ConfigError.
+
+Round trips: ``cp_put``, ``cp_put_writes`` and ``cp_get`` are one script each; ``cp_list`` returns a page of up to
+``limit`` checkpoints (rows, blobs and writes) per script call. Id comparisons in Lua are byte-wise (Lua's ``<``
+on strings follows the server's collation locale).
+
+Indexes outside the thread's slot: ``thread_id=None`` listing walks ``index_shards`` sorted sets of thread ids
+(``#lgthreads:{#n}``); ``cp_delete_for_runs`` reads a SET of thread ids per run id (``#lgrun:{<run>}``, TTL
+``checkpoint_ttl`` refreshed by each put of the run, so a run is found for that long after its last checkpoint).
+On plain Redis both are updated inside the put script (atomic); on a cluster they live in other slots, so the
+store adds them in a separate command the first time this process writes a thread (or a run of it) and again
+once a minute: a put stays one round trip. Index entries of expired threads are dropped when a listing meets them.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+import zlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from contextkit.errors import ConfigError, SerializationError
+from contextkit.stores import (
+    EMPTY_BLOB_TYPE,
+    CheckpointBundle,
+    CheckpointRow,
+    StoreSettings,
+    Typed,
+    WriteRow,
+    checkpoint_id_floor,
+    delta_ancestors,
+)
+from contextkit_redis.connection import Gate
+from contextkit_redis.keys import KeyLayout
+from contextkit_redis.scripts import ScriptSet
+
+_orjson: Any
+try:  # optional: 5-10x faster JSON for metadata and versions (installed with langsmith / langchain-core)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - the stdlib json gives the same bytes' meaning
+    _orjson = None
+
+__all__ = ["LG_SCRIPTS", "RedisCheckpoints"]
+
+# Rows per script call when a listing has no (small) limit or filters in Python.
+_PAGE = 64
+# A cluster process re-adds a thread / run to its index at most this often (seconds).
+_INDEX_REFRESH = 60.0
+_INDEX_CACHE_MAX = 10_000
+_HIGH = b"\xff"  # above every byte of UTF-8 text: the top of a lexicographic prefix range
+
+_LIB = r"""
+local function le(a, b)
+  -- byte-wise a <= b (Lua's string comparison follows the server's LC_COLLATE)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a <= #b
+end
+local function versions(rec)
+  local n = tonumber(string.sub(rec, 1, 8), 16)
+  return cjson.decode(string.sub(rec, 9, 8 + n))
+end
+local function hmget(key, fields)
+  local out = {}
+  for i = 1, #fields, 1000 do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + 999, #fields)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+local function prefix_range(key, pfx)
+  return redis.call('ZRANGEBYLEX', key, '[' .. pfx, '[' .. pfx .. '\255')
+end
+local function bundle(K, pfx, cid, rec)
+  -- K: ids, all, cp, blobs, wk, wv. Returns {rec, blob values in the order of the versions array, write values}
+  local v = versions(rec)
+  local blobs = {}
+  if #v > 0 then
+    local fields = {}
+    for i = 1, #v, 2 do fields[#fields + 1] = pfx .. v[i] .. '\0' .. v[i + 1] end
+    blobs = hmget(K[4], fields)
+  end
+  local members = prefix_range(K[5], pfx .. cid .. '\0')
+  local writes = {}
+  if #members > 0 then writes = hmget(K[6], members) end
+  return {rec, blobs, writes}
+end
+local function drop_writes(K, wpfx)
+  local members = prefix_range(K[5], wpfx)
+  for _, m in ipairs(members) do
+    redis.call('HDEL', K[6], m)
+    redis.call('ZREM', K[5], m)
+  end
+end
+local function touch(K, ttl)
+  for i = 1, 7 do redis.call('PEXPIRE', K[i], ttl) end
+end
+local function stale(tomb, id)
+  local floor = redis.call('HGET', tomb, 'floor')
+  if floor and le(id, floor) then return true end
+  return redis.call('HEXISTS', tomb, 'd' .. id) == 1
+end
+"""
+
+_PUT = (
+    _LIB
+    + r"""
+-- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, thread index shard [, run index]]
+-- ARGV: ttl_ms, pfx, ns, cid, parent ('' = none), record, thread_id, nblobs, field, value, ...
+local ttl, pfx, ns, cid, parent = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('EXISTS', KEYS[8]) == 1 then
+  if stale(KEYS[8], cid) or (parent ~= '' and stale(KEYS[8], parent)) then
+    -- a late put of the run that was going when the thread was deleted: drop it and what raced ahead of it
+    redis.call('HSET', KEYS[8], 'd' .. cid, '1')
+    drop_writes(KEYS, pfx .. cid .. '\0')
+    return 0
+  end
+end
+redis.call('ZADD', KEYS[1], 0, pfx .. cid)
+redis.call('ZADD', KEYS[2], 0, cid .. '\0' .. ns)
+redis.call('HSET', KEYS[3], pfx .. cid, ARGV[6])
+local n = tonumber(ARGV[8])
+local i = 9
+while n > 0 do
+  local take = math.min(n, 500)
+  redis.call('HSET', KEYS[4], unpack(ARGV, i, i + 2 * take - 1))
+  i = i + 2 * take
+  n = n - take
+end
+redis.call('SADD', KEYS[7], ns)
+touch(KEYS, ttl)
+if KEYS[9] then redis.call('ZADD', KEYS[9], 0, ARGV[7]) end
+if KEYS[10] then
+  redis.call('SADD', KEYS[10], ARGV[7])
+  redis.call('PEXPIRE', KEYS[10], ttl)
+end
+return 1
+"""
+)
+
+_PUT_WRITES = (
+    _LIB
+    + r"""
+-- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb. ARGV: ttl_ms, pfx, cid, upsert, member, value, ...
+local ttl, pfx, cid = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('EXISTS', KEYS[8]) == 1 and redis.call('HEXISTS', KEYS[3], pfx .. cid) == 0 then
+  if stale(KEYS[8], cid) then return 0 end
+end
+local cmd = 'HSETNX'
+if ARGV[4] == '1' then cmd = 'HSET' end
+for i = 5, #ARGV, 2 do
+  redis.call(cmd, KEYS[6], ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', KEYS[5], 0, ARGV[i])
+end
+touch(KEYS, ttl)
+return 1
+"""
+)
+
+_GET = (
+    _LIB
+    + r"""
+-- KEYS: ids, all, cp, blobs, wk, wv. ARGV: pfx, cid ('' = the newest of the namespace)
+local pfx, cid = ARGV[1], ARGV[2]
+if cid == '' then
+  local top = redis.call('ZREVRANGEBYLEX', KEYS[1], '[' .. pfx .. '\255', '[' .. pfx, 'LIMIT', 0, 1)
+  if #top == 0 then return false end
+  cid = string.sub(top[1], #pfx + 1)
+end
+local rec = redis.call('HGET', KEYS[3], pfx .. cid)
+if not rec then return false end
+local b = bundle(KEYS, pfx, cid, rec)
+return {cid, b[1], b[2], b[3]}
+"""
+)
+
+_LIST = (
+    _LIB
+    + r"""
+-- KEYS: ids, all, cp, blobs, wk, wv. ARGV: mode ('ns' | 'all'), pfx (ns mode), max, min, limit
+-- Returns {member, record, blob values, write values} per checkpoint, newest first.
+local members
+if ARGV[1] == 'ns' then
+  members = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[3], ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
+else
+  members = redis.call('ZREVRANGEBYLEX', KEYS[2], ARGV[3], ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
+end
+local out = {}
+for _, m in ipairs(members) do
+  local pfx, cid
+  if ARGV[1] == 'ns' then
+    pfx = ARGV[2]
+    cid = string.sub(m, #pfx + 1)
+  else
+    local z = string.find(m, '\0', 1, true)
+    cid = string.sub(m, 1, z - 1)
+    local ns = string.sub(m, z + 1)
+    pfx = #ns .. ':' .. ns .. '\0'
+  end
+  local rec = redis.call('HGET', KEYS[3], pfx .. cid)
+  if rec then
+    local b = bundle(KEYS, pfx, cid, rec)
+    out[#out + 1] = {m, b[1], b[2], b[3]}
+  end
+end
+return out
+"""
+)
+
+_DELETE_THREAD = (
+    _LIB
+    + r"""
+-- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, thread index shard]. ARGV: ttl_ms, floor of the delete time, thread_id
+local floor = ARGV[2]
+local top = redis.call('ZREVRANGE', KEYS[2], 0, 0)
+if #top > 0 then
+  local z = string.find(top[1], '\0', 1, true)
+  local newest = string.sub(top[1], 1, z - 1)
+  if not le(newest, floor) then floor = newest end
+end
+local prev = redis.call('HGET', KEYS[8], 'floor')
+if prev and not le(prev, floor) then floor = prev end
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+redis.call('HSET', KEYS[8], 'floor', floor)
+redis.call('PEXPIRE', KEYS[8], ARGV[1])
+if KEYS[9] then redis.call('ZREM', KEYS[9], ARGV[3]) end
+return 1
+"""
+)
+
+_DELETE_CHECKPOINTS = (
+    _LIB
+    + r"""
+-- Remove checkpoints (with their writes), purge orphan writes, rewrite records, drop unreferenced blobs.
+-- KEYS: ids, all, cp, blobs, wk, wv, nss
+-- ARGV: ngroups, then per namespace: pfx, ns, ndel, cid..., npurge, cid..., nfix, cid, record, ...
+local a = 2
+local removed = 0
+for _ = 1, tonumber(ARGV[1]) do
+  local pfx, ns = ARGV[a], ARGV[a + 1]
+  a = a + 2
+  local candidates = {}
+  local n = tonumber(ARGV[a]); a = a + 1
+  for j = a, a + n - 1 do
+    local cid = ARGV[j]
+    local rec = redis.call('HGET', KEYS[3], pfx .. cid)
+    if rec then
+      local v = versions(rec)
+      for i = 1, #v, 2 do candidates[pfx .. v[i] .. '\0' .. v[i + 1]] = true end
+      redis.call('HDEL', KEYS[3], pfx .. cid)
+      removed = removed + 1
+    end
+    redis.call('ZREM', KEYS[1], pfx .. cid)
+    redis.call('ZREM', KEYS[2], cid .. '\0' .. ns)
+    drop_writes(KEYS, pfx .. cid .. '\0')
+  end
+  a = a + n
+  n = tonumber(ARGV[a]); a = a + 1
+  for j = a, a + n - 1 do drop_writes(KEYS, pfx .. ARGV[j] .. '\0') end
+  a = a + n
+  n = tonumber(ARGV[a]); a = a + 1
+  for j = a, a + 2 * n - 1, 2 do
+    if redis.call('HEXISTS', KEYS[3], pfx .. ARGV[j]) == 1 then redis.call('HSET', KEYS[3], pfx .. ARGV[j], ARGV[j + 1]) end
+  end
+  a = a + 2 * n
+  if next(candidates) ~= nil then
+    for _, m in ipairs(prefix_range(KEYS[1], pfx)) do
+      local rec = redis.call('HGET', KEYS[3], m)
+      if rec then
+        local v = versions(rec)
+        for i = 1, #v, 2 do candidates[pfx .. v[i] .. '\0' .. v[i + 1]] = nil end
+      end
+    end
+    for field in pairs(candidates) do redis.call('HDEL', KEYS[4], field) end
+  end
+  if redis.call('ZLEXCOUNT', KEYS[1], '[' .. pfx, '[' .. pfx .. '\255') == 0 then redis.call('SREM', KEYS[7], ns) end
+end
+return removed
+"""
+)
+
+_COPY_INTO = (
+    _LIB
+    + r"""
+-- Merge a thread's data into the keys of another thread id.
+-- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, thread index shard]
+-- ARGV: ttl_ms, thread_id, nrec, (pfx, ns, cid, record)..., nblobs, (field, value)..., nwrites, (member, value)...
+local a = 4
+for _ = 1, tonumber(ARGV[3]) do
+  local pfx, ns, cid = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  redis.call('ZADD', KEYS[1], 0, pfx .. cid)
+  redis.call('ZADD', KEYS[2], 0, cid .. '\0' .. ns)
+  redis.call('HSET', KEYS[3], pfx .. cid, ARGV[a + 3])
+  redis.call('SADD', KEYS[7], ns)
+  a = a + 4
+end
+local n = tonumber(ARGV[a]); a = a + 1
+for j = a, a + 2 * n - 1, 2 do redis.call('HSET', KEYS[4], ARGV[j], ARGV[j + 1]) end
+a = a + 2 * n
+n = tonumber(ARGV[a]); a = a + 1
+for j = a, a + 2 * n - 1, 2 do
+  redis.call('HSET', KEYS[6], ARGV[j], ARGV[j + 1])
+  redis.call('ZADD', KEYS[5], 0, ARGV[j])
+end
+-- a copy is a deliberate write, not a late one
+redis.call('DEL', KEYS[8])
+touch(KEYS, ARGV[1])
+if KEYS[9] then redis.call('ZADD', KEYS[9], 0, ARGV[2]) end
+return 1
+"""
+)
+
+_DUMP = r"""
+-- KEYS: cp, blobs, wv, nss. Everything a copy or a prune reads, in one slot and one step.
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]),
+        redis.call('SMEMBERS', KEYS[4])}
+"""
+
+_FORGET_THREAD = r"""
+-- KEYS: thread index shard, the thread's lg:all. ARGV: thread_id. Drops the entry of a thread that expired.
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+"""
+
+LG_SCRIPTS: dict[str, str] = {
+    "put": _PUT,
+    "put_writes": _PUT_WRITES,
+    "get": _GET,
+    "list": _LIST,
+    "delete_thread": _DELETE_THREAD,
+    "delete_checkpoints": _DELETE_CHECKPOINTS,
+    "copy_into": _COPY_INTO,
+    "dump": _DUMP,
+    "forget_thread": _FORGET_THREAD,
+}
+"""The checkpointer's Lua scripts, by name."""
+
+
+# -- encoding -------------------------------------------------------------------------------------------------------
+def _pack(*parts: bytes) -> bytes:
+    return b"".join(b"%08x%b" % (len(part), part) for part in parts)
+
+
+def _unpack(data: bytes, count: int) -> list[bytes]:
+    out: list[bytes] = []
+    pos = 0
+    try:
+        for _ in range(count):
+            size = int(data[pos : pos + 8], 16)
+            pos += 8
+            out.append(data[pos : pos + size])
+            pos += size
+    except (ValueError, TypeError) as exc:
+        raise SerializationError(f"stored checkpoint data is malformed: {exc}") from exc
+    if len(out) != count or pos > len(data):
+        raise SerializationError("stored checkpoint data is truncated")
+    return out
+
+
+def _b(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+def _s(raw: bytes) -> str:
+    return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+
+
+def _prefix(ns: str) -> bytes:
+    data = _b(ns)
+    return b"%d:%b\0" % (len(data), data)
+
+
+def _json(value: Any) -> bytes:
+    if _orjson is not None:
+        try:
+            encoded: bytes = _orjson.dumps(value)
+            return encoded
+        except (TypeError, ValueError):
+            pass  # e.g. an int beyond 64 bits: the stdlib encoder takes it (or names the problem)
+    try:
+        return _b(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"checkpoint metadata cannot be stored as JSON: {exc}") from exc
+
+
+def _from_json(raw: bytes) -> Any:
+    if _orjson is not None:
+        try:
+            return _orjson.loads(raw)
+        except ValueError:
+            pass
+    return json.loads(raw)
+
+
+def _encode_record(row: CheckpointRow) -> bytes:
+    flat: list[str] = []
+    for channel, version in row.channel_versions.items():
+        flat += [channel, str(version)]
+    parent = b"" if row.parent_checkpoint_id is None else b"=" + _b(row.parent_checkpoint_id)
+    ctype, cbytes = row.checkpoint
+    return _pack(_json(flat), _b(ctype), bytes(cbytes), _json(dict(row.metadata)), parent)
+
+
+def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[CheckpointRow, list[str]]:
+    """The row and the channels in the order of the stored versions array (the order blob values come in)."""
+    vjson, ctype, cbytes, meta, parent = _unpack(raw, 5)
+    try:
+        flat = _from_json(vjson)
+        metadata = _from_json(meta)
+    except ValueError as exc:
+        raise SerializationError(f"stored checkpoint {cid!r} has malformed JSON: {exc}") from exc
+    channels = flat[0::2]
+    row = CheckpointRow(
+        thread_id=thread_id,
+        checkpoint_ns=ns,
+        checkpoint_id=cid,
+        parent_checkpoint_id=_s(parent[1:]) if parent else None,
+        checkpoint=(_s(ctype), bytes(cbytes)),
+        metadata=metadata,
+        channel_versions=dict(zip(channels, flat[1::2], strict=True)),
+    )
+    return row, channels
+
+
+def _pack_typed(kind: str, data: bytes) -> bytes:
+    tag = _b(kind)
+    return b"%d:%b%b" % (len(tag), tag, data)
+
+
+def _typed(raw: bytes) -> Typed:
+    try:
+        colon = raw.index(b":")
+        end = colon + 1 + int(raw[:colon])
+    except ValueError as exc:
+        raise SerializationError(f"a stored checkpoint value is malformed: {exc}") from exc
+    return (raw[colon + 1 : end].decode("utf-8"), raw[end:])
+
+
+def _write_member(pfx: bytes, cid: str, write: WriteRow) -> bytes:
+    return pfx + _b(cid) + b"\0" + _b(write.task_id) + b"\0" + b"%d" % write.idx
+
+
+def _encode_write(write: WriteRow) -> bytes:
+    kind, data = write.value
+    return _pack(_b(write.task_id), b"%d" % write.idx, _b(write.channel), _b(kind), bytes(data), _b(write.task_path))
+
+
+def _decode_write(raw: bytes) -> WriteRow:
+    task_id, idx, channel, kind, data, task_path = _unpack(raw, 6)
+    return WriteRow(_s(task_id), int(idx), _s(channel), (_s(kind), bytes(data)), _s(task_path))
+
+
+def _bundle(
+    thread_id: str, ns: str, cid: str, rec: bytes, blob_values: Sequence[Any], write_values: Sequence[Any]
+) -> CheckpointBundle:
+    row, channels = _decode_record(thread_id, ns, cid, rec)
+    blobs = {channel: _typed(value) for channel, value in zip(channels, blob_values, strict=True) if value is not None}
+    writes = [_decode_write(value) for value in write_values if value is not None]
+    return CheckpointBundle(row, blobs, writes)
+
+
+def _split_ns_field(field: bytes) -> tuple[str, bytes, str]:
+    """``P(ns) rest`` -> ``(ns, P(ns), rest)``."""
+    colon = field.index(b":")
+    size = int(field[:colon])
+    start = colon + 1
+    ns = field[start : start + size]
+    pfx = field[: start + size + 1]
+    return _s(ns), pfx, _s(field[start + size + 1 :])
+
+
+def _run_id(metadata: Mapping[str, Any]) -> str | None:
+    value = metadata.get("run_id")
+    return value if isinstance(value, str) else None
+
+
+def _matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    missing = object()
+    return all(metadata.get(key, missing) == value for key, value in wanted.items())
+
+
+def _pairs(raw: Any) -> list[tuple[bytes, bytes]]:
+    if isinstance(raw, Mapping):
+        return list(raw.items())
+    items = list(raw)
+    return [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+
 
 class RedisCheckpoints:
-    """LangGraph CheckpointStore on Redis; filled in later."""
+    """Mixin implementing :class:`contextkit.stores.CheckpointStore` on Redis (see the module docstring).
+
+    The host (``RedisHotStore``) provides ``settings``, ``keys``, ``gate``, ``client`` and ``cluster``.
+    """
+
+    settings: StoreSettings
+    keys: KeyLayout
+    gate: Gate
+
+    if TYPE_CHECKING:
+
+        @property
+        def client(self) -> Any:
+            """The host's live client."""
+
+        @property
+        def cluster(self) -> bool:
+            """True on a Redis Cluster."""
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
+    @property
+    def _lg(self) -> ScriptSet:
+        """The checkpointer's scripts, registered on the current client (re-registered after a reopen)."""
+        client = self.client
+        state = getattr(self, "_lg_state", None)
+        if state is None or state[0] is not client:
+            encoder = getattr(client, "get_encoder", None)
+            if encoder is not None and getattr(encoder(), "decode_responses", False):
+                raise ConfigError(
+                    "LangGraph checkpoints store binary values: hand in a Redis client built with decode_responses=False"
+                )
+            state = (client, ScriptSet(client, LG_SCRIPTS))
+            self._lg_state = state
+        return state[1]
+
+    def _lg_keys(self, thread_id: str) -> list[str]:
+        key = self.keys.owner_key
+        return [
+            key(thread_id, "lg:ids"),
+            key(thread_id, "lg:all"),
+            key(thread_id, "lg:cp"),
+            key(thread_id, "lg:blobs"),
+            key(thread_id, "lg:wk"),
+            key(thread_id, "lg:wv"),
+            key(thread_id, "lg:nss"),
+            key(thread_id, "lg:tomb"),
+        ]
+
+    def _lg_thread_index(self, thread_id: str) -> str:
+        return self._lg_thread_shard(self.keys.shard_of(thread_id))
+
+    def _lg_thread_shard(self, shard: int) -> str:
+        return f"{self.keys.prefix}#lgthreads:{{#{shard}}}"
+
+    def _lg_run_index(self, run_id: str) -> str:
+        # the run's own tag ("#" never appears in an encoded id, so it is no thread's or session's slot)
+        return f"{self.keys.prefix}#lgrun:{{#r{zlib.crc32(_b(run_id)):08x}}}:{self.keys.owner_tag(run_id)}"
+
+    def _lg_ttl_ms(self) -> int:
+        return max(1, int(self.settings.checkpoint_ttl * 1000))
+
+    async def _lg_preindex(self, thread_id: str, run_id: str | None) -> None:
+        """Cluster mode: add the thread (and run) to their indexes unless this process did so recently."""
+        cache: dict[tuple[str, str], float] = getattr(self, "_lg_indexed", None) or {}
+        self._lg_indexed = cache
+        now = time.monotonic()
+        wanted = [("t", thread_id)] + ([("r", run_id + "\0" + thread_id)] if run_id is not None else [])
+        todo = [item for item in wanted if now - cache.get(item, -_INDEX_REFRESH) >= _INDEX_REFRESH]
+        if not todo:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for kind, _ in todo:
+            if kind == "t":
+                pipe.zadd(self._lg_thread_index(thread_id), {thread_id: 0})
+            else:
+                assert run_id is not None
+                run_key = self._lg_run_index(run_id)
+                pipe.sadd(run_key, thread_id)
+                pipe.pexpire(run_key, self._lg_ttl_ms())
+        await self.gate("checkpoint index", pipe.execute())
+        if len(cache) >= _INDEX_CACHE_MAX:
+            cache.clear()
+        for item in todo:
+            cache[item] = now
+
+    def _lg_forget_cached(self, thread_id: str) -> None:
+        cache = getattr(self, "_lg_indexed", None)
+        if cache:
+            cache.pop(("t", thread_id), None)
+
+    # -- writes -----------------------------------------------------------------------------------------------
+    async def cp_put(self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed]) -> None:
+        """One script: the record, the new blobs, both id indexes, the namespace and the thread TTL; a late put
+        of a deleted thread is dropped inside the same script."""
+        thread_id = row.thread_id
+        pfx = _prefix(row.checkpoint_ns)
+        run_id = _run_id(row.metadata)
+        keys = self._lg_keys(thread_id)
+        if self.cluster:
+            await self._lg_preindex(thread_id, run_id)
+        else:
+            keys.append(self._lg_thread_index(thread_id))
+            if run_id is not None:
+                keys.append(self._lg_run_index(run_id))
+        args: list[Any] = [
+            self._lg_ttl_ms(),
+            pfx,
+            _b(row.checkpoint_ns),
+            _b(row.checkpoint_id),
+            _b(row.parent_checkpoint_id or ""),
+            _encode_record(row),
+            _b(thread_id),
+            len(new_blobs),
+        ]
+        for (channel, version), (kind, data) in new_blobs.items():
+            args.append(pfx + _b(channel) + b"\0" + _b(str(version)))
+            args.append(_pack_typed(kind, bytes(data)))
+        await self.gate("cp_put", self._lg.run("put", keys, args))
+
+    async def cp_put_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[WriteRow], upsert: bool
+    ) -> None:
+        """One script: each write under ``(task_id, idx)`` (HSET when ``upsert``, else HSETNX) and the TTL."""
+        if not writes:
+            return
+        pfx = _prefix(checkpoint_ns)
+        args: list[Any] = [self._lg_ttl_ms(), pfx, _b(checkpoint_id), "1" if upsert else "0"]
+        for write in writes:
+            args.append(_write_member(pfx, checkpoint_id, write))
+            args.append(_encode_write(write))
+        await self.gate("cp_put_writes", self._lg.run("put_writes", self._lg_keys(thread_id), args))
+
+    # -- reads ------------------------------------------------------------------------------------------------
+    async def cp_get(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
+        """One script: the record, the blobs of its channel versions and its writes."""
+        args = [_prefix(checkpoint_ns), _b(checkpoint_id or "")]
+        raw = await self.gate("cp_get", self._lg.run("get", self._lg_keys(thread_id)[:6], args))
+        if not raw:
+            return None
+        cid, rec, blob_values, write_values = raw
+        return _bundle(thread_id, checkpoint_ns, _s(cid), rec, blob_values, write_values)
+
+    async def cp_list(
+        self,
+        thread_id: str | None,
+        checkpoint_ns: str | None,
+        *,
+        checkpoint_id: str | None = None,
+        before: str | None = None,
+        limit: int | None = None,
+        metadata_filter: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[CheckpointBundle]:
+        """Newest first, a page of whole checkpoints per script call (``limit`` rows when no filter)."""
+        if limit is not None and limit <= 0:
+            return
+        if checkpoint_id is not None and before is not None and not checkpoint_id < before:
+            return
+        remaining = limit
+        if thread_id is not None:
+            threads: AsyncIterator[str] = _one(thread_id)
+        else:
+            threads = self._lg_all_threads()
+        async for tid in threads:
+            found_any = False
+            async for bundle in self._lg_list_thread(tid, checkpoint_ns, checkpoint_id, before, remaining, metadata_filter):
+                found_any = True
+                yield bundle
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining <= 0:
+                        return
+            if thread_id is None and not found_any:
+                await self._lg_forget_if_gone(tid)
+
+    async def _lg_list_thread(
+        self,
+        thread_id: str,
+        ns: str | None,
+        checkpoint_id: str | None,
+        before: str | None,
+        limit: int | None,
+        metadata_filter: Mapping[str, Any] | None,
+    ) -> AsyncIterator[CheckpointBundle]:
+        keys = self._lg_keys(thread_id)[:6]
+        if ns is not None:
+            pfx = _prefix(ns)
+            mode = "ns"
+            if checkpoint_id is not None:
+                low, high = b"[" + pfx + _b(checkpoint_id), b"[" + pfx + _b(checkpoint_id)
+            else:
+                low, high = b"[" + pfx, (b"(" + pfx + _b(before)) if before is not None else b"[" + pfx + _HIGH
+        else:
+            pfx = b""
+            mode = "all"
+            if checkpoint_id is not None:
+                low, high = b"[" + _b(checkpoint_id) + b"\0", b"[" + _b(checkpoint_id) + b"\0" + _HIGH
+            else:
+                low, high = b"-", (b"(" + _b(before)) if before is not None else b"+"
+        page = _PAGE if metadata_filter or limit is None else min(limit, 1000)
+        while True:
+            raw = await self.gate("cp_list", self._lg.run("list", keys, [mode, pfx, high, low, page]))
+            for member, rec, blob_values, write_values in raw:
+                if ns is not None:
+                    item_ns, cid = ns, _s(member[len(pfx) :])
+                else:
+                    cid_raw, _, ns_raw = member.partition(b"\0")
+                    item_ns, cid = _s(ns_raw), _s(cid_raw)
+                bundle = _bundle(thread_id, item_ns, cid, rec, blob_values, write_values)
+                if metadata_filter and not _matches(bundle.row.metadata, metadata_filter):
+                    continue
+                yield bundle
+            if len(raw) < page:
+                return
+            high = b"(" + raw[-1][0]
+
+    async def _lg_all_threads(self) -> AsyncIterator[str]:
+        for shard in range(self.keys.shards):
+            key = self._lg_thread_shard(shard)
+            low = b"-"
+            while True:
+                raw = await self.gate("cp_list", self.client.zrangebylex(key, low, b"+", 0, 500))
+                for member in raw:
+                    yield _s(member)
+                if len(raw) < 500:
+                    break
+                low = b"(" + raw[-1]
+
+    async def _lg_forget_if_gone(self, thread_id: str) -> None:
+        all_key = self._lg_keys(thread_id)[1]
+        index = self._lg_thread_index(thread_id)
+        if self.cluster:
+            if int(await self.gate("cp_list", self.client.exists(all_key))) == 0:
+                await self.gate("cp_list", self._lg.run("forget_thread", [index], [_b(thread_id)]))
+        else:
+            await self.gate("cp_list", self._lg.run("forget_thread", [index, all_key], [_b(thread_id)]))
+
+    # -- deletes, copies, prune -------------------------------------------------------------------------------
+    async def cp_delete_thread(self, thread_id: str) -> None:
+        """One script: every key of the thread goes and the tombstone (floor = the newest id stored, or the
+        delete time) is written for ``checkpoint_ttl``."""
+        keys = self._lg_keys(thread_id)
+        if not self.cluster:
+            keys.append(self._lg_thread_index(thread_id))
+        args = [self._lg_ttl_ms(), _b(checkpoint_id_floor(time.time())), _b(thread_id)]
+        await self.gate("cp_delete_thread", self._lg.run("delete_thread", keys, args))
+        self._lg_forget_cached(thread_id)
+        if self.cluster:
+            await self.gate("cp_delete_thread", self.client.zrem(self._lg_thread_index(thread_id), thread_id))
+
+    async def _lg_dump(self, thread_id: str) -> tuple[dict[bytes, bytes], dict[bytes, bytes], dict[bytes, bytes], list[bytes]]:
+        keys = self._lg_keys(thread_id)
+        raw = await self.gate("checkpoint read", self._lg.run("dump", [keys[2], keys[3], keys[5], keys[6]], []))
+        cp, blobs, writes, nss = raw
+        return dict(_pairs(cp)), dict(_pairs(blobs)), dict(_pairs(writes)), list(nss)
+
+    def _lg_rows(self, thread_id: str, cp: Mapping[bytes, bytes]) -> dict[str, dict[str, CheckpointRow]]:
+        """Records of a dump, by namespace then id."""
+        by_ns: dict[str, dict[str, CheckpointRow]] = {}
+        for field, rec in cp.items():
+            ns, _, cid = _split_ns_field(field)
+            by_ns.setdefault(ns, {})[cid] = _decode_record(thread_id, ns, cid, rec)[0]
+        return by_ns
+
+    async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """The run index names the threads; each thread's matching checkpoints go in one script (with their
+        writes and the blobs nothing else points at)."""
+        if not run_ids:
+            return
+        wanted = set(run_ids)
+        pipe = self.client.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.smembers(self._lg_run_index(run_id))
+        threads = sorted({_s(t) for members in await self.gate("cp_delete_for_runs", pipe.execute()) for t in members})
+        for thread_id in threads:
+            cp, _, _, _ = await self._lg_dump(thread_id)
+            groups: list[tuple[str, Sequence[str], Sequence[str], Mapping[str, CheckpointRow]]] = []
+            for ns, rows in self._lg_rows(thread_id, cp).items():
+                doomed = [cid for cid, row in rows.items() if _run_id(row.metadata) in wanted]
+                if doomed:
+                    groups.append((ns, doomed, [], {}))
+            await self._lg_delete(thread_id, groups)
+        pipe = self.client.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.delete(self._lg_run_index(run_id))
+        await self.gate("cp_delete_for_runs", pipe.execute())
+
+    async def _lg_delete(
+        self, thread_id: str, groups: Sequence[tuple[str, Sequence[str], Sequence[str], Mapping[str, CheckpointRow]]]
+    ) -> None:
+        """Run the delete script: per namespace, ids to remove, ids whose writes to purge, rows to rewrite."""
+        if not groups:
+            return
+        args: list[Any] = [len(groups)]
+        for ns, doomed, purge, fixes in groups:
+            args += [_prefix(ns), _b(ns), len(doomed), *map(_b, doomed), len(purge), *map(_b, purge), len(fixes)]
+            for cid, row in fixes.items():
+                args += [_b(cid), _encode_record(row)]
+        await self.gate("checkpoint delete", self._lg.run("delete_checkpoints", self._lg_keys(thread_id)[:7], args))
+
+    async def cp_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Read the source in one script and merge it into the target in one script (its tombstone goes)."""
+        if source_thread_id == target_thread_id:
+            return
+        cp, blobs, writes, _ = await self._lg_dump(source_thread_id)
+        if not cp and not writes:
+            return
+        runs: set[str] = set()
+        args: list[Any] = [self._lg_ttl_ms(), _b(target_thread_id), len(cp)]
+        for field, rec in cp.items():
+            ns, pfx, cid = _split_ns_field(field)
+            row = _decode_record(source_thread_id, ns, cid, rec)[0]
+            run_id = _run_id(row.metadata)
+            if run_id is not None:
+                runs.add(run_id)
+            args += [pfx, _b(ns), _b(cid), rec]
+        args.append(len(blobs))
+        for item in blobs.items():
+            args += item
+        args.append(len(writes))
+        for item in writes.items():
+            args += item
+        keys = self._lg_keys(target_thread_id)
+        if self.cluster:
+            self._lg_forget_cached(target_thread_id)
+            await self._lg_preindex(target_thread_id, None)
+        else:
+            keys.append(self._lg_thread_index(target_thread_id))
+        await self.gate("cp_copy_thread", self._lg.run("copy_into", keys, args))
+        if runs:
+            pipe = self.client.pipeline(transaction=False)
+            for run_id in sorted(runs):
+                pipe.sadd(self._lg_run_index(run_id), target_thread_id)
+                pipe.pexpire(self._lg_run_index(run_id), self._lg_ttl_ms())
+            await self.gate("cp_copy_thread", pipe.execute())
+
+    async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool) -> None:
+        """Per thread: read it in one script, decide in Python what stays (the memory tier's rules), remove the
+        rest in one script. Checkpoints put while the prune runs are not touched."""
+        for thread_id in thread_ids:
+            if not keep_latest:
+                await self.cp_delete_thread(thread_id)
+                continue
+            cp, blobs, writes, _ = await self._lg_dump(thread_id)
+            if not cp:
+                continue
+            by_ns = self._lg_rows(thread_id, cp)
+            pending: dict[str, set[str]] = {}
+            for member in writes:
+                ns, _, rest = _split_ns_field(member)
+                pending.setdefault(ns, set()).add(rest.split("\0", 1)[0])
+            groups: list[tuple[str, Sequence[str], Sequence[str], Mapping[str, CheckpointRow]]] = []
+            root = by_ns.get("", {})
+            saved_root = set(root)
+            kept_root = self._lg_keep(root, blobs) if root else set()
+            if root:
+                groups.append(self._lg_prune_group("", root, kept_root, pending.get("", set())))
+            for ns, rows in by_ns.items():
+                if ns == "" or not rows:
+                    continue
+                newest = rows[max(rows)]
+                started_from = (newest.metadata.get("parents") or {}).get("")
+                if ":" in ns and started_from is not None and started_from in saved_root and started_from not in kept_root:
+                    groups.append((ns, sorted(rows), sorted(pending.get(ns, set())), {}))
+                    continue
+                groups.append(self._lg_prune_group(ns, rows, self._lg_keep(rows, blobs), pending.get(ns, set())))
+            await self._lg_delete(thread_id, groups)
+
+    @staticmethod
+    def _lg_keep(rows: Mapping[str, CheckpointRow], blobs: Mapping[bytes, bytes]) -> set[str]:
+        newest = rows[max(rows)]
+
+        def has_value(row: CheckpointRow, channel: str) -> bool:
+            version = row.channel_versions.get(channel)
+            if version is None:
+                return False
+            raw = blobs.get(_prefix(row.checkpoint_ns) + _b(channel) + b"\0" + _b(version))
+            return raw is not None and _typed(raw)[0] != EMPTY_BLOB_TYPE
+
+        return {newest.checkpoint_id, *delta_ancestors(newest, rows.get, has_value)}
+
+    @staticmethod
+    def _lg_prune_group(
+        ns: str, rows: Mapping[str, CheckpointRow], keep: set[str], pending: set[str]
+    ) -> tuple[str, list[str], list[str], dict[str, CheckpointRow]]:
+        newest_id = max(rows)
+        doomed = sorted(cid for cid in rows if cid not in keep)
+        # writes of pruned checkpoints go; writes ahead of the newest wait for a checkpoint still being saved
+        purge = sorted(cid for cid in pending if cid not in keep and cid not in rows and cid < newest_id)
+        fixes = {
+            cid: replace(rows[cid], parent_checkpoint_id=None)
+            for cid in keep
+            if rows[cid].parent_checkpoint_id is not None and rows[cid].parent_checkpoint_id not in keep
+        }
+        return ns, doomed, purge, fixes
+
+
+async def _one(value: str) -> AsyncIterator[str]:
+    yield value

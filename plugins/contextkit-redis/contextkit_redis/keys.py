@@ -6,9 +6,9 @@ is what lets the same Lua scripts run on Redis Cluster. The id is percent-encode
 no safe characters): the encoding is injective and its output never contains ``{``, ``}``, ``:``, ``*`` or
 ``#``, so no id can end the tag early, collide with another id, or look like an index key.
 
-Index keys (session listing, idle cleanup and stats counters) live in ``shards`` fixed shards whose tags are
-``{#<n>}``; ``#`` never appears in an encoded id, so an owner tag is never an index tag. A session's shard is
-chosen by a stable hash of its id, so an index update touches one slot too.
+Index keys (session listing, idle cleanup, stats counters and the seed checkpoint threads) live in ``shards``
+fixed shards whose tags are ``{#<n>}``; ``#`` never appears in an encoded id, so an owner tag is never an index
+tag. A session's shard is chosen by a stable hash of its id, so an index update touches one slot too.
 
 The LangGraph checkpointer reuses :meth:`KeyLayout.owner_key` with its own ``kind`` names (``lg:...``).
 """
@@ -130,6 +130,15 @@ class KeyLayout:
     def index_for(self, owner_id: str) -> IndexKeys:
         """The index shard keys of ``owner_id``."""
         return self.index(self.shard_of(owner_id))
+
+    def seed_threads(self, shard: int) -> str:
+        """ZSET (score 0) of the seed checkpoint thread ids of index shard ``shard``, walked lexicographically by
+        ``scan_checkpoint_threads``; it shares the shard's hash tag, so a script of the shard can update it."""
+        return f"{self.prefix}#index:{{#{shard}}}:cpthreads"
+
+    def seed_threads_for(self, thread_id: str) -> str:
+        """The seed checkpoint thread index key of ``thread_id``'s shard."""
+        return self.seed_threads(self.shard_of(thread_id))
 
     def scan_pattern(self) -> str:
         """A SCAN MATCH pattern matching every key of the namespace (glob characters escaped)."""

@@ -23,9 +23,11 @@ __all__ = [
     "GET_CHECKPOINT",
     "LIST_CHECKPOINTS",
     "PRUNE",
+    "PRUNE_THREAD",
     "PUT_CHECKPOINT",
     "PUT_SESSION",
     "PUT_WRITES",
+    "READ_THREAD",
     "REPLACE_HISTORY",
     "SIDE",
     "UPDATE_SESSION",
@@ -206,11 +208,15 @@ return {redis.call('LINDEX', KEYS[1], 0), redis.call('GET', KEYS[2])}
 PUT_CHECKPOINT = (
     _SIDE_FN
     + """
--- KEYS: cp_docs, cp_order, cp_writes [, index shard (4)]. ARGV: side, ttl_ms, checkpoint_id, document
+-- KEYS: cp_docs, cp_order, cp_writes [, index shard (4), seed thread index]
+-- ARGV: side, ttl_ms, checkpoint_id, document, thread_id
 local new = redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 if new == 1 then redis.call('RPUSH', KEYS[2], ARGV[3]) end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
-if ARGV[1] == '1' and new == 1 then side(side_keys(4), 'none', '', 0, '', 0, 1) end
+if ARGV[1] == '1' then
+  if new == 1 then side(side_keys(4), 'none', '', 0, '', 0, 1) end
+  redis.call('ZADD', KEYS[8], 0, ARGV[5])
+end
 return new
 """
 )
@@ -237,7 +243,8 @@ return out
 """
 
 PUT_WRITES = """
--- KEYS: cp_writes, cp_docs, cp_order. ARGV: ttl_ms, checkpoint_id, JSON items joined by commas (no brackets)
+-- KEYS: cp_writes, cp_docs, cp_order [, seed thread index]. ARGV: ttl_ms, checkpoint_id, JSON items joined by
+-- commas (no brackets), thread_id
 local cur = redis.call('HGET', KEYS[1], ARGV[2])
 local value
 if cur and cur ~= '[]' then
@@ -247,7 +254,21 @@ else
 end
 redis.call('HSET', KEYS[1], ARGV[2], value)
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+if KEYS[4] then redis.call('ZADD', KEYS[4], 0, ARGV[4]) end
 return 1
+"""
+
+PRUNE_THREAD = """
+-- Drop a seed checkpoint thread from its index once its keys are gone. KEYS: thread index [, cp_docs, cp_writes].
+-- With the thread's keys (plain Redis) the check and the removal are atomic, so a concurrent put wins.
+if KEYS[2] and (redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+"""
+
+READ_THREAD = """
+-- KEYS: cp_docs, cp_order, cp_writes. Returns {ids in insertion order, docs (HGETALL), writes (HGETALL)}.
+return {redis.call('LRANGE', KEYS[2], 0, -1), redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[3])}
 """
 
 
@@ -280,5 +301,7 @@ ALL_SCRIPTS: dict[str, str] = {
     "get_checkpoint": GET_CHECKPOINT,
     "list_checkpoints": LIST_CHECKPOINTS,
     "put_writes": PUT_WRITES,
+    "prune_thread": PRUNE_THREAD,
+    "read_thread": READ_THREAD,
 }
 """Every script of the hot store, by the name :class:`ScriptSet` registers it under."""

@@ -12,7 +12,9 @@ same script as the session write (atomic). On a cluster the shard lives in anoth
 command right after the write: a crash between the two leaves the index behind by one update, which the next
 update of that session repairs (index scores only move forward), and ``idle_sessions`` re-checks each candidate
 against the session record. A session that expired by TTL leaves index entries behind; ``scan_sessions`` and
-``idle_sessions`` drop them when they meet them.
+``idle_sessions`` drop them when they meet them. Seed checkpoint threads have an index of the same kind (a
+``cpthreads`` sorted set per shard, for ``scan_checkpoint_threads``), added to by the put scripts (a separate ZADD
+on a cluster) and pruned by the scan when it meets a thread whose keys are gone.
 
 Stats: ``messages`` and ``checkpoints`` are counters (per index shard, summed) changed in the same script as the
 data on plain Redis: appends add what they keep after trimming, ``replace_history`` adds the change in length,
@@ -36,6 +38,7 @@ from contextkit.stores import Capability, SessionUpdate, StoreSettings, StoreSta
 from contextkit_redis.checkpoints import RedisCheckpoints
 from contextkit_redis.connection import Connected, Gate, RedisOptions, close, connect
 from contextkit_redis.keys import DEFAULT_INDEX_SHARDS, IndexKeys, KeyLayout
+from contextkit_redis.outbox import RedisStreamOutbox
 from contextkit_redis.scripts import ALL_SCRIPTS, ScriptSet
 
 __all__ = ["RedisHotStore", "dumps", "to_micros"]
@@ -130,6 +133,8 @@ class RedisHotStore(RedisCheckpoints):
     """
 
     name = "redis"
+    #: Seconds an archiver's drain lease on the outbox lasts without renewal (see :mod:`contextkit_redis.outbox`).
+    outbox_lease: float = 5.0
 
     def __init__(self, settings: StoreSettings, options: Mapping[str, Any]) -> None:
         self.settings = settings
@@ -138,7 +143,7 @@ class RedisHotStore(RedisCheckpoints):
         self.gate = Gate(self.options.describe_target(), settings.timeout, self.options.secrets())
         self._connected: Connected | None = None
         self._scripts: ScriptSet | None = None
-        caps = {Capability.TTL.value, Capability.DURABLE.value, Capability.SHARED.value}
+        caps = {Capability.TTL.value, Capability.DURABLE.value, Capability.SHARED.value, Capability.OUTBOX.value}
         if hasattr(RedisCheckpoints, "cp_put"):
             caps.add(Capability.CHECKPOINTS.value)
         self.capabilities: frozenset[str] = frozenset(caps)
@@ -185,6 +190,10 @@ class RedisHotStore(RedisCheckpoints):
                 await close(connected)
             except Exception:  # closing a dead connection must not fail shutdown
                 pass
+
+    def outbox(self, max_pending: int = 10_000_000) -> RedisStreamOutbox:
+        """The archiver's durable outbox: a Redis stream of this namespace (the store must be open)."""
+        return RedisStreamOutbox(self, max_pending=max_pending, lease=self.outbox_lease)
 
     def describe(self) -> dict[str, Any]:
         """Backend, target (no password), cluster flag, namespace and pool settings; no I/O."""
@@ -500,10 +509,14 @@ class RedisHotStore(RedisCheckpoints):
         """HSET the document; a new id is appended to the thread's order list; thread TTL refreshed."""
         owner = self.keys.owner(thread_id)
         flag, index = self._inline_index(thread_id)
-        args = [flag, _ms(self.settings.checkpoint_ttl), checkpoint_id, dumps(dict(document))]
+        if index:
+            index.append(self.keys.seed_threads_for(thread_id))
+        args = [flag, _ms(self.settings.checkpoint_ttl), checkpoint_id, dumps(dict(document)), thread_id]
         new = await self.gate("put_checkpoint", self.scripts.run("put_checkpoint", owner.checkpoint_family() + index, args))
-        if self.cluster and int(new) == 1:
-            await self._side(thread_id, "none", checkpoints=1)
+        if self.cluster:
+            if int(new) == 1:
+                await self._side(thread_id, "none", checkpoints=1)
+            await self._index_seed_thread(thread_id)
 
     async def get_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
         """That checkpoint, or the most recently inserted one."""
@@ -526,8 +539,13 @@ class RedisHotStore(RedisCheckpoints):
             return
         owner = self.keys.owner(thread_id)
         items = ",".join(dumps([task_id, write]) for write in writes)
-        args = [_ms(self.settings.checkpoint_ttl), checkpoint_id, items]
-        await self.gate("put_writes", self.scripts.run("put_writes", [owner.cp_writes, owner.cp_docs, owner.cp_order], args))
+        args = [_ms(self.settings.checkpoint_ttl), checkpoint_id, items, thread_id]
+        keys = [owner.cp_writes, owner.cp_docs, owner.cp_order]
+        if not self.cluster:
+            keys.append(self.keys.seed_threads_for(thread_id))
+        await self.gate("put_writes", self.scripts.run("put_writes", keys, args))
+        if self.cluster:
+            await self._index_seed_thread(thread_id)
 
     async def get_writes_documents(self, thread_id: str, checkpoint_id: str) -> list[tuple[str, Any]]:
         """``(task_id, write)`` pairs in the order they were put."""
@@ -539,6 +557,98 @@ class RedisHotStore(RedisCheckpoints):
             return [(str(task), write) for task, write in items]
         except (TypeError, ValueError) as exc:
             raise SerializationError(f"stored checkpoint writes are malformed: {exc!r}") from exc
+
+    # -- enumeration ------------------------------------------------------------------------------------------
+    async def _index_seed_thread(self, thread_id: str) -> None:
+        """Cluster mode: add the thread to its shard's seed thread index (another slot, so its own command)."""
+        await self.gate("index", self.client.zadd(self.keys.seed_threads_for(thread_id), {thread_id: 0}))
+
+    async def list_conversation_sessions(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """The session's registry SET plus the document under its own id, read in one pipeline, sorted by key.
+
+        A key whose document expired, or was registered again under another session, is left out.
+        """
+        owner = self.keys.owner(session_id)
+        members = await self.gate("list_conversation_sessions", self.client.smembers(owner.conversations))
+        keys = sorted({session_id, *(_text(m) for m in members)})
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(self.keys.owner(key).conversation)
+        raws = await self.gate("list_conversation_sessions", pipe.execute())
+        found = []
+        for key, raw in zip(keys, raws, strict=True):
+            document = _document(raw, "conversation session")
+            if document is not None and document.get("session_id", key) == session_id:
+                found.append((key, document))
+        return found
+
+    async def scan_checkpoint_threads(self, cursor: str | None, count: int) -> tuple[list[str], str | None]:
+        """Walk the seed thread index of each shard in id order; the cursor is ``"<shard>:<last id>"``.
+
+        A thread whose keys expired or were deleted is dropped from the index when the scan meets it.
+        """
+        shard, after = 0, ""
+        if cursor:
+            head, _, after = cursor.partition(":")
+            try:
+                shard = int(head)
+            except ValueError:
+                raise InvalidInput(f"malformed checkpoint thread scan cursor {cursor[:80]!r}") from None
+        count = max(1, count)
+        page: list[str] = []
+        rounds = 0
+        while shard < self.keys.shards and len(page) < count and rounds < self.keys.shards + 16:
+            rounds += 1
+            index = self.keys.seed_threads(shard)
+            want = count - len(page)
+            low = "(" + after if after else "-"
+            ids = [_text(x) for x in await self.gate("scan_threads", self.client.zrangebylex(index, low, "+", 0, want))]
+            if not ids:
+                shard, after = shard + 1, ""
+                continue
+            pipe = self.client.pipeline(transaction=False)
+            for tid in ids:
+                owner = self.keys.owner(tid)
+                pipe.exists(owner.cp_docs, owner.cp_writes)  # one slot: the keys share the thread's tag
+            flags = await self.gate("scan_threads", pipe.execute())
+            for tid, present in zip(ids, flags, strict=True):
+                if int(present):
+                    page.append(tid)
+                else:
+                    owner = self.keys.owner(tid)
+                    keys = [index] if self.cluster else [index, owner.cp_docs, owner.cp_writes]
+                    await self.gate("scan_threads", self.scripts.run("prune_thread", keys, [tid]))
+            after = ids[-1]
+            if len(ids) < want:
+                shard, after = shard + 1, ""
+        if shard >= self.keys.shards:
+            return page, None
+        return page, f"{shard}:{after}"
+
+    async def read_checkpoint_thread(
+        self, thread_id: str
+    ) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, list[tuple[str, Any]]]]]:
+        """The thread's order list, documents and writes, read by one script (one consistent view)."""
+        owner = self.keys.owner(thread_id)
+        order, docs_raw, writes_raw = await self.gate(
+            "read_checkpoint_thread", self.scripts.run("read_thread", [owner.cp_docs, owner.cp_order, owner.cp_writes], [])
+        )
+        docs = _as_hash(docs_raw)
+        documents = []
+        for cid in (_text(x) for x in order):
+            document = _document(docs.get(cid), "checkpoint")
+            if document is not None:
+                documents.append((cid, document))
+        writes = []
+        for cid, raw in sorted(_as_hash(writes_raw).items()):
+            items = _loads(raw, "checkpoint writes")
+            try:
+                pairs = [(str(task), write) for task, write in items]
+            except (TypeError, ValueError) as exc:
+                raise SerializationError(f"stored checkpoint writes are malformed: {exc!r}") from exc
+            if pairs:
+                writes.append((cid, pairs))
+        return documents, writes
 
     # -- stats and health -------------------------------------------------------------------------------------
     async def stats(self) -> StoreStats:

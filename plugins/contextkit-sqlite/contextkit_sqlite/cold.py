@@ -6,6 +6,11 @@ Six tables named like the seed's (``context_sessions``, ``context_conversations`
 ``executemany`` per table: it is stored whole or not at all. Reads return the newest archived state; history
 reads walk the ``(namespace, key, seq)`` index newest first and keep each message once (by its id), so a
 message archived twice still reads back once.
+
+LangGraph checkpoints (:mod:`contextkit.checkpoint_archive`) share ``context_checkpoints`` /
+``context_checkpoint_writes`` with the seed's documents, told apart by ``json_extract(payload, '$.kind')``; their
+reads walk the ``(namespace, key, checkpoint_id)`` index newest id first, in pages, so a read costs about
+``limit`` rows. A thread's delete tombstones have an empty ``checkpoint_id``, found through the same index.
 """
 
 from __future__ import annotations
@@ -14,9 +19,15 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from contextkit.checkpoint_archive import (
+    LANGGRAPH_KIND,
+    bundles_from_payloads,
+    delete_floor,
+    newest_distinct,
+)
 from contextkit.errors import InvalidInput
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
-from contextkit.stores import Capability, StoreSettings
+from contextkit.stores import Capability, CheckpointBundle, StoreSettings
 from contextkit_sqlite.database import SqliteDatabase, dumps, loads, parse_options, to_micros
 from contextkit_sqlite.schema import COLD_MIGRATIONS
 
@@ -72,6 +83,8 @@ _INSERTS = {
     for table, extras in _EXTRAS.items()
 }
 _HISTORY_PAGE = 256
+_CHECKPOINT_PAGE = 64
+_NOT_LANGGRAPH = " AND json_extract(payload, '$.kind') IS NULL"
 
 
 class SqliteColdStore:
@@ -232,13 +245,95 @@ class SqliteColdStore:
     async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
         """An archived seed checkpoint document (the newest when ``checkpoint_id`` is None), or None."""
         if checkpoint_id is None:
-            payload = await self._db.run(self._newest_payload, "context_checkpoints", thread_id)
+            payload = await self._db.run(self._newest_payload, "context_checkpoints", thread_id, _NOT_LANGGRAPH)
         else:
             payload = await self._db.run(
-                self._newest_payload, "context_checkpoints", thread_id, " AND checkpoint_id = ?", (checkpoint_id,)
+                self._newest_payload,
+                "context_checkpoints",
+                thread_id,
+                " AND checkpoint_id = ?" + _NOT_LANGGRAPH,
+                (checkpoint_id,),
             )
         document = None if payload is None else payload.get("document")
         return dict(document) if isinstance(document, Mapping) else None
+
+    async def read_langgraph_checkpoint(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> CheckpointBundle | None:
+        """An archived LangGraph checkpoint (the newest of the namespace for None), or None; see
+        :meth:`contextkit.stores.ColdStore.read_langgraph_checkpoint`."""
+        found = await self._db.read(self._langgraph, thread_id, checkpoint_ns, checkpoint_id, None, 1)
+        return found[0] if found else None
+
+    async def list_langgraph_checkpoints(
+        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
+    ) -> list[CheckpointBundle]:
+        """Archived LangGraph checkpoints newest first; see
+        :meth:`contextkit.stores.ColdStore.list_langgraph_checkpoints`."""
+        if limit is not None and limit <= 0:
+            return []
+        return await self._db.read(self._langgraph, thread_id, checkpoint_ns, None, before, limit)
+
+    def _langgraph(
+        self,
+        conn: sqlite3.Connection,
+        thread_id: str,
+        checkpoint_ns: str | None,
+        checkpoint_id: str | None,
+        before: str | None,
+        limit: int | None,
+    ) -> list[CheckpointBundle]:
+        tombstones = conn.execute(
+            "SELECT payload FROM context_checkpoints WHERE namespace = ? AND key = ? AND checkpoint_id = ''",
+            (self._ns, thread_id),
+        ).fetchall()
+        floor = delete_floor(loads(row[0]) for row in tombstones)
+        where = "namespace = ? AND key = ? AND checkpoint_id > ? AND json_extract(payload, '$.kind') = ?"
+        params: list[Any] = [self._ns, thread_id, floor or "", LANGGRAPH_KIND]
+        if checkpoint_id is not None:
+            where += " AND checkpoint_id = ?"
+            params.append(checkpoint_id)
+        if before is not None:
+            where += " AND checkpoint_id < ?"
+            params.append(before)
+        if checkpoint_ns is not None:
+            where += " AND json_extract(payload, '$.checkpoint_ns') = ?"
+            params.append(checkpoint_ns)
+
+        def pages() -> Any:
+            cursor: tuple[Any, ...] | None = None
+            while True:
+                extra, args = "", list(params)
+                if cursor is not None:
+                    # keyset: continue below the last (checkpoint_id, created_at, id) read
+                    extra = " AND (checkpoint_id, created_at, id) < (?, ?, ?)"
+                    args.extend(cursor)
+                rows = conn.execute(
+                    f"SELECT checkpoint_id, created_at, id, payload FROM context_checkpoints WHERE {where}{extra} "
+                    "ORDER BY checkpoint_id DESC, created_at DESC, id DESC LIMIT ?",
+                    (*args, _CHECKPOINT_PAGE),
+                ).fetchall()
+                for row in rows:
+                    yield loads(row[3])
+                if len(rows) < _CHECKPOINT_PAGE:
+                    return
+                cursor = rows[-1][:3]
+
+        chosen = newest_distinct(pages(), checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit)
+        if not chosen:
+            return []
+        ids = sorted({str(p["checkpoint_id"]) for p in chosen})
+        found: list[tuple[int, int, dict[str, Any]]] = []
+        for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
+            chunk = ids[start : start + 500]
+            for created_at, row_id, text in conn.execute(
+                "SELECT created_at, id, payload FROM context_checkpoint_writes WHERE namespace = ? AND key = ? "
+                f"AND checkpoint_id IN ({', '.join('?' * len(chunk))})",
+                (self._ns, thread_id, *chunk),
+            ).fetchall():
+                found.append((created_at, row_id, loads(text)))
+        found.sort(key=lambda item: (item[0], item[1]))  # archive order decides which write of a key wins
+        return bundles_from_payloads(thread_id, chosen, [payload for _, _, payload in found])
 
     async def count_events(self, table: str, key: str | None = None) -> int:
         """Rows in ``table`` (for ``key`` when given); each event is stored once, so each counts once."""

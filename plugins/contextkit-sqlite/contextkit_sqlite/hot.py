@@ -558,3 +558,67 @@ class SqliteHotStore(SqliteCheckpoints):
                 (self._ns, thread_id, checkpoint_id),
             )
         ]
+
+    # -- enumeration --------------------------------------------------------------------------------------------
+    async def list_conversation_sessions(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """The live conversation sessions registered under ``session_id``, sorted by key (from the owner index)."""
+        return await self._db.run(self._list_conversation_sessions, session_id)
+
+    def _list_conversation_sessions(self, conn: sqlite3.Connection, session_id: str) -> list[tuple[str, dict[str, Any]]]:
+        rows = conn.execute(
+            "SELECT session_key, document FROM ck_conversation_sessions WHERE namespace = ? AND session_id = ? "
+            "AND expires_at > ? ORDER BY session_key",
+            (self._ns, session_id, time.time()),
+        ).fetchall()
+        return [(key, loads(text)) for key, text in rows]
+
+    async def scan_checkpoint_threads(self, cursor: str | None, count: int) -> tuple[list[str], str | None]:
+        """A page of live seed checkpoint thread ids in id order after ``cursor`` (keyset pagination)."""
+        return await self._db.run(self._scan_checkpoint_threads, cursor, max(1, int(count)))
+
+    def _scan_checkpoint_threads(
+        self, conn: sqlite3.Connection, cursor: str | None, count: int
+    ) -> tuple[list[str], str | None]:
+        # ck_threads also holds LangGraph threads: keep those with a seed document or write.
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT t.thread_id FROM ck_threads t WHERE t.namespace = ? AND t.thread_id > ? AND t.expires_at > ? "
+                "AND (EXISTS (SELECT 1 FROM ck_seed_checkpoints c WHERE c.namespace = t.namespace "
+                "AND c.thread_id = t.thread_id) OR EXISTS (SELECT 1 FROM ck_seed_writes w "
+                "WHERE w.namespace = t.namespace AND w.thread_id = t.thread_id)) ORDER BY t.thread_id LIMIT ?",
+                (self._ns, "" if cursor is None else cursor, time.time(), count + 1),
+            )
+        ]
+        page = ids[:count]
+        return page, (page[-1] if len(ids) > count else None)
+
+    async def read_checkpoint_thread(
+        self, thread_id: str
+    ) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, list[tuple[str, Any]]]]]:
+        """The thread's documents in insertion order and its writes by checkpoint id, in one read transaction."""
+        return await self._db.read(self._read_checkpoint_thread, thread_id)
+
+    def _read_checkpoint_thread(
+        self, conn: sqlite3.Connection, thread_id: str
+    ) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, list[tuple[str, Any]]]]]:
+        if not self._thread_alive(conn, thread_id, time.time()):
+            return [], []
+        documents = [
+            (cid, loads(text))
+            for cid, text in conn.execute(
+                "SELECT checkpoint_id, document FROM ck_seed_checkpoints WHERE namespace = ? AND thread_id = ? "
+                "ORDER BY ord",
+                (self._ns, thread_id),
+            )
+        ]
+        writes: list[tuple[str, list[tuple[str, Any]]]] = []
+        for cid, task_id, text in conn.execute(
+            "SELECT checkpoint_id, task_id, write FROM ck_seed_writes WHERE namespace = ? AND thread_id = ? "
+            "ORDER BY checkpoint_id, id",
+            (self._ns, thread_id),
+        ):
+            if not writes or writes[-1][0] != cid:
+                writes.append((cid, []))
+            writes[-1][1].append((task_id, loads(text)))
+        return documents, writes

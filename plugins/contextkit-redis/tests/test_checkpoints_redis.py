@@ -1,0 +1,116 @@
+"""The checkpoint contract (``CheckpointStoreSuite``, with the official LangGraph conformance suite in it) on the
+machine's Redis and on a 3-master Redis Cluster, plus Redis-specific checks of the layout."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from contextkit.errors import ConfigError
+from contextkit.stores import CheckpointRow, CheckpointStore, StoreSettings, WriteRow
+from contextkit.testing.checkpoints import CheckpointStoreSuite, StoreFactory, make_checkpoint_id
+from contextkit.testing.redis_servers import RedisClusterServers
+from contextkit_redis import RedisHotStore
+
+
+class _CleanedStore(RedisHotStore):
+    """Removes its namespace from the shared server when the suite closes it."""
+
+    async def aclose(self) -> None:
+        if self._connected is not None:
+            await self.drop_namespace()
+        await super().aclose()
+
+
+def _factory(url: str) -> StoreFactory:
+    async def build(settings: StoreSettings) -> CheckpointStore:
+        store = _CleanedStore(settings, {"url": url, "max_connections": 20})
+        await store.open()
+        assert "checkpoints" in store.capabilities
+        return store
+
+    return build
+
+
+@pytest.mark.redis
+class TestRedisCheckpoints(CheckpointStoreSuite):
+    """Every CheckpointStore contract, the LangGraph conformance suite and real graphs on plain Redis."""
+
+    @pytest.fixture
+    def checkpoint_store_factory(self, redis_url: str) -> StoreFactory:
+        return _factory(redis_url)
+
+
+@pytest.mark.redis
+@pytest.mark.cluster
+class TestRedisClusterCheckpoints(CheckpointStoreSuite):
+    """The same contract on a 3-master Redis Cluster (every thread operation stays in the thread's slot)."""
+
+    @pytest.fixture
+    def checkpoint_store_factory(self, redis_cluster: RedisClusterServers) -> StoreFactory:
+        return _factory(redis_cluster.url)
+
+
+# -- Redis specifics ------------------------------------------------------------------------------------------------
+def _row(thread_id: str, cid: str, ns: str = "", parent: str | None = None, **meta: Any) -> CheckpointRow:
+    return CheckpointRow(thread_id, ns, cid, parent, ("msgpack", b"\x00\xff\x80raw"), meta, {"ch": "1"})
+
+
+@pytest.fixture
+async def store(redis_url: str) -> Any:
+    built = _CleanedStore(StoreSettings(namespace=f"ckredis-cp-{uuid.uuid4().hex[:10]}"), {"url": redis_url})
+    await built.open()
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+@pytest.mark.redis
+async def test_a_thread_has_a_fixed_set_of_keys_in_one_slot_whatever_its_namespaces(store: RedisHotStore) -> None:
+    """Many namespaces and checkpoints still make at most eight keys, all with the thread's hash tag, so the
+    TTL refresh of a write costs the same on a small and a large thread."""
+    tid = "t:{x}"
+    for i in range(30):
+        cid = make_checkpoint_id()
+        await store.cp_put(_row(tid, cid, ns=f"child:{i}"), {("ch", "1"): ("json", b"1")})
+        await store.cp_put_writes(tid, f"child:{i}", cid, [WriteRow("task", 0, "ch", ("json", b"2"))], False)
+    keys = [k async for k in store.client.scan_iter(match=store.keys.scan_pattern(), count=1000)]
+    thread_keys = [k for k in keys if store.keys.owner_tag(tid).encode() in k]
+    assert 1 <= len(thread_keys) <= 8
+    ttls = [await store.client.pttl(k) for k in thread_keys]
+    assert all(0 < ttl <= store.settings.checkpoint_ttl * 1000 for ttl in ttls)
+
+
+@pytest.mark.redis
+async def test_binary_values_and_separator_characters_round_trip_exactly(store: RedisHotStore) -> None:
+    """Bytes with NUL and 0xFF, and namespaces / channels / task ids containing the layout's separators."""
+    tid, cid = "thread\x01", make_checkpoint_id()
+    ns = "a:1\x00|b:2"
+    blob = ("bytes", bytes(range(256)))
+    row = CheckpointRow(tid, ns, cid, None, ("t\x00y", b"\x00" * 3), {"k": "é\x00"}, {"c\x00h": "1", "日本": "2"})
+    await store.cp_put(row, {("c\x00h", "1"): blob, ("日本", "2"): ("empty", b"")})
+    await store.cp_put_writes(tid, ns, cid, [WriteRow("task\x00id", 3, "c\x00h", blob, "p\x00")], False)
+    got = await store.cp_get(tid, ns, None)
+    assert got is not None and got.row == row
+    assert dict(got.blobs) == {"c\x00h": blob, "日本": ("empty", b"")}
+    assert list(got.writes) == [WriteRow("task\x00id", 3, "c\x00h", blob, "p\x00")]
+    assert await store.cp_get(tid, "a:1", None) is None
+
+
+@pytest.mark.redis
+async def test_a_client_that_decodes_responses_is_refused_for_checkpoints(redis_url: str) -> None:
+    """Checkpoint values are bytes: a caller's client with decode_responses=True would corrupt them."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = RedisHotStore(StoreSettings(namespace=f"ckredis-cp-{uuid.uuid4().hex[:10]}"), {"client": client})
+    await store.open()
+    try:
+        with pytest.raises(ConfigError, match="decode_responses"):
+            await store.cp_get("t", "", None)
+    finally:
+        await store.aclose()
+        await client.aclose()
