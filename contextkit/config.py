@@ -32,7 +32,9 @@ Environment: ``CONTEXTKIT_HOT``, ``CONTEXTKIT_COLD``, ``CONTEXTKIT_NAMESPACE``, 
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -51,6 +53,10 @@ else:  # pragma: no cover
 __all__ = ["ArchiverConfig", "KitConfig", "load_config", "mask_url"]
 
 _OFF = {"", "none", "off", "false", "disabled", "0", "no"}
+# A namespace becomes a key prefix, a schema or a table prefix: no separators (':' would let namespace "a" reach
+# the keys of namespace "a:b"), no control characters, bounded length.
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pwd|secret|token|access_key|sslpassword)=)[^&#]*")
 _TRUE = {"1", "true", "yes", "on"}
 _COLD_ALIASES = {"pg": "postgres", "postgresql": "postgres", "ch": "clickhouse"}
 _TOP_KEYS = {
@@ -89,7 +95,7 @@ class ArchiverConfig:
     max_pending: int = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class KitConfig:
     """The resolved configuration of a kit."""
 
@@ -117,6 +123,9 @@ class KitConfig:
             timeout=self.timeout,
         )
 
+    def __repr__(self) -> str:
+        return f"KitConfig({self.describe()!r})"
+
     def describe(self) -> dict[str, Any]:
         """The configuration without secrets (URLs masked, password options hidden)."""
         return {
@@ -134,7 +143,9 @@ class KitConfig:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (``redis://:***@host:6379/0``)."""
+    """``url`` with any password replaced by ``***``: in the user info (``redis://:***@host:6379/0``) and in
+    query parameters such as ``?password=``."""
+    url = _SECRET_QUERY.sub(r"\1***", url)
     if "://" not in url or "@" not in url:
         return url
     scheme, rest = url.split("://", 1)
@@ -293,8 +304,10 @@ def _number(value: Any, key: str, kind: type) -> Any:
         raise ConfigError(f"{key} must be a number, got {value!r}")
     try:
         result = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}") from None
+    if kind is float and not math.isfinite(result):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
     if result != result or result <= 0:
         raise ConfigError(f"{key} must be a positive number, got {value!r}")
     return result
@@ -369,8 +382,10 @@ def load_config(
     hot = _backend_name(merged.get("hot", "memory"), "hot") or "memory"
     cold = _backend_name(merged.get("cold"), "cold")
     namespace = merged.get("namespace", "contextkit")
-    if not isinstance(namespace, str) or not namespace or any(c in namespace for c in "{}\n\r\t "):
-        raise ConfigError(f"namespace must be a non-empty str without spaces or braces, got {namespace!r}")
+    if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
+        raise ConfigError(
+            f"namespace must be 1 to 64 characters of letters, digits, '_', '-' and '.', got {str(namespace)[:80]!r}"
+        )
     result = KitConfig(
         hot=hot,
         cold=cold,

@@ -143,6 +143,10 @@ def _depth_and_check(value: Any, depth: int, limit: int, path: str) -> None:
                 raise SerializationError(f"metadata keys must be str, got {type(key).__name__} at {path}")
             if "\x00" in key:
                 raise SerializationError(f"metadata key at {path} contains a NUL character (U+0000)")
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SerializationError(f"metadata key at {path} holds a lone surrogate") from None
             _depth_and_check(item, depth + 1, limit, f"{path}.{key}")
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):

@@ -106,6 +106,13 @@ def _as_number(value: Any, name: str, kind: type, minimum: float) -> Any:
     return number
 
 
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return ""
+
+
 @dataclass(frozen=True)
 class RedisOptions:
     """The validated options of a Redis tier; :meth:`describe_target` never shows a password."""
@@ -133,8 +140,17 @@ class RedisOptions:
         if unknown:
             raise ConfigError(f"unknown redis option(s) {unknown}; known: {sorted(_KNOWN_OPTIONS)}")
         url = options.get("url")
-        if url is not None and (not isinstance(url, str) or urlsplit(url).scheme not in {"redis", "rediss", "unix"}):
+        if isinstance(url, str) and "://" in url and not _scheme(url):
+            raise ConfigError("redis url cannot be parsed (check brackets, host and port)")
+        if url is not None and (not isinstance(url, str) or _scheme(url) not in {"redis", "rediss", "unix"}):
             raise ConfigError(f"redis url must start with redis://, rediss:// or unix://, got {mask_url(str(url))}")
+        if isinstance(url, str) and not url.startswith("unix://"):
+            try:
+                parsed_port = urlsplit(url).port  # raises on a port that is not a number or out of range
+            except ValueError:
+                parsed_port = -1
+            if parsed_port == -1:
+                raise ConfigError(f"redis url has an invalid host or port: {mask_url(url)}")
         if url and options.get("ssl") and not url.startswith("rediss://"):
             raise ConfigError("ssl=true needs a rediss:// url (or host/port options)")
         cluster_opt = options.get("cluster", "auto")
