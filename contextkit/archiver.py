@@ -207,7 +207,8 @@ class FileOutbox:
 class Archiver:
     """Drains an :class:`Outbox` into a :class:`~contextkit.stores.ColdStore` in the background.
 
-    Start it with :meth:`start`; :meth:`submit` is what the hot path calls. :meth:`aclose` drains what it can
+    Start it with :meth:`start`; :meth:`submit` is what the hot path calls (or :meth:`notify`, when the hot store
+    wrote the events into the outbox itself). :meth:`aclose` drains what it can
     within ``drain_timeout`` and leaves the rest in the outbox.
     """
 
@@ -217,6 +218,8 @@ class Archiver:
         self.config = config
         self._cold_open = cold_open
         self._wake = asyncio.Event()
+        # Set when a full batch is waiting or a flush wants everything now: ends the accumulation window early.
+        self._full = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -250,6 +253,22 @@ class Archiver:
         self._depth_hint += len(events)
         self._idle.clear()
         self._wake.set()
+        if self._depth_hint >= self.config.batch_size:
+            self._full.set()
+
+    def notify(self, count: int) -> None:
+        """Wake the archiver for ``count`` events the hot store already wrote into this outbox itself (capability
+        ``atomic_outbox``); counts them toward the outbox's room like :meth:`submit` would."""
+        if count <= 0:
+            return
+        count_pushed = getattr(self.outbox, "count_pushed", None)
+        if count_pushed is not None:
+            count_pushed(count)
+        self._depth_hint += count
+        self._idle.clear()
+        self._wake.set()
+        if self._depth_hint >= self.config.batch_size:
+            self._full.set()
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until the outbox is empty (True) or ``timeout`` seconds passed (False)."""
@@ -258,6 +277,7 @@ class Archiver:
             if self._task is None or self._task.done():
                 return False
             self._wake.set()
+            self._full.set()
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
@@ -301,9 +321,12 @@ class Archiver:
                 continue
             if len(batch) < self.config.batch_size and delay == 0.0 and self.config.flush_interval > 0:
                 # Let a burst accumulate: the cold tiers want large batches, not one row per insert.
-                self._wake.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.config.flush_interval)
+                # Every write sets _wake, so waiting on it here would end the window at the next write and
+                # archive one event at a time; only a full batch or a flush ends it early.
+                if not self._full.is_set():
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._full.wait(), timeout=self.config.flush_interval)
+                self._full.clear()
                 batch = await self.outbox.peek(self.config.batch_size)
             try:
                 if not self._cold_open:

@@ -27,6 +27,7 @@ from contextkit.errors import (
     CapabilityNotSupported,
     ContextKitError,
     InvalidInput,
+    LimitExceeded,
     NotFound,
 )
 from contextkit.plugins import PluginManager, StorageEvent, get_plugin_manager
@@ -44,7 +45,7 @@ from contextkit.records import (
     to_iso,
     utcnow,
 )
-from contextkit.stores import Capability, ColdStore, HotStore, SessionUpdate, StoreStats
+from contextkit.stores import ArchiveSpec, Capability, ColdStore, HotStore, SessionUpdate, StoreStats
 from contextkit.validation import (
     check_content,
     check_id,
@@ -73,14 +74,19 @@ _SESSION_TYPE_RULES: dict[str, tuple[str, str]] = {
 }
 
 
-def _plain(value: Any) -> Any:
-    """Dataclasses (and nested ones) as dicts, so the seed's checkpoint data may hold them."""
+def _plain(value: Any, depth: int = 0) -> Any:
+    """Dataclasses (and nested ones) as dicts, so the seed's checkpoint data may hold them.
+
+    Nesting deeper than 64 levels raises LimitExceeded here, before Python's recursion limit would.
+    """
+    if depth > 64:
+        raise LimitExceeded("the value is nested deeper than 64 levels")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+        return _plain(dataclasses.asdict(value), depth + 1)
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, depth + 1) for v in value]
     return value
 
 
@@ -119,6 +125,7 @@ class ContextKit:
         self._hot = hot
         self._cold = cold
         self._archiver: Archiver | None = None
+        self._atomic_outbox = False
         self._opened = False
         self._closed = False
         self._degraded_reason: str | None = None
@@ -224,6 +231,10 @@ class ContextKit:
         else:
             outbox = MemoryOutbox(self.config.archiver.max_pending)
         self._archiver = Archiver(self._cold, outbox, self.config.archiver, cold_open=cold_open)
+        # Appends write their archive events themselves only into the outbox this archiver drains.
+        self._atomic_outbox = (
+            not self.config.archiver.outbox_path and Capability.ATOMIC_OUTBOX in self._hot.capabilities
+        )
         self._archiver.start()
 
     async def aclose(self, drain_timeout: float | None = None) -> None:
@@ -275,10 +286,6 @@ class ContextKit:
         return ContextKitSaver(self._hot, serde=serde, archive=self._archiver)  # type: ignore[arg-type]
 
     # -- plumbing ------------------------------------------------------------------------------------------------
-    @property
-    def _concurrent_io(self) -> bool:
-        return Capability.SHARED.value in self._hot.capabilities
-
     def _ensure_open(self) -> None:
         if not self._opened:
             if self._closed:
@@ -459,6 +466,16 @@ class ContextKit:
 
         async def run() -> bool:
             session = await self._hot.get_session(sid)
+            if self._archiver is not None:
+                # Let the archive catch up with this session first: a message added after the delete continues
+                # the archived numbering only if the archive already holds the messages written before it.
+                # (Skipped while the cold tier is failing: a delete must not stall on an outage; numbering may
+                # then restart for messages written after the delete.)
+                if not self._archiver.consecutive_failures:
+                    await self._archiver.flush(min(self.config.archiver.drain_timeout, self.config.timeout))
+                if session is None and self._cold is not None:
+                    # The hot copy expired: the delete must still be recorded, or read-through would revive it.
+                    session = await self._read_cold(self._cold.read_session(sid))
             existed = await self._hot.delete_session(sid)
             if session is not None:
                 # A "delete" event makes read-through treat the session as gone instead of bringing it back.
@@ -466,7 +483,7 @@ class ContextKit:
                     ArchiveEvent("context_sessions", sid, {"event_type": "delete", "session": session.to_dict()})
                 )
             self._emit("session.delete", sid)
-            return existed
+            return existed or session is not None
 
         return bool(await self._timed(run))
 
@@ -490,8 +507,12 @@ class ContextKit:
 
         Each is archived as ``expired`` first, so the cold tier keeps it. ``limit`` bounds the work of one call.
         """
-        if isinstance(max_idle_hours, bool) or not isinstance(max_idle_hours, (int, float)) or max_idle_hours < 0:
-            raise InvalidInput(f"max_idle_hours must be a number >= 0, got {max_idle_hours!r}")
+        if (
+            isinstance(max_idle_hours, bool)
+            or not isinstance(max_idle_hours, (int, float))
+            or not 0 <= max_idle_hours <= 1_000_000
+        ):
+            raise InvalidInput(f"max_idle_hours must be a finite number >= 0, got {max_idle_hours!r}")
         if limit is not None:
             check_limit(limit, "limit", self.config.limits)
 
@@ -537,14 +558,21 @@ class ContextKit:
         self._check_room(1)
 
         async def run() -> Message:
-            touch = SessionUpdate(activity=message.timestamp)
-            if self._concurrent_io:
-                # Two round trips to a server overlap; for an in-process tier the tasks would only add overhead.
-                stored, _ = await asyncio.gather(self._append(sid, [message]), self._hot.update_session(sid, touch))
+            # The append also moves the session's last_activity forward (HotStore.append_messages), and a store
+            # with its own outbox writes the archive event in the same step: one round trip on Redis.
+            event = ArchiveEvent("context_conversations", sid, {})
+            if self._atomic_outbox:
+                spec = ArchiveSpec(event.table, (event.event_id,), (event.created_at,))
+                raw = await self._hot.append_messages(sid, [message], archive=spec)  # type: ignore[call-arg]
             else:
-                stored = await self._append(sid, [message])
-                await self._hot.update_session(sid, touch)
-            await self._archive(*(ArchiveEvent("context_conversations", sid, {"message": m.to_dict()}) for m in stored))
+                raw = await self._hot.append_messages(sid, [message])
+            stored = await self._continue_numbering(sid, raw)
+            if self._atomic_outbox and raw[0].seq != 1:
+                assert self._archiver is not None
+                self._archiver.notify(len(stored))
+            else:
+                # (a new stream's first messages are archived here, after _continue_numbering fixed their seq)
+                await self._archive(dataclasses.replace(event, payload={"message": stored[0].to_dict()}))
             self._emit("message.append", sid, seq=stored[0].seq, role=message.role)
             return stored[0]
 
@@ -552,7 +580,9 @@ class ContextKit:
         return result
 
     async def _append(self, key: str, messages: list[Message]) -> list[Message]:
-        stored = await self._hot.append_messages(key, messages)
+        return await self._continue_numbering(key, await self._hot.append_messages(key, messages))
+
+    async def _continue_numbering(self, key: str, stored: list[Message]) -> list[Message]:
         if self._cold is None or stored[0].seq != 1:
             return stored
         # A new hot stream: if the archive already holds this stream (the hot copy expired or was cleaned up),
@@ -691,13 +721,18 @@ class ContextKit:
     async def store_task_context(self, session_id: str, context: TaskContext | Mapping[str, Any]) -> bool:
         """Store a session's task context (a :class:`TaskContext` or its dict); True once stored."""
         sid = self._id(session_id, "session_id")
+        limits = self.config.limits
         if isinstance(context, TaskContext):
-            raw: Mapping[str, Any] = context.to_dict()
+            raw: Mapping[str, Any] = context._data
         elif isinstance(context, Mapping):
-            raw = TaskContext(context).to_dict()
+            # Validate the caller's mapping before TaskContext copies it through json (which would raise raw
+            # TypeError / RecursionError on bad values).
+            check_json_document(
+                context, "task context", max_bytes=limits.max_document_bytes, max_depth=limits.max_metadata_depth * 2
+            )
+            raw = TaskContext(context)._data
         else:
             raise InvalidInput(f"context must be a TaskContext or a mapping, got {type(context).__name__}")
-        limits = self.config.limits
         document = check_json_document(
             raw, "task context", max_bytes=limits.max_document_bytes, max_depth=limits.max_metadata_depth * 2
         )

@@ -394,9 +394,8 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         row = bundle.row
         loads = self.serde.loads_typed
         checkpoint: Checkpoint = loads(row.checkpoint)
-        checkpoint["channel_values"] = {
-            channel: loads(blob) for channel, blob in bundle.blobs.items() if blob[0] != EMPTY_BLOB[0]
-        }
+        empty = EMPTY_BLOB[0]
+        checkpoint["channel_values"] = {channel: loads(blob) for channel, blob in bundle.blobs.items() if blob[0] != empty}
         writes = bundle.writes
         if len(writes) > 1:
             writes = sorted(writes, key=_write_order)

@@ -9,7 +9,8 @@ Shared semantics (the conformance suites in :mod:`contextkit.testing` check ever
   adds at the tail and assigns each message the next 1-based ``seq`` of its stream atomically, even under
   concurrent appends from several processes. When the stream is longer than ``settings.history_cap``, the
   *oldest* messages are trimmed. ``read_history(key, limit)`` returns the newest ``limit`` messages in
-  chronological order (``limit=None``: all kept) and costs O(limit), not O(stream length).
+  chronological order (``limit=None``: all kept) and costs O(limit), not O(stream length). Appending to a stream
+  whose key is a session id is activity of that session (see ``append_messages``).
 * **Sessions.** ``update_session`` applies counter increments atomically (no read-modify-write across round
   trips): N concurrent calls with ``requests=1`` add exactly N. ``last_activity`` only moves forward. Each
   session has its own TTL (``settings.session_ttl``), refreshed on activity; nothing is stored in a global key
@@ -38,6 +39,7 @@ from contextkit.validation import DEFAULT_LIMITS, Limits
 __all__ = [
     "EMPTY_BLOB_TYPE",
     "Capability",
+    "ArchiveSpec",
     "CheckpointBundle",
     "CheckpointRow",
     "CheckpointStore",
@@ -69,6 +71,10 @@ class Capability(str, Enum):
     OUTBOX = "outbox"
     #: The store runs on a sharded cluster (every operation stays within one slot).
     CLUSTER = "cluster"
+    #: ``append_messages(key, messages, archive=spec)`` also writes the messages' archive events (see
+    #: :class:`ArchiveSpec`) into the outbox that ``outbox()`` returns, in the same step as the append (one atomic
+    #: script where the server allows it), so the kit only notifies the archiver. Implies :attr:`OUTBOX`.
+    ATOMIC_OUTBOX = "atomic_outbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,22 @@ class SessionUpdate:
     errors: int = 0
     processing_time: float = 0.0
     fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveSpec:
+    """The archive events an append writes into the store's own outbox (capability ``atomic_outbox``).
+
+    Message ``i`` of the append becomes ``ArchiveEvent(table, key, {"message": stored.to_dict()},
+    created_at=created_at[i], event_id=event_ids[i])`` with the ``seq`` the store assigned; the outbox entry is
+    the JSON of that event's ``to_dict()``. The store writes the events only when the append continues a stream
+    (its first seq is above 1): the first messages of a new stream are left to the caller, which may renumber
+    them to continue an archived stream before archiving them (``stored[0].seq == 1`` tells it so).
+    """
+
+    table: str
+    event_ids: tuple[str, ...]
+    created_at: tuple[datetime, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +205,12 @@ class HotStore(Protocol):
     # -- history streams --------------------------------------------------------------------------------------
     async def append_messages(self, key: str, messages: Sequence[Message]) -> list[Message]:
         """Append at the tail, assigning consecutive ``seq`` numbers atomically; trim the oldest beyond the cap;
-        refresh the stream's TTL. Returns the messages as stored (with their ``seq``)."""
+        refresh the stream's TTL. Returns the messages as stored (with their ``seq``).
+
+        When a session with id == ``key`` exists, appending also moves its ``last_activity`` forward (never
+        backward) to the newest message's timestamp and refreshes its TTL, in the same atomic step, so a message
+        needs no separate ``update_session``. A store declaring ``atomic_outbox`` also accepts
+        ``archive: ArchiveSpec | None = None`` (keyword) and writes those events with the append."""
         ...
 
     async def read_history(self, key: str, limit: int | None) -> list[Message]:

@@ -112,7 +112,8 @@ def test_duplicate_backend_name_raises_config_error_naming_both_plugins() -> Non
     pm = fresh_manager()
     pm.register(AcmePlugin(), name="acme-plugin")
     pm.register(RivalAcmePlugin(), name="rival-plugin")
-    with pytest.raises(ConfigError, match=r"hot backend 'acme' is registered by both (acme-plugin and rival-plugin|rival-plugin and acme-plugin)"):
+    both = r"hot backend 'acme' is registered by both (acme-plugin and rival-plugin|rival-plugin and acme-plugin)"
+    with pytest.raises(ConfigError, match=both):
         _ = pm.backends
 
 

@@ -35,8 +35,8 @@ from typing import Any
 
 import pytest
 
-from contextkit.records import Message, Session
-from contextkit.stores import Capability, HotStore, SessionUpdate, StoreSettings
+from contextkit.records import ArchiveEvent, Message, Session
+from contextkit.stores import ArchiveSpec, Capability, HotStore, SessionUpdate, StoreSettings
 
 __all__ = ["HOSTILE_IDS", "HotStoreSuite", "make_message", "make_session", "scan_all", "scan_threads_all"]
 
@@ -489,6 +489,95 @@ class HotStoreSuite:
         [next_one] = await store.append_messages("s1", [make_message("m9")])
         assert next_one.seq == 9
         assert await store.history_bounds("s1") == (5, 9)
+
+    async def test_append_moves_the_session_last_activity_forward(self, store: HotStore) -> None:
+        """Appending to the stream of an existing session moves its last_activity to the newest message's
+        timestamp (never backward) and takes it out of the idle list; counters and fields stay as they were.
+
+        Fix: in the append's atomic step, when the session record ``key`` exists, set last_activity =
+        max(stored, newest message timestamp) and update the activity index (HotStore.append_messages).
+        """
+        await store.put_session(make_session("s1", request_count=4, status="paused"))
+        later = _T0 + timedelta(hours=2)
+        await store.append_messages("s1", [make_message("a", timestamp=later - timedelta(minutes=1)),
+                                           make_message("b", timestamp=later)])
+        session = await store.get_session("s1")
+        assert session is not None
+        assert session.last_activity == later
+        assert (session.request_count, session.status) == (4, "paused")
+        assert await store.idle_sessions(_T0 + timedelta(hours=1), 10) == []
+        await store.append_messages("s1", [make_message("old", timestamp=_T0)])
+        session = await store.get_session("s1")
+        assert session is not None
+        assert session.last_activity == later
+        assert await store.idle_sessions(later + timedelta(seconds=1), 10) == ["s1"]
+
+    async def test_append_to_a_stream_that_is_no_session_creates_no_session(self, store: HotStore) -> None:
+        """Appending to a key with no session record stores the messages and creates no session.
+
+        Fix: touch the session record only when it exists (check inside the atomic step).
+        """
+        await store.append_messages("free-stream", [make_message("m")])
+        assert await store.get_session("free-stream") is None
+        assert await store.idle_sessions(_T0 + timedelta(days=1), 10) == []
+        assert await store.history_length("free-stream") == 1
+
+    async def test_atomic_outbox_append_writes_the_archive_events(self) -> None:
+        """A store declaring "atomic_outbox" (which implies "outbox") writes, with an append given an ArchiveSpec,
+        exactly ArchiveEvent(table, key, {"message": stored.to_dict()}, created_at, event_id) per message into its
+        outbox, with the stored seqs; it leaves the first messages of a new stream (seq 1) to the caller.
+
+        Fix: build each event's JSON from the stored message inside the append (contextkit.stores.ArchiveSpec).
+        """
+        store = await self.new_store()
+        caps = store.capabilities
+        if Capability.ATOMIC_OUTBOX.value not in caps:
+            return  # the kit never passes ``archive`` to such a store; appends are checked by the other tests
+        assert Capability.OUTBOX.value in caps
+
+        outbox = store.outbox(max_pending=1000)  # type: ignore[attr-defined]
+        try:
+            key = "é {x} 🙂"
+            created = (_T0 + timedelta(seconds=1), _T0 + timedelta(seconds=2))
+
+            def spec(*ids: str) -> ArchiveSpec:
+                return ArchiveSpec("context_conversations", ids, created[: len(ids)])
+
+            append = store.append_messages
+            first = await append(key, [make_message("first")], archive=spec("ev-0"))  # type: ignore[call-arg]
+            assert [m.seq for m in first] == [1]
+            assert await outbox.depth() == 0
+            messages = [make_message('say "hi" \\ 日本語', metadata={"k": ["ü", 1.5]}), make_message("b", role="assistant")]
+            stored = await append(key, messages, archive=spec("ev-1", "ev-2"))  # type: ignore[call-arg]
+            assert [m.seq for m in stored] == [2, 3]
+            expected = [
+                ArchiveEvent("context_conversations", key, {"message": m.to_dict()}, created_at=at, event_id=eid)
+                for m, at, eid in zip(stored, created, ("ev-1", "ev-2"), strict=True)
+            ]
+            got = await outbox.peek(10)
+            assert [e.to_dict() for e in got] == [e.to_dict() for e in expected]
+            await outbox.ack([e.event_id for e in got])
+            assert await outbox.depth() == 0
+        finally:
+            await outbox.aclose()
+
+    async def test_appends_alone_keep_a_session_alive(self) -> None:
+        """Appends every 0.25 s keep a session (not only its history) alive past a 1 s TTL, without any
+        update_session.
+
+        Fix: refresh the session record's TTL in the append's atomic step (HotStore.append_messages).
+        """
+        store = await self.new_store(session_ttl=1.0)
+        await store.put_session(make_session("s1"))
+        started = time.monotonic()
+        step = 0
+        while time.monotonic() - started < 1.6:
+            await asyncio.sleep(0.25)
+            step += 1
+            await store.append_messages("s1", [make_message(f"m{step}", timestamp=_T0 + timedelta(seconds=step))])
+            session = await store.get_session("s1")
+            assert session is not None, "a session whose history is written to expired"
+        assert session.last_activity == _T0 + timedelta(seconds=step)
 
     async def test_empty_or_missing_stream_reads_empty(self, store: HotStore) -> None:
         """A stream never written reads [], has length 0 and bounds (0, 0); appending [] changes nothing.

@@ -28,9 +28,8 @@ def _json(value: Any) -> Any:
 
 
 def _session_document(backend: str, payload: Any) -> dict[str, Any]:
-    # PostgreSQL keeps the whole event payload ({event_type, session}); ClickHouse keeps the session itself.
-    document: dict[str, Any] = _json(payload)
-    session: dict[str, Any] = document["session"] if backend == "postgres" else document
+    # Both cold tiers keep the session itself in the payload column (the event type has a column of its own).
+    session: dict[str, Any] = _json(payload)
     return session
 
 

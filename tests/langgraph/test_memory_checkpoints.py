@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from contextkit_memory.checkpoints import MemoryCheckpoints
 
 from contextkit.errors import BackendNotFound
 from contextkit.stores import CheckpointStore, StoreSettings
 from contextkit.testing.checkpoints import CheckpointStoreSuite, StoreFactory
+from contextkit_memory.checkpoints import MemoryCheckpoints
 
 
 class _CheckpointsOnly(MemoryCheckpoints):

@@ -138,7 +138,9 @@ class ExampleHotStore:
 
     # -- history streams ------------------------------------------------------------------------------------------
     async def append_messages(self, key: str, messages: Sequence[Message]) -> list[Message]:
-        """Append with consecutive seq numbers assigned atomically; trim the oldest beyond the cap."""
+        """Append with consecutive seq numbers assigned atomically; trim the oldest beyond the cap; when a session
+        with id == ``key`` exists, move its last_activity forward to the newest message and refresh its TTL in the
+        same atomic step."""
         _todo("append_messages")
 
     async def read_history(self, key: str, limit: int | None) -> list[Message]:

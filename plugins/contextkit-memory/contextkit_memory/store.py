@@ -470,7 +470,8 @@ class MemoryHotStore(MemoryCheckpoints):
         self._message_count -= removed
 
     async def append_messages(self, key: str, messages: Sequence[Message]) -> list[Message]:
-        """Append at the tail with consecutive seqs, trim the oldest beyond the cap, refresh the TTL."""
+        """Append at the tail with consecutive seqs, trim the oldest beyond the cap, refresh the TTL; move the
+        session ``key``'s last_activity forward to the newest message when that session exists."""
         if not messages:
             return []
         stream = self._live_stream(key)
@@ -487,6 +488,17 @@ class MemoryHotStore(MemoryCheckpoints):
             stored.append(item)
         self._message_count += len(stored)
         self._trim(stream)
+        if self._owner(key) != key:
+            self._check(key)  # an expired session must not be revived by a stream registered elsewhere
+        session = self._sessions.get(key)
+        newest = max(m.timestamp for m in stored)
+        if session is not None and newest > session.last_activity:
+            # The message is activity of the session whose history this is (same step, no update_session).
+            self._unindex_activity(session)
+            session = self._sessions[key] = replace(session, last_activity=newest)
+            self._index_activity(session)
+        if session is not None:
+            self._touch(key)
         self._touch(self._owner(key))
         self._after_write()
         return [_copy_message(m) for m in stored]

@@ -6,13 +6,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from contextkit_memory.cold import MemoryColdStore, create_memory_cold_store
 
 from contextkit.errors import BackendUnavailable, ConfigError, InvalidInput
 from contextkit.plugins import get_plugin_manager
 from contextkit.records import ArchiveEvent, Message
 from contextkit.stores import ColdStore, StoreSettings
 from contextkit.testing.hot import make_session
+from contextkit_memory.cold import MemoryColdStore, create_memory_cold_store
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 

@@ -6,13 +6,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from contextkit_memory.checkpoints import MemoryCheckpoints
-from contextkit_memory.store import MemoryHotStore, create_memory_hot_store
 
 from contextkit.errors import ConfigError, LimitExceeded
 from contextkit.plugins import get_plugin_manager
 from contextkit.stores import Capability, SessionUpdate, StoreSettings
 from contextkit.testing.hot import make_message, make_session
+from contextkit_memory.checkpoints import MemoryCheckpoints
+from contextkit_memory.store import MemoryHotStore, create_memory_hot_store
 
 
 class FakeClock:

@@ -141,7 +141,12 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
         event_type = payload.get("event_type")
         if not isinstance(event_type, str) or not event_type:
             raise SerializationError(f"event {event.event_id} (context_sessions) needs an 'event_type'")
-        return (_plain_text(session.user_id, event), _plain_text(event_type, event), _json_text(dict(payload), event))
+        # payload holds the session itself (event_type has its own column), as in the ClickHouse tier.
+        return (
+            _plain_text(session.user_id, event),
+            _plain_text(event_type, event),
+            _json_text(dict(_mapping(payload, "session", event)), event),
+        )
     if table == "context_conversations":
         message = Message.from_dict(_mapping(payload, "message", event))
         return (
@@ -439,9 +444,9 @@ class PostgresColdStore:
         if row is None or row[0] == "delete":
             return None
         payload = self._loads(row[1], "session event")
-        if not isinstance(payload, dict) or not isinstance(payload.get("session"), Mapping):
-            raise SerializationError(f"stored session event of {session_id!r} has no session")
-        return Session.from_dict(payload["session"])
+        if not isinstance(payload, dict):
+            raise SerializationError(f"stored session event of {session_id!r} is not a session document")
+        return Session.from_dict(payload)
 
     async def read_history(self, key: str, limit: int | None, before_seq: int | None = None) -> list[Message]:
         """The newest ``limit`` messages with ``seq < before_seq``, chronological, each message id once.

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from contextkit_postgres.store import PostgresColdStore
 
 from contextkit.stores import ColdStore, StoreSettings
 from contextkit.testing.cold import ColdStoreSuite
+from contextkit_postgres.store import PostgresColdStore
 
 pytestmark = pytest.mark.postgres
 

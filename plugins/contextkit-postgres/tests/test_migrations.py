@@ -10,13 +10,13 @@ from importlib import resources
 
 import asyncpg
 import pytest
-from contextkit_postgres.schema import MIGRATIONS_TABLE, load_migrations
-from contextkit_postgres.store import PostgresColdStore
 
 from contextkit.records import ARCHIVE_TABLES, Session, utcnow
 from contextkit.stores import StoreSettings
 from contextkit.testing.cold import session_event
 from contextkit.testing.postgres_server import find_postgres_bindir
+from contextkit_postgres.schema import MIGRATIONS_TABLE, load_migrations
+from contextkit_postgres.store import PostgresColdStore
 
 pytestmark = pytest.mark.postgres
 

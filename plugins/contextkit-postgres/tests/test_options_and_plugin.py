@@ -6,18 +6,18 @@ import asyncio
 from collections.abc import Callable
 
 import asyncpg
-import contextkit_postgres
 import pytest
-from contextkit_postgres import create_cold_store
-from contextkit_postgres.options import parse_options, schema_from_namespace
-from contextkit_postgres.store import PostgresColdStore
 
+import contextkit_postgres
 from contextkit.errors import BackendUnavailable, ConfigError, SerializationError
 from contextkit.plugins import PluginManager
 from contextkit.records import ArchiveEvent, Message, Session, utcnow
 from contextkit.stores import ColdStore, StoreSettings
 from contextkit.testing.cold import message_event, session_event, task_context_event
 from contextkit.testing.services import free_port
+from contextkit_postgres import create_cold_store
+from contextkit_postgres.options import parse_options, schema_from_namespace
+from contextkit_postgres.store import PostgresColdStore
 
 SECRET = "s3cr3t-Pa55"
 

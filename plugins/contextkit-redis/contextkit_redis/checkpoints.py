@@ -28,8 +28,10 @@ Values are binary: the store's own client never decodes replies, so ``(type, byt
 caller's client built with ``decode_responses=True`` is refused with a ConfigError.
 
 Round trips: ``cp_put``, ``cp_put_writes`` and ``cp_get`` are one script each; ``cp_list`` returns a page of up to
-``limit`` checkpoints (rows, blobs and writes) per script call. Id comparisons in Lua are byte-wise (Lua's ``<``
-on strings follows the server's collation locale).
+``limit`` checkpoints (rows, blobs and writes) per script call. The read scripts answer with ONE string of
+length-prefixed values (:func:`_read_bundles`), not nested arrays: redis-py's pure-Python RESP parser costs a few
+microseconds per element, which made up a third of a 10-checkpoint listing. Id comparisons in Lua are byte-wise
+(Lua's ``<`` on strings follows the server's collation locale).
 
 Indexes outside the thread's slot: ``thread_id=None`` listing walks ``index_shards`` sorted sets of thread ids
 (``#lgthreads:{#n}``); ``cp_delete_for_runs`` reads a SET of thread ids per run id (``#lgrun:{<run>}``, TTL
@@ -44,7 +46,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +78,8 @@ _PAGE = 64
 # A cluster process re-adds a thread / run to its index at most this often (seconds).
 _INDEX_REFRESH = 60.0
 _INDEX_CACHE_MAX = 10_000
+# Threads (and runs) whose key names a store keeps built.
+_KEY_CACHE_MAX = 4096
 _HIGH = b"\xff"  # above every byte of UTF-8 text: the top of a lexicographic prefix range
 
 _LIB = r"""
@@ -103,8 +107,22 @@ end
 local function prefix_range(key, pfx)
   return redis.call('ZRANGEBYLEX', key, '[' .. pfx, '[' .. pfx .. '\255')
 end
-local function bundle(K, pfx, cid, rec)
-  -- K: ids, all, cp, blobs, wk, wv. Returns {rec, blob values in the order of the versions array, write values}
+local function put(out, s)
+  -- one value of a read reply: 8 hex digits of length and the bytes, 'ffffffff' for a missing one
+  if s then
+    out[#out + 1] = string.format('%08x', #s)
+    out[#out + 1] = s
+  else
+    out[#out + 1] = 'ffffffff'
+  end
+end
+local function put_all(out, values)
+  out[#out + 1] = string.format('%08x', #values)
+  for i = 1, #values do put(out, values[i]) end
+end
+local function bundle(out, K, pfx, cid, rec, head)
+  -- K: ids, all, cp, blobs, wk, wv. Appends head, rec, the blob values in the order of the versions array and
+  -- the write values to out (see _read_bundles in Python)
   local v = versions(rec)
   local blobs = {}
   if #v > 0 then
@@ -115,7 +133,10 @@ local function bundle(K, pfx, cid, rec)
   local members = prefix_range(K[5], pfx .. cid .. '\0')
   local writes = {}
   if #members > 0 then writes = hmget(K[6], members) end
-  return {rec, blobs, writes}
+  put(out, head)
+  put(out, rec)
+  put_all(out, blobs)
+  put_all(out, writes)
 end
 local function drop_writes(K, wpfx)
   local members = prefix_range(K[5], wpfx)
@@ -201,8 +222,9 @@ if cid == '' then
 end
 local rec = redis.call('HGET', KEYS[3], pfx .. cid)
 if not rec then return false end
-local b = bundle(KEYS, pfx, cid, rec)
-return {cid, b[1], b[2], b[3]}
+local out = {}
+bundle(out, KEYS, pfx, cid, rec, cid)
+return table.concat(out)
 """
 )
 
@@ -210,7 +232,7 @@ _LIST = (
     _LIB
     + r"""
 -- KEYS: ids, all, cp, blobs, wk, wv. ARGV: mode ('ns' | 'all'), pfx (ns mode), max, min, limit
--- Returns {member, record, blob values, write values} per checkpoint, newest first.
+-- Returns the member, record, blob values and write values of each checkpoint, newest first, as one string.
 local members
 if ARGV[1] == 'ns' then
   members = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[3], ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
@@ -230,12 +252,9 @@ for _, m in ipairs(members) do
     pfx = #ns .. ':' .. ns .. '\0'
   end
   local rec = redis.call('HGET', KEYS[3], pfx .. cid)
-  if rec then
-    local b = bundle(KEYS, pfx, cid, rec)
-    out[#out + 1] = {m, b[1], b[2], b[3]}
-  end
+  if rec then bundle(out, KEYS, pfx, cid, rec, m) end
 end
-return out
+return table.concat(out)
 """
 )
 
@@ -371,7 +390,7 @@ LG_SCRIPTS: dict[str, str] = {
 
 # -- encoding -------------------------------------------------------------------------------------------------------
 def _pack(*parts: bytes) -> bytes:
-    return b"".join(b"%08x%b" % (len(part), part) for part in parts)
+    return b"".join([b"%08x%b" % (len(part), part) for part in parts])
 
 
 def _unpack(data: bytes, count: int) -> list[bytes]:
@@ -379,14 +398,54 @@ def _unpack(data: bytes, count: int) -> list[bytes]:
     pos = 0
     try:
         for _ in range(count):
-            size = int(data[pos : pos + 8], 16)
-            pos += 8
-            out.append(data[pos : pos + size])
-            pos += size
+            start = pos + 8
+            pos = start + int(data[pos:start], 16)
+            out.append(data[start:pos])
     except (ValueError, TypeError) as exc:
         raise SerializationError(f"stored checkpoint data is malformed: {exc}") from exc
-    if len(out) != count or pos > len(data):
+    if pos > len(data):
         raise SerializationError("stored checkpoint data is truncated")
+    return out
+
+
+_MISSING = 0xFFFFFFFF  # the length the read scripts send for a value that is not there (HMGET's nil)
+
+
+def _read_bundles(data: bytes) -> list[tuple[bytes, bytes, list[bytes | None], list[bytes | None]]]:
+    """Split the one string a read script returns (``put`` / ``put_all`` in the Lua library) into
+    ``(head, record, blob values, write values)`` per checkpoint: one bulk string parses far faster in redis-py than
+    nested arrays of them."""
+    out: list[tuple[bytes, bytes, list[bytes | None], list[bytes | None]]] = []
+    pos = 0
+    end = len(data)
+    try:
+        while pos < end:
+            start = pos + 8
+            pos = start + int(data[pos:start], 16)
+            head = data[start:pos]
+            start = pos + 8
+            pos = start + int(data[pos:start], 16)
+            rec = data[start:pos]
+            groups: list[list[bytes | None]] = []
+            for _ in range(2):
+                count = int(data[pos : pos + 8], 16)
+                pos += 8
+                values: list[bytes | None] = []
+                for _ in range(count):
+                    start = pos + 8
+                    size = int(data[pos:start], 16)
+                    if size == _MISSING:
+                        values.append(None)
+                        pos = start
+                    else:
+                        pos = start + size
+                        values.append(data[start:pos])
+                groups.append(values)
+            out.append((head, rec, groups[0], groups[1]))
+    except ValueError as exc:
+        raise SerializationError(f"a checkpoint read reply is malformed: {exc}") from exc
+    if pos != end:
+        raise SerializationError("a checkpoint read reply is truncated")
     return out
 
 
@@ -427,11 +486,20 @@ def _from_json(raw: bytes) -> Any:
 
 def _encode_record(row: CheckpointRow) -> bytes:
     flat: list[str] = []
+    append = flat.append
     for channel, version in row.channel_versions.items():
-        flat += [channel, str(version)]
-    parent = b"" if row.parent_checkpoint_id is None else b"=" + _b(row.parent_checkpoint_id)
+        append(channel)
+        append(version if type(version) is str else str(version))
+    parent = b"" if row.parent_checkpoint_id is None else b"=" + row.parent_checkpoint_id.encode("utf-8")
     ctype, cbytes = row.checkpoint
-    return _pack(_json(flat), _b(ctype), bytes(cbytes), _json(dict(row.metadata)), parent)
+    metadata = row.metadata
+    return _pack(
+        _json(flat),
+        ctype.encode("utf-8"),
+        bytes(cbytes),
+        _json(metadata if type(metadata) is dict else dict(metadata)),
+        parent,
+    )
 
 
 def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[CheckpointRow, list[str]]:
@@ -444,13 +512,13 @@ def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[Check
         raise SerializationError(f"stored checkpoint {cid!r} has malformed JSON: {exc}") from exc
     channels = flat[0::2]
     row = CheckpointRow(
-        thread_id=thread_id,
-        checkpoint_ns=ns,
-        checkpoint_id=cid,
-        parent_checkpoint_id=_s(parent[1:]) if parent else None,
-        checkpoint=(_s(ctype), bytes(cbytes)),
-        metadata=metadata,
-        channel_versions=dict(zip(channels, flat[1::2], strict=True)),
+        thread_id,
+        ns,
+        cid,
+        parent[1:].decode("utf-8") if parent else None,
+        (ctype.decode("utf-8"), bytes(cbytes)),
+        metadata,
+        dict(zip(channels, flat[1::2], strict=True)),
     )
     return row, channels
 
@@ -480,7 +548,9 @@ def _encode_write(write: WriteRow) -> bytes:
 
 def _decode_write(raw: bytes) -> WriteRow:
     task_id, idx, channel, kind, data, task_path = _unpack(raw, 6)
-    return WriteRow(_s(task_id), int(idx), _s(channel), (_s(kind), bytes(data)), _s(task_path))
+    return WriteRow(
+        task_id.decode("utf-8"), int(idx), channel.decode("utf-8"), (kind.decode("utf-8"), data), task_path.decode("utf-8")
+    )
 
 
 def _bundle(
@@ -555,28 +625,56 @@ class RedisCheckpoints:
             self._lg_state = state
         return state[1]
 
+    def _lg_thread_keys(self, thread_id: str) -> tuple[str, ...]:
+        """The eight keys of the thread and its thread index shard, cached: building them percent-encodes the id
+        nine times, which was the largest Python cost of a put or a get."""
+        cached: tuple[KeyLayout, dict[str, tuple[str, ...]]] | None = getattr(self, "_lg_key_cache", None)
+        if cached is None or cached[0] is not self.keys:
+            cached = (self.keys, {})
+            self._lg_key_cache = cached
+        cache = cached[1]
+        found = cache.get(thread_id)
+        if found is None:
+            key = self.keys.owner_key
+            found = (
+                key(thread_id, "lg:ids"),
+                key(thread_id, "lg:all"),
+                key(thread_id, "lg:cp"),
+                key(thread_id, "lg:blobs"),
+                key(thread_id, "lg:wk"),
+                key(thread_id, "lg:wv"),
+                key(thread_id, "lg:nss"),
+                key(thread_id, "lg:tomb"),
+                self._lg_thread_shard(self.keys.shard_of(thread_id)),
+            )
+            if len(cache) >= _KEY_CACHE_MAX:
+                del cache[next(iter(cache))]  # the oldest entry
+            cache[thread_id] = found
+        return found
+
     def _lg_keys(self, thread_id: str) -> list[str]:
-        key = self.keys.owner_key
-        return [
-            key(thread_id, "lg:ids"),
-            key(thread_id, "lg:all"),
-            key(thread_id, "lg:cp"),
-            key(thread_id, "lg:blobs"),
-            key(thread_id, "lg:wk"),
-            key(thread_id, "lg:wv"),
-            key(thread_id, "lg:nss"),
-            key(thread_id, "lg:tomb"),
-        ]
+        return list(self._lg_thread_keys(thread_id)[:8])
 
     def _lg_thread_index(self, thread_id: str) -> str:
-        return self._lg_thread_shard(self.keys.shard_of(thread_id))
+        return self._lg_thread_keys(thread_id)[8]
 
     def _lg_thread_shard(self, shard: int) -> str:
         return f"{self.keys.prefix}#lgthreads:{{#{shard}}}"
 
     def _lg_run_index(self, run_id: str) -> str:
-        # the run's own tag ("#" never appears in an encoded id, so it is no thread's or session's slot)
-        return f"{self.keys.prefix}#lgrun:{{#r{zlib.crc32(_b(run_id)):08x}}}:{self.keys.owner_tag(run_id)}"
+        cached: tuple[KeyLayout, dict[str, str]] | None = getattr(self, "_lg_run_cache", None)
+        if cached is None or cached[0] is not self.keys:
+            cached = (self.keys, {})
+            self._lg_run_cache = cached
+        cache = cached[1]
+        found = cache.get(run_id)
+        if found is None:
+            # the run's own tag ("#" never appears in an encoded id, so it is no thread's or session's slot)
+            found = f"{self.keys.prefix}#lgrun:{{#r{zlib.crc32(_b(run_id)):08x}}}:{self.keys.owner_tag(run_id)}"
+            if len(cache) >= _KEY_CACHE_MAX:
+                del cache[next(iter(cache))]
+            cache[run_id] = found
+        return found
 
     def _lg_ttl_ms(self) -> int:
         return max(1, int(self.settings.checkpoint_ttl * 1000))
@@ -617,11 +715,12 @@ class RedisCheckpoints:
         thread_id = row.thread_id
         pfx = _prefix(row.checkpoint_ns)
         run_id = _run_id(row.metadata)
-        keys = self._lg_keys(thread_id)
+        all_keys = self._lg_thread_keys(thread_id)
         if self.cluster:
+            keys = list(all_keys[:8])
             await self._lg_preindex(thread_id, run_id)
         else:
-            keys.append(self._lg_thread_index(thread_id))
+            keys = list(all_keys)
             if run_id is not None:
                 keys.append(self._lg_run_index(run_id))
         args: list[Any] = [
@@ -656,11 +755,11 @@ class RedisCheckpoints:
     async def cp_get(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
         """One script: the record, the blobs of its channel versions and its writes."""
         args = [_prefix(checkpoint_ns), _b(checkpoint_id or "")]
-        raw = await self.gate("cp_get", self._lg.run("get", self._lg_keys(thread_id)[:6], args))
+        raw = await self.gate("cp_get", self._lg.run("get", self._lg_thread_keys(thread_id)[:6], args))
         if not raw:
             return None
-        cid, rec, blob_values, write_values = raw
-        return _bundle(thread_id, checkpoint_ns, _s(cid), rec, blob_values, write_values)
+        ((cid, rec, blob_values, write_values),) = _read_bundles(raw)
+        return _bundle(thread_id, checkpoint_ns, cid.decode("utf-8"), rec, blob_values, write_values)
 
     async def cp_list(
         self,
@@ -679,20 +778,29 @@ class RedisCheckpoints:
             return
         remaining = limit
         if thread_id is not None:
-            threads: AsyncIterator[str] = _one(thread_id)
+            threads: AsyncGenerator[str, None] = _one(thread_id)
         else:
             threads = self._lg_all_threads()
-        async for tid in threads:
-            found_any = False
-            async for bundle in self._lg_list_thread(tid, checkpoint_ns, checkpoint_id, before, remaining, metadata_filter):
-                found_any = True
-                yield bundle
-                if remaining is not None:
-                    remaining -= 1
-                    if remaining <= 0:
-                        return
-            if thread_id is None and not found_any:
-                await self._lg_forget_if_gone(tid)
+        # The generators left behind at the limit are closed here: left to the garbage collector, each costs the
+        # loop a thread-safe wake-up and a task (asyncio's async generator finalizer), a third of a short listing.
+        try:
+            async for tid in threads:
+                found_any = False
+                pages = self._lg_list_thread(tid, checkpoint_ns, checkpoint_id, before, remaining, metadata_filter)
+                try:
+                    async for bundle in pages:
+                        found_any = True
+                        yield bundle
+                        if remaining is not None:
+                            remaining -= 1
+                            if remaining <= 0:
+                                return
+                finally:
+                    await pages.aclose()
+                if thread_id is None and not found_any:
+                    await self._lg_forget_if_gone(tid)
+        finally:
+            await threads.aclose()
 
     async def _lg_list_thread(
         self,
@@ -702,8 +810,8 @@ class RedisCheckpoints:
         before: str | None,
         limit: int | None,
         metadata_filter: Mapping[str, Any] | None,
-    ) -> AsyncIterator[CheckpointBundle]:
-        keys = self._lg_keys(thread_id)[:6]
+    ) -> AsyncGenerator[CheckpointBundle, None]:
+        keys = self._lg_thread_keys(thread_id)[:6]
         if ns is not None:
             pfx = _prefix(ns)
             mode = "ns"
@@ -720,7 +828,7 @@ class RedisCheckpoints:
                 low, high = b"-", (b"(" + _b(before)) if before is not None else b"+"
         page = _PAGE if metadata_filter or limit is None else min(limit, 1000)
         while True:
-            raw = await self.gate("cp_list", self._lg.run("list", keys, [mode, pfx, high, low, page]))
+            raw = _read_bundles(await self.gate("cp_list", self._lg.run("list", keys, [mode, pfx, high, low, page])))
             for member, rec, blob_values, write_values in raw:
                 if ns is not None:
                     item_ns, cid = ns, _s(member[len(pfx) :])
@@ -735,7 +843,7 @@ class RedisCheckpoints:
                 return
             high = b"(" + raw[-1][0]
 
-    async def _lg_all_threads(self) -> AsyncIterator[str]:
+    async def _lg_all_threads(self) -> AsyncGenerator[str, None]:
         for shard in range(self.keys.shards):
             key = self._lg_thread_shard(shard)
             low = b"-"
@@ -916,5 +1024,5 @@ class RedisCheckpoints:
         return ns, doomed, purge, fixes
 
 
-async def _one(value: str) -> AsyncIterator[str]:
+async def _one(value: str) -> AsyncGenerator[str, None]:
     yield value

@@ -140,6 +140,16 @@ class KeyLayout:
         """The seed checkpoint thread index key of ``thread_id``'s shard."""
         return self.seed_threads(self.shard_of(thread_id))
 
+    def outbox_stream(self, shard: int) -> str:
+        """The archive outbox stream of outbox shard ``shard`` (its own hash tag ``{#o<n>}``, so its own slot)."""
+        return f"{self.prefix}#outbox:{{#o{shard}}}"
+
+    @staticmethod
+    def outbox_shard(key: str, shards: int) -> int:
+        """The outbox shard of the events of ``key`` (stable: CRC-32 of the UTF-8 key), so one key's events keep
+        their order."""
+        return zlib.crc32(key.encode("utf-8")) % shards if shards > 1 else 0
+
     def scan_pattern(self) -> str:
         """A SCAN MATCH pattern matching every key of the namespace (glob characters escaped)."""
         return _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + "*"

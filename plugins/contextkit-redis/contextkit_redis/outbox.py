@@ -9,6 +9,9 @@ holds one field ``e``: the JSON of :meth:`ArchiveEvent.to_dict`.
 * ``push``: XADD per event, all in one pipeline (one round trip). No MAXLEN: trimming would drop events the cold
   tier never got. ``has_room`` bounds the stream instead (``max_pending``, checked against the length this
   outbox last saw plus what it pushed since).
+* The hot store writes the events of a conversation append itself (capability ``atomic_outbox``): on plain Redis
+  the XADDs run inside the APPEND script, so the message and its archive event are stored together or not at all;
+  on a cluster (the stream is another slot) they follow in one pipeline. Same field, same JSON, same shard.
 * ``peek``: XRANGE from the start of each shard (merged by stream id), so a batch the cold tier refused is read
   again on the next try. ``ack``: XDEL of the entries of the last peek.
 * Several processes on one namespace: each shard has a drain *lease* (``SET NX PX``, renewed by every peek of
@@ -25,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-import zlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -100,8 +102,7 @@ class RedisStreamOutbox:
         self._lease_ms = max(1, int(lease * 1000))
         self._token = uuid.uuid4().hex
         self.shards = CLUSTER_SHARDS if store.cluster else 1
-        base = f"{store.keys.prefix}#outbox:"
-        self._streams = [f"{base}{{#o{n}}}" for n in range(self.shards)]
+        self._streams = [store.keys.outbox_stream(n) for n in range(self.shards)]
         self._leases = [f"{stream}:lease" for stream in self._streams]
         client = store.client
         self._peek_script = client.register_script(_PEEK)
@@ -118,11 +119,20 @@ class RedisStreamOutbox:
         return list(self._streams)
 
     def _shard(self, key: str) -> int:
-        return zlib.crc32(key.encode("utf-8")) % self.shards if self.shards > 1 else 0
+        return self._store.keys.outbox_shard(key, self.shards)
+
+    def stream_for(self, key: str) -> str:
+        """The stream that holds the events of ``key`` (the hot store writes there for ``atomic_outbox``)."""
+        return self._streams[self._shard(key)]
 
     def has_room(self, count: int) -> bool:
         """See :meth:`contextkit.archiver.Outbox.has_room` (no I/O: the length last seen plus pushes since)."""
         return self._count + count <= self._max
+
+    def count_pushed(self, count: int) -> None:
+        """Count ``count`` events the hot store wrote into the streams itself (``atomic_outbox``), for
+        :meth:`has_room`."""
+        self._count += count
 
     async def push(self, events: Sequence[ArchiveEvent]) -> None:
         """XADD every event to its shard, in one pipeline."""

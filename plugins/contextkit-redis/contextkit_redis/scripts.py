@@ -151,15 +151,21 @@ return messages
 APPEND = (
     _SIDE_FN
     + """
--- KEYS: session family (6: session, history, seq, ...) [, index shard (4)]
--- ARGV: side, cap, ttl_ms, message bodies without their opening brace. Returns {first seq, kept delta}.
-local n = #ARGV - 3
+-- KEYS: session family (6: session, history, seq, ...) [, index shard (4)] [, outbox stream (last)]
+-- ARGV: side, cap, ttl_ms, key, activity, activity_us, n, n message bodies without their opening brace,
+--       then (with an outbox stream) n event heads: the event JSON up to its message, which closes with '}}'.
+-- Returns {first seq, kept delta, events written (0/1), session status or false, session last_activity_us}.
+local n = tonumber(ARGV[7])
 local last = redis.call('INCRBY', KEYS[3], n)
 local first = last - n + 1
+local archive = #ARGV > 7 + n and first > 1
 local batch = {}
 local length = 0
 for i = 1, n do
-  batch[#batch + 1] = '{"seq":' .. string.format('%d', first + i - 1) .. ',' .. ARGV[i + 3]
+  local body = '{"seq":' .. string.format('%d', first + i - 1) .. ',' .. ARGV[i + 7]
+  batch[#batch + 1] = body
+  -- the outbox entry is the archive event of the stored message: same seq, in the same atomic step
+  if archive then redis.call('XADD', KEYS[#KEYS], '*', 'e', ARGV[i + 7 + n] .. body .. '}}') end
   if #batch == 1000 then length = redis.call('RPUSH', KEYS[2], unpack(batch)); batch = {} end
 end
 if #batch > 0 then length = redis.call('RPUSH', KEYS[2], unpack(batch)) end
@@ -169,10 +175,28 @@ if length > cap then
   trimmed = length - cap
   redis.call('LTRIM', KEYS[2], -cap, -1)
 end
+-- a message is activity of the session whose history this is: last_activity moves forward (never back)
+local status = false
+local la = 0
+local rec = redis.call('HMGET', KEYS[1], 'last_activity_us', 'status')
+if rec[2] then
+  status = rec[2]
+  la = tonumber(rec[1] or '0')
+  if tonumber(ARGV[6]) > la then
+    redis.call('HSET', KEYS[1], 'last_activity', ARGV[5], 'last_activity_us', ARGV[6])
+    la = tonumber(ARGV[6])
+  end
+end
 -- activity on a stream keeps its whole session alive (the record's TTL follows its history)
 for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
-if ARGV[1] == '1' then side(side_keys(7), 'none', '', 0, '', n - trimmed, 0) end
-return {first, n - trimmed}
+if ARGV[1] == '1' then
+  if status then
+    side(side_keys(7), 'max', ARGV[4], string.format('%d', la), status, n - trimmed, 0)
+  else
+    side(side_keys(7), 'none', '', 0, '', n - trimmed, 0)
+  end
+end
+return {first, n - trimmed, archive and 1 or 0, status, string.format('%d', la)}
 """
 )
 

@@ -33,12 +33,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
-from contextkit.records import Message, Session, from_iso, to_iso
-from contextkit.stores import Capability, SessionUpdate, StoreSettings, StoreStats
+from contextkit.records import ArchiveEvent, Message, Session, from_iso, to_iso
+from contextkit.stores import ArchiveSpec, Capability, SessionUpdate, StoreSettings, StoreStats
 from contextkit_redis.checkpoints import RedisCheckpoints
 from contextkit_redis.connection import Connected, Gate, RedisOptions, close, connect
 from contextkit_redis.keys import DEFAULT_INDEX_SHARDS, IndexKeys, KeyLayout
-from contextkit_redis.outbox import RedisStreamOutbox
+from contextkit_redis.outbox import CLUSTER_SHARDS, RedisStreamOutbox
 from contextkit_redis.scripts import ALL_SCRIPTS, ScriptSet
 
 __all__ = ["RedisHotStore", "dumps", "to_micros"]
@@ -49,6 +49,8 @@ _UPDATABLE_FIELDS = ("status", "user_id", "metadata")
 # Health counts the namespace's keys with SCAN only while that stays cheap.
 _HEALTH_SCAN_ROUNDS = 10
 _HEALTH_SCAN_COUNT = 1000
+# An event dumped with a null message ends with this; the script puts the stored message in its place.
+_HEAD_TAIL = 'null}}'
 
 
 def dumps(value: Any) -> str:
@@ -120,6 +122,18 @@ def _document(raw: Any, what: str) -> dict[str, Any] | None:
     return data
 
 
+def _event_heads(key: str, archive: ArchiveSpec, count: int) -> list[str]:
+    """Each event's JSON up to its message: ``head + message JSON + "}}"`` is ``ArchiveEvent.to_dict()`` as JSON."""
+    if len(archive.event_ids) != count or len(archive.created_at) != count:
+        raise InvalidInput(f"the archive spec names {len(archive.event_ids)} event(s) for {count} message(s)")
+    heads = []
+    for event_id, created_at in zip(archive.event_ids, archive.created_at, strict=True):
+        event = ArchiveEvent(archive.table, key, {"message": None}, created_at=created_at, event_id=event_id)
+        text = dumps(event.to_dict())
+        heads.append(text[: -len(_HEAD_TAIL)])
+    return heads
+
+
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
@@ -143,7 +157,13 @@ class RedisHotStore(RedisCheckpoints):
         self.gate = Gate(self.options.describe_target(), settings.timeout, self.options.secrets())
         self._connected: Connected | None = None
         self._scripts: ScriptSet | None = None
-        caps = {Capability.TTL.value, Capability.DURABLE.value, Capability.SHARED.value, Capability.OUTBOX.value}
+        caps = {
+            Capability.TTL.value,
+            Capability.DURABLE.value,
+            Capability.SHARED.value,
+            Capability.OUTBOX.value,
+            Capability.ATOMIC_OUTBOX.value,
+        }
         if hasattr(RedisCheckpoints, "cp_put"):
             caps.add(Capability.CHECKPOINTS.value)
         self.capabilities: frozenset[str] = frozenset(caps)
@@ -426,8 +446,13 @@ class RedisHotStore(RedisCheckpoints):
         return [sid for _, sid in sorted(found)[:limit]]
 
     # -- history streams --------------------------------------------------------------------------------------
-    async def append_messages(self, key: str, messages: Sequence[Message]) -> list[Message]:
-        """RPUSH with consecutive seqs from the stream's counter, trim to the cap, refresh the TTL."""
+    async def append_messages(
+        self, key: str, messages: Sequence[Message], *, archive: ArchiveSpec | None = None
+    ) -> list[Message]:
+        """RPUSH with consecutive seqs from the stream's counter, trim to the cap, move the session's last
+        activity forward and refresh the TTL, in one script; with ``archive``, XADD the messages' archive events
+        to the outbox stream in the same script (plain Redis) or right after it (cluster: the stream is in
+        another slot)."""
         if not messages:
             return []
         bodies = []
@@ -436,13 +461,39 @@ class RedisHotStore(RedisCheckpoints):
             del data["seq"]
             # the script prepends '{"seq":N,' so the seq is assigned inside the atomic step
             bodies.append(dumps(data)[1:])
+        newest = max(m.timestamp for m in messages)
         flag, index = self._inline_index(key)
-        args = [flag, max(1, self.settings.history_cap), _ms(self.settings.session_ttl), *bodies]
-        family = self.keys.owner(key).session_family()
-        first, kept = await self.gate("append_messages", self.scripts.run("append", family + index, args))
+        args = [
+            flag,
+            max(1, self.settings.history_cap),
+            _ms(self.settings.session_ttl),
+            key,
+            to_iso(newest),
+            to_micros(newest),
+            len(bodies),
+            *bodies,
+        ]
+        keys = self.keys.owner(key).session_family() + index
+        heads: list[str] = []
+        if archive is not None:
+            heads = _event_heads(key, archive, len(messages))
+            if not self.cluster:
+                args += heads
+                keys.append(self.keys.outbox_stream(0))
+        first, kept, _, status, la_us = await self.gate("append_messages", self.scripts.run("append", keys, args))
+        first = int(first)
         if self.cluster:
-            await self._side(key, "none", messages=int(kept))
-        return [message.with_seq(int(first) + i) for i, message in enumerate(messages)]
+            if status is None:
+                await self._side(key, "none", messages=int(kept))
+            else:
+                await self._side(key, "max", _text(la_us), _text(status), messages=int(kept))
+            if heads and first > 1:
+                stream = self.keys.outbox_stream(self.keys.outbox_shard(key, CLUSTER_SHARDS))
+                pipe = self.client.pipeline(transaction=False)
+                for i, (head, body) in enumerate(zip(heads, bodies, strict=True)):
+                    pipe.xadd(stream, {"e": f'{head}{{"seq":{first + i},{body}}}}}'})
+                await self.gate("outbox push", pipe.execute())
+        return [message.with_seq(first + i) for i, message in enumerate(messages)]
 
     async def read_history(self, key: str, limit: int | None) -> list[Message]:
         """LRANGE of the newest ``limit`` (O(limit)), oldest first."""

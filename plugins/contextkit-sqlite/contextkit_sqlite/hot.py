@@ -325,7 +325,8 @@ class SqliteHotStore(SqliteCheckpoints):
 
     # -- history streams ----------------------------------------------------------------------------------------
     async def append_messages(self, key: str, messages: Sequence[Message]) -> list[Message]:
-        """Append at the tail with consecutive seqs (under the write lock), trim the oldest, refresh the TTL."""
+        """Append at the tail with consecutive seqs (under the write lock), trim the oldest, refresh the TTL; move
+        the session ``key``'s last_activity forward to the newest message when that session exists."""
         if not messages:
             return []
         encoded = [(m.id, m.role, m.content, to_micros(m.timestamp), dumps(dict(m.metadata))) for m in messages]
@@ -358,11 +359,25 @@ class SqliteHotStore(SqliteCheckpoints):
         cap = max(1, self.settings.history_cap)
         if new_pos > cap:
             conn.execute("DELETE FROM ck_messages WHERE namespace = ? AND stream_key = ? AND pos <= ?", (ns, key, new_pos - cap))
-        # A message is activity: the session whose history this is lives on with it.
-        conn.execute(
-            "UPDATE ck_sessions SET expires_at = MAX(expires_at, ?) WHERE namespace = ? AND session_id = ? AND expires_at > ?",
-            (now + self.settings.session_ttl, ns, key, now),
-        )
+        # A message is activity: the session whose history this is moves its last_activity forward and lives on
+        # with it (its task context and conversation sessions too, as update_session would do).
+        expires = now + self.settings.session_ttl
+        touched = conn.execute(
+            "UPDATE ck_sessions SET expires_at = MAX(expires_at, ?), last_activity = MAX(last_activity, ?) "
+            "WHERE namespace = ? AND session_id = ? AND expires_at > ?",
+            (expires, max(values[3] for values in encoded), ns, key, now),
+        ).rowcount
+        if touched:
+            conn.execute(
+                "UPDATE ck_task_contexts SET expires_at = MAX(expires_at, ?) WHERE namespace = ? AND session_id = ? "
+                "AND expires_at > ?",
+                (expires, ns, key, now),
+            )
+            conn.execute(
+                "UPDATE ck_conversation_sessions SET expires_at = MAX(expires_at, ?) WHERE namespace = ? "
+                "AND session_id = ? AND expires_at > ?",
+                (expires, ns, key, now),
+            )
         return last_seq + 1
 
     async def read_history(self, key: str, limit: int | None) -> list[Message]:
