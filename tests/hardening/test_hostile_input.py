@@ -34,6 +34,7 @@ from contextkit.errors import (
     SerializationError,
 )
 from contextkit.records import ARCHIVE_TABLES
+from contextkit.testing.services import missing_service
 
 Call = Callable[[ContextKit], Awaitable[Any]]
 
@@ -635,7 +636,7 @@ async def test_redis_tenants_whose_namespaces_prefix_each_other_stay_apart() -> 
     each other's sessions and histories."""
     url = _redis_url()
     if url is None:
-        pytest.skip("contextkit_redis or a Redis at 127.0.0.1:6379 is not available")
+        missing_service("redis", "contextkit_redis or a Redis at 127.0.0.1:6379 is not available")
     base = f"ckhostile-{uuid.uuid4().hex[:8]}"
     first, second = await _tenants({"hot": "redis", "redis": {"url": url}}, base)
     try:
@@ -653,7 +654,7 @@ async def test_redis_drop_namespace_leaves_a_tenant_with_a_longer_namespace_alon
     used to allow ':', so "X:*" matched the keys of tenant "X:y")."""
     url = _redis_url()
     if url is None:
-        pytest.skip("contextkit_redis or a Redis at 127.0.0.1:6379 is not available")
+        missing_service("redis", "contextkit_redis or a Redis at 127.0.0.1:6379 is not available")
     base = f"ckhostile-{uuid.uuid4().hex[:8]}"
     first, second = await _tenants({"hot": "redis", "redis": {"url": url}}, base)
     try:

@@ -15,6 +15,7 @@ from contextkit.records import ARCHIVE_TABLES, Session, utcnow
 from contextkit.stores import StoreSettings
 from contextkit.testing.cold import session_event
 from contextkit.testing.postgres_server import find_postgres_bindir
+from contextkit.testing.services import missing_service
 from contextkit_postgres.schema import MIGRATIONS_TABLE, load_migrations
 from contextkit_postgres.store import PostgresColdStore
 
@@ -102,7 +103,7 @@ async def test_the_sql_file_applied_by_hand_with_psql_is_adopted_by_the_store(
     bindir = find_postgres_bindir()
     psql = str(bindir / "psql") if bindir and (bindir / "psql").is_file() else shutil.which("psql")
     if psql is None:
-        pytest.skip("psql is not installed")
+        missing_service("psql", "the psql client is not installed")
     settings = new_settings()
     store = pg_stores(settings)
     sql_path = resources.files("contextkit_postgres").joinpath("migrations/001_context_permanent_tables.sql")
