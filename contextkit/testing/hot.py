@@ -577,7 +577,9 @@ class HotStoreSuite:
             await store.append_messages("s1", [make_message(f"m{step}", timestamp=_T0 + timedelta(seconds=step))])
             session = await store.get_session("s1")
             assert session is not None, "a session whose history is written to expired"
-        assert session.last_activity == _T0 + timedelta(seconds=step)
+        last = await store.get_session("s1")
+        assert last is not None
+        assert last.last_activity == _T0 + timedelta(seconds=step)
 
     async def test_empty_or_missing_stream_reads_empty(self, store: HotStore) -> None:
         """A stream never written reads [], has length 0 and bounds (0, 0); appending [] changes nothing.
