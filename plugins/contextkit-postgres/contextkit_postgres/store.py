@@ -1,10 +1,12 @@
 """The PostgreSQL cold tier: :class:`PostgresColdStore`, an archive of the seed's six tables on an asyncpg pool.
 
-Writes are batched per table (one ``INSERT ... SELECT FROM unnest(...)`` per table, all tables of a batch in one
-transaction) and idempotent: ``event_id`` is unique and conflicts are skipped, so the archiver can retry a batch
-as often as it needs. Reads answer the kit's read-through: the newest event of a key, or the newest messages of a
-stream. JSON goes over the wire as text (cast to ``jsonb`` in SQL, read back as ``::text``), so a pool handed in
-by the application works whatever type codecs it has set.
+Writes are batched per table, all tables of a batch in one transaction, and idempotent: ``event_id`` is unique
+and conflicts are skipped, so the archiver can retry a batch as often as it needs. A batch is COPYed straight into
+its tables; when that hits a stored ``event_id`` (a retry) it is COPYed into per-transaction TEMP tables instead and
+merged with ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``. Reads answer the kit's read-through: the
+newest event of a key, or the newest messages of a stream. JSON goes over the wire as text (cast to ``jsonb`` in
+SQL, read back as ``::text``), so a pool handed in by the application works whatever type codecs it has set; for
+that reason the direct COPY (binary, through the jsonb codec) is used only on a pool this store created.
 
 LangGraph checkpoints (:mod:`contextkit.checkpoint_archive`) share ``context_checkpoints`` and
 ``context_checkpoint_writes`` with the seed's documents: their whole payload goes in ``data`` / ``writes_data``
@@ -37,7 +39,7 @@ from contextkit.checkpoint_archive import (
     payload_kind,
 )
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
-from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
+from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, from_iso, new_id
 from contextkit.stores import Capability, CheckpointBundle, StoreSettings
 from contextkit_postgres.options import PostgresOptions, parse_options, quote_identifier
 from contextkit_postgres.schema import MIGRATIONS_TABLE, load_migrations, migrate
@@ -111,7 +113,7 @@ def _has_nul(value: Any) -> bool:
 def _json_text(value: Any, event: ArchiveEvent) -> str:
     try:
         text = _dumps(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise SerializationError(f"event {event.event_id} ({event.table}) is not JSON-serializable: {exc}") from None
     # PostgreSQL text and jsonb cannot hold U+0000; the escape only appears in the JSON text when a string has one.
     if "\\u0000" in text and _has_nul(value):
@@ -132,6 +134,28 @@ def _mapping(payload: Mapping[str, Any], name: str, event: ArchiveEvent) -> Mapp
     return value
 
 
+def _message_row(data: Mapping[str, Any], event: ArchiveEvent) -> tuple[Any, ...]:
+    """The conversation columns of a message dict: :meth:`Message.from_dict`'s checks and coercions without
+    building the Message (the hot loop of a drain), and the metadata serialized once."""
+    try:
+        message_id = str(data.get("id") or new_id())
+        seq = int(data.get("seq", 0))
+        role = str(data["role"])
+        content = str(data["content"])
+        timestamp = from_iso(data["timestamp"])
+        metadata = dict(data.get("metadata") or {})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SerializationError(f"stored message is malformed: {exc!r}") from exc
+    return (
+        _plain_text(role, event),
+        _plain_text(content, event),
+        _json_text(metadata, event),
+        seq,
+        _plain_text(message_id, event),
+        timestamp,
+    )
+
+
 def _row(event: ArchiveEvent) -> tuple[Any, ...]:
     """The column values of one event (after event_id, key, created_at), validated."""
     payload = event.payload
@@ -148,15 +172,7 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
             _json_text(dict(_mapping(payload, "session", event)), event),
         )
     if table == "context_conversations":
-        message = Message.from_dict(_mapping(payload, "message", event))
-        return (
-            _plain_text(message.role, event),
-            _plain_text(message.content, event),
-            _json_text(dict(message.metadata), event),
-            message.seq,
-            _plain_text(message.id, event),
-            message.timestamp,
-        )
+        return _message_row(_mapping(payload, "message", event), event)
     if table == "context_task_contexts":
         return (_json_text(dict(_mapping(payload, "context", event)), event),)
     kind = payload_kind(payload)
@@ -214,6 +230,10 @@ class PostgresColdStore:
         self._closed = False
         self._schema_q = quote_identifier(self.options.schema)
         self._insert_sql = {table: self._build_insert(table) for table in ARCHIVE_TABLES}
+        self._copy_columns = {
+            table: ("event_id", _KEY_COLUMN[table], "created_at", *(name for name, _ in _COLUMNS[table]))
+            for table in ARCHIVE_TABLES
+        }
         self.migrations_applied: list[int] = []
 
     # -- identity ---------------------------------------------------------------------------------------------
@@ -380,18 +400,29 @@ class PostgresColdStore:
             raise InvalidInput(f"unknown archive table {table!r} (known: {', '.join(ARCHIVE_TABLES)})")
         return f"{self._schema_q}.{table}"
 
-    def _build_insert(self, table: str) -> str:
+    def _build_insert(self, table: str) -> tuple[str, str]:
+        """The staging table's DDL and the INSERT that moves its rows into ``table``.
+
+        The staging table is a per-transaction TEMP table filled by COPY; its JSON columns are ``text`` (cast to
+        ``jsonb`` in the INSERT) so the COPY never goes through the connection's jsonb codec, which an
+        application's pool may have replaced. No constraints: conflicts are resolved by the INSERT.
+        """
         extra = _COLUMNS[table]
         names = ["event_id", _KEY_COLUMN[table], "created_at", *(name for name, _ in extra)]
-        array_types = ["text", "text", "timestamptz", *("text" if kind == "jsonb" else kind for _, kind in extra)]
-        aliases = [f"c{i}" for i in range(len(names))]
-        selected = [f"{alias}::jsonb" if i >= 3 and extra[i - 3][1] == "jsonb" else alias for i, alias in enumerate(aliases)]
-        params = ", ".join(f"${i + 1}::{kind}[]" for i, kind in enumerate(array_types))
-        return (
-            f"INSERT INTO {self._schema_q}.{table} ({', '.join(names)}) "
-            f"SELECT {', '.join(selected)} FROM unnest({params}) WITH ORDINALITY AS r({', '.join(aliases)}, n) "
-            "ORDER BY n ON CONFLICT (event_id) DO NOTHING"
+        types = ["text", "text", "timestamptz", *("text" if kind == "jsonb" else kind for _, kind in extra)]
+        selected = [f"{name}::jsonb" if i >= 3 and extra[i - 3][1] == "jsonb" else name for i, name in enumerate(names)]
+        stage = f"pg_temp.contextkit_stage_{table}"
+        create = (
+            f"CREATE TEMP TABLE {stage} ({', '.join(f'{name} {kind}' for name, kind in zip(names, types, strict=True))}) "
+            "ON COMMIT DROP"
         )
+        # No ORDER BY: a temp table is read by one sequential scan (never parallel), so rows come back in COPY
+        # order and ids keep following the batch order, as the archiver hands it over.
+        insert = (
+            f"INSERT INTO {self._schema_q}.{table} ({', '.join(names)}) "
+            f"SELECT {', '.join(selected)} FROM {stage} ON CONFLICT (event_id) DO NOTHING"
+        )
+        return create, insert
 
     # -- writes -----------------------------------------------------------------------------------------------
     async def write_events(self, events: Sequence[ArchiveEvent]) -> None:
@@ -402,23 +433,47 @@ class PostgresColdStore:
         """
         if not events:
             return
-        columns: dict[str, list[list[Any]]] = {}
+        rows: dict[str, list[tuple[Any, ...]]] = {}
         for event in events:
-            values = (
-                _plain_text(str(event.event_id), event),
-                _plain_text(str(event.key), event),
-                event.created_at,
-                *_row(event),
-            )
-            table_columns = columns.setdefault(event.table, [[] for _ in values])
-            for column, value in zip(table_columns, values, strict=True):
-                column.append(value)
+            event_id = event.event_id
+            key = event.key
+            # Ids are str by the ArchiveEvent contract; str() only for a caller that passed something else.
+            if type(event_id) is not str:
+                event_id = str(event_id)
+            if type(key) is not str:
+                key = str(key)
+            if "\x00" in event_id or "\x00" in key:
+                _plain_text(event_id + key, event)
+            row = (event_id, key, event.created_at, *_row(event))
+            table_rows = rows.get(event.table)
+            if table_rows is None:
+                rows[event.table] = [row]
+            else:
+                table_rows.append(row)
+        tables = [table for table in ARCHIVE_TABLES if table in rows]
 
         async def write(conn: Any) -> None:
+            # Fast path: COPY straight into the tables. New events are the common case; a batch holding an event
+            # that is stored already (a retried batch, or a duplicate within it) fails as a whole on the unique
+            # event_id and is merged through the staging tables instead. Only on a pool this store created: COPY
+            # is binary and would pass the JSON text through an application's own jsonb codec.
+            if self._owns_pool:
+                try:
+                    async with conn.transaction():
+                        for table in tables:
+                            await conn.copy_records_to_table(
+                                table, records=rows[table], columns=self._copy_columns[table], schema_name=self.schema
+                            )
+                    return
+                except asyncpg.UniqueViolationError:
+                    pass
             async with conn.transaction():
-                for table in ARCHIVE_TABLES:
-                    if table in columns:
-                        await conn.execute(self._insert_sql[table], *columns[table])
+                await conn.execute(";".join(self._insert_sql[table][0] for table in tables))
+                for table in tables:
+                    await conn.copy_records_to_table(
+                        f"contextkit_stage_{table}", records=rows[table], schema_name="pg_temp"
+                    )
+                    await conn.execute(self._insert_sql[table][1])
 
         # A big batch may legitimately take longer than one call's timeout.
         budget = self.settings.timeout * max(1.0, len(events) / 5000)
