@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from contextkit.errors import ConfigError
 from contextkit.stores import StoreSettings
@@ -56,7 +57,7 @@ _OFF = {"", "none", "off", "false", "disabled", "0", "no"}
 # A namespace becomes a key prefix, a schema or a table prefix: no separators (':' would let namespace "a" reach
 # the keys of namespace "a:b"), no control characters, bounded length.
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pwd|secret|token|access_key|sslpassword)=)[^&#]*")
+_SECRET_KEYS = frozenset({"password", "passwd", "pwd", "secret", "token", "access_key", "sslpassword"})
 _TRUE = {"1", "true", "yes", "on"}
 _COLD_ALIASES = {"pg": "postgres", "postgresql": "postgres", "ch": "clickhouse"}
 _TOP_KEYS = {
@@ -143,17 +144,31 @@ class KitConfig:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``: in the user info (``redis://:***@host:6379/0``) and in
-    query parameters such as ``?password=``."""
-    url = _SECRET_QUERY.sub(r"\1***", url)
-    if "://" not in url or "@" not in url:
+    """``url`` with its password replaced by ``***``: in the user info (``redis://:***@host:6379/0``; a lone user
+    info of a redis URL is the password too), and in query parameters such as ``?password=``. Every backend uses this
+    one function for its reprs, errors and ``describe()``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, hostport = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        elif parts.scheme in {"redis", "rediss"} and userinfo:
+            userinfo = "***"  # redis://secret@host: redis-py reads a lone user info as the password
+        netloc = f"{userinfo}@{hostport}"
+    query = parts.query
+    if query:
+        pairs = [(k, "***" if k.lower() in _SECRET_KEYS else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(pairs, safe="*")
+    if netloc == parts.netloc and query == parts.query:
         return url
-    scheme, rest = url.split("://", 1)
-    creds, _, host = rest.rpartition("@")
-    if ":" in creds:
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
+    masked = urlunsplit(parts._replace(netloc=netloc, query=query))
+    if parts.scheme == "unix" and not parts.netloc and url.startswith("unix://"):
+        masked = "unix://" + masked[len("unix:") :]  # urlunsplit drops the empty authority of unix:///path
+    return masked
 
 
 def _mask_options(options: Mapping[str, Any]) -> dict[str, Any]:

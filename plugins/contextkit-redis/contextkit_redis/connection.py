@@ -16,7 +16,7 @@ import sys
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -24,6 +24,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from contextkit.config import mask_url
 from contextkit.errors import BackendUnavailable, ConfigError
 from contextkit.stores import StoreSettings
 
@@ -57,33 +58,6 @@ _KNOWN_OPTIONS = frozenset(
     }
 )
 _CERT_REQS = {"none": ssl_module.CERT_NONE, "optional": ssl_module.CERT_OPTIONAL, "required": ssl_module.CERT_REQUIRED}
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password (in the user info or a ``password=`` query parameter) replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, hostport = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        elif parts.scheme in {"redis", "rediss"} and userinfo:
-            userinfo = "***"  # redis://secret@host: a lone user info is the password for redis-py
-        netloc = f"{userinfo}@{hostport}"
-    query = parts.query
-    if query:
-        pairs = [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
-        query = urlencode(pairs, safe="*")
-    if netloc == parts.netloc and query == parts.query:
-        return url
-    masked = urlunsplit(parts._replace(netloc=netloc, query=query))
-    # urlunsplit drops the empty authority of unix:///path
-    if parts.scheme == "unix" and not parts.netloc and url.startswith("unix://"):
-        masked = "unix://" + masked[len("unix:") :]
-    return masked
 
 
 def _as_bool(value: Any, name: str) -> bool:
