@@ -560,19 +560,24 @@ class ContextKit:
         async def run() -> Message:
             # The append also moves the session's last_activity forward (HotStore.append_messages), and a store
             # with its own outbox writes the archive event in the same step: one round trip on Redis.
-            event = ArchiveEvent("context_conversations", sid, {})
             if self._atomic_outbox:
+                event = ArchiveEvent("context_conversations", sid, {})
                 spec = ArchiveSpec(event.table, (event.event_id,), (event.created_at,))
                 raw = await self._hot.append_messages(sid, [message], archive=spec)  # type: ignore[call-arg]
             else:
                 raw = await self._hot.append_messages(sid, [message])
             stored = await self._continue_numbering(sid, raw)
-            if self._atomic_outbox and raw[0].seq != 1:
-                assert self._archiver is not None
-                self._archiver.notify(len(stored))
-            else:
-                # (a new stream's first messages are archived here, after _continue_numbering fixed their seq)
-                await self._archive(dataclasses.replace(event, payload={"message": stored[0].to_dict()}))
+            if self._archiver is not None:
+                if self._atomic_outbox and raw[0].seq != 1:
+                    self._archiver.notify(len(stored))
+                else:
+                    # (a new stream's first message is archived here, after _continue_numbering fixed its seq;
+                    # with an atomic outbox it reuses the event id the store was given)
+                    payload = {"message": stored[0].to_dict()}
+                    if self._atomic_outbox:
+                        await self._archive(dataclasses.replace(event, payload=payload))
+                    else:
+                        await self._archive(ArchiveEvent("context_conversations", sid, payload))
             self._emit("message.append", sid, seq=stored[0].seq, role=message.role)
             return stored[0]
 
