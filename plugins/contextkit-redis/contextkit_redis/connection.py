@@ -31,6 +31,14 @@ from contextkit.stores import StoreSettings
 __all__ = ["Connected", "Gate", "RedisOptions", "connect", "mask_url"]
 
 T = TypeVar("T")
+
+_NO_MAINT_NOTIFICATIONS: Any
+try:  # redis-py 7+; older versions have no maintenance notifications and always check pooled connections
+    from redis.maint_notifications import MaintNotificationsConfig
+
+    _NO_MAINT_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
+except ImportError:  # pragma: no cover - depends on the installed redis-py
+    _NO_MAINT_NOTIFICATIONS = None
 _HAS_TIMEOUT_CM = sys.version_info >= (3, 11)
 
 _KNOWN_OPTIONS = frozenset(
@@ -209,6 +217,10 @@ class RedisOptions:
         # No client-side retries: a retried Lua script could apply its increments twice. A dead pooled
         # connection is detected (and reopened) when it is taken from the pool, so recovery needs no retry.
         kwargs = {**self._common_kwargs(), "retry": Retry(NoBackoff(), 0)}
+        if _NO_MAINT_NOTIFICATIONS is not None:
+            # With maintenance notifications on "auto" (redis-py 7+), the pool skips its check of a connection
+            # it hands out, so a socket the server closed (restart) fails the next command instead of reopening.
+            kwargs["maint_notifications_config"] = _NO_MAINT_NOTIFICATIONS
         if self.url:
             extra = dict(self.ssl_kwargs) if self.url.startswith("rediss://") else {}
             pool = aioredis.BlockingConnectionPool.from_url(

@@ -204,9 +204,15 @@ class RedisHotStore(RedisCheckpoints):
 
     async def aclose(self) -> None:
         """Close the client if this store built it; idempotent."""
-        connected, self._connected, self._scripts = self._connected, None, None
+        connected, self._connected, scripts = self._connected, None, self._scripts
+        self._scripts = None
+        lg_state, self._lg_state = getattr(self, "_lg_state", None), None
         if connected is not None:
             try:
+                # connections the script runners keep go back to the pool first: a caller's client stays usable
+                for held in (scripts, lg_state[1] if lg_state else None):
+                    if held is not None:
+                        await held.release()
                 await close(connected)
             except Exception:  # closing a dead connection must not fail shutdown
                 pass
