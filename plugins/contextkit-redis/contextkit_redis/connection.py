@@ -358,19 +358,25 @@ class Gate:
             if _HAS_TIMEOUT_CM:
                 # asyncio.timeout (3.11+) runs the call in the current task; wait_for spawns a task per call
                 async with asyncio.timeout(self.timeout):  # type: ignore[attr-defined,unused-ignore]
-                    return await self._limited(call)
+                    return await (call if self._limit is None else self._limited(call))
             return await asyncio.wait_for(self._limited(call), self.timeout)
         except asyncio.TimeoutError:
             raise self.unavailable(op, None) from None
         except (RedisError, OSError) as exc:
             raise self.unavailable(op, exc) from None
-        finally:
-            # a call still waiting for the semaphore when the deadline hit was never started
-            if inspect.iscoroutine(call) and inspect.getcoroutinestate(call) == inspect.CORO_CREATED:
-                call.close()
 
     async def _limited(self, call: Awaitable[T]) -> T:
-        if self._limit is None:
-            return await call
+        started = False
+        try:
+            if self._limit is None:
+                started = True
+                return await call
+            async with self._limit:
+                started = True
+                return await call
+        finally:
+            # a call still waiting for the semaphore when the deadline hit was never started: close it
+            if not started and inspect.iscoroutine(call):
+                call.close()
         async with self._limit:
             return await call
