@@ -325,7 +325,7 @@ class ScriptSet:
     ``redis-py`` Script objects keep the source, so a NOSCRIPT reply (server restarted, script cache flushed)
     re-loads the script instead of failing; nothing here caches server state.
 
-    On a plain ``redis.asyncio.Redis`` client a script call skips the client's command machinery: it takes a
+    On a plain ``redis.asyncio.Redis`` client a script call (and a :meth:`read`) skips the client's command machinery: it takes a
     connection from a small LIFO of connections this set keeps checked out of the client's pool, sends EVALSHA and
     reads the reply on it (``Connection.pack_command`` / ``send_packed_command`` / ``read_response``, the layer
     redis-py's own pipelines use). Measured here: a call costs ~22 us of CPU that way against ~47 us through
@@ -342,6 +342,7 @@ class ScriptSet:
 
     def __init__(self, client: Any, sources: dict[str, str]) -> None:
         self._scripts = {name: client.register_script(source) for name, source in sources.items()}
+        self._client = client
         pool = getattr(client, "connection_pool", None)
         direct = isinstance(client, aioredis.Redis) and isinstance(pool, aioredis.ConnectionPool)
         self._pool: Any = pool if direct else None
@@ -357,9 +358,16 @@ class ScriptSet:
         script = self._scripts[name]
         if self._pool is None:
             return await script(keys=list(keys), args=list(args))
-        return await self._run_direct(script, keys, args)
+        return await self._direct(("EVALSHA", script.sha, len(keys), *keys, *args), script)
 
-    async def _run_direct(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def read(self, *args: Any) -> Any:
+        """Run a read command whose raw reply is what the caller wants (``LRANGE``, ``GET``: no redis-py response
+        callback applies) on the same connections as the scripts."""
+        if self._pool is None:
+            return await self._client.execute_command(*args)
+        return await self._direct(args, None)
+
+    async def _direct(self, args: tuple[Any, ...], script: Any) -> Any:
         pool = self._pool
         idle = self._idle
         if idle:
@@ -372,11 +380,13 @@ class ScriptSet:
         else:
             conn = await pool.get_connection()
         try:
-            command = _pack(conn, ("EVALSHA", script.sha, len(keys), *keys, *args))
+            command = _pack(conn, args)
             try:
                 await conn.send_packed_command(command, False)
                 reply = await conn.read_response()
             except NoScriptError:
+                if script is None:
+                    raise
                 # the server lost its script cache (restart, SCRIPT FLUSH): load and run once more
                 await conn.send_packed_command(_pack(conn, ("SCRIPT", "LOAD", script.script)), False)
                 await conn.read_response()

@@ -506,7 +506,7 @@ class RedisHotStore(RedisCheckpoints):
         if limit is not None and limit <= 0:
             return []
         start = 0 if limit is None else -limit
-        raw = await self.gate("read_history", self.client.lrange(self.keys.owner(key).history, start, -1))
+        raw = await self.gate("read_history", self.scripts.read("LRANGE", self.keys.owner(key).history, start, -1))
         return [_message(item) for item in raw]
 
     async def history_length(self, key: str) -> int:
