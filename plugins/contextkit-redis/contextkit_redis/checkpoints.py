@@ -598,6 +598,8 @@ class RedisCheckpoints:
     settings: StoreSettings
     keys: KeyLayout
     gate: Gate
+    #: (client, scripts registered on it), rebuilt when the host reopens with a new client.
+    _lg_state: tuple[Any, ScriptSet] | None = None
 
     if TYPE_CHECKING:
 
@@ -614,7 +616,7 @@ class RedisCheckpoints:
     def _lg(self) -> ScriptSet:
         """The checkpointer's scripts, registered on the current client (re-registered after a reopen)."""
         client = self.client
-        state = getattr(self, "_lg_state", None)
+        state = self._lg_state
         if state is None or state[0] is not client:
             encoder = getattr(client, "get_encoder", None)
             if encoder is not None and getattr(encoder(), "decode_responses", False):

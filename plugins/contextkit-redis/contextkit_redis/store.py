@@ -206,7 +206,7 @@ class RedisHotStore(RedisCheckpoints):
         """Close the client if this store built it; idempotent."""
         connected, self._connected, scripts = self._connected, None, self._scripts
         self._scripts = None
-        lg_state, self._lg_state = getattr(self, "_lg_state", None), None
+        lg_state, self._lg_state = self._lg_state, None
         if connected is not None:
             try:
                 # connections the script runners keep go back to the pool first: a caller's client stays usable
