@@ -8,32 +8,123 @@ jitter; events wait in the outbox, they are never dropped.
 
 Outboxes: :class:`MemoryOutbox` (in-process; as durable as the memory hot tier), :class:`FileOutbox` (a local SQLite
 file that survives a crash of the process) and any outbox a hot tier provides (a Redis stream).
+
+The hot path pays as little as it can for the archive: an in-process outbox queues a conversation message as the
+record itself (:meth:`Archiver.queue_message`) and builds its event, id and JSON form when the archiver reads it,
+off the caller's clock; it is exactly as durable either way (the process holds it). A durable outbox encodes and
+stores the event before the call returns, as before. :func:`archive_json` / :func:`archive_loads` are the JSON
+codec the outboxes and the cold writers share: orjson when it is installed, the stdlib otherwise, with the
+stdlib's meaning in both cases.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import operator
 import random
+import re
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from contextkit.config import ArchiverConfig
 from contextkit.errors import BackendUnavailable, SerializationError
-from contextkit.records import ArchiveEvent, from_iso, utcnow
+from contextkit.records import ArchiveEvent, Message, from_iso, new_event_id, to_iso, utcnow
 from contextkit.stores import ColdStore
 
-__all__ = ["Archiver", "FileOutbox", "MemoryOutbox", "Outbox"]
+__all__ = ["Archiver", "FileOutbox", "MemoryOutbox", "Outbox", "archive_json", "archive_loads", "message_event"]
 
 logger = logging.getLogger("contextkit.archiver")
+
+_orjson: Any
+try:  # optional: several times faster JSON for the outboxes and the cold writers (installed with langsmith)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - the stdlib gives the same text's meaning
+    _orjson = None
+
+_orjson_dumps: Any = None if _orjson is None else _orjson.dumps
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_ENCODER_NAN = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# Values orjson would encode where the stdlib refuses them (datetimes, dataclasses) or encode differently
+# (subclasses of str/int/dict/list) go to the stdlib instead.
+_ORJSON_OPTIONS = (
+    0
+    if _orjson is None
+    else (_orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_PASSTHROUGH_SUBCLASS)
+)
+# orjson reads an integer beyond 64 bits as a float (silently inexact): text holding such a long run of digits
+# is read by the stdlib instead.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+
+
+def archive_json(value: Any, *, allow_nan: bool = False) -> str:
+    """JSON text of an archive value: what ``json.dumps(value, ensure_ascii=False, separators=(",", ":"),
+    allow_nan=allow_nan)`` returns, or means (orjson spells some floats differently), and the same errors
+    (``TypeError`` for a value JSON cannot hold, ``ValueError`` for NaN or infinity unless ``allow_nan``)."""
+    if _orjson_dumps is not None:
+        try:
+            text: str = _orjson_dumps(value, None, _ORJSON_OPTIONS).decode()
+        except TypeError:
+            pass  # an int beyond 64 bits, a non-str key, a lone surrogate...: the stdlib takes it or names it
+        else:
+            # orjson writes NaN and infinity as null where the stdlib refuses them; text without null has none.
+            # (Checked on the str: `in` on bytes first tries the operand as an int, several times slower.)
+            if "null" not in text:
+                return text
+    return (_ENCODER_NAN if allow_nan else _ENCODER).encode(value)
+
+
+def archive_loads(text: str | bytes) -> Any:
+    """Parse JSON text as ``json.loads`` does (orjson when installed and the text is one it reads alike);
+    raises ``ValueError`` for text that is not JSON."""
+    if _orjson is not None:
+        long_digits = _LONG_DIGITS.search(text) if isinstance(text, str) else _LONG_DIGITS_BYTES.search(text)
+        if long_digits is None:
+            try:
+                return _orjson.loads(text)
+            except ValueError:
+                pass  # NaN/Infinity literals, lone surrogates...: the stdlib reads them or names the problem
+    return json.loads(text)
+
+
+def message_event(
+    key: str, message: Message, seq: int, event_id: str | None = None, metadata: dict[str, Any] | None = None
+) -> ArchiveEvent:
+    """The ``context_conversations`` event of ``message`` stored as number ``seq`` of stream ``key``: its payload
+    is ``{"message": message.to_dict()}`` with that seq (and ``metadata``, a copy of the message's taken
+    earlier, when given), created when the message was (its timestamp)."""
+    data = {
+        "id": message.id,
+        "seq": seq,
+        "role": message.role,
+        "content": message.content,
+        "timestamp": to_iso(message.timestamp),
+        "metadata": dict(message.metadata) if metadata is None else metadata,
+    }
+    return ArchiveEvent("context_conversations", key, {"message": data}, message.timestamp, event_id or new_event_id())
+
+
+_EVENT_ID = operator.attrgetter("event_id")
+
+# A conversation message queued as itself (MemoryOutbox.queue_message): (key, message, seq, copy of its metadata,
+# None for empty). Its event is built once, by the first peek that reaches it, and replaces it in the queue, so
+# its id never changes.
+_Deferred = tuple[str, Message, int, "dict[str, Any] | None"]
+
+
+def _deferred_event(item: _Deferred) -> ArchiveEvent:
+    key, message, seq, metadata = item
+    return message_event(key, message, seq, metadata={} if metadata is None else metadata)
 
 
 @runtime_checkable
@@ -72,12 +163,16 @@ class Outbox(Protocol):
 
 
 class MemoryOutbox:
-    """An in-process outbox: fast, bounded by ``max_pending``, lost with the process (like the memory tier)."""
+    """An in-process outbox: fast, bounded by ``max_pending``, lost with the process (like the memory tier).
+
+    Conversation messages may be queued as the records themselves (:meth:`queue_message`): their events are built
+    when :meth:`peek` first reaches them, in queue order, each exactly once.
+    """
 
     durable = False
 
     def __init__(self, max_pending: int = 1_000_000) -> None:
-        self._events: deque[ArchiveEvent] = deque()
+        self._events: deque[ArchiveEvent | _Deferred] = deque()
         self._max = max_pending
 
     def has_room(self, count: int) -> bool:
@@ -88,19 +183,63 @@ class MemoryOutbox:
         """See :meth:`Outbox.push`."""
         self._events.extend(events)
 
+    def queue_message(self, key: str, message: Message, seq: int) -> None:
+        """Queue the archive event of ``message`` (number ``seq`` of stream ``key``) without building it yet.
+
+        The event is :func:`message_event` of it, built by the first :meth:`peek` that reaches it; the metadata
+        is copied now (one level, as ``to_dict`` does), so a caller changing the message's dict afterwards does
+        not change the archive.
+        """
+        metadata = message.metadata
+        self._events.append((key, message, seq, dict(metadata) if metadata else None))
+
     async def peek(self, count: int) -> list[ArchiveEvent]:
         """See :meth:`Outbox.peek`."""
-        return [self._events[i] for i in range(min(count, len(self._events)))]
+        events = self._events
+        n = min(count, len(events))
+        head = list(itertools.islice(events, n))
+        built: list[ArchiveEvent] = []
+        deferred = False
+        for item in head:
+            if isinstance(item, tuple):
+                deferred = True
+                built.append(_deferred_event(item))
+            else:
+                built.append(item)
+        if deferred:
+            # Put the built events back in place of the records, so a retry sees the same events and ids.
+            for _ in range(n):
+                events.popleft()
+            events.extendleft(reversed(built))
+        return built
 
     async def ack(self, event_ids: Sequence[str]) -> None:
         """See :meth:`Outbox.ack`."""
+        events = self._events
+        n = len(event_ids)
+        if 0 < n <= len(events):
+            # The archiver acks the batch it peeked: the head of the queue, in order. Compared in C (a batch is
+            # thousands of events); a head that is still a record raises AttributeError and takes the long path.
+            try:
+                head_ids: list[str] = list(map(_EVENT_ID, itertools.islice(events, n)))
+            except AttributeError:
+                head_ids = []
+            if head_ids == event_ids or head_ids == list(event_ids):
+                for _ in range(n):
+                    events.popleft()
+                return
         done = set(event_ids)
-        # The single archiver acks what it peeked, which is always a prefix of the queue.
-        while self._events and self._events[0].event_id in done:
-            self._events.popleft()
-        if done and self._events:
-            remaining = [e for e in self._events if e.event_id not in done]
-            if len(remaining) != len(self._events):
+        removed = 0
+        # The single archiver acks what it peeked, which is always a prefix of the queue (built events).
+        while events:
+            head = events[0]
+            if isinstance(head, tuple) or head.event_id not in done:
+                break
+            events.popleft()
+            removed += 1
+        if removed < len(done) and events:
+            remaining = [e for e in events if isinstance(e, tuple) or e.event_id not in done]
+            if len(remaining) != len(events):
                 self._events = deque(remaining)
 
     async def depth(self) -> int:
@@ -109,7 +248,10 @@ class MemoryOutbox:
 
     async def oldest(self) -> datetime | None:
         """See :meth:`Outbox.oldest`."""
-        return self._events[0].created_at if self._events else None
+        if not self._events:
+            return None
+        head = self._events[0]
+        return head[1].timestamp if isinstance(head, tuple) else head.created_at
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -154,7 +296,8 @@ class FileOutbox:
 
     async def push(self, events: Sequence[ArchiveEvent]) -> None:
         """See :meth:`Outbox.push`."""
-        rows = [(e.event_id, e.created_at.isoformat(), json.dumps(e.to_dict(), ensure_ascii=False)) for e in events]
+        # NaN is written as before (a value the cold tier refuses is set aside by the archiver, not by this push).
+        rows = [(e.event_id, e.created_at.isoformat(), archive_json(e.to_dict(), allow_nan=True)) for e in events]
 
         def insert(conn: sqlite3.Connection) -> None:
             with conn:
@@ -171,7 +314,7 @@ class FileOutbox:
             return [r[0] for r in conn.execute("SELECT body FROM outbox ORDER BY seq LIMIT ?", (count,))]
 
         bodies = await asyncio.to_thread(self._run, select)
-        return [ArchiveEvent.from_dict(json.loads(body)) for body in bodies]
+        return [ArchiveEvent.from_dict(archive_loads(body)) for body in bodies]
 
     async def ack(self, event_ids: Sequence[str]) -> None:
         """See :meth:`Outbox.ack`."""
@@ -231,6 +374,12 @@ class Archiver:
         self.last_error_at: datetime | None = None
         self.last_success_at: datetime | None = None
         self._depth_hint = 0
+        self._batch_size = config.batch_size
+        self._awake = False
+        # Only an outbox whose queue lives in this process may hold records instead of events (see queue_message).
+        self._queue_message: Callable[[str, Message, int], None] | None = (
+            outbox.queue_message if isinstance(outbox, MemoryOutbox) else None
+        )
         #: Events the cold tier refused as malformed, with the reason: kept here (and counted in metrics) so an
         #: operator can inspect them; they no longer block the queue.
         self.dead_letters: list[tuple[ArchiveEvent, str]] = []
@@ -250,11 +399,40 @@ class Archiver:
         if not events:
             return
         await self.outbox.push(events)
-        self._depth_hint += len(events)
+        self._queued(len(events))
+
+    def queue_message(self, key: str, message: Message, seq: int) -> bool:
+        """Queue the archive event of a conversation message (number ``seq`` of stream ``key``) without I/O, when
+        the outbox defers building events (in-process: :meth:`MemoryOutbox.queue_message`); True when queued.
+
+        False when the outbox stores encoded events (a durable one must hold the event when the write returns):
+        the caller then submits :func:`message_event` of it.
+        """
+        queue = self._queue_message
+        if queue is None:
+            return False
+        queue(key, message, seq)
+        # _queued(1), inline: this runs on every message append.
+        self._depth_hint += 1
+        if not self._awake:
+            self._wake_up()
+        if self._depth_hint >= self._batch_size:
+            self._full.set()
+        return True
+
+    def _queued(self, count: int) -> None:
+        self._depth_hint += count
+        if not self._awake:
+            self._wake_up()
+        if self._depth_hint >= self._batch_size:
+            self._full.set()
+
+    def _wake_up(self) -> None:
+        # Once per idle period, not per event: until the loop finds the outbox empty again, _idle stays clear and
+        # _wake set (only that branch of _run changes them back, together with _awake).
+        self._awake = True
         self._idle.clear()
         self._wake.set()
-        if self._depth_hint >= self.config.batch_size:
-            self._full.set()
 
     def notify(self, count: int) -> None:
         """Wake the archiver for ``count`` events the hot store already wrote into this outbox itself (capability
@@ -264,11 +442,7 @@ class Archiver:
         count_pushed = getattr(self.outbox, "count_pushed", None)
         if count_pushed is not None:
             count_pushed(count)
-        self._depth_hint += count
-        self._idle.clear()
-        self._wake.set()
-        if self._depth_hint >= self.config.batch_size:
-            self._full.set()
+        self._queued(count)
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until the outbox is empty (True) or ``timeout`` seconds passed (False)."""
@@ -316,6 +490,7 @@ class Archiver:
                 self._depth_hint = 0
                 self._idle.set()
                 self._wake.clear()
+                self._awake = False
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
                 continue

@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from contextkit.archiver import Archiver, FileOutbox, MemoryOutbox, Outbox
+from contextkit.archiver import Archiver, FileOutbox, MemoryOutbox, Outbox, message_event
 from contextkit.config import KitConfig, load_config
 from contextkit.errors import (
     BackendUnavailable,
@@ -42,6 +42,7 @@ from contextkit.records import (
     Message,
     Session,
     TaskContext,
+    new_event_id,
     to_iso,
     utcnow,
 )
@@ -561,23 +562,26 @@ class ContextKit:
             # The append also moves the session's last_activity forward (HotStore.append_messages), and a store
             # with its own outbox writes the archive event in the same step: one round trip on Redis.
             if self._atomic_outbox:
-                event = ArchiveEvent("context_conversations", sid, {})
-                spec = ArchiveSpec(event.table, (event.event_id,), (event.created_at,))
+                # The event is created with the message (message_event's created_at is its timestamp).
+                event_id = new_event_id()
+                spec = ArchiveSpec("context_conversations", (event_id,), (message.timestamp,))
                 raw = await self._hot.append_messages(sid, [message], archive=spec)  # type: ignore[call-arg]
             else:
                 raw = await self._hot.append_messages(sid, [message])
             stored = await self._continue_numbering(sid, raw)
-            if self._archiver is not None:
-                if self._atomic_outbox and raw[0].seq != 1:
-                    self._archiver.notify(len(stored))
-                else:
-                    # (a new stream's first message is archived here, after _continue_numbering fixed its seq;
-                    # with an atomic outbox it reuses the event id the store was given)
-                    payload = {"message": stored[0].to_dict()}
-                    if self._atomic_outbox:
-                        await self._archive(dataclasses.replace(event, payload=payload))
+            archiver = self._archiver
+            if archiver is not None:
+                first = stored[0]
+                if self._atomic_outbox:
+                    if raw[0].seq != 1:
+                        archiver.notify(len(stored))
                     else:
-                        await self._archive(ArchiveEvent("context_conversations", sid, payload))
+                        # A new stream's first message is archived here, after _continue_numbering fixed its seq,
+                        # under the event id the store was given.
+                        await archiver.submit([message_event(sid, first, first.seq, event_id)])
+                # An in-process outbox keeps the (frozen) record and builds its event off the hot path.
+                elif not archiver.queue_message(sid, first, first.seq):
+                    await archiver.submit([message_event(sid, first, first.seq)])
             self._emit("message.append", sid, seq=stored[0].seq, role=message.role)
             return stored[0]
 

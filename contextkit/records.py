@@ -10,6 +10,8 @@ those dicts, so a record reads back equal to what was written.
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -36,6 +38,7 @@ __all__ = [
     "TaskContext",
     "conversation_session_key",
     "from_iso",
+    "new_event_id",
     "new_id",
     "to_iso",
     "utcnow",
@@ -546,6 +549,33 @@ class AgentMessage:
         return Message(role=role, content=self.content, timestamp=self.timestamp, metadata=meta, id=self.message_id)
 
 
+_event_prefix = os.urandom(8).hex()
+_event_counter = itertools.count()
+
+
+def _reseed_event_ids() -> None:
+    global _event_prefix, _event_counter
+    _event_prefix = os.urandom(8).hex()
+    _event_counter = itertools.count()
+
+
+if hasattr(os, "register_at_fork"):
+    # A forked child draws a prefix of its own, so parent and child never hand out the same id.
+    os.register_at_fork(after_in_child=_reseed_event_ids)
+
+
+def new_event_id() -> str:
+    """A new archive event id: 32 hex digits, 16 random ones drawn once per process, then a counter.
+
+    Unique like :func:`new_id` (a 64-bit random prefix per process, a counter a process never repeats; ``next`` on
+    it is atomic under the GIL, so threads never draw the same number) at a fraction of the cost of ``uuid4``,
+    which reads the OS's random source for every id: an event id is drawn on the hot path of archived writes. Ids of
+    one process sort in creation order, which keeps the cold tiers' unique ``event_id`` indexes appending at their
+    right edge.
+    """
+    return f"{_event_prefix}{next(_event_counter):016x}"
+
+
 @dataclass(frozen=True, slots=True)
 class ArchiveEvent:
     """One record for the cold tier: an append to one of the six archive tables.
@@ -559,7 +589,7 @@ class ArchiveEvent:
     key: str
     payload: Mapping[str, Any]
     created_at: datetime = field(default_factory=utcnow)
-    event_id: str = field(default_factory=new_id)
+    event_id: str = field(default_factory=new_event_id)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON form (used by outboxes)."""

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from contextkit.archiver import archive_json
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -228,18 +229,27 @@ def parse_options(options: Mapping[str, Any]) -> ClickHouseOptions:
     return parsed
 
 
-# One encoder for every row: json.dumps with non-default options builds a new encoder per call, which dominated
-# the cost of building an insert batch.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
 def _dumps(value: Any) -> str:
     if not value and isinstance(value, dict):
         return "{}"
     try:
-        return _ENCODER.encode(value)
+        # The archive's shared codec (orjson when installed), with json.dumps' meaning and errors.
+        return archive_json(value)
     except (TypeError, ValueError) as exc:
         raise SerializationError(f"archive payload is not JSON-compatible: {exc}") from exc
+
+
+_UTC = timezone.utc
+_fromisoformat = datetime.fromisoformat
+
+
+def _iso_micros(value: Any) -> int:
+    """DateTime64(6) ticks of an ISO-8601 timestamp as ``to_iso`` writes it (UTC), or of anything ``from_iso``
+    takes; the common case skips the conversion to UTC."""
+    parsed = _fromisoformat(value) if type(value) is str else None
+    if parsed is None or parsed.tzinfo is not _UTC:
+        parsed = from_iso(value)
+    return (parsed - _EPOCH) // _MICROSECOND
 
 
 def _loads(text: str, what: str) -> Any:
@@ -479,14 +489,19 @@ class ClickHouseColdStore:
         try:
             if table == "context_conversations":
                 message = payload["message"]
+                seq, message_id = message.get("seq", 0), message["id"]
+                role, content = message["role"], message["content"]
+                metadata = message.get("metadata")
+                # Conversions only for values that lack their type (the kit's events never do): the hot loop of a
+                # drain.
                 return [
                     event.key,
-                    int(message.get("seq", 0)),
-                    str(message["id"]),
-                    str(message["role"]),
-                    str(message["content"]),
-                    _dumps(message.get("metadata") or {}),
-                    _micros(from_iso(message["timestamp"])),
+                    seq if type(seq) is int else int(seq),
+                    message_id if type(message_id) is str else str(message_id),
+                    role if type(role) is str else str(role),
+                    content if type(content) is str else str(content),
+                    _dumps(metadata) if metadata else "{}",
+                    _iso_micros(message["timestamp"]),
                     created,
                     event.event_id,
                 ]

@@ -25,11 +25,13 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import asyncpg
 
+from contextkit.archiver import archive_json
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -91,13 +93,14 @@ _HISTORY_PAGE = 500
 _CHECKPOINT_PAGE = 64
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_UTC = timezone.utc
+_fromisoformat = datetime.fromisoformat
 
 
 def _dumps(value: Any) -> str:
     if not value and isinstance(value, (dict, list)):
         return "{}" if isinstance(value, dict) else "[]"
-    return _ENCODER.encode(value)
+    return archive_json(value)
 
 
 def _has_nul(value: Any) -> bool:
@@ -134,26 +137,49 @@ def _mapping(payload: Mapping[str, Any], name: str, event: ArchiveEvent) -> Mapp
     return value
 
 
-def _message_row(data: Mapping[str, Any], event: ArchiveEvent) -> tuple[Any, ...]:
-    """The conversation columns of a message dict: :meth:`Message.from_dict`'s checks and coercions without
-    building the Message (the hot loop of a drain), and the metadata serialized once."""
+def _conversation_row(event: ArchiveEvent) -> tuple[Any, ...]:
+    """The COPY record of a ``context_conversations`` event: :meth:`Message.from_dict`'s checks and coercions
+    without building the Message, the metadata serialized once, and the conversions skipped for values that have
+    their type already (what the kit's events hold). This is the hot loop of a drain: every step is inline."""
+    event_id = event.event_id
+    key = event.key
+    # Ids are str by the ArchiveEvent contract; str() only for a caller that passed something else.
+    if type(event_id) is not str:
+        event_id = str(event_id)
+    if type(key) is not str:
+        key = str(key)
+    data = event.payload.get("message")
+    if type(data) is not dict and not isinstance(data, Mapping):
+        raise SerializationError(f"event {event.event_id} ({event.table}) needs a 'message' object in its payload")
     try:
-        message_id = str(data.get("id") or new_id())
-        seq = int(data.get("seq", 0))
-        role = str(data["role"])
-        content = str(data["content"])
-        timestamp = from_iso(data["timestamp"])
-        metadata = dict(data.get("metadata") or {})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SerializationError(f"stored message is malformed: {exc!r}") from exc
-    return (
-        _plain_text(role, event),
-        _plain_text(content, event),
-        _json_text(metadata, event),
-        seq,
-        _plain_text(message_id, event),
-        timestamp,
-    )
+        message_id = data.get("id") or new_id()
+        if type(message_id) is not str:
+            message_id = str(message_id)
+        seq = data.get("seq", 0)
+        if type(seq) is not int:
+            seq = int(seq)
+        role = data["role"]
+        if type(role) is not str:
+            role = str(role)
+        content = data["content"]
+        if type(content) is not str:
+            content = str(content)
+        timestamp = data["timestamp"]
+        sent_at = _fromisoformat(timestamp) if type(timestamp) is str else None
+        if sent_at is None or sent_at.tzinfo is not _UTC:
+            sent_at = from_iso(timestamp)  # naive, another offset, or a datetime: normalised to UTC
+        metadata = data.get("metadata")
+        metadata_text = "{}" if not metadata else archive_json(metadata if type(metadata) is dict else dict(metadata))
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, SerializationError):
+            raise
+        raise SerializationError(f"event {event.event_id} ({event.table}) holds a malformed message: {exc!r}") from None
+    # PostgreSQL text and jsonb cannot hold U+0000 (in JSON text it can only appear escaped).
+    if "\x00" in content or "\x00" in role or "\x00" in message_id or "\x00" in event_id or "\x00" in key or (
+        "\\u0000" in metadata_text and _has_nul(metadata)
+    ):
+        raise SerializationError(f"event {event.event_id} ({event.table}) holds a NUL character, which PostgreSQL cannot store")
+    return (event_id, key, event.created_at, role, content, metadata_text, seq, message_id, sent_at)
 
 
 def _row(event: ArchiveEvent) -> tuple[Any, ...]:
@@ -172,7 +198,7 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
             _json_text(dict(_mapping(payload, "session", event)), event),
         )
     if table == "context_conversations":
-        return _message_row(_mapping(payload, "message", event), event)
+        return _conversation_row(event)[3:]
     if table == "context_task_contexts":
         return (_json_text(dict(_mapping(payload, "context", event)), event),)
     kind = payload_kind(payload)
@@ -209,6 +235,65 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
     if table == "context_conversation_sessions":
         return (_json_text(dict(_mapping(payload, "session", event)), event),)
     raise InvalidInput(f"unknown archive table {table!r} (known: {', '.join(ARCHIVE_TABLES)})")
+
+
+def _copy_row(event: ArchiveEvent) -> tuple[Any, ...]:
+    """The COPY record of one event: (event_id, key, created_at, *the table's columns), validated."""
+    event_id = event.event_id
+    key = event.key
+    # Ids are str by the ArchiveEvent contract; str() only for a caller that passed something else.
+    if type(event_id) is not str:
+        event_id = str(event_id)
+    if type(key) is not str:
+        key = str(key)
+    if "\x00" in event_id or "\x00" in key:
+        _plain_text(event_id + key, event)
+    return (event_id, key, event.created_at, *_row(event))
+
+
+class _CopyRows:
+    """The COPY records of one table's events, built while COPY sends them.
+
+    asyncpg sends a COPY in chunks of 512 KB as it iterates the records, so building each row as COPY asks for it
+    lets the server store one chunk while this process builds the next, instead of building every row first.
+    An event that cannot be stored ends the iteration early (COPY completes with the rows before it) and
+    :meth:`check` raises its error, which the caller does inside the transaction so nothing is written. Rows are
+    kept as they are built, so a retry (or the staging path) iterates them again without rebuilding.
+    """
+
+    __slots__ = ("build", "error", "events", "rows")
+
+    def __init__(self, table: str, events: list[ArchiveEvent]) -> None:
+        self.events = events
+        self.build = _conversation_row if table == "context_conversations" else _copy_row
+        self.rows: list[tuple[Any, ...]] = []
+        self.error: ContextKitError | None = None
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        rows = self.rows
+        yield from rows[:]
+        if self.error is not None:
+            return
+        append, build = rows.append, self.build
+        try:
+            for event in self.events[len(rows) :]:
+                row = build(event)
+                append(row)
+                yield row
+        except ContextKitError as exc:
+            self.error = exc
+
+    def check(self) -> None:
+        """Raise the error of an event that could not be built, if any."""
+        if self.error is not None:
+            raise self.error
+
+    def complete(self) -> list[tuple[Any, ...]]:
+        """Every record, built now where not yet (raises for an event that cannot be stored)."""
+        for _ in self:
+            pass
+        self.check()
+        return self.rows
 
 
 class PostgresColdStore:
@@ -433,24 +518,20 @@ class PostgresColdStore:
         """
         if not events:
             return
-        rows: dict[str, list[tuple[Any, ...]]] = {}
+        by_table: dict[str, list[ArchiveEvent]] = {}
         for event in events:
-            event_id = event.event_id
-            key = event.key
-            # Ids are str by the ArchiveEvent contract; str() only for a caller that passed something else.
-            if type(event_id) is not str:
-                event_id = str(event_id)
-            if type(key) is not str:
-                key = str(key)
-            if "\x00" in event_id or "\x00" in key:
-                _plain_text(event_id + key, event)
-            row = (event_id, key, event.created_at, *_row(event))
-            table_rows = rows.get(event.table)
-            if table_rows is None:
-                rows[event.table] = [row]
+            table_events = by_table.get(event.table)
+            if table_events is None:
+                if event.table not in _KEY_COLUMN:
+                    raise InvalidInput(f"unknown archive table {event.table!r} (known: {', '.join(ARCHIVE_TABLES)})")
+                by_table[event.table] = [event]
             else:
-                table_rows.append(row)
-        tables = [table for table in ARCHIVE_TABLES if table in rows]
+                table_events.append(event)
+        tables = [table for table in ARCHIVE_TABLES if table in by_table]
+        rows = {table: _CopyRows(table, by_table[table]) for table in tables}
+        if not self._owns_pool:
+            for table in tables:
+                rows[table].complete()  # every row checked before any I/O
 
         async def write(conn: Any) -> None:
             # Fast path: COPY straight into the tables. New events are the common case; a batch holding an event
@@ -464,14 +545,17 @@ class PostgresColdStore:
                             await conn.copy_records_to_table(
                                 table, records=rows[table], columns=self._copy_columns[table], schema_name=self.schema
                             )
+                            # An event refused while its rows streamed: raising here rolls the whole batch back.
+                            rows[table].check()
                     return
                 except asyncpg.UniqueViolationError:
                     pass
+            records = {table: rows[table].complete() for table in tables}
             async with conn.transaction():
                 await conn.execute(";".join(self._insert_sql[table][0] for table in tables))
                 for table in tables:
                     await conn.copy_records_to_table(
-                        f"contextkit_stage_{table}", records=rows[table], schema_name="pg_temp"
+                        f"contextkit_stage_{table}", records=records[table], schema_name="pg_temp"
                     )
                     await conn.execute(self._insert_sql[table][1])
 

@@ -26,12 +26,12 @@ holds one field ``e``: the JSON of :meth:`ArchiveEvent.to_dict`.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from contextkit.archiver import archive_json, archive_loads
 from contextkit.errors import SerializationError
 from contextkit.records import ArchiveEvent
 
@@ -70,7 +70,7 @@ def _stream_id(raw: bytes) -> tuple[int, int]:
 
 def _event(body: bytes) -> ArchiveEvent:
     try:
-        return ArchiveEvent.from_dict(json.loads(body))
+        return ArchiveEvent.from_dict(archive_loads(body))
     except (ValueError, KeyError, TypeError) as exc:
         raise SerializationError(f"an outbox entry is not an archive event: {exc!r}") from exc
 
@@ -141,7 +141,7 @@ class RedisStreamOutbox:
         pipe = self._store.client.pipeline(transaction=False)
         for event in events:
             try:
-                body = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+                body = archive_json(event.to_dict())
             except (TypeError, ValueError) as exc:
                 raise SerializationError(f"archive event {event.event_id} cannot be stored as JSON: {exc}") from exc
             pipe.xadd(self._streams[self._shard(event.key)], {"e": body})

@@ -1,0 +1,225 @@
+"""The archive's share of the hot path: messages queued as records in the in-process outbox (events built by the
+drain, once, with stable ids), encoded at once in a durable outbox, cheap event ids, and the JSON codec the outboxes
+and cold writers share (orjson when installed, with the stdlib's meaning)."""
+
+import json
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contextkit import ContextKit
+from contextkit.archiver import FileOutbox, MemoryOutbox, archive_json, archive_loads, message_event
+from contextkit.records import ArchiveEvent, Message, new_event_id, utcnow
+
+
+async def _kit(**overrides: Any) -> ContextKit:
+    config: dict[str, Any] = {"hot": "memory", "cold": "memory", "namespace": "hotpath", "archiver": {"flush_interval": 60}}
+    config.update(overrides)
+    return await ContextKit.from_config(config, env={}).open()
+
+
+def _pending(kit: ContextKit) -> MemoryOutbox:
+    assert kit.archiver is not None
+    outbox = kit.archiver.outbox
+    assert isinstance(outbox, MemoryOutbox)
+    return outbox
+
+
+async def test_a_queued_message_becomes_the_event_of_the_stored_message_with_one_stable_id() -> None:
+    kit = await _kit()
+    try:
+        await kit.create_session("s", "u")
+        stored = await kit.add_message("s", "user", "hello", {"k": [1, 2]})
+        outbox = _pending(kit)
+        first = await outbox.peek(10)
+        again = await outbox.peek(10)
+        assert [e.event_id for e in first] == [e.event_id for e in again]  # built once, retried as is
+        assert [e.table for e in first] == ["context_sessions", "context_task_contexts", "context_conversations"]
+        event = first[2]
+        assert event.key == "s" and event.payload == {"message": stored.to_dict()}
+        assert event.created_at == stored.timestamp
+        assert len(event.event_id) == 32 and len({e.event_id for e in first}) == 3
+        assert await outbox.oldest() == first[0].created_at
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        assert await kit.cold.read_history("s", None) == [stored]  # type: ignore[union-attr]
+    finally:
+        await kit.aclose()
+
+
+async def test_changing_a_message_dict_after_the_call_does_not_change_its_archive() -> None:
+    kit = await _kit()
+    try:
+        metadata = {"k": "before"}
+        stored = await kit.add_message("s", "user", "hello", metadata)
+        metadata["k"] = "caller changed it"
+        stored.metadata["k"] = "returned record changed"  # type: ignore[index]
+        [event] = await _pending(kit).peek(10)
+        assert event.payload["message"]["metadata"] == {"k": "before"}
+    finally:
+        await kit.aclose()
+
+
+async def test_deferred_and_built_events_keep_their_order_through_peek_and_ack() -> None:
+    outbox = MemoryOutbox()
+    now = utcnow()
+    messages = [Message("user", f"m{i}", now, id=f"id{i}") for i in range(4)]
+    outbox.queue_message("s", messages[0], 1)
+    await outbox.push([ArchiveEvent("context_sessions", "s", {"n": 1})])
+    outbox.queue_message("s", messages[1], 2)
+    outbox.queue_message("s", messages[2], 3)
+    assert await outbox.oldest() == now and await outbox.depth() == 4
+    head = await outbox.peek(2)
+    assert [e.table for e in head] == ["context_conversations", "context_sessions"]
+    await outbox.ack([e.event_id for e in head])
+    outbox.queue_message("s", messages[3], 4)
+    rest = await outbox.peek(10)
+    assert [e.payload["message"]["seq"] for e in rest] == [2, 3, 4]
+    assert [e.payload["message"]["id"] for e in rest] == ["id1", "id2", "id3"]
+    await outbox.ack([rest[1].event_id])  # not a prefix: only that one leaves
+    assert [e.event_id for e in await outbox.peek(10)] == [rest[0].event_id, rest[2].event_id]
+    assert not outbox.has_room(1_000_000)
+
+
+async def test_a_durable_outbox_holds_the_message_event_when_the_call_returns(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    kit = await _kit(archiver={"flush_interval": 60, "outbox_path": str(path)})
+    try:
+        assert kit.archiver is not None and not kit.archiver.queue_message("s", Message("user", "x", utcnow()), 1)
+        stored = await kit.add_message("s", "user", "durable", {"n": 1})
+        # Read the file from another connection: the event is there, encoded, before any drain.
+        reader = FileOutbox(path)
+        try:
+            events = await reader.peek(10)
+        finally:
+            await reader.aclose()
+        assert [e.payload for e in events] == [{"message": stored.to_dict()}]
+    finally:
+        await kit.aclose()
+
+
+def test_message_event_matches_the_stored_message() -> None:
+    message = Message("user", "hi", utcnow(), metadata={"a": 1})
+    event = message_event("k", message, 7, "e1")
+    assert event == ArchiveEvent(
+        "context_conversations", "k", {"message": message.with_seq(7).to_dict()}, message.timestamp, "e1"
+    )
+    assert ArchiveEvent.from_dict(json.loads(json.dumps(event.to_dict()))) == event
+
+
+def test_event_ids_are_unique_across_threads() -> None:
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def draw() -> None:
+        mine = [new_event_id() for _ in range(5000)]
+        with lock:
+            ids.extend(mine)
+
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(ids) == 20_000 and len(set(ids)) == 20_000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids[:10])
+    assert new_event_id() != ArchiveEvent("t", "k", {}).event_id
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_process_draws_event_ids_of_its_own() -> None:
+    parent = [new_event_id() for _ in range(3)]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read_end)
+        os.write(write_end, " ".join(new_event_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child = pipe.read().split()
+    os.waitpid(pid, 0)
+    later = [new_event_id() for _ in range(3)]
+    assert len(child) == 3 and not set(child) & set(parent + later)
+    assert {i[:16] for i in child}.isdisjoint({i[:16] for i in parent})
+
+
+_SAME_AS_STDLIB: list[Any] = [
+    {},
+    [],
+    {"a": 1, "b": [1, 2.5, None, True, False], "c": {"d": "e"}},
+    {"unicode": "héllo ☃ 𝄞", "controls": "\x00\x01\n\t\r\x1f\x7f", "quote": '"\\/'},
+    {"big": 2**70, "neg": -(2**64), "edge": 2**63, "float": 1e16, "tiny": 5e-324},
+    {1: "int key", 2.5: "float key", False: "bool key", None: "none key"},
+    {"null": None},
+    [{"deep": [[[[[]]]]]}],
+    "plain text",
+    12,
+]
+
+
+class _Text(str):
+    pass
+
+
+@pytest.mark.parametrize("value", [*_SAME_AS_STDLIB, {"sub": _Text("x")}], ids=repr)
+def test_archive_json_means_what_json_dumps_means(value: Any) -> None:
+    text = archive_json(value)
+    expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert json.loads(text) == json.loads(expected)
+    assert archive_loads(text) == json.loads(expected)
+    assert archive_loads(text.encode()) == json.loads(expected)
+
+
+@pytest.mark.parametrize("value", [math.nan, {"x": [1, math.inf]}, {"deep": {"x": -math.inf}}], ids=repr)
+def test_archive_json_refuses_nan_and_infinity_like_the_stdlib(value: Any) -> None:
+    with pytest.raises(ValueError):
+        archive_json(value)
+    assert archive_json(value, allow_nan=True) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("value", [{"x": utcnow()}, {"x": {1, 2}}, {"x": b"raw"}, {("a",): 1}, {"x": object()}], ids=repr)
+def test_archive_json_refuses_what_the_stdlib_refuses(value: Any) -> None:
+    with pytest.raises(TypeError):
+        archive_json(value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"n": 123456789012345678901234567890}',
+        "[-9223372036854775809, 18446744073709551616]",
+        '{"x": NaN}',
+        '"\\ud800"',
+        '{"a": 1.5, "b": "\\u00e9"}',
+    ],
+)
+def test_archive_loads_reads_what_json_loads_reads(text: str) -> None:
+    expected = json.loads(text)
+    got = archive_loads(text)
+    assert repr(got) == repr(expected)  # exact ints, NaN, lone surrogates
+    assert repr(archive_loads(text.encode("utf-8", "surrogatepass"))) == repr(json.loads(text.encode()))
+
+
+def test_archive_loads_refuses_text_that_is_not_json() -> None:
+    for text in ("", "{", "[1,]", b"\xff"):
+        with pytest.raises(ValueError):
+            archive_loads(text)
+
+
+@pytest.fixture
+def without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextkit.archiver as archiver
+
+    monkeypatch.setattr(archiver, "_orjson", None)
+    monkeypatch.setattr(archiver, "_orjson_dumps", None)
+
+
+@pytest.mark.usefixtures("without_orjson")
+@pytest.mark.parametrize("value", _SAME_AS_STDLIB, ids=repr)
+def test_the_codec_without_orjson_is_the_stdlib(value: Any) -> None:
+    assert archive_json(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert archive_loads(archive_json(value)) == json.loads(json.dumps(value))
