@@ -32,8 +32,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from contextkit.archiver import archive_json
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
-from contextkit.records import ArchiveEvent, Message, Session, from_iso, to_iso
+from contextkit.records import Message, Session, from_iso, to_iso
 from contextkit.stores import ArchiveSpec, Capability, SessionUpdate, StoreSettings, StoreStats
 from contextkit_redis.checkpoints import RedisCheckpoints
 from contextkit_redis.connection import Connected, Gate, RedisOptions, close, connect
@@ -49,8 +50,6 @@ _UPDATABLE_FIELDS = ("status", "user_id", "metadata")
 # Health counts the namespace's keys with SCAN only while that stays cheap.
 _HEALTH_SCAN_ROUNDS = 10
 _HEALTH_SCAN_COUNT = 1000
-# An event dumped with a null message ends with this; the script puts the stored message in its place.
-_HEAD_TAIL = 'null}}'
 
 
 def dumps(value: Any) -> str:
@@ -123,15 +122,22 @@ def _document(raw: Any, what: str) -> dict[str, Any] | None:
 
 
 def _event_heads(key: str, archive: ArchiveSpec, count: int) -> list[str]:
-    """Each event's JSON up to its message: ``head + message JSON + "}}"`` is ``ArchiveEvent.to_dict()`` as JSON."""
+    """Each event's JSON up to its message: ``head + message JSON + "}}"`` is the JSON of ``ArchiveEvent.to_dict()``
+    (the same keys in the same order; ``tests`` compare it with ``dumps(event.to_dict())``).
+
+    Built from the escaped fields rather than by dumping a throwaway event per message: this runs on every
+    archived append (4.4 us per message that way, against about 1.5 us).
+    """
     if len(archive.event_ids) != count or len(archive.created_at) != count:
         raise InvalidInput(f"the archive spec names {len(archive.event_ids)} event(s) for {count} message(s)")
-    heads = []
-    for event_id, created_at in zip(archive.event_ids, archive.created_at, strict=True):
-        event = ArchiveEvent(archive.table, key, {"message": None}, created_at=created_at, event_id=event_id)
-        text = dumps(event.to_dict())
-        heads.append(text[: -len(_HEAD_TAIL)])
-    return heads
+    try:
+        middle = f',"table":{archive_json(archive.table)},"key":{archive_json(key)},"created_at":'
+        return [
+            f'{{"event_id":{archive_json(event_id)}{middle}{archive_json(to_iso(created_at))},"payload":{{"message":'
+            for event_id, created_at in zip(archive.event_ids, archive.created_at, strict=True)
+        ]
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"archive event cannot be stored as JSON: {exc}") from exc
 
 
 def _ms(seconds: float) -> int:
