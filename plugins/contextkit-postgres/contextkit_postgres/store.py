@@ -256,9 +256,9 @@ class _CopyRows:
 
     asyncpg sends a COPY in chunks of 512 KB as it iterates the records, so building each row as COPY asks for it
     lets the server store one chunk while this process builds the next, instead of building every row first.
-    An event that cannot be stored ends the iteration early (COPY completes with the rows before it) and
-    :meth:`check` raises its error, which the caller does inside the transaction so nothing is written. Rows are
-    kept as they are built, so a retry (or the staging path) iterates them again without rebuilding.
+    An event that cannot be stored raises its error out of the iteration, which makes asyncpg abort the COPY
+    (CopyFail): the server stores none of its rows, and an enclosing transaction rolls back. Rows are kept as they
+    are built, so a retry (or the staging path) iterates them again without rebuilding.
     """
 
     __slots__ = ("build", "error", "events", "rows")
@@ -281,7 +281,9 @@ class _CopyRows:
                 append(row)
                 yield row
         except ContextKitError as exc:
+            # Raised inside COPY: asyncpg aborts it (CopyFail), so the server stores none of the batch's rows.
             self.error = exc
+            raise
 
     def check(self) -> None:
         """Raise the error of an event that could not be built, if any."""
@@ -540,13 +542,13 @@ class PostgresColdStore:
             # is binary and would pass the JSON text through an application's own jsonb codec.
             if self._owns_pool:
                 try:
+                    if len(tables) == 1:
+                        # One COPY is atomic by itself: no BEGIN / COMMIT round trips (most batches are messages).
+                        await self._copy_into(conn, tables[0], rows[tables[0]])
+                        return
                     async with conn.transaction():
                         for table in tables:
-                            await conn.copy_records_to_table(
-                                table, records=rows[table], columns=self._copy_columns[table], schema_name=self.schema
-                            )
-                            # An event refused while its rows streamed: raising here rolls the whole batch back.
-                            rows[table].check()
+                            await self._copy_into(conn, table, rows[table])
                     return
                 except asyncpg.UniqueViolationError:
                     pass
@@ -562,6 +564,10 @@ class PostgresColdStore:
         # A big batch may legitimately take longer than one call's timeout.
         budget = self.settings.timeout * max(1.0, len(events) / 5000)
         await self._call("write_events", write, timeout=budget)
+
+    async def _copy_into(self, conn: Any, table: str, rows: _CopyRows) -> None:
+        await conn.copy_records_to_table(table, records=rows, columns=self._copy_columns[table], schema_name=self.schema)
+        rows.check()
 
     # -- reads ------------------------------------------------------------------------------------------------
     async def _newest(self, table: str, key_column: str, key: str, columns: str, extra: str = "") -> Any:

@@ -43,6 +43,21 @@ async def test_an_event_refused_after_rows_were_streamed_leaves_nothing_written(
     assert [(m.seq, m.metadata) for m in history] == [(1998, {"i": 1997}), (1999, {"i": 1998}), (2000, {"i": 1999})]
 
 
+async def test_a_one_table_batch_refused_mid_copy_leaves_nothing_and_the_store_goes_on(
+    pg_stores: Callable[..., PostgresColdStore], new_settings: Callable[..., StoreSettings]
+) -> None:
+    """A batch of one table is one COPY without a transaction: the refused event aborts it (CopyFail)."""
+    store = pg_stores(new_settings())
+    await store.open()
+    events = _messages("s1", 4000)  # > 512 KB: the server has received chunks before the bad event
+    bad = ArchiveEvent("context_conversations", "s1", {"message": {"role": "user", "content": "no timestamp"}})
+    with pytest.raises(SerializationError):
+        await store.write_events([*events[:3000], bad, *events[3000:]])
+    assert await store.count_events("context_conversations") == 0
+    await store.write_events(events)
+    assert await store.count_events("context_conversations", "s1") == 4000
+
+
 async def test_a_batch_holding_stored_events_is_merged_once(
     pg_stores: Callable[..., PostgresColdStore], new_settings: Callable[..., StoreSettings]
 ) -> None:
@@ -70,11 +85,14 @@ def test_copy_rows_are_built_once_and_replayed_in_order() -> None:
     assert row[8] == Message.from_dict(message).timestamp and row[2] == events[0].created_at
 
 
-def test_copy_rows_stop_at_the_first_refused_event_and_report_it() -> None:
+def test_copy_rows_raise_at_the_first_refused_event_and_report_it() -> None:
     events = _messages("s1", 3)
     bad = ArchiveEvent("context_conversations", "s1", {"message": {"role": "user", "content": "a\x00b", "timestamp": "x"}})
     rows = _CopyRows("context_conversations", [*events[:2], bad, events[2]])
-    assert len(list(rows)) == 2
+    seen: list[tuple[object, ...]] = []
+    with pytest.raises(SerializationError):  # raised inside the iteration: asyncpg aborts the COPY
+        seen.extend(rows)
+    assert len(seen) == 2
     with pytest.raises(SerializationError):
         rows.check()
     with pytest.raises(SerializationError):
