@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from contextkit.errors import ConfigError
+from contextkit.errors import ConfigError, SerializationError
 from contextkit.stores import CheckpointRow, CheckpointStore, StoreSettings, WriteRow
 from contextkit.testing.checkpoints import CheckpointStoreSuite, StoreFactory, make_checkpoint_id
 from contextkit.testing.redis_servers import RedisClusterServers
 from contextkit_redis import RedisHotStore
+from contextkit_redis.checkpoints import _read_bundles
 
 
 class _CleanedStore(RedisHotStore):
@@ -114,3 +115,12 @@ async def test_a_client_that_decodes_responses_is_refused_for_checkpoints(redis_
     finally:
         await store.aclose()
         await client.aclose()
+
+
+def test_a_read_reply_is_split_per_checkpoint_and_a_malformed_one_is_refused() -> None:
+    reply = [b"c2", b"rec2", 2, b"blob-a", None, 1, b"write", b"c1", b"rec1", 0, 0]
+    assert _read_bundles(reply) == [(b"c2", b"rec2", [b"blob-a", None], [b"write"]), (b"c1", b"rec1", [], [])]
+    assert _read_bundles([]) == []
+    for bad in (b"a string", [b"c1", b"rec1", 2, b"only one"], [b"c1", None, 0, 0], [b"c1", b"rec1", "x", 0]):
+        with pytest.raises(SerializationError):
+            _read_bundles(bad)
