@@ -62,6 +62,7 @@ async def test_clickhouse_killed_mid_archive_loses_nothing_and_reads_show_no_dup
     failures: list[str] = []
     reached_kill_point = asyncio.Event()
     saw_outage = asyncio.Event()
+    killed = asyncio.Event()
     restarted = asyncio.Event()
 
     async def writer() -> None:
@@ -69,6 +70,10 @@ async def test_clickhouse_killed_mid_archive_loses_nothing_and_reads_show_no_dup
         for index, batch in enumerate(work):
             if index == KILL_AT_BATCH:
                 reached_kill_point.set()
+            elif index == KILL_AT_BATCH + 1:
+                # batch KILL_AT_BATCH may be in flight when the kill lands; later ones must meet the outage (fast
+                # inserts finished two more batches before the kill at times)
+                await killed.wait()
             for _attempt in range(400):
                 assert time.monotonic() < deadline, "the archive did not recover within 120 s"
                 try:
@@ -88,6 +93,7 @@ async def test_clickhouse_killed_mid_archive_loses_nothing_and_reads_show_no_dup
         await asyncio.sleep(0.01)  # aim at the insert in flight (if it already finished, the next one fails)
         await asyncio.to_thread(server.kill)
         assert not server.running
+        killed.set()
         await asyncio.wait_for(saw_outage.wait(), 60)  # keep it down until a write has failed
         await asyncio.to_thread(server.start)
         restarted.set()
