@@ -456,7 +456,9 @@ class ScriptSet:
             await self._pool.release(conn)
 
     async def release(self) -> None:
-        """Return the kept connections to the client's pool (idempotent)."""
+        """Return the kept connections to the client's pool (idempotent); calls still running return theirs to the
+        pool when they finish."""
+        self.keep = 0
         idle, self._idle = self._idle, []
         for conn in idle:
             await self._pool.release(conn)

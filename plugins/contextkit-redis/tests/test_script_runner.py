@@ -86,3 +86,13 @@ async def _client_id(runner: ScriptSet) -> int:
     [conn] = runner._idle
     await conn.send_packed_command(conn.pack_command("CLIENT", "ID"), False)
     return int(await conn.read_response())
+
+
+async def test_a_call_still_running_at_release_returns_its_connection_to_the_pool(client: aioredis.Redis) -> None:
+    runner = ScriptSet(client, {"echo": ECHO})
+    call = asyncio.ensure_future(runner.run("echo", [], ["late"]))
+    await asyncio.sleep(0)  # the call has taken its connection
+    await runner.release()
+    assert await call == b"late"
+    assert runner._idle == []
+    assert _in_use(client) == 0
