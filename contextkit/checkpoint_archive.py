@@ -21,6 +21,9 @@ apart from the seed's own documents by ``payload["kind"]`` (seed payloads have n
   reads hide every checkpoint (and write) of the thread whose id is ``<= floor`` or whose parent's id is, so a
   deleted thread never comes back through read-through; a new run after the delete (ids above the floor, no
   parent) is visible. With several deletes, the highest floor counts.
+* ``context_checkpoints``, one event per thread an ``adelete_for_runs`` removed checkpoints from:
+  ``{"kind": "langgraph-delete", "runs": [run id, ...]}`` (no floor). Cold reads hide the thread's checkpoints
+  whose ``metadata["run_id"]`` is one of them (every such tombstone of the thread counts).
 
 Reads: a checkpoint archived twice (a re-put of the same id) reads back once, from its newest event; writes are
 applied in archive order with the hot tier's key rules (``(task_id, idx)``; an ``upsert`` event replaces, any
@@ -44,6 +47,7 @@ __all__ = [
     "checkpoint_payload",
     "delete_payload",
     "delete_floor",
+    "deleted_runs",
     "is_visible",
     "newest_distinct",
     "payload_kind",
@@ -100,9 +104,14 @@ def writes_payload(
     }
 
 
-def delete_payload(floor: str) -> dict[str, Any]:
-    """The tombstone of a deleted thread: checkpoints with an id (or parent id) ``<= floor`` are hidden."""
-    return {"kind": DELETE_KIND, "floor": floor}
+def delete_payload(floor: str | None = None, runs: Iterable[str] = ()) -> dict[str, Any]:
+    """A tombstone of a thread: checkpoints with an id (or parent id) ``<= floor`` are hidden (a deleted thread),
+    and those whose ``metadata["run_id"]`` is in ``runs`` (deleted runs)."""
+    payload: dict[str, Any] = {"kind": DELETE_KIND, "floor": floor}
+    run_list = sorted({str(r) for r in runs})
+    if run_list:
+        payload["runs"] = run_list
+    return payload
 
 
 def payload_kind(payload: Any) -> str | None:
@@ -117,6 +126,15 @@ def delete_floor(payloads: Iterable[Mapping[str, Any]]) -> str | None:
     """The highest floor among the tombstone payloads (others are ignored), or None."""
     floors = [str(p["floor"]) for p in payloads if payload_kind(p) == DELETE_KIND and p.get("floor")]
     return max(floors) if floors else None
+
+
+def deleted_runs(payloads: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The run ids named by the tombstone payloads (others are ignored)."""
+    runs: set[str] = set()
+    for p in payloads:
+        if payload_kind(p) == DELETE_KIND and isinstance(p.get("runs"), list):
+            runs.update(str(r) for r in p["runs"])
+    return frozenset(runs)
 
 
 def is_visible(checkpoint_id: str, parent_checkpoint_id: str | None, floor: str | None) -> bool:
@@ -135,12 +153,13 @@ def newest_distinct(
     before: str | None,
     floor: str | None,
     limit: int | None,
+    runs: frozenset[str] = frozenset(),
 ) -> list[Mapping[str, Any]]:
     """Checkpoint payloads in ``checkpoint_id`` descending order, each ``(ns, id)`` once, filtered and cut.
 
     ``payloads`` must come ordered by ``checkpoint_id`` descending and, for one id, newest event first: the
-    first payload of an id wins. Non-LangGraph payloads, other namespaces, ids not below ``before`` and ids
-    hidden by ``floor`` are skipped.
+    first payload of an id wins. Non-LangGraph payloads, other namespaces, ids not below ``before``, ids hidden
+    by ``floor`` and checkpoints of the deleted ``runs`` (:func:`deleted_runs`) are skipped.
     """
     seen: set[tuple[str, str]] = set()
     kept: list[Mapping[str, Any]] = []
@@ -160,6 +179,10 @@ def newest_distinct(
         seen.add((ns, cid))
         if not is_visible(cid, payload.get("parent_checkpoint_id"), floor):
             continue
+        if runs:
+            metadata = payload.get("metadata")
+            if isinstance(metadata, Mapping) and metadata.get("run_id") in runs:
+                continue
         kept.append(payload)
         if limit is not None and len(kept) >= limit:
             break

@@ -33,9 +33,12 @@ new subgraph runs cost no cold round trip. A cold tier that is down is logged an
 (as the kit's other read-through does); raising would make every new thread fail while the cold tier is down.
 ``adelete_thread`` (and ``aprune(strategy="delete")``) archives a ``langgraph-delete`` tombstone that the cold
 reads honor, and the saver also filters its own cold reads by the deletes it made, so the thread does not come
-back while the tombstone waits in the outbox. Not mirrored in the archive: ``adelete_for_runs`` and
-``aprune(keep_latest)`` act on the hot tier only (pruned checkpoints stay readable from the archive: time travel
-beyond the hot tier), and ``acopy_thread`` archives the copy of what the hot tier holds.
+back while the tombstone waits in the outbox. ``adelete_for_runs`` archives a tombstone naming the runs for each
+thread the hot tier removed checkpoints from (``CheckpointStore.cp_delete_for_runs`` returns them), and the saver
+hides those runs from its own cold reads too; checkpoints of a run that only the archive still holds (their hot
+copies expired) in a thread the hot tier no longer knows are not found this way, except by this saver. Not
+mirrored in the archive: ``aprune(keep_latest)`` acts on the hot tier only (pruned checkpoints stay readable from
+the archive: time travel beyond the hot tier), and ``acopy_thread`` archives the copy of what the hot tier holds.
 
 Event loops: a store's client belongs to the loop it was opened on. The saver remembers that loop (``loop=``,
 by default the loop running when it is built). Async methods called from another loop are forwarded to it; sync
@@ -286,6 +289,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self.store = store
         self.archive = archive
         self._deleted: OrderedDict[str, Tombstone] = OrderedDict()
+        # Runs deleted through this saver (with a cold tier), hidden from its cold reads while their tombstones
+        # wait in the outbox, and for checkpoints of them that only the archive holds.
+        self._deleted_runs: OrderedDict[str, None] = OrderedDict()
         if loop is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -432,10 +438,12 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
 
     # -- the cold tier ----------------------------------------------------------------------------------------
     def _hidden(self, thread_id: str, bundle: CheckpointBundle) -> bool:
-        """True when this saver deleted the thread after ``bundle`` was made (its tombstone may still wait in
-        the outbox, so the cold tier may not know yet)."""
+        """True when this saver deleted the thread after ``bundle`` was made, or deleted its run (the tombstone may
+        still wait in the outbox, so the cold tier may not know yet)."""
         tomb = self._deleted.get(thread_id)
-        return tomb is not None and tomb.stale_put(bundle.row.checkpoint_id, bundle.row.parent_checkpoint_id)
+        if tomb is not None and tomb.stale_put(bundle.row.checkpoint_id, bundle.row.parent_checkpoint_id):
+            return True
+        return bool(self._deleted_runs) and bundle.row.metadata.get("run_id") in self._deleted_runs
 
     async def _archived(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
         assert self.archive is not None
@@ -732,11 +740,30 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         )
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints and writes made by the given runs (``metadata["run_id"]``)."""
+        """Delete the checkpoints and writes made by the given runs (``metadata["run_id"]``); with a cold tier,
+        a tombstone per thread that lost checkpoints keeps the archived copies of those runs hidden too."""
         if isinstance(run_ids, str):
             raise InvalidInput("run_ids must be a sequence of run ids, not a string")
-        if run_ids:
-            await self._call(self.store.cp_delete_for_runs([str(r) for r in run_ids]))
+        if not run_ids:
+            return
+        runs = [str(r) for r in run_ids]
+        if self.archive is None:
+            await self._call(self.store.cp_delete_for_runs(runs))
+        else:
+            await self._call(self._delete_runs_archived(runs))
+
+    async def _delete_runs_archived(self, runs: list[str]) -> None:
+        assert self.archive is not None
+        self._check_room(1)
+        touched = await self.store.cp_delete_for_runs(runs)
+        for run_id in runs:
+            self._deleted_runs.pop(run_id, None)
+            self._deleted_runs[run_id] = None
+            while len(self._deleted_runs) > _REMEMBERED_DELETES:
+                self._deleted_runs.popitem(last=False)
+        if touched:
+            payload = delete_payload(runs=runs)
+            await self.archive.submit([ArchiveEvent("context_checkpoints", thread_id, payload) for thread_id in touched])
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of a thread (all namespaces, the whole parent chain)."""

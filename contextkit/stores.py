@@ -27,7 +27,7 @@ call that needs a missing one raises :class:`~contextkit.errors.CapabilityNotSup
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -549,8 +549,10 @@ class CheckpointStore(Protocol):
         or chains onto a dropped id. Writes for a checkpoint not stored yet are otherwise kept."""
         ...
 
-    async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Remove the checkpoints (and their writes) whose ``metadata["run_id"]`` is in ``run_ids``."""
+    async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> Collection[str] | None:
+        """Remove the checkpoints (and their writes) whose ``metadata["run_id"]`` is in ``run_ids``; return the ids
+        of the threads that lost checkpoints (the saver archives a tombstone for each, so the cold tier hides
+        them too), or None when the store cannot tell (then nothing is archived)."""
         ...
 
     async def cp_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:

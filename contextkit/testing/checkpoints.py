@@ -540,7 +540,8 @@ class CheckpointStoreSuite:
 
     async def test_delete_for_runs_removes_only_those_runs(self, checkpoint_store: CheckpointStore) -> None:
         """Checkpoints (and writes) whose ``metadata["run_id"]`` is listed go, in every thread and namespace;
-        the others keep reading their blobs."""
+        the others keep reading their blobs. The store returns the threads that lost checkpoints (or None when it
+        cannot tell: the saver then archives no tombstone for them)."""
         t1, t2 = str(uuid.uuid4()), str(uuid.uuid4())
         c1, c2, c3, c4 = (make_checkpoint_id() for _ in range(4))
         await checkpoint_store.cp_put(_row(t1, c1, versions={"a": "1"}, metadata={"run_id": "r1"}), {("a", "1"): _typed(1)})
@@ -548,11 +549,13 @@ class CheckpointStoreSuite:
         await checkpoint_store.cp_put(_row(t1, c3, ns="child:1", metadata={"run_id": "r1"}), {})
         await checkpoint_store.cp_put(_row(t2, c4, metadata={"run_id": "r1"}), {})
         await checkpoint_store.cp_put_writes(t1, "", c1, [_write("t", 0, "x", 1)], False)
-        await checkpoint_store.cp_delete_for_runs(["r1", "missing"])
+        touched = await checkpoint_store.cp_delete_for_runs(["r1", "missing"])
+        assert touched is None or sorted(touched) == sorted([t1, t2])
         assert await _ids(checkpoint_store, t1, None) == [c2]
         assert await _ids(checkpoint_store, t2, None) == []
         assert _values(await checkpoint_store.cp_get(t1, "", c2)) == {"a": 1}
-        await checkpoint_store.cp_delete_for_runs([])
+        assert not await checkpoint_store.cp_delete_for_runs([])
+        assert not await checkpoint_store.cp_delete_for_runs(["r1"])  # nothing of r1 is left
 
     async def test_copy_thread_copies_everything_and_keeps_the_source(self, checkpoint_store: CheckpointStore) -> None:
         """Every namespace, checkpoint (same ids, order, parents, metadata), blob and write is copied under the

@@ -592,6 +592,34 @@ class ColdStoreSuite:
         assert await store.list_langgraph_checkpoints("t1", None) == []
         assert await store.read_checkpoint_document("t1", "seed") == {"checkpoint_id": "seed"}
 
+    async def test_a_runs_tombstone_hides_the_checkpoints_of_those_runs_in_its_thread(self, store: ColdStore) -> None:
+        """A ``langgraph-delete`` tombstone with ``runs`` (what ``adelete_for_runs`` archives per thread) hides
+        the thread's checkpoints whose ``metadata["run_id"]`` it names, by id and in listings, not the thread's
+        other runs nor the same run in another thread; several such tombstones add up.
+
+        Fix: collect the ``runs`` of the thread's tombstones (contextkit.checkpoint_archive.deleted_runs) and pass
+        them to newest_distinct next to the floor.
+        """
+        events = [
+            _lg_event(_lg_row("t1", 1, None, run_id="r1"), created_at=_at(1)),
+            _lg_event(_lg_row("t1", 2, 1, run_id="r1"), created_at=_at(2)),
+            _lg_event(_lg_row("t1", 3, None, run_id="r2"), created_at=_at(3)),
+            _lg_event(_lg_row("t1", 4, 3, run_id="r3"), created_at=_at(4)),
+            _lg_event(_lg_row("t2", 5, None, run_id="r1"), created_at=_at(5)),
+            _event("context_checkpoints", "t1", delete_payload(runs=["r1"]), _at(6), None),
+        ]
+        await store.write_events(events)
+        assert await store.read_langgraph_checkpoint("t1", "", _lg_id(1)) is None
+        assert await store.read_langgraph_checkpoint("t1", "", _lg_id(2)) is None
+        assert [b.row.checkpoint_id for b in await store.list_langgraph_checkpoints("t1", None)] == [_lg_id(4), _lg_id(3)]
+        assert [b.row.checkpoint_id for b in await store.list_langgraph_checkpoints("t1", "", limit=1)] == [_lg_id(4)]
+        other = await store.read_langgraph_checkpoint("t2", "", None)
+        assert other is not None and other.row.checkpoint_id == _lg_id(5)
+        await store.write_events([_event("context_checkpoints", "t1", delete_payload(runs=["r3"]), _at(7), None)])
+        newest = await store.read_langgraph_checkpoint("t1", "", None)
+        assert newest is not None and newest.row.checkpoint_id == _lg_id(3)
+        assert [b.row.checkpoint_id for b in await store.list_langgraph_checkpoints("t1", "")] == [_lg_id(3)]
+
     async def test_missing_keys_read_none_or_empty(self, store: ColdStore) -> None:
         """Every read of a key never archived returns None (or [] for history) and counts 0; it never raises.
 

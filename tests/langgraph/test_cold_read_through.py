@@ -8,6 +8,7 @@ The same scenario on SQLite hot + PostgreSQL cold is ``plugins/contextkit-postgr
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -201,6 +202,32 @@ async def test_a_thread_deleted_through_the_saver_does_not_come_back(kit: Contex
     assert history[0].values == result
     assert all("doc" not in s.values for s in history)
     assert len(history) == 4
+
+
+async def test_checkpoints_of_runs_deleted_through_the_saver_do_not_come_back(kit: ContextKit) -> None:
+    """``adelete_for_runs`` archives a tombstone naming the runs in each thread that lost checkpoints: the run's
+    archived checkpoints stay hidden before the archiver wrote it (the saver remembers), after (the cold tier
+    honors it, read by another saver) and after the hot TTL; the thread's other run stays readable."""
+    saver = kit.checkpointer()
+    graph = archive_graph(saver)
+    dropped, kept = uuid.uuid4(), uuid.uuid4()
+    # (LangGraph Platform passes the run id in configurable; it lands in the checkpoint metadata)
+    await graph.ainvoke({"log": ["dropped"], "count": 0}, {"configurable": {"thread_id": THREAD, "run_id": str(dropped)}})
+    await graph.ainvoke({"log": ["kept"], "count": 0}, {"configurable": {"thread_id": THREAD, "run_id": str(kept)}})
+    await _flush(kit)
+    assert {s.metadata["run_id"] for s in await _history(graph)} == {str(dropped), str(kept)}
+
+    await saver.adelete_for_runs([str(dropped)])
+    assert {s.metadata["run_id"] for s in await _history(graph)} == {str(kept)}
+    await _flush(kit)
+    other = archive_graph(ContextKitSaver(kit.hot, archive=kit.archiver))  # type: ignore[arg-type]
+    assert {s.metadata["run_id"] for s in await _history(other)} == {str(kept)}
+    _expire_hot(kit)
+    reread = archive_graph(ContextKitSaver(kit.hot, archive=kit.archiver))  # type: ignore[arg-type]
+    history = await _history(reread)
+    assert history and {s.metadata["run_id"] for s in history} == {str(kept)}
+    assert kit.cold is not None
+    assert all(b.row.metadata["run_id"] == str(kept) for b in await kit.cold.list_langgraph_checkpoints(THREAD, None))
 
 
 async def test_a_late_put_of_a_deleted_thread_is_not_archived(kit: ContextKit) -> None:

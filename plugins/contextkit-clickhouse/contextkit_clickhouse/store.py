@@ -33,6 +33,7 @@ from contextkit.checkpoint_archive import (
     LANGGRAPH_KIND,
     bundles_from_payloads,
     delete_floor,
+    deleted_runs,
     newest_distinct,
     payload_kind,
 )
@@ -666,7 +667,8 @@ class ClickHouseColdStore:
             f"AND JSONExtractString(data, 'kind') = '{DELETE_KIND}'",
             {"key": thread_id},
         )
-        floor = delete_floor(_loads(row[0], "checkpoint tombstone") for row in tombstones)
+        tomb_payloads = [_loads(row[0], "checkpoint tombstone") for row in tombstones]
+        floor, runs = delete_floor(tomb_payloads), deleted_runs(tomb_payloads)
         where = (
             "thread_id = {key:String} AND checkpoint_id > {floor:String} "
             f"AND JSONExtractString(data, 'kind') = '{LANGGRAPH_KIND}'"
@@ -692,7 +694,9 @@ class ClickHouseColdStore:
                 params,
             )
             payloads.extend(_loads(row[0], "archived checkpoint") for row in rows)
-            chosen = newest_distinct(payloads, checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit)
+            chosen = newest_distinct(
+                payloads, checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit, runs=runs
+            )
             if len(rows) < _CHECKPOINT_PAGE or (limit is not None and len(chosen) >= limit):
                 break
             offset += _CHECKPOINT_PAGE

@@ -365,8 +365,9 @@ class MemoryCheckpoints:
             tomb.dead = previous.dead
         tombstones[thread_id] = tomb
 
-    async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Remove the checkpoints (and their writes) whose ``metadata["run_id"]`` is in ``run_ids``."""
+    async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """Remove the checkpoints (and their writes) whose ``metadata["run_id"]`` is in ``run_ids``; the ids of the
+        threads that lost some."""
         state = self._cp
         touched: dict[tuple[str, str], _Namespace] = {}
         for run_id in run_ids:
@@ -377,6 +378,7 @@ class MemoryCheckpoints:
                     touched[(thread_id, ns_name)] = ns
         for ns in touched.values():
             ns.collect_blobs()
+        return sorted({thread_id for thread_id, _ in touched})
 
     async def cp_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of a thread, in every namespace, to another thread id."""

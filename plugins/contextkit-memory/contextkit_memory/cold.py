@@ -21,9 +21,11 @@ from datetime import datetime
 from typing import Any
 
 from contextkit.checkpoint_archive import (
+    DELETE_KIND,
     LANGGRAPH_KIND,
     bundles_from_payloads,
     delete_floor,
+    deleted_runs,
     newest_distinct,
     payload_kind,
 )
@@ -201,7 +203,8 @@ class MemoryColdStore:
         self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
         rows = self._rows_of("context_checkpoints", thread_id)
-        floor = delete_floor(r.payload for r in rows)
+        tombstones = [r.payload for r in rows if payload_kind(r.payload) == DELETE_KIND]
+        floor, runs = delete_floor(tombstones), deleted_runs(tombstones)
         candidates = [
             r for r in rows
             if payload_kind(r.payload) == LANGGRAPH_KIND
@@ -210,7 +213,7 @@ class MemoryColdStore:
         # checkpoint id descending, and for one id the newest event first (it wins)
         candidates.sort(key=lambda r: (str(r.payload.get("checkpoint_id")), r.newness), reverse=True)
         chosen = newest_distinct(
-            (r.payload for r in candidates), checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit
+            (r.payload for r in candidates), checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit, runs=runs
         )
         if not chosen:
             return []

@@ -37,6 +37,7 @@ from contextkit.checkpoint_archive import (
     LANGGRAPH_KIND,
     bundles_from_payloads,
     delete_floor,
+    deleted_runs,
     newest_distinct,
     payload_kind,
 )
@@ -694,7 +695,8 @@ class PostgresColdStore:
         )
 
         async def read(conn: Any) -> tuple[list[Any], list[Any], str | None]:
-            floor = delete_floor(self._loads(r[0], "checkpoint tombstone") for r in await conn.fetch(floor_sql, thread_id))
+            tombstones = [self._loads(r[0], "checkpoint tombstone") for r in await conn.fetch(floor_sql, thread_id)]
+            floor, runs = delete_floor(tombstones), deleted_runs(tombstones)
             payloads: list[Any] = []
             chosen: list[Any] = []
             cursor: tuple[Any, Any, Any] = (None, None, None)
@@ -703,7 +705,9 @@ class PostgresColdStore:
                     page_sql, thread_id, floor or "", checkpoint_id, before, checkpoint_ns, *cursor, _CHECKPOINT_PAGE
                 )
                 payloads.extend(self._loads(r[3], "archived checkpoint") for r in rows)
-                chosen = newest_distinct(payloads, checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit)
+                chosen = newest_distinct(
+                    payloads, checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit, runs=runs
+                )
                 if len(rows) < _CHECKPOINT_PAGE or (limit is not None and len(chosen) >= limit):
                     break
                 cursor = (rows[-1][0], rows[-1][1], rows[-1][2])

@@ -872,11 +872,12 @@ class RedisCheckpoints:
             by_ns.setdefault(ns, {})[cid] = _decode_record(thread_id, ns, cid, rec)[0]
         return by_ns
 
-    async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> None:
+    async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> list[str]:
         """The run index names the threads; each thread's matching checkpoints go in one script (with their
-        writes and the blobs nothing else points at)."""
+        writes and the blobs nothing else points at). Returns the threads that lost checkpoints."""
         if not run_ids:
-            return
+            return []
+        touched: list[str] = []
         wanted = set(run_ids)
         pipe = self.client.pipeline(transaction=False)
         for run_id in run_ids:
@@ -889,11 +890,14 @@ class RedisCheckpoints:
                 doomed = [cid for cid, row in rows.items() if _run_id(row.metadata) in wanted]
                 if doomed:
                     groups.append((ns, doomed, [], {}))
-            await self._lg_delete(thread_id, groups)
+            if groups:
+                await self._lg_delete(thread_id, groups)
+                touched.append(thread_id)
         pipe = self.client.pipeline(transaction=False)
         for run_id in run_ids:
             pipe.delete(self._lg_run_index(run_id))
         await self.gate("cp_delete_for_runs", pipe.execute())
+        return touched
 
     async def _lg_delete(
         self, thread_id: str, groups: Sequence[tuple[str, Sequence[str], Sequence[str], Mapping[str, CheckpointRow]]]

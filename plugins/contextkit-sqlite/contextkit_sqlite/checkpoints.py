@@ -428,13 +428,14 @@ class SqliteCheckpoints:
         )
         self._purge_thread(conn, thread_id, False)
 
-    async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Remove the checkpoints (and their writes) whose ``metadata["run_id"]`` is in ``run_ids``."""
+    async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """Remove the checkpoints (and their writes) whose ``metadata["run_id"]`` is in ``run_ids``; the ids of the
+        threads that lost some."""
         if not run_ids:
-            return
-        await self._db.write(self._cp_delete_for_runs, dumps([str(r) for r in run_ids]))
+            return []
+        return await self._db.write(self._cp_delete_for_runs, dumps([str(r) for r in run_ids]))
 
-    def _cp_delete_for_runs(self, conn: sqlite3.Connection, run_ids: str) -> None:
+    def _cp_delete_for_runs(self, conn: sqlite3.Connection, run_ids: str) -> list[str]:
         doomed = conn.execute(
             "SELECT thread_id, checkpoint_ns, checkpoint_id FROM ck_checkpoints WHERE namespace = ? "
             "AND run_id IN (SELECT value FROM json_each(?))",
@@ -451,6 +452,7 @@ class SqliteCheckpoints:
         )
         for thread_id, checkpoint_ns in {(thread_id, checkpoint_ns) for thread_id, checkpoint_ns, _ in doomed}:
             self._collect_blobs(conn, thread_id, checkpoint_ns)
+        return sorted({thread_id for thread_id, _, _ in doomed})
 
     async def cp_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of a thread, in every namespace, to another thread id."""

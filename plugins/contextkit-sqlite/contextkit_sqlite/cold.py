@@ -23,6 +23,7 @@ from contextkit.checkpoint_archive import (
     LANGGRAPH_KIND,
     bundles_from_payloads,
     delete_floor,
+    deleted_runs,
     newest_distinct,
 )
 from contextkit.errors import InvalidInput
@@ -287,7 +288,8 @@ class SqliteColdStore:
             "SELECT payload FROM context_checkpoints WHERE namespace = ? AND key = ? AND checkpoint_id = ''",
             (self._ns, thread_id),
         ).fetchall()
-        floor = delete_floor(loads(row[0]) for row in tombstones)
+        tomb_payloads = [loads(row[0]) for row in tombstones]
+        floor, runs = delete_floor(tomb_payloads), deleted_runs(tomb_payloads)
         where = "namespace = ? AND key = ? AND checkpoint_id > ? AND json_extract(payload, '$.kind') = ?"
         params: list[Any] = [self._ns, thread_id, floor or "", LANGGRAPH_KIND]
         if checkpoint_id is not None:
@@ -319,7 +321,7 @@ class SqliteColdStore:
                     return
                 cursor = rows[-1][:3]
 
-        chosen = newest_distinct(pages(), checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit)
+        chosen = newest_distinct(pages(), checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit, runs=runs)
         if not chosen:
             return []
         ids = sorted({str(p["checkpoint_id"]) for p in chosen})
