@@ -365,19 +365,19 @@ class ScriptSet:
     ``redis-py`` Script objects keep the source, so a NOSCRIPT reply (server restarted, script cache flushed)
     re-loads the script instead of failing; nothing here caches server state.
 
-    On a plain ``redis.asyncio.Redis`` client a script call (and a :meth:`read`) skips the client's command machinery: it takes a
-    connection from a small LIFO of connections this set keeps checked out of the client's pool, sends EVALSHA and
-    reads the reply on it (``Connection.pack_command`` / ``send_packed_command`` / ``read_response``, the layer
-    redis-py's own pipelines use). Measured here: a call costs ~22 us of CPU that way against ~47 us through
-    ``client.evalsha`` (a BlockingConnectionPool checkout takes a condition, a timeout and observability hooks,
-    twice per command), and a LangGraph checkpoint write makes one script call. Commands are packed by hiredis
-    when it is installed (see :func:`_pack`). The kept connections stay
-    counted by the pool, so ``max_connections`` still bounds the total; at most :attr:`keep` of them are kept
-    (at most half the pool, so other commands still find free connections), the rest go back to the pool. A
-    kept connection is checked like the pool checks one (:func:`_ready`: a dead socket reconnects before the
-    command is sent, never after, so nothing is retried); a failed or cancelled call disconnects its
-    connection and returns it to the pool. Cluster clients and pipelines use ``redis-py``'s path unchanged.
-    :meth:`release` returns the kept connections (the store calls it when it closes).
+    On a plain ``redis.asyncio.Redis`` client, a script call (and a :meth:`read`) skips the client's command
+    machinery and runs on a connection this set keeps checked out of the client's pool: the command is packed by
+    hiredis (:func:`_pack`), written to the connection's stream (:func:`_send`) and its reply read with
+    ``read_response``, the layer redis-py's own pipelines use. Through ``client.evalsha`` a call cost ~25 us more
+    CPU here (a BlockingConnectionPool checkout and release take a condition, a timeout and observability hooks),
+    and every LangGraph checkpoint write or read is one script call.
+
+    The kept connections stay counted by the pool, so ``max_connections`` still bounds the total; at most
+    :attr:`keep` are kept (at most half the pool, so other commands still find free connections), the rest go
+    back. A kept connection is checked before use (:func:`_ready`: a dead socket reconnects before the command is
+    sent, never after, so nothing is retried); an error reply keeps it; a failed, timed-out or cancelled call
+    disconnects it and returns it to the pool. Cluster clients use ``redis-py``'s path unchanged. :meth:`release`
+    returns the kept connections (the store calls it when it closes).
     """
 
     def __init__(self, client: Any, sources: dict[str, str]) -> None:
