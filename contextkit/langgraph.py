@@ -38,7 +38,9 @@ thread the hot tier removed checkpoints from (``CheckpointStore.cp_delete_for_ru
 hides those runs from its own cold reads too; checkpoints of a run that only the archive still holds (their hot
 copies expired) in a thread the hot tier no longer knows are not found this way, except by this saver. Not
 mirrored in the archive: ``aprune(keep_latest)`` acts on the hot tier only (pruned checkpoints stay readable from
-the archive: time travel beyond the hot tier), and ``acopy_thread`` archives the copy of what the hot tier holds.
+the archive: time travel beyond the hot tier). ``acopy_thread`` copies the hot tier's checkpoints there and archives
+under the target both those and the source's archived checkpoints the hot tier no longer holds, so the copy reads
+back the whole history (a cold tier that cannot be read fails the copy before anything is written).
 
 Event loops: a store's client belongs to the loop it was opened on. The saver remembers that loop (``loop=``,
 by default the loop running when it is built). Async methods called from another loop are forwarded to it; sync
@@ -773,26 +775,43 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             await self._call(self._copy_archived(str(source_thread_id), str(target_thread_id)))
 
     async def _copy_archived(self, source: str, target: str) -> None:
-        """Copy in the hot tier, then archive what the target thread now holds there."""
+        """Copy in the hot tier, then archive under the target what it now holds there, and the source's archived
+        checkpoints the hot tier no longer had (expired or pruned), so the copy has the whole history too."""
         assert self.archive is not None
+        try:
+            archived = await self.archive.cold.list_langgraph_checkpoints(source, None)
+        except BackendUnavailable as exc:
+            # Read before anything is written: a copy without the archived history would be silently partial.
+            raise BackendUnavailable(f"copying thread {source!r}: its archived checkpoints cannot be read: {exc}") from exc
         await self.store.cp_copy_thread(source, target)
         events: list[ArchiveEvent] = []
+        copied: set[tuple[str, str]] = set()
         async for bundle in self.store.cp_list(target, None):
-            row = bundle.row
-            events.append(ArchiveEvent("context_checkpoints", target, checkpoint_payload(row, bundle.blobs)))
-            by_task: dict[str, list[WriteRow]] = {}
-            for write in bundle.writes:
-                by_task.setdefault(write.task_id, []).append(write)
-            events.extend(
-                ArchiveEvent(
-                    "context_checkpoint_writes",
-                    target,
-                    writes_payload(row.checkpoint_ns, row.checkpoint_id, task_id, task_writes, True),
-                )
-                for task_id, task_writes in by_task.items()
-            )
+            copied.add((bundle.row.checkpoint_ns, bundle.row.checkpoint_id))
+            events.extend(self._copy_events(target, bundle))
+        for bundle in archived:
+            if (bundle.row.checkpoint_ns, bundle.row.checkpoint_id) not in copied and not self._hidden(source, bundle):
+                events.extend(self._copy_events(target, bundle))
         self._check_room(len(events))
         await self.archive.submit(events)
+
+    @staticmethod
+    def _copy_events(target: str, bundle: CheckpointBundle) -> list[ArchiveEvent]:
+        """The archive events of one checkpoint (with all its blobs and writes) under thread ``target``."""
+        row = bundle.row
+        events = [ArchiveEvent("context_checkpoints", target, checkpoint_payload(row, bundle.blobs))]
+        by_task: dict[str, list[WriteRow]] = {}
+        for write in bundle.writes:
+            by_task.setdefault(write.task_id, []).append(write)
+        events.extend(
+            ArchiveEvent(
+                "context_checkpoint_writes",
+                target,
+                writes_payload(row.checkpoint_ns, row.checkpoint_id, task_id, task_writes, True),
+            )
+            for task_id, task_writes in by_task.items()
+        )
+        return events
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``keep_latest``: keep the newest checkpoint of each namespace with its writes, plus the ancestors its

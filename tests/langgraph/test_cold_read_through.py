@@ -16,6 +16,7 @@ import pytest
 
 from contextkit import ContextKit
 from contextkit.checkpoint_archive import LANGGRAPH_KIND
+from contextkit.errors import BackendUnavailable
 from contextkit.langgraph import ContextKitSaver
 from contextkit.stores import CheckpointBundle
 from contextkit.testing.checkpoints import ARCHIVE_DOC, archive_graph, run_archive_graph, state_summary
@@ -262,6 +263,39 @@ async def test_pruning_the_hot_copy_keeps_the_history_readable_from_the_archive(
     assert [(e[0], e[2], e[3]) for e in after] == [(e[0], e[2], e[3]) for e in before]
     assert after[1:] == before[1:]
     assert (await graph.aget_state(_config(checkpoint_id=before[-1][0]))).values == before[-1][2]
+
+
+async def test_a_copy_of_a_pruned_thread_has_its_whole_archived_history(kit: ContextKit) -> None:
+    """``acopy_thread`` archives under the target the source's checkpoints that only the archive still holds, so
+    the copy reads back the same history as the source, also once the hot copies are gone; the source is kept."""
+    saver = kit.checkpointer()
+    graph = archive_graph(saver)
+    await run_archive_graph(graph, THREAD, 3)
+    before = state_summary(await _history(graph))
+    await _flush(kit)
+    await saver.aprune([THREAD])  # the hot tier keeps only the newest checkpoint
+    target = "thread: the copy"
+    await saver.acopy_thread(THREAD, target)
+    await _flush(kit)
+    _expire_hot(kit)
+    reread = archive_graph(ContextKitSaver(kit.hot, archive=kit.archiver))  # type: ignore[arg-type]
+    copied = state_summary(await _history(reread, target))
+    assert [(e[0], e[2]) for e in copied] == [(e[0], e[2]) for e in before]
+    assert [(e[0], e[2]) for e in state_summary(await _history(reread))] == [(e[0], e[2]) for e in before]
+
+
+async def test_a_copy_fails_before_writing_when_the_archive_cannot_be_read(kit: ContextKit) -> None:
+    saver = kit.checkpointer()
+    await run_archive_graph(archive_graph(saver), THREAD, 1)
+    assert kit.cold is not None
+
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        raise BackendUnavailable("cold tier down (test)")
+
+    kit.cold.list_langgraph_checkpoints = down  # type: ignore[method-assign]
+    with pytest.raises(BackendUnavailable, match="archived checkpoints cannot be read"):
+        await saver.acopy_thread(THREAD, "thread: no copy")
+    assert [b async for b in kit.hot.cp_list("thread: no copy", None)] == []  # type: ignore[attr-defined]
 
 
 async def test_the_sync_api_reads_back_from_the_cold_tier(kit: ContextKit) -> None:
