@@ -44,13 +44,13 @@ once a minute: a put stays one round trip. Index entries of expired threads are 
 
 from __future__ import annotations
 
-import json
 import time
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from contextkit.archiver import archive_json, archive_loads
 from contextkit.errors import ConfigError, SerializationError
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,
@@ -65,12 +65,6 @@ from contextkit.stores import (
 from contextkit_redis.connection import Gate
 from contextkit_redis.keys import KeyLayout
 from contextkit_redis.scripts import ScriptSet
-
-_orjson: Any
-try:  # optional: 5-10x faster JSON for metadata and versions (installed with langsmith / langchain-core)
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - the stdlib json gives the same bytes' meaning
-    _orjson = None
 
 __all__ = ["LG_SCRIPTS", "RedisCheckpoints"]
 
@@ -442,25 +436,11 @@ def _prefix(ns: str) -> bytes:
 
 
 def _json(value: Any) -> bytes:
-    if _orjson is not None:
-        try:
-            encoded: bytes = _orjson.dumps(value)
-            return encoded
-        except (TypeError, ValueError):
-            pass  # e.g. an int beyond 64 bits: the stdlib encoder takes it (or names the problem)
+    # The archive's codec: orjson when installed, with the stdlib's meaning (NaN and infinity refused).
     try:
-        return _b(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+        return archive_json(value).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise SerializationError(f"checkpoint metadata cannot be stored as JSON: {exc}") from exc
-
-
-def _from_json(raw: bytes) -> Any:
-    if _orjson is not None:
-        try:
-            return _orjson.loads(raw)
-        except ValueError:
-            pass
-    return json.loads(raw)
 
 
 def _encode_record(row: CheckpointRow) -> bytes:
@@ -485,8 +465,8 @@ def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[Check
     """The row and the channels in the order of the stored versions array (the order blob values come in)."""
     vjson, ctype, cbytes, meta, parent = _unpack(raw, 5)
     try:
-        flat = _from_json(vjson)
-        metadata = _from_json(meta)
+        flat = archive_loads(vjson)
+        metadata = archive_loads(meta)
     except ValueError as exc:
         raise SerializationError(f"stored checkpoint {cid!r} has malformed JSON: {exc}") from exc
     channels = flat[0::2]

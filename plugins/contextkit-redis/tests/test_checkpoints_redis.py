@@ -86,6 +86,17 @@ async def test_a_thread_has_a_fixed_set_of_keys_in_one_slot_whatever_its_namespa
 
 
 @pytest.mark.redis
+async def test_metadata_json_cannot_hold_is_refused_and_nothing_is_stored(store: RedisHotStore) -> None:
+    """NaN, infinity or a non-JSON value in the metadata of a put raise SerializationError (not stored as null)."""
+    tid = f"thread-{uuid.uuid4().hex}"
+    for bad in (float("nan"), float("inf"), {1, 2}):
+        row = CheckpointRow(tid, "", make_checkpoint_id(), None, ("msgpack", b"c"), {"score": bad}, {})
+        with pytest.raises(SerializationError):
+            await store.cp_put(row, {})
+    assert await store.cp_get(tid, "", None) is None
+
+
+@pytest.mark.redis
 async def test_binary_values_and_separator_characters_round_trip_exactly(store: RedisHotStore) -> None:
     """Bytes with NUL and 0xFF, and namespaces / channels / task ids containing the layout's separators."""
     tid, cid = "thread\x01", make_checkpoint_id()
