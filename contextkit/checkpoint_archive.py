@@ -42,6 +42,7 @@ from contextkit.stores import CheckpointBundle, CheckpointRow, Typed, WriteRow
 __all__ = [
     "DELETE_KIND",
     "LANGGRAPH_KIND",
+    "archive_payloads",
     "bundle_from_payloads",
     "bundles_from_payloads",
     "checkpoint_payload",
@@ -102,6 +103,22 @@ def writes_payload(
         "upsert": bool(upsert),
         "writes": [[w.idx, w.channel, *typed_to_json(w.value), w.task_path] for w in writes],
     }
+
+
+def archive_payloads(
+    row: CheckpointRow, blobs: Mapping[str, Typed], writes: Iterable[WriteRow]
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(table, payload)`` of one checkpoint and its pending writes, as they are archived whole (a copy, a
+    migration): the ``context_checkpoints`` payload, then one upserting ``context_checkpoint_writes`` payload per
+    task id (sorted; each task's writes in their order)."""
+    out: list[tuple[str, dict[str, Any]]] = [("context_checkpoints", checkpoint_payload(row, blobs))]
+    by_task: dict[str, list[WriteRow]] = {}
+    for write in writes:
+        by_task.setdefault(write.task_id, []).append(write)
+    for task_id in sorted(by_task):
+        payload = writes_payload(row.checkpoint_ns, row.checkpoint_id, task_id, by_task[task_id], True)
+        out.append(("context_checkpoint_writes", payload))
+    return out
 
 
 def delete_payload(floor: str | None = None, runs: Iterable[str] = ()) -> dict[str, Any]:

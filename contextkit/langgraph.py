@@ -77,7 +77,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from contextkit.checkpoint_archive import checkpoint_payload, delete_payload, writes_payload
+from contextkit.checkpoint_archive import archive_payloads, checkpoint_payload, delete_payload, writes_payload
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
@@ -257,6 +257,13 @@ def _copy_json(value: Any) -> Any:
     if isinstance(value, Mapping):
         return _copy_json(dict(value))
     return value
+
+
+def _copy_events(target: str, bundle: CheckpointBundle) -> list[ArchiveEvent]:
+    """The archive events of one checkpoint (with all its blobs and writes) under thread ``target``."""
+    return [
+        ArchiveEvent(table, target, payload) for table, payload in archive_payloads(bundle.row, bundle.blobs, bundle.writes)
+    ]
 
 
 def _write_order(write: WriteRow) -> tuple[str, str, int]:
@@ -788,30 +795,12 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         copied: set[tuple[str, str]] = set()
         async for bundle in self.store.cp_list(target, None):
             copied.add((bundle.row.checkpoint_ns, bundle.row.checkpoint_id))
-            events.extend(self._copy_events(target, bundle))
+            events.extend(_copy_events(target, bundle))
         for bundle in archived:
             if (bundle.row.checkpoint_ns, bundle.row.checkpoint_id) not in copied and not self._hidden(source, bundle):
-                events.extend(self._copy_events(target, bundle))
+                events.extend(_copy_events(target, bundle))
         self._check_room(len(events))
         await self.archive.submit(events)
-
-    @staticmethod
-    def _copy_events(target: str, bundle: CheckpointBundle) -> list[ArchiveEvent]:
-        """The archive events of one checkpoint (with all its blobs and writes) under thread ``target``."""
-        row = bundle.row
-        events = [ArchiveEvent("context_checkpoints", target, checkpoint_payload(row, bundle.blobs))]
-        by_task: dict[str, list[WriteRow]] = {}
-        for write in bundle.writes:
-            by_task.setdefault(write.task_id, []).append(write)
-        events.extend(
-            ArchiveEvent(
-                "context_checkpoint_writes",
-                target,
-                writes_payload(row.checkpoint_ns, row.checkpoint_id, task_id, task_writes, True),
-            )
-            for task_id, task_writes in by_task.items()
-        )
-        return events
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``keep_latest``: keep the newest checkpoint of each namespace with its writes, plus the ancestors its

@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from contextkit.checkpoint_archive import checkpoint_payload, writes_payload
+from contextkit.checkpoint_archive import archive_payloads
 from contextkit.errors import (
     BackendUnavailable,
     CapabilityNotSupported,
@@ -585,10 +585,8 @@ class RecordSink:
         if self.archiver is not None:
             # The saver's archive format, so the target's cold tier reads these back like checkpoints it archived.
             by_channel = {channel: value for (channel, _), value in blobs.items()}
-            self._archive("context_checkpoints", tid, checkpoint_payload(row, by_channel), self._later())
-            for task_id in sorted({w.task_id for w in writes}):
-                mine = [w for w in writes if w.task_id == task_id]
-                self._archive("context_checkpoint_writes", tid, writes_payload(ns, cid, task_id, mine, True), self._later())
+            for table, payload in archive_payloads(row, by_channel, writes):
+                self._archive(table, tid, payload, self._later())
 
     async def _submit(self, *, force: bool) -> None:
         if self.archiver is None or not self._events or (not force and len(self._events) < _PAGE):
