@@ -26,13 +26,12 @@ subtracted) and, on a cluster, a crash between a write and its counter update. `
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from contextkit.archiver import archive_json
+from contextkit.archiver import archive_json, archive_loads
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
 from contextkit.records import Message, Session, from_iso, to_iso
 from contextkit.stores import ArchiveSpec, Capability, SessionUpdate, StoreSettings, StoreStats
@@ -53,16 +52,16 @@ _HEALTH_SCAN_COUNT = 1000
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON (UTF-8 kept as is); a value JSON cannot hold raises SerializationError."""
+    """Compact JSON (UTF-8 kept as is; the archive's codec); a value JSON cannot hold raises SerializationError."""
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return archive_json(value)
     except (TypeError, ValueError) as exc:
         raise SerializationError(f"value cannot be stored as JSON: {exc}") from exc
 
 
 def _loads(raw: Any, what: str) -> Any:
     try:
-        return json.loads(raw)
+        return archive_loads(raw)
     except (TypeError, ValueError) as exc:
         raise SerializationError(f"stored {what} is not valid JSON: {exc}") from exc
 
@@ -87,7 +86,7 @@ def _as_hash(raw: Any) -> dict[str, str]:
 
 def _session_from_hash(fields: Mapping[str, str]) -> Session:
     try:
-        metadata = json.loads(fields["metadata"])
+        metadata = archive_loads(fields["metadata"])
         if not isinstance(metadata, dict):
             raise TypeError("metadata is not an object")
         return Session(
