@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -38,9 +38,18 @@ from typing import Any, Protocol, runtime_checkable
 from contextkit.config import ArchiverConfig
 from contextkit.errors import BackendUnavailable, SerializationError
 from contextkit.records import ArchiveEvent, Message, from_iso, new_event_id, to_iso, utcnow
-from contextkit.stores import ColdStore
+from contextkit.stores import Capability, ColdStore
 
-__all__ = ["Archiver", "FileOutbox", "MemoryOutbox", "Outbox", "archive_json", "archive_loads", "message_event"]
+__all__ = [
+    "Archiver",
+    "FileOutbox",
+    "MemoryOutbox",
+    "Outbox",
+    "PeekAhead",
+    "archive_json",
+    "archive_loads",
+    "message_event",
+]
 
 logger = logging.getLogger("contextkit.archiver")
 
@@ -166,6 +175,20 @@ class Outbox(Protocol):
         ...
 
 
+@runtime_checkable
+class PeekAhead(Protocol):
+    """An outbox that can read past the batches in flight: what lets the archiver write several at once.
+
+    ``peek`` hands out the oldest events and starts a new window; each ``peek_ahead`` then hands out the next
+    ``count`` events after every event handed out since (and not acknowledged), or nothing, without moving, when
+    fewer than ``count`` wait: only full batches are written ahead, a partial one waits for its accumulation window.
+    """
+
+    async def peek_ahead(self, count: int) -> list[ArchiveEvent]:
+        """The ``count`` events after those handed out since the last :meth:`Outbox.peek`, or ``[]``."""
+        ...
+
+
 class MemoryOutbox:
     """An in-process outbox: fast, bounded by ``max_pending``, lost with the process (like the memory tier).
 
@@ -178,6 +201,8 @@ class MemoryOutbox:
     def __init__(self, max_pending: int = 1_000_000) -> None:
         self._events: deque[ArchiveEvent | _Deferred] = deque()
         self._max = max_pending
+        # Events at the head handed out by peek / peek_ahead and not acknowledged yet (the batches in flight).
+        self._handed = 0
 
     def has_room(self, count: int) -> bool:
         """See :meth:`Outbox.has_room`."""
@@ -199,12 +224,23 @@ class MemoryOutbox:
 
     async def peek(self, count: int) -> list[ArchiveEvent]:
         """See :meth:`Outbox.peek`."""
+        n = min(count, len(self._events))
+        self._handed = n
+        return self._hand_out(0, n)
+
+    async def peek_ahead(self, count: int) -> list[ArchiveEvent]:
+        """See :meth:`PeekAhead.peek_ahead`."""
+        start = self._handed
+        if count <= 0 or len(self._events) - start < count:
+            return []
+        self._handed = start + count
+        return self._hand_out(start, count)
+
+    def _hand_out(self, start: int, n: int) -> list[ArchiveEvent]:
         events = self._events
-        n = min(count, len(events))
-        head = list(itertools.islice(events, n))
         built: list[ArchiveEvent] = []
         deferred = False
-        for item in head:
+        for item in itertools.islice(events, start, start + n):
             if isinstance(item, tuple):
                 deferred = True
                 built.append(_deferred_event(item))
@@ -212,9 +248,11 @@ class MemoryOutbox:
                 built.append(item)
         if deferred:
             # Put the built events back in place of the records, so a retry sees the same events and ids.
+            events.rotate(-start)
             for _ in range(n):
                 events.popleft()
             events.extendleft(reversed(built))
+            events.rotate(start)
         return built
 
     async def ack(self, event_ids: Sequence[str]) -> None:
@@ -231,10 +269,12 @@ class MemoryOutbox:
             if head_ids == event_ids or head_ids == list(event_ids):
                 for _ in range(n):
                     events.popleft()
+                self._handed = max(0, self._handed - n)
                 return
         done = set(event_ids)
         removed = 0
-        # The single archiver acks what it peeked, which is always a prefix of the queue (built events).
+        # The archiver acks the batches it peeked in order, so this is a prefix of the queue (built events); a
+        # batch acked past one that failed, or one refused event set aside, takes the scan below.
         while events:
             head = events[0]
             if isinstance(head, tuple) or head.event_id not in done:
@@ -244,7 +284,10 @@ class MemoryOutbox:
         if removed < len(done) and events:
             remaining = [e for e in events if isinstance(e, tuple) or e.event_id not in done]
             if len(remaining) != len(events):
+                removed += len(events) - len(remaining)
                 self._events = deque(remaining)
+        # Only handed-out events are acknowledged: whatever left the queue was among them.
+        self._handed = max(0, self._handed - removed)
 
     async def depth(self) -> int:
         """See :meth:`Outbox.depth`."""
@@ -272,6 +315,8 @@ class FileOutbox:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._count = 0
+        # seq of the newest event handed out by peek / peek_ahead (the end of the batches in flight).
+        self._cursor = 0
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -313,12 +358,29 @@ class FileOutbox:
 
     async def peek(self, count: int) -> list[ArchiveEvent]:
         """See :meth:`Outbox.peek`."""
+        self._cursor = 0
+        return await self._select(count, full_only=False)
 
-        def select(conn: sqlite3.Connection) -> list[str]:
-            return [r[0] for r in conn.execute("SELECT body FROM outbox ORDER BY seq LIMIT ?", (count,))]
+    async def peek_ahead(self, count: int) -> list[ArchiveEvent]:
+        """See :meth:`PeekAhead.peek_ahead`."""
+        if count <= 0:
+            return []
+        return await self._select(count, full_only=True)
 
-        bodies = await asyncio.to_thread(self._run, select)
-        return [ArchiveEvent.from_dict(archive_loads(body)) for body in bodies]
+    async def _select(self, count: int, *, full_only: bool) -> list[ArchiveEvent]:
+        after = self._cursor
+
+        def select(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+            return conn.execute(
+                "SELECT seq, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, count)
+            ).fetchall()
+
+        rows = await asyncio.to_thread(self._run, select)
+        if full_only and len(rows) < count:
+            return []
+        if rows:
+            self._cursor = rows[-1][0]
+        return [ArchiveEvent.from_dict(archive_loads(body)) for _, body in rows]
 
     async def ack(self, event_ids: Sequence[str]) -> None:
         """See :meth:`Outbox.ack`."""
@@ -383,6 +445,14 @@ class Archiver:
         # Only an outbox whose queue lives in this process may hold records instead of events (see queue_message).
         self._queue_message: Callable[[str, Message, int], None] | None = (
             outbox.queue_message if isinstance(outbox, MemoryOutbox) else None
+        )
+        # Batches written at once: more than one only where the cold tier takes concurrent writes and the outbox
+        # can read past the batches in flight.
+        peek_ahead = getattr(outbox, "peek_ahead", None)
+        concurrent = Capability.CONCURRENT_WRITES.value in getattr(cold, "capabilities", ())
+        self._window = max(1, config.max_in_flight) if concurrent and callable(peek_ahead) else 1
+        self._peek_ahead: Callable[[int], Awaitable[list[ArchiveEvent]]] | None = (
+            peek_ahead if self._window > 1 else None
         )
         #: Events the cold tier refused as malformed, with the reason: kept here (and counted in metrics) so an
         #: operator can inspect them; they no longer block the queue.
@@ -485,7 +555,16 @@ class Archiver:
         delay = 0.0
         while not self._stopping:
             try:
-                batch = await self.outbox.peek(self.config.batch_size)
+                batch = await self.outbox.peek(self._batch_size)
+                if batch and len(batch) < self._batch_size and delay == 0.0 and self.config.flush_interval > 0:
+                    # Let a burst accumulate: the cold tiers want large batches, not one row per insert.
+                    # Every write sets _wake, so waiting on it here would end the window at the next write and
+                    # archive one event at a time; only a full batch or a flush ends it early.
+                    if not self._full.is_set():
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(self._full.wait(), timeout=self.config.flush_interval)
+                    self._full.clear()
+                    batch = await self.outbox.peek(self._batch_size)
             except Exception as exc:
                 self._record_failure(exc)
                 await asyncio.sleep(self._backoff())
@@ -498,46 +577,80 @@ class Archiver:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
                 continue
-            if len(batch) < self.config.batch_size and delay == 0.0 and self.config.flush_interval > 0:
-                # Let a burst accumulate: the cold tiers want large batches, not one row per insert.
-                # Every write sets _wake, so waiting on it here would end the window at the next write and
-                # archive one event at a time; only a full batch or a flush ends it early.
-                if not self._full.is_set():
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._full.wait(), timeout=self.config.flush_interval)
-                self._full.clear()
-                batch = await self.outbox.peek(self.config.batch_size)
-            try:
-                if not self._cold_open:
-                    await self.cold.open()
-                    self._cold_open = True
-                await self.cold.write_events(batch)
-            except asyncio.CancelledError:
-                raise
-            except SerializationError:
-                # A batch the cold tier refuses as data (not as an outage) would block the queue forever:
-                # find the events it refuses, set them aside (counted, logged, kept), and write the rest.
-                written = await self._isolate_poison(batch)
-                if written is None:
-                    continue
-                batch = written
-            except Exception as exc:
-                self._record_failure(exc)
+            if await self._write_window(batch):
+                delay = 0.0
+            else:
                 delay = self._backoff()
                 await asyncio.sleep(delay)
-                continue
-            await self.outbox.ack([e.event_id for e in batch])
-            delay = 0.0
-            self.batches += 1
-            self.rows += len(batch)
-            self._depth_hint = max(0, self._depth_hint - len(batch))
-            self.consecutive_failures = 0
-            self.last_success_at = utcnow()
 
-    async def _isolate_poison(self, batch: list[ArchiveEvent]) -> list[ArchiveEvent] | None:
+    async def _write_window(self, first: list[ArchiveEvent]) -> bool:
+        """Write ``first`` and, while a backlog waits and the window allows, the full batches after it, each in
+        its own task; acknowledge them in outbox order. False when a write or an ack failed (recorded): the
+        caller backs off, and the next peek starts again at the oldest event not acknowledged."""
+        loop = asyncio.get_running_loop()
+        in_flight: deque[tuple[list[ArchiveEvent], asyncio.Task[list[ArchiveEvent]]]] = deque()
+        in_flight.append((first, loop.create_task(self._store(first))))
+        peek_ahead = self._peek_ahead
+        ok = True
+        try:
+            while in_flight:
+                # The first write of a connection opens the cold tier: no overlap until it is open.
+                while (
+                    ok and peek_ahead is not None and self._cold_open and len(in_flight) < self._window
+                    and not self._stopping
+                ):
+                    try:
+                        batch = await peek_ahead(self._batch_size)
+                    except Exception:  # the next peek from the head meets the same fault and records it
+                        peek_ahead = None
+                        break
+                    if not batch:
+                        break
+                    in_flight.append((batch, loop.create_task(self._store(batch))))
+                batch, task = in_flight[0]
+                try:
+                    written = await task
+                    await self.outbox.ack([e.event_id for e in written])
+                except Exception as exc:
+                    # Batches after this one still finish and are acknowledged (their ids then simply stay out
+                    # of the retried window); nothing more is started until the backoff.
+                    ok = False
+                    self._record_failure(exc)
+                    continue
+                finally:
+                    in_flight.popleft()
+                self.batches += 1
+                self.rows += len(written)
+                self._depth_hint = max(0, self._depth_hint - len(batch))
+                if ok:
+                    self.consecutive_failures = 0
+                self.last_success_at = utcnow()
+        finally:
+            for _, task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)
+        return ok
+
+    async def _store(self, batch: list[ArchiveEvent]) -> list[ArchiveEvent]:
+        """Write ``batch`` to the cold tier; returns the events stored (those it refuses as data are set aside
+        and acknowledged by :meth:`_isolate_poison`). Raises when the cold tier is unavailable."""
+        if not self._cold_open:
+            await self.cold.open()
+            self._cold_open = True
+        try:
+            await self.cold.write_events(batch)
+        except SerializationError:
+            # A batch the cold tier refuses as data (not as an outage) would block the queue forever:
+            # find the events it refuses, set them aside (counted, logged, kept), and write the rest.
+            return await self._isolate_poison(batch)
+        return batch
+
+    async def _isolate_poison(self, batch: list[ArchiveEvent]) -> list[ArchiveEvent]:
         """Write ``batch`` one event at a time; move refused events to :attr:`dead_letters` and ack them.
 
-        Returns the events written (to be acked by the caller), or None when an outage interrupted the pass.
+        Returns the events written (to be acked by the caller); an outage interrupting the pass acks those
+        written so far and raises.
         """
         written: list[ArchiveEvent] = []
         for event in batch:
@@ -548,12 +661,10 @@ class Archiver:
                 logger.error("archive event %s (%s) refused by the cold tier and set aside: %s",
                              event.event_id, event.table, exc)
                 await self.outbox.ack([event.event_id])
-            except Exception as exc:
-                self._record_failure(exc)
+            except Exception:
                 if written:
                     await self.outbox.ack([e.event_id for e in written])
-                await asyncio.sleep(self._backoff())
-                return None
+                raise
             else:
                 written.append(event)
         return written
@@ -588,5 +699,6 @@ class Archiver:
             "outbox": type(self.outbox).__name__,
             "outbox_durable": self.outbox.durable,
             "cold_connected": self._cold_open,
+            "max_in_flight": self._window,
             "running": self._task is not None and not self._task.done(),
         }

@@ -86,6 +86,9 @@ class ArchiverConfig:
         has one, else an in-process queue (as durable as the memory tier itself).
     :param max_pending: most events an in-process outbox holds; beyond it writes raise ``BackendUnavailable``
         instead of dropping events.
+    :param max_in_flight: most batches written at once while a backlog waits, when the cold tier declares
+        ``concurrent_writes`` and the outbox can read past the batches in flight (``peek_ahead``); 1 writes one
+        batch at a time. Batches are acknowledged in outbox order either way.
     """
 
     batch_size: int = 500
@@ -94,6 +97,7 @@ class ArchiverConfig:
     drain_timeout: float = 10.0
     outbox_path: str | None = None
     max_pending: int = 1_000_000
+    max_in_flight: int = 2
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -75,6 +75,10 @@ class Capability(str, Enum):
     #: :class:`ArchiveSpec`) into the outbox that ``outbox()`` returns, in the same step as the append (one atomic
     #: script where the server allows it), so the kit only notifies the archiver. Implies :attr:`OUTBOX`.
     ATOMIC_OUTBOX = "atomic_outbox"
+    #: A cold tier whose ``write_events`` may run for several batches at once (each batch still atomic and
+    #: idempotent): the archiver then keeps up to ``max_in_flight`` batches in flight, so this process builds the
+    #: next batch while the server stores the previous one.
+    CONCURRENT_WRITES = "concurrent_writes"
 
 
 @dataclass(frozen=True, slots=True)

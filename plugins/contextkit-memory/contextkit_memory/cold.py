@@ -31,7 +31,7 @@ from contextkit.checkpoint_archive import (
 )
 from contextkit.errors import BackendUnavailable, ConfigError, InvalidInput
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
-from contextkit.stores import CheckpointBundle, StoreSettings
+from contextkit.stores import Capability, CheckpointBundle, StoreSettings
 from contextkit_memory.store import _copy_document, _copy_json
 
 __all__ = ["MemoryColdStore", "create_memory_cold_store"]
@@ -63,7 +63,8 @@ class MemoryColdStore:
     """
 
     name = "memory"
-    capabilities: frozenset[str] = frozenset()
+    # A batch is stored without awaiting anything: concurrent batches cannot interleave.
+    capabilities: frozenset[str] = frozenset({Capability.CONCURRENT_WRITES.value})
 
     def __init__(self, settings: StoreSettings, *, available: bool = True) -> None:
         self.settings = settings

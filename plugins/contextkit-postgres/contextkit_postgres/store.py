@@ -307,7 +307,10 @@ class PostgresColdStore:
     """
 
     name = "postgres"
-    capabilities: frozenset[str] = frozenset({Capability.DURABLE.value, Capability.SHARED.value})
+    # Concurrent writes: each batch takes a connection of the pool and is one atomic COPY or transaction.
+    capabilities: frozenset[str] = frozenset(
+        {Capability.DURABLE.value, Capability.SHARED.value, Capability.CONCURRENT_WRITES.value}
+    )
 
     def __init__(self, settings: StoreSettings, options: Mapping[str, Any] | PostgresOptions) -> None:
         self.settings = settings

@@ -13,7 +13,8 @@ holds one field ``e``: the JSON of :meth:`ArchiveEvent.to_dict`.
   the XADDs run inside the APPEND script, so the message and its archive event are stored together or not at all;
   on a cluster (the stream is another slot) they follow in one pipeline. Same field, same JSON, same shard.
 * ``peek``: XRANGE from the start of each shard (merged by stream id), so a batch the cold tier refused is read
-  again on the next try. ``ack``: XDEL of the entries of the last peek.
+  again on the next try; ``peek_ahead`` continues after the last entry handed out in each shard (the archiver
+  writes several batches at once on a cold tier that allows it). ``ack``: XDEL of entries handed out.
 * Several processes on one namespace: each shard has a drain *lease* (``SET NX PX``, renewed by every peek of
   the holder, released on ``aclose`` or when the shard is empty). Only the holder reads the shard, so N app
   processes do not write every batch N times; a holder that dies loses the lease after ``lease`` seconds and
@@ -44,7 +45,8 @@ __all__ = ["CLUSTER_SHARDS", "RedisStreamOutbox"]
 CLUSTER_SHARDS = 8
 
 _PEEK = """
--- KEYS: stream, lease. ARGV: token, lease_ms, count. Returns {holder?, length, entries}.
+-- KEYS: stream, lease. ARGV: token, lease_ms, count, start ('-', or '(' and the last id handed out).
+-- Returns {holder?, length, entries}.
 local holder = redis.call('GET', KEYS[2])
 local length = redis.call('XLEN', KEYS[1])
 if holder and holder ~= ARGV[1] then return {0, length, {}} end
@@ -53,7 +55,7 @@ if length == 0 then
   return {1, 0, {}}
 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-return {1, length, redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[3])}
+return {1, length, redis.call('XRANGE', KEYS[1], ARGV[4], '+', 'COUNT', ARGV[3])}
 """
 
 _RELEASE = """
@@ -109,6 +111,7 @@ class RedisStreamOutbox:
         self._release_script = client.register_script(_RELEASE)
         self._count = 0
         self._peeked: dict[str, list[tuple[int, bytes]]] = {}
+        self._cursors: list[str] = ["-"] * self.shards
 
     def __repr__(self) -> str:
         return f"RedisStreamOutbox(namespace={self._store.settings.namespace!r}, shards={self.shards})"
@@ -151,15 +154,26 @@ class RedisStreamOutbox:
     async def peek(self, count: int) -> list[ArchiveEvent]:
         """The oldest ``count`` events of the shards this process holds the lease of, without removing them."""
         self._peeked = {}
+        self._cursors = ["-"] * self.shards
         if count <= 0:
             return []
+        return await self._read(count, full_only=False)
+
+    async def peek_ahead(self, count: int) -> list[ArchiveEvent]:
+        """The ``count`` events after those handed out since the last :meth:`peek` (merged over the shards), or
+        ``[]`` when fewer wait; see :class:`contextkit.archiver.PeekAhead`."""
+        if count <= 0:
+            return []
+        return await self._read(count, full_only=True)
+
+    async def _read(self, count: int, *, full_only: bool) -> list[ArchiveEvent]:
         replies = await asyncio.gather(
             *(
                 self._store.gate(
                     "outbox peek",
-                    self._peek_script(keys=[stream, lease], args=[self._token, self._lease_ms, count]),
+                    self._peek_script(keys=[stream, lease], args=[self._token, self._lease_ms, count, start]),
                 )
-                for stream, lease in zip(self._streams, self._leases, strict=True)
+                for stream, lease, start in zip(self._streams, self._leases, self._cursors, strict=True)
             )
         )
         entries: list[tuple[tuple[int, int], int, bytes, bytes]] = []
@@ -169,11 +183,16 @@ class RedisStreamOutbox:
             for sid, fields in rows:
                 entries.append((_stream_id(sid), shard, sid, _body(fields)))
         self._count = total
+        if full_only and len(entries) < count:
+            return []
         entries.sort(key=lambda item: item[0])
         events = []
+        peeked, cursors = self._peeked, self._cursors
         for _, shard, sid, body in entries[:count]:
             event = _event(body)
-            self._peeked.setdefault(event.event_id, []).append((shard, sid))
+            peeked.setdefault(event.event_id, []).append((shard, sid))
+            # Entries of one shard come in id order: the last one handed out is where the next read starts.
+            cursors[shard] = "(" + sid.decode()
             events.append(event)
         return events
 

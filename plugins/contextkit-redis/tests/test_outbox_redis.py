@@ -21,6 +21,7 @@ import pytest
 from contextkit import ContextKit
 from contextkit.records import ArchiveEvent
 from contextkit.stores import StoreSettings
+from contextkit.testing.outbox import check_peek_ahead
 from contextkit.testing.redis_servers import RedisClusterServers
 from contextkit_redis import RedisHotStore
 from contextkit_redis.outbox import CLUSTER_SHARDS, RedisStreamOutbox
@@ -151,6 +152,24 @@ async def test_on_a_cluster_events_spread_over_shards_and_peek_merges_them(redis
         assert sorted(e.event_id for e in peeked) == sorted(e.event_id for e in events)
         await outbox.ack([e.event_id for e in peeked])
         assert await outbox.depth() == 0
+    finally:
+        await store.drop_namespace()
+        await store.aclose()
+
+
+@pytest.mark.redis
+async def test_peek_ahead_reads_past_the_batches_in_flight(store: RedisHotStore) -> None:
+    """The archiver's window: ``peek_ahead`` continues after the entries handed out (see
+    :func:`contextkit.testing.outbox.check_peek_ahead`)."""
+    await check_peek_ahead(store.outbox())
+
+
+async def test_peek_ahead_on_a_cluster_continues_in_every_shard(redis_cluster: RedisClusterServers) -> None:
+    """On a cluster the read position is kept per shard (each shard keeps push order; the merge by stream id
+    does not order events of different shards)."""
+    store = await _open(redis_cluster.url, f"ckredis-ob-{uuid.uuid4().hex[:10]}")
+    try:
+        await check_peek_ahead(store.outbox(), ordered=False)
     finally:
         await store.drop_namespace()
         await store.aclose()

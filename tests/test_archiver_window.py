@@ -1,0 +1,126 @@
+"""The archiver writes several batches at once on a cold tier that allows it (``concurrent_writes``): the outboxes
+read past the batches in flight, batches are acknowledged in order, a failed batch is retried without losing or
+duplicating an event, and a cold tier without the capability gets one batch at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from contextkit.archiver import Archiver, FileOutbox, MemoryOutbox
+from contextkit.config import ArchiverConfig
+from contextkit.errors import BackendUnavailable
+from contextkit.records import ArchiveEvent, Message, utcnow
+from contextkit.stores import Capability, StoreSettings
+from contextkit.testing.outbox import check_peek_ahead
+from contextkit_memory.cold import MemoryColdStore
+
+
+async def test_memory_outbox_reads_past_batches_in_flight() -> None:
+    await check_peek_ahead(MemoryOutbox())
+
+
+async def test_file_outbox_reads_past_batches_in_flight(tmp_path: Path) -> None:
+    outbox = FileOutbox(tmp_path / "box.sqlite3")
+    try:
+        await check_peek_ahead(outbox)
+    finally:
+        await outbox.aclose()
+
+
+async def test_memory_outbox_builds_deferred_messages_in_place_when_reading_ahead() -> None:
+    """Messages queued as records are built by the read that reaches them, also in the middle of the queue, and
+    keep their event ids when read again (a retried batch is the same events)."""
+    outbox = MemoryOutbox()
+    now = utcnow()
+    for i in range(6):
+        outbox.queue_message("s", Message(role="user", content=f"m{i}", timestamp=now), i + 1)
+    head = await outbox.peek(2)
+    ahead = await outbox.peek_ahead(2)
+    assert [e.payload["message"]["content"] for e in head + ahead] == ["m0", "m1", "m2", "m3"]
+    again = await outbox.peek(6)
+    assert [e.event_id for e in again[:4]] == [e.event_id for e in head + ahead]
+    assert [e.payload["message"]["seq"] for e in again] == [1, 2, 3, 4, 5, 6]
+
+
+class _Recording(MemoryColdStore):
+    """A memory cold tier that counts the writes in flight at once and fails the writes it is told to."""
+
+    def __init__(self, *, concurrent: bool = True) -> None:
+        super().__init__(StoreSettings(namespace="window"))
+        if not concurrent:
+            self.capabilities = frozenset()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.fail_next: set[int] = set()
+        self.calls = 0
+        self.batches: list[list[str]] = []
+
+    async def write_events(self, events: Sequence[ArchiveEvent]) -> None:
+        self.calls += 1
+        call = self.calls
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            # The first write of a window is the slowest, so the ones after it finish first.
+            await asyncio.sleep(0.02 if len(self.batches) % 2 == 0 else 0.001)
+            if call in self.fail_next:
+                raise BackendUnavailable(f"write {call} failed (test)")
+            await super().write_events(events)
+            self.batches.append([e.event_id for e in events])
+        finally:
+            self.in_flight -= 1
+
+
+def _events(count: int) -> list[ArchiveEvent]:
+    return [ArchiveEvent("context_sessions", f"s{i % 7}", {"event_type": "update", "session": {"i": i}})
+            for i in range(count)]
+
+
+async def _drain(cold: _Recording, outbox: Any, events: list[ArchiveEvent], **config: Any) -> Archiver:
+    archiver = Archiver(cold, outbox, ArchiverConfig(batch_size=10, flush_interval=0.01, max_backoff=0.05, **config))
+    archiver.start()
+    await archiver.submit(events)
+    assert await archiver.flush(10)
+    await archiver.aclose()
+    return archiver
+
+
+async def test_a_backlog_is_written_several_batches_at_once_and_acknowledged_in_order() -> None:
+    cold = _Recording()
+    events = _events(95)
+    archiver = await _drain(cold, MemoryOutbox(), events, max_in_flight=3)
+    assert cold.most_in_flight == 3
+    assert await cold.count_events("context_sessions") == 95
+    assert sorted(i for batch in cold.batches for i in batch) == sorted(e.event_id for e in events)
+    assert archiver.rows == 95 and archiver.failures == 0
+    assert (await archiver.metrics())["max_in_flight"] == 3
+
+
+async def test_a_failed_batch_in_a_window_is_retried_and_nothing_is_lost_or_duplicated(tmp_path: Path) -> None:
+    """The first write of the window fails while the later ones succeed: after the backoff the archiver starts
+    over at the failed batch; every event is stored exactly once (cold writes are idempotent on event_id)."""
+    for outbox in (MemoryOutbox(), FileOutbox(tmp_path / "box.sqlite3")):
+        cold = _Recording()
+        cold.fail_next = {1, 5}
+        events = _events(60)
+        archiver = await _drain(cold, outbox, events, max_in_flight=2)
+        assert archiver.failures == 2
+        assert await cold.count_events("context_sessions") == 60
+        stored = [i for batch in cold.batches for i in batch]
+        assert sorted(set(stored)) == sorted(e.event_id for e in events)
+        assert await outbox.depth() == 0
+
+
+async def test_a_cold_tier_without_concurrent_writes_gets_one_batch_at_a_time() -> None:
+    cold = _Recording(concurrent=False)
+    archiver = await _drain(cold, MemoryOutbox(), _events(50), max_in_flight=4)
+    assert cold.most_in_flight == 1
+    assert (await archiver.metrics())["max_in_flight"] == 1
+    assert await cold.count_events("context_sessions") == 50
+
+
+async def test_the_capability_is_declared_where_concurrent_writes_are_safe() -> None:
+    assert Capability.CONCURRENT_WRITES.value in MemoryColdStore(StoreSettings()).capabilities
