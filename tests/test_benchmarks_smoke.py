@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.markdown import to_markdown
 from benchmarks.measure import Timing
 from benchmarks.report import Report, Row, Target
 from contextkit.testing.services import missing_service
@@ -85,6 +86,13 @@ def test_smoke_run_reports_every_memory_and_redis_row_and_judges_every_target(tm
     assert "memory: aput >= InMemorySaver" in labels
     assert "redis: update_session within 1.5x of raw redis-py" in labels
     assert {t["verdict"] for t in report["targets"]} <= {"PASS", "MISS", "n/a"}
+
+    # The markdown of the run (what docs/benchmarks.md shows): a table per group, every row, every target.
+    markdown = to_markdown(report)
+    for group in ("history", "sessions", "checkpointer", "memory"):
+        assert f"### {group}\n" in markdown
+    assert markdown.count("\n| ") == len(report["rows"]) + len(report["targets"]) + 4 + 1  # + a header per table
+    assert "| memory: aput >= InMemorySaver |" in markdown
 
 
 @pytest.mark.postgres
