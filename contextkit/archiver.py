@@ -440,6 +440,9 @@ class Archiver:
         self.last_error_at: datetime | None = None
         self.last_success_at: datetime | None = None
         self._depth_hint = 0
+        # Events ever queued: a peek that finds the outbox empty while this moved may have read before the push
+        # landed (a durable outbox's push completes after the archiver woke), so the archiver reads again.
+        self._queued_total = 0
         self._batch_size = config.batch_size
         self._awake = False
         # Only an outbox whose queue lives in this process may hold records instead of events (see queue_message).
@@ -488,6 +491,7 @@ class Archiver:
         queue(key, message, seq)
         # _queued(1), inline: this runs on every message append.
         self._depth_hint += 1
+        self._queued_total += 1
         if not self._awake:
             self._wake_up()
         if self._depth_hint >= self._batch_size:
@@ -496,6 +500,7 @@ class Archiver:
 
     def _queued(self, count: int) -> None:
         self._depth_hint += count
+        self._queued_total += count
         if not self._awake:
             self._wake_up()
         if self._depth_hint >= self._batch_size:
@@ -554,6 +559,7 @@ class Archiver:
     async def _run(self) -> None:
         delay = 0.0
         while not self._stopping:
+            seen = self._queued_total
             try:
                 batch = await self.outbox.peek(self._batch_size)
                 if batch and len(batch) < self._batch_size and delay == 0.0 and self.config.flush_interval > 0:
@@ -564,12 +570,15 @@ class Archiver:
                         with contextlib.suppress(asyncio.TimeoutError):
                             await asyncio.wait_for(self._full.wait(), timeout=self.config.flush_interval)
                     self._full.clear()
+                    seen = self._queued_total
                     batch = await self.outbox.peek(self._batch_size)
             except Exception as exc:
                 self._record_failure(exc)
                 await asyncio.sleep(self._backoff())
                 continue
             if not batch:
+                if self._queued_total != seen:
+                    continue
                 self._depth_hint = 0
                 self._idle.set()
                 self._wake.clear()

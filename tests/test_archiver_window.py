@@ -1,10 +1,12 @@
 """The archiver writes several batches at once on a cold tier that allows it (``concurrent_writes``): the outboxes
 read past the batches in flight, batches are acknowledged in order, a failed batch is retried without losing or
-duplicating an event, and a cold tier without the capability gets one batch at a time."""
+duplicating an event, and a cold tier without the capability gets one batch at a time; events queued while the
+archiver reads an empty outbox are read at once, not after its idle wake-up."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,7 @@ class _Recording(MemoryColdStore):
         self.fail_next: set[int] = set()
         self.calls = 0
         self.batches: list[list[str]] = []
+        self.wrote = asyncio.Event()
 
     async def write_events(self, events: Sequence[ArchiveEvent]) -> None:
         self.calls += 1
@@ -70,6 +73,7 @@ class _Recording(MemoryColdStore):
                 raise BackendUnavailable(f"write {call} failed (test)")
             await super().write_events(events)
             self.batches.append([e.event_id for e in events])
+            self.wrote.set()
         finally:
             self.in_flight -= 1
 
@@ -124,3 +128,46 @@ async def test_a_cold_tier_without_concurrent_writes_gets_one_batch_at_a_time() 
 
 async def test_the_capability_is_declared_where_concurrent_writes_are_safe() -> None:
     assert Capability.CONCURRENT_WRITES.value in MemoryColdStore(StoreSettings()).capabilities
+
+
+class _ReadsBeforePush(MemoryOutbox):
+    """An outbox whose peek reads, then waits for the test before returning: a push that lands meanwhile is not
+    in what the peek read (as with a durable outbox whose push completes while the archiver reads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+        self.hold = True
+
+    async def peek(self, count: int) -> list[ArchiveEvent]:
+        read = await super().peek(count)
+        if self.hold and not read:
+            self.hold = False
+            self.reading.set()
+            await self.release.wait()
+        return read
+
+
+async def test_events_queued_while_the_archiver_reads_an_empty_outbox_are_not_left_waiting() -> None:
+    """The archiver wakes, reads an empty outbox, and events are queued before that read returns: it reads again
+    at once instead of sleeping until its next idle wake-up (1 s) with the events pending."""
+    cold = _Recording(concurrent=False)
+    outbox = _ReadsBeforePush()
+    archiver = Archiver(cold, outbox, ArchiverConfig(batch_size=10, flush_interval=0.01))
+    archiver.start()
+    try:
+        await asyncio.wait_for(outbox.reading.wait(), 5)
+        await archiver.submit(_events(3))  # the archiver is awake (reading): no wake-up is sent
+        outbox.release.set()
+        async def stored() -> None:
+            while await cold.count_events("context_sessions") < 3:
+                cold.wrote.clear()
+                await cold.wrote.wait()
+
+        # Well under the idle wake-up of 1 s.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stored(), 0.7)
+        assert await cold.count_events("context_sessions") == 3, "events waited for the idle wake-up"
+    finally:
+        await archiver.aclose()
