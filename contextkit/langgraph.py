@@ -299,7 +299,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self.archive = archive
         self._deleted: OrderedDict[str, Tombstone] = OrderedDict()
         # Runs deleted through this saver (with a cold tier), hidden from its cold reads while their tombstones
-        # wait in the outbox, and for checkpoints of them that only the archive holds.
+        # wait in the outbox.
         self._deleted_runs: OrderedDict[str, None] = OrderedDict()
         if loop is None:
             try:
@@ -750,7 +750,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints and writes made by the given runs (``metadata["run_id"]``); with a cold tier,
-        a tombstone per thread that lost checkpoints keeps the archived copies of those runs hidden too."""
+        a tombstone per thread that lost checkpoints, or whose archive holds checkpoints of those runs, keeps the
+        archived copies hidden too. Raises ``BackendUnavailable`` before deleting anything when the archive
+        cannot be searched (a delete that left archived copies readable would be silently partial)."""
         if isinstance(run_ids, str):
             raise InvalidInput("run_ids must be a sequence of run ids, not a string")
         if not run_ids:
@@ -764,15 +766,27 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
     async def _delete_runs_archived(self, runs: list[str]) -> None:
         assert self.archive is not None
         self._check_room(1)
+        # Threads only the archive still holds (the hot copy expired or was pruned) have no hot checkpoints to
+        # lose, so the hot tier cannot name them: the archive is asked, before anything is deleted.
+        find = getattr(self.archive.cold, "langgraph_threads_of_runs", None)
+        archived: list[str] = []
+        if find is not None:
+            try:
+                archived = await find(runs)
+            except BackendUnavailable as exc:
+                raise BackendUnavailable(
+                    f"deleting runs {runs!r}: the archive cannot be searched for their checkpoints: {exc}"
+                ) from exc
         touched = await self.store.cp_delete_for_runs(runs)
         for run_id in runs:
             self._deleted_runs.pop(run_id, None)
             self._deleted_runs[run_id] = None
             while len(self._deleted_runs) > _REMEMBERED_DELETES:
                 self._deleted_runs.popitem(last=False)
-        if touched:
+        threads = sorted({*(touched or ()), *archived})
+        if threads:
             payload = delete_payload(runs=runs)
-            await self.archive.submit([ArchiveEvent("context_checkpoints", thread_id, payload) for thread_id in touched])
+            await self.archive.submit([ArchiveEvent("context_checkpoints", thread_id, payload) for thread_id in threads])
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of a thread (all namespaces, the whole parent chain)."""

@@ -386,6 +386,12 @@ class ColdStore(Protocol):
         ones the thread's tombstone hides."""
         ...
 
+    async def langgraph_threads_of_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """The threads holding archived LangGraph checkpoints whose ``metadata["run_id"]`` is one of ``run_ids``
+        (sorted, each once; tombstones do not matter here). ``adelete_for_runs`` archives a runs tombstone for
+        each, also for threads only the archive still holds."""
+        ...
+
     async def count_events(self, table: str, key: str | None = None) -> int:
         """Rows in ``table`` (for ``key`` when given), each event counted once."""
         ...

@@ -620,6 +620,29 @@ class ColdStoreSuite:
         assert newest is not None and newest.row.checkpoint_id == _lg_id(3)
         assert [b.row.checkpoint_id for b in await store.list_langgraph_checkpoints("t1", "")] == [_lg_id(3)]
 
+    async def test_threads_of_runs_are_found_in_the_archive(self, store: ColdStore) -> None:
+        """``langgraph_threads_of_runs`` names every thread with an archived LangGraph checkpoint of one of the
+        runs, sorted and once each, whatever the namespace; not a thread whose checkpoints belong to other runs,
+        nor seed checkpoint documents, nor for an empty list.
+
+        Fix: select the distinct thread (key) of ``context_checkpoints`` rows of kind ``langgraph`` whose
+        ``metadata.run_id`` is in the list.
+        """
+        events = [
+            _lg_event(_lg_row("t2", 1, None, run_id="r1"), created_at=_at(1)),
+            _lg_event(_lg_row("t2", 2, 1, run_id="r1"), created_at=_at(2)),
+            _lg_event(_lg_row("t1", 3, None, ns="child:x", run_id="r2"), created_at=_at(3)),
+            _lg_event(_lg_row("t3", 4, None, run_id="r3"), created_at=_at(4)),
+            _lg_event(_lg_row("t4", 5, None), created_at=_at(5)),
+            checkpoint_event("t5", "seed", {"checkpoint_id": "seed", "metadata": {"run_id": "r1"}}, created_at=_at(6)),
+            _event("context_checkpoints", "t6", delete_payload(runs=["r1"]), _at(7), None),
+        ]
+        await store.write_events(events)
+        assert await store.langgraph_threads_of_runs(["r1", "r2"]) == ["t1", "t2"]
+        assert await store.langgraph_threads_of_runs(["r3"]) == ["t3"]
+        assert await store.langgraph_threads_of_runs(["nope"]) == []
+        assert await store.langgraph_threads_of_runs([]) == []
+
     async def test_missing_keys_read_none_or_empty(self, store: ColdStore) -> None:
         """Every read of a key never archived returns None (or [] for history) and counts 0; it never raises.
 

@@ -231,6 +231,47 @@ async def test_checkpoints_of_runs_deleted_through_the_saver_do_not_come_back(ki
     assert all(b.row.metadata["run_id"] == str(kept) for b in await kit.cold.list_langgraph_checkpoints(THREAD, None))
 
 
+async def test_runs_deleted_after_the_hot_tier_lost_the_thread_stay_hidden_for_every_saver(kit: ContextKit) -> None:
+    """A restarted memory hot tier no longer has the thread, so only the archive holds the run's checkpoints:
+    ``adelete_for_runs`` finds the thread in the archive and archives its runs tombstone there too, so a saver
+    that did not do the delete (another process, the next restart) does not read the run back; the other run
+    stays readable."""
+    graph = archive_graph(kit.checkpointer())
+    dropped, kept = uuid.uuid4(), uuid.uuid4()
+    await graph.ainvoke({"log": ["dropped"], "count": 0}, {"configurable": {"thread_id": THREAD, "run_id": str(dropped)}})
+    await graph.ainvoke({"log": ["kept"], "count": 0}, {"configurable": {"thread_id": THREAD, "run_id": str(kept)}})
+    await _flush(kit)
+    cold = kit.cold
+    assert cold is not None
+
+    def fresh_hot() -> Any:
+        return kit.plugins.backends.get("hot", "memory").factory(kit.config.store_settings(), {})
+
+    async with ContextKit(fresh_hot(), cold, config=kit.config, plugins=kit.plugins) as second:
+        await second.checkpointer().adelete_for_runs([str(dropped)])
+        assert second.archiver is not None and await second.archiver.flush(timeout=20.0)
+    async with ContextKit(fresh_hot(), cold, config=kit.config, plugins=kit.plugins) as third:
+        history = await _history(archive_graph(third.checkpointer()))
+    assert history and {s.metadata["run_id"] for s in history} == {str(kept)}
+
+
+async def test_deleting_runs_fails_before_deleting_anything_when_the_archive_cannot_be_searched(
+    kit: ContextKit,
+) -> None:
+    saver = kit.checkpointer()
+    graph = archive_graph(saver)
+    run = uuid.uuid4()
+    await graph.ainvoke({"log": ["x"], "count": 0}, {"configurable": {"thread_id": THREAD, "run_id": str(run)}})
+    await _flush(kit)
+    kit.cold.set_available(False)  # type: ignore[union-attr]
+    try:
+        with pytest.raises(BackendUnavailable, match="cannot be searched"):
+            await saver.adelete_for_runs([str(run)])
+    finally:
+        kit.cold.set_available(True)  # type: ignore[union-attr]
+    assert {s.metadata["run_id"] for s in await _history(graph)} == {str(run)}
+
+
 async def test_a_late_put_of_a_deleted_thread_is_not_archived(kit: ContextKit) -> None:
     """A put whose parent was made before ``adelete_thread`` (a run still going) is dropped by the hot tier and
     kept out of the archive, so it cannot bring the thread back from the cold tier."""

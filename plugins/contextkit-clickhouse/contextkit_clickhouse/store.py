@@ -711,6 +711,20 @@ class ClickHouseColdStore:
         )
         return bundles_from_payloads(thread_id, chosen, [_loads(row[0], "archived writes") for row in rows])
 
+    async def langgraph_threads_of_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """See :meth:`contextkit.stores.ColdStore.langgraph_threads_of_runs` (a scan of the checkpoints' metadata:
+        ``adelete_for_runs`` is rare)."""
+        wanted = sorted({str(r) for r in run_ids})
+        if not wanted:
+            return []
+        rows = await self._query(
+            f"SELECT DISTINCT thread_id FROM {self._tables['context_checkpoints']} "
+            f"WHERE JSONExtractString(data, 'kind') = '{LANGGRAPH_KIND}' "
+            "AND JSONExtractString(metadata, 'run_id') IN {runs:Array(String)} ORDER BY thread_id",
+            {"runs": wanted},
+        )
+        return [str(row[0]) for row in rows]
+
     async def count_events(self, table: str, key: str | None = None) -> int:
         """Distinct event ids in ``table`` (for ``key`` when given): duplicates not yet merged count once."""
         if table not in KEY_COLUMNS:

@@ -225,6 +225,23 @@ class MemoryColdStore:
         )
         return bundles_from_payloads(thread_id, chosen, [r.payload for r in writes])
 
+    async def langgraph_threads_of_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """See :meth:`contextkit.stores.ColdStore.langgraph_threads_of_runs`."""
+        self._ensure_available()
+        wanted = {str(r) for r in run_ids}
+        if not wanted:
+            return []
+        threads = set()
+        for row in self._rows["context_checkpoints"].values():
+            metadata = row.payload.get("metadata")
+            if (
+                payload_kind(row.payload) == LANGGRAPH_KIND
+                and isinstance(metadata, dict)
+                and metadata.get("run_id") in wanted
+            ):
+                threads.add(row.key)
+        return sorted(threads)
+
     async def count_events(self, table: str, key: str | None = None) -> int:
         """Rows in ``table`` (for ``key`` when given); each event once."""
         self._ensure_available()

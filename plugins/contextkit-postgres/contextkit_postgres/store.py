@@ -729,6 +729,19 @@ class PostgresColdStore:
             raise SerializationError(f"stored {what} is not a JSON object")
         return value
 
+    async def langgraph_threads_of_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """See :meth:`contextkit.stores.ColdStore.langgraph_threads_of_runs` (the run index of migration 002)."""
+        wanted = sorted({str(r) for r in run_ids})
+        if not wanted:
+            return []
+        sql = (
+            f"SELECT DISTINCT thread_id FROM {self._table('context_checkpoints')} "
+            f"WHERE data ? 'kind' AND metadata->>'run_id' = ANY($1::text[]) AND data->>'kind' = '{LANGGRAPH_KIND}' "
+            "ORDER BY thread_id"
+        )
+        rows = await self._call("threads of runs", lambda conn: conn.fetch(sql, wanted))
+        return [row[0] for row in rows]
+
     async def count_events(self, table: str, key: str | None = None) -> int:
         """Rows in ``table`` (for ``key`` when given); each event is one row, whatever the retries."""
         qualified = self._table(table)

@@ -337,6 +337,23 @@ class SqliteColdStore:
         found.sort(key=lambda item: (item[0], item[1]))  # archive order decides which write of a key wins
         return bundles_from_payloads(thread_id, chosen, [payload for _, _, payload in found])
 
+    async def langgraph_threads_of_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """See :meth:`contextkit.stores.ColdStore.langgraph_threads_of_runs`."""
+        wanted = sorted({str(r) for r in run_ids})
+        if not wanted:
+            return []
+        return await self._db.read(self._threads_of_runs, wanted)
+
+    def _threads_of_runs(self, conn: sqlite3.Connection, wanted: list[str]) -> list[str]:
+        # The run ids travel as one JSON array: no limit on bound parameters.
+        rows = conn.execute(
+            "SELECT DISTINCT key FROM context_checkpoints WHERE namespace = ? AND checkpoint_id != '' "
+            "AND json_extract(payload, '$.kind') = ? "
+            "AND json_extract(payload, '$.metadata.run_id') IN (SELECT value FROM json_each(?)) ORDER BY key",
+            (self._ns, LANGGRAPH_KIND, dumps(wanted)),
+        ).fetchall()
+        return [row[0] for row in rows]
+
     async def count_events(self, table: str, key: str | None = None) -> int:
         """Rows in ``table`` (for ``key`` when given); each event is stored once, so each counts once."""
         if table not in _EXTRAS:
