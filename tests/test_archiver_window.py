@@ -171,3 +171,15 @@ async def test_events_queued_while_the_archiver_reads_an_empty_outbox_are_not_le
         assert await cold.count_events("context_sessions") == 3, "events waited for the idle wake-up"
     finally:
         await archiver.aclose()
+
+
+_ARCHIVE_DOC = Path(__file__).resolve().parents[1] / "docs" / "archive.md"
+
+
+async def test_every_archiver_metric_is_documented() -> None:
+    """docs/archive.md's metrics table names every key of ``Archiver.metrics()`` (so the page cannot drift)."""
+    doc = _ARCHIVE_DOC.read_text(encoding="utf-8")
+    table = doc[doc.index("## What to watch") : doc.index("## Tuning")]
+    archiver = Archiver(_Recording(), MemoryOutbox(), ArchiverConfig())
+    missing = [key for key in await archiver.metrics() if f"`{key}`" not in table]
+    assert not missing, f"docs/archive.md does not describe archiver metric(s) {missing}"
