@@ -12,9 +12,8 @@ file that survives a crash of the process) and any outbox a hot tier provides (a
 The hot path pays as little as it can for the archive: an in-process outbox queues a conversation message as the
 record itself (:meth:`Archiver.queue_message`) and builds its event, id and JSON form when the archiver reads it,
 off the caller's clock; it is exactly as durable either way (the process holds it). A durable outbox encodes and
-stores the event before the call returns, as before. :func:`archive_json` / :func:`archive_loads` are the JSON
-codec the outboxes and the cold writers share: orjson when it is installed, the stdlib otherwise, with the
-stdlib's meaning in both cases.
+stores the event before the call returns, as before. The JSON of events is :mod:`contextkit.codec`'s
+(:func:`archive_json` / :func:`archive_loads`, also importable from here).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import operator
 import random
@@ -35,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from contextkit.codec import archive_json, archive_loads
 from contextkit.config import ArchiverConfig
 from contextkit.errors import BackendUnavailable, SerializationError
 from contextkit.records import ArchiveEvent, Message, from_iso, new_event_id, to_iso, utcnow
@@ -53,61 +52,6 @@ __all__ = [
 
 logger = logging.getLogger("contextkit.archiver")
 
-_orjson: Any
-try:  # optional: several times faster JSON for the outboxes and the cold writers (installed with langsmith)
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - the stdlib gives the same text's meaning
-    _orjson = None
-
-_orjson_dumps: Any = None if _orjson is None else _orjson.dumps
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_ENCODER_NAN = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-# Values orjson would encode where the stdlib refuses them (datetimes, dataclasses) or encode differently
-# (subclasses of str/int/dict/list) go to the stdlib instead.
-_ORJSON_OPTIONS = (
-    0
-    if _orjson is None
-    else (_orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_PASSTHROUGH_SUBCLASS)
-)
-# orjson reads an integer beyond 64 bits as a float (silently inexact): text holding such a long run of digits
-# is read by the stdlib instead.
-# Found by mapping every digit to "0" and every other byte to "." (one C pass) and looking for 19 zeros: a regular
-# expression search cost 4.3 us on a 500-byte event, six times the parse itself.
-_DIGIT_MASK = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2E for b in range(256))
-_LONG_RUN = b"0" * 19
-
-
-def _has_long_digit_run(text: str | bytes) -> bool:
-    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
-    return _LONG_RUN in data.translate(_DIGIT_MASK)
-
-
-def archive_json(value: Any, *, allow_nan: bool = False) -> str:
-    """JSON text of an archive value: what ``json.dumps(value, ensure_ascii=False, separators=(",", ":"),
-    allow_nan=allow_nan)`` returns, or means (orjson spells some floats differently), and the same errors
-    (``TypeError`` for a value JSON cannot hold, ``ValueError`` for NaN or infinity unless ``allow_nan``)."""
-    if _orjson_dumps is not None:
-        try:
-            text: str = _orjson_dumps(value, None, _ORJSON_OPTIONS).decode()
-        except TypeError:
-            pass  # an int beyond 64 bits, a non-str key, a lone surrogate...: the stdlib takes it or names it
-        else:
-            # orjson writes NaN and infinity as null where the stdlib refuses them; text without null has none.
-            # (Checked on the str: `in` on bytes first tries the operand as an int, several times slower.)
-            if "null" not in text:
-                return text
-    return (_ENCODER_NAN if allow_nan else _ENCODER).encode(value)
-
-
-def archive_loads(text: str | bytes) -> Any:
-    """Parse JSON text as ``json.loads`` does (orjson when installed and the text is one it reads alike);
-    raises ``ValueError`` for text that is not JSON."""
-    if _orjson is not None and not _has_long_digit_run(text):
-        try:
-            return _orjson.loads(text)
-        except ValueError:
-            pass  # NaN/Infinity literals, lone surrogates...: the stdlib reads them or names the problem
-    return json.loads(text)
 
 
 def message_event(

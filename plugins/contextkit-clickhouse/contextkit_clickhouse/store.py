@@ -27,7 +27,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from contextkit.archiver import archive_json
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -37,6 +36,7 @@ from contextkit.checkpoint_archive import (
     newest_distinct,
     payload_kind,
 )
+from contextkit.codec import archive_json
 from contextkit.errors import BackendUnavailable, ConfigError, ContextKitError, InvalidInput, SerializationError
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, from_iso
 from contextkit.stores import Capability, CheckpointBundle, StoreSettings

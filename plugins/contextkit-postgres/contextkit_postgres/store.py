@@ -31,7 +31,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from contextkit.archiver import archive_json
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -41,6 +40,7 @@ from contextkit.checkpoint_archive import (
     newest_distinct,
     payload_kind,
 )
+from contextkit.codec import archive_json
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, from_iso, new_id
 from contextkit.stores import Capability, CheckpointBundle, StoreSettings

@@ -50,7 +50,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from contextkit.archiver import archive_json, archive_loads
+from contextkit.codec import archive_json, archive_loads
 from contextkit.errors import ConfigError, SerializationError
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from contextkit.archiver import archive_json, archive_loads
+from contextkit.codec import archive_json, archive_loads
 from contextkit.errors import SerializationError
 from contextkit.records import ArchiveEvent
 

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from contextkit.archiver import archive_json, archive_loads
+from contextkit.codec import archive_json, archive_loads
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
 from contextkit.records import Message, Session, from_iso, to_iso
 from contextkit.stores import ArchiveSpec, Capability, SessionUpdate, StoreSettings, StoreStats
