@@ -212,10 +212,10 @@ def test_archive_loads_refuses_text_that_is_not_json() -> None:
 
 @pytest.fixture
 def without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
-    import contextkit.archiver as archiver
+    import contextkit.codec as codec
 
-    monkeypatch.setattr(archiver, "_orjson", None)
-    monkeypatch.setattr(archiver, "_orjson_dumps", None)
+    monkeypatch.setattr(codec, "_orjson", None)
+    monkeypatch.setattr(codec, "_orjson_dumps", None)
 
 
 @pytest.mark.usefixtures("without_orjson")
