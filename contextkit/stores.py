@@ -285,6 +285,13 @@ class HotStore(Protocol):
         conversation sessions of that session), never a scan of the tier."""
         ...
 
+    def iter_data_owners(self) -> AsyncIterator[str]:
+        """Every id that owns a live history stream, task context or conversation session document, whether or
+        not a session record exists (messages may be appended to an id never created as a session), each at least
+        once, in no particular order. Export and migration use it to find the data no session lists; it may walk
+        every key of the namespace, so it is for bulk operations only."""
+        ...
+
     async def scan_checkpoint_threads(self, cursor: str | None, count: int) -> tuple[list[str], str | None]:
         """About ``count`` ids of the live threads holding seed checkpoint documents or writes, after ``cursor``
         (None starts); returns the page and the next cursor (None at the end). Like :meth:`scan_sessions`: every

@@ -10,6 +10,9 @@ The unit of exchange is a *record*: one JSON object with a ``kind``. An export i
   ``seed_writes`` by checkpoint id (each list in put order);
 * every LangGraph thread, by id: ``checkpoint`` records (newest first, ties by namespace) holding the row, the
   blobs of its channel versions and its pending writes; typed bytes are base64;
+* data of ids that are not sessions, by id (messages may be appended, and task contexts and conversation sessions
+  stored, under any id): a ``conversation_session`` whose session does not list it, with its ``message``
+  records, a ``task_context``, a history's ``message`` records;
 * ``end`` with the count of each kind, so an import can tell a complete file from a truncated one.
 
 Reading is streamed: only the sorted ids of the sessions and threads are held in memory, plus one stream or one
@@ -25,8 +28,8 @@ the format of :mod:`contextkit.checkpoint_archive`, as the saver archives them).
 small JSON state file after every few units (once the target's archiver has taken their events), and resumes
 after the last recorded unit when it is run again after an interruption; the state file is removed at the end.
 
-Orphans are not exported: a history stream or a conversation session whose session record does not exist has no
-index to be found by, and the hot tier protocol lists data by session.
+Data of ids that are not sessions is found through :meth:`~contextkit.stores.HotStore.iter_data_owners` (a walk of
+the tier's keys or rows); a third-party tier without it exports sessions only, with a warning in the log.
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ RECORD_KINDS: tuple[str, ...] = (
     "end",
 )
 _COUNTED = ("session", "task_context", "message", "conversation_session", "seed_checkpoint", "seed_writes", "checkpoint")
-_PHASES = ("sessions", "seed_threads", "checkpoint_threads")
+# Orphans last: a progress file of a run that stopped in an earlier phase still reaches them when resumed.
+_PHASES = ("sessions", "seed_threads", "checkpoint_threads", "orphans")
 _PAGE = 500
 _ALL = 1 << 30  # "every document" for list-style reads that need a number
 # Event ids of migrated records are uuid5 names in this namespace (so equal records give equal ids).
@@ -156,13 +160,19 @@ class _Plan:
     sessions: list[str]
     seed_threads: list[str]
     checkpoint_threads: list[str]
+    orphans: list[str] = field(default_factory=list)
 
     def phase(self, name: str) -> list[str]:
-        return {"sessions": self.sessions, "seed_threads": self.seed_threads, "checkpoint_threads": self.checkpoint_threads}[name]
+        return {
+            "sessions": self.sessions,
+            "seed_threads": self.seed_threads,
+            "checkpoint_threads": self.checkpoint_threads,
+            "orphans": self.orphans,
+        }[name]
 
     @property
     def total(self) -> int:
-        return len(self.sessions) + len(self.seed_threads) + len(self.checkpoint_threads)
+        return len(self.sessions) + len(self.seed_threads) + len(self.checkpoint_threads) + len(self.orphans)
 
 
 def _has_checkpoints(hot: HotStore) -> bool:
@@ -202,7 +212,20 @@ async def _plan(hot: HotStore, session_ids: Sequence[str] | None) -> _Plan:
         # The protocol lists every thread only through cp_list(None, None); keep the ids, drop the bundles.
         async for bundle in hot.cp_list(None, None):  # type: ignore[attr-defined]
             threads.add(bundle.row.thread_id)
-    return _Plan(sessions, seed, sorted(threads))
+    return _Plan(sessions, seed, sorted(threads), await _orphan_candidates(hot, set(sessions)))
+
+
+async def _orphan_candidates(hot: HotStore, sessions: set[str]) -> list[str]:
+    """Ids holding a history, task context or conversation session without a session record of their own (each
+    unit reader then skips what a session's records already carry)."""
+    owners = getattr(hot, "iter_data_owners", None)
+    if owners is None:
+        logger.warning(
+            "hot tier %s cannot list data without a session (no iter_data_owners): histories, task contexts and "
+            "conversation sessions of ids that are not sessions are not exported", getattr(hot, "name", "?")
+        )
+        return []
+    return sorted({owner async for owner in owners()} - sessions)
 
 
 async def _session_records(hot: HotStore, session_id: str) -> AsyncIterator[Record]:
@@ -271,10 +294,33 @@ async def _checkpoint_thread_records(hot: HotStore, thread_id: str) -> AsyncIter
         yield _checkpoint_record(item)
 
 
+async def _orphan_records(hot: HotStore, owner: str) -> AsyncIterator[Record]:
+    """What ``owner`` holds without a session record: a conversation session (unless the session it names lists
+    it, which exported it already) with its history, and a task context. A history under an id that is neither a
+    session nor a conversation key is exported too (messages may be appended to any id)."""
+    if await hot.get_session(owner) is not None:  # created since the plan was made: exported as a session
+        return
+    document = await hot.get_conversation_session(owner)
+    listed = False
+    if document is not None:
+        parent = document.get("session_id")
+        if isinstance(parent, str) and await hot.get_session(parent) is not None:
+            listed = any(key == owner for key, _ in await hot.list_conversation_sessions(parent))
+        if not listed:
+            yield {"kind": "conversation_session", "key": owner, "document": document}
+    task = await hot.get_task_context(owner)
+    if task is not None:
+        yield {"kind": "task_context", "session_id": owner, "document": task}
+    if not listed:
+        for message in await hot.read_history(owner, None):
+            yield {"kind": "message", "stream": owner, "message": message.to_dict()}
+
+
 _UNIT_READERS: dict[str, Callable[[HotStore, str], AsyncIterator[Record]]] = {
     "sessions": _session_records,
     "seed_threads": _seed_thread_records,
     "checkpoint_threads": _checkpoint_thread_records,
+    "orphans": _orphan_records,
 }
 
 

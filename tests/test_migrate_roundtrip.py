@@ -36,6 +36,9 @@ pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
 SESSIONS = 100
 MESSAGES = 100
+#: Messages appended to an id that never became a session (the seed API allows it); migrated like the rest.
+ORPHAN = "orphan history ✓ {x}"
+ORPHAN_MESSAGES = 3
 REDIS_URL = env_url("redis") or "redis://127.0.0.1:6379/0"
 POSTGRES_URL = env_url("postgres") or "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -99,6 +102,9 @@ async def fill(kit: ContextKit) -> dict[str, Any]:
             await kit.store_checkpoint(sid, f"cp-a-{i}", {"state": i + 1}, {"step": 2})
             await kit.put_writes(sid, f"cp-b-{i}", "task-1", [{"channel": "x", "value": i}])
             await kit.put_writes(sid, f"cp-b-{i}", "task-2", [["y", None]])
+    for j in range(ORPHAN_MESSAGES):
+        await kit.add_message(ORPHAN, "user", f"orphan {j}")
+    await kit.hot.put_task_context("orphan task", {"only": "a task context"})
     for t in range(5):
         await kit.store_checkpoint(f"thread/{t}", "only", {"t": t})
         await kit.put_writes(f"thread/{t}", "no-document", "task", [t])
@@ -109,7 +115,7 @@ async def fill(kit: ContextKit) -> dict[str, Any]:
         await graph.ainvoke({"steps": [f"start {t}"]}, config)
         states[f"graph-{t}"] = (await graph.aget_state(config)).values
     sessions = {s.session_id: s for s in await kit.list_all_sessions()}
-    histories = {sid: await kit.get_conversation_history(sid, limit=0) for sid in sessions}
+    histories = {sid: await kit.get_conversation_history(sid, limit=0) for sid in [*sessions, ORPHAN]}
     agents = {key: await kit.get_agent_conversation_history(key, limit=100) for key in conversations}
     return {
         "sessions": sessions, "histories": histories, "agents": agents, "conversations": conversations, "graphs": states
@@ -225,8 +231,10 @@ async def _read_back(namespace: str, expected: dict[str, Any]) -> dict[str, int]
     async with ContextKit.from_config(config, env={}) as kit:
         for sid, session in expected["sessions"].items():
             assert await kit.get_session(sid) == session, sid
+        for sid, messages in expected["histories"].items():
             history = await kit.get_conversation_history(sid, limit=0)
-            assert [m.to_dict() for m in history] == [m.to_dict() for m in expected["histories"][sid]], sid
+            assert [m.to_dict() for m in history] == [m.to_dict() for m in messages], sid
+        assert len(expected["histories"][ORPHAN]) == ORPHAN_MESSAGES
         for key, rows in expected["agents"].items():
             conversation = await kit.get_conversation_session(key)
             assert conversation is not None and conversation.session_key == key
@@ -248,7 +256,7 @@ def test_migrate_round_trip_memory_sqlite_redis_postgres_keeps_every_record(
     from the archive, and no duplicate archive rows."""
     memory_export, expected = asyncio.run(_memory_to_sqlite(tmp_path))
     lines = memory_export.splitlines()
-    assert json.loads(lines[-1])["counts"]["message"] == SESSIONS * MESSAGES + 10 * 3 + 10
+    assert json.loads(lines[-1])["counts"]["message"] == SESSIONS * MESSAGES + 10 * 3 + 10 + ORPHAN_MESSAGES
     assert json.loads(lines[-1])["counts"]["checkpoint"] > 0
 
     (tmp_path / "sqlite.toml").write_text(
@@ -278,13 +286,45 @@ def test_migrate_round_trip_memory_sqlite_redis_postgres_keeps_every_record(
     assert skipped > 0
     counts = asyncio.run(_read_back(namespace, expected))
     assert counts["context_sessions"] == SESSIONS
-    assert counts["context_conversations"] == SESSIONS * MESSAGES + 10 * 3 + 10
+    assert counts["context_conversations"] == SESSIONS * MESSAGES + 10 * 3 + 10 + ORPHAN_MESSAGES
     assert counts["context_conversation_sessions"] == len(expected["conversations"])
-    assert counts["context_task_contexts"] == SESSIONS
+    assert counts["context_task_contexts"] == SESSIONS + 1
     graph_rows = [json.loads(line) for line in lines if line.startswith('{"kind":"checkpoint"')]
     graph_writes = sum(len({w["task_id"] for w in row["writes"]}) for row in graph_rows)
     assert counts["context_checkpoints"] == 20 * 2 + 5 + len(graph_rows)
     assert counts["context_checkpoint_writes"] == 20 * 2 + 5 + graph_writes
+
+
+async def test_data_of_ids_that_are_not_sessions_is_exported_and_migrated_once(tmp_path: Path) -> None:
+    """A history appended to an id never created as a session, a task context of such an id and a conversation
+    session whose session is gone (with its history) are exported and migrated; a conversation its session lists
+    is exported once, under the session."""
+    async with ContextKit.from_config({"hot": "memory", "namespace": "orphans"}, env={}) as source:
+        await source.add_message("no session", "user", "hello")
+        await source.hot.put_task_context("task only", {"t": 1})
+        await source.create_session("parent", "u")
+        agents = [{"id": "a", "type": "agent", "role": "coder"}, {"id": "b", "type": "agent", "role": "reviewer"}]
+        listed = await source.create_conversation_session("parent", agents, "agent_to_agent")
+        await source.add_agent_communication_message(listed, "a", "agent", "coder", content="listed")
+        # A conversation stored under a session id that has no session record (its session expired or was
+        # written by another tool): only iter_data_owners finds it.
+        document = await source.hot.get_conversation_session(listed)
+        assert document is not None
+        orphaned = "conversation of a gone session"
+        await source.hot.put_conversation_session(orphaned, {**document, "session_id": "gone", "session_key": orphaned})
+        await source.hot.append_messages(orphaned, [Message("user", "orphaned", utcnow())])
+        text = await export_text(source)
+        records = [json.loads(line) for line in text.splitlines()]
+        streams = sorted(r["stream"] for r in records if r["kind"] == "message")
+        assert streams == sorted(["no session", listed, orphaned])
+        assert [r["session_id"] for r in records if r["kind"] == "task_context"].count("task only") == 1
+        assert sorted(r["key"] for r in records if r["kind"] == "conversation_session") == sorted([listed, orphaned])
+        async with ContextKit.from_config({"hot": "memory", "namespace": "orphans"}, env={}) as target:
+            summary = await migrate(source, target, state_path=tmp_path / "state.json")
+            assert summary.counts["message"] == 3
+            assert [m.content for m in await target.get_conversation_history("no session", limit=0)] == ["hello"]
+            assert await target.hot.get_task_context("task only") == {"t": 1}
+            assert await export_text(target) == text
 
 
 async def test_migrate_refuses_langgraph_threads_for_a_target_without_checkpoints(tmp_path: Path) -> None:

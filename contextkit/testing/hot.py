@@ -974,6 +974,27 @@ class HotStoreSuite:
         assert await store.history_bounds("s1") == (1, 1)
 
     # -- scanning, idle index and stats ---------------------------------------------------------------------------
+    async def test_iter_data_owners_finds_data_no_session_lists(self, store: HotStore) -> None:
+        """iter_data_owners names every id holding a history stream, a task context or a conversation session
+        document, with or without a session record (ids with odd characters included); not an id whose data was
+        deleted, nor an id holding only a session record or checkpoints.
+
+        Fix: list the ids of the three families (keys, rows or dict entries), not the session index.
+        """
+        odd = "orph{an}:/ü %2F*?"
+        await store.put_session(make_session("s1"))
+        await store.append_messages("s1", [make_message("a")])
+        await store.put_session(make_session("bare"))
+        await store.append_messages("orphan-history", [make_message("x")])
+        await store.append_messages(odd, [make_message("y")])
+        await store.put_task_context("orphan-task", {"a": 1})
+        await store.put_conversation_session("conv:1", {"session_id": "gone", "session_key": "conv:1"})
+        await store.put_checkpoint_document("thread-only", "cp1", {"c": 1})
+        await store.append_messages("deleted", [make_message("z")])
+        await store.delete_session("deleted")
+        owners = [owner async for owner in store.iter_data_owners()]
+        assert set(owners) == {"s1", "orphan-history", odd, "orphan-task", "conv:1"}
+
     async def test_scan_sessions_pages_return_each_session_once(self, store: HotStore) -> None:
         """Paging scan_sessions(count=37) over 250 sessions returns each one exactly once and ends with None.
 

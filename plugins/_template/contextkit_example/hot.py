@@ -15,7 +15,7 @@ failure. The semantics every hot tier shares are in :mod:`contextkit.stores` (th
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
@@ -203,6 +203,12 @@ class ExampleHotStore:
     async def list_conversation_sessions(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
         """(session_key, document) of the conversation sessions registered under the session, sorted by key."""
         _todo("list_conversation_sessions")
+
+    async def iter_data_owners(self) -> AsyncIterator[str]:
+        """Every id holding a history, task context or conversation session document, with or without a session
+        record (a walk of the keys or rows is fine: only export and migration call it)."""
+        _todo("iter_data_owners")
+        yield ""  # unreachable; makes this an async generator like the real one
 
     async def scan_checkpoint_threads(self, cursor: str | None, count: int) -> tuple[list[str], str | None]:
         """About ``count`` seed checkpoint thread ids after ``cursor``, from an index, and the next cursor."""

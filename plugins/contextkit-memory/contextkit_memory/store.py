@@ -26,7 +26,7 @@ import bisect
 import copy
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import islice
@@ -642,6 +642,12 @@ class MemoryHotStore(MemoryCheckpoints):
         return [(task, _copy_json(w)) for task, w in thread.writes.get(checkpoint_id, ())]
 
     # -- enumeration ----------------------------------------------------------------------------------------------
+    async def iter_data_owners(self) -> AsyncIterator[str]:
+        """See :meth:`contextkit.stores.HotStore.iter_data_owners`."""
+        self._sweep(None)
+        for owner in sorted({*self._streams, *self._task_contexts, *self._conversations}):
+            yield owner
+
     async def list_conversation_sessions(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
         """Copies of the conversation sessions registered under ``session_id`` (and the one stored under the
         session id itself), sorted by key."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from contextkit.errors import ConfigError
 
@@ -27,6 +27,8 @@ __all__ = ["DEFAULT_INDEX_SHARDS", "IndexKeys", "KeyLayout", "OwnerKeys", "encod
 DEFAULT_INDEX_SHARDS = 16
 _BAD_NAMESPACE = re.compile(r"[{}\s\x00-\x1f\x7f]")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+# Owner key families that hold data a session may not list (see KeyLayout.data_owner).
+_DATA_FAMILIES = frozenset({"history", "task", "conversation"})
 
 
 def encode_id(value: str) -> str:
@@ -149,6 +151,19 @@ class KeyLayout:
         """The outbox shard of the events of ``key`` (stable: CRC-32 of the UTF-8 key), so one key's events keep
         their order."""
         return zlib.crc32(key.encode("utf-8")) % shards if shards > 1 else 0
+
+    def owner_scan_pattern(self) -> str:
+        """A SCAN MATCH pattern matching every owner key of the namespace (``<prefix>{<id>}:<family>``)."""
+        return _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + "{*}:*"
+
+    def data_owner(self, key: str) -> str | None:
+        """The owner id of a history, task context or conversation session key of this namespace, else None."""
+        if not key.startswith(self.prefix + "{"):
+            return None
+        tag, sep, family = key[len(self.prefix) + 1 :].rpartition("}:")
+        if not sep or family not in _DATA_FAMILIES:
+            return None
+        return unquote(tag)
 
     def scan_pattern(self) -> str:
         """A SCAN MATCH pattern matching every key of the namespace (glob characters escaped)."""

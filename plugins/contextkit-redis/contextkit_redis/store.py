@@ -27,7 +27,7 @@ subtracted) and, on a cluster, a crash between a write and its counter update. `
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -643,6 +643,22 @@ class RedisHotStore(RedisCheckpoints):
             if document is not None and document.get("session_id", key) == session_id:
                 found.append((key, document))
         return found
+
+    async def iter_data_owners(self) -> AsyncIterator[str]:
+        """See :meth:`contextkit.stores.HotStore.iter_data_owners`: a SCAN of the namespace's owner keys (every
+        master of a cluster), keeping the owners of a history, task context or conversation session key."""
+        pattern = self.keys.owner_scan_pattern()
+        found: set[str] = set()
+
+        async def walk() -> None:
+            async for raw in self.client.scan_iter(match=pattern, count=1000):
+                owner = self.keys.data_owner(_text(raw))
+                if owner is not None:
+                    found.add(owner)
+
+        await self.gate("iter_data_owners", walk())
+        for owner in sorted(found):
+            yield owner
 
     async def scan_checkpoint_threads(self, cursor: str | None, count: int) -> tuple[list[str], str | None]:
         """Walk the seed thread index of each shard in id order; the cursor is ``"<shard>:<last id>"``.

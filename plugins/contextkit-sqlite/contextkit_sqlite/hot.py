@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -586,6 +586,21 @@ class SqliteHotStore(SqliteCheckpoints):
             (self._ns, session_id, time.time()),
         ).fetchall()
         return [(key, loads(text)) for key, text in rows]
+
+    async def iter_data_owners(self) -> AsyncIterator[str]:
+        """See :meth:`contextkit.stores.HotStore.iter_data_owners` (one query over the three tables)."""
+        for owner in await self._db.run(self._data_owners):
+            yield owner
+
+    def _data_owners(self, conn: sqlite3.Connection) -> list[str]:
+        now = time.time()
+        rows = conn.execute(
+            "SELECT stream_key FROM ck_streams WHERE namespace = ? AND expires_at > ? "
+            "UNION SELECT session_id FROM ck_task_contexts WHERE namespace = ? AND expires_at > ? "
+            "UNION SELECT session_key FROM ck_conversation_sessions WHERE namespace = ? AND expires_at > ?",
+            (self._ns, now, self._ns, now, self._ns, now),
+        ).fetchall()
+        return [row[0] for row in rows]
 
     async def scan_checkpoint_threads(self, cursor: str | None, count: int) -> tuple[list[str], str | None]:
         """A page of live seed checkpoint thread ids in id order after ``cursor`` (keyset pagination)."""
