@@ -24,6 +24,7 @@ import itertools
 import logging
 import operator
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -35,7 +36,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from contextkit.codec import archive_json, archive_loads
 from contextkit.config import ArchiverConfig
-from contextkit.errors import BackendUnavailable, SerializationError
+from contextkit.errors import BackendUnavailable, ConfigError, SerializationError
 from contextkit.records import ArchiveEvent, Message, from_iso, new_event_id, to_iso, utcnow
 from contextkit.stores import Capability, ColdStore
 
@@ -48,6 +49,7 @@ __all__ = [
     "archive_json",
     "archive_loads",
     "message_event",
+    "outbox_table_sql",
 ]
 
 logger = logging.getLogger("contextkit.archiver")
@@ -248,13 +250,36 @@ class MemoryOutbox:
         """Nothing to release."""
 
 
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def outbox_table_sql(table: str = "outbox") -> str:
+    """The ``CREATE TABLE IF NOT EXISTS`` of a :class:`FileOutbox` table (``table`` a plain identifier)."""
+    if not _TABLE_NAME.fullmatch(table):
+        raise ConfigError(f"outbox table name must be a plain SQL identifier, got {table!r}")
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "event_id TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, body TEXT NOT NULL)"
+    )
+
+
 class FileOutbox:
-    """A durable outbox in a local SQLite file (WAL). Survives a crash of the application process."""
+    """A durable outbox in a local SQLite file (WAL). Survives a crash of the application process.
+
+    :param path: the SQLite file (created with its directory when missing).
+    :param max_pending: most events waiting; beyond it ``has_room`` is False and the kit refuses writes.
+    :param table: the table holding the events (:func:`outbox_table_sql` creates it), so one database file can
+        hold several outboxes: the SQLite hot tier keeps one per namespace in its own file and writes a message's
+        event in the transaction that stores the message.
+    """
 
     durable = True
 
-    def __init__(self, path: str | Path, max_pending: int = 10_000_000) -> None:
+    def __init__(self, path: str | Path, max_pending: int = 10_000_000, *, table: str = "outbox") -> None:
+        if not _TABLE_NAME.fullmatch(table):
+            raise ConfigError(f"outbox table name must be a plain SQL identifier, got {table!r}")
         self.path = Path(path)
+        self.table = table
         self._max = max_pending
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -268,11 +293,8 @@ class FileOutbox:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "event_id TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, body TEXT NOT NULL)"
-            )
-            self._count = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            conn.execute(outbox_table_sql(self.table))
+            self._count = conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
             self._conn = conn
         return self._conn
 
@@ -287,6 +309,11 @@ class FileOutbox:
         """See :meth:`Outbox.has_room`."""
         return self._count + count <= self._max
 
+    def count_pushed(self, count: int) -> None:
+        """Count ``count`` events another connection wrote into the table (the SQLite hot tier's appends), for
+        :meth:`has_room`."""
+        self._count += count
+
     async def push(self, events: Sequence[ArchiveEvent]) -> None:
         """See :meth:`Outbox.push`."""
         # NaN is written as before (a value the cold tier refuses is set aside by the archiver, not by this push).
@@ -295,7 +322,7 @@ class FileOutbox:
         def insert(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.execute("BEGIN")
-                cur = conn.executemany("INSERT OR IGNORE INTO outbox (event_id, created_at, body) VALUES (?,?,?)", rows)
+                cur = conn.executemany(f"INSERT OR IGNORE INTO {self.table} (event_id, created_at, body) VALUES (?,?,?)", rows)
                 self._count += cur.rowcount
 
         await asyncio.to_thread(self._run, insert)
@@ -316,7 +343,7 @@ class FileOutbox:
 
         def select(conn: sqlite3.Connection) -> list[tuple[int, str]]:
             return conn.execute(
-                "SELECT seq, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, count)
+                f"SELECT seq, body FROM {self.table} WHERE seq > ? ORDER BY seq LIMIT ?", (after, count)
             ).fetchall()
 
         rows = await asyncio.to_thread(self._run, select)
@@ -333,19 +360,19 @@ class FileOutbox:
         def delete(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.execute("BEGIN")
-                cur = conn.executemany("DELETE FROM outbox WHERE event_id = ?", ids)
+                cur = conn.executemany(f"DELETE FROM {self.table} WHERE event_id = ?", ids)
                 self._count = max(0, self._count - cur.rowcount)
 
         await asyncio.to_thread(self._run, delete)
 
     async def depth(self) -> int:
         """See :meth:`Outbox.depth`."""
-        return int(await asyncio.to_thread(self._run, lambda c: c.execute("SELECT count(*) FROM outbox").fetchone()[0]))
+        return int(await asyncio.to_thread(self._run, lambda c: c.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]))
 
     async def oldest(self) -> datetime | None:
         """See :meth:`Outbox.oldest`."""
         row = await asyncio.to_thread(
-            self._run, lambda c: c.execute("SELECT created_at FROM outbox ORDER BY seq LIMIT 1").fetchone()
+            self._run, lambda c: c.execute(f"SELECT created_at FROM {self.table} ORDER BY seq LIMIT 1").fetchone()
         )
         return from_iso(row[0]) if row else None
 

@@ -1,6 +1,7 @@
 """The application process is SIGKILLed with archive events pending; a new process drains them, no loss, no duplicates.
 
-The events wait in a durable outbox (``archiver.outbox_path``, a local SQLite file) because the cold tier, a
+The events wait in a durable outbox (``archiver.outbox_path``, a local SQLite file, or the SQLite hot tier's own
+outbox table, written in the transaction of each message) because the cold tier, a
 private PostgreSQL this session started, is stopped (or, in the second test, busy) when the process dies. The
 processes are real: ``kit_process.py`` run with this interpreter. The hot tier is a parameter, so a hot tier
 with its own durable outbox (the Redis stream) joins by adding its configuration to :data:`HOT_TIERS`.
@@ -25,6 +26,7 @@ from contextkit.archiver import FileOutbox
 from contextkit.stores import StoreSettings
 from contextkit.testing.postgres_server import PostgresServer
 from contextkit_postgres.store import PostgresColdStore
+from contextkit_sqlite import SqliteHotStore
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -41,18 +43,36 @@ def _hot_sqlite(tmp: Path) -> dict[str, Any]:
     return {"backend": "sqlite", "path": str(tmp / "hot.sqlite3")}
 
 
-#: Hot tier configurations, and how many messages of the session the draining process finds in its hot tier
-#: (the memory tier dies with the process; the SQLite file survives it).
-HOT_TIERS = {"memory": (_hot_memory, 0), "sqlite": (_hot_sqlite, TOTAL)}
+def _outbox_file(tmp: Path) -> tuple[Path, str]:
+    return tmp / "outbox.sqlite3", "outbox"
 
 
-def _config(hot: dict[str, Any], dsn: str, schema: str, outbox: Path) -> dict[str, Any]:
+def _sqlite_own_outbox(tmp: Path) -> tuple[Path, str]:
+    # No outbox_path: the SQLite hot tier's own outbox, a table of its file written with each message.
+    path = tmp / "hot.sqlite3"
+    return path, SqliteHotStore(StoreSettings(), {"path": str(path)}).outbox_table
+
+
+#: Hot tier configurations, where their outbox is (file, table; the outbox_path file unless the tier has its own),
+#: and how many messages of the session the draining process finds in its hot tier (the memory tier dies with the
+#: process; the SQLite file survives it).
+HOT_TIERS = {
+    "memory": (_hot_memory, _outbox_file, 0),
+    "sqlite": (_hot_sqlite, _outbox_file, TOTAL),
+    "sqlite, own outbox": (_hot_sqlite, _sqlite_own_outbox, TOTAL),
+}
+
+
+def _config(hot: dict[str, Any], dsn: str, schema: str, outbox: Path | None) -> dict[str, Any]:
+    archiver: dict[str, Any] = {"max_backoff": 0.5}
+    if outbox is not None:
+        archiver["outbox_path"] = str(outbox)
     return {
         "hot": hot,
         "cold": {"backend": "postgres", "url": dsn, "schema": schema},
         "timeout": 10.0,
         "history_cap": TOTAL * 2,
-        "archiver": {"outbox_path": str(outbox), "max_backoff": 0.5},
+        "archiver": archiver,
     }
 
 
@@ -92,9 +112,9 @@ def _drain(config: dict[str, Any], cwd: Path) -> dict[str, Any]:
     return report
 
 
-def _outbox_depth(path: Path) -> int:
+def _outbox_depth(path: Path, table: str = "outbox") -> int:
     with sqlite3.connect(path, timeout=10) as conn:
-        return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 def _kill(proc: subprocess.Popen[str]) -> None:
@@ -134,19 +154,20 @@ async def test_events_pending_when_the_app_is_killed_are_drained_by_the_next_pro
     context), all pending in the outbox file, and is SIGKILLed. With the server started again, a second process
     on the same outbox flushes it: 2,000 message rows with seqs 1..2,000, each message id and event id once, one
     session row, and the outbox file empty."""
-    make_hot, hot_messages = HOT_TIERS[hot_tier]
-    outbox = tmp_path / "outbox.sqlite3"
-    config = _config(make_hot(tmp_path), private_postgres.dsn, fresh_name, outbox)
+    make_hot, locate_outbox, hot_messages = HOT_TIERS[hot_tier]
+    outbox, table = locate_outbox(tmp_path)
+    own = table != "outbox"
+    config = _config(make_hot(tmp_path), private_postgres.dsn, fresh_name, None if own else outbox)
 
     private_postgres.stop()
     writer = _spawn_writer(config, tmp_path)
     try:
         line = _read_line(writer, timeout=90)
         assert line == f"written {TOTAL + 2}", (line, (tmp_path / "writer.log").read_text()[-3000:])
-        assert _outbox_depth(outbox) == TOTAL + 2
+        assert _outbox_depth(outbox, table) == TOTAL + 2
     finally:
         _kill(writer)
-    assert _outbox_depth(outbox) == TOTAL + 2
+    assert _outbox_depth(outbox, table) == TOTAL + 2
 
     private_postgres.start()
     report = _drain(config, tmp_path)
@@ -154,7 +175,7 @@ async def test_events_pending_when_the_app_is_killed_are_drained_by_the_next_pro
     assert report["metrics"]["queue_depth"] == 0 and report["metrics"]["rows"] == TOTAL + 2
     assert report["metrics"]["outbox"] == "FileOutbox" and report["metrics"]["dead_letters"] == 0
     assert report["hot_messages"] == hot_messages
-    assert _outbox_depth(outbox) == 0
+    assert _outbox_depth(outbox, table) == 0
 
     messages, sessions = await _archived(private_postgres.dsn, fresh_name)
     _assert_each_message_once(messages)

@@ -13,15 +13,18 @@ what expired. A write to something that expired starts it afresh rather than bri
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from contextkit.errors import BackendUnavailable, InvalidInput
-from contextkit.records import Message, Session
-from contextkit.stores import Capability, SessionUpdate, StoreSettings, StoreStats
+from contextkit.archiver import FileOutbox, outbox_table_sql
+from contextkit.codec import archive_json
+from contextkit.errors import BackendUnavailable, CapabilityNotSupported, InvalidInput, SerializationError
+from contextkit.records import ArchiveEvent, Message, Session
+from contextkit.stores import ArchiveSpec, Capability, SessionUpdate, StoreSettings, StoreStats
 from contextkit_sqlite.checkpoints import SqliteCheckpoints
 from contextkit_sqlite.database import SqliteDatabase, dumps, from_micros, loads, parse_options, to_micros
 from contextkit_sqlite.schema import HOT_MIGRATIONS
@@ -73,6 +76,12 @@ class SqliteHotStore(SqliteCheckpoints):
         self._db = SqliteDatabase(self.options, HOT_MIGRATIONS)
         self._ns = settings.namespace
         self._next_sweep = 0.0
+        # The archive outbox of this namespace is a table of the same file, so a message and its archive event
+        # are committed together and both survive a crash of the app (an in-memory database has no file to share).
+        #: The table of this namespace's archive outbox in the database file.
+        self.outbox_table = "ck_outbox_" + hashlib.sha256(self._ns.encode("utf-8")).hexdigest()[:16]
+        if self.options.path != ":memory:":
+            self.capabilities = self.capabilities | {Capability.OUTBOX.value, Capability.ATOMIC_OUTBOX.value}
 
     def __repr__(self) -> str:
         return f"SqliteHotStore(path={self.options.path!r}, namespace={self._ns!r})"
@@ -324,17 +333,58 @@ class SqliteHotStore(SqliteCheckpoints):
         ]
 
     # -- history streams ----------------------------------------------------------------------------------------
-    async def append_messages(self, key: str, messages: Sequence[Message]) -> list[Message]:
+    def outbox(self, max_pending: int = 10_000_000) -> FileOutbox:
+        """The durable archive outbox of this namespace: a table of this database file (capability ``outbox``;
+        appends write their messages' events into it in the same transaction, capability ``atomic_outbox``)."""
+        if Capability.OUTBOX.value not in self.capabilities:
+            raise CapabilityNotSupported("an in-memory SQLite database has no file to keep an outbox in")
+        return FileOutbox(self.options.path, max_pending, table=self.outbox_table)
+
+    async def append_messages(
+        self, key: str, messages: Sequence[Message], *, archive: ArchiveSpec | None = None
+    ) -> list[Message]:
         """Append at the tail with consecutive seqs (under the write lock), trim the oldest, refresh the TTL; move
-        the session ``key``'s last_activity forward to the newest message when that session exists."""
+        the session ``key``'s last_activity forward to the newest message when that session exists. With
+        ``archive`` (and a stream that already had messages), the messages' archive events go into the outbox
+        table in the same transaction."""
         if not messages:
             return []
+        if archive is not None and (len(archive.event_ids) != len(messages) or len(archive.created_at) != len(messages)):
+            raise InvalidInput(f"the archive spec names {len(archive.event_ids)} event(s) for {len(messages)} message(s)")
         encoded = [(m.id, m.role, m.content, to_micros(m.timestamp), dumps(dict(m.metadata))) for m in messages]
-        first_seq: int = await self._db.write(self._append, key, encoded)
+        first_seq: int = await self._db.write(self._append, key, encoded, messages, archive)
         await self._maybe_sweep()
         return [m.with_seq(first_seq + i) for i, m in enumerate(messages)]
 
-    def _append(self, conn: sqlite3.Connection, key: str, encoded: list[tuple[Any, ...]]) -> int:
+    def _archive_events(
+        self, conn: sqlite3.Connection, key: str, messages: Sequence[Message], archive: ArchiveSpec, first_seq: int
+    ) -> None:
+        # The rows FileOutbox.push would write for these events, in the append's transaction (which also creates
+        # the table when the archiver has not yet: a flag could outlive a rolled-back creation).
+        conn.execute(outbox_table_sql(self.outbox_table))
+        rows = []
+        for i, message in enumerate(messages):
+            event = ArchiveEvent(
+                archive.table, key, {"message": message.with_seq(first_seq + i).to_dict()}, archive.created_at[i],
+                archive.event_ids[i],
+            )
+            try:
+                body = archive_json(event.to_dict(), allow_nan=True)
+            except (TypeError, ValueError) as exc:
+                raise SerializationError(f"archive event {event.event_id} cannot be stored as JSON: {exc}") from exc
+            rows.append((event.event_id, event.created_at.isoformat(), body))
+        conn.executemany(
+            f"INSERT OR IGNORE INTO {self.outbox_table} (event_id, created_at, body) VALUES (?, ?, ?)", rows
+        )
+
+    def _append(
+        self,
+        conn: sqlite3.Connection,
+        key: str,
+        encoded: list[tuple[Any, ...]],
+        messages: Sequence[Message] = (),
+        archive: ArchiveSpec | None = None,
+    ) -> int:
         now = time.time()
         ns = self._ns
         row = conn.execute(
@@ -378,6 +428,9 @@ class SqliteHotStore(SqliteCheckpoints):
                 "AND session_id = ? AND expires_at > ?",
                 (expires, ns, key, now),
             )
+        # A new stream's first messages are left to the caller (ArchiveSpec): it may renumber them.
+        if archive is not None and last_seq > 0:
+            self._archive_events(conn, key, messages, archive, last_seq + 1)
         return last_seq + 1
 
     async def read_history(self, key: str, limit: int | None) -> list[Message]:
