@@ -298,8 +298,6 @@ async def _orphan_records(hot: HotStore, owner: str) -> AsyncIterator[Record]:
     """What ``owner`` holds without a session record: a conversation session (unless the session it names lists
     it, which exported it already) with its history, and a task context. A history under an id that is neither a
     session nor a conversation key is exported too (messages may be appended to any id)."""
-    if await hot.get_session(owner) is not None:  # created since the plan was made: exported as a session
-        return
     document = await hot.get_conversation_session(owner)
     listed = False
     if document is not None:
