@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from contextkit.archiver import message_event_heads as _event_heads
 from contextkit.errors import InvalidInput
 from contextkit.records import ArchiveEvent, Message, new_event_id
 from contextkit.stores import ArchiveSpec
-from contextkit_redis.store import _event_heads
 
 KEYS = ["s", "a:b", "{x}", "*", "line\nbreak", 'quote"back\\slash', "é" * 300, "\u2028\u2029\x7f", "tab\tctl\x01"]
 

@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from contextkit.archiver import FileOutbox, outbox_table_sql
+from contextkit.archiver import FileOutbox, message_event_heads, outbox_table_sql
 from contextkit.codec import archive_json
 from contextkit.errors import BackendUnavailable, CapabilityNotSupported, InvalidInput, SerializationError
-from contextkit.records import ArchiveEvent, Message, Session
+from contextkit.records import Message, Session
 from contextkit.stores import ArchiveSpec, Capability, SessionUpdate, StoreSettings, StoreStats
 from contextkit_sqlite.checkpoints import SqliteCheckpoints
 from contextkit_sqlite.database import SqliteDatabase, dumps, from_micros, loads, parse_options, to_micros
@@ -54,6 +54,22 @@ def _session(record: Sequence[Any]) -> Session:
 def _message(record: Sequence[Any]) -> Message:
     seq, ident, role, content, timestamp, metadata = record
     return Message(role=role, content=content, timestamp=from_micros(timestamp), metadata=loads(metadata), id=ident, seq=seq)
+
+
+def _event_parts(key: str, messages: Sequence[Message], archive: ArchiveSpec) -> list[tuple[str, str, str, str]]:
+    """(event id, created_at column, JSON head, message JSON after its seq) of each message's archive event: the
+    write transaction completes each with the seq it assigns (see :func:`message_event_heads`)."""
+    heads = message_event_heads(key, archive, len(messages))
+    parts = []
+    for message, head, event_id, created_at in zip(messages, heads, archive.event_ids, archive.created_at, strict=True):
+        data = message.to_dict()
+        del data["seq"]
+        try:
+            rest = archive_json(data, allow_nan=True)[1:]
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(f"archive event {event_id} cannot be stored as JSON: {exc}") from exc
+        parts.append((event_id, created_at.isoformat(), head, rest))
+    return parts
 
 
 class SqliteHotStore(SqliteCheckpoints):
@@ -349,32 +365,22 @@ class SqliteHotStore(SqliteCheckpoints):
         table in the same transaction."""
         if not messages:
             return []
-        if archive is not None and (len(archive.event_ids) != len(messages) or len(archive.created_at) != len(messages)):
-            raise InvalidInput(f"the archive spec names {len(archive.event_ids)} event(s) for {len(messages)} message(s)")
         encoded = [(m.id, m.role, m.content, to_micros(m.timestamp), dumps(dict(m.metadata))) for m in messages]
-        first_seq: int = await self._db.write(self._append, key, encoded, messages, archive)
+        events = None if archive is None else _event_parts(key, messages, archive)
+        first_seq: int = await self._db.write(self._append, key, encoded, events)
         await self._maybe_sweep()
         return [m.with_seq(first_seq + i) for i, m in enumerate(messages)]
 
-    def _archive_events(
-        self, conn: sqlite3.Connection, key: str, messages: Sequence[Message], archive: ArchiveSpec, first_seq: int
-    ) -> None:
+    def _archive_events(self, conn: sqlite3.Connection, events: list[tuple[str, str, str, str]], first_seq: int) -> None:
         # The rows FileOutbox.push would write for these events, in the append's transaction (which also creates
         # the table when the archiver has not yet: a flag could outlive a rolled-back creation).
         conn.execute(outbox_table_sql(self.outbox_table))
-        rows = []
-        for i, message in enumerate(messages):
-            event = ArchiveEvent(
-                archive.table, key, {"message": message.with_seq(first_seq + i).to_dict()}, archive.created_at[i],
-                archive.event_ids[i],
-            )
-            try:
-                body = archive_json(event.to_dict(), allow_nan=True)
-            except (TypeError, ValueError) as exc:
-                raise SerializationError(f"archive event {event.event_id} cannot be stored as JSON: {exc}") from exc
-            rows.append((event.event_id, event.created_at.isoformat(), body))
         conn.executemany(
-            f"INSERT OR IGNORE INTO {self.outbox_table} (event_id, created_at, body) VALUES (?, ?, ?)", rows
+            f"INSERT OR IGNORE INTO {self.outbox_table} (event_id, created_at, body) VALUES (?, ?, ?)",
+            [
+                (event_id, created_at, f'{head}{{"seq":{first_seq + i},{rest}}}}}')
+                for i, (event_id, created_at, head, rest) in enumerate(events)
+            ],
         )
 
     def _append(
@@ -382,8 +388,7 @@ class SqliteHotStore(SqliteCheckpoints):
         conn: sqlite3.Connection,
         key: str,
         encoded: list[tuple[Any, ...]],
-        messages: Sequence[Message] = (),
-        archive: ArchiveSpec | None = None,
+        events: list[tuple[str, str, str, str]] | None = None,
     ) -> int:
         now = time.time()
         ns = self._ns
@@ -429,8 +434,8 @@ class SqliteHotStore(SqliteCheckpoints):
                 (expires, ns, key, now),
             )
         # A new stream's first messages are left to the caller (ArchiveSpec): it may renumber them.
-        if archive is not None and last_seq > 0:
-            self._archive_events(conn, key, messages, archive, last_seq + 1)
+        if events is not None and last_seq > 0:
+            self._archive_events(conn, events, last_seq + 1)
         return last_seq + 1
 
     async def read_history(self, key: str, limit: int | None) -> list[Message]:
