@@ -298,8 +298,7 @@ class FileOutbox:
     durable = True
 
     def __init__(self, path: str | Path, max_pending: int = 10_000_000, *, table: str = "outbox") -> None:
-        if not _TABLE_NAME.fullmatch(table):
-            raise ConfigError(f"outbox table name must be a plain SQL identifier, got {table!r}")
+        self._create_sql = outbox_table_sql(table)  # checks the name before any I/O
         self.path = Path(path)
         self.table = table
         self._max = max_pending
@@ -315,7 +314,7 @@ class FileOutbox:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(outbox_table_sql(self.table))
+            conn.execute(self._create_sql)
             self._count = conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
             self._conn = conn
         return self._conn

@@ -645,7 +645,7 @@ class MemoryHotStore(MemoryCheckpoints):
     async def iter_data_owners(self) -> AsyncIterator[str]:
         """See :meth:`contextkit.stores.HotStore.iter_data_owners`."""
         self._sweep(None)
-        for owner in sorted({*self._streams, *self._task_contexts, *self._conversations}):
+        for owner in {*self._streams, *self._task_contexts, *self._conversations}:
             yield owner
 
     async def list_conversation_sessions(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:

@@ -639,7 +639,7 @@ class RedisHotStore(RedisCheckpoints):
                     found.add(owner)
 
         await self.gate("iter_data_owners", walk())
-        for owner in sorted(found):
+        for owner in found:  # a set: each owner once, though it may hold all three families
             yield owner
 
     async def scan_checkpoint_threads(self, cursor: str | None, count: int) -> tuple[list[str], str | None]:

@@ -96,6 +96,7 @@ class SqliteHotStore(SqliteCheckpoints):
         # are committed together and both survive a crash of the app (an in-memory database has no file to share).
         #: The table of this namespace's archive outbox in the database file.
         self.outbox_table = "ck_outbox_" + hashlib.sha256(self._ns.encode("utf-8")).hexdigest()[:16]
+        self._outbox_created = False
         if self.options.path != ":memory:":
             self.capabilities = self.capabilities | {Capability.OUTBOX.value, Capability.ATOMIC_OUTBOX.value}
 
@@ -368,13 +369,17 @@ class SqliteHotStore(SqliteCheckpoints):
         encoded = [(m.id, m.role, m.content, to_micros(m.timestamp), dumps(dict(m.metadata))) for m in messages]
         events = None if archive is None else _event_parts(key, messages, archive)
         first_seq: int = await self._db.write(self._append, key, encoded, events)
+        if events is not None and first_seq > 1:
+            self._outbox_created = True  # committed: later appends skip the CREATE TABLE
         await self._maybe_sweep()
         return [m.with_seq(first_seq + i) for i, m in enumerate(messages)]
 
     def _archive_events(self, conn: sqlite3.Connection, events: list[tuple[str, str, str, str]], first_seq: int) -> None:
-        # The rows FileOutbox.push would write for these events, in the append's transaction (which also creates
-        # the table when the archiver has not yet: a flag could outlive a rolled-back creation).
-        conn.execute(outbox_table_sql(self.outbox_table))
+        # The rows FileOutbox.push would write for these events, in the append's transaction, which also creates
+        # the table until one such transaction committed (the flag is set only then, so a rollback cannot leave
+        # it claiming a table that is not there).
+        if not self._outbox_created:
+            conn.execute(outbox_table_sql(self.outbox_table))
         conn.executemany(
             f"INSERT OR IGNORE INTO {self.outbox_table} (event_id, created_at, body) VALUES (?, ?, ?)",
             [
