@@ -1,14 +1,18 @@
-"""Development sessions for contextkit: tests, conformance, lint, types, the extras smoke test, demo and bench.
+"""Development sessions for contextkit: tests, conformance, lint, types, the install and extras smoke tests, the
+Redis tests against the newest and the lowest supported redis-py, demo and bench.
 
 Plugins are discovered from ``plugins/*`` (a directory with a pyproject.toml; names starting with ``_``, such as
-the ``_template`` scaffold, are skipped), so a new plugin gets its sessions without editing this file. Every
-session installs third-party packages from the one list in ``requirements/test.txt``.
+the ``_template`` scaffold, are skipped), so a new plugin gets its sessions without editing this file. A plugin
+directory without a pyproject is built in: its package ships in the contextkit distribution (the memory tier).
+Every session installs third-party packages from the one list in ``requirements/test.txt``.
 
     nox -l                          # list the sessions
     nox -r -s tests                 # everything; -r reuses the session's virtualenv on later runs
     nox -r -s "package(redis)"      # one package's tests ("package(core)" for tests/)
+    nox -s install                  # README's install: scripts/install in a fresh venv outside the checkout
     nox -s extras_smoke             # built wheels in a clean venv: contextkit[redis,clickhouse] + contextkit alone
     nox -s extras_smoke -- sqlite   # the same with other extras
+    nox -s "redis_py(lowest)"       # the Redis tests on the lowest redis-py the plugin declares ("newest" too)
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from email.parser import Parser
 from pathlib import Path
@@ -45,8 +51,19 @@ def discover_plugins() -> list[str]:
     )
 
 
+def discover_builtin_plugins() -> list[str]:
+    """Plugin directories without a pyproject: their package ships inside the contextkit distribution."""
+    plugins_dir = ROOT / "plugins"
+    return sorted(
+        path.name
+        for path in plugins_dir.iterdir()
+        if path.is_dir() and not path.name.startswith(("_", ".")) and not (path / "pyproject.toml").exists()
+    )
+
+
 PLUGINS = discover_plugins()
-PACKAGES = ["core", *(name.removeprefix("contextkit-") for name in PLUGINS)]
+BUILTIN_PLUGINS = discover_builtin_plugins()
+PACKAGES = ["core", *(name.removeprefix("contextkit-") for name in sorted(PLUGINS + BUILTIN_PLUGINS))]
 
 
 def pinned(*names: str) -> list[str]:
@@ -64,7 +81,8 @@ def pinned(*names: str) -> list[str]:
 
 
 def install_repo(session: nox.Session, plugins: list[str] | None = None) -> None:
-    """Install contextkit (with the langgraph extra) and ``plugins`` (default: all) editable, plus the test list."""
+    """Install contextkit (with the langgraph extra and its built-in plugins) and ``plugins`` (default: all)
+    editable, plus the test list."""
     editable = ["-e", ".[langgraph]"]
     for plugin in PLUGINS if plugins is None else plugins:
         editable += ["-e", f"plugins/{plugin}"]
@@ -90,12 +108,12 @@ def tests(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("package", PACKAGES, ids=PACKAGES)
 def package(session: nox.Session, package: str) -> None:
-    """One package's tests with only contextkit, the memory plugin and that package installed."""
+    """One package's tests with only contextkit (and its built-in memory tier) and that package installed."""
     if package == "core":
-        install_repo(session, ["contextkit-memory"])
+        install_repo(session, [])
         target = "tests"
     else:
-        install_repo(session, sorted({"contextkit-memory", f"contextkit-{package}"}))
+        install_repo(session, [] if f"contextkit-{package}" in BUILTIN_PLUGINS else [f"contextkit-{package}"])
         target = f"plugins/contextkit-{package}/tests"
     session.run("python", "-m", "pytest", target, *session.posargs, env=service_env())
 
@@ -222,7 +240,7 @@ def extras_smoke(session: nox.Session) -> None:
     2. ``contextkit`` alone: ``contextkit plugins`` lists memory, and a session round-trips on the memory tier.
     """
     extras = session.posargs or list(SMOKE_EXTRAS)
-    unknown = [extra for extra in extras if f"contextkit-{extra}" not in PLUGINS]
+    unknown = [extra for extra in extras if f"contextkit-{extra}" not in PLUGINS + BUILTIN_PLUGINS]
     if unknown:
         session.error(f"no plugin directory for extra(s) {', '.join(unknown)} (plugins: {', '.join(PLUGINS)})")
 
@@ -245,7 +263,7 @@ def extras_smoke(session: nox.Session) -> None:
         row = rows.get(extra)
         if row is None:
             session.error(f"`contextkit plugins` does not list {extra!r} after installing contextkit[{extra}]")
-        dist_name = f"contextkit-{extra}"
+        dist_name = "contextkit" if f"contextkit-{extra}" in BUILTIN_PLUGINS else f"contextkit-{extra}"
         if row["distribution"] != dist_name or row["version"] != versions[dist_name]:
             session.error(f"{extra}: expected {dist_name} {versions[dist_name]}, got {row}")
         tiers = row.get("tiers")
@@ -261,6 +279,111 @@ def extras_smoke(session: nox.Session) -> None:
     if unexpected:
         session.error(f"`pip install contextkit` alone loaded more plugins than memory: {unexpected}")
     session.run(str(bin_dir / "python"), "-c", MEMORY_SMOKE, external=True, env=_clean_env())
+
+
+# -- install from the checkout --------------------------------------------------------------------------------------
+
+INSTALL_EXTRAS = "redis,postgres,langgraph"
+TEMPLATE_README = ROOT / "plugins" / "_template" / "README.md"
+
+
+def _venv_env(venv: Path, **extra: str) -> dict[str, str]:
+    """The environment of a shell in which ``venv`` is activated (as ``. venv/bin/activate`` leaves it)."""
+    env = _clean_env()
+    env.update(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", **extra)
+    return env
+
+
+def _bash_blocks(markdown: Path) -> list[str]:
+    """The ```bash blocks of a markdown file, in order."""
+    return re.findall(r"^```bash\n(.*?)^```", markdown.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+
+
+def _template_steps(checkout: Path) -> str:
+    """Steps 1 and 2 of the plugin template's README (copy and rename; install and check the wiring), as a bash
+    script with ``CONTEXTKIT`` pointing at ``checkout``."""
+    blocks = _bash_blocks(TEMPLATE_README)
+    if len(blocks) < 2 or not re.search(r"^CONTEXTKIT=.*$", blocks[0], flags=re.MULTILINE):
+        raise RuntimeError(f"{TEMPLATE_README}: expected its first bash block to set CONTEXTKIT=<checkout>")
+    first = re.sub(r"^CONTEXTKIT=.*$", f"CONTEXTKIT={shlex.quote(str(checkout))}", blocks[0], flags=re.MULTILINE)
+    return "set -eo pipefail\n" + first + blocks[1]
+
+
+@nox.session(venv_backend="none")
+def install(session: nox.Session) -> None:
+    """The README's install, as a new user runs it: a fresh ``python -m venv`` (its stock pip) outside the checkout.
+
+    1. With the venv active, ``<checkout>/scripts/install "redis,postgres,langgraph"`` (or the extras given after
+       ``--``): ``contextkit plugins`` lists memory (built in) and the plugin of every extra that names one.
+    2. Steps 1 and 2 of ``plugins/_template/README.md`` as written (copy and rename the scaffold, a venv of its
+       own, ``scripts/install testing``, ``pip install -e ".[testing]"``, ``pytest tests/test_plugin.py``):
+       ``contextkit plugins`` in that venv lists the copy's backend ``acme``.
+
+    Everything, wheels included (``CONTEXTKIT_DIST``), goes to a temporary directory removed at the end.
+    """
+    extras = ",".join(session.posargs) or INSTALL_EXTRAS
+    with tempfile.TemporaryDirectory(prefix="contextkit-install-") as raw_tmp:
+        tmp = Path(raw_tmp)
+        dist = tmp / "dist"
+        venv = tmp / "venv"
+        session.run(sys.executable, "-m", "venv", str(venv), external=True)
+        with session.chdir(tmp):
+            session.run(str(ROOT / "scripts" / "install"), extras, external=True, include_outer_env=False,
+                        env=_venv_env(venv, CONTEXTKIT_DIST=str(dist)))
+        rows = {str(row["name"]): row for row in _plugins_json(session, venv / "bin")}
+        for name in ["memory", *extras.split(",")]:
+            directory = f"contextkit-{name.strip()}"
+            if directory not in PLUGINS + BUILTIN_PLUGINS:
+                continue  # an extra that is no plugin (langgraph, testing, all)
+            expected = "contextkit" if directory in BUILTIN_PLUGINS else directory
+            row = rows.get(name.strip())
+            if row is None or row["distribution"] != expected:
+                session.error(f"`contextkit plugins` should list {name.strip()} from {expected}: {sorted(rows)}")
+
+        with session.chdir(tmp):
+            session.run("bash", "-c", _template_steps(ROOT), external=True, include_outer_env=False,
+                        env={**_clean_env(), "CONTEXTKIT_DIST": str(dist)})
+        rows = {str(row["name"]): row for row in _plugins_json(session, tmp / "contextkit-acme" / ".venv" / "bin")}
+        if rows.get("acme", {}).get("distribution") != "contextkit-acme":
+            session.error(f"the template copy's venv does not list the acme plugin: {sorted(rows)}")
+
+
+# -- redis-py versions -----------------------------------------------------------------------------------------------
+
+
+def redis_py_requirement() -> Requirement:
+    """The ``redis`` requirement of the Redis plugin: the range of redis-py it declares it supports."""
+    text = (ROOT / "plugins" / "contextkit-redis" / "pyproject.toml").read_text(encoding="utf-8")
+    found = re.findall(r'"(redis(?:\[[^\]]*\])?\s*[<>=!~][^"]*)"', text)
+    if len(found) != 1:
+        raise RuntimeError(f"plugins/contextkit-redis/pyproject.toml: expected one redis requirement, found {found}")
+    return Requirement(found[0])
+
+
+def lowest_supported(requirement: Requirement) -> str:
+    """The version in the ``>=`` bound of ``requirement``."""
+    lows = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+    if len(lows) != 1:
+        raise RuntimeError(f"{requirement}: declare the lowest supported version with one >= bound")
+    return lows[0]
+
+
+@nox.session
+@nox.parametrize("redis_py", ["newest", "lowest"], ids=["newest", "lowest"])
+def redis_py(session: nox.Session, redis_py: str) -> None:
+    """The Redis tests (``plugins/contextkit-redis/tests``, and the tests under ``tests/`` marked redis or cluster)
+    with the newest redis-py the plugin's range allows, or the lowest it declares (CI's own run uses the version
+    pinned in requirements/test.txt)."""
+    install_repo(session)
+    requirement = redis_py_requirement()
+    name = requirement.name + (f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else "")
+    if redis_py == "lowest":
+        session.install(f"{name}=={lowest_supported(requirement)}")
+    else:
+        session.install("--upgrade", f"{name}{requirement.specifier}")
+    session.run("python", "-c", "import redis; print('redis-py', redis.__version__)")
+    session.run("python", "-m", "pytest", "plugins/contextkit-redis/tests", *session.posargs, env=service_env())
+    session.run("python", "-m", "pytest", "tests", "-m", "redis or cluster", *session.posargs, env=service_env())
 
 
 # -- demo and benchmarks ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from contextkit.config import mask_url
+from contextkit.masking import mask_secrets
 
 __all__ = ["Services", "detect_services", "machine_info", "unlink_prefix"]
 
@@ -27,7 +27,6 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 _PACKAGES = (
     "contextkit",
-    "contextkit-memory",
     "contextkit-redis",
     "contextkit-sqlite",
     "contextkit-postgres",
@@ -111,7 +110,7 @@ class Services:
             client.close()
             self.clickhouse_url, self.clickhouse_problem = url, None
         except Exception as exc:  # any driver error means "not usable" for a benchmark
-            self.clickhouse_problem = f"ClickHouse at {mask_url(url)} does not answer: {type(exc).__name__}: {exc}"[:200]
+            self.clickhouse_problem = f"ClickHouse at {mask_secrets(url)} does not answer: {type(exc).__name__}: {exc}"[:200]
 
     def close(self) -> None:
         """Stop the ClickHouse server this run started, if any."""
@@ -156,7 +155,7 @@ async def detect_services() -> Services:
         finally:
             await client.aclose()
     except Exception as exc:
-        services.redis_problem = f"Redis at {mask_url(redis_url)} does not answer: {type(exc).__name__}"
+        services.redis_problem = f"Redis at {mask_secrets(redis_url)} does not answer: {type(exc).__name__}"
     pg_url = _env("CONTEXTKIT_BENCH_POSTGRES_URL", "CONTEXTKIT_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
     try:
         import asyncpg
@@ -168,7 +167,7 @@ async def detect_services() -> Services:
         finally:
             await conn.close()
     except Exception as exc:
-        services.postgres_problem = f"PostgreSQL at {mask_url(pg_url)} does not answer: {type(exc).__name__}"
+        services.postgres_problem = f"PostgreSQL at {mask_secrets(pg_url)} does not answer: {type(exc).__name__}"
     return services
 
 

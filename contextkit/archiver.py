@@ -10,10 +10,10 @@ Outboxes: :class:`MemoryOutbox` (in-process; as durable as the memory hot tier),
 file that survives a crash of the process) and any outbox a hot tier provides (a Redis stream).
 
 The hot path pays as little as it can for the archive: an in-process outbox queues a conversation message as the
-record itself (:meth:`Archiver.queue_message`) and builds its event, id and JSON form when the archiver reads it,
-off the caller's clock; it is exactly as durable either way (the process holds it). A durable outbox encodes and
-stores the event before the call returns, as before. The JSON of events is :mod:`contextkit.codec`'s
-(:func:`archive_json` / :func:`archive_loads`, also importable from here).
+record itself (:meth:`MemoryOutbox.queue_message`, called by the memory hot tier inside the append) and builds its
+event and JSON form when the archiver reads it, off the caller's clock; it is exactly as durable either way (the
+process holds it). A durable outbox encodes and stores the event before the call returns. The JSON of events is
+:mod:`contextkit.codec`'s (:func:`archive_json` / :func:`archive_loads`, also importable from here).
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from typing import Any, Protocol, runtime_checkable
 from contextkit.codec import archive_json, archive_loads
 from contextkit.config import ArchiverConfig
 from contextkit.errors import BackendUnavailable, ConfigError, InvalidInput, SerializationError
-from contextkit.records import ArchiveEvent, Message, from_iso, new_event_id, to_iso, utcnow
+from contextkit.records import ArchiveEvent, Message, from_iso, to_iso, utcnow
 from contextkit.stores import ArchiveSpec, Capability, ColdStore
+from contextkit.tiered.events import message_event
 
 __all__ = [
     "Archiver",
@@ -57,34 +58,17 @@ logger = logging.getLogger("contextkit.archiver")
 
 
 
-def message_event(
-    key: str, message: Message, seq: int, event_id: str | None = None, metadata: dict[str, Any] | None = None
-) -> ArchiveEvent:
-    """The ``context_conversations`` event of ``message`` stored as number ``seq`` of stream ``key``: its payload
-    is ``{"message": message.to_dict()}`` with that seq (and ``metadata``, a copy of the message's taken
-    earlier, when given), created when the message was (its timestamp)."""
-    data = {
-        "id": message.id,
-        "seq": seq,
-        "role": message.role,
-        "content": message.content,
-        "timestamp": to_iso(message.timestamp),
-        "metadata": dict(message.metadata) if metadata is None else metadata,
-    }
-    return ArchiveEvent("context_conversations", key, {"message": data}, message.timestamp, event_id or new_event_id())
-
-
 _EVENT_ID = operator.attrgetter("event_id")
 
 # A conversation message queued as itself (MemoryOutbox.queue_message): (key, message, seq, copy of its metadata,
-# None for empty). Its event is built once, by the first peek that reaches it, and replaces it in the queue, so
-# its id never changes.
-_Deferred = tuple[str, Message, int, "dict[str, Any] | None"]
+# None for empty, event id or None, event time or None). Its event is built once, by the first peek that reaches
+# it, and replaces it in the queue, so its id never changes.
+_Deferred = tuple[str, Message, int, "dict[str, Any] | None", "str | None", "datetime | None"]
 
 
 def _deferred_event(item: _Deferred) -> ArchiveEvent:
-    key, message, seq, metadata = item
-    return message_event(key, message, seq, metadata={} if metadata is None else metadata)
+    key, message, seq, metadata, event_id, created_at = item
+    return message_event(key, message, seq, event_id, {} if metadata is None else metadata, created_at)
 
 
 def message_event_heads(key: str, archive: ArchiveSpec, count: int) -> list[str]:
@@ -180,15 +164,28 @@ class MemoryOutbox:
         """See :meth:`Outbox.push`."""
         self._events.extend(events)
 
-    def queue_message(self, key: str, message: Message, seq: int) -> None:
-        """Queue the archive event of ``message`` (number ``seq`` of stream ``key``) without building it yet.
+    def push_nowait(self, events: Sequence[ArchiveEvent]) -> None:
+        """:meth:`push` without an ``await``: a hot store in this process calls it inside the critical section of
+        the write the events describe (nothing can run between the write and its events)."""
+        self._events.extend(events)
+
+    def queue_message(
+        self,
+        key: str,
+        message: Message,
+        seq: int,
+        event_id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> None:
+        """Queue the archive event of ``message`` (number ``seq`` of stream ``key``, under ``event_id`` or a new
+        id, created at ``created_at`` or the message's timestamp) without building it yet.
 
         The event is :func:`message_event` of it, built by the first :meth:`peek` that reaches it; the metadata
         is copied now (one level, as ``to_dict`` does), so a caller changing the message's dict afterwards does
         not change the archive.
         """
         metadata = message.metadata
-        self._events.append((key, message, seq, dict(metadata) if metadata else None))
+        self._events.append((key, message, seq, dict(metadata) if metadata else None, event_id, created_at))
 
     async def peek(self, count: int) -> list[ArchiveEvent]:
         """See :meth:`Outbox.peek`."""
@@ -266,7 +263,7 @@ class MemoryOutbox:
         if not self._events:
             return None
         head = self._events[0]
-        return head[1].timestamp if isinstance(head, tuple) else head.created_at
+        return (head[5] or head[1].timestamp) if isinstance(head, tuple) else head.created_at
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -337,6 +334,15 @@ class FileOutbox:
 
     async def push(self, events: Sequence[ArchiveEvent]) -> None:
         """See :meth:`Outbox.push`."""
+        await asyncio.to_thread(self._run, self._inserter(events))
+
+    def push_nowait(self, events: Sequence[ArchiveEvent]) -> None:
+        """:meth:`push` on the calling thread, committed when it returns: a hot store in this process (the memory
+        tier with ``outbox_path``) calls it inside the critical section of the write the events describe, before it
+        applies the write, so a failed push leaves nothing written."""
+        self._run(self._inserter(events))
+
+    def _inserter(self, events: Sequence[ArchiveEvent]) -> Callable[[sqlite3.Connection], None]:
         # NaN is written as before (a value the cold tier refuses is set aside by the archiver, not by this push).
         rows = [(e.event_id, e.created_at.isoformat(), archive_json(e.to_dict(), allow_nan=True)) for e in events]
 
@@ -346,7 +352,7 @@ class FileOutbox:
                 cur = conn.executemany(f"INSERT OR IGNORE INTO {self.table} (event_id, created_at, body) VALUES (?,?,?)", rows)
                 self._count += cur.rowcount
 
-        await asyncio.to_thread(self._run, insert)
+        return insert
 
     async def peek(self, count: int) -> list[ArchiveEvent]:
         """See :meth:`Outbox.peek`."""
@@ -408,8 +414,9 @@ class FileOutbox:
 class Archiver:
     """Drains an :class:`Outbox` into a :class:`~contextkit.stores.ColdStore` in the background.
 
-    Start it with :meth:`start`; :meth:`submit` is what the hot path calls (or :meth:`notify`, when the hot store
-    wrote the events into the outbox itself). :meth:`aclose` drains what it can
+    Start it with :meth:`start`; the hot stores write events into the outbox themselves, in the atomic step of each
+    write, and the kit then calls :meth:`notify`; :meth:`submit` pushes events the caller built (imports, the
+    LangGraph adapter). :meth:`aclose` drains what it can
     within ``drain_timeout`` and leaves the rest in the outbox.
     """
 
@@ -437,10 +444,6 @@ class Archiver:
         self._queued_total = 0
         self._batch_size = config.batch_size
         self._awake = False
-        # Only an outbox whose queue lives in this process may hold records instead of events (see queue_message).
-        self._queue_message: Callable[[str, Message, int], None] | None = (
-            outbox.queue_message if isinstance(outbox, MemoryOutbox) else None
-        )
         # Batches written at once: more than one only where the cold tier takes concurrent writes and the outbox
         # can read past the batches in flight.
         peek_ahead = getattr(outbox, "peek_ahead", None)
@@ -469,26 +472,6 @@ class Archiver:
             return
         await self.outbox.push(events)
         self._queued(len(events))
-
-    def queue_message(self, key: str, message: Message, seq: int) -> bool:
-        """Queue the archive event of a conversation message (number ``seq`` of stream ``key``) without I/O, when
-        the outbox defers building events (in-process: :meth:`MemoryOutbox.queue_message`); True when queued.
-
-        False when the outbox stores encoded events (a durable one must hold the event when the write returns):
-        the caller then submits :func:`message_event` of it.
-        """
-        queue = self._queue_message
-        if queue is None:
-            return False
-        queue(key, message, seq)
-        # _queued(1), inline: this runs on every message append.
-        self._depth_hint += 1
-        self._queued_total += 1
-        if not self._awake:
-            self._wake_up()
-        if self._depth_hint >= self._batch_size:
-            self._full.set()
-        return True
 
     def _queued(self, count: int) -> None:
         self._depth_hint += count
@@ -529,6 +512,30 @@ class Archiver:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout=min(0.05, remaining) if remaining else 0.05)
         return True
+
+    async def ensure_cold_open(self) -> None:
+        """Open the cold tier if it was down when the kit started (raises ``BackendUnavailable`` while it still
+        is); the archiver's first write and the tiered layer's first read of the archive both need it open."""
+        if not self._cold_open:
+            await self.cold.open()
+            self._cold_open = True
+
+    async def settle(self, cutoff: datetime, timeout: float) -> bool:
+        """Wait until no event created before ``cutoff`` waits in the outbox (True), or ``timeout`` seconds passed
+        (False). The tiered layer calls it before it asks the archive about an owner the hot tier does not know:
+        the archive's answer must include every event of that owner still waiting here."""
+        deadline = time.monotonic() + timeout
+        while True:
+            oldest = await self.outbox.oldest()
+            if oldest is None or oldest >= cutoff:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._task is None or self._task.done():
+                return False
+            self._wake.set()
+            self._full.set()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout=min(0.05, remaining))
 
     async def aclose(self, timeout: float | None = None) -> bool:
         """Drain within ``timeout`` (default ``drain_timeout``), stop the task, close the outbox.
@@ -636,9 +643,7 @@ class Archiver:
     async def _store(self, batch: list[ArchiveEvent]) -> list[ArchiveEvent]:
         """Write ``batch`` to the cold tier; returns the events stored (those it refuses as data are set aside
         and acknowledged by :meth:`_isolate_poison`). Raises when the cold tier is unavailable."""
-        if not self._cold_open:
-            await self.cold.open()
-            self._cold_open = True
+        await self.ensure_cold_open()
         try:
             await self.cold.write_events(batch)
         except SerializationError:

@@ -3,8 +3,9 @@ cleanup.
 
 Output is rich text for people and JSON with ``--json`` for scripts. Errors print one clear line and exit with 2
 (bad usage or configuration) or 1 (a runtime failure); ``--debug`` shows the traceback instead. The commands that
-read or write data (checkpoints, export, import, migrate, cleanup) never fall back to the memory tier: an
-unreachable tier is an error there, not an empty store. Export, import and migrate are :mod:`contextkit.transfer`.
+read or write data (sessions, history, checkpoints, export, import, migrate, cleanup) never fall back to the memory
+tier, whatever the configuration says: an unreachable tier is an error there, not an empty store. ``doctor`` exits
+1 unless every tier is healthy. Export, import and migrate are :mod:`contextkit.transfer`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from contextkit.errors import ConfigError, ContextKitError, InvalidInput
+from contextkit.errors import BackendUnavailable, ConfigError, ContextKitError, InvalidInput
+from contextkit.masking import mask_secrets
 from contextkit.plugins import get_plugin_manager
 
 if TYPE_CHECKING:
@@ -41,7 +43,7 @@ class _Failure(click.ClickException):
         return self.code
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+        click.echo(mask_secrets(f"error: {self.message}"), err=True)
 
 
 def _run(ctx: click.Context, factory: Callable[[], Awaitable[T]]) -> T:
@@ -55,6 +57,17 @@ def _run(ctx: click.Context, factory: Callable[[], Awaitable[T]]) -> T:
         if ctx.obj.get("debug"):
             raise
         raise _Failure(str(exc), 1) from None
+    except Exception as exc:
+        # Not one of ours (a bug, or a driver error a backend did not translate): one masked line, since a
+        # traceback would print its message and chained causes unmasked; --debug still shows the traceback.
+        if ctx.obj.get("debug"):
+            raise
+        raise _Failure(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1) from None
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """Print a line of the CLI's own (a summary, a warning) through :func:`contextkit.masking.mask_secrets`."""
+    click.echo(mask_secrets(text), err=err)
 
 
 def _kit_config(ctx: click.Context) -> Mapping[str, Any] | str | None:
@@ -63,7 +76,8 @@ def _kit_config(ctx: click.Context) -> Mapping[str, Any] | str | None:
 
 
 def _data_kit(ctx: click.Context) -> ContextKit:
-    """The configured kit for a command that reads or writes data: no silent fallback to an empty memory tier."""
+    """The configured kit for a command that reads or writes data: no fallback to an empty memory tier, even with
+    ``fallback = true`` in the configuration (0 sessions listed from process memory would be a wrong answer)."""
     from contextkit.kit import ContextKit
 
     return ContextKit.from_config(_kit_config(ctx.find_root()), fallback=False)
@@ -117,23 +131,45 @@ def plugins(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--strict", is_flag=True, help="Exit non-zero when degraded, not only when unhealthy.")
+# Kept so that scripts passing it keep working: doctor now always exits 1 unless every tier is healthy.
+@click.option("--strict", is_flag=True, hidden=True)
 @click.pass_context
 def doctor(ctx: click.Context, strict: bool) -> None:
-    """Check the health of the configured tiers; exit 1 when unhealthy."""
+    """Check the health of the configured tiers; exit 1 when any tier is degraded or down."""
     from contextkit.kit import ContextKit
 
     async def check() -> dict[str, Any]:
-        async with ContextKit.from_config(_kit_config(ctx)) as kit:
+        kit = ContextKit.from_config(_kit_config(ctx))
+        try:
+            await kit.open()
+        except BackendUnavailable as exc:
+            # The hot tier is down and the configuration does not fall back: a report saying so (and exit 1),
+            # like any other unhealthy tier, rather than only an error line.
+            await kit.aclose()
+            return {
+                "status": "unhealthy",
+                "storage_backend": kit.config.hot,
+                "issues": [f"hot tier {kit.config.hot} is unreachable: {exc}"],
+                "hot": {"status": "down", "error": str(exc)},
+                "cold": None,
+                "archiver": None,
+                "describe": kit.describe(),
+            }
+        try:
             report = await kit.health_check()
             report["describe"] = kit.describe()
             return report
+        finally:
+            await kit.aclose()
 
     report = _run(ctx, check)
     if ctx.obj["json"]:
-        _echo_json(report)
+        # health and describe are masked where they are built; the report is masked again as a whole because it
+        # gathers text from every tier (errors of drivers included) into the one output most often pasted around.
+        click.echo(mask_secrets(json.dumps(report, indent=2, default=str, ensure_ascii=False)))
     else:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         console = Console()
@@ -145,15 +181,16 @@ def doctor(ctx: click.Context, strict: bool) -> None:
             health = report.get(tier)
             if health:
                 details = ", ".join(f"{k}={v}" for k, v in health.items() if k != "status")
-                table.add_row(tier, str(health.get("status")), details)
+                table.add_row(tier, str(health.get("status")), escape(mask_secrets(details)))
         if report.get("archiver"):
             arch = report["archiver"]
             table.add_row("archiver", "ok" if not arch["consecutive_failures"] else "failing",
-                          f"queue_depth={arch['queue_depth']}, rows={arch['rows']}, last_error={arch['last_error']}")
+                          escape(mask_secrets(f"queue_depth={arch['queue_depth']}, rows={arch['rows']}, "
+                                              f"last_error={arch['last_error']}")))
         console.print(table)
         for issue in report["issues"]:
-            console.print(f"[yellow]issue:[/] {issue}")
-    if report["status"] == "unhealthy" or (strict and report["status"] != "healthy"):
+            console.print(f"[yellow]issue:[/] {escape(mask_secrets(str(issue)))}")
+    if report["status"] != "healthy":
         sys.exit(1)
 
 
@@ -167,10 +204,9 @@ def sessions() -> None:
 @click.pass_context
 def sessions_list(ctx: click.Context, limit: int) -> None:
     """List sessions of the hot tier."""
-    from contextkit.kit import ContextKit
 
     async def fetch() -> list[dict[str, Any]]:
-        async with ContextKit.from_config(_kit_config(ctx.find_root())) as kit:
+        async with _data_kit(ctx.find_root()) as kit:
             rows = []
             async for session in kit.iter_sessions():
                 rows.append(session.to_dict())
@@ -198,12 +234,10 @@ def sessions_list(ctx: click.Context, limit: int) -> None:
 @click.pass_context
 def sessions_show(ctx: click.Context, session_id: str) -> None:
     """Show one session."""
-    from contextkit.kit import ContextKit
-
     root = ctx.find_root()
 
     async def fetch() -> dict[str, Any] | None:
-        async with ContextKit.from_config(_kit_config(root)) as kit:
+        async with _data_kit(root) as kit:
             session = await kit.get_session(session_id)
             return None if session is None else session.to_dict()
 
@@ -219,10 +253,9 @@ def sessions_show(ctx: click.Context, session_id: str) -> None:
 @click.pass_context
 def history(ctx: click.Context, session_id: str, limit: int) -> None:
     """Show the newest messages of a session, oldest first."""
-    from contextkit.kit import ContextKit
 
     async def fetch() -> list[dict[str, Any]] | None:
-        async with ContextKit.from_config(_kit_config(ctx)) as kit:
+        async with _data_kit(ctx) as kit:
             if await kit.get_session(session_id) is None and not await kit.get_conversation_history(session_id, 1):
                 return None
             return [m.to_dict() for m in await kit.get_conversation_history(session_id, limit)]
@@ -395,7 +428,7 @@ def import_command(ctx: click.Context, file: str) -> None:
     else:
         click.echo(f"imported {summary.describe()}")
         for conflict in summary.conflicts:
-            click.echo(f"warning: {conflict}", err=True)
+            _say(f"warning: {conflict}", err=True)
 
 
 @cli.command()
@@ -460,7 +493,7 @@ def migrate(
         resumed = f" (resumed after {phase} {unit!r}, {summary.skipped_units} unit(s) skipped)"
     click.echo(f"migrated {summary.describe()}{resumed}")
     for conflict in summary.conflicts:
-        click.echo(f"warning: {conflict}", err=True)
+        _say(f"warning: {conflict}", err=True)
 
 
 @cli.command()

@@ -12,11 +12,13 @@ A mapping (or TOML table) looks like::
     checkpoint_ttl = 604800
     history_cap = 1000
     timeout = 5.0
-    fallback = true                     # hot tier unreachable at start -> memory tier, health "degraded"
+    fallback = false                    # true: hot tier unreachable at start -> memory tier, health "degraded"
     [redis]                             # options of a backend, by backend name
     url = "redis://localhost:6379/0"
     [archiver]
     batch_size = 500
+    [tiering]
+    tombstone_ttl = 604800
     [limits]
     max_message_bytes = 1048576
 
@@ -40,9 +42,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from contextkit.errors import ConfigError
+from contextkit.masking import MASK, is_secret_key, mask_secrets, remember_secrets, secrets_in
 from contextkit.stores import StoreSettings
 from contextkit.validation import Limits
 
@@ -51,13 +53,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ArchiverConfig", "KitConfig", "load_config", "mask_url"]
+__all__ = ["ArchiverConfig", "KitConfig", "TieringConfig", "load_config"]
 
 _OFF = {"", "none", "off", "false", "disabled", "0", "no"}
 # A namespace becomes a key prefix, a schema or a table prefix: no separators (':' would let namespace "a" reach
 # the keys of namespace "a:b"), no control characters, bounded length.
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-_SECRET_KEYS = frozenset({"password", "passwd", "pwd", "secret", "token", "access_key", "sslpassword"})
 _TRUE = {"1", "true", "yes", "on"}
 _COLD_ALIASES = {"pg": "postgres", "postgresql": "postgres", "ch": "clickhouse"}
 _TOP_KEYS = {
@@ -70,6 +71,7 @@ _TOP_KEYS = {
     "timeout",
     "fallback",
     "archiver",
+    "tiering",
     "limits",
 }
 
@@ -100,6 +102,23 @@ class ArchiverConfig:
     max_in_flight: int = 2
 
 
+@dataclass(frozen=True, slots=True)
+class TieringConfig:
+    """How the hot tier and the archive are kept consistent (see :mod:`contextkit.tiered`).
+
+    :param tombstone_ttl: seconds a deleted owner's tombstone stays in the hot tier; keep it above how far the
+        archive may fall behind (a consult waits for older events to be archived first).
+    :param consult_timeout: seconds a call may wait, for an owner the hot tier does not know, for the outbox to
+        settle and the archive to answer, before it fails with ``BackendUnavailable``.
+    :param assume_new_when_unreachable: when the archive cannot be asked, take an unknown owner as new instead of
+        failing the call (a guess: an id whose hot copy was lost may then repeat seqs; counted in the metrics).
+    """
+
+    tombstone_ttl: float = 604_800.0
+    consult_timeout: float = 5.0
+    assume_new_when_unreachable: bool = False
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class KitConfig:
     """The resolved configuration of a kit."""
@@ -111,14 +130,15 @@ class KitConfig:
     checkpoint_ttl: float = 604_800.0
     history_cap: int = 1000
     timeout: float = 5.0
-    fallback: bool = True
+    fallback: bool = False
     hot_options: Mapping[str, Any] = field(default_factory=dict)
     cold_options: Mapping[str, Any] = field(default_factory=dict)
     archiver: ArchiverConfig = field(default_factory=ArchiverConfig)
+    tiering: TieringConfig = field(default_factory=TieringConfig)
     limits: Limits = field(default_factory=Limits)
 
     def store_settings(self) -> StoreSettings:
-        """The settings every tier is built with."""
+        """The settings every tier is built with (``archived`` when a cold tier is configured)."""
         return StoreSettings(
             namespace=self.namespace,
             session_ttl=self.session_ttl,
@@ -126,6 +146,8 @@ class KitConfig:
             history_cap=self.history_cap,
             limits=self.limits,
             timeout=self.timeout,
+            archived=bool(self.cold),
+            tombstone_ttl=self.tiering.tombstone_ttl,
         )
 
     def __repr__(self) -> str:
@@ -147,42 +169,15 @@ class KitConfig:
         }
 
 
-def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``: in the user info (``redis://:***@host:6379/0``; a lone user
-    info of a redis URL is the password too), and in query parameters such as ``?password=``. Every backend uses this
-    one function for its reprs, errors and ``describe()``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, hostport = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        elif parts.scheme in {"redis", "rediss"} and userinfo:
-            userinfo = "***"  # redis://secret@host: redis-py reads a lone user info as the password
-        netloc = f"{userinfo}@{hostport}"
-    query = parts.query
-    if query:
-        pairs = [(k, "***" if k.lower() in _SECRET_KEYS else v) for k, v in parse_qsl(query, keep_blank_values=True)]
-        query = urlencode(pairs, safe="*")
-    if netloc == parts.netloc and query == parts.query:
-        return url
-    masked = urlunsplit(parts._replace(netloc=netloc, query=query))
-    if parts.scheme == "unix" and not parts.netloc and url.startswith("unix://"):
-        masked = "unix://" + masked[len("unix:") :]  # urlunsplit drops the empty authority of unix:///path
-    return masked
-
-
 def _mask_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    secrets = secrets_in(options)
     masked: dict[str, Any] = {}
     for key, value in options.items():
-        if "password" in key or "secret" in key or "token" in key:
-            masked[key] = "***" if value else value
-        elif isinstance(value, str) and "url" in key:
-            masked[key] = mask_url(value)
-        elif isinstance(value, (str, int, float, bool)) or value is None:
+        if is_secret_key(str(key)):
+            masked[key] = MASK if value else value
+        elif isinstance(value, str):
+            masked[key] = mask_secrets(value, secrets)  # a URL or libpq keyword string may hold a password
+        elif isinstance(value, (int, float, bool)) or value is None:
             masked[key] = value
         else:
             masked[key] = f"<{type(value).__name__}>"
@@ -226,6 +221,12 @@ def _layer_from_mapping(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     return layer
 
 
+
+def _env_value(value: str, key: str) -> str:
+    """An environment variable's value for option ``key``: stripped, except a password, which is taken as written
+    (a space at either end is part of it)."""
+    return value if key == "password" else value.strip()
+
 def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     layer: dict[str, Any] = {}
     options: dict[str, dict[str, Any]] = {}
@@ -259,7 +260,7 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         put("redis", "url", env["REDIS_URL"].strip())
     for var, key in (("REDIS_HOST", "host"), ("REDIS_PORT", "port"), ("REDIS_DB", "db"), ("REDIS_PASSWORD", "password")):
         if env.get(var, "").strip():
-            put("redis", key, env[var].strip())
+            put("redis", key, _env_value(env[var], key))
 
     pg_url = env.get("CONTEXT_PG_URL", "").strip() or env.get("POSTGRES_URL", "").strip()
     if pg_url:
@@ -275,7 +276,7 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         ("CLICKHOUSE_DATABASE", "database"),
     ):
         if env.get(var, "").strip():
-            put("clickhouse", key, env[var].strip())
+            put("clickhouse", key, _env_value(env[var], key))
 
     if env.get("CONTEXTKIT_HOT_URL", "").strip():
         layer["hot_inline"] = {"url": env["CONTEXTKIT_HOT_URL"].strip()}
@@ -353,7 +354,9 @@ def _dataclass_from(cls: type, data: Any, key: str) -> Any:
     values: dict[str, Any] = {}
     for name, value in data.items():
         default = getattr(defaults, name)
-        if isinstance(default, (int, float)) and not isinstance(default, bool):
+        if isinstance(default, bool):
+            values[name] = _boolean(value, f"{key}.{name}")
+        elif isinstance(default, (int, float)):
             values[name] = _number(value, f"{key}.{name}", type(default))
         elif default is None or isinstance(default, str):
             if value is not None and not isinstance(value, str):
@@ -368,6 +371,7 @@ def load_config(
     config: Mapping[str, Any] | KitConfig | str | os.PathLike[str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> KitConfig:
     """Resolve a :class:`KitConfig`.
@@ -375,6 +379,8 @@ def load_config(
     :param config: a mapping of explicit settings, a ready :class:`KitConfig` (returned with ``overrides``
         applied), or the path of a TOML file to use instead of the default file lookup.
     :param env: the environment to read (``os.environ`` by default; pass ``{}`` to ignore it).
+    :param defaults: settings for keys that no file, environment variable or argument sets (lowest precedence;
+        the ``ContextEngine`` facade passes ``{"fallback": True}``, the seed's behaviour).
     :param overrides: explicit settings given as keyword arguments (highest precedence).
     """
     if isinstance(config, KitConfig):
@@ -384,7 +390,12 @@ def load_config(
     explicit = dict(config) if isinstance(config, Mapping) else {}
     explicit.update(overrides)
 
-    layers = [_file_layer(file_path, environ), _env_layer(environ), _layer_from_mapping(explicit, "arguments")]
+    layers = [
+        _layer_from_mapping(defaults or {}, "defaults"),
+        _file_layer(file_path, environ),
+        _env_layer(environ),
+        _layer_from_mapping(explicit, "arguments"),
+    ]
     merged: dict[str, Any] = {}
     options: dict[str, dict[str, Any]] = {}
     inline: dict[str, dict[str, Any]] = {"hot": {}, "cold": {}}
@@ -398,6 +409,9 @@ def load_config(
             if key in _TOP_KEYS:
                 merged[key] = value
 
+    # Remembered before anything is validated, so no error raised from here on (ours or a backend's) can show them.
+    for backend_options in (*options.values(), *inline.values()):
+        remember_secrets(secrets_in(backend_options))
     hot = _backend_name(merged.get("hot", "memory"), "hot") or "memory"
     cold = _backend_name(merged.get("cold"), "cold")
     namespace = merged.get("namespace", "contextkit")
@@ -413,10 +427,11 @@ def load_config(
         checkpoint_ttl=_number(merged.get("checkpoint_ttl", 604_800.0), "checkpoint_ttl", float),
         history_cap=_number(merged.get("history_cap", 1000), "history_cap", int),
         timeout=_number(merged.get("timeout", 5.0), "timeout", float),
-        fallback=_boolean(merged.get("fallback", True), "fallback"),
+        fallback=_boolean(merged.get("fallback", False), "fallback"),
         hot_options={**options.get(hot, {}), **inline["hot"]},
         cold_options={**options.get(cold, {}), **inline["cold"]} if cold else {},
         archiver=_dataclass_from(ArchiverConfig, merged.get("archiver", {}), "archiver"),
+        tiering=_dataclass_from(TieringConfig, merged.get("tiering", {}), "tiering"),
         limits=_dataclass_from(Limits, merged.get("limits", {}), "limits"),
     )
     return result

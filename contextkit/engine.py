@@ -5,8 +5,9 @@ Code written against the original ContextEngine runs with only its imports chang
     from contextkit.engine import ContextEngine, initialize_context_engine, get_context_engine
 
 ``ContextEngine()`` takes the seed's constructor arguments, reads the seed's environment variables, prefers the
-Redis hot tier when ``contextkit-redis`` is installed (falling back to memory when Redis is unreachable, as the
-seed did), and selects the cold tier from ``CONTEXT_PERMANENT_BACKEND`` / ``CLICKHOUSE_ENABLED``.
+Redis hot tier when ``contextkit-redis`` is installed (falling back to memory with a warning when Redis is
+unreachable, as the seed did: ``fallback`` defaults to true here, where ``ContextKit`` fails loudly), and selects
+the cold tier from ``CONTEXT_PERMANENT_BACKEND`` / ``CLICKHOUSE_ENABLED``.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def _seed_config(config: Mapping[str, Any] | KitConfig | None, env: Mapping[str,
         # The seed always tried Redis first (REDIS_URL, default redis://localhost:6379/0).
         explicit["hot"] = "redis"
         explicit.setdefault("redis", {}).setdefault("url", "redis://localhost:6379/0")
-    return load_config(explicit, env=env)
+    # The seed fell back to memory when Redis was unreachable; a file, the environment or an argument may still
+    # turn that off (fallback = false).
+    return load_config(explicit, env=env, defaults={"fallback": True})
 
 
 class ContextEngine(ContextKit):

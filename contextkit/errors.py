@@ -7,7 +7,10 @@ code can handle storage failures without importing redis, asyncpg or clickhouse-
 
 from __future__ import annotations
 
+import difflib
+import shlex
 from collections.abc import Iterable
+from pathlib import Path
 
 __all__ = [
     "BackendNotFound",
@@ -18,6 +21,7 @@ __all__ = [
     "InvalidInput",
     "LimitExceeded",
     "NotFound",
+    "OwnerUnknown",
     "SerializationError",
 ]
 
@@ -30,21 +34,58 @@ class ConfigError(ContextKitError):
     """The configuration is invalid: an unknown key, a bad value, a URL that cannot be parsed."""
 
 
+#: contextkit's own backends per tier (``plugins/contextkit-<name>``): other names belong to third parties.
+OWN_BACKENDS: dict[str, tuple[str, ...]] = {
+    "hot": ("memory", "redis", "sqlite"),
+    "cold": ("clickhouse", "memory", "postgres", "sqlite"),
+}
+
+
+def install_command(name: str) -> str:
+    """The command that installs contextkit's plugin ``name`` from a checkout of contextkit (the distributions
+    are not on the public package index yet): the checkout's own ``scripts/install`` when contextkit runs from one
+    (an editable install), else the relative command to run in a checkout."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "install"
+    if script.is_file():
+        return f"{shlex.quote(str(script))} {name}"
+    return f"./scripts/install {name} (in a checkout of contextkit)"
+
+
 class BackendNotFound(ConfigError):
     """No installed plugin registers a backend under the requested name.
 
-    The message lists the installed backends and the ``pip install`` line that would provide the missing one.
+    The message lists the installed backends, suggests the closest name of the tier (installed or one of
+    contextkit's own) when the name looks like a typo ("did you mean 'redis'?"), and gives the command that
+    installs one of contextkit's own backends from a checkout.
     """
 
     def __init__(self, name: str, tier: str, installed: Iterable[str]) -> None:
         self.name = name
         self.tier = tier
         self.installed = sorted(installed)
+        own = OWN_BACKENDS.get(tier, ())
+        wanted = name.strip().lower()
+        close = difflib.get_close_matches(wanted, sorted({*self.installed, *own}), n=1, cutoff=0.6)
+        #: The backend name the caller probably meant, or None.
+        self.suggestion: str | None = close[0] if close else None
         listed = ", ".join(self.installed) or "none"
-        super().__init__(
-            f"no {tier} tier backend named {name!r} is installed (installed: {listed}); "
-            f'install it with: pip install "contextkit[{name}]"'
-        )
+        message = f"no {tier} tier backend named {name!r} is installed (installed: {listed})"
+        other_tiers = [other for other, names in OWN_BACKENDS.items() if other != tier and wanted in names]
+        if wanted in own:
+            self.suggestion = None
+            message += f"; install it with: {install_command(wanted)}"
+        elif self.suggestion is not None:
+            message += f"; did you mean {self.suggestion!r}?"
+            if self.suggestion not in self.installed:
+                message += f" Install it with: {install_command(self.suggestion)}"
+        elif other_tiers:
+            message += f"; {wanted!r} is a {other_tiers[0]} tier backend, not a {tier} tier one"
+        else:
+            message += (
+                f"; it is not one of contextkit's own {tier} tier backends ({', '.join(own)}): a third-party "
+                "backend comes with its own distribution"
+            )
+        super().__init__(message)
 
 
 class BackendUnavailable(ContextKitError):
@@ -75,3 +116,20 @@ class SerializationError(InvalidInput):
 
 class CapabilityNotSupported(ContextKitError, NotImplementedError):
     """The composed backend does not declare the capability this call needs."""
+
+
+class OwnerUnknown(ContextKitError):
+    """The hot tier does not know the owner of a record (a session id, a stream key, a thread id) well enough to
+    serve the call without the archive: it never held it, or it lost it (expired, evicted, restarted), or it may
+    hold an older copy than the archive (``stale``: restored from an older snapshot).
+
+    Raised only by a hot tier that a cold tier archives (``StoreSettings.archived``), and only to the tiered layer
+    (:mod:`contextkit.tiered`), which then asks the archive, puts what it holds back into the hot tier
+    (put-if-absent) and calls again; application code never sees it. Nothing was written when it is raised.
+    """
+
+    def __init__(self, owner: str, *, stale: bool = False) -> None:
+        self.owner = owner
+        self.stale = stale
+        what = "may be older than the archive" if stale else "is not known to the hot tier"
+        super().__init__(f"owner {owner[:200]!r} {what}; the tiered layer consults the archive")

@@ -13,8 +13,11 @@ Storage layout (the store keeps what the saver hands it, verbatim):
   writes only special channels, insert-if-absent otherwise.
 
 Cold tier (``archive=``, passed by ``kit.checkpointer()`` when a cold tier is configured): every put, every
-pending write and every thread delete is also queued to the kit's archiver (the hot path never waits for the cold
-tier), in the format of :mod:`contextkit.checkpoint_archive`. An archived checkpoint carries the blobs of *all*
+pending write and every thread delete also writes its archive event into the hot tier's outbox, in the same atomic
+step as the write (``CheckpointStore.cp_put(..., archive=event)``: one script on Redis, one transaction on SQLite,
+one critical section in memory; a late put the thread's tombstone drops writes no event either), and wakes the
+kit's archiver; the hot path never waits for the cold tier. The events have the format of
+:mod:`contextkit.checkpoint_archive`. An archived checkpoint carries the blobs of *all*
 the channels it references, not only the changed ones: one cold row rebuilds one checkpoint, with no walk over
 older rows, and no checkpoint made unreadable when the row that introduced one of its values is gone (a cold
 tier with retention, such as ClickHouse ``ttl_days``, drops old rows). It costs the re-serialization of the
@@ -32,8 +35,9 @@ missing subgraph namespace of a thread whose root namespace is in the hot tier i
 new subgraph runs cost no cold round trip. A cold tier that is down is logged and read as "nothing archived"
 (as the kit's other read-through does); raising would make every new thread fail while the cold tier is down.
 ``adelete_thread`` (and ``aprune(strategy="delete")``) archives a ``langgraph-delete`` tombstone that the cold
-reads honor, and the saver also filters its own cold reads by the deletes it made, so the thread does not come
-back while the tombstone waits in the outbox. ``adelete_for_runs`` archives a tombstone naming the runs for each
+reads honor, and the saver hides from its cold reads what the hot tier's own tombstone of the thread covers
+(``CheckpointStore.cp_deleted_floor``), so the thread does not come back while the tombstone waits in the outbox,
+whichever process deleted it. ``adelete_for_runs`` archives a tombstone naming the runs for each
 thread the hot tier removed checkpoints from (``CheckpointStore.cp_delete_for_runs`` returns them), and the saver
 hides those runs from its own cold reads too; checkpoints of a run that only the archive still holds (their hot
 copies expired) in a thread the hot tier no longer knows are not found this way, except by this saver. Not
@@ -56,7 +60,6 @@ import logging
 import math
 import random
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -85,10 +88,10 @@ from contextkit.stores import (
     CheckpointRow,
     CheckpointStore,
     ColdStore,
+    EventHead,
     Tombstone,
     Typed,
     WriteRow,
-    checkpoint_id_floor,
 )
 
 __all__ = ["EMPTY_BLOB", "BackgroundLoop", "ContextKitSaver", "SaverArchive"]
@@ -97,7 +100,7 @@ T = TypeVar("T")
 
 logger = logging.getLogger("contextkit.langgraph")
 
-#: Threads deleted through one saver that it remembers, to keep late writes of them out of the archive.
+#: Runs deleted through one saver that it remembers, to hide them from its reads of the archive.
 _REMEMBERED_DELETES = 10_000
 
 
@@ -117,6 +120,10 @@ class SaverArchive(Protocol):
 
     async def submit(self, events: Sequence[ArchiveEvent]) -> None:
         """Queue events for the cold tier without waiting for it."""
+        ...
+
+    def notify(self, count: int) -> None:
+        """Wake the archiver for ``count`` events the hot store wrote into the outbox itself (in a write's step)."""
         ...
 
 #: The blob stored for a channel that has a version but no value (LangGraph's own savers use the same marker).
@@ -297,7 +304,6 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         super().__init__(serde=serde)
         self.store = store
         self.archive = archive
-        self._deleted: OrderedDict[str, Tombstone] = OrderedDict()
         # Runs deleted through this saver (with a cold tier), hidden from its cold reads while their tombstones
         # wait in the outbox.
         self._deleted_runs: OrderedDict[str, None] = OrderedDict()
@@ -446,13 +452,13 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         return self._tuple(bundle) if bundle is not None else None
 
     # -- the cold tier ----------------------------------------------------------------------------------------
-    def _hidden(self, thread_id: str, bundle: CheckpointBundle) -> bool:
-        """True when this saver deleted the thread after ``bundle`` was made, or deleted its run (the tombstone may
-        still wait in the outbox, so the cold tier may not know yet)."""
-        tomb = self._deleted.get(thread_id)
-        if tomb is not None and tomb.stale_put(bundle.row.checkpoint_id, bundle.row.parent_checkpoint_id):
+    def _hidden(self, bundle: CheckpointBundle, floor: str | None) -> bool:
+        """True when the hot tier's tombstone of the thread (``floor``, from any process's delete) covers
+        ``bundle``, or this saver deleted its run: the archive may not know yet (the delete waits in the outbox)."""
+        row = bundle.row
+        if floor is not None and Tombstone(floor, math.inf).stale_put(row.checkpoint_id, row.parent_checkpoint_id):
             return True
-        return bool(self._deleted_runs) and bundle.row.metadata.get("run_id") in self._deleted_runs
+        return bool(self._deleted_runs) and row.metadata.get("run_id") in self._deleted_runs
 
     async def _archived(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
         assert self.archive is not None
@@ -461,7 +467,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         except BackendUnavailable as exc:
             logger.warning("cold tier read of a LangGraph checkpoint failed: %s", exc)
             return None
-        return None if bundle is None or self._hidden(thread_id, bundle) else bundle
+        if bundle is None or self._hidden(bundle, await self.store.cp_deleted_floor(thread_id)):
+            return None
+        return bundle
 
     async def _get_or_archived(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None, *, rehydrate: bool
@@ -534,9 +542,10 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             return found
         seen = {(b.row.checkpoint_ns, b.row.checkpoint_id) for b in found}
         merged = list(found)
+        floor = await self.store.cp_deleted_floor(thread_id) if archived else None
         for bundle in archived:
             row = bundle.row
-            if (row.checkpoint_ns, row.checkpoint_id) in seen or self._hidden(thread_id, bundle):
+            if (row.checkpoint_ns, row.checkpoint_id) in seen or self._hidden(bundle, floor):
                 continue
             if metadata_filter and any(row.metadata.get(k) != v for k, v in metadata_filter.items()):
                 continue
@@ -654,26 +663,21 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
     ) -> None:
         assert self.archive is not None
         self._check_room(1)
-        await self.store.cp_put(row, blobs)
-        tomb = self._deleted.get(row.thread_id)
-        if tomb is not None and tomb.stale_put(row.checkpoint_id, row.parent_checkpoint_id):
-            tomb.dead.add(row.checkpoint_id)  # a late put of a deleted thread: the hot tier dropped it too
-            return
-        await self.archive.submit(
-            [ArchiveEvent("context_checkpoints", row.thread_id, checkpoint_payload(row, archived))]
-        )
+        # The store writes the event in the put's own atomic step, and writes neither for a late put of a deleted
+        # thread.
+        event = ArchiveEvent("context_checkpoints", row.thread_id, checkpoint_payload(row, archived))
+        await self.store.cp_put(row, blobs, archive=event)
+        self.archive.notify(1)
 
     async def _put_writes_archived(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow], upsert: bool
     ) -> None:
         assert self.archive is not None
         self._check_room(1)
-        await self.store.cp_put_writes(thread_id, checkpoint_ns, checkpoint_id, rows, upsert)
-        tomb = self._deleted.get(thread_id)
-        if tomb is not None and tomb.stale_id(checkpoint_id):
-            return
         payload = writes_payload(checkpoint_ns, checkpoint_id, rows[0].task_id, rows, upsert)
-        await self.archive.submit([ArchiveEvent("context_checkpoint_writes", thread_id, payload)])
+        event = ArchiveEvent("context_checkpoint_writes", thread_id, payload)
+        await self.store.cp_put_writes(thread_id, checkpoint_ns, checkpoint_id, rows, upsert, archive=event)
+        self.archive.notify(1)
 
     async def aput_writes(
         self,
@@ -720,33 +724,16 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         if self.archive is None:
             await self._call(self.store.cp_delete_thread(str(thread_id)))
         else:
-            await self._call(self._delete_archived([str(thread_id)], prune=False))
+            await self._call(self._delete_archived([str(thread_id)]))
 
-    async def _delete_archived(self, thread_ids: Sequence[str], *, prune: bool) -> None:
-        """Delete threads in the hot tier and archive a tombstone for each, so the cold tier hides them too."""
+    async def _delete_archived(self, thread_ids: Sequence[str]) -> None:
+        """Delete threads in the hot tier, each with its tombstone's archive event in the same step, so the
+        archive hides them too (and the hot tombstone hides them from read-through until it does)."""
         assert self.archive is not None
         self._check_room(len(thread_ids))
-        floors = {}
         for thread_id in thread_ids:
-            newest = await self.store.cp_get(thread_id, "", None)
-            # The floor covers every id made before now, and the newest stored one if a clock ran ahead.
-            floor = checkpoint_id_floor(time.time())
-            if newest is not None:
-                floor = max(floor, newest.row.checkpoint_id)
-            floors[thread_id] = floor
-        if prune:
-            await self.store.cp_prune(list(thread_ids), False)
-        else:
-            for thread_id in thread_ids:
-                await self.store.cp_delete_thread(thread_id)
-        for thread_id, floor in floors.items():
-            self._deleted.pop(thread_id, None)
-            self._deleted[thread_id] = Tombstone(floor, math.inf)
-            while len(self._deleted) > _REMEMBERED_DELETES:
-                self._deleted.popitem(last=False)
-        await self.archive.submit(
-            [ArchiveEvent("context_checkpoints", tid, delete_payload(floor)) for tid, floor in floors.items()]
-        )
+            await self.store.cp_delete_thread(thread_id, archive=EventHead("delete"))
+        self.archive.notify(len(thread_ids))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints and writes made by the given runs (``metadata["run_id"]``); with a cold tier,
@@ -810,8 +797,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         async for bundle in self.store.cp_list(target, None):
             copied.add((bundle.row.checkpoint_ns, bundle.row.checkpoint_id))
             events.extend(_copy_events(target, bundle))
+        floor = await self.store.cp_deleted_floor(source) if archived else None
         for bundle in archived:
-            if (bundle.row.checkpoint_ns, bundle.row.checkpoint_id) not in copied and not self._hidden(source, bundle):
+            if (bundle.row.checkpoint_ns, bundle.row.checkpoint_id) not in copied and not self._hidden(bundle, floor):
                 events.extend(_copy_events(target, bundle))
         self._check_room(len(events))
         await self.archive.submit(events)
@@ -826,7 +814,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         if not thread_ids:
             return
         if self.archive is not None and strategy == "delete":
-            await self._call(self._delete_archived([str(t) for t in thread_ids], prune=True))
+            await self._call(self._delete_archived([str(t) for t in thread_ids]))
             return
         await self._call(self.store.cp_prune([str(t) for t in thread_ids], strategy == "keep_latest"))
 

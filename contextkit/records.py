@@ -117,6 +117,11 @@ class Session:
 
     ``status`` is one of ``active``, ``completed``, ``failed``, ``expired``. Counters only grow, through
     atomic backend operations; ``last_activity`` only moves forward.
+
+    ``version`` is the version the hot tier gave the session's last change (it grows with every change of its
+    owner, inside the same atomic step; 0 for a session no tier stored yet). It orders the session's archived
+    snapshots; it is not part of :meth:`to_dict` (the archive keeps it in a column of its own) and does not take
+    part in equality.
     """
 
     session_id: str
@@ -128,6 +133,7 @@ class Session:
     total_processing_time: float = 0.0
     status: str = "active"
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    version: int = field(default=0, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON form (timestamps as ISO-8601 UTC text)."""
@@ -582,7 +588,10 @@ class ArchiveEvent:
 
     ``event_id`` makes cold writes idempotent: writing the same event twice leaves one row. ``key`` is the
     table's lookup key (session id, thread id or conversation session key). ``payload`` holds the table's
-    columns as plain JSON; see :mod:`contextkit.stores` for the payload of each table.
+    columns as plain JSON; see :mod:`contextkit.stores` for the payload of each table. ``version`` is the version
+    the hot tier gave the write, inside the atomic step that made it (see :mod:`contextkit.tiered`): per record,
+    the archive keeps the highest one; 0 for events that carry none (messages, whose ``seq`` orders them, and
+    events archived before versions existed).
     """
 
     table: str
@@ -590,16 +599,20 @@ class ArchiveEvent:
     payload: Mapping[str, Any]
     created_at: datetime = field(default_factory=utcnow)
     event_id: str = field(default_factory=new_event_id)
+    version: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON form (used by outboxes)."""
-        return {
+        """Plain JSON form (used by outboxes); ``version`` is left out when 0."""
+        data: dict[str, Any] = {
             "event_id": self.event_id,
             "table": self.table,
             "key": self.key,
             "created_at": to_iso(self.created_at),
             "payload": dict(self.payload),
         }
+        if self.version:
+            data["version"] = self.version
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArchiveEvent:
@@ -610,4 +623,5 @@ class ArchiveEvent:
             key=str(data["key"]),
             created_at=from_iso(data["created_at"]),
             payload=dict(data["payload"]),
+            version=int(data.get("version") or 0),
         )

@@ -21,6 +21,29 @@ Shared semantics (the conformance suites in :mod:`contextkit.testing` check ever
   timeouts (within its configured timeout) and :class:`~contextkit.errors.SerializationError` for stored data it
   cannot decode. It never returns a partial write: a multi-key update is atomic or not applied.
 
+* **Tiering** (only when ``settings.archived``: a cold tier archives this hot tier; the tiered layer,
+  :mod:`contextkit.tiered`, relies on every point, and the hot suite checks each one).
+
+  - *Owners and versions.* Every record belongs to an *owner*: the id it is stored under (a session id, a stream
+    key, a conversation session key, a seed checkpoint thread id; a session's record, history, task context and
+    the seed checkpoints of the thread with its id share one owner). The store keeps per owner a small *meta*
+    record: the owner's version counter, its stream's highest seq, whether it is deleted (a tombstone), and
+    whatever the store needs to tell an up-to-date copy from a possibly older one. Each write of a session, task
+    context, conversation session, seed checkpoint document or writes, and each delete, takes the next version
+    of its owner *inside its atomic step* and stores it with the record; its archive event (written in the same
+    step, see ``atomic_outbox``) carries it, so the archive can keep the highest version per record.
+  - *Unknown owners.* A call on an owner the store has no meta for (never written, expired, evicted, lost in a
+    restart), or whose meta may be older than the archive (a server restored from an older snapshot), raises
+    :class:`~contextkit.errors.OwnerUnknown` before writing anything. The tiered layer then asks the archive
+    and calls :meth:`HotStore.restore_owner`, and calls again. Without ``archived`` an unknown owner is simply new
+    (versions and seqs start at 1) and nothing raises ``OwnerUnknown``.
+  - *Deletes are writes.* ``delete_session`` leaves a tombstone: the meta stays (deleted, with its version and
+    the stream's highest seq) for ``settings.tombstone_ttl``; reads of the owner answer "nothing" without
+    raising, a new session may be created on it (its version continues above the delete) and a new message
+    continues the stream's numbering.
+  - *Put-if-absent.* :meth:`HotStore.restore_owner` writes only what the hot tier lacks, so writes racing a
+    read-through apply on top of the restored state and are never overwritten by it.
+
 Optional abilities are declared in ``capabilities`` (see :class:`Capability`) and detected by the kit; a kit
 call that needs a missing one raises :class:`~contextkit.errors.CapabilityNotSupported`.
 """
@@ -33,7 +56,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
-from contextkit.records import ArchiveEvent, Message, Session
+from contextkit.records import ArchiveEvent, Message, Session, new_event_id, utcnow
 from contextkit.validation import DEFAULT_LIMITS, Limits
 
 __all__ = [
@@ -44,12 +67,15 @@ __all__ = [
     "CheckpointRow",
     "CheckpointStore",
     "ColdStore",
+    "EventHead",
     "HotStore",
+    "OwnerState",
     "SessionUpdate",
     "StoreSettings",
     "StoreStats",
     "Tombstone",
     "Typed",
+    "Versioned",
     "WriteRow",
     "checkpoint_id_floor",
     "delta_ancestors",
@@ -67,13 +93,15 @@ class Capability(str, Enum):
     SHARED = "shared"
     #: The store also implements :class:`CheckpointStore` (LangGraph checkpoints).
     CHECKPOINTS = "checkpoints"
-    #: The store provides a durable outbox for the archiver (``outbox(max_pending=n)`` returns one).
+    #: The store provides the archiver's outbox (``outbox(max_pending=n)`` returns one): its own, so its writes can
+    #: put their archive events into it in the same atomic step (durable when the store is).
     OUTBOX = "outbox"
     #: The store runs on a sharded cluster (every operation stays within one slot).
     CLUSTER = "cluster"
-    #: ``append_messages(key, messages, archive=spec)`` also writes the messages' archive events (see
-    #: :class:`ArchiveSpec`) into the outbox that ``outbox()`` returns, in the same step as the append (one atomic
-    #: script where the server allows it), so the kit only notifies the archiver. Implies :attr:`OUTBOX`.
+    #: Every write method takes ``archive=`` (an :class:`EventHead`, or an :class:`ArchiveSpec` for appends) and
+    #: then writes the write's archive event (with the version it assigned) into the outbox that ``outbox()``
+    #: returns, in the same atomic step as the write (one script, one transaction, one critical section), so the
+    #: kit only notifies the archiver. Implies :attr:`OUTBOX`. A cold tier needs a hot tier with it.
     ATOMIC_OUTBOX = "atomic_outbox"
     #: A cold tier whose ``write_events`` may run for several batches at once (each batch still atomic and
     #: idempotent): the archiver then keeps up to ``max_in_flight`` batches in flight, so this process builds the
@@ -93,6 +121,10 @@ class StoreSettings:
         the cold tier when one is configured).
     :param limits: validation limits (backends may use them to size buffers).
     :param timeout: seconds a single backend call may take before it raises ``BackendUnavailable``.
+    :param archived: a cold tier archives this hot tier: the store raises ``OwnerUnknown`` for owners it does not
+        know and keeps tombstones (see the module docstring, "Tiering").
+    :param tombstone_ttl: seconds a deleted owner's tombstone lives (``archived`` only): longer than the archive
+        may lag behind, so a delete is archived before its tombstone goes.
     """
 
     namespace: str = "contextkit"
@@ -101,6 +133,15 @@ class StoreSettings:
     history_cap: int = 1000
     limits: Limits = DEFAULT_LIMITS
     timeout: float = 5.0
+    archived: bool = False
+    tombstone_ttl: float = 604_800.0
+
+    @property
+    def owner_window(self) -> float:
+        """Seconds after which an owner's meta may have expired: the shortest lifetime of a meta record (a session
+        family, a checkpoint thread or a tombstone). An archive event older than this may belong to an owner the
+        hot tier no longer knows, so the archive must hold it before the archive is asked about any owner."""
+        return min(self.session_ttl, self.checkpoint_ttl, self.tombstone_ttl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,15 +164,72 @@ class ArchiveSpec:
     """The archive events an append writes into the store's own outbox (capability ``atomic_outbox``).
 
     Message ``i`` of the append becomes ``ArchiveEvent(table, key, {"message": stored.to_dict()},
-    created_at=created_at[i], event_id=event_ids[i])`` with the ``seq`` the store assigned; the outbox entry is
-    the JSON of that event's ``to_dict()``. The store writes the events only when the append continues a stream
-    (its first seq is above 1): the first messages of a new stream are left to the caller, which may renumber
-    them to continue an archived stream before archiving them (``stored[0].seq == 1`` tells it so).
+    created_at=created_at[i], event_id=event_ids[i])`` with the ``seq`` the store assigned
+    (:func:`contextkit.tiered.events.message_event`), written in the same atomic step as the append.
     """
 
     table: str
     event_ids: tuple[str, ...]
     created_at: tuple[datetime, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventHead:
+    """What a write asks of a hot store with ``atomic_outbox``: write the archive event of this write into the
+    outbox, in the same atomic step, under this id and time (and, for a session, this ``event_type``: ``create``,
+    ``update``, ``end``, ``expire``). The store builds the payload from what it stored, with the version it
+    assigned, through :mod:`contextkit.tiered.events` (one format for every store)."""
+
+    event_type: str = ""
+    event_id: str = field(default_factory=new_event_id)
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A document with the version its owner gave its last write."""
+
+    version: int
+    document: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerState:
+    """What the archive holds of one owner: what :meth:`HotStore.restore_owner` puts back into a hot tier that
+    lost it, and what the tiered layer learns before it numbers, versions or deletes anything of the owner.
+
+    :param owner: the owner id.
+    :param version: the highest version archived for any record of the owner, a delete included (0: none).
+    :param last_seq: the highest seq archived in the owner's stream, or the stream's highest seq at its last
+        delete, whichever is higher (0: none).
+    :param deleted: the owner's newest archived write is a delete: it is restored as a tombstone.
+    :param session: the session as of its newest archived snapshot after the last delete (``version`` set), or None.
+    :param task_context: likewise the task context document, or None.
+    :param conversation: likewise the conversation session document stored under the owner id, or None.
+    :param history: the newest archived messages of the owner's stream (at most the hot tier's cap, ascending
+        seq), put back with it so a restored stream reads whole (the tiered layer fills it in).
+    """
+
+    owner: str
+    version: int = 0
+    last_seq: int = 0
+    deleted: bool = False
+    session: Session | None = None
+    task_context: Versioned | None = None
+    conversation: Versioned | None = None
+    history: tuple[Message, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True when the archive holds nothing of the owner."""
+        return (
+            self.version == 0
+            and self.last_seq == 0
+            and not self.deleted
+            and self.session is None
+            and self.task_context is None
+            and self.conversation is None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,23 +275,61 @@ class HotStore(Protocol):
         """Counts of sessions, active sessions, messages and checkpoints, shared by every process of the namespace."""
         ...
 
+    # -- tiering ----------------------------------------------------------------------------------------------
+    async def restore_owner(self, state: OwnerState) -> None:
+        """Put back what the archive holds of an owner, only where the hot tier lacks it, atomically.
+
+        When the store has no meta for ``state.owner``: create it (version ``state.version``, stream seq
+        ``state.last_seq``, a tombstone for ``settings.tombstone_ttl`` when ``state.deleted``) and store the
+        session, task context, conversation session and history of ``state`` with their versions and seqs (the
+        session family TTL, the cap applied; the session goes back into the idle index like any stored session,
+        whatever its status, so a later cleanup can forget it again).
+        When the meta exists and is up to date (another caller restored it, or wrote first): change nothing, so
+        writes that raced this read-through are kept. When the meta exists but may be older than the archive (see
+        :class:`~contextkit.errors.OwnerUnknown` ``stale``): raise its counters to at least ``state``'s, replace
+        each record whose archived version is higher (a tombstone when the archive's newest write is a delete; the
+        kept history when the archive's stream is ahead of it), and mark the meta up to date."""
+        ...
+
     # -- sessions ---------------------------------------------------------------------------------------------
-    async def put_session(self, session: Session) -> None:
-        """Store ``session`` whole (create, or replace an existing record) and start its TTL."""
+    async def put_session(
+        self, session: Session, *, task_context: Mapping[str, Any] | None = None, archive: EventHead | None = None
+    ) -> Session:
+        """Store ``session`` whole (create, or replace an existing record; a tombstoned owner lives again) and start
+        its TTL; with ``task_context``, store that document for it in the same atomic step. Returns the session
+        as stored, with the version its owner gave the write (the task context takes the next one). With
+        ``archive`` (``atomic_outbox``), the session's event (``archive.event_type``) and the task context's event
+        go to the outbox in the same step. Raises ``OwnerUnknown`` (``archived`` only) before writing anything."""
         ...
 
     async def get_session(self, session_id: str) -> Session | None:
-        """The session, or None when it does not exist or expired."""
+        """The session (with its version), or None when it does not exist, expired or was deleted. Raises
+        ``OwnerUnknown`` (``archived`` only) when the owner is unknown or may be stale."""
         ...
 
-    async def update_session(self, session_id: str, update: SessionUpdate) -> Session | None:
-        """Apply ``update`` atomically and refresh the TTL; the updated session, or None if it does not exist."""
+    async def update_session(
+        self, session_id: str, update: SessionUpdate, *, archive: EventHead | None = None
+    ) -> Session | None:
+        """Apply ``update`` atomically under the owner's next version and refresh the TTL; the updated session, or
+        None if it does not exist (nothing written). With ``archive``, its event goes to the outbox in the same
+        step. Raises ``OwnerUnknown`` (``archived`` only)."""
         ...
 
-    async def delete_session(self, session_id: str) -> bool:
-        """Remove the session and every key family of it: the record, its history stream, its task context, its
-        seed checkpoints and writes (thread id == session id), and the conversation sessions registered under it
-        with their streams. True if the session record existed."""
+    async def delete_session(
+        self, session_id: str, *, archive: EventHead | None = None, evict: bool = False
+    ) -> bool:
+        """Remove the owner and every key family of it: the session record, its history stream, its task context,
+        its seed checkpoints and writes (thread id == session id), and the conversation sessions registered under
+        it with their streams. True if the session record existed.
+
+        With ``settings.archived`` each removed owner (the session's, and each registered conversation session's)
+        keeps a tombstone (see the module docstring) under its next version, and with ``archive`` its delete event
+        (:func:`contextkit.tiered.events.delete_event`) goes to the outbox in the same step as its removal; an
+        owner that holds nothing and is already a tombstone is left as it is (no second event). Raises
+        ``OwnerUnknown`` (``archived`` only) for an owner it does not know, before removing anything.
+
+        ``evict=True`` forgets the owners instead, as if they had expired: no tombstone, no event, the meta goes
+        too (cleanup of idle sessions, whose last state the archive already holds)."""
         ...
 
     async def scan_sessions(self, cursor: str | None, count: int) -> tuple[list[Session], str | None]:
@@ -207,74 +343,115 @@ class HotStore(Protocol):
         ...
 
     # -- history streams --------------------------------------------------------------------------------------
-    async def append_messages(self, key: str, messages: Sequence[Message]) -> list[Message]:
-        """Append at the tail, assigning consecutive ``seq`` numbers atomically; trim the oldest beyond the cap;
-        refresh the stream's TTL. Returns the messages as stored (with their ``seq``).
+    async def append_messages(
+        self, key: str, messages: Sequence[Message], *, archive: ArchiveSpec | None = None
+    ) -> list[Message]:
+        """Append at the tail, assigning consecutive ``seq`` numbers atomically (continuing above the highest seq
+        the stream ever had, a deleted stream's included); trim the oldest beyond the cap; refresh the stream's
+        TTL. Returns the messages as stored (with their ``seq``).
 
         When a session with id == ``key`` exists, appending also moves its ``last_activity`` forward (never
         backward) to the newest message's timestamp and refreshes its TTL, in the same atomic step, so a message
-        needs no separate ``update_session``. A store declaring ``atomic_outbox`` also accepts
-        ``archive: ArchiveSpec | None = None`` (keyword) and writes those events with the append."""
+        needs no separate ``update_session``. With ``archive`` (``atomic_outbox``) the messages' events go to the
+        outbox in the same step. Raises ``OwnerUnknown`` (``archived`` only)."""
         ...
 
     async def read_history(self, key: str, limit: int | None) -> list[Message]:
-        """The newest ``limit`` messages (all kept when None) in chronological order; ``[]`` for a missing stream."""
+        """The newest ``limit`` messages (all kept when None) in chronological order; ``[]`` for a missing stream.
+        Raises ``OwnerUnknown`` (``archived`` only)."""
         ...
 
     async def history_length(self, key: str) -> int:
-        """Number of messages kept in the stream."""
+        """Number of messages kept in the stream. Raises ``OwnerUnknown`` (``archived`` only)."""
         ...
 
     async def history_bounds(self, key: str) -> tuple[int, int]:
-        """``(first_seq, last_seq)`` of the kept messages, ``(0, 0)`` for an empty stream. ``last_seq`` is the
-        highest seq ever assigned in the stream, so ``first_seq > 1`` tells that older messages were trimmed."""
+        """``(first_seq, last_seq)``: the seq of the oldest kept message (0 when none is kept) and the highest seq
+        ever assigned in the stream (0 for a new one), so ``first_seq > 1``, or ``first_seq == 0 < last_seq``,
+        tells that older messages are only in the archive. Raises ``OwnerUnknown`` (``archived`` only)."""
         ...
 
     async def replace_history(self, key: str, messages: Sequence[Message]) -> None:
-        """Replace the whole stream atomically with ``messages`` (kept as given, seq included); used by
-        compaction and by read-through rehydration."""
+        """Replace the whole stream atomically with ``messages`` (kept as given, seq included; the stream's
+        highest seq never goes down); used by compaction and import. Nothing is archived. Raises ``OwnerUnknown``
+        (``archived`` only)."""
+        ...
+
+    async def delete_mark(self, owner: str) -> tuple[int, int]:
+        """``(version, last_seq)`` of the owner's last delete while the store still holds its meta, ``(0, 0)``
+        when it knows of none: read-through asks the archive for no message at or below that seq and, while it is
+        set, for no seed checkpoint document the hot tier lacks (the delete may still wait in the outbox). Raises
+        ``OwnerUnknown`` (``archived`` only)."""
+        ...
+
+    async def backfill_history(self, key: str, older: Sequence[Message]) -> int:
+        """Read-through's refill: insert the archived messages ``older`` (ascending seq) that are older than every
+        message the stream keeps (all of them into an empty stream) before them, atomically, keeping at most the
+        cap (the newest). Never displaces or renumbers a kept message, so appends racing it are kept; returns how
+        many were inserted. Raises ``OwnerUnknown`` (``archived`` only)."""
         ...
 
     # -- task contexts and conversation sessions --------------------------------------------------------------
-    async def put_task_context(self, session_id: str, document: Mapping[str, Any]) -> None:
-        """Store the task context document of a session (replacing any previous one)."""
+    async def put_task_context(
+        self, session_id: str, document: Mapping[str, Any], *, archive: EventHead | None = None
+    ) -> None:
+        """Store the task context document of a session (replacing any previous one) under the owner's next
+        version. With ``archive``, its event goes to the outbox in the same step. Raises ``OwnerUnknown``."""
         ...
 
     async def get_task_context(self, session_id: str) -> dict[str, Any] | None:
-        """The stored task context document, or None."""
+        """The stored task context document, or None. Raises ``OwnerUnknown`` (``archived`` only)."""
         ...
 
-    async def put_conversation_session(self, session_key: str, document: Mapping[str, Any]) -> None:
-        """Store a conversation session document under its key, registered under ``document["session_id"]`` so
-        that deleting that session deletes it too."""
+    async def put_conversation_session(
+        self, session_key: str, document: Mapping[str, Any], *, archive: EventHead | None = None
+    ) -> None:
+        """Store a conversation session document under its key (the owner) with the owner's next version,
+        registered under ``document["session_id"]`` so that deleting that session deletes it too. With
+        ``archive``, its event goes to the outbox in the same step. Raises ``OwnerUnknown`` (``archived`` only)
+        for an unknown ``session_key``."""
         ...
 
     async def get_conversation_session(self, session_key: str) -> dict[str, Any] | None:
-        """The stored conversation session document, or None."""
+        """The stored conversation session document, or None. Raises ``OwnerUnknown`` (``archived`` only)."""
         ...
 
     # -- seed checkpoints (JSON documents, the seed's store_checkpoint / put_writes) -----------------------------
-    async def put_checkpoint_document(self, thread_id: str, checkpoint_id: str, document: Mapping[str, Any]) -> None:
-        """Store (or replace) a checkpoint document; the thread's TTL is ``settings.checkpoint_ttl``. Listing order
-        is the order of first insertion."""
+    async def put_checkpoint_document(
+        self, thread_id: str, checkpoint_id: str, document: Mapping[str, Any], *, archive: EventHead | None = None
+    ) -> None:
+        """Store (or replace) a checkpoint document under the owner's next version; the thread's TTL is
+        ``settings.checkpoint_ttl``. Listing order is the order of first insertion. With ``archive``, its event
+        goes to the outbox in the same step. Raises ``OwnerUnknown`` (``archived`` only)."""
         ...
 
     async def get_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
-        """That checkpoint, or the most recently inserted one of the thread when ``checkpoint_id`` is None."""
+        """That checkpoint, or the most recently inserted one of the thread when ``checkpoint_id`` is None. Raises
+        ``OwnerUnknown`` (``archived`` only)."""
         ...
 
     async def list_checkpoint_documents(self, thread_id: str, limit: int) -> list[dict[str, Any]]:
-        """Up to ``limit`` checkpoint documents of the thread, newest first, in O(limit)."""
+        """Up to ``limit`` checkpoint documents of the thread, newest first, in O(limit). Raises ``OwnerUnknown``
+        (``archived`` only)."""
         ...
 
     async def put_writes_document(
-        self, thread_id: str, checkpoint_id: str, task_id: str, writes: Sequence[Any]
+        self,
+        thread_id: str,
+        checkpoint_id: str,
+        task_id: str,
+        writes: Sequence[Any],
+        *,
+        archive: EventHead | None = None,
     ) -> None:
-        """Append ``writes`` of one task to the checkpoint (a later call for the same task adds, never replaces)."""
+        """Append ``(task_id, write)`` pairs to a checkpoint's writes (never replaces) under the owner's next
+        version; the thread's TTL is ``settings.checkpoint_ttl``. With ``archive``, their event goes to the outbox
+        in the same step. Raises ``OwnerUnknown`` (``archived`` only)."""
         ...
 
     async def get_writes_documents(self, thread_id: str, checkpoint_id: str) -> list[tuple[str, Any]]:
-        """``(task_id, write)`` pairs of the checkpoint in the order they were put."""
+        """``(task_id, write)`` pairs of a checkpoint in the order they were put. Raises ``OwnerUnknown``
+        (``archived`` only)."""
         ...
 
     # -- enumeration (export, import and migration walk the whole tier with these) -----------------------------
@@ -318,7 +495,9 @@ class ColdStore(Protocol):
     Writes are idempotent on ``event_id`` (a retried batch never duplicates a row) and batched; reads return what
     was archived even after the hot tier lost it. The payload of each table:
 
-    * ``context_sessions`` (key: session id): ``{"event_type": "create"|"update"|"end"|"delete", "session": Session.to_dict()}``
+    * ``context_sessions`` (key: session id): ``{"event_type": "create"|"update"|"end"|"expire"|"migrate",
+      "session": Session.to_dict()}``, or an owner's delete: ``{"event_type": "delete", "session":
+      Session.to_dict() | None, "last_seq": int}`` (the key may be any owner: a conversation session key too)
     * ``context_conversations`` (key: stream key): ``{"message": Message.to_dict()}``
     * ``context_task_contexts`` (key: session id): ``{"context": document}``
     * ``context_checkpoints`` (key: thread id): ``{"checkpoint_id": str, "document": dict}``
@@ -329,6 +508,16 @@ class ColdStore(Protocol):
     :class:`contextkit.langgraph.ContextKitSaver` archives, told apart by ``payload["kind"]`` (``"langgraph"``,
     and ``"langgraph-delete"`` for a deleted thread's tombstone; seed payloads have no ``kind``). Their format is
     in :mod:`contextkit.checkpoint_archive`. :meth:`read_checkpoint_document` never returns them.
+
+    **Versions and deletes** (the cold suite checks them). Every event carries the ``version`` its owner's hot
+    tier gave it (:attr:`ArchiveEvent.version`; 0 for events archived before versions existed). Per record (a
+    session, a task context, a conversation session document, a seed checkpoint document: the key, plus the
+    checkpoint id for the latter) the archive answers with the row of the highest ``(version, created_at, write
+    order)``: the order of the hot tier, never of clocks, except among version-0 rows. An owner's delete (a
+    ``context_sessions`` row with ``event_type == "delete"``) hides every record of its key (in every table but
+    the LangGraph rows) that is lower in that order, and every message of the key's stream with
+    ``seq <= payload["last_seq"]``; a record written after it (higher version) is visible again. The helpers of
+    :mod:`contextkit.tiered.cold_rules` state these rules once for every backend.
     """
 
     name: str
@@ -351,30 +540,46 @@ class ColdStore(Protocol):
         ...
 
     async def write_events(self, events: Sequence[ArchiveEvent]) -> None:
-        """Write a batch, idempotently on ``event_id``; raise ``BackendUnavailable`` if it was not (fully) stored,
-        so the archiver retries the batch."""
+        """Write a batch, idempotently on ``event_id``, each row with its ``version``; raise ``BackendUnavailable``
+        if it was not (fully) stored, so the archiver retries the batch."""
+        ...
+
+    async def read_owner(self, owner: str) -> OwnerState:
+        """Everything the tiered layer needs to know of an owner the hot tier lost, in as few round trips as the
+        backend allows (see :class:`OwnerState`): its highest version in any table (LangGraph rows excluded), its
+        stream's highest seq (a delete's ``last_seq`` included), whether its newest write is a delete, and its
+        session, task context and conversation session document as of their newest versions not hidden by a
+        delete. An owner the archive never saw reads ``OwnerState(owner)``."""
         ...
 
     async def read_session(self, session_id: str) -> Session | None:
-        """The session as of its newest archived event, or None (also when that newest event is a ``delete``:
-        read-through must not bring back a session that was deleted on purpose)."""
+        """The session as of its newest archived version (``version`` set), or None: none archived, or the newest
+        is a delete (read-through must not bring back a session that was deleted on purpose)."""
         ...
 
     async def read_history(self, key: str, limit: int | None, before_seq: int | None = None) -> list[Message]:
         """The newest ``limit`` archived messages of the stream with ``seq < before_seq`` (when given), in
-        chronological order, each message once."""
+        chronological order, each message once, without those the key's newest delete hides."""
         ...
 
     async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
-        """The newest archived task context document, or None."""
+        """The newest archived task context document, or None (also when a later delete hides it)."""
         ...
 
     async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
-        """The newest archived conversation session document, or None."""
+        """The newest archived conversation session document, or None (also when a later delete hides it)."""
+        ...
+
+    async def conversation_keys_of(self, session_id: str) -> list[str]:
+        """Keys of the archived conversation sessions whose newest document (not hidden by a delete of its key)
+        names ``session_id`` as its session, sorted: a delete of that session tombstones them too, also those
+        the hot tier no longer holds."""
         ...
 
     async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
-        """An archived seed checkpoint document (the newest when ``checkpoint_id`` is None), or None."""
+        """An archived seed checkpoint document (that checkpoint's newest version, or the thread's newest
+        checkpoint when ``checkpoint_id`` is None), or None; a delete of the thread's owner hides those written
+        before it."""
         ...
 
     async def read_langgraph_checkpoint(
@@ -530,14 +735,32 @@ class CheckpointStore(Protocol):
     removed must not bring back the checkpoints deleted before it.
     """
 
-    async def cp_put(self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed]) -> None:
-        """Store a checkpoint and the blobs of its changed channels (``{(channel, version): typed}``)."""
+    async def cp_put(
+        self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed], *, archive: ArchiveEvent | None = None
+    ) -> None:
+        """Store a checkpoint and the blobs of its changed channels (``{(channel, version): typed}``). With
+        ``archive`` (``atomic_outbox``), write that event (built by the saver) into the outbox in the same atomic
+        step, unless the put is dropped as a late write of a deleted thread (then neither is written)."""
         ...
 
     async def cp_put_writes(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[WriteRow], upsert: bool
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        writes: Sequence[WriteRow],
+        upsert: bool,
+        *,
+        archive: ArchiveEvent | None = None,
     ) -> None:
-        """Store pending writes of a checkpoint (see the class docstring for the key rules)."""
+        """Store pending writes of a checkpoint (see the class docstring for the key rules); ``archive`` as for
+        :meth:`cp_put`."""
+        ...
+
+    async def cp_deleted_floor(self, thread_id: str) -> str | None:
+        """The floor of the thread's tombstone (:meth:`cp_delete_thread`) while it lives, else None: the saver
+        hides archived checkpoints it covers, so a deleted thread does not come back through read-through while
+        its delete still waits in the outbox (from any process)."""
         ...
 
     async def cp_get(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
@@ -559,11 +782,13 @@ class CheckpointStore(Protocol):
         than it; ``metadata_filter`` needs each key to be equal."""
         ...
 
-    async def cp_delete_thread(self, thread_id: str) -> None:
+    async def cp_delete_thread(self, thread_id: str, *, archive: EventHead | None = None) -> None:
         """Remove every checkpoint, blob and write of the thread in every namespace, and keep a
         :class:`Tombstone` for ``checkpoint_ttl``: a later put or write is dropped when its checkpoint id (or
         parent id) is ``<=`` the floor (the newest stored id, or :func:`checkpoint_id_floor` of the delete time)
-        or chains onto a dropped id. Writes for a checkpoint not stored yet are otherwise kept."""
+        or chains onto a dropped id. Writes for a checkpoint not stored yet are otherwise kept. With ``archive``,
+        the thread's ``langgraph-delete`` tombstone event (:func:`contextkit.checkpoint_archive.delete_payload` of
+        that floor, under ``archive``'s id and time) goes to the outbox in the same atomic step."""
         ...
 
     async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> Collection[str] | None:

@@ -46,7 +46,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from contextkit.checkpoint_archive import archive_payloads
 from contextkit.errors import (
@@ -59,7 +59,16 @@ from contextkit.errors import (
     SerializationError,
 )
 from contextkit.records import ArchiveEvent, Message, Session, from_iso, utcnow
-from contextkit.stores import Capability, CheckpointBundle, CheckpointRow, CheckpointStore, HotStore, Typed, WriteRow
+from contextkit.stores import (
+    Capability,
+    CheckpointBundle,
+    CheckpointRow,
+    CheckpointStore,
+    EventHead,
+    HotStore,
+    Typed,
+    WriteRow,
+)
 from contextkit.validation import (
     DEFAULT_LIMITS,
     Limits,
@@ -73,6 +82,9 @@ from contextkit.validation import (
 if TYPE_CHECKING:
     from contextkit.archiver import Archiver
     from contextkit.kit import ContextKit
+    from contextkit.tiered import Tiered
+
+T = TypeVar("T")
 
 __all__ = [
     "FORMAT",
@@ -436,11 +448,21 @@ class RecordSink:
     :param limits: the id limits records are checked against.
     """
 
-    def __init__(self, hot: HotStore, archiver: Archiver | None = None, *, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        hot: HotStore,
+        archiver: Archiver | None = None,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        tiered: Tiered | None = None,
+    ) -> None:
         self.hot = hot
         self.archiver = archiver
         self.limits = limits
         self.summary = TransferSummary()
+        # Through a kit, every write goes through its tiered layer: an owner the target's hot tier does not know is
+        # learned from its archive first, and each record's event is written in the write's atomic step.
+        self._tiered = tiered
         self._stream: str | None = None
         self._messages: list[Message] = []
         self._events: list[ArchiveEvent] = []
@@ -449,8 +471,21 @@ class RecordSink:
 
     @classmethod
     def for_kit(cls, kit: ContextKit) -> RecordSink:
-        """A sink writing into ``kit``'s hot tier and, when it has a cold tier, into its archiver."""
-        return cls(kit.hot, kit.archiver, limits=kit.config.limits)
+        """A sink writing into ``kit``'s hot tier through its tiered layer (and archive, with a cold tier)."""
+        return cls(kit.hot, kit.archiver, limits=kit.config.limits, tiered=kit.tiered)
+
+    async def _write(self, op: Callable[[], Awaitable[T]]) -> T:
+        return await (op() if self._tiered is None else self._tiered.call(op))
+
+    def _head(
+        self, table: str, key: str, payload: Mapping[str, Any], created_at: datetime, event_type: str = "", salt: str = ""
+    ) -> EventHead | None:
+        """The event head of a record written in one atomic step with its event (an id derived from its content, so
+        a rerun adds no row to the archive), or None without a cold tier."""
+        if self.archiver is None:
+            return None
+        self.summary.archived_events += 1
+        return EventHead(event_type, _event_id(table, key, payload, salt), created_at)
 
     def _id(self, value: object, what: str) -> str:
         return check_id(value, what, self.limits)
@@ -483,21 +518,22 @@ class RecordSink:
         elif kind == "task_context":
             sid = self._id(record.get("session_id"), "session_id")
             document = self._document(record, "a task_context")
-            await self.hot.put_task_context(sid, document)
-            self._archive("context_task_contexts", sid, {"context": document}, self._later())
+            head = self._head("context_task_contexts", sid, {"context": document}, self._later())
+            await self._write(lambda: self.hot.put_task_context(sid, document, archive=head))
         elif kind == "conversation_session":
             key = self._id(record.get("key"), "conversation session key")
             document = self._document(record, "a conversation_session")
             self._id(document.get("session_id"), "conversation session's session_id")
-            await self.hot.put_conversation_session(key, document)
-            self._archive("context_conversation_sessions", key, {"session": document}, _document_time(document, self._later()))
+            at = _document_time(document, self._later())
+            head = self._head("context_conversation_sessions", key, {"session": document}, at)
+            await self._write(lambda: self.hot.put_conversation_session(key, document, archive=head))
         elif kind == "seed_checkpoint":
             tid = self._id(record.get("thread_id"), "thread_id")
             cid = self._id(record.get("checkpoint_id"), "checkpoint_id")
             document = self._document(record, "a seed_checkpoint")
-            await self.hot.put_checkpoint_document(tid, cid, document)
             payload = {"checkpoint_id": cid, "document": document}
-            self._archive("context_checkpoints", tid, payload, _document_time(document, self._later()))
+            head = self._head("context_checkpoints", tid, payload, _document_time(document, self._later()))
+            await self._write(lambda: self.hot.put_checkpoint_document(tid, cid, document, archive=head))
         elif kind == "seed_writes":
             await self._seed_writes(record)
         elif kind == "checkpoint":
@@ -515,9 +551,9 @@ class RecordSink:
         self._id(session.session_id, "session_id")
         self._id(session.user_id, "user_id")
         check_metadata(session.metadata, self.limits, "session metadata")
-        await self.hot.put_session(session)
         payload = {"event_type": "migrate", "session": session.to_dict()}
-        self._archive("context_sessions", session.session_id, payload, session.last_activity)
+        head = self._head("context_sessions", session.session_id, payload, session.last_activity, "migrate")
+        await self._write(lambda: self.hot.put_session(session, archive=head))
 
     async def _message(self, record: Mapping[str, Any]) -> None:
         stream = self._id(record.get("stream"), "stream")
@@ -539,7 +575,7 @@ class RecordSink:
             return
         stream, messages = self._stream, self._messages
         self._stream, self._messages = None, []
-        await self.hot.replace_history(stream, messages)
+        await self._write(lambda: self.hot.replace_history(stream, messages))
         self.summary.counts["message"] += len(messages)
         for message in messages:
             self._archive("context_conversations", stream, {"message": message.to_dict()}, message.timestamp)
@@ -555,7 +591,7 @@ class RecordSink:
                 raise InvalidInput("each seed write must be a [task_id, write] pair")
             wanted.append((self._id(item[0], "task_id"), item[1]))
         # Writes only append: add what the target lacks, so a rerun (or a resume) never duplicates them.
-        existing = [(task, write) for task, write in await self.hot.get_writes_documents(tid, cid)]
+        existing = [(task, write) for task, write in await self._write(lambda: self.hot.get_writes_documents(tid, cid))]
         if existing == wanted:
             missing: list[tuple[str, Any]] = []
         elif wanted[: len(existing)] == existing:
@@ -567,8 +603,9 @@ class RecordSink:
         start = 0
         for index in range(1, len(missing) + 1):
             if index == len(missing) or missing[index][0] != missing[start][0]:
-                task = missing[start][0]
-                await self.hot.put_writes_document(tid, cid, task, [w for _, w in missing[start:index]])
+                task, batch = missing[start][0], [w for _, w in missing[start:index]]
+                # (their events follow below, one per task group of the whole list, with ids a rerun repeats)
+                await self._write(lambda task=task, batch=batch: self.hot.put_writes_document(tid, cid, task, batch))  # type: ignore[misc]
                 start = index
         group = 0
         start = 0

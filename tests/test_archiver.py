@@ -10,7 +10,7 @@ import pytest
 
 from contextkit import ContextKit
 from contextkit.archiver import FileOutbox, MemoryOutbox
-from contextkit.errors import BackendUnavailable
+from contextkit.errors import BackendUnavailable, OwnerUnknown
 from contextkit.records import ArchiveEvent
 
 
@@ -24,6 +24,8 @@ async def test_cold_outage_delays_but_never_drops_events() -> None:
     kit = await _kit(archiver={"flush_interval": 0.01, "max_backoff": 0.05})
     try:
         cold = kit.cold
+        await kit.create_session("s", "u")  # known to the hot tier before the outage
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
         cold.set_available(False)  # type: ignore[union-attr]
         for i in range(2000):
             await kit.add_conversation_message("s", "user", f"m{i}")
@@ -45,9 +47,47 @@ async def test_cold_outage_delays_but_never_drops_events() -> None:
 async def test_hot_path_never_waits_for_a_down_cold_tier() -> None:
     kit = await _kit()
     try:
+        await kit.create_session("s", "u")
         kit.cold.set_available(False)  # type: ignore[union-attr]
-        await asyncio.wait_for(kit.create_session("s", "u"), timeout=1.0)
-        assert (await kit.get_session("s")) is not None
+        await asyncio.wait_for(kit.update_session("s", increment_requests=True), timeout=1.0)
+        await asyncio.wait_for(kit.add_message("s", "user", "hi"), timeout=1.0)
+        session = await kit.get_session("s")
+        assert session is not None and session.request_count == 1
+    finally:
+        kit.cold.set_available(True)  # type: ignore[union-attr]
+        await kit.aclose()
+
+
+async def test_an_owner_the_hot_tier_does_not_know_fails_typed_while_the_archive_is_down() -> None:
+    """A new (or lost) id cannot be numbered without asking the archive: the call fails typed, writes nothing,
+    and works once the archive is back; health says why in the meantime."""
+    kit = await _kit(tiering={"consult_timeout": 0.5})
+    try:
+        kit.cold.set_available(False)  # type: ignore[union-attr]
+        with pytest.raises(BackendUnavailable, match="archive cannot be read"):
+            await kit.add_message("new", "user", "hello")
+        with pytest.raises(BackendUnavailable):
+            await kit.create_session("new", "u")
+        health = await kit.health_check()
+        assert health["status"] == "degraded" and health["tiering"]["consult_failures"] == 2
+        assert any("could not be asked" in issue for issue in health["issues"])
+        kit.cold.set_available(True)  # type: ignore[union-attr]
+        assert (await kit.add_message("new", "user", "hello")).seq == 1
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        assert await kit.cold.count_events("context_conversations", "new") == 1  # type: ignore[union-attr]
+    finally:
+        kit.cold.set_available(True)  # type: ignore[union-attr]
+        await kit.aclose()
+
+
+async def test_assume_new_when_unreachable_serves_new_owners_during_an_outage_and_counts_them() -> None:
+    kit = await _kit(tiering={"assume_new_when_unreachable": True})
+    try:
+        kit.cold.set_available(False)  # type: ignore[union-attr]
+        await kit.create_session("fresh", "u")
+        assert (await kit.add_message("fresh", "user", "hello")).seq == 1
+        metrics = await kit.get_metrics()
+        assert metrics["tiering"]["assumed_new"] == 1 and metrics["tiering"]["consult_failures"] == 1
     finally:
         kit.cold.set_available(True)  # type: ignore[union-attr]
         await kit.aclose()
@@ -56,12 +96,14 @@ async def test_hot_path_never_waits_for_a_down_cold_tier() -> None:
 async def test_full_outbox_refuses_writes_instead_of_dropping() -> None:
     kit = await _kit(archiver={"max_pending": 10, "flush_interval": 0.01})
     try:
+        await kit.add_conversation_message("s", "user", "m0")
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
         kit.cold.set_available(False)  # type: ignore[union-attr]
-        for i in range(10):
+        for i in range(1, 11):
             await kit.add_conversation_message("s", "user", f"m{i}")
         with pytest.raises(BackendUnavailable, match="outbox is full"):
             await kit.add_conversation_message("s", "user", "one too many")
-        assert len(await kit.get_conversation_history("s", limit=0)) == 10
+        assert len(await kit.get_conversation_history("s", limit=0)) == 11
     finally:
         kit.cold.set_available(True)  # type: ignore[union-attr]
         await kit.aclose()
@@ -79,8 +121,9 @@ async def test_read_through_after_hot_loss_rehydrates_hot_tier() -> None:
         )
         await kit.store_checkpoint("s", "c1", {"step": 1})
         assert await kit.archiver.flush(5)  # type: ignore[union-attr]
-        await kit.hot.delete_session("s")
-        assert await kit.hot.get_session("s") is None
+        await kit.hot.delete_session("s", evict=True)  # as if the hot copy expired
+        with pytest.raises(OwnerUnknown):
+            await kit.hot.get_session("s")
 
         session = await kit.get_session("s")
         assert session is not None and session.request_count == 1 and session.metadata == {"k": "v"}
@@ -118,6 +161,49 @@ async def test_cleanup_archives_sessions_as_expired() -> None:
         archived = await kit.cold.read_session("s")  # type: ignore[union-attr]
         assert archived is not None and archived.status == "expired"
     finally:
+        await kit.aclose()
+
+
+async def test_a_session_read_right_after_cleanup_comes_back_expired_and_its_versions_stay_unique() -> None:
+    """Cleanup evicts a session only once the archive holds its expire event: a read right after (the archiver is
+    slow here) asks the archive and gets the expired session, and the next write takes a version above the
+    expire event's instead of repeating it."""
+    kit = await _kit(archiver={"flush_interval": 30})
+    try:
+        await kit.create_session("s", "u")
+        assert await kit.cleanup_expired_sessions(max_idle_hours=0) == 1
+        again = await kit.get_session("s")
+        assert again is not None and again.status == "expired"
+        await kit.update_session("s", increment_requests=True)
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        rows = kit.cold._rows_of("context_sessions", "s")  # type: ignore[union-attr]
+        versions = [row.version for row in rows]
+        assert [row.payload["event_type"] for row in rows] == ["create", "expire", "update"]
+        assert versions == sorted(set(versions)), versions
+        archived = await kit.cold.read_session("s")  # type: ignore[union-attr]
+        assert archived is not None and archived.status == "expired" and archived.request_count == 1
+    finally:
+        await kit.aclose()
+
+
+async def test_cleanup_keeps_idle_sessions_hot_while_the_archive_cannot_take_their_expiry() -> None:
+    """With the cold tier down, cleanup archives nothing it cannot confirm: it removes no session (the expire
+    events wait in the outbox), and once the archive is back a later cleanup removes them."""
+    kit = await _kit(archiver={"flush_interval": 0.01, "max_backoff": 0.05}, tiering={"consult_timeout": 0.3})
+    try:
+        await kit.create_session("s", "u")
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        kit.cold.set_available(False)  # type: ignore[union-attr]
+        assert await kit.cleanup_expired_sessions(max_idle_hours=0) == 0
+        still = await kit.get_session("s")
+        assert still is not None and still.status == "expired"
+        kit.cold.set_available(True)  # type: ignore[union-attr]
+        assert await kit.cleanup_expired_sessions(max_idle_hours=0) == 1
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        archived = await kit.cold.read_session("s")  # type: ignore[union-attr]
+        assert archived is not None and archived.status == "expired"
+    finally:
+        kit.cold.set_available(True)  # type: ignore[union-attr]
         await kit.aclose()
 
 
@@ -177,15 +263,28 @@ async def test_file_outbox_survives_a_new_process(tmp_path: Path) -> None:
 async def test_kit_with_file_outbox_keeps_events_across_restart(tmp_path: Path) -> None:
     outbox = str(tmp_path / "box.sqlite3")
     kit = await _kit(archiver={"outbox_path": outbox, "flush_interval": 0.01, "drain_timeout": 0.2})
-    kit.cold.set_available(False)  # type: ignore[union-attr]
-    for i in range(20):
+    cold = kit.cold
+    await kit.add_conversation_message("s", "user", "m0")
+    assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+    cold.set_available(False)  # type: ignore[union-attr]
+    for i in range(1, 21):
         await kit.add_conversation_message("s", "user", f"m{i}")
     await kit.aclose(drain_timeout=0.2)
     assert await FileOutbox(outbox).depth() == 20
-    second = await _kit(archiver={"outbox_path": outbox, "flush_interval": 0.01})
+    # A new process: its memory tier is empty, the file still holds 20 events of "s". The archive is shared
+    # (the same memory cold tier object stands for a database here).
+    config = ContextKit.from_config(
+        {"hot": "memory", "cold": "memory", "archiver": {"outbox_path": outbox, "flush_interval": 0.01}}, env={}
+    )
+    second = ContextKit(config.hot, cold, config=config.config)
+    await second.open()
     try:
+        # The next message must continue at 22: the archive is asked only once the file's events reached it.
+        cold.set_available(True)  # type: ignore[union-attr]
+        assert (await second.add_message("s", "user", "after restart")).seq == 22
         assert await second.archiver.flush(5)  # type: ignore[union-attr]
-        assert await second.cold.count_events("context_conversations", "s") == 20  # type: ignore[union-attr]
+        assert await cold.count_events("context_conversations", "s") == 22  # type: ignore[union-attr]
+        assert [m.seq for m in await cold.read_history("s", None)] == list(range(1, 23))  # type: ignore[union-attr]
     finally:
         await second.aclose()
 
@@ -196,7 +295,7 @@ async def test_appends_after_rehydration_continue_the_sequence() -> None:
         for i in range(5):
             await kit.add_conversation_message("s", "user", f"m{i}")
         assert await kit.archiver.flush(5)  # type: ignore[union-attr]
-        await kit.hot.delete_session("s")
+        await kit.hot.delete_session("s", evict=True)  # as if the hot copy expired
         assert len(await kit.get_conversation_history("s")) == 5
         stored = await kit.add_message("s", "user", "after")
         assert stored.seq == 6
@@ -210,7 +309,7 @@ async def test_a_new_hot_stream_continues_the_archived_numbering() -> None:
         for i in range(5):
             await kit.add_conversation_message("s", "user", f"m{i}")
         assert await kit.archiver.flush(5)  # type: ignore[union-attr]
-        await kit.hot.delete_session("s")  # as if the hot copy expired
+        await kit.hot.delete_session("s", evict=True)  # as if the hot copy expired
         stored = await kit.add_message("s", "user", "new")
         assert stored.seq == 6
         assert await kit.archiver.flush(5)  # type: ignore[union-attr]
@@ -245,10 +344,8 @@ async def test_events_the_cold_tier_refuses_are_set_aside_not_retried_forever() 
             await super().write_events(events)
 
     cold = PickyCold(StoreSettings(namespace="picky"))
-    kit = ContextKit(
-        ContextKit.from_config({"hot": "memory"}, env={}).hot, cold,
-        config=ContextKit.from_config({"hot": "memory", "archiver": {"flush_interval": 0.01}}, env={}).config,
-    )
+    built = ContextKit.from_config({"hot": "memory", "cold": "memory", "archiver": {"flush_interval": 0.01}}, env={})
+    kit = ContextKit(built.hot, cold, config=built.config)
     await kit.open()
     try:
         for content in ("a", "poison", "b"):

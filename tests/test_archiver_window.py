@@ -183,3 +183,18 @@ async def test_every_archiver_metric_is_documented() -> None:
     archiver = Archiver(_Recording(), MemoryOutbox(), ArchiverConfig())
     missing = [key for key in await archiver.metrics() if f"`{key}`" not in table]
     assert not missing, f"docs/archive.md does not describe archiver metric(s) {missing}"
+
+
+async def test_every_tiering_metric_and_option_is_documented() -> None:
+    """docs/archive.md names every key of the tiered layer's metrics and every ``[tiering]`` option."""
+    from dataclasses import fields
+
+    from contextkit.config import TieringConfig
+    from contextkit.tiered import TieringStats
+
+    doc = _ARCHIVE_DOC.read_text(encoding="utf-8")
+    watch = doc[doc.index("## What to watch") : doc.index("## Tuning")]
+    tuning = doc[doc.index("## Tuning") :]
+    missing = [key for key in TieringStats().as_dict() if f"`{key}`" not in watch]
+    missing += [f.name for f in fields(TieringConfig) if f"`{f.name}`" not in tuning]
+    assert not missing, f"docs/archive.md does not describe {missing}"

@@ -22,7 +22,7 @@ def test_plugins_lists_memory_with_distribution_version_hooks_and_tiers() -> Non
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.output)}
     memory = rows["memory"]
-    assert memory["distribution"] == "contextkit-memory"
+    assert memory["distribution"] == "contextkit"  # the memory tier is built into the contextkit distribution
     assert memory["version"] == "0.1.0"
     assert "contextkit_register_backends" in memory["hooks"]
     assert memory["tiers"] == {"hot": ["memory"], "cold": ["memory"]}
@@ -37,22 +37,54 @@ def test_doctor_reports_healthy_memory_tier_as_json(tmp_path: Path) -> None:
     assert report["status"] == "healthy" and report["hot"]["status"] == "healthy"
 
 
-def test_doctor_exits_non_zero_when_the_hot_tier_is_unreachable(tmp_path: Path) -> None:
-    """An unreachable hot tier with fallback off is a runtime failure: one line, exit 1."""
+_UNREACHABLE_REDIS = 'hot = {backend = "redis", url = "redis://127.0.0.1:1/0"}\ntimeout = 0.5\n'
+
+
+def test_doctor_exits_1_and_reports_the_hot_tier_down_when_redis_is_unreachable(tmp_path: Path) -> None:
+    """An unreachable Redis (fallback off, the default): the report says the hot tier is down and why, exit 1."""
     pytest.importorskip("contextkit_redis", reason="needs the contextkit-redis plugin (service: redis)")
     config = tmp_path / "ck.toml"
-    config.write_text('hot = {backend = "redis", url = "redis://127.0.0.1:1/0"}\nfallback = false\ntimeout = 0.5\n')
-    result = _run("--config", str(config), "doctor")
-    assert result.returncode == 1
-    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    config.write_text(_UNREACHABLE_REDIS)
+    result = _run("--config", str(config), "--json", "doctor")
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "unhealthy"
+    assert report["hot"]["status"] == "down" and "127.0.0.1:1" in report["hot"]["error"]
+    table = _run("--config", str(config), "doctor")
+    assert table.returncode == 1
+    assert "unhealthy" in table.stdout and "down" in table.stdout and "Traceback" not in table.stderr
+
+
+def test_doctor_exits_1_when_the_kit_runs_degraded_on_the_memory_fallback(tmp_path: Path) -> None:
+    """fallback = true keeps an app running on memory, but the doctor does not call that fine: exit 1."""
+    pytest.importorskip("contextkit_redis", reason="needs the contextkit-redis plugin (service: redis)")
+    config = tmp_path / "ck.toml"
+    config.write_text("fallback = true\n" + _UNREACHABLE_REDIS)
+    result = _run("--config", str(config), "--json", "doctor")
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "degraded" and report["storage_backend"] == "memory"
+
+
+@pytest.mark.parametrize("args", [["sessions", "list"], ["sessions", "show", "s1"], ["history", "s1"]], ids=" ".join)
+def test_read_commands_refuse_to_run_on_the_memory_fallback(tmp_path: Path, args: list[str]) -> None:
+    """Even with fallback = true in the configuration, the commands that read data fail on an unreachable hot tier
+    (one line, exit 1) instead of answering "0 session(s)" from an empty memory tier."""
+    pytest.importorskip("contextkit_redis", reason="needs the contextkit-redis plugin (service: redis)")
+    (tmp_path / "contextkit.toml").write_text("fallback = true\n" + _UNREACHABLE_REDIS)
+    result = _run(*args, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("error: ") and "127.0.0.1:1" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert "session(s)" not in result.stdout
 
 
 @pytest.mark.parametrize(
     ("args", "config_text", "code", "needle"),
     [
         (["--config", "missing.toml", "doctor"], None, 2, "does not exist"),
-        (["doctor"], 'hot = "nosuchdb"\n', 2, 'pip install "contextkit[nosuchdb]"'),
+        (["doctor"], 'hot = "nosuchdb"\n', 2, "not one of contextkit's own hot tier backends"),
+        (["doctor"], 'hot = "memroy"\n', 2, "did you mean 'memory'?"),
         (["doctor"], "hot = [\n", 2, "not valid TOML"),
         (["doctor"], "bogus = 1\n", 2, "unknown configuration key"),
         (["sessions", "show", "nobody"], 'hot = "memory"\n', 1, "does not exist"),

@@ -263,10 +263,10 @@ _UNREACHABLE = 'fallback = false\ntimeout = 0.5\n[hot]\nbackend = "redis"\nurl =
     ("command", "config_text", "code", "needle"),
     [
         (["export"], None, 2, "does not exist"),
-        (["export"], _UNKNOWN, 2, 'pip install "contextkit[nosuchdb]"'),
-        (["import", "{dump}"], _UNKNOWN, 2, 'pip install "contextkit[nosuchdb]"'),
-        (["checkpoints", "t"], _UNKNOWN, 2, 'pip install "contextkit[nosuchdb]"'),
-        (["cleanup", "--max-idle-hours", "1"], _UNKNOWN, 2, 'pip install "contextkit[nosuchdb]"'),
+        (["export"], _UNKNOWN, 2, "not one of contextkit's own hot tier backends"),
+        (["import", "{dump}"], _UNKNOWN, 2, "not one of contextkit's own hot tier backends"),
+        (["checkpoints", "t"], _UNKNOWN, 2, "not one of contextkit's own hot tier backends"),
+        (["cleanup", "--max-idle-hours", "1"], _UNKNOWN, 2, "not one of contextkit's own hot tier backends"),
         (["export"], _UNREACHABLE, 1, "127.0.0.1:1"),
         (["import", "{dump}"], _UNREACHABLE, 1, "127.0.0.1:1"),
         (["checkpoints", "t"], _UNREACHABLE, 1, "127.0.0.1:1"),
@@ -299,7 +299,7 @@ def test_bad_input_to_the_data_commands_gives_one_line_and_exit_code(
     [
         ("--from", None, 2, "--from configuration file"),
         ("--to", None, 2, "--to configuration file"),
-        ("--to", _UNKNOWN, 2, 'pip install "contextkit[nosuchdb]"'),
+        ("--to", _UNKNOWN, 2, "not one of contextkit's own hot tier backends"),
         ("--from", _UNREACHABLE, 1, "127.0.0.1:1"),
         ("--to", _UNREACHABLE, 1, "127.0.0.1:1"),
     ],

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from contextkit.config import KitConfig, load_config, mask_url
+from contextkit.config import KitConfig, load_config
 from contextkit.errors import ConfigError
+from contextkit.masking import mask_secrets
 
 
 def test_defaults_give_memory_without_cold_tier() -> None:
@@ -17,6 +18,25 @@ def test_defaults_give_memory_without_cold_tier() -> None:
         86_400.0,
         604_800.0,
     )
+
+
+def test_fallback_is_off_by_default() -> None:
+    """A hot tier that cannot be reached fails loudly unless fallback is asked for (a typo in a URL must not send
+    an application's data to process memory)."""
+    assert load_config(env={}).fallback is False
+    assert KitConfig().fallback is False
+    assert load_config({"fallback": True}, env={}).fallback is True
+
+
+def test_defaults_are_below_file_environment_and_arguments(tmp_path: Path) -> None:
+    """``defaults`` (how the ContextEngine facade keeps the seed's fallback) apply only where nothing else sets
+    the key: the file, the environment and the arguments each override them."""
+    assert load_config(env={}, defaults={"fallback": True}).fallback is True
+    assert load_config(env={"CONTEXTKIT_FALLBACK": "false"}, defaults={"fallback": True}).fallback is False
+    assert load_config({"fallback": False}, env={}, defaults={"fallback": True}).fallback is False
+    toml = tmp_path / "contextkit.toml"
+    toml.write_text("fallback = false\n")
+    assert load_config(toml, env={}, defaults={"fallback": True}).fallback is False
 
 
 def test_arguments_beat_environment_beat_file(tmp_path: Path) -> None:
@@ -116,9 +136,24 @@ def test_describe_masks_secrets() -> None:
     text = repr(config.describe())
     assert "hunter2" not in text
     assert "redis://user:***@h:6379/0" in text
-    assert mask_url("postgresql://postgres@127.0.0.1/test") == "postgresql://postgres@127.0.0.1/test"
+    assert mask_secrets("postgresql://postgres@127.0.0.1/test") == "postgresql://postgres@127.0.0.1/test"
 
 
 def test_kitconfig_passthrough_applies_overrides() -> None:
     base = KitConfig(namespace="a")
     assert load_config(base, namespace="b").namespace == "b"
+
+
+def test_passwords_from_the_environment_keep_their_spaces() -> None:
+    """Other variables are stripped; a password is taken as written (a space at either end is part of it)."""
+    config = load_config(
+        env={
+            "REDIS_HOST": " 127.0.0.1 ",
+            "REDIS_PASSWORD": " r pw ",
+            "CONTEXT_PERMANENT_BACKEND": "clickhouse",
+            "CLICKHOUSE_HOST": " 127.0.0.1",
+            "CLICKHOUSE_PASSWORD": " c pw\t",
+        }
+    )
+    assert config.hot_options["host"] == "127.0.0.1" and config.hot_options["password"] == " r pw "
+    assert config.cold_options["host"] == "127.0.0.1" and config.cold_options["password"] == " c pw\t"

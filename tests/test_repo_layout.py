@@ -1,8 +1,11 @@
 """The repository keeps one name in five places, and the root extras stay in sync with the plugins.
 
 ``plugins/contextkit-<name>/`` -> distribution ``contextkit-<name>`` -> package ``contextkit_<name>`` (typed) ->
-entry point ``<name>`` in group ``contextkit`` -> extra ``contextkit[<name>]``, pinned to the plugin's version.
-The scaffold ``plugins/_template`` is checked against the HotStore protocol, and kept out of discovery.
+entry point ``<name>`` in group ``contextkit`` -> extra ``contextkit[<name>]``, which accepts the plugin's minor
+series. The memory tier is the one built-in plugin: ``plugins/contextkit-memory/`` holds its package, tests and
+README like every plugin, but the package ships in the ``contextkit`` distribution (no pyproject of its own), so
+no distribution of ours requires another in a cycle. The scaffold ``plugins/_template`` is checked against the
+HotStore protocol, and kept out of discovery.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from contextkit.plugins import ENTRY_POINT_GROUP, PluginManager
 from contextkit.stores import HotStore, StoreSettings
@@ -29,89 +34,120 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_DIR = ROOT / "plugins"
 TEMPLATE = PLUGINS_DIR / "_template"
 PLUGIN_EXTRAS = ("memory", "redis", "postgres", "clickhouse", "sqlite")
+BUILT_IN = ("contextkit-memory",)
 
 
 def _toml(path: Path) -> dict[str, Any]:
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
-ROOT_PROJECT = _toml(ROOT / "pyproject.toml")["project"]
-PLUGIN_DIRS = sorted(p for p in PLUGINS_DIR.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+ROOT_DATA = _toml(ROOT / "pyproject.toml")
+ROOT_PROJECT = ROOT_DATA["project"]
+ALL_PLUGIN_DIRS = sorted(p for p in PLUGINS_DIR.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+# The plugins released as distributions of their own.
+PLUGIN_DIRS = [p for p in ALL_PLUGIN_DIRS if p.name not in BUILT_IN]
 
 
 def _plugin_name(directory: Path) -> str:
     return directory.name.removeprefix("contextkit-")
 
 
-def _pins(requirements: list[str]) -> dict[str, str]:
+def _package(directory: Path) -> str:
+    return f"contextkit_{_plugin_name(directory).replace('-', '_')}"
+
+
+def _pins(requirements: list[str]) -> dict[str, SpecifierSet]:
     """``{distribution: specifier}`` of the contextkit distributions in a requirement list."""
     pins = {}
     for line in requirements:
         req = Requirement(line)
         if req.name.startswith("contextkit"):
-            pins[req.name] = str(req.specifier)
+            pins[req.name] = req.specifier
     return pins
 
 
-@pytest.mark.parametrize("directory", PLUGIN_DIRS, ids=lambda p: p.name)
+def _minor_series(version: str) -> SpecifierSet:
+    """``>=0.1,<0.2`` for 0.1.x: what a pin between our distributions accepts (not ``==``)."""
+    release = Version(version).release
+    return SpecifierSet(f">={release[0]}.{release[1]},<{release[0]}.{release[1] + 1}")
+
+
+@pytest.mark.parametrize("directory", ALL_PLUGIN_DIRS, ids=lambda p: p.name)
 def test_plugin_directory_keeps_the_one_name_in_every_place(directory: Path) -> None:
-    """plugins/contextkit-<name> has distribution contextkit-<name>, typed package contextkit_<name>, entry point
-    <name> in group contextkit pointing into that package, a README and a tests/ directory."""
+    """plugins/contextkit-<name> has a typed package contextkit_<name>, a README and a tests/ directory; its
+    distribution (contextkit-<name>, or contextkit for a built-in plugin) has the entry point <name> in group
+    contextkit pointing into that package, and ships the package."""
     assert directory.name.startswith("contextkit-"), f"{directory.name}: plugin directories are contextkit-<name>"
     name = _plugin_name(directory)
-    package = f"contextkit_{name.replace('-', '_')}"
-    pyproject = directory / "pyproject.toml"
-    assert pyproject.is_file(), f"{directory.name} has no pyproject.toml"
-    data = _toml(pyproject)
-    project = data["project"]
-
-    assert project["name"] == directory.name
+    package = _package(directory)
     assert (directory / package / "__init__.py").is_file(), f"no package {package}/ in {directory.name}"
     assert (directory / package / "py.typed").is_file(), f"{package} has no py.typed marker"
-    assert data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [package]
-
-    entry_points = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
-    assert list(entry_points) == [name], f"{directory.name}: expected entry point {name!r} in group contextkit"
-    target = entry_points[name].split(":")[0]
-    assert target == package or target.startswith(f"{package}."), f"entry point {name} -> {target}"
-
     assert (directory / "README.md").is_file(), f"{directory.name} has no README.md"
     assert (directory / "tests").is_dir(), f"{directory.name} has no tests/ directory"
 
+    if directory.name in BUILT_IN:
+        assert not (directory / "pyproject.toml").exists(), f"{directory.name} ships in contextkit, not on its own"
+        data, project = ROOT_DATA, ROOT_PROJECT
+        shipped = f"plugins/{directory.name}/{package}"
+        assert shipped in data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+        assert shipped in data["tool"]["hatch"]["build"]["targets"]["sdist"]["include"]
+        entry_points = project["entry-points"][ENTRY_POINT_GROUP]
+    else:
+        pyproject = directory / "pyproject.toml"
+        assert pyproject.is_file(), f"{directory.name} has no pyproject.toml"
+        data = _toml(pyproject)
+        project = data["project"]
+        assert project["name"] == directory.name
+        assert data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [package]
+        entry_points = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
+        assert list(entry_points) == [name], f"{directory.name}: expected entry point {name!r} in group contextkit"
+    target = entry_points[name].split(":")[0]
+    assert target == package or target.startswith(f"{package}."), f"entry point {name} -> {target}"
+
 
 @pytest.mark.parametrize("directory", PLUGIN_DIRS, ids=lambda p: p.name)
-def test_plugin_depends_on_the_exact_core_version(directory: Path) -> None:
-    """Every in-tree plugin pins contextkit==<root version> (they are released in lockstep)."""
+def test_plugin_accepts_the_core_minor_series(directory: Path) -> None:
+    """Every in-tree plugin requires contextkit>=M.m,<M.(m+1) of the root version: released together, yet a pin
+    that pip can satisfy with any compatible build (== broke installs from a checkout)."""
     project = _toml(directory / "pyproject.toml")["project"]
-    assert _pins(project.get("dependencies", [])).get("contextkit") == f"=={ROOT_PROJECT['version']}"
+    pins = _pins(project.get("dependencies", []))
+    assert pins == {"contextkit": _minor_series(ROOT_PROJECT["version"])}, pins
 
 
-def test_root_extras_pin_each_plugin_to_its_version() -> None:
-    """contextkit[<name>] is exactly contextkit-<name>==<plugin version>, and every pinned plugin exists."""
+def test_the_core_requires_none_of_our_distributions() -> None:
+    """contextkit's own dependencies name no plugin: plugins require the core, never the other way round."""
+    assert _pins(ROOT_PROJECT["dependencies"]) == {}
+
+
+def test_root_extras_accept_each_plugin_minor_series() -> None:
+    """contextkit[<name>] is exactly contextkit-<name> in the plugin's minor series (empty for the built-in
+    memory tier), and every plugin an extra names exists."""
     versions = {d.name: _toml(d / "pyproject.toml")["project"]["version"] for d in PLUGIN_DIRS}
     extras = ROOT_PROJECT["optional-dependencies"]
 
     for name in PLUGIN_EXTRAS:
-        assert extras.get(name) == [f"contextkit-{name}=={versions.get(f'contextkit-{name}', '<missing plugin>')}"], (
-            f"extra {name!r}: {extras.get(name)}"
-        )
+        dist = f"contextkit-{name}"
+        if dist in BUILT_IN:
+            assert extras.get(name) == [], f"extra {name!r} of the built-in plugin: {extras.get(name)}"
+            continue
+        assert dist in versions, f"no plugins/{dist}/"
+        assert _pins(extras.get(name, [])) == {dist: _minor_series(versions[dist])}, f"extra {name!r}: {extras.get(name)}"
+        assert len(extras[name]) == 1, f"extra {name!r}: {extras[name]}"
     for extra, requirements in extras.items():
         for dist, spec in _pins(requirements).items():
             assert dist in versions, f"extra {extra!r} names {dist}, but plugins/{dist}/ does not exist"
-            assert spec == f"=={versions[dist]}", f"extra {extra!r} pins {dist}{spec}, the plugin is {versions[dist]}"
-    for dist, spec in _pins(ROOT_PROJECT["dependencies"]).items():
-        assert spec == f"=={versions[dist]}", f"contextkit depends on {dist}{spec}, the plugin is {versions[dist]}"
+            assert spec == _minor_series(versions[dist]), f"extra {extra!r} pins {dist}{spec}, the plugin is {versions[dist]}"
 
 
 def test_all_extra_includes_every_plugin() -> None:
     """contextkit[all] installs every plugin of the repository."""
-    assert set(_pins(ROOT_PROJECT["optional-dependencies"]["all"])) >= {d.name for d in PLUGIN_DIRS}
+    assert set(_pins(ROOT_PROJECT["optional-dependencies"]["all"])) == {d.name for d in PLUGIN_DIRS}
 
 
 def test_every_plugin_has_an_extra_of_its_own() -> None:
     """A plugin added to plugins/ gets its contextkit[<name>] extra."""
     extras = ROOT_PROJECT["optional-dependencies"]
-    for directory in PLUGIN_DIRS:
+    for directory in ALL_PLUGIN_DIRS:
         assert _plugin_name(directory) in extras, f"no extra contextkit[{_plugin_name(directory)}]"
 
 
@@ -122,6 +158,7 @@ def test_template_is_a_complete_scaffold() -> None:
     """plugins/_template has a pyproject with the entry point, a typed package with plugin.py, a README and tests."""
     data = _toml(TEMPLATE / "pyproject.toml")
     assert data["project"]["name"] == "contextkit-example"
+    assert _pins(data["project"]["dependencies"]) == {"contextkit": _minor_series(ROOT_PROJECT["version"])}
     assert data["project"]["entry-points"][ENTRY_POINT_GROUP] == {"example": "contextkit_example.plugin"}
     for relative in ("README.md", "contextkit_example/py.typed", "contextkit_example/plugin.py"):
         assert (TEMPLATE / relative).is_file(), relative

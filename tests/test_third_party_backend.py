@@ -6,6 +6,7 @@ object storage for reads) by wrapping the memory tier and round-tripping every r
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ import contextkit
 from contextkit import ContextKit
 from contextkit.plugins import BackendRegistry, get_plugin_manager
 from contextkit.records import Message, Session
-from contextkit.stores import HotStore, StoreSettings
+from contextkit.stores import ArchiveSpec, HotStore, StoreSettings
 from contextkit.testing.engine import EngineSuite
 from contextkit.testing.hot import HotStoreSuite
 from contextkit_memory.store import MemoryHotStore
@@ -27,14 +28,19 @@ class JsonRoundTripStore(MemoryHotStore):
 
     async def get_session(self, session_id: str) -> Session | None:
         session = await super().get_session(session_id)
-        return None if session is None else Session.from_dict(json.loads(json.dumps(session.to_dict())))
+        if session is None:
+            return None
+        # the version is kept beside the record's JSON (as a backend keeps it in a column of its own)
+        return replace(Session.from_dict(json.loads(json.dumps(session.to_dict()))), version=session.version)
 
     async def read_history(self, key: str, limit: int | None) -> list[Message]:
         messages = await super().read_history(key, limit)
         return [Message.from_dict(json.loads(json.dumps(m.to_dict()))) for m in messages]
 
-    async def append_messages(self, key: str, messages: Sequence[Message]) -> list[Message]:
-        return await super().append_messages(key, [Message.from_dict(m.to_dict()) for m in messages])
+    async def append_messages(
+        self, key: str, messages: Sequence[Message], *, archive: ArchiveSpec | None = None
+    ) -> list[Message]:
+        return await super().append_messages(key, [Message.from_dict(m.to_dict()) for m in messages], archive=archive)
 
 
 def _factory(settings: StoreSettings, options: Mapping[str, Any]) -> JsonRoundTripStore:

@@ -45,7 +45,8 @@ from contextkit.records import (
     Message,
     Session,
 )
-from contextkit.stores import Capability, CheckpointRow, ColdStore, StoreSettings, WriteRow
+from contextkit.stores import Capability, CheckpointRow, ColdStore, EventHead, OwnerState, StoreSettings, Versioned, WriteRow
+from contextkit.tiered import events as core_events
 
 __all__ = [
     "HOSTILE_TEXTS",
@@ -658,6 +659,143 @@ class ColdStoreSuite:
         for table in ARCHIVE_TABLES:
             assert await store.count_events(table, "nope") == 0
             assert await store.count_events(table) == 0
+
+    # -- versions and deletes (contextkit.tiered.cold_rules) ----------------------------------------------------------
+    async def test_the_highest_version_wins_whatever_the_clocks_say(self, store: ColdStore) -> None:
+        """Per record the row with the highest version answers, even when its created_at is the oldest (clocks
+        of several app processes disagree) and it arrives first: sessions (with ``version`` set on the result),
+        task contexts, conversation session documents and seed checkpoint documents.
+
+        Fix: store ArchiveEvent.version in a column and order each record's rows by (version, created_at, write
+        order) descending (an index on (key, version) keeps it one lookup).
+        """
+        owner = "versioned"
+        sessions = [replace(_session(owner, request_count=v), version=v) for v in (1, 2, 3)]
+        heads = {v: EventHead("update", f"ev-{owner}-{v}", _at(100 - v)) for v in range(1, 10)}
+        await store.write_events([core_events.session_event(sessions[2], heads[3])])
+        await store.write_events([core_events.session_event(s, heads[s.version]) for s in sessions[:2]])
+        got = await store.read_session(owner)
+        assert got == sessions[2] and got is not None and got.version == 3
+        await store.write_events(
+            [
+                core_events.task_context_event(owner, {"v": 5}, 5, heads[5]),
+                core_events.task_context_event(owner, {"v": 4}, 4, heads[4]),
+                core_events.conversation_session_event(owner, {"session_key": owner, "v": 7}, 7, heads[7]),
+                core_events.conversation_session_event(owner, {"session_key": owner, "v": 6}, 6, heads[6]),
+                core_events.checkpoint_document_event(owner, "c1", {"v": 9}, 9, heads[9]),
+                core_events.checkpoint_document_event(owner, "c1", {"v": 8}, 8, heads[8]),
+            ]
+        )
+        assert await store.read_task_context(owner) == {"v": 5}
+        assert await store.read_conversation_session(owner) == {"session_key": owner, "v": 7}
+        assert await store.read_checkpoint_document(owner, "c1") == {"v": 9}
+        assert await store.read_checkpoint_document(owner, None) == {"v": 9}
+
+    async def _owner_with_everything(self, store: ColdStore, owner: str) -> Session:
+        """Archive versions 1-6 of every record kind of ``owner`` and 3 messages; returns the session (v2)."""
+        created = replace(_session(owner), version=1)
+        updated = replace(_session(owner, request_count=4), version=2)
+        await store.write_events(
+            [
+                core_events.session_event(created, EventHead("create", f"{owner}-1", _at(1))),
+                core_events.session_event(updated, EventHead("update", f"{owner}-2", _at(2))),
+                core_events.task_context_event(owner, {"t": 3}, 3, EventHead("", f"{owner}-3", _at(3))),
+                core_events.conversation_session_event(
+                    owner, {"session_id": "parent", "session_key": owner}, 4, EventHead("", f"{owner}-4", _at(4))
+                ),
+                core_events.checkpoint_document_event(owner, "c1", {"c": 5}, 5, EventHead("", f"{owner}-5", _at(5))),
+                core_events.writes_document_event(owner, "c1", "task", [[6]], 6, EventHead("", f"{owner}-6", _at(6))),
+                *(message_event(owner, _message(seq), created_at=_at(seq)) for seq in (1, 2, 3)),
+            ]
+        )
+        return updated
+
+    async def test_read_owner_reports_the_archived_state_of_an_owner(self, store: ColdStore) -> None:
+        """read_owner gives the highest version of any record of the owner (LangGraph rows aside), its stream's
+        highest seq and its session / task context / conversation document at their newest versions; an owner
+        never archived reads ``OwnerState(owner)``.
+
+        Fix: one query per table (or one UNION ALL) for the max version and the newest row of each record;
+        build the result with contextkit.tiered.cold_rules.build_owner_state.
+        """
+        owner = "full 🙂"
+        session = await self._owner_with_everything(store, owner)
+        await store.write_events([_lg_event(_lg_row(owner, 1))])
+        state = await store.read_owner(owner)
+        assert (state.owner, state.version, state.last_seq, state.deleted) == (owner, 6, 3, False)
+        assert state.session == session and state.session is not None and state.session.version == 2
+        assert state.task_context == Versioned(3, {"t": 3})
+        assert state.conversation == Versioned(4, {"session_id": "parent", "session_key": owner})
+        assert await store.read_owner("never") == OwnerState("never")
+
+    async def test_an_owner_delete_hides_every_record_written_before_it(self, store: ColdStore) -> None:
+        """A delete row (event_type "delete", version 7, last_seq 3, no session: any owner may be deleted) hides
+        the owner's session, task context, conversation document, seed checkpoints and messages up to seq 3;
+        read_owner says deleted, with version 7 and last_seq 3.
+
+        Fix: find the owner's newest delete; hide rows of lower (version, created_at, write order) and messages
+        with seq <= its payload's last_seq (contextkit.tiered.cold_rules.hides / hides_message).
+        """
+        owner = "doomed"
+        await self._owner_with_everything(store, owner)
+        await store.write_events([core_events.delete_event(owner, 7, 3, None, EventHead("delete", f"{owner}-7", _at(7)))])
+        assert await store.read_session(owner) is None
+        assert await store.read_task_context(owner) is None
+        assert await store.read_conversation_session(owner) is None
+        assert await store.read_checkpoint_document(owner, "c1") is None
+        assert await store.read_checkpoint_document(owner, None) is None
+        assert await store.read_history(owner, 10) == []
+        assert await store.read_history(owner, None, before_seq=4) == []
+        assert await store.read_owner(owner) == OwnerState(owner, version=7, last_seq=3, deleted=True)
+        assert await store.count_events("context_sessions", owner) == 3
+
+    async def test_records_written_after_a_delete_are_visible_whatever_their_arrival_order(self, store: ColdStore) -> None:
+        """Rows with a version above the delete's (a session created again, a message numbered past last_seq) are
+        visible, also when they reach the archive before the delete row does; rows below stay hidden.
+
+        Fix: compare versions, not arrival; hide messages by seq against the delete's last_seq only.
+        """
+        owner = "reborn"
+        await self._owner_with_everything(store, owner)
+        again = replace(_session(owner, user_id="second life"), version=8)
+        await store.write_events(
+            [
+                core_events.session_event(again, EventHead("create", f"{owner}-8", _at(0))),
+                message_event(owner, _message(4, "after"), created_at=_at(0)),
+            ]
+        )
+        await store.write_events([core_events.delete_event(owner, 7, 3, None, EventHead("delete", f"{owner}-7", _at(50)))])
+        got = await store.read_session(owner)
+        assert got == again and got is not None and got.version == 8
+        assert [m.content for m in await store.read_history(owner, None)] == ["after"]
+        assert await store.read_task_context(owner) is None
+        state = await store.read_owner(owner)
+        assert (state.version, state.last_seq, state.deleted, state.session) == (8, 4, False, again)
+
+    async def test_conversation_keys_of_finds_the_archived_conversations_of_a_session(self, store: ColdStore) -> None:
+        """conversation_keys_of(session) lists, sorted, the keys whose newest conversation document names that
+        session, leaving out those a later delete of their key hides and those whose newest document moved to
+        another session.
+
+        Fix: search the conversation sessions table by the document's session_id (an index on it, or the
+        newest row per key), then drop keys whose newest delete is newer.
+        """
+        def doc(key: str, parent: str) -> dict[str, Any]:
+            return {"session_id": parent, "session_key": key}
+
+        events = [
+            core_events.conversation_session_event("b:1", doc("b:1", "s1"), 1, EventHead("", "cv-1", _at(1))),
+            core_events.conversation_session_event("a/2", doc("a/2", "s1"), 1, EventHead("", "cv-2", _at(1))),
+            core_events.conversation_session_event("c", doc("c", "s2"), 1, EventHead("", "cv-3", _at(1))),
+            core_events.conversation_session_event("gone", doc("gone", "s1"), 1, EventHead("", "cv-4", _at(1))),
+            core_events.delete_event("gone", 2, 0, None, EventHead("delete", "cv-5", _at(2))),
+            core_events.conversation_session_event("moved", doc("moved", "s1"), 1, EventHead("", "cv-6", _at(1))),
+            core_events.conversation_session_event("moved", doc("moved", "s2"), 2, EventHead("", "cv-7", _at(0))),
+        ]
+        await store.write_events(events)
+        assert await store.conversation_keys_of("s1") == ["a/2", "b:1"]
+        assert await store.conversation_keys_of("s2") == ["c", "moved"]
+        assert await store.conversation_keys_of("nobody") == []
 
     # -- batches and idempotency --------------------------------------------------------------------------------------
     def _mixed_batch(self, tag: str = "") -> list[ArchiveEvent]:

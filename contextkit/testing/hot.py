@@ -35,8 +35,27 @@ from typing import Any
 
 import pytest
 
+from contextkit.errors import OwnerUnknown
 from contextkit.records import ArchiveEvent, Message, Session
-from contextkit.stores import ArchiveSpec, Capability, HotStore, SessionUpdate, StoreSettings
+from contextkit.stores import (
+    ArchiveSpec,
+    Capability,
+    EventHead,
+    HotStore,
+    OwnerState,
+    SessionUpdate,
+    StoreSettings,
+    Versioned,
+)
+from contextkit.tiered.events import (
+    checkpoint_document_event,
+    conversation_session_event,
+    delete_event,
+    message_event,
+    session_event,
+    task_context_event,
+    writes_document_event,
+)
 
 __all__ = ["HOSTILE_IDS", "HotStoreSuite", "make_message", "make_session", "scan_all", "scan_threads_all"]
 
@@ -95,6 +114,13 @@ def make_message(content: str, role: str = "user", **fields: Any) -> Message:
     values: dict[str, Any] = {"role": role, "content": content, "timestamp": _T0}
     values.update(fields)
     return Message(**values)
+
+
+def _spec(count: int, prefix: str | None = None) -> ArchiveSpec:
+    """An archive spec for ``count`` messages (event ids ``<prefix>-0``, ``<prefix>-1``, ...; a fresh prefix by
+    default: a durable outbox keeps one event per id)."""
+    prefix = prefix or uuid.uuid4().hex
+    return ArchiveSpec("context_conversations", tuple(f"{prefix}-{i}" for i in range(count)), (_T0,) * count)
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.1) -> bool:
@@ -525,7 +551,7 @@ class HotStoreSuite:
     async def test_atomic_outbox_append_writes_the_archive_events(self) -> None:
         """A store declaring "atomic_outbox" (which implies "outbox") writes, with an append given an ArchiveSpec,
         exactly ArchiveEvent(table, key, {"message": stored.to_dict()}, created_at, event_id) per message into its
-        outbox, with the stored seqs; it leaves the first messages of a new stream (seq 1) to the caller.
+        outbox, with the stored seqs, from the first message of a stream on.
 
         Fix: build each event's JSON from the stored message inside the append (contextkit.stores.ArchiveSpec).
         """
@@ -544,11 +570,13 @@ class HotStoreSuite:
                 return ArchiveSpec("context_conversations", ids, created[: len(ids)])
 
             append = store.append_messages
-            first = await append(key, [make_message("first")], archive=spec("ev-0"))  # type: ignore[call-arg]
+            first = await append(key, [make_message("first")], archive=spec("ev-0"))
             assert [m.seq for m in first] == [1]
-            assert await outbox.depth() == 0
+            [event] = await outbox.peek(10)
+            assert event.to_dict() == message_event(key, first[0], 1, "ev-0", None, created[0]).to_dict()
+            await outbox.ack([event.event_id])
             messages = [make_message('say "hi" \\ 日本語', metadata={"k": ["ü", 1.5]}), make_message("b", role="assistant")]
-            stored = await append(key, messages, archive=spec("ev-1", "ev-2"))  # type: ignore[call-arg]
+            stored = await append(key, messages, archive=spec("ev-1", "ev-2"))
             assert [m.seq for m in stored] == [2, 3]
             expected = [
                 ArchiveEvent("context_conversations", key, {"message": m.to_dict()}, created_at=at, event_id=eid)
@@ -972,6 +1000,271 @@ class HotStoreSuite:
         [first] = await store.append_messages("s1", [make_message("c")])
         assert first.seq == 1
         assert await store.history_bounds("s1") == (1, 1)
+
+    # -- tiering (settings.archived: a cold tier archives the store) ----------------------------------------------
+    async def _archived(self, **overrides: Any) -> tuple[HotStore, Any]:
+        """A store built with ``archived=True`` and its outbox (the test closes neither: the suite does)."""
+        store = await self.new_store(archived=True, **overrides)
+        assert Capability.ATOMIC_OUTBOX.value in store.capabilities, (
+            "a hot tier that a cold tier archives must write each write's event in the write's atomic step"
+        )
+        outbox = store.outbox(max_pending=100_000)  # type: ignore[attr-defined]
+        return store, outbox
+
+    @staticmethod
+    async def _taken(outbox: Any) -> list[ArchiveEvent]:
+        """Every event waiting in ``outbox``, acknowledged (so the next call sees only newer ones)."""
+        events = await outbox.peek(100_000)
+        if events:
+            await outbox.ack([e.event_id for e in events])
+        return list(events)
+
+    async def test_an_unknown_owner_raises_before_anything_is_written(self) -> None:
+        """With ``archived``, every call on an owner the store does not know raises OwnerUnknown (naming the
+        owner) and writes nothing: no record, no event. After restore_owner of an empty state, the owner is new:
+        versions and seqs start at 1.
+
+        Fix: keep a per-owner meta record (version, highest seq, tombstone) written in the same atomic step as
+        the data; check it first in every script / transaction and raise OwnerUnknown when it is missing.
+        """
+        store, outbox = await self._archived()
+        owner = "unknown {x}:é"
+        head = EventHead("create")
+        calls: list[Callable[[], Awaitable[Any]]] = [
+            lambda: store.put_session(make_session(owner), archive=head),
+            lambda: store.get_session(owner),
+            lambda: store.update_session(owner, SessionUpdate(activity=_T0, requests=1), archive=head),
+            lambda: store.delete_session(owner, archive=head),
+            lambda: store.append_messages(owner, [make_message("m")], archive=_spec(1)),
+            lambda: store.read_history(owner, 10),
+            lambda: store.history_bounds(owner),
+            lambda: store.put_task_context(owner, {"a": 1}, archive=head),
+            lambda: store.get_task_context(owner),
+            lambda: store.put_conversation_session(owner, {"session_id": "x", "session_key": owner}, archive=head),
+            lambda: store.get_conversation_session(owner),
+            lambda: store.put_checkpoint_document(owner, "c1", {"c": 1}, archive=head),
+            lambda: store.get_checkpoint_document(owner, None),
+            lambda: store.put_writes_document(owner, "c1", "t", [1], archive=head),
+            lambda: store.get_writes_documents(owner, "c1"),
+        ]
+        calls.append(lambda: store.delete_mark(owner))
+        for call in calls:
+            with pytest.raises(OwnerUnknown) as caught:
+                await call()
+            assert caught.value.owner == owner
+        assert await self._taken(outbox) == []
+        assert await scan_all(store) == []
+        await store.restore_owner(OwnerState(owner))
+        stored = await store.put_session(make_session(owner), archive=EventHead("create"))
+        assert stored.version == 1
+        [message] = await store.append_messages(owner, [make_message("m")], archive=_spec(1))
+        assert message.seq == 1
+
+    async def test_every_write_kind_puts_its_event_with_a_growing_version_in_the_same_step(self) -> None:
+        """Each write of a known owner takes the owner's next version and puts exactly the event
+        contextkit.tiered.events builds for it into the outbox: create (session + task context), update, task
+        context, conversation session, seed checkpoint document and writes, messages (their seq), and the delete
+        (version above all, with the stream's highest seq).
+
+        Fix: assign the version inside the write's script / transaction (INCR of the owner's counter) and write the
+        event there too, from what was stored (see contextkit.tiered.events for each payload).
+        """
+        store, outbox = await self._archived()
+        owner = "owner 🙂"
+        await store.restore_owner(OwnerState(owner))
+        created = await store.put_session(
+            make_session(owner, metadata={"k": "v"}), task_context={"t": 1}, archive=EventHead("create", "e1", _T0)
+        )
+        updated = await store.update_session(
+            owner, SessionUpdate(activity=_T0 + timedelta(seconds=1), requests=2), archive=EventHead("update", "e2", _T0)
+        )
+        assert updated is not None and (created.version, updated.version) == (1, 3)
+        await store.put_task_context(owner, {"t": 2}, archive=EventHead("", "e3", _T0))
+        conversation = {"session_id": owner, "session_key": owner}
+        await store.put_conversation_session(owner, conversation, archive=EventHead("", "e4", _T0))
+        await store.put_checkpoint_document(owner, "c1", {"d": 1}, archive=EventHead("", "e5", _T0))
+        await store.put_writes_document(owner, "c1", "task", [{"w": 1}], archive=EventHead("", "e6", _T0))
+        messages = await store.append_messages(owner, [make_message("a"), make_message("b")], archive=_spec(2, "msg"))
+        session = await store.get_session(owner)
+        assert session is not None and session.version == 3
+        events = await self._taken(outbox)
+        # The create's second event (its task context) has an id of the store's choosing.
+        task_created = events[1] if len(events) > 1 else events[0]
+        expected = [
+            session_event(created, EventHead("create", "e1", _T0)),
+            task_context_event(owner, {"t": 1}, 2, EventHead("", task_created.event_id, task_created.created_at)),
+            session_event(updated, EventHead("update", "e2", _T0)),
+            task_context_event(owner, {"t": 2}, 4, EventHead("", "e3", _T0)),
+            conversation_session_event(owner, conversation, 5, EventHead("", "e4", _T0)),
+            checkpoint_document_event(owner, "c1", {"d": 1}, 6, EventHead("", "e5", _T0)),
+            writes_document_event(owner, "c1", "task", [{"w": 1}], 7, EventHead("", "e6", _T0)),
+            *(message_event(owner, m, m.seq, f"msg-{i}") for i, m in enumerate(messages)),
+        ]
+        assert [e.to_dict() for e in events] == [e.to_dict() for e in expected]
+        assert await store.delete_session(owner, archive=EventHead("delete", "e7", _T0)) is True
+        [deleted] = await self._taken(outbox)
+        assert deleted.to_dict() == delete_event(owner, 8, 2, session, EventHead("delete", "e7", _T0)).to_dict()
+
+    async def test_restore_owner_continues_above_what_the_archive_holds(self) -> None:
+        """restore_owner puts back the archived session (with its version), task context, conversation session and
+        history tail; the next write of the owner takes a version above ``state.version`` and the next message
+        the seq after ``state.last_seq``, also when the history tail is shorter than the stream.
+
+        Fix: in restore_owner, create the meta with the state's counters and write its records, only when the
+        meta is missing (one script / transaction).
+        """
+        store, outbox = await self._archived(history_cap=5)
+        owner = "restored"
+        session = replace(make_session(owner, request_count=7), version=40)
+        tail = tuple(make_message(f"m{seq}", seq=seq) for seq in range(91, 101))
+        state = OwnerState(
+            owner,
+            version=42,
+            last_seq=100,
+            session=session,
+            task_context=Versioned(41, {"t": 41}),
+            conversation=Versioned(42, {"session_id": "p", "session_key": owner}),
+            history=tail,
+        )
+        await store.restore_owner(state)
+        got = await store.get_session(owner)
+        assert got == session and got is not None and got.version == 40
+        assert await store.get_task_context(owner) == {"t": 41}
+        assert await store.get_conversation_session(owner) == {"session_id": "p", "session_key": owner}
+        assert [m.seq for m in await store.read_history(owner, None)] == [96, 97, 98, 99, 100]
+        assert await store.history_bounds(owner) == (96, 100)
+        [message] = await store.append_messages(owner, [make_message("new")], archive=_spec(1))
+        assert message.seq == 101
+        updated = await store.update_session(owner, SessionUpdate(activity=_T0, requests=1), archive=EventHead("update"))
+        assert updated is not None and updated.version == 43 and updated.request_count == 8
+        assert [e.version for e in await self._taken(outbox)] == [0, 43]
+
+    async def test_restore_owner_is_put_if_absent(self) -> None:
+        """restore_owner of an owner the store knows changes nothing: writes that raced the read-through (here:
+        made first) are kept, and versions and seqs keep counting from the store's own.
+
+        Fix: make the restore conditional on the meta's absence, inside the same atomic step.
+        """
+        store, _ = await self._archived()
+        owner = "raced"
+        await store.restore_owner(OwnerState(owner))
+        await store.put_session(make_session(owner, request_count=0), archive=EventHead("create"))
+        await store.update_session(owner, SessionUpdate(activity=_T0, requests=5), archive=EventHead("update"))
+        await store.append_messages(owner, [make_message("x")], archive=_spec(1))
+        stale = OwnerState(owner, version=1, last_seq=0, session=replace(make_session(owner), version=1), history=())
+        await store.restore_owner(stale)
+        session = await store.get_session(owner)
+        assert session is not None and session.request_count == 5 and session.version == 2
+        assert [m.content for m in await store.read_history(owner, None)] == ["x"]
+        [message] = await store.append_messages(owner, [make_message("y")], archive=_spec(1))
+        assert message.seq == 2
+
+    async def test_concurrent_restores_and_updates_lose_no_increment(self) -> None:
+        """Many callers that each restore the owner (as read-through does after a hot loss) and then update it
+        concurrently: every increment is kept on top of the restored counters (no restore overwrites an
+        update that landed before it).
+
+        Fix: restore only when the meta is missing, in the same atomic step as the check.
+        """
+        store, _ = await self._archived()
+        owner = "contended"
+        archived = replace(make_session(owner, request_count=100), version=100)
+
+        async def caller() -> None:
+            await store.restore_owner(OwnerState(owner, version=100, session=archived))
+            updated = await store.update_session(owner, SessionUpdate(activity=_T0, requests=1), archive=EventHead("update"))
+            assert updated is not None
+
+        await asyncio.gather(*(caller() for _ in range(50)))
+        session = await store.get_session(owner)
+        assert session is not None and session.request_count == 150 and session.version == 150
+
+    async def test_a_delete_leaves_a_tombstone_that_reads_empty_and_keeps_counting(self) -> None:
+        """After delete_session (archived), the owner reads empty without OwnerUnknown (the tombstone answers), a
+        second delete writes no event, a new message continues the stream's numbering and a new session takes a
+        version above the delete's; a registered conversation session is deleted with its own event; delete_mark
+        gives the delete's (version, last seq) while the meta lives.
+
+        Fix: on delete, drop the data but keep the meta (version + 1, highest seq, the delete's mark) with
+        ``tombstone_ttl``.
+        """
+        store, outbox = await self._archived()
+        owner, conversation = "to delete", "user_to_agent/to delete/x"
+        await store.restore_owner(OwnerState(owner))
+        await store.restore_owner(OwnerState(conversation))
+        await store.put_session(make_session(owner), archive=EventHead("create"))
+        await store.append_messages(owner, [make_message("a"), make_message("b")], archive=_spec(2))
+        await store.put_conversation_session(
+            conversation, {"session_id": owner, "session_key": conversation}, archive=EventHead()
+        )
+        await self._taken(outbox)
+        assert await store.delete_session(owner, archive=EventHead("delete")) is True
+        deletes = await self._taken(outbox)
+        assert sorted(e.key for e in deletes) == sorted([owner, conversation])
+        assert all(e.table == "context_sessions" and e.payload["event_type"] == "delete" for e in deletes)
+        mine = next(e for e in deletes if e.key == owner)
+        assert (mine.version, mine.payload["last_seq"]) == (2, 2)
+        assert await store.delete_mark(owner) == (2, 2)
+        assert await store.get_session(owner) is None
+        assert await store.read_history(owner, 10) == []
+        assert await store.get_conversation_session(conversation) is None
+        assert await store.delete_session(owner, archive=EventHead("delete")) is False
+        assert await self._taken(outbox) == []
+        [message] = await store.append_messages(owner, [make_message("c")], archive=_spec(1))
+        assert message.seq == 3
+        again = await store.put_session(make_session(owner), archive=EventHead("create"))
+        assert again.version == 3
+        assert [m.content for m in await store.read_history(owner, None)] == ["c"]
+        assert await store.delete_mark(owner) == (2, 2)  # remembered while the meta lives
+
+    async def test_restoring_a_deleted_owner_makes_a_tombstone(self) -> None:
+        """restore_owner of a state whose newest write is a delete leaves the owner empty but known: reads answer
+        nothing, numbering and versions continue above the archive's.
+
+        Fix: create the meta with the state's counters even when there is no record to restore.
+        """
+        store, _ = await self._archived()
+        owner = "gone"
+        await store.restore_owner(OwnerState(owner, version=7, last_seq=9, deleted=True))
+        assert await store.get_session(owner) is None
+        assert await store.read_history(owner, None) == []
+        [message] = await store.append_messages(owner, [make_message("x")], archive=_spec(1))
+        assert message.seq == 10
+        stored = await store.put_session(make_session(owner), archive=EventHead("create"))
+        assert stored.version == 8
+
+    async def test_evict_forgets_an_owner_without_a_tombstone_or_event(self) -> None:
+        """delete_session(evict=True) drops the owner as if it expired: the next call raises OwnerUnknown, and no
+        event is written (the archive already holds its last state).
+
+        Fix: drop the meta with the data, write nothing to the outbox.
+        """
+        store, outbox = await self._archived()
+        owner = "idle"
+        await store.restore_owner(OwnerState(owner))
+        await store.put_session(make_session(owner), archive=EventHead("create"))
+        await self._taken(outbox)
+        assert await store.delete_session(owner, evict=True) is True
+        assert await self._taken(outbox) == []
+        with pytest.raises(OwnerUnknown):
+            await store.get_session(owner)
+
+    async def test_backfill_inserts_only_messages_older_than_every_kept_one(self) -> None:
+        """backfill_history puts archived messages before the kept ones (all of them into an empty stream), never
+        displaces a kept message, keeps at most the cap (the newest), and returns how many it inserted.
+
+        Fix: insert at the head (LPUSH / lower positions) only messages whose seq is below the first kept seq.
+        """
+        store, _ = await self._archived(history_cap=6)
+        owner = "backfilled"
+        await store.restore_owner(OwnerState(owner, last_seq=10))
+        [new] = await store.append_messages(owner, [make_message("new")], archive=_spec(1))
+        assert new.seq == 11
+        older = [make_message(f"m{seq}", seq=seq) for seq in range(1, 12)]  # 11 overlaps the kept message
+        assert await store.backfill_history(owner, older) == 5
+        assert [m.seq for m in await store.read_history(owner, None)] == [6, 7, 8, 9, 10, 11]
+        assert [m.content for m in await store.read_history(owner, 1)] == ["new"]
+        assert await store.backfill_history(owner, older) == 0
 
     # -- scanning, idle index and stats ---------------------------------------------------------------------------
     async def test_iter_data_owners_finds_data_no_session_lists(self, store: HotStore) -> None:

@@ -250,11 +250,11 @@ class HotModel:
         return list(kept) if limit is None else kept[-limit:] if limit else []
 
     def bounds(self, key: str) -> tuple[int, int]:
-        """``(first kept seq, last seq)`` or ``(0, 0)``."""
+        """``(first kept seq or 0, highest seq)``; ``(0, 0)`` for a stream never written."""
         stream = self.streams.get(key)
-        if stream is None or not stream.messages:
+        if stream is None:
             return (0, 0)
-        return (stream.messages[0].seq, stream.last_seq)
+        return (stream.messages[0].seq if stream.messages else 0, stream.last_seq)
 
     def delete(self, session_id: str) -> bool:
         """Remove every key family of ``session_id``; True if the record existed."""
@@ -708,8 +708,8 @@ class _KitSession:
 @dataclass
 class _KitStream:
     hot: list[tuple[int, str, str]] = field(default_factory=list)  # kept in the hot tier: (seq, role, content)
-    archived: list[tuple[int, str, str]] = field(default_factory=list)  # everything ever added (cold tier)
-    hot_seq: int = 0  # the hot tier's seq counter (0: a new hot stream)
+    archived: list[tuple[int, str, str]] = field(default_factory=list)  # every message not deleted (cold tier)
+    hot_seq: int = 0  # the highest seq the stream ever had (a delete keeps it; 0: a new stream)
 
 
 _KIT_POOL = ("s", "a:b", "{x}", "*", "has space", "🙂", "'; --", LONG_ID)
@@ -718,11 +718,13 @@ _KIT_IDS = st.sampled_from(_KIT_POOL)
 
 class KitModel(_LoopMachine):
     """Drives :class:`~contextkit.ContextKit` on the memory hot tier (and the memory cold tier when ``with_cold``)
-    and compares each result with a model of the seed API's semantics.
+    and compares each result with a model of the seed API's semantics and of the tiering invariants.
 
     With a cold tier every write is flushed to it before the next step (so the model never depends on how fast
-    the archiver runs), history reads return the newest messages ever added (older ones through read-through),
-    and a ``lose_hot_tier`` step expires the whole hot tier.
+    the archiver runs), history reads return the newest messages not deleted (older ones through read-through),
+    a ``lose_hot_tier`` step expires the whole hot tier, and the first call on an id the hot tier lost restores
+    it from the archive (its session, and the newest ``history_cap`` messages of its stream) before it runs. A
+    delete is for good: neither the session nor its messages come back, and the stream's numbering continues.
     """
 
     with_cold: bool = False
@@ -747,7 +749,7 @@ class KitModel(_LoopMachine):
         self.sessions: dict[str, _KitSession] = {}
         self.in_hot: set[str] = set()  # sessions whose record is in the hot tier right now
         self.streams: dict[str, _KitStream] = {}
-        self.lost = False
+        self.known: set[str] = set()  # ids the hot tier knows (with a cold tier: the others are restored first)
 
     def teardown(self) -> None:
         """Close the kit and the loop."""
@@ -759,6 +761,17 @@ class KitModel(_LoopMachine):
     def _settle(self) -> None:
         if self.kit.archiver is not None:
             assert self.run(self.kit.archiver.flush(10.0)), "the archiver did not drain within 10 s"
+
+    def _touch(self, sid: str) -> None:
+        """What the first call on ``sid`` after a hot loss does first: restore it from the archive."""
+        if not self.with_cold or sid in self.known:
+            return
+        self.known.add(sid)
+        if sid in self.sessions:
+            self.in_hot.add(sid)
+        stream = self.streams.get(sid)
+        if stream is not None:
+            stream.hot = stream.archived[-self.history_cap :]
 
     def _check_session(self, sid: str, got: Session | None) -> None:
         want = self.sessions.get(sid)
@@ -775,6 +788,7 @@ class KitModel(_LoopMachine):
     def create_session(self, sid: str, uid: str, metadata: dict[str, Any]) -> None:
         """create_session (re)starts the record as active with zero counters; history is kept."""
         session = self.run(self.kit.create_session(sid, uid, metadata))
+        self._touch(sid)
         assert (session.session_id, session.user_id, session.status, dict(session.metadata)) == (sid, uid, "active", metadata)
         self.sessions[sid] = _KitSession(uid, metadata=metadata)
         self.in_hot.add(sid)
@@ -788,9 +802,8 @@ class KitModel(_LoopMachine):
 
     def _read_session(self, sid: str) -> None:
         got = self.run(self.kit.get_session(sid))
+        self._touch(sid)
         self._check_session(sid, got)
-        if got is not None:
-            self.in_hot.add(sid)  # read-through put it back in the hot tier
 
     @rule()
     def read_everything(self) -> None:
@@ -812,6 +825,7 @@ class KitModel(_LoopMachine):
     def update_session(self, sid: str, fields: dict[str, Any], requests: bool, error: bool, processing: float) -> None:
         """update_session applies the change and returns True, or False for an unknown session."""
         got = self.run(self.kit.update_session(sid, fields, requests, processing, error))
+        self._touch(sid)
         want = self.sessions.get(sid)
         assert got is (want is not None), f"update_session({sid!r}) returned {got!r}"
         if want is not None:
@@ -820,7 +834,6 @@ class KitModel(_LoopMachine):
             want.processing += processing
             want.status = fields.get("status", want.status)
             want.metadata = fields.get("metadata", want.metadata)
-            self.in_hot.add(sid)
         self._settle()
         self._read_session(sid)
 
@@ -828,39 +841,30 @@ class KitModel(_LoopMachine):
     def end_session(self, sid: str, status: str) -> None:
         """end_session sets the final status; False for an unknown session."""
         got = self.run(self.kit.end_session(sid, status))
+        self._touch(sid)
         want = self.sessions.get(sid)
         assert got is (want is not None), f"end_session({sid!r}) returned {got!r}"
         if want is not None:
             want.status = status
-            self.in_hot.add(sid)
         self._settle()
         self._read_session(sid)
 
     @rule(sid=_KIT_IDS)
     def delete_session(self, sid: str) -> None:
-        """delete_session removes the session (for good, also from read-through) and its hot history."""
-        # Open kit bug: a session only the cold tier still has is not deleted for good (no "delete" event is
-        # archived when the hot record is gone); tests/hardening/test_kit_regressions.py holds its xfail test.
-        assume(sid in self.in_hot or sid not in self.sessions)
+        """delete_session removes the session and its history for good (also from read-through, also when only the
+        archive still held it); a later message continues the numbering."""
         got = self.run(self.kit.delete_session(sid))
+        self._touch(sid)
         assert got is (sid in self.sessions), f"delete_session({sid!r}) returned {got!r}"
         self.sessions.pop(sid, None)
         self.in_hot.discard(sid)
-        self._drop_hot_stream(sid)
-        self._settle()
-
-    def _drop_hot_stream(self, sid: str) -> None:
         stream = self.streams.get(sid)
-        if stream is None:
-            return
-        if self.with_cold:
-            stream.hot, stream.hot_seq = [], 0
-        else:
-            del self.streams[sid]
-
-    def _rehydrate(self, stream: _KitStream) -> None:
-        stream.hot = stream.archived[-self.history_cap :]
-        stream.hot_seq = max(stream.hot_seq, stream.archived[-1][0])
+        if stream is not None:
+            if self.with_cold:
+                stream.hot, stream.archived = [], []
+            else:
+                del self.streams[sid]
+        self._settle()
 
     @rule(sid=_KIT_IDS, count=st.integers(1, 8))
     def add_messages(self, sid: str, count: int) -> None:
@@ -870,18 +874,13 @@ class KitModel(_LoopMachine):
 
     @rule(sid=_KIT_IDS, role=st.sampled_from(["user", "assistant", "system"]), content=_any_text(30).filter(str.strip))
     def add_message(self, sid: str, role: str, content: str) -> None:
-        """add_message returns the next seq of the stream (continuing the archive's numbering when the hot stream
-        was lost); the hot tier keeps the newest ``history_cap``."""
+        """add_message returns the next seq of the stream (continuing the archive's numbering after a hot loss or a
+        delete); the hot tier keeps the newest ``history_cap``."""
         message = self.run(self.kit.add_message(sid, role, content))
+        self._touch(sid)
         stream = self.streams.setdefault(sid, _KitStream())
-        if self.with_cold and stream.hot_seq == 0 and stream.archived:
-            # A new hot stream continues the archive's numbering and is refilled with its newest messages.
-            entry = (stream.archived[-1][0] + 1, role, content)
-            room = self.history_cap - 1
-            stream.hot = [*(stream.archived[-room:] if room else []), entry]
-        else:
-            entry = (stream.hot_seq + 1, role, content)
-            stream.hot = [*stream.hot, entry][-self.history_cap :]
+        entry = (stream.hot_seq + 1, role, content)
+        stream.hot = [*stream.hot, entry][-self.history_cap :]
         stream.hot_seq = entry[0]
         stream.archived.append(entry)
         stored = (message.seq, message.role, message.content)
@@ -896,21 +895,28 @@ class KitModel(_LoopMachine):
 
     def _read_history(self, sid: str, limit: int) -> None:
         got = [(m.seq, m.role, m.content) for m in self.run(self.kit.get_conversation_history(sid, limit))]
+        self._touch(sid)
         stream = self.streams.get(sid, _KitStream())
-        if not self.with_cold:
-            want = stream.hot[-limit:] if limit else stream.hot
-        elif limit:
-            want = stream.archived[-limit:]
+        if not limit:
+            want = stream.hot
+        elif not self.with_cold:
+            want = stream.hot[-limit:]
         else:
-            want = stream.hot or stream.archived[-self.history_cap :]
+            want = stream.archived[-limit:]
         assert got == want, f"get_conversation_history({sid!r}, {limit}) = {got!r}, expected {want!r}"
-        if self.with_cold and not stream.hot and stream.archived:
-            self._rehydrate(stream)  # read-through refilled the hot stream
+        if self.with_cold and limit:
+            # read-through refilled the hot stream with what it read, while it had room
+            room = self.history_cap - len(stream.hot)
+            first = stream.hot[0][0] if stream.hot else stream.hot_seq + 1
+            older = [m for m in want if m[0] < first]
+            if room > 0 and older:
+                stream.hot = [*older[-room:], *stream.hot]
 
     @rule(sid=_KIT_IDS, keep=st.integers(0, 6))
     def compress(self, sid: str, keep: int) -> None:
         """compress_conversation (truncate) keeps the newest ``keep`` hot messages; the archive keeps all."""
         result = self.run(self.kit.compress_conversation(sid, "truncate", {"keep_recent": keep}))
+        self._touch(sid)
         stream = self.streams.setdefault(sid, _KitStream())
         assert result["success"] is True, result
         assert result["original_count"] == len(stream.hot), result
@@ -919,8 +925,8 @@ class KitModel(_LoopMachine):
 
     @rule(everything=st.booleans())
     def cleanup(self, everything: bool) -> None:
-        """cleanup_expired_sessions(0) removes every session from the hot tier (archived as expired); with a day
-        of idle time allowed it removes none."""
+        """cleanup_expired_sessions(0) removes every session from the hot tier (archived as expired, then
+        forgotten as if expired); with a day of idle time allowed it removes none."""
         removed = self.run(self.kit.cleanup_expired_sessions(0 if everything else 24))
         if not everything:
             assert removed == 0
@@ -929,9 +935,12 @@ class KitModel(_LoopMachine):
         for sid in self.in_hot:
             if self.with_cold:
                 self.sessions[sid].status = "expired"
+                self.known.discard(sid)
+                if sid in self.streams:
+                    self.streams[sid].hot = []
             else:
                 del self.sessions[sid]
-            self._drop_hot_stream(sid)
+                self.streams.pop(sid, None)
         self.in_hot.clear()
         self._settle()
 
@@ -942,8 +951,9 @@ class KitModel(_LoopMachine):
         self._settle()
         self.clock.advance(10 * 365 * 86_400.0)
         self.in_hot.clear()
+        self.known.clear()
         for stream in self.streams.values():
-            stream.hot, stream.hot_seq = [], 0
+            stream.hot = []
 
     @invariant()
     def listed_sessions_are_the_hot_ones(self) -> None:

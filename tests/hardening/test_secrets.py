@@ -135,12 +135,12 @@ async def test_redis_unreachable_without_fallback_raises_without_the_password(
 @needs_redis
 async def test_redis_password_from_the_environment_is_never_shown(logs: pytest.LogCaptureFixture) -> None:
     """REDIS_URL / REDIS_PASSWORD from the environment (the seed's variables) are masked like config values."""
-    env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(free_port()), "REDIS_PASSWORD": SECRET}
+    env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(free_port()), "REDIS_PASSWORD": SECRET, "CONTEXTKIT_FALLBACK": "true"}
     kit = ContextKit.from_config(None, env=env)
     async with kit:
         assert kit.config.hot == "redis"
         await _inspect(kit)
-    env = {"REDIS_URL": _closed_url("redis://:{secret}@127.0.0.1:{port}/0")}
+    env = {"REDIS_URL": _closed_url("redis://:{secret}@127.0.0.1:{port}/0"), "CONTEXTKIT_FALLBACK": "true"}
     async with ContextKit.from_config(None, env=env) as kit:
         await _inspect(kit)
 
@@ -187,8 +187,15 @@ def test_the_config_repr_never_shows_the_password() -> None:
 
 
 async def _cold_down(config: dict[str, Any]) -> None:
-    """Open a kit whose cold tier is unreachable, write, let the archiver fail, and inspect everything."""
-    config = {"hot": "memory", "archiver": {"drain_timeout": 0.2, "max_backoff": 0.1}, "timeout": 1.0, **config}
+    """Open a kit whose cold tier is unreachable, write, let the archiver fail, and inspect everything (new ids are
+    taken as new while the archive cannot be asked, so the failed consults show in the logs too)."""
+    config = {
+        "hot": "memory",
+        "archiver": {"drain_timeout": 0.2, "max_backoff": 0.1},
+        "tiering": {"assume_new_when_unreachable": True, "consult_timeout": 1.0},
+        "timeout": 1.0,
+        **config,
+    }
     kit = ContextKit.from_config(config, env={})
     async with kit:
         await kit.create_session("s1", "u1")

@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from contextkit import ContextKit
+from contextkit.errors import OwnerUnknown
 
 
 async def write(config: dict[str, Any], session_id: str, count: int) -> None:
@@ -39,7 +40,10 @@ async def drain(config: dict[str, Any], timeout: float, session_id: str) -> None
         assert kit.archiver is not None
         flushed = await kit.archiver.flush(timeout)
         metrics = await kit.archiver.metrics()
-        hot_messages = len(await kit.hot.read_history(session_id, None))
+        try:
+            hot_messages = len(await kit.hot.read_history(session_id, None))
+        except OwnerUnknown:  # a hot tier that died with the process (memory) knows nothing of it
+            hot_messages = 0
     finally:
         await kit.aclose(drain_timeout=5)
     print(json.dumps({"flushed": flushed, "metrics": metrics, "hot_messages": hot_messages}), flush=True)

@@ -55,10 +55,10 @@ def _sqlite_own_outbox(tmp: Path) -> tuple[Path, str]:
 
 #: Hot tier configurations, where their outbox is (file, table; the outbox_path file unless the tier has its own),
 #: and how many messages of the session the draining process finds in its hot tier (the memory tier dies with the
-#: process; the SQLite file survives it).
+#: process; the SQLite file survives it). The SQLite tier always keeps its own outbox (the composer refuses an
+#: outbox_path for it: its writes put their events into its own file in their transaction).
 HOT_TIERS = {
     "memory": (_hot_memory, _outbox_file, 0),
-    "sqlite": (_hot_sqlite, _outbox_file, TOTAL),
     "sqlite, own outbox": (_hot_sqlite, _sqlite_own_outbox, TOTAL),
 }
 
@@ -73,6 +73,9 @@ def _config(hot: dict[str, Any], dsn: str, schema: str, outbox: Path | None) -> 
         "timeout": 10.0,
         "history_cap": TOTAL * 2,
         "archiver": archiver,
+        # The writer creates its session while the archive is down: a new id it may take as new (the schema is
+        # fresh), where the default would refuse to guess.
+        "tiering": {"assume_new_when_unreachable": True},
     }
 
 
@@ -120,6 +123,8 @@ def _outbox_depth(path: Path, table: str = "outbox") -> int:
 def _kill(proc: subprocess.Popen[str]) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    if proc.stdout is not None:
+        proc.stdout.close()  # our end of the pipe: left to the garbage collector it is a ResourceWarning
     assert proc.returncode == -signal.SIGKILL
 
 
@@ -205,7 +210,8 @@ async def test_a_batch_written_but_not_acknowledged_before_the_kill_is_not_archi
         unacknowledged = await pending.peek(700)
     finally:
         await pending.aclose()
-    settings = StoreSettings(namespace=fresh_name, timeout=15.0)
+    # The kits' namespace (the default): the schema records the namespace that owns it and refuses any other.
+    settings = StoreSettings(namespace=config.get("namespace", "contextkit"), timeout=15.0)
     store = PostgresColdStore(settings, {"url": private_postgres.dsn, "schema": fresh_name})
     async with store:
         await store.write_events(unacknowledged)

@@ -1,6 +1,6 @@
 """Read-through: what the hot tier lost (expired, restarted, trimmed) is read back from a real cold tier.
 
-The hot keys of a session are deleted behind the kit's back (``kit.hot.delete_session``, as an expiry would),
+The hot keys of a session are deleted behind the kit's back (``kit.hot.delete_session(..., evict=True)``, as an
 then the kit's reads must answer from PostgreSQL / ClickHouse and refill the hot tier, which is checked on
 ``kit.hot`` directly.
 """
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from contextkit import ContextKit
+from contextkit.errors import OwnerUnknown
 from contextkit.records import TaskContext
 
 SID = "read-through 🙂 session:1"
@@ -53,11 +56,16 @@ async def test_session_lost_by_the_hot_tier_reads_back_from_the_cold_tier_and_re
         assert await kit.archiver.flush(60), await kit.archiver.metrics()
 
         # The hot tier loses everything of the session (its conversation sessions too).
-        assert await kit.hot.delete_session(SID)
-        assert await kit.hot.get_session(SID) is None
-        assert await kit.hot.read_history(SID, None) == []
-        assert await kit.hot.get_task_context(SID) is None
-        assert await kit.hot.get_conversation_session(key) is None
+        assert await kit.hot.delete_session(SID, evict=True)
+        # the hot tier forgot them: it answers "ask the archive" (the kit does), not "nothing"
+        for lost in (
+            lambda: kit.hot.get_session(SID),
+            lambda: kit.hot.read_history(SID, None),
+            lambda: kit.hot.get_task_context(SID),
+            lambda: kit.hot.get_conversation_session(key),
+        ):
+            with pytest.raises(OwnerUnknown):
+                await lost()
 
         session = await kit.get_session(SID)
         assert session is not None
@@ -114,7 +122,7 @@ async def test_a_new_message_after_the_hot_stream_expired_continues_the_archived
         for seq in range(1, 11):
             await kit.add_message("renumber", "user", f"m{seq}")
         assert kit.archiver is not None and await kit.archiver.flush(60)
-        await kit.hot.delete_session("renumber")
+        await kit.hot.delete_session("renumber", evict=True)
         message = await kit.add_message("renumber", "assistant", "m11")
         assert message.seq == 11
         assert [m.content for m in await kit.hot.read_history("renumber", None)] == [f"m{s}" for s in range(1, 12)]

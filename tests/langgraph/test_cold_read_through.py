@@ -175,9 +175,9 @@ async def test_a_restarted_memory_hot_tier_reads_the_thread_back_from_the_cold_t
 
 
 async def test_a_thread_deleted_through_the_saver_does_not_come_back(kit: ContextKit) -> None:
-    """``adelete_thread`` archives a tombstone: neither before the archiver wrote it (the saver remembers) nor
-    after (the cold tier honors it), nor after the hot TTL, does the thread come back; a new run after the delete
-    starts fresh and is archived and read back alone."""
+    """``adelete_thread`` archives a tombstone: neither before the archiver wrote it (the hot tier's tombstone
+    covers it) nor after (the cold tier honors it), nor after the hot TTL, does the thread come back; a new run
+    after the delete starts fresh and is archived and read back alone."""
     saver = kit.checkpointer()
     graph = archive_graph(saver)
     await run_archive_graph(graph, THREAD, 2)
@@ -203,6 +203,38 @@ async def test_a_thread_deleted_through_the_saver_does_not_come_back(kit: Contex
     assert history[0].values == result
     assert all("doc" not in s.values for s in history)
     assert len(history) == 4
+
+
+async def test_a_thread_deleted_by_another_saver_stays_deleted_while_its_delete_waits_in_the_outbox(
+    kit: ContextKit,
+) -> None:
+    """Saver A deletes a thread while the archive refuses writes (its tombstone event waits in the outbox; reads
+    still work); saver B, which never saw the delete, reads nothing back from the archive: the hot tier's
+    tombstone covers it. After the archive drained and the hot tier lost the thread, nothing comes back either."""
+    writer = kit.checkpointer()
+    await run_archive_graph(archive_graph(writer), THREAD, 2)
+    await _flush(kit)
+    cold: Any = kit.cold
+    write_events = cold.write_events
+
+    async def refuse(events: Any) -> None:
+        raise BackendUnavailable("archive writes paused by the test")
+
+    cold.write_events = refuse
+    try:
+        await writer.adelete_thread(THREAD)
+        assert kit.archiver is not None and await kit.archiver.outbox.depth() == 1
+        assert await cold.read_langgraph_checkpoint(THREAD, "", None) is not None  # the archive still has it
+        reader = archive_graph(ContextKitSaver(kit.hot, archive=kit.archiver))  # type: ignore[arg-type]
+        assert (await reader.aget_state(_config())).values == {}
+        assert await _history(reader) == []
+    finally:
+        cold.write_events = write_events
+    await _flush(kit)
+    _expire_hot(kit)
+    later = archive_graph(ContextKitSaver(kit.hot, archive=kit.archiver))  # type: ignore[arg-type]
+    assert (await later.aget_state(_config())).values == {}
+    assert await _history(later) == []
 
 
 async def test_checkpoints_of_runs_deleted_through_the_saver_do_not_come_back(kit: ContextKit) -> None:

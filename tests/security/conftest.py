@@ -8,6 +8,8 @@
   certificates against the test CA;
 * :func:`tls_postgres` - a private PostgreSQL whose TCP connections must use TLS and a SCRAM password
   (``hostssl ... scram-sha-256``; plain ``host`` connections are rejected), with a login role of its own;
+* :func:`password_clickhouse` - a ClickHouse (chdb-core) with a user whose password a test may change (the
+  server restarts on its data directory: clickhouse-local reads users from ``users.xml`` only);
 * :func:`assert_hidden` - the check that a secret shows up in none of the given objects.
 
 Test modules cannot import this conftest (``--import-mode=importlib``), so every credential travels in the
@@ -31,6 +33,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from contextkit.testing.clickhouse_server import ClickHouseServer, ClickHouseServerError, chdb_available
 from contextkit.testing.postgres_server import PostgresServer
 from contextkit.testing.redis_servers import RedisServer, redis_binaries, redis_command
 from contextkit.testing.services import free_port, missing_service
@@ -46,9 +49,9 @@ from contextkit.testing.tls import TlsFiles, TlsMaterialError, make_tls_files, o
 REDIS_TIER_COMMANDS = (
     "hello", "client|setname", "select", "ping",
     "info", "evalsha", "eval", "script|load", "script|exists",
-    "scan", "unlink", "del", "exists", "get", "set", "incrby",
+    "scan", "unlink", "del", "exists", "get", "set", "incrby", "time",
     "pexpire", "hget", "hgetall", "hmget", "hset", "hdel", "hexists",
-    "hincrby", "hincrbyfloat", "hlen", "lrange", "llen", "lindex", "rpush", "ltrim",
+    "hincrby", "hincrbyfloat", "hlen", "lrange", "llen", "lindex", "rpush", "lpush", "ltrim",
     "sadd", "srem", "smembers",
     "zadd", "zrem", "zcard", "zscore", "zlexcount", "zrangebylex", "zrangebyscore", "zrevrange", "zrevrangebylex",
     "xadd", "xdel", "xlen", "xrange",
@@ -267,6 +270,42 @@ def tls_postgres(tls_files: TlsFiles) -> Iterator[TlsPostgres]:
         yield target
     finally:
         server.close()
+
+
+@dataclass(frozen=True)
+class PasswordClickHouse:
+    """A ClickHouse whose user :attr:`user` needs :attr:`password`; :meth:`set_password` changes it."""
+
+    server: ClickHouseServer
+    user: str
+
+    @property
+    def password(self) -> str:
+        """The password the server demands now."""
+        return self.server.password or ""
+
+    def set_password(self, password: str) -> None:
+        """Make the server demand ``password`` from now on (a restart on the same port and data directory)."""
+        if password != self.server.password:
+            self.server.password = password
+            self.server.restart()
+
+
+@pytest.fixture(scope="module")
+def password_clickhouse() -> Iterator[PasswordClickHouse]:
+    """A ClickHouse from chdb-core on a free port whose user ``ck`` has a (random, changeable) password."""
+    if not chdb_available():
+        missing_service("clickhouse (chdb-core)", "chdb-core is not installed (pip install chdb-core==26.9.0)")
+    server = ClickHouseServer(user="ck", password="ch-" + secrets.token_hex(12))
+    try:
+        server.start()
+    except ClickHouseServerError as exc:
+        server.cleanup()
+        missing_service("clickhouse (chdb-core)", str(exc))
+    try:
+        yield PasswordClickHouse(server, "ck")
+    finally:
+        server.cleanup()
 
 
 def _assert_hidden(secret: str, *shown: object) -> None:

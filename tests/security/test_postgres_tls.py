@@ -32,6 +32,8 @@ def _kit(url: str) -> ContextKit:
         "namespace": f"ckpgtls_{uuid.uuid4().hex[:10]}",
         "timeout": TIMEOUT,
         "postgres": {"url": url},
+        # a wrong password keeps the archive from answering: new ids are taken as new (and the failure logged)
+        "tiering": {"assume_new_when_unreachable": True},
     }
     return ContextKit.from_config(config, env={})
 

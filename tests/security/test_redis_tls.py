@@ -8,6 +8,7 @@ certificate or speaks plain text fails to open with a typed error.
 
 from __future__ import annotations
 
+import ssl
 import uuid
 from typing import Any
 
@@ -42,11 +43,17 @@ async def _round_trip(kit: ContextKit) -> None:
     assert [m.content for m in await kit.get_conversation_history("s1")] == ["encrypted hello"]
 
 
-@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
-async def test_a_kit_over_rediss_that_trusts_the_ca_works(tls_redis: Any, host: str) -> None:
-    """``rediss://`` + ``ssl_ca_certs`` (+ the client certificate the server asks for): a full round trip, healthy."""
+@pytest.mark.parametrize(
+    ("host", "cert_reqs"),
+    [("localhost", "required"), ("127.0.0.1", "required"), ("localhost", ssl.CERT_REQUIRED)],
+    ids=["localhost", "127.0.0.1", "localhost, ssl.CERT_REQUIRED"],
+)
+async def test_a_kit_over_rediss_that_trusts_the_ca_works(tls_redis: Any, host: str, cert_reqs: Any) -> None:
+    """``rediss://`` + ``ssl_ca_certs`` (+ the client certificate the server asks for): a full round trip, healthy.
+    ``ssl_cert_reqs`` by name or as an ``ssl.VerifyMode`` (which redis-py 5.x cannot take: the tier hands it on by
+    name)."""
     url = f"rediss://{host}:{tls_redis.port}/0"
-    kit = _kit(url, ssl_ca_certs=str(tls_redis.files.ca_cert), ssl_cert_reqs="required", **_client_cert(tls_redis))
+    kit = _kit(url, ssl_ca_certs=str(tls_redis.files.ca_cert), ssl_cert_reqs=cert_reqs, **_client_cert(tls_redis))
     async with kit:
         await _round_trip(kit)
         health = await kit.health_check()

@@ -8,7 +8,10 @@ failure. The semantics every hot tier shares are in :mod:`contextkit.stores` (th
 * no I/O in ``__init__`` or the factory: connect in :meth:`open`;
 * translate your driver's exceptions: connection errors and timeouts become ``BackendUnavailable``,
   undecodable data becomes ``SerializationError``;
-* never put a password in ``describe()``, ``health()``, a repr, a log line or an error message;
+* never put a password in ``describe()``, ``health()``, a repr, a log line or an error message: pass every text
+  that could hold one through :func:`contextkit.masking.mask_secrets` (it hides URL passwords, ``password=``
+  parameters and every secret the options held, which ``from_options`` remembers with
+  :func:`contextkit.masking.remember_secrets`);
 * declare in ``capabilities`` only what you implement (see :class:`contextkit.stores.Capability`).
 """
 
@@ -18,11 +21,11 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 from contextkit.errors import BackendUnavailable, ConfigError
+from contextkit.masking import mask_secrets, remember_secrets, secrets_in
 from contextkit.records import Message, Session
-from contextkit.stores import SessionUpdate, StoreSettings, StoreStats
+from contextkit.stores import ArchiveSpec, EventHead, OwnerState, SessionUpdate, StoreSettings, StoreStats
 
 __all__ = ["ExampleHotStore"]
 
@@ -31,17 +34,6 @@ _OPTIONS = frozenset({"url"})
 
 def _todo(method: str) -> NoReturn:
     raise NotImplementedError(f"ExampleHotStore.{method} is not implemented yet (see contextkit.stores.HotStore)")
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else "***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
 class ExampleHotStore:
@@ -60,6 +52,7 @@ class ExampleHotStore:
     @classmethod
     def from_options(cls, settings: StoreSettings, options: Mapping[str, Any]) -> ExampleHotStore:
         """The factory registered with contextkit: validates ``options`` (this backend's table of the config)."""
+        remember_secrets(secrets_in(options))  # before any check, so no error can show them
         unknown = set(options) - _OPTIONS
         if unknown:
             raise ConfigError(f"unknown option(s) for the example hot tier: {', '.join(sorted(unknown))}")
@@ -69,7 +62,7 @@ class ExampleHotStore:
         return cls(settings, url=url)
 
     def __repr__(self) -> str:
-        return f"ExampleHotStore({_without_password(self.url)!r}, namespace={self.settings.namespace!r})"
+        return f"ExampleHotStore({mask_secrets(self.url)!r}, namespace={self.settings.namespace!r})"
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -77,7 +70,8 @@ class ExampleHotStore:
         try:
             self._client = await self._connect()
         except OSError as exc:
-            raise BackendUnavailable(f"example server at {_without_password(self.url)} is unreachable: {exc}") from None
+            # the driver's text can echo the URL: the whole message goes through the masker
+            raise BackendUnavailable(mask_secrets(f"example server at {self.url} is unreachable: {exc}")) from None
 
     async def _connect(self) -> Any:
         _todo("open")
@@ -92,7 +86,7 @@ class ExampleHotStore:
         try:
             await self._ping()
         except Exception as exc:
-            return {"status": "unhealthy", "error": type(exc).__name__, "target": _without_password(self.url)}
+            return {"status": "unhealthy", "error": type(exc).__name__, "target": mask_secrets(self.url)}
         return {"status": "healthy", "latency_ms": (time.perf_counter() - started) * 1000.0}
 
     async def _ping(self) -> None:
@@ -102,7 +96,7 @@ class ExampleHotStore:
         """The backend, its target without credentials and the namespace; no I/O."""
         return {
             "backend": self.name,
-            "target": _without_password(self.url),
+            "target": mask_secrets(self.url),
             "namespace": self.settings.namespace,
             "capabilities": sorted(self.capabilities),
         }
@@ -111,21 +105,36 @@ class ExampleHotStore:
         """Counts shared by every process of the namespace (``-1`` where counting is not cheap)."""
         _todo("stats")
 
+    # -- tiering (with a cold tier: see "Tiering" in contextkit.stores) ------------------------------------------
+    async def restore_owner(self, state: OwnerState) -> None:
+        """Put back what the archive holds of an owner, only where this tier has no meta for it (put-if-absent),
+        in one atomic step."""
+        _todo("restore_owner")
+
     # -- sessions -------------------------------------------------------------------------------------------------
-    async def put_session(self, session: Session) -> None:
-        """Store the session whole and start its TTL."""
+    async def put_session(
+        self, session: Session, *, task_context: Mapping[str, Any] | None = None, archive: EventHead | None = None
+    ) -> Session:
+        """Store the session whole (and its task context) under the owner's next versions, start its TTL; with
+        ``archive``, write their events to your outbox in the same atomic step. Returns the session stored."""
         _todo("put_session")
 
     async def get_session(self, session_id: str) -> Session | None:
         """The session, or None when missing or expired."""
         _todo("get_session")
 
-    async def update_session(self, session_id: str, update: SessionUpdate) -> Session | None:
-        """Apply counter increments atomically (server-side), move last_activity forward only, refresh the TTL."""
+    async def update_session(
+        self, session_id: str, update: SessionUpdate, *, archive: EventHead | None = None
+    ) -> Session | None:
+        """Apply counter increments atomically (server-side), move last_activity forward only, refresh the TTL,
+        under the owner's next version (and its event, with ``archive``)."""
         _todo("update_session")
 
-    async def delete_session(self, session_id: str) -> bool:
-        """Remove the session and every key family of it; True if the record existed."""
+    async def delete_session(
+        self, session_id: str, *, archive: EventHead | None = None, evict: bool = False
+    ) -> bool:
+        """Remove the session and every key family of it (a tombstone and a delete event when archived; nothing
+        left with ``evict``); True if the record existed."""
         _todo("delete_session")
 
     async def scan_sessions(self, cursor: str | None, count: int) -> tuple[list[Session], str | None]:
@@ -137,10 +146,12 @@ class ExampleHotStore:
         _todo("idle_sessions")
 
     # -- history streams ------------------------------------------------------------------------------------------
-    async def append_messages(self, key: str, messages: Sequence[Message]) -> list[Message]:
+    async def append_messages(
+        self, key: str, messages: Sequence[Message], *, archive: ArchiveSpec | None = None
+    ) -> list[Message]:
         """Append with consecutive seq numbers assigned atomically; trim the oldest beyond the cap; when a session
         with id == ``key`` exists, move its last_activity forward to the newest message and refresh its TTL in the
-        same atomic step."""
+        same atomic step (and write the messages' events, with ``archive``)."""
         _todo("append_messages")
 
     async def read_history(self, key: str, limit: int | None) -> list[Message]:
@@ -159,17 +170,30 @@ class ExampleHotStore:
         """Replace the whole stream atomically, keeping the messages' seq as given."""
         _todo("replace_history")
 
+    async def delete_mark(self, owner: str) -> tuple[int, int]:
+        """(version, last seq) of the owner's last delete your meta remembers, (0, 0) when none."""
+        _todo("delete_mark")
+
+    async def backfill_history(self, key: str, older: Sequence[Message]) -> int:
+        """Insert archived messages older than every kept one at the head of the stream, up to the cap."""
+        _todo("backfill_history")
+
     # -- task contexts and conversation sessions ------------------------------------------------------------------
-    async def put_task_context(self, session_id: str, document: Mapping[str, Any]) -> None:
-        """Store the task context document of a session."""
+    async def put_task_context(
+        self, session_id: str, document: Mapping[str, Any], *, archive: EventHead | None = None
+    ) -> None:
+        """Store the task context document of a session (and its event, with ``archive``)."""
         _todo("put_task_context")
 
     async def get_task_context(self, session_id: str) -> dict[str, Any] | None:
         """The stored task context document, or None."""
         _todo("get_task_context")
 
-    async def put_conversation_session(self, session_key: str, document: Mapping[str, Any]) -> None:
-        """Store a conversation session, registered under ``document["session_id"]`` for deletion."""
+    async def put_conversation_session(
+        self, session_key: str, document: Mapping[str, Any], *, archive: EventHead | None = None
+    ) -> None:
+        """Store a conversation session, registered under ``document["session_id"]`` for deletion (and its event,
+        with ``archive``)."""
         _todo("put_conversation_session")
 
     async def get_conversation_session(self, session_key: str) -> dict[str, Any] | None:
@@ -177,8 +201,11 @@ class ExampleHotStore:
         _todo("get_conversation_session")
 
     # -- seed checkpoints -----------------------------------------------------------------------------------------
-    async def put_checkpoint_document(self, thread_id: str, checkpoint_id: str, document: Mapping[str, Any]) -> None:
-        """Store or replace a checkpoint document (thread TTL: ``settings.checkpoint_ttl``)."""
+    async def put_checkpoint_document(
+        self, thread_id: str, checkpoint_id: str, document: Mapping[str, Any], *, archive: EventHead | None = None
+    ) -> None:
+        """Store or replace a checkpoint document (thread TTL: ``settings.checkpoint_ttl``; its event, with
+        ``archive``)."""
         _todo("put_checkpoint_document")
 
     async def get_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
@@ -190,9 +217,16 @@ class ExampleHotStore:
         _todo("list_checkpoint_documents")
 
     async def put_writes_document(
-        self, thread_id: str, checkpoint_id: str, task_id: str, writes: Sequence[Any]
+        self,
+        thread_id: str,
+        checkpoint_id: str,
+        task_id: str,
+        writes: Sequence[Any],
+        *,
+        archive: EventHead | None = None,
     ) -> None:
-        """Append one task's writes to the checkpoint (later calls add, never replace)."""
+        """Append one task's writes to the checkpoint (later calls add, never replace; their event, with
+        ``archive``)."""
         _todo("put_writes_document")
 
     async def get_writes_documents(self, thread_id: str, checkpoint_id: str) -> list[tuple[str, Any]]:

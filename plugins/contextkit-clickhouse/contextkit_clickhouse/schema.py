@@ -15,14 +15,19 @@ from importlib import resources
 from string import Template
 
 from contextkit.errors import ConfigError
+from contextkit.naming import percent_name
 
 __all__ = [
     "KEY_COLUMNS",
+    "MAX_TABLE_FILE_NAME",
+    "OWNER_TABLE",
     "TABLE_COLUMNS",
     "Migration",
     "SchemaTarget",
+    "legacy_table_prefix_for",
     "load_migrations",
     "migrations_table_ddl",
+    "owner_table_ddl",
     "quote_identifier",
     "table_prefix_for",
 ]
@@ -38,7 +43,7 @@ KEY_COLUMNS: dict[str, str] = {
 }
 
 #: Columns written by the store, in insert order, with their ClickHouse types (sent with every insert, which saves
-#: clickhouse-connect a DESCRIBE round trip per batch).
+#: clickhouse-connect a DESCRIBE round trip per batch). ``version`` (and ``last_seq``) come from migration 002.
 TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "context_sessions": (
         ("session_id", "String"),
@@ -47,6 +52,8 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("payload", "String"),
         ("created_at", "DateTime64(6, 'UTC')"),
         ("event_id", "String"),
+        ("version", "UInt64"),
+        ("last_seq", "UInt64"),
     ),
     "context_conversations": (
         ("session_id", "String"),
@@ -58,12 +65,14 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("timestamp", "DateTime64(6, 'UTC')"),
         ("created_at", "DateTime64(6, 'UTC')"),
         ("event_id", "String"),
+        ("version", "UInt64"),
     ),
     "context_task_contexts": (
         ("session_id", "String"),
         ("context_data", "String"),
         ("created_at", "DateTime64(6, 'UTC')"),
         ("event_id", "String"),
+        ("version", "UInt64"),
     ),
     "context_checkpoints": (
         ("thread_id", "String"),
@@ -72,6 +81,7 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("metadata", "String"),
         ("created_at", "DateTime64(6, 'UTC')"),
         ("event_id", "String"),
+        ("version", "UInt64"),
     ),
     "context_checkpoint_writes": (
         ("thread_id", "String"),
@@ -80,34 +90,66 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("writes_data", "String"),
         ("created_at", "DateTime64(6, 'UTC')"),
         ("event_id", "String"),
+        ("version", "UInt64"),
     ),
     "context_conversation_sessions": (
         ("session_key", "String"),
         ("session_data", "String"),
         ("created_at", "DateTime64(6, 'UTC')"),
         ("event_id", "String"),
+        ("version", "UInt64"),
     ),
 }
 
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9_]+$")
+# Letters, digits and the other characters of a percent name: none needs escaping inside backquotes or quotes.
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_.~%\-]+$")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_PREFIX = re.compile(r"^[A-Za-z0-9_]*$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_.~%\-]*$")
+_FILE_NAME_SAFE = re.compile(r"[A-Za-z0-9_]")
+#: Longest table name, as ClickHouse writes it into a file name (every character outside ``[A-Za-z0-9_]`` takes
+#: three bytes there), that a derived prefix may produce; a namespace past it falls back to a hashed prefix.
+MAX_TABLE_FILE_NAME = 200
+#: The longest table name a prefix is put in front of.
+_LONGEST_TABLE = "context_conversation_sessions_local"
+#: The table whose comment names the namespace owning a prefix.
+OWNER_TABLE = "namespace_owner"
 _FILE_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 _REPLICATED_ENGINE = "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"
 
 
 def quote_identifier(name: str) -> str:
-    """``name`` in backticks; only plain identifiers are accepted, so no escaping is ever needed."""
+    """``name`` in backticks; only letters, digits and ``_ . ~ % -`` are accepted, so no escaping is ever needed."""
     if not _IDENTIFIER.match(name):
-        raise ConfigError(f"not a plain ClickHouse identifier: {name!r} (letters, digits and _ only)")
+        raise ConfigError(f"not a plain ClickHouse identifier: {name!r} (letters, digits and _ . ~ % - only)")
     return f"`{name}`"
 
 
-def table_prefix_for(namespace: str) -> str:
-    """The table prefix of a namespace: its lowercase letters, digits and ``_``, then ``_``.
+def _file_name_length(name: str) -> int:
+    return sum(1 if _FILE_NAME_SAFE.match(char) else 3 for char in name)
 
-    When the namespace had other characters (or was long), a short hash of the original is added, so two
-    namespaces never share tables (``a-b`` and ``a_b`` differ).
+
+def table_prefix_for(namespace: str) -> str:
+    """The table prefix of a namespace: its percent name (:func:`contextkit.naming.percent_name`), then ``_``.
+
+    A namespace of letters, digits, ``_``, ``.`` and ``-`` (every namespace the configuration accepts) is its own
+    percent name, so ``contextkit`` keeps the prefix ``contextkit_`` of earlier versions; ``MyApp`` gets ``MyApp_``
+    and ``my-app`` ``my-app_`` (ClickHouse names are case-sensitive). The percent name decodes back to the
+    namespace, and no table name ends with ``_`` plus another table name, so two namespaces never share a table.
+    A namespace whose tables would get too long a name falls back to :func:`legacy_table_prefix_for`; that one is
+    not injective, so the store records the namespace owning each prefix and refuses a second one.
+    """
+    prefix = percent_name(namespace) + "_"
+    if namespace and _file_name_length(prefix + _LONGEST_TABLE) <= MAX_TABLE_FILE_NAME:
+        return prefix
+    return legacy_table_prefix_for(namespace)
+
+
+def legacy_table_prefix_for(namespace: str) -> str:
+    """The table prefix versions before the percent names gave a namespace (the store finds tables under it again,
+    so an archive written before the upgrade stays readable; also the fallback for a namespace too long for its
+    percent name): its lowercase letters, digits and ``_``, then ``_``, with 8 hex digits of its SHA-1 when
+    characters were replaced or the name was long. Not injective (``A`` and ``a_6dcd4ce2`` both give
+    ``a_6dcd4ce2_``), which is why it is no longer the first choice.
     """
     cleaned = re.sub(r"[^a-z0-9_]", "_", namespace.lower())
     if cleaned != namespace or len(cleaned) > 40:
@@ -128,7 +170,7 @@ class SchemaTarget:
     def __post_init__(self) -> None:
         quote_identifier(self.database)
         if not _PREFIX.match(self.table_prefix):
-            raise ConfigError(f"table prefix {self.table_prefix!r} may hold only letters, digits and _")
+            raise ConfigError(f"table prefix {self.table_prefix!r} may hold only letters, digits and _ . ~ % -")
         if self.cluster is not None and not _CLUSTER_NAME.match(self.cluster):
             raise ConfigError(f"cluster name {self.cluster!r} may hold only letters, digits, '_', '.' and '-'")
         if self.ttl_days is not None and (
@@ -235,4 +277,20 @@ def migrations_table_ddl(target: SchemaTarget) -> str:
         ")\n"
         f"ENGINE = {engine}\n"
         "ORDER BY version"
+    )
+
+
+def owner_table_ddl(target: SchemaTarget, namespace: str) -> str:
+    """DDL of the table whose comment names the namespace owning ``target``'s prefix (its percent name).
+
+    ClickHouse has no transactions, but it runs two ``CREATE TABLE IF NOT EXISTS`` of one name one after the other
+    (and an ``ON CLUSTER`` one in queue order on every node): the first creates the table with its comment, the
+    second changes nothing. So the comment read back afterwards names the same owner for every claimant.
+    """
+    name = f"{quote_identifier(target.database)}.{quote_identifier(target.table_prefix + OWNER_TABLE)}"
+    on_cluster = f" {target.on_cluster}" if target.cluster else ""
+    # A percent name holds no quote or backslash, so it is safe inside the string literal as it is.
+    return (
+        f"CREATE TABLE IF NOT EXISTS {name}{on_cluster} (namespace String) ENGINE = MergeTree ORDER BY tuple() "
+        f"COMMENT '{percent_name(namespace)}'"
     )

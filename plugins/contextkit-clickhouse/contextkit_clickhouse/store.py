@@ -2,18 +2,28 @@
 
 Writes are batched (one insert per table per batch, thousands of rows each) into ReplacingMergeTree tables whose
 sorting key ends with the event id, so a retried batch collapses to one row per event; reads deduplicate
-themselves (``LIMIT 1 BY``) because ClickHouse merges duplicates only eventually. The schema comes from the
-versioned migration files (see :mod:`contextkit_clickhouse.schema`).
+themselves (``LIMIT 1 BY``, or a pick among identical rows) because ClickHouse merges duplicates only eventually;
+no read uses ``FINAL``. The schema comes from the versioned migration files (see :mod:`contextkit_clickhouse.schema`).
+
+Versions and deletes (migration 002) follow :mod:`contextkit.tiered.cold_rules`: every row carries the ``version``
+its hot tier gave the write, the row of a record with the highest ``(version, created_at, tie-breaker)`` answers,
+and an owner's delete (a ``context_sessions`` row with ``event_type = 'delete'``, ``last_seq`` in a column of its
+own) hides the older rows of its key and the messages up to its ``last_seq``. Each read fetches the candidate rows
+and the key's newest deletes in one query and decides in Python, so every read applies the same order (only
+``read_history`` filters in SQL, on the newest delete's ``last_seq``).
 
 LangGraph checkpoints (:mod:`contextkit.checkpoint_archive`) share the checkpoint tables with the seed's documents:
 their whole payload goes in ``data`` / ``writes_data`` and ``JSONExtractString(..., 'kind')`` tells them apart.
 Reads scan the thread's rows (the sorting key starts with ``thread_id``) newest id first, in pages; a thread's
 delete tombstones have an empty ``checkpoint_id``.
 
-Naming: tables live in the configured database (``default`` unless set) and are prefixed with the store's
-namespace (``<namespace>_context_sessions`` ...); ``table_prefix`` overrides the prefix (``""`` gives the bare
+Naming: tables live in the configured database (``default`` unless set) and are prefixed with the percent name
+of the store's namespace (``<namespace>_context_sessions`` ..., see
+:func:`contextkit_clickhouse.schema.table_prefix_for`); ``table_prefix`` overrides the prefix (``""`` gives the bare
 names). Prefixing also keeps these tables apart from the original system's ``context_*`` tables, whose columns
-differ.
+differ. The comment of ``<prefix>namespace_owner`` names the namespace owning the prefix; a store of another
+namespace refuses to open there (``ConfigError``). A namespace whose archive an earlier version wrote under its
+old prefix (``my_app_<hash>_`` for ``my-app``) keeps using it.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -38,14 +49,20 @@ from contextkit.checkpoint_archive import (
 )
 from contextkit.codec import archive_json
 from contextkit.errors import BackendUnavailable, ConfigError, ContextKitError, InvalidInput, SerializationError
+from contextkit.masking import SECRET_FILTER, check_url_credentials, mask_secrets, remember_secrets, secrets_in
+from contextkit.naming import percent_name, unescape_percent_name
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, from_iso
-from contextkit.stores import Capability, CheckpointBundle, StoreSettings
+from contextkit.stores import Capability, CheckpointBundle, OwnerState, StoreSettings
+from contextkit.tiered.cold_rules import DeleteMark, RowOrder, build_owner_state, delete_mark, hides, row_order
 from contextkit_clickhouse.schema import (
     KEY_COLUMNS,
+    OWNER_TABLE,
     TABLE_COLUMNS,
     SchemaTarget,
+    legacy_table_prefix_for,
     load_migrations,
     migrations_table_ddl,
+    owner_table_ddl,
     quote_identifier,
     table_prefix_for,
 )
@@ -53,6 +70,7 @@ from contextkit_clickhouse.schema import (
 __all__ = ["ClickHouseColdStore", "ClickHouseOptions", "parse_options"]
 
 logger = logging.getLogger("contextkit.clickhouse")
+logger.addFilter(SECRET_FILTER)
 
 T = TypeVar("T")
 
@@ -120,6 +138,8 @@ class ClickHouseOptions:
     :param table_prefix: table name prefix; derived from the namespace when None.
     :param compress: compress HTTP bodies (clickhouse-connect's ``compress``).
     :param ddl_timeout: seconds a migration statement may take (``ON CLUSTER`` DDL waits for every node).
+    :param secrets: every secret of the options (see :func:`contextkit.masking.secrets_in`), hidden from every
+        message along with ``password``.
     """
 
     __slots__ = (
@@ -130,6 +150,7 @@ class ClickHouseOptions:
         "host",
         "password",
         "port",
+        "secrets",
         "secure",
         "table_prefix",
         "ttl_days",
@@ -150,6 +171,7 @@ class ClickHouseOptions:
         table_prefix: str | None = None,
         compress: bool = True,
         ddl_timeout: float = 180.0,
+        secrets: frozenset[str] = frozenset(),
     ) -> None:
         self.host = host
         self.port = port if port is not None else (8443 if secure else 8123)
@@ -162,6 +184,7 @@ class ClickHouseOptions:
         self.table_prefix = table_prefix
         self.compress = compress
         self.ddl_timeout = ddl_timeout
+        self.secrets = secrets | ({password} if password else set())
 
     def __repr__(self) -> str:
         return f"ClickHouseOptions(target={self.target!r}, cluster={self.cluster!r}, ttl_days={self.ttl_days!r})"
@@ -171,7 +194,7 @@ class ClickHouseOptions:
         """The server URL without the password: ``http://user@host:port/database``."""
         scheme = "https" if self.secure else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{self.username}@{host}:{self.port}/{self.database}"
+        return mask_secrets(f"{scheme}://{self.username}@{host}:{self.port}/{self.database}", self.secrets)
 
 
 def parse_options(options: Mapping[str, Any]) -> ClickHouseOptions:
@@ -180,15 +203,19 @@ def parse_options(options: Mapping[str, Any]) -> ClickHouseOptions:
     Raises :class:`~contextkit.errors.ConfigError` for unknown keys and bad values; the message never holds the
     password.
     """
+    secrets = secrets_in(options)
+    remember_secrets(secrets)
     unknown = sorted(set(options) - _KNOWN_OPTIONS)
     if unknown:
         raise ConfigError(f"unknown clickhouse option(s) {unknown}; known: {sorted(_KNOWN_OPTIONS)}")
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"secrets": secrets}
     url = options.get("url")
     if url:
+        check_url_credentials(str(url), "clickhouse url")
         parts = urlsplit(str(url))
         if parts.scheme not in _SCHEMES:
-            raise ConfigError(f"clickhouse url scheme must be one of {sorted(_SCHEMES)}, got {parts.scheme!r}")
+            scheme = mask_secrets(parts.scheme, secrets)
+            raise ConfigError(f"clickhouse url scheme must be one of {sorted(_SCHEMES)}, got {scheme!r}")
         values["secure"] = _SCHEMES[parts.scheme]
         try:
             port = parts.port
@@ -271,6 +298,93 @@ def _from_micros(ticks: int) -> datetime:
     return _EPOCH + timedelta(microseconds=int(ticks))
 
 
+def _last_seq(value: Any, event_id: str) -> int:
+    """The ``last_seq`` of a delete event (0 when absent: such a delete hides no message)."""
+    if value is None:
+        return 0
+    if type(value) is not int or value < 0:
+        raise SerializationError(f"archive event {event_id}: a delete's last_seq must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _session_from(text: str) -> Session:
+    data = _loads(text, "session")
+    if not isinstance(data, dict):
+        raise SerializationError("archived session is not an object")
+    return Session.from_dict(data)  # raises SerializationError itself
+
+
+def _document(text: str, table: str) -> dict[str, Any]:
+    document = _loads(text, table)
+    if not isinstance(document, dict):
+        raise SerializationError(f"archived {table} document is not an object")
+    return document
+
+
+# The columns every branch of a read selects (positionally: UNION ALL takes the names of its first branch, and
+# an alias that reuses a column's name would leak into that branch's WHERE): part, key, then these, then
+# event_type, data and last_seq. See _Row.
+_ROW_COLUMNS = "version, toUnixTimestamp64Micro(created_at), event_id"
+_NEWEST_DELETE = "maxIf((version, created_at), event_type = 'delete')"
+
+# ClickHouse keeps no write order, so after (version, created_at) a row is placed by a tie-breaker fixed per row
+# (contextkit.tiered.cold_rules.row_order): a context_sessions row by the state it carries (the later
+# last_activity, the higher counters, the later lifecycle step: how ties were read before versions existed), and
+# a row of another table below every context_sessions row (a delete hides what ties with it); then the event id.
+# Only rows archived before versions existed can tie: the hot tier gives every write of an owner its own version.
+_BELOW_SESSIONS: tuple[int, int, float, int] = (-1, -1, -1.0, -1)
+
+
+def _session_rank(text: str, event_type: str) -> tuple[int, int, float, int]:
+    step = _EVENT_RANK.get(event_type, 1)
+    if text == "null":  # an owner's delete without a session
+        return (0, 0, 0.0, step)
+    session = _session_from(text)
+    return (
+        _micros(session.last_activity),
+        session.request_count + session.error_count,
+        session.total_processing_time,
+        step,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One row a read selected: which branch of the query found it (``part``), its key, its place in the order of
+    its record and its stored text (``data``: the payload / document column)."""
+
+    part: str
+    key: str
+    version: int
+    created_at: datetime
+    event_id: str
+    event_type: str
+    data: str
+    last_seq: int
+
+    @property
+    def is_delete(self) -> bool:
+        return self.event_type == "delete"
+
+    @property
+    def order(self) -> RowOrder:
+        """The row's :func:`~contextkit.tiered.cold_rules.row_order` (see ``_BELOW_SESSIONS`` for the tie-breaker)."""
+        rank = _session_rank(self.data, self.event_type) if self.part in ("session", "delete") else _BELOW_SESSIONS
+        return row_order(self.version, self.created_at, (rank, self.event_id))
+
+
+def _newest(rows: Sequence[_Row]) -> _Row | None:
+    return max(rows, key=lambda row: row.order) if rows else None
+
+
+def _mark(deletes: Sequence[_Row]) -> DeleteMark | None:
+    """The mark of the newest of an owner's delete rows, or None."""
+    newest = _newest(deletes)
+    if newest is None:
+        return None
+    return delete_mark(newest.version, newest.created_at, newest.order[2], {"last_seq": newest.last_seq})
+
+
 class ClickHouseColdStore:
     """The cold tier on ClickHouse (clickhouse-connect's async HTTP client).
 
@@ -292,6 +406,10 @@ class ClickHouseColdStore:
             cluster=self.options.cluster,
             ttl_days=self.options.ttl_days,
         )
+        # The prefix an earlier version gave the namespace, when it differs (never with an explicit table_prefix):
+        # open() keeps using it if it holds this namespace's archive.
+        legacy = legacy_table_prefix_for(settings.namespace)
+        self._legacy_prefix = legacy if prefix is None and legacy != self.target.table_prefix else None
         caps = {Capability.DURABLE.value, Capability.SHARED.value}
         if self.options.cluster:
             caps.add(Capability.CLUSTER.value)
@@ -305,13 +423,66 @@ class ClickHouseColdStore:
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     async def open(self) -> None:
-        """Connect (unless a client was handed in) and apply the migrations not yet recorded."""
+        """Connect (unless a client was handed in), find the prefix of the namespace's archive, apply the
+        migrations not yet recorded and claim the prefix for the namespace (``ConfigError`` when another
+        namespace owns it)."""
         if self._client is None:
             if self._external_client is not None:
                 self._client = self._external_client
             else:
                 self._client = await self._connect()
+        if self._legacy_prefix is not None:
+            await self._find_legacy_prefix(self._legacy_prefix)
         await self.migrate()
+        await self._claim_prefix()
+
+    async def _tables_with_comments(self, names: Sequence[str]) -> dict[str, str]:
+        result = await self._call(
+            "read tables",
+            self._require_client().query(
+                "SELECT name, comment FROM system.tables WHERE database = {db:String} AND name IN {names:Array(String)}",
+                parameters={"db": self.options.database, "names": list(names)},
+            ),
+            self.settings.timeout,
+        )
+        return {str(row[0]): str(row[1]) for row in result.result_rows}
+
+    async def _find_legacy_prefix(self, legacy: str) -> None:
+        """Switch to ``legacy`` (the prefix an earlier version gave the namespace) when the namespace's own prefix
+        has no tables yet and ``legacy`` holds an archive no other namespace owns: it stays readable in place."""
+        current = self.target.table_prefix
+        found = await self._tables_with_comments(
+            [current + "schema_migrations", legacy + "schema_migrations", legacy + OWNER_TABLE]
+        )
+        if current + "schema_migrations" in found or legacy + "schema_migrations" not in found:
+            return
+        owner_comment = found.get(legacy + OWNER_TABLE)
+        if owner_comment is not None and owner_comment != percent_name(self.settings.namespace):
+            return
+        logger.info("ClickHouse cold tier: namespace %r keeps its archive under the prefix %r", self.settings.namespace, legacy)
+        self.target = replace(self.target, table_prefix=legacy)
+        self._tables = {name: self.target.table(name) for name in ARCHIVE_TABLES}
+
+    async def _claim_prefix(self) -> None:
+        """Record the namespace as the owner of the prefix (the comment of ``<prefix>namespace_owner``, set by the
+        first ``CREATE``) and raise ``ConfigError`` when another namespace owns it."""
+        namespace = self.settings.namespace
+        owner_table = self.target.table_prefix + OWNER_TABLE
+        comment = (await self._tables_with_comments([owner_table])).get(owner_table)
+        if comment is None:
+            ddl = owner_table_ddl(self.target, namespace)
+            await self._call("claim table prefix", self._require_client().command(ddl), self.options.ddl_timeout)
+            comment = (await self._tables_with_comments([owner_table])).get(owner_table, "")
+        if comment != percent_name(namespace):
+            try:
+                owner = repr(unescape_percent_name(comment))
+            except UnicodeDecodeError:
+                owner = "another namespace"
+            raise ConfigError(
+                f"the ClickHouse table prefix {self.target.table_prefix!r} in database {self.options.database!r} holds "
+                f"the archive of namespace {owner}, not of {namespace!r}; give this namespace a prefix of its own "
+                "([clickhouse] table_prefix = ...) or use another namespace"
+            )
 
     async def aclose(self) -> None:
         """Close the client this store created; idempotent. A client handed in stays open."""
@@ -354,11 +525,13 @@ class ClickHouseColdStore:
 
     # -- schema ------------------------------------------------------------------------------------------------
     def ddl(self) -> list[str]:
-        """Every DDL statement :meth:`open` may run, in order (no I/O): database, migrations table, migrations."""
+        """Every DDL statement :meth:`open` may run, in order (no I/O): database, migrations table, migrations, and
+        the table claiming the prefix for the namespace."""
         statements = [self._database_ddl()] if self.options.database != "default" else []
         statements.append(migrations_table_ddl(self.target))
         for migration in load_migrations():
             statements.extend(migration.statements(self.target))
+        statements.append(owner_table_ddl(self.target, self.settings.namespace))
         return statements
 
     def _database_ddl(self) -> str:
@@ -405,13 +578,14 @@ class ClickHouseColdStore:
         return done
 
     async def drop_tables(self) -> None:
-        """Drop this store's tables (the six and the migrations table); for tests and ``contextkit`` tooling."""
+        """Drop this store's tables (the six, the migrations and the owner table); for tests and ``contextkit``
+        tooling."""
         client = self._require_client()
         on_cluster = f" {self.target.on_cluster}" if self.target.cluster else ""
         names = [self.target.table(name) for name in ARCHIVE_TABLES]
         if self.target.cluster:
             names += [self.target.table(name + "_local") for name in ARCHIVE_TABLES]
-        names.append(self.target.table("schema_migrations"))
+        names += [self.target.table("schema_migrations"), self.target.table(OWNER_TABLE)]
         for name in names:
             await self._call(
                 "drop table", client.command(f"DROP TABLE IF EXISTS {name}{on_cluster} SYNC"), self.options.ddl_timeout
@@ -449,7 +623,7 @@ class ClickHouseColdStore:
 
     def _target_text(self) -> str:
         if self._external_client is not None:
-            return str(getattr(self._external_client, "url", "external client"))
+            return mask_secrets(str(getattr(self._external_client, "url", "external client")), self.options.secrets)
         return self.options.target
 
     # -- writes ------------------------------------------------------------------------------------------------
@@ -487,6 +661,9 @@ class ClickHouseColdStore:
             raise InvalidInput(f"unknown archive table {table!r}; expected one of {sorted(TABLE_COLUMNS)}")
         payload = event.payload
         created = _micros(event.created_at)
+        version = event.version
+        if type(version) is not int or version < 0:
+            raise SerializationError(f"archive event {event.event_id} has an invalid version {version!r}")
         try:
             if table == "context_conversations":
                 message = payload["message"]
@@ -505,19 +682,30 @@ class ClickHouseColdStore:
                     _iso_micros(message["timestamp"]),
                     created,
                     event.event_id,
+                    version,
                 ]
             if table == "context_sessions":
-                session = payload["session"]
+                event_type = str(payload.get("event_type", "update"))
+                if event_type == "delete":
+                    # An owner's delete: any owner may be deleted, so there may be no session ("null", no user).
+                    session = payload.get("session")
+                    last_seq = _last_seq(payload.get("last_seq"), event.event_id)
+                else:
+                    session, last_seq = payload["session"], 0
+                    if not isinstance(session, Mapping):
+                        raise SerializationError(f"archive event {event.event_id}: a {event_type} event needs a session")
                 return [
                     event.key,
-                    str(session.get("user_id", "")),
-                    str(payload.get("event_type", "update")),
-                    _dumps(session),
+                    "" if session is None else str(session.get("user_id", "")),
+                    event_type,
+                    "null" if session is None else _dumps(session),
                     created,
                     event.event_id,
+                    version,
+                    last_seq,
                 ]
             if table == "context_task_contexts":
-                return [event.key, _dumps(payload["context"]), created, event.event_id]
+                return [event.key, _dumps(payload["context"]), created, event.event_id, version]
             kind = payload_kind(payload)
             if table == "context_checkpoints" and kind in (LANGGRAPH_KIND, DELETE_KIND):
                 metadata = payload.get("metadata")
@@ -528,6 +716,7 @@ class ClickHouseColdStore:
                     _dumps(metadata if isinstance(metadata, Mapping) else {}),
                     created,
                     event.event_id,
+                    version,
                 ]
             if table == "context_checkpoint_writes" and kind == LANGGRAPH_KIND:
                 return [
@@ -537,6 +726,7 @@ class ClickHouseColdStore:
                     _dumps(dict(payload)),
                     created,
                     event.event_id,
+                    version,
                 ]
             if table == "context_checkpoints":
                 document = payload["document"]
@@ -548,6 +738,7 @@ class ClickHouseColdStore:
                     _dumps(metadata),
                     created,
                     event.event_id,
+                    version,
                 ]
             if table == "context_checkpoint_writes":
                 return [
@@ -557,47 +748,140 @@ class ClickHouseColdStore:
                     _dumps(list(payload.get("writes") or [])),
                     created,
                     event.event_id,
+                    version,
                 ]
-            return [event.key, _dumps(payload["session"]), created, event.event_id]
+            return [event.key, _dumps(payload["session"]), created, event.event_id, version]
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             if isinstance(exc, SerializationError):
                 raise
             raise SerializationError(f"archive event {event.event_id} for {table} is malformed: {exc!r}") from exc
 
     # -- reads -------------------------------------------------------------------------------------------------
-    async def read_session(self, session_id: str) -> Session | None:
-        """The session as of its newest archived event, or None when that event is a ``delete``.
+    # Which row of a record answers, and what an owner's delete hides, follow contextkit.tiered.cold_rules. Each
+    # read is one query: the record's candidate rows and the key's newest delete rows come back together (UNION
+    # ALL), and _Row.order / cold_rules decide in Python, so every read applies the same order. No read uses FINAL:
+    # unmerged duplicates of an event are identical rows, so whichever of them a LIMIT keeps is the same answer.
 
-        Events with the same ``created_at`` (to the microsecond) are told apart by the session itself: the later
-        ``last_activity``, then the higher counters, then the later lifecycle step (create < update < end < delete).
-        """
-        rows = await self._query(
-            f"SELECT payload, event_type FROM {self._tables['context_sessions']} "
-            "WHERE session_id = {key:String} ORDER BY created_at DESC LIMIT 1 WITH TIES",
-            {"key": session_id},
+    def _sessions_branch(self, part: str, newest: str) -> str:
+        """The key's ``context_sessions`` rows whose ``(version, created_at)`` is one of ``newest`` (aggregates over
+        the key's rows), so every row tied there comes back: their tie-breaker is applied in Python (see
+        ``_BELOW_SESSIONS``). The subquery reads only the small columns of the key's rows and the payload is read
+        for the matching rows only, so a session with 100,000 archived snapshots costs little more than one with
+        ten. GLOBAL: on a cluster the subquery runs once, not once per shard (and a plain IN over a Distributed
+        table is refused)."""
+        sessions = self._tables["context_sessions"]
+        return (
+            f"(SELECT '{part}', session_id, {_ROW_COLUMNS}, toString(event_type), payload, last_seq FROM {sessions} "
+            "WHERE session_id = {key:String} AND (version, created_at) GLOBAL IN "
+            f"(SELECT arrayJoin([{newest}]) FROM {sessions} WHERE session_id = {{key:String}}))"
         )
-        if not rows:
-            return None
-        candidates = [(Session.from_dict(_loads(row[0], "session")), str(row[1])) for row in rows]
 
-        def rank(item: tuple[Session, str]) -> tuple[Any, ...]:
-            session, event_type = item
-            return (
-                session.last_activity,
-                session.request_count + session.error_count,
-                session.total_processing_time,
-                _EVENT_RANK.get(event_type, 1),
-            )
+    def _deletes_branch(self) -> str:
+        """The key's newest delete rows. Without a delete, maxIf gives (0, 1970-01-01): only a row of that very
+        time could match, and the callers keep the delete rows among what comes back, so it would change nothing."""
+        return self._sessions_branch("delete", _NEWEST_DELETE)
 
-        newest, event_type = max(candidates, key=rank)
+    def _newest_branch(self, part: str, table: str, column: str, extra: str = "") -> str:
+        """The newest row of a record of ``table`` (not ``context_sessions``): ties are broken by event id here."""
+        key_column = KEY_COLUMNS[table]
+        return (
+            f"(SELECT '{part}', {key_column}, {_ROW_COLUMNS}, '', {column}, toUInt64(0) "
+            f"FROM {self._tables[table]} WHERE {key_column} = {{key:String}}{extra} "
+            "ORDER BY version DESC, created_at DESC, event_id DESC LIMIT 1)"
+        )
+
+    async def _rows(self, branches: Sequence[str], params: Mapping[str, Any]) -> list[_Row]:
+        rows = await self._query(" UNION ALL ".join(branches), params)
+        return [
+            _Row(str(r[0]), str(r[1]), int(r[2]), _from_micros(r[3]), str(r[4]), str(r[5]), str(r[6]), int(r[7]))
+            for r in rows
+        ]
+
+    async def read_owner(self, owner: str) -> OwnerState:
+        """See :meth:`contextkit.stores.ColdStore.read_owner`: one query (a UNION ALL of lookups on each table's
+        sorting key prefix) for the newest rows of the owner's session, task context and conversation session
+        document, its newest delete, the highest version of its seed checkpoints and writes, and its stream's
+        highest seq."""
+        branches = [
+            # the newest rows and the newest delete rows, in one branch (see _deletes_branch for the maxIf)
+            self._sessions_branch("session", f"max((version, created_at)), {_NEWEST_DELETE}"),
+            self._newest_branch("task", "context_task_contexts", "context_data"),
+            self._newest_branch("conversation", "context_conversation_sessions", "session_data"),
+            # Versions only: version > 0 comes first so that the JSON of version-0 rows (LangGraph's, and seed rows
+            # archived before versions existed) is never parsed; a row with a "kind" is LangGraph's and excluded.
+            f"(SELECT 'versions', '', max(version), toInt64(0), '', '', '', toUInt64(0) "
+            f"FROM {self._tables['context_checkpoints']} "
+            "WHERE thread_id = {key:String} AND version > 0 AND NOT JSONHas(data, 'kind'))",
+            f"(SELECT 'versions', '', max(version), toInt64(0), '', '', '', toUInt64(0) "
+            f"FROM {self._tables['context_checkpoint_writes']} "
+            "WHERE thread_id = {key:String} AND version > 0 AND NOT JSONHas(writes_data, 'kind'))",
+            # Messages carry version 0 (their seq orders them): only the highest seq, read backwards on the key.
+            "(SELECT 'seq', '', toUInt64(0), toInt64(0), '', '', '', seq "
+            f"FROM {self._tables['context_conversations']} WHERE session_id = {{key:String}} ORDER BY seq DESC LIMIT 1)",
+        ]
+        rows = await self._rows(branches, {"key": owner})
+        version = last_seq = 0
+        session_rows: list[_Row] = []
+        delete_rows: list[_Row] = []
+        task: _Row | None = None
+        conversation: _Row | None = None
+        for row in rows:
+            version = max(version, row.version)
+            if row.part == "seq":
+                last_seq = max(last_seq, row.last_seq)
+            elif row.part == "session":
+                session_rows.append(row)
+                if row.is_delete:
+                    delete_rows.append(row)
+            elif row.part == "task":
+                task = row
+            elif row.part == "conversation":
+                conversation = row
+        newest = _newest(session_rows)
+        session = None
+        if newest is not None and not newest.is_delete:
+            session = (newest.order, _session_from(newest.data))
+        return build_owner_state(
+            owner,
+            version=version,
+            last_seq=last_seq,
+            mark=_mark(delete_rows),
+            session=session,
+            task_context=None if task is None else (task.order, _document(task.data, "context_task_contexts")),
+            conversation=None
+            if conversation is None
+            else (conversation.order, _document(conversation.data, "context_conversation_sessions")),
+        )
+
+    async def read_session(self, session_id: str) -> Session | None:
+        """The session as of its newest archived row by ``(version, created_at)`` (``version`` set), or None when
+        that row is a delete.
+
+        Rows with the same version and ``created_at`` (only rows archived before versions existed can tie) are told
+        apart by the session itself: the later ``last_activity``, then the higher counters, then the later lifecycle
+        step (create < update < end < delete), then the event id.
+        """
+        rows = await self._rows([self._sessions_branch("session", "max((version, created_at))")], {"key": session_id})
+        newest = _newest(rows)
         # a deleted session must not come back through read-through
-        return None if event_type == "delete" else newest
+        if newest is None or newest.is_delete:
+            return None
+        return replace(_session_from(newest.data), version=newest.version)
 
     async def read_history(self, key: str, limit: int | None, before_seq: int | None = None) -> list[Message]:
-        """The newest ``limit`` messages (``seq < before_seq`` when given), oldest first, each message id once."""
+        """The newest ``limit`` messages (``seq < before_seq`` when given), oldest first, each message id once,
+        without those the key's newest delete hides (``seq <= last_seq``; a delete archived before ``last_seq``
+        existed hides none)."""
         if limit is not None and limit <= 0:
             return []
-        where = "session_id = {key:String}"
+        # The newest delete's last_seq, in the same query (0 without a delete: argMax of no row). It picks among
+        # deletes tied on (version, created_at) by event id, not by _Row.order: only deletes archived before
+        # versions existed can tie, and their last_seq is 0.
+        hidden = (
+            f"(SELECT argMax(last_seq, (version, created_at, event_id)) FROM {self._tables['context_sessions']} "
+            "WHERE session_id = {key:String} AND event_type = 'delete')"
+        )
+        where = f"session_id = {{key:String}} AND seq > {hidden}"
         params: dict[str, Any] = {"key": key}
         if before_seq is not None:
             where += " AND seq < {before:UInt64}"
@@ -627,15 +911,55 @@ class ClickHouseColdStore:
         return messages
 
     async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
-        """The newest archived task context document, or None."""
+        """The newest archived task context document, or None (also when a later delete hides it)."""
         return await self._newest_document("context_task_contexts", "context_data", session_id)
 
     async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
-        """The newest archived conversation session document, or None."""
+        """The newest archived conversation session document, or None (also when a later delete hides it)."""
         return await self._newest_document("context_conversation_sessions", "session_data", session_key)
 
+    async def conversation_keys_of(self, session_id: str) -> list[str]:
+        """See :meth:`contextkit.stores.ColdStore.conversation_keys_of`: the keys with a document naming the
+        session, their newest documents and their deletes, in one query.
+
+        Finding the keys reads the ``session_id`` of every archived conversation session document (a scan of
+        that table: it is keyed by session key); it runs when a session is deleted, not on reads.
+        """
+        conversations = self._tables["context_conversation_sessions"]
+        # GLOBAL: on a cluster the key list is gathered once by the initiator and sent to every shard.
+        candidates = (
+            f"GLOBAL IN (SELECT session_key FROM {conversations} "
+            "WHERE JSONExtractString(session_data, 'session_id') = {session:String})"
+        )
+        rows = await self._rows(
+            [
+                f"(SELECT 'conversation', session_key, {_ROW_COLUMNS}, '', session_data, toUInt64(0) "
+                f"FROM {conversations} WHERE session_key {candidates} "
+                "ORDER BY version DESC, created_at DESC, event_id DESC LIMIT 1 BY session_key)",
+                # every delete of those keys (few per key): the newest of each is picked in Python
+                f"(SELECT 'delete', session_id, {_ROW_COLUMNS}, toString(event_type), payload, last_seq "
+                f"FROM {self._tables['context_sessions']} WHERE event_type = 'delete' AND session_id {candidates})",
+            ],
+            {"session": session_id},
+        )
+        newest: dict[str, _Row] = {}
+        deletes: dict[str, list[_Row]] = {}
+        for row in rows:
+            if row.part == "delete":
+                deletes.setdefault(row.key, []).append(row)
+            else:
+                newest[row.key] = row
+        found = []
+        for key, row in newest.items():
+            if hides(_mark(deletes.get(key, [])), row.order):
+                continue
+            if _document(row.data, "context_conversation_sessions").get("session_id") == session_id:
+                found.append(key)
+        return sorted(found)
+
     async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
-        """That archived checkpoint document (its newest version), or the thread's newest when the id is None."""
+        """That archived checkpoint document (its newest version), or the thread's newest when the id is None;
+        None if absent or hidden by a later delete of the thread's owner."""
         extra, params = _NOT_LANGGRAPH, {}
         if checkpoint_id is not None:
             extra, params = " AND checkpoint_id = {checkpoint:String}" + _NOT_LANGGRAPH, {"checkpoint": checkpoint_id}
@@ -740,17 +1064,15 @@ class ClickHouseColdStore:
     async def _newest_document(
         self, table: str, column: str, key: str, extra: str = "", params: Mapping[str, Any] | None = None
     ) -> dict[str, Any] | None:
-        rows = await self._query(
-            f"SELECT {column} FROM {self._tables[table]} WHERE {KEY_COLUMNS[table]} = {{key:String}}{extra} "
-            "ORDER BY created_at DESC, event_id DESC LIMIT 1",
-            {"key": key, **(params or {})},
+        """The document of the newest row of a record and the key's newest deletes, in one query; None when
+        there is no row or a delete hides it."""
+        rows = await self._rows(
+            [self._newest_branch("row", table, column, extra), self._deletes_branch()], {"key": key, **(params or {})}
         )
-        if not rows:
+        record = next((row for row in rows if row.part == "row"), None)
+        if record is None or hides(_mark([row for row in rows if row.part == "delete"]), record.order):
             return None
-        document = _loads(rows[0][0], table)
-        if not isinstance(document, dict):
-            raise SerializationError(f"archived {table} document is not an object")
-        return document
+        return _document(record.data, table)
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     async def _query(self, sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
@@ -776,7 +1098,6 @@ class ClickHouseColdStore:
             raise BackendUnavailable(f"ClickHouse {what} at {self._target_text()} failed: {self._scrub(exc)}") from None
 
     def _scrub(self, exc: BaseException) -> str:
-        text = f"{type(exc).__name__}: {exc}"
-        if self.options.password:
-            text = text.replace(self.options.password, "***")
-        return text[:600]
+        """A driver error as a short line, through :func:`contextkit.masking.mask_secrets` (the cut comes after
+        masking, so it can never leave half a secret behind)."""
+        return mask_secrets(f"{type(exc).__name__}: {exc}", self.options.secrets)[:600]

@@ -1,4 +1,5 @@
-"""The generated DDL: single-server and cluster variants of migration 001, checked as text and by ClickHouse's parser.
+"""The generated DDL: single-server and cluster variants of migrations 001 to 003, checked as text and by ClickHouse's
+parser.
 
 A real cluster (ZooKeeper/Keeper, several nodes) cannot run here; the README says how to run this DDL on one.
 """
@@ -53,7 +54,7 @@ def test_single_server_ddl_uses_replacing_merge_tree_keyed_on_the_read_path_and_
     store = create_cold_store(StoreSettings(namespace="app"), {"database": "ctx"})
     statements = store.ddl()
     tables = creates(statements)
-    assert set(tables) == {f"app_{t}" for t in ARCHIVE_TABLES} | {"app_schema_migrations"}
+    assert set(tables) == {f"app_{t}" for t in ARCHIVE_TABLES} | {"app_schema_migrations", "app_namespace_owner"}
     for table in ARCHIVE_TABLES:
         ddl = tables[f"app_{table}"]
         assert "ENGINE = ReplacingMergeTree\n" in ddl
@@ -70,14 +71,61 @@ def test_single_server_ddl_uses_replacing_merge_tree_keyed_on_the_read_path_and_
 
 
 def test_every_written_column_is_created_with_the_same_type() -> None:
-    """The columns the store inserts (with their types) are exactly the columns migration 001 creates."""
-    statements = load_migrations()[0].statements(SchemaTarget("ctx", "app_"))
+    """The columns the store inserts (with their types) are exactly the columns migration 001 creates plus those
+    migration 002 adds, in that order."""
+    migrations = load_migrations()
+    created_by_001 = migrations[0].statements(SchemaTarget("ctx", "app_"))
+    added_by_002 = migrations[1].statements(SchemaTarget("ctx", "app_"))
     for table, columns in TABLE_COLUMNS.items():
-        ddl = next(s for s in statements if f"`app_{table}`" in s.splitlines()[0])
+        ddl = next(s for s in created_by_001 if f"`app_{table}`" in s.splitlines()[0])
         body = ddl[ddl.index("(") + 1 : ddl.index("\nENGINE")]
         created = [line.split(None, 1) for line in body.splitlines() if line.strip() and line.strip() != ")"]
         declared = [(name, kind.rstrip(",").split(" DEFAULT ")[0]) for name, kind in created]
+        alter = next(s for s in added_by_002 if f"`app_{table}`" in s.splitlines()[0])
+        declared += re.findall(r"ADD COLUMN IF NOT EXISTS (\w+) (\w+) DEFAULT 0", alter)
         assert declared == [(name, kind) for name, kind in columns], table
+
+
+def test_migration_002_adds_version_everywhere_and_last_seq_to_sessions_only() -> None:
+    """002 adds ``version UInt64 DEFAULT 0`` to all six tables and ``last_seq`` to ``context_sessions``, by ALTER
+    ... ADD COLUMN IF NOT EXISTS (metadata only: existing parts are not rewritten), and leaves every sorting key as
+    it is (retries still collapse on event_id)."""
+    migration = load_migrations()[1]
+    assert (migration.version, migration.name) == (2, "versions_and_deletes")
+    statements = migration.statements(SchemaTarget("ctx", "app_"))
+    assert len(statements) == len(ARCHIVE_TABLES)
+    for table in ARCHIVE_TABLES:
+        alter = next(s for s in statements if s.startswith(f"ALTER TABLE `ctx`.`app_{table}`"))
+        assert "ADD COLUMN IF NOT EXISTS version UInt64 DEFAULT 0" in alter
+        assert ("last_seq" in alter) == (table == "context_sessions")
+        assert "ORDER BY" not in alter and "MODIFY" not in alter
+
+
+def test_migration_003_indexes_the_session_of_conversation_sessions_on_the_data_tables_only() -> None:
+    """003 adds (then builds for existing parts) a bloom filter on the expression conversation_keys_of filters on,
+    on the table holding the data: the ``_local`` one on a cluster, never the Distributed one."""
+    migration = load_migrations()[2]
+    assert (migration.version, migration.name) == (3, "conversation_session_index")
+    for target, table in ((SchemaTarget("ctx", "app_"), "`app_context_conversation_sessions`"),
+                          (SchemaTarget("ctx", "app_", cluster="prod"), "`app_context_conversation_sessions_local`")):
+        add, build = migration.statements(target)
+        assert add.splitlines()[0].startswith(f"ALTER TABLE `ctx`.{table}")
+        assert "ADD INDEX IF NOT EXISTS conversation_session_id JSONExtractString(session_data, 'session_id')" in add
+        assert "TYPE bloom_filter(0.01) GRANULARITY 1" in add
+        assert build.splitlines()[0].startswith(f"ALTER TABLE `ctx`.{table}")
+        assert build.endswith("MATERIALIZE INDEX conversation_session_id")
+
+
+def test_cluster_migration_002_alters_the_local_tables_then_the_distributed_ones() -> None:
+    """On a cluster 002 alters each ``_local`` replicated table ON CLUSTER, then each Distributed table ON CLUSTER
+    (an insert through the Distributed table needs the column on both)."""
+    statements = load_migrations()[1].statements(SchemaTarget("ctx", "app_", cluster="prod"))
+    heads = [s.splitlines()[0] for s in statements]
+    locals_ = [f"ALTER TABLE `ctx`.`app_{t}_local` ON CLUSTER `prod`" for t in ARCHIVE_TABLES]
+    distributed = [f"ALTER TABLE `ctx`.`app_{t}` ON CLUSTER `prod`" for t in ARCHIVE_TABLES]
+    assert heads == locals_ + distributed
+    for statement in statements:
+        assert "ADD COLUMN IF NOT EXISTS version UInt64 DEFAULT 0" in statement
 
 
 def test_cluster_ddl_uses_replicated_engines_on_cluster_and_distributed_tables() -> None:
@@ -122,11 +170,12 @@ def test_cluster_store_declares_the_cluster_capability() -> None:
 
 
 def test_table_prefix_keeps_namespaces_apart_and_can_be_overridden() -> None:
-    """The prefix is the namespace made safe, with a hash when characters were replaced; ``table_prefix=""``
+    """The prefix is the namespace's percent name and ``_`` (a plain name keeps its earlier prefix); ``table_prefix=""``
     gives the bare table names."""
     assert table_prefix_for("contextkit") == "contextkit_"
     assert table_prefix_for("a-b") != table_prefix_for("a_b")
-    assert re.fullmatch(r"[a-z0-9_]+", table_prefix_for("Ünï {code}: *"))
+    assert table_prefix_for("A") != table_prefix_for("a_6dcd4ce2")
+    assert re.fullmatch(r"[A-Za-z0-9_.~%-]+", table_prefix_for("Ünï {code}: *"))
     bare = create_cold_store(StoreSettings(), {"table_prefix": ""})
     assert "CREATE TABLE IF NOT EXISTS `default`.`context_sessions`" in "\n".join(bare.ddl())
 
@@ -139,7 +188,9 @@ async def test_generated_cluster_ddl_parses_with_clickhouse_parser(clickhouse: C
 
     client = await clickhouse_connect.get_async_client(dsn=clickhouse.url)
     try:
-        for statement in cluster_store(ttl_days=30).ddl():
+        statements = cluster_store(ttl_days=30).ddl()
+        assert sum(s.startswith("ALTER TABLE") for s in statements) == 2 * len(ARCHIVE_TABLES) + 2
+        for statement in statements:
             result = await client.query("SELECT formatQuery({q:String})", parameters={"q": statement})
             normalised = result.result_rows[0][0]
             assert "ON CLUSTER" in normalised

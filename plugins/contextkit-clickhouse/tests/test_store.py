@@ -214,8 +214,8 @@ async def test_namespaces_are_isolated_in_separate_tables(store_url: str, fresh_
 
 
 async def test_migrations_are_recorded_and_applied_once(store: ClickHouseColdStore) -> None:
-    """``open`` records migration 001 in ``<prefix>schema_migrations``; opening again (or concurrently) applies
-    nothing new and keeps the data."""
+    """``open`` records every migration (001-003) in ``<prefix>schema_migrations``; opening again (or concurrently)
+    applies nothing new and keeps the data."""
     await store.write_events([message_event("s", 1)])
     assert await store.migrate() == []
     twins = [ClickHouseColdStore(store.settings, {"url": store.options.target}) for _ in range(3)]
@@ -225,7 +225,11 @@ async def test_migrations_are_recorded_and_applied_once(store: ClickHouseColdSto
     rows = (
         await store._require_client().query(f"SELECT version, name FROM {store.target.table('schema_migrations')} FINAL")
     ).result_rows
-    assert [tuple(r) for r in rows] == [(1, "context_tables")]
+    assert sorted(tuple(r) for r in rows) == [
+        (1, "context_tables"),
+        (2, "versions_and_deletes"),
+        (3, "conversation_session_index"),
+    ]
     assert await store.count_events("context_conversations") == 1
 
 

@@ -19,10 +19,14 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from contextkit.checkpoint_archive import delete_payload
+from contextkit.errors import ContextKitError
+from contextkit.records import ArchiveEvent
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,
     CheckpointBundle,
     CheckpointRow,
+    EventHead,
     StoreSettings,
     Tombstone,
     Typed,
@@ -234,8 +238,15 @@ class MemoryCheckpoints:
         )
 
     # -- CheckpointStore --------------------------------------------------------------------------------------
-    async def cp_put(self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed]) -> None:
-        """Store a checkpoint and the blobs of its changed channels; a late put to a deleted thread is dropped."""
+    def _push(self, events: Sequence[ArchiveEvent]) -> None:
+        """Put events into the host store's outbox in the critical section of the write (MemoryHotStore)."""
+        raise ContextKitError("this checkpoint store has no outbox to archive to")
+
+    async def cp_put(
+        self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed], *, archive: ArchiveEvent | None = None
+    ) -> None:
+        """Store a checkpoint and the blobs of its changed channels (and ``archive``, in the same step); a late
+        put to a deleted thread is dropped."""
         now = self._cp_now()
         thread_id, ns_name, cid = row.thread_id, row.checkpoint_ns, row.checkpoint_id
         tomb = self._cp_tombstone(thread_id, now)
@@ -247,6 +258,8 @@ class MemoryCheckpoints:
             if ns is not None:
                 ns.writes.pop(cid, None)
             return
+        if archive is not None:
+            self._push([archive])
         thread = self._cp_touch(thread_id, now)
         ns = thread.namespaces.get(ns_name)
         if ns is None:
@@ -261,9 +274,17 @@ class MemoryCheckpoints:
             self._cp.runs.setdefault(run_id, set()).add((thread_id, ns_name, cid))
 
     async def cp_put_writes(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[WriteRow], upsert: bool
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        writes: Sequence[WriteRow],
+        upsert: bool,
+        *,
+        archive: ArchiveEvent | None = None,
     ) -> None:
-        """Store pending writes keyed ``(task_id, idx)``: replaced when ``upsert``, otherwise kept if present.
+        """Store pending writes keyed ``(task_id, idx)``: replaced when ``upsert``, otherwise kept if present (and
+        ``archive``, in the same step).
 
         Writes may arrive before their checkpoint (LangGraph saves both in the background), so they are kept
         for a checkpoint not stored yet, except on a deleted thread for a checkpoint of the deleted run.
@@ -275,6 +296,8 @@ class MemoryCheckpoints:
             tomb = self._cp_tombstone(thread_id, now)
             if tomb is not None and tomb.stale_id(checkpoint_id):
                 return
+        if archive is not None:
+            self._push([archive])
         thread = self._cp_touch(thread_id, now)
         if ns is None:
             ns = thread.namespaces.get(checkpoint_ns)
@@ -348,22 +371,32 @@ class MemoryCheckpoints:
                 if remaining <= 0:
                     return
 
-    async def cp_delete_thread(self, thread_id: str) -> None:
-        """Remove the thread in every namespace and leave a tombstone that drops late writes of its runs."""
+    async def cp_delete_thread(self, thread_id: str, *, archive: EventHead | None = None) -> None:
+        """Remove the thread in every namespace and leave a tombstone that drops late writes of its runs (and the
+        tombstone's event, with ``archive``, in the same step)."""
         now = self._cp_now()
         floor = checkpoint_id_floor(time.time())
-        thread = self._cp_drop(thread_id)
+        thread = self._cp.threads.get(thread_id)
         if thread is not None:
             for ns in thread.namespaces.values():
                 if ns.ids and ns.ids[-1] > floor:
                     floor = ns.ids[-1]
-        tombstones = self._cp.tombstones
         previous = self._cp_tombstone(thread_id, now)
+        if previous is not None:
+            floor = max(floor, previous.floor)
+        if archive is not None:
+            payload = delete_payload(floor)
+            self._push([ArchiveEvent("context_checkpoints", thread_id, payload, archive.created_at, archive.event_id)])
+        self._cp_drop(thread_id)
         tomb = Tombstone(floor, now + self._cp_ttl())
         if previous is not None:
-            tomb.floor = max(floor, previous.floor)
             tomb.dead = previous.dead
-        tombstones[thread_id] = tomb
+        self._cp.tombstones[thread_id] = tomb
+
+    async def cp_deleted_floor(self, thread_id: str) -> str | None:
+        """See :meth:`contextkit.stores.CheckpointStore.cp_deleted_floor`."""
+        tomb = self._cp_tombstone(thread_id, self._cp_now())
+        return None if tomb is None else tomb.floor
 
     async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> list[str]:
         """Remove the checkpoints (and their writes) whose ``metadata["run_id"]`` is in ``run_ids``; the ids of the

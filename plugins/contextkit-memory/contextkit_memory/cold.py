@@ -6,7 +6,9 @@ simulates an outage: while unavailable every call raises :class:`~contextkit.err
 real cold tier would, so tests can check that the archiver keeps and retries its batches.
 
 Rows are kept per table and keyed by ``event_id``, so writing an event twice keeps one row (idempotent
-retries). "Newest" means the highest ``created_at``, ties broken by the order in which rows were first written.
+retries). "Newest" follows :mod:`contextkit.tiered.cold_rules`: the highest ``(version, created_at, order of first
+write)``; an owner's delete hides the rows of its key below it and the messages of its stream up to its
+``last_seq``.
 LangGraph checkpoints archived by the saver share the checkpoint tables with seed documents (told apart by
 ``payload["kind"]``, see :mod:`contextkit.checkpoint_archive`); their reads scan the thread's rows, which is fine
 for a tier that exists for tests and demos.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +33,8 @@ from contextkit.checkpoint_archive import (
 )
 from contextkit.errors import BackendUnavailable, ConfigError, InvalidInput
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
-from contextkit.stores import Capability, CheckpointBundle, StoreSettings
+from contextkit.stores import Capability, CheckpointBundle, OwnerState, StoreSettings
+from contextkit.tiered.cold_rules import DeleteMark, RowOrder, build_owner_state, delete_mark, hides, hides_message
 from contextkit_memory.store import _copy_document, _copy_json
 
 __all__ = ["MemoryColdStore", "create_memory_cold_store"]
@@ -43,16 +46,22 @@ _HOT_OPTIONS = frozenset({"clock", "max_sessions", "sweep_batch"})
 
 @dataclass(frozen=True, slots=True)
 class _Row:
-    """One archived event: its order of first write, creation time, key and a private copy of its payload."""
+    """One archived event: its order of first write, creation time, key, version and a private copy of its
+    payload."""
 
     order: int
     created_at: datetime
     key: str
     payload: dict[str, Any]
+    version: int = 0
 
     @property
-    def newness(self) -> tuple[datetime, int]:
-        return (self.created_at, self.order)
+    def newness(self) -> RowOrder:
+        return (self.version, self.created_at, self.order)
+
+    @property
+    def is_delete(self) -> bool:
+        return self.payload.get("event_type") == "delete"
 
 
 class MemoryColdStore:
@@ -128,7 +137,7 @@ class MemoryColdStore:
             if event.event_id in table:
                 continue
             self._order += 1
-            row = _Row(self._order, event.created_at, event.key, _copy_json(event.payload))
+            row = _Row(self._order, event.created_at, event.key, _copy_json(event.payload), event.version)
             table[event.event_id] = row
             self._by_key.setdefault((event.table, event.key), []).append(row)
 
@@ -141,23 +150,67 @@ class MemoryColdStore:
         rows = self._rows_of(table, key)
         return max(rows, key=lambda r: r.newness) if rows else None
 
-    async def read_session(self, session_id: str) -> Session | None:
-        """The session from its newest ``context_sessions`` event; None if none, or if that event is a delete."""
-        row = self._newest("context_sessions", session_id)
-        if row is None or row.payload.get("event_type") == "delete":
+    def _delete_mark(self, key: str) -> DeleteMark | None:
+        deletes = [r for r in self._rows_of("context_sessions", key) if r.is_delete]
+        if not deletes:
             return None
-        return Session.from_dict(row.payload["session"])
+        row = max(deletes, key=lambda r: r.newness)
+        return delete_mark(row.version, row.created_at, row.order, row.payload)
+
+    def _visible(self, table: str, key: str) -> _Row | None:
+        """The newest row of a record, unless the owner's newest delete hides it."""
+        row = self._newest(table, key)
+        if row is None or (table != "context_sessions" and hides(self._delete_mark(key), row.newness)):
+            return None
+        return row
+
+    async def read_owner(self, owner: str) -> OwnerState:
+        """See :meth:`contextkit.stores.ColdStore.read_owner`."""
+        self._ensure_available()
+        version = 0
+        for table in ARCHIVE_TABLES:
+            for row in self._by_key.get((table, owner), ()):
+                if payload_kind(row.payload) is None:
+                    version = max(version, row.version)
+        last_seq = max(
+            (int(r.payload["message"].get("seq", 0)) for r in self._by_key.get(("context_conversations", owner), ())),
+            default=0,
+        )
+        session_row = self._newest("context_sessions", owner)
+        task_row = self._newest("context_task_contexts", owner)
+        conversation_row = self._newest("context_conversation_sessions", owner)
+        return build_owner_state(
+            owner,
+            version=version,
+            last_seq=last_seq,
+            mark=self._delete_mark(owner),
+            session=None
+            if session_row is None or session_row.is_delete
+            else (session_row.newness, Session.from_dict(session_row.payload["session"])),
+            task_context=None if task_row is None else (task_row.newness, task_row.payload["context"]),
+            conversation=None if conversation_row is None else (conversation_row.newness, conversation_row.payload["session"]),
+        )
+
+    async def read_session(self, session_id: str) -> Session | None:
+        """The session from its newest ``context_sessions`` row (with its version); None if none, or if that row
+        is a delete."""
+        row = self._newest("context_sessions", session_id)
+        if row is None or row.is_delete:
+            return None
+        return replace(Session.from_dict(row.payload["session"]), version=row.version)
 
     async def read_history(self, key: str, limit: int | None, before_seq: int | None = None) -> list[Message]:
-        """The newest ``limit`` archived messages with ``seq < before_seq``, in seq order, each message id once."""
+        """The newest ``limit`` archived messages with ``seq < before_seq``, in seq order, each message id once,
+        without those the key's newest delete hides."""
         if limit is not None and limit <= 0:
             self._ensure_available()
             return []
+        mark = self._delete_mark(key)
         seen: set[str] = set()
         messages: list[Message] = []
         for row in self._rows_of("context_conversations", key):
             message = Message.from_dict(row.payload["message"])
-            if message.id in seen:
+            if message.id in seen or hides_message(mark, message.seq):
                 continue
             seen.add(message.id)
             if before_seq is None or message.seq < before_seq:
@@ -167,22 +220,36 @@ class MemoryColdStore:
 
     async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
         """The newest archived task context document (a copy), or None."""
-        row = self._newest("context_task_contexts", session_id)
+        row = self._visible("context_task_contexts", session_id)
         return None if row is None else _copy_document(row.payload["context"])
 
     async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
         """The newest archived conversation session document (a copy), or None."""
-        row = self._newest("context_conversation_sessions", session_key)
+        row = self._visible("context_conversation_sessions", session_key)
         return None if row is None else _copy_document(row.payload["session"])
 
+    async def conversation_keys_of(self, session_id: str) -> list[str]:
+        """See :meth:`contextkit.stores.ColdStore.conversation_keys_of` (a scan: this tier is for tests)."""
+        self._ensure_available()
+        keys = {row.key for row in self._rows["context_conversation_sessions"].values()}
+        found = []
+        for key in sorted(keys):
+            row = self._visible("context_conversation_sessions", key)
+            if row is not None and row.payload["session"].get("session_id") == session_id:
+                found.append(key)
+        return found
+
     async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
-        """That archived checkpoint document (its newest version), or the thread's newest; None if absent."""
+        """That archived checkpoint document (its newest version), or the thread's newest; None if absent or
+        hidden by a later delete of the thread's owner."""
         rows = [r for r in self._rows_of("context_checkpoints", thread_id) if payload_kind(r.payload) is None]
         if checkpoint_id is not None:
             rows = [r for r in rows if r.payload.get("checkpoint_id") == checkpoint_id]
         if not rows:
             return None
         newest = max(rows, key=lambda r: r.newness)
+        if hides(self._delete_mark(thread_id), newest.newness):
+            return None
         return _copy_document(newest.payload["document"])
 
     async def read_langgraph_checkpoint(

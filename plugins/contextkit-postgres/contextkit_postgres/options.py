@@ -1,9 +1,10 @@
-"""The options of the PostgreSQL cold tier: parsing, the schema name, and keeping the password out of sight.
+"""The options of the PostgreSQL cold tier: parsing, the schema name of a namespace, and keeping the password out of
+sight.
 
 The composer hands the factory a mapping built from the configuration (``[postgres]`` in TOML, or the seed's
 ``CONTEXT_PG_URL`` > ``POSTGRES_URL`` and ``CONTEXT_PG_DATABASE``). :func:`parse_options` checks it without any I/O
-and returns a :class:`PostgresOptions`; :meth:`PostgresOptions.mask` removes secrets from any text (driver errors
-can echo the DSN).
+and returns a :class:`PostgresOptions`, whose ``secrets`` every message goes through
+:func:`contextkit.masking.mask_secrets` with (driver errors can echo the DSN).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from contextkit.errors import ConfigError
+from contextkit.masking import check_url_credentials, mask_secrets, remember_secrets, secrets_in
+from contextkit.naming import percent_name
 
-__all__ = ["KNOWN_OPTIONS", "PostgresOptions", "parse_options", "schema_from_namespace"]
+__all__ = ["KNOWN_OPTIONS", "PostgresOptions", "legacy_schema_from_namespace", "parse_options", "schema_from_namespace"]
 
 KNOWN_OPTIONS = frozenset(
     {
@@ -37,15 +40,34 @@ KNOWN_OPTIONS = frozenset(
     }
 )
 _MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<secret>[^@\s]*)@", re.IGNORECASE)
 
 
 def schema_from_namespace(namespace: str) -> str:
-    """A valid, stable PostgreSQL schema name for a namespace: lowercase ``[a-z0-9_]``, at most 63 bytes.
+    """The PostgreSQL schema of a namespace: its percent name (:func:`contextkit.naming.percent_name`), used as a
+    quoted identifier.
 
-    Characters outside that set become ``_``; a name that would start with a digit or ``pg_`` (reserved) gets a
-    ``ck_`` prefix; a long or rewritten name keeps a short hash of the original so two namespaces that differ
-    only in punctuation do not share a schema.
+    A namespace of letters, digits, ``_``, ``.`` and ``-`` (every namespace the configuration accepts) is its own
+    schema name: ``contextkit`` and ``myapp`` keep the schema earlier versions gave them, ``MyApp`` and ``my-app``
+    get ``"MyApp"`` and ``"my-app"``. Other characters are percent-encoded, and a leading ``pg_`` (reserved by
+    PostgreSQL) is written ``%70g_``, so the name always decodes back to the namespace: two namespaces never share a
+    schema. A name that does not fit in 63 bytes (an empty or very long namespace) falls back to
+    :func:`legacy_schema_from_namespace`; that name is not injective, so the store records the namespace owning
+    each schema and refuses a second one (:func:`contextkit_postgres.schema.claim_schema`).
+    """
+    name = percent_name(namespace)
+    if name.startswith("pg_"):
+        name = "%70" + name[1:]
+    if name and len(name) <= _MAX_IDENTIFIER_BYTES:  # a percent name is ASCII: characters are bytes
+        return name
+    return legacy_schema_from_namespace(namespace)
+
+
+def legacy_schema_from_namespace(namespace: str) -> str:
+    """The schema name versions before the percent names gave a namespace (found again by
+    :func:`contextkit_postgres.schema.resolve_schema`, so their archives stay readable; also the fallback for a
+    namespace whose percent name does not fit). Lowercase ``[a-z0-9_]``, at most 63 bytes: other characters became
+    ``_``, a digit or ``pg_`` start got ``ck_``, and a rewritten or long name got 8 hex digits of its SHA-1. Not
+    injective (``A`` and ``a_6dcd4ce2`` both give ``a_6dcd4ce2``), which is why it is no longer the first choice.
     """
     cleaned = re.sub(r"[^a-z0-9_]", "_", namespace.lower())
     lossy = cleaned != namespace
@@ -73,7 +95,11 @@ class PostgresOptions:
     max_size: int
     pool: Any | None
     connect_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    secrets: tuple[str, ...] = ()
+    #: The schema an earlier version gave the namespace, when it differs from :attr:`schema` (None when the
+    #: ``schema`` option is set): :meth:`PostgresColdStore.open` keeps using it if it holds this namespace's archive.
+    legacy_schema: str | None = None
+    #: Every secret of the options (see :func:`contextkit.masking.secrets_in`), hidden from every message.
+    secrets: frozenset[str] = frozenset()
 
     def target(self) -> dict[str, Any]:
         """Where the store points, without credentials: host, port, database, user, schema, TLS mode."""
@@ -102,14 +128,11 @@ class PostgresOptions:
             ssl = self.connect_kwargs["ssl"]
             info["ssl"] = ssl if isinstance(ssl, (str, bool)) else type(ssl).__name__
         info["schema"] = self.schema
-        return info
+        # A user name or host read from a URL is no secret, but a mistyped URL can put a piece of one there.
+        return {key: mask_secrets(value, self.secrets) if isinstance(value, str) else value for key, value in info.items()}
 
-    def mask(self, text: str) -> str:
-        """``text`` with every known secret and any ``scheme://user:password@`` replaced by ``***``."""
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    def __repr__(self) -> str:
+        return f"PostgresOptions({self.target()!r})"
 
 
 def _int_option(options: Mapping[str, Any], name: str, default: int, minimum: int) -> int:
@@ -130,7 +153,8 @@ def parse_options(namespace: str, options: Mapping[str, Any]) -> PostgresOptions
         raise ConfigError(
             f"unknown postgres option(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(KNOWN_OPTIONS))}"
         )
-    secrets: list[str] = []
+    secrets = secrets_in(options)
+    remember_secrets(secrets)
     url = options.get("url")
     if url is not None:
         if not isinstance(url, str) or not url.strip():
@@ -139,21 +163,27 @@ def parse_options(namespace: str, options: Mapping[str, Any]) -> PostgresOptions
         scheme, sep, rest = url.partition("://")
         # SQLAlchemy-style URLs ("postgresql+asyncpg://") name a driver asyncpg does not understand.
         base_scheme = scheme.split("+", 1)[0].lower()
-        if not sep or base_scheme not in ("postgresql", "postgres"):
-            raise ConfigError(f"postgres option 'url' must start with postgresql://, got scheme {scheme!r}")
+        if not sep:
+            # asyncpg reads URLs only; a libpq keyword string ("host=... password=...") is never echoed back.
+            raise ConfigError(
+                "postgres option 'url' must be a postgresql:// URL; a libpq keyword string (host=... dbname=...) "
+                "is not supported: use the URL form or the host, port, user, password and database options"
+            )
+        if base_scheme not in ("postgresql", "postgres"):
+            shown = mask_secrets(scheme, secrets)
+            raise ConfigError(f"postgres option 'url' must start with postgresql://, got scheme {shown!r}")
+        check_url_credentials(url, "postgres url", single_at=True)  # asyncpg ends the user info at the first '@'
         url = f"{base_scheme}://{rest}"
-        userinfo = rest.split("/", 1)[0].rpartition("@")[0]
-        if ":" in userinfo:
-            password = userinfo.split(":", 1)[1]
-            secrets += [password, unquote(password)]
-        for value in parse_qs(urlsplit(url).query).get("password", []):
-            secrets.append(value)
     database = options.get("database")
     if database is not None and (not isinstance(database, str) or not database.strip()):
         raise ConfigError("postgres option 'database' must be a non-empty string")
     schema = options.get("schema")
+    legacy_schema: str | None = None
     if schema is None:
         schema = schema_from_namespace(namespace)
+        legacy_schema = legacy_schema_from_namespace(namespace)
+        if legacy_schema == schema:
+            legacy_schema = None
     elif not isinstance(schema, str) or not schema or "\x00" in schema:
         raise ConfigError("postgres option 'schema' must be a non-empty string")
     elif len(schema.encode("utf-8")) > _MAX_IDENTIFIER_BYTES or schema.lower().startswith("pg_"):
@@ -176,8 +206,6 @@ def parse_options(namespace: str, options: Mapping[str, Any]) -> PostgresOptions
     if options.get("statement_cache_size") is not None:
         # 0 is what PgBouncer in transaction mode needs.
         connect["statement_cache_size"] = _int_option(options, "statement_cache_size", 100, 0)
-    if isinstance(options.get("password"), str):
-        secrets.append(options["password"])
     return PostgresOptions(
         url=url,
         database=database.strip() if isinstance(database, str) else None,
@@ -186,5 +214,6 @@ def parse_options(namespace: str, options: Mapping[str, Any]) -> PostgresOptions
         max_size=max_size,
         pool=pool,
         connect_kwargs=connect,
-        secrets=tuple(s for s in secrets if s),
+        legacy_schema=legacy_schema,
+        secrets=secrets,
     )

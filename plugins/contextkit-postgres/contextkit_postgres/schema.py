@@ -5,6 +5,11 @@ the single source of truth; they use psql's ``:"schema"`` placeholder, so they a
 ``psql -v schema=...``). :func:`migrate` applies the missing ones in order and records each in
 ``<schema>.contextkit_migrations``, all in one transaction that first takes a transaction-scoped advisory lock
 derived from the schema name: two processes starting together never race, and the loser sees the winner's work.
+
+Ownership: migration 004 adds ``<schema>.contextkit_namespace``, one row naming the namespace that owns the schema.
+:func:`resolve_schema` picks the schema a store opens (its namespace's percent name, or the name an earlier version
+gave the namespace when that one holds its archive), and :func:`claim_schema` records the owner on first use and
+raises :class:`~contextkit.errors.ConfigError` when another namespace owns the schema.
 """
 
 from __future__ import annotations
@@ -16,11 +21,24 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from contextkit.errors import ConfigError
 from contextkit_postgres.options import quote_identifier
 
-__all__ = ["MIGRATIONS_TABLE", "Migration", "applied_versions", "load_migrations", "migrate"]
+__all__ = [
+    "MIGRATIONS_TABLE",
+    "OWNER_TABLE",
+    "Migration",
+    "applied_versions",
+    "claim_schema",
+    "load_migrations",
+    "migrate",
+    "resolve_schema",
+    "schema_owner",
+]
 
 MIGRATIONS_TABLE = "contextkit_migrations"
+#: The table (created by migration 004) holding the namespace that owns its schema.
+OWNER_TABLE = "contextkit_namespace"
 _FILE_NAME = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
 
 
@@ -98,3 +116,45 @@ async def migrate(conn: Any, schema: str, timeout: float | None = None) -> list[
             )
             applied_now.append(migration.version)
     return applied_now
+
+
+async def _exists(conn: Any, schema: str, table: str) -> bool:
+    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{quote_identifier(schema)}.{table}"))
+
+
+async def schema_owner(conn: Any, schema: str) -> str | None:
+    """The namespace recorded as the owner of ``schema``, or None (no owner yet, or a schema of an earlier version)."""
+    if not await _exists(conn, schema, OWNER_TABLE):
+        return None
+    owner = await conn.fetchval(f"SELECT namespace FROM {quote_identifier(schema)}.{OWNER_TABLE}")
+    return None if owner is None else str(owner)
+
+
+async def resolve_schema(conn: Any, schema: str, legacy_schema: str | None, namespace: str) -> str:
+    """The schema a store of ``namespace`` opens: ``schema`` (the percent name), unless it holds no archive yet and
+    ``legacy_schema`` (the name an earlier version gave the namespace) holds one that no other namespace owns; so an
+    archive written before the upgrade stays readable, in place."""
+    if legacy_schema is None or legacy_schema == schema or await _exists(conn, schema, MIGRATIONS_TABLE):
+        return schema
+    if not await _exists(conn, legacy_schema, MIGRATIONS_TABLE):
+        return schema
+    owner = await schema_owner(conn, legacy_schema)
+    return legacy_schema if owner in (None, namespace) else schema
+
+
+async def claim_schema(conn: Any, schema: str, namespace: str, timeout: float | None = None) -> None:
+    """Record ``namespace`` as the owner of ``schema`` unless one is recorded already (one atomic INSERT: of two
+    namespaces claiming together, one wins); raise :class:`~contextkit.errors.ConfigError` when the owner is
+    another namespace."""
+    table = f"{quote_identifier(schema)}.{OWNER_TABLE}"
+    owner = await conn.fetchval(f"SELECT namespace FROM {table}", timeout=timeout)
+    if owner is None:
+        await conn.execute(
+            f"INSERT INTO {table} (namespace) VALUES ($1) ON CONFLICT (singleton) DO NOTHING", namespace, timeout=timeout
+        )
+        owner = await conn.fetchval(f"SELECT namespace FROM {table}", timeout=timeout)
+    if owner != namespace:
+        raise ConfigError(
+            f"the postgres schema {schema!r} holds the archive of namespace {owner!r}, not of {namespace!r}; give "
+            f"this namespace a schema of its own ([postgres] schema = ...) or use another namespace"
+        )

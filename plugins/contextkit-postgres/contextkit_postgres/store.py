@@ -3,8 +3,12 @@
 Writes are batched per table, all tables of a batch in one transaction, and idempotent: ``event_id`` is unique
 and conflicts are skipped, so the archiver can retry a batch as often as it needs. A batch is COPYed straight into
 its tables; when that hits a stored ``event_id`` (a retry) it is COPYed into per-transaction TEMP tables instead and
-merged with ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``. Reads answer the kit's read-through: the
-newest event of a key, or the newest messages of a stream. JSON goes over the wire as text (cast to ``jsonb`` in
+merged with ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``. Every row keeps the event's ``version``
+(migration 003). Reads answer the tiered layer's read-through with the rules of
+:mod:`contextkit.tiered.cold_rules`, each read one statement (see :class:`_Sql`): the row of a record with the
+highest ``(version, created_at, id)``, unless the key's newest delete hides it; the newest messages of a stream
+above that delete's ``last_seq``; and :meth:`PostgresColdStore.read_owner`, all an owner's state in one round
+trip. JSON goes over the wire as text (cast to ``jsonb`` in
 SQL, read back as ``::text``), so a pool handed in by the application works whatever type codecs it has set; for
 that reason the direct COPY (binary, through the jsonb codec) is used only on a pool this store created.
 
@@ -26,6 +30,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -42,14 +47,17 @@ from contextkit.checkpoint_archive import (
 )
 from contextkit.codec import archive_json
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
+from contextkit.masking import SECRET_FILTER, mask_secrets
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, from_iso, new_id
-from contextkit.stores import Capability, CheckpointBundle, StoreSettings
+from contextkit.stores import Capability, CheckpointBundle, OwnerState, StoreSettings
+from contextkit.tiered.cold_rules import DeleteMark, build_owner_state, row_order
 from contextkit_postgres.options import PostgresOptions, parse_options, quote_identifier
-from contextkit_postgres.schema import MIGRATIONS_TABLE, load_migrations, migrate
+from contextkit_postgres.schema import MIGRATIONS_TABLE, claim_schema, load_migrations, migrate, resolve_schema
 
 __all__ = ["PostgresColdStore"]
 
 logger = logging.getLogger("contextkit.postgres")
+logger.addFilter(SECRET_FILTER)
 
 T = TypeVar("T")
 
@@ -63,10 +71,16 @@ _KEY_COLUMN = {
     "context_conversation_sessions": "session_key",
 }
 
-# Per table: the columns written after (event_id, <key>, created_at), with their SQL array types; a "jsonb" type
-# means the value is JSON text cast in SQL.
+# Per table: the columns written after (event_id, <key>, created_at), with their SQL types; a "jsonb" type means
+# the value is JSON text cast in SQL. Every table ends with the event's version (migration 003).
 _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "context_sessions": (("user_id", "text"), ("event_type", "text"), ("payload", "jsonb")),
+    "context_sessions": (
+        ("user_id", "text"),
+        ("event_type", "text"),
+        ("payload", "jsonb"),
+        ("last_seq", "bigint"),
+        ("version", "bigint"),
+    ),
     "context_conversations": (
         ("role", "text"),
         ("content", "text"),
@@ -74,18 +88,30 @@ _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("seq", "bigint"),
         ("message_id", "text"),
         ("sent_at", "timestamptz"),
+        ("version", "bigint"),
     ),
-    "context_task_contexts": (("context_data", "jsonb"),),
-    "context_checkpoints": (("checkpoint_id", "text"), ("data", "jsonb"), ("metadata", "jsonb")),
-    "context_checkpoint_writes": (("checkpoint_id", "text"), ("task_id", "text"), ("writes_data", "jsonb")),
-    "context_conversation_sessions": (("session_data", "jsonb"),),
+    "context_task_contexts": (("context_data", "jsonb"), ("version", "bigint")),
+    "context_checkpoints": (("checkpoint_id", "text"), ("data", "jsonb"), ("metadata", "jsonb"), ("version", "bigint")),
+    "context_checkpoint_writes": (
+        ("checkpoint_id", "text"),
+        ("task_id", "text"),
+        ("writes_data", "jsonb"),
+        ("version", "bigint"),
+    ),
+    "context_conversation_sessions": (("session_data", "jsonb"), ("version", "bigint")),
 }
+
+# The largest value of a BIGINT column (versions and seqs).
+_BIGINT_MAX = 2**63 - 1
 
 # Errors that mean "the connection is gone": the operation may be retried once on a fresh connection.
 _CONNECTION_LOST = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # asyncpg's "cannot switch to state N; another operation is in progress", met on a connection the server
+    # terminated in the middle of an operation (a restart; MagicStack/asyncpg#784, #1069)
+    asyncpg.InternalClientError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
@@ -138,6 +164,18 @@ def _mapping(payload: Mapping[str, Any], name: str, event: ArchiveEvent) -> Mapp
     return value
 
 
+def _version(event: ArchiveEvent) -> int:
+    """The event's version, checked to fit its BIGINT column."""
+    version = event.version
+    if type(version) is not int:
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise SerializationError(f"event {event.event_id} ({event.table}) has a non-integer version {version!r}")
+        version = int(version)
+    if not 0 <= version <= _BIGINT_MAX:
+        raise SerializationError(f"event {event.event_id} ({event.table}) has a version out of range: {version}")
+    return version
+
+
 def _conversation_row(event: ArchiveEvent) -> tuple[Any, ...]:
     """The COPY record of a ``context_conversations`` event: :meth:`Message.from_dict`'s checks and coercions
     without building the Message, the metadata serialized once, and the conversions skipped for values that have
@@ -180,26 +218,50 @@ def _conversation_row(event: ArchiveEvent) -> tuple[Any, ...]:
         "\\u0000" in metadata_text and _has_nul(metadata)
     ):
         raise SerializationError(f"event {event.event_id} ({event.table}) holds a NUL character, which PostgreSQL cannot store")
-    return (event_id, key, event.created_at, role, content, metadata_text, seq, message_id, sent_at)
+    # Messages carry version 0 (their seq orders them): the common case skips the check.
+    version = event.version
+    if version.__class__ is not int or version != 0:
+        version = _version(event)
+    return (event_id, key, event.created_at, role, content, metadata_text, seq, message_id, sent_at, version)
+
+
+def _session_row(event: ArchiveEvent) -> tuple[Any, ...]:
+    """The ``context_sessions`` columns: user_id, event_type, payload (the session itself: event_type has its own
+    column, as in the ClickHouse tier) and last_seq (a delete's; NULL on other rows).
+
+    An owner's delete may carry no session (any owner can be deleted, e.g. a conversation session key): its
+    user_id and payload are then NULL.
+    """
+    payload = event.payload
+    event_type = payload.get("event_type")
+    if not isinstance(event_type, str) or not event_type:
+        raise SerializationError(f"event {event.event_id} (context_sessions) needs an 'event_type'")
+    last_seq: int | None = None
+    if event_type == "delete":
+        last_seq = payload.get("last_seq")
+        if last_seq is not None and (
+            isinstance(last_seq, bool) or not isinstance(last_seq, int) or not 0 <= last_seq <= _BIGINT_MAX
+        ):
+            raise SerializationError(f"event {event.event_id} (context_sessions) has a malformed last_seq {last_seq!r}")
+        if payload.get("session") is None:
+            return (None, event_type, None, last_seq)
+    document = _mapping(payload, "session", event)
+    session = Session.from_dict(document)
+    return (
+        _plain_text(session.user_id, event),
+        _plain_text(event_type, event),
+        _json_text(dict(document), event),
+        last_seq,
+    )
 
 
 def _row(event: ArchiveEvent) -> tuple[Any, ...]:
-    """The column values of one event (after event_id, key, created_at), validated."""
+    """The column values of one event of any table but ``context_conversations`` (after event_id, key,
+    created_at, before version), validated."""
     payload = event.payload
     table = event.table
     if table == "context_sessions":
-        session = Session.from_dict(_mapping(payload, "session", event))
-        event_type = payload.get("event_type")
-        if not isinstance(event_type, str) or not event_type:
-            raise SerializationError(f"event {event.event_id} (context_sessions) needs an 'event_type'")
-        # payload holds the session itself (event_type has its own column), as in the ClickHouse tier.
-        return (
-            _plain_text(session.user_id, event),
-            _plain_text(event_type, event),
-            _json_text(dict(_mapping(payload, "session", event)), event),
-        )
-    if table == "context_conversations":
-        return _conversation_row(event)[3:]
+        return _session_row(event)
     if table == "context_task_contexts":
         return (_json_text(dict(_mapping(payload, "context", event)), event),)
     kind = payload_kind(payload)
@@ -239,7 +301,9 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
 
 
 def _copy_row(event: ArchiveEvent) -> tuple[Any, ...]:
-    """The COPY record of one event: (event_id, key, created_at, *the table's columns), validated."""
+    """The COPY record of one event: (event_id, key, created_at, *the table's columns, version), validated."""
+    if event.table == "context_conversations":
+        return _conversation_row(event)
     event_id = event.event_id
     key = event.key
     # Ids are str by the ArchiveEvent contract; str() only for a caller that passed something else.
@@ -249,7 +313,18 @@ def _copy_row(event: ArchiveEvent) -> tuple[Any, ...]:
         key = str(key)
     if "\x00" in event_id or "\x00" in key:
         _plain_text(event_id + key, event)
-    return (event_id, key, event.created_at, *_row(event))
+    return (event_id, key, event.created_at, *_row(event), _version(event))
+
+
+async def _keep_session_state(conn: Any) -> None:
+    """The reset of a pool this store creates: nothing to send.
+
+    asyncpg's default reset sends ``RESET ALL; CLOSE ALL; UNLISTEN *; ...`` each time a connection goes back to
+    the pool: a second round trip per call, which doubled the latency of a read (``read_owner`` runs on the hot
+    path for every owner the hot tier does not know). This store leaves no session state behind: it sets no
+    variables, declares no cursors, listens to nothing, takes only transaction-scoped locks and its temp tables
+    drop on commit; asyncpg still rolls back a transaction left open before calling this.
+    """
 
 
 class _CopyRows:
@@ -299,6 +374,96 @@ class _CopyRows:
         return self.rows
 
 
+@dataclass(frozen=True, slots=True)
+class _Sql:
+    """The read statements of one schema, built once per store.
+
+    They state :mod:`contextkit.tiered.cold_rules` in SQL. The row of a record that answers is the first in
+    ``ORDER BY version DESC, created_at DESC, id DESC`` (an index on ``(key, version, created_at, id)`` per
+    record, migration 003). The key's newest delete (a ``context_sessions`` row with ``event_type = 'delete'``,
+    partial index ``context_sessions_delete_idx``) hides a row of another table whose ``(version, created_at)`` is
+    not above its own: ids of two tables do not compare, so a tie (only version-0 rows stamped in the same
+    microsecond can tie) counts as written before the delete. It hides the messages of the key's stream with
+    ``seq <= last_seq`` (a delete without one, archived before migration 003, hides none). LangGraph rows
+    (``data ? 'kind'``, a JSON object in ``writes_data``) are outside these rules.
+    """
+
+    owner: str
+    session: str
+    history: str
+    task_context: str
+    conversation: str
+    conversation_keys: str
+    checkpoint: str
+    thread_checkpoint: str
+
+    @classmethod
+    def build(cls, schema_q: str) -> _Sql:
+        """The statements for the quoted schema ``schema_q``."""
+        sessions = f"{schema_q}.context_sessions"
+        newest = "ORDER BY version DESC, created_at DESC, id DESC LIMIT 1"
+        deletes = f"FROM {sessions} d WHERE d.session_id = {{key}} AND d.event_type = 'delete'"
+
+        def visible(table: str, key_column: str, column: str, extra: str = "") -> str:
+            # The record's newest row, unless a delete of its key is not older than it.
+            return (
+                f"SELECT r.{column}::text FROM (SELECT {column}, version, created_at FROM {schema_q}.{table} "
+                f"WHERE {key_column} = $1 {extra} {newest}) r "
+                f"WHERE NOT EXISTS (SELECT 1 {deletes.format(key='$1')} "
+                "AND (d.version, d.created_at) >= (r.version, r.created_at))"
+            )
+
+        seed_checkpoint = "AND NOT (data ? 'kind')"
+        owner = (
+            "SELECT d.version, d.created_at, d.id, d.last_seq, "
+            "s.version, s.created_at, s.id, s.payload::text, "
+            "t.version, t.created_at, t.context_data::text, "
+            "c.version, c.created_at, c.session_data::text, "
+            f"(SELECT version FROM {schema_q}.context_checkpoints WHERE thread_id = $1 {seed_checkpoint} "
+            "ORDER BY version DESC LIMIT 1), "
+            f"(SELECT version FROM {schema_q}.context_checkpoint_writes WHERE thread_id = $1 "
+            "AND jsonb_typeof(writes_data) <> 'object' ORDER BY version DESC LIMIT 1), "
+            f"(SELECT seq FROM {schema_q}.context_conversations WHERE session_id = $1 ORDER BY seq DESC LIMIT 1) "
+            "FROM (VALUES (1)) AS one "
+            f"LEFT JOIN LATERAL (SELECT version, created_at, id, last_seq {deletes.format(key='$1')} "
+            "ORDER BY d.version DESC, d.created_at DESC, d.id DESC LIMIT 1) d ON TRUE "
+            f"LEFT JOIN LATERAL (SELECT version, created_at, id, payload FROM {sessions} "
+            f"WHERE session_id = $1 AND event_type <> 'delete' {newest}) s ON TRUE "
+            f"LEFT JOIN LATERAL (SELECT version, created_at, context_data FROM {schema_q}.context_task_contexts "
+            f"WHERE session_id = $1 {newest}) t ON TRUE "
+            f"LEFT JOIN LATERAL (SELECT version, created_at, session_data FROM {schema_q}.context_conversation_sessions "
+            f"WHERE session_key = $1 {newest}) c ON TRUE"
+        )
+        history = (
+            "SELECT message_id, seq, id, role, content, metadata::text, sent_at "
+            f"FROM {schema_q}.context_conversations WHERE session_id = $1 AND (seq, id) < ($2, $3) "
+            f"AND seq > COALESCE((SELECT d.last_seq {deletes.format(key='$1')} "
+            "ORDER BY d.version DESC, d.created_at DESC, d.id DESC LIMIT 1), 0) "
+            "ORDER BY seq DESC, id DESC LIMIT $4"
+        )
+        # Per key that ever named the session: its newest document and its newest delete, each one lookup (LATERAL
+        # ... LIMIT 1 keeps them per key: an anti join may instead merge with every delete of the archive).
+        conversation_keys = (
+            "SELECT k.session_key FROM (SELECT DISTINCT session_key "
+            f"FROM {schema_q}.context_conversation_sessions WHERE session_data->>'session_id' = $1) k "
+            "CROSS JOIN LATERAL (SELECT session_data->>'session_id' AS parent, version, created_at "
+            f"FROM {schema_q}.context_conversation_sessions n WHERE n.session_key = k.session_key {newest}) r "
+            f"LEFT JOIN LATERAL (SELECT d.version, d.created_at {deletes.format(key='k.session_key')} "
+            "ORDER BY d.version DESC, d.created_at DESC, d.id DESC LIMIT 1) x ON TRUE "
+            "WHERE r.parent = $1 AND (x.version IS NULL OR (x.version, x.created_at) < (r.version, r.created_at))"
+        )
+        return cls(
+            owner=owner,
+            session=f"SELECT event_type, payload::text, version FROM {sessions} WHERE session_id = $1 {newest}",
+            history=history,
+            task_context=visible("context_task_contexts", "session_id", "context_data"),
+            conversation=visible("context_conversation_sessions", "session_key", "session_data"),
+            conversation_keys=conversation_keys,
+            checkpoint=visible("context_checkpoints", "thread_id", "data", f"AND checkpoint_id = $2 {seed_checkpoint}"),
+            thread_checkpoint=visible("context_checkpoints", "thread_id", "data", seed_checkpoint),
+        )
+
+
 class PostgresColdStore:
     """The cold tier on PostgreSQL (asyncpg): the seed's six tables in a schema of their own.
 
@@ -319,13 +484,20 @@ class PostgresColdStore:
         self._owns_pool = self.options.pool is None
         self._opened = False
         self._closed = False
-        self._schema_q = quote_identifier(self.options.schema)
-        self._insert_sql = {table: self._build_insert(table) for table in ARCHIVE_TABLES}
+        self._use_schema(self.options.schema)
         self._copy_columns = {
             table: ("event_id", _KEY_COLUMN[table], "created_at", *(name for name, _ in _COLUMNS[table]))
             for table in ARCHIVE_TABLES
         }
         self.migrations_applied: list[int] = []
+
+    def _use_schema(self, schema: str) -> None:
+        """Point every statement at ``schema``."""
+        if schema != self.options.schema:
+            self.options = replace(self.options, schema=schema)
+        self._schema_q = quote_identifier(schema)
+        self._insert_sql = {table: self._build_insert(table) for table in ARCHIVE_TABLES}
+        self._sql = _Sql.build(self._schema_q)
 
     # -- identity ---------------------------------------------------------------------------------------------
     @property
@@ -374,6 +546,7 @@ class PostgresColdStore:
                 min_size=self.options.min_size,
                 max_size=self.options.max_size,
                 timeout=timeout,
+                reset=_keep_session_state,
                 **kwargs,
             )
             try:
@@ -382,8 +555,17 @@ class PostgresColdStore:
                 pool.terminate()
                 raise self._translate(exc, "connect") from None
             self._pool = pool
+        namespace = self.settings.namespace
         try:
+            legacy = self.options.legacy_schema
+            if legacy is not None:
+                found = await self._call("find schema", lambda conn: resolve_schema(conn, self.schema, legacy, namespace))
+                if found != self.schema:
+                    logger.info("postgres cold tier: namespace %r keeps its archive in schema %r", namespace, found)
+                    self._use_schema(found)
             self.migrations_applied = await self._call("migrate", lambda conn: migrate(conn, self.schema, timeout))
+            # Before any read or write: a schema another namespace owns is refused with a ConfigError.
+            await self._call("claim schema", lambda conn: claim_schema(conn, self.schema, namespace, timeout))
         except BaseException:
             if self._owns_pool and self._pool is not None:
                 self._pool.terminate()
@@ -428,7 +610,7 @@ class PostgresColdStore:
             report.update(
                 status="unhealthy",
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                error=self.options.mask(str(exc)),
+                error=mask_secrets(str(exc), self.options.secrets),
             )
             return report
         pool = self._pool
@@ -452,10 +634,10 @@ class PostgresColdStore:
         if isinstance(exc, ContextKitError):
             return exc
         if isinstance(exc, (asyncpg.DataError, UnicodeEncodeError)):
-            return SerializationError(f"postgres {op}: value rejected: {self.options.mask(str(exc))}")
+            return SerializationError(f"postgres {op}: value rejected: {mask_secrets(str(exc), self.options.secrets)}")
         if isinstance(exc, asyncio.TimeoutError):
             return BackendUnavailable(f"postgres {op} timed out after {self.settings.timeout:g}s")
-        detail = self.options.mask(str(exc)) or type(exc).__name__
+        detail = mask_secrets(str(exc), self.options.secrets) or type(exc).__name__
         return BackendUnavailable(f"postgres {op} failed: {type(exc).__name__}: {detail}")
 
     async def _call(self, op: str, work: Callable[[Any], Awaitable[T]], *, retry: bool = True, timeout: float | None = None) -> T:
@@ -574,42 +756,82 @@ class PostgresColdStore:
         rows.check()
 
     # -- reads ------------------------------------------------------------------------------------------------
-    async def _newest(self, table: str, key_column: str, key: str, columns: str, extra: str = "") -> Any:
-        sql = (
-            f"SELECT {columns} FROM {self._table(table)} WHERE {key_column} = $1 {extra} "
-            "ORDER BY created_at DESC, id DESC LIMIT 1"
-        )
-        return await self._call(f"read {table}", lambda conn: conn.fetchrow(sql, key))
-
     def _loads(self, text: str, what: str) -> Any:
         try:
             return json.loads(text)
         except ValueError as exc:
             raise SerializationError(f"stored {what} is not valid JSON: {exc}") from None
 
-    async def read_session(self, session_id: str) -> Session | None:
-        """The session as of its newest archived event; None when there is none or the newest is a delete."""
-        row = await self._newest("context_sessions", "session_id", session_id, "event_type, payload::text")
-        if row is None or row[0] == "delete":
-            return None
-        payload = self._loads(row[1], "session event")
+    async def read_owner(self, owner: str) -> OwnerState:
+        """See :meth:`contextkit.stores.ColdStore.read_owner`: one statement (one round trip once asyncpg has
+        prepared it), each of its parts one index lookup; the rules are applied by
+        :func:`contextkit.tiered.cold_rules.build_owner_state`.
+
+        Messages carry version 0 by contract (their seq orders them), so the stream's version is not read.
+        """
+        sql = self._sql.owner
+        row = await self._call("read owner", lambda conn: conn.fetchrow(sql, owner))
+        (
+            delete_version, delete_at, delete_row_id, delete_last_seq,
+            session_version, session_at, session_row_id, session_text,
+            task_version, task_at, task_text,
+            conversation_version, conversation_at, conversation_text,
+            checkpoint_version, writes_version, last_seq,
+        ) = row
+        mark = None
+        if delete_version is not None:
+            mark = DeleteMark(row_order(delete_version, delete_at, delete_row_id), delete_last_seq or 0)
+        session = None
+        if session_version is not None:
+            order = row_order(session_version, session_at, session_row_id)
+            session = (order, replace(self._session(session_text, owner), version=session_version))
+        # Rows of the other tables tie-break below a delete of the same (version, created_at): ids of two tables
+        # do not compare, and the SQL reads hide such a row too (see _Sql).
+        task = None
+        if task_version is not None:
+            task = (row_order(task_version, task_at, 0), self._document(task_text, "task context"))
+        conversation = None
+        if conversation_version is not None:
+            conversation = (
+                row_order(conversation_version, conversation_at, 0),
+                self._document(conversation_text, "conversation session"),
+            )
+        versions = (session_version, task_version, conversation_version, checkpoint_version, writes_version)
+        return build_owner_state(
+            owner,
+            version=max((v for v in versions if v is not None), default=0),
+            last_seq=last_seq or 0,
+            mark=mark,
+            session=session,
+            task_context=task,
+            conversation=conversation,
+        )
+
+    def _session(self, text: str | None, session_id: str) -> Session:
+        payload = None if text is None else self._loads(text, "session event")
         if not isinstance(payload, dict):
             raise SerializationError(f"stored session event of {session_id!r} is not a session document")
         return Session.from_dict(payload)
 
+    async def read_session(self, session_id: str) -> Session | None:
+        """The session as of its newest archived event by ``(version, created_at, id)``, with that ``version``;
+        None when there is none or the newest is a delete."""
+        sql = self._sql.session
+        row = await self._call("read context_sessions", lambda conn: conn.fetchrow(sql, session_id))
+        if row is None or row[0] == "delete":
+            return None
+        return replace(self._session(row[1], session_id), version=row[2])
+
     async def read_history(self, key: str, limit: int | None, before_seq: int | None = None) -> list[Message]:
-        """The newest ``limit`` messages with ``seq < before_seq``, chronological, each message id once.
+        """The newest ``limit`` messages with ``seq < before_seq``, chronological, each message id once, without
+        those the key's newest delete hides (``seq <= last_seq``).
 
         Walks the ``(session_id, seq, id)`` index backwards in pages, so the cost follows ``limit`` (plus any
-        duplicates met on the way), not the length of the stream.
+        duplicates met on the way), not the length of the stream; the delete's ``last_seq`` bounds the walk.
         """
         if limit is not None and limit <= 0:
             return []
-        table = self._table("context_conversations")
-        sql = (
-            f"SELECT message_id, seq, id, role, content, metadata::text, sent_at FROM {table} "
-            "WHERE session_id = $1 AND (seq, id) < ($2, $3) ORDER BY seq DESC, id DESC LIMIT $4"
-        )
+        sql = self._sql.history
 
         async def read(conn: Any) -> list[Any]:
             seen: set[str] = set()
@@ -635,28 +857,34 @@ class PostgresColdStore:
             messages.append(Message(role=row[3], content=row[4], timestamp=row[6], metadata=metadata, id=row[0], seq=row[1]))
         return messages
 
+    async def _visible_document(self, op: str, sql: str, *args: str) -> dict[str, Any] | None:
+        row = await self._call(op, lambda conn: conn.fetchrow(sql, *args))
+        return None if row is None else self._document(row[0], op.removeprefix("read "))
+
     async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
-        """The newest archived task context document, or None."""
-        row = await self._newest("context_task_contexts", "session_id", session_id, "context_data::text")
-        return None if row is None else self._document(row[0], "task context")
+        """The newest archived task context document, or None (also when a later delete hides it)."""
+        return await self._visible_document("read task context", self._sql.task_context, session_id)
 
     async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
-        """The newest archived conversation session document, or None."""
-        row = await self._newest("context_conversation_sessions", "session_key", session_key, "session_data::text")
-        return None if row is None else self._document(row[0], "conversation session")
+        """The newest archived conversation session document, or None (also when a later delete hides it)."""
+        return await self._visible_document("read conversation session", self._sql.conversation, session_key)
+
+    async def conversation_keys_of(self, session_id: str) -> list[str]:
+        """See :meth:`contextkit.stores.ColdStore.conversation_keys_of`: the keys that ever named the session
+        (the ``session_data->>'session_id'`` index of migration 003), kept when their newest document still
+        does and no delete of the key hides it."""
+        sql = self._sql.conversation_keys
+        rows = await self._call("conversation keys", lambda conn: conn.fetch(sql, session_id))
+        # Sorted here: ORDER BY would follow the database's collation, the contract sorts by code point.
+        return sorted(row[0] for row in rows)
 
     async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
-        """An archived seed checkpoint document (the newest of the thread when ``checkpoint_id`` is None), or None."""
+        """An archived seed checkpoint document (that checkpoint's newest version, or the thread's newest
+        checkpoint when ``checkpoint_id`` is None), or None, also when a later delete of the thread's owner hides
+        it."""
         if checkpoint_id is None:
-            row = await self._newest("context_checkpoints", "thread_id", thread_id, "data::text", "AND NOT (data ? 'kind')")
-        else:
-            table = self._table("context_checkpoints")
-            sql = (
-                f"SELECT data::text FROM {table} WHERE thread_id = $1 AND checkpoint_id = $2 "
-                "AND NOT (data ? 'kind') ORDER BY created_at DESC, id DESC LIMIT 1"
-            )
-            row = await self._call("read checkpoint", lambda conn: conn.fetchrow(sql, thread_id, checkpoint_id))
-        return None if row is None else self._document(row[0], "checkpoint")
+            return await self._visible_document("read checkpoint", self._sql.thread_checkpoint, thread_id)
+        return await self._visible_document("read checkpoint", self._sql.checkpoint, thread_id, checkpoint_id)
 
     async def read_langgraph_checkpoint(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None

@@ -30,7 +30,7 @@ THREAD = "thread 'pg' 🙂:1"
 async def kit(
     tmp_path: Path, new_settings: Callable[..., StoreSettings], pg_stores: Callable[..., PostgresColdStore]
 ) -> AsyncIterator[ContextKit]:
-    settings = replace(new_settings(), checkpoint_ttl=TTL)
+    settings = replace(new_settings(), checkpoint_ttl=TTL, archived=True)
     hot = SqliteHotStore(settings, {"path": str(tmp_path / "hot.sqlite3")})
     async with ContextKit(hot, pg_stores(settings)) as kit:
         yield kit

@@ -16,7 +16,7 @@ from contextkit.stores import ColdStore, StoreSettings
 from contextkit.testing.cold import message_event, session_event, task_context_event
 from contextkit.testing.services import free_port
 from contextkit_postgres import create_cold_store
-from contextkit_postgres.options import parse_options, schema_from_namespace
+from contextkit_postgres.options import legacy_schema_from_namespace, parse_options, schema_from_namespace
 from contextkit_postgres.store import PostgresColdStore
 
 SECRET = "s3cr3t-Pa55"
@@ -89,20 +89,24 @@ def test_options_from_the_environment_layer_are_coerced() -> None:
     "namespace",
     ["contextkit", "my-app", "My App", "9lives", "pg_thing", "ünïcode", "a" * 100, "x:y", "x_y", "", "__"],
 )
-def test_schema_names_derived_from_namespaces_are_valid_identifiers(namespace: str) -> None:
+def test_schema_names_derived_from_namespaces_are_valid_schema_names(namespace: str) -> None:
+    """At most 63 bytes, never the reserved ``pg_`` start, printable ASCII without quotes, and stable."""
     schema = schema_from_namespace(namespace)
     assert schema
     assert len(schema.encode()) <= 63
-    assert schema[0].isalpha() or schema[0] == "_"
     assert not schema.startswith("pg_")
-    assert all(c.isascii() and (c.isalnum() or c == "_") for c in schema)
+    assert all(c.isascii() and c.isprintable() and c not in "\"'" for c in schema)
     assert schema == schema_from_namespace(namespace)
 
 
-def test_distinct_namespaces_get_distinct_schemas() -> None:
-    names = ["my-app", "my_app", "My_App", "my app", "a" * 100, "a" * 101, "contextkit"]
+def test_distinct_namespaces_get_distinct_schemas_and_plain_identifiers_keep_theirs() -> None:
+    names = ["my-app", "my_app", "My_App", "my app", "a" * 100, "a" * 101, "contextkit", "A", "a_6dcd4ce2", "pg_x"]
     assert len({schema_from_namespace(n) for n in names}) == len(names)
-    assert schema_from_namespace("contextkit") == "contextkit"
+    # a plain identifier keeps the schema earlier versions gave it (its archive is found where it was)
+    for plain in ("contextkit", "myapp", "my_app", "a_6dcd4ce2", "_x9"):
+        assert schema_from_namespace(plain) == legacy_schema_from_namespace(plain) == plain
+    assert schema_from_namespace("A") == "A"
+    assert schema_from_namespace("pg_x") == "%70g_x"
 
 
 async def test_open_on_an_unreachable_port_raises_backend_unavailable_without_the_password() -> None:

@@ -45,17 +45,21 @@ once a minute: a put stays one round trip. Index entries of expired threads are 
 from __future__ import annotations
 
 import time
+import uuid
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from contextkit.checkpoint_archive import delete_payload
 from contextkit.codec import archive_json, archive_loads
 from contextkit.errors import ConfigError, SerializationError
+from contextkit.records import ArchiveEvent
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,
     CheckpointBundle,
     CheckpointRow,
+    EventHead,
     StoreSettings,
     Typed,
     WriteRow,
@@ -145,9 +149,13 @@ end
 _PUT = (
     _LIB
     + r"""
--- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, thread index shard [, run index]]
--- ARGV: ttl_ms, pfx, ns, cid, parent ('' = none), record, thread_id, nblobs, field, value, ...
+-- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, outbox stream] [, thread index shard [, run index]]
+-- ARGV: ttl_ms, pfx, ns, cid, parent ('' = none), record, thread_id, archive event JSON ('' = none: no outbox
+--       key either), nblobs, field, value, ...
 local ttl, pfx, ns, cid, parent = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local event = ARGV[8]
+local ix = 9
+if event ~= '' then ix = 10 end
 if redis.call('EXISTS', KEYS[8]) == 1 then
   if stale(KEYS[8], cid) or (parent ~= '' and stale(KEYS[8], parent)) then
     -- a late put of the run that was going when the thread was deleted: drop it and what raced ahead of it
@@ -159,8 +167,8 @@ end
 redis.call('ZADD', KEYS[1], 0, pfx .. cid)
 redis.call('ZADD', KEYS[2], 0, cid .. '\0' .. ns)
 redis.call('HSET', KEYS[3], pfx .. cid, ARGV[6])
-local n = tonumber(ARGV[8])
-local i = 9
+local n = tonumber(ARGV[9])
+local i = 10
 while n > 0 do
   local take = math.min(n, 500)
   redis.call('HSET', KEYS[4], unpack(ARGV, i, i + 2 * take - 1))
@@ -169,11 +177,13 @@ while n > 0 do
 end
 redis.call('SADD', KEYS[7], ns)
 touch(KEYS, ttl)
-if KEYS[9] then redis.call('ZADD', KEYS[9], 0, ARGV[7]) end
-if KEYS[10] then
-  redis.call('SADD', KEYS[10], ARGV[7])
-  redis.call('PEXPIRE', KEYS[10], ttl)
+if KEYS[ix] then redis.call('ZADD', KEYS[ix], 0, ARGV[7]) end
+if KEYS[ix + 1] then
+  redis.call('SADD', KEYS[ix + 1], ARGV[7])
+  redis.call('PEXPIRE', KEYS[ix + 1], ttl)
 end
+-- the checkpoint's archive event, in the same step (a dropped late put above wrote none)
+if event ~= '' then redis.call('XADD', KEYS[9], '*', 'e', event) end
 return 1
 """
 )
@@ -181,18 +191,20 @@ return 1
 _PUT_WRITES = (
     _LIB
     + r"""
--- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb. ARGV: ttl_ms, pfx, cid, upsert, member, value, ...
+-- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, outbox stream].
+-- ARGV: ttl_ms, pfx, cid, upsert, archive event JSON ('' = none), member, value, ...
 local ttl, pfx, cid = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('EXISTS', KEYS[8]) == 1 and redis.call('HEXISTS', KEYS[3], pfx .. cid) == 0 then
   if stale(KEYS[8], cid) then return 0 end
 end
 local cmd = 'HSETNX'
 if ARGV[4] == '1' then cmd = 'HSET' end
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   redis.call(cmd, KEYS[6], ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[5], 0, ARGV[i])
 end
 touch(KEYS, ttl)
+if ARGV[5] ~= '' then redis.call('XADD', KEYS[9], '*', 'e', ARGV[5]) end
 return 1
 """
 )
@@ -248,8 +260,11 @@ return out
 _DELETE_THREAD = (
     _LIB
     + r"""
--- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, thread index shard]. ARGV: ttl_ms, floor of the delete time, thread_id
+-- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, outbox stream] [, thread index shard].
+-- ARGV: ttl_ms, floor of the delete time, thread_id, archive event JSON before its floor and after it ('' = none)
 local floor = ARGV[2]
+local ix = 9
+if ARGV[4] ~= '' then ix = 10 end
 local top = redis.call('ZREVRANGE', KEYS[2], 0, 0)
 if #top > 0 then
   local z = string.find(top[1], '\0', 1, true)
@@ -261,7 +276,8 @@ if prev and not le(prev, floor) then floor = prev end
 redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 redis.call('HSET', KEYS[8], 'floor', floor)
 redis.call('PEXPIRE', KEYS[8], ARGV[1])
-if KEYS[9] then redis.call('ZREM', KEYS[9], ARGV[3]) end
+if KEYS[ix] then redis.call('ZREM', KEYS[ix], ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('XADD', KEYS[9], '*', 'e', ARGV[4] .. cjson.encode(floor) .. ARGV[5]) end
 return 1
 """
 )
@@ -551,7 +567,8 @@ def _pairs(raw: Any) -> list[tuple[bytes, bytes]]:
 class RedisCheckpoints:
     """Mixin implementing :class:`contextkit.stores.CheckpointStore` on Redis (see the module docstring).
 
-    The host (``RedisHotStore``) provides ``settings``, ``keys``, ``gate``, ``client`` and ``cluster``.
+    The host (``RedisHotStore``) provides ``settings``, ``keys``, ``gate``, ``client``, ``cluster`` and
+    ``_outbox_key``.
     """
 
     settings: StoreSettings
@@ -569,6 +586,9 @@ class RedisCheckpoints:
         @property
         def cluster(self) -> bool:
             """True on a Redis Cluster."""
+
+        def _outbox_key(self, owner_id: str) -> str:
+            """The outbox stream a script of ``owner_id`` XADDs its archive event to."""
 
     # -- plumbing ---------------------------------------------------------------------------------------------
     @property
@@ -670,18 +690,23 @@ class RedisCheckpoints:
             cache.pop(("t", thread_id), None)
 
     # -- writes -----------------------------------------------------------------------------------------------
-    async def cp_put(self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed]) -> None:
-        """One script: the record, the new blobs, both id indexes, the namespace and the thread TTL; a late put
-        of a deleted thread is dropped inside the same script."""
+    async def cp_put(
+        self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed], *, archive: ArchiveEvent | None = None
+    ) -> None:
+        """One script: the record, the new blobs, both id indexes, the namespace, the thread TTL and (``archive``)
+        the checkpoint's archive event; a late put of a deleted thread is dropped inside the same script."""
         thread_id = row.thread_id
         pfx = _prefix(row.checkpoint_ns)
         run_id = _run_id(row.metadata)
         all_keys = self._lg_thread_keys(thread_id)
+        keys = list(all_keys[:8])
+        stream = None if archive is None else self._outbox_key(thread_id)
+        if stream is not None:
+            keys.append(stream)
         if self.cluster:
-            keys = list(all_keys[:8])
             await self._lg_preindex(thread_id, run_id)
         else:
-            keys = list(all_keys)
+            keys.append(all_keys[8])
             if run_id is not None:
                 keys.append(self._lg_run_index(run_id))
         args: list[Any] = [
@@ -692,25 +717,41 @@ class RedisCheckpoints:
             _b(row.parent_checkpoint_id or ""),
             _encode_record(row),
             _b(thread_id),
+            "" if archive is None else archive_json(archive.to_dict()),
             len(new_blobs),
         ]
         for (channel, version), (kind, data) in new_blobs.items():
             args.append(pfx + _b(channel) + b"\0" + _b(str(version)))
             args.append(_pack_typed(kind, bytes(data)))
         await self.gate("cp_put", self._lg.run("put", keys, args))
+        self._lg_wrote(stream)
 
     async def cp_put_writes(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[WriteRow], upsert: bool
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        writes: Sequence[WriteRow],
+        upsert: bool,
+        *,
+        archive: ArchiveEvent | None = None,
     ) -> None:
-        """One script: each write under ``(task_id, idx)`` (HSET when ``upsert``, else HSETNX) and the TTL."""
+        """One script: each write under ``(task_id, idx)`` (HSET when ``upsert``, else HSETNX), the TTL and
+        (``archive``) their archive event."""
         if not writes:
             return
         pfx = _prefix(checkpoint_ns)
-        args: list[Any] = [self._lg_ttl_ms(), pfx, _b(checkpoint_id), "1" if upsert else "0"]
+        event = "" if archive is None else archive_json(archive.to_dict())
+        args: list[Any] = [self._lg_ttl_ms(), pfx, _b(checkpoint_id), "1" if upsert else "0", event]
         for write in writes:
             args.append(_write_member(pfx, checkpoint_id, write))
             args.append(_encode_write(write))
-        await self.gate("cp_put_writes", self._lg.run("put_writes", self._lg_keys(thread_id), args))
+        keys = self._lg_keys(thread_id)
+        stream = None if archive is None else self._outbox_key(thread_id)
+        if stream is not None:
+            keys = [*keys, stream]
+        await self.gate("cp_put_writes", self._lg.run("put_writes", keys, args))
+        self._lg_wrote(stream)
 
     # -- reads ------------------------------------------------------------------------------------------------
     async def cp_get(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
@@ -826,14 +867,36 @@ class RedisCheckpoints:
             await self.gate("cp_list", self._lg.run("forget_thread", [index, all_key], [_b(thread_id)]))
 
     # -- deletes, copies, prune -------------------------------------------------------------------------------
-    async def cp_delete_thread(self, thread_id: str) -> None:
-        """One script: every key of the thread goes and the tombstone (floor = the newest id stored, or the
-        delete time) is written for ``checkpoint_ttl``."""
+    def _lg_wrote(self, stream: str | None) -> None:
+        """Tell the outbox a script XADDed to ``stream`` (see RedisHotStore._run)."""
+        outbox = getattr(self, "_outbox", None)
+        if stream is not None and outbox is not None:
+            outbox.written(stream)
+
+    async def cp_deleted_floor(self, thread_id: str) -> str | None:
+        """See :meth:`contextkit.stores.CheckpointStore.cp_deleted_floor`: the tombstone's ``floor``."""
+        raw = await self.gate("cp_deleted_floor", self.client.hget(self._lg_keys(thread_id)[7], "floor"))
+        return None if raw is None else (raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+
+    async def cp_delete_thread(self, thread_id: str, *, archive: EventHead | None = None) -> None:
+        """One script: every key of the thread goes, the tombstone (floor = the newest id stored, or the delete
+        time) is written for ``checkpoint_ttl``, and (``archive``) its archive event."""
         keys = self._lg_keys(thread_id)
+        stream = None if archive is None else self._outbox_key(thread_id)
+        if stream is not None:
+            keys.append(stream)
         if not self.cluster:
             keys.append(self._lg_thread_index(thread_id))
-        args = [self._lg_ttl_ms(), _b(checkpoint_id_floor(time.time())), _b(thread_id)]
+        head = tail = ""
+        if archive is not None:
+            marker = f"floor-{uuid.uuid4().hex}"
+            event = ArchiveEvent(
+                "context_checkpoints", thread_id, delete_payload(marker), archive.created_at, archive.event_id
+            )
+            head, _, tail = archive_json(event.to_dict()).partition(archive_json(marker))
+        args = [self._lg_ttl_ms(), _b(checkpoint_id_floor(time.time())), _b(thread_id), head, tail]
         await self.gate("cp_delete_thread", self._lg.run("delete_thread", keys, args))
+        self._lg_wrote(stream)
         self._lg_forget_cached(thread_id)
         if self.cluster:
             await self.gate("cp_delete_thread", self.client.zrem(self._lg_thread_index(thread_id), thread_id))

@@ -13,33 +13,40 @@ import asyncio
 import inspect
 import ssl as ssl_module
 import sys
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-from redis.retry import Retry
+from redis.exceptions import RedisError, ResponseError
 
-from contextkit.config import mask_url
-from contextkit.errors import BackendUnavailable, ConfigError
+from contextkit.errors import BackendUnavailable, ConfigError, OwnerUnknown
+from contextkit.masking import check_url_credentials, mask_secrets, remember_secrets, secrets_in
 from contextkit.stores import StoreSettings
 
-__all__ = ["Connected", "Gate", "RedisOptions", "connect", "mask_url"]
+__all__ = ["Connected", "Gate", "RedisOptions", "connect"]
 
 T = TypeVar("T")
 
-_NO_MAINT_NOTIFICATIONS: Any
-try:  # redis-py 7+; older versions have no maintenance notifications and always check pooled connections
+_NO_MAINT_NOTIFICATIONS: Any = None
+try:  # redis-py 7+ has the module; older versions have no maintenance notifications
     from redis.maint_notifications import MaintNotificationsConfig
-
-    _NO_MAINT_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
 except ImportError:  # pragma: no cover - depends on the installed redis-py
-    _NO_MAINT_NOTIFICATIONS = None
+    pass
+else:
+    # Only from 8.1 do asyncio connections take the option (7.x and 8.0 refuse the keyword, and check pooled
+    # connections as before).
+    if "maint_notifications_config" in inspect.signature(aioredis.connection.AbstractConnection.__init__).parameters:
+        _NO_MAINT_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
 _HAS_TIMEOUT_CM = sys.version_info >= (3, 11)
+# The error reply of a script that met an owner it has no meta for (contextkit_redis.scripts.UNKNOWN_REPLY).
+_UNKNOWN_REPLY = "CKUNKNOWN"
+# ... and of one that met an owner whose meta is older than the server's current run (contextkit_redis.scripts).
+_STALE_REPLY = "CKSTALE"
 
 _KNOWN_OPTIONS = frozenset(
     {
@@ -66,6 +73,7 @@ _KNOWN_OPTIONS = frozenset(
     }
 )
 _CERT_REQS = {"none": ssl_module.CERT_NONE, "optional": ssl_module.CERT_OPTIONAL, "required": ssl_module.CERT_REQUIRED}
+_CERT_REQS_NAMES: dict[int, str] = {int(mode): name for name, mode in _CERT_REQS.items()}
 
 
 def _as_bool(value: Any, name: str) -> bool:
@@ -114,10 +122,17 @@ class RedisOptions:
     cluster: bool | None  # None: detect
     client: Any
     index_shards: int | None
+    #: Every secret of the options (see :func:`contextkit.masking.secrets_in`), hidden from every message.
+    secrets: frozenset[str] = frozenset()
+
+    def __repr__(self) -> str:
+        return f"RedisOptions(target={self.describe_target()!r}, cluster={self.cluster!r})"
 
     @classmethod
     def parse(cls, settings: StoreSettings, options: Mapping[str, Any]) -> RedisOptions:
         """Validate ``options`` (see the package README for each key); raises ``ConfigError``."""
+        secrets = secrets_in(options)
+        remember_secrets(secrets)
         unknown = sorted(set(options) - _KNOWN_OPTIONS)
         if unknown:
             raise ConfigError(f"unknown redis option(s) {unknown}; known: {sorted(_KNOWN_OPTIONS)}")
@@ -125,14 +140,16 @@ class RedisOptions:
         if isinstance(url, str) and "://" in url and not _scheme(url):
             raise ConfigError("redis url cannot be parsed (check brackets, host and port)")
         if url is not None and (not isinstance(url, str) or _scheme(url) not in {"redis", "rediss", "unix"}):
-            raise ConfigError(f"redis url must start with redis://, rediss:// or unix://, got {mask_url(str(url))}")
+            raise ConfigError(f"redis url must start with redis://, rediss:// or unix://, got {mask_secrets(str(url), secrets)}")
+        if isinstance(url, str):
+            check_url_credentials(url, "redis url")
         if isinstance(url, str) and not url.startswith("unix://"):
             try:
                 parsed_port = urlsplit(url).port  # raises on a port that is not a number or out of range
             except ValueError:
                 parsed_port = -1
             if parsed_port == -1:
-                raise ConfigError(f"redis url has an invalid host or port: {mask_url(url)}")
+                raise ConfigError(f"redis url has an invalid host or port: {mask_secrets(url, secrets)}")
         if url and options.get("ssl") and not url.startswith("rediss://"):
             raise ConfigError("ssl=true needs a rediss:// url (or host/port options)")
         cluster_opt = options.get("cluster", "auto")
@@ -147,11 +164,12 @@ class RedisOptions:
                 ssl_kwargs[key] = str(options[key])
         if options.get("ssl_cert_reqs") is not None:
             reqs = options["ssl_cert_reqs"]
-            if isinstance(reqs, str):
-                if reqs.lower() not in _CERT_REQS:
-                    raise ConfigError(f"redis option ssl_cert_reqs must be one of {sorted(_CERT_REQS)}, got {reqs!r}")
-                reqs = _CERT_REQS[reqs.lower()]
-            ssl_kwargs["ssl_cert_reqs"] = reqs
+            # Handed to redis-py by name: every supported version takes "none" / "optional" / "required", while an
+            # ssl.VerifyMode only works from 6.0 (5.x leaves its SSL context without cert_reqs and fails to connect).
+            name = reqs.lower() if isinstance(reqs, str) else _CERT_REQS_NAMES.get(reqs) if isinstance(reqs, int) else None
+            if name not in _CERT_REQS:
+                raise ConfigError(f"redis option ssl_cert_reqs must be one of {sorted(_CERT_REQS)}, got {reqs!r}")
+            ssl_kwargs["ssl_cert_reqs"] = name
         use_ssl = _as_bool(options.get("ssl", False), "ssl") or bool(url and url.startswith("rediss://"))
         if url and url.startswith("unix://") and cluster:
             raise ConfigError("a unix:// socket cannot point at a Redis Cluster")
@@ -174,6 +192,7 @@ class RedisOptions:
             cluster=cluster,
             client=options.get("client"),
             index_shards=None if shards is None else _as_number(shards, "index_shards", int, 1),
+            secrets=secrets,
         )
 
     def describe_target(self) -> str:
@@ -181,22 +200,10 @@ class RedisOptions:
         if self.client is not None:
             return f"<caller's {type(self.client).__name__}>"
         if self.url:
-            return mask_url(self.url)
+            return mask_secrets(self.url, self.secrets)
         scheme = "rediss" if self.ssl else "redis"
         user = f"{self.username}@" if self.username else ""
-        return f"{scheme}://{user}{self.host}:{self.port}/{self.db}"
-
-    def secrets(self) -> list[str]:
-        """Every secret string that must be scrubbed from error messages."""
-        found = [self.password] if self.password else []
-        if self.url:
-            parts = urlsplit(self.url)
-            if parts.password:
-                found.append(parts.password)
-            for key, value in parse_qsl(parts.query):
-                if key.lower() == "password" and value:
-                    found.append(value)
-        return found
+        return mask_secrets(f"{scheme}://{user}{self.host}:{self.port}/{self.db}", self.secrets)
 
     def _common_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -216,6 +223,7 @@ class RedisOptions:
         """A plain client over a BlockingConnectionPool (waits up to ``pool_timeout`` for a free connection)."""
         # No client-side retries: a retried Lua script could apply its increments twice. A dead pooled
         # connection is detected (and reopened) when it is taken from the pool, so recovery needs no retry.
+        # The asyncio Retry: redis-py 8.2 converts a synchronous one with a UserWarning on every client.
         kwargs = {**self._common_kwargs(), "retry": Retry(NoBackoff(), 0)}
         if _NO_MAINT_NOTIFICATIONS is not None:
             # With maintenance notifications on "auto" (redis-py 7+), the pool skips its check of a connection
@@ -272,12 +280,42 @@ async def _close_client(client: Any) -> None:
             await pool.disconnect()
 
 
-async def connect(options: RedisOptions) -> Connected:
-    """Build the client, PING it and detect cluster mode; the caller bounds this with its timeout."""
+ConnectHook = Callable[[Any], Awaitable[None]]
+
+
+def install_connect_hook(client: Any, hook: ConnectHook) -> None:
+    """Run ``hook(connection)`` (after the connection's own handshake) on every connection ``client``'s pool opens
+    or reopens from now on, connections it already holds included: the store checks there that the server is the
+    one it knew (see ``RedisHotStore``). A plain client only; the hook chains any ``redis_connect_func`` set before.
+    """
+    pool = client.connection_pool
+    previous = pool.connection_kwargs.get("redis_connect_func")
+
+    async def handshake(connection: Any) -> None:
+        if previous is not None:
+            await previous(connection)
+        else:
+            await connection.on_connect()
+        await hook(connection)
+
+    pool.connection_kwargs["redis_connect_func"] = handshake
+    # Connections already made keep the callback they were built with: give them this one too. (Attribute names
+    # of redis-py's ConnectionPool; a pool without them holds no connection yet.)
+    for name in ("_available_connections", "_in_use_connections"):
+        for connection in list(getattr(pool, name, ()) or ()):
+            if connection is not None:
+                connection.redis_connect_func = handshake
+
+
+async def connect(options: RedisOptions, on_connect: ConnectHook | None = None) -> Connected:
+    """Build the client, PING it and detect cluster mode; the caller bounds this with its timeout. ``on_connect``
+    is installed on a plain client before its first connection (:func:`install_connect_hook`)."""
     if options.client is not None:
         client = options.client
         is_cluster = isinstance(client, RedisCluster)
         if not is_cluster:
+            if on_connect is not None:
+                install_connect_hook(client, on_connect)
             await client.ping()
             if options.cluster is None and await _cluster_enabled(client):
                 raise ConfigError("the Redis server is a cluster node: hand in a redis.asyncio.cluster.RedisCluster")
@@ -295,6 +333,8 @@ async def connect(options: RedisOptions) -> Connected:
             raise
         return Connected(client, True, owned=True)
     client = options.build_standalone()
+    if on_connect is not None:
+        install_connect_hook(client, on_connect)
     try:
         await client.ping()
         detect = options.cluster is None and not (options.url or "").startswith("unix://")
@@ -330,27 +370,22 @@ class Gate:
 
     Every ``redis.exceptions.RedisError`` (connection refused, timeouts, ClusterDownError, MOVED loops, a
     server error reply), ``OSError`` and the deadline itself become
-    :class:`~contextkit.errors.BackendUnavailable`, with secrets scrubbed from the message. On a cluster, where
-    redis-py's per-node pools raise instead of waiting, a semaphore sized like the pool makes callers wait (up
-    to the timeout) for a free slot, as the BlockingConnectionPool does on plain Redis.
+    :class:`~contextkit.errors.BackendUnavailable`, its message passed through
+    :func:`contextkit.masking.mask_secrets`. On a cluster, where redis-py's per-node pools raise instead of
+    waiting, a semaphore sized like the pool makes callers wait (up to the timeout) for a free slot, as the
+    BlockingConnectionPool does on plain Redis.
     """
 
-    def __init__(self, target: str, timeout: float, secrets: list[str], limit: int | None = None) -> None:
+    def __init__(self, target: str, timeout: float, secrets: frozenset[str], limit: int | None = None) -> None:
         self.target = target
         self.timeout = timeout
-        self._secrets = [s for s in secrets if s]
+        self._secrets = secrets
         self._limit = asyncio.Semaphore(limit) if limit else None
-
-    def scrub(self, text: str) -> str:
-        """``text`` with every known secret replaced by ``***``."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
     def unavailable(self, op: str, exc: BaseException | None) -> BackendUnavailable:
         """The BackendUnavailable to raise for ``exc`` during ``op``."""
         detail = f"no reply within {self.timeout:g}s" if exc is None else f"{type(exc).__name__}: {exc}"
-        return BackendUnavailable(self.scrub(f"redis {op} failed on {self.target}: {detail}"))
+        return BackendUnavailable(mask_secrets(f"redis {op} failed on {self.target}: {detail}", self._secrets))
 
     async def __call__(self, op: str, call: Awaitable[T]) -> T:
         """Await ``call`` within the timeout; raise BackendUnavailable on any driver failure."""
@@ -362,6 +397,13 @@ class Gate:
             return await asyncio.wait_for(self._limited(call), self.timeout)
         except asyncio.TimeoutError:
             raise self.unavailable(op, None) from None
+        except ResponseError as exc:
+            if str(exc).startswith(_UNKNOWN_REPLY):
+                # a script's "owner unknown" answer (see contextkit_redis.scripts): the store names the owner
+                raise OwnerUnknown("") from None
+            if str(exc).startswith(_STALE_REPLY):
+                raise OwnerUnknown("", stale=True) from None
+            raise self.unavailable(op, exc) from None
         except (RedisError, OSError) as exc:
             raise self.unavailable(op, exc) from None
 
@@ -378,5 +420,3 @@ class Gate:
             # a call still waiting for the semaphore when the deadline hit was never started: close it
             if not started and inspect.iscoroutine(call):
                 call.close()
-        async with self._limit:
-            return await call

@@ -1,6 +1,10 @@
 """The Redis key layout of contextkit: one hash tag per owner id, index shards, and the namespace prefix.
 
-Every key starts with ``<namespace>:``. The keys of one owner (a session id, a history stream key or a
+Every key starts with ``<percent name of the namespace>:`` (:func:`contextkit.naming.percent_name`): a namespace
+of letters, digits, ``_``, ``.`` and ``-`` (every namespace the configuration accepts) is its own prefix, as in
+earlier versions; any other character is percent-encoded, ``:`` and ``%`` included. So the prefix never holds a
+``:`` before its end, no namespace's prefix starts another's (``a`` and ``a:b`` no longer overlap), and two
+namespaces never share a key. The keys of one owner (a session id, a history stream key or a
 checkpoint thread id) share the hash tag ``{<encoded id>}`` so every operation on them touches one slot, which
 is what lets the same Lua scripts run on Redis Cluster. The id is percent-encoded (``urllib.parse.quote`` with
 no safe characters): the encoding is injective and its output never contains ``{``, ``}``, ``:``, ``*`` or
@@ -15,20 +19,41 @@ The LangGraph checkpointer reuses :meth:`KeyLayout.owner_key` with its own ``kin
 
 from __future__ import annotations
 
+import binascii
 import re
 import zlib
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from contextkit.errors import ConfigError
+from contextkit.naming import percent_name
 
 __all__ = ["DEFAULT_INDEX_SHARDS", "IndexKeys", "KeyLayout", "OwnerKeys", "encode_id"]
 
 DEFAULT_INDEX_SHARDS = 16
-_BAD_NAMESPACE = re.compile(r"[{}\s\x00-\x1f\x7f]")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 # Owner key families that hold data a session may not list (see KeyLayout.data_owner).
 _DATA_FAMILIES = frozenset({"history", "task", "conversation"})
+
+
+_SLOT_TAGS: list[str] = []
+
+
+def _slot_tags() -> list[str]:
+    """For every cluster hash slot, a hash tag that hashes to it (``#o<hex>``: ``#`` never appears in an encoded
+    id, so no owner's tag is one of them). Found once, by trying tags in order (about 170,000 CRC16s, ~0.1 s)."""
+    if not _SLOT_TAGS:
+        tags = [""] * 16384
+        missing, n = 16384, 0
+        while missing:
+            tag = f"#o{n:x}"
+            slot = binascii.crc_hqx(tag.encode("ascii"), 0) % 16384
+            if not tags[slot]:
+                tags[slot] = tag
+                missing -= 1
+            n += 1
+        _SLOT_TAGS.extend(tags)
+    return _SLOT_TAGS
 
 
 def encode_id(value: str) -> str:
@@ -40,15 +65,16 @@ def encode_id(value: str) -> str:
 class OwnerKeys:
     """Every key family of one owner id, all in the owner's slot."""
 
-    session: str  #: HASH: the session record (counters, status, last activity)
+    session: str  #: HASH: the session record (counters, status, last activity, version)
     history: str  #: LIST: the history stream, oldest at the head
-    seq: str  #: STRING: highest seq ever assigned in the stream
+    seq: str  #: STRING: highest seq of the stream, as kept before the meta record held it (read once, then dropped)
     task: str  #: STRING: the task context document (JSON)
     conversations: str  #: SET: conversation session keys registered under this session
     conversation: str  #: STRING: the conversation session document stored under this key (JSON)
     cp_docs: str  #: HASH: seed checkpoint documents by checkpoint id
     cp_order: str  #: LIST: seed checkpoint ids in order of first insertion
     cp_writes: str  #: HASH: seed checkpoint writes by checkpoint id (a JSON array)
+    meta: str  #: HASH: the owner's meta: ``v`` version counter, ``s`` highest stream seq, ``t`` tombstone flag
 
     def session_family(self) -> list[str]:
         """Keys whose TTL is the session TTL (refreshed on session activity)."""
@@ -59,7 +85,7 @@ class OwnerKeys:
         return [self.cp_docs, self.cp_order, self.cp_writes]
 
     def all(self) -> list[str]:
-        """Every key of the owner."""
+        """Every data key of the owner (its meta record aside)."""
         return self.session_family() + self.checkpoint_family()
 
 
@@ -80,21 +106,21 @@ class IndexKeys:
 class KeyLayout:
     """Builds every key of one namespace.
 
-    :param namespace: the key prefix; refused when it contains braces, whitespace or control characters
-        (a brace would become the hash tag of every key).
+    :param namespace: the namespace; its percent name (braces, ``:``, whitespace and control characters
+        encoded, so none can become a hash tag or a separator) followed by ``:`` starts every key.
     :param shards: number of index shards.
     """
 
     def __init__(self, namespace: str, shards: int = DEFAULT_INDEX_SHARDS) -> None:
-        if not isinstance(namespace, str) or not namespace or _BAD_NAMESPACE.search(namespace):
-            raise ConfigError(
-                f"the Redis key prefix (namespace) {namespace!r} must be non-empty text without braces, "
-                "whitespace or control characters"
-            )
+        if not isinstance(namespace, str) or not namespace:
+            raise ConfigError(f"the namespace must be non-empty text, got {namespace!r}")
         if shards < 1:
             raise ConfigError(f"index shards must be >= 1, got {shards}")
         self.namespace = namespace
-        self.prefix = namespace + ":"
+        try:
+            self.prefix = percent_name(namespace) + ":"
+        except UnicodeEncodeError:
+            raise ConfigError(f"the namespace {namespace!r} is not valid text (a lone surrogate)") from None
         self.shards = shards
 
     def owner_tag(self, owner_id: str) -> str:
@@ -118,6 +144,7 @@ class KeyLayout:
             cp_docs=base + "cp:docs",
             cp_order=base + "cp:order",
             cp_writes=base + "cp:writes",
+            meta=base + "meta",
         )
 
     def shard_of(self, owner_id: str) -> int:
@@ -142,15 +169,23 @@ class KeyLayout:
         """The seed checkpoint thread index key of ``thread_id``'s shard."""
         return self.seed_threads(self.shard_of(thread_id))
 
+    def epoch(self) -> str:
+        """HASH: the namespace's epoch (``e``) and the run id of the server it was taken on (``run``), plain Redis."""
+        return f"{self.prefix}#epoch"
+
     def outbox_stream(self, shard: int) -> str:
-        """The archive outbox stream of outbox shard ``shard`` (its own hash tag ``{#o<n>}``, so its own slot)."""
+        """The archive outbox stream of plain Redis (``shard`` 0; its own hash tag ``{#o<n>}``)."""
         return f"{self.prefix}#outbox:{{#o{shard}}}"
 
+    def outbox_for_slot(self, slot: int) -> str:
+        """The archive outbox stream of cluster hash slot ``slot``: a key whose hash tag hashes to that slot, so the
+        write scripts of the owners of the slot can XADD to it (see :mod:`contextkit_redis.outbox`)."""
+        return f"{self.prefix}#outbox:{{{_slot_tags()[slot]}}}"
+
     @staticmethod
-    def outbox_shard(key: str, shards: int) -> int:
-        """The outbox shard of the events of ``key`` (stable: CRC-32 of the UTF-8 key), so one key's events keep
-        their order."""
-        return zlib.crc32(key.encode("utf-8")) % shards if shards > 1 else 0
+    def encoded(owner_id: str) -> str:
+        """The hash tag text of ``owner_id`` (its slot is the CRC16 of it)."""
+        return encode_id(owner_id)
 
     def owner_scan_pattern(self) -> str:
         """A SCAN MATCH pattern matching every owner key of the namespace (``<prefix>{<id>}:<family>``)."""

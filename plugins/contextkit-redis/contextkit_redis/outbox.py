@@ -1,48 +1,52 @@
-"""The archiver's durable outbox on the Redis hot tier: :class:`RedisStreamOutbox` (a Redis stream per namespace).
+"""The archiver's durable outbox on the Redis hot tier: :class:`RedisStreamOutbox`, Redis streams of the namespace.
 
 Events waiting for the cold tier live in Redis, not in the application process, so they survive a crash of the
-app (and a restart of Redis as far as its own persistence goes: AOF/RDB). Layout: ``<namespace>:#outbox:{#o<n>}``
-streams, one on plain Redis and :data:`CLUSTER_SHARDS` on a cluster (each shard its own hash tag, so its slot
-and node; ``push`` picks the shard by a hash of the event key, which keeps one key's events in order). Each entry
-holds one field ``e``: the JSON of :meth:`ArchiveEvent.to_dict`.
+app (and a restart of Redis as far as its own persistence goes: AOF/RDB). Each write script of the hot store XADDs
+its archive event to the outbox stream *in the same script* as the write (``atomic_outbox``), so the stream must
+be in the slot of the owner the script writes:
 
-* ``push``: XADD per event, all in one pipeline (one round trip). No MAXLEN: trimming would drop events the cold
-  tier never got. ``has_room`` bounds the stream instead (``max_pending``, checked against the length this
-  outbox last saw plus what it pushed since).
-* The hot store writes the events of a conversation append itself (capability ``atomic_outbox``): on plain Redis
-  the XADDs run inside the APPEND script, so the message and its archive event are stored together or not at all;
-  on a cluster (the stream is another slot) they follow in one pipeline. Same field, same JSON, same shard.
-* ``peek``: XRANGE from the start of each shard (merged by stream id), so a batch the cold tier refused is read
-  again on the next try; ``peek_ahead`` continues after the last entry handed out in each shard (the archiver
+* on plain Redis there is one stream, ``<namespace>:#outbox:{#o0}``;
+* on a cluster there is one stream per hash slot (:meth:`KeyLayout.outbox_for_slot`), written by the owners of that
+  slot. This process reads the slots it wrote to (the store tells it after each write) and, every
+  ``sweep_interval`` seconds (and at the first read), looks for waiting events in every slot's stream (an XLEN of
+  each, pipelined per node), so what a crashed process left behind is found by any live one.
+
+Each entry is one archive event in one of the shapes of :mod:`contextkit_redis.entries`.
+
+* ``peek``: XRANGE from the start of each stream (merged by stream id), so a batch the cold tier refused is read
+  again on the next try; ``peek_ahead`` continues after the last entry handed out in each stream (the archiver
   writes several batches at once on a cold tier that allows it). ``ack``: XDEL of entries handed out.
-* Several processes on one namespace: each shard has a drain *lease* (``SET NX PX``, renewed by every peek of
-  the holder, released on ``aclose`` or when the shard is empty). Only the holder reads the shard, so N app
+* No MAXLEN: trimming would drop events the cold tier never got. ``has_room`` bounds the outbox instead
+  (``max_pending``, checked against the length this outbox last saw plus what was written since).
+* Several processes on one namespace: each stream has a drain *lease* (``SET NX PX``, renewed by every peek of the
+  holder, released on ``aclose`` or when the stream is empty). Only the holder reads the stream, so N app
   processes do not write every batch N times; a holder that dies loses the lease after ``lease`` seconds and
   another process takes over. If a lease lapses during a long cold write, two processes may write the same batch:
   cold writes are idempotent on ``event_id``, so delivery is at-least-once and the archive holds each event once.
-  (A consumer group would spread one shard over several drainers, but needs XAUTOCLAIM of a dead consumer's
-  pending entries; the archive is batch-bound, not drainer-bound, so one drainer per shard is enough.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import binascii
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from contextkit.codec import archive_json, archive_loads
+from contextkit.codec import archive_json
 from contextkit.errors import SerializationError
 from contextkit.records import ArchiveEvent
+from contextkit_redis.entries import as_hash, decode_entry
 
 if TYPE_CHECKING:
     from contextkit_redis.store import RedisHotStore
 
-__all__ = ["CLUSTER_SHARDS", "RedisStreamOutbox"]
+__all__ = ["SLOTS", "RedisStreamOutbox", "slot_of"]
 
-#: Stream shards on a Redis Cluster (one on plain Redis).
-CLUSTER_SHARDS = 8
+#: Hash slots of a Redis Cluster.
+SLOTS = 16384
 
 _PEEK = """
 -- KEYS: stream, lease. ARGV: token, lease_ms, count, start ('-', or '(' and the last id handed out).
@@ -65,26 +69,19 @@ return 0
 """
 
 
+def slot_of(tag: str) -> int:
+    """The cluster hash slot of a key whose hash tag is ``tag`` (CRC16/XMODEM of its UTF-8, mod 16384)."""
+    return binascii.crc_hqx(tag.encode("utf-8"), 0) % SLOTS
+
+
 def _stream_id(raw: bytes) -> tuple[int, int]:
     ms, _, seq = raw.partition(b"-")
     return int(ms), int(seq or 0)
 
 
-def _event(body: bytes) -> ArchiveEvent:
-    try:
-        return ArchiveEvent.from_dict(archive_loads(body))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SerializationError(f"an outbox entry is not an archive event: {exc!r}") from exc
-
-
-def _body(fields: Any) -> bytes:
-    if isinstance(fields, dict):
-        return bytes(fields[b"e"])
-    items = list(fields)
-    for i in range(0, len(items) - 1, 2):
-        if items[i] == b"e":
-            return bytes(items[i + 1])
-    raise SerializationError("an outbox entry has no 'e' field")
+def _event(fields: Any) -> ArchiveEvent:
+    """The archive event of an outbox entry's fields (a mapping or a flat list; see contextkit_redis.entries)."""
+    return decode_entry(as_hash(fields))
 
 
 class RedisStreamOutbox:
@@ -93,40 +90,54 @@ class RedisStreamOutbox:
     :param store: the opened ``RedisHotStore`` whose client, namespace and timeout it uses (it does not close it).
     :param max_pending: most events waiting; beyond it ``has_room`` is False and the kit refuses writes instead of
         losing events.
-    :param lease: seconds a drain lease lasts without renewal (how long a dead process blocks a shard).
+    :param lease: seconds a drain lease lasts without renewal (how long a dead process blocks a stream).
+    :param sweep_interval: seconds between two looks for waiting events in every slot's stream (cluster only).
     """
 
     durable = True
 
-    def __init__(self, store: RedisHotStore, *, max_pending: int = 10_000_000, lease: float = 5.0) -> None:
+    def __init__(
+        self, store: RedisHotStore, *, max_pending: int = 10_000_000, lease: float = 5.0, sweep_interval: float = 60.0
+    ) -> None:
         self._store = store
         self._max = max_pending
         self._lease_ms = max(1, int(lease * 1000))
         self._token = uuid.uuid4().hex
-        self.shards = CLUSTER_SHARDS if store.cluster else 1
-        self._streams = [store.keys.outbox_stream(n) for n in range(self.shards)]
-        self._leases = [f"{stream}:lease" for stream in self._streams]
+        self._cluster = store.cluster
+        self._sweep_interval = sweep_interval
+        self._next_sweep = 0.0
         client = store.client
         self._peek_script = client.register_script(_PEEK)
         self._release_script = client.register_script(_RELEASE)
         self._count = 0
-        self._peeked: dict[str, list[tuple[int, bytes]]] = {}
-        self._cursors: list[str] = ["-"] * self.shards
+        # The streams this outbox reads: the one stream, or (cluster) the slots written or found non-empty. A slot
+        # leaves the set when a read finds it empty and nothing was written to it since (its generation is the same).
+        self._active: dict[str, int] = {} if self._cluster else {store.keys.outbox_stream(0): 0}
+        self._generation = 0
+        self._peeked: dict[str, list[tuple[str, bytes]]] = {}
+        self._cursors: dict[str, str] = {}
+        # Oldest event time per stream as of its last read: what `oldest` answers from (cluster).
+        self._oldest: dict[str, datetime] = {}
 
     def __repr__(self) -> str:
-        return f"RedisStreamOutbox(namespace={self._store.settings.namespace!r}, shards={self.shards})"
+        return f"RedisStreamOutbox(namespace={self._store.settings.namespace!r}, streams={len(self._active)})"
 
     @property
     def streams(self) -> list[str]:
-        """The stream keys (one per shard)."""
-        return list(self._streams)
-
-    def _shard(self, key: str) -> int:
-        return self._store.keys.outbox_shard(key, self.shards)
+        """The stream keys this outbox currently reads (the one stream on plain Redis)."""
+        return list(self._active)
 
     def stream_for(self, key: str) -> str:
-        """The stream that holds the events of ``key`` (the hot store writes there for ``atomic_outbox``)."""
-        return self._streams[self._shard(key)]
+        """The stream that holds the events of owner ``key`` (the hot store XADDs there in its scripts)."""
+        keys = self._store.keys
+        return keys.outbox_for_slot(slot_of(keys.encoded(key))) if self._cluster else keys.outbox_stream(0)
+
+    def written(self, stream: str) -> None:
+        """Note that a write script XADDed to ``stream``: read it at the next peek (cluster; the one stream of plain
+        Redis is always read)."""
+        if self._cluster:
+            self._generation += 1
+            self._active[stream] = self._generation
 
     def has_room(self, count: int) -> bool:
         """See :meth:`contextkit.archiver.Outbox.has_room` (no I/O: the length last seen plus pushes since)."""
@@ -138,102 +149,160 @@ class RedisStreamOutbox:
         self._count += count
 
     async def push(self, events: Sequence[ArchiveEvent]) -> None:
-        """XADD every event to its shard, in one pipeline."""
+        """XADD every event to the stream of its key, in one pipeline."""
         if not events:
             return
         pipe = self._store.client.pipeline(transaction=False)
+        targets = []
         for event in events:
             try:
                 body = archive_json(event.to_dict())
             except (TypeError, ValueError) as exc:
                 raise SerializationError(f"archive event {event.event_id} cannot be stored as JSON: {exc}") from exc
-            pipe.xadd(self._streams[self._shard(event.key)], {"e": body})
+            stream = self.stream_for(event.key)
+            targets.append(stream)
+            pipe.xadd(stream, {"e": body})
         await self._store.gate("outbox push", pipe.execute())
+        for stream in targets:
+            self.written(stream)
         self._count += len(events)
 
     async def peek(self, count: int) -> list[ArchiveEvent]:
-        """The oldest ``count`` events of the shards this process holds the lease of, without removing them."""
+        """The oldest ``count`` events of the streams this process holds the lease of, without removing them."""
         self._peeked = {}
-        self._cursors = ["-"] * self.shards
+        self._cursors = {}
         if count <= 0:
             return []
+        await self._sweep_if_due()
         return await self._read(count, full_only=False)
 
     async def peek_ahead(self, count: int) -> list[ArchiveEvent]:
-        """The ``count`` events after those handed out since the last :meth:`peek` (merged over the shards), or
+        """The ``count`` events after those handed out since the last :meth:`peek` (merged over the streams), or
         ``[]`` when fewer wait; see :class:`contextkit.archiver.PeekAhead`."""
         if count <= 0:
             return []
         return await self._read(count, full_only=True)
 
-    async def _read(self, count: int, *, full_only: bool) -> list[ArchiveEvent]:
-        replies = await asyncio.gather(
-            *(
-                self._store.gate(
-                    "outbox peek",
-                    self._peek_script(keys=[stream, lease], args=[self._token, self._lease_ms, count, start]),
-                )
-                for stream, lease, start in zip(self._streams, self._leases, self._cursors, strict=True)
-            )
+    async def _peek_stream(self, stream: str, start: str, count: int) -> Any:
+        # The script call is created here, in the task that awaits it. Created by the caller and handed to a task,
+        # it is never awaited when that task is cancelled before its first step (aclose() cancelling the archiver
+        # mid-peek), and Python prints "coroutine 'AsyncScript.__call__' was never awaited".
+        return await self._store.gate(
+            "outbox peek",
+            self._peek_script(keys=[stream, f"{stream}:lease"], args=[self._token, self._lease_ms, count, start]),
         )
-        entries: list[tuple[tuple[int, int], int, bytes, bytes]] = []
+
+    async def _read(self, count: int, *, full_only: bool) -> list[ArchiveEvent]:
+        streams = list(self._active.items())
+        if not streams:
+            self._count = 0
+            return []
+        cursors = self._cursors
+        # return_exceptions: every stream's read has finished before a failure is raised (none is left running).
+        outcomes = await asyncio.gather(
+            *(self._peek_stream(stream, cursors.get(stream, "-"), count) for stream, _ in streams),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        replies: list[Any] = outcomes
+        entries: list[tuple[tuple[int, int], str, bytes, Any]] = []
         total = 0
-        for shard, (_, length, rows) in enumerate(replies):
+        for (stream, generation), (_, length, rows) in zip(streams, replies, strict=True):
             total += int(length)
+            if int(length) == 0 and self._cluster and self._active.get(stream) == generation:
+                del self._active[stream]  # drained, and nothing written since the read began
+                self._oldest.pop(stream, None)
             for sid, fields in rows:
-                entries.append((_stream_id(sid), shard, sid, _body(fields)))
+                entries.append((_stream_id(sid), stream, sid, fields))
         self._count = total
         if full_only and len(entries) < count:
             return []
         entries.sort(key=lambda item: item[0])
         events = []
         peeked, cursors = self._peeked, self._cursors
-        for _, shard, sid, body in entries[:count]:
-            event = _event(body)
-            peeked.setdefault(event.event_id, []).append((shard, sid))
-            # Entries of one shard come in id order: the last one handed out is where the next read starts.
-            cursors[shard] = "(" + sid.decode()
+        first_seen: dict[str, datetime] = {}
+        for _, stream, sid, fields in entries[:count]:
+            event = _event(fields)
+            peeked.setdefault(event.event_id, []).append((stream, sid))
+            # Entries of one stream come in id order: the last one handed out is where the next read starts.
+            cursors[stream] = "(" + sid.decode()
+            first_seen.setdefault(stream, event.created_at)
             events.append(event)
+        if not full_only:
+            self._oldest.update(first_seen)
         return events
 
     async def ack(self, event_ids: Sequence[str]) -> None:
         """XDEL the entries of the last peek that carry these event ids."""
-        by_shard: dict[int, list[bytes]] = {}
+        by_stream: dict[str, list[bytes]] = {}
         for event_id in event_ids:
-            for shard, sid in self._peeked.pop(event_id, ()):
-                by_shard.setdefault(shard, []).append(sid)
-        if not by_shard:
+            for stream, sid in self._peeked.pop(event_id, ()):
+                by_stream.setdefault(stream, []).append(sid)
+        if not by_stream:
             return
         pipe = self._store.client.pipeline(transaction=False)
-        for shard, sids in by_shard.items():
-            pipe.xdel(self._streams[shard], *sids)
+        for stream, sids in by_stream.items():
+            pipe.xdel(stream, *sids)
         removed = await self._store.gate("outbox ack", pipe.execute())
         self._count = max(0, self._count - sum(int(n) for n in removed))
 
     async def depth(self) -> int:
-        """XLEN summed over the shards (every process's pending events)."""
+        """Events waiting: XLEN of the stream (plain Redis: every process's); on a cluster, of the slot streams this
+        process reads (its own writes, and what a sweep found)."""
+        streams = list(self._active)
+        if not streams:
+            self._count = 0
+            return 0
         pipe = self._store.client.pipeline(transaction=False)
-        for stream in self._streams:
+        for stream in streams:
             pipe.xlen(stream)
         total = sum(int(n) for n in await self._store.gate("outbox depth", pipe.execute()))
         self._count = total
         return total
 
     async def oldest(self) -> datetime | None:
-        """``created_at`` of the oldest waiting event over the shards."""
+        """``created_at`` of the oldest waiting event: the stream's head on plain Redis; on a cluster the oldest of
+        the heads this process saw at its last reads of the streams it reads, and of the heads of those it wrote to
+        (or a sweep found) since, read now."""
+        if self._cluster:
+            unseen = [stream for stream in self._active if stream not in self._oldest]
+            if unseen:
+                pipe = self._store.client.pipeline(transaction=False)
+                for stream in unseen:
+                    pipe.xrange(stream, "-", "+", count=1)
+                heads = await self._store.gate("outbox oldest", pipe.execute())
+                for stream, head in zip(unseen, heads, strict=True):
+                    if head:
+                        self._oldest[stream] = _event(head[0][1]).created_at
+            return min((self._oldest[s] for s in self._active if s in self._oldest), default=None)
+        stream = self._store.keys.outbox_stream(0)
+        heads = await self._store.gate("outbox oldest", self._store.client.xrange(stream, "-", "+", count=1))
+        return _event(heads[0][1]).created_at if heads else None
+
+    async def _sweep_if_due(self) -> None:
+        """Cluster: every ``sweep_interval``, XLEN every slot's stream and read the non-empty ones too."""
+        if not self._cluster or time.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = time.monotonic() + self._sweep_interval
+        keys = self._store.keys
+        streams = [keys.outbox_for_slot(slot) for slot in range(SLOTS)]
         pipe = self._store.client.pipeline(transaction=False)
-        for stream in self._streams:
-            pipe.xrange(stream, "-", "+", count=1)
-        heads = await self._store.gate("outbox oldest", pipe.execute())
-        times = [_event(_body(rows[0][1])).created_at for rows in heads if rows]
-        return min(times) if times else None
+        for stream in streams:
+            pipe.xlen(stream)
+        lengths = await self._store.gate("outbox sweep", pipe.execute())
+        for stream, length in zip(streams, lengths, strict=True):
+            if int(length) and stream not in self._active:
+                self._generation += 1
+                self._active[stream] = self._generation
 
     async def aclose(self) -> None:
         """Release this process's drain leases (another process takes over at once); events stay in Redis."""
         if self._store._connected is None:
             return
-        for lease in self._leases:
+        for stream in list(self._active):
             try:
-                await self._store.gate("outbox close", self._release_script(keys=[lease], args=[self._token]))
+                await self._store.gate("outbox close", self._release_script(keys=[f"{stream}:lease"], args=[self._token]))
             except Exception:  # a dead server must not fail shutdown; the lease expires by itself
                 return

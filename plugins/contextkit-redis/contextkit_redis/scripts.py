@@ -1,9 +1,12 @@
 """The Lua scripts of the Redis tier and the runner that calls them.
 
 Each script touches the keys of one owner (one hash tag, so one slot) and may also update the owner's index
-shard. On plain Redis the index keys are passed too (``ARGV[1] == "1"``) and the whole change is one atomic
-script call; on a cluster the index shard lives in another slot, so the store calls :data:`SIDE` separately
-right after (see :mod:`contextkit_redis.store` for the consistency this gives).
+shard. With a cold tier (``archived``) every write script checks the owner's meta first (an owner the store has
+no meta for gets the error reply :data:`UNKNOWN_REPLY`, which the store raises as ``OwnerUnknown``), takes the
+owner's next version from it and XADDs the write's archive event to the outbox stream, all in the script. On
+plain Redis the index keys are passed too (``ARGV[1] == "1"``) and the whole change is one atomic script call; on
+a cluster the index shard lives in another slot, so the store calls :data:`SIDE` separately right after (see
+:mod:`contextkit_redis.store` for the consistency this gives).
 
 Scripts are ``redis-py`` Script objects: they run with EVALSHA and re-load themselves on NOSCRIPT (after a
 server restart or SCRIPT FLUSH), so no SHA is cached across an outage. The helpers are reusable by the LangGraph
@@ -31,19 +34,25 @@ _KEEP_MAX = 8
 
 __all__ = [
     "APPEND",
+    "BACKFILL",
     "BOUNDS",
+    "DELETE_MARK",
     "DELETE_OWNER",
-    "DROP_STREAM",
+    "EPOCH",
     "GET_CHECKPOINT",
     "LIST_CHECKPOINTS",
     "PRUNE",
     "PRUNE_THREAD",
     "PUT_CHECKPOINT",
+    "PUT_DOCUMENT",
     "PUT_SESSION",
     "PUT_WRITES",
+    "READ",
     "READ_THREAD",
     "REPLACE_HISTORY",
+    "RESTORE_OWNER",
     "SIDE",
+    "UNKNOWN_REPLY",
     "UPDATE_SESSION",
     "ScriptSet",
 ]
@@ -98,88 +107,192 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 """
 
+# Shared by the scripts of an owner: KEYS[first .. first + 6] are the owner's session family (session, history,
+# legacy seq, task, conversations, conversation) and its meta, which live and expire together.
+_OWNER_FN = """
+local function refresh(first, ttl)
+  for i = first, first + 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+-- The highest stream seq: the meta's, or (data written before the meta existed) the legacy counter's.
+local function seq_of(meta, legacy)
+  local s = redis.call('HGET', meta, 's')
+  if s then return tonumber(s) end
+  return tonumber(redis.call('GET', legacy) or '0')
+end
+local function session_fields(key)
+  return redis.call('HGETALL', key)
+end
+-- The archived flag of a call: '0' (no cold tier), '1' (archived, no epoch: a cluster) or, on plain Redis, the key
+-- of the namespace's epoch hash. Archived, an owner without meta is unknown (CKUNKNOWN), and one whose meta was
+-- written before the server's current run began may be older than the archive (CKSTALE: restarted from an older
+-- snapshot); both send the caller to the archive first.
+local function stale(meta, flag)
+  if flag == '0' or flag == '1' then return false end
+  local cur = redis.call('HGET', flag, 'e')
+  return cur ~= false and tonumber(redis.call('HGET', meta, 'e') or '0') < tonumber(cur)
+end
+local function guard(meta, flag)
+  if flag == '0' then return nil end
+  if redis.call('EXISTS', meta) == 0 then return 'CKUNKNOWN' end
+  if stale(meta, flag) then return 'CKSTALE' end
+  return nil
+end
+-- Mark the meta as written in the server's current run.
+local function stamp(meta, flag)
+  if flag ~= '0' and flag ~= '1' then
+    local cur = redis.call('HGET', flag, 'e')
+    if cur then redis.call('HSET', meta, 'e', cur) end
+  end
+end
+"""
+
+# An owner the store has no meta for, with a cold tier archiving it: the caller must ask the archive first
+# (contextkit.errors.OwnerUnknown, raised by the store for this error reply).
+UNKNOWN_REPLY = "CKUNKNOWN"
+
 PUT_SESSION = (
     _SIDE_FN
+    + _OWNER_FN
     + """
--- KEYS: session family (6) [, index shard (4)]
--- ARGV: side, ttl_ms, session_id, user_id, created_at, last_activity, last_activity_us,
---       request_count, error_count, total_processing_time, status, metadata
+-- KEYS: session family (6), meta [, index shard (4)] [, outbox stream (last)]
+-- ARGV: side, ttl_ms, archived, archive, session_id, user_id, created_at, last_activity, last_activity_us,
+--       request_count, error_count, total_processing_time, status, metadata, task context JSON or '',
+--       session event head JSON, task context event JSON (without its version)
+-- Returns the session's version.
+local bad = guard(KEYS[7], ARGV[3])
+if bad then return redis.error_reply(bad) end
+if redis.call('EXISTS', KEYS[7]) == 0 then
+  local legacy = redis.call('GET', KEYS[3])
+  if legacy then redis.call('HSET', KEYS[7], 's', legacy) end
+end
+local v = redis.call('HINCRBY', KEYS[7], 'v', 1)
+redis.call('HDEL', KEYS[7], 't')
+stamp(KEYS[7], ARGV[3])
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'session_id', ARGV[3], 'user_id', ARGV[4], 'created_at', ARGV[5],
-  'last_activity', ARGV[6], 'last_activity_us', ARGV[7], 'request_count', ARGV[8], 'error_count', ARGV[9],
-  'total_processing_time', ARGV[10], 'status', ARGV[11], 'metadata', ARGV[12])
-for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
-if ARGV[1] == '1' then side(side_keys(7), 'set', ARGV[3], ARGV[7], ARGV[11], 0, 0) end
-return 1
+redis.call('HSET', KEYS[1], 'session_id', ARGV[5], 'user_id', ARGV[6], 'created_at', ARGV[7],
+  'last_activity', ARGV[8], 'last_activity_us', ARGV[9], 'request_count', ARGV[10], 'error_count', ARGV[11],
+  'total_processing_time', ARGV[12], 'status', ARGV[13], 'metadata', ARGV[14], 'version', v)
+local tv = 0
+if ARGV[15] ~= '' then
+  tv = redis.call('HINCRBY', KEYS[7], 'v', 1)
+  redis.call('HSET', KEYS[7], 'tv', tv)
+  redis.call('SET', KEYS[4], ARGV[15])
+end
+refresh(1, ARGV[2])
+if ARGV[1] == '1' then side(side_keys(8), 'set', ARGV[5], ARGV[9], ARGV[13], 0, 0) end
+if ARGV[4] == '1' then
+  redis.call('XADD', KEYS[#KEYS], '*', 's', ARGV[16], unpack(session_fields(KEYS[1])))
+  if tv > 0 then redis.call('XADD', KEYS[#KEYS], '*', 'e', ARGV[17], 'v', tv) end
+end
+return v
 """
 )
 
 UPDATE_SESSION = (
     _SIDE_FN
+    + _OWNER_FN
     + """
--- KEYS: session family (6) [, index shard (4)]
--- ARGV: side, ttl_ms, requests, errors, processing_time, last_activity, last_activity_us, n, field, value, ...
+-- KEYS: session family (6), meta [, index shard (4)] [, outbox stream (last)]
+-- ARGV: side, ttl_ms, archived, archive, requests, errors, processing_time, last_activity, last_activity_us,
+--       event head JSON, n, field, value, ...
+-- Returns the session hash, or false when there is no session (nothing written).
+local bad = guard(KEYS[7], ARGV[3])
+if bad then return redis.error_reply(bad) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-if ARGV[3] ~= '0' then redis.call('HINCRBY', KEYS[1], 'request_count', ARGV[3]) end
-if ARGV[4] ~= '0' then redis.call('HINCRBY', KEYS[1], 'error_count', ARGV[4]) end
-if ARGV[5] ~= '0' then redis.call('HINCRBYFLOAT', KEYS[1], 'total_processing_time', ARGV[5]) end
+if ARGV[5] ~= '0' then redis.call('HINCRBY', KEYS[1], 'request_count', ARGV[5]) end
+if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[1], 'error_count', ARGV[6]) end
+if ARGV[7] ~= '0' then redis.call('HINCRBYFLOAT', KEYS[1], 'total_processing_time', ARGV[7]) end
 local cur = tonumber(redis.call('HGET', KEYS[1], 'last_activity_us') or '0')
-if tonumber(ARGV[7]) > cur then
-  redis.call('HSET', KEYS[1], 'last_activity', ARGV[6], 'last_activity_us', ARGV[7])
+if tonumber(ARGV[9]) > cur then
+  redis.call('HSET', KEYS[1], 'last_activity', ARGV[8], 'last_activity_us', ARGV[9])
 end
-local n = tonumber(ARGV[8])
-for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[9 + 2 * i], ARGV[10 + 2 * i]) end
-for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+local n = tonumber(ARGV[11])
+for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[12 + 2 * i], ARGV[13 + 2 * i]) end
+if redis.call('EXISTS', KEYS[7]) == 0 then
+  local legacy = redis.call('GET', KEYS[3])
+  if legacy then redis.call('HSET', KEYS[7], 's', legacy) end
+end
+redis.call('HSET', KEYS[1], 'version', redis.call('HINCRBY', KEYS[7], 'v', 1))
+stamp(KEYS[7], ARGV[3])
+refresh(1, ARGV[2])
 local rec = redis.call('HGETALL', KEYS[1])
 if ARGV[1] == '1' then
   local h = {}
   for i = 1, #rec, 2 do h[rec[i]] = rec[i + 1] end
-  side(side_keys(7), 'max', h['session_id'], h['last_activity_us'], h['status'], 0, 0)
+  side(side_keys(8), 'max', h['session_id'], h['last_activity_us'], h['status'], 0, 0)
 end
+if ARGV[4] == '1' then redis.call('XADD', KEYS[#KEYS], '*', 's', ARGV[10], unpack(rec)) end
 return rec
 """
 )
 
 DELETE_OWNER = (
     _SIDE_FN
+    + _OWNER_FN
     + """
--- KEYS: every key of the owner (9) [, index shard (4)]. ARGV: side, session_id
--- Returns {record existed, conversation keys registered, messages removed, checkpoints removed}.
+-- KEYS: every data key of the owner (9: session family, checkpoint family), meta [, index shard (4)]
+--       [, outbox stream (last)]
+-- ARGV: side, owner id, archived, archive, mode ('delete' | 'evict'), tombstone_ttl_ms, delete event head JSON
+-- Returns {session existed, messages removed, checkpoints removed}. 'delete' with archived keeps the meta as a
+-- tombstone (version + 1, the stream's highest seq) and writes the delete event, unless the owner holds nothing
+-- and is a tombstone already (or never had anything); 'evict' forgets the owner, meta included, with no event.
+if ARGV[5] == 'delete' then
+  local bad = guard(KEYS[10], ARGV[3])
+  if bad then return redis.error_reply(bad) end
+end
 local existed = redis.call('EXISTS', KEYS[1])
-local convs = redis.call('SMEMBERS', KEYS[5])
 local messages = redis.call('LLEN', KEYS[2])
 local checkpoints = redis.call('HLEN', KEYS[7])
+local holds = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[4], KEYS[6], KEYS[7], KEYS[9]) > 0
+if ARGV[5] == 'delete' and ARGV[3] ~= '0' then
+  local meta = KEYS[10]
+  local last = seq_of(meta, KEYS[3])
+  local had = (tonumber(redis.call('HGET', meta, 'v') or '0') > 0 or last > 0) and redis.call('HEXISTS', meta, 't') == 0
+  if holds or had then
+    local record = {}
+    if existed == 1 then record = session_fields(KEYS[1]) end
+    local v = redis.call('HINCRBY', meta, 'v', 1)
+    redis.call('HSET', meta, 's', last, 't', '1', 'dv', v, 'ds', last)
+    redis.call('HDEL', meta, 'tv', 'cv')
+    stamp(meta, ARGV[3])
+    redis.call('PEXPIRE', meta, ARGV[6])
+    if ARGV[4] == '1' then
+      redis.call('XADD', KEYS[#KEYS], '*', 'd', ARGV[7], 'v', v, 'q', last, unpack(record))
+    end
+  end
+else
+  redis.call('UNLINK', KEYS[10])
+end
 redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
-if ARGV[1] == '1' then side(side_keys(10), 'del', ARGV[2], 0, '', -messages, -checkpoints) end
-return {existed, convs, messages, checkpoints}
+if ARGV[1] == '1' then side(side_keys(11), 'del', ARGV[2], 0, '', -messages, -checkpoints) end
+return {existed, messages, checkpoints}
 """
 )
 
-DROP_STREAM = """
--- KEYS: conversation document, history, seq of one conversation session. Returns the messages removed.
-local messages = redis.call('LLEN', KEYS[2])
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3])
-return messages
-"""
-
 APPEND = (
     _SIDE_FN
+    + _OWNER_FN
     + """
--- KEYS: session family (6: session, history, seq, ...) [, index shard (4)] [, outbox stream (last)]
--- ARGV: side, cap, ttl_ms, key, activity, activity_us, n, n message bodies without their opening brace,
+-- KEYS: session family (6), meta [, index shard (4)] [, outbox stream (last)]
+-- ARGV: side, cap, ttl_ms, key, activity, activity_us, archived, n, n message bodies without their opening brace,
 --       then (with an outbox stream) n event heads: the event JSON up to its message, which closes with '}}'.
--- Returns {first seq, kept delta, events written (0/1), session status or false, session last_activity_us}.
-local n = tonumber(ARGV[7])
-local last = redis.call('INCRBY', KEYS[3], n)
+-- Returns {first seq, kept delta, events written, session status or false, session last_activity_us}.
+local bad = guard(KEYS[7], ARGV[7])
+if bad then return redis.error_reply(bad) end
+local n = tonumber(ARGV[8])
+local last = seq_of(KEYS[7], KEYS[3]) + n
+redis.call('HSET', KEYS[7], 's', last)
+redis.call('HDEL', KEYS[7], 't')
+stamp(KEYS[7], ARGV[7])
 local first = last - n + 1
-local archive = #ARGV > 7 + n and first > 1
+local archive = #ARGV > 8 + n
 local batch = {}
 local length = 0
 for i = 1, n do
-  local body = '{"seq":' .. string.format('%d', first + i - 1) .. ',' .. ARGV[i + 7]
+  local body = '{"seq":' .. string.format('%d', first + i - 1) .. ',' .. ARGV[i + 8]
   batch[#batch + 1] = body
   -- the outbox entry is the archive event of the stored message: same seq, in the same atomic step
-  if archive then redis.call('XADD', KEYS[#KEYS], '*', 'e', ARGV[i + 7 + n] .. body .. '}}') end
+  if archive then redis.call('XADD', KEYS[#KEYS], '*', 'e', ARGV[i + 8 + n] .. body .. '}}') end
   if #batch == 1000 then length = redis.call('RPUSH', KEYS[2], unpack(batch)); batch = {} end
 end
 if #batch > 0 then length = redis.call('RPUSH', KEYS[2], unpack(batch)) end
@@ -201,100 +314,350 @@ if rec[2] then
     la = tonumber(ARGV[6])
   end
 end
--- activity on a stream keeps its whole session alive (the record's TTL follows its history)
-for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+-- activity on a stream keeps its whole owner alive (the record's TTL follows its history)
+refresh(1, ARGV[3])
 if ARGV[1] == '1' then
   if status then
-    side(side_keys(7), 'max', ARGV[4], string.format('%d', la), status, n - trimmed, 0)
+    side(side_keys(8), 'max', ARGV[4], string.format('%d', la), status, n - trimmed, 0)
   else
-    side(side_keys(7), 'none', '', 0, '', n - trimmed, 0)
+    side(side_keys(8), 'none', '', 0, '', n - trimmed, 0)
   end
 end
-return {first, n - trimmed, archive and 1 or 0, status, string.format('%d', la)}
+return {first, n - trimmed, archive and n or 0, status, string.format('%d', la)}
 """
 )
 
 REPLACE_HISTORY = (
     _SIDE_FN
+    + _OWNER_FN
     + """
--- KEYS: history, seq [, index shard (4)]. ARGV: side, cap, ttl_ms, highest seq given, messages (JSON)...
--- Returns the change in kept messages.
-local before = redis.call('LLEN', KEYS[1])
-redis.call('DEL', KEYS[1])
+-- KEYS: session family (6), meta [, index shard (4)]. ARGV: side, cap, ttl_ms, archived, highest seq given,
+-- messages (JSON)... Returns the change in kept messages.
+local bad = guard(KEYS[7], ARGV[4])
+if bad then return redis.error_reply(bad) end
+local before = redis.call('LLEN', KEYS[2])
+local top = math.max(seq_of(KEYS[7], KEYS[3]), tonumber(ARGV[5]))
+redis.call('HSET', KEYS[7], 's', top)
+stamp(KEYS[7], ARGV[4])
+redis.call('DEL', KEYS[2], KEYS[3])
 local batch = {}
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   batch[#batch + 1] = ARGV[i]
-  if #batch == 1000 then redis.call('RPUSH', KEYS[1], unpack(batch)); batch = {} end
+  if #batch == 1000 then redis.call('RPUSH', KEYS[2], unpack(batch)); batch = {} end
 end
-if #batch > 0 then redis.call('RPUSH', KEYS[1], unpack(batch)) end
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
-local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
-if tonumber(ARGV[4]) > cur then redis.call('SET', KEYS[2], ARGV[4]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-local delta = redis.call('LLEN', KEYS[1]) - before
-if ARGV[1] == '1' and delta ~= 0 then side(side_keys(3), 'none', '', 0, '', delta, 0) end
+if #batch > 0 then redis.call('RPUSH', KEYS[2], unpack(batch)) end
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+refresh(1, ARGV[3])
+local delta = redis.call('LLEN', KEYS[2]) - before
+if ARGV[1] == '1' and delta ~= 0 then side(side_keys(8), 'none', '', 0, '', delta, 0) end
 return delta
 """
 )
 
-BOUNDS = """
--- KEYS: history, seq. Returns {oldest kept message or false, highest seq assigned or false}
-return {redis.call('LINDEX', KEYS[1], 0), redis.call('GET', KEYS[2])}
+BACKFILL = (
+    _SIDE_FN
+    + _OWNER_FN
+    + """
+-- KEYS: session family (6), meta [, index shard (4)]. ARGV: side, cap, ttl_ms, archived, then (seq, message
+-- JSON) pairs in ascending seq. Inserts, at the head, the messages older than every kept one, at most the room
+-- the cap leaves (the newest of them). Returns how many were inserted.
+local bad = guard(KEYS[7], ARGV[4])
+if bad then return redis.error_reply(bad) end
+local length = redis.call('LLEN', KEYS[2])
+local room = tonumber(ARGV[2]) - length
+if room <= 0 then return 0 end
+local floor
+if length > 0 then
+  floor = tonumber(cjson.decode(redis.call('LINDEX', KEYS[2], 0))['seq'])
+else
+  floor = seq_of(KEYS[7], KEYS[3]) + 1
+end
+local picked = {}
+for i = 5, #ARGV, 2 do
+  if tonumber(ARGV[i]) < floor then picked[#picked + 1] = ARGV[i + 1] end
+end
+local start = math.max(1, #picked - room + 1)
+local inserted = 0
+for i = #picked, start, -1 do
+  redis.call('LPUSH', KEYS[2], picked[i])
+  inserted = inserted + 1
+end
+if inserted > 0 then
+  refresh(1, ARGV[3])
+  if ARGV[1] == '1' then side(side_keys(8), 'none', '', 0, '', inserted, 0) end
+end
+return inserted
 """
+)
+
+RESTORE_OWNER = (
+    _SIDE_FN
+    + _OWNER_FN
+    + """
+-- KEYS: session family (6), meta [, index shard (4)]
+-- ARGV: side, ttl_ms, tombstone_ttl_ms, cap, version, last_seq, deleted ('1'/'0'), session hash fields count
+--       (2 per field), task context JSON or '', its version, conversation JSON or '', its version, message count,
+--       archived flag, then the session fields, then the messages (JSON).
+-- Puts the archive's state back where the store has no meta for the owner (put-if-absent). A meta written in the
+-- server's current run is left as it is (writes that raced this read-through stay). A meta older than that run
+-- (the server restarted from an older snapshot) is reconciled: counters raised to the archive's, and each record
+-- the archive holds a newer version of replaced by it. Returns 1 when it changed something, else 0.
+local meta = KEYS[7]
+local flag = ARGV[14]
+local nfields = tonumber(ARGV[8])
+local count = tonumber(ARGV[13])
+local fields = {}
+for i = 15, 14 + nfields do fields[#fields + 1] = ARGV[i] end
+local messages = {}
+for i = 15 + nfields, 14 + nfields + count do messages[#messages + 1] = ARGV[i] end
+local h = {}
+for i = 1, #fields, 2 do h[fields[i]] = fields[i + 1] end
+local function put_history()
+  local before = redis.call('LLEN', KEYS[2])
+  redis.call('DEL', KEYS[2])
+  local batch = {}
+  for i = 1, #messages do
+    batch[#batch + 1] = messages[i]
+    if #batch == 1000 then redis.call('RPUSH', KEYS[2], unpack(batch)); batch = {} end
+  end
+  if #batch > 0 then redis.call('RPUSH', KEYS[2], unpack(batch)) end
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+  if ARGV[1] == '1' then side(side_keys(8), 'none', '', 0, '', redis.call('LLEN', KEYS[2]) - before, 0) end
+end
+local function put_session()
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], unpack(fields))
+  if ARGV[1] == '1' then side(side_keys(8), 'set', h['session_id'], h['last_activity_us'], h['status'], 0, 0) end
+end
+if redis.call('EXISTS', meta) == 1 then
+  if not stale(meta, flag) then return 0 end
+  local archived_version = tonumber(ARGV[5])
+  redis.call('HSET', meta, 'v', math.max(tonumber(redis.call('HGET', meta, 'v') or '0'), archived_version))
+  if tonumber(ARGV[6]) > seq_of(meta, KEYS[3]) then
+    -- the archive's stream is ahead of this copy: its tail replaces what was kept
+    redis.call('HSET', meta, 's', ARGV[6])
+    put_history()
+  end
+  local hot_version = tonumber(redis.call('HGET', KEYS[1], 'version') or '-1')
+  if nfields > 0 and tonumber(h['version'] or '0') > hot_version then
+    put_session()
+  elseif ARGV[7] == '1' and hot_version >= 0 and hot_version < archived_version then
+    -- the archive's newest write is a delete this copy never saw
+    local sid = redis.call('HGET', KEYS[1], 'session_id')
+    redis.call('DEL', KEYS[1], KEYS[4], KEYS[6])
+    if ARGV[1] == '1' then side(side_keys(8), 'del', sid, 0, '', 0, 0) end
+  end
+  if ARGV[9] ~= '' and tonumber(ARGV[10]) > tonumber(redis.call('HGET', meta, 'tv') or '0') then
+    redis.call('SET', KEYS[4], ARGV[9])
+    redis.call('HSET', meta, 'tv', ARGV[10])
+  end
+  if ARGV[11] ~= '' and tonumber(ARGV[12]) > tonumber(redis.call('HGET', meta, 'cv') or '0') then
+    redis.call('SET', KEYS[6], ARGV[11])
+    redis.call('HSET', meta, 'cv', ARGV[12])
+  end
+  stamp(meta, flag)
+  refresh(1, ARGV[2])
+  return 1
+end
+local last = math.max(tonumber(ARGV[6]), tonumber(redis.call('GET', KEYS[3]) or '0'))
+redis.call('HSET', meta, 'v', ARGV[5], 's', last)
+redis.call('DEL', KEYS[3])
+stamp(meta, flag)
+local restored = false
+if nfields > 0 and redis.call('EXISTS', KEYS[1]) == 0 then
+  put_session()
+  restored = true
+end
+if ARGV[9] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[9], 'NX')
+  redis.call('HSET', meta, 'tv', ARGV[10])
+  restored = true
+end
+if ARGV[11] ~= '' then
+  redis.call('SET', KEYS[6], ARGV[11], 'NX')
+  redis.call('HSET', meta, 'cv', ARGV[12])
+  restored = true
+end
+if count > 0 and redis.call('EXISTS', KEYS[2]) == 0 then
+  put_history()
+  restored = true
+end
+if ARGV[7] == '1' and not restored then
+  redis.call('HSET', meta, 't', '1')
+  redis.call('PEXPIRE', meta, ARGV[3])
+else
+  refresh(1, ARGV[2])
+end
+return 1
+"""
+)
+
+PUT_DOCUMENT = (
+    _OWNER_FN
+    + """
+-- KEYS: session family (6), meta [, parent registry (plain Redis: conversation sessions)] [, outbox (last)]
+-- ARGV: ttl_ms, archived, archive, family ('task' | 'conversation'), document JSON, event JSON (without its
+--       version), key to register in the parent registry or ''
+-- Returns the document's version.
+local bad = guard(KEYS[7], ARGV[2])
+if bad then return redis.error_reply(bad) end
+if redis.call('EXISTS', KEYS[7]) == 0 then
+  local legacy = redis.call('GET', KEYS[3])
+  if legacy then redis.call('HSET', KEYS[7], 's', legacy) end
+end
+local v = redis.call('HINCRBY', KEYS[7], 'v', 1)
+redis.call('HDEL', KEYS[7], 't')
+stamp(KEYS[7], ARGV[2])
+if ARGV[4] == 'task' then
+  redis.call('SET', KEYS[4], ARGV[5])
+  redis.call('HSET', KEYS[7], 'tv', v)
+else
+  redis.call('SET', KEYS[6], ARGV[5])
+  redis.call('HSET', KEYS[7], 'cv', v)
+end
+refresh(1, ARGV[1])
+if ARGV[7] ~= '' then
+  redis.call('SADD', KEYS[8], ARGV[7])
+  redis.call('PEXPIRE', KEYS[8], ARGV[1])
+end
+if ARGV[3] == '1' then redis.call('XADD', KEYS[#KEYS], '*', 'e', ARGV[6], 'v', v) end
+return v
+"""
+)
+
+READ = (
+    _OWNER_FN
+    + """
+-- KEYS: meta, data key. ARGV: archived flag, command, arguments... Runs the read; archived, an empty answer from
+-- an owner the store has no meta for is CKUNKNOWN (present data is answered as it is), and any answer from an
+-- owner whose meta is older than the server's run is CKSTALE.
+local r = redis.call(ARGV[2], KEYS[2], unpack(ARGV, 3))
+if ARGV[1] ~= '0' then
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    if not r or (type(r) == 'table' and #r == 0) or r == 0 then return redis.error_reply('CKUNKNOWN') end
+  elseif stale(KEYS[1], ARGV[1]) then
+    return redis.error_reply('CKSTALE')
+  end
+end
+return r
+"""
+)
+
+DELETE_MARK = (
+    _OWNER_FN
+    + """
+-- KEYS: meta. ARGV: archived flag. Returns {version, last seq} of the owner's last delete the meta remembers.
+local bad = guard(KEYS[1], ARGV[1])
+if bad then return redis.error_reply(bad) end
+local mark = redis.call('HMGET', KEYS[1], 'dv', 'ds')
+return {tonumber(mark[1] or '0'), tonumber(mark[2] or '0')}
+"""
+)
+
+BOUNDS = (
+    _OWNER_FN
+    + """
+-- KEYS: history, legacy seq, meta. ARGV: archived. Returns {oldest kept message or false, highest seq}.
+local bad = guard(KEYS[3], ARGV[1])
+if bad then return redis.error_reply(bad) end
+return {redis.call('LINDEX', KEYS[1], 0), seq_of(KEYS[3], KEYS[2])}
+"""
+)
 
 PUT_CHECKPOINT = (
     _SIDE_FN
+    + _OWNER_FN
     + """
--- KEYS: cp_docs, cp_order, cp_writes [, index shard (4), seed thread index]
--- ARGV: side, ttl_ms, checkpoint_id, document, thread_id
-local new = redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
-if new == 1 then redis.call('RPUSH', KEYS[2], ARGV[3]) end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+-- KEYS: session family (6), meta, cp_docs, cp_order, cp_writes [, index shard (4), seed thread index]
+--       [, outbox stream (last)]
+-- ARGV: side, ttl_ms, checkpoint_ttl_ms, archived, archive, checkpoint_id, document, thread_id, event JSON
+-- Returns 1 for a new checkpoint id, 0 for a replaced one.
+local bad = guard(KEYS[7], ARGV[4])
+if bad then return redis.error_reply(bad) end
+local v = redis.call('HINCRBY', KEYS[7], 'v', 1)
+redis.call('HDEL', KEYS[7], 't')
+stamp(KEYS[7], ARGV[4])
+local new = redis.call('HSET', KEYS[8], ARGV[6], ARGV[7])
+if new == 1 then redis.call('RPUSH', KEYS[9], ARGV[6]) end
+for i = 8, 10 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+refresh(1, ARGV[2])
 if ARGV[1] == '1' then
-  if new == 1 then side(side_keys(4), 'none', '', 0, '', 0, 1) end
-  redis.call('ZADD', KEYS[8], 0, ARGV[5])
+  if new == 1 then side(side_keys(11), 'none', '', 0, '', 0, 1) end
+  redis.call('ZADD', KEYS[15], 0, ARGV[8])
 end
+if ARGV[5] == '1' then redis.call('XADD', KEYS[#KEYS], '*', 'e', ARGV[9], 'v', v) end
 return new
 """
 )
 
-GET_CHECKPOINT = """
--- KEYS: cp_docs, cp_order. ARGV: "1" and a checkpoint id, or "0" for the newest
+GET_CHECKPOINT = (
+    _OWNER_FN
+    + """
+-- KEYS: cp_docs, cp_order, meta. ARGV: "1" and a checkpoint id, or "0" for the newest; archived flag.
 local cid = ARGV[2]
 if ARGV[1] == '0' then
   cid = redis.call('LINDEX', KEYS[2], -1)
-  if not cid then return false end
 end
-return redis.call('HGET', KEYS[1], cid)
+local doc = false
+if cid then doc = redis.call('HGET', KEYS[1], cid) end
+if ARGV[3] ~= '0' then
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    if not doc then return redis.error_reply('CKUNKNOWN') end
+  elseif stale(KEYS[3], ARGV[3]) then
+    return redis.error_reply('CKSTALE')
+  end
+end
+return doc
 """
+)
 
-LIST_CHECKPOINTS = """
--- KEYS: cp_docs, cp_order. ARGV: limit (> 0). Newest first.
+LIST_CHECKPOINTS = (
+    _OWNER_FN
+    + """
+-- KEYS: cp_docs, cp_order, meta. ARGV: limit (> 0), archived flag. Newest first.
 local ids = redis.call('LRANGE', KEYS[2], -tonumber(ARGV[1]), -1)
 local out = {}
 for i = #ids, 1, -1 do
   local doc = redis.call('HGET', KEYS[1], ids[i])
   if doc then out[#out + 1] = doc end
 end
+if ARGV[2] ~= '0' then
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    if #out == 0 then return redis.error_reply('CKUNKNOWN') end
+  elseif stale(KEYS[3], ARGV[2]) then
+    return redis.error_reply('CKSTALE')
+  end
+end
 return out
 """
+)
 
-PUT_WRITES = """
--- KEYS: cp_writes, cp_docs, cp_order [, seed thread index]. ARGV: ttl_ms, checkpoint_id, JSON items joined by
--- commas (no brackets), thread_id
-local cur = redis.call('HGET', KEYS[1], ARGV[2])
+PUT_WRITES = (
+    _OWNER_FN
+    + """
+-- KEYS: session family (6), meta, cp_writes, cp_docs, cp_order [, seed thread index] [, outbox stream (last)]
+-- ARGV: ttl_ms, checkpoint_ttl_ms, archived, archive, checkpoint_id, JSON items joined by commas (no brackets),
+--       thread_id, event JSON (without its version), index ('1' when the thread index key is given)
+local bad = guard(KEYS[7], ARGV[3])
+if bad then return redis.error_reply(bad) end
+local v = redis.call('HINCRBY', KEYS[7], 'v', 1)
+redis.call('HDEL', KEYS[7], 't')
+stamp(KEYS[7], ARGV[3])
+local cur = redis.call('HGET', KEYS[8], ARGV[5])
 local value
 if cur and cur ~= '[]' then
-  value = string.sub(cur, 1, -2) .. ',' .. ARGV[3] .. ']'
+  value = string.sub(cur, 1, -2) .. ',' .. ARGV[6] .. ']'
 else
-  value = '[' .. ARGV[3] .. ']'
+  value = '[' .. ARGV[6] .. ']'
 end
-redis.call('HSET', KEYS[1], ARGV[2], value)
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
-if KEYS[4] then redis.call('ZADD', KEYS[4], 0, ARGV[4]) end
-return 1
+redis.call('HSET', KEYS[8], ARGV[5], value)
+for i = 8, 10 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+refresh(1, ARGV[1])
+if ARGV[9] == '1' then redis.call('ZADD', KEYS[11], 0, ARGV[7]) end
+if ARGV[4] == '1' then redis.call('XADD', KEYS[#KEYS], '*', 'e', ARGV[8], 'v', v) end
+return v
 """
+)
 
 PRUNE_THREAD = """
 -- Drop a seed checkpoint thread from its index once its keys are gone. KEYS: thread index [, cp_docs, cp_writes].
@@ -464,21 +827,39 @@ class ScriptSet:
             await self._pool.release(conn)
 
 
+EPOCH = """
+-- KEYS: the namespace's epoch hash. ARGV: the run id of the server this connection reached.
+-- The epoch is the server time (ms) at which a run of the server was first seen: every meta stamped before it
+-- (so every meta an older snapshot can hold) compares lower. Returns the current epoch.
+if redis.call('HGET', KEYS[1], 'run') == ARGV[1] then return redis.call('HGET', KEYS[1], 'e') end
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local e = math.max(now, tonumber(redis.call('HGET', KEYS[1], 'e') or '0') + 1)
+redis.call('HSET', KEYS[1], 'e', string.format('%d', e), 'run', ARGV[1])
+return string.format('%d', e)
+"""
+
 ALL_SCRIPTS: dict[str, str] = {
     "side": SIDE,
     "prune": PRUNE,
     "put_session": PUT_SESSION,
     "update_session": UPDATE_SESSION,
     "delete_owner": DELETE_OWNER,
-    "drop_stream": DROP_STREAM,
     "append": APPEND,
     "replace_history": REPLACE_HISTORY,
+    "backfill": BACKFILL,
+    "restore_owner": RESTORE_OWNER,
+    "put_document": PUT_DOCUMENT,
+    "read": READ,
     "bounds": BOUNDS,
+    "delete_mark": DELETE_MARK,
     "put_checkpoint": PUT_CHECKPOINT,
     "get_checkpoint": GET_CHECKPOINT,
     "list_checkpoints": LIST_CHECKPOINTS,
     "put_writes": PUT_WRITES,
     "prune_thread": PRUNE_THREAD,
     "read_thread": READ_THREAD,
+    "epoch": EPOCH,
 }
 """Every script of the hot store, by the name :class:`ScriptSet` registers it under."""

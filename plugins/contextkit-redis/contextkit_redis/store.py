@@ -28,19 +28,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from contextkit.archiver import message_event_heads
 from contextkit.codec import archive_json, archive_loads
-from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
-from contextkit.records import Message, Session, from_iso, to_iso
-from contextkit.stores import ArchiveSpec, Capability, SessionUpdate, StoreSettings, StoreStats
+from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, OwnerUnknown, SerializationError
+from contextkit.masking import mask_secrets
+from contextkit.records import ArchiveEvent, Message, Session, new_event_id, to_iso
+from contextkit.stores import ArchiveSpec, Capability, EventHead, OwnerState, SessionUpdate, StoreSettings, StoreStats
+from contextkit.tiered.events import (
+    checkpoint_document_event,
+    conversation_session_event,
+    task_context_event,
+    writes_document_event,
+)
 from contextkit_redis.checkpoints import RedisCheckpoints
 from contextkit_redis.connection import Connected, Gate, RedisOptions, close, connect
+from contextkit_redis.entries import as_hash, event_head, session_from_hash, text, versionless_event
 from contextkit_redis.keys import DEFAULT_INDEX_SHARDS, IndexKeys, KeyLayout
-from contextkit_redis.outbox import CLUSTER_SHARDS, RedisStreamOutbox
-from contextkit_redis.scripts import ALL_SCRIPTS, ScriptSet
+from contextkit_redis.outbox import RedisStreamOutbox, slot_of
+from contextkit_redis.scripts import ALL_SCRIPTS, EPOCH, ScriptSet
 
 __all__ = ["RedisHotStore", "dumps", "to_micros"]
 
@@ -67,10 +76,6 @@ def _loads(raw: Any, what: str) -> Any:
         raise SerializationError(f"stored {what} is not valid JSON: {exc}") from exc
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
 def to_micros(moment: datetime) -> int:
     """Integer microseconds since the epoch (exact, unlike ``timestamp()``); naive values are UTC."""
     if moment.tzinfo is None:
@@ -78,31 +83,51 @@ def to_micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICRO
 
 
-def _as_hash(raw: Any) -> dict[str, str]:
-    if isinstance(raw, Mapping):
-        return {_text(k): _text(v) for k, v in raw.items()}
-    items = list(raw)
-    return {_text(items[i]): _text(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+def _run_id(info: Any) -> str | None:
+    """The ``run_id`` of an INFO reply (parsed dict, or raw text)."""
+    if isinstance(info, Mapping):
+        value = info.get("run_id") or info.get(b"run_id")
+        return None if value is None else text(value)
+    for line in text(info).splitlines():
+        if line.startswith("run_id:"):
+            return line[len("run_id:") :].strip()
+    return None
 
 
-def _session_from_hash(fields: Mapping[str, str]) -> Session:
-    try:
-        metadata = archive_loads(fields["metadata"])
-        if not isinstance(metadata, dict):
-            raise TypeError("metadata is not an object")
-        return Session(
-            session_id=fields["session_id"],
-            user_id=fields["user_id"],
-            created_at=from_iso(fields["created_at"]),
-            last_activity=from_iso(fields["last_activity"]),
-            request_count=int(fields["request_count"]),
-            error_count=int(fields["error_count"]),
-            total_processing_time=float(fields["total_processing_time"]),
-            status=fields["status"],
-            metadata=metadata,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SerializationError(f"stored session is malformed: {exc!r}") from exc
+def _session_values(session: Session) -> list[Any]:
+    """The values PUT_SESSION stores, in its ARGV order."""
+    return [
+        session.session_id,
+        session.user_id,
+        to_iso(session.created_at),
+        to_iso(session.last_activity),
+        to_micros(session.last_activity),
+        int(session.request_count),
+        int(session.error_count),
+        repr(float(session.total_processing_time)),
+        session.status,
+        dumps(dict(session.metadata)),
+    ]
+
+
+def _session_args(session: Session) -> list[Any]:
+    """The session hash as field/value pairs (HSET), version included."""
+    names = (
+        "session_id",
+        "user_id",
+        "created_at",
+        "last_activity",
+        "last_activity_us",
+        "request_count",
+        "error_count",
+        "total_processing_time",
+        "status",
+        "metadata",
+    )
+    pairs: list[Any] = []
+    for name, value in zip(names, _session_values(session), strict=True):
+        pairs += [name, value]
+    return [*pairs, "version", session.version]
 
 
 def _message(raw: Any) -> Message:
@@ -141,9 +166,12 @@ class RedisHotStore(RedisCheckpoints):
         self.settings = settings
         self.options = RedisOptions.parse(settings, options)
         self.keys = KeyLayout(settings.namespace, self.options.index_shards or DEFAULT_INDEX_SHARDS)
-        self.gate = Gate(self.options.describe_target(), settings.timeout, self.options.secrets())
+        self.gate = Gate(self.options.describe_target(), settings.timeout, self.options.secrets)
         self._connected: Connected | None = None
         self._scripts: ScriptSet | None = None
+        self._outbox: RedisStreamOutbox | None = None
+        # The run id of the server this store last checked its epoch against (see _check_server).
+        self._run_id: str | None = None
         caps = {
             Capability.TTL.value,
             Capability.DURABLE.value,
@@ -182,12 +210,20 @@ class RedisHotStore(RedisCheckpoints):
         """Connect, PING and detect cluster mode within ``settings.timeout``; BackendUnavailable otherwise."""
         if self._connected is not None:
             return
-        connected = await self.gate("connect", connect(self.options))
+        hook = self._check_server if self.settings.archived and self.options.cluster is not True else None
+        connected = await self.gate("connect", connect(self.options, hook))
         self._connected = connected
         self._scripts = ScriptSet(connected.client, ALL_SCRIPTS)
         if connected.cluster:
-            self.gate = Gate(self.gate.target, self.settings.timeout, self.options.secrets(), limit=self.options.max_connections)
+            self.gate = Gate(self.gate.target, self.settings.timeout, self.options.secrets, limit=self.options.max_connections)
             self.capabilities = self.capabilities | {Capability.CLUSTER.value}
+        elif self.settings.archived and self._run_id is None:
+            # a caller's client may have connected before the hook was installed: check this server once here
+            info = await self.gate("connect", self.client.execute_command("INFO", "server"))
+            run_id = _run_id(info)
+            if run_id is not None:
+                await self.gate("connect", self.client.execute_command("EVAL", EPOCH, 1, self.keys.epoch(), run_id))
+                self._run_id = run_id
 
     async def aclose(self) -> None:
         """Close the client if this store built it; idempotent."""
@@ -205,8 +241,11 @@ class RedisHotStore(RedisCheckpoints):
                 pass
 
     def outbox(self, max_pending: int = 10_000_000) -> RedisStreamOutbox:
-        """The archiver's durable outbox: a Redis stream of this namespace (the store must be open)."""
-        return RedisStreamOutbox(self, max_pending=max_pending, lease=self.outbox_lease)
+        """The archiver's durable outbox: the Redis streams of this namespace (the store must be open). Built once;
+        the write scripts XADD to it."""
+        if self._outbox is None:
+            self._outbox = RedisStreamOutbox(self, max_pending=max_pending, lease=self.outbox_lease)
+        return self._outbox
 
     def describe(self) -> dict[str, Any]:
         """Backend, target (no password), cluster flag, namespace and pool settings; no I/O."""
@@ -281,38 +320,138 @@ class RedisHotStore(RedisCheckpoints):
                 pipe.hmget(key, list(fields))
         return list(await self.gate("read sessions", pipe.execute()))
 
-    # -- sessions ---------------------------------------------------------------------------------------------
-    async def put_session(self, session: Session) -> None:
-        """Store ``session`` whole and start its TTL (and index it)."""
-        sid = session.session_id
-        flag, index = self._inline_index(sid)
-        la_us = to_micros(session.last_activity)
+    # -- tiering helpers --------------------------------------------------------------------------------------
+    @property
+    def _archived(self) -> str:
+        """The archived flag of the scripts: "0", "1" (a cluster: no epoch), or the key of the namespace's epoch."""
+        if not self.settings.archived:
+            return "0"
+        return "1" if self.cluster else self.keys.epoch()
+
+    async def _check_server(self, connection: Any) -> None:
+        """Runs on every new connection, before it serves a command: a server run this store has not seen (a
+        restart, maybe from an older snapshot, or a failover) moves the namespace's epoch forward first, so every
+        owner written before is checked against the archive at its next use (see scripts.EPOCH)."""
+        if not self.settings.archived:
+            return
+        await connection.send_command("INFO", "server")
+        info = await connection.read_response()
+        run_id = _run_id(info)
+        if run_id is None or run_id == self._run_id or "redis_mode:cluster" in text(info):
+            return  # (a cluster node, met while cluster mode is being detected: clusters keep no epoch)
+        await connection.send_command("EVAL", EPOCH, 1, self.keys.epoch(), run_id)
+        await connection.read_response()
+        self._run_id = run_id
+
+    def _outbox_key(self, owner_id: str) -> str:
+        """The outbox stream a write of ``owner_id`` XADDs its event to, in the same script (the one stream of
+        plain Redis; on a cluster, the stream of the owner's slot)."""
+        if self.cluster:
+            return self.keys.outbox_for_slot(slot_of(self.keys.encoded(owner_id)))
+        return self.keys.outbox_stream(0)
+
+    async def _run(
+        self, op: str, owner_id: str, name: str, keys: Sequence[str], args: Sequence[Any], *, stream: str | None = None
+    ) -> Any:
+        """Run script ``name`` of ``owner_id``: its "owner unknown" reply becomes OwnerUnknown(owner_id); a script
+        that XADDed to ``stream`` is reported to the outbox (which then reads that stream)."""
+        try:
+            result = await self.gate(op, self.scripts.run(name, keys, args))
+        except OwnerUnknown as exc:
+            raise OwnerUnknown(owner_id, stale=exc.stale) from None
+        if stream is not None and self._outbox is not None:
+            self._outbox.written(stream)
+        return result
+
+    async def _read(self, op: str, owner_id: str, key: str, *command: Any) -> Any:
+        """A read of one key of ``owner_id``: a plain command, or (archived) one that checks the meta when the
+        answer is empty."""
+        if not self.settings.archived:
+            return await self.gate(op, self.client.execute_command(command[0], key, *command[1:]))
+        meta = self.keys.owner(owner_id).meta
+        return await self._run(op, owner_id, "read", [meta, key], ["1", *command])
+
+    async def restore_owner(self, state: OwnerState) -> None:
+        """See :meth:`contextkit.stores.HotStore.restore_owner`: one script, a no-op when the meta exists."""
+        owner = self.keys.owner(state.owner)
+        flag, index = self._inline_index(state.owner)
+        fields: list[Any] = [] if state.session is None else _session_args(state.session)
+        task = "" if state.task_context is None else dumps(dict(state.task_context.document))
+        conversation = "" if state.conversation is None else dumps(dict(state.conversation.document))
+        history = [dumps(m.to_dict()) for m in state.history[-max(1, self.settings.history_cap) :]]
         args = [
             flag,
             _ms(self.settings.session_ttl),
-            sid,
-            session.user_id,
-            to_iso(session.created_at),
-            to_iso(session.last_activity),
-            la_us,
-            int(session.request_count),
-            int(session.error_count),
-            repr(float(session.total_processing_time)),
-            session.status,
-            dumps(dict(session.metadata)),
+            _ms(self.settings.tombstone_ttl),
+            max(1, self.settings.history_cap),
+            state.version,
+            state.last_seq,
+            "1" if state.deleted else "0",
+            len(fields),
+            task,
+            0 if state.task_context is None else state.task_context.version,
+            conversation,
+            0 if state.conversation is None else state.conversation.version,
+            len(history),
+            self._archived,
+            *fields,
+            *history,
         ]
-        family = self.keys.owner(sid).session_family()
-        await self.gate("put_session", self.scripts.run("put_session", family + index, args))
+        keys = [*owner.session_family(), owner.meta, *index]
+        done = int(await self.gate("restore_owner", self.scripts.run("restore_owner", keys, args)))
+        if done and self.cluster and state.session is not None:
+            la_us = to_micros(state.session.last_activity)
+            await self._side(state.owner, "set", la_us, state.session.status)
+        if done and state.conversation is not None:
+            await self._register(state.owner, state.conversation.document)
+
+    async def _register(self, session_key: str, document: Mapping[str, Any]) -> None:
+        """Register a conversation key in its session's registry (another slot, so its own command)."""
+        parent = document.get("session_id")
+        if isinstance(parent, str) and parent and parent != session_key:
+            registry = self.keys.owner(parent).conversations
+            pipe = self.client.pipeline(transaction=False)
+            pipe.sadd(registry, session_key)
+            pipe.pexpire(registry, _ms(self.settings.session_ttl))
+            await self.gate("register conversation", pipe.execute())
+
+    # -- sessions ---------------------------------------------------------------------------------------------
+    async def put_session(
+        self, session: Session, *, task_context: Mapping[str, Any] | None = None, archive: EventHead | None = None
+    ) -> Session:
+        """Store ``session`` whole (and ``task_context``) under the owner's next versions, start its TTL and index
+        it; with ``archive``, XADD their events in the same script."""
+        sid = session.session_id
+        owner = self.keys.owner(sid)
+        flag, index = self._inline_index(sid)
+        task = "" if task_context is None else dumps(dict(task_context))
+        args = [flag, _ms(self.settings.session_ttl), self._archived, "1" if archive else "0", *_session_values(session)]
+        head = task_event = ""
+        keys = [*owner.session_family(), owner.meta, *index]
+        stream: str | None = None
+        if archive is not None:
+            head = event_head(archive)
+            if task_context is not None:
+                task_head = replace(archive, event_id=new_event_id())
+                task_event = versionless_event(task_context_event(sid, task_context, 0, task_head))
+            stream = self._outbox_key(sid)
+            keys.append(stream)
+        args += [task, head, task_event]
+        version = int(await self._run("put_session", sid, "put_session", keys, args, stream=stream))
         if self.cluster:
-            await self._side(sid, "set", la_us, session.status)
+            await self._side(sid, "set", to_micros(session.last_activity), session.status)
+        return replace(session, version=version)
 
     async def get_session(self, session_id: str) -> Session | None:
-        """The session, or None when it does not exist or expired."""
-        raw = await self.gate("get_session", self.client.hgetall(self.keys.owner(session_id).session))
-        return _session_from_hash(_as_hash(raw)) if raw else None
+        """The session, or None when it does not exist, expired or was deleted."""
+        raw = await self._read("get_session", session_id, self.keys.owner(session_id).session, "HGETALL")
+        return session_from_hash(as_hash(raw)) if raw else None
 
-    async def update_session(self, session_id: str, update: SessionUpdate) -> Session | None:
-        """Apply counters, fields and activity in one script; refresh the TTL; None if the session is missing."""
+    async def update_session(
+        self, session_id: str, update: SessionUpdate, *, archive: EventHead | None = None
+    ) -> Session | None:
+        """Apply counters, fields and activity under the owner's next version in one script (with its event);
+        refresh the TTL; None if the session is missing."""
         pairs: list[Any] = []
         for name, value in update.fields.items():
             if name not in _UPDATABLE_FIELDS:
@@ -320,49 +459,69 @@ class RedisHotStore(RedisCheckpoints):
             pairs += [name, dumps(dict(value)) if name == "metadata" else str(value)]
         flag, index = self._inline_index(session_id)
         processing = float(update.processing_time)
+        owner = self.keys.owner(session_id)
+        keys = [*owner.session_family(), owner.meta, *index]
+        stream: str | None = None
+        if archive is not None:
+            stream = self._outbox_key(session_id)
+            keys.append(stream)
         args = [
             flag,
             _ms(self.settings.session_ttl),
+            self._archived,
+            "1" if archive else "0",
             int(update.requests),
             int(update.errors),
             "0" if processing == 0 else repr(processing),
             to_iso(update.activity),
             to_micros(update.activity),
+            "" if archive is None else event_head(archive),
             len(pairs) // 2,
             *pairs,
         ]
-        family = self.keys.owner(session_id).session_family()
-        raw = await self.gate("update_session", self.scripts.run("update_session", family + index, args))
+        raw = await self._run("update_session", session_id, "update_session", keys, args, stream=stream)
         if raw is None:
             return None
-        fields = _as_hash(raw)
-        session = _session_from_hash(fields)
+        fields = as_hash(raw)
+        session = session_from_hash(fields)
         if self.cluster:
             await self._side(session_id, "max", fields["last_activity_us"], session.status)
         return session
 
-    async def delete_session(self, session_id: str) -> bool:
-        """Remove every key family of the session, its conversation sessions and its index entries."""
-        owner = self.keys.owner(session_id)
-        flag, index = self._inline_index(session_id)
-        raw = await self.gate("delete_session", self.scripts.run("delete_owner", owner.all() + index, [flag, session_id]))
-        existed = int(raw[0]) == 1
-        removed_messages, removed_checkpoints = int(raw[2]), int(raw[3])
-        conversation_messages = 0
-        for key in (c for c in (_text(x) for x in raw[1]) if c != session_id):
-            conv = self.keys.owner(key)
-            keys = [conv.conversation, conv.history, conv.seq]
-            conversation_messages += int(await self.gate("delete_session", self.scripts.run("drop_stream", keys, [])))
+    async def delete_session(
+        self, session_id: str, *, archive: EventHead | None = None, evict: bool = False
+    ) -> bool:
+        """Remove (or, ``evict``, forget) every key family of the owner and of the conversation sessions registered
+        under it, each owner in one script (tombstone and delete event included when archived)."""
+        registry = self.keys.owner(session_id).conversations
+        members = await self.gate("delete_session", self.client.smembers(registry))
+        for key in sorted({text(m) for m in members} - {session_id}):
+            head = None if archive is None else replace(archive, event_id=new_event_id())
+            await self._delete_owner(key, head, evict)
+        return await self._delete_owner(session_id, archive, evict)
+
+    async def _delete_owner(self, owner_id: str, archive: EventHead | None, evict: bool) -> bool:
+        owner = self.keys.owner(owner_id)
+        flag, index = self._inline_index(owner_id)
+        keys = [*owner.all(), owner.meta, *index]
+        stream: str | None = None
+        if archive is not None and not evict:
+            stream = self._outbox_key(owner_id)
+            keys.append(stream)
+        args = [
+            flag,
+            owner_id,
+            self._archived,
+            "1" if archive is not None and not evict else "0",
+            "evict" if evict else "delete",
+            _ms(self.settings.tombstone_ttl),
+            "" if archive is None else event_head(archive, owner_id),
+        ]
+        existed, messages, checkpoints = await self._run("delete_session", owner_id, "delete_owner", keys, args, stream=stream)
         if self.cluster:
-            await self._side(
-                session_id,
-                "del",
-                messages=-(removed_messages + conversation_messages),
-                checkpoints=-removed_checkpoints,
-            )
-        elif conversation_messages:
-            await self._side(session_id, "none", messages=-conversation_messages)
-        return existed
+            await self._side(owner_id, "del", messages=-int(messages), checkpoints=-int(checkpoints))
+        return int(existed) == 1
+
 
     async def scan_sessions(self, cursor: str | None, count: int) -> tuple[list[Session], str | None]:
         """Walk the index shards in id order; the cursor is ``"<shard>:<last id>"``."""
@@ -382,13 +541,13 @@ class RedisHotStore(RedisCheckpoints):
             want = count - len(page)
             low = "(" + after if after else "-"
             raw_ids = await self.gate("scan_sessions", self.client.zrangebylex(index.by_id, low, "+", 0, want))
-            ids = [_text(x) for x in raw_ids]
+            ids = [text(x) for x in raw_ids]
             if not ids:
                 shard, after = shard + 1, ""
                 continue
             for sid, raw in zip(ids, await self._fetch_sessions(ids), strict=True):
                 if raw:
-                    page.append(_session_from_hash(_as_hash(raw)))
+                    page.append(session_from_hash(as_hash(raw)))
                 else:
                     await self._prune(index, sid)
             after = ids[-1]
@@ -415,7 +574,7 @@ class RedisHotStore(RedisCheckpoints):
                 )
             per_shard = await self.gate("idle_sessions", pipe.execute())
             candidates = sorted(
-                ((float(score), _text(member)) for rows in per_shard for member, score in rows),
+                ((float(score), text(member)) for rows in per_shard for member, score in rows),
             )[:limit]
             if not candidates:
                 return []
@@ -428,9 +587,9 @@ class RedisHotStore(RedisCheckpoints):
                     await self._prune(self.keys.index_for(sid), sid)
                     repaired = True
                     continue
-                la_us = int(_text(la_raw))
+                la_us = int(text(la_raw))
                 if la_us >= before_us:
-                    await self._side(sid, "max", la_us, _text(status_raw or b""))
+                    await self._side(sid, "max", la_us, text(status_raw or b""))
                     repaired = True
                     continue
                 found.append((la_us, sid))
@@ -442,10 +601,9 @@ class RedisHotStore(RedisCheckpoints):
     async def append_messages(
         self, key: str, messages: Sequence[Message], *, archive: ArchiveSpec | None = None
     ) -> list[Message]:
-        """RPUSH with consecutive seqs from the stream's counter, trim to the cap, move the session's last
-        activity forward and refresh the TTL, in one script; with ``archive``, XADD the messages' archive events
-        to the outbox stream in the same script (plain Redis) or right after it (cluster: the stream is in
-        another slot)."""
+        """RPUSH with consecutive seqs from the owner's meta, trim to the cap, move the session's last activity
+        forward and refresh the TTL, in one script; with ``archive``, XADD the messages' archive events to the
+        outbox stream in the same script."""
         if not messages:
             return []
         bodies = []
@@ -456,6 +614,7 @@ class RedisHotStore(RedisCheckpoints):
             bodies.append(dumps(data)[1:])
         newest = max(m.timestamp for m in messages)
         flag, index = self._inline_index(key)
+        owner = self.keys.owner(key)
         args = [
             flag,
             max(1, self.settings.history_cap),
@@ -463,100 +622,167 @@ class RedisHotStore(RedisCheckpoints):
             key,
             to_iso(newest),
             to_micros(newest),
+            self._archived,
             len(bodies),
             *bodies,
         ]
-        keys = self.keys.owner(key).session_family() + index
-        heads: list[str] = []
+        keys = [*owner.session_family(), owner.meta, *index]
+        stream: str | None = None
         if archive is not None:
-            heads = message_event_heads(key, archive, len(messages))
-            if not self.cluster:
-                args += heads
-                keys.append(self.keys.outbox_stream(0))
-        first, kept, _, status, la_us = await self.gate("append_messages", self.scripts.run("append", keys, args))
+            args += message_event_heads(key, archive, len(messages))
+            stream = self._outbox_key(key)
+            keys.append(stream)
+        first, kept, _, status, la_us = await self._run("append_messages", key, "append", keys, args, stream=stream)
         first = int(first)
         if self.cluster:
             if status is None:
                 await self._side(key, "none", messages=int(kept))
             else:
-                await self._side(key, "max", _text(la_us), _text(status), messages=int(kept))
-            if heads and first > 1:
-                stream = self.keys.outbox_stream(self.keys.outbox_shard(key, CLUSTER_SHARDS))
-                pipe = self.client.pipeline(transaction=False)
-                for i, (head, body) in enumerate(zip(heads, bodies, strict=True)):
-                    pipe.xadd(stream, {"e": f'{head}{{"seq":{first + i},{body}}}}}'})
-                await self.gate("outbox push", pipe.execute())
+                await self._side(key, "max", text(la_us), text(status), messages=int(kept))
         return [message.with_seq(first + i) for i, message in enumerate(messages)]
 
     async def read_history(self, key: str, limit: int | None) -> list[Message]:
         """LRANGE of the newest ``limit`` (O(limit)), oldest first."""
         if limit is not None and limit <= 0:
+            if self.settings.archived:
+                await self.history_bounds(key)  # an unknown owner still raises
             return []
         start = 0 if limit is None else -limit
-        raw = await self.gate("read_history", self.scripts.read("LRANGE", self.keys.owner(key).history, start, -1))
+        history = self.keys.owner(key).history
+        if self.settings.archived:
+            raw = await self._run("read_history", key, "read", [self.keys.owner(key).meta, history], ["1", "LRANGE", start, -1])
+        else:
+            raw = await self.gate("read_history", self.scripts.read("LRANGE", history, start, -1))
         return [_message(item) for item in raw]
 
     async def history_length(self, key: str) -> int:
         """LLEN of the stream."""
-        return int(await self.gate("history_length", self.client.llen(self.keys.owner(key).history)))
+        return int(await self._read("history_length", key, self.keys.owner(key).history, "LLEN"))
 
     async def history_bounds(self, key: str) -> tuple[int, int]:
-        """Seq of the oldest kept message and the stream's seq counter; ``(0, 0)`` when empty."""
+        """Seq of the oldest kept message (0 when none is kept) and the stream's highest seq."""
         owner = self.keys.owner(key)
-        first_raw, last_raw = await self.gate("history_bounds", self.scripts.run("bounds", [owner.history, owner.seq], []))
-        if first_raw is None:
-            return (0, 0)
-        first = _message(first_raw).seq
-        return (first, max(first, int(_text(last_raw)) if last_raw is not None else first))
+        keys = [owner.history, owner.seq, owner.meta]
+        first_raw, last_raw = await self._run("history_bounds", key, "bounds", keys, [self._archived])
+        first = 0 if first_raw is None else _message(first_raw).seq
+        return (first, max(first, int(last_raw or 0)))
+
+    async def delete_mark(self, owner: str) -> tuple[int, int]:
+        """See :meth:`contextkit.stores.HotStore.delete_mark` (fields ``dv`` / ``ds`` of the meta)."""
+        version, seq = await self._run("delete_mark", owner, "delete_mark", [self.keys.owner(owner).meta], [self._archived])
+        return int(version), int(seq)
 
     async def replace_history(self, key: str, messages: Sequence[Message]) -> None:
-        """Replace the list in one script; the seq counter never moves backward."""
+        """Replace the list in one script; the owner's highest seq never moves backward."""
         owner = self.keys.owner(key)
         flag, index = self._inline_index(key)
         top = max((m.seq for m in messages), default=0)
-        args = [flag, max(1, self.settings.history_cap), _ms(self.settings.session_ttl), top]
+        args = [flag, max(1, self.settings.history_cap), _ms(self.settings.session_ttl), self._archived, top]
         args += [dumps(m.to_dict()) for m in messages]
-        delta = await self.gate("replace_history", self.scripts.run("replace_history", [owner.history, owner.seq, *index], args))
+        keys = [*owner.session_family(), owner.meta, *index]
+        delta = await self._run("replace_history", key, "replace_history", keys, args)
         if self.cluster and int(delta):
             await self._side(key, "none", messages=int(delta))
 
+    async def backfill_history(self, key: str, older: Sequence[Message]) -> int:
+        """Insert archived messages older than every kept one at the head, up to the cap, in one script."""
+        if not older:
+            return 0
+        owner = self.keys.owner(key)
+        flag, index = self._inline_index(key)
+        args: list[Any] = [flag, max(1, self.settings.history_cap), _ms(self.settings.session_ttl), self._archived]
+        for message in older:
+            args += [message.seq, dumps(message.to_dict())]
+        keys = [*owner.session_family(), owner.meta, *index]
+        inserted = int(await self._run("backfill_history", key, "backfill", keys, args))
+        if self.cluster and inserted:
+            await self._side(key, "none", messages=inserted)
+        return inserted
+
     # -- task contexts and conversation sessions --------------------------------------------------------------
-    async def put_task_context(self, session_id: str, document: Mapping[str, Any]) -> None:
-        """SET the JSON document with the session TTL."""
-        key = self.keys.owner(session_id).task
-        await self.gate("put_task_context", self.client.set(key, dumps(dict(document)), px=_ms(self.settings.session_ttl)))
+    async def _put_document(
+        self, owner_id: str, family: str, document: Mapping[str, Any], event: ArchiveEvent | None, register: str
+    ) -> None:
+        owner = self.keys.owner(owner_id)
+        keys = [*owner.session_family(), owner.meta]
+        inline = bool(register) and not self.cluster
+        if inline:
+            parent = document.get("session_id")
+            keys.append(self.keys.owner(str(parent)).conversations)
+        stream: str | None = None
+        if event is not None:
+            stream = self._outbox_key(owner_id)
+            keys.append(stream)
+        args = [
+            _ms(self.settings.session_ttl),
+            self._archived,
+            "0" if event is None else "1",
+            family,
+            dumps(dict(document)),
+            "" if event is None else versionless_event(event),
+            register if inline else "",
+        ]
+        await self._run(f"put_{family}", owner_id, "put_document", keys, args, stream=stream)
+        if register and not inline:
+            await self._register(owner_id, document)
+
+    async def put_task_context(
+        self, session_id: str, document: Mapping[str, Any], *, archive: EventHead | None = None
+    ) -> None:
+        """SET the JSON document with the session TTL under the owner's next version (with its event)."""
+        event = None if archive is None else task_context_event(session_id, document, 0, archive)
+        await self._put_document(session_id, "task", document, event, "")
 
     async def get_task_context(self, session_id: str) -> dict[str, Any] | None:
         """The stored document, or None."""
-        raw = await self.gate("get_task_context", self.client.get(self.keys.owner(session_id).task))
+        raw = await self._read("get_task_context", session_id, self.keys.owner(session_id).task, "GET")
         return _document(raw, "task context")
 
-    async def put_conversation_session(self, session_key: str, document: Mapping[str, Any]) -> None:
-        """SET the document under its key and register the key in its session's set (two slots, one pipeline)."""
-        ttl = _ms(self.settings.session_ttl)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.set(self.keys.owner(session_key).conversation, dumps(dict(document)), px=ttl)
-        owner_id = document.get("session_id")
-        if isinstance(owner_id, str) and owner_id:
-            registry = self.keys.owner(owner_id).conversations
-            pipe.sadd(registry, session_key)
-            pipe.pexpire(registry, ttl)
-        await self.gate("put_conversation_session", pipe.execute())
+    async def put_conversation_session(
+        self, session_key: str, document: Mapping[str, Any], *, archive: EventHead | None = None
+    ) -> None:
+        """SET the document under its key (the owner's next version, with its event) and register the key in its
+        session's set (in the same script on plain Redis; another slot, so a second command, on a cluster)."""
+        event = None if archive is None else conversation_session_event(session_key, document, 0, archive)
+        parent = document.get("session_id")
+        register = session_key if isinstance(parent, str) and parent and parent != session_key else ""
+        await self._put_document(session_key, "conversation", document, event, register)
 
     async def get_conversation_session(self, session_key: str) -> dict[str, Any] | None:
         """The stored document, or None."""
-        raw = await self.gate("get_conversation_session", self.client.get(self.keys.owner(session_key).conversation))
+        raw = await self._read(
+            "get_conversation_session", session_key, self.keys.owner(session_key).conversation, "GET"
+        )
         return _document(raw, "conversation session")
 
     # -- seed checkpoints -------------------------------------------------------------------------------------
-    async def put_checkpoint_document(self, thread_id: str, checkpoint_id: str, document: Mapping[str, Any]) -> None:
+    async def put_checkpoint_document(
+        self, thread_id: str, checkpoint_id: str, document: Mapping[str, Any], *, archive: EventHead | None = None
+    ) -> None:
         """HSET the document; a new id is appended to the thread's order list; thread TTL refreshed."""
         owner = self.keys.owner(thread_id)
         flag, index = self._inline_index(thread_id)
         if index:
             index.append(self.keys.seed_threads_for(thread_id))
-        args = [flag, _ms(self.settings.checkpoint_ttl), checkpoint_id, dumps(dict(document)), thread_id]
-        new = await self.gate("put_checkpoint", self.scripts.run("put_checkpoint", owner.checkpoint_family() + index, args))
+        keys = [*owner.session_family(), owner.meta, *owner.checkpoint_family(), *index]
+        event = ""
+        stream: str | None = None
+        if archive is not None:
+            event = versionless_event(checkpoint_document_event(thread_id, checkpoint_id, document, 0, archive))
+            stream = self._outbox_key(thread_id)
+            keys.append(stream)
+        args = [
+            flag,
+            _ms(self.settings.session_ttl),
+            _ms(self.settings.checkpoint_ttl),
+            self._archived,
+            "0" if archive is None else "1",
+            checkpoint_id,
+            dumps(dict(document)),
+            thread_id,
+            event,
+        ]
+        new = await self._run("put_checkpoint", thread_id, "put_checkpoint", keys, args, stream=stream)
         if self.cluster:
             if int(new) == 1:
                 await self._side(thread_id, "none", checkpoints=1)
@@ -566,34 +792,61 @@ class RedisHotStore(RedisCheckpoints):
         """That checkpoint, or the most recently inserted one."""
         owner = self.keys.owner(thread_id)
         args = ["0", ""] if checkpoint_id is None else ["1", checkpoint_id]
-        raw = await self.gate("get_checkpoint", self.scripts.run("get_checkpoint", [owner.cp_docs, owner.cp_order], args))
+        keys = [owner.cp_docs, owner.cp_order, owner.meta]
+        raw = await self._run("get_checkpoint", thread_id, "get_checkpoint", keys, [*args, self._archived])
         return _document(raw, "checkpoint")
 
     async def list_checkpoint_documents(self, thread_id: str, limit: int) -> list[dict[str, Any]]:
         """Newest first, O(limit)."""
+        owner = self.keys.owner(thread_id)
+        keys = [owner.cp_docs, owner.cp_order, owner.meta]
+        raw = await self._run("list_checkpoints", thread_id, "list_checkpoints", keys, [max(1, limit), self._archived])
         if limit <= 0:
             return []
-        owner = self.keys.owner(thread_id)
-        raw = await self.gate("list_checkpoints", self.scripts.run("list_checkpoints", [owner.cp_docs, owner.cp_order], [limit]))
         return [doc for doc in (_document(item, "checkpoint") for item in raw) if doc is not None]
 
-    async def put_writes_document(self, thread_id: str, checkpoint_id: str, task_id: str, writes: Sequence[Any]) -> None:
-        """Append ``[task_id, write]`` items to the checkpoint's JSON array in one script."""
+    async def put_writes_document(
+        self,
+        thread_id: str,
+        checkpoint_id: str,
+        task_id: str,
+        writes: Sequence[Any],
+        *,
+        archive: EventHead | None = None,
+    ) -> None:
+        """Append ``[task_id, write]`` items to the checkpoint's JSON array in one script (with its event)."""
         if not writes:
             return
         owner = self.keys.owner(thread_id)
         items = ",".join(dumps([task_id, write]) for write in writes)
-        args = [_ms(self.settings.checkpoint_ttl), checkpoint_id, items, thread_id]
-        keys = [owner.cp_writes, owner.cp_docs, owner.cp_order]
-        if not self.cluster:
+        keys = [*owner.session_family(), owner.meta, owner.cp_writes, owner.cp_docs, owner.cp_order]
+        indexed = not self.cluster
+        if indexed:
             keys.append(self.keys.seed_threads_for(thread_id))
-        await self.gate("put_writes", self.scripts.run("put_writes", keys, args))
+        event = ""
+        stream: str | None = None
+        if archive is not None:
+            event = versionless_event(writes_document_event(thread_id, checkpoint_id, task_id, list(writes), 0, archive))
+            stream = self._outbox_key(thread_id)
+            keys.append(stream)
+        args = [
+            _ms(self.settings.session_ttl),
+            _ms(self.settings.checkpoint_ttl),
+            self._archived,
+            "0" if archive is None else "1",
+            checkpoint_id,
+            items,
+            thread_id,
+            event,
+            "1" if indexed else "0",
+        ]
+        await self._run("put_writes", thread_id, "put_writes", keys, args, stream=stream)
         if self.cluster:
             await self._index_seed_thread(thread_id)
 
     async def get_writes_documents(self, thread_id: str, checkpoint_id: str) -> list[tuple[str, Any]]:
         """``(task_id, write)`` pairs in the order they were put."""
-        raw = await self.gate("get_writes", self.client.hget(self.keys.owner(thread_id).cp_writes, checkpoint_id))
+        raw = await self._read("get_writes", thread_id, self.keys.owner(thread_id).cp_writes, "HGET", checkpoint_id)
         if raw is None:
             return []
         items = _loads(raw, "checkpoint writes")
@@ -614,7 +867,7 @@ class RedisHotStore(RedisCheckpoints):
         """
         owner = self.keys.owner(session_id)
         members = await self.gate("list_conversation_sessions", self.client.smembers(owner.conversations))
-        keys = sorted({session_id, *(_text(m) for m in members)})
+        keys = sorted({session_id, *(text(m) for m in members)})
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             pipe.get(self.keys.owner(key).conversation)
@@ -634,7 +887,7 @@ class RedisHotStore(RedisCheckpoints):
 
         async def walk() -> None:
             async for raw in self.client.scan_iter(match=pattern, count=1000):
-                owner = self.keys.data_owner(_text(raw))
+                owner = self.keys.data_owner(text(raw))
                 if owner is not None:
                     found.add(owner)
 
@@ -662,7 +915,7 @@ class RedisHotStore(RedisCheckpoints):
             index = self.keys.seed_threads(shard)
             want = count - len(page)
             low = "(" + after if after else "-"
-            ids = [_text(x) for x in await self.gate("scan_threads", self.client.zrangebylex(index, low, "+", 0, want))]
+            ids = [text(x) for x in await self.gate("scan_threads", self.client.zrangebylex(index, low, "+", 0, want))]
             if not ids:
                 shard, after = shard + 1, ""
                 continue
@@ -693,14 +946,14 @@ class RedisHotStore(RedisCheckpoints):
         order, docs_raw, writes_raw = await self.gate(
             "read_checkpoint_thread", self.scripts.run("read_thread", [owner.cp_docs, owner.cp_order, owner.cp_writes], [])
         )
-        docs = _as_hash(docs_raw)
+        docs = as_hash(docs_raw)
         documents = []
-        for cid in (_text(x) for x in order):
+        for cid in (text(x) for x in order):
             document = _document(docs.get(cid), "checkpoint")
             if document is not None:
                 documents.append((cid, document))
         writes = []
-        for cid, raw in sorted(_as_hash(writes_raw).items()):
+        for cid, raw in sorted(as_hash(writes_raw).items()):
             items = _loads(raw, "checkpoint writes")
             try:
                 pairs = [(str(task), write) for task, write in items]
@@ -725,8 +978,8 @@ class RedisHotStore(RedisCheckpoints):
             sessions += int(rows[i])
             active += int(rows[i + 1])
             msg_raw, cp_raw = rows[i + 2]
-            messages += int(_text(msg_raw)) if msg_raw is not None else 0
-            checkpoints += int(_text(cp_raw)) if cp_raw is not None else 0
+            messages += int(text(msg_raw)) if msg_raw is not None else 0
+            checkpoints += int(text(cp_raw)) if cp_raw is not None else 0
         return StoreStats(sessions=sessions, active_sessions=active, messages=messages, checkpoints=checkpoints)
 
     async def health(self) -> dict[str, Any]:
@@ -754,7 +1007,7 @@ class RedisHotStore(RedisCheckpoints):
             if self.cluster and report.get("cluster_state") != "ok":
                 report["status"] = "unhealthy"
         except (ContextKitError, Exception) as exc:
-            report["error"] = self.gate.scrub(str(exc))
+            report["error"] = mask_secrets(str(exc), self.options.secrets)
         return report
 
     async def _server_facts(self) -> dict[str, Any]:
@@ -766,7 +1019,7 @@ class RedisHotStore(RedisCheckpoints):
             facts["redis_version"] = _first_value(server, "redis_version")
             facts["used_memory"] = _sum_values(memory, "used_memory")
             cluster_info = await client.cluster_info()
-            facts["cluster_state"] = _text(_first_value(cluster_info, "cluster_state"))
+            facts["cluster_state"] = text(_first_value(cluster_info, "cluster_state"))
             facts["cluster_nodes"] = len(client.get_primaries())
         else:
             server = await client.info("server")

@@ -1,6 +1,7 @@
 """The kit over Redis: the engine scenarios, the fallback to memory, and recovery after an outage mid-run."""
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +23,22 @@ class TestRedisEngine(EngineSuite):
         return {"hot": {"backend": "redis", "url": self.url}}
 
 
-async def test_unreachable_redis_at_start_falls_back_to_memory_and_reports_degraded() -> None:
+async def test_unreachable_redis_at_start_raises_by_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A wrong Redis URL fails loudly: ``fallback`` is off unless asked for, so opening raises BackendUnavailable
+    (the configuration exactly as a user writes it; environment and files that could set fallback kept out)."""
+    monkeypatch.delenv("CONTEXTKIT_FALLBACK", raising=False)
+    monkeypatch.delenv("CONTEXTKIT_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    kit = ContextKit.from_config({"hot": "redis", "redis": {"url": "redis://127.0.0.1:1"}})
+    assert kit.config.fallback is False
+    with pytest.raises(BackendUnavailable, match=r"127\.0\.0\.1:1\b"):
+        await kit.open()
+
+
+async def test_unreachable_redis_with_fallback_on_runs_on_memory_and_reports_degraded() -> None:
+    """``fallback = true`` opts in: the kit runs on the memory tier, health "degraded" with the reason, no secret."""
     url = f"redis://:s3cret-pw@127.0.0.1:{free_port()}/0"
-    kit = ContextKit.from_config({"hot": {"backend": "redis", "url": url}, "timeout": 0.5}, env={})
+    kit = ContextKit.from_config({"hot": {"backend": "redis", "url": url}, "timeout": 0.5, "fallback": True}, env={})
     async with kit:
         assert kit.hot.name == "memory"
         await kit.create_session("s", "u")
@@ -35,20 +49,26 @@ async def test_unreachable_redis_at_start_falls_back_to_memory_and_reports_degra
         assert "s3cret-pw" not in repr(health) and "s3cret-pw" not in repr(kit.describe())
 
 
-async def test_unreachable_redis_with_fallback_off_raises() -> None:
-    url = f"redis://127.0.0.1:{free_port()}/0"
-    kit = ContextKit.from_config({"hot": {"backend": "redis", "url": url}, "timeout": 0.5, "fallback": False}, env={})
-    with pytest.raises(BackendUnavailable):
-        await kit.open()
-
-
 async def test_seed_engine_initialize_returns_false_on_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed's facade keeps the seed's behaviour: Redis unreachable, it runs on memory and says so."""
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     monkeypatch.setenv("CONTEXTKIT_TIMEOUT", "0.5")
+    monkeypatch.delenv("CONTEXTKIT_FALLBACK", raising=False)
     engine = ContextEngine(use_existing_redis=True)
+    assert engine.config.fallback is True
     assert await engine.initialize() is False
     assert engine.redis_client is None
     await engine.close()
+
+
+async def test_seed_engine_with_fallback_off_in_the_environment_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CONTEXTKIT_FALLBACK=false turns the facade's fallback off too (the environment beats its default)."""
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("CONTEXTKIT_TIMEOUT", "0.5")
+    monkeypatch.setenv("CONTEXTKIT_FALLBACK", "false")
+    engine = ContextEngine(use_existing_redis=True)
+    with pytest.raises(BackendUnavailable):
+        await engine.initialize()
 
 
 async def test_seed_engine_exposes_the_live_redis_client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ time, sharded on a cluster; a kit on Redis archives through it; a SIGKILLed app'
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import selectors
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from contextkit.stores import StoreSettings
 from contextkit.testing.outbox import check_peek_ahead
 from contextkit.testing.redis_servers import RedisClusterServers
 from contextkit_redis import RedisHotStore
-from contextkit_redis.outbox import CLUSTER_SHARDS, RedisStreamOutbox
+from contextkit_redis.outbox import RedisStreamOutbox
 
 
 def _events(count: int, key: str = "s1") -> list[ArchiveEvent]:
@@ -137,24 +139,52 @@ async def test_one_process_drains_at_a_time_and_a_closed_drainer_hands_over(
 
 @pytest.mark.redis
 @pytest.mark.cluster
-async def test_on_a_cluster_events_spread_over_shards_and_peek_merges_them(redis_cluster: RedisClusterServers) -> None:
-    """Each shard is its own hash tag (so slot); push spreads by key; peek returns every shard's events."""
+async def test_on_a_cluster_each_owner_writes_the_stream_of_its_slot_and_peek_merges_them(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    """On a cluster an event goes to the stream of its owner's hash slot (so a write script can XADD it in the same
+    step); peek returns the events of every stream written, and a drained stream is no longer read."""
     store = await _open(redis_cluster.url, f"ckredis-ob-{uuid.uuid4().hex[:10]}")
     try:
         outbox = store.outbox()
-        assert outbox.shards == CLUSTER_SHARDS
         events = [ArchiveEvent("context_sessions", f"key-{i}", {"i": i}) for i in range(40)]
         await outbox.push(events)
-        lengths = [await store.client.xlen(stream) for stream in outbox.streams]
-        assert sum(lengths) == 40 and sum(1 for n in lengths if n) > 1
-        assert len({store.client.keyslot(stream) for stream in outbox.streams}) == CLUSTER_SHARDS
+        for event in events:
+            stream = outbox.stream_for(event.key)
+            assert store.client.keyslot(stream) == store.client.keyslot(store.keys.owner(event.key).session)
+        assert len(outbox.streams) > 1 and sum([await store.client.xlen(s) for s in outbox.streams]) == 40
         peeked = await outbox.peek(100)
         assert sorted(e.event_id for e in peeked) == sorted(e.event_id for e in events)
         await outbox.ack([e.event_id for e in peeked])
-        assert await outbox.depth() == 0
+        assert await outbox.peek(100) == []
+        assert outbox.streams == [] and await outbox.depth() == 0
     finally:
         await store.drop_namespace()
         await store.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.cluster
+async def test_on_a_cluster_a_new_process_finds_the_streams_a_dead_one_left(redis_cluster: RedisClusterServers) -> None:
+    """Events another process wrote (and never drained: it died) are found by a new outbox's sweep of every slot's
+    stream at its first read, then drained."""
+    namespace = f"ckredis-ob-{uuid.uuid4().hex[:10]}"
+    writer = await _open(redis_cluster.url, namespace)
+    reader = await _open(redis_cluster.url, namespace)
+    try:
+        events = [ArchiveEvent("context_sessions", f"left-{i}", {"i": i}) for i in range(25)]
+        await writer.outbox().push(events)
+        outbox = reader.outbox()
+        assert outbox.streams == []
+        peeked = await outbox.peek(100)
+        assert sorted(e.event_id for e in peeked) == sorted(e.event_id for e in events)
+        assert await outbox.oldest() == min(e.created_at for e in events)
+        await outbox.ack([e.event_id for e in peeked])
+        assert await outbox.peek(100) == [] and await outbox.oldest() is None
+    finally:
+        await reader.drop_namespace()
+        await reader.aclose()
+        await writer.aclose()
 
 
 @pytest.mark.redis
@@ -165,8 +195,8 @@ async def test_peek_ahead_reads_past_the_batches_in_flight(store: RedisHotStore)
 
 
 async def test_peek_ahead_on_a_cluster_continues_in_every_shard(redis_cluster: RedisClusterServers) -> None:
-    """On a cluster the read position is kept per shard (each shard keeps push order; the merge by stream id
-    does not order events of different shards)."""
+    """On a cluster the read position is kept per stream (each keeps push order; the merge by stream id does not
+    order events of different streams)."""
     store = await _open(redis_cluster.url, f"ckredis-ob-{uuid.uuid4().hex[:10]}")
     try:
         await check_peek_ahead(store.outbox(), ordered=False)
@@ -262,6 +292,8 @@ def _write_and_kill(config: dict[str, Any], cwd: Path, env: dict[str, str]) -> i
     finally:
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait(timeout=30)
+        if writer.stdout is not None:
+            writer.stdout.close()  # our end of the pipe: left to the garbage collector it is a ResourceWarning
     assert writer.returncode == -signal.SIGKILL
     return int(line.split()[1])
 
@@ -287,9 +319,9 @@ def _drain(config: dict[str, Any], cwd: Path, env: dict[str, str]) -> dict[str, 
 async def test_events_of_a_sigkilled_app_are_drained_from_the_stream_by_the_next_process(
     redis_url: str, namespace: str, tmp_path: Path
 ) -> None:
-    """hot=redis, cold=postgres (a private server, stopped): a process writes 2,000 messages, all pending in the
-    Redis stream, and is SIGKILLed. With PostgreSQL started, a new process on the same namespace drains the
-    stream: exactly 2,000 message rows, each event once, and the stream is empty."""
+    """hot=redis, cold=postgres (a private server, stopped): a process writes 2,000 messages to a session the hot
+    tier knows, all pending in the Redis stream, and is SIGKILLed. With PostgreSQL started, a new process on the
+    same namespace drains the stream: exactly 2,000 message rows, each event once, and the stream is empty."""
     import asyncpg
 
     from contextkit.testing.postgres_server import PostgresServer
@@ -297,7 +329,6 @@ async def test_events_of_a_sigkilled_app_are_drained_from_the_stream_by_the_next
     server = await asyncio.to_thread(PostgresServer.create_or_skip)
     schema = f"ck_ob_{uuid.uuid4().hex[:10]}"
     try:
-        await asyncio.to_thread(server.stop)  # the writer finds the cold tier down
         dsn = server.dsn
         config: dict[str, Any] = {
             "hot": {"backend": "redis", "url": redis_url},
@@ -306,6 +337,10 @@ async def test_events_of_a_sigkilled_app_are_drained_from_the_stream_by_the_next
             "history_cap": TOTAL * 2,
             "archiver": {"max_backoff": 0.5},
         }
+        # The session exists before the outage (a new id cannot be numbered while the archive is down).
+        async with ContextKit.from_config(config, env={}) as kit:
+            await kit.create_session(SID, "u1")
+        await asyncio.to_thread(server.stop)  # the writer finds the cold tier down
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         assert await asyncio.to_thread(_write_and_kill, config, tmp_path, env) >= TOTAL
         await asyncio.to_thread(server.start)
@@ -328,3 +363,45 @@ async def test_events_of_a_sigkilled_app_are_drained_from_the_stream_by_the_next
         cleanup = await _open(redis_url, namespace)
         await cleanup.drop_namespace()
         await cleanup.aclose()
+
+
+async def _cancel_a_peek_before_its_shard_reads_run(store: RedisHotStore) -> None:
+    outbox = store.outbox()
+    await outbox.push(_events(3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task = asyncio.create_task(outbox.peek(10))
+        await asyncio.sleep(0)  # the task runs up to the gather: the shard reads are scheduled, none has run yet
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(3):  # let the cancelled shard reads finish
+            await asyncio.sleep(0)
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+    assert len(await outbox.peek(10)) == 3  # nothing was consumed
+
+
+@pytest.mark.redis
+async def test_a_peek_cancelled_before_its_shard_reads_ran_leaves_no_coroutine_unawaited(store: RedisHotStore) -> None:
+    """``aclose()`` cancels the archiver wherever it is, also just after peek's gather made its shard reads and
+    before any of them ran (a SIGKILLed peer's lease keeps the archiver peeking until the drain timeout). No Lua
+    script coroutine may be left unawaited: Python would print "coroutine 'AsyncScript.__call__' was never
+    awaited". Fix: create each script call inside the task that awaits it (RedisStreamOutbox._peek_stream)."""
+    await _cancel_a_peek_before_its_shard_reads_run(store)
+
+
+@pytest.mark.redis
+@pytest.mark.cluster
+async def test_a_peek_cancelled_before_its_shard_reads_ran_on_a_cluster_leaves_no_coroutine_unawaited(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    """The same on a cluster, whose outbox has a stream per slot written to, each read in a task of its own."""
+    store = await _open(redis_cluster.url, f"ckredis-ob-{uuid.uuid4().hex[:10]}")
+    try:
+        await _cancel_a_peek_before_its_shard_reads_run(store)
+        assert len(store.outbox().streams) > 1
+    finally:
+        await store.drop_namespace()
+        await store.aclose()

@@ -23,6 +23,9 @@ async def client(redis_url: str) -> aioredis.Redis:
     client = aioredis.Redis(connection_pool=pool)
     yield client
     await client.aclose()
+    # A client handed a pool does not close it: its connections would be left to the garbage collector
+    # (ResourceWarning: unclosed transport).
+    await pool.disconnect()
 
 
 def _in_use(client: aioredis.Redis) -> int:

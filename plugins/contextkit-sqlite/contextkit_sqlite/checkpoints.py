@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
+from contextkit.checkpoint_archive import delete_payload
+from contextkit.errors import CapabilityNotSupported
+from contextkit.records import ArchiveEvent
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,
     CheckpointBundle,
     CheckpointRow,
+    EventHead,
     StoreSettings,
     Typed,
     WriteRow,
@@ -34,8 +38,11 @@ from contextkit.stores import (
     delta_ancestors,
 )
 from contextkit_sqlite.database import SqliteDatabase, dumps, loads
+from contextkit_sqlite.rows import OutboxRow, outbox_row
 
 __all__ = ["SqliteCheckpoints"]
+
+T = TypeVar("T")
 
 _PAGE = 100
 _ROW_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, channel_versions"
@@ -69,6 +76,15 @@ class SqliteCheckpoints:
     settings: StoreSettings
     _db: SqliteDatabase
     _ns: str
+
+    # -- the host store's outbox (SqliteHotStore overrides both) --------------------------------------------------
+    async def _write(self, fn: Callable[..., T], *args: Any, events: bool = False) -> T:
+        """Run ``fn`` in a write transaction (``events``: it may write into the outbox table)."""
+        return await self._db.write(fn, *args)
+
+    def _put_events(self, conn: sqlite3.Connection, rows: Sequence[OutboxRow]) -> None:
+        """Write archive events into the outbox table in the caller's transaction."""
+        raise CapabilityNotSupported("this checkpoint store has no outbox to archive to")
 
     # -- thread TTL (shared with the seed's checkpoint documents) ----------------------------------------------
     def _thread_alive(self, conn: sqlite3.Connection, thread_id: str, now: float) -> bool:
@@ -148,8 +164,12 @@ class SqliteCheckpoints:
         )
 
     # -- writes -----------------------------------------------------------------------------------------------
-    async def cp_put(self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed]) -> None:
-        """Store a checkpoint and the blobs of its changed channels (``{(channel, version): typed}``)."""
+    async def cp_put(
+        self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed], *, archive: ArchiveEvent | None = None
+    ) -> None:
+        """Store a checkpoint and the blobs of its changed channels (``{(channel, version): typed}``); with
+        ``archive``, that event goes into the outbox table in the same transaction, unless the put is dropped as a
+        late write of a deleted thread (then neither is written)."""
         metadata = dumps(dict(row.metadata))
         versions = dumps(dict(row.channel_versions))
         run_id = row.metadata.get("run_id")
@@ -159,7 +179,8 @@ class SqliteCheckpoints:
             (self._ns, row.thread_id, row.checkpoint_ns, channel, str(version), typed[0], typed[1])
             for (channel, version), typed in new_blobs.items()
         ]
-        await self._db.write(self._cp_put, row, metadata, versions, run_id, blobs)
+        event = None if archive is None else outbox_row(archive)  # its JSON built before the transaction
+        await self._write(self._cp_put, row, metadata, versions, run_id, blobs, event, events=event is not None)
 
     def _cp_put(
         self,
@@ -169,6 +190,7 @@ class SqliteCheckpoints:
         versions: str,
         run_id: str | None,
         blobs: list[tuple[Any, ...]],
+        event: OutboxRow | None = None,
     ) -> None:
         now = time.time()
         floor = self._tombstone(conn, row.thread_id, now)
@@ -213,18 +235,31 @@ class SqliteCheckpoints:
                 "type, blob) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 blobs,
             )
+        if event is not None:
+            self._put_events(conn, [event])
 
     async def cp_put_writes(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[WriteRow], upsert: bool
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        writes: Sequence[WriteRow],
+        upsert: bool,
+        *,
+        archive: ArchiveEvent | None = None,
     ) -> None:
-        """Store pending writes of a checkpoint: ``upsert=True`` replaces a ``(task_id, idx)``, otherwise keeps it."""
+        """Store pending writes of a checkpoint: ``upsert=True`` replaces a ``(task_id, idx)``, otherwise keeps it;
+        ``archive`` as for :meth:`cp_put`."""
         if not writes:
             return
         rows = [
             (self._ns, thread_id, checkpoint_ns, checkpoint_id, w.task_id, w.idx, w.channel, w.value[0], w.value[1], w.task_path)
             for w in writes
         ]
-        await self._db.write(self._cp_put_writes, thread_id, checkpoint_ns, checkpoint_id, rows, upsert)
+        event = None if archive is None else outbox_row(archive)
+        await self._write(
+            self._cp_put_writes, thread_id, checkpoint_ns, checkpoint_id, rows, upsert, event, events=event is not None
+        )
 
     def _cp_put_writes(
         self,
@@ -234,6 +269,7 @@ class SqliteCheckpoints:
         checkpoint_id: str,
         rows: list[tuple[Any, ...]],
         upsert: bool,
+        event: OutboxRow | None = None,
     ) -> None:
         now = time.time()
         floor = self._tombstone(conn, thread_id, now)
@@ -258,6 +294,8 @@ class SqliteCheckpoints:
             )
         else:
             conn.executemany(insert + "ON CONFLICT DO NOTHING", rows)
+        if event is not None:
+            self._put_events(conn, [event])
 
     # -- reads ------------------------------------------------------------------------------------------------
     def _bundle(self, conn: sqlite3.Connection, record: tuple[Any, ...], metadata: Mapping[str, Any]) -> CheckpointBundle:
@@ -405,12 +443,14 @@ class SqliteCheckpoints:
         return bundles, next_cursor, len(records) < page
 
     # -- deletion, copy, pruning --------------------------------------------------------------------------------
-    async def cp_delete_thread(self, thread_id: str) -> None:
+    async def cp_delete_thread(self, thread_id: str, *, archive: EventHead | None = None) -> None:
         """Remove every checkpoint, blob and write of the thread in every namespace, and leave a tombstone that
-        drops late writes of the runs going at the delete (for ``checkpoint_ttl`` seconds)."""
-        await self._db.write(self._cp_delete_thread, thread_id)
+        drops late writes of the runs going at the delete (for ``checkpoint_ttl`` seconds); with ``archive``, the
+        tombstone's ``langgraph-delete`` event (of the floor decided here) goes into the outbox table in the same
+        transaction."""
+        await self._write(self._cp_delete_thread, thread_id, archive, events=archive is not None)
 
-    def _cp_delete_thread(self, conn: sqlite3.Connection, thread_id: str) -> None:
+    def _cp_delete_thread(self, conn: sqlite3.Connection, thread_id: str, archive: EventHead | None = None) -> None:
         now = time.time()
         floor = checkpoint_id_floor(now)
         newest = conn.execute(
@@ -427,6 +467,22 @@ class SqliteCheckpoints:
             (self._ns, thread_id, floor, now + self.settings.checkpoint_ttl),
         )
         self._purge_thread(conn, thread_id, False)
+        if archive is not None:
+            payload = delete_payload(floor)
+            event = ArchiveEvent("context_checkpoints", thread_id, payload, archive.created_at, archive.event_id)
+            self._put_events(conn, [outbox_row(event)])
+
+    async def cp_deleted_floor(self, thread_id: str) -> str | None:
+        """The floor of the thread's tombstone while it lives, else None (see
+        :meth:`contextkit.stores.CheckpointStore.cp_deleted_floor`); a read, shared by every process of the file."""
+        return await self._db.run(self._deleted_floor, thread_id)
+
+    def _deleted_floor(self, conn: sqlite3.Connection, thread_id: str) -> str | None:
+        row = conn.execute(
+            "SELECT floor FROM ck_tombstones WHERE namespace = ? AND thread_id = ? AND expires_at > ?",
+            (self._ns, thread_id, time.time()),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     async def cp_delete_for_runs(self, run_ids: Sequence[str]) -> list[str]:
         """Remove the checkpoints (and their writes) whose ``metadata["run_id"]`` is in ``run_ids``; the ids of the

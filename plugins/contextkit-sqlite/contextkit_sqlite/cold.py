@@ -1,11 +1,16 @@
 """The SQLite cold tier: :class:`SqliteColdStore`, an archive of :class:`~contextkit.records.ArchiveEvent` rows.
 
 Six tables named like the seed's (``context_sessions``, ``context_conversations``, ...), each with
-``(namespace, event_id)`` unique so a retried batch is ignored row by row (``INSERT OR IGNORE``), and an index on
-``(namespace, key, created_at)`` for "the newest event of a key". A batch is one transaction with one
-``executemany`` per table: it is stored whole or not at all. Reads return the newest archived state; history
-reads walk the ``(namespace, key, seq)`` index newest first and keep each message once (by its id), so a
-message archived twice still reads back once.
+``(namespace, event_id)`` unique so a retried batch is ignored row by row (``INSERT OR IGNORE``), a ``version``
+column (the version the hot tier gave the write) and an index on ``(namespace, key, version, created_at)``. A
+batch is one transaction with one ``executemany`` per table: it is stored whole or not at all.
+
+Reads follow :mod:`contextkit.tiered.cold_rules`: a record is answered by its row of the highest ``(version,
+created_at, id)`` (one index lookup: ``id`` is the rowid, the last column of every index), and an owner's newest
+delete (a partial index on ``context_sessions`` finds it in one lookup) hides the rows of its key below it and
+the messages of its stream up to its ``last_seq``. History reads walk the ``(namespace, key, seq)`` index newest
+first, above that ``last_seq``, and keep each message once (by its id), so a message archived twice still reads
+back once.
 
 LangGraph checkpoints (:mod:`contextkit.checkpoint_archive`) share ``context_checkpoints`` /
 ``context_checkpoint_writes`` with the seed's documents, told apart by ``json_extract(payload, '$.kind')``; their
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from contextkit.checkpoint_archive import (
@@ -28,13 +34,17 @@ from contextkit.checkpoint_archive import (
 )
 from contextkit.errors import InvalidInput
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
-from contextkit.stores import Capability, CheckpointBundle, StoreSettings
-from contextkit_sqlite.database import SqliteDatabase, dumps, loads, parse_options, to_micros
+from contextkit.stores import Capability, CheckpointBundle, OwnerState, StoreSettings
+from contextkit.tiered.cold_rules import DeleteMark, RowOrder, build_owner_state, delete_mark, hides, row_order
+from contextkit_sqlite.database import SqliteDatabase, dumps, from_micros, loads, parse_options, to_micros
 from contextkit_sqlite.schema import COLD_MIGRATIONS
 
 __all__ = ["SqliteColdStore"]
 
-_BASE_COLUMNS = ("namespace", "event_id", "key", "created_at", "payload")
+_BASE_COLUMNS = ("namespace", "event_id", "key", "created_at", "payload", "version")
+# The order of a record's rows (contextkit.tiered.cold_rules.row_order), newest first.
+_NEWEST_FIRST = "ORDER BY version DESC, created_at DESC, id DESC"
+_ROW = "version, created_at, id, payload"
 
 
 def _get(payload: Mapping[str, Any], *path: str) -> Any:
@@ -48,6 +58,13 @@ def _get(payload: Mapping[str, Any], *path: str) -> Any:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _document(row: tuple[RowOrder, dict[str, Any]] | None, field: str) -> tuple[RowOrder, Mapping[str, Any]] | None:
+    """``(order, payload[field])`` of a document row whose payload holds a document there, else None."""
+    if row is None or not isinstance(row[1].get(field), Mapping):
+        return None
+    return row[0], row[1][field]
 
 
 def _seq(value: Any) -> int:
@@ -74,7 +91,7 @@ _EXTRAS: dict[str, tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]] =
         ("checkpoint_id", lambda p: str(p.get("checkpoint_id") or "")),
         ("task_id", lambda p: _text(p.get("task_id"))),
     ),
-    "context_conversation_sessions": (),
+    "context_conversation_sessions": (("session_id", lambda p: _text(_get(p, "session", "session_id"))),),
 }
 _INSERTS = {
     table: (
@@ -158,6 +175,7 @@ class SqliteColdStore:
                     event.key,
                     to_micros(event.created_at),
                     dumps(dict(payload)),
+                    int(event.version),
                     *(extract(payload) for _, extract in extras),
                 )
             )
@@ -169,42 +187,129 @@ class SqliteColdStore:
         for table, table_rows in rows.items():
             conn.executemany(_INSERTS[table], table_rows)
 
-    # -- reads --------------------------------------------------------------------------------------------------
-    def _newest_payload(
+    # -- reads (contextkit.tiered.cold_rules) ---------------------------------------------------------------------
+    @staticmethod
+    def _order(row: Sequence[Any]) -> RowOrder:
+        """The row order of a ``(version, created_at, id, ...)`` record."""
+        return row_order(row[0], from_micros(row[1]), row[2])
+
+    def _newest(
         self, conn: sqlite3.Connection, table: str, key: str, extra: str = "", args: tuple[Any, ...] = ()
-    ) -> dict[str, Any] | None:
+    ) -> tuple[RowOrder, dict[str, Any]] | None:
+        """The row of ``key`` in ``table`` (narrowed by ``extra``) that answers: the highest in row order."""
         row = conn.execute(
-            f"SELECT payload FROM {table} WHERE namespace = ? AND key = ?{extra} ORDER BY created_at DESC, id DESC LIMIT 1",
+            f"SELECT {_ROW} FROM {table} WHERE namespace = ? AND key = ?{extra} {_NEWEST_FIRST} LIMIT 1",
             (self._ns, key, *args),
         ).fetchone()
-        if row is None:
+        return None if row is None else (self._order(row), loads(row[3]))
+
+    def _mark(self, conn: sqlite3.Connection, key: str) -> DeleteMark | None:
+        """The owner's newest delete (the literal event_type lets SQLite use the partial index of deletes)."""
+        row = conn.execute(
+            f"SELECT {_ROW} FROM context_sessions WHERE namespace = ? AND key = ? AND event_type = 'delete' "
+            f"{_NEWEST_FIRST} LIMIT 1",
+            (self._ns, key),
+        ).fetchone()
+        return None if row is None else delete_mark(row[0], from_micros(row[1]), row[2], loads(row[3]))
+
+    def _visible(
+        self, conn: sqlite3.Connection, table: str, key: str, extra: str = "", args: tuple[Any, ...] = ()
+    ) -> dict[str, Any] | None:
+        """The payload of a record's newest row, or None when there is none or the owner's newest delete hides it."""
+        newest = self._newest(conn, table, key, extra, args)
+        if newest is None or hides(self._mark(conn, key), newest[0]):
             return None
-        payload: dict[str, Any] = loads(row[0])
-        return payload
+        return newest[1]
+
+    async def read_owner(self, owner: str) -> OwnerState:
+        """See :meth:`contextkit.stores.ColdStore.read_owner`: two statements in one read transaction, each of
+        whose parts is an index lookup."""
+        return await self._db.read(self._read_owner, owner)
+
+    def _read_owner(self, conn: sqlite3.Connection, owner: str) -> OwnerState:
+        ns = self._ns
+        # The highest version of any record (LangGraph rows, which carry none, left out) and the stream's
+        # highest seq. Seed checkpoint rows are found from the top of the version index, past LangGraph rows.
+        seed_version = (
+            "SELECT version FROM {table} WHERE namespace = ? AND key = ? AND version > 0"
+            + _NOT_LANGGRAPH
+            + " ORDER BY version DESC LIMIT 1"
+        )
+        version, last_seq = conn.execute(
+            "SELECT MAX("
+            "COALESCE((SELECT MAX(version) FROM context_sessions WHERE namespace = ? AND key = ?), 0), "
+            "COALESCE((SELECT MAX(version) FROM context_task_contexts WHERE namespace = ? AND key = ?), 0), "
+            "COALESCE((SELECT MAX(version) FROM context_conversation_sessions WHERE namespace = ? AND key = ?), 0), "
+            f"COALESCE(({seed_version.format(table='context_checkpoints')}), 0), "
+            f"COALESCE(({seed_version.format(table='context_checkpoint_writes')}), 0)), "
+            "COALESCE((SELECT MAX(seq) FROM context_conversations WHERE namespace = ? AND key = ?), 0)",
+            (ns, owner) * 6,
+        ).fetchone()
+        newest: dict[str, tuple[RowOrder, dict[str, Any]]] = {}
+        mark: DeleteMark | None = None
+        for part, *row in conn.execute(
+            f"SELECT * FROM (SELECT 'delete', {_ROW} FROM context_sessions WHERE namespace = ? AND key = ? "
+            f"AND event_type = 'delete' {_NEWEST_FIRST} LIMIT 1) "
+            f"UNION ALL SELECT * FROM (SELECT 'session', {_ROW} FROM context_sessions WHERE namespace = ? AND key = ? "
+            f"{_NEWEST_FIRST} LIMIT 1) "
+            f"UNION ALL SELECT * FROM (SELECT 'task', {_ROW} FROM context_task_contexts WHERE namespace = ? AND key = ? "
+            f"{_NEWEST_FIRST} LIMIT 1) "
+            f"UNION ALL SELECT * FROM (SELECT 'conversation', {_ROW} FROM context_conversation_sessions "
+            f"WHERE namespace = ? AND key = ? {_NEWEST_FIRST} LIMIT 1)",
+            (ns, owner) * 4,
+        ):
+            payload = loads(row[3])
+            if part == "delete":
+                mark = delete_mark(row[0], from_micros(row[1]), row[2], payload)
+            else:
+                newest[part] = (self._order(row), payload)
+        session = None
+        if "session" in newest and newest["session"][1].get("event_type") != "delete":
+            order, payload = newest["session"]
+            record = payload.get("session")
+            if isinstance(record, Mapping):
+                session = (order, Session.from_dict(record))
+        task = newest.get("task")
+        conversation = newest.get("conversation")
+        return build_owner_state(
+            owner,
+            version=int(version),
+            last_seq=int(last_seq),
+            mark=mark,
+            session=session,
+            task_context=_document(task, "context"),
+            conversation=_document(conversation, "session"),
+        )
 
     async def read_session(self, session_id: str) -> Session | None:
-        """The session as of its newest archived event; None when there is none or the newest is a delete."""
-        payload = await self._db.run(self._newest_payload, "context_sessions", session_id)
-        if payload is None or payload.get("event_type") == "delete":
-            return None  # a deleted session stays deleted, also for read-through
-        session = payload.get("session")
-        return None if not isinstance(session, Mapping) else Session.from_dict(session)
+        """The session as of its newest archived version (``version`` set); None when there is none or the
+        newest is a delete (read-through must not bring back a session that was deleted on purpose)."""
+        newest = await self._db.run(self._newest, "context_sessions", session_id)
+        if newest is None or newest[1].get("event_type") == "delete":
+            return None
+        session = newest[1].get("session")
+        if not isinstance(session, Mapping):
+            return None
+        return replace(Session.from_dict(session), version=newest[0][0])
 
     async def read_history(self, key: str, limit: int | None, before_seq: int | None = None) -> list[Message]:
-        """The newest ``limit`` archived messages with ``seq < before_seq``, chronological, each message once."""
+        """The newest ``limit`` archived messages with ``seq < before_seq``, chronological, each message once,
+        without those the key's newest delete hides."""
         if limit is not None and limit <= 0:
             return []
         return await self._db.read(self._read_history, key, limit, before_seq)
 
     def _read_history(self, conn: sqlite3.Connection, key: str, limit: int | None, before_seq: int | None) -> list[Message]:
+        mark = self._mark(conn, key)
+        floor = 0 if mark is None else mark.last_seq
         seen: set[str] = set()
         found: list[Message] = []
         upper = before_seq
         last_id: int | None = None
         while limit is None or len(found) < limit:
-            # Keyset over (seq, id) descending: each page continues below the last row read.
-            where = "namespace = ? AND key = ?"
-            params: list[Any] = [self._ns, key]
+            # Keyset over (seq, id) descending: each page continues below the last row read, above the delete.
+            where = "namespace = ? AND key = ? AND seq > ?"
+            params: list[Any] = [self._ns, key, floor]
             if last_id is not None:
                 where += " AND (seq < ? OR (seq = ? AND id < ?))"
                 params.extend((upper, upper, last_id))
@@ -232,24 +337,47 @@ class SqliteColdStore:
         return found
 
     async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
-        """The newest archived task context document, or None."""
-        payload = await self._db.run(self._newest_payload, "context_task_contexts", session_id)
+        """The newest archived task context document, or None (also when a later delete hides it)."""
+        payload = await self._db.read(self._visible, "context_task_contexts", session_id)
         context = None if payload is None else payload.get("context")
         return dict(context) if isinstance(context, Mapping) else None
 
     async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
-        """The newest archived conversation session document, or None."""
-        payload = await self._db.run(self._newest_payload, "context_conversation_sessions", session_key)
+        """The newest archived conversation session document, or None (also when a later delete hides it)."""
+        payload = await self._db.read(self._visible, "context_conversation_sessions", session_key)
         session = None if payload is None else payload.get("session")
         return dict(session) if isinstance(session, Mapping) else None
 
+    async def conversation_keys_of(self, session_id: str) -> list[str]:
+        """See :meth:`contextkit.stores.ColdStore.conversation_keys_of`: the keys that ever named the session
+        (from the session id index), each kept when its newest document still names it and no delete hides it."""
+        return await self._db.read(self._conversation_keys_of, session_id)
+
+    def _conversation_keys_of(self, conn: sqlite3.Connection, session_id: str) -> list[str]:
+        # Sorted here: ORDER BY key would make SQLite walk the namespace's key index instead of the session id one.
+        keys = {
+            row[0]
+            for row in conn.execute(
+                "SELECT key FROM context_conversation_sessions WHERE namespace = ? AND session_id = ?",
+                (self._ns, session_id),
+            )
+        }
+        found = []
+        for key in sorted(keys):
+            payload = self._visible(conn, "context_conversation_sessions", key)
+            if payload is not None and _get(payload, "session", "session_id") == session_id:
+                found.append(key)
+        return found
+
     async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
-        """An archived seed checkpoint document (the newest when ``checkpoint_id`` is None), or None."""
+        """An archived seed checkpoint document (that checkpoint's newest version, or the thread's newest
+        checkpoint when ``checkpoint_id`` is None), or None; a delete of the thread's owner hides those written
+        before it."""
         if checkpoint_id is None:
-            payload = await self._db.run(self._newest_payload, "context_checkpoints", thread_id, _NOT_LANGGRAPH)
+            payload = await self._db.read(self._visible, "context_checkpoints", thread_id, _NOT_LANGGRAPH)
         else:
-            payload = await self._db.run(
-                self._newest_payload,
+            payload = await self._db.read(
+                self._visible,
                 "context_checkpoints",
                 thread_id,
                 " AND checkpoint_id = ?" + _NOT_LANGGRAPH,
@@ -307,19 +435,20 @@ class SqliteColdStore:
             while True:
                 extra, args = "", list(params)
                 if cursor is not None:
-                    # keyset: continue below the last (checkpoint_id, created_at, id) read
-                    extra = " AND (checkpoint_id, created_at, id) < (?, ?, ?)"
+                    # keyset: continue below the last (checkpoint_id, version, created_at, id) read
+                    extra = " AND (checkpoint_id, version, created_at, id) < (?, ?, ?, ?)"
                     args.extend(cursor)
+                # For one checkpoint id the newest row comes first (cold_rules order; LangGraph rows are version 0).
                 rows = conn.execute(
-                    f"SELECT checkpoint_id, created_at, id, payload FROM context_checkpoints WHERE {where}{extra} "
-                    "ORDER BY checkpoint_id DESC, created_at DESC, id DESC LIMIT ?",
+                    f"SELECT checkpoint_id, version, created_at, id, payload FROM context_checkpoints WHERE {where}{extra} "
+                    "ORDER BY checkpoint_id DESC, version DESC, created_at DESC, id DESC LIMIT ?",
                     (*args, _CHECKPOINT_PAGE),
                 ).fetchall()
                 for row in rows:
-                    yield loads(row[3])
+                    yield loads(row[4])
                 if len(rows) < _CHECKPOINT_PAGE:
                     return
-                cursor = rows[-1][:3]
+                cursor = rows[-1][:4]
 
         chosen = newest_distinct(pages(), checkpoint_ns=checkpoint_ns, before=before, floor=floor, limit=limit, runs=runs)
         if not chosen:

@@ -5,10 +5,18 @@ of applications without one schema per namespace. Hot tables are prefixed ``ck_`
 ``checkpoints`` / ``writes`` tables of LangGraph's own SqliteSaver in a shared file); the six cold archive
 tables keep the seed's names. Timestamps are integer microseconds since the epoch (exact, and ordered as
 numbers); expiry times are float epoch seconds. A new version is appended to a list, never edited in place.
+
+Hot version 2 (tiering, see "Tiering" in :mod:`contextkit.stores`): ``ck_owners`` holds each owner's meta record
+(its version counter, its stream's highest seq, which moves there from ``ck_streams``, and its tombstone), created
+for every owner that holds data when the file is migrated; the records keep the version of their last write.
+Cold version 2: a ``version`` column on the six archive tables, indexes that find a record's row of the highest
+``(version, created_at, id)`` (and an owner's newest delete) in one lookup, and the session id of each archived
+conversation session document, indexed for :meth:`~contextkit.stores.ColdStore.conversation_keys_of`.
 """
 
 from __future__ import annotations
 
+from contextkit.records import ARCHIVE_TABLES
 from contextkit_sqlite.database import Migration
 
 __all__ = ["COLD_MIGRATIONS", "HOT_MIGRATIONS"]
@@ -157,6 +165,61 @@ HOT_MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        "hot",
+        2,
+        (
+            # The meta record of an owner: its version counter, its stream's highest seq (kept through trims,
+            # deletes and compactions), until when it is a tombstone (NULL: it is none), the (version, last seq)
+            # of its last delete (0, 0: none known), and when it may be forgotten (never before any record of it
+            # expires).
+            """CREATE TABLE ck_owners (
+                namespace TEXT NOT NULL,
+                owner TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                last_seq INTEGER NOT NULL,
+                tomb_until REAL,
+                deleted_version INTEGER NOT NULL DEFAULT 0,
+                deleted_seq INTEGER NOT NULL DEFAULT 0,
+                expires_at REAL NOT NULL,
+                PRIMARY KEY (namespace, owner)
+            )""",
+            "CREATE INDEX ck_owners_expiry ON ck_owners (namespace, expires_at)",
+            # An owner that holds data knows it: without its meta an archived store would take it for lost.
+            """INSERT INTO ck_owners (namespace, owner, version, last_seq, tomb_until, expires_at)
+            SELECT namespace, owner, 0, MAX(last_seq), NULL, MAX(expires_at) FROM (
+                SELECT namespace, stream_key AS owner, last_seq, expires_at FROM ck_streams
+                UNION ALL SELECT namespace, session_id, 0, expires_at FROM ck_sessions
+                UNION ALL SELECT namespace, session_id, 0, expires_at FROM ck_task_contexts
+                UNION ALL SELECT namespace, session_key, 0, expires_at FROM ck_conversation_sessions
+                UNION ALL SELECT t.namespace, t.thread_id, 0, t.expires_at FROM ck_threads t
+                    WHERE EXISTS (SELECT 1 FROM ck_seed_checkpoints c WHERE c.namespace = t.namespace
+                        AND c.thread_id = t.thread_id)
+                    OR EXISTS (SELECT 1 FROM ck_seed_writes w WHERE w.namespace = t.namespace
+                        AND w.thread_id = t.thread_id)
+            ) GROUP BY namespace, owner""",
+            # The seq counter now lives in ck_owners: ck_streams is rebuilt without it (SQLite's own recipe;
+            # DROP COLUMN needs SQLite 3.35, older than some Pythons ship).
+            """CREATE TABLE ck_streams_v2 (
+                namespace TEXT NOT NULL,
+                stream_key TEXT NOT NULL,
+                last_pos INTEGER NOT NULL,
+                expires_at REAL NOT NULL,
+                PRIMARY KEY (namespace, stream_key)
+            )""",
+            "INSERT INTO ck_streams_v2 (namespace, stream_key, last_pos, expires_at) "
+            "SELECT namespace, stream_key, last_pos, expires_at FROM ck_streams",
+            "DROP TABLE ck_streams",
+            "ALTER TABLE ck_streams_v2 RENAME TO ck_streams",
+            "CREATE INDEX ck_streams_expiry ON ck_streams (namespace, expires_at)",
+            # Each record keeps the version of its last write (0: written before versions existed).
+            "ALTER TABLE ck_sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE ck_task_contexts ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE ck_conversation_sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE ck_seed_checkpoints ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE ck_seed_writes ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 
@@ -198,6 +261,28 @@ COLD_MIGRATIONS: tuple[Migration, ...] = (
             ),
             *_archive_table("context_checkpoint_writes", ",\n            checkpoint_id TEXT NOT NULL,\n            task_id TEXT"),
             *_archive_table("context_conversation_sessions"),
+        ),
+    ),
+    Migration(
+        "cold",
+        2,
+        (
+            # Every event's version (0: archived before versions existed), and per record the row of the highest
+            # (version, created_at, id) in one index lookup (id is the rowid, the implicit last index column).
+            *(f"ALTER TABLE {table} ADD COLUMN version INTEGER NOT NULL DEFAULT 0" for table in ARCHIVE_TABLES),
+            *(f"DROP INDEX {table}_key" for table in ARCHIVE_TABLES),
+            *(f"CREATE INDEX {table}_record ON {table} (namespace, key, version, created_at)" for table in ARCHIVE_TABLES),
+            # An owner's newest delete, without walking every snapshot of its session.
+            "CREATE INDEX context_sessions_deletes ON context_sessions (namespace, key, version, created_at) "
+            "WHERE event_type = 'delete'",
+            # A seed checkpoint's newest version, and LangGraph reads in (checkpoint id, version, time) order.
+            "DROP INDEX context_checkpoints_checkpoint",
+            "CREATE INDEX context_checkpoints_checkpoint ON context_checkpoints "
+            "(namespace, key, checkpoint_id, version, created_at)",
+            # The session a conversation session document names: conversation_keys_of is an index lookup.
+            "ALTER TABLE context_conversation_sessions ADD COLUMN session_id TEXT",
+            "UPDATE context_conversation_sessions SET session_id = json_extract(payload, '$.session.session_id')",
+            "CREATE INDEX context_conversation_sessions_owner ON context_conversation_sessions (namespace, session_id)",
         ),
     ),
 )

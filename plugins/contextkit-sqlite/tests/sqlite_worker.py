@@ -6,6 +6,16 @@ Usage: ``python sqlite_worker.py COMMAND PATH NAMESPACE [ARGS...]``; prints one 
   stream KEY and bumps session KEY's request counter once per batch; prints the seqs it was given, per batch.
 * ``read SESSION THREAD``: prints the session, its history and the thread's graph state, then resumes the
   review graph (interrupted in the other process) with "approve" and prints the final state.
+
+Through a whole kit (``PATH`` is then the JSON of a ``ContextKit.from_config`` mapping, ``NAMESPACE`` unused):
+
+* ``kit-work OWNERS ROUNDS GO_FILE``: waits for GO_FILE, then ROUNDS times, for each owner of the JSON list
+  OWNERS, bumps its request counter and appends one message; prints the seqs it was given and how many updates
+  returned True, per owner.
+* ``kit-update OWNER GO_FILE STOP_FILE``: waits for GO_FILE, then bumps OWNER's request counter until STOP_FILE
+  exists (at most 3,000 calls); prints ``[started, returned, result]`` of every call (epoch seconds).
+* ``kit-delete OWNER GO_FILE DELAY``: waits for GO_FILE and DELAY seconds, deletes OWNER and prints when the
+  delete returned (epoch seconds).
 """
 
 from __future__ import annotations
@@ -88,8 +98,54 @@ async def read(store: SqliteHotStore, session_id: str, thread_id: str) -> dict[s
     }
 
 
+async def kit_work(kit: Any, owners: list[str], rounds: int) -> dict[str, Any]:
+    seqs: dict[str, list[int]] = {owner: [] for owner in owners}
+    updates = dict.fromkeys(owners, 0)
+    for i in range(rounds):
+        for owner in owners:
+            updates[owner] += bool(await kit.update_session(owner, increment_requests=True))
+            message = await kit.add_message(owner, "user", f"{os.getpid()}-{i}")
+            seqs[owner].append(message.seq)
+    return {"pid": os.getpid(), "seqs": seqs, "updates": updates}
+
+
+def stopped(stop_file: str) -> bool:
+    """True once the test created ``stop_file``."""
+    return os.path.exists(stop_file)
+
+
+async def kit_update(kit: Any, owner: str, stop_file: str) -> list[list[Any]]:
+    calls: list[list[Any]] = []
+    while not stopped(stop_file) and len(calls) < 3000:
+        started = time.time()
+        result = await kit.update_session(owner, increment_requests=True)
+        calls.append([started, time.time(), result])
+    return calls
+
+
+async def kit_main(command: str, config: dict[str, Any], args: list[str]) -> Any:
+    from contextkit import ContextKit
+
+    async with ContextKit.from_config(config, env={}) as kit:
+        if command == "kit-work":
+            wait_for(args[2])
+            return await kit_work(kit, json.loads(args[0]), int(args[1]))
+        if command == "kit-update":
+            wait_for(args[1])
+            return await kit_update(kit, args[0], args[2])
+        if command == "kit-delete":
+            wait_for(args[1])
+            await asyncio.sleep(float(args[2]))
+            await kit.delete_session(args[0])
+            return {"returned": time.time()}
+        raise SystemExit(f"unknown command {command!r}")
+
+
 async def main(argv: list[str]) -> None:
     command, path, namespace, *args = argv
+    if command.startswith("kit-"):
+        print(json.dumps(await kit_main(command, json.loads(path), args)))
+        return
     store = SqliteHotStore(StoreSettings(namespace=namespace), {"path": path, "busy_timeout": 20})
     await store.open()
     try:

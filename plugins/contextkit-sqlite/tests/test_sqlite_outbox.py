@@ -36,8 +36,8 @@ def test_a_file_database_declares_an_atomic_outbox_and_an_in_memory_one_does_not
 
 async def test_an_append_with_an_archive_spec_commits_its_events_with_the_messages(tmp_path: Path) -> None:
     """The events the append writes are what the kit would have pushed (message_event of the stored message,
-    under the spec's ids and times); a new stream's first messages are left to the caller; namespaces sharing
-    the file have outboxes of their own."""
+    under the spec's ids and times), from a new stream's first message on (the store numbers it, nobody
+    renumbers it later); namespaces sharing the file have outboxes of their own."""
     path = str(tmp_path / "hot.sqlite3")
     store, other = _store(path), _store(path)
     await store.open()
@@ -45,14 +45,16 @@ async def test_an_append_with_an_archive_spec_commits_its_events_with_the_messag
     try:
         outbox, other_outbox = store.outbox(), other.outbox()
         now = utcnow()
-        first = await store.append_messages("s", [Message("user", "first", now)], archive=_spec(1, now))
-        assert first[0].seq == 1 and await outbox.depth() == 0
+        first_spec = _spec(1, now)
+        first = await store.append_messages("s", [Message("user", "first", now)], archive=first_spec)
+        assert first[0].seq == 1 and await outbox.depth() == 1
         messages = [Message("user", f"m{i}", now, {"i": i}) for i in range(3)]
         spec = _spec(3, now)
         stored = await store.append_messages("s", messages, archive=spec)
         assert [m.seq for m in stored] == [2, 3, 4]
         events = await outbox.peek(10)
-        expected = [message_event("s", m, m.seq, event_id) for m, event_id in zip(stored, spec.event_ids, strict=True)]
+        ids = (*first_spec.event_ids, *spec.event_ids)
+        expected = [message_event("s", m, m.seq, event_id) for m, event_id in zip([*first, *stored], ids, strict=True)]
         assert [e.to_dict() for e in events] == [e.to_dict() for e in expected]
         assert await other_outbox.depth() == 0
         await outbox.aclose()
@@ -67,24 +69,31 @@ def _spec(count: int, at: Any) -> ArchiveSpec:
 
 
 async def test_events_left_by_a_closed_kit_are_drained_by_the_next_kit_on_the_file(tmp_path: Path) -> None:
-    """The cold tier is down while a kit writes and closes: its events stay in the SQLite file (no
-    ``outbox_path`` configured); a new kit on the same file, with the cold tier up, archives each message once."""
+    """The cold tier goes down once a kit created its session (a new owner needs the archive's word): the
+    messages the kit then writes wait in the SQLite file (no ``outbox_path`` configured) when it closes; a new
+    kit on the same file, with the cold tier up, archives each message once."""
     path = str(tmp_path / "hot.sqlite3")
     config: dict[str, Any] = {
         "hot": {"backend": "sqlite", "path": path}, "namespace": "ob", "archiver": {"flush_interval": 0.01},
     }
-    hot = SqliteHotStore(StoreSettings(namespace="ob"), {"path": path})
-    cold = MemoryColdStore(StoreSettings(namespace="ob"), available=False)
+    settings = StoreSettings(namespace="ob", archived=True)
+    hot = SqliteHotStore(settings, {"path": path})
+    cold = MemoryColdStore(settings)
     kit = ContextKit(hot, cold, config=ContextKit.from_config(config, env={}).config)
     await kit.open()
     assert kit.archiver is not None and isinstance(kit.archiver.outbox, FileOutbox)
     await kit.create_session("s", "u")
+    assert await kit.archiver.flush(5)
+    cold.set_available(False)
     for i in range(20):
         await kit.add_message("s", "user", f"m{i}")
     await kit.aclose(drain_timeout=0.2)
+    left = FileOutbox(path, table=hot.outbox_table)
+    assert await left.depth() == 20
+    await left.aclose()
 
     cold.set_available(True)
-    hot = SqliteHotStore(StoreSettings(namespace="ob"), {"path": path})
+    hot = SqliteHotStore(settings, {"path": path})
     second = ContextKit(hot, cold, config=ContextKit.from_config(config, env={}).config)
     await second.open()
     try:

@@ -1,0 +1,116 @@
+"""The plumbing every part of :class:`~contextkit.kit.ContextKit` shares: its state, timing, validation helpers.
+
+The kit is split by subject (sessions, history, documents, conversations) into mixins over :class:`KitBase`; the
+composer (:mod:`contextkit.kit.composer`) builds the tiers and the tiered layer they all call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from contextkit.errors import BackendUnavailable, ContextKitError
+from contextkit.plugins import PluginManager, StorageEvent
+from contextkit.records import Message, new_event_id
+from contextkit.stores import ArchiveSpec
+from contextkit.validation import check_id
+
+if TYPE_CHECKING:
+    from contextkit.archiver import Archiver
+    from contextkit.config import KitConfig
+    from contextkit.stores import ColdStore, HotStore
+    from contextkit.tiered import Tiered
+
+__all__ = ["KitBase", "Perf"]
+
+logger = logging.getLogger("contextkit")
+
+T = TypeVar("T")
+
+
+class Perf:
+    """Latency and hit-rate counters of the kit's own calls (for ``get_metrics``)."""
+
+    __slots__ = ("calls", "errors", "hits", "misses", "total_time")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.errors = 0
+        self.total_time = 0.0
+        self.hits = 0
+        self.misses = 0
+
+
+class KitBase:
+    """State and helpers shared by the kit's mixins (see :class:`contextkit.kit.ContextKit`)."""
+
+    config: KitConfig
+    plugins: PluginManager
+    _hot: HotStore
+    _cold: ColdStore | None
+    _archiver: Archiver | None
+    _tiered: Tiered | None
+    _opened: bool
+    _closed: bool
+    _perf: Perf
+
+    @property
+    def tiered(self) -> Tiered:
+        """The tiered layer every call goes through (the kit must be open)."""
+        self._ensure_open()
+        assert self._tiered is not None
+        return self._tiered
+
+    def _ensure_open(self) -> None:
+        if not self._opened:
+            if self._closed:
+                raise ContextKitError("this ContextKit was closed")
+            raise ContextKitError("the ContextKit is not open: use 'async with kit' or 'await kit.open()'")
+
+    async def _timed(self, call: Callable[[], Awaitable[T]]) -> T:
+        self._ensure_open()
+        start = time.perf_counter()
+        self._perf.calls += 1
+        try:
+            return await call()
+        except ContextKitError:
+            self._perf.errors += 1
+            raise
+        finally:
+            self._perf.total_time += time.perf_counter() - start
+
+    async def _lookup(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A read: a hit when the hot tier answered alone, a miss when the archive had to be asked."""
+        tiered = self.tiered
+        before = tiered.stats.consults + tiered.stats.cold_history_reads
+        result = await call()
+        if tiered.stats.consults + tiered.stats.cold_history_reads > before:
+            self._perf.misses += 1
+        else:
+            self._perf.hits += 1
+        return result
+
+    async def _append(self, key: str, message: Message) -> Message:
+        """Append one message through the tiered layer; the store writes its archive event in the same step (and
+        moves the session's last_activity forward)."""
+        tiered = self.tiered
+        spec = ArchiveSpec("context_conversations", (new_event_id(),), (message.timestamp,)) if tiered.archiving else None
+        stored = await tiered.call(lambda: self._hot.append_messages(key, [message], archive=spec))
+        tiered.written(1)
+        return stored[0]
+
+    def _check_room(self, count: int) -> None:
+        if self._archiver is not None and not self._archiver.has_room(count):
+            raise BackendUnavailable(
+                "the archive outbox is full (the cold tier has been down too long); refusing the write so no "
+                "event is lost"
+            )
+
+    def _emit(self, kind: str, key: str, **detail: Any) -> None:
+        if self.plugins.has_observers:
+            self.plugins.emit(StorageEvent(kind, key, detail))
+
+    def _id(self, value: object, what: str) -> str:
+        return check_id(value, what, self.config.limits)

@@ -1,0 +1,355 @@
+"""The composer and the domain API: :class:`ContextKit`.
+
+``ContextKit.from_config(...)`` resolves the configuration, asks the plugin manager for the hot and cold tier
+factories, and on ``open()`` (or ``async with``) connects them, falls back to the memory tier when the hot tier
+is unreachable and ``fallback`` is on, starts the archiver when a cold tier is configured, and builds the tiered
+layer (:mod:`contextkit.tiered`) every call goes through.
+
+Every public method validates its arguments first (so bad input raises :class:`~contextkit.errors.InvalidInput`
+and nothing is written), then calls the hot tier through the tiered layer, which writes each write's archive event
+in the same atomic step and reads through to the archive what the hot tier does not hold. The calls themselves
+live in the mixins of :mod:`contextkit.kit.sessions`, :mod:`~contextkit.kit.history`,
+:mod:`~contextkit.kit.documents` and :mod:`~contextkit.kit.conversations`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from contextkit.archiver import Archiver
+from contextkit.config import KitConfig, load_config
+from contextkit.errors import BackendUnavailable, CapabilityNotSupported, ConfigError, ContextKitError
+from contextkit.kit.base import Perf
+from contextkit.kit.conversations import ConversationsAPI
+from contextkit.kit.documents import DocumentsAPI
+from contextkit.kit.history import HistoryAPI, KeyedLocks
+from contextkit.kit.sessions import SessionsAPI
+from contextkit.plugins import PluginManager, get_plugin_manager
+from contextkit.records import to_iso, utcnow
+from contextkit.stores import Capability, ColdStore, HotStore, StoreStats
+from contextkit.tiered import Tiered
+
+if TYPE_CHECKING:
+    from contextkit.langgraph import ContextKitSaver
+
+__all__ = ["ContextKit"]
+
+logger = logging.getLogger("contextkit")
+
+
+class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
+    """Context storage for an application: the seed's whole API over a hot tier and an optional cold tier.
+
+    Build one with :meth:`from_config` and use it as an async context manager::
+
+        async with ContextKit.from_config({"hot": "redis", "cold": "postgres"}) as kit:
+            await kit.create_session("s1", user_id="u1")
+
+    A hot tier built by hand for a kit with a cold tier must be built with ``StoreSettings(archived=True)``
+    (``from_config`` does it).
+    """
+
+    def __init__(
+        self,
+        hot: HotStore,
+        cold: ColdStore | None = None,
+        *,
+        config: KitConfig | None = None,
+        plugins: PluginManager | None = None,
+    ) -> None:
+        self.config = config or KitConfig()
+        self.plugins = plugins or get_plugin_manager()
+        self._hot = hot
+        self._cold = cold
+        self._archiver: Archiver | None = None
+        self._tiered: Tiered | None = None
+        self._opened = False
+        self._closed = False
+        self._degraded_reason: str | None = None
+        self._perf = Perf()
+        self._compaction_locks = KeyedLocks()
+        self._open_lock: asyncio.Lock | None = None
+        self.compaction_options: dict[str, Any] = {}
+        settings = getattr(hot, "settings", None)
+        if cold is not None and settings is not None and not getattr(settings, "archived", False):
+            raise ConfigError(
+                f"the {hot.name} hot tier was built without StoreSettings(archived=True) but a cold tier archives it: "
+                "build it with archived=True (ContextKit.from_config does), or the hot tier cannot tell what it lost"
+            )
+
+    # -- construction and lifecycle ------------------------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls,
+        config: Mapping[str, Any] | KitConfig | str | Path | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        plugins: PluginManager | None = None,
+        **overrides: Any,
+    ) -> ContextKit:
+        """Build a kit from a mapping, a TOML file path, a :class:`KitConfig`, the environment and defaults.
+
+        No I/O happens here; ``await kit.open()`` or ``async with kit`` connects. An unknown backend name raises
+        :class:`~contextkit.errors.BackendNotFound` listing the installed ones.
+        """
+        resolved = load_config(config, env=env, **overrides)
+        manager = plugins or get_plugin_manager()
+        settings = resolved.store_settings()
+        hot_info = manager.backends.get("hot", resolved.hot)
+        hot = hot_info.factory(settings, resolved.hot_options)
+        cold = None
+        if resolved.cold:
+            cold_info = manager.backends.get("cold", resolved.cold)
+            cold = cold_info.factory(settings, resolved.cold_options)
+        return cls(hot, cold, config=resolved, plugins=manager)
+
+    @property
+    def hot(self) -> HotStore:
+        """The hot tier in use (the memory tier after a fallback)."""
+        return self._hot
+
+    @property
+    def cold(self) -> ColdStore | None:
+        """The cold tier, or None."""
+        return self._cold
+
+    @property
+    def archiver(self) -> Archiver | None:
+        """The archiver feeding the cold tier, or None without a cold tier."""
+        return self._archiver
+
+    @property
+    def degraded(self) -> str | None:
+        """Why the kit runs degraded (for example on the memory fallback), or None."""
+        return self._degraded_reason
+
+    async def open(self) -> ContextKit:
+        """Connect the tiers and start the archiver; idempotent.
+
+        The hot tier unreachable: with ``fallback`` on the kit continues on the memory tier, logs a warning and
+        reports "degraded" health; otherwise it raises ``BackendUnavailable``. The cold tier unreachable: the kit
+        starts anyway and the archiver keeps events until it comes back (an owner the hot tier does not know then
+        cannot be served: see :mod:`contextkit.tiered`).
+        """
+        if self._closed:
+            raise ContextKitError("this ContextKit was closed; build a new one")
+        if self._opened:
+            return self
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if self._opened:
+                return self
+            await self._open_hot()
+            foreign_since = None
+            if self._cold is not None:
+                foreign_since = await self._start_archiver()
+            tiering = self.config.tiering
+            self._tiered = Tiered(
+                self._hot,
+                self._cold,
+                self._archiver,
+                getattr(self._hot, "settings", None) or self.config.store_settings(),
+                consult_timeout=tiering.consult_timeout,
+                foreign_outbox_since=foreign_since,
+                assume_new_when_unreachable=tiering.assume_new_when_unreachable,
+            )
+            self._opened = True
+        return self
+
+    async def _open_hot(self) -> None:
+        try:
+            await self._hot.open()
+        except BackendUnavailable as exc:
+            if not self.config.fallback or self.config.hot == "memory":
+                raise
+            with_cause = f"{self.config.hot} hot tier unreachable at start ({exc}); using the memory tier"
+            logger.warning("%s", with_cause)
+            self._degraded_reason = with_cause
+            with_memory = self.plugins.backends.get("hot", "memory")
+            self._hot = with_memory.factory(self.config.store_settings(), {})
+            await self._hot.open()
+
+    async def _start_archiver(self) -> Any:
+        """Open the cold tier (or note that it is down), take the hot tier's outbox and start the archiver;
+        returns when the outbox starts to outlive the hot tier's data (a file outbox of the memory tier), else None."""
+        assert self._cold is not None
+        hot = self._hot
+        if Capability.ATOMIC_OUTBOX not in hot.capabilities:
+            raise ConfigError(
+                f"the {hot.name} hot tier cannot write archive events in the same step as its writes (no "
+                "'atomic_outbox' capability), so a cold tier cannot archive it without losing events: use it "
+                "without a cold tier, or a hot tier that has it"
+            )
+        cold_open = True
+        try:
+            await self._cold.open()
+        except BackendUnavailable as exc:
+            logger.warning("cold tier unreachable at start (%s); events wait in the outbox", exc)
+            cold_open = False
+        archiver_config = self.config.archiver
+        foreign_since = None
+        make_outbox = hot.outbox  # type: ignore[attr-defined]
+        if archiver_config.outbox_path:
+            if hot.name != "memory":
+                raise ConfigError(
+                    f"[archiver] outbox_path is for the memory hot tier; the {hot.name} tier keeps its own durable outbox"
+                )
+            outbox = make_outbox(max_pending=archiver_config.max_pending, path=archiver_config.outbox_path)
+            # The file keeps events of a previous process whose memory tier is gone: until they are archived, the
+            # archive cannot be asked about any owner (see Tiered.consult).
+            foreign_since = utcnow()
+        else:
+            outbox = make_outbox(max_pending=archiver_config.max_pending)
+        self._archiver = Archiver(self._cold, outbox, archiver_config, cold_open=cold_open)
+        self._archiver.start()
+        return foreign_since
+
+    async def aclose(self, drain_timeout: float | None = None) -> None:
+        """Drain the archiver (within ``drain_timeout``, pending events stay in a durable outbox), close the
+        tiers; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._archiver is not None:
+                await self._archiver.aclose(drain_timeout)
+        finally:
+            if self._cold is not None:
+                await self._cold.aclose()
+            await self._hot.aclose()
+
+    async def __aenter__(self) -> ContextKit:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        """The composed tiers and settings, without secrets."""
+        return {
+            "config": self.config.describe(),
+            "hot": self._hot.describe(),
+            "cold": self._cold.describe() if self._cold is not None else None,
+            "archiver": None if self._archiver is None else type(self._archiver.outbox).__name__,
+            "degraded": self._degraded_reason,
+        }
+
+    def __repr__(self) -> str:
+        cold = self._cold.name if self._cold is not None else None
+        return f"<ContextKit hot={self._hot.name!r} cold={cold!r} namespace={self.config.namespace!r}>"
+
+    def checkpointer(self, *, serde: Any = None) -> ContextKitSaver:
+        """A LangGraph checkpointer (``BaseCheckpointSaver``) over the hot tier; needs ``contextkit[langgraph]``.
+
+        With a cold tier, its checkpoints are archived and read back when the hot tier no longer has them (the
+        kit must be open: the archiver starts with it).
+        """
+        if Capability.CHECKPOINTS not in self._hot.capabilities:
+            raise CapabilityNotSupported(f"the {self._hot.name} hot tier does not store LangGraph checkpoints")
+        from contextkit.langgraph import ContextKitSaver
+
+        if self._cold is not None and self._archiver is None:
+            self._ensure_open()
+        return ContextKitSaver(self._hot, serde=serde, archive=self._archiver)  # type: ignore[arg-type]
+
+    # -- health and metrics --------------------------------------------------------------------------------------
+    async def health_check(self) -> dict[str, Any]:
+        """``{status, storage_backend, active_sessions, total_messages, issues, hot, cold, archiver, tiering}``.
+
+        ``status`` is ``healthy``, ``degraded`` (memory fallback, cold tier down, archive backlog with errors,
+        events the cold tier refused, owners that could not be served for want of the archive) or ``unhealthy``
+        (the hot tier fails). Never raises; never shows secrets.
+        """
+        issues: list[str] = []
+        hot = await self._hot.health()
+        status = "healthy"
+        if hot.get("status") not in ("healthy", "ok"):
+            status = "unhealthy"
+            issues.append(f"hot tier {self._hot.name} is {hot.get('status')}: {hot.get('error', '')}".strip())
+        if self._degraded_reason:
+            status = "degraded" if status == "healthy" else status
+            issues.append(self._degraded_reason)
+        cold = None
+        archiver = None
+        if self._cold is not None:
+            cold = await self._cold.health()
+            if cold.get("status") not in ("healthy", "ok"):
+                status = "degraded" if status == "healthy" else status
+                issues.append(f"cold tier {self._cold.name} is {cold.get('status')}; events wait in the outbox")
+        if self._archiver is not None:
+            archiver = await self._archiver.metrics()
+            if archiver["consecutive_failures"]:
+                status = "degraded" if status == "healthy" else status
+                issues.append(f"archiver failing: {archiver['last_error']}")
+            if archiver["dead_letters"]:
+                status = "degraded" if status == "healthy" else status
+                issues.append(f"{archiver['dead_letters']} archive event(s) refused by the cold tier (kit.archiver.dead_letters)")
+        tiering = self._tiered.stats.as_dict() if self._tiered is not None else None
+        if tiering and tiering["consult_failures"]:
+            status = "degraded" if status == "healthy" else status
+            issues.append(
+                f"{tiering['consult_failures']} call(s) failed because the archive could not be asked about an owner "
+                "the hot tier does not know"
+            )
+        if tiering and tiering["reconciled"]:
+            # Not a fault now (the archive repaired each one), but an operator wants to know a rollback happened.
+            issues.append(
+                f"{tiering['reconciled']} owner(s) of the hot tier were older than the archive (a restart from an "
+                "older snapshot) and were reconciled with it"
+            )
+        stats = StoreStats()
+        if status != "unhealthy":
+            try:
+                stats = await self._hot.stats()
+            except ContextKitError as exc:
+                issues.append(f"stats unavailable: {exc}")
+        return {
+            "status": status,
+            "storage_backend": self._hot.name,
+            "redis_connected": self._hot.name == "redis" and hot.get("status") == "healthy",
+            "active_sessions": stats.active_sessions,
+            "total_messages": stats.messages,
+            "issues": issues,
+            "hot": hot,
+            "cold": cold,
+            "archiver": archiver,
+            "tiering": tiering,
+            "timestamp": to_iso(utcnow()),
+        }
+
+    async def get_metrics(self) -> dict[str, Any]:
+        """Counts shared by every process on the same hot tier, plus this kit's latency, hit rate and tiering.
+
+        ``memory_usage`` is a fraction of the tier's memory limit (0.0 when it has none); ``memory_bytes`` the
+        bytes used when known.
+        """
+        self._ensure_open()
+        stats = await self._hot.stats()
+        hot_health = await self._hot.health()
+        limit = hot_health.get("memory_limit_bytes") or 0
+        used = stats.memory_bytes if stats.memory_bytes >= 0 else int(hot_health.get("memory_bytes", -1))
+        perf = self._perf
+        lookups = perf.hits + perf.misses
+        return {
+            "total_sessions": stats.sessions,
+            "active_sessions": stats.active_sessions,
+            "total_messages": stats.messages,
+            "total_checkpoints": stats.checkpoints,
+            "memory_usage": (used / limit) if limit and used >= 0 else 0.0,
+            "memory_bytes": used,
+            "storage_backend": self._hot.name,
+            "storage_performance": {
+                "avg_response_time": (perf.total_time / perf.calls) if perf.calls else 0.0,
+                "cache_hit_rate": (perf.hits / lookups) if lookups else 1.0,
+                "operations": perf.calls,
+                "errors": perf.errors,
+            },
+            "archiver": await self._archiver.metrics() if self._archiver is not None else None,
+            "tiering": self._tiered.stats.as_dict() if self._tiered is not None else None,
+            "timestamp": to_iso(utcnow()),
+        }
