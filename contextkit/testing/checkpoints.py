@@ -970,7 +970,7 @@ class CheckpointStoreSuite:
         saver = ContextKitSaver(checkpoint_store)
         tid = str(uuid.uuid4())
         assert await saver.aget_delta_channel_history(config=_config(tid), channels=[]) == {}
-        nothing = {"a": {"writes": []}, "b": {"writes": []}}
+        nothing: dict[str, Any] = {"a": {"writes": []}, "b": {"writes": []}}
         assert await saver.aget_delta_channel_history(config=_config(tid), channels=["a", "b"]) == nothing
         ids = await _delta_chain(checkpoint_store, tid)
         assert await saver.aget_delta_channel_history(config=_config(tid, checkpoint_ns="x"), channels=["a", "b"]) == nothing
@@ -1034,7 +1034,7 @@ class CheckpointStoreSuite:
                 calls.append("cp_delta_history")
                 return await store.cp_delta_history(*args, **kwargs)
 
-        saver = ContextKitSaver(_Counting())  # type: ignore[arg-type]
+        saver = ContextKitSaver(_Counting())
         await saver.aget_delta_channel_history(config=_config(tid, checkpoint_ns="", checkpoint_id=ids[6]), channels=["a", "c"])
         assert calls == ["cp_delta_history"]
 
