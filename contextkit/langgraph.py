@@ -859,8 +859,10 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
                 if cursor is None or not remaining or cursor in seen:
                     walk_on = False
                     break
+                if not walk.bounded:
+                    break  # this tier does not hold the next ancestor
                 walk = await store.cp_delta_history(thread_id, checkpoint_ns, cursor, sorted(remaining), inclusive=True)
-            # A start or a parent this tier does not hold is only worth a look elsewhere with an archive.
+            # A start or an ancestor this tier does not hold is only worth a look elsewhere with an archive.
             walk_on = walk_on and self.archive is not None
         if walk_on:
             await self._delta_walk_bundles(thread_id, checkpoint_ns, cursor, inclusive, remaining, seen, steps)

@@ -745,14 +745,16 @@ class DeltaWalk:
 
     ``checkpoint_id`` is where the walk started (the newest of the namespace when None was asked); ``steps`` the
     ancestors visited, nearest first. ``resume`` is the id of the next ancestor to visit when the walk stopped
-    with channels left unseeded before the chain's root: this tier does not hold it (archived, expired, pruned),
-    or the store bounds the steps of one call; the caller goes on from there (``inclusive=True``). None when
-    every channel found its seed or the chain ended.
+    with channels left unseeded before the chain's root (None when every channel found its seed or the chain
+    ended): ``bounded`` says the store stopped at its own bound on the steps of one call, so the caller asks it
+    again from there (``inclusive=True``); otherwise this tier does not hold that ancestor (archived, expired,
+    pruned) and the caller reads on from the cold tier, if any.
     """
 
     checkpoint_id: str
     steps: Sequence[DeltaStep]
     resume: str | None = None
+    bounded: bool = False
 
 
 @runtime_checkable

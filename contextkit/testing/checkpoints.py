@@ -53,6 +53,8 @@ __all__ = [
     "StoreFactory",
     "XorTestCipher",
     "archive_graph",
+    "delta_chain",
+    "generic_delta_history",
     "make_checkpoint_id",
     "run_archive_graph",
     "run_langgraph_conformance",
@@ -337,8 +339,8 @@ def _nested_graph(checkpointer: Any) -> Any:
     return parent.compile(checkpointer=checkpointer)
 
 
-def _delta_graph(checkpointer: Any) -> Any:
-    """One node appending a turn to a ``DeltaChannel`` list that snapshots every 3 updates."""
+def _delta_graph(checkpointer: Any, snapshot_frequency: int = 3) -> Any:
+    """One node appending a turn to a ``DeltaChannel`` list that snapshots every ``snapshot_frequency`` updates."""
     from langgraph.channels.delta import DeltaChannel
     from langgraph.graph import END, START, StateGraph
 
@@ -346,7 +348,7 @@ def _delta_graph(checkpointer: Any) -> Any:
         return [*state, *itertools.chain.from_iterable(writes)]
 
     # The functional form evaluates the annotation here, where DeltaChannel (an optional import) is in scope.
-    turns = Annotated[list[str], DeltaChannel(concat, snapshot_frequency=3)]
+    turns = Annotated[list[str], DeltaChannel(concat, snapshot_frequency=snapshot_frequency)]
     DeltaState = TypedDict("DeltaState", {"turns": turns})  # noqa: UP013
 
     def reply(state: Any) -> Any:
@@ -373,8 +375,8 @@ def _plain_turns_graph(checkpointer: Any) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
-async def _delta_chain(store: CheckpointStore, thread_id: str, ns: str = "") -> list[str]:
-    """Seven checkpoints ``c0..c6`` for the DeltaChannel history tests, oldest first.
+async def delta_chain(store: CheckpointStore, thread_id: str, ns: str = "") -> list[str]:
+    """Seven checkpoints ``c0..c6`` for the DeltaChannel history tests (the suite's and a tier's own), oldest first.
 
     Channel ``a`` has a stored value at ``c0`` and ``c3``, ``b`` at ``c2``, ``c`` nowhere (only the empty marker);
     the other steps give each channel a new version with the empty marker, as LangGraph does between snapshots.
@@ -412,7 +414,7 @@ def _history_values(history: Any) -> dict[str, Any]:
     return {channel: ([w[2] for w in entry["writes"]], entry.get("seed")) for channel, entry in history.items()}
 
 
-async def _generic_history(saver: Any, config: Any, channels: list[str]) -> Any:
+async def generic_delta_history(saver: Any, config: Any, channels: list[str]) -> Any:
     """LangGraph's own walk (``BaseCheckpointSaver``'s default, one ``aget_tuple`` per ancestor): the oracle."""
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -913,8 +915,8 @@ class CheckpointStoreSuite:
 
         saver = ContextKitSaver(checkpoint_store)
         tid = str(uuid.uuid4())
-        ids = await _delta_chain(checkpoint_store, tid)
-        await _delta_chain(checkpoint_store, tid, ns="sub:1")  # another namespace of the thread: never read
+        ids = await delta_chain(checkpoint_store, tid)
+        await delta_chain(checkpoint_store, tid, ns="sub:1")  # another namespace of the thread: never read
         config = _config(tid, checkpoint_ns="")
         history = await saver.aget_delta_channel_history(config=config, channels=["a", "b", "c"])
 
@@ -930,13 +932,13 @@ class CheckpointStoreSuite:
         }
         assert "seed" not in history["c"]
         assert [w[0] for w in history["a"]["writes"][:2]] == ["task-z", "task-a"]
-        assert history == await _generic_history(saver, config, ["a", "b", "c"])
+        assert history == await generic_delta_history(saver, config, ["a", "b", "c"])
         # An older target reads from its own parent; `None` as the id means the newest.
         older = _config(tid, checkpoint_ns="", checkpoint_id=ids[4])
         assert _history_values(await saver.aget_delta_channel_history(config=older, channels=["a"])) == {
             "a": (writes("a", range(3, 4)), "A3")
         }
-        assert await saver.aget_delta_channel_history(config=older, channels=["b", "a"]) == await _generic_history(
+        assert await saver.aget_delta_channel_history(config=older, channels=["b", "a"]) == await generic_delta_history(
             saver, older, ["b", "a"]
         )
 
@@ -949,7 +951,7 @@ class CheckpointStoreSuite:
 
         saver = ContextKitSaver(checkpoint_store)
         tid = str(uuid.uuid4())
-        ids = await _delta_chain(checkpoint_store, tid)
+        ids = await delta_chain(checkpoint_store, tid)
         fork, head = make_checkpoint_id(), make_checkpoint_id()
         versions = {"a": "f1", "b": "f1", "c": "f1"}
         empty = {(ch, "f1"): ("empty", b"") for ch in versions}
@@ -959,7 +961,7 @@ class CheckpointStoreSuite:
         config = _config(tid, checkpoint_ns="", checkpoint_id=head)
         history = await saver.aget_delta_channel_history(config=config, channels=["a"])
         assert _history_values(history) == {"a": (["a3/early", "a3/late", "a4/early", "a4/late", "fork write"], "A3")}
-        assert history == await _generic_history(saver, config, ["a"])
+        assert history == await generic_delta_history(saver, config, ["a"])
 
     async def test_delta_history_of_nothing_stored_or_a_missing_parent(self, checkpoint_store: CheckpointStore) -> None:
         """No channels: an empty mapping. A thread, namespace or checkpoint never stored: every channel with no
@@ -972,7 +974,7 @@ class CheckpointStoreSuite:
         assert await saver.aget_delta_channel_history(config=_config(tid), channels=[]) == {}
         nothing: dict[str, Any] = {"a": {"writes": []}, "b": {"writes": []}}
         assert await saver.aget_delta_channel_history(config=_config(tid), channels=["a", "b"]) == nothing
-        ids = await _delta_chain(checkpoint_store, tid)
+        ids = await delta_chain(checkpoint_store, tid)
         assert await saver.aget_delta_channel_history(config=_config(tid, checkpoint_ns="x"), channels=["a", "b"]) == nothing
         missing = _config(tid, checkpoint_ns="", checkpoint_id=make_checkpoint_id())
         assert await saver.aget_delta_channel_history(config=missing, channels=["a", "b"]) == nothing
@@ -983,12 +985,13 @@ class CheckpointStoreSuite:
         config = _config(tid, checkpoint_ns="", checkpoint_id=child)
         history = await saver.aget_delta_channel_history(config=config, channels=["a"])
         assert history == {"a": {"writes": [("t", "a", "orphan write")]}}
-        assert history == await _generic_history(saver, config, ["a"])
+        assert history == await generic_delta_history(saver, config, ["a"])
 
     async def test_delta_history_walks_in_the_store_when_it_can(self, checkpoint_store: CheckpointStore) -> None:
         """A store implementing ``DeltaHistoryStore`` answers the whole walk in one ``cp_delta_history`` call
         (no ``cp_get`` per ancestor); the start is skipped unless ``inclusive``, and ``resume`` names the parent
-        the store does not hold. Stores without it are served by the saver's generic walk (skipped here)."""
+        the store does not hold (``bounded`` False: the saver reads on from the cold tier, not from the store).
+        Stores without it are served by the saver's generic walk (skipped here)."""
         from contextkit.stores import DeltaHistoryStore
 
         if not isinstance(checkpoint_store, DeltaHistoryStore):
@@ -997,7 +1000,7 @@ class CheckpointStoreSuite:
         from contextkit.langgraph import ContextKitSaver
 
         tid = str(uuid.uuid4())
-        ids = await _delta_chain(checkpoint_store, tid)
+        ids = await delta_chain(checkpoint_store, tid)
         walk = await checkpoint_store.cp_delta_history(tid, "", None, ["a", "b"])
         assert walk is not None and walk.checkpoint_id == ids[6] and walk.resume is None
         assert [step.checkpoint_id for step in walk.steps] == ids[5:1:-1]
@@ -1011,7 +1014,8 @@ class CheckpointStoreSuite:
         lost = make_checkpoint_id()
         await checkpoint_store.cp_put(_row(tid, orphan, parent=lost, versions={"a": "o1"}), {})
         cut = await checkpoint_store.cp_delta_history(tid, "", orphan, ["a"], inclusive=True)
-        assert cut is not None and [s.checkpoint_id for s in cut.steps] == [orphan] and cut.resume == lost
+        assert cut is not None and [s.checkpoint_id for s in cut.steps] == [orphan]
+        assert cut.resume == lost and not cut.bounded
 
         calls: list[str] = []
         store: Any = checkpoint_store

@@ -268,7 +268,8 @@ _DELTA_HISTORY = (
 -- A DeltaChannel history walk, next to the data (see RedisCheckpoints.cp_delta_history).
 -- KEYS: ids, all, cp, blobs, wk, wv. ARGV: pfx, cid ('' = the newest of the namespace), inclusive ('1' | '0'),
 -- max steps, the empty blob's type, channel...
--- Returns the start id, the id to resume at (nil: none), then per ancestor visited, nearest first: its id, the
+-- Returns the start id, the id to resume at (nil: none), '1' when the walk stopped at max steps (that ancestor
+-- is here) or '0' (it is not), then per ancestor visited, nearest first: its id, the
 -- number of its writes to the channels still walking and those write values, the number of seeds and
 -- (channel, blob value) pairs.
 local function part(s, k)
@@ -299,7 +300,7 @@ for i = 6, #ARGV do
     nleft = nleft + 1
   end
 end
-local out = {cid, false}
+local out = {cid, false, '0'}
 local seen = {}
 local cursor = cid
 if ARGV[3] ~= '1' then
@@ -311,6 +312,7 @@ local steps = 0
 while cursor and nleft > 0 and not seen[cursor] do
   if steps >= max_steps then
     out[2] = cursor
+    out[3] = '1'
     break
   end
   if not rec then rec = redis.call('HGET', KEYS[3], pfx .. cursor) end
@@ -651,12 +653,12 @@ def _bundle(
 
 
 def _read_delta_walk(data: Any) -> DeltaWalk:
-    """Decode the flat array of the ``delta_history`` script: start, resume, then per ancestor its id, ``n`` write
-    values, ``m`` (channel, blob value) seed pairs."""
-    if not isinstance(data, list) or len(data) < 2:
+    """Decode the flat array of the ``delta_history`` script: start, resume, bounded, then per ancestor its id,
+    ``n`` write values, ``m`` (channel, blob value) seed pairs."""
+    if not isinstance(data, list) or len(data) < 3:
         raise SerializationError(f"a DeltaChannel history reply is malformed: {type(data).__name__}")
     steps: list[DeltaStep] = []
-    pos, end = 2, len(data)
+    pos, end = 3, len(data)
     try:
         while pos < end:
             cid, count = _s(data[pos]), int(data[pos + 1])
@@ -673,7 +675,7 @@ def _read_delta_walk(data: Any) -> DeltaWalk:
     if pos != end:
         raise SerializationError("a DeltaChannel history reply is truncated")
     resume = data[1]
-    return DeltaWalk(_s(data[0]), steps, None if resume is None else _s(resume))
+    return DeltaWalk(_s(data[0]), steps, None if resume is None else _s(resume), data[2] == b"1")
 
 
 def _split_ns_field(field: bytes) -> tuple[str, bytes, str]:

@@ -441,17 +441,19 @@ class SqliteCheckpoints:
             return walks[0]
         # Every chunk walked the same chain, each as far as its own channels needed: merge step by step.
         merged: list[DeltaStep] = []
-        resume = None
+        resume: str | None = None
+        bounded = False
         for walk in walks:
             assert walk is not None
-            resume = resume or walk.resume
+            if resume is None and walk.resume is not None:
+                resume, bounded = walk.resume, walk.bounded
             for i, step in enumerate(walk.steps):
                 if i == len(merged):
                     merged.append(step)
                 else:
                     have = merged[i]
                     merged[i] = DeltaStep(have.checkpoint_id, [*have.writes, *step.writes], {**have.seeds, **step.seeds})
-        return DeltaWalk(checkpoint_id, merged, resume)
+        return DeltaWalk(checkpoint_id, merged, resume, bounded)
 
     def _cp_delta_chunk(
         self,
@@ -489,6 +491,7 @@ class SqliteCheckpoints:
         seen = {checkpoint_id} if not inclusive else set()
         left = 1
         parent: str | None = None
+        depth = 0
         for depth in sorted(chain):
             cid, parent, left = chain[depth]
             if depth == 0:
@@ -497,9 +500,9 @@ class SqliteCheckpoints:
                 return DeltaWalk(checkpoint_id, steps)  # a looped chain: it ends where it repeats
             seen.add(cid)
             steps.append(DeltaStep(cid, writes.get(depth, []), seeds.get(depth, {})))
-        # Channels left and a parent the query did not reach: not stored here, or past the bound of one call.
+        # Channels left and a parent the query did not reach: past the bound of one call, or not stored here.
         resume = parent if left and parent is not None else None
-        return DeltaWalk(checkpoint_id, steps, resume)
+        return DeltaWalk(checkpoint_id, steps, resume, bounded=resume is not None and depth >= _DELTA_MAX_STEPS)
 
     async def cp_list(
         self,
