@@ -57,14 +57,15 @@ _DELTA_MAX_CHANNELS = 62
 # The channels (bits of a mask) whose stored blob at checkpoint `{c}` is a seed: a value, not the empty marker.
 _SEED_BITS = (
     "(SELECT coalesce(sum(1 << req.bit), 0) FROM json_each({c}.channel_versions) v "
-    "JOIN req ON req.name = v.key JOIN ck_checkpoint_blobs b ON b.namespace = :ns AND b.thread_id = :tid "
+    "CROSS JOIN req ON req.name = v.key CROSS JOIN ck_checkpoint_blobs b ON b.namespace = :ns AND b.thread_id = :tid "
     "AND b.checkpoint_ns = :cns AND b.channel = v.key AND b.version = v.value AND b.type != :empty)"
 )
 # One statement: a recursive CTE walks parent_checkpoint_id from the start, carrying the mask of the channels still
 # walking (`left`; `wanted` is the mask on arrival), and stops by itself once every channel found its seed; then
 # the chain, the writes of each ancestor to the channels it was visited for, and the seeds, tagged 0, 1, 2. The
-# CTE is used three times, so SQLite computes it once (materialized). `CROSS JOIN` keeps the chain the outer loop:
-# each step is one primary-key lookup.
+# CTE is used three times, so SQLite computes it once (materialized). `CROSS JOIN` fixes every join order (chain, then
+# its versions, then the blob or the writes): each step is primary-key lookups; with a plain JOIN and no ANALYZE
+# statistics SQLite scanned every blob of the thread per ancestor.
 _DELTA_SQL = (
     "WITH RECURSIVE req(bit, name) AS (SELECT key, value FROM json_each(:channels)), "
     "chain(depth, cid, parent, channel_versions, wanted, left) AS ("
@@ -79,12 +80,13 @@ _DELTA_SQL = (
     "SELECT 0, depth, cid, parent, left, NULL, NULL, NULL, NULL FROM chain "
     "UNION ALL "
     "SELECT 1, chain.depth, w.task_id, w.channel, w.idx, w.type, w.blob, w.task_path, NULL FROM chain "
-    "JOIN ck_checkpoint_writes w ON w.namespace = :ns AND w.thread_id = :tid AND w.checkpoint_ns = :cns "
-    "AND w.checkpoint_id = chain.cid JOIN req ON req.name = w.channel "
+    "CROSS JOIN ck_checkpoint_writes w ON w.namespace = :ns AND w.thread_id = :tid AND w.checkpoint_ns = :cns "
+    "AND w.checkpoint_id = chain.cid CROSS JOIN req ON req.name = w.channel "
     "WHERE chain.depth >= 1 AND (chain.wanted >> req.bit) & 1 "
     "UNION ALL "
-    "SELECT 2, chain.depth, v.key, NULL, NULL, b.type, b.blob, NULL, NULL FROM chain, json_each(chain.channel_versions) v "
-    "JOIN req ON req.name = v.key JOIN ck_checkpoint_blobs b ON b.namespace = :ns AND b.thread_id = :tid "
+    "SELECT 2, chain.depth, v.key, NULL, NULL, b.type, b.blob, NULL, NULL FROM chain "
+    "CROSS JOIN json_each(chain.channel_versions) v CROSS JOIN req ON req.name = v.key "
+    "CROSS JOIN ck_checkpoint_blobs b ON b.namespace = :ns AND b.thread_id = :tid "
     "AND b.checkpoint_ns = :cns AND b.channel = v.key AND b.version = v.value "
     "WHERE chain.depth >= 1 AND ((chain.wanted & ~chain.left) >> req.bit) & 1"
 )
