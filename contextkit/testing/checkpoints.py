@@ -409,6 +409,19 @@ async def delta_chain(store: CheckpointStore, thread_id: str, ns: str = "") -> l
     return ids
 
 
+class _WithoutDeltaHistory:
+    """A store seen without its ``cp_delta_history``: what a third-party store that lacks it looks like to the
+    saver (which then walks with ``cp_get``)."""
+
+    def __init__(self, store: CheckpointStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "cp_delta_history":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
 def _history_values(history: Any) -> dict[str, Any]:
     """``{channel: (write values, seed or None)}`` of a ``get_delta_channel_history`` answer."""
     return {channel: ([w[2] for w in entry["writes"]], entry.get("seed")) for channel, entry in history.items()}
@@ -908,8 +921,9 @@ class CheckpointStoreSuite:
         oldest first (``writes_sort_key`` order inside a checkpoint: task path first), the stored value of the
         nearest ancestor that has one as ``seed`` (that ancestor's own writes included), no ``seed`` when the walk
         reached the root; the target's own writes and other channels are left out. It answers what LangGraph's
-        generic walk answers. A failure usually means the walk stops one checkpoint early or late, takes the empty
-        marker for a value, or returns writes in storage order instead of ``writes_sort_key`` order."""
+        generic walk answers, with the store's own walk and with the saver's fallback for stores without one. A
+        failure usually means the walk stops one checkpoint early or late, takes the empty marker for a value, or
+        returns writes in storage order instead of ``writes_sort_key`` order."""
         pytest.importorskip("langgraph.checkpoint.base")
         from contextkit.langgraph import ContextKitSaver
 
@@ -933,6 +947,8 @@ class CheckpointStoreSuite:
         assert "seed" not in history["c"]
         assert [w[0] for w in history["a"]["writes"][:2]] == ["task-z", "task-a"]
         assert history == await generic_delta_history(saver, config, ["a", "b", "c"])
+        fallback = ContextKitSaver(_WithoutDeltaHistory(checkpoint_store))
+        assert await fallback.aget_delta_channel_history(config=config, channels=["a", "b", "c"]) == history
         # An older target reads from its own parent; `None` as the id means the newest.
         older = _config(tid, checkpoint_ns="", checkpoint_id=ids[4])
         assert _history_values(await saver.aget_delta_channel_history(config=older, channels=["a"])) == {
@@ -962,6 +978,8 @@ class CheckpointStoreSuite:
         history = await saver.aget_delta_channel_history(config=config, channels=["a"])
         assert _history_values(history) == {"a": (["a3/early", "a3/late", "a4/early", "a4/late", "fork write"], "A3")}
         assert history == await generic_delta_history(saver, config, ["a"])
+        fallback = ContextKitSaver(_WithoutDeltaHistory(checkpoint_store))
+        assert await fallback.aget_delta_channel_history(config=config, channels=["a"]) == history
 
     async def test_delta_history_of_nothing_stored_or_a_missing_parent(self, checkpoint_store: CheckpointStore) -> None:
         """No channels: an empty mapping. A thread, namespace or checkpoint never stored: every channel with no
