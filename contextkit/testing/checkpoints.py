@@ -54,6 +54,7 @@ __all__ = [
     "XorTestCipher",
     "archive_graph",
     "delta_chain",
+    "delta_graph",
     "generic_delta_history",
     "make_checkpoint_id",
     "run_archive_graph",
@@ -339,7 +340,7 @@ def _nested_graph(checkpointer: Any) -> Any:
     return parent.compile(checkpointer=checkpointer)
 
 
-def _delta_graph(checkpointer: Any, snapshot_frequency: int = 3) -> Any:
+def delta_graph(checkpointer: Any, snapshot_frequency: int = 3) -> Any:
     """One node appending a turn to a ``DeltaChannel`` list that snapshots every ``snapshot_frequency`` updates."""
     from langgraph.channels.delta import DeltaChannel
     from langgraph.graph import END, START, StateGraph
@@ -362,7 +363,7 @@ def _delta_graph(checkpointer: Any, snapshot_frequency: int = 3) -> Any:
 
 
 def _plain_turns_graph(checkpointer: Any) -> Any:
-    """:func:`_delta_graph` with an ordinary list reducer: what the ``DeltaChannel`` graph must rebuild."""
+    """:func:`delta_graph` with an ordinary list reducer: what the ``DeltaChannel`` graph must rebuild."""
     from langgraph.graph import END, START, StateGraph
 
     def reply(state: _TurnsState) -> _TurnsState:
@@ -884,7 +885,7 @@ class CheckpointStoreSuite:
         from contextkit.langgraph import ContextKitSaver
 
         saver = ContextKitSaver(checkpoint_store)
-        graph = _delta_graph(saver)
+        graph = delta_graph(saver)
         config = _config(str(uuid.uuid4()))
         for _ in range(5):
             await graph.ainvoke({"turns": ["user"]}, config)
@@ -1068,7 +1069,7 @@ class CheckpointStoreSuite:
         from contextkit.langgraph import ContextKitSaver
 
         saver = ContextKitSaver(checkpoint_store)
-        delta, plain = _delta_graph(saver), _plain_turns_graph(saver)
+        delta, plain = delta_graph(saver), _plain_turns_graph(saver)
         dcfg, pcfg = _config(str(uuid.uuid4())), _config(str(uuid.uuid4()))
         for turn in range(8):
             await delta.ainvoke({"turns": [f"user {turn}"]}, dcfg)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from contextkit import ContextKit
-from contextkit.testing.checkpoints import generic_delta_history
+from contextkit.testing.checkpoints import delta_graph, generic_delta_history
 
 pytest.importorskip("langgraph.channels.delta")
 
@@ -39,10 +39,8 @@ async def kit() -> AsyncIterator[ContextKit]:
 
 
 def _graph(saver: Any) -> Any:
-    from contextkit.testing.checkpoints import _delta_graph
-
     # No snapshot in these short threads: every rebuild walks to the first checkpoint.
-    return _delta_graph(saver, snapshot_frequency=1000)
+    return delta_graph(saver, snapshot_frequency=1000)
 
 
 async def _run(kit: ContextKit, thread_id: str, turns: int) -> tuple[Any, list[str]]:
