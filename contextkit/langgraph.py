@@ -826,7 +826,11 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
         """For each channel, the writes along the parent chain of ``config``'s checkpoint (oldest first) back to
-        the nearest ancestor holding a value (the ``seed``); only the requested channels are decoded."""
+        the nearest ancestor holding a value (the ``seed``); only the requested channels are decoded. The hot
+        store walks the chain itself when it can (one round trip); with a cold tier, ancestors only the archive
+        holds are read from it."""
+        if isinstance(channels, str):
+            raise InvalidInput("channels must be a sequence of channel names, not a string")
         if not channels:
             return {}
         return await self._call(self._delta_history(config, channels))
@@ -988,6 +992,8 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
 
     def get_delta_channel_history(self, *, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, DeltaChannelHistory]:
         """Sync :meth:`aget_delta_channel_history`."""
+        if isinstance(channels, str):
+            raise InvalidInput("channels must be a sequence of channel names, not a string")
         if not channels:
             return {}
         return self._run_sync(self._delta_history(config, channels), "get_delta_channel_history")

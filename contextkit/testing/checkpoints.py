@@ -983,14 +983,18 @@ class CheckpointStoreSuite:
         assert await fallback.aget_delta_channel_history(config=config, channels=["a"]) == history
 
     async def test_delta_history_of_nothing_stored_or_a_missing_parent(self, checkpoint_store: CheckpointStore) -> None:
-        """No channels: an empty mapping. A thread, namespace or checkpoint never stored: every channel with no
-        writes and no seed. A chain whose oldest parent is not stored (pruned) ends there, without a seed."""
+        """No channels: an empty mapping (a string instead of a list of names: ``InvalidInput``). A thread,
+        namespace or checkpoint never stored: every channel with no writes and no seed. A chain whose oldest
+        parent is not stored (pruned) ends there, without a seed."""
         pytest.importorskip("langgraph.checkpoint.base")
+        from contextkit.errors import InvalidInput
         from contextkit.langgraph import ContextKitSaver
 
         saver = ContextKitSaver(checkpoint_store)
         tid = str(uuid.uuid4())
         assert await saver.aget_delta_channel_history(config=_config(tid), channels=[]) == {}
+        with pytest.raises(InvalidInput):
+            await saver.aget_delta_channel_history(config=_config(tid), channels="messages")
         nothing: dict[str, Any] = {"a": {"writes": []}, "b": {"writes": []}}
         assert await saver.aget_delta_channel_history(config=_config(tid), channels=["a", "b"]) == nothing
         ids = await delta_chain(checkpoint_store, tid)
