@@ -1112,6 +1112,31 @@ class CheckpointStoreSuite:
             assert saver.get_tuple(config) is None
         assert saver.loop is not None and saver.loop.is_closed()
 
+    def test_sync_delta_channel_graph_with_a_background_saver(self, checkpoint_store_factory: StoreFactory) -> None:
+        """Sync code on a ``DeltaChannel`` graph: ``graph.invoke`` rebuilds the list through the sync
+        ``get_delta_channel_history``, which answers what the async one does."""
+        pytest.importorskip("langgraph.channels.delta")
+        from contextkit.langgraph import ContextKitSaver
+
+        settings = StoreSettings(namespace=f"ckt-{uuid.uuid4().hex[:12]}")
+        with ContextKitSaver.in_background(lambda: checkpoint_store_factory(settings)) as saver:
+            graph = delta_graph(saver)
+            config = _config(str(uuid.uuid4()))
+            for turn in range(4):
+                graph.invoke({"turns": [f"user {turn}"]}, config)
+            assert graph.get_state(config).values["turns"] == [
+                text for turn in range(4) for text in (f"user {turn}", f"reply {2 * turn + 1}")
+            ]
+            head = saver.get_tuple(config)
+            assert head is not None
+            history = saver.get_delta_channel_history(config=head.config, channels=["turns"])
+            assert [w[2] for w in history["turns"]["writes"]]
+            assert saver.loop is not None
+            on_loop = asyncio.run_coroutine_threadsafe(
+                saver.aget_delta_channel_history(config=head.config, channels=["turns"]), saver.loop
+            )
+            assert history == on_loop.result(timeout=30)
+
     async def test_sync_api_from_another_thread_uses_the_store_loop(self, checkpoint_store: CheckpointStore) -> None:
         """A saver built on a running loop serves sync calls from other threads (``asyncio.to_thread``) on that
         loop, and refuses them on the loop's own thread with a ContextKitError naming the async API."""
