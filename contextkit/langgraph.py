@@ -88,10 +88,13 @@ from contextkit.stores import (
     CheckpointRow,
     CheckpointStore,
     ColdStore,
+    DeltaHistoryStore,
+    DeltaStep,
     EventHead,
     Tombstone,
     Typed,
     WriteRow,
+    delta_seed,
 )
 
 __all__ = ["EMPTY_BLOB", "BackgroundLoop", "ContextKitSaver", "SaverArchive"]
@@ -823,50 +826,108 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
         """For each channel, the writes along the parent chain of ``config``'s checkpoint (oldest first) back to
-        the nearest ancestor holding a value (the ``seed``); only the requested channels are decoded."""
+        the nearest ancestor holding a value (the ``seed``); only the requested channels are decoded. The hot
+        store walks the chain itself when it can (one round trip); with a cold tier, ancestors only the archive
+        holds are read from it."""
+        if isinstance(channels, str):
+            raise InvalidInput("channels must be a sequence of channel names, not a string")
         if not channels:
             return {}
         return await self._call(self._delta_history(config, channels))
 
     async def _delta_history(self, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, DeltaChannelHistory]:
+        """The walk: in the hot store itself when it can (:class:`~contextkit.stores.DeltaHistoryStore`, one round
+        trip), resumed there while it stops early on its own bound, and read through from the cold tier (one read
+        per ancestor) once the chain reaches checkpoints only the archive holds."""
         configurable = config["configurable"]
         thread_id = str(configurable["thread_id"])
         checkpoint_ns = configurable.get("checkpoint_ns", "")
+        wanted = list(dict.fromkeys(channels))
+        remaining = set(wanted)
+        steps: list[DeltaStep] = []  # nearest first
+        seen: set[str] = set()
+        cursor: str | None = get_checkpoint_id(config)
+        inclusive = False
         store = self.store
-        loads = self.serde.loads_typed
-        collected: dict[str, list[PendingWrite]] = {c: [] for c in channels}
-        seeds: dict[str, Any] = {}
-        remaining = set(channels)
+        # The generic walk goes on from `cursor` unless the hot walk settled everything.
+        walk_on = True
+        if isinstance(store, DeltaHistoryStore):
+            walk = await store.cp_delta_history(thread_id, checkpoint_ns, cursor, wanted)
+            while walk is not None:
+                seen.add(walk.checkpoint_id)
+                for step in walk.steps:
+                    seen.add(step.checkpoint_id)
+                    steps.append(step)
+                    remaining.difference_update(step.seeds)
+                cursor, inclusive = walk.resume, True
+                if cursor is None or not remaining or cursor in seen:
+                    walk_on = False
+                    break
+                if not walk.bounded:
+                    break  # this tier does not hold the next ancestor
+                walk = await store.cp_delta_history(thread_id, checkpoint_ns, cursor, sorted(remaining), inclusive=True)
+            # A start or an ancestor this tier does not hold is only worth a look elsewhere with an archive.
+            walk_on = walk_on and self.archive is not None
+        if walk_on:
+            await self._delta_walk_bundles(thread_id, checkpoint_ns, cursor, inclusive, remaining, seen, steps)
+        return self._delta_result(wanted, steps)
+
+    async def _delta_walk_bundles(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        cursor: str | None,
+        inclusive: bool,
+        remaining: set[str],
+        seen: set[str],
+        steps: list[DeltaStep],
+    ) -> None:
+        """The generic walk, one read per ancestor: for stores without ``cp_delta_history`` and for the part of a
+        chain only the cold tier holds (read through without refilling the hot tier)."""
         if self.archive is None:
-            get = store.cp_get
+            get = self.store.cp_get
         else:
 
             async def get(thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
                 return await self._get_or_archived(thread_id, checkpoint_ns, checkpoint_id, rehydrate=False)
 
-        target = await get(thread_id, checkpoint_ns, get_checkpoint_id(config))
-        cursor = target.row.parent_checkpoint_id if target is not None else None
-        visited: set[str] = set()
-        while cursor is not None and remaining and cursor not in visited:
-            visited.add(cursor)
+        if not inclusive:
+            target = await get(thread_id, checkpoint_ns, cursor)
+            if target is None:
+                return
+            seen.add(target.row.checkpoint_id)
+            cursor = target.row.parent_checkpoint_id
+        while cursor is not None and remaining and cursor not in seen:
+            seen.add(cursor)
             bundle = await get(thread_id, checkpoint_ns, cursor)
             if bundle is None:
-                break
-            found = {
-                channel: blob
-                for channel in remaining
-                if (blob := bundle.blobs.get(channel)) is not None and blob[0] != EMPTY_BLOB[0]
-            }
-            for write in sorted(bundle.writes, key=_write_order, reverse=True):
-                if write.channel in remaining:
-                    collected[write.channel].append((write.task_id, write.channel, loads(write.value)))
-            for channel, blob in found.items():
-                seeds[channel] = loads(blob)
-                remaining.discard(channel)
+                return
+            blobs = bundle.blobs
+            seeds = {channel: blob for channel in remaining if delta_seed(blob := blobs.get(channel)) and blob is not None}
+            steps.append(DeltaStep(cursor, [w for w in bundle.writes if w.channel in remaining], seeds))
+            remaining.difference_update(seeds)
             cursor = bundle.row.parent_checkpoint_id
+
+    def _delta_result(self, channels: Sequence[str], steps: Sequence[DeltaStep]) -> dict[str, DeltaChannelHistory]:
+        """Decode the walk into LangGraph's shape: per channel, its writes oldest first (each checkpoint's in
+        ``writes_sort_key`` order) and its seed when one was found."""
+        loads = self.serde.loads_typed
+        collected: dict[str, list[PendingWrite]] = {channel: [] for channel in channels}
+        seeds: dict[str, Any] = {}
+        for step in reversed(steps):
+            writes = step.writes
+            if len(writes) > 1:
+                writes = sorted(writes, key=_write_order)
+            for write in writes:
+                bucket = collected.get(write.channel)
+                if bucket is not None:
+                    bucket.append((write.task_id, write.channel, loads(write.value)))
+            for channel, blob in step.seeds.items():
+                if channel in collected:
+                    seeds[channel] = loads(blob)
         result: dict[str, DeltaChannelHistory] = {}
         for channel in channels:
-            entry: DeltaChannelHistory = {"writes": collected[channel][::-1]}
+            entry: DeltaChannelHistory = {"writes": collected[channel]}
             if channel in seeds:
                 entry["seed"] = seeds[channel]
             result[channel] = entry
@@ -931,6 +992,8 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
 
     def get_delta_channel_history(self, *, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, DeltaChannelHistory]:
         """Sync :meth:`aget_delta_channel_history`."""
+        if isinstance(channels, str):
+            raise InvalidInput("channels must be a sequence of channel names, not a string")
         if not channels:
             return {}
         return self._run_sync(self._delta_history(config, channels), "get_delta_channel_history")
