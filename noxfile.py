@@ -374,10 +374,31 @@ asyncio.run(main(*sys.argv[1:4]))
 """
 
 
+def _answers(url: str, default_port: int) -> bool:
+    """Whether something accepts connections at the host and port of ``url`` (passwords stay out of messages: the
+    caller shows URLs of the test servers only)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2.0):
+            return True
+    except OSError:
+        return False
+
+
 def _quickstart(session: nox.Session, venv: Path, tmp: Path) -> None:
     """Run the README's quickstart file in ``venv`` on Redis + PostgreSQL and check what it prints."""
     redis_url = os.environ.get("CONTEXTKIT_TEST_REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0"
     postgres_url = os.environ.get("CONTEXTKIT_TEST_POSTGRES_URL", "").strip() or "postgresql://postgres@127.0.0.1:5432/test"
+    down = [url for url, port in ((redis_url, 6379), (postgres_url, 5432)) if not _answers(url, port)]
+    if down:
+        message = f"the quickstart needs Redis and PostgreSQL; nothing answers at {', '.join(down)}"
+        if os.environ.get("CONTEXTKIT_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes", "on"}:
+            session.error(message)
+        session.warn(message + ": quickstart not run")
+        return
     namespace = f"quickstart{os.getpid()}"
     script = tmp / "quickstart.py"
     shutil.copyfile(ROOT / "examples" / "quickstart.py", script)
