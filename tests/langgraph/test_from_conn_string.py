@@ -235,3 +235,16 @@ async def test_a_connection_opens_once() -> None:
     with pytest.raises(ContextKitError, match="opens once"):
         async with connection:
             pass
+
+
+def test_cold_urls_name_their_archive_backend_without_io(tmp_path: Path) -> None:
+    """``cold=`` builds the archive its scheme names (no I/O until open): SQLite, PostgreSQL, ClickHouse; the hot
+    tier is built for archiving."""
+    kit = ContextKit.from_url("memory://", cold=f"sqlite:///{tmp_path / 'archive.db'}", env={})
+    assert kit.cold is not None and kit.cold.name == "sqlite"
+    kit = ContextKit.from_url("memory://", cold=f"postgresql://app:{SECRET}@db.example:5432/app", env={})
+    assert kit.cold is not None and kit.cold.name == "postgres"
+    assert SECRET not in repr(kit.describe())
+    pytest.importorskip("contextkit_clickhouse")
+    kit = ContextKit.from_url("memory://", cold="clickhouse://default@127.0.0.1:8123/archive", env={})
+    assert kit.cold is not None and kit.cold.name == "clickhouse"
