@@ -46,6 +46,11 @@ the archive: time travel beyond the hot tier). ``acopy_thread`` copies the hot t
 under the target both those and the source's archived checkpoints the hot tier no longer holds, so the copy reads
 back the whole history (a cold tier that cannot be read fails the copy before anything is written).
 
+Opening one from a URL: ``ContextKitSaver.from_conn_string(url, cold=None)`` returns a :class:`SaverConnection`,
+used as ``async with`` in async code (the kit opens on the running loop) or as ``with`` in sync code (the kit opens
+on a private loop thread that the saver's sync methods use); either way leaving the block closes the kit, after
+draining its archiver.
+
 Event loops: a store's client belongs to the loop it was opened on. The saver remembers that loop (``loop=``,
 by default the loop running when it is built). Async methods called from another loop are forwarded to it; sync
 methods (``graph.invoke``) block on it from any other thread, and raise :class:`~contextkit.errors.ContextKitError`
@@ -63,7 +68,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -97,7 +102,10 @@ from contextkit.stores import (
     delta_seed,
 )
 
-__all__ = ["EMPTY_BLOB", "BackgroundLoop", "ContextKitSaver", "SaverArchive"]
+if TYPE_CHECKING:
+    from contextkit.kit import ContextKit
+
+__all__ = ["EMPTY_BLOB", "BackgroundLoop", "ContextKitSaver", "SaverArchive", "SaverConnection"]
 
 T = TypeVar("T")
 
@@ -346,6 +354,35 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         saver._background = background
         saver._owned_store = store
         return saver
+
+    @classmethod
+    def from_conn_string(
+        cls,
+        url: str,
+        *,
+        cold: str | None = None,
+        serde: SerializerProtocol | None = None,
+        **settings: Any,
+    ) -> SaverConnection:
+        """Open a saver on the tiers the URLs name: ``async with`` in async code, ``with`` in sync code.
+
+        ``url`` names the hot tier (``memory://``, ``sqlite:///app.db``, ``redis://host:6379/0``) and ``cold`` an
+        optional archive (``postgresql://...``, ``clickhouse://...``, ``sqlite:///archive.db``); ``settings``
+        are kit settings such as ``namespace`` or ``checkpoint_ttl``. See
+        :meth:`contextkit.kit.ContextKit.from_url`, which builds the kit behind the saver (and raises
+        :class:`~contextkit.errors.ConfigError` here, before anything is opened, for a bad URL)::
+
+            async with ContextKitSaver.from_conn_string("redis://localhost:6379/0") as saver:
+                graph = builder.compile(checkpointer=saver)
+                await graph.ainvoke(inputs, {"configurable": {"thread_id": "t1"}})
+
+            with ContextKitSaver.from_conn_string("sqlite:///app.db") as saver:
+                graph = builder.compile(checkpointer=saver)
+                graph.invoke(inputs, {"configurable": {"thread_id": "t1"}})
+        """
+        from contextkit.kit import ContextKit
+
+        return SaverConnection(ContextKit.from_url(url, cold=cold, **settings), serde=serde)
 
     def close(self) -> None:
         """Close the store and the loop thread this saver owns (see :meth:`in_background`); idempotent."""
@@ -997,3 +1034,64 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         if not channels:
             return {}
         return self._run_sync(self._delta_history(config, channels), "get_delta_channel_history")
+
+
+class SaverConnection:
+    """A kit and the :class:`ContextKitSaver` over it, opened by ``async with`` or ``with`` and closed at the
+    block's end (what :meth:`ContextKitSaver.from_conn_string` returns; use it once).
+
+    ``async with`` opens the kit on the running loop. ``with`` opens it on a private loop thread: the saver's sync
+    methods (``graph.invoke``, ``graph.get_state``) block on that loop, and its async methods are forwarded there,
+    so sync code needs no event loop of its own. Leaving the block drains the kit's archiver (when a cold tier is
+    configured) and closes the tiers.
+    """
+
+    def __init__(self, kit: ContextKit, *, serde: SerializerProtocol | None = None) -> None:
+        self.kit = kit
+        self._serde = serde
+        self._used = False
+        self._background: BackgroundLoop | None = None
+
+    def _claim(self) -> None:
+        if self._used:
+            raise ContextKitError("a SaverConnection opens once; call ContextKitSaver.from_conn_string() again")
+        self._used = True
+
+    async def _open(self) -> ContextKitSaver:
+        try:
+            await self.kit.open()
+            # Built on the loop the kit opened on, so the saver's loop is the stores' loop.
+            return self.kit.checkpointer(serde=self._serde)
+        except BaseException:
+            await self.kit.aclose()
+            raise
+
+    async def __aenter__(self) -> ContextKitSaver:
+        self._claim()
+        return await self._open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.kit.aclose()
+
+    def __enter__(self) -> ContextKitSaver:
+        self._claim()
+        background = BackgroundLoop("contextkit-saver")
+        try:
+            saver = background.run(self._open())
+        except BaseException:
+            background.close()
+            raise
+        self._background = background
+        return saver
+
+    def __exit__(self, *exc_info: object) -> None:
+        background, self._background = self._background, None
+        if background is None:
+            return
+        try:
+            background.run(self.kit.aclose())
+        finally:
+            background.close()
+
+    def __repr__(self) -> str:
+        return f"SaverConnection({self.kit!r})"

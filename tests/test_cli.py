@@ -88,7 +88,7 @@ def test_read_commands_refuse_to_run_on_the_memory_fallback(tmp_path: Path, args
         (["doctor"], "hot = [\n", 2, "not valid TOML"),
         (["doctor"], "bogus = 1\n", 2, "unknown configuration key"),
         (["sessions", "show", "nobody"], 'hot = "memory"\n', 1, "does not exist"),
-        (["history", "nobody"], 'hot = "memory"\n', 1, "does not exist"),
+        (["history", "nobody"], 'hot = "memory"\n', 1, "no history for 'nobody': no message was added"),
     ],
 )
 def test_bad_input_gives_one_clear_line_and_exit_code(
@@ -103,10 +103,27 @@ def test_bad_input_gives_one_clear_line_and_exit_code(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
+def test_debug_flag_shows_the_traceback_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    """``--debug`` adds the traceback; a configuration error still exits 2, as without it."""
     (tmp_path / "contextkit.toml").write_text('hot = "nosuchdb"\n')
     result = _run("--debug", "doctor", cwd=tmp_path)
-    assert result.returncode != 0 and "Traceback" in result.stderr
+    assert result.returncode == 2 and "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no hot tier backend named 'nosuchdb'")
+
+
+def test_doctor_prints_latency_with_two_decimals(tmp_path: Path) -> None:
+    """The table shows ``latency_ms=0.12`` (or ``<0.01``), not a float's seventeen digits."""
+    import re
+
+    (tmp_path / "contextkit.toml").write_text('hot = "memory"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "contextkit.cli", "doctor"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "300"},
+    )
+    assert result.returncode == 0, result.stderr
+    shown = re.search(r"latency_ms=(\S+?)[,\s│]", result.stdout)
+    assert shown is not None, result.stdout
+    assert re.fullmatch(r"<0\.01|\d+\.\d\d", shown.group(1)), shown.group(1)
 
 
 def test_sessions_list_and_history_on_a_durable_tier(tmp_path: Path) -> None:
