@@ -70,6 +70,7 @@ __all__ = [
     "EventHead",
     "HotStore",
     "OwnerState",
+    "RestoreAware",
     "SessionUpdate",
     "StoreSettings",
     "StoreStats",
@@ -485,6 +486,20 @@ class HotStore(Protocol):
         ``writes`` is ``[(checkpoint_id, [(task_id, write), ...])]`` sorted by checkpoint id, each list in put
         order, for every checkpoint id that has writes (with or without a document). ``([], [])`` for a missing
         or expired thread."""
+        ...
+
+
+@runtime_checkable
+class RestoreAware(Protocol):
+    """An optional ability of a hot tier that cannot notice by itself that it was put back to an older copy of
+    itself (a SQLite file copied back from a backup), so the operator declares it (``contextkit hot-restored``,
+    :meth:`contextkit.ContextKit.hot_restored`). Detected with ``isinstance``. A hot tier that notices a restore by
+    itself (Redis: a new server run) needs no declaration."""
+
+    async def mark_restored(self) -> int:
+        """Raise the hot tier's restore epoch: every owner written before is then treated as possibly older than
+        the archive (``OwnerUnknown(stale=True)``, archived stores only) and reconciled with it at its next call
+        (see :meth:`HotStore.restore_owner`). Returns the new epoch."""
         ...
 
 

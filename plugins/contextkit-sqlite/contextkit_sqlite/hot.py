@@ -13,8 +13,10 @@ it, writes the write's archive event into the namespace's outbox table **in the 
 meta; the event's JSON is built before the transaction wherever it does not depend on what the transaction finds
 (:mod:`contextkit_sqlite.rows`), so the write lock is held for little more than the statements. With
 ``settings.archived`` an owner without a live meta row raises :class:`~contextkit.errors.OwnerUnknown` before
-anything is written (the transaction is rolled back); without it, such an owner is new (versions and seqs from
-1). A read of an archived store checks the meta in the same read transaction as the data.
+anything is written (the transaction is rolled back), and so does (``stale``) one whose meta was written before
+the file's last declared restore (:meth:`SqliteHotStore.mark_restored`, see :mod:`contextkit_sqlite.owners`);
+without it, such an owner is new (versions and seqs from 1). A read of an archived store checks the meta in the
+same read transaction as the data.
 
 TTL is emulated: each row family carries an ``expires_at`` (epoch seconds) that reads check, and a bounded
 sweep (at most ``sweep_batch`` rows of each kind, every ``sweep_interval`` seconds, on the write path) deletes
@@ -29,11 +31,11 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from contextkit.archiver import FileOutbox, outbox_table_sql
-from contextkit.errors import BackendUnavailable, CapabilityNotSupported, InvalidInput, OwnerUnknown
+from contextkit.errors import BackendUnavailable, CapabilityNotSupported, InvalidInput
 from contextkit.naming import identifier_name
 from contextkit.records import Message, Session, new_event_id
 from contextkit.stores import ArchiveSpec, Capability, EventHead, OwnerState, SessionUpdate, StoreSettings, StoreStats
@@ -47,7 +49,7 @@ from contextkit.tiered.events import (
 )
 from contextkit_sqlite.checkpoints import SqliteCheckpoints
 from contextkit_sqlite.database import SqliteDatabase, dumps, loads, parse_options, to_micros
-from contextkit_sqlite.owners import Meta, SqliteOwners, meta_from_record
+from contextkit_sqlite.owners import CURRENT_EPOCH, Meta, SqliteOwners, meta_from_record, stale_sql
 from contextkit_sqlite.rows import (
     SESSION_COLUMNS,
     MessageParts,
@@ -252,9 +254,9 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
 
     async def restore_owner(self, state: OwnerState) -> None:
         """See :meth:`contextkit.stores.HotStore.restore_owner`: one transaction that does nothing when the owner
-        has a live meta row (another caller restored it, or wrote first), and otherwise creates the meta with the
-        state's counters and stores its records where no live row is (a SQLite file is never taken for stale:
-        nothing here raises ``OwnerUnknown(stale=True)``)."""
+        has an up-to-date meta row (another caller restored it, or wrote first), creates the meta with the state's
+        counters and stores its records where no live row is when it has none, and reconciles a meta written
+        before the file's last declared restore (:meth:`mark_restored`) with the state."""
         cap = max(self.settings.history_cap, 0)
         history = list(state.history[-cap:]) if cap else []
         rows = {
@@ -264,6 +266,22 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         }
         seqs = [m.seq for m in history]
         await self._write(self._restore_owner, state, rows, seqs, encode_messages(history))
+
+    async def mark_restored(self) -> int:
+        """Declare that the file was put back to an older copy of itself (a backup copied back): raise the file's
+        epoch, so every owner written before (in any namespace of the file, since the copy rolled them all back) is
+        taken as possibly older than the archive at its next call (``OwnerUnknown(stale=True)``) and reconciled
+        with it first. Returns the new epoch. Run it (``contextkit hot-restored``) right after the copy, before
+        the applications write again: a write in between is numbered from the copy's counters."""
+        return await self._db.write(self._mark_restored)
+
+    @staticmethod
+    def _mark_restored(conn: sqlite3.Connection) -> int:
+        row = conn.execute(
+            f"INSERT INTO ck_restores (epoch, declared_at) VALUES ({CURRENT_EPOCH} + 1, ?) RETURNING epoch",
+            (datetime.now(timezone.utc).isoformat(),),
+        ).fetchone()
+        return int(row[0])
 
     async def drop_namespace(self) -> int:
         """Delete every row of this namespace: its sessions, histories, documents, owners and tombstones, seed and
@@ -559,21 +577,21 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         # The meta, the stream and the family the key belongs to, in one probe.
         row = conn.execute(
             "SELECT o.version, o.last_seq, o.tomb_until, o.expires_at, o.deleted_version, o.deleted_seq, "
-            "s.last_pos, s.expires_at, (SELECT c.session_id FROM ck_conversation_sessions c WHERE c.namespace = o.namespace "
-            "AND c.session_key = o.owner AND c.expires_at > ?) "
+            f"{stale_sql('o')}, s.last_pos, s.expires_at, (SELECT c.session_id FROM ck_conversation_sessions c "
+            "WHERE c.namespace = o.namespace AND c.session_key = o.owner AND c.expires_at > ?) "
             "FROM ck_owners o LEFT JOIN ck_streams s ON s.namespace = o.namespace AND s.stream_key = o.owner "
             "WHERE o.namespace = ? AND o.owner = ? AND o.expires_at > ?",
             (now, ns, key, now),
         ).fetchone()
         if row is None:
-            if self._archived:
-                raise OwnerUnknown(key)
+            self._checked(key, None)  # OwnerUnknown when archived
             meta, last_pos, root = Meta(), 0, key
             self._drop_stream(conn, key)  # leftovers of an expired life (a meta outlives its stream)
         else:
             meta = meta_from_record(row, now)
-            last_pos, root = (row[6] or 0), (row[8] or key)
-            if row[7] is not None and row[7] <= now:
+            self._checked(key, meta)  # OwnerUnknown(stale=True) when archived and written before a restore
+            last_pos, root = (row[7] or 0), (row[9] or key)
+            if row[8] is not None and row[8] <= now:
                 self._drop_stream(conn, key)
                 last_pos = 0
         last_seq = meta.last_seq

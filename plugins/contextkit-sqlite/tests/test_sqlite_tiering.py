@@ -1,6 +1,7 @@
 """What is particular to the SQLite tiers' tiering: the migration of existing files, one transaction for a write and
 its event, a session family that expires whole (no meta outlives a record), the update event spelled from the
-stored row, the delete events, and the indexes the tiering statements walk."""
+stored row, the delete events, declared restores (stale owners and their reconcile), and the indexes the tiering
+statements walk."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from contextkit.archiver import FileOutbox
 from contextkit.codec import archive_loads
 from contextkit.errors import BackendUnavailable, OwnerUnknown
 from contextkit.records import ArchiveEvent, Message, Session, utcnow
-from contextkit.stores import ArchiveSpec, EventHead, OwnerState, SessionUpdate, StoreSettings
+from contextkit.stores import ArchiveSpec, EventHead, OwnerState, SessionUpdate, StoreSettings, Versioned
 from contextkit.testing.hot import HOSTILE_IDS
 from contextkit.tiered.events import delete_event, session_event
 from contextkit_sqlite import SqliteColdStore, SqliteHotStore
@@ -272,6 +273,116 @@ async def test_the_delete_event_of_each_removed_owner_is_written_with_the_delete
     await outbox.aclose()
 
 
+# -- declared restores ----------------------------------------------------------------------------------------------
+async def _stale(call: Awaitable[Any]) -> None:
+    with pytest.raises(OwnerUnknown) as raised:
+        await call
+    assert raised.value.stale is True
+
+
+async def test_a_declared_restore_makes_every_owner_written_before_it_stale_until_reconciled(
+    archived: SqliteHotStore,
+) -> None:
+    """After mark_restored, every call on an owner written before (reads, writes, deletes) raises
+    OwnerUnknown(stale=True) and writes nothing; restore_owner then reconciles it with the archive's state (counters
+    raised, the newer session and task context and the archive's stream tail put in), after which versions and
+    seqs continue above the archive's; a second restore_owner changes nothing, and an owner written after the
+    restore is not stale.
+
+    Fix: compare the meta's epoch with the file's (ck_restores) in every statement that reads a meta, and let
+    restore_owner reconcile a stale meta instead of leaving it as it is."""
+    await archived.restore_owner(OwnerState("s"))
+    await archived.put_session(_session("s"), task_context={"t": 1}, archive=EventHead("create"))
+    for _ in range(2):
+        await archived.update_session("s", SessionUpdate(activity=_T0, requests=1), archive=EventHead("update"))
+    await archived.append_messages("s", [_message(f"m{i}") for i in range(3)], archive=_spec(3))
+    outbox = archived.outbox()
+    pending = await outbox.depth()
+    assert await archived.mark_restored() == 1
+    assert await archived.mark_restored() == 2
+    await _stale(archived.get_session("s"))
+    await _stale(archived.read_history("s", 10))
+    await _stale(archived.history_bounds("s"))
+    await _stale(archived.get_task_context("s"))
+    await _stale(archived.append_messages("s", [_message("late")], archive=_spec(1)))
+    await _stale(archived.update_session("s", SessionUpdate(activity=_T0, requests=1), archive=EventHead("update")))
+    await _stale(archived.put_session(_session("s"), archive=EventHead("create")))
+    await _stale(archived.delete_session("s", archive=EventHead("delete")))
+    assert await outbox.depth() == pending
+
+    tail = tuple(_message(f"a{seq}", seq=seq) for seq in (4, 5))
+    state = OwnerState(
+        "s",
+        version=7,
+        last_seq=5,
+        session=replace(_session("s", request_count=6), version=6),
+        task_context=Versioned(7, {"t": 2}),
+        history=tail,
+    )
+    await archived.restore_owner(state)
+    session = await archived.get_session("s")
+    assert session is not None and (session.request_count, session.version) == (6, 6)
+    assert await archived.get_task_context("s") == {"t": 2}
+    assert [(m.seq, m.content) for m in await archived.read_history("s", 10)] == [(4, "a4"), (5, "a5")]
+    await archived.restore_owner(replace(state, version=9, last_seq=9, history=()))  # up to date now: no change
+    [message] = await archived.append_messages("s", [_message("next")], archive=_spec(1))
+    assert message.seq == 6
+    updated = await archived.update_session("s", SessionUpdate(activity=_T0, requests=1), archive=EventHead("update"))
+    assert updated is not None and (updated.request_count, updated.version) == (7, 8)
+
+    await archived.restore_owner(OwnerState("new"))
+    await archived.put_session(_session("new"), archive=EventHead("create"))
+    assert await archived.get_session("new") is not None
+    await outbox.aclose()
+
+
+async def test_reconciling_keeps_what_the_copy_holds_newer_than_the_archive(archived: SqliteHotStore) -> None:
+    """A stale owner whose copy is ahead of the archive (writes not archived yet when the backup was taken and
+    the outbox lost with it) keeps its records and stream: only what the archive holds newer replaces them."""
+    await archived.restore_owner(OwnerState("s"))
+    await archived.put_session(_session("s", request_count=3), archive=EventHead("create"))
+    await archived.update_session("s", SessionUpdate(activity=_T0, requests=1), archive=EventHead("update"))
+    await archived.append_messages("s", [_message("kept")], archive=_spec(1))
+    await archived.mark_restored()
+    older = replace(_session("s", request_count=3), version=1)
+    await archived.restore_owner(OwnerState("s", version=1, session=older, history=()))
+    session = await archived.get_session("s")
+    assert session is not None and (session.request_count, session.version) == (4, 2)
+    assert [m.content for m in await archived.read_history("s", 10)] == ["kept"]
+
+
+async def test_a_delete_the_copy_never_saw_is_applied_by_the_reconcile(archived: SqliteHotStore) -> None:
+    """When the archive's newest write of a stale owner is a delete above the copy's versions, the reconcile
+    removes what the copy holds and leaves a tombstone: reads answer nothing, a new session continues the
+    versions above the delete and a new message the numbering."""
+    await archived.restore_owner(OwnerState("s"))
+    await archived.put_session(_session("s"), task_context={"t": 1}, archive=EventHead("create"))
+    await archived.append_messages("s", [_message("gone")], archive=_spec(1))
+    await archived.mark_restored()
+    await archived.restore_owner(OwnerState("s", version=5, last_seq=3, deleted=True))
+    assert await archived.get_session("s") is None
+    assert await archived.get_task_context("s") is None
+    assert await archived.read_history("s", 10) == []
+    stored = await archived.put_session(_session("s"), archive=EventHead("create"))
+    assert stored.version == 6
+    [message] = await archived.append_messages("s", [_message("new")], archive=_spec(1))
+    assert message.seq == 4
+
+
+async def test_a_store_without_a_cold_tier_ignores_a_declared_restore(tmp_path: Path) -> None:
+    """Without a cold tier there is no archive to reconcile with: a declared restore changes nothing a caller sees."""
+    store = SqliteHotStore(_settings(), {"path": str(tmp_path / "plain.sqlite3")})
+    await store.open()
+    try:
+        await store.put_session(_session("s"))
+        assert await store.mark_restored() == 1
+        assert await store.get_session("s") is not None
+        [message] = await store.append_messages("s", [_message("m")])
+        assert message.seq == 1
+    finally:
+        await store.aclose()
+
+
 # -- the indexes the tiering statements walk ----------------------------------------------------------------------
 async def _traced(db: SqliteDatabase) -> list[str]:
     """Start recording every statement ``db``'s connection runs (with its parameters expanded)."""
@@ -321,6 +432,15 @@ async def test_every_statement_of_the_tiering_paths_is_an_index_lookup(tmp_path:
         await hot.read_history("s", 10)
         await hot.history_bounds("s")
         await hot.get_checkpoint_document("s", None)
+        await hot.mark_restored()
+        state = OwnerState(
+            "s", version=20, last_seq=9, session=replace(_session("s"), version=19),
+            task_context=Versioned(20, {"t": 2}), history=(_message("tail", seq=9),),
+        )
+        await hot.restore_owner(state)
+        await hot.mark_restored()
+        await hot.restore_owner(OwnerState("s", version=30, last_seq=9, deleted=True))
+        await hot.restore_owner(OwnerState("s:c", version=5, last_seq=1))
         await hot.delete_session("s", archive=EventHead("delete"))
         cold_statements = await _traced(cold._db)
         events = [

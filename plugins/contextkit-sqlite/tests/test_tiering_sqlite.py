@@ -1,7 +1,7 @@
 """The tiering suite (contextkit.testing.tiering) on the SQLite hot tier archived by the SQLite cold tier: scenarios 1-4
 with four OS processes sharing the hot file, which loses every row of the namespace on purpose
-(:meth:`~contextkit_sqlite.SqliteHotStore.drop_namespace`). Scenario 5 (a hot tier restored from an older snapshot)
-checks nothing here: the SQLite tier cannot tell a file copied back from an older backup (see the README)."""
+(:meth:`~contextkit_sqlite.SqliteHotStore.drop_namespace`), and scenario 5: an older backup of the hot file copied
+back while the kit stays open, and the restore declared (``contextkit hot-restored``, see the README)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from contextkit import ContextKit
-from contextkit.testing.tiering import TieringSuite
+from contextkit_sqlite.testing import SqliteSnapshots
 
 
-class TestSqliteSqliteTiering(TieringSuite):
+class TestSqliteSqliteTiering(SqliteSnapshots):
     """SQLite hot (its outbox in its file) + SQLite cold (another file), four worker processes."""
 
     processes = 4
