@@ -496,10 +496,12 @@ class RestoreAware(Protocol):
     :meth:`contextkit.ContextKit.hot_restored`). Detected with ``isinstance``. A hot tier that notices a restore by
     itself (Redis: a new server run) needs no declaration."""
 
-    async def mark_restored(self) -> int:
+    async def mark_restored(self, backup: str | None = None) -> int:
         """Raise the hot tier's restore epoch: every owner written before is then treated as possibly older than
         the archive (``OwnerUnknown(stale=True)``, archived stores only) and reconciled with it at its next call
-        (see :meth:`HotStore.restore_owner`). Returns the new epoch."""
+        (see :meth:`HotStore.restore_owner`). With ``backup`` (what a backup is depends on the backend: a file
+        path for SQLite), first put the hot tier back to it, with the new epoch in the same step. Returns the new
+        epoch. Raises :class:`~contextkit.errors.InvalidInput` for a backup it cannot use."""
         ...
 
 

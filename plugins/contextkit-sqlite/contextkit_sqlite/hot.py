@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 from contextkit.archiver import FileOutbox, outbox_table_sql
@@ -267,21 +270,62 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         seqs = [m.seq for m in history]
         await self._write(self._restore_owner, state, rows, seqs, encode_messages(history))
 
-    async def mark_restored(self) -> int:
+    async def mark_restored(self, backup: str | None = None) -> int:
         """Declare that the file was put back to an older copy of itself (a backup copied back): raise the file's
         epoch, so every owner written before (in any namespace of the file, since the copy rolled them all back) is
         taken as possibly older than the archive at its next call (``OwnerUnknown(stale=True)``) and reconciled
         with it first. Returns the new epoch. Run it (``contextkit hot-restored``) right after the copy, before
-        the applications write again: a write in between is numbered from the copy's counters."""
-        return await self._db.write(self._mark_restored)
+        the applications write again: a write in between is numbered from the copy's counters.
 
-    @staticmethod
-    def _mark_restored(conn: sqlite3.Connection) -> int:
+        With ``backup`` (the path of a copy of a hot file, taken with SQLite's backup API or while no process had
+        the file open), this store first copies it into the file itself, with the new epoch already in the copy,
+        so no write of any process falls between the two (``contextkit hot-restored --from BACKUP``). The backup
+        is left as it is; one of an older schema is migrated in the copy. Raises
+        :class:`~contextkit.errors.InvalidInput` when ``backup`` is missing, is this file, or is not a contextkit
+        hot file."""
+        if backup is None:
+            return await self._db.write(self._mark_restored)
+        if self.options.path == ":memory:":
+            raise InvalidInput("an in-memory SQLite database cannot be restored from a backup")
+        return await self._db.run(self._restore_from, Path(backup))
+
+    def _mark_restored(self, conn: sqlite3.Connection, floor: int = 0) -> int:
+        """Add the next restore (above ``floor`` too) to ``ck_restores``; returns its epoch."""
+        if Capability.OUTBOX.value in self.capabilities:
+            # A backup taken before this namespace's first archived write has no outbox table, which this store
+            # (having written since) no longer creates on its own.
+            conn.execute(outbox_table_sql(self.outbox_table))
         row = conn.execute(
-            f"INSERT INTO ck_restores (epoch, declared_at) VALUES ({CURRENT_EPOCH} + 1, ?) RETURNING epoch",
-            (datetime.now(timezone.utc).isoformat(),),
+            f"INSERT INTO ck_restores (epoch, declared_at) VALUES (MAX({CURRENT_EPOCH}, ?) + 1, ?) RETURNING epoch",
+            (floor, datetime.now(timezone.utc).isoformat()),
         ).fetchone()
         return int(row[0])
+
+    def _restore_from(self, conn: sqlite3.Connection, source: Path) -> int:
+        if not source.is_file():  # (sqlite3.connect would create it)
+            raise InvalidInput(f"the backup {source} does not exist or is not a file")
+        if source.resolve() == Path(self.options.path).resolve():
+            raise InvalidInput(f"the backup {source} is the hot file itself")
+        # A scratch copy beside the file (same file system): the backup stays untouched, and the copy gets the
+        # migrations and the new epoch before it replaces the file in one backup step under the file's lock.
+        with tempfile.TemporaryDirectory(dir=Path(self.options.path).resolve().parent, prefix=".ck-restore-") as tmp:
+            scratch = Path(tmp) / "restore.sqlite3"
+            try:
+                with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(scratch)) as dst:
+                    src.backup(dst)
+            except sqlite3.DatabaseError as exc:
+                raise InvalidInput(f"the backup {source} is not a SQLite database: {exc}") from exc
+            with closing(sqlite3.connect(scratch, isolation_level=None)) as copy:
+                hot = copy.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ck_migrations'"
+                ).fetchone() and copy.execute("SELECT 1 FROM ck_migrations WHERE component = 'hot'").fetchone()
+                if not hot:
+                    raise InvalidInput(f"the backup {source} is not a contextkit SQLite hot file")
+                SqliteDatabase(self.options, HOT_MIGRATIONS).prepare(copy)
+                current = int(conn.execute(f"SELECT {CURRENT_EPOCH}").fetchone()[0])
+                epoch = self._mark_restored(copy, current)
+                copy.backup(conn)
+        return epoch
 
     async def drop_namespace(self) -> int:
         """Delete every row of this namespace: its sessions, histories, documents, owners and tombstones, seed and

@@ -10,6 +10,7 @@ import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from contextkit.archiver import FileOutbox
 from contextkit.codec import archive_loads
-from contextkit.errors import BackendUnavailable, OwnerUnknown
+from contextkit.errors import BackendUnavailable, InvalidInput, OwnerUnknown
 from contextkit.records import ArchiveEvent, Message, Session, utcnow
 from contextkit.stores import ArchiveSpec, EventHead, OwnerState, SessionUpdate, StoreSettings, Versioned
 from contextkit.testing.hot import HOSTILE_IDS
@@ -28,6 +29,7 @@ from contextkit_sqlite import SqliteColdStore, SqliteHotStore
 from contextkit_sqlite.database import SqliteDatabase, dumps, parse_options, to_micros
 from contextkit_sqlite.rows import session_event_head, session_event_row
 from contextkit_sqlite.schema import COLD_MIGRATIONS, HOT_MIGRATIONS
+from contextkit_sqlite.testing import copy_database
 
 _T0 = utcnow().replace(microsecond=250_001) - timedelta(hours=1)
 
@@ -367,6 +369,39 @@ async def test_a_delete_the_copy_never_saw_is_applied_by_the_reconcile(archived:
     assert stored.version == 6
     [message] = await archived.append_messages("s", [_message("new")], archive=_spec(1))
     assert message.seq == 4
+
+
+async def test_a_backup_restored_by_another_store_reaches_the_open_one_with_its_epoch(tmp_path: Path) -> None:
+    """mark_restored(backup) from another connection (another process, the CLI) copies the backup into the file
+    with the new epoch in the same step: the store that stayed open reads the backup's rows and finds its owners
+    stale at once. A backup that is not a contextkit hot file, or is the file itself, is refused with InvalidInput
+    and the file is left as it was."""
+    path, backup = tmp_path / "hot.sqlite3", tmp_path / "backup.sqlite3"
+    settings = _settings(archived=True)
+    live = SqliteHotStore(settings, {"path": str(path)})
+    operator = SqliteHotStore(settings, {"path": str(path)})
+    await live.open()
+    await operator.open()
+    try:
+        await live.restore_owner(OwnerState("s"))
+        await live.append_messages("s", [_message("m1")], archive=_spec(1))
+        copy_database(path, backup)
+        await live.append_messages("s", [_message("m2")], archive=_spec(1))
+        plain = tmp_path / "plain.sqlite3"
+        with closing(sqlite3.connect(plain)) as conn:
+            conn.execute("CREATE TABLE t (x)")
+        for bad, needle in ((plain, "not a contextkit SQLite hot file"), (path, "is the hot file itself")):
+            with pytest.raises(InvalidInput, match=needle):
+                await operator.mark_restored(str(bad))
+        assert [m.content for m in await live.read_history("s", 10)] == ["m1", "m2"]
+        assert await operator.mark_restored(str(backup)) == 1
+        await _stale(live.read_history("s", 10))
+        await live.restore_owner(OwnerState("s", last_seq=2, history=(_message("m1", seq=1), _message("m2", seq=2))))
+        [message] = await live.append_messages("s", [_message("m3")], archive=_spec(1))
+        assert message.seq == 3
+    finally:
+        await live.aclose()
+        await operator.aclose()
 
 
 async def test_a_store_without_a_cold_tier_ignores_a_declared_restore(tmp_path: Path) -> None:
