@@ -162,6 +162,10 @@ async def scan_threads_all(store: HotStore, count: int = 100, max_pages: int = 1
 class HotStoreSuite:
     """Base class of the hot tier conformance tests; subclass it and implement :meth:`make_store`."""
 
+    #: Every test of a subclass carries the ``conformance`` marker (pytest collects class marks along the MRO), so
+    #: ``pytest -m conformance`` (``nox -s conformance``) runs every run of every suite, whatever its file's name.
+    pytestmark = [pytest.mark.conformance]
+
     #: Prefix of the unique namespaces the suite creates (visible in the server if a cleanup fails).
     namespace_prefix: str = "ckt"
     #: Settings every store starts from; :meth:`new_store` overrides single fields.
