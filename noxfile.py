@@ -136,9 +136,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def types(session: nox.Session) -> None:
-    """mypy --strict (root pyproject) on contextkit/."""
+    """mypy --strict (root pyproject) on contextkit/ and every plugin package (the pyproject's ``files``)."""
     install_repo(session)
-    session.run("mypy", *(session.posargs or ["contextkit"]))
+    session.run("mypy", *session.posargs)
 
 
 # -- extras smoke test -----------------------------------------------------------------------------------------------

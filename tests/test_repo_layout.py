@@ -278,3 +278,17 @@ def test_nox_conformance_runs_every_run_of_every_suite() -> None:
     assert {node.split("::")[1] for node in collected} <= {node.split("::")[1] for node in expected}, (
         "tests outside the suites carry the conformance marker"
     )
+
+
+def test_mypy_checks_the_core_and_every_plugin_package() -> None:
+    """mypy with no argument (``nox -s types``) checks contextkit/ and the package of every plugin, the template's
+    too, under the root's strict settings.
+
+    Fix: keep the plugin packages in ``[tool.mypy] files`` of the root pyproject."""
+    config = _toml(ROOT / "pyproject.toml")["tool"]["mypy"]
+    assert config["strict"] is True
+    checked = {path.resolve() for pattern in config["files"] for path in ROOT.glob(pattern)}
+    packages = {path.parent.resolve() for path in PLUGINS_DIR.glob("*/contextkit_*/__init__.py")}
+    assert packages and packages <= checked
+    assert (ROOT / "contextkit").resolve() in checked
+    assert '"mypy", *session.posargs' in (ROOT / "noxfile.py").read_text(encoding="utf-8")

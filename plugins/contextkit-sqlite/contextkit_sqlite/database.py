@@ -290,6 +290,7 @@ class SqliteDatabase:
         if db is None or raw is None:
             raise BackendUnavailable(f"sqlite database {self.path} is not open")
         try:
+            # aiosqlite's _execute (private, see the module docstring) carries no annotations
             result: T = await db._execute(fn, raw, *args)  # type: ignore[no-untyped-call]
             return result
         except sqlite3.Error as exc:
