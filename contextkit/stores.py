@@ -33,10 +33,11 @@ Shared semantics (the conformance suites in :mod:`contextkit.testing` check ever
     of its owner *inside its atomic step* and stores it with the record; its archive event (written in the same
     step, see ``atomic_outbox``) carries it, so the archive can keep the highest version per record.
   - *Unknown owners.* A call on an owner the store has no meta for (never written, expired, evicted, lost in a
-    restart), or whose meta may be older than the archive (a server restored from an older snapshot), raises
-    :class:`~contextkit.errors.OwnerUnknown` before writing anything. The tiered layer then asks the archive
-    and calls :meth:`HotStore.restore_owner`, and calls again. Without ``archived`` an unknown owner is simply new
-    (versions and seqs start at 1) and nothing raises ``OwnerUnknown``.
+    restart), or whose meta may be older than the archive (a server restored from an older snapshot, a file
+    declared restored: :class:`RestoreAware`), raises :class:`~contextkit.errors.OwnerUnknown` before writing
+    anything. The tiered layer then asks the archive and calls :meth:`HotStore.restore_owner`, and calls again.
+    Without ``archived`` an unknown owner is simply new (versions and seqs start at 1) and nothing raises
+    ``OwnerUnknown``.
   - *Deletes are writes.* ``delete_session`` leaves a tombstone: the meta stays (deleted, with its version and
     the stream's highest seq) for ``settings.tombstone_ttl``; reads of the owner answer "nothing" without
     raising, a new session may be created on it (its version continues above the delete) and a new message
