@@ -323,8 +323,8 @@ class SqliteOwners:
         ``newer`` also over a live row of a lower version; returns the session the owner's family belongs to."""
         owner, ns = state.owner, self._ns
         root = owner
-        # The upsert's condition: the row it would replace expired (put-if-absent), or holds an older version.
-        where = "expires_at <= ? OR {0}.version < excluded.version" if newer else "expires_at <= ?"
+        # When an upsert replaces the row there: it expired (put-if-absent), or (reconciling) it is an older version.
+        where = "WHERE {t}.expires_at <= ?" + (" OR {t}.version < excluded.version" if newer else "")
         if state.session is not None:
             conn.execute(
                 f"INSERT INTO ck_sessions (namespace, {SESSION_COLUMNS}, expires_at) "
@@ -333,15 +333,14 @@ class SqliteOwners:
                 "request_count = excluded.request_count, error_count = excluded.error_count, "
                 "total_processing_time = excluded.total_processing_time, status = excluded.status, "
                 "metadata = excluded.metadata, version = excluded.version, expires_at = excluded.expires_at "
-                f"WHERE ck_sessions.{where.format('ck_sessions')}",
+                + where.format(t="ck_sessions"),
                 (ns, *rows["session"], state.session.version, expires, now),
             )
         if state.task_context is not None:
             conn.execute(
                 "INSERT INTO ck_task_contexts (namespace, session_id, document, expires_at, version) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (namespace, session_id) DO UPDATE SET document = excluded.document, "
-                f"expires_at = excluded.expires_at, version = excluded.version "
-                f"WHERE ck_task_contexts.{where.format('ck_task_contexts')}",
+                "expires_at = excluded.expires_at, version = excluded.version " + where.format(t="ck_task_contexts"),
                 (ns, owner, rows["task"], expires, state.task_context.version, now),
             )
         if state.conversation is not None:
@@ -350,7 +349,7 @@ class SqliteOwners:
                 "INSERT INTO ck_conversation_sessions (namespace, session_key, session_id, document, expires_at, version) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, session_key) DO UPDATE SET "
                 "session_id = excluded.session_id, document = excluded.document, expires_at = excluded.expires_at, "
-                f"version = excluded.version WHERE ck_conversation_sessions.{where.format('ck_conversation_sessions')}",
+                "version = excluded.version " + where.format(t="ck_conversation_sessions"),
                 (ns, owner, root, rows["conversation"], expires, state.conversation.version, now),
             )
         return root
