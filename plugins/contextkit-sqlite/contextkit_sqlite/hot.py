@@ -172,13 +172,22 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         await self.aclose()
 
     async def health(self) -> dict[str, Any]:
-        """``healthy`` with the latency of a trivial query, or ``unhealthy`` with the reason; never raises."""
+        """``healthy`` with the latency of a trivial query, the journal mode and the file's restore epoch (the
+        number of the last declared restore, 0 for none: see :meth:`mark_restored`), or ``unhealthy`` with the
+        reason; never raises."""
         base = {"backend": self.name, "path": self.options.path, "namespace": self._ns}
         try:
             latency = await self._db.ping()
+            epoch = await self._db.run(lambda conn: int(conn.execute(f"SELECT {CURRENT_EPOCH}").fetchone()[0]))
         except Exception as exc:
             return {**base, "status": "unhealthy", "latency_ms": -1.0, "error": str(exc)}
-        return {**base, "status": "healthy", "latency_ms": round(latency, 3), "journal_mode": self._db.journal_mode}
+        return {
+            **base,
+            "status": "healthy",
+            "latency_ms": round(latency, 3),
+            "journal_mode": self._db.journal_mode,
+            "restore_epoch": epoch,
+        }
 
     def describe(self) -> dict[str, Any]:
         """Backend, file path and options (a file path holds no secret); no I/O."""

@@ -118,9 +118,13 @@ async def test_a_file_of_the_first_schema_is_migrated_and_its_owners_stay_known(
         assert message.seq == 8
         updated = await hot.update_session("s", SessionUpdate(activity=_T0, requests=1), archive=EventHead("update"))
         assert updated is not None and (updated.request_count, updated.version) == (5, 1)
-        with sqlite3.connect(path) as conn:
+        with closing(sqlite3.connect(path)) as conn:
             columns = [row[1] for row in conn.execute("PRAGMA table_info(ck_streams)")]
+            epochs = conn.execute("SELECT DISTINCT epoch FROM ck_owners").fetchall()
+            restores = conn.execute("SELECT COUNT(*) FROM ck_restores").fetchone()[0]
         assert "last_seq" not in columns
+        # hot version 3: every meta at epoch 0, no restore declared, so no owner is stale
+        assert (epochs, restores) == ([(0,)], 0)
 
         archived = await cold.read_session("s")
         assert archived is not None and (archived.request_count, archived.version) == (9, 0)
@@ -355,7 +359,9 @@ async def test_a_store_without_a_cold_tier_ignores_a_declared_restore(tmp_path: 
     await store.open()
     try:
         await store.put_session(_session("s"))
+        assert (await store.health())["restore_epoch"] == 0
         assert await store.mark_restored() == 1
+        assert (await store.health())["restore_epoch"] == 1
         assert await store.get_session("s") is not None
         [message] = await store.append_messages("s", [_message("m")])
         assert message.seq == 1
