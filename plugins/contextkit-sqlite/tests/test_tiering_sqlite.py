@@ -1,7 +1,8 @@
 """The tiering suite (contextkit.testing.tiering) on the SQLite hot tier archived by the SQLite cold tier: scenarios 1-4
 with four OS processes sharing the hot file, which loses every row of the namespace on purpose
 (:meth:`~contextkit_sqlite.SqliteHotStore.drop_namespace`), and scenario 5: an older backup of the hot file copied
-back while the kit stays open, and the restore declared (``contextkit hot-restored``, see the README)."""
+back while the kit stays open, and the restore declared (``contextkit hot-restored``, see the README); then four
+processes appending to a stream the backup holds an older copy of."""
 
 from __future__ import annotations
 
