@@ -1,5 +1,5 @@
 """The ``contextkit`` command line: plugins, doctor, demo, sessions, history, checkpoints, export, import, migrate,
-cleanup.
+cleanup, hot-restored.
 
 Output is rich text for people and JSON with ``--json`` for scripts. Errors print one clear line and exit with 2
 (bad usage or configuration) or 1 (a runtime failure); ``--debug`` shows the traceback instead. The commands that
@@ -565,6 +565,32 @@ def cleanup(ctx: click.Context, max_idle_hours: float) -> None:
         _echo_json({"removed": removed})
     else:
         click.echo(f"removed {removed} idle session(s)")
+
+
+@cli.command("hot-restored")
+@click.option("--from", "backup", default=None, metavar="BACKUP",
+              help="Copy this backup of the hot tier back first (a SQLite file), with the declaration in one step.")
+@click.pass_context
+def hot_restored(ctx: click.Context, backup: str | None) -> None:
+    """Declare that the hot tier was put back to an older copy of itself (a SQLite file copied back from a backup):
+    every owner written before is reconciled with the archive at its next use. Run it right after the copy, or
+    let it copy the backup itself with --from."""
+    root = ctx.find_root()
+
+    async def run() -> int:
+        async with _data_kit(root) as kit:
+            epoch: int = await kit.hot_restored(backup)
+            return epoch
+
+    epoch = _run(root, run)
+    if root.obj["json"]:
+        _echo_json({"epoch": epoch, "backup": backup})
+    else:
+        copied = f"copied {backup} back into the hot tier; " if backup else ""
+        click.echo(
+            f"{copied}hot tier restore declared (epoch {epoch}): every owner written before is reconciled with the "
+            "archive at its next use"
+        )
 
 
 @cli.command()

@@ -33,10 +33,11 @@ Shared semantics (the conformance suites in :mod:`contextkit.testing` check ever
     of its owner *inside its atomic step* and stores it with the record; its archive event (written in the same
     step, see ``atomic_outbox``) carries it, so the archive can keep the highest version per record.
   - *Unknown owners.* A call on an owner the store has no meta for (never written, expired, evicted, lost in a
-    restart), or whose meta may be older than the archive (a server restored from an older snapshot), raises
-    :class:`~contextkit.errors.OwnerUnknown` before writing anything. The tiered layer then asks the archive
-    and calls :meth:`HotStore.restore_owner`, and calls again. Without ``archived`` an unknown owner is simply new
-    (versions and seqs start at 1) and nothing raises ``OwnerUnknown``.
+    restart), or whose meta may be older than the archive (a server restored from an older snapshot, a file
+    declared restored: :class:`RestoreAware`), raises :class:`~contextkit.errors.OwnerUnknown` before writing
+    anything. The tiered layer then asks the archive and calls :meth:`HotStore.restore_owner`, and calls again.
+    Without ``archived`` an unknown owner is simply new (versions and seqs start at 1) and nothing raises
+    ``OwnerUnknown``.
   - *Deletes are writes.* ``delete_session`` leaves a tombstone: the meta stays (deleted, with its version and
     the stream's highest seq) for ``settings.tombstone_ttl``; reads of the owner answer "nothing" without
     raising, a new session may be created on it (its version continues above the delete) and a new message
@@ -73,6 +74,7 @@ __all__ = [
     "EventHead",
     "HotStore",
     "OwnerState",
+    "RestoreAware",
     "SessionUpdate",
     "StoreSettings",
     "StoreStats",
@@ -489,6 +491,22 @@ class HotStore(Protocol):
         ``writes`` is ``[(checkpoint_id, [(task_id, write), ...])]`` sorted by checkpoint id, each list in put
         order, for every checkpoint id that has writes (with or without a document). ``([], [])`` for a missing
         or expired thread."""
+        ...
+
+
+@runtime_checkable
+class RestoreAware(Protocol):
+    """An optional ability of a hot tier that cannot notice by itself that it was put back to an older copy of
+    itself (a SQLite file copied back from a backup), so the operator declares it (``contextkit hot-restored``,
+    :meth:`contextkit.ContextKit.hot_restored`). Detected with ``isinstance``. A hot tier that notices a restore by
+    itself (Redis: a new server run) needs no declaration."""
+
+    async def mark_restored(self, backup: str | None = None) -> int:
+        """Raise the hot tier's restore epoch: every owner written before is then treated as possibly older than
+        the archive (``OwnerUnknown(stale=True)``, archived stores only) and reconciled with it at its next call
+        (see :meth:`HotStore.restore_owner`). With ``backup`` (what a backup is depends on the backend: a file
+        path for SQLite), first put the hot tier back to it, with the new epoch in the same step. Returns the new
+        epoch. Raises :class:`~contextkit.errors.InvalidInput` for a backup it cannot use."""
         ...
 
 

@@ -32,7 +32,7 @@ from contextkit.kit.sessions import SessionsAPI
 from contextkit.masking import mask_secrets, remember_secrets, secrets_in
 from contextkit.plugins import BackendInfo, PluginManager, get_plugin_manager
 from contextkit.records import to_iso, utcnow
-from contextkit.stores import Capability, ColdStore, HotStore, StoreStats
+from contextkit.stores import Capability, ColdStore, HotStore, RestoreAware, StoreStats
 from contextkit.tiered import Tiered
 
 if TYPE_CHECKING:
@@ -321,6 +321,28 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         if self._cold is not None and self._archiver is None:
             self._ensure_open()
         return ContextKitSaver(self._hot, serde=serde, archive=self._archiver)  # type: ignore[arg-type]
+
+    async def hot_restored(self, backup: str | Path | None = None) -> int:
+        """Declare that the hot tier was put back to an older copy of itself (a SQLite hot file copied back from a
+        backup, while its processes run or not): every owner written before is reconciled with the archive at its
+        next call (counted in ``tiering.reconciled``), so numbers continue above the archive's and the archive
+        never goes back. Run it right after the copy, before the applications write again; or give ``backup``
+        and the hot tier copies it back itself, with the declaration in the same step (no write falls between).
+        Returns the hot tier's new restore epoch.
+
+        Raises :class:`~contextkit.errors.CapabilityNotSupported` for a hot tier that takes no such declaration
+        (Redis notices a restart from an older snapshot by itself; the memory tier keeps no copy of itself)."""
+        self._ensure_open()
+        hot = self._hot
+        if not isinstance(hot, RestoreAware):
+            raise CapabilityNotSupported(
+                f"the {hot.name} hot tier takes no restore declaration (a Redis server notices a restart from an "
+                "older snapshot by itself; the memory tier keeps no copy to go back to)"
+            )
+        epoch = await hot.mark_restored(None if backup is None else str(backup))
+        logger.warning("the %s hot tier was declared restored (epoch %d): owners written before are reconciled "
+                       "with the archive at their next use", hot.name, epoch)
+        return epoch
 
     # -- health and metrics --------------------------------------------------------------------------------------
     async def health_check(self) -> dict[str, Any]:

@@ -442,6 +442,10 @@ def _config(thread_id: str, **extra: Any) -> Any:
 class CheckpointStoreSuite:
     """The checkpoint contract. Subclass it (``Test...``) and provide ``checkpoint_store_factory``."""
 
+    #: Every test of a subclass carries the ``conformance`` marker (pytest collects class marks along the MRO), so
+    #: ``pytest -m conformance`` (``nox -s conformance``) runs every run of every suite, whatever its file's name.
+    pytestmark = [pytest.mark.conformance]
+
     @pytest.fixture
     def checkpoint_store_factory(self) -> StoreFactory:
         """Override: an async callable that builds and opens a new store for the ``StoreSettings`` it is given."""

@@ -52,6 +52,10 @@ __all__ = ["SnapshotScenario", "TieringSuite"]
 class TieringSuite:
     """Base class of the tiering scenarios; subclass it and implement :meth:`config` and :meth:`lose_hot`."""
 
+    #: Every test of a subclass carries the ``conformance`` marker (pytest collects class marks along the MRO), so
+    #: ``pytest -m conformance`` (``nox -s conformance``) runs every run of every suite, whatever its file's name.
+    pytestmark = [pytest.mark.conformance]
+
     #: Worker processes of the concurrent scenarios; 1 runs the workers as tasks of the test's own process.
     processes: int = 4
     #: Increments per worker in scenario 3, appends per worker in scenario 4.
