@@ -24,7 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from contextkit.errors import BackendUnavailable, ConfigError, OwnerUnknown
+from contextkit.errors import BackendUnavailable, ConfigError, OwnerUnknown, SerializationError
 from contextkit.masking import check_url_credentials, mask_secrets, remember_secrets, secrets_in
 from contextkit.stores import StoreSettings
 
@@ -47,6 +47,8 @@ _HAS_TIMEOUT_CM = sys.version_info >= (3, 11)
 _UNKNOWN_REPLY = "CKUNKNOWN"
 # ... and of one that met an owner whose meta is older than the server's current run (contextkit_redis.scripts).
 _STALE_REPLY = "CKSTALE"
+# ... and of a session update whose counters would leave their range (contextkit_redis.scripts.RANGE_REPLY).
+_RANGE_REPLY = "CKRANGE"
 
 _KNOWN_OPTIONS = frozenset(
     {
@@ -403,6 +405,12 @@ class Gate:
                 raise OwnerUnknown("") from None
             if str(exc).startswith(_STALE_REPLY):
                 raise OwnerUnknown("", stale=True) from None
+            if str(exc).startswith(_RANGE_REPLY):
+                field = str(exc)[len(_RANGE_REPLY) :].strip() or "a counter"
+                raise SerializationError(
+                    f"redis {op}: {field} would leave its range (not finite, or beyond a signed 64-bit integer); "
+                    "nothing was applied"
+                ) from None
             raise self.unavailable(op, exc) from None
         except (RedisError, OSError) as exc:
             raise self.unavailable(op, exc) from None

@@ -479,7 +479,10 @@ class RedisHotStore(RedisCheckpoints):
             len(pairs) // 2,
             *pairs,
         ]
-        raw = await self._run("update_session", session_id, "update_session", keys, args, stream=stream)
+        try:
+            raw = await self._run("update_session", session_id, "update_session", keys, args, stream=stream)
+        except SerializationError as exc:  # the script's range check (scripts.RANGE_REPLY): nothing was written
+            raise SerializationError(f"session {session_id[:200]!r}: {exc}") from None
         if raw is None:
             return None
         fields = as_hash(raw)
