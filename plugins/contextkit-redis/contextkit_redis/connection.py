@@ -70,6 +70,7 @@ _KNOWN_OPTIONS = frozenset(
         "cluster",
         "client",
         "index_shards",
+        "require_noeviction",
         # read by the composer (fallback to memory when Redis is down at start), not by the store
         "fallback",
     }
@@ -124,6 +125,8 @@ class RedisOptions:
     cluster: bool | None  # None: detect
     client: Any
     index_shards: int | None
+    #: Refuse to open on a server whose ``maxmemory-policy`` is not ``noeviction`` (or cannot be read).
+    require_noeviction: bool = False
     #: Every secret of the options (see :func:`contextkit.masking.secrets_in`), hidden from every message.
     secrets: frozenset[str] = frozenset()
 
@@ -194,6 +197,7 @@ class RedisOptions:
             cluster=cluster,
             client=options.get("client"),
             index_shards=None if shards is None else _as_number(shards, "index_shards", int, 1),
+            require_noeviction=_as_bool(options.get("require_noeviction", False), "require_noeviction"),
             secrets=secrets,
         )
 
