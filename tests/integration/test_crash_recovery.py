@@ -283,9 +283,12 @@ class _Forker:
                 self.proc.stdout.close()
 
 
-def _kill_pid(pid: int) -> None:
+def _kill_pid(pid: int, log: Path) -> None:
     """SIGKILL an app process the forker made, and wait until it is gone (the forker reaps it)."""
-    os.kill(pid, signal.SIGKILL)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:  # it ended by itself before its kill point: it failed (it writes for 60 s)
+        raise AssertionError(f"app process {pid} died before it was killed:\n{log.read_text()[-5000:]}") from None
     for _ in range(500):
         try:
             os.kill(pid, 0)
@@ -386,7 +389,7 @@ async def test_fifty_random_sigkills_of_apps_on_redis_leave_nothing_in_the_hot_t
                 continue
             at, pid = live.pop(0)
             await asyncio.sleep(max(0.0, at - time.monotonic()))
-            _kill_pid(pid)
+            _kill_pid(pid, forker.log)
             kills += 1
         forker.close()
         forker = None
