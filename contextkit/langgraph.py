@@ -201,8 +201,6 @@ class _NotJson(Exception):
 
 
 _PLAIN = frozenset({str, bool, type(None)})
-# Below this many bits an int surely fits the int-string digit limit (see contextkit.codec.int_fits_json).
-_SURELY_FITS_BITS = 14_000
 
 
 def _json_fast(value: Any) -> Any:
@@ -213,7 +211,7 @@ def _json_fast(value: Any) -> Any:
         return value
     if kind is int:
         # an int over Python's int-string digit limit would fail the tier's JSON encoder untyped
-        if value.bit_length() > _SURELY_FITS_BITS:
+        if value.bit_length() > 64 and not int_fits_json(value):
             raise _NotJson
         return value
     if kind is dict:

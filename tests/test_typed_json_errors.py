@@ -123,3 +123,20 @@ async def test_the_langgraph_saver_refuses_long_integers_typed_and_writes_nothin
         await saver.aput_writes(stored, [("n", 2**64)], "task-1")
     found = await saver.aget_tuple(stored)
     assert found is not None and not found.pending_writes
+
+
+def test_int_fits_json_follows_a_changed_digit_limit() -> None:
+    """The limit is read at each call: an app that lowers it (640 is the smallest allowed) is held to it."""
+    previous = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        assert int_fits_json(10**639) and not int_fits_json(10**640) and not int_fits_json(-(10**700))
+        with pytest.raises(SerializationError):
+            archive_json([10**700])
+    finally:
+        sys.set_int_max_str_digits(previous)
+    sys.set_int_max_str_digits(0)  # no limit at all: every int fits
+    try:
+        assert int_fits_json(10**5000)
+    finally:
+        sys.set_int_max_str_digits(previous)
