@@ -65,15 +65,18 @@ SHARED = ("shared-0", "shared-1", "shared-2")
 
 
 async def churn(config: dict[str, Any], prefix: str, seconds: float) -> None:
-    """Write owners ``<prefix>-0``, ``<prefix>-1``, ... three at a time until killed (or ``seconds`` passed): for
-    each, a session, messages, a counter update, a task context, a conversation session with an agent message,
-    and a LangGraph thread of two checkpoints with writes; and an update and a message on a shared session."""
+    """Open a kit, create the file ``open-<prefix>`` in the working directory, then write owners ``<prefix>-0``,
+    ``<prefix>-1``, ... two at a time until killed (or ``seconds`` passed): for each, a session, messages, a
+    counter update, a task context, a conversation session with an agent message, and a LangGraph thread of two
+    checkpoints with writes; and an update and a message on a shared session."""
     from langgraph.checkpoint.base import empty_checkpoint
 
     kit = ContextKit.from_config(config, env={})
     kit.hot.outbox_lease = 1.0  # type: ignore[attr-defined]  # the drain lease this process may die holding
     await kit.open()
     saver = kit.checkpointer()
+    # tells the test the kit is open (its cwd is the test's directory): kill points are drawn from here
+    os.close(os.open(f"open-{prefix}", os.O_CREAT | os.O_WRONLY, 0o644))
     stop = time.monotonic() + seconds
 
     async def owner(number: int) -> None:
@@ -99,8 +102,8 @@ async def churn(config: dict[str, Any], prefix: str, seconds: float) -> None:
 
     number = 0
     while time.monotonic() < stop:
-        await asyncio.gather(*(owner(number + i) for i in range(3)))
-        number += 3
+        await asyncio.gather(*(owner(number + i) for i in range(2)))
+        number += 2
 
 
 def forker(config: dict[str, Any]) -> None:
