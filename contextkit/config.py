@@ -29,7 +29,7 @@ Environment: ``CONTEXTKIT_HOT``, ``CONTEXTKIT_COLD``, ``CONTEXTKIT_NAMESPACE``, 
 ``CLICKHOUSE_ENABLED`` (legacy, when ``CONTEXT_PERMANENT_BACKEND`` is unset), ``CONTEXT_PG_URL`` > ``POSTGRES_URL``,
 ``CONTEXT_PG_DATABASE``, ``CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE``, ``REDIS_URL``,
 ``REDIS_HOST/PORT/DB/PASSWORD`` (setting ``REDIS_URL`` or ``REDIS_HOST`` selects the redis hot tier when
-``CONTEXTKIT_HOT`` is unset).
+``CONTEXTKIT_HOT`` is unset), and ``REDIS_REQUIRE_NOEVICTION`` (the redis option ``require_noeviction``).
 """
 
 from __future__ import annotations
@@ -258,7 +258,13 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         layer["hot"] = "redis"
     if env.get("REDIS_URL", "").strip():
         put("redis", "url", env["REDIS_URL"].strip())
-    for var, key in (("REDIS_HOST", "host"), ("REDIS_PORT", "port"), ("REDIS_DB", "db"), ("REDIS_PASSWORD", "password")):
+    for var, key in (
+        ("REDIS_HOST", "host"),
+        ("REDIS_PORT", "port"),
+        ("REDIS_DB", "db"),
+        ("REDIS_PASSWORD", "password"),
+        ("REDIS_REQUIRE_NOEVICTION", "require_noeviction"),
+    ):
         if env.get(var, "").strip():
             put("redis", key, _env_value(env[var], key))
 

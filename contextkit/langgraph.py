@@ -86,6 +86,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from contextkit.checkpoint_archive import archive_payloads, checkpoint_payload, delete_payload, writes_payload
+from contextkit.codec import int_fits_json
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
@@ -210,7 +211,7 @@ class _NotJson(Exception):
     pass
 
 
-_PLAIN = frozenset({str, int, bool, type(None)})
+_PLAIN = frozenset({str, bool, type(None)})
 
 
 def _json_fast(value: Any) -> Any:
@@ -218,6 +219,11 @@ def _json_fast(value: Any) -> Any:
     # every put. Anything unusual falls back to _json_checked, which names the offending path.
     kind = type(value)
     if kind in _PLAIN:
+        return value
+    if kind is int:
+        # an int over Python's int-string digit limit would fail the tier's JSON encoder untyped
+        if value.bit_length() > 64 and not int_fits_json(value):
+            raise _NotJson
         return value
     if kind is dict:
         out = {}
@@ -244,6 +250,8 @@ def _json_metadata(value: Any, path: str = "metadata") -> Any:
 
 
 def _json_checked(value: Any, path: str) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not int_fits_json(value):
+        raise SerializationError(f"checkpoint {path} is an integer over Python's int-string digit limit")
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
@@ -651,6 +659,18 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         }
 
     # -- writing ----------------------------------------------------------------------------------------------
+    def _dumps(self, value: Any) -> Typed:
+        """``serde.dumps_typed(value)``; a value the serde cannot write (LangGraph's msgpack refuses an int beyond
+        64 bits with a TypeError, the JSON fallback one over the digit limit with a ValueError) raises
+        SerializationError before anything is written."""
+        try:
+            return self.serde.dumps_typed(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(
+                f"a checkpoint value of type {type(value).__name__} cannot be serialized by "
+                f"{type(self.serde).__name__}: {str(exc)[:200]}"
+            ) from exc
+
     async def aput(
         self,
         config: RunnableConfig,
@@ -664,7 +684,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         checkpoint_ns = configurable.get("checkpoint_ns", "")
         copy = checkpoint.copy()
         values: dict[str, Any] = copy.pop("channel_values")  # type: ignore[misc]
-        dumps = self.serde.dumps_typed
+        dumps = self._dumps
         blobs = {
             (channel, str(version)): dumps(values[channel]) if channel in values else EMPTY_BLOB
             for channel, version in new_versions.items()
@@ -730,7 +750,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         if not writes:
             return
         configurable = config["configurable"]
-        dumps = self.serde.dumps_typed
+        dumps = self._dumps
         rows = [
             WriteRow(task_id, WRITES_IDX_MAP.get(channel, idx), channel, dumps(value), task_path)
             for idx, (channel, value) in enumerate(writes)

@@ -12,7 +12,10 @@ Shared semantics (the conformance suites in :mod:`contextkit.testing` check ever
   chronological order (``limit=None``: all kept) and costs O(limit), not O(stream length). Appending to a stream
   whose key is a session id is activity of that session (see ``append_messages``).
 * **Sessions.** ``update_session`` applies counter increments atomically (no read-modify-write across round
-  trips): N concurrent calls with ``requests=1`` add exactly N. ``last_activity`` only moves forward. Each
+  trips): N concurrent calls with ``requests=1`` add exactly N. A call whose counters would leave what every tier
+  stores (a ``total_processing_time`` that is not finite, a count beyond a signed 64-bit integer) raises
+  :class:`~contextkit.errors.SerializationError` with nothing applied (:meth:`SessionUpdate.counters_after`), so a
+  retry never counts twice. ``last_activity`` only moves forward. Each
   session has its own TTL (``settings.session_ttl``), refreshed on activity; nothing is stored in a global key
   whose TTL would make all sessions expire together.
 * **Isolation.** Every key lives under ``settings.namespace``; any printable id (``:``, ``{``, ``*``, spaces,
@@ -51,12 +54,14 @@ call that needs a missing one raises :class:`~contextkit.errors.CapabilityNotSup
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
+from contextkit.errors import InvalidInput, SerializationError
 from contextkit.records import ArchiveEvent, Message, Session, new_event_id, utcnow
 from contextkit.validation import DEFAULT_LIMITS, Limits
 
@@ -73,6 +78,8 @@ __all__ = [
     "DeltaWalk",
     "EventHead",
     "HotStore",
+    "MAX_COUNTER",
+    "MIN_COUNTER",
     "OwnerState",
     "RestoreAware",
     "SessionUpdate",
@@ -150,6 +157,11 @@ class StoreSettings:
         return min(self.session_ttl, self.checkpoint_ttl, self.tombstone_ttl)
 
 
+#: The range of a session's integer counters (``request_count``, ``error_count``): a signed 64-bit integer.
+MAX_COUNTER = 2**63 - 1
+MIN_COUNTER = -(2**63)
+
+
 @dataclass(frozen=True, slots=True)
 class SessionUpdate:
     """An atomic change to a session: counter increments, replaced fields and an activity time.
@@ -163,6 +175,36 @@ class SessionUpdate:
     errors: int = 0
     processing_time: float = 0.0
     fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # NaN or infinity added to a total makes it NaN or infinite for good: refused before any store sees it.
+        if not math.isfinite(self.processing_time):
+            raise InvalidInput(f"processing_time must be a finite number, got {self.processing_time!r}")
+
+    def counters_after(
+        self, session_id: str, request_count: int, error_count: int, total_processing_time: float
+    ) -> tuple[int, int, float]:
+        """The session's counters once this update is added to the stored ones, or SerializationError when a result
+        is not finite or leaves a signed 64-bit integer (what SQLite, Redis' HINCRBY and the cold tiers' BIGINT
+        columns hold). A store calls it inside its atomic step, before it writes anything (the Redis scripts make
+        the same check in Lua)."""
+        requests = int(request_count) + self.requests
+        errors = int(error_count) + self.errors
+        total = float(total_processing_time) + self.processing_time
+        # Only a counter this update changes is checked: one already out of range (written before this check
+        # existed) does not block updates of the others.
+        for name, value, added in (("request_count", requests, self.requests), ("error_count", errors, self.errors)):
+            if added and not MIN_COUNTER <= value <= MAX_COUNTER:
+                raise SerializationError(
+                    f"session {session_id[:200]!r}: {name} would become {value}, beyond a signed 64-bit integer; "
+                    "nothing was applied"
+                )
+        if self.processing_time and not math.isfinite(total):
+            raise SerializationError(
+                f"session {session_id[:200]!r}: total_processing_time would become {total!r} "
+                f"({float(total_processing_time)!r} + {self.processing_time!r}); nothing was applied"
+            )
+        return requests, errors, total
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,13 +7,13 @@ The limits are configurable per kit through :class:`Limits`.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contextkit.codec import archive_json, archive_loads, int_fits_json
 from contextkit.errors import InvalidInput, LimitExceeded, SerializationError
 
 __all__ = [
@@ -153,6 +153,11 @@ def _depth_and_check(value: Any, depth: int, limit: int, path: str) -> None:
             _depth_and_check(item, depth + 1, limit, f"{path}[{index}]")
     elif isinstance(value, float) and not math.isfinite(value):
         raise SerializationError(f"metadata holds {value!r} at {path}; JSON has no NaN or infinity")
+    elif isinstance(value, int) and not isinstance(value, bool) and not int_fits_json(value):
+        # json.dumps would raise a plain ValueError, and no reader could parse the text back
+        raise SerializationError(
+            f"metadata holds an integer of {value.bit_length()} bits at {path}, over Python's int-string digit limit"
+        )
     elif value is not None and not isinstance(value, (str, int, float, bool)):
         raise SerializationError(f"metadata holds a {type(value).__name__} at {path}, which is not JSON-serializable")
     elif isinstance(value, str):
@@ -171,11 +176,11 @@ def check_json_document(
     if not isinstance(value, Mapping):
         raise InvalidInput(f"{what} must be a mapping, got {type(value).__name__}")
     _depth_and_check(value, 0, max_depth, what)
-    text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    text = archive_json(value)  # the storage codec: what is checked here is what the tiers will write
     size = len(text.encode("utf-8"))
     if size > max_bytes:
         raise LimitExceeded(f"{what} is {size} bytes as JSON; the limit is {max_bytes}")
-    copied: dict[str, Any] = json.loads(text)
+    copied: dict[str, Any] = archive_loads(text)
     return copied
 
 

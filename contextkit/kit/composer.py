@@ -355,9 +355,15 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         issues: list[str] = []
         hot = await self._hot.health()
         status = "healthy"
-        if hot.get("status") not in ("healthy", "ok"):
+        if hot.get("status") == "degraded":
+            # serving, but at risk (for example a Redis that may evict the outbox): the tier says why in "reason"
+            status = "degraded"
+            issues.append(f"hot tier {self._hot.name} is degraded: {hot.get('reason', '')}".strip())
+        elif hot.get("status") not in ("healthy", "ok"):
             status = "unhealthy"
             issues.append(f"hot tier {self._hot.name} is {hot.get('status')}: {hot.get('error', '')}".strip())
+        if hot.get("warning"):
+            issues.append(f"hot tier {self._hot.name}: {hot['warning']}")
         if self._degraded_reason:
             status = "degraded" if status == "healthy" else status
             issues.append(self._degraded_reason)
@@ -398,7 +404,7 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         return {
             "status": status,
             "storage_backend": self._hot.name,
-            "redis_connected": self._hot.name == "redis" and hot.get("status") == "healthy",
+            "redis_connected": self._hot.name == "redis" and hot.get("status") in ("healthy", "degraded"),
             "active_sessions": stats.active_sessions,
             "total_messages": stats.messages,
             "issues": issues,

@@ -35,9 +35,10 @@ from typing import Any
 
 import pytest
 
-from contextkit.errors import OwnerUnknown
+from contextkit.errors import OwnerUnknown, SerializationError
 from contextkit.records import ArchiveEvent, Message, Session
 from contextkit.stores import (
+    MAX_COUNTER,
     ArchiveSpec,
     Capability,
     EventHead,
@@ -1023,6 +1024,42 @@ class HotStoreSuite:
         if events:
             await outbox.ack([e.event_id for e in events])
         return list(events)
+
+    async def test_a_counter_update_that_would_leave_its_range_is_refused_with_nothing_applied(self) -> None:
+        """An update_session whose counters would leave what every tier stores (total_processing_time 1e308 + 1e308
+        is infinite; request_count beyond 2**63 - 1) raises SerializationError and applies nothing: not its other
+        increments, not its fields, no version, no archive event. A retry is refused alike, so nothing is counted
+        twice; an update that leaves that counter alone, or stays in range, applies exactly.
+
+        Fix: compute the counters from the stored ones inside the atomic step and refuse before the first write
+        (SessionUpdate.counters_after; in a Lua script, before the first HINCRBY: a script's writes before an error
+        stay applied).
+        """
+        store, outbox = await self._archived()
+        for owner in ("s1", "s2"):
+            await store.restore_owner(OwnerState(owner))
+        await store.put_session(make_session("s1", total_processing_time=1e308, request_count=5), archive=EventHead("create"))
+        await store.put_session(make_session("s2", request_count=MAX_COUNTER), archive=EventHead("create"))
+        await self._taken(outbox)
+        later = _T0 + timedelta(hours=1)
+        refused = [
+            ("s1", SessionUpdate(later, requests=1, errors=1, processing_time=1e308, fields={"status": "completed"})),
+            ("s1", SessionUpdate(later, processing_time=1.7e308)),
+            ("s2", SessionUpdate(later, requests=1, errors=1, processing_time=0.5, fields={"metadata": {"x": 1}})),
+        ]
+        for owner, update in refused:
+            before = await store.get_session(owner)
+            for _attempt in range(2):  # a retry is refused the same way: nothing counted twice
+                with pytest.raises(SerializationError):
+                    await store.update_session(owner, update, archive=EventHead("update"))
+                assert await store.get_session(owner) == before
+        assert await self._taken(outbox) == [], "a refused update wrote an archive event"
+        updated = await store.update_session("s1", SessionUpdate(later, requests=1, processing_time=1.0))
+        assert updated is not None
+        assert (updated.request_count, updated.total_processing_time) == (6, 1e308)
+        updated = await store.update_session("s2", SessionUpdate(later, errors=1, processing_time=0.5))
+        assert updated is not None
+        assert (updated.request_count, updated.error_count, updated.total_processing_time) == (MAX_COUNTER, 1, 0.5)
 
     async def test_an_unknown_owner_raises_before_anything_is_written(self) -> None:
         """With ``archived``, every call on an owner the store does not know raises OwnerUnknown (naming the

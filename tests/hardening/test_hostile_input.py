@@ -221,6 +221,8 @@ BAD_METADATA: dict[str, tuple[Any, type[BaseException]]] = {
     "nested 100,000 levels": (_deep(100_000), LimitExceeded),
     "over 64 KiB": ({"x": "y" * (64 * 1024)}, LimitExceeded),
     "not a mapping": (["a", "list"], InvalidInput),
+    "an integer over the int-string digit limit": ({"x": 10**5000}, SerializationError),
+    "a negative one deep inside a list": ({"x": [1, _deep(3, -(10**4400))]}, SerializationError),
 }
 
 METADATA_CALLS: dict[str, Callable[[Any], Call]] = {
@@ -265,6 +267,9 @@ BAD_DOCUMENTS: dict[str, tuple[Call, type[BaseException]]] = {
     "writes as a str": (lambda k: k.put_writes("t1", "c1", "task", "abc"), InvalidInput),
     "task context NaN": (lambda k: k.store_task_context("s1", {"start_time": math.nan}), SerializationError),
     "task context not a mapping": (lambda k: k.store_task_context("s1", ["x"]), InvalidInput),
+    "checkpoint data with a 5,000-digit integer": (lambda k: k.store_checkpoint("t1", "c2", {"n": 10**5000}), SerializationError),
+    "writes with a 5,000-digit integer": (lambda k: k.put_writes("t1", "c1", "task", [10**5000]), SerializationError),
+    "task context with a 5,000-digit integer": (lambda k: k.store_task_context("s1", {"n": [10**5000]}), SerializationError),
     "history limit over max_read": (lambda k: k.get_conversation_history("s1", 100_001), LimitExceeded),
     "history limit negative": (lambda k: k.get_conversation_history("s1", -1), InvalidInput),
     "history limit bool": (lambda k: k.get_conversation_history("s1", True), InvalidInput),

@@ -1,5 +1,8 @@
 """The application process is SIGKILLed with archive events pending; a new process drains them, no loss, no duplicates.
 
+The last test kills apps on a Redis hot tier 50 times at random points (issue 15's must-show): whatever the hot tier
+holds after the kills is in the PostgreSQL archive once a new process drained the outbox.
+
 The events wait in a durable outbox (``archiver.outbox_path``, a local SQLite file, or the SQLite hot tier's own
 outbox table, written in the transaction of each message) because the cold tier, a
 private PostgreSQL this session started, is stopped (or, in the second test, busy) when the process dies. The
@@ -9,28 +12,39 @@ with its own durable outbox (the Redis stream) joins by adding its configuration
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import random
 import selectors
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from contextkit import ContextKit
 from contextkit.archiver import FileOutbox
-from contextkit.stores import StoreSettings
+from contextkit.records import Session
+from contextkit.stores import CheckpointBundle, StoreSettings
+from contextkit.testing.hot import scan_all
 from contextkit.testing.postgres_server import PostgresServer
+from contextkit.testing.redis_servers import RedisServer, redis_binaries
+from contextkit.testing.services import missing_service
 from contextkit_postgres.store import PostgresColdStore
 from contextkit_sqlite import SqliteHotStore
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 SCRIPT = Path(__file__).with_name("kit_process.py")
+#: The sessions the churning apps of the 50-kill test share (kit_process.SHARED).
+SHARED = ("shared-0", "shared-1", "shared-2")
 TOTAL = 2_000
 SID = "crash-session"
 
@@ -223,3 +237,187 @@ async def test_a_batch_written_but_not_acknowledged_before_the_kill_is_not_archi
     messages, sessions = await _archived(private_postgres.dsn, fresh_name)
     _assert_each_message_once(messages)
     assert sessions == [(SID, "create")]
+
+
+# -- 50 random SIGKILLs of apps on Redis + PostgreSQL ----------------------------------------------------------------
+KILLS = 50
+#: App processes alive at once: each is killed at a random point, and a new one starts in its place.
+PARALLEL = 4
+#: The bound on the whole kill phase (about 20-30 s here); exceeded, the test fails rather than hangs.
+KILL_PHASE_LIMIT = 120.0
+
+
+class _Forker:
+    """``kit_process.py forker``: forks app processes on demand (see its docstring), each SIGKILLed by the test."""
+
+    def __init__(self, config: dict[str, Any], cwd: Path) -> None:
+        self.log = cwd / "forker.log"
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(SCRIPT), "forker", json.dumps(config)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                cwd=cwd,
+            )
+        assert _read_line(self.proc, timeout=60) == "ready", self.log.read_text()[-3000:]
+
+    def spawn(self, prefix: str) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"spawn {prefix}\n")
+        self.proc.stdin.flush()
+        line = _read_line(self.proc, timeout=30)
+        assert line.startswith("pid "), (line, self.log.read_text()[-3000:])
+        return int(line.split()[1])
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+
+
+def _kill_pid(pid: int, log: Path) -> None:
+    """SIGKILL an app process the forker made, and wait until it is gone (the forker reaps it)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:  # it ended by itself before its kill point: it failed (it writes for 60 s)
+        raise AssertionError(f"app process {pid} died before it was killed:\n{log.read_text()[-5000:]}") from None
+    for _ in range(500):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} still exists 5 s after SIGKILL")
+
+
+async def _assert_hot_is_archived(config: dict[str, Any]) -> dict[str, int]:
+    """A new process's kit (this one's) drains the outbox the killed ones left, then every owner the hot tier
+    holds is in the archive as the hot tier holds it: each session at its version (equal but for a last_activity
+    that later messages moved), each kept message, each task context and conversation session document, each
+    LangGraph checkpoint with its writes. Returns the counts checked."""
+    async with ContextKit.from_config(config, env={}) as kit:
+        kit.hot.outbox_lease = 1.0  # type: ignore[attr-defined]
+        assert kit.archiver is not None and kit.cold is not None
+        assert await kit.archiver.flush(60), await kit.archiver.metrics()
+        metrics = await kit.archiver.metrics()
+        assert metrics["queue_depth"] == 0 and metrics["dead_letters"] == 0, metrics
+        hot, cold = kit.hot, kit.cold
+        counts = {"sessions": 0, "messages": 0, "task_contexts": 0, "conversations": 0, "checkpoints": 0}
+
+        async def session_archived(session: Session) -> None:
+            archived = await cold.read_session(session.session_id)
+            assert archived is not None, session
+            # A message moves its session's last_activity forward in the hot tier without a session event (the
+            # message's own event carries its time), so only the archived snapshot's last_activity may be older.
+            assert archived.last_activity <= session.last_activity, (session, archived)
+            assert replace(archived, last_activity=session.last_activity) == session, (session, archived)
+            counts["sessions"] += 1
+
+        async def owner_archived(owner: str) -> None:
+            hot_ids = [(m.seq, m.id, m.content) for m in await hot.read_history(owner, None)]
+            cold_ids = {(m.seq, m.id, m.content) for m in await cold.read_history(owner, None)}
+            missing = [ids for ids in hot_ids if ids not in cold_ids]
+            assert not missing, (owner, missing)
+            counts["messages"] += len(hot_ids)
+            task = await hot.get_task_context(owner)
+            if task is not None:
+                assert await cold.read_task_context(owner) == task, owner
+                counts["task_contexts"] += 1
+            conversation = await hot.get_conversation_session(owner)
+            if conversation is not None:
+                assert await cold.read_conversation_session(owner) == conversation, owner
+                counts["conversations"] += 1
+
+        async def checkpoint_archived(bundle: CheckpointBundle) -> None:
+            row = bundle.row
+            archived = await cold.read_langgraph_checkpoint(row.thread_id, row.checkpoint_ns, row.checkpoint_id)
+            assert archived is not None, row
+            assert archived.row.checkpoint == row.checkpoint and dict(archived.blobs) == dict(bundle.blobs), row
+            archived_writes = {(w.task_id, w.idx, w.value) for w in archived.writes}
+            assert {(w.task_id, w.idx, w.value) for w in bundle.writes} <= archived_writes, row
+            counts["checkpoints"] += 1
+
+        checks = [session_archived(session) for session in await scan_all(hot)]
+        checks += [owner_archived(owner) async for owner in hot.iter_data_owners()]
+        checks += [checkpoint_archived(b) async for b in hot.cp_list(None, None)]  # type: ignore[attr-defined]
+        for start in range(0, len(checks), 8):  # a few at a time: the stores' pools are small
+            await asyncio.gather(*checks[start : start + 8])
+        return counts
+
+
+async def test_fifty_random_sigkills_of_apps_on_redis_leave_nothing_in_the_hot_tier_unarchived(
+    pg_target: Any, tmp_path: Path
+) -> None:
+    """App processes write sessions, messages, task contexts, conversation sessions and LangGraph checkpoints on a
+    Redis hot tier (a private server) archived to PostgreSQL, four at a time, each SIGKILLed at a random point and
+    replaced by a new one, 50 kills in all: one in five while its kit is opening (0-1 s after it started: connecting,
+    consulting the archive, starting the archiver), the others 0-1.2 s after its kit opened (writing, or draining
+    the outbox with its lease held). After the 25th kill and at the end, a new process drains the outbox: every
+    owner the hot tier holds is in the archive as the hot tier holds it."""
+    if redis_binaries() is None:
+        missing_service("redis-server", "redis-server / redis-cli are not on PATH")
+    server = RedisServer().start()
+    forker: _Forker | None = None
+    try:
+        config = {
+            "hot": {"backend": "redis", "url": server.url},
+            "cold": pg_target.kit_cold(),
+            "namespace": "crash50",
+            "timeout": 15.0,
+            "archiver": {"max_backoff": 0.5},
+        }
+        async with ContextKit.from_config(config, env={}) as kit:
+            for shared in SHARED:
+                await kit.create_session(shared, "crash-user")
+        forker = _Forker(config, tmp_path)
+        rng = random.Random(15)  # fixed: a failure can be replayed with the same kill points
+        # pid -> [prefix, kill time (None: when its kit is open, see kit_process.churn's marker file), spawn time]
+        live: dict[int, list[Any]] = {}
+        spawned = kills = 0
+        checks: list[dict[str, int]] = []
+        phase_end = time.monotonic() + KILL_PHASE_LIMIT
+        while kills < KILLS:
+            now = time.monotonic()
+            assert now < phase_end, f"only {kills} kills in {KILL_PHASE_LIMIT:g} s"
+            pause = kills >= KILLS // 2 and not checks
+            while not pause and len(live) < PARALLEL and spawned < KILLS:
+                prefix = f"p{spawned}"
+                while_opening = rng.random() < 0.2
+                live[forker.spawn(prefix)] = [prefix, now + rng.uniform(0.0, 1.0) if while_opening else None, now]
+                spawned += 1
+            if not live:  # the midway check: every app of the first half is dead
+                checks.append(await _assert_hot_is_archived(config))
+                continue
+            for pid, entry in list(live.items()):
+                prefix, at, started = entry
+                if at is None and (tmp_path / f"open-{prefix}").exists():
+                    entry[1] = at = now + rng.uniform(0.0, 1.2)
+                assert at is not None or now - started < 60, f"app {prefix} did not open its kit within 60 s"
+                if at is not None and at <= now:
+                    _kill_pid(pid, forker.log)
+                    del live[pid]
+                    kills += 1
+            await asyncio.sleep(0.01)
+        forker.close()
+        forker = None
+        checks.append(await _assert_hot_is_archived(config))
+        log = (tmp_path / "forker.log").read_text()
+        assert "Traceback" not in log, log[-5000:]
+        final = checks[-1]
+        # the apps did write (else the kills proved nothing): owners of every kind, in the hot tier and the archive
+        assert final["sessions"] > KILLS // 2 and final["checkpoints"] > KILLS // 2, checks
+        assert final["task_contexts"] and final["conversations"] and final["messages"] > final["sessions"], checks
+        print(f"50 kills: midway {checks[0]}, final {final}")
+    finally:
+        if forker is not None:
+            forker.close()
+        server.stop()

@@ -127,7 +127,8 @@ class ExampleHotStore:
         self, session_id: str, update: SessionUpdate, *, archive: EventHead | None = None
     ) -> Session | None:
         """Apply counter increments atomically (server-side), move last_activity forward only, refresh the TTL,
-        under the owner's next version (and its event, with ``archive``)."""
+        under the owner's next version (and its event, with ``archive``). Counters that would leave their range
+        raise SerializationError before anything is written (``update.counters_after`` in the atomic step)."""
         _todo("update_session")
 
     async def delete_session(

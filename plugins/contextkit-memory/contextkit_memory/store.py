@@ -572,10 +572,14 @@ class MemoryHotStore(MemoryCheckpoints):
         session = self._sessions.get(session_id)
         if session is None or meta is None:
             return None
+        # checked before anything changes: a refused update leaves the session (and the outbox) as it was
+        requests, errors, total = update.counters_after(
+            session_id, session.request_count, session.error_count, session.total_processing_time
+        )
         changes: dict[str, Any] = {
-            "request_count": session.request_count + update.requests,
-            "error_count": session.error_count + update.errors,
-            "total_processing_time": session.total_processing_time + update.processing_time,
+            "request_count": requests,
+            "error_count": errors,
+            "total_processing_time": total,
             "version": meta.version + 1,
         }
         if update.activity > session.last_activity:

@@ -24,7 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from contextkit.errors import BackendUnavailable, ConfigError, OwnerUnknown
+from contextkit.errors import BackendUnavailable, ConfigError, OwnerUnknown, SerializationError
 from contextkit.masking import check_url_credentials, mask_secrets, remember_secrets, secrets_in
 from contextkit.stores import StoreSettings
 
@@ -47,6 +47,8 @@ _HAS_TIMEOUT_CM = sys.version_info >= (3, 11)
 _UNKNOWN_REPLY = "CKUNKNOWN"
 # ... and of one that met an owner whose meta is older than the server's current run (contextkit_redis.scripts).
 _STALE_REPLY = "CKSTALE"
+# ... and of a session update whose counters would leave their range (contextkit_redis.scripts.RANGE_REPLY).
+_RANGE_REPLY = "CKRANGE"
 
 _KNOWN_OPTIONS = frozenset(
     {
@@ -68,6 +70,7 @@ _KNOWN_OPTIONS = frozenset(
         "cluster",
         "client",
         "index_shards",
+        "require_noeviction",
         # read by the composer (fallback to memory when Redis is down at start), not by the store
         "fallback",
     }
@@ -122,6 +125,8 @@ class RedisOptions:
     cluster: bool | None  # None: detect
     client: Any
     index_shards: int | None
+    #: Refuse to open on a server whose ``maxmemory-policy`` is not ``noeviction`` (or cannot be read).
+    require_noeviction: bool = False
     #: Every secret of the options (see :func:`contextkit.masking.secrets_in`), hidden from every message.
     secrets: frozenset[str] = frozenset()
 
@@ -192,6 +197,7 @@ class RedisOptions:
             cluster=cluster,
             client=options.get("client"),
             index_shards=None if shards is None else _as_number(shards, "index_shards", int, 1),
+            require_noeviction=_as_bool(options.get("require_noeviction", False), "require_noeviction"),
             secrets=secrets,
         )
 
@@ -404,6 +410,12 @@ class Gate:
                 raise OwnerUnknown("") from None
             if str(exc).startswith(_STALE_REPLY):
                 raise OwnerUnknown("", stale=True) from None
+            if str(exc).startswith(_RANGE_REPLY):
+                field = str(exc)[len(_RANGE_REPLY) :].strip() or "a counter"
+                raise SerializationError(
+                    f"redis {op}: {field} would leave its range (not finite, or beyond a signed 64-bit integer); "
+                    "nothing was applied"
+                ) from None
             raise self.unavailable(op, exc) from None
         except (RedisError, OSError) as exc:
             raise self.unavailable(op, exc) from None

@@ -47,6 +47,7 @@ __all__ = [
     "PUT_DOCUMENT",
     "PUT_SESSION",
     "PUT_WRITES",
+    "RANGE_REPLY",
     "READ",
     "READ_THREAD",
     "REPLACE_HISTORY",
@@ -188,9 +189,14 @@ return v
 """
 )
 
+#: The error reply of UPDATE_SESSION for an update whose counters would leave their range (a total that is not
+#: finite, a count beyond a signed 64-bit integer), followed by the field's name; nothing was written.
+RANGE_REPLY = "CKRANGE"
+
 UPDATE_SESSION = (
     _SIDE_FN
     + _OWNER_FN
+    + f"local RANGE_REPLY = '{RANGE_REPLY}'\n"
     + """
 -- KEYS: session family (6), meta [, index shard (4)] [, outbox stream (last)]
 -- ARGV: side, ttl_ms, archived, archive, requests, errors, processing_time, last_activity, last_activity_us,
@@ -199,6 +205,23 @@ UPDATE_SESSION = (
 local bad = guard(KEYS[7], ARGV[3])
 if bad then return redis.error_reply(bad) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+-- The counters are checked before anything is written (what a script wrote before an error stays written, so a
+-- failing HINCRBY / HINCRBYFLOAT would leave the other increments applied, and a retry would count them twice).
+if ARGV[5] ~= '0' or ARGV[6] ~= '0' or ARGV[7] ~= '0' then
+  local c = redis.call('HMGET', KEYS[1], 'request_count', 'error_count', 'total_processing_time')
+  for i = 1, 2 do
+    -- Lua numbers are doubles: 2^63 and above (or rounding to it) is beyond HINCRBY's signed 64-bit range.
+    local v = (tonumber(c[i] or '0') or 0) + tonumber(ARGV[4 + i])
+    if ARGV[4 + i] ~= '0' and (v >= 9223372036854775807 or v < -9223372036854775807) then
+      return redis.error_reply(RANGE_REPLY .. (i == 1 and ' request_count' or ' error_count'))
+    end
+  end
+  -- HINCRBYFLOAT adds in long double: 1e308 + 1e308 is stored as "2e+308", which every reader takes for inf.
+  local t = (tonumber(c[3] or '0') or math.huge) + tonumber(ARGV[7])
+  if ARGV[7] ~= '0' and (t ~= t or t == math.huge or t == -math.huge) then
+    return redis.error_reply(RANGE_REPLY .. ' total_processing_time')
+  end
+end
 if ARGV[5] ~= '0' then redis.call('HINCRBY', KEYS[1], 'request_count', ARGV[5]) end
 if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[1], 'error_count', ARGV[6]) end
 if ARGV[7] ~= '0' then redis.call('HINCRBYFLOAT', KEYS[1], 'total_processing_time', ARGV[7]) end

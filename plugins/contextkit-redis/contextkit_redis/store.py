@@ -32,9 +32,18 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from contextkit.archiver import message_event_heads
 from contextkit.codec import archive_json, archive_loads
-from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, OwnerUnknown, SerializationError
+from contextkit.errors import (
+    BackendUnavailable,
+    ConfigError,
+    ContextKitError,
+    InvalidInput,
+    OwnerUnknown,
+    SerializationError,
+)
 from contextkit.masking import mask_secrets
 from contextkit.records import ArchiveEvent, Message, Session, new_event_id, to_iso
 from contextkit.stores import ArchiveSpec, Capability, EventHead, OwnerState, SessionUpdate, StoreSettings, StoreStats
@@ -172,6 +181,10 @@ class RedisHotStore(RedisCheckpoints):
         self._outbox: RedisStreamOutbox | None = None
         # The run id of the server this store last checked its epoch against (see _check_server).
         self._run_id: str | None = None
+        # The server's maxmemory-policy, read once at open when it matters (see _check_eviction): a policy name,
+        # "unknown" when CONFIG GET is refused or renamed (managed services), None when it was not read.
+        self._eviction_policy: str | None = None
+        self._eviction_note = ""
         caps = {
             Capability.TTL.value,
             Capability.DURABLE.value,
@@ -224,6 +237,48 @@ class RedisHotStore(RedisCheckpoints):
             if run_id is not None:
                 await self.gate("connect", self.client.execute_command("EVAL", EPOCH, 1, self.keys.epoch(), run_id))
                 self._run_id = run_id
+        if self.settings.archived or self.options.require_noeviction:
+            try:
+                await self._check_eviction()
+            except BaseException:
+                await self.aclose()
+                raise
+
+    async def _check_eviction(self) -> None:
+        """Read ``maxmemory-policy`` once (every master of a cluster) and keep it for :meth:`health`; with
+        ``require_noeviction``, refuse a server that may evict keys. A Redis that evicts can drop the outbox
+        streams (and the owners' meta) under memory pressure: acknowledged writes would never reach the archive,
+        and nothing would say so."""
+        policies, refused = await self.gate("config", self._read_eviction_policies())
+        if refused:
+            self._eviction_policy = "unknown"
+            self._eviction_note = f"CONFIG GET maxmemory-policy was refused ({refused[:200]})"
+        else:
+            evicting = sorted(p for p in policies if p != "noeviction")
+            self._eviction_policy = evicting[0] if evicting else "noeviction" if policies else "unknown"
+            self._eviction_note = "" if policies else "CONFIG GET maxmemory-policy gave no answer"
+        if self.options.require_noeviction and self._eviction_policy != "noeviction":
+            found = self._eviction_note or f"maxmemory-policy is {self._eviction_policy}"
+            raise ConfigError(
+                f"redis option require_noeviction is set and {found} on {self.gate.target}: a Redis that may evict "
+                "keys can drop the archive outbox silently; set maxmemory-policy to noeviction (CONFIG SET "
+                "maxmemory-policy noeviction, or in redis.conf), or unset require_noeviction"
+            )
+
+    async def _read_eviction_policies(self) -> tuple[list[str], str]:
+        """The ``maxmemory-policy`` of the server (of every master on a cluster), or the error text of a CONFIG
+        command the server refuses (renamed or disabled, or denied by an ACL)."""
+        client = self.client
+        try:
+            if self.cluster:
+                reply = await client.execute_command(
+                    "CONFIG", "GET", "maxmemory-policy", target_nodes=client.PRIMARIES
+                )
+            else:
+                reply = await client.execute_command("CONFIG", "GET", "maxmemory-policy")
+        except ResponseError as exc:
+            return [], str(exc)
+        return _policies_of(reply), ""
 
     async def aclose(self) -> None:
         """Close the client if this store built it; idempotent."""
@@ -479,7 +534,10 @@ class RedisHotStore(RedisCheckpoints):
             len(pairs) // 2,
             *pairs,
         ]
-        raw = await self._run("update_session", session_id, "update_session", keys, args, stream=stream)
+        try:
+            raw = await self._run("update_session", session_id, "update_session", keys, args, stream=stream)
+        except SerializationError as exc:  # the script's range check (scripts.RANGE_REPLY): nothing was written
+            raise SerializationError(f"session {session_id[:200]!r}: {exc}") from None
         if raw is None:
             return None
         fields = as_hash(raw)
@@ -985,6 +1043,10 @@ class RedisHotStore(RedisCheckpoints):
     async def health(self) -> dict[str, Any]:
         """Ping latency, server version, cluster state, memory used and the namespace's key count; never raises.
 
+        With a cold tier (or ``require_noeviction``), ``maxmemory_policy`` as read at open: an evicting policy makes
+        the status ``degraded`` with a ``reason`` (the outbox may be evicted), and ``unknown`` (CONFIG refused) adds a
+        ``warning`` and a ``maxmemory_policy_note``.
+
         ``prefix_keys`` is exact when ``prefix_keys_exact`` is true (a SCAN of at most
         10 x 1000 keys finished); otherwise it is the count seen so far, a lower bound.
         """
@@ -1004,6 +1066,22 @@ class RedisHotStore(RedisCheckpoints):
             report["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
             report.update(await self.gate("health", self._server_facts()))
             report["status"] = "healthy"
+            if self._eviction_policy is not None:
+                report["maxmemory_policy"] = self._eviction_policy
+                if self._eviction_note:
+                    report["maxmemory_policy_note"] = self._eviction_note
+            if self.settings.archived and self._eviction_policy == "unknown":
+                report["warning"] = (
+                    f"maxmemory-policy is unknown ({self._eviction_note}): whether this Redis may evict the archive "
+                    "outbox cannot be checked"
+                )
+            if self.settings.archived and self._eviction_policy not in (None, "noeviction", "unknown"):
+                report["status"] = "degraded"
+                report["reason"] = (
+                    f"maxmemory-policy is {self._eviction_policy}: this Redis may evict keys, the archive outbox "
+                    "streams included, and lose acknowledged writes before they reach the archive; set it to "
+                    "noeviction (or require it with the redis option require_noeviction)"
+                )
             if self.cluster and report.get("cluster_state") != "ok":
                 report["status"] = "unhealthy"
         except (ContextKitError, Exception) as exc:
@@ -1049,6 +1127,19 @@ class RedisHotStore(RedisCheckpoints):
         facts["prefix_keys"] = count
         facts["prefix_keys_exact"] = exact
         return facts
+
+
+def _policies_of(reply: Any) -> list[str]:
+    """The maxmemory-policy values of a CONFIG GET reply: a flat ``[name, value]`` list or a dict (RESP2/3, parsed
+    or not), or, from a cluster, one of those per node."""
+    if isinstance(reply, Mapping):
+        if any(text(k) == "maxmemory-policy" for k in reply):
+            return [text(v) for k, v in reply.items() if text(k) == "maxmemory-policy"]
+        return [policy for value in reply.values() for policy in _policies_of(value)]
+    if isinstance(reply, (list, tuple)):
+        items = list(reply)
+        return [text(items[i + 1]) for i in range(0, len(items) - 1, 2) if text(items[i]) == "maxmemory-policy"]
+    return []
 
 
 def _first_value(info: Any, field: str) -> Any:

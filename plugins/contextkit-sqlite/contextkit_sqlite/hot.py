@@ -475,15 +475,30 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
             None if fields.get("user_id") is None else str(fields["user_id"]),
             None if metadata is None else dumps(dict(metadata)),
         )
-        record = await self._write(self._update_session, session_id, params, head, events=head is not None)
+        record = await self._write(self._update_session, session_id, update, params, head, events=head is not None)
         # Decoded after the commit: the write lock is held for the statements only.
         return None if record is None else session_from_record(record)
 
     def _update_session(
-        self, conn: sqlite3.Connection, session_id: str, params: tuple[Any, ...], head: tuple[str, str, str] | None
+        self,
+        conn: sqlite3.Connection,
+        session_id: str,
+        update: SessionUpdate,
+        params: tuple[Any, ...],
+        head: tuple[str, str, str] | None,
     ) -> tuple[Any, ...] | None:
         now = time.time()
         meta = self._read_meta(conn, session_id, now)
+        if update.requests or update.errors or update.processing_time:
+            # Checked under the write lock before anything is written: SQLite would store an overflowing REAL as
+            # Inf and turn an overflowing INTEGER into a REAL, and the update would be applied all the same.
+            current = conn.execute(
+                "SELECT request_count, error_count, total_processing_time FROM ck_sessions "
+                "WHERE namespace = ? AND session_id = ? AND expires_at > ?",
+                (self._ns, session_id, now),
+            ).fetchone()
+            if current is not None:
+                update.counters_after(session_id, *current)
         version = (0 if meta is None else meta.version) + 1
         expires = now + self.settings.session_ttl
         records = conn.execute(
