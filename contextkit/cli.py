@@ -432,7 +432,9 @@ def import_command(ctx: click.Context, file: str) -> None:
 
 
 @cli.command()
-@click.option("--from", "source", required=True, help="TOML configuration of the tiers to copy from.")
+@click.option("--from", "source", default=None, help="TOML configuration of the tiers to copy from.")
+@click.option("--from-aiecs", "aiecs", default=None, metavar="REDIS_URL",
+              help="Import instead a Redis dataset written by the original ContextEngine (AIECS).")
 @click.option("--to", "target", required=True, help="TOML configuration of the tiers to copy into.")
 @click.option("--state", "state", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Progress file for resuming (default: <target config>.migrate-state.json).")
@@ -440,21 +442,30 @@ def import_command(ctx: click.Context, file: str) -> None:
 @click.option("--stop-after-records", type=int, default=None, hidden=True)
 @click.pass_context
 def migrate(
-    ctx: click.Context, source: str, target: str, state: Path | None, restart: bool, stop_after_records: int | None
+    ctx: click.Context,
+    source: str | None,
+    aiecs: str | None,
+    target: str,
+    state: Path | None,
+    restart: bool,
+    stop_after_records: int | None,
 ) -> None:
     """Copy sessions, history, task contexts, conversation sessions and checkpoints between two configured tiers.
 
     Each file alone configures its side (the environment is not read, so both sides are exactly what the files
     say). Interrupted, it resumes after the last recorded session or thread when run again; rerunning a finished
     migration copies everything again and gives the same result. A cold tier in the target receives the records.
+    With --from-aiecs redis://... the source is a dataset the original ContextEngine wrote (its Redis layout).
     """
     from contextkit.kit import ContextKit
     from contextkit.transfer import MigrationProgress, TransferSummary, default_state_path
     from contextkit.transfer import migrate as run_migration
 
     root = ctx.find_root()
+    if (source is None) == (aiecs is None):
+        raise _Failure("give exactly one of --from (a configuration file) and --from-aiecs (a redis:// URL)", 2)
     for label, path in (("--from", source), ("--to", target)):
-        if not Path(path).is_file():
+        if path is not None and not Path(path).is_file():
             raise _Failure(f"{label} configuration file {path} does not exist", 2)
     state_path = state or default_state_path(target)
     console = _stderr_console()
@@ -463,7 +474,12 @@ def migrate(
     async def run() -> TransferSummary:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        source_kit = ContextKit.from_config(source, env={}, fallback=False)
+        if aiecs is not None:
+            from contextkit.compat.aiecs_source import AiecsRedisSource
+
+            source_kit: Any = AiecsRedisSource(aiecs)
+        else:
+            source_kit = ContextKit.from_config(source, env={}, fallback=False)
         target_kit = ContextKit.from_config(target, env={}, fallback=False)
         async with source_kit, target_kit:
             progress = Progress(

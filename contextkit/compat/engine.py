@@ -92,9 +92,13 @@ def _seed_environment(env: Mapping[str, str], *, read_cold: bool) -> dict[str, s
     return result
 
 
-def _seed_config(config: Mapping[str, Any] | KitConfig | None, env: Mapping[str, str], plugins: PluginManager) -> KitConfig:
+def _seed_config(
+    config: Mapping[str, Any] | KitConfig | str | os.PathLike[str] | None, env: Mapping[str, str], plugins: PluginManager
+) -> KitConfig:
     if isinstance(config, KitConfig):
         return config
+    if isinstance(config, (str, os.PathLike)):  # a TOML file says which tiers: no default to Redis
+        return load_config(config, env=env, defaults={"fallback": True})
     explicit = dict(config or {})
     chooses_hot = "hot" in explicit or any(env.get(v, "").strip() for v in ("CONTEXTKIT_HOT", "REDIS_URL", "REDIS_HOST"))
     if not chooses_hot and "redis" in plugins.backends.names("hot"):
@@ -138,7 +142,7 @@ class ContextEngine(ContextKit):
         progress_emitter: Any = None,
         *,
         embeddings: Any = None,
-        config: Mapping[str, Any] | KitConfig | None = None,
+        config: Mapping[str, Any] | KitConfig | str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
         plugins: PluginManager | None = None,
         read_cold_env: bool = False,
