@@ -175,10 +175,14 @@ def check_json_document(
     """
     if not isinstance(value, Mapping):
         raise InvalidInput(f"{what} must be a mapping, got {type(value).__name__}")
-    # The conversion follows at most a few levels more than allowed, so a cycle stops early; the precise limit
-    # (and its message) comes from _depth_and_check.
-    value = to_json_value(value, what, max_depth=max_depth + 2)
-    _depth_and_check(value, 0, max_depth, what)
+    try:
+        _depth_and_check(value, 0, max_depth, what)
+    except SerializationError:
+        # Not plain JSON: convert what the encoder knows (it names the path of what it cannot) and check again.
+        # Plain JSON, the common case, never pays for the conversion. The conversion follows at most a few
+        # levels more than allowed, so a cycle stops early; the precise limit comes from _depth_and_check.
+        value = to_json_value(value, what, max_depth=max_depth + 2)
+        _depth_and_check(value, 0, max_depth, what)
     text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     size = len(text.encode("utf-8"))
     if size > max_bytes:
