@@ -20,7 +20,8 @@ Options the built-ins read (the names of the original's ``CompressionConfig``):
   ``semantic_keep`` (how many older messages to keep, ``keep_recent`` by default). It keeps the newest
   ``keep_recent`` messages and, of the older ones, those most relevant to them (highest cosine similarity to any
   recent message), leaving out near-duplicates (similarity at or above ``similarity_threshold`` to a kept one).
-- ``hybrid``: runs ``hybrid_strategies`` (``["truncate", "summarize"]`` by default) one after the other.
+- ``hybrid``: runs ``hybrid_strategies`` (``["truncate", "summarize"]`` by default) one after the other; any
+  registered strategy may be named (the kit passes its registry as the option ``compactors``).
 
 A strategy that cannot run (no model configured, the model fails or times out) raises; the kit then returns
 ``{"success": False, "error": ...}`` and leaves the history unchanged.
@@ -200,9 +201,12 @@ async def hybrid(messages: list[Message], keep_recent: int, options: Mapping[str
     """Run the strategies named in ``hybrid_strategies`` one after the other (unknown names are skipped with a
     warning, as the original did)."""
     names = options.get("hybrid_strategies") or ["truncate", "summarize"]
+    registry = options.get("compactors")
     result = list(messages)
     for name in names:
-        step = _BUILT_IN.get(str(name))
+        step: Compactor | None = _BUILT_IN.get(str(name))
+        if registry is not None and str(name) in registry.names():
+            step = registry.get(str(name))
         if step is None or step is hybrid:
             logger.warning("hybrid compression: unknown strategy %r skipped", name)
             continue

@@ -109,6 +109,8 @@ class HistoryAPI(KitBase):
             options.update(_override_options(config_override))
         name = strategy or str(options.get("strategy", "truncate"))
         compactor = self.plugins.compactors.get(check_name(name, "strategy"))
+        # A strategy that runs others (``hybrid``) finds them, third-party ones included, in the registry.
+        options["compactors"] = self.plugins.compactors
         keep_recent = options.get("keep_recent", 10)
         check_limit(keep_recent, "keep_recent", self.config.limits)
 

@@ -10,7 +10,9 @@ from typing import Any
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
+from contextkit import hookimpl
 from contextkit.compat import CompressionConfig, ContextEngine
+from contextkit.plugins import PluginManager
 
 
 class OriginalInterfaceClient:
@@ -213,3 +215,26 @@ async def test_get_compressed_context_formats(make_engine: Any) -> None:
     assert [r["content"] for r in rows] == ["Message 2", "Message 3", "Message 4"]
     text = await engine.get_compressed_context("s1", format="string")
     assert "user: Message 2" in text and "assistant: Message 3" in text
+
+
+class _DropSystemPlugin:
+    """A third-party strategy: drops system messages."""
+
+    @hookimpl
+    def contextkit_register_compactors(self, registry: Any) -> None:
+        async def drop_system(messages: list[Any], keep_recent: int, options: Any) -> list[Any]:
+            return [m for m in messages if m.role != "system"]
+
+        registry.add("drop_system", drop_system)
+
+
+async def test_hybrid_runs_third_party_strategies(make_engine: Any) -> None:
+    plugins = PluginManager()
+    plugins.register(_DropSystemPlugin(), name="drop-system")
+    config = CompressionConfig(strategy="hybrid", keep_recent=3, hybrid_strategies=["drop_system", "truncate"])
+    engine = await make_engine(compression_config=config, plugins=plugins)
+    for role in ("system", "user", "system", "user", "assistant", "system"):
+        await engine.add_conversation_message("s1", role, f"{role} message")
+    result = await engine.compress_conversation("s1")
+    assert result["success"] is True and result["compressed_count"] == 3
+    assert [m.role for m in await engine.get_conversation_history("s1")] == ["user", "user", "assistant"]
