@@ -222,13 +222,13 @@ class ContextEngine(ContextKit):
         await self.aclose()
 
     # -- sessions ------------------------------------------------------------------------------------------------
-    async def create_session(
+    async def create_session(  # type: ignore[override]
         self, session_id: str, user_id: str, metadata: Mapping[str, Any] | None = None
     ) -> SessionMetrics:
         """Create (or reset) a session; the result reads as attributes and as the original's dict."""
         return SessionMetrics.from_session(await super().create_session(session_id, user_id, metadata))
 
-    async def get_session(self, session_id: str) -> SessionMetrics | None:
+    async def get_session(self, session_id: str) -> SessionMetrics | None:  # type: ignore[override]
         """The session (attributes and the original's dict keys), or None."""
         session = await super().get_session(session_id)
         return None if session is None else SessionMetrics.from_session(session)

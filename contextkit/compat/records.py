@@ -2,9 +2,9 @@
 
 They are the kit's records with the original's conventions on top:
 
-- :class:`SessionMetrics` is a :class:`~contextkit.records.Session` whose timestamps are naive UTC (as the original's
-  ``datetime.utcnow()``) and which can also be read as the dict the original returned: ``s["status"]``,
-  ``s.get("user_id")``, ``dict(s)`` (``to_dict()`` values: timestamps as ISO text) next to ``s.status``.
+- :class:`SessionMetrics` is the dict the original returned (``s["status"]``, ``json.dumps(s)``) with the seed's
+  attributes on top (``s.status``, ``s.last_activity`` as a naive UTC datetime, as the original's
+  ``datetime.utcnow()``).
 - :class:`ConversationMessage` is a :class:`~contextkit.records.Message` with a naive UTC timestamp; it may be
   built with ``metadata=None`` as the original allowed.
 - :class:`TaskContext` can be changed in place (``ctx.metadata["k"] = v``, ``add_context_update``,
@@ -15,7 +15,7 @@ They are the kit's records with the original's conventions on top:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -33,67 +33,73 @@ def naive_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-class _DictView:
-    """Read access by key to a record's ``to_dict()``, as the original returned plain dicts."""
+class SessionMetrics(dict[str, Any]):
+    """A session as the facade returns it: the original's dict (``s["status"]``, ``json.dumps(s)``, ``dict(s)``:
+    its ``to_dict()`` form, timestamps as naive ISO-8601 UTC text) with the seed's attributes on top
+    (``s.status``, ``s.last_activity`` as a naive UTC datetime, ``s.metadata``).
+
+    It is a copy: changing it changes nothing stored (use ``update_session``).
+    """
 
     __slots__ = ()
-    to_dict: Callable[[], dict[str, Any]]  # provided by the record it is mixed into
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value of ``key`` in :meth:`to_dict`, or ``default``."""
-        return self.to_dict().get(key, default)
-
-    def keys(self) -> list[str]:
-        """The keys of :meth:`to_dict` (so ``dict(record)`` gives the original's dict)."""
-        return list(self.to_dict())
-
-    def values(self) -> list[Any]:
-        """The values of :meth:`to_dict`."""
-        return list(self.to_dict().values())
-
-    def items(self) -> list[tuple[str, Any]]:
-        """The items of :meth:`to_dict`."""
-        return list(self.to_dict().items())
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.to_dict()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_dict())
-
-    def __len__(self) -> int:
-        return len(self.to_dict())
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class SessionMetrics(_DictView, Session):
-    """A session as the facade returns it: attributes (naive UTC timestamps) and the original's dict keys."""
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Mapping):
-            return dict(other) == self.to_dict()
-        return Session.__eq__(self, other)
-
-    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def from_session(cls, session: Session) -> SessionMetrics:
         """The facade's view of a kit session."""
-        return cls(
-            session_id=session.session_id,
-            user_id=session.user_id,
-            created_at=naive_utc(session.created_at),
-            last_activity=naive_utc(session.last_activity),
-            request_count=session.request_count,
-            error_count=session.error_count,
-            total_processing_time=session.total_processing_time,
-            status=session.status,
-            metadata=dict(session.metadata),
-            version=session.version,
-        )
+        data = session.to_dict()
+        data["created_at"] = naive_utc(session.created_at).isoformat()
+        data["last_activity"] = naive_utc(session.last_activity).isoformat()
+        return cls(data)
+
+    @property
+    def session_id(self) -> str:
+        """The session id."""
+        return str(self["session_id"])
+
+    @property
+    def user_id(self) -> str:
+        """The user the session belongs to."""
+        return str(self["user_id"])
+
+    @property
+    def created_at(self) -> datetime:
+        """When the session was created (naive UTC)."""
+        return naive_utc(datetime.fromisoformat(self["created_at"]))
+
+    @property
+    def last_activity(self) -> datetime:
+        """The session's last activity (naive UTC)."""
+        return naive_utc(datetime.fromisoformat(self["last_activity"]))
+
+    @property
+    def request_count(self) -> int:
+        """Requests counted by ``update_session(increment_requests=True)``."""
+        return int(self["request_count"])
+
+    @property
+    def error_count(self) -> int:
+        """Errors counted by ``update_session(mark_error=True)``."""
+        return int(self["error_count"])
+
+    @property
+    def total_processing_time(self) -> float:
+        """Seconds added by ``update_session(add_processing_time=...)``."""
+        return float(self["total_processing_time"])
+
+    @property
+    def status(self) -> str:
+        """``active``, ``completed``, ``failed``, ``expired`` or any status the application set."""
+        return str(self["status"])
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The metadata given at creation or by ``update_session``."""
+        value: dict[str, Any] = self.get("metadata") or {}
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict copy (the original's ``SessionMetrics.to_dict()``)."""
+        return dict(self)
 
 
 @dataclass(frozen=True, slots=True)

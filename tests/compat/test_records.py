@@ -4,6 +4,7 @@ ConversationMessage, agent history rows with the original's metadata."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import contextkit
 from contextkit import compat
@@ -21,6 +22,8 @@ async def test_sessions_read_as_attributes_and_as_dicts(engine: ContextEngine) -
         assert "request_count" in session
         as_dict = dict(session)
         assert as_dict["session_id"] == "s1" and isinstance(as_dict["created_at"], str)
+        assert isinstance(session, dict) and json.loads(json.dumps(session)) == as_dict  # the original's dict
+        assert session.created_at == dt.datetime.fromisoformat(session["created_at"])  # naive ISO text
     listed = await engine.list_all_sessions()
     assert [s["session_id"] for s in listed] == ["s1"]
 
