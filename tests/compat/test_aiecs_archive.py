@@ -151,3 +151,105 @@ async def test_an_archive_the_original_wrote_reads_through(aiecs_archive: str) -
         assert await conn.fetchval("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'aiecs-app'") == 0
     finally:
         await conn.close()
+
+
+# -- ClickHouse ----------------------------------------------------------------------------------------------------
+# The tables as the original's clickhouse 001_context_tables.sql created them (unprefixed, in the configured database).
+_ORIGINAL_CH_DDL = [
+    "CREATE TABLE {db}.context_sessions (session_id String, user_id String, event_type LowCardinality(String), "
+    "payload String, created_at DateTime64(3)) ENGINE = MergeTree() ORDER BY (session_id, created_at)",
+    "CREATE TABLE {db}.context_conversations (session_id String, role LowCardinality(String), content String, "
+    "metadata String, created_at DateTime64(3)) ENGINE = MergeTree() ORDER BY (session_id, created_at)",
+    "CREATE TABLE {db}.context_task_contexts (session_id String, context_data String, created_at DateTime64(3)) "
+    "ENGINE = MergeTree() ORDER BY (session_id, created_at)",
+    "CREATE TABLE {db}.context_checkpoints (thread_id String, checkpoint_id String, data String, metadata String, "
+    "created_at DateTime64(3)) ENGINE = MergeTree() ORDER BY (thread_id, created_at)",
+    "CREATE TABLE {db}.context_checkpoint_writes (thread_id String, checkpoint_id String, task_id String, "
+    "writes_data String, created_at DateTime64(3)) ENGINE = MergeTree() ORDER BY (thread_id, created_at)",
+    "CREATE TABLE {db}.context_conversation_sessions (session_key String, session_data String, "
+    "created_at DateTime64(3)) ENGINE = MergeTree() ORDER BY (session_key, created_at)",
+]
+
+
+@pytest.fixture(scope="module")
+def clickhouse_url() -> Any:
+    from contextkit.testing.clickhouse_server import clickhouse_service
+
+    pytest.importorskip("contextkit_clickhouse", reason="needs the contextkit-clickhouse plugin")
+    with clickhouse_service() as service:
+        if service.problem:
+            missing_service("clickhouse", service.problem)
+        yield service.url.rstrip("/")
+
+
+@pytest.fixture
+async def aiecs_clickhouse(clickhouse_url: str) -> AsyncIterator[str]:
+    """A database of this test holding an archive the original wrote to ClickHouse; yields its URL."""
+    import clickhouse_connect
+
+    parts = urlsplit(clickhouse_url)
+    client = await clickhouse_connect.get_async_client(host=parts.hostname, port=parts.port or 8123)
+    database = f"ckcompat_{uuid.uuid4().hex[:10]}"
+    db = f"`{database}`"
+    await client.command(f"CREATE DATABASE {db}")
+    try:
+        for ddl in _ORIGINAL_CH_DDL:
+            await client.command(ddl.format(db=db))
+        dumps = json.dumps
+        rows = {
+            "context_sessions": [["s1", "u1", "create", dumps(SESSION), "2024-03-01 10:00:00.000"],
+                                 ["s1", "u1", "update", dumps(UPDATED), "2024-03-01 10:05:00.000"]],
+            "context_conversations": [["s1", r, c, dumps(m), at.replace("T", " ").rstrip("Z") + ".000"]
+                                      for r, c, m, at in MESSAGES],
+            "context_task_contexts": [["s1", dumps(CONTEXT), "2024-03-01 10:00:00.000"]],
+            "context_checkpoints": [["t1", "c1", dumps({"step": 1}), dumps({"k": 1}), "2024-03-01 10:04:00.000"]],
+            "context_checkpoint_writes": [["t1", "c1", "task-1", dumps([["messages", ["test"]]]), "2024-03-01 10:04:01.000"]],
+            "context_conversation_sessions": [["s1_user_to_assistant", dumps(CONVERSATION), "2024-03-01 10:00:30.000"]],
+        }
+        for table, values in rows.items():
+            literal = ", ".join("(" + ", ".join("'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'" for v in row) + ")"
+                                for row in values)
+            await client.command(f"INSERT INTO {db}.{table} VALUES {literal}")
+        yield f"{clickhouse_url}/{database}"
+    finally:
+        await client.command(f"DROP DATABASE IF EXISTS {db} SYNC")
+        await client.close()
+
+
+async def test_a_clickhouse_archive_the_original_wrote_reads_through(aiecs_clickhouse: str) -> None:
+    config: dict[str, Any] = {
+        "hot": "memory", "cold": "clickhouse", "clickhouse": {"url": aiecs_clickhouse},
+        "compat": {"physical_names": "aiecs"}, "namespace": "aiecs-app", "fallback": False,
+    }
+    engine = ContextEngine(config=config, env={})
+    await engine.initialize()
+    try:
+        session = await engine.get_session("s1")
+        assert session is not None and (session.user_id, session.request_count) == ("u1", 2)
+        history = await engine.get_conversation_history("s1", limit=0)
+        assert [(m.role, m.content, m.to_dict()["metadata"]) for m in history] == [(r, c, m) for r, c, m, _ in MESSAGES]
+        context = await engine.get_task_context("s1")
+        assert context is not None and context.metadata == {"source": "web"}
+        checkpoint = await engine.get_checkpoint("t1", "c1")
+        assert checkpoint is not None and checkpoint["data"] == {"step": 1}
+        conversation = await engine.get_conversation_session("s1_user_to_assistant")
+        assert conversation is not None and conversation.session_type == "user_to_agent"
+        await engine.add_conversation_message("s1", "assistant", "new in contextkit")
+        assert (await engine.get_conversation_history("s1", limit=1))[0].seq == 4
+        assert engine.archiver is not None and await engine.archiver.flush(30.0)
+    finally:
+        await engine.close()
+    import clickhouse_connect
+
+    parts = urlsplit(aiecs_clickhouse)
+    client = await clickhouse_connect.get_async_client(host=parts.hostname, port=parts.port or 8123)
+    try:  # the original's query, on the adopted table; its own table is kept aside, untouched
+        database = parts.path.strip("/")
+        result = await client.query(
+            f"SELECT content FROM `{database}`.context_conversations FINAL WHERE session_id = 's1' ORDER BY created_at"
+        )
+        assert [r[0] for r in result.result_rows] == ["hello", "hi there", "bye", "new in contextkit"]
+        kept = await client.query(f"SELECT count() FROM `{database}`.context_conversations__aiecs_original")
+        assert kept.result_rows[0][0] == 3
+    finally:
+        await client.close()
