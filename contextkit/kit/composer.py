@@ -34,7 +34,10 @@ from contextkit.stores import Capability, ColdStore, HotStore, StoreStats
 from contextkit.tiered import Tiered
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from contextkit.langgraph import ContextKitSaver
+    from contextkit.transfer import MigrationProgress, TransferSummary
 
 __all__ = ["ContextKit"]
 
@@ -249,8 +252,8 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         *,
         state_path: str | Path | None = None,
         restart: bool = False,
-        on_progress: Any = None,
-    ) -> Any:
+        on_progress: Callable[[MigrationProgress], None] | None = None,
+    ) -> TransferSummary:
         """Import a Redis dataset written by the original ContextEngine (AIECS) into this kit's tiers; idempotent,
         resumable with ``state_path``. Returns a :class:`~contextkit.transfer.TransferSummary` (see
         :mod:`contextkit.compat.aiecs_source`)."""
