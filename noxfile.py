@@ -120,15 +120,11 @@ def package(session: nox.Session, package: str) -> None:
 
 @nox.session
 def conformance(session: nox.Session) -> None:
-    """The conformance suites only: every ``test_*conformance*.py`` of tests/ and the plugins."""
-    candidates = [*ROOT.glob("tests/test_*conformance*.py")]
-    for plugin in PLUGINS:
-        candidates += (ROOT / "plugins" / plugin / "tests").glob("test_*conformance*.py")
-    files = sorted(str(path.relative_to(ROOT)) for path in candidates)
-    if not files:
-        session.error("no test_*conformance*.py file found under tests/ or plugins/*/tests/")
+    """The conformance suites only: every test marked ``conformance`` under tests/ and the plugins, which is every
+    run of a suite of ``contextkit.testing`` (hot, cold, checkpoint, engine, tiering), whatever its file's name:
+    the suite classes set the marker, their subclasses inherit it."""
     install_repo(session)
-    session.run("python", "-m", "pytest", *files, *session.posargs, env=service_env())
+    session.run("python", "-m", "pytest", "-m", "conformance", *session.posargs, env=service_env())
 
 
 @nox.session
@@ -140,9 +136,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def types(session: nox.Session) -> None:
-    """mypy --strict (root pyproject) on contextkit/."""
+    """mypy --strict (root pyproject) on contextkit/ and every plugin package (the pyproject's ``files``)."""
     install_repo(session)
-    session.run("mypy", *(session.posargs or ["contextkit"]))
+    session.run("mypy", *session.posargs)
 
 
 # -- extras smoke test -----------------------------------------------------------------------------------------------
@@ -315,7 +311,11 @@ def install(session: nox.Session) -> None:
 
     1. With the venv active, ``<checkout>/scripts/install "redis,postgres,langgraph"`` (or the extras given after
        ``--``): ``contextkit plugins`` lists memory (built in) and the plugin of every extra that names one.
-    2. Steps 1 and 2 of ``plugins/_template/README.md`` as written (copy and rename the scaffold, a venv of its
+    2. The README's quickstart file (``examples/quickstart.py``, copied out of the checkout) runs with
+       ``python -W error`` on Redis + PostgreSQL (``CONTEXTKIT_TEST_REDIS_URL`` / ``CONTEXTKIT_TEST_POSTGRES_URL``,
+       else the machine's servers), under a namespace of its own that is removed afterwards, and prints its result
+       (paused, resumed, the archive named). Skipped when the extras do not include redis, postgres and langgraph.
+    3. Steps 1 and 2 of ``plugins/_template/README.md`` as written (copy and rename the scaffold, a venv of its
        own, ``scripts/install testing``, ``pip install -e ".[testing]"``, ``pytest tests/test_plugin.py``):
        ``contextkit plugins`` in that venv lists the copy's backend ``acme``.
 
@@ -340,12 +340,81 @@ def install(session: nox.Session) -> None:
             if row is None or row["distribution"] != expected:
                 session.error(f"`contextkit plugins` should list {name.strip()} from {expected}: {sorted(rows)}")
 
+        if {"redis", "postgres", "langgraph"} <= {name.strip() for name in extras.split(",")}:
+            _quickstart(session, venv, tmp)
+
         with session.chdir(tmp):
             session.run("bash", "-c", _template_steps(ROOT), external=True, include_outer_env=False,
                         env={**_clean_env(), "CONTEXTKIT_DIST": str(dist)})
         rows = {str(row["name"]): row for row in _plugins_json(session, tmp / "contextkit-acme" / ".venv" / "bin")}
         if rows.get("acme", {}).get("distribution") != "contextkit-acme":
             session.error(f"the template copy's venv does not list the acme plugin: {sorted(rows)}")
+
+
+QUICKSTART_CLEANUP = """
+import asyncio, sys
+import asyncpg
+from contextkit import ContextKit
+from contextkit_postgres.options import schema_from_namespace
+
+async def main(redis_url, postgres_url, namespace):
+    async with ContextKit.from_url(redis_url, namespace=namespace, env={}) as kit:
+        await kit.hot.drop_namespace()
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema_from_namespace(namespace)}" CASCADE')
+    finally:
+        await conn.close()
+
+asyncio.run(main(*sys.argv[1:4]))
+"""
+
+
+def _answers(url: str, default_port: int) -> bool:
+    """Whether something accepts connections at the host and port of ``url`` (passwords stay out of messages: the
+    caller shows URLs of the test servers only)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2.0):
+            return True
+    except OSError:
+        return False
+
+
+def _quickstart(session: nox.Session, venv: Path, tmp: Path) -> None:
+    """Run the README's quickstart file in ``venv`` on Redis + PostgreSQL and check what it prints."""
+    redis_url = os.environ.get("CONTEXTKIT_TEST_REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0"
+    postgres_url = os.environ.get("CONTEXTKIT_TEST_POSTGRES_URL", "").strip() or "postgresql://postgres@127.0.0.1:5432/test"
+    down = [url for url, port in ((redis_url, 6379), (postgres_url, 5432)) if not _answers(url, port)]
+    if down:
+        message = f"the quickstart needs Redis and PostgreSQL; nothing answers at {', '.join(down)}"
+        if os.environ.get("CONTEXTKIT_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes", "on"}:
+            session.error(message)
+        session.warn(message + ": quickstart not run")
+        return
+    namespace = f"quickstart{os.getpid()}"
+    script = tmp / "quickstart.py"
+    shutil.copyfile(ROOT / "examples" / "quickstart.py", script)
+    python = str(venv / "bin" / "python")
+    env = _venv_env(venv, CONTEXTKIT_NAMESPACE=namespace)
+    try:
+        session.log(f"$ python -W error quickstart.py {redis_url} {postgres_url}")
+        result = subprocess.run([python, "-W", "error", str(script), redis_url, postgres_url], capture_output=True,
+                                text=True, cwd=tmp, env=env, timeout=300, check=False)
+        for line in result.stdout.splitlines():
+            session.log(f"  {line}")
+        if result.returncode != 0:
+            session.error(f"the quickstart failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        lines = result.stdout.splitlines()
+        if len(lines) != 3 or lines[0] != "paused: approve the refund?" or not lines[1].startswith("resumed: ") \
+                or not lines[2].endswith("in redis (archived to postgresql)"):
+            session.error(f"the quickstart printed something else:\n{result.stdout}")
+    finally:
+        subprocess.run([python, "-c", QUICKSTART_CLEANUP, redis_url, postgres_url, namespace], env=env, timeout=120,
+                       check=False)
 
 
 # -- redis-py versions -----------------------------------------------------------------------------------------------

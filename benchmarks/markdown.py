@@ -55,9 +55,10 @@ def to_markdown(data: dict[str, Any]) -> str:
             out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         out.append("")
     if data.get("targets"):
-        out += ["### Targets", "", "| group | bar | source | found | verdict |", "|---|---|---|---|---|"]
+        # The target's own words name it; where a bar was first asked for is project history, not the reader's.
+        out += ["### Targets", "", "| group | target | found | verdict |", "|---|---|---|---|"]
         for target in data["targets"]:
-            cells = [target["group"], target["label"], target["source"], target["detail"], f"**{target['verdict']}**"]
+            cells = [target["group"], target["label"], target["detail"], f"**{target['verdict']}**"]
             out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         out.append("")
     return "\n".join(out)

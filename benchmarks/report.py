@@ -173,9 +173,10 @@ class Report:
         return mine / theirs
 
     def judge(self, target: Target) -> TargetResult:
-        """PASS, MISS or n/a for ``target``, with the figure and the peer it was compared with."""
+        """PASS, MISS or n/a for ``target``, with the figure and the peer it was compared with (rows holding a
+        value instead of a timing, such as bytes, compare their values)."""
         row = self.find(target.group, target.row)
-        if row is None or row.time_per_op(target.metric) is None:
+        if row is None or _figure(row, target.metric) is None:
             reason = row.skipped if row is not None and row.skipped else "not measured"
             return TargetResult(target, None, "n/a", f"{target.row}: {reason}")
         if target.min_rate is not None:
@@ -186,17 +187,17 @@ class Report:
         peers = [(key, self.find(target.group, key)) for key in target.against]
         measured: list[tuple[str, float]] = []
         for key, peer in peers:
-            took = peer.time_per_op(target.metric) if peer is not None else None
+            took = _figure(peer, target.metric) if peer is not None else None
             if took:
                 measured.append((key, took))
         if not measured:
             return TargetResult(target, None, "n/a", "no comparison row was measured")
         fastest_key, fastest = min(measured, key=lambda item: item[1])
-        mine = row.time_per_op(target.metric)
+        mine = _figure(row, target.metric)
         assert mine is not None and target.max_ratio is not None
         ratio = mine / fastest
         verdict = "PASS" if ratio <= target.max_ratio else "MISS"
-        missing = [key for key, p in peers if p is None or p.time_per_op(target.metric) is None]
+        missing = [key for key, p in peers if p is None or _figure(p, target.metric) is None]
         detail = f"{ratio:.3g}x of {fastest_key.split(' / ', 1)[1]} (bar <= {target.max_ratio:g}x)"
         if missing:
             detail += f"; not compared (skipped): {', '.join(k.split(' / ', 1)[1] for k in missing)}"
@@ -264,7 +265,8 @@ class Report:
             console.print(table)
             console.print()
         if results:
-            table = Table(title="targets (ratios of time per operation; the bar is from the issue)", title_justify="left")
+            table = Table(title="targets (ratios of time per operation, or of bytes; the bar is from the issue)",
+                          title_justify="left")
             for column in ("group", "target", "source", "found", "verdict"):
                 table.add_column(column)
             for result in results:
@@ -303,6 +305,13 @@ class Report:
             "targets": [r.to_json() for r in self.results()],
             "notes": self.notes,
         }
+
+
+def _figure(row: Row, metric: Metric) -> float | None:
+    """What a target compares of ``row``: its value (bytes, ...) when it holds one, else its time per operation."""
+    if row.value is not None and not row.skipped:
+        return row.value
+    return row.time_per_op(metric)
 
 
 def _finite(value: float) -> float | None:

@@ -1,5 +1,5 @@
 """The ``contextkit`` command line: plugins, doctor, demo, sessions, history, checkpoints, export, import, migrate,
-cleanup.
+cleanup, hot-restored.
 
 Output is rich text for people and JSON with ``--json`` for scripts. Errors print one clear line and exit with 2
 (bad usage or configuration) or 1 (a runtime failure); ``--debug`` shows the traceback instead. The commands that
@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -25,6 +26,8 @@ from contextkit.plugins import get_plugin_manager
 
 if TYPE_CHECKING:
     from contextkit.kit import ContextKit
+    from contextkit.stores import StoreStats
+    from contextkit.transfer import MigrationProgress
 
 __all__ = ["main"]
 
@@ -50,24 +53,33 @@ def _run(ctx: click.Context, factory: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(factory())  # type: ignore[arg-type]
     except (ConfigError, InvalidInput) as exc:
-        if ctx.obj.get("debug"):
-            raise
-        raise _Failure(str(exc), 2) from None
+        _fail(ctx, exc, str(exc), 2)
     except ContextKitError as exc:
-        if ctx.obj.get("debug"):
-            raise
-        raise _Failure(str(exc), 1) from None
+        _fail(ctx, exc, str(exc), 1)
     except Exception as exc:
         # Not one of ours (a bug, or a driver error a backend did not translate): one masked line, since a
         # traceback would print its message and chained causes unmasked; --debug still shows the traceback.
-        if ctx.obj.get("debug"):
-            raise
-        raise _Failure(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1) from None
+        _fail(ctx, exc, f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+
+
+def _fail(ctx: click.Context, exc: BaseException, message: str, code: int) -> NoReturn:
+    """Exit with ``code`` after one error line; with ``--debug`` the traceback first (same exit code, so a script
+    that checks for 2 on a configuration error sees 2 with or without ``--debug``)."""
+    if ctx.find_root().obj.get("debug"):
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    raise _Failure(message, code) from None
 
 
 def _say(text: str, *, err: bool = False) -> None:
     """Print a line of the CLI's own (a summary, a warning) through :func:`contextkit.masking.mask_secrets`."""
     click.echo(mask_secrets(text), err=err)
+
+
+def _shown(value: Any) -> str:
+    """A health value for people: floats (latencies in ms) with two decimals, not seventeen digits."""
+    if isinstance(value, float):
+        return "<0.01" if 0 < value < 0.01 else f"{value:.2f}"
+    return str(value)
 
 
 def _kit_config(ctx: click.Context) -> Mapping[str, Any] | str | None:
@@ -180,7 +192,7 @@ def doctor(ctx: click.Context, strict: bool) -> None:
         for tier in ("hot", "cold"):
             health = report.get(tier)
             if health:
-                details = ", ".join(f"{k}={v}" for k, v in health.items() if k != "status")
+                details = ", ".join(f"{k}={_shown(v)}" for k, v in health.items() if k != "status")
                 table.add_row(tier, str(health.get("status")), escape(mask_secrets(details)))
         if report.get("archiver"):
             arch = report["archiver"]
@@ -262,7 +274,7 @@ def history(ctx: click.Context, session_id: str, limit: int) -> None:
 
     rows = _run(ctx, fetch)
     if rows is None:
-        raise _Failure(f"session {session_id!r} does not exist", 1)
+        raise _Failure(f"no history for {session_id!r}: no message was added under that id and no session has it", 1)
     if ctx.obj["json"]:
         _echo_json(rows)
         return
@@ -412,23 +424,39 @@ def import_command(ctx: click.Context, file: str) -> None:
     if raw is not None:
         handle = io.TextIOWrapper(raw, encoding="utf-8")
 
-    async def run() -> TransferSummary:
+    async def run() -> tuple[TransferSummary, dict[str, int]]:
         async with _data_kit(root) as kit:
-            return await import_jsonl(handle, kit)
+            before = await kit.hot.stats()
+            summary = await import_jsonl(handle, kit)
+            return summary, _added(before, await kit.hot.stats())
 
     try:
-        summary = _run(root, run)
+        summary, added = _run(root, run)
     finally:
         if raw is not None:
             handle.detach()
         elif not stdin:
             handle.close()
     if root.obj["json"]:
-        _echo_json(summary.to_dict())
+        _echo_json({**summary.to_dict(), "new": added})
     else:
-        click.echo(f"imported {summary.describe()}")
+        if added and not any(added.values()):
+            novelty = "0 new: the target already held every record"
+        else:
+            novelty = ", ".join(f"{count} new {kind}" for kind, count in added.items()) or "new records not counted"
+        click.echo(f"imported {summary.describe()} ({novelty})")
         for conflict in summary.conflicts:
             _say(f"warning: {conflict}", err=True)
+
+
+def _added(before: StoreStats, after: StoreStats) -> dict[str, int]:
+    """Records an import added, per kind the tier counts (``-1``: it cannot count that kind cheaply)."""
+    added: dict[str, int] = {}
+    for kind, field in (("sessions", "sessions"), ("messages", "messages"), ("LangGraph checkpoints", "checkpoints")):
+        old, new = getattr(before, field), getattr(after, field)
+        if old >= 0 and new >= 0:
+            added[kind] = max(0, new - old)
+    return added
 
 
 @cli.command()
@@ -458,7 +486,7 @@ def migrate(
     With --from-aiecs redis://... the source is a dataset the original ContextEngine wrote (its Redis layout).
     """
     from contextkit.kit import ContextKit
-    from contextkit.transfer import MigrationProgress, TransferSummary, default_state_path
+    from contextkit.transfer import TransferSummary, default_state_path
     from contextkit.transfer import migrate as run_migration
 
     root = ctx.find_root()
@@ -489,6 +517,7 @@ def migrate(
             task = progress.add_task("migrating", total=None, detail="")
 
             def report(update: MigrationProgress) -> None:
+                progress_seen[0] = update
                 detail = f"{update.counts.get('session', 0)} sessions, {update.counts.get('message', 0)} messages"
                 progress.update(task, total=update.total, completed=update.done,
                                 description=f"migrating {update.phase}", detail=detail)
@@ -499,7 +528,11 @@ def migrate(
                     stop_after_records=stop_after_records,
                 )
 
-    summary = _run(root, run)
+    progress_seen: list[MigrationProgress | None] = [None]
+    try:
+        summary = _run(root, run)
+    except KeyboardInterrupt:
+        _interrupted_migration(progress_seen[0], state_path, source, target)
     if root.obj["json"]:
         _echo_json(summary.to_dict())
         return
@@ -510,6 +543,25 @@ def migrate(
     click.echo(f"migrated {summary.describe()}{resumed}")
     for conflict in summary.conflicts:
         _say(f"warning: {conflict}", err=True)
+
+
+def _interrupted_migration(update: MigrationProgress | None, state_path: Path, source: str, target: str) -> NoReturn:
+    """Ctrl-C during ``migrate``: say what was copied and how to resume, exit 130 (the shell's code for SIGINT)."""
+    if update is None:
+        done = "nothing was copied yet"
+    else:
+        counts = ", ".join(f"{n} {kind}(s)" for kind, n in update.counts.items() if n) or "no records"
+        of_total = f"{update.done}/{update.total}" if update.total else str(update.done)
+        done = f"{of_total} unit(s) copied ({counts}), last in phase {update.phase}"
+    if state_path.is_file():
+        resume = (
+            f"progress is saved in {state_path}: run `contextkit migrate --from {source} --to {target}` again to "
+            "resume after the last recorded unit (--restart starts over)"
+        )
+    else:
+        resume = "no progress was recorded yet: run the same command again to start over (it is idempotent)"
+    _say(f"interrupted: {done}; {resume}", err=True)
+    sys.exit(130)
 
 
 @cli.command()
@@ -529,6 +581,32 @@ def cleanup(ctx: click.Context, max_idle_hours: float) -> None:
         _echo_json({"removed": removed})
     else:
         click.echo(f"removed {removed} idle session(s)")
+
+
+@cli.command("hot-restored")
+@click.option("--from", "backup", default=None, metavar="BACKUP",
+              help="Copy this backup of the hot tier back first (a SQLite file), with the declaration in one step.")
+@click.pass_context
+def hot_restored(ctx: click.Context, backup: str | None) -> None:
+    """Declare that the hot tier was put back to an older copy of itself (a SQLite file copied back from a backup):
+    every owner written before is reconciled with the archive at its next use. Run it right after the copy, or
+    let it copy the backup itself with --from."""
+    root = ctx.find_root()
+
+    async def run() -> int:
+        async with _data_kit(root) as kit:
+            epoch: int = await kit.hot_restored(backup)
+            return epoch
+
+    epoch = _run(root, run)
+    if root.obj["json"]:
+        _echo_json({"epoch": epoch, "backup": backup})
+    else:
+        copied = f"copied {backup} back into the hot tier; " if backup else ""
+        click.echo(
+            f"{copied}hot tier restore declared (epoch {epoch}): every owner written before is reconciled with the "
+            "archive at its next use"
+        )
 
 
 @cli.command()

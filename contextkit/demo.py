@@ -119,9 +119,12 @@ async def run_demo(path: Path | None = None, *, as_json: bool = False) -> dict[s
         summary["requests"] = session.request_count
         summary["messages"] = len(history)
         if kit.cold is not None:
-            table = Table(title=f"archive ({kit.cold.name})")
+            # The archive keeps every write as an event (a session created, then updated on each run, has one
+            # event per write), so its counts are events, not records.
+            table = Table(title=f"archive ({kit.cold.name}): events per table",
+                          caption="one event per write: the session's creation and its update on each run")
             table.add_column("table")
-            table.add_column("rows")
+            table.add_column("events")
             counts = {}
             for name in ARCHIVE_TABLES:
                 counts[name] = await kit.cold.count_events(name)
@@ -143,6 +146,8 @@ async def _run_graph(kit: ContextKit, console: Any) -> dict[str, Any]:
     graph = _build_graph(saver)
     config = {"configurable": {"thread_id": THREAD}}
     state = await graph.aget_state(config)
+    # The steps list grows across runs (operator.add): only the steps of this run go into the history.
+    steps_before = len(state.values.get("steps", []))
     result: dict[str, Any] = {}
     if state.next:
         console.print(
@@ -162,7 +167,7 @@ async def _run_graph(kit: ContextKit, console: Any) -> dict[str, Any]:
         await kit.add_conversation_message(SESSION, "user", "what were the sales last quarter?")
         out = await graph.ainvoke({"question": "sales last quarter", "steps": []}, config)
         result["resumed"] = False
-    for step in out.get("steps", [])[-4:]:
+    for step in out.get("steps", [])[steps_before:]:
         await kit.add_conversation_message(SESSION, "assistant", step)
     if out.get("answer"):
         await kit.add_conversation_message(SESSION, "assistant", out["answer"])

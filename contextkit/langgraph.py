@@ -46,6 +46,11 @@ the archive: time travel beyond the hot tier). ``acopy_thread`` copies the hot t
 under the target both those and the source's archived checkpoints the hot tier no longer holds, so the copy reads
 back the whole history (a cold tier that cannot be read fails the copy before anything is written).
 
+Opening one from a URL: ``ContextKitSaver.from_conn_string(url, cold=None)`` returns a :class:`SaverConnection`,
+used as ``async with`` in async code (the kit opens on the running loop) or as ``with`` in sync code (the kit opens
+on a private loop thread that the saver's sync methods use); either way leaving the block closes the kit, after
+draining its archiver.
+
 Event loops: a store's client belongs to the loop it was opened on. The saver remembers that loop (``loop=``,
 by default the loop running when it is built). Async methods called from another loop are forwarded to it; sync
 methods (``graph.invoke``) block on it from any other thread, and raise :class:`~contextkit.errors.ContextKitError`
@@ -63,7 +68,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -88,13 +93,19 @@ from contextkit.stores import (
     CheckpointRow,
     CheckpointStore,
     ColdStore,
+    DeltaHistoryStore,
+    DeltaStep,
     EventHead,
     Tombstone,
     Typed,
     WriteRow,
+    delta_seed,
 )
 
-__all__ = ["EMPTY_BLOB", "BackgroundLoop", "ContextKitSaver", "SaverArchive"]
+if TYPE_CHECKING:
+    from contextkit.kit import ContextKit
+
+__all__ = ["EMPTY_BLOB", "BackgroundLoop", "ContextKitSaver", "SaverArchive", "SaverConnection"]
 
 T = TypeVar("T")
 
@@ -343,6 +354,35 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         saver._background = background
         saver._owned_store = store
         return saver
+
+    @classmethod
+    def from_conn_string(
+        cls,
+        url: str,
+        *,
+        cold: str | None = None,
+        serde: SerializerProtocol | None = None,
+        **settings: Any,
+    ) -> SaverConnection:
+        """Open a saver on the tiers the URLs name: ``async with`` in async code, ``with`` in sync code.
+
+        ``url`` names the hot tier (``memory://``, ``sqlite:///app.db``, ``redis://host:6379/0``) and ``cold`` an
+        optional archive (``postgresql://...``, ``clickhouse://...``, ``sqlite:///archive.db``); ``settings``
+        are kit settings such as ``namespace`` or ``checkpoint_ttl``. See
+        :meth:`contextkit.kit.ContextKit.from_url`, which builds the kit behind the saver (and raises
+        :class:`~contextkit.errors.ConfigError` here, before anything is opened, for a bad URL)::
+
+            async with ContextKitSaver.from_conn_string("redis://localhost:6379/0") as saver:
+                graph = builder.compile(checkpointer=saver)
+                await graph.ainvoke(inputs, {"configurable": {"thread_id": "t1"}})
+
+            with ContextKitSaver.from_conn_string("sqlite:///app.db") as saver:
+                graph = builder.compile(checkpointer=saver)
+                graph.invoke(inputs, {"configurable": {"thread_id": "t1"}})
+        """
+        from contextkit.kit import ContextKit
+
+        return SaverConnection(ContextKit.from_url(url, cold=cold, **settings), serde=serde)
 
     def close(self) -> None:
         """Close the store and the loop thread this saver owns (see :meth:`in_background`); idempotent."""
@@ -823,50 +863,108 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
         """For each channel, the writes along the parent chain of ``config``'s checkpoint (oldest first) back to
-        the nearest ancestor holding a value (the ``seed``); only the requested channels are decoded."""
+        the nearest ancestor holding a value (the ``seed``); only the requested channels are decoded. The hot
+        store walks the chain itself when it can (one round trip); with a cold tier, ancestors only the archive
+        holds are read from it."""
+        if isinstance(channels, str):
+            raise InvalidInput("channels must be a sequence of channel names, not a string")
         if not channels:
             return {}
         return await self._call(self._delta_history(config, channels))
 
     async def _delta_history(self, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, DeltaChannelHistory]:
+        """The walk: in the hot store itself when it can (:class:`~contextkit.stores.DeltaHistoryStore`, one round
+        trip), resumed there while it stops early on its own bound, and read through from the cold tier (one read
+        per ancestor) once the chain reaches checkpoints only the archive holds."""
         configurable = config["configurable"]
         thread_id = str(configurable["thread_id"])
         checkpoint_ns = configurable.get("checkpoint_ns", "")
+        wanted = list(dict.fromkeys(channels))
+        remaining = set(wanted)
+        steps: list[DeltaStep] = []  # nearest first
+        seen: set[str] = set()
+        cursor: str | None = get_checkpoint_id(config)
+        inclusive = False
         store = self.store
-        loads = self.serde.loads_typed
-        collected: dict[str, list[PendingWrite]] = {c: [] for c in channels}
-        seeds: dict[str, Any] = {}
-        remaining = set(channels)
+        # The generic walk goes on from `cursor` unless the hot walk settled everything.
+        walk_on = True
+        if isinstance(store, DeltaHistoryStore):
+            walk = await store.cp_delta_history(thread_id, checkpoint_ns, cursor, wanted)
+            while walk is not None:
+                seen.add(walk.checkpoint_id)
+                for step in walk.steps:
+                    seen.add(step.checkpoint_id)
+                    steps.append(step)
+                    remaining.difference_update(step.seeds)
+                cursor, inclusive = walk.resume, True
+                if cursor is None or not remaining or cursor in seen:
+                    walk_on = False
+                    break
+                if not walk.bounded:
+                    break  # this tier does not hold the next ancestor
+                walk = await store.cp_delta_history(thread_id, checkpoint_ns, cursor, sorted(remaining), inclusive=True)
+            # A start or an ancestor this tier does not hold is only worth a look elsewhere with an archive.
+            walk_on = walk_on and self.archive is not None
+        if walk_on:
+            await self._delta_walk_bundles(thread_id, checkpoint_ns, cursor, inclusive, remaining, seen, steps)
+        return self._delta_result(wanted, steps)
+
+    async def _delta_walk_bundles(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        cursor: str | None,
+        inclusive: bool,
+        remaining: set[str],
+        seen: set[str],
+        steps: list[DeltaStep],
+    ) -> None:
+        """The generic walk, one read per ancestor: for stores without ``cp_delta_history`` and for the part of a
+        chain only the cold tier holds (read through without refilling the hot tier)."""
         if self.archive is None:
-            get = store.cp_get
+            get = self.store.cp_get
         else:
 
             async def get(thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
                 return await self._get_or_archived(thread_id, checkpoint_ns, checkpoint_id, rehydrate=False)
 
-        target = await get(thread_id, checkpoint_ns, get_checkpoint_id(config))
-        cursor = target.row.parent_checkpoint_id if target is not None else None
-        visited: set[str] = set()
-        while cursor is not None and remaining and cursor not in visited:
-            visited.add(cursor)
+        if not inclusive:
+            target = await get(thread_id, checkpoint_ns, cursor)
+            if target is None:
+                return
+            seen.add(target.row.checkpoint_id)
+            cursor = target.row.parent_checkpoint_id
+        while cursor is not None and remaining and cursor not in seen:
+            seen.add(cursor)
             bundle = await get(thread_id, checkpoint_ns, cursor)
             if bundle is None:
-                break
-            found = {
-                channel: blob
-                for channel in remaining
-                if (blob := bundle.blobs.get(channel)) is not None and blob[0] != EMPTY_BLOB[0]
-            }
-            for write in sorted(bundle.writes, key=_write_order, reverse=True):
-                if write.channel in remaining:
-                    collected[write.channel].append((write.task_id, write.channel, loads(write.value)))
-            for channel, blob in found.items():
-                seeds[channel] = loads(blob)
-                remaining.discard(channel)
+                return
+            blobs = bundle.blobs
+            seeds = {channel: blob for channel in remaining if delta_seed(blob := blobs.get(channel)) and blob is not None}
+            steps.append(DeltaStep(cursor, [w for w in bundle.writes if w.channel in remaining], seeds))
+            remaining.difference_update(seeds)
             cursor = bundle.row.parent_checkpoint_id
+
+    def _delta_result(self, channels: Sequence[str], steps: Sequence[DeltaStep]) -> dict[str, DeltaChannelHistory]:
+        """Decode the walk into LangGraph's shape: per channel, its writes oldest first (each checkpoint's in
+        ``writes_sort_key`` order) and its seed when one was found."""
+        loads = self.serde.loads_typed
+        collected: dict[str, list[PendingWrite]] = {channel: [] for channel in channels}
+        seeds: dict[str, Any] = {}
+        for step in reversed(steps):
+            writes = step.writes
+            if len(writes) > 1:
+                writes = sorted(writes, key=_write_order)
+            for write in writes:
+                bucket = collected.get(write.channel)
+                if bucket is not None:
+                    bucket.append((write.task_id, write.channel, loads(write.value)))
+            for channel, blob in step.seeds.items():
+                if channel in collected:
+                    seeds[channel] = loads(blob)
         result: dict[str, DeltaChannelHistory] = {}
         for channel in channels:
-            entry: DeltaChannelHistory = {"writes": collected[channel][::-1]}
+            entry: DeltaChannelHistory = {"writes": collected[channel]}
             if channel in seeds:
                 entry["seed"] = seeds[channel]
             result[channel] = entry
@@ -931,6 +1029,69 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
 
     def get_delta_channel_history(self, *, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, DeltaChannelHistory]:
         """Sync :meth:`aget_delta_channel_history`."""
+        if isinstance(channels, str):
+            raise InvalidInput("channels must be a sequence of channel names, not a string")
         if not channels:
             return {}
         return self._run_sync(self._delta_history(config, channels), "get_delta_channel_history")
+
+
+class SaverConnection:
+    """A kit and the :class:`ContextKitSaver` over it, opened by ``async with`` or ``with`` and closed at the
+    block's end (what :meth:`ContextKitSaver.from_conn_string` returns; use it once).
+
+    ``async with`` opens the kit on the running loop. ``with`` opens it on a private loop thread: the saver's sync
+    methods (``graph.invoke``, ``graph.get_state``) block on that loop, and its async methods are forwarded there,
+    so sync code needs no event loop of its own. Leaving the block drains the kit's archiver (when a cold tier is
+    configured) and closes the tiers.
+    """
+
+    def __init__(self, kit: ContextKit, *, serde: SerializerProtocol | None = None) -> None:
+        self.kit = kit
+        self._serde = serde
+        self._used = False
+        self._background: BackgroundLoop | None = None
+
+    def _claim(self) -> None:
+        if self._used:
+            raise ContextKitError("a SaverConnection opens once; call ContextKitSaver.from_conn_string() again")
+        self._used = True
+
+    async def _open(self) -> ContextKitSaver:
+        try:
+            await self.kit.open()
+            # Built on the loop the kit opened on, so the saver's loop is the stores' loop.
+            return self.kit.checkpointer(serde=self._serde)
+        except BaseException:
+            await self.kit.aclose()
+            raise
+
+    async def __aenter__(self) -> ContextKitSaver:
+        self._claim()
+        return await self._open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.kit.aclose()
+
+    def __enter__(self) -> ContextKitSaver:
+        self._claim()
+        background = BackgroundLoop("contextkit-saver")
+        try:
+            saver = background.run(self._open())
+        except BaseException:
+            background.close()
+            raise
+        self._background = background
+        return saver
+
+    def __exit__(self, *exc_info: object) -> None:
+        background, self._background = self._background, None
+        if background is None:
+            return
+        try:
+            background.run(self.kit.aclose())
+        finally:
+            background.close()
+
+    def __repr__(self) -> str:
+        return f"SaverConnection({self.kit!r})"

@@ -69,6 +69,9 @@ class BackendInfo:
     plugin: str
     description: str = ""
     aliases: tuple[str, ...] = ()
+    #: URL schemes that name this backend in :meth:`contextkit.kit.ContextKit.from_url` (its name and aliases
+    #: always do).
+    schemes: tuple[str, ...] = ()
 
 
 class BackendRegistry:
@@ -79,7 +82,9 @@ class BackendRegistry:
         self._aliases: dict[tuple[str, str], str] = {}
         self.current_plugin = "?"
 
-    def _add(self, tier: str, name: str, factory: Any, description: str, aliases: tuple[str, ...]) -> None:
+    def _add(
+        self, tier: str, name: str, factory: Any, description: str, aliases: tuple[str, ...], schemes: tuple[str, ...]
+    ) -> None:
         for label in (name, *aliases):
             if not label or label != label.lower() or any(c.isspace() for c in label):
                 raise ConfigError(f"backend names are lowercase without spaces, got {label!r}")
@@ -88,21 +93,40 @@ class BackendRegistry:
                 raise ConfigError(
                     f"{tier} backend {label!r} is registered by both {owner.plugin} and {self.current_plugin}"
                 )
-        self._backends[(tier, name)] = BackendInfo(name, tier, factory, self.current_plugin, description, aliases)
+        for scheme in schemes:
+            if not scheme or scheme != scheme.lower() or not scheme.replace("+", "").replace("-", "").isalnum():
+                raise ConfigError(f"URL schemes are lowercase letters, digits, '+' and '-', got {scheme!r}")
+        self._backends[(tier, name)] = BackendInfo(
+            name, tier, factory, self.current_plugin, description, aliases, tuple(schemes)
+        )
         for alias in aliases:
             self._aliases[(tier, alias)] = name
 
     def add_hot(
-        self, name: str, factory: HotFactory, *, description: str = "", aliases: tuple[str, ...] = ()
+        self,
+        name: str,
+        factory: HotFactory,
+        *,
+        description: str = "",
+        aliases: tuple[str, ...] = (),
+        schemes: tuple[str, ...] = (),
     ) -> None:
-        """Register a hot tier factory under ``name`` (and optional ``aliases``)."""
-        self._add("hot", name, factory, description, aliases)
+        """Register a hot tier factory under ``name`` (and optional ``aliases``); ``schemes`` are the URL schemes
+        besides the name and aliases that select it in ``ContextKit.from_url`` (the factory gets ``{"url": url}``)."""
+        self._add("hot", name, factory, description, aliases, schemes)
 
     def add_cold(
-        self, name: str, factory: ColdFactory, *, description: str = "", aliases: tuple[str, ...] = ()
+        self,
+        name: str,
+        factory: ColdFactory,
+        *,
+        description: str = "",
+        aliases: tuple[str, ...] = (),
+        schemes: tuple[str, ...] = (),
     ) -> None:
-        """Register a cold tier factory under ``name`` (and optional ``aliases``)."""
-        self._add("cold", name, factory, description, aliases)
+        """Register a cold tier factory under ``name`` (and optional ``aliases``); ``schemes`` are the URL schemes
+        besides the name and aliases that select it in ``ContextKit.from_url`` (the factory gets ``{"url": url}``)."""
+        self._add("cold", name, factory, description, aliases, schemes)
 
     def get(self, tier: str, name: str) -> BackendInfo:
         """The backend registered for ``tier`` under ``name`` or an alias; raises :class:`BackendNotFound`."""
@@ -112,6 +136,14 @@ class BackendRegistry:
             return self._backends[(tier, key)]
         except KeyError:
             raise BackendNotFound(name, tier, self.names(tier)) from None
+
+    def for_scheme(self, tier: str, scheme: str) -> BackendInfo | None:
+        """The backend of ``tier`` that a URL scheme names (its name, an alias or a registered scheme), or None."""
+        key = scheme.strip().lower()
+        for info in self._backends.values():
+            if info.tier == tier and (key == info.name or key in info.aliases or key in info.schemes):
+                return info
+        return None
 
     def names(self, tier: str) -> list[str]:
         """Names registered for ``tier``, sorted."""

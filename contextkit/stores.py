@@ -33,10 +33,11 @@ Shared semantics (the conformance suites in :mod:`contextkit.testing` check ever
     of its owner *inside its atomic step* and stores it with the record; its archive event (written in the same
     step, see ``atomic_outbox``) carries it, so the archive can keep the highest version per record.
   - *Unknown owners.* A call on an owner the store has no meta for (never written, expired, evicted, lost in a
-    restart), or whose meta may be older than the archive (a server restored from an older snapshot), raises
-    :class:`~contextkit.errors.OwnerUnknown` before writing anything. The tiered layer then asks the archive
-    and calls :meth:`HotStore.restore_owner`, and calls again. Without ``archived`` an unknown owner is simply new
-    (versions and seqs start at 1) and nothing raises ``OwnerUnknown``.
+    restart), or whose meta may be older than the archive (a server restored from an older snapshot, a file
+    declared restored: :class:`RestoreAware`), raises :class:`~contextkit.errors.OwnerUnknown` before writing
+    anything. The tiered layer then asks the archive and calls :meth:`HotStore.restore_owner`, and calls again.
+    Without ``archived`` an unknown owner is simply new (versions and seqs start at 1) and nothing raises
+    ``OwnerUnknown``.
   - *Deletes are writes.* ``delete_session`` leaves a tombstone: the meta stays (deleted, with its version and
     the stream's highest seq) for ``settings.tombstone_ttl``; reads of the owner answer "nothing" without
     raising, a new session may be created on it (its version continues above the delete) and a new message
@@ -67,9 +68,13 @@ __all__ = [
     "CheckpointRow",
     "CheckpointStore",
     "ColdStore",
+    "DeltaHistoryStore",
+    "DeltaStep",
+    "DeltaWalk",
     "EventHead",
     "HotStore",
     "OwnerState",
+    "RestoreAware",
     "SessionUpdate",
     "StoreSettings",
     "StoreStats",
@@ -79,6 +84,7 @@ __all__ = [
     "WriteRow",
     "checkpoint_id_floor",
     "delta_ancestors",
+    "delta_seed",
 ]
 
 
@@ -489,6 +495,22 @@ class HotStore(Protocol):
 
 
 @runtime_checkable
+class RestoreAware(Protocol):
+    """An optional ability of a hot tier that cannot notice by itself that it was put back to an older copy of
+    itself (a SQLite file copied back from a backup), so the operator declares it (``contextkit hot-restored``,
+    :meth:`contextkit.ContextKit.hot_restored`). Detected with ``isinstance``. A hot tier that notices a restore by
+    itself (Redis: a new server run) needs no declaration."""
+
+    async def mark_restored(self, backup: str | None = None) -> int:
+        """Raise the hot tier's restore epoch: every owner written before is then treated as possibly older than
+        the archive (``OwnerUnknown(stale=True)``, archived stores only) and reconciled with it at its next call
+        (see :meth:`HotStore.restore_owner`). With ``backup`` (what a backup is depends on the backend: a file
+        path for SQLite), first put the hot tier back to it, with the new epoch in the same step. Returns the new
+        epoch. Raises :class:`~contextkit.errors.InvalidInput` for a backup it cannot use."""
+        ...
+
+
+@runtime_checkable
 class ColdStore(Protocol):
     """The permanent tier: an archive of :class:`~contextkit.records.ArchiveEvent` rows in six tables, with reads.
 
@@ -719,6 +741,67 @@ class CheckpointBundle:
     row: CheckpointRow
     blobs: Mapping[str, Typed]
     writes: Sequence[WriteRow]
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaStep:
+    """One ancestor visited by a ``DeltaChannel`` history walk (:meth:`DeltaHistoryStore.cp_delta_history`).
+
+    ``writes`` are its pending writes to the channels still walking when it was visited (in any order: the saver
+    sorts them); ``seeds`` the stored values of the channels whose walk ends here (a blob that is not the empty
+    marker). The seed's own writes count: they were applied after its value, on the way to the target.
+    """
+
+    checkpoint_id: str
+    writes: Sequence[WriteRow]
+    seeds: Mapping[str, Typed]
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaWalk:
+    """What one :meth:`DeltaHistoryStore.cp_delta_history` call found.
+
+    ``checkpoint_id`` is where the walk started (the newest of the namespace when None was asked); ``steps`` the
+    ancestors visited, nearest first. ``resume`` is the id of the next ancestor to visit when the walk stopped
+    with channels left unseeded before the chain's root (None when every channel found its seed or the chain
+    ended): ``bounded`` says the store stopped at its own bound on the steps of one call, so the caller asks it
+    again from there (``inclusive=True``); otherwise this tier does not hold that ancestor (archived, expired,
+    pruned) and the caller reads on from the cold tier, if any.
+    """
+
+    checkpoint_id: str
+    steps: Sequence[DeltaStep]
+    resume: str | None = None
+    bounded: bool = False
+
+
+@runtime_checkable
+class DeltaHistoryStore(Protocol):
+    """Optional: a :class:`CheckpointStore` that walks a ``DeltaChannel`` history itself, next to its data (one
+    script on Redis, one query on SQLite, a direct walk in memory). A store without it still works: the saver
+    then walks the parent chain with one :meth:`CheckpointStore.cp_get` per ancestor."""
+
+    async def cp_delta_history(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str | None,
+        channels: Sequence[str],
+        *,
+        inclusive: bool = False,
+    ) -> DeltaWalk | None:
+        """Walk ``parent_checkpoint_id`` from ``checkpoint_id`` (the newest of ``(thread, ns)`` when None) and
+        return, per ancestor, the writes to the channels still walking and the seeds found there (see
+        :func:`delta_seed`); each channel stops at its seed. The start itself is skipped (its writes are pending
+        for the next step and its values are what the caller is rebuilding), unless ``inclusive`` (a walk resumed
+        at ``resume``). A repeated id ends the walk. None when the start is not stored."""
+        ...
+
+
+def delta_seed(blob: Typed | None) -> bool:
+    """True when a channel's stored blob is a value a ``DeltaChannel`` walk stops at (not absent, not the empty
+    marker a channel with a version but no value gets)."""
+    return blob is not None and blob[0] != EMPTY_BLOB_TYPE
 
 
 @runtime_checkable

@@ -131,3 +131,27 @@ def test_targets_compare_with_the_fastest_peer_and_say_na_for_skipped_rows() -> 
     assert report.judge(Target("g", "absent vs", "op / absent", ("op / ours",), 1.0)).verdict == "n/a"
     rate = report.judge(Target("g", "rate", "op / ours", min_rate=1e6))
     assert rate.verdict == "PASS"  # 100 ns per op is 10 million per second
+
+
+def test_targets_on_value_rows_compare_the_values() -> None:
+    """A row holding a value (bytes) is judged by its value against the compared rows' values (issue 19's bytes
+    bars: bytes against the text floor, 1,000-turn bytes against 100-turn bytes)."""
+    report = Report()
+    report.add(Row("g", "text", "floor", value=1_000.0, unit="B"))
+    report.add(Row("g", "bytes", "ours", value=4_000.0, unit="B"))
+    report.skip("g", "bytes", "absent", "no server")
+    assert report.judge(Target("g", "<= 5x the text", "bytes / ours", ("text / floor",), 5.0)).verdict == "PASS"
+    assert report.judge(Target("g", "<= 3x the text", "bytes / ours", ("text / floor",), 3.0)).verdict == "MISS"
+    assert report.judge(Target("g", "absent", "bytes / absent", ("text / floor",), 3.0)).verdict == "n/a"
+
+
+def test_smoke_run_of_the_storage_group_measures_bytes_and_time_of_both_graph_kinds(tmp_path: Path) -> None:
+    """storage at smoke size on the memory and SQLite tiers with the SQLite peer: the text floor, and bytes and time
+    rows for MessagesState and DeltaChannel per saver (each run checks its thread reads back whole)."""
+    report = _run_benchmarks(tmp_path, "--only", "storage", "--tiers", "memory,sqlite", "--peers", "sqlite")
+    rows = _rows(report)
+    assert rows[("storage", "message text of 5 turns", "message text (floor)")]["value"] > 0
+    for kind in ("MessagesState", "DeltaChannel"):
+        for subject in ("InMemorySaver", "ContextKitSaver memory", "ContextKitSaver sqlite", "AsyncSqliteSaver"):
+            assert rows[("storage", f"bytes after 5 turns, {kind}", subject)]["value"] > 0, (kind, subject)
+            assert _measured(rows.get(("storage", f"run of 5 turns, {kind}", subject))), (kind, subject)

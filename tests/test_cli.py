@@ -88,7 +88,7 @@ def test_read_commands_refuse_to_run_on_the_memory_fallback(tmp_path: Path, args
         (["doctor"], "hot = [\n", 2, "not valid TOML"),
         (["doctor"], "bogus = 1\n", 2, "unknown configuration key"),
         (["sessions", "show", "nobody"], 'hot = "memory"\n', 1, "does not exist"),
-        (["history", "nobody"], 'hot = "memory"\n', 1, "does not exist"),
+        (["history", "nobody"], 'hot = "memory"\n', 1, "no history for 'nobody': no message was added"),
     ],
 )
 def test_bad_input_gives_one_clear_line_and_exit_code(
@@ -103,10 +103,27 @@ def test_bad_input_gives_one_clear_line_and_exit_code(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
+def test_debug_flag_shows_the_traceback_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    """``--debug`` adds the traceback; a configuration error still exits 2, as without it."""
     (tmp_path / "contextkit.toml").write_text('hot = "nosuchdb"\n')
     result = _run("--debug", "doctor", cwd=tmp_path)
-    assert result.returncode != 0 and "Traceback" in result.stderr
+    assert result.returncode == 2 and "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no hot tier backend named 'nosuchdb'")
+
+
+def test_doctor_prints_latency_with_two_decimals(tmp_path: Path) -> None:
+    """The table shows ``latency_ms=0.12`` (or ``<0.01``), not a float's seventeen digits."""
+    import re
+
+    (tmp_path / "contextkit.toml").write_text('hot = "memory"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "contextkit.cli", "doctor"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "300"},
+    )
+    assert result.returncode == 0, result.stderr
+    shown = re.search(r"latency_ms=(\S+?)[,\s│]", result.stdout)
+    assert shown is not None, result.stdout
+    assert re.fullmatch(r"<0\.01|\d+\.\d\d", shown.group(1)), shown.group(1)
 
 
 def test_sessions_list_and_history_on_a_durable_tier(tmp_path: Path) -> None:
@@ -126,3 +143,71 @@ def test_sessions_list_and_history_on_a_durable_tier(tmp_path: Path) -> None:
     assert [row["session_id"] for row in listed] == ["s1"]
     history = json.loads(_run("--json", "history", "s1", "--limit", "2", cwd=tmp_path).stdout)
     assert [row["content"] for row in history] == ["m1", "m2"]
+
+
+def test_hot_restored_makes_a_sqlite_hot_file_copied_back_continue_above_the_archive(tmp_path: Path) -> None:
+    """An older backup of a SQLite hot file copied back (``hot-restored --from``, or copied by hand and then
+    ``hot-restored``): the next message continues above the archive's seqs, the session's counters go on from the
+    archive's, and the reconcile is counted; without the declaration the copy would number from its own 3."""
+    pytest.importorskip("contextkit_sqlite", reason="needs the contextkit-sqlite plugin")
+    import asyncio
+
+    from contextkit import ContextKit
+    from contextkit_sqlite.testing import copy_database
+
+    hot, backup = tmp_path / "hot.sqlite3", tmp_path / "backup.sqlite3"
+    (tmp_path / "contextkit.toml").write_text(
+        f'hot = {{backend = "sqlite", path = "{hot}"}}\ncold = {{backend = "sqlite", path = "{tmp_path / "cold.sqlite3"}"}}\n'
+    )
+
+    async def write(first: int, count: int) -> None:
+        async with ContextKit.from_config(tmp_path / "contextkit.toml") as kit:
+            if first == 0:
+                await kit.create_session("s1", "u1")
+            for i in range(first, first + count):
+                await kit.update_session("s1", increment_requests=True)
+                await kit.add_message("s1", "user", f"m{i}")
+
+    async def next_seq() -> tuple[int, int, int]:
+        async with ContextKit.from_config(tmp_path / "contextkit.toml") as kit:
+            message = await kit.add_message("s1", "user", "after the restore")
+            session = await kit.get_session("s1")
+            assert session is not None
+            return message.seq, session.request_count, (await kit.get_metrics())["tiering"]["reconciled"]
+
+    asyncio.run(write(0, 3))
+    copy_database(hot, backup)
+    asyncio.run(write(3, 2))
+    result = _run("--json", "hot-restored", "--from", str(backup), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["epoch"] == 1
+    assert asyncio.run(next_seq()) == (6, 5, 1)
+
+    # By hand: the file copied back, then the declaration (the epoch counts on from the backup's own, 0).
+    copy_database(backup, hot)
+    result = _run("hot-restored", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1" in result.stdout
+    assert asyncio.run(next_seq()) == (7, 5, 1)
+
+
+@pytest.mark.parametrize(
+    ("config_text", "args", "code", "needle"),
+    [
+        ('hot = "memory"\ncold = "memory"\n', [], 1, "takes no restore declaration"),
+        ("sqlite", ["--from", "missing.sqlite3"], 2, "does not exist"),
+        ("sqlite", ["--from", "contextkit.toml"], 2, "not a SQLite database"),
+    ],
+)
+def test_hot_restored_refuses_what_it_cannot_do_in_one_line(
+    tmp_path: Path, config_text: str, args: list[str], code: int, needle: str
+) -> None:
+    """A hot tier that takes no declaration, or a backup that is missing or is not a SQLite file: one line, the
+    exit code of its kind, and the hot file unchanged."""
+    if config_text == "sqlite":
+        pytest.importorskip("contextkit_sqlite", reason="needs the contextkit-sqlite plugin")
+        config_text = f'hot = {{backend = "sqlite", path = "{tmp_path / "hot.sqlite3"}"}}\n'
+    (tmp_path / "contextkit.toml").write_text(config_text)
+    result = _run("hot-restored", *args, cwd=tmp_path)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -21,7 +21,6 @@ from click.testing import CliRunner, Result
 
 from contextkit import ContextKit
 from contextkit.cli import cli
-from contextkit.errors import ContextKitError
 from contextkit.records import utcnow
 from contextkit.transfer import RECORD_KINDS
 
@@ -122,10 +121,14 @@ def test_import_reproduces_the_export_and_a_second_import_changes_nothing(filled
     dump = tmp_path / "dump.jsonl"
     original = _export(filled, dump)
     target = _config(tmp_path, "target")
-    for _ in range(2):
+    for run in range(2):
         result = _invoke("--config", str(target), "import", str(dump))
         assert result.exit_code == 0, result.output
         assert result.stdout.startswith("imported 5 sessions, 5 task contexts, 21 messages")
+        if run == 0:
+            assert "(5 new sessions, 21 new messages" in result.stdout
+        else:  # the second import says it added nothing, rather than repeating the first one's counts
+            assert "(0 new: the target already held every record)" in result.stdout
         assert _export(target, tmp_path / "again.jsonl") == original
 
 
@@ -197,6 +200,40 @@ def test_migrate_resumes_after_an_interruption_and_reports_it(filled: Path, tmp_
     restarted = _invoke(*args[:4], str(other), "--state", str(state), "--restart")
     assert restarted.exit_code == 0, restarted.output
     assert restarted.stdout.startswith("migrated 5 sessions")
+
+
+def test_ctrl_c_in_migrate_says_what_was_copied_and_how_to_resume(
+    filled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (a KeyboardInterrupt, raised here from the progress callback after the second session) exits 130 with
+    what was copied and the command that resumes; running it again resumes after the recorded sessions."""
+    import contextkit.transfer
+
+    real_migrate = contextkit.transfer.migrate
+
+    async def interrupted(*args: Any, on_progress: Any = None, **kwargs: Any) -> Any:
+        def progress(update: Any) -> None:
+            on_progress(update)
+            if update.done == 2:
+                raise KeyboardInterrupt
+
+        return await real_migrate(*args, on_progress=progress, **kwargs)
+
+    target = _config(tmp_path, "ctrlc")
+    state = tmp_path / "ctrlc-state.json"
+    args = ("migrate", "--from", str(filled), "--to", str(target), "--state", str(state))
+    monkeypatch.setattr(contextkit.transfer, "migrate", interrupted)
+    stopped = _invoke(*args)
+    assert stopped.exit_code == 130, stopped.output
+    assert "Aborted!" not in stopped.output
+    message = stopped.stderr.strip().splitlines()[-1]
+    assert message.startswith("interrupted: 2/") and "session(s)" in message
+    assert f"progress is saved in {state}" in message and "again to resume" in message
+    monkeypatch.setattr(contextkit.transfer, "migrate", real_migrate)
+    resumed = _invoke("--json", *args)
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["skipped_units"] == 2
+    assert _export(target, tmp_path / "t.jsonl") == _export(filled, tmp_path / "s.jsonl")
 
 
 def test_migrate_draws_a_progress_bar_on_a_terminal(filled: Path, tmp_path: Path) -> None:
@@ -315,9 +352,10 @@ def test_bad_input_to_migrate_gives_one_line_and_exit_code(
     _one_error_line(_invoke("migrate", "--from", str(source), "--to", str(target)), code, needle)
 
 
-def test_debug_shows_the_error_of_a_data_command_instead_of_one_line(tmp_path: Path) -> None:
-    """With --debug the command's exception propagates (the traceback), for the new commands too."""
+def test_debug_shows_the_traceback_of_a_data_command_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    """With --debug the command's exception is shown with its traceback, for the new commands too, and the exit
+    code stays the one without --debug (2 for a configuration error)."""
     config = _config(tmp_path, "bad", _UNKNOWN)
     result: Any = _invoke("--debug", "--config", str(config), "export")
-    assert result.exit_code != 0
-    assert isinstance(result.exception, ContextKitError)
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr and "BackendNotFound" in result.stderr

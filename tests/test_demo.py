@@ -30,6 +30,8 @@ def test_second_run_resumes_the_thread_from_the_file(tmp_path: Path) -> None:
     assert "resuming thread demo-thread" in second.stdout
     assert "done: answer to 'sales last quarter' (3 sources)" in second.stdout
     assert "approved" in second.stdout  # the history table shows the approval message
+    assert second.stdout.count("plan: split") == 1  # each step enters the history once, in the run that made it
+    assert "events per table" in second.stdout  # the archive counts events (one per write), not records
 
 
 def test_json_summary_reports_resume_and_archive(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ HotStore protocol, and kept out of discovery.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import subprocess
@@ -225,3 +226,69 @@ def test_template_tests_are_not_collected_by_the_repository_test_run() -> None:
         timeout=120,
     )
     assert result.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, result.stdout + result.stderr
+
+
+# The published suites of contextkit.testing: every subclass a test module defines is a run of one.
+_SUITES = {"HotStoreSuite", "ColdStoreSuite", "CheckpointStoreSuite", "EngineSuite", "TieringSuite"}
+
+
+def _suite_runs() -> set[str]:
+    """``path::Class`` of every ``Test*`` class under tests/ and plugins/*/tests/ that derives (through classes of
+    any module of the repository, by name) from a suite of contextkit.testing: read from the source, not from
+    pytest, so a run the marker misses shows up."""
+    bases: dict[str, set[str]] = {}
+    tests: dict[str, str] = {}
+    sources = [*ROOT.glob("contextkit/testing/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("plugins/contextkit-*/**/*.py")]
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                named = [b for b in node.bases if isinstance(b, (ast.Name, ast.Attribute))]
+                bases.setdefault(node.name, set()).update(b.id if isinstance(b, ast.Name) else b.attr for b in named)
+                if node.name.startswith("Test") and "tests" in path.relative_to(ROOT).parts:
+                    tests[node.name] = f"{path.relative_to(ROOT).as_posix()}::{node.name}"
+
+    def derives(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        return name in _SUITES or any(derives(b, seen | {name}) for b in bases.get(name, ()) if b not in seen)
+
+    return {node for name, node in tests.items() if derives(name)}
+
+
+def test_nox_conformance_runs_every_run_of_every_suite() -> None:
+    """``nox -s conformance`` selects ``-m conformance``, and that marker reaches every ``Test*`` class of the
+    repository that runs a suite of contextkit.testing (the checkpoint suites of Redis and memory, the engine and
+    tiering runs too, whatever their file is called), because the suite classes set it and pytest inherits class
+    marks.
+
+    Fix: give a new suite class ``pytestmark = [pytest.mark.conformance]``; keep the nox session on the marker."""
+    noxfile = (ROOT / "noxfile.py").read_text(encoding="utf-8")
+    assert '"-m", "conformance"' in noxfile
+    expected = _suite_runs()
+    assert {"plugins/contextkit-redis/tests/test_checkpoints_redis.py::TestRedisCheckpoints",
+            "tests/langgraph/test_memory_checkpoints.py::TestMemoryCheckpoints"} <= expected
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "conformance", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    collected = {"::".join(line.split("::")[:2]) for line in result.stdout.splitlines() if "::" in line}
+    assert expected - collected == set(), "suite runs the conformance marker does not select"
+    assert {node.split("::")[1] for node in collected} <= {node.split("::")[1] for node in expected}, (
+        "tests outside the suites carry the conformance marker"
+    )
+
+
+def test_mypy_checks_the_core_and_every_plugin_package() -> None:
+    """mypy with no argument (``nox -s types``) checks contextkit/ and the package of every plugin, the template's
+    too, under the root's strict settings.
+
+    Fix: keep the plugin packages in ``[tool.mypy] files`` of the root pyproject."""
+    config = _toml(ROOT / "pyproject.toml")["tool"]["mypy"]
+    assert config["strict"] is True
+    checked = {path.resolve() for pattern in config["files"] for path in ROOT.glob(pattern)}
+    packages = {path.parent.resolve() for path in PLUGINS_DIR.glob("*/contextkit_*/__init__.py")}
+    assert packages and packages <= checked
+    assert (ROOT / "contextkit").resolve() in checked
+    assert '"mypy", *session.posargs' in (ROOT / "noxfile.py").read_text(encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from benchmarks.context import BenchContext
-from benchmarks.groups import archiver, checkpointer, history, memory, raw, sessions
+from benchmarks.groups import archiver, checkpointer, history, memory, raw, sessions, storage
 
 __all__ = ["GROUPS", "NEEDS_CLICKHOUSE"]
 
@@ -16,6 +16,7 @@ GROUPS: dict[str, Callable[[BenchContext], Awaitable[None]]] = {
     "checkpointer": checkpointer.run,
     "archiver": archiver.run,
     "memory": memory.run,
+    "storage": storage.run,
 }
 
 #: Groups that use a ClickHouse (the cli starts one only when one of these is selected).

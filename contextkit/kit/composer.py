@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +29,10 @@ from contextkit.kit.conversations import ConversationsAPI
 from contextkit.kit.documents import DocumentsAPI
 from contextkit.kit.history import HistoryAPI, KeyedLocks
 from contextkit.kit.sessions import SessionsAPI
-from contextkit.plugins import PluginManager, get_plugin_manager
+from contextkit.masking import mask_secrets, remember_secrets, secrets_in
+from contextkit.plugins import BackendInfo, PluginManager, get_plugin_manager
 from contextkit.records import to_iso, utcnow
-from contextkit.stores import Capability, ColdStore, HotStore, StoreStats
+from contextkit.stores import Capability, ColdStore, HotStore, RestoreAware, StoreStats
 from contextkit.tiered import Tiered
 
 if TYPE_CHECKING:
@@ -109,6 +111,53 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             cold_info = manager.backends.get("cold", resolved.cold)
             cold = cold_info.factory(settings, resolved.cold_options)
         return cls(hot, cold, config=resolved, plugins=manager)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        cold: str | None = None,
+        env: Mapping[str, str] | None = None,
+        plugins: PluginManager | None = None,
+        **settings: Any,
+    ) -> ContextKit:
+        """Build a kit whose hot tier is the backend ``url`` names and, with ``cold``, an archive at that URL.
+
+        ``url`` is ``memory://``, ``sqlite:///app.db`` (a path relative to the working directory;
+        ``sqlite:////var/lib/app.db`` an absolute one), ``redis://[user:password@]host:port/db`` (also
+        ``rediss://`` and ``unix://``), or a URL whose scheme names an installed hot tier plugin (its name, an
+        alias or a scheme it registers). ``cold`` is ``postgresql://user:password@host/db``,
+        ``clickhouse://user:password@host:8123/db`` or ``sqlite:///archive.db``. The backend gets the URL as its
+        ``url`` option. PostgreSQL and ClickHouse are archive tiers only: ``from_url("postgresql://...")`` raises
+        :class:`~contextkit.errors.ConfigError` naming the form to use,
+        ``from_url("sqlite:///app.db", cold="postgresql://...")``.
+
+        The tiers come from the URLs alone (no ``hot``/``cold`` setting or backend option of the environment or
+        a TOML file is read); the other settings (``namespace``, ``session_ttl``, ``checkpoint_ttl``,
+        ``history_cap``, ``timeout``, ``archiver``, ...) are the keyword arguments, else the environment and the
+        file as in :meth:`from_config`. No I/O happens here: use the kit as ``async with`` (or ``await
+        kit.open()``). Raises :class:`~contextkit.errors.ConfigError` for a URL that is not one (the password
+        masked), :class:`~contextkit.errors.BackendNotFound` for a scheme no installed backend registers.
+        """
+        for key in ("hot", "cold"):
+            if key in settings:
+                raise ConfigError(f"from_url takes the tiers from its URLs; pass {key!r} in the URL, not as a setting")
+        manager = plugins or get_plugin_manager()
+        hot_info, hot_options = _backend_for_url(manager, "hot", url)
+        cold_info, cold_options = (None, {}) if cold is None else _backend_for_url(manager, "cold", cold)
+        resolved = load_config(settings, env=env)
+        resolved = replace(
+            resolved,
+            hot=hot_info.name,
+            cold=cold_info.name if cold_info is not None else None,
+            hot_options=hot_options,
+            cold_options=cold_options,
+        )
+        store_settings = resolved.store_settings()
+        hot = hot_info.factory(store_settings, hot_options)
+        cold_store = cold_info.factory(store_settings, cold_options) if cold_info is not None else None
+        return cls(hot, cold_store, config=resolved, plugins=manager)
 
     @property
     def hot(self) -> HotStore:
@@ -214,17 +263,33 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
 
     async def aclose(self, drain_timeout: float | None = None) -> None:
         """Drain the archiver (within ``drain_timeout``, pending events stay in a durable outbox), close the
-        tiers; idempotent."""
+        tiers; idempotent. Events that another process holds the drain of (the Redis outbox's lease, perhaps of a
+        crashed process) are left in the durable outbox at once, not waited for."""
         if self._closed:
             return
         self._closed = True
         try:
             if self._archiver is not None:
+                if await self._drained_elsewhere():
+                    drain_timeout = 0.0
                 await self._archiver.aclose(drain_timeout)
         finally:
             if self._cold is not None:
                 await self._cold.aclose()
             await self._hot.aclose()
+
+    async def _drained_elsewhere(self) -> bool:
+        """Whether every waiting event is in a durable outbox another process drains (an outbox that can tell:
+        the Redis streams' drain lease); closing then leaves them to it, as waiting for a crashed holder's lease
+        to lapse would stall the close for nothing."""
+        assert self._archiver is not None
+        check = getattr(self._archiver.outbox, "drained_elsewhere", None)
+        if check is None:
+            return False
+        try:
+            return bool(await check())
+        except Exception:  # the server is down: the drain below reports what is left
+            return False
 
     async def __aenter__(self) -> ContextKit:
         return await self.open()
@@ -275,6 +340,28 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         if self._cold is not None and self._archiver is None:
             self._ensure_open()
         return ContextKitSaver(self._hot, serde=serde, archive=self._archiver)  # type: ignore[arg-type]
+
+    async def hot_restored(self, backup: str | Path | None = None) -> int:
+        """Declare that the hot tier was put back to an older copy of itself (a SQLite hot file copied back from a
+        backup, while its processes run or not): every owner written before is reconciled with the archive at its
+        next call (counted in ``tiering.reconciled``), so numbers continue above the archive's and the archive
+        never goes back. Run it right after the copy, before the applications write again; or give ``backup``
+        and the hot tier copies it back itself, with the declaration in the same step (no write falls between).
+        Returns the hot tier's new restore epoch.
+
+        Raises :class:`~contextkit.errors.CapabilityNotSupported` for a hot tier that takes no such declaration
+        (Redis notices a restart from an older snapshot by itself; the memory tier keeps no copy of itself)."""
+        self._ensure_open()
+        hot = self._hot
+        if not isinstance(hot, RestoreAware):
+            raise CapabilityNotSupported(
+                f"the {hot.name} hot tier takes no restore declaration (a Redis server notices a restart from an "
+                "older snapshot by itself; the memory tier keeps no copy to go back to)"
+            )
+        epoch = await hot.mark_restored(None if backup is None else str(backup))
+        logger.warning("the %s hot tier was declared restored (epoch %d): owners written before are reconciled "
+                       "with the archive at their next use", hot.name, epoch)
+        return epoch
 
     # -- health and metrics --------------------------------------------------------------------------------------
     async def health_check(self) -> dict[str, Any]:
@@ -372,3 +459,42 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             "tiering": self._tiered.stats.as_dict() if self._tiered is not None else None,
             "timestamp": to_iso(utcnow()),
         }
+
+
+_OTHER_TIER = {"hot": "cold", "cold": "hot"}
+
+
+def _backend_for_url(manager: PluginManager, tier: str, url: object) -> tuple[BackendInfo, dict[str, Any]]:
+    """The backend of ``tier`` a URL names, and the options it is built with; ``ConfigError`` for anything else."""
+    what = "the URL" if tier == "hot" else "the cold URL"
+    if not isinstance(url, str):
+        raise ConfigError(f"{what} must be a string such as 'sqlite:///app.db', got {type(url).__name__}")
+    url = url.strip()
+    remember_secrets(secrets_in({"url": url}))  # before any message can show it
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        raise ConfigError(
+            f"{what} {mask_secrets(url)[:200]!r} is not a URL: give one such as 'memory://', 'sqlite:///app.db' or "
+            "'redis://localhost:6379/0'"
+        )
+    scheme = scheme.lower()
+    info = manager.backends.for_scheme(tier, scheme) or manager.backends.for_scheme(tier, scheme.split("+", 1)[0])
+    if info is None:
+        other = _OTHER_TIER[tier]
+        elsewhere = manager.backends.for_scheme(other, scheme) or manager.backends.for_scheme(other, scheme.split("+", 1)[0])
+        if elsewhere is not None and tier == "hot":
+            raise ConfigError(
+                f"{scheme}:// names the {elsewhere.name} archive (cold) tier, which needs a hot tier in front of it: "
+                f"ContextKit.from_url('sqlite:///app.db', cold={mask_secrets(url)!r}) or "
+                f"ContextKit.from_url('redis://localhost:6379/0', cold=...) (ContextKitSaver.from_conn_string takes "
+                "the same arguments)"
+            )
+        if elsewhere is not None:
+            raise ConfigError(
+                f"{scheme}:// names the {elsewhere.name} hot tier, not an archive: pass it as the first URL and a "
+                "postgresql://, clickhouse:// or sqlite:/// URL as cold="
+            )
+        manager.backends.get(tier, scheme)  # raises BackendNotFound: what is installed, "did you mean"
+    assert info is not None
+    # "memory://" and "sqlite://" alone select the backend with its defaults; anything else is the backend's url.
+    return info, ({"url": url} if rest.strip("/") else {})

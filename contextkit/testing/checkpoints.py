@@ -53,6 +53,9 @@ __all__ = [
     "StoreFactory",
     "XorTestCipher",
     "archive_graph",
+    "delta_chain",
+    "delta_graph",
+    "generic_delta_history",
     "make_checkpoint_id",
     "run_archive_graph",
     "run_langgraph_conformance",
@@ -209,6 +212,10 @@ class _LogState(TypedDict, total=False):
     log: Annotated[list[str], operator.add]
 
 
+class _TurnsState(TypedDict, total=False):
+    turns: Annotated[list[str], operator.add]
+
+
 class _ArchiveState(TypedDict, total=False):
     log: Annotated[list[str], operator.add]
     count: int
@@ -333,8 +340,8 @@ def _nested_graph(checkpointer: Any) -> Any:
     return parent.compile(checkpointer=checkpointer)
 
 
-def _delta_graph(checkpointer: Any) -> Any:
-    """One node appending a turn to a ``DeltaChannel`` list that snapshots every 3 updates."""
+def delta_graph(checkpointer: Any, snapshot_frequency: int = 3) -> Any:
+    """One node appending a turn to a ``DeltaChannel`` list that snapshots every ``snapshot_frequency`` updates."""
     from langgraph.channels.delta import DeltaChannel
     from langgraph.graph import END, START, StateGraph
 
@@ -342,7 +349,7 @@ def _delta_graph(checkpointer: Any) -> Any:
         return [*state, *itertools.chain.from_iterable(writes)]
 
     # The functional form evaluates the annotation here, where DeltaChannel (an optional import) is in scope.
-    turns = Annotated[list[str], DeltaChannel(concat, snapshot_frequency=3)]
+    turns = Annotated[list[str], DeltaChannel(concat, snapshot_frequency=snapshot_frequency)]
     DeltaState = TypedDict("DeltaState", {"turns": turns})  # noqa: UP013
 
     def reply(state: Any) -> Any:
@@ -355,12 +362,89 @@ def _delta_graph(checkpointer: Any) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
+def _plain_turns_graph(checkpointer: Any) -> Any:
+    """:func:`delta_graph` with an ordinary list reducer: what the ``DeltaChannel`` graph must rebuild."""
+    from langgraph.graph import END, START, StateGraph
+
+    def reply(state: _TurnsState) -> _TurnsState:
+        return {"turns": [f"reply {len(state['turns'])}"]}
+
+    builder = StateGraph(_TurnsState)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    builder.add_edge("reply", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+async def delta_chain(store: CheckpointStore, thread_id: str, ns: str = "") -> list[str]:
+    """Seven checkpoints ``c0..c6`` for the DeltaChannel history tests (the suite's and a tier's own), oldest first.
+
+    Channel ``a`` has a stored value at ``c0`` and ``c3``, ``b`` at ``c2``, ``c`` nowhere (only the empty marker);
+    the other steps give each channel a new version with the empty marker, as LangGraph does between snapshots.
+    Every checkpoint holds writes to ``a``, ``b``, ``c`` and ``other`` from two tasks whose ``task_path`` order is
+    the reverse of their ``task_id`` order (the replay order is ``writes_sort_key``: path first).
+    """
+    ids: list[str] = []
+    empty = ("empty", b"")
+    for i in range(7):
+        cid = make_checkpoint_id()
+        versions = {"a": f"{i + 1}", "b": f"{i + 1}", "c": f"{i + 1}", "other": "1"}
+        blobs = {(ch, v): empty for ch, v in versions.items() if ch != "other"}
+        if i in (0, 3):
+            blobs[("a", f"{i + 1}")] = _typed(f"A{i}")
+        if i == 2:
+            blobs[("b", f"{i + 1}")] = _typed(f"B{i}")
+        if i == 0:
+            blobs[("other", "1")] = _typed("O")
+        await store.cp_put(_row(thread_id, cid, parent=ids[-1] if ids else None, ns=ns, versions=versions), blobs)
+        writes = [
+            _write("task-a", 0, "a", f"a{i}/late", task_path="~1"),
+            _write("task-a", 1, "b", f"b{i}/late", task_path="~1"),
+            _write("task-z", 0, "a", f"a{i}/early", task_path="~0"),
+            _write("task-z", 1, "c", f"c{i}", task_path="~0"),
+            _write("task-z", 2, "b", f"b{i}/early", task_path="~0"),
+            _write("task-z", 3, "other", f"o{i}", task_path="~0"),
+        ]
+        await store.cp_put_writes(thread_id, ns, cid, writes, False)
+        ids.append(cid)
+    return ids
+
+
+class _WithoutDeltaHistory:
+    """A store seen without its ``cp_delta_history``: what a third-party store that lacks it looks like to the
+    saver (which then walks with ``cp_get``)."""
+
+    def __init__(self, store: CheckpointStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "cp_delta_history":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+def _history_values(history: Any) -> dict[str, Any]:
+    """``{channel: (write values, seed or None)}`` of a ``get_delta_channel_history`` answer."""
+    return {channel: ([w[2] for w in entry["writes"]], entry.get("seed")) for channel, entry in history.items()}
+
+
+async def generic_delta_history(saver: Any, config: Any, channels: list[str]) -> Any:
+    """LangGraph's own walk (``BaseCheckpointSaver``'s default, one ``aget_tuple`` per ancestor): the oracle."""
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    return await BaseCheckpointSaver.aget_delta_channel_history(saver, config=config, channels=channels)
+
+
 def _config(thread_id: str, **extra: Any) -> Any:
     return {"configurable": {"thread_id": thread_id, **extra}}
 
 
 class CheckpointStoreSuite:
     """The checkpoint contract. Subclass it (``Test...``) and provide ``checkpoint_store_factory``."""
+
+    #: Every test of a subclass carries the ``conformance`` marker (pytest collects class marks along the MRO), so
+    #: ``pytest -m conformance`` (``nox -s conformance``) runs every run of every suite, whatever its file's name.
+    pytestmark = [pytest.mark.conformance]
 
     @pytest.fixture
     def checkpoint_store_factory(self) -> StoreFactory:
@@ -805,7 +889,7 @@ class CheckpointStoreSuite:
         from contextkit.langgraph import ContextKitSaver
 
         saver = ContextKitSaver(checkpoint_store)
-        graph = _delta_graph(saver)
+        graph = delta_graph(saver)
         config = _config(str(uuid.uuid4()))
         for _ in range(5):
             await graph.ainvoke({"turns": ["user"]}, config)
@@ -834,6 +918,182 @@ class CheckpointStoreSuite:
         assert await saver.aget_tuple(_config(tid)) is None
         assert [t async for t in saver.alist(_config(tid))] == []
 
+    # -- LangGraph: DeltaChannel history ------------------------------------------------------------------------
+    async def test_delta_history_reads_each_channel_back_to_its_nearest_stored_value(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """``aget_delta_channel_history`` walks the parent chain from the target's parent: per channel, the writes
+        oldest first (``writes_sort_key`` order inside a checkpoint: task path first), the stored value of the
+        nearest ancestor that has one as ``seed`` (that ancestor's own writes included), no ``seed`` when the walk
+        reached the root; the target's own writes and other channels are left out. It answers what LangGraph's
+        generic walk answers, with the store's own walk and with the saver's fallback for stores without one. A
+        failure usually means the walk stops one checkpoint early or late, takes the empty marker for a value, or
+        returns writes in storage order instead of ``writes_sort_key`` order."""
+        pytest.importorskip("langgraph.checkpoint.base")
+        from contextkit.langgraph import ContextKitSaver
+
+        saver = ContextKitSaver(checkpoint_store)
+        tid = str(uuid.uuid4())
+        ids = await delta_chain(checkpoint_store, tid)
+        await delta_chain(checkpoint_store, tid, ns="sub:1")  # another namespace of the thread: never read
+        config = _config(tid, checkpoint_ns="")
+        history = await saver.aget_delta_channel_history(config=config, channels=["a", "b", "c"])
+
+        def writes(ch: str, steps: range) -> list[str]:
+            if ch == "c":
+                return [f"c{i}" for i in steps]
+            return [v for i in steps for v in (f"{ch}{i}/early", f"{ch}{i}/late")]
+
+        assert _history_values(history) == {
+            "a": (writes("a", range(3, 6)), "A3"),
+            "b": (writes("b", range(2, 6)), "B2"),
+            "c": (writes("c", range(0, 6)), None),
+        }
+        assert "seed" not in history["c"]
+        assert [w[0] for w in history["a"]["writes"][:2]] == ["task-z", "task-a"]
+        assert history == await generic_delta_history(saver, config, ["a", "b", "c"])
+        fallback = ContextKitSaver(_WithoutDeltaHistory(checkpoint_store))
+        assert await fallback.aget_delta_channel_history(config=config, channels=["a", "b", "c"]) == history
+        # An older target reads from its own parent; `None` as the id means the newest.
+        older = _config(tid, checkpoint_ns="", checkpoint_id=ids[4])
+        assert _history_values(await saver.aget_delta_channel_history(config=older, channels=["a"])) == {
+            "a": (writes("a", range(3, 4)), "A3")
+        }
+        assert await saver.aget_delta_channel_history(config=older, channels=["b", "a"]) == await generic_delta_history(
+            saver, older, ["b", "a"]
+        )
+
+    async def test_delta_history_follows_the_parent_chain_of_a_fork(self, checkpoint_store: CheckpointStore) -> None:
+        """A fork (a checkpoint whose parent is an older one) reads only its own ancestors, not the newer
+        checkpoints of the abandoned branch, though their ids sort between. A failure usually means the walk
+        lists by id instead of following ``parent_checkpoint_id``."""
+        pytest.importorskip("langgraph.checkpoint.base")
+        from contextkit.langgraph import ContextKitSaver
+
+        saver = ContextKitSaver(checkpoint_store)
+        tid = str(uuid.uuid4())
+        ids = await delta_chain(checkpoint_store, tid)
+        fork, head = make_checkpoint_id(), make_checkpoint_id()
+        versions = {"a": "f1", "b": "f1", "c": "f1"}
+        empty = {(ch, "f1"): ("empty", b"") for ch in versions}
+        await checkpoint_store.cp_put(_row(tid, fork, parent=ids[4], versions=versions), empty)
+        await checkpoint_store.cp_put_writes(tid, "", fork, [_write("fork-task", 0, "a", "fork write")], False)
+        await checkpoint_store.cp_put(_row(tid, head, parent=fork, versions=versions), {})
+        config = _config(tid, checkpoint_ns="", checkpoint_id=head)
+        history = await saver.aget_delta_channel_history(config=config, channels=["a"])
+        assert _history_values(history) == {"a": (["a3/early", "a3/late", "a4/early", "a4/late", "fork write"], "A3")}
+        assert history == await generic_delta_history(saver, config, ["a"])
+        fallback = ContextKitSaver(_WithoutDeltaHistory(checkpoint_store))
+        assert await fallback.aget_delta_channel_history(config=config, channels=["a"]) == history
+
+    async def test_delta_history_of_nothing_stored_or_a_missing_parent(self, checkpoint_store: CheckpointStore) -> None:
+        """No channels: an empty mapping (a string instead of a list of names: ``InvalidInput``). A thread,
+        namespace or checkpoint never stored: every channel with no writes and no seed. A chain whose oldest
+        parent is not stored (pruned) ends there, without a seed."""
+        pytest.importorskip("langgraph.checkpoint.base")
+        from contextkit.errors import InvalidInput
+        from contextkit.langgraph import ContextKitSaver
+
+        saver = ContextKitSaver(checkpoint_store)
+        tid = str(uuid.uuid4())
+        assert await saver.aget_delta_channel_history(config=_config(tid), channels=[]) == {}
+        with pytest.raises(InvalidInput):
+            await saver.aget_delta_channel_history(config=_config(tid), channels="messages")
+        nothing: dict[str, Any] = {"a": {"writes": []}, "b": {"writes": []}}
+        assert await saver.aget_delta_channel_history(config=_config(tid), channels=["a", "b"]) == nothing
+        ids = await delta_chain(checkpoint_store, tid)
+        assert await saver.aget_delta_channel_history(config=_config(tid, checkpoint_ns="x"), channels=["a", "b"]) == nothing
+        missing = _config(tid, checkpoint_ns="", checkpoint_id=make_checkpoint_id())
+        assert await saver.aget_delta_channel_history(config=missing, channels=["a", "b"]) == nothing
+        orphan, child = make_checkpoint_id(), make_checkpoint_id()
+        await checkpoint_store.cp_put(_row(tid, orphan, parent=ids[0] + "-pruned", versions={"a": "o1"}), {})
+        await checkpoint_store.cp_put_writes(tid, "", orphan, [_write("t", 0, "a", "orphan write")], False)
+        await checkpoint_store.cp_put(_row(tid, child, parent=orphan, versions={"a": "o1"}), {})
+        config = _config(tid, checkpoint_ns="", checkpoint_id=child)
+        history = await saver.aget_delta_channel_history(config=config, channels=["a"])
+        assert history == {"a": {"writes": [("t", "a", "orphan write")]}}
+        assert history == await generic_delta_history(saver, config, ["a"])
+
+    async def test_delta_history_walks_in_the_store_when_it_can(self, checkpoint_store: CheckpointStore) -> None:
+        """A store implementing ``DeltaHistoryStore`` answers the whole walk in one ``cp_delta_history`` call
+        (no ``cp_get`` per ancestor); the start is skipped unless ``inclusive``, and ``resume`` names the parent
+        the store does not hold (``bounded`` False: the saver reads on from the cold tier, not from the store).
+        Stores without it are served by the saver's generic walk (skipped here)."""
+        from contextkit.stores import DeltaHistoryStore
+
+        if not isinstance(checkpoint_store, DeltaHistoryStore):
+            pytest.skip("this store has no cp_delta_history: the saver walks with cp_get")
+        pytest.importorskip("langgraph.checkpoint.base")
+        from contextkit.langgraph import ContextKitSaver
+
+        tid = str(uuid.uuid4())
+        ids = await delta_chain(checkpoint_store, tid)
+        walk = await checkpoint_store.cp_delta_history(tid, "", None, ["a", "b"])
+        assert walk is not None and walk.checkpoint_id == ids[6] and walk.resume is None
+        assert [step.checkpoint_id for step in walk.steps] == ids[5:1:-1]
+        assert [sorted(step.seeds) for step in walk.steps] == [[], [], ["a"], ["b"]]
+        assert {w.channel for w in walk.steps[-1].writes} == {"b"}  # `a` stopped walking one step before
+        inclusive = await checkpoint_store.cp_delta_history(tid, "", ids[3], ["a"], inclusive=True)
+        assert inclusive is not None and [step.checkpoint_id for step in inclusive.steps] == [ids[3]]
+        assert dict(inclusive.steps[0].seeds) == {"a": _typed("A3")}
+        assert await checkpoint_store.cp_delta_history(tid, "", make_checkpoint_id(), ["a"]) is None
+        orphan = make_checkpoint_id()
+        lost = make_checkpoint_id()
+        await checkpoint_store.cp_put(_row(tid, orphan, parent=lost, versions={"a": "o1"}), {})
+        cut = await checkpoint_store.cp_delta_history(tid, "", orphan, ["a"], inclusive=True)
+        assert cut is not None and [s.checkpoint_id for s in cut.steps] == [orphan]
+        assert cut.resume == lost and not cut.bounded
+
+        calls: list[str] = []
+        store: Any = checkpoint_store
+
+        class _Counting:
+            """The store, counting the reads the saver makes through it."""
+
+            def __getattr__(self, name: str) -> Any:
+                attr = getattr(store, name)
+                if name == "cp_get":
+
+                    async def counted(*args: Any, **kwargs: Any) -> Any:
+                        calls.append(name)
+                        return await attr(*args, **kwargs)
+
+                    return counted
+                return attr
+
+            async def cp_delta_history(self, *args: Any, **kwargs: Any) -> Any:
+                calls.append("cp_delta_history")
+                return await store.cp_delta_history(*args, **kwargs)
+
+        saver = ContextKitSaver(_Counting())
+        await saver.aget_delta_channel_history(config=_config(tid, checkpoint_ns="", checkpoint_id=ids[6]), channels=["a", "c"])
+        assert calls == ["cp_delta_history"]
+
+    async def test_graph_delta_channel_rebuilds_what_a_plain_reducer_keeps(self, checkpoint_store: CheckpointStore) -> None:
+        """A real ``DeltaChannel`` graph (snapshot every 3 updates) reads back, at the head and at every older
+        checkpoint of its history, the list a plain ``operator.add`` channel stores in full; a fork from an older
+        checkpoint rebuilds from its own ancestors."""
+        pytest.importorskip("langgraph.channels.delta")
+        from contextkit.langgraph import ContextKitSaver
+
+        saver = ContextKitSaver(checkpoint_store)
+        delta, plain = delta_graph(saver), _plain_turns_graph(saver)
+        dcfg, pcfg = _config(str(uuid.uuid4())), _config(str(uuid.uuid4()))
+        for turn in range(8):
+            await delta.ainvoke({"turns": [f"user {turn}"]}, dcfg)
+            await plain.ainvoke({"turns": [f"user {turn}"]}, pcfg)
+        assert (await delta.aget_state(dcfg)).values == (await plain.aget_state(pcfg)).values
+        dhist = [s async for s in delta.aget_state_history(dcfg)]
+        phist = [s async for s in plain.aget_state_history(pcfg)]
+        assert [s.values.get("turns") for s in dhist] == [s.values.get("turns") for s in phist]
+        assert len(dhist) == 24
+        # Fork both from the same older step and go on: the fork reads its own ancestors.
+        dfork = await delta.aupdate_state(dhist[9].config, {"turns": ["edited"]})
+        pfork = await plain.aupdate_state(phist[9].config, {"turns": ["edited"]})
+        await delta.ainvoke(None, dfork)
+        await plain.ainvoke(None, pfork)
+        assert (await delta.aget_state(dcfg)).values == (await plain.aget_state(pcfg)).values
+
     # -- LangGraph: sync code -----------------------------------------------------------------------------------
     def test_sync_graph_invoke_with_a_background_saver(self, checkpoint_store_factory: StoreFactory) -> None:
         """``ContextKitSaver.in_background`` opens the store on a private loop thread, so plain sync code runs
@@ -855,6 +1115,31 @@ class CheckpointStoreSuite:
             saver.delete_thread(config["configurable"]["thread_id"])
             assert saver.get_tuple(config) is None
         assert saver.loop is not None and saver.loop.is_closed()
+
+    def test_sync_delta_channel_graph_with_a_background_saver(self, checkpoint_store_factory: StoreFactory) -> None:
+        """Sync code on a ``DeltaChannel`` graph: ``graph.invoke`` rebuilds the list through the sync
+        ``get_delta_channel_history``, which answers what the async one does."""
+        pytest.importorskip("langgraph.channels.delta")
+        from contextkit.langgraph import ContextKitSaver
+
+        settings = StoreSettings(namespace=f"ckt-{uuid.uuid4().hex[:12]}")
+        with ContextKitSaver.in_background(lambda: checkpoint_store_factory(settings)) as saver:
+            graph = delta_graph(saver)
+            config = _config(str(uuid.uuid4()))
+            for turn in range(4):
+                graph.invoke({"turns": [f"user {turn}"]}, config)
+            assert graph.get_state(config).values["turns"] == [
+                text for turn in range(4) for text in (f"user {turn}", f"reply {2 * turn + 1}")
+            ]
+            head = saver.get_tuple(config)
+            assert head is not None
+            history = saver.get_delta_channel_history(config=head.config, channels=["turns"])
+            assert [w[2] for w in history["turns"]["writes"]]
+            assert saver.loop is not None
+            on_loop = asyncio.run_coroutine_threadsafe(
+                saver.aget_delta_channel_history(config=head.config, channels=["turns"]), saver.loop
+            )
+            assert history == on_loop.result(timeout=30)
 
     async def test_sync_api_from_another_thread_uses_the_store_loop(self, checkpoint_store: CheckpointStore) -> None:
         """A saver built on a running loop serves sync calls from other threads (``asyncio.to_thread``) on that

@@ -227,6 +227,10 @@ def _at(seconds: float) -> datetime:
 class ColdStoreSuite:
     """Base class of the cold tier conformance tests; subclass it and implement :meth:`make_store`."""
 
+    #: Every test of a subclass carries the ``conformance`` marker (pytest collects class marks along the MRO), so
+    #: ``pytest -m conformance`` (``nox -s conformance``) runs every run of every suite, whatever its file's name.
+    pytestmark = [pytest.mark.conformance]
+
     #: Prefix of the unique namespaces the suite creates (visible in the server if a cleanup fails).
     namespace_prefix: str = "ckc"
     #: Settings every store starts from; :meth:`new_store` overrides single fields.

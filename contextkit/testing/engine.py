@@ -42,6 +42,10 @@ class EngineSuite:
     """Scenarios every composition of tiers must pass. Override :meth:`kit_config` (and optionally
     :meth:`cleanup_kit`)."""
 
+    #: Every test of a subclass carries the ``conformance`` marker (pytest collects class marks along the MRO), so
+    #: ``pytest -m conformance`` (``nox -s conformance``) runs every run of every suite, whatever its file's name.
+    pytestmark = [pytest.mark.conformance]
+
     def kit_config(self) -> dict[str, Any]:
         """The kit configuration under test (without ``namespace``; the suite sets a unique one)."""
         return {"hot": "memory"}

@@ -52,6 +52,10 @@ __all__ = ["SnapshotScenario", "TieringSuite"]
 class TieringSuite:
     """Base class of the tiering scenarios; subclass it and implement :meth:`config` and :meth:`lose_hot`."""
 
+    #: Every test of a subclass carries the ``conformance`` marker (pytest collects class marks along the MRO), so
+    #: ``pytest -m conformance`` (``nox -s conformance``) runs every run of every suite, whatever its file's name.
+    pytestmark = [pytest.mark.conformance]
+
     #: Worker processes of the concurrent scenarios; 1 runs the workers as tasks of the test's own process.
     processes: int = 4
     #: Increments per worker in scenario 3, appends per worker in scenario 4.
@@ -92,16 +96,22 @@ class TieringSuite:
         config = dict(self.config(namespace))
         config.setdefault("namespace", namespace)
         config.setdefault("timeout", self.timeout)
+        # A consult waits for the outbox to settle and the archive to answer: roomy, as the per-call timeout.
+        config["tiering"] = {"consult_timeout": self.timeout, **config.get("tiering", {})}
         return config
 
-    async def _workers(self, kit: ContextKit, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Run ``jobs`` at once: in worker processes (a shared hot tier) or as tasks on ``kit``."""
-        start = time.time() + (0.3 if self.processes == 1 else 3.0)
-        for job in jobs:
-            job["start"] = start
-            job["until"] = None if job.get("until") is None else start + job["until"]
-            job.setdefault("pause", 0.001 if self.processes == 1 and job.get("until") else 0.0)
+    async def _workers(
+        self, kit: ContextKit, jobs: list[dict[str, Any]], started: asyncio.Future[float] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run ``jobs`` at once: in worker processes (a shared hot tier) or as tasks on ``kit``. ``started`` (if
+        given) receives the time the jobs start at, once every worker is ready."""
         if self.processes == 1:
+            start = time.time() + 0.3
+            for job in jobs:
+                self._times(job, start)
+                job.setdefault("pause", 0.001 if job.get("until") else 0.0)
+            if started is not None:
+                started.set_result(start)
             return list(await asyncio.gather(*(run_job(job, kit) for job in jobs)))
         namespace = kit.config.namespace
         config = self._config(namespace)
@@ -112,18 +122,47 @@ class TieringSuite:
                 "-m",
                 "contextkit.testing.tiering_worker",
                 json.dumps({**job, "config": config}),
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
             )
             for job in jobs
         ]
-        results = []
-        for proc in procs:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-            assert proc.returncode == 0, f"a worker failed ({proc.returncode}): {err.decode()[-3000:]}"
-            results.append(json.loads(out.decode().strip().splitlines()[-1]))
-        return results
+        try:
+            # Start-up (imports, opening the kit) takes seconds on a loaded machine: the clock starts once all are
+            # ready, so every worker gets its whole busy time.
+            for proc in procs:
+                assert proc.stdout is not None
+                line = await asyncio.wait_for(proc.stdout.readline(), timeout=120)
+                if line.strip() != b"ready":
+                    _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+                    raise AssertionError(f"a worker did not start ({proc.returncode}): {err.decode()[-3000:]}")
+            start = time.time() + 0.2
+            for job, proc in zip(jobs, procs, strict=True):
+                assert proc.stdin is not None
+                proc.stdin.write((json.dumps(self._times(dict(job), start)) + "\n").encode())
+                await proc.stdin.drain()
+            if started is not None:
+                started.set_result(start)
+            results = []
+            for proc in procs:
+                out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+                assert proc.returncode == 0, f"a worker failed ({proc.returncode}): {err.decode()[-3000:]}"
+                results.append(json.loads(out.decode().strip().splitlines()[-1]))
+            return results
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+
+    @staticmethod
+    def _times(job: dict[str, Any], start: float) -> dict[str, Any]:
+        """Set ``job``'s absolute ``start`` and ``until`` (given relative to the start); return the two."""
+        job["start"] = start
+        job["until"] = None if job.get("until") is None else start + job["until"]
+        return {"start": job["start"], "until": job["until"]}
 
     @staticmethod
     async def _drain(kit: ContextKit) -> None:
@@ -144,9 +183,17 @@ class TieringSuite:
         await kit.create_session(sid, "u1", {"secret": "kept until deleted"})
         for i in range(5):
             await kit.add_message(sid, "user", f"before delete {i}")
-        jobs = [{"role": "update", "key": sid, "count": 50_000, "until": self.busy_seconds} for _ in range(self.processes)]
-        running = asyncio.ensure_future(self._workers(kit, jobs))
-        await asyncio.sleep((3.0 if self.processes > 1 else 0.3) + self.busy_seconds / 3)
+        # The workers go on for as long again after the delete's time, so some updates surely come after it.
+        busy = self.busy_seconds * 2
+        jobs = [{"role": "update", "key": sid, "count": 50_000, "until": busy} for _ in range(self.processes)]
+        started: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        running = asyncio.ensure_future(self._workers(kit, jobs, started))
+        waited: set[asyncio.Future[Any]] = {started, running}
+        await asyncio.wait(waited, timeout=150, return_when=asyncio.FIRST_COMPLETED)
+        if not started.done():
+            await running  # it failed before the workers started: its error tells why
+        start = started.result()
+        await asyncio.sleep(max(0.0, start + self.busy_seconds / 2 - time.time()))
         assert await kit.delete_session(sid) is True
         deleted_at = time.time()
         assert await kit.get_session(sid) is None

@@ -1,8 +1,10 @@
 """A worker process of :mod:`contextkit.testing.tiering`: one application process hitting a shared hot tier.
 
 Run as ``python -m contextkit.testing.tiering_worker '<job json>'``. The job names a ``role``, the kit's
-``config`` (a ``ContextKit.from_config`` mapping), the ``key`` it works on and a ``start`` time (epoch seconds):
-every worker waits until then, so they run at once whatever their start-up time. It prints one JSON line:
+``config`` (a ``ContextKit.from_config`` mapping) and the ``key`` it works on. The worker opens its kit, prints
+``ready`` and reads one JSON line from stdin with its ``start`` and ``until`` times (epoch seconds): the parent sends
+it once every worker is ready, so they run at once however long each took to start (a loaded machine can take
+seconds to import). It then prints one JSON line:
 
 * ``update``: ``count`` calls of ``update_session(key, increment_requests=True)`` one after the other (``pause``
   seconds apart), or until ``until`` (epoch seconds); ``{"calls": [[started, ended, returned], ...]}``
@@ -66,13 +68,17 @@ async def run_job(job: dict[str, Any], kit: ContextKit | None = None) -> dict[st
         await _wait(float(job.get("start", 0)))
         return await role(kit, job)
     async with ContextKit.from_config(job["config"], env={}) as own:
+        if job.get("handshake"):
+            print("ready", flush=True)
+            times = json.loads(await asyncio.to_thread(sys.stdin.readline))
+            job = {**job, **times}
         await _wait(float(job.get("start", 0)))
         return await role(own, job)
 
 
 def main(argv: list[str]) -> None:
     """Run the job given as JSON in ``argv[1]`` and print its result as one JSON line."""
-    result = asyncio.run(run_job(json.loads(argv[1])))
+    result = asyncio.run(run_job({**json.loads(argv[1]), "handshake": True}))
     print(json.dumps(result), flush=True)
 
 

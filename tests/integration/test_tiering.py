@@ -4,7 +4,8 @@ Shared hot tiers (Redis, SQLite) run the concurrent scenarios with several OS pr
 (PostgreSQL, ClickHouse); the memory hot tier lives in one process, so its workers are tasks of the test's process.
 A hot tier loses its data on purpose: the namespace's keys dropped (Redis), its rows deleted (SQLite,
 ``drop_namespace``), its clock moved past every TTL (memory). Redis also restarts from an older snapshot (scenario
-5) on a server of its own. The SQLite + SQLite pair runs in the plugin's own tests.
+5) on a server of its own; the SQLite file gets an older backup of itself copied back, and the restore declared.
+The SQLite + SQLite pair runs in the plugin's own tests.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from contextkit import ContextKit
 from contextkit.testing.redis_servers import RedisServer, redis_binaries, redis_command
 from contextkit.testing.services import missing_service
 from contextkit.testing.tiering import SnapshotScenario, TieringSuite
+from contextkit_sqlite.testing import SqliteSnapshots
 
 pytestmark = pytest.mark.slow
 
@@ -150,9 +152,10 @@ class TestRedisClickHouseTiering(_RedisPair):
 
 
 @pytest.mark.postgres
-class TestSqlitePostgresTiering(TieringSuite):
+class TestSqlitePostgresTiering(SqliteSnapshots):
     """SQLite hot (a file of the test, its outbox in it) + PostgreSQL cold, four worker processes on the file;
-    losing the hot tier deletes every row of the namespace."""
+    losing the hot tier deletes every row of the namespace; scenario 5 copies an older backup of the file back
+    and declares the restore."""
 
     processes = 4
 

@@ -38,4 +38,5 @@ def contextkit_register_backends(registry: BackendRegistry) -> None:
         create_cold_store,
         description="ClickHouse archive (ReplacingMergeTree, batched inserts, clickhouse-connect async)",
         aliases=("ch",),
+        schemes=("clickhouses",),
     )

@@ -26,6 +26,8 @@ from contextkit.stores import (
     EMPTY_BLOB_TYPE,
     CheckpointBundle,
     CheckpointRow,
+    DeltaStep,
+    DeltaWalk,
     EventHead,
     StoreSettings,
     Tombstone,
@@ -33,6 +35,7 @@ from contextkit.stores import (
     WriteRow,
     checkpoint_id_floor,
     delta_ancestors,
+    delta_seed,
 )
 
 __all__ = [
@@ -325,6 +328,53 @@ class MemoryCheckpoints:
             checkpoint_id = ns.ids[-1]
         row = ns.rows.get(checkpoint_id)
         return ns.bundle(row) if row is not None else None
+
+    async def cp_delta_history(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str | None,
+        channels: Sequence[str],
+        *,
+        inclusive: bool = False,
+    ) -> DeltaWalk | None:
+        """See :meth:`contextkit.stores.DeltaHistoryStore.cp_delta_history`: a direct walk of the rows."""
+        thread = self._cp_thread(thread_id, self._cp_now())
+        ns = thread.namespaces.get(checkpoint_ns) if thread is not None else None
+        if ns is None:
+            return None
+        if checkpoint_id is None:
+            if not ns.ids:
+                return None
+            checkpoint_id = ns.ids[-1]
+        start = ns.rows.get(checkpoint_id)
+        if start is None:
+            return None
+        remaining = set(channels)
+        steps: list[DeltaStep] = []
+        seen: set[str] = set()
+        cursor: str | None = checkpoint_id
+        if not inclusive:
+            seen.add(checkpoint_id)
+            cursor = start.parent_checkpoint_id
+        while cursor is not None and remaining and cursor not in seen:
+            row = ns.rows.get(cursor)
+            if row is None:
+                return DeltaWalk(checkpoint_id, steps, cursor)
+            seen.add(cursor)
+            stored = ns.writes.get(cursor)
+            writes = [w for w in stored.values() if w.channel in remaining] if stored else []
+            seeds = {}
+            for channel in remaining:
+                version = row.channel_versions.get(channel)
+                blob = ns.blobs.get((channel, version)) if version is not None else None
+                if delta_seed(blob):
+                    assert blob is not None
+                    seeds[channel] = blob
+            remaining.difference_update(seeds)
+            steps.append(DeltaStep(cursor, writes, seeds))
+            cursor = row.parent_checkpoint_id
+        return DeltaWalk(checkpoint_id, steps)
 
     async def cp_list(
         self,

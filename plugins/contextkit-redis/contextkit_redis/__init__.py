@@ -31,4 +31,5 @@ def contextkit_register_backends(registry: BackendRegistry) -> None:
         "redis",
         create_store,
         description="Redis hot tier: plain Redis 6/7 or Redis Cluster (hash-tagged keys, Lua scripts, per-session TTLs)",
+        schemes=("rediss", "unix"),
     )

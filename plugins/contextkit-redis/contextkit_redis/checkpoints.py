@@ -59,6 +59,8 @@ from contextkit.stores import (
     EMPTY_BLOB_TYPE,
     CheckpointBundle,
     CheckpointRow,
+    DeltaStep,
+    DeltaWalk,
     EventHead,
     StoreSettings,
     Typed,
@@ -79,6 +81,11 @@ _INDEX_REFRESH = 60.0
 _INDEX_CACHE_MAX = 10_000
 # Threads (and runs) whose key names a store keeps built.
 _KEY_CACHE_MAX = 4096
+# Ancestors one DeltaChannel history script visits at most (the saver resumes at the next one in another call), so
+# one script never blocks the server long (1,000 ancestors with a 600-byte write each took ~20 ms here, reply
+# included; 500 keeps a call near Redis's 10 ms slowlog threshold). LangGraph snapshots a delta channel at least
+# every 5,000 supersteps, so the longest chain is about ten calls.
+_DELTA_MAX_STEPS = 500
 _HIGH = b"\xff"  # above every byte of UTF-8 text: the top of a lexicographic prefix range
 
 _LIB = r"""
@@ -257,6 +264,115 @@ return out
 """
 )
 
+_DELTA_HISTORY = (
+    _LIB
+    + r"""
+-- A DeltaChannel history walk, next to the data (see RedisCheckpoints.cp_delta_history).
+-- KEYS: ids, all, cp, blobs, wk, wv. ARGV: pfx, cid ('' = the newest of the namespace), inclusive ('1' | '0'),
+-- max steps, the empty blob's type, channel...
+-- Returns the start id, the id to resume at (nil: none), '1' when the walk stopped at max steps (that ancestor
+-- is here) or '0' (it is not), then per ancestor visited, nearest first: its id, the
+-- number of its writes to the channels still walking and those write values, the number of seeds and
+-- (channel, blob value) pairs.
+local function part(s, k)
+  -- the k-th length-prefixed part (8 hex digits of length, then the bytes) of a record or a write value
+  local pos = 1
+  for _ = 1, k - 1 do pos = pos + 8 + tonumber(string.sub(s, pos, pos + 7), 16) end
+  local n = tonumber(string.sub(s, pos, pos + 7), 16)
+  return string.sub(s, pos + 8, pos + 7 + n)
+end
+local function parent_of(rec)
+  local p = part(rec, 5)
+  if #p == 0 then return nil end
+  return string.sub(p, 2)
+end
+local pfx, cid = ARGV[1], ARGV[2]
+if cid == '' then
+  local top = redis.call('ZREVRANGEBYLEX', KEYS[1], '[' .. pfx .. '\255', '[' .. pfx, 'LIMIT', 0, 1)
+  if #top == 0 then return false end
+  cid = string.sub(top[1], #pfx + 1)
+end
+local rec = redis.call('HGET', KEYS[3], pfx .. cid)
+if not rec then return false end
+local max_steps, empty = tonumber(ARGV[4]), ARGV[5]
+local left, nleft = {}, 0
+for i = 6, #ARGV do
+  if not left[ARGV[i]] then
+    left[ARGV[i]] = true
+    nleft = nleft + 1
+  end
+end
+local out = {cid, false, '0'}
+local seen = {}
+local cursor = cid
+if ARGV[3] ~= '1' then
+  seen[cid] = true
+  cursor = parent_of(rec)
+  rec = nil
+end
+local steps = 0
+while cursor and nleft > 0 and not seen[cursor] do
+  if steps >= max_steps then
+    out[2] = cursor
+    out[3] = '1'
+    break
+  end
+  if not rec then rec = redis.call('HGET', KEYS[3], pfx .. cursor) end
+  if not rec then
+    -- not in this tier (archived, expired, pruned): the caller reads on elsewhere
+    out[2] = cursor
+    break
+  end
+  seen[cursor] = true
+  steps = steps + 1
+  out[#out + 1] = cursor
+  local members = prefix_range(KEYS[5], pfx .. cursor .. '\0')
+  local writes = {}
+  if #members > 0 then
+    local values = hmget(KEYS[6], members)
+    for i = 1, #values do
+      local w = values[i]
+      if w and left[part(w, 3)] then writes[#writes + 1] = w end
+    end
+  end
+  put_all(out, writes)
+  local v = versions(rec)
+  local chs, fields = {}, {}
+  for i = 1, #v, 2 do
+    if left[v[i]] then
+      chs[#chs + 1] = v[i]
+      fields[#fields + 1] = pfx .. v[i] .. '\0' .. v[i + 1]
+    end
+  end
+  local seeds = {}
+  if #fields > 0 then
+    local blobs = hmget(KEYS[4], fields)
+    for i = 1, #fields do
+      local b = blobs[i]
+      if b then
+        local colon = string.find(b, ':', 1, true)
+        local kind = string.sub(b, colon + 1, colon + tonumber(string.sub(b, 1, colon - 1)))
+        if kind ~= empty then
+          seeds[#seeds + 1] = chs[i]
+          seeds[#seeds + 1] = b
+        end
+      end
+    end
+  end
+  out[#out + 1] = #seeds / 2
+  for i = 1, #seeds, 2 do
+    out[#out + 1] = seeds[i]
+    out[#out + 1] = seeds[i + 1]
+    left[seeds[i]] = nil
+    nleft = nleft - 1
+  end
+  cursor = parent_of(rec)
+  rec = nil
+end
+return out
+"""
+)
+
 _DELETE_THREAD = (
     _LIB
     + r"""
@@ -381,6 +497,7 @@ LG_SCRIPTS: dict[str, str] = {
     "put": _PUT,
     "put_writes": _PUT_WRITES,
     "get": _GET,
+    "delta_history": _DELTA_HISTORY,
     "list": _LIST,
     "delete_thread": _DELETE_THREAD,
     "delete_checkpoints": _DELETE_CHECKPOINTS,
@@ -535,6 +652,32 @@ def _bundle(
     blobs = {channel: _typed(value) for channel, value in zip(channels, blob_values, strict=True) if value is not None}
     writes = [_decode_write(value) for value in write_values if value is not None]
     return CheckpointBundle(row, blobs, writes)
+
+
+def _read_delta_walk(data: Any) -> DeltaWalk:
+    """Decode the flat array of the ``delta_history`` script: start, resume, bounded, then per ancestor its id,
+    ``n`` write values, ``m`` (channel, blob value) seed pairs."""
+    if not isinstance(data, list) or len(data) < 3:
+        raise SerializationError(f"a DeltaChannel history reply is malformed: {type(data).__name__}")
+    steps: list[DeltaStep] = []
+    pos, end = 3, len(data)
+    try:
+        while pos < end:
+            cid, count = _s(data[pos]), int(data[pos + 1])
+            pos += 2
+            writes = [_decode_write(value) for value in data[pos : pos + count]]
+            pos += count
+            count = int(data[pos])
+            pos += 1
+            seeds = {_s(data[pos + 2 * i]): _typed(data[pos + 2 * i + 1]) for i in range(count)}
+            pos += 2 * count
+            steps.append(DeltaStep(cid, writes, seeds))
+    except (IndexError, TypeError, ValueError) as exc:
+        raise SerializationError(f"a DeltaChannel history reply is malformed: {exc}") from exc
+    if pos != end:
+        raise SerializationError("a DeltaChannel history reply is truncated")
+    resume = data[1]
+    return DeltaWalk(_s(data[0]), steps, None if resume is None else _s(resume), data[2] == b"1")
 
 
 def _split_ns_field(field: bytes) -> tuple[str, bytes, str]:
@@ -762,6 +905,31 @@ class RedisCheckpoints:
             return None
         ((cid, rec, blob_values, write_values),) = _read_bundles(raw)
         return _bundle(thread_id, checkpoint_ns, cid.decode("utf-8"), rec, blob_values, write_values)
+
+    async def cp_delta_history(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str | None,
+        channels: Sequence[str],
+        *,
+        inclusive: bool = False,
+    ) -> DeltaWalk | None:
+        """See :meth:`contextkit.stores.DeltaHistoryStore.cp_delta_history`: one script walks the parent chain
+        in the thread's slot (up to 500 ancestors a call) and returns only the writes and seeds of the channels
+        asked for."""
+        args: list[Any] = [
+            _prefix(checkpoint_ns),
+            _b(checkpoint_id or ""),
+            b"1" if inclusive else b"0",
+            _DELTA_MAX_STEPS,
+            _b(EMPTY_BLOB_TYPE),
+            *map(_b, channels),
+        ]
+        raw = await self.gate("cp_delta_history", self._lg.run("delta_history", self._lg_thread_keys(thread_id)[:6], args))
+        if not raw:
+            return None
+        return _read_delta_walk(raw)
 
     async def cp_list(
         self,

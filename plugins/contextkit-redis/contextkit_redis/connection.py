@@ -391,7 +391,8 @@ class Gate:
         """Await ``call`` within the timeout; raise BackendUnavailable on any driver failure."""
         try:
             if _HAS_TIMEOUT_CM:
-                # asyncio.timeout (3.11+) runs the call in the current task; wait_for spawns a task per call
+                # asyncio.timeout (3.11+) runs the call in the current task; wait_for spawns a task per call.
+                # The ignore is for a Python 3.10 checker, to which asyncio.timeout does not exist.
                 async with asyncio.timeout(self.timeout):  # type: ignore[attr-defined,unused-ignore]
                     return await (call if self._limit is None else self._limited(call))
             return await asyncio.wait_for(self._limited(call), self.timeout)

@@ -21,8 +21,11 @@ Each entry is one archive event in one of the shapes of :mod:`contextkit_redis.e
 * Several processes on one namespace: each stream has a drain *lease* (``SET NX PX``, renewed by every peek of the
   holder, released on ``aclose`` or when the stream is empty). Only the holder reads the stream, so N app
   processes do not write every batch N times; a holder that dies loses the lease after ``lease`` seconds and
-  another process takes over. If a lease lapses during a long cold write, two processes may write the same batch:
-  cold writes are idempotent on ``event_id``, so delivery is at-least-once and the archive holds each event once.
+  another process takes over. A kit closing while another process holds the lease of every stream with events
+  does not wait to drain them (:meth:`RedisStreamOutbox.drained_elsewhere`): they stay in Redis for the holder, or
+  for the next process once a dead holder's lease lapses. If a lease lapses during a long cold write, two
+  processes may write the same batch: cold writes are idempotent on ``event_id``, so delivery is at-least-once
+  and the archive holds each event once.
 """
 
 from __future__ import annotations
@@ -296,6 +299,27 @@ class RedisStreamOutbox:
             if int(length) and stream not in self._active:
                 self._generation += 1
                 self._active[stream] = self._generation
+
+    async def drained_elsewhere(self) -> bool:
+        """True when events wait only in streams whose drain lease another process holds (alive, or dead and its
+        lease not expired yet): they are that process's, or the next holder's, to archive, and a closing kit
+        leaves them in Redis instead of waiting up to ``lease`` seconds for a crashed peer's lease to lapse."""
+        streams = list(self._active)
+        if not streams:
+            return False
+        pipe = self._store.client.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xlen(stream)
+            pipe.get(f"{stream}:lease")
+        replies = await self._store.gate("outbox lease check", pipe.execute())
+        waiting = False
+        for length, holder in zip(replies[::2], replies[1::2], strict=True):
+            if int(length) == 0:
+                continue
+            waiting = True
+            if holder is None or (holder.decode() if isinstance(holder, bytes) else holder) == self._token:
+                return False  # this process can drain it
+        return waiting
 
     async def aclose(self) -> None:
         """Release this process's drain leases (another process takes over at once); events stay in Redis."""

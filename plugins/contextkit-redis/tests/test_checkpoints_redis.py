@@ -10,9 +10,16 @@ import pytest
 
 from contextkit.errors import ConfigError, SerializationError
 from contextkit.stores import CheckpointRow, CheckpointStore, StoreSettings, WriteRow
-from contextkit.testing.checkpoints import CheckpointStoreSuite, StoreFactory, make_checkpoint_id
+from contextkit.testing.checkpoints import (
+    CheckpointStoreSuite,
+    StoreFactory,
+    delta_chain,
+    generic_delta_history,
+    make_checkpoint_id,
+)
 from contextkit.testing.redis_servers import RedisClusterServers
 from contextkit_redis import RedisHotStore
+from contextkit_redis import checkpoints as redis_checkpoints
 from contextkit_redis.checkpoints import _read_bundles
 
 
@@ -135,3 +142,23 @@ def test_a_read_reply_is_split_per_checkpoint_and_a_malformed_one_is_refused() -
     for bad in (b"a string", [b"c1", b"rec1", 2, b"only one"], [b"c1", None, 0, 0], [b"c1", b"rec1", "x", 0]):
         with pytest.raises(SerializationError):
             _read_bundles(bad)
+
+
+@pytest.mark.redis
+async def test_delta_history_resumes_past_the_ancestors_one_script_may_walk(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One script walks at most ``_DELTA_MAX_STEPS`` ancestors (so it never blocks the server long); it names the
+    next one as ``resume`` and the saver calls again from there, to the same answer."""
+    pytest.importorskip("langgraph.checkpoint.base")
+    from contextkit.langgraph import ContextKitSaver
+
+    monkeypatch.setattr(redis_checkpoints, "_DELTA_MAX_STEPS", 2)
+    tid = str(uuid.uuid4())
+    ids = await delta_chain(store, tid)
+    walk = await store.cp_delta_history(tid, "", None, ["c"])
+    assert walk is not None and [s.checkpoint_id for s in walk.steps] == ids[5:3:-1]
+    assert walk.resume == ids[3] and walk.bounded
+    saver = ContextKitSaver(store)
+    config = {"configurable": {"thread_id": tid, "checkpoint_ns": ""}}
+    history = await saver.aget_delta_channel_history(config=config, channels=["a", "b", "c"])
+    assert history == await generic_delta_history(saver, config, ["a", "b", "c"])
+    assert len(history["c"]["writes"]) == 6

@@ -30,6 +30,8 @@ from contextkit.stores import (
     EMPTY_BLOB_TYPE,
     CheckpointBundle,
     CheckpointRow,
+    DeltaStep,
+    DeltaWalk,
     EventHead,
     StoreSettings,
     Typed,
@@ -45,6 +47,50 @@ __all__ = ["SqliteCheckpoints"]
 T = TypeVar("T")
 
 _PAGE = 100
+# Ancestors one DeltaChannel history query visits at most (the saver resumes at the next one): LangGraph snapshots
+# a delta channel at least every 5,000 supersteps, so a real chain fits in one or two calls, and a chain looped by
+# a re-put (INSERT OR REPLACE of an older id under a newer parent) cannot recurse without end.
+_DELTA_MAX_STEPS = 2_000
+# Channels one query walks for: they are the bits of an SQLite integer (63 usable); more go in several queries.
+_DELTA_MAX_CHANNELS = 62
+
+# The channels (bits of a mask) whose stored blob at checkpoint `{c}` is a seed: a value, not the empty marker.
+_SEED_BITS = (
+    "(SELECT coalesce(sum(1 << req.bit), 0) FROM json_each({c}.channel_versions) v "
+    "CROSS JOIN req ON req.name = v.key CROSS JOIN ck_checkpoint_blobs b ON b.namespace = :ns AND b.thread_id = :tid "
+    "AND b.checkpoint_ns = :cns AND b.channel = v.key AND b.version = v.value AND b.type != :empty)"
+)
+# One statement: a recursive CTE walks parent_checkpoint_id from the start, carrying the mask of the channels still
+# walking (`left`; `wanted` is the mask on arrival), and stops by itself once every channel found its seed; then
+# the chain, the writes of each ancestor to the channels it was visited for, and the seeds, tagged 0, 1, 2. The
+# CTE is used three times, so SQLite computes it once (materialized). `CROSS JOIN` fixes every join order (chain, then
+# its versions, then the blob or the writes): each step is primary-key lookups; with a plain JOIN and no ANALYZE
+# statistics SQLite scanned every blob of the thread per ancestor.
+_DELTA_SQL = (
+    "WITH RECURSIVE req(bit, name) AS (SELECT key, value FROM json_each(:channels)), "
+    "chain(depth, cid, parent, channel_versions, wanted, left) AS ("
+    "SELECT :first, checkpoint_id, parent_checkpoint_id, channel_versions, :full, "
+    "CASE WHEN :first = 1 THEN :full & ~" + _SEED_BITS.format(c="ck_checkpoints") + " ELSE :full END "
+    "FROM ck_checkpoints WHERE namespace = :ns AND thread_id = :tid AND checkpoint_ns = :cns AND checkpoint_id = :cid "
+    "UNION ALL "
+    "SELECT chain.depth + 1, c.checkpoint_id, c.parent_checkpoint_id, c.channel_versions, chain.left, "
+    "chain.left & ~" + _SEED_BITS.format(c="c") + " "
+    "FROM chain CROSS JOIN ck_checkpoints c ON c.namespace = :ns AND c.thread_id = :tid AND c.checkpoint_ns = :cns "
+    "AND c.checkpoint_id = chain.parent WHERE chain.left != 0 AND chain.depth < :max_depth) "
+    "SELECT 0, depth, cid, parent, left, NULL, NULL, NULL, NULL FROM chain "
+    "UNION ALL "
+    "SELECT 1, chain.depth, w.task_id, w.channel, w.idx, w.type, w.blob, w.task_path, NULL FROM chain "
+    "CROSS JOIN ck_checkpoint_writes w ON w.namespace = :ns AND w.thread_id = :tid AND w.checkpoint_ns = :cns "
+    "AND w.checkpoint_id = chain.cid CROSS JOIN req ON req.name = w.channel "
+    "WHERE chain.depth >= 1 AND (chain.wanted >> req.bit) & 1 "
+    "UNION ALL "
+    "SELECT 2, chain.depth, v.key, NULL, NULL, b.type, b.blob, NULL, NULL FROM chain "
+    "CROSS JOIN json_each(chain.channel_versions) v CROSS JOIN req ON req.name = v.key "
+    "CROSS JOIN ck_checkpoint_blobs b ON b.namespace = :ns AND b.thread_id = :tid "
+    "AND b.checkpoint_ns = :cns AND b.channel = v.key AND b.version = v.value "
+    "WHERE chain.depth >= 1 AND ((chain.wanted & ~chain.left) >> req.bit) & 1"
+)
+
 _ROW_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, channel_versions"
 
 
@@ -353,6 +399,112 @@ class SqliteCheckpoints:
         if record is None:
             return None
         return self._bundle(conn, record, loads(record[6]))
+
+    async def cp_delta_history(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str | None,
+        channels: Sequence[str],
+        *,
+        inclusive: bool = False,
+    ) -> DeltaWalk | None:
+        """See :meth:`contextkit.stores.DeltaHistoryStore.cp_delta_history`: one hop to the connection's thread,
+        one read transaction, one recursive query (per 62 channels) that stops at the seeds by itself."""
+        return await self._db.read(self._cp_delta_history, thread_id, checkpoint_ns, checkpoint_id, list(channels), inclusive)
+
+    def _cp_delta_history(
+        self,
+        conn: sqlite3.Connection,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str | None,
+        channels: list[str],
+        inclusive: bool,
+    ) -> DeltaWalk | None:
+        if not self._thread_alive(conn, thread_id, time.time()):
+            return None
+        if checkpoint_id is None:
+            newest = conn.execute(
+                "SELECT checkpoint_id FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+                "ORDER BY checkpoint_id DESC LIMIT 1",
+                (self._ns, thread_id, checkpoint_ns),
+            ).fetchone()
+            if newest is None:
+                return None
+            checkpoint_id = str(newest[0])
+        walks = [
+            self._cp_delta_chunk(conn, thread_id, checkpoint_ns, checkpoint_id, channels[i : i + _DELTA_MAX_CHANNELS], inclusive)
+            for i in range(0, max(len(channels), 1), _DELTA_MAX_CHANNELS)
+        ]
+        if any(walk is None for walk in walks):
+            return None
+        if len(walks) == 1:
+            return walks[0]
+        # Every chunk walked the same chain, each as far as its own channels needed: merge step by step.
+        merged: list[DeltaStep] = []
+        resume: str | None = None
+        bounded = False
+        for walk in walks:
+            assert walk is not None
+            if resume is None and walk.resume is not None:
+                resume, bounded = walk.resume, walk.bounded
+            for i, step in enumerate(walk.steps):
+                if i == len(merged):
+                    merged.append(step)
+                else:
+                    have = merged[i]
+                    merged[i] = DeltaStep(have.checkpoint_id, [*have.writes, *step.writes], {**have.seeds, **step.seeds})
+        return DeltaWalk(checkpoint_id, merged, resume, bounded)
+
+    def _cp_delta_chunk(
+        self,
+        conn: sqlite3.Connection,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        channels: list[str],
+        inclusive: bool,
+    ) -> DeltaWalk | None:
+        params = {
+            "channels": dumps(channels),
+            "full": (1 << len(channels)) - 1,
+            "first": 1 if inclusive else 0,
+            "ns": self._ns,
+            "tid": thread_id,
+            "cns": checkpoint_ns,
+            "cid": checkpoint_id,
+            "empty": EMPTY_BLOB_TYPE,
+            "max_depth": _DELTA_MAX_STEPS,
+        }
+        chain: dict[int, tuple[str, str | None, int]] = {}
+        writes: dict[int, list[WriteRow]] = {}
+        seeds: dict[int, dict[str, Typed]] = {}
+        for kind, depth, a, b, c, vtype, value, task_path, _ in conn.execute(_DELTA_SQL, params):
+            if kind == 0:
+                chain[depth] = (a, b, c)
+            elif kind == 1:
+                writes.setdefault(depth, []).append(WriteRow(a, c, b, (vtype, value), task_path))
+            else:
+                seeds.setdefault(depth, {})[a] = (vtype, value)
+        if not chain:
+            return None
+        steps: list[DeltaStep] = []
+        seen = {checkpoint_id} if not inclusive else set()
+        left = 1
+        parent: str | None = None
+        depth = 0
+        for depth in sorted(chain):
+            cid, parent, left = chain[depth]
+            if depth == 0:
+                continue
+            if cid in seen:
+                return DeltaWalk(checkpoint_id, steps)  # a looped chain: it ends where it repeats
+            seen.add(cid)
+            steps.append(DeltaStep(cid, writes.get(depth, []), seeds.get(depth, {})))
+        # Channels left and a parent the query did not reach: past the bound of one call, or not stored here.
+        resume = parent if left and parent is not None else None
+        return DeltaWalk(checkpoint_id, steps, resume, bounded=resume is not None and depth >= _DELTA_MAX_STEPS)
 
     async def cp_list(
         self,

@@ -234,12 +234,14 @@ class SqliteDatabase:
         self._db = db
         self._raw = db._conn
         try:
-            self.journal_mode = await self.run(self._prepare)
+            self.journal_mode = await self.run(self.prepare)
         except BaseException:
             await self.close()
             raise
 
-    def _prepare(self, conn: sqlite3.Connection) -> str:
+    def prepare(self, conn: sqlite3.Connection) -> str:
+        """Set the pragmas on ``conn`` (this database's, or another connection to a file of the same schema) and
+        apply the pending migrations; returns the journal mode."""
         conn.execute(f"PRAGMA busy_timeout = {int(self.options.busy_timeout * 1000)}")
         mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
         # NORMAL in WAL mode: a commit is durable against an application crash and atomic after a power loss
@@ -288,6 +290,7 @@ class SqliteDatabase:
         if db is None or raw is None:
             raise BackendUnavailable(f"sqlite database {self.path} is not open")
         try:
+            # aiosqlite's _execute (private, see the module docstring) carries no annotations
             result: T = await db._execute(fn, raw, *args)  # type: ignore[no-untyped-call]
             return result
         except sqlite3.Error as exc:

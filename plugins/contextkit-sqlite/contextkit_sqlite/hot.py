@@ -13,8 +13,10 @@ it, writes the write's archive event into the namespace's outbox table **in the 
 meta; the event's JSON is built before the transaction wherever it does not depend on what the transaction finds
 (:mod:`contextkit_sqlite.rows`), so the write lock is held for little more than the statements. With
 ``settings.archived`` an owner without a live meta row raises :class:`~contextkit.errors.OwnerUnknown` before
-anything is written (the transaction is rolled back); without it, such an owner is new (versions and seqs from
-1). A read of an archived store checks the meta in the same read transaction as the data.
+anything is written (the transaction is rolled back), and so does (``stale``) one whose meta was written before
+the file's last declared restore (:meth:`SqliteHotStore.mark_restored`, see :mod:`contextkit_sqlite.owners`);
+without it, such an owner is new (versions and seqs from 1). A read of an archived store checks the meta in the
+same read transaction as the data.
 
 TTL is emulated: each row family carries an ``expires_at`` (epoch seconds) that reads check, and a bounded
 sweep (at most ``sweep_batch`` rows of each kind, every ``sweep_interval`` seconds, on the write path) deletes
@@ -26,14 +28,17 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 from contextkit.archiver import FileOutbox, outbox_table_sql
-from contextkit.errors import BackendUnavailable, CapabilityNotSupported, InvalidInput, OwnerUnknown
+from contextkit.errors import BackendUnavailable, CapabilityNotSupported, InvalidInput
 from contextkit.naming import identifier_name
 from contextkit.records import Message, Session, new_event_id
 from contextkit.stores import ArchiveSpec, Capability, EventHead, OwnerState, SessionUpdate, StoreSettings, StoreStats
@@ -47,7 +52,7 @@ from contextkit.tiered.events import (
 )
 from contextkit_sqlite.checkpoints import SqliteCheckpoints
 from contextkit_sqlite.database import SqliteDatabase, dumps, loads, parse_options, to_micros
-from contextkit_sqlite.owners import Meta, SqliteOwners, meta_from_record
+from contextkit_sqlite.owners import CURRENT_EPOCH, Meta, SqliteOwners, meta_from_record, stale_sql
 from contextkit_sqlite.rows import (
     SESSION_COLUMNS,
     MessageParts,
@@ -167,13 +172,22 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         await self.aclose()
 
     async def health(self) -> dict[str, Any]:
-        """``healthy`` with the latency of a trivial query, or ``unhealthy`` with the reason; never raises."""
+        """``healthy`` with the latency of a trivial query, the journal mode and the file's restore epoch (the
+        number of the last declared restore, 0 for none: see :meth:`mark_restored`), or ``unhealthy`` with the
+        reason; never raises."""
         base = {"backend": self.name, "path": self.options.path, "namespace": self._ns}
         try:
             latency = await self._db.ping()
+            epoch = await self._db.run(lambda conn: int(conn.execute(f"SELECT {CURRENT_EPOCH}").fetchone()[0]))
         except Exception as exc:
             return {**base, "status": "unhealthy", "latency_ms": -1.0, "error": str(exc)}
-        return {**base, "status": "healthy", "latency_ms": round(latency, 3), "journal_mode": self._db.journal_mode}
+        return {
+            **base,
+            "status": "healthy",
+            "latency_ms": round(latency, 3),
+            "journal_mode": self._db.journal_mode,
+            "restore_epoch": epoch,
+        }
 
     def describe(self) -> dict[str, Any]:
         """Backend, file path and options (a file path holds no secret); no I/O."""
@@ -252,9 +266,9 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
 
     async def restore_owner(self, state: OwnerState) -> None:
         """See :meth:`contextkit.stores.HotStore.restore_owner`: one transaction that does nothing when the owner
-        has a live meta row (another caller restored it, or wrote first), and otherwise creates the meta with the
-        state's counters and stores its records where no live row is (a SQLite file is never taken for stale:
-        nothing here raises ``OwnerUnknown(stale=True)``)."""
+        has an up-to-date meta row (another caller restored it, or wrote first), creates the meta with the state's
+        counters and stores its records where no live row is when it has none, and reconciles a meta written
+        before the file's last declared restore (:meth:`mark_restored`) with the state."""
         cap = max(self.settings.history_cap, 0)
         history = list(state.history[-cap:]) if cap else []
         rows = {
@@ -264,6 +278,63 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         }
         seqs = [m.seq for m in history]
         await self._write(self._restore_owner, state, rows, seqs, encode_messages(history))
+
+    async def mark_restored(self, backup: str | None = None) -> int:
+        """Declare that the file was put back to an older copy of itself (a backup copied back): raise the file's
+        epoch, so every owner written before (in any namespace of the file, since the copy rolled them all back) is
+        taken as possibly older than the archive at its next call (``OwnerUnknown(stale=True)``) and reconciled
+        with it first. Returns the new epoch. Run it (``contextkit hot-restored``) right after the copy, before
+        the applications write again: a write in between is numbered from the copy's counters.
+
+        With ``backup`` (the path of a copy of a hot file, taken with SQLite's backup API or while no process had
+        the file open), this store first copies it into the file itself, with the new epoch already in the copy,
+        so no write of any process falls between the two (``contextkit hot-restored --from BACKUP``). The backup
+        is left as it is; one of an older schema is migrated in the copy. Raises
+        :class:`~contextkit.errors.InvalidInput` when ``backup`` is missing, is this file, or is not a contextkit
+        hot file."""
+        if backup is None:
+            return await self._db.write(self._mark_restored)
+        if self.options.path == ":memory:":
+            raise InvalidInput("an in-memory SQLite database cannot be restored from a backup")
+        return await self._db.run(self._restore_from, Path(backup))
+
+    def _mark_restored(self, conn: sqlite3.Connection, floor: int = 0) -> int:
+        """Add the next restore (above ``floor`` too) to ``ck_restores``; returns its epoch."""
+        if Capability.OUTBOX.value in self.capabilities:
+            # A backup taken before this namespace's first archived write has no outbox table, which this store
+            # (having written since) no longer creates on its own.
+            conn.execute(outbox_table_sql(self.outbox_table))
+        row = conn.execute(
+            f"INSERT INTO ck_restores (epoch, declared_at) VALUES (MAX({CURRENT_EPOCH}, ?) + 1, ?) RETURNING epoch",
+            (floor, datetime.now(timezone.utc).isoformat()),
+        ).fetchone()
+        return int(row[0])
+
+    def _restore_from(self, conn: sqlite3.Connection, source: Path) -> int:
+        if not source.is_file():  # (sqlite3.connect would create it)
+            raise InvalidInput(f"the backup {source} does not exist or is not a file")
+        if source.resolve() == Path(self.options.path).resolve():
+            raise InvalidInput(f"the backup {source} is the hot file itself")
+        # A scratch copy beside the file (same file system): the backup stays untouched, and the copy gets the
+        # migrations and the new epoch before it replaces the file in one backup step under the file's lock.
+        with tempfile.TemporaryDirectory(dir=Path(self.options.path).resolve().parent, prefix=".ck-restore-") as tmp:
+            scratch = Path(tmp) / "restore.sqlite3"
+            try:
+                with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(scratch)) as dst:
+                    src.backup(dst)
+            except sqlite3.DatabaseError as exc:
+                raise InvalidInput(f"the backup {source} is not a SQLite database: {exc}") from exc
+            with closing(sqlite3.connect(scratch, isolation_level=None)) as copy:
+                hot = copy.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ck_migrations'"
+                ).fetchone() and copy.execute("SELECT 1 FROM ck_migrations WHERE component = 'hot'").fetchone()
+                if not hot:
+                    raise InvalidInput(f"the backup {source} is not a contextkit SQLite hot file")
+                SqliteDatabase(self.options, HOT_MIGRATIONS).prepare(copy)
+                current = int(conn.execute(f"SELECT {CURRENT_EPOCH}").fetchone()[0])
+                epoch = self._mark_restored(copy, current)
+                copy.backup(conn)
+        return epoch
 
     async def drop_namespace(self) -> int:
         """Delete every row of this namespace: its sessions, histories, documents, owners and tombstones, seed and
@@ -559,21 +630,21 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         # The meta, the stream and the family the key belongs to, in one probe.
         row = conn.execute(
             "SELECT o.version, o.last_seq, o.tomb_until, o.expires_at, o.deleted_version, o.deleted_seq, "
-            "s.last_pos, s.expires_at, (SELECT c.session_id FROM ck_conversation_sessions c WHERE c.namespace = o.namespace "
-            "AND c.session_key = o.owner AND c.expires_at > ?) "
+            f"{stale_sql('o')}, s.last_pos, s.expires_at, (SELECT c.session_id FROM ck_conversation_sessions c "
+            "WHERE c.namespace = o.namespace AND c.session_key = o.owner AND c.expires_at > ?) "
             "FROM ck_owners o LEFT JOIN ck_streams s ON s.namespace = o.namespace AND s.stream_key = o.owner "
             "WHERE o.namespace = ? AND o.owner = ? AND o.expires_at > ?",
             (now, ns, key, now),
         ).fetchone()
         if row is None:
-            if self._archived:
-                raise OwnerUnknown(key)
+            self._checked(key, None)  # OwnerUnknown when archived
             meta, last_pos, root = Meta(), 0, key
             self._drop_stream(conn, key)  # leftovers of an expired life (a meta outlives its stream)
         else:
             meta = meta_from_record(row, now)
-            last_pos, root = (row[6] or 0), (row[8] or key)
-            if row[7] is not None and row[7] <= now:
+            self._checked(key, meta)  # OwnerUnknown(stale=True) when archived and written before a restore
+            last_pos, root = (row[7] or 0), (row[9] or key)
+            if row[8] is not None and row[8] <= now:
                 self._drop_stream(conn, key)
                 last_pos = 0
         last_seq = meta.last_seq

@@ -12,6 +12,9 @@ for every owner that holds data when the file is migrated; the records keep the 
 Cold version 2: a ``version`` column on the six archive tables, indexes that find a record's row of the highest
 ``(version, created_at, id)`` (and an owner's newest delete) in one lookup, and the session id of each archived
 conversation session document, indexed for :meth:`~contextkit.stores.ColdStore.conversation_keys_of`.
+Hot version 3 (restores, see :meth:`~contextkit_sqlite.SqliteHotStore.mark_restored`): ``ck_restores`` records
+each declared restore of the file (the file's epoch is the highest), and ``ck_owners.epoch`` the epoch each meta
+was last written in, so an owner written before the last restore is reconciled with the archive at its next use.
 """
 
 from __future__ import annotations
@@ -218,6 +221,22 @@ HOT_MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE ck_conversation_sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
             "ALTER TABLE ck_seed_checkpoints ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
             "ALTER TABLE ck_seed_writes ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
+    Migration(
+        "hot",
+        3,
+        (
+            # One row per declared restore of the file (SqliteHotStore.mark_restored): the file's epoch is the
+            # highest. A file copied back from an older backup holds the epoch of that backup, so the next
+            # declaration moves it above every meta the backup holds.
+            """CREATE TABLE ck_restores (
+                epoch INTEGER PRIMARY KEY,
+                declared_at TEXT NOT NULL
+            )""",
+            # The epoch each owner's meta was last written in: a meta below the file's epoch may be older than
+            # the archive. Existing metas and a file that never was declared restored are both at epoch 0.
+            "ALTER TABLE ck_owners ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0",
         ),
     ),
 )

@@ -1,6 +1,8 @@
 """What is particular to the SQLite tiers' tiering: the migration of existing files, one transaction for a write and
 its event, a session family that expires whole (no meta outlives a record), the update event spelled from the
-stored row, the delete events, and the indexes the tiering statements walk."""
+stored row, the delete events, declared restores (what the hot suite's restore test leaves out: a copy ahead of the
+archive, a delete the copy never saw, a backup copied in by another connection), and the indexes the tiering
+statements walk."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -18,15 +21,16 @@ import pytest
 
 from contextkit.archiver import FileOutbox
 from contextkit.codec import archive_loads
-from contextkit.errors import BackendUnavailable, OwnerUnknown
+from contextkit.errors import BackendUnavailable, InvalidInput, OwnerUnknown
 from contextkit.records import ArchiveEvent, Message, Session, utcnow
-from contextkit.stores import ArchiveSpec, EventHead, OwnerState, SessionUpdate, StoreSettings
+from contextkit.stores import ArchiveSpec, EventHead, OwnerState, SessionUpdate, StoreSettings, Versioned
 from contextkit.testing.hot import HOSTILE_IDS
 from contextkit.tiered.events import delete_event, session_event
 from contextkit_sqlite import SqliteColdStore, SqliteHotStore
 from contextkit_sqlite.database import SqliteDatabase, dumps, parse_options, to_micros
 from contextkit_sqlite.rows import session_event_head, session_event_row
 from contextkit_sqlite.schema import COLD_MIGRATIONS, HOT_MIGRATIONS
+from contextkit_sqlite.testing import copy_database
 
 _T0 = utcnow().replace(microsecond=250_001) - timedelta(hours=1)
 
@@ -114,9 +118,13 @@ async def test_a_file_of_the_first_schema_is_migrated_and_its_owners_stay_known(
         assert message.seq == 8
         updated = await hot.update_session("s", SessionUpdate(activity=_T0, requests=1), archive=EventHead("update"))
         assert updated is not None and (updated.request_count, updated.version) == (5, 1)
-        with sqlite3.connect(path) as conn:
+        with closing(sqlite3.connect(path)) as conn:
             columns = [row[1] for row in conn.execute("PRAGMA table_info(ck_streams)")]
+            epochs = conn.execute("SELECT DISTINCT epoch FROM ck_owners").fetchall()
+            restores = conn.execute("SELECT COUNT(*) FROM ck_restores").fetchone()[0]
         assert "last_seq" not in columns
+        # hot version 3: every meta at epoch 0, no restore declared, so no owner is stale
+        assert (epochs, restores) == ([(0,)], 0)
 
         archived = await cold.read_session("s")
         assert archived is not None and (archived.request_count, archived.version) == (9, 0)
@@ -272,6 +280,95 @@ async def test_the_delete_event_of_each_removed_owner_is_written_with_the_delete
     await outbox.aclose()
 
 
+# -- declared restores ----------------------------------------------------------------------------------------------
+async def _stale(call: Awaitable[Any]) -> None:
+    with pytest.raises(OwnerUnknown) as raised:
+        await call
+    assert raised.value.stale is True
+
+
+async def test_reconciling_keeps_what_the_copy_holds_newer_than_the_archive(archived: SqliteHotStore) -> None:
+    """A stale owner whose copy is ahead of the archive (writes not archived yet when the backup was taken and
+    the outbox lost with it) keeps its records and stream: only what the archive holds newer replaces them."""
+    await archived.restore_owner(OwnerState("s"))
+    await archived.put_session(_session("s", request_count=3), archive=EventHead("create"))
+    await archived.update_session("s", SessionUpdate(activity=_T0, requests=1), archive=EventHead("update"))
+    await archived.append_messages("s", [_message("kept")], archive=_spec(1))
+    await archived.mark_restored()
+    older = replace(_session("s", request_count=3), version=1)
+    await archived.restore_owner(OwnerState("s", version=1, session=older, history=()))
+    session = await archived.get_session("s")
+    assert session is not None and (session.request_count, session.version) == (4, 2)
+    assert [m.content for m in await archived.read_history("s", 10)] == ["kept"]
+
+
+async def test_a_delete_the_copy_never_saw_is_applied_by_the_reconcile(archived: SqliteHotStore) -> None:
+    """When the archive's newest write of a stale owner is a delete above the copy's versions, the reconcile
+    removes what the copy holds and leaves a tombstone: reads answer nothing, a new session continues the
+    versions above the delete and a new message the numbering."""
+    await archived.restore_owner(OwnerState("s"))
+    await archived.put_session(_session("s"), task_context={"t": 1}, archive=EventHead("create"))
+    await archived.append_messages("s", [_message("gone")], archive=_spec(1))
+    await archived.mark_restored()
+    await archived.restore_owner(OwnerState("s", version=5, last_seq=3, deleted=True))
+    assert await archived.get_session("s") is None
+    assert await archived.get_task_context("s") is None
+    assert await archived.read_history("s", 10) == []
+    stored = await archived.put_session(_session("s"), archive=EventHead("create"))
+    assert stored.version == 6
+    [message] = await archived.append_messages("s", [_message("new")], archive=_spec(1))
+    assert message.seq == 4
+
+
+async def test_a_backup_restored_by_another_store_reaches_the_open_one_with_its_epoch(tmp_path: Path) -> None:
+    """mark_restored(backup) from another connection (another process, the CLI) copies the backup into the file
+    with the new epoch in the same step: the store that stayed open reads the backup's rows and finds its owners
+    stale at once. A backup that is not a contextkit hot file, or is the file itself, is refused with InvalidInput
+    and the file is left as it was."""
+    path, backup = tmp_path / "hot.sqlite3", tmp_path / "backup.sqlite3"
+    settings = _settings(archived=True)
+    live = SqliteHotStore(settings, {"path": str(path)})
+    operator = SqliteHotStore(settings, {"path": str(path)})
+    await live.open()
+    await operator.open()
+    try:
+        await live.restore_owner(OwnerState("s"))
+        await live.append_messages("s", [_message("m1")], archive=_spec(1))
+        copy_database(path, backup)
+        await live.append_messages("s", [_message("m2")], archive=_spec(1))
+        plain = tmp_path / "plain.sqlite3"
+        with closing(sqlite3.connect(plain)) as conn:
+            conn.execute("CREATE TABLE t (x)")
+        for bad, needle in ((plain, "not a contextkit SQLite hot file"), (path, "is the hot file itself")):
+            with pytest.raises(InvalidInput, match=needle):
+                await operator.mark_restored(str(bad))
+        assert [m.content for m in await live.read_history("s", 10)] == ["m1", "m2"]
+        assert await operator.mark_restored(str(backup)) == 1
+        await _stale(live.read_history("s", 10))
+        await live.restore_owner(OwnerState("s", last_seq=2, history=(_message("m1", seq=1), _message("m2", seq=2))))
+        [message] = await live.append_messages("s", [_message("m3")], archive=_spec(1))
+        assert message.seq == 3
+    finally:
+        await live.aclose()
+        await operator.aclose()
+
+
+async def test_a_store_without_a_cold_tier_ignores_a_declared_restore(tmp_path: Path) -> None:
+    """Without a cold tier there is no archive to reconcile with: a declared restore changes nothing a caller sees."""
+    store = SqliteHotStore(_settings(), {"path": str(tmp_path / "plain.sqlite3")})
+    await store.open()
+    try:
+        await store.put_session(_session("s"))
+        assert (await store.health())["restore_epoch"] == 0
+        assert await store.mark_restored() == 1
+        assert (await store.health())["restore_epoch"] == 1
+        assert await store.get_session("s") is not None
+        [message] = await store.append_messages("s", [_message("m")])
+        assert message.seq == 1
+    finally:
+        await store.aclose()
+
+
 # -- the indexes the tiering statements walk ----------------------------------------------------------------------
 async def _traced(db: SqliteDatabase) -> list[str]:
     """Start recording every statement ``db``'s connection runs (with its parameters expanded)."""
@@ -321,6 +418,15 @@ async def test_every_statement_of_the_tiering_paths_is_an_index_lookup(tmp_path:
         await hot.read_history("s", 10)
         await hot.history_bounds("s")
         await hot.get_checkpoint_document("s", None)
+        await hot.mark_restored()
+        state = OwnerState(
+            "s", version=20, last_seq=9, session=replace(_session("s"), version=19),
+            task_context=Versioned(20, {"t": 2}), history=(_message("tail", seq=9),),
+        )
+        await hot.restore_owner(state)
+        await hot.mark_restored()
+        await hot.restore_owner(OwnerState("s", version=30, last_seq=9, deleted=True))
+        await hot.restore_owner(OwnerState("s:c", version=5, last_seq=1))
         await hot.delete_session("s", archive=EventHead("delete"))
         cold_statements = await _traced(cold._db)
         events = [
