@@ -532,7 +532,8 @@ def migrate(
     try:
         summary = _run(root, run)
     except KeyboardInterrupt:
-        _interrupted_migration(progress_seen[0], state_path, source, target)
+        origin = f"--from {source}" if source is not None else f"--from-aiecs {mask_secrets(str(aiecs))}"
+        _interrupted_migration(progress_seen[0], state_path, origin, target)
     if root.obj["json"]:
         _echo_json(summary.to_dict())
         return
@@ -545,7 +546,7 @@ def migrate(
         _say(f"warning: {conflict}", err=True)
 
 
-def _interrupted_migration(update: MigrationProgress | None, state_path: Path, source: str, target: str) -> NoReturn:
+def _interrupted_migration(update: MigrationProgress | None, state_path: Path, origin: str, target: str) -> NoReturn:
     """Ctrl-C during ``migrate``: say what was copied and how to resume, exit 130 (the shell's code for SIGINT)."""
     if update is None:
         done = "nothing was copied yet"
@@ -555,7 +556,7 @@ def _interrupted_migration(update: MigrationProgress | None, state_path: Path, s
         done = f"{of_total} unit(s) copied ({counts}), last in phase {update.phase}"
     if state_path.is_file():
         resume = (
-            f"progress is saved in {state_path}: run `contextkit migrate --from {source} --to {target}` again to "
+            f"progress is saved in {state_path}: run `contextkit migrate {origin} --to {target}` again to "
             "resume after the last recorded unit (--restart starts over)"
         )
     else:
