@@ -1,19 +1,22 @@
 """contextkit: context storage for AI applications, with hot and cold tiers as plugins.
 
-``ContextKit`` is the API; ``ContextEngine`` and the ``*_context_engine`` functions keep the seed's names.
+``ContextKit`` is the API; ``ContextEngine`` and the ``*_context_engine`` functions (:mod:`contextkit.compat`)
+behave as the original ContextEngine does.
 Backends are plugins (entry-point group ``contextkit``); ``contextkit.hookimpl`` marks a plugin's hooks.
 """
 
-from contextkit.config import KitConfig, load_config
-from contextkit.engine import (
+from contextkit.compat import (
     CompressionConfig,
     ContextEngine,
+    ConversationMessage,
+    SessionMetrics,
     close_context_engine,
     get_context_engine,
     initialize_context_engine,
     is_context_engine_initialized,
     reset_context_engine,
 )
+from contextkit.config import KitConfig, load_config
 from contextkit.errors import (
     BackendNotFound,
     BackendUnavailable,
@@ -54,6 +57,7 @@ __all__ = [
     "ContextKit",
     "ContextKitError",
     "ContextUpdate",
+    "ConversationMessage",
     "ConversationParticipant",
     "ConversationSession",
     "HotStore",
@@ -65,6 +69,7 @@ __all__ = [
     "NotFound",
     "SerializationError",
     "Session",
+    "SessionMetrics",
     "StoreSettings",
     "TaskContext",
     "close_context_engine",

@@ -460,7 +460,9 @@ def _added(before: StoreStats, after: StoreStats) -> dict[str, int]:
 
 
 @cli.command()
-@click.option("--from", "source", required=True, help="TOML configuration of the tiers to copy from.")
+@click.option("--from", "source", default=None, help="TOML configuration of the tiers to copy from.")
+@click.option("--from-aiecs", "aiecs", default=None, metavar="REDIS_URL",
+              help="Import instead a Redis dataset written by the original ContextEngine (AIECS).")
 @click.option("--to", "target", required=True, help="TOML configuration of the tiers to copy into.")
 @click.option("--state", "state", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Progress file for resuming (default: <target config>.migrate-state.json).")
@@ -468,21 +470,30 @@ def _added(before: StoreStats, after: StoreStats) -> dict[str, int]:
 @click.option("--stop-after-records", type=int, default=None, hidden=True)
 @click.pass_context
 def migrate(
-    ctx: click.Context, source: str, target: str, state: Path | None, restart: bool, stop_after_records: int | None
+    ctx: click.Context,
+    source: str | None,
+    aiecs: str | None,
+    target: str,
+    state: Path | None,
+    restart: bool,
+    stop_after_records: int | None,
 ) -> None:
     """Copy sessions, history, task contexts, conversation sessions and checkpoints between two configured tiers.
 
     Each file alone configures its side (the environment is not read, so both sides are exactly what the files
     say). Interrupted, it resumes after the last recorded session or thread when run again; rerunning a finished
     migration copies everything again and gives the same result. A cold tier in the target receives the records.
+    With --from-aiecs redis://... the source is a dataset the original ContextEngine wrote (its Redis layout).
     """
     from contextkit.kit import ContextKit
     from contextkit.transfer import TransferSummary, default_state_path
     from contextkit.transfer import migrate as run_migration
 
     root = ctx.find_root()
+    if (source is None) == (aiecs is None):
+        raise _Failure("give exactly one of --from (a configuration file) and --from-aiecs (a redis:// URL)", 2)
     for label, path in (("--from", source), ("--to", target)):
-        if not Path(path).is_file():
+        if path is not None and not Path(path).is_file():
             raise _Failure(f"{label} configuration file {path} does not exist", 2)
     state_path = state or default_state_path(target)
     console = _stderr_console()
@@ -491,7 +502,12 @@ def migrate(
     async def run() -> TransferSummary:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        source_kit = ContextKit.from_config(source, env={}, fallback=False)
+        if aiecs is not None:
+            from contextkit.compat.aiecs_source import AiecsRedisSource
+
+            source_kit: Any = AiecsRedisSource(aiecs)
+        else:
+            source_kit = ContextKit.from_config(source, env={}, fallback=False)
         target_kit = ContextKit.from_config(target, env={}, fallback=False)
         async with source_kit, target_kit:
             progress = Progress(
@@ -516,7 +532,8 @@ def migrate(
     try:
         summary = _run(root, run)
     except KeyboardInterrupt:
-        _interrupted_migration(progress_seen[0], state_path, source, target)
+        origin = f"--from {source}" if source is not None else f"--from-aiecs {mask_secrets(str(aiecs))}"
+        _interrupted_migration(progress_seen[0], state_path, origin, target)
     if root.obj["json"]:
         _echo_json(summary.to_dict())
         return
@@ -529,7 +546,7 @@ def migrate(
         _say(f"warning: {conflict}", err=True)
 
 
-def _interrupted_migration(update: MigrationProgress | None, state_path: Path, source: str, target: str) -> NoReturn:
+def _interrupted_migration(update: MigrationProgress | None, state_path: Path, origin: str, target: str) -> NoReturn:
     """Ctrl-C during ``migrate``: say what was copied and how to resume, exit 130 (the shell's code for SIGINT)."""
     if update is None:
         done = "nothing was copied yet"
@@ -539,7 +556,7 @@ def _interrupted_migration(update: MigrationProgress | None, state_path: Path, s
         done = f"{of_total} unit(s) copied ({counts}), last in phase {update.phase}"
     if state_path.is_file():
         resume = (
-            f"progress is saved in {state_path}: run `contextkit migrate --from {source} --to {target}` again to "
+            f"progress is saved in {state_path}: run `contextkit migrate {origin} --to {target}` again to "
             "resume after the last recorded unit (--restart starts over)"
         )
     else:

@@ -21,6 +21,8 @@ A mapping (or TOML table) looks like::
     tombstone_ttl = 604800
     [limits]
     max_message_bytes = 1048576
+    [compat]
+    physical_names = "aiecs"            # the cold tier under the original ContextEngine's table names and schema
 
 Environment: ``CONTEXTKIT_HOT``, ``CONTEXTKIT_COLD``, ``CONTEXTKIT_NAMESPACE``, ``CONTEXTKIT_SESSION_TTL``,
 ``CONTEXTKIT_CHECKPOINT_TTL``, ``CONTEXTKIT_HISTORY_CAP``, ``CONTEXTKIT_TIMEOUT``, ``CONTEXTKIT_FALLBACK``,
@@ -53,7 +55,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ArchiverConfig", "KitConfig", "TieringConfig", "load_config"]
+__all__ = ["AIECS_PHYSICAL_NAMES", "ArchiverConfig", "CompatConfig", "KitConfig", "TieringConfig", "load_config"]
 
 _OFF = {"", "none", "off", "false", "disabled", "0", "no"}
 # A namespace becomes a key prefix, a schema or a table prefix: no separators (':' would let namespace "a" reach
@@ -73,6 +75,7 @@ _TOP_KEYS = {
     "archiver",
     "tiering",
     "limits",
+    "compat",
 }
 
 
@@ -119,6 +122,25 @@ class TieringConfig:
     assume_new_when_unreachable: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class CompatConfig:
+    """Compatibility with the original ContextEngine (AIECS).
+
+    :param physical_names: ``contextkit`` (default): the cold tier's tables live under names derived from the
+        namespace (PostgreSQL schema ``contextkit``, ClickHouse tables ``contextkit_context_*``). ``aiecs``: the
+        original's names, so its queries and dashboards keep working: PostgreSQL's ``public`` schema and
+        ClickHouse's unprefixed ``context_*`` tables in the configured database (an explicit ``schema`` /
+        ``table_prefix`` option still wins). A PostgreSQL archive the original wrote there is adopted in place
+        on first open (see ``docs/migrating-from-aiecs.md``).
+    """
+
+    physical_names: str = "contextkit"
+
+
+#: The cold-tier options ``[compat] physical_names = "aiecs"`` sets, per backend (unless set explicitly).
+AIECS_PHYSICAL_NAMES: dict[str, dict[str, Any]] = {"postgres": {"schema": "public"}, "clickhouse": {"table_prefix": ""}}
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class KitConfig:
     """The resolved configuration of a kit."""
@@ -136,6 +158,7 @@ class KitConfig:
     archiver: ArchiverConfig = field(default_factory=ArchiverConfig)
     tiering: TieringConfig = field(default_factory=TieringConfig)
     limits: Limits = field(default_factory=Limits)
+    compat: CompatConfig = field(default_factory=CompatConfig)
 
     def store_settings(self) -> StoreSettings:
         """The settings every tier is built with (``archived`` when a cold tier is configured)."""
@@ -425,6 +448,12 @@ def load_config(
         raise ConfigError(
             f"namespace must be 1 to 64 characters of letters, digits, '_', '-' and '.', got {str(namespace)[:80]!r}"
         )
+    compat = _dataclass_from(CompatConfig, merged.get("compat", {}), "compat")
+    if compat.physical_names not in ("contextkit", "aiecs"):
+        raise ConfigError(f"compat.physical_names must be 'contextkit' or 'aiecs', got {compat.physical_names!r}")
+    cold_options = {**options.get(cold, {}), **inline["cold"]} if cold else {}
+    if cold and compat.physical_names == "aiecs":
+        cold_options = {**AIECS_PHYSICAL_NAMES.get(cold, {}), **cold_options}
     result = KitConfig(
         hot=hot,
         cold=cold,
@@ -435,9 +464,10 @@ def load_config(
         timeout=_number(merged.get("timeout", 5.0), "timeout", float),
         fallback=_boolean(merged.get("fallback", False), "fallback"),
         hot_options={**options.get(hot, {}), **inline["hot"]},
-        cold_options={**options.get(cold, {}), **inline["cold"]} if cold else {},
+        cold_options=cold_options,
         archiver=_dataclass_from(ArchiverConfig, merged.get("archiver", {}), "archiver"),
         tiering=_dataclass_from(TieringConfig, merged.get("tiering", {}), "tiering"),
         limits=_dataclass_from(Limits, merged.get("limits", {}), "limits"),
+        compat=compat,
     )
     return result

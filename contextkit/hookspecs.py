@@ -41,8 +41,8 @@ def contextkit_register_compactors(registry: CompactorRegistry) -> None:
 
     Called once, when the plugin manager is first used. Call ``registry.add(name, compactor)``; a compactor is an
     async callable ``(messages: list[Message], keep_recent: int, options: Mapping) -> list[Message]`` that returns
-    the compacted history (for example a summary message followed by the newest messages). ``truncate`` is built
-    in; an LLM summariser is a typical plugin.
+    the compacted history (for example a summary message followed by the newest messages). ``truncate``,
+    ``summarize``, ``semantic`` and ``hybrid`` are built in (:mod:`contextkit.compaction`).
 
     :param registry: the registry to add compactors to.
     :return: nothing; results are ignored.

@@ -191,7 +191,7 @@ class Message:
             "role": self.role,
             "content": self.content,
             "timestamp": to_iso(self.timestamp),
-            "metadata": dict(self.metadata),
+            "metadata": dict(self.metadata or {}),
         }
 
     @classmethod
@@ -395,10 +395,11 @@ class TaskContext:
         return TaskContext(doc)
 
     def to_dict(self) -> dict[str, Any]:
-        """The whole document as plain JSON values (a deep copy)."""
-        import json
+        """The whole document as plain JSON values (a deep copy; datetimes, dataclasses, sets and the other
+        values :func:`contextkit.encoding.to_json_value` knows are converted)."""
+        from contextkit.encoding import to_json_value
 
-        copied: dict[str, Any] = json.loads(json.dumps(self._data))
+        copied: dict[str, Any] = to_json_value(self._data, "task context")
         return copied
 
     @classmethod

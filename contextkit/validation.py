@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contextkit.codec import archive_json, archive_loads, int_fits_json
+from contextkit.encoding import to_json_value
 from contextkit.errors import InvalidInput, LimitExceeded, SerializationError
 
 __all__ = [
@@ -172,10 +173,21 @@ def _depth_and_check(value: Any, depth: int, limit: int, path: str) -> None:
 def check_json_document(
     value: object, what: str, *, max_bytes: int, max_depth: int
 ) -> dict[str, Any]:
-    """Return a plain-JSON deep copy of ``value`` if it is a mapping that JSON can represent within the limits."""
+    """Return a plain-JSON deep copy of ``value`` if it is a mapping that JSON can represent within the limits.
+
+    Values beyond JSON that applications commonly hold (datetimes, UUIDs, Decimals, enums, sets, tuples,
+    dataclasses, Pydantic models) are converted by :func:`contextkit.encoding.to_json_value` first.
+    """
     if not isinstance(value, Mapping):
         raise InvalidInput(f"{what} must be a mapping, got {type(value).__name__}")
-    _depth_and_check(value, 0, max_depth, what)
+    try:
+        _depth_and_check(value, 0, max_depth, what)
+    except SerializationError:
+        # Not plain JSON: convert what the encoder knows (it names the path of what it cannot) and check again.
+        # Plain JSON, the common case, never pays for the conversion. The conversion follows at most a few
+        # levels more than allowed, so a cycle stops early; the precise limit comes from _depth_and_check.
+        value = to_json_value(value, what, max_depth=max_depth + 2)
+        _depth_and_check(value, 0, max_depth, what)
     text = archive_json(value)  # the storage codec: what is checked here is what the tiers will write
     size = len(text.encode("utf-8"))
     if size > max_bytes:

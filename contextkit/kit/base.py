@@ -55,6 +55,11 @@ class KitBase:
     _opened: bool
     _closed: bool
     _perf: Perf
+    #: The original ContextEngine's leniency, on in the :class:`~contextkit.compat.ContextEngine` facade only:
+    #: ``update_session`` ignores keys it cannot update and stores any status text, and an agent message may go to
+    #: a conversation key nobody created or come from a sender who is not a participant. The native kit refuses
+    #: all of these with ``InvalidInput`` / ``NotFound``.
+    _seed_leniency: bool = False
 
     @property
     def tiered(self) -> Tiered:

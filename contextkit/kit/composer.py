@@ -36,7 +36,10 @@ from contextkit.stores import Capability, ColdStore, HotStore, RestoreAware, Sto
 from contextkit.tiered import Tiered
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from contextkit.langgraph import ContextKitSaver
+    from contextkit.transfer import MigrationProgress, TransferSummary
 
 __all__ = ["ContextKit"]
 
@@ -307,6 +310,22 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
     def __repr__(self) -> str:
         cold = self._cold.name if self._cold is not None else None
         return f"<ContextKit hot={self._hot.name!r} cold={cold!r} namespace={self.config.namespace!r}>"
+
+    async def import_aiecs(
+        self,
+        redis_url: str,
+        *,
+        state_path: str | Path | None = None,
+        restart: bool = False,
+        on_progress: Callable[[MigrationProgress], None] | None = None,
+    ) -> TransferSummary:
+        """Import a Redis dataset written by the original ContextEngine (AIECS) into this kit's tiers; idempotent,
+        resumable with ``state_path``. Returns a :class:`~contextkit.transfer.TransferSummary` (see
+        :mod:`contextkit.compat.aiecs_source`)."""
+        from contextkit.compat.aiecs_source import import_aiecs
+
+        self._ensure_open()
+        return await import_aiecs(self, redis_url, state_path=state_path, restart=restart, on_progress=on_progress)
 
     def checkpointer(self, *, serde: Any = None) -> ContextKitSaver:
         """A LangGraph checkpointer (``BaseCheckpointSaver``) over the hot tier; needs ``contextkit[langgraph]``.

@@ -149,11 +149,20 @@ class ConversationsAPI(KitBase):
         async def run() -> bool:
             tiered = self.tiered
             conversation = await self._conversation(key)
-            if conversation is None:
+            lenient = self._seed_leniency
+            if conversation is None and not lenient:
                 raise NotFound(f"no conversation session with key {key!r}; create it with create_conversation_session")
-            if sender not in {p.participant_id for p in conversation.participants}:
+            if (
+                conversation is not None
+                and not lenient
+                and sender not in {p.participant_id for p in conversation.participants}
+            ):
                 raise InvalidInput(f"sender {sender!r} is not a participant of conversation {key!r}")
             await self._append(key, message.to_message())
+            if conversation is None:
+                # The original's leniency: the message is kept under the key, there is no session to touch.
+                self._emit("agent_message.append", key, message_type=message.message_type)
+                return True
             touched = dataclasses.replace(conversation, last_activity=message.timestamp).to_dict()
             await tiered.call(lambda: self._hot.put_conversation_session(key, touched, archive=tiered.head()))
             tiered.written(1)

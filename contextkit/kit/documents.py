@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from contextkit.errors import InvalidInput, LimitExceeded
+from contextkit.errors import InvalidInput
 from contextkit.kit.base import KitBase
 from contextkit.records import TaskContext, to_iso, utcnow
 from contextkit.validation import check_json_document, check_limit, check_metadata
 
 __all__ = ["DocumentsAPI"]
-
-
-def _plain(value: Any, depth: int = 0) -> Any:
-    """Dataclasses (and nested ones) as dicts, so the seed's checkpoint data may hold them.
-
-    Nesting deeper than 64 levels raises LimitExceeded here, before Python's recursion limit would.
-    """
-    if depth > 64:
-        raise LimitExceeded("the value is nested deeper than 64 levels")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value), depth + 1)
-    if isinstance(value, Mapping):
-        return {k: _plain(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, depth + 1) for v in value]
-    return value
 
 
 class DocumentsAPI(KitBase):
@@ -89,9 +72,9 @@ class DocumentsAPI(KitBase):
         cid = self._id(checkpoint_id, "checkpoint_id")
         limits = self.config.limits
         data = check_json_document(
-            _plain(checkpoint_data), "checkpoint_data", max_bytes=limits.max_document_bytes, max_depth=64
+            checkpoint_data, "checkpoint_data", max_bytes=limits.max_document_bytes, max_depth=64
         )
-        meta = check_metadata(_plain(metadata), limits)
+        meta = check_metadata(metadata, limits)
         self._check_room(1)
         document = {
             "checkpoint_id": cid,
@@ -135,7 +118,7 @@ class DocumentsAPI(KitBase):
             raise InvalidInput(f"writes_data must be a list of writes, got {type(writes_data).__name__}")
         limits = self.config.limits
         wrapped = check_json_document(
-            {"writes": _plain(list(writes_data))}, "writes_data", max_bytes=limits.max_document_bytes, max_depth=64
+            {"writes": list(writes_data)}, "writes_data", max_bytes=limits.max_document_bytes, max_depth=64
         )
         writes = wrapped["writes"]
         self._check_room(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -90,22 +91,26 @@ class HistoryAPI(KitBase):
         self,
         session_id: str,
         strategy: str | None = None,
-        config_override: Mapping[str, Any] | None = None,
+        config_override: Mapping[str, Any] | Any | None = None,
     ) -> dict[str, Any]:
-        """Compact a session's hot history with a registered strategy (``truncate`` built in).
+        """Compact a session's hot history with a registered strategy (``truncate``, ``summarize``,
+        ``semantic``, ``hybrid`` built in; see :mod:`contextkit.compaction`).
 
         The strategy sees the *whole* kept history; the result replaces it atomically, and messages appended
-        while the strategy ran are kept after it. Returns ``{success, strategy, original_count,
-        compressed_count, compression_ratio, time_taken}`` (``success`` False with ``error`` on failure).
+        while the strategy ran are kept after it. ``config_override`` is a mapping of options or a dataclass
+        such as :class:`~contextkit.compat.CompressionConfig`. Returns ``{success, strategy, original_count,
+        compressed_count, compression_ratio, time_taken}``, where ``compression_ratio`` is the fraction of messages
+        removed (``1 - compressed/original``: 0.75 when 20 become 5, as the original reported); ``success`` is
+        False with ``error`` when the strategy failed (the history is then unchanged).
         """
         sid = self._id(session_id, "session_id")
         options = dict(self.compaction_options)
         if config_override is not None:
-            if not isinstance(config_override, Mapping):
-                raise InvalidInput("config_override must be a mapping")
-            options.update(config_override)
+            options.update(_override_options(config_override))
         name = strategy or str(options.get("strategy", "truncate"))
         compactor = self.plugins.compactors.get(check_name(name, "strategy"))
+        # A strategy that runs others (``hybrid``) finds them, third-party ones included, in the registry.
+        options["compactors"] = self.plugins.compactors
         keep_recent = options.get("keep_recent", 10)
         check_limit(keep_recent, "keep_recent", self.config.limits)
 
@@ -134,7 +139,7 @@ class HistoryAPI(KitBase):
                 "strategy": name,
                 "original_count": len(original),
                 "compressed_count": len(compacted),
-                "compression_ratio": (len(compacted) / len(original)) if original else 1.0,
+                "compression_ratio": (1.0 - len(compacted) / len(original)) if original else 0.0,
                 "time_taken": time.perf_counter() - started,
             }
 
@@ -157,11 +162,23 @@ class HistoryAPI(KitBase):
 
     async def auto_compress_on_limit(self, session_id: str) -> dict[str, Any] | None:
         """Compact when the history holds more than ``auto_compress_threshold`` messages (option, default 100),
-        keeping ``auto_compress_target`` (default 50); None when below the threshold."""
+        keeping ``auto_compress_target`` (default 50); None when below the threshold or when the option
+        ``auto_compress_enabled`` is false."""
         sid = self._id(session_id, "session_id")
+        if not self.compaction_options.get("auto_compress_enabled", True):
+            return None
         threshold = int(self.compaction_options.get("auto_compress_threshold", 100))
         target = int(self.compaction_options.get("auto_compress_target", 50))
         length = await self._timed(lambda: self.tiered.call(lambda: self._hot.history_length(sid)))
         if length <= threshold:
             return None
         return await self.compress_conversation(sid, config_override={"keep_recent": target})
+
+
+def _override_options(config_override: object) -> dict[str, Any]:
+    """The options of a ``config_override``: a mapping, or a dataclass (the facade's CompressionConfig)."""
+    if isinstance(config_override, Mapping):
+        return dict(config_override)
+    if dataclasses.is_dataclass(config_override) and not isinstance(config_override, type):
+        return {f.name: getattr(config_override, f.name) for f in dataclasses.fields(config_override)}
+    raise InvalidInput(f"config_override must be a mapping or a CompressionConfig, got {type(config_override).__name__}")

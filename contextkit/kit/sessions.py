@@ -11,7 +11,7 @@ from contextkit.errors import InvalidInput
 from contextkit.kit.base import KitBase
 from contextkit.records import SESSION_STATUSES, Session, TaskContext, utcnow
 from contextkit.stores import SessionUpdate
-from contextkit.validation import check_limit, check_metadata
+from contextkit.validation import check_limit, check_metadata, check_role
 
 logger = logging.getLogger("contextkit")
 
@@ -91,7 +91,10 @@ class SessionsAPI(KitBase):
         if not isinstance(updates, Mapping):
             raise InvalidInput(f"updates must be a mapping, got {type(updates).__name__}")
         unknown = set(updates) - _UPDATABLE
-        if unknown:
+        if unknown and self._seed_leniency:
+            logger.debug("update_session ignores key(s) it cannot update: %s", sorted(map(str, unknown)))
+            updates = {k: v for k, v in updates.items() if k in _UPDATABLE}
+        elif unknown:
             raise InvalidInput(
                 f"cannot update {', '.join(sorted(map(str, unknown)))}: updatable fields are {sorted(_UPDATABLE)}"
             )
@@ -104,8 +107,10 @@ class SessionsAPI(KitBase):
             fields["user_id"] = self._id(updates["user_id"], "user_id")
         return fields
 
-    @staticmethod
-    def _check_status(status: object) -> str:
+    def _check_status(self, status: object) -> str:
+        if self._seed_leniency and isinstance(status, str):
+            # The original stored any status text; it still has to be a well-formed short label.
+            return check_role(status, "status", self.config.limits)
         if status not in SESSION_STATUSES:
             raise InvalidInput(f"status must be one of {sorted(SESSION_STATUSES)}, got {status!r}")
         return str(status)

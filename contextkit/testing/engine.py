@@ -258,7 +258,9 @@ class EngineSuite:
             assert len(agent_history) == 1
             row = agent_history[0]
             assert (row["sender_id"], row["message_type"]) == ("agent_001", "analysis_result")
-            assert row["metadata"] == {"analysis_id": "analysis_001", "confidence": 0.92}
+            # The original kept the sender, recipient, type and id in the row's metadata, next to the caller's keys.
+            assert row["metadata"]["analysis_id"] == "analysis_001" and row["metadata"]["confidence"] == 0.92
+            assert (row["metadata"]["sender_id"], row["metadata"]["message_type"]) == ("agent_001", "analysis_result")
             conversation = await engine.get_conversation_session(session_key)
             assert conversation is not None and conversation.metadata["project"] == "sales_analysis"
         finally:
@@ -489,7 +491,7 @@ class EngineSuite:
 
     @pytest.mark.parametrize(
         "metadata",
-        [{"f": object()}, {"nan": float("nan")}, {"inf": float("inf")}, {1: "int key"}, "not a mapping", {"s": {1, 2}}],
+        [{"f": object()}, {"nan": float("nan")}, {"inf": float("inf")}, {1: "int key"}, "not a mapping", {"b": {b"raw"}}],
     )
     async def test_non_json_metadata_is_refused(self, kit: ContextKit, metadata: Any) -> None:
         """Metadata that JSON cannot represent raises InvalidInput (SerializationError) and nothing is stored.

@@ -24,6 +24,8 @@ __all__ = [
     "TABLE_COLUMNS",
     "Migration",
     "SchemaTarget",
+    "AIECS_BACKUP_SUFFIX",
+    "aiecs_copy_statements",
     "legacy_table_prefix_for",
     "load_migrations",
     "migrations_table_ddl",
@@ -294,3 +296,71 @@ def owner_table_ddl(target: SchemaTarget, namespace: str) -> str:
         f"CREATE TABLE IF NOT EXISTS {name}{on_cluster} (namespace String) ENGINE = MergeTree ORDER BY tuple() "
         f"COMMENT '{percent_name(namespace)}'"
     )
+
+
+#: The suffix under which :func:`aiecs_adoption` keeps a table the original ContextEngine (AIECS) created.
+AIECS_BACKUP_SUFFIX = "__aiecs_original"
+
+
+def _row_hash(columns: str) -> str:
+    return f"lower(hex(cityHash64({columns})))"
+
+
+def aiecs_copy_statements(target: SchemaTarget) -> dict[str, str]:
+    """Per archive table, the ``INSERT ... SELECT`` copying the rows of the original's table (kept under
+    :data:`AIECS_BACKUP_SUFFIX`) into contextkit's: the original's columns as they are, plus an event id derived
+    from the row, and for messages their position in the stream (by time), their id (the agent message's own when
+    the metadata has one) and their time; a checkpoint's ``data`` becomes the document contextkit stores there."""
+
+    def copy(name: str, columns: str, select: str) -> str:
+        return (
+            f"INSERT INTO {target.table(name)} ({columns}) SELECT {select} "
+            f"FROM {target.table(name + AIECS_BACKUP_SUFFIX)}"
+        )
+
+    conversation_hash = _row_hash("session_id, role, content, metadata, created_at")
+    return {
+        "context_sessions": copy(
+            "context_sessions",
+            "session_id, user_id, event_type, payload, created_at, event_id",
+            "session_id, user_id, event_type, payload, created_at, concat('aiecs:context_sessions:', "
+            + _row_hash("session_id, user_id, event_type, payload, created_at") + ")",
+        ),
+        "context_conversations": copy(
+            "context_conversations",
+            "session_id, seq, message_id, role, content, metadata, timestamp, created_at, event_id",
+            "session_id, row_number() OVER (PARTITION BY session_id ORDER BY created_at, "
+            + conversation_hash + "), "
+            "if(JSONExtractString(metadata, 'message_id') != '', JSONExtractString(metadata, 'message_id'), "
+            f"concat('aiecs:', {conversation_hash})), role, content, metadata, created_at, created_at, "
+            f"concat('aiecs:context_conversations:', {conversation_hash})",
+        ),
+        "context_task_contexts": copy(
+            "context_task_contexts",
+            "session_id, context_data, created_at, event_id",
+            "session_id, context_data, created_at, concat('aiecs:context_task_contexts:', "
+            + _row_hash("session_id, context_data, created_at") + ")",
+        ),
+        "context_checkpoints": copy(
+            "context_checkpoints",
+            "thread_id, checkpoint_id, data, metadata, created_at, event_id",
+            "thread_id, checkpoint_id, concat('{\"checkpoint_id\":', toJSONString(checkpoint_id), "
+            "',\"thread_id\":', toJSONString(thread_id), ',\"data\":', data, ',\"metadata\":', metadata, "
+            "',\"created_at\":', toJSONString(formatDateTime(created_at, '%Y-%m-%dT%H:%i:%S')), '}'), metadata, "
+            "created_at, concat('aiecs:context_checkpoints:', "
+            + _row_hash("thread_id, checkpoint_id, data, metadata, created_at") + ")",
+        ),
+        "context_checkpoint_writes": copy(
+            "context_checkpoint_writes",
+            "thread_id, checkpoint_id, task_id, writes_data, created_at, event_id",
+            "thread_id, checkpoint_id, task_id, writes_data, created_at, concat('aiecs:context_checkpoint_writes:', "
+            + _row_hash("thread_id, checkpoint_id, task_id, writes_data, created_at") + ")",
+        ),
+        "context_conversation_sessions": copy(
+            "context_conversation_sessions",
+            "session_key, session_data, created_at, event_id",
+            "session_key, session_data, created_at, concat('aiecs:context_conversation_sessions:', "
+            + _row_hash("session_key, session_data, created_at") + ")",
+        ),
+    }
+

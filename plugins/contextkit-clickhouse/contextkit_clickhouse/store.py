@@ -55,10 +55,12 @@ from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, f
 from contextkit.stores import Capability, CheckpointBundle, OwnerState, StoreSettings
 from contextkit.tiered.cold_rules import DeleteMark, RowOrder, build_owner_state, delete_mark, hides, row_order
 from contextkit_clickhouse.schema import (
+    AIECS_BACKUP_SUFFIX,
     KEY_COLUMNS,
     OWNER_TABLE,
     TABLE_COLUMNS,
     SchemaTarget,
+    aiecs_copy_statements,
     legacy_table_prefix_for,
     load_migrations,
     migrations_table_ddl,
@@ -552,6 +554,9 @@ class ClickHouseColdStore:
             self.settings.timeout,
         )
         applied = {int(row[0]): str(row[1]) for row in result.result_rows}
+        adopting: list[str] = []
+        if 1 not in applied and not self.target.cluster:
+            adopting = await self._set_aside_aiecs_tables()
         done = []
         for migration in load_migrations():
             if migration.version in applied:
@@ -564,6 +569,9 @@ class ClickHouseColdStore:
                 continue
             for statement in migration.statements(self.target):
                 await self._call(f"migration {migration.version:03d}", client.command(statement), ddl_timeout)
+            if migration.version == 1 and adopting:
+                # Before 001 is recorded: a crash here leaves it unrecorded, and the next open copies again.
+                await self._copy_aiecs_rows(adopting)
             await self._call(
                 "record migration",
                 client.insert(
@@ -576,6 +584,49 @@ class ClickHouseColdStore:
             )
             done.append(migration.version)
         return done
+
+    async def _set_aside_aiecs_tables(self) -> list[str]:
+        """Tables the original ContextEngine (AIECS) created under this store's names (no ``event_id`` column):
+        each is renamed to ``<name>__aiecs_original`` (kept, never dropped) so migration 001 creates contextkit's,
+        and :meth:`_copy_aiecs_rows` copies its rows over. Returns the tables to copy: those renamed now and those
+        a previous, interrupted open renamed."""
+        client = self._require_client()
+        prefix = self.target.table_prefix
+        result = await self._call(
+            "find AIECS tables",
+            client.query(
+                "SELECT table, countIf(name = 'event_id') FROM system.columns WHERE database = {db:String} "
+                "AND table IN {names:Array(String)} GROUP BY table",
+                parameters={
+                    "db": self.options.database,
+                    "names": [prefix + n for n in ARCHIVE_TABLES] + [prefix + n + AIECS_BACKUP_SUFFIX for n in ARCHIVE_TABLES],
+                },
+            ),
+            self.settings.timeout,
+        )
+        found = {str(row[0]): int(row[1]) for row in result.result_rows}
+        adopting = []
+        for name in ARCHIVE_TABLES:
+            if found.get(prefix + name) == 0:  # the original's table: no event ids
+                await self._call(
+                    "set aside AIECS table",
+                    client.command(f"RENAME TABLE {self.target.table(name)} TO {self.target.table(name + AIECS_BACKUP_SUFFIX)}"),
+                    self.options.ddl_timeout,
+                )
+                logger.info("clickhouse cold tier: adopting the original ContextEngine's table %s", prefix + name)
+                adopting.append(name)
+            elif prefix + name + AIECS_BACKUP_SUFFIX in found:
+                adopting.append(name)
+        return adopting
+
+    async def _copy_aiecs_rows(self, tables: list[str]) -> None:
+        client = self._require_client()
+        statements = aiecs_copy_statements(self.target)
+        for name in tables:
+            # Idempotent: an interrupted copy is redone from the kept original table.
+            await self._call("clear adopted table", client.command(f"TRUNCATE TABLE {self.target.table(name)}"),
+                             self.options.ddl_timeout)
+            await self._call("copy AIECS rows", client.command(statements[name]), self.options.ddl_timeout)
 
     async def drop_tables(self) -> None:
         """Drop this store's tables (the six, the migrations and the owner table); for tests and ``contextkit``

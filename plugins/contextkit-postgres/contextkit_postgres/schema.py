@@ -28,6 +28,7 @@ __all__ = [
     "MIGRATIONS_TABLE",
     "OWNER_TABLE",
     "Migration",
+    "adopt_aiecs_tables",
     "applied_versions",
     "claim_schema",
     "load_migrations",
@@ -104,6 +105,8 @@ async def migrate(conn: Any, schema: str, timeout: float | None = None) -> list[
             timeout=timeout,
         )
         done = await applied_versions(conn, schema)
+        if 1 not in done:
+            await adopt_aiecs_tables(conn, schema, timeout)
         for migration in migrations:
             if migration.version in done:
                 continue
@@ -116,6 +119,37 @@ async def migrate(conn: Any, schema: str, timeout: float | None = None) -> list[
             )
             applied_now.append(migration.version)
     return applied_now
+
+
+def _adoption_blocks() -> dict[str, str]:
+    """The adoption statements per table (``migrations/adopt_aiecs_tables.sql``, one block per table)."""
+    text = resources.files("contextkit_postgres").joinpath("migrations", "adopt_aiecs_tables.sql").read_text("utf-8")
+    blocks: dict[str, str] = {}
+    for block in text.split("\n\n"):
+        lines = block.strip().splitlines()
+        if lines and lines[0].startswith("-- table: "):
+            blocks[lines[0][len("-- table: ") :].strip()] = "\n".join(lines[1:])
+    return blocks
+
+
+async def adopt_aiecs_tables(conn: Any, schema: str, timeout: float | None = None) -> list[str]:
+    """Adopt, in ``schema``, the tables the original ContextEngine (AIECS) created: each of the six that exists
+    without an ``event_id`` column gets contextkit's columns, its rows kept (see ``adopt_aiecs_tables.sql``).
+    Returns the tables adopted. Called by :func:`migrate` (in its transaction) for a schema never migrated."""
+    adopted = []
+    for table, sql in _adoption_blocks().items():
+        if not await _exists(conn, schema, table):
+            continue
+        has_event_id = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns "
+            "WHERE table_schema = $1 AND table_name = $2 AND column_name = 'event_id')",
+            schema,
+            table,
+        )
+        if not has_event_id:
+            await conn.execute(Migration(0, "adopt_aiecs_tables", sql).render(schema), timeout=timeout)
+            adopted.append(table)
+    return adopted
 
 
 async def _exists(conn: Any, schema: str, table: str) -> bool:
