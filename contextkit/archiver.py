@@ -30,6 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -43,6 +44,8 @@ from contextkit.tiered.events import message_event
 
 __all__ = [
     "Archiver",
+    "DeadLetter",
+    "DeadLetterBox",
     "FileOutbox",
     "MemoryOutbox",
     "Outbox",
@@ -59,6 +62,10 @@ logger = logging.getLogger("contextkit.archiver")
 
 
 _EVENT_ID = operator.attrgetter("event_id")
+
+# How many of the refused events this process set aside it lists in Archiver.dead_letters (the letters
+# themselves stay in the outbox's dead letters, however many).
+_RECENT_DEAD = 1000
 
 # A conversation message queued as itself (MemoryOutbox.queue_message): (key, message, seq, copy of its metadata,
 # None for empty, event id or None, event time or None). Its event is built once, by the first peek that reaches
@@ -127,6 +134,59 @@ class Outbox(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An archive event the cold tier refused as data (:class:`~contextkit.errors.EventRefused`, a
+    ``SerializationError``), set aside so it no longer blocks the outbox: kept with the reason and when it was
+    refused, until an operator fixed the cause and replays it (``contextkit dead-letters replay``)."""
+
+    event: ArchiveEvent
+    reason: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"event": ArchiveEvent.to_dict(), "reason", "at"}`` (what durable outboxes store)."""
+        return {"event": self.event.to_dict(), "reason": self.reason, "at": to_iso(self.at)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeadLetter:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(ArchiveEvent.from_dict(data["event"]), str(data["reason"]), from_iso(str(data["at"])))
+
+
+@runtime_checkable
+class DeadLetterBox(Protocol):
+    """An outbox that keeps the archiver's dead letters next to its events, exactly as durable as they are (a
+    Redis hash beside the streams, a table beside the outbox table, a list in process).
+
+    :meth:`dead_letter` stores the letters *before* it removes their events from the outbox, so a crash in
+    between leaves an event in both places (refused again and kept once: letters are keyed by event id), never
+    in neither.
+    """
+
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep ``letters`` and remove their events from the outbox."""
+        ...
+
+    async def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """The letters kept, oldest first (at most ``limit``)."""
+        ...
+
+    async def dead_letter_count(self) -> int:
+        """How many letters are kept."""
+        ...
+
+    async def replay_dead_letters(self, event_ids: Sequence[str] | None = None) -> int:
+        """Put the letters' events (those named, or all) back at the tail of the outbox and forget the letters;
+        returns how many were replayed. Cold writes are idempotent on ``event_id``, so a replay interrupted
+        between the two steps archives each event once."""
+        ...
+
+
+def _letter_ids(letters: Sequence[DeadLetter]) -> list[str]:
+    return [letter.event.event_id for letter in letters]
+
+
 @runtime_checkable
 class PeekAhead(Protocol):
     """An outbox that can read past the batches in flight: what lets the archiver write several at once.
@@ -155,6 +215,8 @@ class MemoryOutbox:
         self._max = max_pending
         # Events at the head handed out by peek / peek_ahead and not acknowledged yet (the batches in flight).
         self._handed = 0
+        # Dead letters, by event id: in process like the events themselves (DeadLetterBox).
+        self._dead: dict[str, DeadLetter] = {}
 
     def has_room(self, count: int) -> bool:
         """See :meth:`Outbox.has_room`."""
@@ -265,6 +327,26 @@ class MemoryOutbox:
         head = self._events[0]
         return (head[5] or head[1].timestamp) if isinstance(head, tuple) else head.created_at
 
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """See :meth:`DeadLetterBox.dead_letter` (kept in process, like the events)."""
+        for letter in letters:
+            self._dead[letter.event.event_id] = letter
+        await self.ack(_letter_ids(letters))
+
+    async def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """See :meth:`DeadLetterBox.dead_letters`."""
+        return list(itertools.islice(self._dead.values(), limit))
+
+    async def dead_letter_count(self) -> int:
+        """See :meth:`DeadLetterBox.dead_letter_count`."""
+        return len(self._dead)
+
+    async def replay_dead_letters(self, event_ids: Sequence[str] | None = None) -> int:
+        """See :meth:`DeadLetterBox.replay_dead_letters`."""
+        wanted = list(self._dead) if event_ids is None else [i for i in dict.fromkeys(event_ids) if i in self._dead]
+        self._events.extend(self._dead.pop(event_id).event for event_id in wanted)
+        return len(wanted)
+
     async def aclose(self) -> None:
         """Nothing to release."""
 
@@ -298,6 +380,8 @@ class FileOutbox:
         self._create_sql = outbox_table_sql(table)  # checks the name before any I/O
         self.path = Path(path)
         self.table = table
+        #: The table of its dead letters (:class:`DeadLetterBox`), in the same file.
+        self.dead_table = f"{table}_dead"
         self._max = max_pending
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -312,6 +396,10 @@ class FileOutbox:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(self._create_sql)
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.dead_table} (event_id TEXT PRIMARY KEY, at TEXT NOT NULL, "
+                "reason TEXT NOT NULL, body TEXT NOT NULL)"
+            )
             self._count = conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
             self._conn = conn
         return self._conn
@@ -403,6 +491,69 @@ class FileOutbox:
         )
         return from_iso(row[0]) if row else None
 
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """See :meth:`DeadLetterBox.dead_letter`: one transaction stores the letters and deletes their events."""
+        rows = [
+            (letter.event.event_id, to_iso(letter.at), letter.reason,
+             archive_json(letter.event.to_dict(), allow_nan=True))
+            for letter in letters
+        ]
+        ids = [(row[0],) for row in rows]
+
+        def move(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN")
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO {self.dead_table} (event_id, at, reason, body) VALUES (?,?,?,?)", rows
+                )
+                cur = conn.executemany(f"DELETE FROM {self.table} WHERE event_id = ?", ids)
+                self._count = max(0, self._count - cur.rowcount)
+
+        await asyncio.to_thread(self._run, move)
+
+    async def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """See :meth:`DeadLetterBox.dead_letters`."""
+
+        def select(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+            return conn.execute(
+                f"SELECT at, reason, body FROM {self.dead_table} ORDER BY at, event_id LIMIT ?",
+                (-1 if limit is None else limit,),
+            ).fetchall()
+
+        rows = await asyncio.to_thread(self._run, select)
+        return [DeadLetter(ArchiveEvent.from_dict(archive_loads(body)), reason, from_iso(at)) for at, reason, body in rows]
+
+    async def dead_letter_count(self) -> int:
+        """See :meth:`DeadLetterBox.dead_letter_count`."""
+        return int(
+            await asyncio.to_thread(self._run, lambda c: c.execute(f"SELECT count(*) FROM {self.dead_table}").fetchone()[0])
+        )
+
+    async def replay_dead_letters(self, event_ids: Sequence[str] | None = None) -> int:
+        """See :meth:`DeadLetterBox.replay_dead_letters`: one transaction moves them back into the outbox table."""
+
+        def move(conn: sqlite3.Connection) -> int:
+            with conn:
+                conn.execute("BEGIN")
+                if event_ids is None:
+                    rows = conn.execute(f"SELECT event_id, body FROM {self.dead_table} ORDER BY at, event_id").fetchall()
+                else:
+                    rows = [
+                        row for i in dict.fromkeys(event_ids)
+                        for row in conn.execute(f"SELECT event_id, body FROM {self.dead_table} WHERE event_id = ?", (i,))
+                    ]
+                for event_id, body in rows:
+                    created_at = ArchiveEvent.from_dict(archive_loads(body)).created_at.isoformat()
+                    cur = conn.execute(
+                        f"INSERT OR IGNORE INTO {self.table} (event_id, created_at, body) VALUES (?,?,?)",
+                        (event_id, created_at, body),
+                    )
+                    self._count += cur.rowcount
+                    conn.execute(f"DELETE FROM {self.dead_table} WHERE event_id = ?", (event_id,))
+                return len(rows)
+
+        return int(await asyncio.to_thread(self._run, move))
+
     async def aclose(self) -> None:
         """Close the file; pending events stay in it."""
         with self._lock:
@@ -452,9 +603,16 @@ class Archiver:
         self._peek_ahead: Callable[[int], Awaitable[list[ArchiveEvent]]] | None = (
             peek_ahead if self._window > 1 else None
         )
-        #: Events the cold tier refused as malformed, with the reason: kept here (and counted in metrics) so an
-        #: operator can inspect them; they no longer block the queue.
+        #: The events this process set aside as refused by the cold tier, with the reason (the newest
+        #: :data:`_RECENT_DEAD` of them). The letters themselves live in the outbox (:class:`DeadLetterBox`, as
+        #: durable as it) and are listed by :meth:`list_dead_letters`; an outbox without that keeps them here.
         self.dead_letters: list[tuple[ArchiveEvent, str]] = []
+        self._dead_box: DeadLetterBox | None = outbox if isinstance(outbox, DeadLetterBox) else None
+        self._kept: dict[str, DeadLetter] = {}
+        #: Events this process set aside as dead letters since it started.
+        self.dead_lettered = 0
+        #: Events left in the outbox when :meth:`aclose` returned (None before, or when it could not be read).
+        self.left_at_close: int | None = None
 
     def start(self) -> None:
         """Start the background task on the running loop (idempotent)."""
@@ -501,7 +659,14 @@ class Archiver:
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until the outbox is empty (True) or ``timeout`` seconds passed (False)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while await self.outbox.depth() > 0:
+        while True:
+            try:
+                if await self.outbox.depth() == 0:
+                    return True
+            except Exception:
+                # The outbox cannot be read (its server is down): keep waiting, it may come back in time.
+                if deadline is None or time.monotonic() >= deadline:
+                    raise
             if self._task is None or self._task.done():
                 return False
             self._wake.set()
@@ -511,7 +676,6 @@ class Archiver:
                 return False
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout=min(0.05, remaining) if remaining else 0.05)
-        return True
 
     async def ensure_cold_open(self) -> None:
         """Open the cold tier if it was down when the kit started (raises ``BackendUnavailable`` while it still
@@ -540,20 +704,43 @@ class Archiver:
     async def aclose(self, timeout: float | None = None) -> bool:
         """Drain within ``timeout`` (default ``drain_timeout``), stop the task, close the outbox.
 
-        Returns True when nothing was left pending.
+        Never raises for a tier that is down (the outbox's or the cold one): it drains what it can in the time,
+        stops the task whatever happens, and reports what stays in the outbox in :attr:`left_at_close` (None when
+        the outbox cannot be read), a WARNING log and the ``left_at_close`` metric. Returns True when nothing was
+        left pending.
         """
-        drained = await self.flush(self.config.drain_timeout if timeout is None else timeout)
+        try:
+            drained = await self.flush(self.config.drain_timeout if timeout is None else timeout)
+        except Exception as exc:  # the outbox cannot be read: nothing more can be drained
+            self._record_failure(exc)
+            drained = False
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # The task ends here whatever it was doing; its own errors were recorded as they happened.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        left: int | None = 0
         if not drained:
-            logger.warning("archiver closed with %d event(s) left in the outbox", await self.outbox.depth())
-        await self.outbox.aclose()
-        return drained
+            try:
+                left = await self.outbox.depth()
+            except Exception as exc:
+                left = None
+                logger.warning(
+                    "archiver closed; the outbox cannot be read (%s): its events stay there if it is durable",
+                    self.last_error if self.last_error else f"{type(exc).__name__}: {exc}",
+                )
+            if left:
+                lost = "" if self.outbox.durable else " (an in-process outbox: they are lost with the process)"
+                logger.warning("archiver closed with %d event(s) left in the outbox%s", left, lost)
+        self.left_at_close = left
+        try:
+            await self.outbox.aclose()
+        except Exception as exc:  # a durable outbox keeps its events; nothing to release on a dead server
+            logger.debug("closing the outbox failed: %s: %s", type(exc).__name__, exc)
+        return drained and left == 0
 
     async def _run(self) -> None:
         delay = 0.0
@@ -641,39 +828,97 @@ class Archiver:
         return ok
 
     async def _store(self, batch: list[ArchiveEvent]) -> list[ArchiveEvent]:
-        """Write ``batch`` to the cold tier; returns the events stored (those it refuses as data are set aside
-        and acknowledged by :meth:`_isolate_poison`). Raises when the cold tier is unavailable."""
+        """Write ``batch`` to the cold tier; returns the events stored (those it refuses as data are set aside as
+        dead letters by :meth:`_isolate_refused`). Raises when the cold tier is unavailable."""
         await self.ensure_cold_open()
         try:
             await self.cold.write_events(batch)
-        except SerializationError:
-            # A batch the cold tier refuses as data (not as an outage) would block the queue forever:
-            # find the events it refuses, set them aside (counted, logged, kept), and write the rest.
-            return await self._isolate_poison(batch)
+        except InvalidInput as exc:
+            # Refused as data (EventRefused, SerializationError), not as an outage: the same batch would be
+            # refused on every retry and block the queue forever.
+            return await self._isolate_refused(batch, exc)
         return batch
 
-    async def _isolate_poison(self, batch: list[ArchiveEvent]) -> list[ArchiveEvent]:
-        """Write ``batch`` one event at a time; move refused events to :attr:`dead_letters` and ack them.
+    async def _isolate_refused(self, batch: list[ArchiveEvent], refusal: InvalidInput) -> list[ArchiveEvent]:
+        """Split a refused ``batch`` in halves, writing each half, until every refused event is alone; keep those
+        as dead letters (out of the outbox) and return the events written, for the caller to acknowledge.
 
-        Returns the events written (to be acked by the caller); an outage interrupting the pass acks those
-        written so far and raises.
+        ``k`` refused events among ``n`` cost about ``2 k log2(n)`` writes, not ``n``. An outage in the middle
+        sets aside the letters isolated so far, acknowledges what was written and raises: the rest is retried.
         """
         written: list[ArchiveEvent] = []
-        for event in batch:
-            try:
-                await self.cold.write_events([event])
-            except SerializationError as exc:
-                self.dead_letters.append((event, f"{type(exc).__name__}: {exc}"))
-                logger.error("archive event %s (%s) refused by the cold tier and set aside: %s",
-                             event.event_id, event.table, exc)
-                await self.outbox.ack([event.event_id])
-            except Exception:
-                if written:
-                    await self.outbox.ack([e.event_id for e in written])
-                raise
-            else:
-                written.append(event)
+        letters: list[DeadLetter] = []
+
+        async def split(events: list[ArchiveEvent], exc: InvalidInput) -> None:
+            if len(events) == 1:
+                letters.append(DeadLetter(events[0], f"{type(exc).__name__}: {exc}"[:2000], utcnow()))
+                return
+            middle = len(events) // 2
+            for half in (events[:middle], events[middle:]):
+                try:
+                    await self.cold.write_events(half)
+                except InvalidInput as half_exc:
+                    await split(half, half_exc)
+                else:
+                    written.extend(half)
+
+        try:
+            await split(batch, refusal)
+        except Exception:
+            if letters:
+                await self._set_aside(letters)
+            if written:
+                await self.outbox.ack([e.event_id for e in written])
+            raise
+        await self._set_aside(letters)
         return written
+
+    async def _set_aside(self, letters: list[DeadLetter]) -> None:
+        """Keep ``letters`` (in the outbox's dead letters when it has them, else here) and take their events out
+        of the outbox."""
+        if self._dead_box is not None:
+            await self._dead_box.dead_letter(letters)
+        else:
+            for letter in letters:
+                self._kept[letter.event.event_id] = letter
+            await self.outbox.ack(_letter_ids(letters))
+        self.dead_lettered += len(letters)
+        self.dead_letters.extend((letter.event, letter.reason) for letter in letters)
+        del self.dead_letters[:-_RECENT_DEAD]
+        for letter in letters:
+            logger.error(
+                "archive event %s (%s) refused by the cold tier and kept as a dead letter "
+                "(contextkit dead-letters list / replay): %s",
+                letter.event.event_id, letter.event.table, letter.reason,
+            )
+
+    async def list_dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """The dead letters kept (every process's, where the outbox is shared), oldest first."""
+        if self._dead_box is not None:
+            return await self._dead_box.dead_letters(limit)
+        return list(itertools.islice(self._kept.values(), limit))
+
+    async def dead_letter_count(self) -> int:
+        """How many dead letters are kept."""
+        if self._dead_box is not None:
+            return await self._dead_box.dead_letter_count()
+        return len(self._kept)
+
+    async def replay_dead_letters(self, event_ids: Sequence[str] | None = None) -> int:
+        """Put dead letters (those named, or all) back into the outbox once the cause is fixed, and wake the
+        archiver; returns how many were replayed. A letter refused again comes back as a dead letter."""
+        if self._dead_box is not None:
+            count = await self._dead_box.replay_dead_letters(event_ids)
+        else:
+            wanted = list(self._kept) if event_ids is None else [i for i in dict.fromkeys(event_ids) if i in self._kept]
+            events = [self._kept[event_id].event for event_id in wanted]
+            await self.outbox.push(events)
+            for event_id in wanted:
+                del self._kept[event_id]
+            count = len(events)
+        if count:
+            self._queued(count)
+        return count
 
     def _record_failure(self, exc: BaseException) -> None:
         self.failures += 1
@@ -689,15 +934,27 @@ class Archiver:
 
     async def metrics(self) -> dict[str, Any]:
         """Queue depth, oldest pending age, batches, rows, failures and the last error."""
-        depth = await self.outbox.depth()
-        oldest = await self.outbox.oldest()
+        outbox_error = None
+        depth: int | None = None
+        oldest: datetime | None = None
+        dead: int | None = None
+        try:
+            depth = await self.outbox.depth()
+            oldest = await self.outbox.oldest()
+            dead = await self.dead_letter_count()
+        except Exception as exc:  # metrics and health never raise; the outbox's server may be down
+            outbox_error = f"{type(exc).__name__}: {exc}"
         return {
             "queue_depth": depth,
             "oldest_pending_age": (utcnow() - oldest).total_seconds() if oldest else 0.0,
             "batches": self.batches,
             "rows": self.rows,
             "failures": self.failures,
-            "dead_letters": len(self.dead_letters),
+            # Kept in the outbox's dead letters (every process's where it is shared); None when unreadable.
+            "dead_letters": dead,
+            "dead_lettered": self.dead_lettered,
+            "left_at_close": self.left_at_close,
+            "outbox_error": outbox_error,
             "consecutive_failures": self.consecutive_failures,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,

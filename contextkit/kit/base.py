@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from contextkit.errors import BackendUnavailable, ContextKitError
+from contextkit.errors import BackendUnavailable, ContextKitError, LimitExceeded
 from contextkit.plugins import PluginManager, StorageEvent
 from contextkit.records import Message, new_event_id
 from contextkit.stores import ArchiveSpec
@@ -55,6 +55,8 @@ class KitBase:
     _opened: bool
     _closed: bool
     _perf: Perf
+    #: The tightest id limit the tiers declare (``contextkit.stores.max_key_bytes``): (bytes, which tier), or None.
+    _key_limit: tuple[int, str] | None = None
 
     @property
     def tiered(self) -> Tiered:
@@ -113,4 +115,14 @@ class KitBase:
             self.plugins.emit(StorageEvent(kind, key, detail))
 
     def _id(self, value: object, what: str) -> str:
-        return check_id(value, what, self.config.limits)
+        checked = check_id(value, what, self.config.limits)
+        limit = self._key_limit
+        # A character is at most 4 UTF-8 bytes: most ids are far below any limit and are not encoded at all.
+        if limit is not None and len(checked) * 4 > limit[0]:
+            size = len(checked.encode("utf-8", "surrogatepass"))
+            if size > limit[0]:
+                raise LimitExceeded(
+                    f"{what} is {size} bytes long in UTF-8 ({len(checked)} characters); {limit[1]} can index ids "
+                    f"of at most {limit[0]} bytes (max_key_bytes)"
+                )
+        return checked

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -48,7 +49,14 @@ from contextkit.checkpoint_archive import (
     payload_kind,
 )
 from contextkit.codec import archive_json
-from contextkit.errors import BackendUnavailable, ConfigError, ContextKitError, InvalidInput, SerializationError
+from contextkit.errors import (
+    BackendUnavailable,
+    ConfigError,
+    ContextKitError,
+    EventRefused,
+    InvalidInput,
+    SerializationError,
+)
 from contextkit.masking import SECRET_FILTER, check_url_credentials, mask_secrets, remember_secrets, secrets_in
 from contextkit.naming import percent_name, unescape_percent_name
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, from_iso
@@ -385,6 +393,33 @@ def _mark(deletes: Sequence[_Row]) -> DeleteMark | None:
     return delete_mark(newest.version, newest.created_at, newest.order[2], {"last_seq": newest.last_seq})
 
 
+
+# Server error codes that refuse the data itself, not the connection: the same rows are refused on any retry.
+# CANNOT_PARSE_* (6, 26, 27, 38, 41, 72), TYPE_MISMATCH (53), ARGUMENT_OUT_OF_BOUND (69), CANNOT_CONVERT_TYPE
+# (70), INCORRECT_DATA (117), TOO_LARGE_ARRAY_SIZE (128), TOO_LARGE_STRING_SIZE (131),
+# VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE (321), CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN (349). Resource errors
+# (MEMORY_LIMIT_EXCEEDED, TOO_MANY_PARTS) are not among them: they pass, so they are retried.
+_REFUSED_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 128, 131, 321, 349})
+_CODE = re.compile(r"\bCode:\s*(\d+)")
+
+
+def _refuses_data(exc: BaseException) -> bool:
+    """Whether a driver error refuses the rows themselves (retrying them is useless) rather than the server or
+    the network failing (retry the batch)."""
+    from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
+
+    if isinstance(exc, (DataError, ProgrammingError)) and getattr(exc, "code", None) is None:
+        # Raised by the driver itself while it encodes the rows (a value its column type cannot hold).
+        return True
+    if not isinstance(exc, DatabaseError):
+        return False
+    code = getattr(exc, "code", None)
+    if code is None:
+        found = _CODE.search(str(exc))
+        code = int(found.group(1)) if found else None
+    return code in _REFUSED_CODES
+
+
 class ClickHouseColdStore:
     """The cold tier on ClickHouse (clickhouse-connect's async HTTP client).
 
@@ -414,6 +449,9 @@ class ClickHouseColdStore:
         if self.options.cluster:
             caps.add(Capability.CLUSTER.value)
         self.capabilities: frozenset[str] = frozenset(caps)
+        # contextkit.stores.max_key_bytes: a MergeTree sorting key has no size limit of its own (a String key
+        # column takes any length), so ClickHouse declares none below Limits.max_id_length.
+        self.max_key_bytes: int | None = None
         self._client: Any = None
         self._server_version: str | None = None
         self._tables = {name: self.target.table(name) for name in ARCHIVE_TABLES}
@@ -1095,6 +1133,8 @@ class ClickHouseColdStore:
         except asyncio.TimeoutError:
             raise BackendUnavailable(f"ClickHouse {what} at {self._target_text()} timed out after {timeout:g}s") from None
         except (ClickHouseError, aiohttp.ClientError, OSError) as exc:
+            if _refuses_data(exc):
+                raise EventRefused(f"ClickHouse {what} at {self._target_text()} refused the data: {self._scrub(exc)}") from None
             raise BackendUnavailable(f"ClickHouse {what} at {self._target_text()} failed: {self._scrub(exc)}") from None
 
     def _scrub(self, exc: BaseException) -> str:

@@ -18,6 +18,10 @@ Each entry is one archive event in one of the shapes of :mod:`contextkit_redis.e
   writes several batches at once on a cold tier that allows it). ``ack``: XDEL of entries handed out.
 * No MAXLEN: trimming would drop events the cold tier never got. ``has_room`` bounds the outbox instead
   (``max_pending``, checked against the length this outbox last saw plus what was written since).
+* Dead letters (events the cold tier refused as data, :class:`contextkit.archiver.DeadLetterBox`): a hash of the
+  namespace, ``<namespace>:#dead:{#o0}``, event id -> JSON of the letter. A letter is written there before its
+  entry is XDELed from the stream (so a crash in between leaves it in both, refused again and kept once, never in
+  neither); a replay XADDs the events back to their streams before it HDELs the letters.
 * Several processes on one namespace: each stream has a drain *lease* (``SET NX PX``, renewed by every peek of the
   holder, released on ``aclose`` or when the stream is empty). Only the holder reads the stream, so N app
   processes do not write every batch N times; a holder that dies loses the lease after ``lease`` seconds and
@@ -35,7 +39,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from contextkit.codec import archive_json
+from contextkit.archiver import DeadLetter
+from contextkit.codec import archive_json, archive_loads
 from contextkit.errors import SerializationError
 from contextkit.records import ArchiveEvent
 from contextkit_redis.entries import as_hash, decode_entry
@@ -77,6 +82,10 @@ def slot_of(tag: str) -> int:
 def _stream_id(raw: bytes) -> tuple[int, int]:
     ms, _, seq = raw.partition(b"-")
     return int(ms), int(seq or 0)
+
+
+def _ids(letters: Sequence[DeadLetter]) -> list[str]:
+    return [letter.event.event_id for letter in letters]
 
 
 def _event(fields: Any) -> ArchiveEvent:
@@ -247,6 +256,43 @@ class RedisStreamOutbox:
             pipe.xdel(stream, *sids)
         removed = await self._store.gate("outbox ack", pipe.execute())
         self._count = max(0, self._count - sum(int(n) for n in removed))
+
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """See :meth:`contextkit.archiver.DeadLetterBox.dead_letter`: HSET the letters, then XDEL their entries."""
+        if not letters:
+            return
+        mapping = {
+            letter.event.event_id: archive_json(letter.to_dict(), allow_nan=True) for letter in letters
+        }
+        await self._store.gate("dead letter", self._store.client.hset(self._store.keys.dead_letters(), mapping=mapping))
+        await self.ack(list(mapping))
+
+    async def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """See :meth:`contextkit.archiver.DeadLetterBox.dead_letters` (oldest refused first)."""
+        raw = await self._store.gate("dead letters", self._store.client.hgetall(self._store.keys.dead_letters()))
+        letters = sorted(
+            (DeadLetter.from_dict(archive_loads(body)) for body in raw.values()),
+            key=lambda letter: (letter.at, letter.event.event_id),
+        )
+        return letters if limit is None else letters[:limit]
+
+    async def dead_letter_count(self) -> int:
+        """See :meth:`contextkit.archiver.DeadLetterBox.dead_letter_count`."""
+        return int(await self._store.gate("dead letters", self._store.client.hlen(self._store.keys.dead_letters())))
+
+    async def replay_dead_letters(self, event_ids: Sequence[str] | None = None) -> int:
+        """See :meth:`contextkit.archiver.DeadLetterBox.replay_dead_letters`: XADD the events back, then HDEL."""
+        letters = await self.dead_letters()
+        if event_ids is not None:
+            wanted = set(event_ids)
+            letters = [letter for letter in letters if letter.event.event_id in wanted]
+        if not letters:
+            return 0
+        await self.push([letter.event for letter in letters])
+        await self._store.gate(
+            "dead letters replay", self._store.client.hdel(self._store.keys.dead_letters(), *_ids(letters))
+        )
+        return len(letters)
 
     async def depth(self) -> int:
         """Events waiting: XLEN of the stream (plain Redis: every process's); on a cluster, of the slot streams this
