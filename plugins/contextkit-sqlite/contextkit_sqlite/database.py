@@ -12,7 +12,7 @@ its own public helpers use, unchanged since aiosqlite 0.17. A test pins that we 
 
 Errors: ``sqlite3`` errors (``database is locked`` once ``busy_timeout`` has passed, disk I/O errors, a file that
 is not a database) become :class:`~contextkit.errors.BackendUnavailable`; data SQLite refuses (a string or blob
-too big, a constraint, an integer over 64 bits) becomes :class:`~contextkit.errors.EventRefused`; undecodable
+too big, an integer over 64 bits) becomes :class:`~contextkit.errors.EventRefused`; undecodable
 stored JSON becomes :class:`~contextkit.errors.SerializationError`.
 """
 
@@ -291,9 +291,9 @@ class SqliteDatabase:
         try:
             result: T = await db._execute(fn, raw, *args)  # type: ignore[no-untyped-call]
             return result
-        except (sqlite3.DataError, sqlite3.IntegrityError, OverflowError) as exc:
-            # The data is refused, not the file (a string or blob over SQLITE_MAX_LENGTH, a constraint, an integer
-            # over 64 bits): the transaction rolled back and the same data is refused on any retry.
+        except (sqlite3.DataError, OverflowError) as exc:
+            # The data is refused, not the file (a string or blob over SQLITE_MAX_LENGTH, an integer over 64
+            # bits): the transaction rolled back and the same data is refused on any retry.
             raise EventRefused(f"sqlite database {self.path} refused the data: {type(exc).__name__}: {exc}") from exc
         except sqlite3.Error as exc:
             raise BackendUnavailable(f"sqlite database {self.path}: {exc}") from exc
