@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import logging
 import operator
@@ -52,9 +53,11 @@ __all__ = [
     "PeekAhead",
     "archive_json",
     "archive_loads",
+    "event_size",
     "message_event",
     "message_event_heads",
     "outbox_table_sql",
+    "write_timeout",
 ]
 
 logger = logging.getLogger("contextkit.archiver")
@@ -76,6 +79,77 @@ _Deferred = tuple[str, Message, int, "dict[str, Any] | None", "str | None", "dat
 def _deferred_event(item: _Deferred) -> ArchiveEvent:
     key, message, seq, metadata, event_id, created_at = item
     return message_event(key, message, seq, event_id, {} if metadata is None else metadata, created_at)
+
+
+def _value_size(value: Any) -> int:
+    """About how many bytes ``value`` takes as JSON: text by its length (times 3 unless ASCII: a UTF-8 character
+    takes up to 3 bytes outside the astral planes), 8 per number, containers by their items. Cheap (``len`` of a
+    10 MB string costs nothing; only containers are walked), which is all a batch bound needs."""
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += 2 + (len(item) if item.isascii() else 3 * len(item))
+        elif isinstance(item, dict):
+            size += 2 + 4 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            size += 2 + len(item)
+            stack.extend(item)
+        elif isinstance(item, (bytes, bytearray)):
+            size += 2 * len(item)
+        else:
+            size += 8
+    return size
+
+
+def event_size(event: ArchiveEvent) -> int:
+    """About how many bytes the JSON of ``event`` takes (see ``[archiver] batch_bytes``)."""
+    return 160 + _value_size(event.key) + _value_size(event.payload)
+
+
+#: Bytes a cold write is given one ``timeout`` for (see :func:`write_timeout`): far below what PostgreSQL or
+#: ClickHouse take in per second, so only a stalled server runs out of it.
+WRITE_BYTES_PER_TIMEOUT = 4 * 1024 * 1024
+
+
+def write_timeout(timeout: float, events: Sequence[ArchiveEvent]) -> float:
+    """The time a cold tier gives one ``write_events`` batch: ``timeout`` (the per-call setting) for every 5,000
+    events or every :data:`WRITE_BYTES_PER_TIMEOUT` bytes, whichever is more, and never less than ``timeout``. A
+    10 MB LangGraph state must not time out (and be retried whole, forever) where a 1 KB message would not."""
+    size = sum(map(event_size, events))
+    return timeout * max(1.0, len(events) / 5000, size / WRITE_BYTES_PER_TIMEOUT)
+
+
+def _deferred_size(item: _Deferred) -> int:
+    key, message, _seq, metadata, _event_id, _created_at = item
+    content = message.content
+    size = 300 + len(key) + (len(content) if content.isascii() else 3 * len(content))
+    return size + _value_size(metadata) if metadata else size
+
+
+def _takes_max_bytes(method: Any) -> bool:
+    """Whether an outbox's ``peek`` / ``peek_ahead`` takes ``max_bytes`` (contextkit's own do; a third party's, or
+    a subclass overriding them, may not)."""
+    try:
+        return "max_bytes" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _bounded(sizes: Any, count: int, max_bytes: int | None) -> tuple[int, bool]:
+    """How many of ``sizes`` (in order) make a batch of at most ``count`` events and ``max_bytes`` bytes (at least
+    one event, however big), and whether the batch is full (a bound was reached, not the end of ``sizes``)."""
+    n = 0
+    total = 0
+    for size in itertools.islice(sizes, count):
+        if max_bytes is not None and n and total + size > max_bytes:
+            return n, True
+        total += size
+        n += 1
+    return n, n >= count or (max_bytes is not None and total >= max_bytes)
 
 
 def message_event_heads(key: str, archive: ArchiveSpec, count: int) -> list[str]:
@@ -202,7 +276,9 @@ class PeekAhead(Protocol):
 
 
 class MemoryOutbox:
-    """An in-process outbox: fast, bounded by ``max_pending``, lost with the process (like the memory tier).
+    """An in-process outbox: fast, bounded by ``max_pending`` events and ``max_pending_bytes`` bytes (about: see
+    :func:`event_size`), lost with the process (like the memory tier). Reads hand out batches bounded by count and,
+    when asked, by bytes.
 
     Conversation messages may be queued as the records themselves (:meth:`queue_message`): their events are built
     when :meth:`peek` first reaches them, in queue order, each exactly once.
@@ -210,26 +286,41 @@ class MemoryOutbox:
 
     durable = False
 
-    def __init__(self, max_pending: int = 1_000_000) -> None:
+    def __init__(self, max_pending: int = 1_000_000, max_pending_bytes: int | None = None) -> None:
         self._events: deque[ArchiveEvent | _Deferred] = deque()
+        # The size of each queued event, in the same order (what max_pending_bytes and batch_bytes count).
+        self._sizes: deque[int] = deque()
+        self._bytes = 0
         self._max = max_pending
+        self._max_bytes = max_pending_bytes
         # Events at the head handed out by peek / peek_ahead and not acknowledged yet (the batches in flight).
         self._handed = 0
         # Dead letters, by event id: in process like the events themselves (DeadLetterBox).
         self._dead: dict[str, DeadLetter] = {}
 
     def has_room(self, count: int) -> bool:
-        """See :meth:`Outbox.has_room`."""
-        return len(self._events) + count <= self._max
+        """See :meth:`Outbox.has_room`: False once ``max_pending`` events or ``max_pending_bytes`` bytes wait (the
+        write being checked may then go over the byte bound by its own size, at most the kit's size limits)."""
+        if len(self._events) + count > self._max:
+            return False
+        return self._max_bytes is None or self._bytes < self._max_bytes
+
+    @property
+    def pending_bytes(self) -> int:
+        """About how many bytes the waiting events take."""
+        return self._bytes
 
     async def push(self, events: Sequence[ArchiveEvent]) -> None:
         """See :meth:`Outbox.push`."""
-        self._events.extend(events)
+        self.push_nowait(events)
 
     def push_nowait(self, events: Sequence[ArchiveEvent]) -> None:
         """:meth:`push` without an ``await``: a hot store in this process calls it inside the critical section of
         the write the events describe (nothing can run between the write and its events)."""
+        sizes = [event_size(event) for event in events]
         self._events.extend(events)
+        self._sizes.extend(sizes)
+        self._bytes += sum(sizes)
 
     def queue_message(
         self,
@@ -247,21 +338,29 @@ class MemoryOutbox:
         not change the archive.
         """
         metadata = message.metadata
-        self._events.append((key, message, seq, dict(metadata) if metadata else None, event_id, created_at))
+        item = (key, message, seq, dict(metadata) if metadata else None, event_id, created_at)
+        size = _deferred_size(item)
+        self._events.append(item)
+        self._sizes.append(size)
+        self._bytes += size
 
-    async def peek(self, count: int) -> list[ArchiveEvent]:
-        """See :meth:`Outbox.peek`."""
-        n = min(count, len(self._events))
+    async def peek(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
+        """See :meth:`Outbox.peek`; with ``max_bytes``, the batch also stops before it would pass that many bytes
+        (one event at least)."""
+        n, _ = _bounded(self._sizes, count, max_bytes)
         self._handed = n
         return self._hand_out(0, n)
 
-    async def peek_ahead(self, count: int) -> list[ArchiveEvent]:
-        """See :meth:`PeekAhead.peek_ahead`."""
+    async def peek_ahead(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
+        """See :meth:`PeekAhead.peek_ahead`; a batch bounded by ``max_bytes`` is a full one too."""
         start = self._handed
-        if count <= 0 or len(self._events) - start < count:
+        if count <= 0:
             return []
-        self._handed = start + count
-        return self._hand_out(start, count)
+        n, full = _bounded(itertools.islice(self._sizes, start, None), count, max_bytes)
+        if not full:
+            return []
+        self._handed = start + n
+        return self._hand_out(start, n)
 
     def _hand_out(self, start: int, n: int) -> list[ArchiveEvent]:
         events = self._events
@@ -294,25 +393,35 @@ class MemoryOutbox:
             except AttributeError:
                 head_ids = []
             if head_ids == event_ids or head_ids == list(event_ids):
+                sizes = self._sizes
+                freed = 0
                 for _ in range(n):
                     events.popleft()
+                    freed += sizes.popleft()
+                self._bytes -= freed
                 self._handed = max(0, self._handed - n)
                 return
         done = set(event_ids)
         removed = 0
         # The archiver acks the batches it peeked in order, so this is a prefix of the queue (built events); a
         # batch acked past one that failed, or one refused event set aside, takes the scan below.
+        sizes = self._sizes
         while events:
             head = events[0]
             if isinstance(head, tuple) or head.event_id not in done:
                 break
             events.popleft()
+            self._bytes -= sizes.popleft()
             removed += 1
         if removed < len(done) and events:
-            remaining = [e for e in events if isinstance(e, tuple) or e.event_id not in done]
-            if len(remaining) != len(events):
-                removed += len(events) - len(remaining)
-                self._events = deque(remaining)
+            kept = [
+                (e, size) for e, size in zip(events, sizes, strict=True) if isinstance(e, tuple) or e.event_id not in done
+            ]
+            if len(kept) != len(events):
+                removed += len(events) - len(kept)
+                self._events = deque(e for e, _ in kept)
+                self._sizes = deque(size for _, size in kept)
+                self._bytes = sum(self._sizes)
         # Only handed-out events are acknowledged: whatever left the queue was among them.
         self._handed = max(0, self._handed - removed)
 
@@ -344,7 +453,7 @@ class MemoryOutbox:
     async def replay_dead_letters(self, event_ids: Sequence[str] | None = None) -> int:
         """See :meth:`DeadLetterBox.replay_dead_letters`."""
         wanted = list(self._dead) if event_ids is None else [i for i in dict.fromkeys(event_ids) if i in self._dead]
-        self._events.extend(self._dead.pop(event_id).event for event_id in wanted)
+        self.push_nowait([self._dead.pop(event_id).event for event_id in wanted])
         return len(wanted)
 
     async def aclose(self) -> None:
@@ -375,7 +484,6 @@ class FileOutbox:
     """
 
     durable = True
-
     def __init__(self, path: str | Path, max_pending: int = 10_000_000, *, table: str = "outbox") -> None:
         self._create_sql = outbox_table_sql(table)  # checks the name before any I/O
         self.path = Path(path)
@@ -442,27 +550,38 @@ class FileOutbox:
 
         return insert
 
-    async def peek(self, count: int) -> list[ArchiveEvent]:
-        """See :meth:`Outbox.peek`."""
+    async def peek(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
+        """See :meth:`Outbox.peek`; with ``max_bytes``, the batch also stops before its stored JSON would pass that
+        many bytes (one event at least), and no more is read from the file."""
         self._cursor = 0
-        return await self._select(count, full_only=False)
+        return await self._select(count, max_bytes, full_only=False)
 
-    async def peek_ahead(self, count: int) -> list[ArchiveEvent]:
-        """See :meth:`PeekAhead.peek_ahead`."""
+    async def peek_ahead(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
+        """See :meth:`PeekAhead.peek_ahead`; a batch bounded by ``max_bytes`` is a full one too."""
         if count <= 0:
             return []
-        return await self._select(count, full_only=True)
+        return await self._select(count, max_bytes, full_only=True)
 
-    async def _select(self, count: int, *, full_only: bool) -> list[ArchiveEvent]:
+    async def _select(self, count: int, max_bytes: int | None, *, full_only: bool) -> list[ArchiveEvent]:
         after = self._cursor
 
-        def select(conn: sqlite3.Connection) -> list[tuple[int, str]]:
-            return conn.execute(
-                f"SELECT seq, body FROM {self.table} WHERE seq > ? ORDER BY seq LIMIT ?", (after, count)
-            ).fetchall()
+        def select(conn: sqlite3.Connection) -> tuple[list[tuple[int, str]], bool]:
+            # Row by row: the cursor stops reading at the byte bound (a big body is never loaded for nothing).
+            cursor = conn.execute(
+                f"SELECT seq, length(body), body FROM {self.table} WHERE seq > ? ORDER BY seq LIMIT ?", (after, count)
+            )
+            rows: list[tuple[int, str]] = []
+            total = 0
+            for seq, size, body in cursor:
+                if max_bytes is not None and rows and total + size > max_bytes:
+                    cursor.close()
+                    return rows, True
+                total += size
+                rows.append((seq, body))
+            return rows, len(rows) >= count or (max_bytes is not None and total >= max_bytes)
 
-        rows = await asyncio.to_thread(self._run, select)
-        if full_only and len(rows) < count:
+        rows, full = await asyncio.to_thread(self._run, select)
+        if full_only and not full:
             return []
         if rows:
             self._cursor = rows[-1][0]
@@ -594,13 +713,21 @@ class Archiver:
         # landed (a durable outbox's push completes after the archiver woke), so the archiver reads again.
         self._queued_total = 0
         self._batch_size = config.batch_size
+        # Batches bounded by bytes too: by the outbox as it reads (it knows its stored sizes and reads no further)
+        # or, for an outbox that cannot, by trimming what it handed out (and then without reading ahead).
+        self._batch_bytes = config.batch_bytes
+        peek_ahead = getattr(outbox, "peek_ahead", None)
+        self._bounds_bytes = _takes_max_bytes(outbox.peek) and (
+            peek_ahead is None or _takes_max_bytes(peek_ahead)
+        )
         self._awake = False
         # Batches written at once: more than one only where the cold tier takes concurrent writes and the outbox
-        # can read past the batches in flight.
-        peek_ahead = getattr(outbox, "peek_ahead", None)
+        # can read past the batches in flight (by bytes too).
         concurrent = Capability.CONCURRENT_WRITES.value in getattr(cold, "capabilities", ())
-        self._window = max(1, config.max_in_flight) if concurrent and callable(peek_ahead) else 1
-        self._peek_ahead: Callable[[int], Awaitable[list[ArchiveEvent]]] | None = (
+        self._window = (
+            max(1, config.max_in_flight) if concurrent and callable(peek_ahead) and self._bounds_bytes else 1
+        )
+        self._peek_ahead: Callable[..., Awaitable[list[ArchiveEvent]]] | None = (
             peek_ahead if self._window > 1 else None
         )
         #: The events this process set aside as refused by the cold tier, with the reason (the newest
@@ -747,8 +874,11 @@ class Archiver:
         while not self._stopping:
             seen = self._queued_total
             try:
-                batch = await self.outbox.peek(self._batch_size)
-                if batch and len(batch) < self._batch_size and delay == 0.0 and self.config.flush_interval > 0:
+                batch = await self._peek()
+                if (
+                    batch and len(batch) < self._batch_size and delay == 0.0 and self.config.flush_interval > 0
+                    and not self._bytes_full(batch)
+                ):
                     # Let a burst accumulate: the cold tiers want large batches, not one row per insert.
                     # Every write sets _wake, so waiting on it here would end the window at the next write and
                     # archive one event at a time; only a full batch or a flush ends it early.
@@ -757,7 +887,7 @@ class Archiver:
                             await asyncio.wait_for(self._full.wait(), timeout=self.config.flush_interval)
                     self._full.clear()
                     seen = self._queued_total
-                    batch = await self.outbox.peek(self._batch_size)
+                    batch = await self._peek()
             except Exception as exc:
                 self._record_failure(exc)
                 await asyncio.sleep(self._backoff())
@@ -778,6 +908,24 @@ class Archiver:
                 delay = self._backoff()
                 await asyncio.sleep(delay)
 
+    async def _peek(self) -> list[ArchiveEvent]:
+        """The oldest batch: at most ``batch_size`` events and ``batch_bytes`` bytes (one event at least)."""
+        if self._bounds_bytes:
+            return await self.outbox.peek(self._batch_size, max_bytes=self._batch_bytes)  # type: ignore[call-arg]
+        batch = await self.outbox.peek(self._batch_size)
+        n, _ = _bounded(map(event_size, batch), len(batch), self._batch_bytes)
+        return batch[:n]
+
+    def _bytes_full(self, batch: list[ArchiveEvent]) -> bool:
+        """Whether a batch short of ``batch_size`` events is full by bytes (no point waiting for more). Walks the
+        payloads' containers only, never a string's bytes: cheap beside the write."""
+        total = 0
+        for event in batch:
+            total += event_size(event)
+            if total >= self._batch_bytes // 2:
+                return True
+        return False
+
     async def _write_window(self, first: list[ArchiveEvent]) -> bool:
         """Write ``first`` and, while a backlog waits and the window allows, the full batches after it, each in
         its own task; acknowledge them in outbox order. False when a write or an ack failed (recorded): the
@@ -795,7 +943,7 @@ class Archiver:
                     and not self._stopping
                 ):
                     try:
-                        batch = await peek_ahead(self._batch_size)
+                        batch = await peek_ahead(self._batch_size, max_bytes=self._batch_bytes)
                     except Exception:  # the next peek from the head meets the same fault and records it
                         peek_ahead = None
                         break

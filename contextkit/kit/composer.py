@@ -215,6 +215,11 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             # The file keeps events of a previous process whose memory tier is gone: until they are archived, the
             # archive cannot be asked about any owner (see Tiered.consult).
             foreign_since = utcnow()
+        elif hot.name == "memory":
+            # In process: bounded by bytes as well (its events hold the process's memory).
+            outbox = make_outbox(
+                max_pending=archiver_config.max_pending, max_pending_bytes=archiver_config.max_pending_bytes
+            )
         else:
             outbox = make_outbox(max_pending=archiver_config.max_pending)
         self._archiver = Archiver(self._cold, outbox, archiver_config, cold_open=cold_open)

@@ -39,6 +39,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from contextkit.archiver import write_timeout
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -679,6 +680,8 @@ class ClickHouseColdStore:
         for event in events:
             rows.setdefault(event.table, []).append(self._row(event))
         settings = {"distributed_foreground_insert": 1} if self.target.cluster else None
+        # A big batch (many events, or big ones) may legitimately take longer than one call's timeout.
+        budget = write_timeout(self.settings.timeout, events)
         for table, table_rows in rows.items():
             columns = TABLE_COLUMNS[table]
             await self._call(
@@ -690,7 +693,7 @@ class ClickHouseColdStore:
                     column_type_names=[c[1] for c in columns],
                     settings=settings,
                 ),
-                self.settings.timeout,
+                budget,
             )
 
     def _row(self, event: ArchiveEvent) -> list[Any]:

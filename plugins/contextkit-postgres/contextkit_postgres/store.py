@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from contextkit.archiver import write_timeout
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -767,9 +768,8 @@ class PostgresColdStore:
                     )
                     await conn.execute(self._insert_sql[table][1])
 
-        # A big batch may legitimately take longer than one call's timeout.
-        budget = self.settings.timeout * max(1.0, len(events) / 5000)
-        await self._call("write_events", write, timeout=budget)
+        # A big batch (many events, or big ones) may legitimately take longer than one call's timeout.
+        await self._call("write_events", write, timeout=write_timeout(self.settings.timeout, events))
 
     async def _copy_into(self, conn: Any, table: str, rows: _CopyRows) -> None:
         await conn.copy_records_to_table(table, records=rows, columns=self._copy_columns[table], schema_name=self.schema)
