@@ -305,3 +305,26 @@ async def test_aclose_with_the_cold_tier_down_reports_what_stays_in_the_outbox(
         assert later.archiver is not None and (await later.archiver.metrics())["queue_depth"] == 7
     finally:
         assert await later.aclose(drain_timeout=0.2) == 7
+
+
+@pytest.mark.redis
+async def test_a_redis_outbox_reads_batches_bounded_by_bytes(private_redis: RedisServer) -> None:
+    """The Redis stream's read script stops before the bound (one entry at least), and a read ahead counts a
+    batch ended by bytes as full: a big event goes alone, small ones are not read with it."""
+    config = {"hot": {"backend": "redis", "url": private_redis.url}, "namespace": f"bb_{uuid.uuid4().hex[:8]}"}
+    kit = await ContextKit.from_config(config, env={}).open()
+    try:
+        outbox = kit.hot.outbox()  # type: ignore[attr-defined]
+
+        def doc(key: str, size: int) -> ArchiveEvent:
+            return ArchiveEvent("context_task_contexts", key, {"context": {"blob": "x" * size}})
+
+        events = [doc("a", 100), doc("b", 100), doc("big", 50_000), doc("c", 100), doc("d", 100)]
+        await outbox.push(events)
+        assert [e.key for e in await outbox.peek(10, max_bytes=10_000)] == ["a", "b"]
+        assert [e.key for e in await outbox.peek_ahead(10, max_bytes=10_000)] == ["big"]
+        assert await outbox.peek_ahead(10, max_bytes=10_000) == []
+        assert [e.key for e in await outbox.peek_ahead(2, max_bytes=10_000)] == ["c", "d"]
+        assert [e.key for e in await outbox.peek(10)] == ["a", "b", "big", "c", "d"]
+    finally:
+        await kit.aclose()
