@@ -71,10 +71,16 @@ if limit == 0 then
   local entries = redis.call('XRANGE', KEYS[1], ARGV[4], '+', 'COUNT', want)
   return {1, length, entries, #entries >= want and 1 or 0}
 end
--- Bounded by bytes: read in small chunks, so a run of big entries is not all loaded for one batch.
+-- Bounded by bytes: read in chunks sized by the entries seen so far (16 at first), so a run of big entries is
+-- not all loaded for one batch and small ones still take few calls.
 local entries, total, start = {}, 0, ARGV[4]
 while #entries < want do
-  local chunk = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', math.min(want - #entries, 16))
+  local n = math.min(want - #entries, 16)
+  if #entries > 0 then
+    local average = math.max(1, math.floor(total / #entries))
+    n = math.min(want - #entries, math.max(1, math.floor((limit - total) / average) + 1))
+  end
+  local chunk = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', n)
   if #chunk == 0 then return {1, length, entries, 0} end
   for _, entry in ipairs(chunk) do
     local fields, size = entry[2], 0
