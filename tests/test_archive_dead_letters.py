@@ -256,10 +256,13 @@ def test_postgres_and_clickhouse_classify_refusals_and_outages() -> None:
     store = PostgresColdStore(StoreSettings(namespace="classify"), {"url": "postgresql://u@127.0.0.1:1/db"})
     refused = store._translate(asyncpg.ProgramLimitExceededError("index row size 6032 exceeds btree"), "write_events")
     assert isinstance(refused, EventRefused) and "ProgramLimitExceededError" in str(refused)
-    assert isinstance(store._translate(asyncpg.NumericValueOutOfRangeError("out of range"), "w"), EventRefused)
-    assert isinstance(store._translate(asyncpg.CheckViolationError("check"), "w"), EventRefused)
-    assert isinstance(store._translate(asyncpg.ConnectionDoesNotExistError("gone"), "w"), BackendUnavailable)
-    assert isinstance(store._translate(TimeoutError(), "w"), BackendUnavailable)
+    w = "write_events"
+    assert isinstance(store._translate(asyncpg.NumericValueOutOfRangeError("out of range"), w), EventRefused)
+    assert isinstance(store._translate(asyncpg.CheckViolationError("check"), w), EventRefused)
+    assert isinstance(store._translate(asyncpg.ConnectionDoesNotExistError("gone"), w), BackendUnavailable)
+    assert isinstance(store._translate(TimeoutError(), w), BackendUnavailable)
+    # Outside a write of events a constraint is no refusal of data (two processes migrating at once).
+    assert isinstance(store._translate(asyncpg.UniqueViolationError("dup"), "connect"), BackendUnavailable)
 
     pytest.importorskip("clickhouse_connect")
     from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError

@@ -694,6 +694,7 @@ class ClickHouseColdStore:
                     settings=settings,
                 ),
                 budget,
+                refusable=True,
             )
 
     def _row(self, event: ArchiveEvent) -> list[Any]:
@@ -1126,8 +1127,9 @@ class ClickHouseColdStore:
             raise BackendUnavailable("the ClickHouse cold store is not open (await store.open() first)")
         return self._client
 
-    async def _call(self, what: str, call: Awaitable[T], timeout: float) -> T:
-        """Await a driver call within ``timeout`` and translate its failures into ``BackendUnavailable``."""
+    async def _call(self, what: str, call: Awaitable[T], timeout: float, *, refusable: bool = False) -> T:
+        """Await a driver call within ``timeout`` and translate its failures into ``BackendUnavailable`` or, for an
+        insert of archive rows (``refusable``) that the server or the driver refuses as data, ``EventRefused``."""
         import aiohttp
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -1136,7 +1138,7 @@ class ClickHouseColdStore:
         except asyncio.TimeoutError:
             raise BackendUnavailable(f"ClickHouse {what} at {self._target_text()} timed out after {timeout:g}s") from None
         except (ClickHouseError, aiohttp.ClientError, OSError) as exc:
-            if _refuses_data(exc):
+            if refusable and _refuses_data(exc):
                 raise EventRefused(f"ClickHouse {what} at {self._target_text()} refused the data: {self._scrub(exc)}") from None
             raise BackendUnavailable(f"ClickHouse {what} at {self._target_text()} failed: {self._scrub(exc)}") from None
 

@@ -649,12 +649,15 @@ class PostgresColdStore:
     def _translate(self, exc: BaseException, op: str) -> ContextKitError:
         if isinstance(exc, ContextKitError):
             return exc
-        if isinstance(exc, _REFUSED):
-            # The data itself is refused (a value out of range, a row too big for an index, a constraint): the
-            # same data is refused again on any retry, so it is not an outage.
+        if op == "write_events" and isinstance(exc, _REFUSED):
+            # The archive refuses the data itself (a value out of range, a row too big for an index, a
+            # constraint): the same rows are refused again on any retry, so it is not an outage. Only for writes
+            # of events: a constraint met while opening (two processes migrating at once) is not about data.
             return EventRefused(
                 f"postgres {op}: value rejected ({type(exc).__name__}): {mask_secrets(str(exc), self.options.secrets)}"
             )
+        if isinstance(exc, (asyncpg.DataError, UnicodeEncodeError)):
+            return SerializationError(f"postgres {op}: value rejected: {mask_secrets(str(exc), self.options.secrets)}")
         if isinstance(exc, asyncio.TimeoutError):
             return BackendUnavailable(f"postgres {op} timed out after {self.settings.timeout:g}s")
         detail = mask_secrets(str(exc), self.options.secrets) or type(exc).__name__
