@@ -11,11 +11,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from contextkit.errors import BackendUnavailable, ContextKitError, LimitExceeded
+from contextkit.errors import BackendUnavailable, ContextKitError
 from contextkit.plugins import PluginManager, StorageEvent
 from contextkit.records import Message, new_event_id
 from contextkit.stores import ArchiveSpec
-from contextkit.validation import check_id
+from contextkit.validation import check_id, check_key_bytes
 
 if TYPE_CHECKING:
     from contextkit.archiver import Archiver
@@ -115,14 +115,4 @@ class KitBase:
             self.plugins.emit(StorageEvent(kind, key, detail))
 
     def _id(self, value: object, what: str) -> str:
-        checked = check_id(value, what, self.config.limits)
-        limit = self._key_limit
-        # A character is at most 4 UTF-8 bytes: most ids are far below any limit and are not encoded at all.
-        if limit is not None and len(checked) * 4 > limit[0]:
-            size = len(checked.encode("utf-8", "surrogatepass"))
-            if size > limit[0]:
-                raise LimitExceeded(
-                    f"{what} is {size} bytes long in UTF-8 ({len(checked)} characters); {limit[1]} can index ids "
-                    f"of at most {limit[0]} bytes (max_key_bytes)"
-                )
-        return checked
+        return check_key_bytes(check_id(value, what, self.config.limits), what, self._key_limit)

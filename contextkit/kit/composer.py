@@ -284,7 +284,9 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
 
         if self._cold is not None and self._archiver is None:
             self._ensure_open()
-        return ContextKitSaver(self._hot, serde=serde, archive=self._archiver)  # type: ignore[arg-type]
+        return ContextKitSaver(
+            self._hot, serde=serde, archive=self._archiver, key_limit=self._key_limit  # type: ignore[arg-type]
+        )
 
     # -- health and metrics --------------------------------------------------------------------------------------
     async def health_check(self) -> dict[str, Any]:

@@ -328,3 +328,40 @@ async def test_a_redis_outbox_reads_batches_bounded_by_bytes(private_redis: Redi
         assert [e.key for e in await outbox.peek(10)] == ["a", "b", "big", "c", "d"]
     finally:
         await kit.aclose()
+
+
+@pytest.mark.postgres
+async def test_the_langgraph_saver_refuses_a_thread_id_postgres_cannot_index(pg_target: Any) -> None:
+    """``kit.checkpointer()`` applies the same limit: a checkpoint or writes of the 6,000-byte thread id are
+    refused before anything is written; an ordinary thread is archived."""
+    pytest.importorskip("langgraph")
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.checkpoint.base.id import uuid6
+
+    kit = await ContextKit.from_config(_config(pg_target.kit_cold()), env={}).open()
+    try:
+        saver = kit.checkpointer()
+
+        async def put(thread_id: str) -> Any:
+            checkpoint: Any = empty_checkpoint()
+            checkpoint["id"] = str(uuid6())
+            checkpoint["channel_values"] = {"messages": ["hi"]}
+            checkpoint["channel_versions"] = {"messages": saver.get_next_version(None)}
+            config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+            metadata: Any = {"source": "loop", "step": 1, "parents": {}}
+            return await saver.aput(config, checkpoint, metadata, dict(checkpoint["channel_versions"]))
+
+        with pytest.raises(LimitExceeded, match=r"thread_id is 6000 bytes .* postgres cold tier"):
+            await put(CJK_ID)
+        with pytest.raises(LimitExceeded, match="thread_id"):
+            await saver.aput_writes(
+                {"configurable": {"thread_id": CJK_ID, "checkpoint_ns": "", "checkpoint_id": "c"}}, [("a", 1)], "task"
+            )
+        stored = await put("ordinary-thread")
+        assert kit.archiver is not None and await kit.archiver.flush(TIMEOUT)
+        assert (await kit.archiver.metrics())["dead_letters"] == 0
+        assert stored["configurable"]["thread_id"] == "ordinary-thread"
+        rows = await pg_target.fetch(f"SELECT DISTINCT thread_id FROM {pg_target.table('context_checkpoints')}")
+        assert rows == [("ordinary-thread",)]
+    finally:
+        assert await kit.aclose() == 0
