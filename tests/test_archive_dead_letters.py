@@ -275,3 +275,17 @@ def test_postgres_and_clickhouse_classify_refusals_and_outages() -> None:
     assert not _refuses_data(DatabaseError("Code: 241. DB::Exception: Memory limit exceeded (MEMORY_LIMIT_EXCEEDED)"))
     assert not _refuses_data(OperationalError("Error HTTPConnectionPool: connection refused"))
     assert not _refuses_data(OSError("connection reset"))
+
+
+async def test_the_in_process_and_file_outboxes_meet_the_shared_checks(tmp_path: Path) -> None:
+    """contextkit.testing.outbox: the dead-letter and byte-bound contracts every outbox's tests run."""
+    from contextkit.testing.outbox import check_batch_bytes, check_dead_letters
+
+    await check_dead_letters(MemoryOutbox())
+    await check_batch_bytes(MemoryOutbox())
+    outbox = FileOutbox(tmp_path / "checks.db")
+    try:
+        await check_dead_letters(outbox)
+        await check_batch_bytes(outbox)
+    finally:
+        await outbox.aclose()
