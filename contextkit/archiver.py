@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import logging
 import operator
@@ -29,7 +30,8 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -43,15 +45,19 @@ from contextkit.tiered.events import message_event
 
 __all__ = [
     "Archiver",
+    "DeadLetter",
+    "DeadLetterBox",
     "FileOutbox",
     "MemoryOutbox",
     "Outbox",
     "PeekAhead",
     "archive_json",
     "archive_loads",
+    "event_size",
     "message_event",
     "message_event_heads",
     "outbox_table_sql",
+    "write_timeout",
 ]
 
 logger = logging.getLogger("contextkit.archiver")
@@ -59,6 +65,10 @@ logger = logging.getLogger("contextkit.archiver")
 
 
 _EVENT_ID = operator.attrgetter("event_id")
+
+# How many of the refused events this process set aside it lists in Archiver.dead_letters (the letters
+# themselves stay in the outbox's dead letters, however many).
+_RECENT_DEAD = 1000
 
 # A conversation message queued as itself (MemoryOutbox.queue_message): (key, message, seq, copy of its metadata,
 # None for empty, event id or None, event time or None). Its event is built once, by the first peek that reaches
@@ -69,6 +79,108 @@ _Deferred = tuple[str, Message, int, "dict[str, Any] | None", "str | None", "dat
 def _deferred_event(item: _Deferred) -> ArchiveEvent:
     key, message, seq, metadata, event_id, created_at = item
     return message_event(key, message, seq, event_id, {} if metadata is None else metadata, created_at)
+
+
+def _value_size(value: Any) -> int:
+    """About how many bytes ``value`` takes as JSON: text by its length (times 3 unless ASCII: a UTF-8 character
+    takes up to 3 bytes outside the astral planes), 9 per scalar, containers by their items. Cheap: ``len`` of a
+    10 MB string costs nothing, only containers are walked, and their scalar items inline (this runs on the hot
+    path of the memory tier, for every event it queues)."""
+    kind = type(value)
+    if kind is str:
+        return len(value) + 2 if value.isascii() else 3 * len(value) + 2
+    if kind is dict:
+        size = 2
+        for key, item in value.items():
+            size += len(key) + 4 if type(key) is str else 12
+            item_kind = type(item)
+            if item_kind is str:
+                size += len(item) if item.isascii() else 3 * len(item)
+            elif item_kind is int or item_kind is float or item_kind is bool or item is None:
+                size += 9
+            else:
+                size += _value_size(item)
+        return size
+    if kind is list or kind is tuple:
+        size = 2
+        for item in value:
+            item_kind = type(item)
+            if item_kind is str:
+                size += 3 + (len(item) if item.isascii() else 3 * len(item))
+            elif item_kind is int or item_kind is float or item_kind is bool or item is None:
+                size += 9
+            else:
+                size += 1 + _value_size(item)
+        return size
+    if kind is bytes or kind is bytearray:
+        return 2 * len(value)
+    # Subclasses and other containers (a MappingProxy, a str subclass): the slow way, rarely.
+    if isinstance(value, str):
+        return 3 * len(value) + 2
+    if isinstance(value, Mapping):
+        return _value_size(dict(value))
+    if isinstance(value, (list, tuple)):
+        return _value_size(list(value))
+    return 9
+
+
+def event_size(event: ArchiveEvent) -> int:
+    """About how many bytes the JSON of ``event`` takes (see ``[archiver] batch_bytes``)."""
+    payload = event.payload
+    if event.table == "context_conversations":
+        # The common case, thousands per batch: a message's size is its content and its metadata.
+        message = payload.get("message")
+        if type(message) is dict:
+            content, metadata = message.get("content"), message.get("metadata")
+            if type(content) is str:
+                size = 300 + len(event.key) + (len(content) if content.isascii() else 3 * len(content))
+                return size + _value_size(metadata) if metadata else size
+    return 160 + _value_size(event.key) + _value_size(payload)
+
+
+#: Bytes a cold write is given one ``timeout`` for (see :func:`write_timeout`): far below what PostgreSQL or
+#: ClickHouse take in per second, so only a stalled server runs out of it.
+WRITE_BYTES_PER_TIMEOUT = 4 * 1024 * 1024
+
+
+def write_timeout(timeout: float, events: Sequence[ArchiveEvent]) -> float:
+    """The time a cold tier gives one ``write_events`` batch: ``timeout`` (the per-call setting) for every 5,000
+    events or every :data:`WRITE_BYTES_PER_TIMEOUT` bytes, whichever is more, and never less than ``timeout``. A
+    10 MB LangGraph state must not time out (and be retried whole, forever) where a 1 KB message would not."""
+    size = sum(map(event_size, events))
+    return timeout * max(1.0, len(events) / 5000, size / WRITE_BYTES_PER_TIMEOUT)
+
+
+def _deferred_size(item: _Deferred) -> int:
+    key, message, _seq, metadata, _event_id, _created_at = item
+    content = message.content
+    size = 300 + len(key) + (len(content) if content.isascii() else 3 * len(content))
+    return size + _value_size(metadata) if metadata else size
+
+
+def _takes_max_bytes(method: Any) -> bool:
+    """Whether an outbox's ``peek`` / ``peek_ahead`` takes ``max_bytes`` (contextkit's own do; a third party's, or
+    a subclass overriding them, may not)."""
+    try:
+        return "max_bytes" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _bounded(sizes: Any, count: int, max_bytes: int | None) -> tuple[int, bool]:
+    """How many of ``sizes`` (in order) make a batch of at most ``count`` events and ``max_bytes`` bytes (at least
+    one event, however big), and whether the batch is full (a bound was reached, not the end of ``sizes``)."""
+    if max_bytes is None:
+        n = sum(1 for _ in itertools.islice(sizes, count)) if not hasattr(sizes, "__len__") else min(count, len(sizes))
+        return n, n >= count
+    n = 0
+    total = 0
+    for size in itertools.islice(sizes, count):
+        if max_bytes is not None and n and total + size > max_bytes:
+            return n, True
+        total += size
+        n += 1
+    return n, n >= count or (max_bytes is not None and total >= max_bytes)
 
 
 def message_event_heads(key: str, archive: ArchiveSpec, count: int) -> list[str]:
@@ -127,6 +239,59 @@ class Outbox(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An archive event the cold tier refused as data (:class:`~contextkit.errors.EventRefused`, a
+    ``SerializationError``), set aside so it no longer blocks the outbox: kept with the reason and when it was
+    refused, until an operator fixed the cause and replays it (``contextkit dead-letters replay``)."""
+
+    event: ArchiveEvent
+    reason: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"event": ArchiveEvent.to_dict(), "reason", "at"}`` (what durable outboxes store)."""
+        return {"event": self.event.to_dict(), "reason": self.reason, "at": to_iso(self.at)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeadLetter:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(ArchiveEvent.from_dict(data["event"]), str(data["reason"]), from_iso(str(data["at"])))
+
+
+@runtime_checkable
+class DeadLetterBox(Protocol):
+    """An outbox that keeps the archiver's dead letters next to its events, exactly as durable as they are (a
+    Redis hash beside the streams, a table beside the outbox table, a list in process).
+
+    :meth:`dead_letter` stores the letters *before* it removes their events from the outbox, so a crash in
+    between leaves an event in both places (refused again and kept once: letters are keyed by event id), never
+    in neither.
+    """
+
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep ``letters`` and remove their events from the outbox."""
+        ...
+
+    async def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """The letters kept, oldest first (at most ``limit``)."""
+        ...
+
+    async def dead_letter_count(self) -> int:
+        """How many letters are kept."""
+        ...
+
+    async def replay_dead_letters(self, event_ids: Sequence[str] | None = None) -> int:
+        """Put the letters' events (those named, or all) back at the tail of the outbox and forget the letters;
+        returns how many were replayed. Cold writes are idempotent on ``event_id``, so a replay interrupted
+        between the two steps archives each event once."""
+        ...
+
+
+def _letter_ids(letters: Sequence[DeadLetter]) -> list[str]:
+    return [letter.event.event_id for letter in letters]
+
+
 @runtime_checkable
 class PeekAhead(Protocol):
     """An outbox that can read past the batches in flight: what lets the archiver write several at once.
@@ -142,7 +307,9 @@ class PeekAhead(Protocol):
 
 
 class MemoryOutbox:
-    """An in-process outbox: fast, bounded by ``max_pending``, lost with the process (like the memory tier).
+    """An in-process outbox: fast, bounded by ``max_pending`` events and ``max_pending_bytes`` bytes (about: see
+    :func:`event_size`), lost with the process (like the memory tier). Reads hand out batches bounded by count and,
+    when asked, by bytes.
 
     Conversation messages may be queued as the records themselves (:meth:`queue_message`): their events are built
     when :meth:`peek` first reaches them, in queue order, each exactly once.
@@ -150,24 +317,41 @@ class MemoryOutbox:
 
     durable = False
 
-    def __init__(self, max_pending: int = 1_000_000) -> None:
+    def __init__(self, max_pending: int = 1_000_000, max_pending_bytes: int | None = None) -> None:
         self._events: deque[ArchiveEvent | _Deferred] = deque()
+        # The size of each queued event, in the same order (what max_pending_bytes and batch_bytes count).
+        self._sizes: deque[int] = deque()
+        self._bytes = 0
         self._max = max_pending
+        self._max_bytes = max_pending_bytes
         # Events at the head handed out by peek / peek_ahead and not acknowledged yet (the batches in flight).
         self._handed = 0
+        # Dead letters, by event id: in process like the events themselves (DeadLetterBox).
+        self._dead: dict[str, DeadLetter] = {}
 
     def has_room(self, count: int) -> bool:
-        """See :meth:`Outbox.has_room`."""
-        return len(self._events) + count <= self._max
+        """See :meth:`Outbox.has_room`: False once ``max_pending`` events or ``max_pending_bytes`` bytes wait (the
+        write being checked may then go over the byte bound by its own size, at most the kit's size limits)."""
+        if len(self._events) + count > self._max:
+            return False
+        return self._max_bytes is None or self._bytes < self._max_bytes
+
+    @property
+    def pending_bytes(self) -> int:
+        """About how many bytes the waiting events take."""
+        return self._bytes
 
     async def push(self, events: Sequence[ArchiveEvent]) -> None:
         """See :meth:`Outbox.push`."""
-        self._events.extend(events)
+        self.push_nowait(events)
 
     def push_nowait(self, events: Sequence[ArchiveEvent]) -> None:
         """:meth:`push` without an ``await``: a hot store in this process calls it inside the critical section of
         the write the events describe (nothing can run between the write and its events)."""
+        sizes = [event_size(event) for event in events]
         self._events.extend(events)
+        self._sizes.extend(sizes)
+        self._bytes += sum(sizes)
 
     def queue_message(
         self,
@@ -185,21 +369,29 @@ class MemoryOutbox:
         not change the archive.
         """
         metadata = message.metadata
-        self._events.append((key, message, seq, dict(metadata) if metadata else None, event_id, created_at))
+        item = (key, message, seq, dict(metadata) if metadata else None, event_id, created_at)
+        size = _deferred_size(item)
+        self._events.append(item)
+        self._sizes.append(size)
+        self._bytes += size
 
-    async def peek(self, count: int) -> list[ArchiveEvent]:
-        """See :meth:`Outbox.peek`."""
-        n = min(count, len(self._events))
+    async def peek(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
+        """See :meth:`Outbox.peek`; with ``max_bytes``, the batch also stops before it would pass that many bytes
+        (one event at least)."""
+        n, _ = _bounded(self._sizes, count, max_bytes)
         self._handed = n
         return self._hand_out(0, n)
 
-    async def peek_ahead(self, count: int) -> list[ArchiveEvent]:
-        """See :meth:`PeekAhead.peek_ahead`."""
+    async def peek_ahead(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
+        """See :meth:`PeekAhead.peek_ahead`; a batch bounded by ``max_bytes`` is a full one too."""
         start = self._handed
-        if count <= 0 or len(self._events) - start < count:
+        if count <= 0:
             return []
-        self._handed = start + count
-        return self._hand_out(start, count)
+        n, full = _bounded(itertools.islice(self._sizes, start, None), count, max_bytes)
+        if not full:
+            return []
+        self._handed = start + n
+        return self._hand_out(start, n)
 
     def _hand_out(self, start: int, n: int) -> list[ArchiveEvent]:
         events = self._events
@@ -232,25 +424,35 @@ class MemoryOutbox:
             except AttributeError:
                 head_ids = []
             if head_ids == event_ids or head_ids == list(event_ids):
+                sizes = self._sizes
+                freed = 0
                 for _ in range(n):
                     events.popleft()
+                    freed += sizes.popleft()
+                self._bytes -= freed
                 self._handed = max(0, self._handed - n)
                 return
         done = set(event_ids)
         removed = 0
         # The archiver acks the batches it peeked in order, so this is a prefix of the queue (built events); a
         # batch acked past one that failed, or one refused event set aside, takes the scan below.
+        sizes = self._sizes
         while events:
             head = events[0]
             if isinstance(head, tuple) or head.event_id not in done:
                 break
             events.popleft()
+            self._bytes -= sizes.popleft()
             removed += 1
         if removed < len(done) and events:
-            remaining = [e for e in events if isinstance(e, tuple) or e.event_id not in done]
-            if len(remaining) != len(events):
-                removed += len(events) - len(remaining)
-                self._events = deque(remaining)
+            kept = [
+                (e, size) for e, size in zip(events, sizes, strict=True) if isinstance(e, tuple) or e.event_id not in done
+            ]
+            if len(kept) != len(events):
+                removed += len(events) - len(kept)
+                self._events = deque(e for e, _ in kept)
+                self._sizes = deque(size for _, size in kept)
+                self._bytes = sum(self._sizes)
         # Only handed-out events are acknowledged: whatever left the queue was among them.
         self._handed = max(0, self._handed - removed)
 
@@ -264,6 +466,26 @@ class MemoryOutbox:
             return None
         head = self._events[0]
         return (head[5] or head[1].timestamp) if isinstance(head, tuple) else head.created_at
+
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """See :meth:`DeadLetterBox.dead_letter` (kept in process, like the events)."""
+        for letter in letters:
+            self._dead[letter.event.event_id] = letter
+        await self.ack(_letter_ids(letters))
+
+    async def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """See :meth:`DeadLetterBox.dead_letters`."""
+        return list(itertools.islice(self._dead.values(), limit))
+
+    async def dead_letter_count(self) -> int:
+        """See :meth:`DeadLetterBox.dead_letter_count`."""
+        return len(self._dead)
+
+    async def replay_dead_letters(self, event_ids: Sequence[str] | None = None) -> int:
+        """See :meth:`DeadLetterBox.replay_dead_letters`."""
+        wanted = list(self._dead) if event_ids is None else [i for i in dict.fromkeys(event_ids) if i in self._dead]
+        self.push_nowait([self._dead.pop(event_id).event for event_id in wanted])
+        return len(wanted)
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -293,11 +515,12 @@ class FileOutbox:
     """
 
     durable = True
-
     def __init__(self, path: str | Path, max_pending: int = 10_000_000, *, table: str = "outbox") -> None:
         self._create_sql = outbox_table_sql(table)  # checks the name before any I/O
         self.path = Path(path)
         self.table = table
+        #: The table of its dead letters (:class:`DeadLetterBox`), in the same file.
+        self.dead_table = f"{table}_dead"
         self._max = max_pending
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -312,6 +535,10 @@ class FileOutbox:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(self._create_sql)
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.dead_table} (event_id TEXT PRIMARY KEY, at TEXT NOT NULL, "
+                "reason TEXT NOT NULL, body TEXT NOT NULL)"
+            )
             self._count = conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
             self._conn = conn
         return self._conn
@@ -354,27 +581,38 @@ class FileOutbox:
 
         return insert
 
-    async def peek(self, count: int) -> list[ArchiveEvent]:
-        """See :meth:`Outbox.peek`."""
+    async def peek(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
+        """See :meth:`Outbox.peek`; with ``max_bytes``, the batch also stops before its stored JSON would pass that
+        many bytes (one event at least), and no more is read from the file."""
         self._cursor = 0
-        return await self._select(count, full_only=False)
+        return await self._select(count, max_bytes, full_only=False)
 
-    async def peek_ahead(self, count: int) -> list[ArchiveEvent]:
-        """See :meth:`PeekAhead.peek_ahead`."""
+    async def peek_ahead(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
+        """See :meth:`PeekAhead.peek_ahead`; a batch bounded by ``max_bytes`` is a full one too."""
         if count <= 0:
             return []
-        return await self._select(count, full_only=True)
+        return await self._select(count, max_bytes, full_only=True)
 
-    async def _select(self, count: int, *, full_only: bool) -> list[ArchiveEvent]:
+    async def _select(self, count: int, max_bytes: int | None, *, full_only: bool) -> list[ArchiveEvent]:
         after = self._cursor
 
-        def select(conn: sqlite3.Connection) -> list[tuple[int, str]]:
-            return conn.execute(
-                f"SELECT seq, body FROM {self.table} WHERE seq > ? ORDER BY seq LIMIT ?", (after, count)
-            ).fetchall()
+        def select(conn: sqlite3.Connection) -> tuple[list[tuple[int, str]], bool]:
+            # Row by row: the cursor stops reading at the byte bound (a big body is never loaded for nothing).
+            cursor = conn.execute(
+                f"SELECT seq, length(body), body FROM {self.table} WHERE seq > ? ORDER BY seq LIMIT ?", (after, count)
+            )
+            rows: list[tuple[int, str]] = []
+            total = 0
+            for seq, size, body in cursor:
+                if max_bytes is not None and rows and total + size > max_bytes:
+                    cursor.close()
+                    return rows, True
+                total += size
+                rows.append((seq, body))
+            return rows, len(rows) >= count or (max_bytes is not None and total >= max_bytes)
 
-        rows = await asyncio.to_thread(self._run, select)
-        if full_only and len(rows) < count:
+        rows, full = await asyncio.to_thread(self._run, select)
+        if full_only and not full:
             return []
         if rows:
             self._cursor = rows[-1][0]
@@ -402,6 +640,69 @@ class FileOutbox:
             self._run, lambda c: c.execute(f"SELECT created_at FROM {self.table} ORDER BY seq LIMIT 1").fetchone()
         )
         return from_iso(row[0]) if row else None
+
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """See :meth:`DeadLetterBox.dead_letter`: one transaction stores the letters and deletes their events."""
+        rows = [
+            (letter.event.event_id, to_iso(letter.at), letter.reason,
+             archive_json(letter.event.to_dict(), allow_nan=True))
+            for letter in letters
+        ]
+        ids = [(row[0],) for row in rows]
+
+        def move(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN")
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO {self.dead_table} (event_id, at, reason, body) VALUES (?,?,?,?)", rows
+                )
+                cur = conn.executemany(f"DELETE FROM {self.table} WHERE event_id = ?", ids)
+                self._count = max(0, self._count - cur.rowcount)
+
+        await asyncio.to_thread(self._run, move)
+
+    async def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """See :meth:`DeadLetterBox.dead_letters`."""
+
+        def select(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+            return conn.execute(
+                f"SELECT at, reason, body FROM {self.dead_table} ORDER BY at, event_id LIMIT ?",
+                (-1 if limit is None else limit,),
+            ).fetchall()
+
+        rows = await asyncio.to_thread(self._run, select)
+        return [DeadLetter(ArchiveEvent.from_dict(archive_loads(body)), reason, from_iso(at)) for at, reason, body in rows]
+
+    async def dead_letter_count(self) -> int:
+        """See :meth:`DeadLetterBox.dead_letter_count`."""
+        return int(
+            await asyncio.to_thread(self._run, lambda c: c.execute(f"SELECT count(*) FROM {self.dead_table}").fetchone()[0])
+        )
+
+    async def replay_dead_letters(self, event_ids: Sequence[str] | None = None) -> int:
+        """See :meth:`DeadLetterBox.replay_dead_letters`: one transaction moves them back into the outbox table."""
+
+        def move(conn: sqlite3.Connection) -> int:
+            with conn:
+                conn.execute("BEGIN")
+                if event_ids is None:
+                    rows = conn.execute(f"SELECT event_id, body FROM {self.dead_table} ORDER BY at, event_id").fetchall()
+                else:
+                    rows = [
+                        row for i in dict.fromkeys(event_ids)
+                        for row in conn.execute(f"SELECT event_id, body FROM {self.dead_table} WHERE event_id = ?", (i,))
+                    ]
+                for event_id, body in rows:
+                    created_at = ArchiveEvent.from_dict(archive_loads(body)).created_at.isoformat()
+                    cur = conn.execute(
+                        f"INSERT OR IGNORE INTO {self.table} (event_id, created_at, body) VALUES (?,?,?)",
+                        (event_id, created_at, body),
+                    )
+                    self._count += cur.rowcount
+                    conn.execute(f"DELETE FROM {self.dead_table} WHERE event_id = ?", (event_id,))
+                return len(rows)
+
+        return int(await asyncio.to_thread(self._run, move))
 
     async def aclose(self) -> None:
         """Close the file; pending events stay in it."""
@@ -443,18 +744,33 @@ class Archiver:
         # landed (a durable outbox's push completes after the archiver woke), so the archiver reads again.
         self._queued_total = 0
         self._batch_size = config.batch_size
+        # Batches bounded by bytes too: by the outbox as it reads (it knows its stored sizes and reads no further)
+        # or, for an outbox that cannot, by trimming what it handed out (and then without reading ahead).
+        self._batch_bytes = config.batch_bytes
+        peek_ahead = getattr(outbox, "peek_ahead", None)
+        self._bounds_bytes = _takes_max_bytes(outbox.peek) and (
+            peek_ahead is None or _takes_max_bytes(peek_ahead)
+        )
         self._awake = False
         # Batches written at once: more than one only where the cold tier takes concurrent writes and the outbox
-        # can read past the batches in flight.
-        peek_ahead = getattr(outbox, "peek_ahead", None)
+        # can read past the batches in flight (by bytes too).
         concurrent = Capability.CONCURRENT_WRITES.value in getattr(cold, "capabilities", ())
-        self._window = max(1, config.max_in_flight) if concurrent and callable(peek_ahead) else 1
-        self._peek_ahead: Callable[[int], Awaitable[list[ArchiveEvent]]] | None = (
+        self._window = (
+            max(1, config.max_in_flight) if concurrent and callable(peek_ahead) and self._bounds_bytes else 1
+        )
+        self._peek_ahead: Callable[..., Awaitable[list[ArchiveEvent]]] | None = (
             peek_ahead if self._window > 1 else None
         )
-        #: Events the cold tier refused as malformed, with the reason: kept here (and counted in metrics) so an
-        #: operator can inspect them; they no longer block the queue.
+        #: The events this process set aside as refused by the cold tier, with the reason (the newest
+        #: :data:`_RECENT_DEAD` of them). The letters themselves live in the outbox (:class:`DeadLetterBox`, as
+        #: durable as it) and are listed by :meth:`list_dead_letters`; an outbox without that keeps them here.
         self.dead_letters: list[tuple[ArchiveEvent, str]] = []
+        self._dead_box: DeadLetterBox | None = outbox if isinstance(outbox, DeadLetterBox) else None
+        self._kept: dict[str, DeadLetter] = {}
+        #: Events this process set aside as dead letters since it started.
+        self.dead_lettered = 0
+        #: Events left in the outbox when :meth:`aclose` returned (None before, or when it could not be read).
+        self.left_at_close: int | None = None
 
     def start(self) -> None:
         """Start the background task on the running loop (idempotent)."""
@@ -501,7 +817,14 @@ class Archiver:
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until the outbox is empty (True) or ``timeout`` seconds passed (False)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while await self.outbox.depth() > 0:
+        while True:
+            try:
+                if await self.outbox.depth() == 0:
+                    return True
+            except Exception:
+                # The outbox cannot be read (its server is down): keep waiting, it may come back in time.
+                if deadline is None or time.monotonic() >= deadline:
+                    raise
             if self._task is None or self._task.done():
                 return False
             self._wake.set()
@@ -511,7 +834,6 @@ class Archiver:
                 return False
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout=min(0.05, remaining) if remaining else 0.05)
-        return True
 
     async def ensure_cold_open(self) -> None:
         """Open the cold tier if it was down when the kit started (raises ``BackendUnavailable`` while it still
@@ -540,28 +862,54 @@ class Archiver:
     async def aclose(self, timeout: float | None = None) -> bool:
         """Drain within ``timeout`` (default ``drain_timeout``), stop the task, close the outbox.
 
-        Returns True when nothing was left pending.
+        Never raises for a tier that is down (the outbox's or the cold one): it drains what it can in the time,
+        stops the task whatever happens, and reports what stays in the outbox in :attr:`left_at_close` (None when
+        the outbox cannot be read), a WARNING log and the ``left_at_close`` metric. Returns True when nothing was
+        left pending.
         """
-        drained = await self.flush(self.config.drain_timeout if timeout is None else timeout)
+        try:
+            drained = await self.flush(self.config.drain_timeout if timeout is None else timeout)
+        except Exception as exc:  # the outbox cannot be read: nothing more can be drained
+            self._record_failure(exc)
+            drained = False
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # The task ends here whatever it was doing; its own errors were recorded as they happened.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        left: int | None = 0
         if not drained:
-            logger.warning("archiver closed with %d event(s) left in the outbox", await self.outbox.depth())
-        await self.outbox.aclose()
-        return drained
+            try:
+                left = await self.outbox.depth()
+            except Exception as exc:
+                left = None
+                logger.warning(
+                    "archiver closed; the outbox cannot be read (%s): its events stay there if it is durable",
+                    self.last_error if self.last_error else f"{type(exc).__name__}: {exc}",
+                )
+            if left:
+                lost = "" if self.outbox.durable else " (an in-process outbox: they are lost with the process)"
+                logger.warning("archiver closed with %d event(s) left in the outbox%s", left, lost)
+        self.left_at_close = left
+        try:
+            await self.outbox.aclose()
+        except Exception as exc:  # a durable outbox keeps its events; nothing to release on a dead server
+            logger.debug("closing the outbox failed: %s: %s", type(exc).__name__, exc)
+        return drained and left == 0
 
     async def _run(self) -> None:
         delay = 0.0
         while not self._stopping:
             seen = self._queued_total
             try:
-                batch = await self.outbox.peek(self._batch_size)
-                if batch and len(batch) < self._batch_size and delay == 0.0 and self.config.flush_interval > 0:
+                batch = await self._peek()
+                if (
+                    batch and len(batch) < self._batch_size and delay == 0.0 and self.config.flush_interval > 0
+                    and not self._bytes_full(batch)
+                ):
                     # Let a burst accumulate: the cold tiers want large batches, not one row per insert.
                     # Every write sets _wake, so waiting on it here would end the window at the next write and
                     # archive one event at a time; only a full batch or a flush ends it early.
@@ -570,7 +918,7 @@ class Archiver:
                             await asyncio.wait_for(self._full.wait(), timeout=self.config.flush_interval)
                     self._full.clear()
                     seen = self._queued_total
-                    batch = await self.outbox.peek(self._batch_size)
+                    batch = await self._peek()
             except Exception as exc:
                 self._record_failure(exc)
                 await asyncio.sleep(self._backoff())
@@ -591,6 +939,24 @@ class Archiver:
                 delay = self._backoff()
                 await asyncio.sleep(delay)
 
+    async def _peek(self) -> list[ArchiveEvent]:
+        """The oldest batch: at most ``batch_size`` events and ``batch_bytes`` bytes (one event at least)."""
+        if self._bounds_bytes:
+            return await self.outbox.peek(self._batch_size, max_bytes=self._batch_bytes)  # type: ignore[call-arg]
+        batch = await self.outbox.peek(self._batch_size)
+        n, _ = _bounded(map(event_size, batch), len(batch), self._batch_bytes)
+        return batch[:n]
+
+    def _bytes_full(self, batch: list[ArchiveEvent]) -> bool:
+        """Whether a batch short of ``batch_size`` events is full by bytes (no point waiting for more). Walks the
+        payloads' containers only, never a string's bytes: cheap beside the write."""
+        total = 0
+        for event in batch:
+            total += event_size(event)
+            if total >= self._batch_bytes // 2:
+                return True
+        return False
+
     async def _write_window(self, first: list[ArchiveEvent]) -> bool:
         """Write ``first`` and, while a backlog waits and the window allows, the full batches after it, each in
         its own task; acknowledge them in outbox order. False when a write or an ack failed (recorded): the
@@ -608,7 +974,7 @@ class Archiver:
                     and not self._stopping
                 ):
                     try:
-                        batch = await peek_ahead(self._batch_size)
+                        batch = await peek_ahead(self._batch_size, max_bytes=self._batch_bytes)
                     except Exception:  # the next peek from the head meets the same fault and records it
                         peek_ahead = None
                         break
@@ -641,39 +1007,97 @@ class Archiver:
         return ok
 
     async def _store(self, batch: list[ArchiveEvent]) -> list[ArchiveEvent]:
-        """Write ``batch`` to the cold tier; returns the events stored (those it refuses as data are set aside
-        and acknowledged by :meth:`_isolate_poison`). Raises when the cold tier is unavailable."""
+        """Write ``batch`` to the cold tier; returns the events stored (those it refuses as data are set aside as
+        dead letters by :meth:`_isolate_refused`). Raises when the cold tier is unavailable."""
         await self.ensure_cold_open()
         try:
             await self.cold.write_events(batch)
-        except SerializationError:
-            # A batch the cold tier refuses as data (not as an outage) would block the queue forever:
-            # find the events it refuses, set them aside (counted, logged, kept), and write the rest.
-            return await self._isolate_poison(batch)
+        except InvalidInput as exc:
+            # Refused as data (EventRefused, SerializationError), not as an outage: the same batch would be
+            # refused on every retry and block the queue forever.
+            return await self._isolate_refused(batch, exc)
         return batch
 
-    async def _isolate_poison(self, batch: list[ArchiveEvent]) -> list[ArchiveEvent]:
-        """Write ``batch`` one event at a time; move refused events to :attr:`dead_letters` and ack them.
+    async def _isolate_refused(self, batch: list[ArchiveEvent], refusal: InvalidInput) -> list[ArchiveEvent]:
+        """Split a refused ``batch`` in halves, writing each half, until every refused event is alone; keep those
+        as dead letters (out of the outbox) and return the events written, for the caller to acknowledge.
 
-        Returns the events written (to be acked by the caller); an outage interrupting the pass acks those
-        written so far and raises.
+        ``k`` refused events among ``n`` cost about ``2 k log2(n)`` writes, not ``n``. An outage in the middle
+        sets aside the letters isolated so far, acknowledges what was written and raises: the rest is retried.
         """
         written: list[ArchiveEvent] = []
-        for event in batch:
-            try:
-                await self.cold.write_events([event])
-            except SerializationError as exc:
-                self.dead_letters.append((event, f"{type(exc).__name__}: {exc}"))
-                logger.error("archive event %s (%s) refused by the cold tier and set aside: %s",
-                             event.event_id, event.table, exc)
-                await self.outbox.ack([event.event_id])
-            except Exception:
-                if written:
-                    await self.outbox.ack([e.event_id for e in written])
-                raise
-            else:
-                written.append(event)
+        letters: list[DeadLetter] = []
+
+        async def split(events: list[ArchiveEvent], exc: InvalidInput) -> None:
+            if len(events) == 1:
+                letters.append(DeadLetter(events[0], f"{type(exc).__name__}: {exc}"[:2000], utcnow()))
+                return
+            middle = len(events) // 2
+            for half in (events[:middle], events[middle:]):
+                try:
+                    await self.cold.write_events(half)
+                except InvalidInput as half_exc:
+                    await split(half, half_exc)
+                else:
+                    written.extend(half)
+
+        try:
+            await split(batch, refusal)
+        except Exception:
+            if letters:
+                await self._set_aside(letters)
+            if written:
+                await self.outbox.ack([e.event_id for e in written])
+            raise
+        await self._set_aside(letters)
         return written
+
+    async def _set_aside(self, letters: list[DeadLetter]) -> None:
+        """Keep ``letters`` (in the outbox's dead letters when it has them, else here) and take their events out
+        of the outbox."""
+        if self._dead_box is not None:
+            await self._dead_box.dead_letter(letters)
+        else:
+            for letter in letters:
+                self._kept[letter.event.event_id] = letter
+            await self.outbox.ack(_letter_ids(letters))
+        self.dead_lettered += len(letters)
+        self.dead_letters.extend((letter.event, letter.reason) for letter in letters)
+        del self.dead_letters[:-_RECENT_DEAD]
+        for letter in letters:
+            logger.error(
+                "archive event %s (%s) refused by the cold tier and kept as a dead letter "
+                "(contextkit dead-letters list / replay): %s",
+                letter.event.event_id, letter.event.table, letter.reason,
+            )
+
+    async def list_dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """The dead letters kept (every process's, where the outbox is shared), oldest first."""
+        if self._dead_box is not None:
+            return await self._dead_box.dead_letters(limit)
+        return list(itertools.islice(self._kept.values(), limit))
+
+    async def dead_letter_count(self) -> int:
+        """How many dead letters are kept."""
+        if self._dead_box is not None:
+            return await self._dead_box.dead_letter_count()
+        return len(self._kept)
+
+    async def replay_dead_letters(self, event_ids: Sequence[str] | None = None) -> int:
+        """Put dead letters (those named, or all) back into the outbox once the cause is fixed, and wake the
+        archiver; returns how many were replayed. A letter refused again comes back as a dead letter."""
+        if self._dead_box is not None:
+            count = await self._dead_box.replay_dead_letters(event_ids)
+        else:
+            wanted = list(self._kept) if event_ids is None else [i for i in dict.fromkeys(event_ids) if i in self._kept]
+            events = [self._kept[event_id].event for event_id in wanted]
+            await self.outbox.push(events)
+            for event_id in wanted:
+                del self._kept[event_id]
+            count = len(events)
+        if count:
+            self._queued(count)
+        return count
 
     def _record_failure(self, exc: BaseException) -> None:
         self.failures += 1
@@ -689,15 +1113,27 @@ class Archiver:
 
     async def metrics(self) -> dict[str, Any]:
         """Queue depth, oldest pending age, batches, rows, failures and the last error."""
-        depth = await self.outbox.depth()
-        oldest = await self.outbox.oldest()
+        outbox_error = None
+        depth: int | None = None
+        oldest: datetime | None = None
+        dead: int | None = None
+        try:
+            depth = await self.outbox.depth()
+            oldest = await self.outbox.oldest()
+            dead = await self.dead_letter_count()
+        except Exception as exc:  # metrics and health never raise; the outbox's server may be down
+            outbox_error = f"{type(exc).__name__}: {exc}"
         return {
             "queue_depth": depth,
             "oldest_pending_age": (utcnow() - oldest).total_seconds() if oldest else 0.0,
             "batches": self.batches,
             "rows": self.rows,
             "failures": self.failures,
-            "dead_letters": len(self.dead_letters),
+            # Kept in the outbox's dead letters (every process's where it is shared); None when unreadable.
+            "dead_letters": dead,
+            "dead_lettered": self.dead_lettered,
+            "left_at_close": self.left_at_close,
+            "outbox_error": outbox_error,
             "consecutive_failures": self.consecutive_failures,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,

@@ -1,5 +1,5 @@
 """The ``contextkit`` command line: plugins, doctor, demo, sessions, history, checkpoints, export, import, migrate,
-cleanup, hot-restored.
+cleanup, hot-restored, dead-letters.
 
 Output is rich text for people and JSON with ``--json`` for scripts. Errors print one clear line and exit with 2
 (bad usage or configuration) or 1 (a runtime failure); ``--debug`` shows the traceback instead. The commands that
@@ -608,6 +608,95 @@ def hot_restored(ctx: click.Context, backup: str | None) -> None:
             f"{copied}hot tier restore declared (epoch {epoch}): every owner written before is reconciled with the "
             "archive at its next use"
         )
+
+
+@cli.group("dead-letters")
+def dead_letters() -> None:
+    """Archive events the cold tier refused as data (dead letters): list them, replay them once the cause is fixed.
+
+    They are kept where the outbox is: in Redis or the SQLite file (durable, shared by every process of the
+    namespace); an in-process outbox (the memory hot tier) keeps them in the application's own process, where this
+    command cannot see them (use ``kit.archiver.list_dead_letters()`` there).
+    """
+
+
+async def _open_archiver(kit: ContextKit) -> Any:
+    await kit.open()
+    archiver = kit.archiver
+    if archiver is None:
+        await kit.aclose(0.0)
+        raise ConfigError("no cold tier is configured: nothing is archived, so there are no dead letters")
+    return archiver
+
+
+@dead_letters.command("list")
+@click.option("--limit", type=int, default=100, show_default=True, help="Most letters to show, oldest first.")
+@click.pass_context
+def dead_letters_list(ctx: click.Context, limit: int) -> None:
+    """List the dead letters (event id, table, key, when and why it was refused)."""
+    root = ctx.find_root()
+    if limit <= 0:
+        raise _Failure("--limit must be positive", 2)
+
+    async def fetch() -> tuple[int, list[dict[str, Any]]]:
+        kit = _data_kit(root)
+        try:
+            archiver = await _open_archiver(kit)
+            total = await archiver.dead_letter_count()
+            letters = await archiver.list_dead_letters(limit)
+        finally:
+            await kit.aclose(0.0)
+        return total, [
+            {"event_id": letter.event.event_id, "table": letter.event.table, "key": letter.event.key,
+             "at": letter.at.isoformat(), "reason": letter.reason}
+            for letter in letters
+        ]
+
+    total, rows = _run(root, fetch)
+    if root.obj["json"]:
+        _echo_json({"total": total, "letters": rows})
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{total} dead letter(s)" + (f", the oldest {len(rows)} shown" if len(rows) < total else ""))
+    for column in ("event_id", "table", "key", "at", "reason"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(escape(mask_secrets(str(row[c])[:300])) for c in ("event_id", "table", "key", "at", "reason")))
+    Console().print(table)
+
+
+@dead_letters.command("replay")
+@click.option("--id", "event_ids", multiple=True, help="Replay only this event (repeatable); default: every letter.")
+@click.option("--wait", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for the archiver to write them before exiting (a running app archives them anyway).")
+@click.pass_context
+def dead_letters_replay(ctx: click.Context, event_ids: tuple[str, ...], wait: float) -> None:
+    """Put dead letters back into the outbox (after fixing what made the cold tier refuse them); a letter refused
+    again becomes a dead letter again."""
+    root = ctx.find_root()
+    if wait < 0:
+        raise _Failure("--wait must not be negative", 2)
+
+    async def replay() -> dict[str, Any]:
+        kit = _data_kit(root)
+        left = None
+        try:
+            archiver = await _open_archiver(kit)
+            replayed = await archiver.replay_dead_letters(list(event_ids) or None)
+        finally:
+            left = await kit.aclose(wait)
+        return {"replayed": replayed, "left_in_outbox": left, "dead_letters": archiver.dead_lettered}
+
+    result = _run(root, replay)
+    if root.obj["json"]:
+        _echo_json(result)
+    else:
+        _say(f"replayed {result['replayed']} dead letter(s) into the outbox")
+        if result["dead_letters"]:
+            _say(f"warning: {result['dead_letters']} of them were refused again and are dead letters again", err=True)
 
 
 @cli.command()

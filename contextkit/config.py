@@ -94,6 +94,11 @@ class ArchiverConfig:
     :param max_in_flight: most batches written at once while a backlog waits, when the cold tier declares
         ``concurrent_writes`` and the outbox can read past the batches in flight (``peek_ahead``); 1 writes one
         batch at a time. Batches are acknowledged in outbox order either way.
+    :param batch_bytes: most bytes (of the events' JSON, about) written per batch, as well as ``batch_size``
+        events: an event larger than this is written alone, so a big event never drags a batch of small ones
+        into a long write, and one read of the outbox never loads more than about this much.
+    :param max_pending_bytes: most bytes an in-process outbox holds, as well as ``max_pending`` events; once
+        reached, writes raise ``BackendUnavailable`` instead of holding more memory.
     """
 
     batch_size: int = 500
@@ -103,6 +108,8 @@ class ArchiverConfig:
     outbox_path: str | None = None
     max_pending: int = 1_000_000
     max_in_flight: int = 2
+    batch_bytes: int = 8 * 1024 * 1024
+    max_pending_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

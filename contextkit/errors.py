@@ -18,6 +18,7 @@ __all__ = [
     "CapabilityNotSupported",
     "ConfigError",
     "ContextKitError",
+    "EventRefused",
     "InvalidInput",
     "LimitExceeded",
     "NotFound",
@@ -112,6 +113,17 @@ class LimitExceeded(InvalidInput):
 
 class SerializationError(InvalidInput):
     """A value cannot be serialized (not JSON-compatible, NaN or infinity) or stored data cannot be decoded."""
+
+
+class EventRefused(InvalidInput):
+    """A tier refused the data itself, not for want of a connection: a value or a key larger than it can store or
+    index (PostgreSQL's btree row limit, a string too big for SQLite), a value of the wrong shape.
+
+    Retrying the same data gives the same answer, so the archiver never retries it: it splits the batch until the
+    refused events are isolated, keeps them as dead letters and archives the rest. ``BackendUnavailable`` is the
+    other answer (an outage: connection lost, timeout), after which the whole batch is retried. Nothing of the
+    refused batch was written.
+    """
 
 
 class CapabilityNotSupported(ContextKitError, NotImplementedError):

@@ -102,6 +102,7 @@ from contextkit.stores import (
     WriteRow,
     delta_seed,
 )
+from contextkit.validation import check_key_bytes
 
 if TYPE_CHECKING:
     from contextkit.kit import ContextKit
@@ -319,10 +320,14 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         archive: SaverArchive | None = None,
+        key_limit: tuple[int, str] | None = None,
     ) -> None:
         super().__init__(serde=serde)
         self.store = store
         self.archive = archive
+        # The tightest max_key_bytes of the kit's tiers (contextkit.validation.check_key_bytes): a thread id the
+        # archive cannot index is refused before anything is written.
+        self._key_limit = key_limit
         # Runs deleted through this saver (with a cold tier), hidden from its cold reads while their tombstones
         # wait in the outbox.
         self._deleted_runs: OrderedDict[str, None] = OrderedDict()
@@ -680,7 +685,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         """Store ``checkpoint``; only the channels in ``new_versions`` get new blobs."""
         configurable = config["configurable"]
-        thread_id = str(configurable["thread_id"])
+        thread_id = check_key_bytes(str(configurable["thread_id"]), "thread_id", self._key_limit)
         checkpoint_ns = configurable.get("checkpoint_ns", "")
         copy = checkpoint.copy()
         values: dict[str, Any] = copy.pop("channel_values")  # type: ignore[misc]
@@ -757,9 +762,10 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         ]
         upsert = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         put = self.store.cp_put_writes if self.archive is None else self._put_writes_archived
+        thread_id = check_key_bytes(str(configurable["thread_id"]), "thread_id", self._key_limit)
         await self._call(
             put(
-                str(configurable["thread_id"]),
+                thread_id,
                 configurable.get("checkpoint_ns", ""),
                 configurable["checkpoint_id"],
                 rows,

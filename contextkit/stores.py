@@ -92,6 +92,7 @@ __all__ = [
     "checkpoint_id_floor",
     "delta_ancestors",
     "delta_seed",
+    "max_key_bytes",
 ]
 
 
@@ -120,6 +121,23 @@ class Capability(str, Enum):
     #: idempotent): the archiver then keeps up to ``max_in_flight`` batches in flight, so this process builds the
     #: next batch while the server stores the previous one.
     CONCURRENT_WRITES = "concurrent_writes"
+
+
+def max_key_bytes(store: object) -> int | None:
+    """The longest id, in UTF-8 bytes, that ``store`` (a hot or cold tier) can store and index, as it declares it
+    in its optional ``max_key_bytes`` attribute next to its capabilities; None when it has no limit of its own
+    below ``Limits.max_id_length``.
+
+    A declared limit is what the tier's indexes can hold (PostgreSQL's btree rows, for one), so the kit refuses
+    a longer id at the edge (:class:`~contextkit.errors.LimitExceeded` naming the tier and the limit) instead of
+    accepting a write the archive can never store.
+    """
+    value = getattr(store, "max_key_bytes", None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise TypeError(f"{type(store).__name__}.max_key_bytes must be a positive int or None, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,6 +604,8 @@ class ColdStore(Protocol):
 
     name: str
     capabilities: frozenset[str]
+    # Optional: ``max_key_bytes: int | None``, the longest id (session id, thread id, key...) in UTF-8 bytes the
+    # store can index, read through :func:`max_key_bytes`; the kit refuses longer ids before writing anything.
 
     async def open(self) -> None:
         """Connect and run pending schema migrations; raise ``BackendUnavailable`` when unreachable."""
@@ -604,8 +624,12 @@ class ColdStore(Protocol):
         ...
 
     async def write_events(self, events: Sequence[ArchiveEvent]) -> None:
-        """Write a batch, idempotently on ``event_id``, each row with its ``version``; raise ``BackendUnavailable``
-        if it was not (fully) stored, so the archiver retries the batch."""
+        """Write a batch, idempotently on ``event_id``, each row with its ``version``. Two failures, told apart:
+        :class:`~contextkit.errors.EventRefused` (or another ``InvalidInput``) when the store refuses the data
+        itself (a value or key it cannot hold or index: retrying never helps, the archiver isolates the events
+        and keeps them as dead letters) and ``BackendUnavailable`` for an outage (connection, timeout: the
+        archiver retries the whole batch). Either way nothing of the batch is left half-written that a retry
+        would duplicate."""
         ...
 
     async def read_owner(self, owner: str) -> OwnerState:

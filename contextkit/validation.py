@@ -23,6 +23,7 @@ __all__ = [
     "check_content",
     "check_id",
     "check_json_document",
+    "check_key_bytes",
     "check_limit",
     "check_metadata",
     "check_name",
@@ -76,6 +77,21 @@ def check_id(value: object, what: str = "id", limits: Limits = DEFAULT_LIMITS) -
         raise InvalidInput(f"{what} contains a control character or lone surrogate {bad.group()!r}")
     if value.strip() != value or not value.strip():
         raise InvalidInput(f"{what} must not start or end with whitespace: {value[:80]!r}")
+    return value
+
+
+def check_key_bytes(value: str, what: str, limit: tuple[int, str] | None) -> str:
+    """Return ``value`` if its UTF-8 form fits ``limit`` (``(bytes, which tier declares it)``, the tightest
+    ``max_key_bytes`` of the configured tiers; None: no limit), else raise :class:`LimitExceeded` naming the tier
+    and the limit. ``value`` already passed :func:`check_id`."""
+    # A character is at most 4 UTF-8 bytes: most ids are far below any limit and are not encoded at all.
+    if limit is not None and len(value) * 4 > limit[0]:
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > limit[0]:
+            raise LimitExceeded(
+                f"{what} is {size} bytes long in UTF-8 ({len(value)} characters); {limit[1]} can index ids of at "
+                f"most {limit[0]} bytes (max_key_bytes)"
+            )
     return value
 
 

@@ -15,7 +15,7 @@ from contextkit.errors import BackendUnavailable, ContextKitError
 from contextkit.plugins import PluginManager, StorageEvent
 from contextkit.records import Message, new_event_id
 from contextkit.stores import ArchiveSpec
-from contextkit.validation import check_id
+from contextkit.validation import check_id, check_key_bytes
 
 if TYPE_CHECKING:
     from contextkit.archiver import Archiver
@@ -60,6 +60,8 @@ class KitBase:
     #: a conversation key nobody created or come from a sender who is not a participant. The native kit refuses
     #: all of these with ``InvalidInput`` / ``NotFound``.
     _seed_leniency: bool = False
+    #: The tightest id limit the tiers declare (``contextkit.stores.max_key_bytes``): (bytes, which tier), or None.
+    _key_limit: tuple[int, str] | None = None
 
     @property
     def tiered(self) -> Tiered:
@@ -118,4 +120,4 @@ class KitBase:
             self.plugins.emit(StorageEvent(kind, key, detail))
 
     def _id(self, value: object, what: str) -> str:
-        return check_id(value, what, self.config.limits)
+        return check_key_bytes(check_id(value, what, self.config.limits), what, self._key_limit)

@@ -32,7 +32,7 @@ from contextkit.kit.sessions import SessionsAPI
 from contextkit.masking import mask_secrets, remember_secrets, secrets_in
 from contextkit.plugins import BackendInfo, PluginManager, get_plugin_manager
 from contextkit.records import to_iso, utcnow
-from contextkit.stores import Capability, ColdStore, HotStore, RestoreAware, StoreStats
+from contextkit.stores import Capability, ColdStore, HotStore, RestoreAware, StoreStats, max_key_bytes
 from contextkit.tiered import Tiered
 
 if TYPE_CHECKING:
@@ -44,6 +44,17 @@ if TYPE_CHECKING:
 __all__ = ["ContextKit"]
 
 logger = logging.getLogger("contextkit")
+
+
+def _key_limit(hot: HotStore, cold: ColdStore | None) -> tuple[int, str] | None:
+    """The tightest id limit, in UTF-8 bytes, the tiers declare (each its own: a cold tier's indexes may hold less
+    than the hot tier's keys), with the tier that declares it; None when neither has one."""
+    limits = [
+        (limit, f"the {tier.name} {kind} tier")
+        for tier, kind in ((hot, "hot"), (cold, "cold"))
+        if tier is not None and (limit := max_key_bytes(tier)) is not None
+    ]
+    return min(limits) if limits else None
 
 
 class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
@@ -79,6 +90,7 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         self._compaction_locks = KeyedLocks()
         self._open_lock: asyncio.Lock | None = None
         self.compaction_options: dict[str, Any] = {}
+        self._key_limit = _key_limit(hot, cold)
         settings = getattr(hot, "settings", None)
         if cold is not None and settings is not None and not getattr(settings, "archived", False):
             raise ConfigError(
@@ -255,28 +267,45 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             # The file keeps events of a previous process whose memory tier is gone: until they are archived, the
             # archive cannot be asked about any owner (see Tiered.consult).
             foreign_since = utcnow()
+        elif hot.name == "memory":
+            # In process: bounded by bytes as well (its events hold the process's memory).
+            outbox = make_outbox(
+                max_pending=archiver_config.max_pending, max_pending_bytes=archiver_config.max_pending_bytes
+            )
         else:
             outbox = make_outbox(max_pending=archiver_config.max_pending)
         self._archiver = Archiver(self._cold, outbox, archiver_config, cold_open=cold_open)
         self._archiver.start()
         return foreign_since
 
-    async def aclose(self, drain_timeout: float | None = None) -> None:
-        """Drain the archiver (within ``drain_timeout``, pending events stay in a durable outbox), close the
-        tiers; idempotent. Events that another process holds the drain of (the Redis outbox's lease, perhaps of a
-        crashed process) are left in the durable outbox at once, not waited for."""
+    async def aclose(self, drain_timeout: float | None = None) -> int | None:
+        """Drain the archiver (within ``drain_timeout``, pending events stay in a durable outbox), stop it and
+        close the tiers; idempotent. Events that another process holds the drain of (the Redis outbox's lease,
+        perhaps of a crashed process) are left in the durable outbox at once, not waited for.
+
+        Never raises because a tier is down: returns how many archive events stay in the outbox (0 when it was
+        drained; None without a cold tier, or when the outbox could not be read), also logged as a WARNING and
+        kept in the archiver's ``left_at_close`` metric.
+        """
         if self._closed:
-            return
+            return None if self._archiver is None else self._archiver.left_at_close
         self._closed = True
+        left = None
         try:
             if self._archiver is not None:
                 if await self._drained_elsewhere():
                     drain_timeout = 0.0
                 await self._archiver.aclose(drain_timeout)
+                left = self._archiver.left_at_close
         finally:
-            if self._cold is not None:
-                await self._cold.aclose()
-            await self._hot.aclose()
+            for tier in (self._cold, self._hot):
+                if tier is None:
+                    continue
+                try:
+                    await tier.aclose()
+                except BackendUnavailable as exc:  # a tier that is down has nothing left to release
+                    logger.warning("closing the %s tier failed: %s", tier.name, exc)
+        return left
 
     async def _drained_elsewhere(self) -> bool:
         """Whether every waiting event is in a durable outbox another process drains (an outbox that can tell:
@@ -339,7 +368,9 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
 
         if self._cold is not None and self._archiver is None:
             self._ensure_open()
-        return ContextKitSaver(self._hot, serde=serde, archive=self._archiver)  # type: ignore[arg-type]
+        return ContextKitSaver(
+            self._hot, serde=serde, archive=self._archiver, key_limit=self._key_limit  # type: ignore[arg-type]
+        )
 
     async def hot_restored(self, backup: str | Path | None = None) -> int:
         """Declare that the hot tier was put back to an older copy of itself (a SQLite hot file copied back from a
@@ -400,7 +431,13 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
                 issues.append(f"archiver failing: {archiver['last_error']}")
             if archiver["dead_letters"]:
                 status = "degraded" if status == "healthy" else status
-                issues.append(f"{archiver['dead_letters']} archive event(s) refused by the cold tier (kit.archiver.dead_letters)")
+                issues.append(
+                    f"{archiver['dead_letters']} archive event(s) refused by the cold tier and kept as dead letters "
+                    "(contextkit dead-letters list; replay them once the cause is fixed)"
+                )
+            if archiver["outbox_error"]:
+                status = "degraded" if status == "healthy" else status
+                issues.append(f"archive outbox unreadable: {archiver['outbox_error']}")
         tiering = self._tiered.stats.as_dict() if self._tiered is not None else None
         if tiering and tiering["consult_failures"]:
             status = "degraded" if status == "healthy" else status

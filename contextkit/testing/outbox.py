@@ -1,7 +1,9 @@
 """Checks of the archiver's outbox contract, shared by every outbox's tests (in-process, file, Redis stream).
 
 :func:`check_peek_ahead` drives an empty outbox through the reads the archiver makes when it writes several
-batches at once (:class:`contextkit.archiver.PeekAhead`) and asserts what each returns. Call it from a test::
+batches at once (:class:`contextkit.archiver.PeekAhead`) and asserts what each returns; :func:`check_batch_bytes`
+checks reads bounded by ``max_bytes`` (``[archiver] batch_bytes``) and :func:`check_dead_letters` the
+:class:`contextkit.archiver.DeadLetterBox` contract. Call them from a test::
 
     async def test_my_outbox_reads_past_batches_in_flight():
         await check_peek_ahead(MyOutbox(...))
@@ -15,10 +17,10 @@ from __future__ import annotations
 
 import uuid
 
-from contextkit.archiver import Outbox, PeekAhead
-from contextkit.records import ArchiveEvent
+from contextkit.archiver import DeadLetter, DeadLetterBox, Outbox, PeekAhead
+from contextkit.records import ArchiveEvent, utcnow
 
-__all__ = ["check_peek_ahead"]
+__all__ = ["check_batch_bytes", "check_dead_letters", "check_peek_ahead"]
 
 
 def _events(count: int, tag: str) -> list[ArchiveEvent]:
@@ -75,3 +77,66 @@ async def check_peek_ahead(outbox: Outbox, *, ordered: bool = True) -> None:
     await outbox.ack(_ids(rest))
     assert await outbox.depth() == 0
     assert await outbox.peek(10) == [] and await outbox.peek_ahead(1) == []
+
+
+def _sized(tag: str, sizes: list[int]) -> list[ArchiveEvent]:
+    return [
+        ArchiveEvent("context_task_contexts", f"{tag}-{i}", {"context": {"blob": "x" * size}})
+        for i, size in enumerate(sizes)
+    ]
+
+
+async def check_batch_bytes(outbox: Outbox, *, ordered: bool = True) -> None:
+    """Assert reads bounded by bytes on an empty ``outbox`` whose ``peek`` / ``peek_ahead`` take ``max_bytes``
+    (leaves it empty): a batch stops before the event that would take it past the bound, an event bigger than
+    the bound is a batch by itself, a ``peek_ahead`` batch ended by bytes counts as full (one that is not, as
+    before, is not handed out), and without ``max_bytes`` only the count bounds a batch."""
+    tag = uuid.uuid4().hex[:8]
+    small, big = 100, 50_000
+    events = _sized(tag, [small, small, big, small, small])
+    await outbox.push(events)
+    bound = 10_000
+    first = await outbox.peek(10, max_bytes=bound)  # type: ignore[call-arg]
+    if ordered:
+        assert _ids(first) == _ids(events[:2]), "a batch stops before the event that would pass max_bytes"
+        second = await outbox.peek_ahead(10, max_bytes=bound)  # type: ignore[attr-defined]
+        assert _ids(second) == _ids(events[2:3]), "an event bigger than max_bytes is a batch by itself (full)"
+        assert await outbox.peek_ahead(10, max_bytes=bound) == [], "2 small events: neither bound reached"  # type: ignore[attr-defined]
+        assert _ids(await outbox.peek_ahead(2, max_bytes=bound)) == _ids(events[3:])  # type: ignore[attr-defined]
+    else:
+        assert 1 <= len(first) <= 5
+    everything = await outbox.peek(10)
+    assert sorted(_ids(everything)) == sorted(_ids(events)), "without max_bytes only the count bounds a batch"
+    await outbox.ack(_ids(everything))
+    assert await outbox.depth() == 0
+
+
+async def check_dead_letters(outbox: Outbox) -> None:
+    """Assert the :class:`contextkit.archiver.DeadLetterBox` contract on an empty ``outbox`` without dead letters
+    (leaves both empty): a letter leaves the outbox and is kept with its reason; a replay puts the event back (the
+    same event, at the tail), named or all, and forgets the letter; unknown ids replay nothing."""
+    assert isinstance(outbox, DeadLetterBox), f"{type(outbox).__name__} keeps no dead letters"
+    tag = uuid.uuid4().hex[:8]
+    events = _events(3, tag)
+    await outbox.push(events)
+    handed = await outbox.peek(3)
+    assert _ids(handed) == _ids(events)
+    refused = [DeadLetter(handed[0], "EventRefused: too big", utcnow()), DeadLetter(handed[2], "other", utcnow())]
+    await outbox.dead_letter(refused)
+    assert await outbox.depth() == 1 and await outbox.dead_letter_count() == 2
+    kept = await outbox.dead_letters()
+    assert sorted(letter.event.event_id for letter in kept) == sorted(_ids([events[0], events[2]]))
+    assert {letter.reason for letter in kept} == {"EventRefused: too big", "other"}
+    assert [letter.event for letter in kept if letter.event.event_id == events[0].event_id] == [events[0]]
+    assert len(await outbox.dead_letters(1)) == 1
+    assert await outbox.replay_dead_letters(["no-such-event"]) == 0
+    assert await outbox.replay_dead_letters([events[2].event_id]) == 1
+    assert await outbox.dead_letter_count() == 1
+    assert await outbox.replay_dead_letters() == 1
+    assert await outbox.dead_letter_count() == 0 and await outbox.dead_letters() == []
+    back = await outbox.peek(10)
+    assert sorted(_ids(back)) == sorted(_ids(events)), "replayed events are back in the outbox"
+    assert [e for e in back if e.event_id == events[0].event_id] == [events[0]]
+    await outbox.ack(_ids(back))
+    assert await outbox.depth() == 0
+

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -38,6 +39,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from contextkit.archiver import write_timeout
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -48,7 +50,14 @@ from contextkit.checkpoint_archive import (
     payload_kind,
 )
 from contextkit.codec import archive_json
-from contextkit.errors import BackendUnavailable, ConfigError, ContextKitError, InvalidInput, SerializationError
+from contextkit.errors import (
+    BackendUnavailable,
+    ConfigError,
+    ContextKitError,
+    EventRefused,
+    InvalidInput,
+    SerializationError,
+)
 from contextkit.masking import SECRET_FILTER, check_url_credentials, mask_secrets, remember_secrets, secrets_in
 from contextkit.naming import percent_name, unescape_percent_name
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, from_iso
@@ -387,6 +396,33 @@ def _mark(deletes: Sequence[_Row]) -> DeleteMark | None:
     return delete_mark(newest.version, newest.created_at, newest.order[2], {"last_seq": newest.last_seq})
 
 
+
+# Server error codes that refuse the data itself, not the connection: the same rows are refused on any retry.
+# CANNOT_PARSE_* (6, 26, 27, 38, 41, 72), TYPE_MISMATCH (53), ARGUMENT_OUT_OF_BOUND (69), CANNOT_CONVERT_TYPE
+# (70), INCORRECT_DATA (117), TOO_LARGE_ARRAY_SIZE (128), TOO_LARGE_STRING_SIZE (131),
+# VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE (321), CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN (349). Resource errors
+# (MEMORY_LIMIT_EXCEEDED, TOO_MANY_PARTS) are not among them: they pass, so they are retried.
+_REFUSED_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 128, 131, 321, 349})
+_CODE = re.compile(r"\bCode:\s*(\d+)")
+
+
+def _refuses_data(exc: BaseException) -> bool:
+    """Whether a driver error refuses the rows themselves (retrying them is useless) rather than the server or
+    the network failing (retry the batch)."""
+    from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
+
+    if isinstance(exc, (DataError, ProgrammingError)) and getattr(exc, "code", None) is None:
+        # Raised by the driver itself while it encodes the rows (a value its column type cannot hold).
+        return True
+    if not isinstance(exc, DatabaseError):
+        return False
+    code = getattr(exc, "code", None)
+    if code is None:
+        found = _CODE.search(str(exc))
+        code = int(found.group(1)) if found else None
+    return code in _REFUSED_CODES
+
+
 class ClickHouseColdStore:
     """The cold tier on ClickHouse (clickhouse-connect's async HTTP client).
 
@@ -416,6 +452,9 @@ class ClickHouseColdStore:
         if self.options.cluster:
             caps.add(Capability.CLUSTER.value)
         self.capabilities: frozenset[str] = frozenset(caps)
+        # contextkit.stores.max_key_bytes: a MergeTree sorting key has no size limit of its own (a String key
+        # column takes any length), so ClickHouse declares none below Limits.max_id_length.
+        self.max_key_bytes: int | None = None
         self._client: Any = None
         self._server_version: str | None = None
         self._tables = {name: self.target.table(name) for name in ARCHIVE_TABLES}
@@ -692,6 +731,8 @@ class ClickHouseColdStore:
         for event in events:
             rows.setdefault(event.table, []).append(self._row(event))
         settings = {"distributed_foreground_insert": 1} if self.target.cluster else None
+        # A big batch (many events, or big ones) may legitimately take longer than one call's timeout.
+        budget = write_timeout(self.settings.timeout, events)
         for table, table_rows in rows.items():
             columns = TABLE_COLUMNS[table]
             await self._call(
@@ -703,7 +744,8 @@ class ClickHouseColdStore:
                     column_type_names=[c[1] for c in columns],
                     settings=settings,
                 ),
-                self.settings.timeout,
+                budget,
+                refusable=True,
             )
 
     def _row(self, event: ArchiveEvent) -> list[Any]:
@@ -1136,8 +1178,9 @@ class ClickHouseColdStore:
             raise BackendUnavailable("the ClickHouse cold store is not open (await store.open() first)")
         return self._client
 
-    async def _call(self, what: str, call: Awaitable[T], timeout: float) -> T:
-        """Await a driver call within ``timeout`` and translate its failures into ``BackendUnavailable``."""
+    async def _call(self, what: str, call: Awaitable[T], timeout: float, *, refusable: bool = False) -> T:
+        """Await a driver call within ``timeout`` and translate its failures into ``BackendUnavailable`` or, for an
+        insert of archive rows (``refusable``) that the server or the driver refuses as data, ``EventRefused``."""
         import aiohttp
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -1146,6 +1189,8 @@ class ClickHouseColdStore:
         except asyncio.TimeoutError:
             raise BackendUnavailable(f"ClickHouse {what} at {self._target_text()} timed out after {timeout:g}s") from None
         except (ClickHouseError, aiohttp.ClientError, OSError) as exc:
+            if refusable and _refuses_data(exc):
+                raise EventRefused(f"ClickHouse {what} at {self._target_text()} refused the data: {self._scrub(exc)}") from None
             raise BackendUnavailable(f"ClickHouse {what} at {self._target_text()} failed: {self._scrub(exc)}") from None
 
     def _scrub(self, exc: BaseException) -> str:

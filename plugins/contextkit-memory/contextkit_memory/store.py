@@ -234,13 +234,18 @@ class MemoryHotStore(MemoryCheckpoints):
         """Mark the store closed; idempotent. Data stays in memory until the object is dropped."""
         self._closed = True
 
-    def outbox(self, max_pending: int = 1_000_000, *, path: str | None = None) -> MemoryOutbox | FileOutbox:
+    def outbox(
+        self, max_pending: int = 1_000_000, *, path: str | None = None, max_pending_bytes: int | None = None
+    ) -> MemoryOutbox | FileOutbox:
         """The archiver's outbox, which this store's writes fill in the critical section of each write: in process
-        (as durable as this tier), or a :class:`~contextkit.archiver.FileOutbox` at ``path`` that outlives the
-        process (its events then may belong to owners this tier forgot in a restart; the kit says so to the
-        tiered layer). Built once; later calls return the same outbox."""
+        (as durable as this tier; bounded by ``max_pending`` events and ``max_pending_bytes`` bytes), or a
+        :class:`~contextkit.archiver.FileOutbox` at ``path`` that outlives the process (its events then may belong
+        to owners this tier forgot in a restart; the kit says so to the tiered layer). Built once; later calls
+        return the same outbox."""
         if self._outbox is None:
-            self._outbox = MemoryOutbox(max_pending) if path is None else FileOutbox(path, max_pending)
+            self._outbox = (
+                MemoryOutbox(max_pending, max_pending_bytes) if path is None else FileOutbox(path, max_pending)
+            )
         return self._outbox
 
     async def health(self) -> dict[str, Any]:

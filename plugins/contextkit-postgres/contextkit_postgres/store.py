@@ -20,7 +20,8 @@ rows; a thread's delete tombstones have an empty ``checkpoint_id``, found throug
 
 Driver errors are translated: connection failures, timeouts and server-side failures become
 :class:`~contextkit.errors.BackendUnavailable` (the message never holds the password), data PostgreSQL cannot
-store becomes :class:`~contextkit.errors.SerializationError`.
+store becomes :class:`~contextkit.errors.SerializationError` or, refused by the server (a data or limit error),
+:class:`~contextkit.errors.EventRefused`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from contextkit.archiver import write_timeout
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -46,7 +48,7 @@ from contextkit.checkpoint_archive import (
     payload_kind,
 )
 from contextkit.codec import archive_json
-from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
+from contextkit.errors import BackendUnavailable, ContextKitError, EventRefused, InvalidInput, SerializationError
 from contextkit.masking import SECRET_FILTER, mask_secrets
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, from_iso, new_id
 from contextkit.stores import Capability, CheckpointBundle, OwnerState, StoreSettings
@@ -105,6 +107,16 @@ _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 _BIGINT_MAX = 2**63 - 1
 
 # Errors that mean "the connection is gone": the operation may be retried once on a fresh connection.
+# Driver errors that refuse the data, not the connection: SQLSTATE classes 22 (data exception), 23 (integrity
+# constraint: a unique violation never gets here, write_events merges duplicates) and 54 (program limit exceeded:
+# "index row size ... exceeds btree maximum", "row is too big"), and text Python cannot encode.
+_REFUSED = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,
+    UnicodeEncodeError,
+)
+
 _CONNECTION_LOST = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -476,6 +488,10 @@ class PostgresColdStore:
     capabilities: frozenset[str] = frozenset(
         {Capability.DURABLE.value, Capability.SHARED.value, Capability.CONCURRENT_WRITES.value}
     )
+    #: Longest id in UTF-8 bytes (contextkit.stores.max_key_bytes): a btree index row holds at most 2,704 bytes
+    #: and some indexes hold two ids ((thread_id, checkpoint_id), (session id, session_key)) plus a few fixed-size
+    #: columns, so each id gets 1,250 bytes. A longer id makes PostgreSQL refuse the whole row.
+    max_key_bytes: int | None = 1_250
 
     def __init__(self, settings: StoreSettings, options: Mapping[str, Any] | PostgresOptions) -> None:
         self.settings = settings
@@ -633,6 +649,13 @@ class PostgresColdStore:
     def _translate(self, exc: BaseException, op: str) -> ContextKitError:
         if isinstance(exc, ContextKitError):
             return exc
+        if op == "write_events" and isinstance(exc, _REFUSED):
+            # The archive refuses the data itself (a value out of range, a row too big for an index, a
+            # constraint): the same rows are refused again on any retry, so it is not an outage. Only for writes
+            # of events: a constraint met while opening (two processes migrating at once) is not about data.
+            return EventRefused(
+                f"postgres {op}: value rejected ({type(exc).__name__}): {mask_secrets(str(exc), self.options.secrets)}"
+            )
         if isinstance(exc, (asyncpg.DataError, UnicodeEncodeError)):
             return SerializationError(f"postgres {op}: value rejected: {mask_secrets(str(exc), self.options.secrets)}")
         if isinstance(exc, asyncio.TimeoutError):
@@ -701,8 +724,9 @@ class PostgresColdStore:
     async def write_events(self, events: Sequence[ArchiveEvent]) -> None:
         """Store a batch in one transaction, idempotently on ``event_id``.
 
-        Raises :class:`SerializationError` (nothing written) for an event PostgreSQL cannot hold and
-        :class:`BackendUnavailable` when the batch was not stored; retrying a batch never duplicates a row.
+        Raises :class:`SerializationError` (checked before any I/O) or :class:`EventRefused` (refused by the
+        server) for an event PostgreSQL cannot hold, nothing written, and :class:`BackendUnavailable` when the
+        batch was not stored for an outage; retrying a batch never duplicates a row.
         """
         if not events:
             return
@@ -747,9 +771,8 @@ class PostgresColdStore:
                     )
                     await conn.execute(self._insert_sql[table][1])
 
-        # A big batch may legitimately take longer than one call's timeout.
-        budget = self.settings.timeout * max(1.0, len(events) / 5000)
-        await self._call("write_events", write, timeout=budget)
+        # A big batch (many events, or big ones) may legitimately take longer than one call's timeout.
+        await self._call("write_events", write, timeout=write_timeout(self.settings.timeout, events))
 
     async def _copy_into(self, conn: Any, table: str, rows: _CopyRows) -> None:
         await conn.copy_records_to_table(table, records=rows, columns=self._copy_columns[table], schema_name=self.schema)

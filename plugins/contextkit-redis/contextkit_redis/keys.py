@@ -177,6 +177,11 @@ class KeyLayout:
         """The archive outbox stream of plain Redis (``shard`` 0; its own hash tag ``{#o<n>}``)."""
         return f"{self.prefix}#outbox:{{#o{shard}}}"
 
+    def dead_letters(self) -> str:
+        """HASH of the archiver's dead letters (event id -> JSON of the letter), one per namespace, in the hash tag
+        of the plain Redis outbox stream (see :mod:`contextkit_redis.outbox`)."""
+        return f"{self.prefix}#dead:{{#o0}}"
+
     def outbox_for_slot(self, slot: int) -> str:
         """The archive outbox stream of cluster hash slot ``slot``: a key whose hash tag hashes to that slot, so the
         write scripts of the owners of the slot can XADD to it (see :mod:`contextkit_redis.outbox`)."""

@@ -18,6 +18,10 @@ Each entry is one archive event in one of the shapes of :mod:`contextkit_redis.e
   writes several batches at once on a cold tier that allows it). ``ack``: XDEL of entries handed out.
 * No MAXLEN: trimming would drop events the cold tier never got. ``has_room`` bounds the outbox instead
   (``max_pending``, checked against the length this outbox last saw plus what was written since).
+* Dead letters (events the cold tier refused as data, :class:`contextkit.archiver.DeadLetterBox`): a hash of the
+  namespace, ``<namespace>:#dead:{#o0}``, event id -> JSON of the letter. A letter is written there before its
+  entry is XDELed from the stream (so a crash in between leaves it in both, refused again and kept once, never in
+  neither); a replay XADDs the events back to their streams before it HDELs the letters.
 * Several processes on one namespace: each stream has a drain *lease* (``SET NX PX``, renewed by every peek of the
   holder, released on ``aclose`` or when the stream is empty). Only the holder reads the stream, so N app
   processes do not write every batch N times; a holder that dies loses the lease after ``lease`` seconds and
@@ -38,7 +42,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from contextkit.codec import archive_json
+from contextkit.archiver import DeadLetter
+from contextkit.codec import archive_json, archive_loads
 from contextkit.errors import SerializationError
 from contextkit.records import ArchiveEvent
 from contextkit_redis.entries import as_hash, decode_entry
@@ -52,17 +57,45 @@ __all__ = ["SLOTS", "RedisStreamOutbox", "slot_of"]
 SLOTS = 16384
 
 _PEEK = """
--- KEYS: stream, lease. ARGV: token, lease_ms, count, start ('-', or '(' and the last id handed out).
--- Returns {holder?, length, entries}.
+-- KEYS: stream, lease. ARGV: token, lease_ms, count, start ('-', or '(' and the last id handed out), max_bytes
+-- (0: no bound). Returns {holder?, length, entries, full}: entries stop before their values would pass max_bytes
+-- (one entry at least); full = 1 when a bound (count or bytes) ended them.
 local holder = redis.call('GET', KEYS[2])
 local length = redis.call('XLEN', KEYS[1])
-if holder and holder ~= ARGV[1] then return {0, length, {}} end
+if holder and holder ~= ARGV[1] then return {0, length, {}, 0} end
 if length == 0 then
   if holder then redis.call('DEL', KEYS[2]) end
-  return {1, 0, {}}
+  return {1, 0, {}, 0}
 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-return {1, length, redis.call('XRANGE', KEYS[1], ARGV[4], '+', 'COUNT', ARGV[3])}
+local want = tonumber(ARGV[3])
+local limit = tonumber(ARGV[5])
+if limit == 0 then
+  local entries = redis.call('XRANGE', KEYS[1], ARGV[4], '+', 'COUNT', want)
+  return {1, length, entries, #entries >= want and 1 or 0}
+end
+-- Bounded by bytes: read in chunks sized by the entries seen so far (16 at first), so a run of big entries is
+-- not all loaded for one batch and small ones still take few calls.
+local entries, total, start = {}, 0, ARGV[4]
+while #entries < want do
+  local n = math.min(want - #entries, 16)
+  if #entries > 0 then
+    local average = math.max(1, math.floor(total / #entries))
+    n = math.min(want - #entries, math.max(1, math.floor((limit - total) / average) + 1))
+  end
+  local chunk = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', n)
+  if #chunk == 0 then return {1, length, entries, 0} end
+  for _, entry in ipairs(chunk) do
+    local fields, size = entry[2], 0
+    for i = 2, #fields, 2 do size = size + #fields[i] end
+    if #entries > 0 and total + size > limit then return {1, length, entries, 1} end
+    total = total + size
+    entries[#entries + 1] = entry
+    start = '(' .. entry[1]
+  end
+  if total >= limit then return {1, length, entries, 1} end
+end
+return {1, length, entries, 1}
 """
 
 _RELEASE = """
@@ -82,6 +115,16 @@ def _stream_id(raw: bytes) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def _ids(letters: Sequence[DeadLetter]) -> list[str]:
+    return [letter.event.event_id for letter in letters]
+
+
+def _entry_size(fields: Any) -> int:
+    """Bytes of an entry's values (a flat [name, value, ...] list, or a mapping)."""
+    values = fields.values() if isinstance(fields, dict) else fields[1::2]
+    return sum(len(value) for value in values)
+
+
 def _event(fields: Any) -> ArchiveEvent:
     """The archive event of an outbox entry's fields (a mapping or a flat list; see contextkit_redis.entries)."""
     return decode_entry(as_hash(fields))
@@ -98,7 +141,6 @@ class RedisStreamOutbox:
     """
 
     durable = True
-
     def __init__(
         self, store: RedisHotStore, *, max_pending: int = 10_000_000, lease: float = 5.0, sweep_interval: float = 60.0
     ) -> None:
@@ -170,32 +212,35 @@ class RedisStreamOutbox:
             self.written(stream)
         self._count += len(events)
 
-    async def peek(self, count: int) -> list[ArchiveEvent]:
-        """The oldest ``count`` events of the streams this process holds the lease of, without removing them."""
+    async def peek(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
+        """The oldest ``count`` events of the streams this process holds the lease of, without removing them; with
+        ``max_bytes``, no more than that many bytes of entries (one at least)."""
         self._peeked = {}
         self._cursors = {}
         if count <= 0:
             return []
         await self._sweep_if_due()
-        return await self._read(count, full_only=False)
+        return await self._read(count, max_bytes, full_only=False)
 
-    async def peek_ahead(self, count: int) -> list[ArchiveEvent]:
-        """The ``count`` events after those handed out since the last :meth:`peek` (merged over the streams), or
-        ``[]`` when fewer wait; see :class:`contextkit.archiver.PeekAhead`."""
+    async def peek_ahead(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
+        """The ``count`` events (or ``max_bytes`` bytes of them) after those handed out since the last :meth:`peek`
+        (merged over the streams), or ``[]`` when fewer wait; see :class:`contextkit.archiver.PeekAhead`."""
         if count <= 0:
             return []
-        return await self._read(count, full_only=True)
+        return await self._read(count, max_bytes, full_only=True)
 
-    async def _peek_stream(self, stream: str, start: str, count: int) -> Any:
+    async def _peek_stream(self, stream: str, start: str, count: int, max_bytes: int) -> Any:
         # The script call is created here, in the task that awaits it. Created by the caller and handed to a task,
         # it is never awaited when that task is cancelled before its first step (aclose() cancelling the archiver
         # mid-peek), and Python prints "coroutine 'AsyncScript.__call__' was never awaited".
         return await self._store.gate(
             "outbox peek",
-            self._peek_script(keys=[stream, f"{stream}:lease"], args=[self._token, self._lease_ms, count, start]),
+            self._peek_script(
+                keys=[stream, f"{stream}:lease"], args=[self._token, self._lease_ms, count, start, max_bytes]
+            ),
         )
 
-    async def _read(self, count: int, *, full_only: bool) -> list[ArchiveEvent]:
+    async def _read(self, count: int, max_bytes: int | None, *, full_only: bool) -> list[ArchiveEvent]:
         streams = list(self._active.items())
         if not streams:
             self._count = 0
@@ -203,7 +248,7 @@ class RedisStreamOutbox:
         cursors = self._cursors
         # return_exceptions: every stream's read has finished before a failure is raised (none is left running).
         outcomes = await asyncio.gather(
-            *(self._peek_stream(stream, cursors.get(stream, "-"), count) for stream, _ in streams),
+            *(self._peek_stream(stream, cursors.get(stream, "-"), count, max_bytes or 0) for stream, _ in streams),
             return_exceptions=True,
         )
         for outcome in outcomes:
@@ -212,7 +257,9 @@ class RedisStreamOutbox:
         replies: list[Any] = outcomes
         entries: list[tuple[tuple[int, int], str, bytes, Any]] = []
         total = 0
-        for (stream, generation), (_, length, rows) in zip(streams, replies, strict=True):
+        bounded = False
+        for (stream, generation), (_, length, rows, full) in zip(streams, replies, strict=True):
+            bounded = bounded or (bool(int(full)) and len(rows) < count)
             total += int(length)
             if int(length) == 0 and self._cluster and self._active.get(stream) == generation:
                 del self._active[stream]  # drained, and nothing written since the read began
@@ -220,9 +267,21 @@ class RedisStreamOutbox:
             for sid, fields in rows:
                 entries.append((_stream_id(sid), stream, sid, fields))
         self._count = total
-        if full_only and len(entries) < count:
-            return []
         entries.sort(key=lambda item: item[0])
+        if max_bytes:
+            # Merged over the streams: the oldest entries up to the bound (each stream already stopped at it).
+            kept, size = 0, 0
+            for _, _, _, fields in entries[:count]:
+                entry_size = _entry_size(fields)
+                if kept and size + entry_size > max_bytes:
+                    bounded = True
+                    break
+                size += entry_size
+                kept += 1
+            bounded = bounded or size >= max_bytes
+            entries = entries[:kept]
+        if full_only and len(entries) < count and not bounded:
+            return []
         events = []
         peeked, cursors = self._peeked, self._cursors
         first_seen: dict[str, datetime] = {}
@@ -250,6 +309,43 @@ class RedisStreamOutbox:
             pipe.xdel(stream, *sids)
         removed = await self._store.gate("outbox ack", pipe.execute())
         self._count = max(0, self._count - sum(int(n) for n in removed))
+
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """See :meth:`contextkit.archiver.DeadLetterBox.dead_letter`: HSET the letters, then XDEL their entries."""
+        if not letters:
+            return
+        mapping = {
+            letter.event.event_id: archive_json(letter.to_dict(), allow_nan=True) for letter in letters
+        }
+        await self._store.gate("dead letter", self._store.client.hset(self._store.keys.dead_letters(), mapping=mapping))
+        await self.ack(list(mapping))
+
+    async def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """See :meth:`contextkit.archiver.DeadLetterBox.dead_letters` (oldest refused first)."""
+        raw = await self._store.gate("dead letters", self._store.client.hgetall(self._store.keys.dead_letters()))
+        letters = sorted(
+            (DeadLetter.from_dict(archive_loads(body)) for body in raw.values()),
+            key=lambda letter: (letter.at, letter.event.event_id),
+        )
+        return letters if limit is None else letters[:limit]
+
+    async def dead_letter_count(self) -> int:
+        """See :meth:`contextkit.archiver.DeadLetterBox.dead_letter_count`."""
+        return int(await self._store.gate("dead letters", self._store.client.hlen(self._store.keys.dead_letters())))
+
+    async def replay_dead_letters(self, event_ids: Sequence[str] | None = None) -> int:
+        """See :meth:`contextkit.archiver.DeadLetterBox.replay_dead_letters`: XADD the events back, then HDEL."""
+        letters = await self.dead_letters()
+        if event_ids is not None:
+            wanted = set(event_ids)
+            letters = [letter for letter in letters if letter.event.event_id in wanted]
+        if not letters:
+            return 0
+        await self.push([letter.event for letter in letters])
+        await self._store.gate(
+            "dead letters replay", self._store.client.hdel(self._store.keys.dead_letters(), *_ids(letters))
+        )
+        return len(letters)
 
     async def depth(self) -> int:
         """Events waiting: XLEN of the stream (plain Redis: every process's); on a cluster, of the slot streams this

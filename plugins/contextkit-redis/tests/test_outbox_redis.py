@@ -23,7 +23,7 @@ import pytest
 from contextkit import ContextKit
 from contextkit.records import ArchiveEvent
 from contextkit.stores import StoreSettings
-from contextkit.testing.outbox import check_peek_ahead
+from contextkit.testing.outbox import check_batch_bytes, check_dead_letters, check_peek_ahead
 from contextkit.testing.redis_servers import RedisClusterServers
 from contextkit_redis import RedisHotStore
 from contextkit_redis.outbox import RedisStreamOutbox
@@ -200,6 +200,26 @@ async def test_peek_ahead_on_a_cluster_continues_in_every_shard(redis_cluster: R
     store = await _open(redis_cluster.url, f"ckredis-ob-{uuid.uuid4().hex[:10]}")
     try:
         await check_peek_ahead(store.outbox(), ordered=False)
+    finally:
+        await store.drop_namespace()
+        await store.aclose()
+
+
+@pytest.mark.redis
+async def test_dead_letters_and_byte_bounded_reads(store: RedisHotStore) -> None:
+    """The dead letters (a hash beside the stream) and reads bounded by ``max_bytes`` (the read script), see
+    :func:`contextkit.testing.outbox.check_dead_letters` and :func:`~contextkit.testing.outbox.check_batch_bytes`."""
+    await check_dead_letters(store.outbox())
+    await check_batch_bytes(store.outbox())
+
+
+async def test_dead_letters_and_byte_bounded_reads_on_a_cluster(redis_cluster: RedisClusterServers) -> None:
+    """On a cluster: the dead-letter hash lives in one slot, the events in theirs; reads merged over the slot
+    streams stay within the bound."""
+    store = await _open(redis_cluster.url, f"ckredis-dl-{uuid.uuid4().hex[:10]}")
+    try:
+        await check_dead_letters(store.outbox())
+        await check_batch_bytes(store.outbox(), ordered=False)
     finally:
         await store.drop_namespace()
         await store.aclose()

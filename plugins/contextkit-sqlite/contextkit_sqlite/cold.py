@@ -32,7 +32,7 @@ from contextkit.checkpoint_archive import (
     deleted_runs,
     newest_distinct,
 )
-from contextkit.errors import InvalidInput
+from contextkit.errors import EventRefused, InvalidInput
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
 from contextkit.stores import Capability, CheckpointBundle, OwnerState, StoreSettings
 from contextkit.tiered.cold_rules import DeleteMark, RowOrder, build_owner_state, delete_mark, hides, row_order
@@ -184,8 +184,13 @@ class SqliteColdStore:
 
     @staticmethod
     def _write_rows(conn: sqlite3.Connection, rows: dict[str, list[tuple[Any, ...]]]) -> None:
-        for table, table_rows in rows.items():
-            conn.executemany(_INSERTS[table], table_rows)
+        try:
+            for table, table_rows in rows.items():
+                conn.executemany(_INSERTS[table], table_rows)
+        except sqlite3.IntegrityError as exc:
+            # A constraint of the archive tables refuses a row (duplicates are ignored by the INSERTs): the data
+            # is refused, not the file, so the archiver isolates it instead of retrying the batch forever.
+            raise EventRefused(f"sqlite archive refused the data: {exc}") from exc
 
     # -- reads (contextkit.tiered.cold_rules) ---------------------------------------------------------------------
     @staticmethod

@@ -11,8 +11,9 @@ aiosqlite has no public "run this function on the connection's thread"; ``Connec
 its own public helpers use, unchanged since aiosqlite 0.17. A test pins that we can reach it.
 
 Errors: ``sqlite3`` errors (``database is locked`` once ``busy_timeout`` has passed, disk I/O errors, a file that
-is not a database) become :class:`~contextkit.errors.BackendUnavailable`; undecodable stored JSON becomes
-:class:`~contextkit.errors.SerializationError`.
+is not a database) become :class:`~contextkit.errors.BackendUnavailable`; data SQLite refuses (a string or blob
+too big, an integer over 64 bits) becomes :class:`~contextkit.errors.EventRefused`; undecodable
+stored JSON becomes :class:`~contextkit.errors.SerializationError`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from contextkit.errors import BackendUnavailable, ConfigError, SerializationError
+from contextkit.errors import BackendUnavailable, ConfigError, EventRefused, SerializationError
 
 __all__ = [
     "DEFAULT_PATH",
@@ -293,6 +294,10 @@ class SqliteDatabase:
             # aiosqlite's _execute (private, see the module docstring) carries no annotations
             result: T = await db._execute(fn, raw, *args)  # type: ignore[no-untyped-call]
             return result
+        except (sqlite3.DataError, OverflowError) as exc:
+            # The data is refused, not the file (a string or blob over SQLITE_MAX_LENGTH, an integer over 64
+            # bits): the transaction rolled back and the same data is refused on any retry.
+            raise EventRefused(f"sqlite database {self.path} refused the data: {type(exc).__name__}: {exc}") from exc
         except sqlite3.Error as exc:
             raise BackendUnavailable(f"sqlite database {self.path}: {exc}") from exc
         except UnicodeError as exc:
