@@ -1018,16 +1018,18 @@ class CheckpointStoreSuite:
         """A store implementing ``DeltaHistoryStore`` answers the whole walk in one ``cp_delta_history`` call
         (no ``cp_get`` per ancestor); the start is skipped unless ``inclusive``, and ``resume`` names the parent
         the store does not hold (``bounded`` False: the saver reads on from the cold tier, not from the store).
-        Stores without it are served by the saver's generic walk (skipped here)."""
-        from contextkit.stores import DeltaHistoryStore
-
-        if not isinstance(checkpoint_store, DeltaHistoryStore):
-            pytest.skip("this store has no cp_delta_history: the saver walks with cp_get")
-        pytest.importorskip("langgraph.checkpoint.base")
+        A store without it is served by the saver's generic walk, which must give LangGraph's own answer."""
         from contextkit.langgraph import ContextKitSaver
+        from contextkit.stores import DeltaHistoryStore
 
         tid = str(uuid.uuid4())
         ids = await delta_chain(checkpoint_store, tid)
+        if not isinstance(checkpoint_store, DeltaHistoryStore):
+            saver = ContextKitSaver(checkpoint_store)
+            config: Any = {"configurable": {"thread_id": tid, "checkpoint_ns": ""}}
+            history = await saver.aget_delta_channel_history(config=config, channels=["a", "b", "c"])
+            assert history == await generic_delta_history(saver, config, ["a", "b", "c"])
+            return
         walk = await checkpoint_store.cp_delta_history(tid, "", None, ["a", "b"])
         assert walk is not None and walk.checkpoint_id == ids[6] and walk.resume is None
         assert [step.checkpoint_id for step in walk.steps] == ids[5:1:-1]

@@ -59,7 +59,7 @@ from contextkit.tiered.events import (
     writes_document_event,
 )
 
-__all__ = ["HOSTILE_IDS", "HotStoreSuite", "make_message", "make_session", "scan_all", "scan_threads_all"]
+__all__ = ["HOSTILE_IDS", "HotStoreSuite", "RestoreAwareHotSuite", "make_message", "make_session", "scan_all", "scan_threads_all"]
 
 #: Ids that break naive key building: separators, glob and hash-tag characters, spaces, long unicode.
 HOSTILE_IDS: tuple[str, ...] = (
@@ -1201,67 +1201,6 @@ class HotStoreSuite:
         [message] = await store.append_messages(owner, [make_message("y")], archive=_spec(1))
         assert message.seq == 2
 
-    async def test_a_declared_restore_makes_every_owner_written_before_it_stale_until_reconciled(self) -> None:
-        """(Stores with the RestoreAware ability.) After ``mark_restored``, every call on an owner written before
-        (reads, writes, deletes) raises ``OwnerUnknown(stale=True)`` and writes nothing; ``restore_owner`` then
-        reconciles it with the archive's state (counters raised, the newer session and task context and the
-        archive's stream tail put in), after which versions and seqs continue above the archive's; a second
-        ``restore_owner`` changes nothing, and an owner written after the declaration is not stale.
-
-        Fix: record in each owner's meta the epoch it was written in, compare it with the store's epoch where the
-        meta is read, and let restore_owner reconcile a stale meta (see HotStore.restore_owner).
-        """
-        store, outbox = await self._archived()
-        if not isinstance(store, RestoreAware):
-            pytest.skip(f"the {store.name} hot tier takes no restore declaration (RestoreAware)")
-        owner = "restored {x}:é"
-        await store.restore_owner(OwnerState(owner))
-        await store.put_session(make_session(owner), task_context={"t": 1}, archive=EventHead("create"))
-        for _ in range(2):
-            await store.update_session(owner, SessionUpdate(activity=_T0, requests=1), archive=EventHead("update"))
-        await store.append_messages(owner, [make_message(f"m{i}") for i in range(3)], archive=_spec(3))
-        await self._taken(outbox)
-        first = await store.mark_restored()
-        assert await store.mark_restored() > first
-        head = EventHead("update")
-        calls: list[Callable[[], Awaitable[Any]]] = [
-            lambda: store.get_session(owner),
-            lambda: store.read_history(owner, 10),
-            lambda: store.history_bounds(owner),
-            lambda: store.get_task_context(owner),
-            lambda: store.append_messages(owner, [make_message("late")], archive=_spec(1)),
-            lambda: store.update_session(owner, SessionUpdate(activity=_T0, requests=1), archive=head),
-            lambda: store.put_session(make_session(owner), archive=head),
-            lambda: store.delete_session(owner, archive=EventHead("delete")),
-        ]
-        for call in calls:
-            with pytest.raises(OwnerUnknown) as caught:
-                await call()
-            assert caught.value.stale is True
-        assert await self._taken(outbox) == []
-
-        state = OwnerState(
-            owner,
-            version=7,
-            last_seq=5,
-            session=replace(make_session(owner, request_count=6), version=6),
-            task_context=Versioned(7, {"t": 2}),
-            history=tuple(make_message(f"a{seq}", seq=seq) for seq in (4, 5)),
-        )
-        await store.restore_owner(state)
-        session = await store.get_session(owner)
-        assert session is not None and (session.request_count, session.version) == (6, 6)
-        assert await store.get_task_context(owner) == {"t": 2}
-        assert [(m.seq, m.content) for m in await store.read_history(owner, 10)] == [(4, "a4"), (5, "a5")]
-        await store.restore_owner(replace(state, version=9, last_seq=9, history=()))  # up to date now: no change
-        [message] = await store.append_messages(owner, [make_message("next")], archive=_spec(1))
-        assert message.seq == 6
-        updated = await store.update_session(owner, SessionUpdate(activity=_T0, requests=1), archive=head)
-        assert updated is not None and (updated.request_count, updated.version) == (7, 8)
-        await store.restore_owner(OwnerState("new"))
-        await store.put_session(make_session("new"), archive=EventHead("create"))
-        assert await store.get_session("new") is not None
-
     async def test_concurrent_restores_and_updates_lose_no_increment(self) -> None:
         """Many callers that each restore the owner (as read-through does after a hot loss) and then update it
         concurrently: every increment is kept on top of the restored counters (no restore overwrites an
@@ -1545,3 +1484,70 @@ class HotStoreSuite:
             assert await _eventually(gone, timeout=12.0), "session still present long after its TTL"
         else:
             assert not await gone()
+
+
+class RestoreAwareHotSuite(HotStoreSuite):
+    """:class:`HotStoreSuite` plus the contract of hot tiers that take a restore declaration
+    (:class:`~contextkit.stores.RestoreAware`: a SQLite file copied back from a backup). Subclass it instead of
+    :class:`HotStoreSuite` for such a store; a store without the ability has nothing more to check (the kit refuses
+    ``hot_restored`` for it with ``CapabilityNotSupported``)."""
+
+    async def test_a_declared_restore_makes_every_owner_written_before_it_stale_until_reconciled(self) -> None:
+        """(Stores with the RestoreAware ability.) After ``mark_restored``, every call on an owner written before
+        (reads, writes, deletes) raises ``OwnerUnknown(stale=True)`` and writes nothing; ``restore_owner`` then
+        reconciles it with the archive's state (counters raised, the newer session and task context and the
+        archive's stream tail put in), after which versions and seqs continue above the archive's; a second
+        ``restore_owner`` changes nothing, and an owner written after the declaration is not stale.
+
+        Fix: record in each owner's meta the epoch it was written in, compare it with the store's epoch where the
+        meta is read, and let restore_owner reconcile a stale meta (see HotStore.restore_owner).
+        """
+        store, outbox = await self._archived()
+        assert isinstance(store, RestoreAware), f"the {store.name} hot tier has no mark_restored (RestoreAware)"
+        owner = "restored {x}:é"
+        await store.restore_owner(OwnerState(owner))
+        await store.put_session(make_session(owner), task_context={"t": 1}, archive=EventHead("create"))
+        for _ in range(2):
+            await store.update_session(owner, SessionUpdate(activity=_T0, requests=1), archive=EventHead("update"))
+        await store.append_messages(owner, [make_message(f"m{i}") for i in range(3)], archive=_spec(3))
+        await self._taken(outbox)
+        first = await store.mark_restored()
+        assert await store.mark_restored() > first
+        head = EventHead("update")
+        calls: list[Callable[[], Awaitable[Any]]] = [
+            lambda: store.get_session(owner),
+            lambda: store.read_history(owner, 10),
+            lambda: store.history_bounds(owner),
+            lambda: store.get_task_context(owner),
+            lambda: store.append_messages(owner, [make_message("late")], archive=_spec(1)),
+            lambda: store.update_session(owner, SessionUpdate(activity=_T0, requests=1), archive=head),
+            lambda: store.put_session(make_session(owner), archive=head),
+            lambda: store.delete_session(owner, archive=EventHead("delete")),
+        ]
+        for call in calls:
+            with pytest.raises(OwnerUnknown) as caught:
+                await call()
+            assert caught.value.stale is True
+        assert await self._taken(outbox) == []
+
+        state = OwnerState(
+            owner,
+            version=7,
+            last_seq=5,
+            session=replace(make_session(owner, request_count=6), version=6),
+            task_context=Versioned(7, {"t": 2}),
+            history=tuple(make_message(f"a{seq}", seq=seq) for seq in (4, 5)),
+        )
+        await store.restore_owner(state)
+        session = await store.get_session(owner)
+        assert session is not None and (session.request_count, session.version) == (6, 6)
+        assert await store.get_task_context(owner) == {"t": 2}
+        assert [(m.seq, m.content) for m in await store.read_history(owner, 10)] == [(4, "a4"), (5, "a5")]
+        await store.restore_owner(replace(state, version=9, last_seq=9, history=()))  # up to date now: no change
+        [message] = await store.append_messages(owner, [make_message("next")], archive=_spec(1))
+        assert message.seq == 6
+        updated = await store.update_session(owner, SessionUpdate(activity=_T0, requests=1), archive=head)
+        assert updated is not None and (updated.request_count, updated.version) == (7, 8)
+        await store.restore_owner(OwnerState("new"))
+        await store.put_session(make_session("new"), archive=EventHead("create"))
+        assert await store.get_session("new") is not None

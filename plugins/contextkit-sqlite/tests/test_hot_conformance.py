@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from contextkit.stores import HotStore, StoreSettings
-from contextkit.testing.hot import HotStoreSuite
+from contextkit.testing.hot import RestoreAwareHotSuite
 from contextkit_sqlite import SqliteHotStore
 
 
-class TestSqliteHotStore(HotStoreSuite):
+class TestSqliteHotStore(RestoreAwareHotSuite):
     """Every HotStore contract, on a fresh file (the suite also gives each store a fresh namespace)."""
 
     @pytest.fixture(autouse=True)
