@@ -251,7 +251,7 @@ def test_a_malformed_declared_limit_is_a_type_error() -> None:
 def test_postgres_and_clickhouse_classify_refusals_and_outages() -> None:
     """The drivers' exception classes: data and limit errors are refusals, connection errors outages."""
     asyncpg = pytest.importorskip("asyncpg")
-    from contextkit_postgres.store import PostgresColdStore
+    from contextkit_postgres.cold import PostgresColdStore
 
     store = PostgresColdStore(StoreSettings(namespace="classify"), {"url": "postgresql://u@127.0.0.1:1/db"})
     refused = store._translate(asyncpg.ProgramLimitExceededError("index row size 6032 exceeds btree"), "write_events")
@@ -267,7 +267,7 @@ def test_postgres_and_clickhouse_classify_refusals_and_outages() -> None:
     pytest.importorskip("clickhouse_connect")
     from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
-    from contextkit_clickhouse.store import _refuses_data
+    from contextkit_clickhouse.cold import _refuses_data
 
     assert _refuses_data(DatabaseError("Code: 131. DB::Exception: String too large. (TOO_LARGE_STRING_SIZE)"))
     assert _refuses_data(DatabaseError("boom", code=53))

@@ -332,7 +332,7 @@ async def test_migrate_refuses_langgraph_threads_for_a_target_without_checkpoint
     anything is written."""
     from contextkit.errors import CapabilityNotSupported
     from contextkit.stores import Capability, StoreSettings
-    from contextkit_memory.store import MemoryHotStore
+    from contextkit_memory.hot import MemoryHotStore
 
     class NoCheckpoints(MemoryHotStore):
         pass

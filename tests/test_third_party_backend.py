@@ -18,7 +18,7 @@ from contextkit.records import Message, Session
 from contextkit.stores import ArchiveSpec, HotStore, StoreSettings
 from contextkit.testing.engine import EngineSuite
 from contextkit.testing.hot import HotStoreSuite
-from contextkit_memory.store import MemoryHotStore
+from contextkit_memory.hot import MemoryHotStore
 
 
 class JsonRoundTripStore(MemoryHotStore):

@@ -37,7 +37,7 @@ from contextkit.testing.hot import scan_all
 from contextkit.testing.postgres_server import PostgresServer
 from contextkit.testing.redis_servers import RedisServer, redis_binaries
 from contextkit.testing.services import missing_service
-from contextkit_postgres.store import PostgresColdStore
+from contextkit_postgres.cold import PostgresColdStore
 from contextkit_sqlite import SqliteHotStore
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -35,7 +35,7 @@ from contextkit.errors import BackendUnavailable, ConfigError, InvalidInput
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
 from contextkit.stores import Capability, CheckpointBundle, OwnerState, StoreSettings
 from contextkit.tiered.cold_rules import DeleteMark, RowOrder, build_owner_state, delete_mark, hides, hides_message
-from contextkit_memory.store import _copy_document, _copy_json
+from contextkit_memory.hot import _copy_document, _copy_json
 
 __all__ = ["MemoryColdStore", "create_memory_cold_store"]
 

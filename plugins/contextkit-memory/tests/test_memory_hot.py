@@ -12,7 +12,7 @@ from contextkit.plugins import get_plugin_manager
 from contextkit.stores import Capability, SessionUpdate, StoreSettings
 from contextkit.testing.hot import make_message, make_session
 from contextkit_memory.checkpoints import MemoryCheckpoints
-from contextkit_memory.store import MemoryHotStore, create_memory_hot_store
+from contextkit_memory.hot import MemoryHotStore, create_memory_hot_store
 
 
 class FakeClock:

@@ -1,54 +1,25 @@
 """contextkit-postgres: the PostgreSQL cold tier (an archive on asyncpg), registered as ``postgres``.
 
-Select it with ``cold = "postgres"`` (aliases ``pg``, ``postgresql``), or the seed's
-``CONTEXT_PERMANENT_BACKEND=postgres`` with ``CONTEXT_PG_URL`` / ``POSTGRES_URL`` / ``CONTEXT_PG_DATABASE``.
-The store itself lives in :mod:`contextkit_postgres.store`; it is imported when first built, so loading the
-plugin does not import asyncpg.
+The store lives in :mod:`contextkit_postgres.cold`, the hook implementations in :mod:`contextkit_postgres.plugin`;
+the store is imported when first used, so importing this package does not import asyncpg.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from contextkit.hookspecs import hookimpl
-from contextkit.stores import StoreSettings
+from contextkit_postgres.plugin import create_cold_store
 
 if TYPE_CHECKING:
-    from contextkit.plugins import BackendRegistry
-    from contextkit_postgres.store import PostgresColdStore
+    from contextkit_postgres.cold import PostgresColdStore
 
 __all__ = ["PostgresColdStore", "create_cold_store"]
 __version__ = "0.1.0"
 
 
-def create_cold_store(settings: StoreSettings, options: Mapping[str, Any]) -> PostgresColdStore:
-    """Build a :class:`~contextkit_postgres.store.PostgresColdStore` (no I/O; ``await store.open()`` connects).
-
-    :param settings: the tier settings (the namespace gives the schema name unless ``options["schema"]`` is set).
-    :param options: ``url``, ``database``, ``schema``, ``min_size`` / ``max_size``, ``pool``, ``ssl``, ``host``,
-        ``port``, ``user``, ``password``, ``statement_cache_size``, ``server_settings``.
-    :raises ConfigError: an unknown option or a bad value.
-    """
-    from contextkit_postgres.store import PostgresColdStore
-
-    return PostgresColdStore(settings, options)
-
-
-@hookimpl
-def contextkit_register_backends(registry: BackendRegistry) -> None:
-    """Register the ``postgres`` cold tier (aliases ``pg`` and ``postgresql``)."""
-    registry.add_cold(
-        "postgres",
-        create_cold_store,
-        description="PostgreSQL archive of the six context tables (asyncpg)",
-        aliases=("pg", "postgresql"),
-    )
-
-
 def __getattr__(name: str) -> Any:
     if name == "PostgresColdStore":
-        from contextkit_postgres.store import PostgresColdStore
+        from contextkit_postgres.cold import PostgresColdStore
 
         return PostgresColdStore
     raise AttributeError(f"module 'contextkit_postgres' has no attribute {name!r}")

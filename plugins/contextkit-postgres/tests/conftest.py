@@ -18,7 +18,7 @@ import pytest
 
 from contextkit.stores import StoreSettings
 from contextkit.testing.services import env_url, missing_service
-from contextkit_postgres.store import PostgresColdStore
+from contextkit_postgres.cold import PostgresColdStore
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 #: Every schema this test run creates starts with this prefix (a leftover is easy to spot and drop).

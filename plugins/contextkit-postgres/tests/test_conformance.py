@@ -11,7 +11,7 @@ import pytest
 
 from contextkit.stores import ColdStore, StoreSettings
 from contextkit.testing.cold import ColdStoreSuite
-from contextkit_postgres.store import PostgresColdStore
+from contextkit_postgres.cold import PostgresColdStore
 
 pytestmark = pytest.mark.postgres
 

@@ -11,7 +11,7 @@ from contextkit.errors import SerializationError
 from contextkit.records import ArchiveEvent, Message, Session, utcnow
 from contextkit.stores import StoreSettings
 from contextkit.testing.cold import message_event, session_event
-from contextkit_postgres.store import PostgresColdStore, _CopyRows
+from contextkit_postgres.cold import PostgresColdStore, _CopyRows
 
 pytestmark = pytest.mark.postgres
 

@@ -17,7 +17,7 @@ import pytest
 from contextkit import ContextKit
 from contextkit.stores import StoreSettings
 from contextkit.testing.checkpoints import ARCHIVE_DOC, archive_graph, run_archive_graph, state_summary
-from contextkit_postgres.store import PostgresColdStore
+from contextkit_postgres.cold import PostgresColdStore
 from contextkit_sqlite import SqliteHotStore
 
 pytestmark = pytest.mark.postgres

@@ -20,8 +20,8 @@ from contextkit.testing.cold import session_event
 from contextkit.testing.postgres_server import find_postgres_bindir
 from contextkit.testing.services import missing_service
 from contextkit.tiered import events
+from contextkit_postgres.cold import PostgresColdStore
 from contextkit_postgres.schema import MIGRATIONS_TABLE, OWNER_TABLE, load_migrations
-from contextkit_postgres.store import PostgresColdStore
 
 pytestmark = pytest.mark.postgres
 

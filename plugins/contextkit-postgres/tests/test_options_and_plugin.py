@@ -8,7 +8,6 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
-import contextkit_postgres
 from contextkit.errors import BackendUnavailable, ConfigError, SerializationError
 from contextkit.plugins import PluginManager
 from contextkit.records import ArchiveEvent, Message, Session, utcnow
@@ -16,15 +15,16 @@ from contextkit.stores import ColdStore, StoreSettings
 from contextkit.testing.cold import message_event, session_event, task_context_event
 from contextkit.testing.services import free_port
 from contextkit_postgres import create_cold_store
+from contextkit_postgres import plugin as postgres_plugin
+from contextkit_postgres.cold import PostgresColdStore
 from contextkit_postgres.options import legacy_schema_from_namespace, parse_options, schema_from_namespace
-from contextkit_postgres.store import PostgresColdStore
 
 SECRET = "s3cr3t-Pa55"
 
 
 def test_plugin_registers_postgres_with_the_seed_aliases() -> None:
     manager = PluginManager(load_entrypoints=False)
-    manager.register(contextkit_postgres, name="postgres")
+    manager.register(postgres_plugin, name="postgres")
     for name in ("postgres", "pg", "postgresql", "PostgreSQL"):
         info = manager.backends.get("cold", name)
         assert info.name == "postgres"

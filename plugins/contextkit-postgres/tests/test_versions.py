@@ -17,7 +17,7 @@ from contextkit.records import ArchiveEvent, Message, Session
 from contextkit.stores import EventHead, OwnerState, StoreSettings
 from contextkit.testing.cold import message_event
 from contextkit.tiered import events
-from contextkit_postgres.store import PostgresColdStore
+from contextkit_postgres.cold import PostgresColdStore
 
 pytestmark = pytest.mark.postgres
 

@@ -49,7 +49,7 @@ from contextkit.records import ArchiveEvent
 from contextkit_redis.entries import as_hash, decode_entry
 
 if TYPE_CHECKING:
-    from contextkit_redis.store import RedisHotStore
+    from contextkit_redis.hot import RedisHotStore
 
 __all__ = ["SLOTS", "RedisStreamOutbox", "slot_of"]
 

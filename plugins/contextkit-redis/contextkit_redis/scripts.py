@@ -6,7 +6,7 @@ no meta for gets the error reply :data:`UNKNOWN_REPLY`, which the store raises a
 owner's next version from it and XADDs the write's archive event to the outbox stream, all in the script. On
 plain Redis the index keys are passed too (``ARGV[1] == "1"``) and the whole change is one atomic script call; on
 a cluster the index shard lives in another slot, so the store calls :data:`SIDE` separately right after (see
-:mod:`contextkit_redis.store` for the consistency this gives).
+:mod:`contextkit_redis.hot` for the consistency this gives).
 
 Scripts are ``redis-py`` Script objects: they run with EVALSHA and re-load themselves on NOSCRIPT (after a
 server restart or SCRIPT FLUSH), so no SHA is cached across an outage. The helpers are reusable by the LangGraph
