@@ -26,12 +26,11 @@ A mapping (or TOML table) looks like::
 
 Environment: ``CONTEXTKIT_HOT``, ``CONTEXTKIT_COLD``, ``CONTEXTKIT_NAMESPACE``, ``CONTEXTKIT_SESSION_TTL``,
 ``CONTEXTKIT_CHECKPOINT_TTL``, ``CONTEXTKIT_HISTORY_CAP``, ``CONTEXTKIT_TIMEOUT``, ``CONTEXTKIT_FALLBACK``,
-``CONTEXTKIT_HOT_URL``, ``CONTEXTKIT_COLD_URL``, and the seed's variables with their meaning:
-``CONTEXT_PERMANENT_BACKEND`` (postgres|pg|postgresql, clickhouse|ch, none|off|false|disabled|0),
-``CLICKHOUSE_ENABLED`` (legacy, when ``CONTEXT_PERMANENT_BACKEND`` is unset), ``CONTEXT_PG_URL`` > ``POSTGRES_URL``,
-``CONTEXT_PG_DATABASE``, ``CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE``, ``REDIS_URL``,
-``REDIS_HOST/PORT/DB/PASSWORD`` (setting ``REDIS_URL`` or ``REDIS_HOST`` selects the redis hot tier when
-``CONTEXTKIT_HOT`` is unset), and ``REDIS_REQUIRE_NOEVICTION`` (the redis option ``require_noeviction``).
+``CONTEXTKIT_HOT_URL``, ``CONTEXTKIT_COLD_URL``, and the seed's ``CONTEXT_PERMANENT_BACKEND`` (the cold tier's
+name or alias; none|off|false|disabled|0 turns it off). Each backend reads its own variables through the
+:func:`~contextkit.hookspecs.contextkit_env_options` hook (the redis plugin ``REDIS_URL`` and ``REDIS_HOST/PORT/
+DB/PASSWORD``, the postgres plugin ``CONTEXT_PG_URL`` / ``POSTGRES_URL``, ...: each plugin's README lists
+them); this module names no backend, and a backend's aliases are the ones its plugin registers.
 """
 
 from __future__ import annotations
@@ -45,8 +44,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from contextkit.errors import ConfigError
+from contextkit.errors import BackendNotFound, ConfigError
 from contextkit.masking import MASK, is_secret_key, mask_secrets, remember_secrets, secrets_in
+from contextkit.plugins import PluginManager, get_plugin_manager
 from contextkit.stores import StoreSettings
 from contextkit.validation import Limits
 
@@ -62,7 +62,6 @@ _OFF = {"", "none", "off", "false", "disabled", "0", "no"}
 # the keys of namespace "a:b"), no control characters, bounded length.
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _TRUE = {"1", "true", "yes", "on"}
-_COLD_ALIASES = {"pg": "postgres", "postgresql": "postgres", "ch": "clickhouse"}
 _TOP_KEYS = {
     "hot",
     "cold",
@@ -214,7 +213,9 @@ def _mask_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return masked
 
 
-def _backend_name(value: Any, tier: str) -> str | None:
+def _backend_name(value: Any, tier: str, plugins: PluginManager) -> str | None:
+    """The registered name of the backend ``value`` names (an alias the plugin registered becomes its name; an
+    unknown name is kept, and building the kit reports it with the installed ones)."""
     if value is None or value is False:
         return None
     if not isinstance(value, str):
@@ -224,7 +225,10 @@ def _backend_name(value: Any, tier: str) -> str | None:
         if tier == "hot":
             raise ConfigError("the hot tier cannot be turned off; use 'memory' for an in-process tier")
         return None
-    return _COLD_ALIASES.get(name, name) if tier == "cold" else name
+    try:
+        return plugins.backends.get(tier, name).name
+    except BackendNotFound:
+        return name
 
 
 def _layer_from_mapping(data: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -252,17 +256,9 @@ def _layer_from_mapping(data: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 
 
-def _env_value(value: str, key: str) -> str:
-    """An environment variable's value for option ``key``: stripped, except a password, which is taken as written
-    (a space at either end is part of it)."""
-    return value if key == "password" else value.strip()
-
-def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
+def _env_layer(env: Mapping[str, str], plugins: PluginManager) -> dict[str, Any]:
     layer: dict[str, Any] = {}
     options: dict[str, dict[str, Any]] = {}
-
-    def put(backend: str, key: str, value: Any) -> None:
-        options.setdefault(backend, {})[key] = value
 
     simple = {
         "CONTEXTKIT_HOT": "hot",
@@ -281,38 +277,25 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         layer["cold"] = env["CONTEXTKIT_COLD"].strip()
     elif "CONTEXT_PERMANENT_BACKEND" in env:
         layer["cold"] = env["CONTEXT_PERMANENT_BACKEND"].strip() or "none"
-    elif env.get("CLICKHOUSE_ENABLED", "").strip().lower() in _TRUE:
-        layer["cold"] = "clickhouse"
 
-    if "hot" not in layer and (env.get("REDIS_URL", "").strip() or env.get("REDIS_HOST", "").strip()):
-        layer["hot"] = "redis"
-    if env.get("REDIS_URL", "").strip():
-        put("redis", "url", env["REDIS_URL"].strip())
-    for var, key in (
-        ("REDIS_HOST", "host"),
-        ("REDIS_PORT", "port"),
-        ("REDIS_DB", "db"),
-        ("REDIS_PASSWORD", "password"),
-        ("REDIS_REQUIRE_NOEVICTION", "require_noeviction"),
-    ):
-        if env.get(var, "").strip():
-            put("redis", key, _env_value(env[var], key))
-
-    pg_url = env.get("CONTEXT_PG_URL", "").strip() or env.get("POSTGRES_URL", "").strip()
-    if pg_url:
-        put("postgres", "url", pg_url)
-    if env.get("CONTEXT_PG_DATABASE", "").strip():
-        put("postgres", "database", env["CONTEXT_PG_DATABASE"].strip())
-
-    for var, key in (
-        ("CLICKHOUSE_HOST", "host"),
-        ("CLICKHOUSE_PORT", "port"),
-        ("CLICKHOUSE_USER", "username"),
-        ("CLICKHOUSE_PASSWORD", "password"),
-        ("CLICKHOUSE_DATABASE", "database"),
-    ):
-        if env.get(var, "").strip():
-            put("clickhouse", key, _env_value(env[var], key))
+    # Each backend's own variables, read by its plugin; one may also pick its backend for a tier the generic
+    # variables above leave unset (the seed's REDIS_URL picks the redis hot tier).
+    selected: dict[str, list[str]] = {"hot": [], "cold": []}
+    for contribution in plugins.env_options(env):
+        if contribution.options:
+            options.setdefault(contribution.backend, {}).update(contribution.options)
+        for tier in contribution.selects:
+            if tier in selected and contribution.backend not in selected[tier]:
+                selected[tier].append(contribution.backend)
+    for tier, backends in selected.items():
+        if tier in layer or not backends:
+            continue
+        if len(backends) > 1:
+            generic = "CONTEXTKIT_HOT" if tier == "hot" else "CONTEXTKIT_COLD"
+            raise ConfigError(
+                f"the environment selects {' and '.join(backends)} for the {tier} tier; set {generic} to choose one"
+            )
+        layer[tier] = backends[0]
 
     if env.get("CONTEXTKIT_HOT_URL", "").strip():
         layer["hot_inline"] = {"url": env["CONTEXTKIT_HOT_URL"].strip()}
@@ -408,6 +391,7 @@ def load_config(
     *,
     env: Mapping[str, str] | None = None,
     defaults: Mapping[str, Any] | None = None,
+    plugins: PluginManager | None = None,
     **overrides: Any,
 ) -> KitConfig:
     """Resolve a :class:`KitConfig`.
@@ -417,11 +401,14 @@ def load_config(
     :param env: the environment to read (``os.environ`` by default; pass ``{}`` to ignore it).
     :param defaults: settings for keys that no file, environment variable or argument sets (lowest precedence;
         the ``ContextEngine`` facade passes ``{"fallback": True}``, the seed's behaviour).
+    :param plugins: the plugin manager whose backends read their environment variables and resolve aliases
+        (the process-wide one by default).
     :param overrides: explicit settings given as keyword arguments (highest precedence).
     """
     if isinstance(config, KitConfig):
         return replace(config, **overrides) if overrides else config
     environ = os.environ if env is None else env
+    manager = plugins if plugins is not None else get_plugin_manager()
     file_path = Path(config) if isinstance(config, (str, os.PathLike)) else None
     explicit = dict(config) if isinstance(config, Mapping) else {}
     explicit.update(overrides)
@@ -429,7 +416,7 @@ def load_config(
     layers = [
         _layer_from_mapping(defaults or {}, "defaults"),
         _file_layer(file_path, environ),
-        _env_layer(environ),
+        _env_layer(environ, manager),
         _layer_from_mapping(explicit, "arguments"),
     ]
     merged: dict[str, Any] = {}
@@ -448,8 +435,8 @@ def load_config(
     # Remembered before anything is validated, so no error raised from here on (ours or a backend's) can show them.
     for backend_options in (*options.values(), *inline.values()):
         remember_secrets(secrets_in(backend_options))
-    hot = _backend_name(merged.get("hot", "memory"), "hot") or "memory"
-    cold = _backend_name(merged.get("cold"), "cold")
+    hot = _backend_name(merged.get("hot", "memory"), "hot", manager) or "memory"
+    cold = _backend_name(merged.get("cold"), "cold", manager)
     namespace = merged.get("namespace", "contextkit")
     if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
         raise ConfigError(

@@ -8,12 +8,13 @@ implements any of them with ``@contextkit.hookimpl`` and is found through the ``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
-    from contextkit.plugins import BackendRegistry, CompactorRegistry, StorageEvent
+    from contextkit.plugins import BackendRegistry, CompactorRegistry, EnvOptions, StorageEvent
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 
@@ -32,6 +33,23 @@ def contextkit_register_backends(registry: BackendRegistry) -> None:
 
     :param registry: the registry to add factories to; a name registered twice raises ``ConfigError``.
     :return: nothing; results are ignored.
+    """
+
+
+@hookspec
+def contextkit_env_options(env: Mapping[str, str]) -> EnvOptions | None:
+    """Read a backend's own environment variables (``REDIS_URL``, ``CONTEXT_PG_URL``, ...) into its options.
+
+    Called by :func:`contextkit.config.load_config` every time it resolves a configuration, for every plugin that
+    implements it, with the environment it reads. Return the options the variables set (build it with
+    :meth:`contextkit.plugins.EnvOptions.read`, usually from the backend's ``Options.from_env``), or None when the
+    plugin reads none. The values are the variables' text: the store factory validates them like any option. The
+    environment ranks above the configuration file and below explicit arguments, key by key. A plugin may also
+    select its backend for a tier the generic variables (``CONTEXTKIT_HOT`` / ``CONTEXTKIT_COLD`` /
+    ``CONTEXT_PERMANENT_BACKEND``) leave unset, as ``REDIS_URL`` selects the redis hot tier.
+
+    :param env: the environment being read (``os.environ``, or the mapping passed to ``load_config``).
+    :return: the options set by the environment, or None.
     """
 
 

@@ -11,11 +11,12 @@ entry-point group and from :meth:`PluginManager.register`. Three environment swi
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ import pluggy
 
 from contextkit import hookspecs
 from contextkit.errors import BackendNotFound, ConfigError
+from contextkit.masking import is_secret_key
 from contextkit.records import Message
 from contextkit.stores import ColdStore, HotStore, StoreSettings
 
@@ -33,12 +35,14 @@ __all__ = [
     "ColdFactory",
     "Compactor",
     "CompactorRegistry",
+    "EnvOptions",
     "HotFactory",
     "PluginInfo",
     "PluginManager",
     "StorageEvent",
     "get_plugin_manager",
     "reset_plugin_manager",
+    "store_factory",
 ]
 
 logger = logging.getLogger("contextkit.plugins")
@@ -57,6 +61,80 @@ class StorageEvent:
     kind: str
     key: str
     detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EnvOptions:
+    """What a backend reads from the environment: its options and, maybe, a tier it selects.
+
+    Returned by :func:`~contextkit.hookspecs.contextkit_env_options` (a backend builds it in its
+    ``Options.from_env`` with :meth:`read`); :func:`contextkit.config.load_config` merges it between the
+    configuration file and the explicit arguments.
+    """
+
+    #: The backend whose options these are (its registered name, e.g. ``redis``).
+    backend: str
+    #: ``{option: value}`` for every option a variable sets, the values as written in the environment.
+    options: Mapping[str, str] = field(default_factory=dict)
+    #: ``{option: variable}``: where each option came from, so a message about a bad value can name the variable.
+    variables: Mapping[str, str] = field(default_factory=dict)
+    #: The tiers (``hot`` / ``cold``) whose backend the variables select when the generic variables leave it unset
+    #: (the seed's ``REDIS_URL`` selects the redis hot tier, ``CLICKHOUSE_ENABLED=true`` the clickhouse cold tier).
+    selects: tuple[str, ...] = ()
+
+    @classmethod
+    def read(
+        cls,
+        backend: str,
+        env: Mapping[str, str],
+        variables: Mapping[str, str | Sequence[str]],
+        *,
+        selects: Sequence[str] = (),
+    ) -> EnvOptions:
+        """Read ``{option: variable}`` (or ``{option: (variable, fallback variable, ...)}``, the first one set
+        wins) from ``env``. A variable that is empty or blank is unset; values are stripped of surrounding
+        spaces, except a secret's (a password is taken as written: a space at either end is part of it).
+
+        :param backend: the backend's registered name.
+        :param env: the environment to read.
+        :param variables: the option each variable sets.
+        :param selects: the tiers these options select the backend for (kept only when a variable is set).
+        """
+        options: dict[str, str] = {}
+        sources: dict[str, str] = {}
+        for option, names in variables.items():
+            for name in (names,) if isinstance(names, str) else names:
+                raw = env.get(name, "")
+                if raw.strip():
+                    options[option] = raw if is_secret_key(option) else raw.strip()
+                    sources[option] = name
+                    break
+        return cls(backend, options, sources, tuple(selects) if options else ())
+
+
+def store_factory(target: str) -> Callable[[StoreSettings, Mapping[str, Any]], Any]:
+    """The factory to register for the store class ``target`` (``"package.module:ClassName"``).
+
+    It imports the module on its first call and returns ``ClassName.from_options(settings, options)``, so that
+    loading a plugin (and running its hooks) imports none of its driver: ``import contextkit_redis`` does not
+    import redis-py, and a kit configured without Redis never does. A driver that fails to import raises
+    :class:`~contextkit.errors.ConfigError` naming it.
+    """
+    module_name, sep, class_name = target.partition(":")
+    if not sep or not module_name or not class_name.isidentifier():
+        raise ConfigError(f"store_factory takes 'package.module:ClassName', got {target!r}")
+
+    def factory(settings: StoreSettings, options: Mapping[str, Any]) -> Any:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(f"{module_name} cannot be imported ({exc}); reinstall the plugin that provides it") from exc
+        return getattr(module, class_name).from_options(settings, options)
+
+    factory.__name__ = "from_options"
+    factory.__qualname__ = f"{class_name}.from_options"
+    factory.__doc__ = f"Build ``{target}`` with its ``from_options`` (imported on first use)."
+    return factory
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +366,12 @@ class PluginManager:
                 self._pm.hook.contextkit_register_compactors(registry=registry)
                 self._compactors = registry
             return self._compactors
+
+    def env_options(self, env: Mapping[str, str]) -> list[EnvOptions]:
+        """What every plugin reads from ``env`` (:func:`~contextkit.hookspecs.contextkit_env_options`), in
+        registration order; a plugin's error propagates (a bad variable is the user's to fix)."""
+        results: list[EnvOptions | None] = self._pm.hook.contextkit_env_options(env=env)
+        return [result for result in reversed(results) if result is not None]
 
     def emit(self, event: StorageEvent) -> None:
         """Call every :func:`~contextkit.hookspecs.contextkit_on_event` observer; an observer's error is logged."""

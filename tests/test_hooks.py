@@ -14,8 +14,9 @@ from typing import Any, cast
 import pytest
 
 from contextkit import hookimpl
+from contextkit.config import load_config
 from contextkit.errors import BackendNotFound, ConfigError
-from contextkit.plugins import BackendRegistry, CompactorRegistry, PluginManager, StorageEvent
+from contextkit.plugins import BackendRegistry, CompactorRegistry, EnvOptions, PluginManager, StorageEvent
 from contextkit.records import Message, utcnow
 from contextkit.stores import HotStore, StoreSettings
 
@@ -155,6 +156,58 @@ def test_backend_names_must_be_lowercase_without_spaces(bad_name: str) -> None:
     registry = BackendRegistry()
     with pytest.raises(ConfigError):
         registry.add_hot(bad_name, build_acme)
+
+
+
+# -- contextkit_env_options -------------------------------------------------------------------------------------------
+
+
+class AcmeEnvPlugin(AcmePlugin):
+    """Reads ``ACME_URL`` / ``ACME_PASSWORD`` into the acme options; ``ACME_URL`` selects the acme hot tier."""
+
+    @hookimpl
+    def contextkit_env_options(self, env: Mapping[str, str]) -> EnvOptions:
+        found = EnvOptions.read("acme", env, {"url": "ACME_URL", "password": ("ACME_PASSWORD", "ACME_PASS")})
+        return EnvOptions(found.backend, found.options, found.variables, selects=("hot",) if "url" in found.options else ())
+
+
+def test_hook_contextkit_env_options(tmp_path: Any) -> None:
+    """A plugin's variables become its options, between the file and the explicit arguments, and may select its
+    backend for a tier the generic variables leave unset; a password keeps its spaces, other values are stripped."""
+    manager = PluginManager(load_entrypoints=False)
+    manager.register(AcmeEnvPlugin(), name="acme")
+    config = load_config(env={"ACME_URL": " acme://h:1 ", "ACME_PASS": " p w "}, plugins=manager)
+    assert (config.hot, dict(config.hot_options)) == ("acme", {"url": "acme://h:1", "password": " p w "})
+    assert manager.env_options({"ACME_PASSWORD": "a", "ACME_PASS": "b"})[0].variables == {"password": "ACME_PASSWORD"}
+
+    toml = tmp_path / "contextkit.toml"
+    toml.write_text('hot = "memory"\n[acme]\nurl = "acme://file"\ntimeout_ms = 5\n')
+    config = load_config(toml, env={"ACME_URL": "acme://env"}, plugins=manager)
+    assert config.hot == "acme"  # a selection is part of the environment, above the file (the seed's REDIS_URL)
+    assert dict(config.hot_options) == {"url": "acme://env", "timeout_ms": 5}  # env beats file, key by key
+    assert load_config(toml, env={"ACME_URL": "acme://env"}, plugins=manager, hot="memory").hot == "memory"
+    config = load_config({"hot": "acme", "acme": {"url": "acme://arg"}}, env={"ACME_URL": "acme://env"}, plugins=manager)
+    assert config.hot_options["url"] == "acme://arg"  # arguments beat env
+    assert load_config(env={"CONTEXTKIT_HOT": "memory", "ACME_URL": "acme://env"}, plugins=manager).hot == "memory"
+    # no variable set: nothing contributed, nothing selected
+    assert load_config(env={}, plugins=manager).hot == "memory"
+
+
+def test_two_plugins_selecting_one_tier_from_the_environment_is_a_config_error() -> None:
+    """When the variables of two backends both select the hot tier, the error names both and the generic variable
+    that settles it, instead of picking one by plugin order."""
+
+    class OtherEnvPlugin:
+        @hookimpl
+        def contextkit_env_options(self, env: Mapping[str, str]) -> EnvOptions:
+            return EnvOptions("other", {"url": env["OTHER_URL"]}, {"url": "OTHER_URL"}, selects=("hot",))
+
+    manager = PluginManager(load_entrypoints=False)
+    manager.register(AcmeEnvPlugin(), name="acme")
+    manager.register(OtherEnvPlugin(), name="other")
+    with pytest.raises(ConfigError, match="CONTEXTKIT_HOT"):
+        load_config(env={"ACME_URL": "acme://h", "OTHER_URL": "x"}, plugins=manager)
+    assert load_config(env={"ACME_URL": "acme://h", "OTHER_URL": "x", "CONTEXTKIT_HOT": "acme"}, plugins=manager).hot == "acme"
 
 
 # -- contextkit_register_compactors ----------------------------------------------------------------------------------

@@ -338,6 +338,14 @@ class ContextEngine(ContextKit):
         return rows
 
     # -- metrics -------------------------------------------------------------------------------------------------
+    async def health_check(self) -> dict[str, Any]:
+        """The kit's health plus the original's ``redis_connected``: the Redis hot tier in use and answering (the
+        native kit reports each tier under ``hot`` / ``cold`` instead, naming no backend)."""
+        health = await super().health_check()
+        hot = health.get("hot") or {}
+        health["redis_connected"] = health.get("storage_backend") == "redis" and hot.get("status") in ("healthy", "degraded")
+        return health
+
     async def get_metrics(self) -> dict[str, Any]:
         """The kit's metrics plus the original's ``redis_connected``."""
         metrics = await super().get_metrics()

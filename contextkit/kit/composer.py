@@ -113,8 +113,8 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         No I/O happens here; ``await kit.open()`` or ``async with kit`` connects. An unknown backend name raises
         :class:`~contextkit.errors.BackendNotFound` listing the installed ones.
         """
-        resolved = load_config(config, env=env, **overrides)
         manager = plugins or get_plugin_manager()
+        resolved = load_config(config, env=env, plugins=manager, **overrides)
         settings = resolved.store_settings()
         hot_info = manager.backends.get("hot", resolved.hot)
         hot = hot_info.factory(settings, resolved.hot_options)
@@ -158,7 +158,7 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         manager = plugins or get_plugin_manager()
         hot_info, hot_options = _backend_for_url(manager, "hot", url)
         cold_info, cold_options = (None, {}) if cold is None else _backend_for_url(manager, "cold", cold)
-        resolved = load_config(settings, env=env)
+        resolved = load_config(settings, env=env, plugins=manager)
         resolved = replace(
             resolved,
             hot=hot_info.name,
@@ -460,7 +460,6 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         return {
             "status": status,
             "storage_backend": self._hot.name,
-            "redis_connected": self._hot.name == "redis" and hot.get("status") in ("healthy", "degraded"),
             "active_sessions": stats.active_sessions,
             "total_messages": stats.messages,
             "issues": issues,

@@ -57,7 +57,7 @@ async def test_the_right_password_as_an_option_gives_a_working_kit(
         await _round_trip(kit)
         health = await kit.health_check()
         assert health["status"] == "healthy", health
-        assert health["redis_connected"] is True
+        assert health["hot"]["status"] in ("healthy", "degraded"), health["hot"]
         assert_hidden(password_redis.password, kit, kit.hot, kit.describe(), health, kit.hot.describe())
         await kit.hot.drop_namespace()  # type: ignore[attr-defined]
 

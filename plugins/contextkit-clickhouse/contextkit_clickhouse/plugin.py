@@ -1,42 +1,40 @@
-"""contextkit-clickhouse: the ClickHouse cold (archive) tier of contextkit.
+"""The hook implementations of contextkit-clickhouse, and nothing else.
 
-This package registers the ``clickhouse`` cold backend (alias ``ch``) through the ``contextkit`` entry point. The
-store itself is :class:`~contextkit_clickhouse.cold.ClickHouseColdStore`; the schema and migrations are in
-:mod:`contextkit_clickhouse.schema` and ``migrations/*.sql``.
+contextkit imports this module through the entry point ``clickhouse`` in group ``contextkit`` and calls the hooks:
+they register the cold tier ``clickhouse`` and read the backend's environment variables. Neither imports
+clickhouse-connect: each store's module is imported by its factory (:func:`contextkit.plugins.store_factory`) when
+a kit is built with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from contextkit.hookspecs import hookimpl
-from contextkit.stores import StoreSettings
-from contextkit_clickhouse.cold import ClickHouseColdStore, ClickHouseOptions, parse_options
+from contextkit import hookimpl
+from contextkit.plugins import EnvOptions, store_factory
+from contextkit_clickhouse.options import ClickHouseOptions
 
 if TYPE_CHECKING:
     from contextkit.plugins import BackendRegistry
 
-__all__ = ["ClickHouseColdStore", "ClickHouseOptions", "create_cold_store", "parse_options"]
-
-
-def create_cold_store(settings: StoreSettings, options: Mapping[str, Any]) -> ClickHouseColdStore:
-    """Build a ClickHouse cold store from the composer's settings and options (validates, does no I/O).
-
-    Options: ``url`` (``http://user:pass@host:port/database``) or ``host`` / ``port`` / ``username`` /
-    ``password`` / ``database`` / ``secure``; ``cluster``, ``ttl_days``, ``table_prefix``, ``compress``,
-    ``ddl_timeout``; ``client`` (an open clickhouse-connect async client, used as is and never closed).
-    """
-    return ClickHouseColdStore(settings, options)
+__all__ = ["contextkit_env_options", "contextkit_register_backends"]
 
 
 @hookimpl
 def contextkit_register_backends(registry: BackendRegistry) -> None:
-    """Register the ``clickhouse`` cold tier (alias ``ch``)."""
+    """Register the cold tier ``clickhouse``."""
     registry.add_cold(
         "clickhouse",
-        create_cold_store,
+        store_factory("contextkit_clickhouse.cold:ClickHouseColdStore"),
         description="ClickHouse archive (ReplacingMergeTree, batched inserts, clickhouse-connect async)",
         aliases=("ch",),
         schemes=("clickhouses",),
     )
+
+
+@hookimpl
+def contextkit_env_options(env: Mapping[str, str]) -> EnvOptions:
+    """The options the environment sets: ``CLICKHOUSE_HOST`` / ``PORT`` / ``USER`` / ``PASSWORD`` /
+    ``DATABASE``; ``CLICKHOUSE_ENABLED=true`` selects the tier when ``CONTEXT_PERMANENT_BACKEND`` is unset."""
+    return ClickHouseOptions.from_env(env)

@@ -13,7 +13,7 @@ import pytest
 from contextkit.records import ARCHIVE_TABLES
 from contextkit.stores import StoreSettings
 from contextkit.testing.clickhouse_server import ClickHouseService
-from contextkit_clickhouse import ClickHouseColdStore, create_cold_store
+from contextkit_clickhouse import ClickHouseColdStore
 from contextkit_clickhouse.schema import KEY_COLUMNS, TABLE_COLUMNS, SchemaTarget, load_migrations, table_prefix_for
 
 ORDER_BY = {
@@ -28,7 +28,7 @@ REPLICATED = "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database
 
 
 def cluster_store(**options: object) -> ClickHouseColdStore:
-    return create_cold_store(StoreSettings(namespace="app"), {"database": "ctx", "cluster": "prod", **options})
+    return ClickHouseColdStore.from_options(StoreSettings(namespace="app"), {"database": "ctx", "cluster": "prod", **options})
 
 
 def creates(statements: list[str]) -> dict[str, str]:
@@ -51,7 +51,7 @@ def test_migration_001_is_the_shipped_sql_file() -> None:
 def test_single_server_ddl_uses_replacing_merge_tree_keyed_on_the_read_path_and_event_id() -> None:
     """Without a cluster: ReplacingMergeTree, PARTITION BY month, ORDER BY (key, seq|created_at, event_id), no
     ON CLUSTER, no Replicated engine, no Distributed table, no TTL unless asked."""
-    store = create_cold_store(StoreSettings(namespace="app"), {"database": "ctx"})
+    store = ClickHouseColdStore.from_options(StoreSettings(namespace="app"), {"database": "ctx"})
     statements = store.ddl()
     tables = creates(statements)
     assert set(tables) == {f"app_{t}" for t in ARCHIVE_TABLES} | {"app_schema_migrations", "app_namespace_owner"}
@@ -166,7 +166,7 @@ def test_cluster_store_declares_the_cluster_capability() -> None:
     store = cluster_store()
     assert "cluster" in store.capabilities
     assert store.describe()["cluster"] == "prod"
-    assert "cluster" not in create_cold_store(StoreSettings(), {}).capabilities
+    assert "cluster" not in ClickHouseColdStore.from_options(StoreSettings(), {}).capabilities
 
 
 def test_table_prefix_keeps_namespaces_apart_and_can_be_overridden() -> None:
@@ -176,7 +176,7 @@ def test_table_prefix_keeps_namespaces_apart_and_can_be_overridden() -> None:
     assert table_prefix_for("a-b") != table_prefix_for("a_b")
     assert table_prefix_for("A") != table_prefix_for("a_6dcd4ce2")
     assert re.fullmatch(r"[A-Za-z0-9_.~%-]+", table_prefix_for("Ünï {code}: *"))
-    bare = create_cold_store(StoreSettings(), {"table_prefix": ""})
+    bare = ClickHouseColdStore.from_options(StoreSettings(), {"table_prefix": ""})
     assert "CREATE TABLE IF NOT EXISTS `default`.`context_sessions`" in "\n".join(bare.ddl())
 
 

@@ -14,7 +14,7 @@ from contextkit.records import ArchiveEvent, ConversationParticipant, Conversati
 from contextkit.stores import ColdStore, StoreSettings
 from contextkit.testing.clickhouse_server import ClickHouseService
 from contextkit.testing.services import free_port
-from contextkit_clickhouse import ClickHouseColdStore, create_cold_store
+from contextkit_clickhouse import ClickHouseColdStore
 
 pytestmark = pytest.mark.clickhouse
 
@@ -273,7 +273,7 @@ async def test_unreachable_server_raises_backend_unavailable_and_health_says_unh
     """Nothing listening: ``open`` raises BackendUnavailable within the timeout; the message names the target
     without the password; ``health()`` reports unhealthy and does not raise."""
     port = free_port()
-    cold = create_cold_store(
+    cold = ClickHouseColdStore.from_options(
         StoreSettings(namespace="down", timeout=2), {"url": f"http://alice:hunter2-secret@127.0.0.1:{port}/db"}
     )
     with pytest.raises(BackendUnavailable) as caught:
@@ -298,7 +298,7 @@ async def test_health_reports_version_and_latency(store: ClickHouseColdStore) ->
 
 def test_describe_and_repr_never_show_the_password() -> None:
     """``describe()`` and ``repr`` show user, host, port and database, never the password."""
-    cold = create_cold_store(
+    cold = ClickHouseColdStore.from_options(
         StoreSettings(namespace="x"), {"url": "https://bob:p%40ss-w0rd@ch.example:8443/analytics", "cluster": "prod"}
     )
     described = cold.describe()
@@ -311,7 +311,7 @@ def test_describe_and_repr_never_show_the_password() -> None:
 
 def test_options_from_the_seed_environment_mapping() -> None:
     """The composer passes CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE as strings; they parse like typed values."""
-    cold = create_cold_store(
+    cold = ClickHouseColdStore.from_options(
         StoreSettings(),
         {"host": "ch", "port": "9123", "username": "u", "password": "p", "database": "ctx", "secure": "false", "ttl_days": "7"},
     )
@@ -337,4 +337,4 @@ def test_options_from_the_seed_environment_mapping() -> None:
 def test_invalid_options_raise_config_error(options: dict[str, object]) -> None:
     """A bad option is a ConfigError when the factory runs, before any I/O."""
     with pytest.raises(ConfigError):
-        create_cold_store(StoreSettings(), options)
+        ClickHouseColdStore.from_options(StoreSettings(), options)

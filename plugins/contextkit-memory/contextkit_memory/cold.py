@@ -31,17 +31,15 @@ from contextkit.checkpoint_archive import (
     newest_distinct,
     payload_kind,
 )
-from contextkit.errors import BackendUnavailable, ConfigError, InvalidInput
+from contextkit.errors import BackendUnavailable, InvalidInput
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session
 from contextkit.stores import Capability, CheckpointBundle, OwnerState, StoreSettings
 from contextkit.tiered.cold_rules import DeleteMark, RowOrder, build_owner_state, delete_mark, hides, hides_message
 from contextkit_memory.hot import _copy_document, _copy_json
+from contextkit_memory.options import MemoryOptions
 
-__all__ = ["MemoryColdStore", "create_memory_cold_store"]
+__all__ = ["MemoryColdStore"]
 
-_OPTIONS = frozenset({"fail"})
-# A config's [memory] table feeds both memory tiers: the hot tier's options are accepted here and ignored.
-_HOT_OPTIONS = frozenset({"clock", "max_sessions", "sweep_batch"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +72,12 @@ class MemoryColdStore:
     name = "memory"
     # A batch is stored without awaiting anything: concurrent batches cannot interleave.
     capabilities: frozenset[str] = frozenset({Capability.CONCURRENT_WRITES.value})
+
+    @classmethod
+    def from_options(cls, settings: StoreSettings, options: Mapping[str, Any]) -> MemoryColdStore:
+        """The factory registered as the cold tier ``memory``: option ``fail`` (bool, default False) starts the
+        store in a simulated outage (:class:`MemoryOptions`); no I/O."""
+        return cls(settings, available=not MemoryOptions.parse(options, "cold").fail)
 
     def __init__(self, settings: StoreSettings, *, available: bool = True) -> None:
         self.settings = settings
@@ -317,17 +321,3 @@ class MemoryColdStore:
         if key is None:
             return len(self._rows[table])
         return len(self._by_key.get((table, key), ()))
-
-
-def create_memory_cold_store(settings: StoreSettings, options: Mapping[str, Any]) -> MemoryColdStore:
-    """Factory registered as the cold tier ``memory``; no I/O.
-
-    Option ``fail`` (bool, default False) starts the store in a simulated outage.
-    """
-    unknown = set(options) - _OPTIONS - _HOT_OPTIONS
-    if unknown:
-        raise ConfigError(f"unknown memory cold tier options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
-    fail = options.get("fail", False)
-    if not isinstance(fail, bool):
-        raise ConfigError(f"memory cold tier option 'fail' must be a bool, got {fail!r}")
-    return MemoryColdStore(settings, available=not fail)

@@ -39,7 +39,7 @@ from itertools import islice
 from typing import Any
 
 from contextkit.archiver import FileOutbox, MemoryOutbox
-from contextkit.errors import ConfigError, ContextKitError, InvalidInput, LimitExceeded, OwnerUnknown
+from contextkit.errors import ContextKitError, InvalidInput, LimitExceeded, OwnerUnknown
 from contextkit.records import ArchiveEvent, Message, Session, new_event_id
 from contextkit.stores import (
     ArchiveSpec,
@@ -60,14 +60,12 @@ from contextkit.tiered.events import (
     writes_document_event,
 )
 from contextkit_memory.checkpoints import MemoryCheckpoints
+from contextkit_memory.options import MemoryOptions
 
-__all__ = ["MemoryHotStore", "create_memory_hot_store"]
+__all__ = ["MemoryHotStore"]
 
 Clock = Callable[[], float]
 
-_OPTIONS = frozenset({"clock", "max_sessions", "sweep_batch"})
-# A config's [memory] table feeds both memory tiers, so each factory accepts the other's options and ignores them.
-_COLD_OPTIONS = frozenset({"fail"})
 _SESSION_FIELDS = frozenset({"status", "user_id", "metadata"})
 
 # Rough per-object costs (CPython 3.11, 64-bit) used by the memory_bytes estimate: a Message dataclass with its
@@ -172,7 +170,7 @@ class _Thread:
 
 
 class MemoryHotStore(MemoryCheckpoints):
-    """The hot tier in process memory. Built by :func:`create_memory_hot_store`; see the module docstring.
+    """The hot tier in process memory. Built by :meth:`from_options`; see the module docstring.
 
     :param settings: namespace, TTLs and history cap.
     :param clock: callable returning epoch seconds, used for TTLs (tests pass a fake clock to move time).
@@ -182,6 +180,13 @@ class MemoryHotStore(MemoryCheckpoints):
     """
 
     name = "memory"
+
+    @classmethod
+    def from_options(cls, settings: StoreSettings, options: Mapping[str, Any]) -> MemoryHotStore:
+        """The factory registered as the hot tier ``memory``: validates ``options`` (:class:`MemoryOptions`:
+        ``clock``, ``max_sessions``, ``sweep_batch``); no I/O."""
+        parsed = MemoryOptions.parse(options, "hot")
+        return cls(settings, clock=parsed.clock, max_sessions=parsed.max_sessions, sweep_batch=parsed.sweep_batch)
 
     def __init__(
         self,
@@ -992,33 +997,3 @@ class MemoryHotStore(MemoryCheckpoints):
             if thread.writes[cid]
         ]
         return documents, writes
-
-
-def _positive_int(options: Mapping[str, Any], name: str, default: int | None) -> int | None:
-    value = options.get(name, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"memory tier option {name!r} must be a positive integer, got {value!r}")
-    return value
-
-
-def create_memory_hot_store(settings: StoreSettings, options: Mapping[str, Any]) -> MemoryHotStore:
-    """Factory registered as the hot tier ``memory``; no I/O.
-
-    Options: ``clock`` (callable returning epoch seconds; default :func:`time.time`), ``max_sessions`` (positive
-    int, default unbounded) and ``sweep_batch`` (positive int, default 16).
-    """
-    unknown = set(options) - _OPTIONS - _COLD_OPTIONS
-    if unknown:
-        raise ConfigError(f"unknown memory tier options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
-    clock = options.get("clock", time.time)
-    if not callable(clock):
-        raise ConfigError("memory tier option 'clock' must be a callable returning epoch seconds")
-    return MemoryHotStore(
-        settings,
-        clock=clock,
-        max_sessions=_positive_int(options, "max_sessions", None),
-        sweep_batch=_positive_int(options, "sweep_batch", 16) or 16,
-    )
-

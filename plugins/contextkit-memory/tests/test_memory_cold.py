@@ -12,7 +12,7 @@ from contextkit.plugins import get_plugin_manager
 from contextkit.records import ArchiveEvent, Message
 from contextkit.stores import ColdStore, StoreSettings
 from contextkit.testing.hot import make_session
-from contextkit_memory.cold import MemoryColdStore, create_memory_cold_store
+from contextkit_memory.cold import MemoryColdStore
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
@@ -141,9 +141,9 @@ async def test_fail_option_starts_in_an_outage() -> None:
     with pytest.raises(BackendUnavailable):
         await store.write_events([message_event("s1", 1)])
     with pytest.raises(ConfigError):
-        create_memory_cold_store(StoreSettings(), {"fail": "yes"})
+        MemoryColdStore.from_options(StoreSettings(), {"fail": "yes"})
     with pytest.raises(ConfigError):
-        create_memory_cold_store(StoreSettings(), {"url": "x"})
+        MemoryColdStore.from_options(StoreSettings(), {"url": "x"})
 
 
 async def test_a_batch_with_an_unknown_table_stores_nothing() -> None:

@@ -12,7 +12,7 @@ from contextkit.plugins import get_plugin_manager
 from contextkit.stores import Capability, SessionUpdate, StoreSettings
 from contextkit.testing.hot import make_message, make_session
 from contextkit_memory.checkpoints import MemoryCheckpoints
-from contextkit_memory.hot import MemoryHotStore, create_memory_hot_store
+from contextkit_memory.hot import MemoryHotStore
 
 
 class FakeClock:
@@ -32,7 +32,7 @@ def build(clock: FakeClock, **settings: Any) -> MemoryHotStore:
     options: dict[str, Any] = {"clock": clock}
     if "max_sessions" in settings:
         options["max_sessions"] = settings.pop("max_sessions")
-    return create_memory_hot_store(StoreSettings(namespace="t", **settings), options)
+    return MemoryHotStore.from_options(StoreSettings(namespace="t", **settings), options)
 
 
 async def test_every_family_of_a_session_expires_together_when_the_clock_passes_the_ttl() -> None:
@@ -162,18 +162,18 @@ async def test_stats_memory_estimate_grows_with_content() -> None:
 async def test_factory_rejects_unknown_or_invalid_options() -> None:
     settings = StoreSettings()
     with pytest.raises(ConfigError, match="unknown memory tier options"):
-        create_memory_hot_store(settings, {"max_sesions": 3})
+        MemoryHotStore.from_options(settings, {"max_sesions": 3})
     with pytest.raises(ConfigError, match="max_sessions"):
-        create_memory_hot_store(settings, {"max_sessions": 0})
+        MemoryHotStore.from_options(settings, {"max_sessions": 0})
     with pytest.raises(ConfigError, match="clock"):
-        create_memory_hot_store(settings, {"clock": 5})
+        MemoryHotStore.from_options(settings, {"clock": 5})
 
 
 def test_plugin_registers_the_memory_hot_and_cold_tiers() -> None:
     backends = get_plugin_manager().backends
     hot = backends.get("hot", "memory")
     cold = backends.get("cold", "memory")
-    assert hot.factory is create_memory_hot_store
+    assert isinstance(hot.factory(StoreSettings(), {}), MemoryHotStore)
     assert cold.plugin == hot.plugin == "memory"
 
 

@@ -493,6 +493,12 @@ class PostgresColdStore:
     #: columns, so each id gets 1,250 bytes. A longer id makes PostgreSQL refuse the whole row.
     max_key_bytes: int | None = 1_250
 
+    @classmethod
+    def from_options(cls, settings: StoreSettings, options: Mapping[str, Any]) -> PostgresColdStore:
+        """The factory registered as the cold tier ``postgres``: validates ``options``
+        (:func:`~contextkit_postgres.options.parse_options`), does no I/O; ``await store.open()`` connects."""
+        return cls(settings, options)
+
     def __init__(self, settings: StoreSettings, options: Mapping[str, Any] | PostgresOptions) -> None:
         self.settings = settings
         self.options = options if isinstance(options, PostgresOptions) else parse_options(settings.namespace, options)

@@ -19,8 +19,16 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from contextkit.errors import ConfigError
 from contextkit.masking import check_url_credentials, mask_secrets, remember_secrets, secrets_in
 from contextkit.naming import percent_name
+from contextkit.plugins import EnvOptions
 
-__all__ = ["KNOWN_OPTIONS", "PostgresOptions", "legacy_schema_from_namespace", "parse_options", "schema_from_namespace"]
+__all__ = [
+    "ENV_VARIABLES",
+    "KNOWN_OPTIONS",
+    "PostgresOptions",
+    "legacy_schema_from_namespace",
+    "parse_options",
+    "schema_from_namespace",
+]
 
 KNOWN_OPTIONS = frozenset(
     {
@@ -40,6 +48,11 @@ KNOWN_OPTIONS = frozenset(
     }
 )
 _MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
+#: The environment variables the tier reads (the seed's names), by option; for ``url`` the first one set wins.
+ENV_VARIABLES: dict[str, str | tuple[str, ...]] = {
+    "url": ("CONTEXT_PG_URL", "POSTGRES_URL"),
+    "database": "CONTEXT_PG_DATABASE",
+}
 
 
 def schema_from_namespace(namespace: str) -> str:
@@ -133,6 +146,12 @@ class PostgresOptions:
 
     def __repr__(self) -> str:
         return f"PostgresOptions({self.target()!r})"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EnvOptions:
+        """The options :data:`ENV_VARIABLES` set in ``env`` (unvalidated text: :func:`parse_options` checks them
+        with the rest). The seed selects the tier with ``CONTEXT_PERMANENT_BACKEND=postgres``."""
+        return EnvOptions.read("postgres", env, ENV_VARIABLES)
 
 
 def _int_option(options: Mapping[str, Any], name: str, default: int, minimum: int) -> int:

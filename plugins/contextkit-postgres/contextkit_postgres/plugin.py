@@ -1,46 +1,39 @@
-"""contextkit-postgres: the PostgreSQL cold tier (an archive on asyncpg), registered as ``postgres``.
+"""The hook implementations of contextkit-postgres, and nothing else.
 
-Select it with ``cold = "postgres"`` (aliases ``pg``, ``postgresql``), or the seed's
-``CONTEXT_PERMANENT_BACKEND=postgres`` with ``CONTEXT_PG_URL`` / ``POSTGRES_URL`` / ``CONTEXT_PG_DATABASE``.
-The store itself lives in :mod:`contextkit_postgres.cold`; it is imported when first built, so loading the
-plugin does not import asyncpg.
+contextkit imports this module through the entry point ``postgres`` in group ``contextkit`` and calls the hooks:
+they register the cold tier ``postgres`` and read the backend's environment variables. Neither imports asyncpg:
+each store's module is imported by its factory (:func:`contextkit.plugins.store_factory`) when a kit is built with
+it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from contextkit.hookspecs import hookimpl
-from contextkit.stores import StoreSettings
+from contextkit import hookimpl
+from contextkit.plugins import EnvOptions, store_factory
+from contextkit_postgres.options import PostgresOptions
 
 if TYPE_CHECKING:
     from contextkit.plugins import BackendRegistry
-    from contextkit_postgres.cold import PostgresColdStore
 
-__all__ = ["contextkit_register_backends", "create_cold_store"]
-
-
-def create_cold_store(settings: StoreSettings, options: Mapping[str, Any]) -> PostgresColdStore:
-    """Build a :class:`~contextkit_postgres.cold.PostgresColdStore` (no I/O; ``await store.open()`` connects).
-
-    :param settings: the tier settings (the namespace gives the schema name unless ``options["schema"]`` is set).
-    :param options: ``url``, ``database``, ``schema``, ``min_size`` / ``max_size``, ``pool``, ``ssl``, ``host``,
-        ``port``, ``user``, ``password``, ``statement_cache_size``, ``server_settings``.
-    :raises ConfigError: an unknown option or a bad value.
-    """
-    from contextkit_postgres.cold import PostgresColdStore
-
-    return PostgresColdStore(settings, options)
+__all__ = ["contextkit_env_options", "contextkit_register_backends"]
 
 
 @hookimpl
 def contextkit_register_backends(registry: BackendRegistry) -> None:
-    """Register the ``postgres`` cold tier (aliases ``pg`` and ``postgresql``)."""
+    """Register the cold tier ``postgres``."""
     registry.add_cold(
         "postgres",
-        create_cold_store,
+        store_factory("contextkit_postgres.cold:PostgresColdStore"),
         description="PostgreSQL archive of the six context tables (asyncpg)",
         aliases=("pg", "postgresql"),
     )
 
+
+@hookimpl
+def contextkit_env_options(env: Mapping[str, str]) -> EnvOptions:
+    """The options the environment sets: ``CONTEXT_PG_URL`` > ``POSTGRES_URL`` and ``CONTEXT_PG_DATABASE``
+    (the seed selects the tier with ``CONTEXT_PERMANENT_BACKEND=postgres``)."""
+    return PostgresOptions.from_env(env)

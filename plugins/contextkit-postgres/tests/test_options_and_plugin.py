@@ -14,7 +14,6 @@ from contextkit.records import ArchiveEvent, Message, Session, utcnow
 from contextkit.stores import ColdStore, StoreSettings
 from contextkit.testing.cold import message_event, session_event, task_context_event
 from contextkit.testing.services import free_port
-from contextkit_postgres import create_cold_store
 from contextkit_postgres import plugin as postgres_plugin
 from contextkit_postgres.cold import PostgresColdStore
 from contextkit_postgres.options import legacy_schema_from_namespace, parse_options, schema_from_namespace
@@ -28,7 +27,7 @@ def test_plugin_registers_postgres_with_the_seed_aliases() -> None:
     for name in ("postgres", "pg", "postgresql", "PostgreSQL"):
         info = manager.backends.get("cold", name)
         assert info.name == "postgres"
-        assert info.factory is create_cold_store
+        assert isinstance(info.factory(StoreSettings(), {"url": "postgresql://h/db"}), PostgresColdStore)
 
 
 def test_plugin_is_found_through_its_entry_point() -> None:
@@ -37,13 +36,13 @@ def test_plugin_is_found_through_its_entry_point() -> None:
 
 
 def test_factory_does_no_io_and_builds_a_cold_store() -> None:
-    store = create_cold_store(StoreSettings(), {"url": f"postgresql://u:{SECRET}@db.invalid:6543/app"})
+    store = PostgresColdStore.from_options(StoreSettings(), {"url": f"postgresql://u:{SECRET}@db.invalid:6543/app"})
     assert isinstance(store, ColdStore)
     assert store.describe()["host"] == "db.invalid"
 
 
 def test_describe_and_repr_never_show_the_password() -> None:
-    store = create_cold_store(
+    store = PostgresColdStore.from_options(
         StoreSettings(namespace="my-app"),
         {"url": f"postgresql+asyncpg://app:{SECRET}@db.example:6543/appdb?sslmode=require", "database": "other"},
     )
@@ -76,7 +75,7 @@ def test_describe_and_repr_never_show_the_password() -> None:
 )
 def test_bad_options_raise_config_error(options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        create_cold_store(StoreSettings(), options)
+        PostgresColdStore.from_options(StoreSettings(), options)
 
 
 def test_options_from_the_environment_layer_are_coerced() -> None:
@@ -111,7 +110,7 @@ def test_distinct_namespaces_get_distinct_schemas_and_plain_identifiers_keep_the
 
 async def test_open_on_an_unreachable_port_raises_backend_unavailable_without_the_password() -> None:
     port = free_port()  # nothing listens there
-    store = create_cold_store(StoreSettings(timeout=2.0), {"url": f"postgresql://postgres:{SECRET}@127.0.0.1:{port}/test"})
+    store = PostgresColdStore.from_options(StoreSettings(timeout=2.0), {"url": f"postgresql://postgres:{SECRET}@127.0.0.1:{port}/test"})
     with pytest.raises(BackendUnavailable) as caught:
         await asyncio.wait_for(store.open(), 10)
     assert SECRET not in str(caught.value)
@@ -125,7 +124,7 @@ async def test_open_on_an_unreachable_port_raises_backend_unavailable_without_th
 async def test_a_handed_in_pool_is_used_and_never_closed(postgres_url: str, new_settings: Callable[..., StoreSettings]) -> None:
     pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=2)
     try:
-        store = create_cold_store(new_settings(), {"pool": pool})
+        store = PostgresColdStore.from_options(new_settings(), {"pool": pool})
         await store.open()
         now = utcnow()
         await store.write_events([session_event(Session("s1", "u1", now, now), "create")])

@@ -162,7 +162,7 @@ def _ms(seconds: float) -> int:
 class RedisHotStore(RedisCheckpoints):
     """The Redis hot tier (:class:`contextkit.stores.HotStore`).
 
-    Built by :func:`contextkit_redis.create_store` without I/O; :meth:`open` connects, PINGs and detects
+    Built by :meth:`from_options` without I/O; :meth:`open` connects, PINGs and detects
     cluster mode. The attributes :attr:`client`, :attr:`keys`, :attr:`scripts` and :attr:`gate` are shared
     with the LangGraph checkpointer mixin.
     """
@@ -170,6 +170,12 @@ class RedisHotStore(RedisCheckpoints):
     name = "redis"
     #: Seconds an archiver's drain lease on the outbox lasts without renewal (see :mod:`contextkit_redis.outbox`).
     outbox_lease: float = 5.0
+
+    @classmethod
+    def from_options(cls, settings: StoreSettings, options: Mapping[str, Any]) -> RedisHotStore:
+        """The factory registered as the hot tier ``redis``: validates ``options``
+        (:class:`~contextkit_redis.options.RedisOptions`), does no I/O; ``await store.open()`` connects."""
+        return cls(settings, options)
 
     def __init__(self, settings: StoreSettings, options: Mapping[str, Any]) -> None:
         self.settings = settings

@@ -1,35 +1,38 @@
-"""contextkit-redis: the Redis hot tier (plain Redis 6/7 and Redis Cluster through redis.asyncio).
+"""The hook implementations of contextkit-redis, and nothing else.
 
-Registers the ``redis`` hot backend. The store is :class:`contextkit_redis.hot.RedisHotStore`; its options are
-described in the package README and validated by :class:`contextkit_redis.connection.RedisOptions`.
+contextkit imports this module through the entry point ``redis`` in group ``contextkit`` and calls the hooks: they
+register the hot tier ``redis`` and read the backend's environment variables. Neither imports redis-py: each
+store's module is imported by its factory (:func:`contextkit.plugins.store_factory`) when a kit is built with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from contextkit.hookspecs import hookimpl
-from contextkit.stores import StoreSettings
-from contextkit_redis.hot import RedisHotStore
+from contextkit import hookimpl
+from contextkit.plugins import EnvOptions, store_factory
+from contextkit_redis.options import RedisOptions
 
 if TYPE_CHECKING:
     from contextkit.plugins import BackendRegistry
 
-__all__ = ["RedisHotStore", "contextkit_register_backends", "create_store"]
-
-
-def create_store(settings: StoreSettings, options: Mapping[str, Any]) -> RedisHotStore:
-    """Build a Redis hot store from the tier options (no I/O; ``await store.open()`` connects)."""
-    return RedisHotStore(settings, options)
+__all__ = ["contextkit_env_options", "contextkit_register_backends"]
 
 
 @hookimpl
 def contextkit_register_backends(registry: BackendRegistry) -> None:
-    """Register the ``redis`` hot tier."""
+    """Register the hot tier ``redis``."""
     registry.add_hot(
         "redis",
-        create_store,
+        store_factory("contextkit_redis.hot:RedisHotStore"),
         description="Redis hot tier: plain Redis 6/7 or Redis Cluster (hash-tagged keys, Lua scripts, per-session TTLs)",
         schemes=("rediss", "unix"),
     )
+
+
+@hookimpl
+def contextkit_env_options(env: Mapping[str, str]) -> EnvOptions:
+    """The options the environment sets: ``REDIS_URL``, ``REDIS_HOST`` / ``REDIS_PORT`` / ``REDIS_DB`` /
+    ``REDIS_PASSWORD`` and ``REDIS_REQUIRE_NOEVICTION``; a URL or host selects the redis hot tier."""
+    return RedisOptions.from_env(env)

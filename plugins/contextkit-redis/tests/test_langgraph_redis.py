@@ -18,7 +18,7 @@ import pytest
 
 from contextkit import ContextKit
 from contextkit.stores import CheckpointStore, StoreSettings
-from contextkit_redis import RedisHotStore, create_store
+from contextkit_redis import RedisHotStore
 
 pytest.importorskip("langgraph.graph")
 
@@ -109,7 +109,7 @@ def test_sync_graph_invoke_runs_on_redis_without_an_event_loop(redis_url: str, n
     from contextkit.langgraph import ContextKitSaver
 
     async def open_store() -> CheckpointStore:
-        store = create_store(StoreSettings(namespace=namespace), {"url": redis_url})
+        store = RedisHotStore.from_options(StoreSettings(namespace=namespace), {"url": redis_url})
         await store.open()
         return store
 

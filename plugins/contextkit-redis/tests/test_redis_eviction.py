@@ -87,7 +87,7 @@ async def test_the_kit_health_is_degraded_and_names_the_policy(evicting_redis: R
         await kit.create_session("s1", "u1")  # the tier still serves
         health = await kit.health_check()
         assert health["status"] == "degraded"
-        assert health["redis_connected"] is True
+        assert health["hot"]["status"] in ("healthy", "degraded"), health["hot"]
         assert any("maxmemory-policy is allkeys-lru" in issue for issue in health["issues"]), health["issues"]
 
 

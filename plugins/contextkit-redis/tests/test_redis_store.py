@@ -20,7 +20,7 @@ from contextkit.stores import SessionUpdate, StoreSettings
 from contextkit.testing.hot import HOSTILE_IDS, make_message, make_session
 from contextkit.testing.redis_servers import RedisClusterServers, RedisServer
 from contextkit.testing.services import free_port
-from contextkit_redis import RedisHotStore, create_store
+from contextkit_redis import RedisHotStore
 from contextkit_redis.keys import KeyLayout
 
 T0 = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
@@ -32,7 +32,7 @@ def settings(namespace: str | None = None, **overrides: Any) -> StoreSettings:
 
 async def opened(url: str, namespace: str | None = None, **options: Any) -> RedisHotStore:
     timeout = options.pop("timeout", 5.0)
-    store = create_store(settings(namespace, timeout=timeout), {"url": url, **options})
+    store = RedisHotStore.from_options(settings(namespace, timeout=timeout), {"url": url, **options})
     await store.open()
     return store
 
@@ -48,21 +48,21 @@ async def all_keys(url: str) -> list[str]:
 # -- registration -------------------------------------------------------------------------------------------------
 def test_the_entry_point_registers_the_redis_hot_tier() -> None:
     info = get_plugin_manager().backends.get("hot", "redis")
-    assert info.factory is create_store
+    assert isinstance(info.factory(settings(), {}), RedisHotStore)
     assert "Redis" in info.description
 
 
 def test_the_factory_does_no_io_and_validates_options() -> None:
-    store = create_store(settings(), {"url": "redis://127.0.0.1:1/0"})  # nothing listens on port 1
+    store = RedisHotStore.from_options(settings(), {"url": "redis://127.0.0.1:1/0"})  # nothing listens on port 1
     assert store.describe()["cluster"] is None
     with pytest.raises(ConfigError, match="unknown redis option"):
-        create_store(settings(), {"urll": "redis://x"})
+        RedisHotStore.from_options(settings(), {"urll": "redis://x"})
     with pytest.raises(ConfigError, match="redis url must start"):
-        create_store(settings(), {"url": "http://x"})
+        RedisHotStore.from_options(settings(), {"url": "http://x"})
     # braces (a hash tag), ':' and '%' in a namespace are percent-encoded in the key prefix, never taken as they are
-    assert create_store(settings("bad{ns}:x%"), {}).keys.prefix == "bad%7Bns%7D%3Ax%25:"
+    assert RedisHotStore.from_options(settings("bad{ns}:x%"), {}).keys.prefix == "bad%7Bns%7D%3Ax%25:"
     with pytest.raises(ConfigError, match="non-empty"):
-        create_store(StoreSettings(namespace=""), {})
+        RedisHotStore.from_options(StoreSettings(namespace=""), {})
 
 
 # -- outages --------------------------------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ async def test_a_frozen_server_times_out_with_backend_unavailable() -> None:
 
 async def test_open_raises_backend_unavailable_without_the_password() -> None:
     port = free_port()  # nothing listens there
-    store = create_store(settings(timeout=1.0), {"url": f"redis://user:s3cr3t-pw@127.0.0.1:{port}/0"})
+    store = RedisHotStore.from_options(settings(timeout=1.0), {"url": f"redis://user:s3cr3t-pw@127.0.0.1:{port}/0"})
     with pytest.raises(BackendUnavailable) as caught:
         await asyncio.wait_for(store.open(), 5.0)
     assert "s3cr3t-pw" not in str(caught.value)
@@ -152,7 +152,7 @@ async def test_a_password_protected_server_keeps_the_password_out_of_every_repor
             assert (await store.health())["status"] == "healthy"
         finally:
             await store.aclose()
-        by_host = create_store(settings(), {"host": "127.0.0.1", "port": server.port, "password": "pw-9f3b"})
+        by_host = RedisHotStore.from_options(settings(), {"host": "127.0.0.1", "port": server.port, "password": "pw-9f3b"})
         await by_host.open()
         try:
             assert "pw-9f3b" not in str(by_host.describe())
@@ -241,7 +241,7 @@ async def test_hostile_ids_never_collide_and_every_key_stays_under_the_prefix(pr
 # -- index maintenance ----------------------------------------------------------------------------------------------
 @pytest.mark.redis
 async def test_expired_sessions_leave_the_idle_index_when_met(redis_url: str) -> None:
-    store = create_store(settings(session_ttl=0.2), {"url": redis_url})
+    store = RedisHotStore.from_options(settings(session_ttl=0.2), {"url": redis_url})
     await store.open()
     try:
         await store.put_session(make_session("gone", last_activity=T0))
@@ -261,7 +261,7 @@ async def test_expired_sessions_leave_the_idle_index_when_met(redis_url: str) ->
 async def test_a_client_handed_in_is_used_and_never_closed(redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        store = create_store(settings(), {"client": client})
+        store = RedisHotStore.from_options(settings(), {"client": client})
         await store.open()
         await store.put_session(make_session("s1"))
         assert store.client is client
@@ -310,7 +310,7 @@ async def test_cluster_false_against_a_cluster_node_is_refused_for_a_plain_clien
 ) -> None:
     client = aioredis.Redis.from_url(redis_cluster.url)
     try:
-        store = create_store(settings(), {"client": client})
+        store = RedisHotStore.from_options(settings(), {"client": client})
         with pytest.raises(ConfigError, match="RedisCluster"):
             await store.open()
     finally:
@@ -328,7 +328,7 @@ def test_redis_targets_hide_passwords_and_keep_everything_else() -> None:
         "redis://host:6379/0": "redis://host:6379/0",
     }
     for url, target in cases.items():
-        assert create_store(settings(), {"url": url}).describe()["target"] == target
+        assert RedisHotStore.from_options(settings(), {"url": url}).describe()["target"] == target
 
 
 async def test_a_unix_socket_url_connects(tmp_path: Path) -> None:

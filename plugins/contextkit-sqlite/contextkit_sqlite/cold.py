@@ -115,6 +115,12 @@ class SqliteColdStore:
     name = "sqlite"
     capabilities: frozenset[str] = frozenset({Capability.DURABLE.value, Capability.SHARED.value})
 
+    @classmethod
+    def from_options(cls, settings: StoreSettings, options: Mapping[str, Any]) -> SqliteColdStore:
+        """The factory registered as the cold tier ``sqlite``: validates ``options``
+        (:func:`~contextkit_sqlite.options.parse_options`), does no I/O; ``await store.open()`` connects."""
+        return cls(settings, options)
+
     def __init__(self, settings: StoreSettings, options: Mapping[str, Any] | None = None) -> None:
         self.settings = settings
         self.options = parse_options(options or {}, settings.timeout)

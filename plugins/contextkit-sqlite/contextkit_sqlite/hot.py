@@ -109,6 +109,12 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         {Capability.DURABLE.value, Capability.SHARED.value, Capability.TTL.value, Capability.CHECKPOINTS.value}
     )
 
+    @classmethod
+    def from_options(cls, settings: StoreSettings, options: Mapping[str, Any]) -> SqliteHotStore:
+        """The factory registered as the hot tier ``sqlite``: validates ``options``
+        (:func:`~contextkit_sqlite.options.parse_options`), does no I/O; ``await store.open()`` connects."""
+        return cls(settings, options)
+
     def __init__(self, settings: StoreSettings, options: Mapping[str, Any] | None = None) -> None:
         self.settings = settings
         self.options = parse_options(options or {}, settings.timeout)
