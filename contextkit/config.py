@@ -55,7 +55,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["AIECS_PHYSICAL_NAMES", "ArchiverConfig", "CompatConfig", "KitConfig", "TieringConfig", "load_config"]
+__all__ = ["ArchiverConfig", "CompatConfig", "KitConfig", "TieringConfig", "load_config"]
 
 _OFF = {"", "none", "off", "false", "disabled", "0", "no"}
 # A namespace becomes a key prefix, a schema or a table prefix: no separators (':' would let namespace "a" reach
@@ -142,9 +142,6 @@ class CompatConfig:
 
     physical_names: str = "contextkit"
 
-
-#: The cold-tier options ``[compat] physical_names = "aiecs"`` sets, per backend (unless set explicitly).
-AIECS_PHYSICAL_NAMES: dict[str, dict[str, Any]] = {"postgres": {"schema": "public"}, "clickhouse": {"table_prefix": ""}}
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -447,7 +444,12 @@ def load_config(
         raise ConfigError(f"compat.physical_names must be 'contextkit' or 'aiecs', got {compat.physical_names!r}")
     cold_options = {**options.get(cold, {}), **inline["cold"]} if cold else {}
     if cold and compat.physical_names == "aiecs":
-        cold_options = {**AIECS_PHYSICAL_NAMES.get(cold, {}), **cold_options}
+        # Each cold backend registers the original's names for what it stores (aiecs_options).
+        try:
+            aiecs = manager.backends.get("cold", cold).aiecs_options
+        except BackendNotFound:
+            aiecs = {}
+        cold_options = {**aiecs, **cold_options}
     result = KitConfig(
         hot=hot,
         cold=cold,

@@ -150,6 +150,9 @@ class BackendInfo:
     #: URL schemes that name this backend in :meth:`contextkit.kit.ContextKit.from_url` (its name and aliases
     #: always do).
     schemes: tuple[str, ...] = ()
+    #: The options ``[compat] physical_names = "aiecs"`` gives this (cold) backend: the original ContextEngine's
+    #: schema or table names. Options set explicitly win.
+    aiecs_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 class BackendRegistry:
@@ -161,7 +164,14 @@ class BackendRegistry:
         self.current_plugin = "?"
 
     def _add(
-        self, tier: str, name: str, factory: Any, description: str, aliases: tuple[str, ...], schemes: tuple[str, ...]
+        self,
+        tier: str,
+        name: str,
+        factory: Any,
+        description: str,
+        aliases: tuple[str, ...],
+        schemes: tuple[str, ...],
+        aiecs_options: Mapping[str, Any] | None = None,
     ) -> None:
         for label in (name, *aliases):
             if not label or label != label.lower() or any(c.isspace() for c in label):
@@ -175,7 +185,7 @@ class BackendRegistry:
             if not scheme or scheme != scheme.lower() or not scheme.replace("+", "").replace("-", "").isalnum():
                 raise ConfigError(f"URL schemes are lowercase letters, digits, '+' and '-', got {scheme!r}")
         self._backends[(tier, name)] = BackendInfo(
-            name, tier, factory, self.current_plugin, description, aliases, tuple(schemes)
+            name, tier, factory, self.current_plugin, description, aliases, tuple(schemes), dict(aiecs_options or {})
         )
         for alias in aliases:
             self._aliases[(tier, alias)] = name
@@ -201,10 +211,13 @@ class BackendRegistry:
         description: str = "",
         aliases: tuple[str, ...] = (),
         schemes: tuple[str, ...] = (),
+        aiecs_options: Mapping[str, Any] | None = None,
     ) -> None:
         """Register a cold tier factory under ``name`` (and optional ``aliases``); ``schemes`` are the URL schemes
-        besides the name and aliases that select it in ``ContextKit.from_url`` (the factory gets ``{"url": url}``)."""
-        self._add("cold", name, factory, description, aliases, schemes)
+        besides the name and aliases that select it in ``ContextKit.from_url`` (the factory gets ``{"url": url}``);
+        ``aiecs_options`` are the options ``[compat] physical_names = "aiecs"`` sets (the original ContextEngine's
+        names for what this backend stores)."""
+        self._add("cold", name, factory, description, aliases, schemes, aiecs_options)
 
     def get(self, tier: str, name: str) -> BackendInfo:
         """The backend registered for ``tier`` under ``name`` or an alias; raises :class:`BackendNotFound`."""

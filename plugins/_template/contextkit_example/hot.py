@@ -10,7 +10,7 @@ failure. The semantics every hot tier shares are in :mod:`contextkit.stores` (th
   undecodable data becomes ``SerializationError``;
 * never put a password in ``describe()``, ``health()``, a repr, a log line or an error message: pass every text
   that could hold one through :func:`contextkit.masking.mask_secrets` (it hides URL passwords, ``password=``
-  parameters and every secret the options held, which ``from_options`` remembers with
+  parameters and every secret the options held, which :meth:`ExampleOptions.parse` remembers with
   :func:`contextkit.masking.remember_secrets`);
 * declare in ``capabilities`` only what you implement (see :class:`contextkit.stores.Capability`).
 """
@@ -22,14 +22,14 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
-from contextkit.errors import BackendUnavailable, ConfigError
-from contextkit.masking import mask_secrets, remember_secrets, secrets_in
+from contextkit.errors import BackendUnavailable
+from contextkit.masking import mask_secrets
 from contextkit.records import Message, Session
 from contextkit.stores import ArchiveSpec, EventHead, OwnerState, SessionUpdate, StoreSettings, StoreStats
 
-__all__ = ["ExampleHotStore"]
+from contextkit_example.options import ExampleOptions
 
-_OPTIONS = frozenset({"url"})
+__all__ = ["ExampleHotStore"]
 
 
 def _todo(method: str) -> NoReturn:
@@ -51,15 +51,9 @@ class ExampleHotStore:
 
     @classmethod
     def from_options(cls, settings: StoreSettings, options: Mapping[str, Any]) -> ExampleHotStore:
-        """The factory registered with contextkit: validates ``options`` (this backend's table of the config)."""
-        remember_secrets(secrets_in(options))  # before any check, so no error can show them
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise ConfigError(f"unknown option(s) for the example hot tier: {', '.join(sorted(unknown))}")
-        url = options.get("url")
-        if not isinstance(url, str) or not url:
-            raise ConfigError("the example hot tier needs a 'url' option, e.g. example://localhost:1234")
-        return cls(settings, url=url)
+        """The factory contextkit calls (``plugin.py`` registers it): validates ``options`` (this backend's table
+        of the config, see :class:`~contextkit_example.options.ExampleOptions`), does no I/O."""
+        return cls(settings, url=ExampleOptions.parse(options).url)
 
     def __repr__(self) -> str:
         return f"ExampleHotStore({mask_secrets(self.url)!r}, namespace={self.settings.namespace!r})"

@@ -30,6 +30,8 @@ def contextkit_register_backends(registry: BackendRegistry) -> None:
         description="ClickHouse archive (ReplacingMergeTree, batched inserts, clickhouse-connect async)",
         aliases=("ch",),
         schemes=("clickhouses",),
+        # [compat] physical_names = "aiecs": the original ContextEngine's unprefixed context_* tables
+        aiecs_options={"table_prefix": ""},
     )
 
 

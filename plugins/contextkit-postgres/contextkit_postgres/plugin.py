@@ -29,6 +29,8 @@ def contextkit_register_backends(registry: BackendRegistry) -> None:
         store_factory("contextkit_postgres.cold:PostgresColdStore"),
         description="PostgreSQL archive of the six context tables (asyncpg)",
         aliases=("pg", "postgresql"),
+        # [compat] physical_names = "aiecs": the original ContextEngine's tables in the public schema
+        aiecs_options={"schema": "public"},
     )
 
 
