@@ -5,7 +5,9 @@ entry point ``<name>`` in group ``contextkit`` -> extra ``contextkit[<name>]``, 
 series. The memory tier is the one built-in plugin: ``plugins/contextkit-memory/`` holds its package, tests and
 README like every plugin, but the package ships in the ``contextkit`` distribution (no pyproject of its own), so
 no distribution of ours requires another in a cycle. The scaffold ``plugins/_template`` is checked against the
-HotStore protocol, and kept out of discovery.
+HotStore protocol, and kept out of discovery. Every plugin package and the scaffold have one shape (``plugin.py``,
+``options.py``, ``hot.py`` / ``cold.py``, ``from_options``, ``<Name>Options.from_env``, no driver imported on
+load): the tests under "one plugin shape" fail when a plugin leaves it.
 """
 
 from __future__ import annotations
@@ -292,3 +294,256 @@ def test_mypy_checks_the_core_and_every_plugin_package() -> None:
     assert packages and packages <= checked
     assert (ROOT / "contextkit").resolve() in checked
     assert '"mypy", *session.posargs' in (ROOT / "noxfile.py").read_text(encoding="utf-8")
+
+
+# -- one plugin shape --------------------------------------------------------------------------------------------------
+# Every plugin package, and the scaffold, is laid out alike (docs/plugins.md, "The shape"): __init__.py re-exports
+# the public names lazily, plugin.py holds the hook implementations only, options.py the typed options with their
+# environment variables, hot.py / cold.py the stores, each built by a from_options classmethod that plugin.py
+# registers through contextkit.plugins.store_factory, so loading a plugin imports no driver.
+
+SHAPED = [*ALL_PLUGIN_DIRS, TEMPLATE]
+_REQUIRED_HOOKS = {"contextkit_register_backends", "contextkit_env_options"}
+
+
+def _shape_package(directory: Path) -> Path:
+    return directory / ("contextkit_example" if directory == TEMPLATE else _package(directory))
+
+
+def _module(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+def _is_hookimpl(decorator: ast.expr) -> bool:
+    return isinstance(decorator, ast.Name) and decorator.id == "hookimpl"
+
+
+def _registrations(plugin: ast.Module) -> list[tuple[str, str]]:
+    """``(tier, "module:Class")`` of every ``registry.add_hot/add_cold(name, store_factory("module:Class"), ...)``."""
+    found = []
+    for node in ast.walk(plugin):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("add_hot", "add_cold"):
+            tier = node.func.attr.removeprefix("add_")
+            factory = node.args[1] if len(node.args) > 1 else None
+            target = "<not store_factory>"
+            if (
+                isinstance(factory, ast.Call)
+                and isinstance(factory.func, ast.Name)
+                and factory.func.id == "store_factory"
+                and isinstance(factory.args[0], ast.Constant)
+            ):
+                target = str(factory.args[0].value)
+            found.append((tier, target))
+    return found
+
+
+def _classmethods(module: ast.Module, class_name: str) -> set[str]:
+    for node in module.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return {
+                item.name
+                for item in node.body
+                if isinstance(item, ast.FunctionDef)
+                and any(isinstance(d, ast.Name) and d.id == "classmethod" for d in item.decorator_list)
+            }
+    raise AssertionError(f"no class {class_name}")
+
+
+@pytest.mark.parametrize("directory", SHAPED, ids=lambda p: p.name)
+def test_plugin_package_has_the_one_layout(directory: Path) -> None:
+    """The package holds __init__.py, plugin.py, options.py, py.typed and hot.py and/or cold.py (no store.py):
+    the same files in every plugin, so a reader (and a merge) finds each part where the template puts it.
+
+    Fix: move the hooks into plugin.py, the options into options.py, the stores into hot.py / cold.py."""
+    package = _shape_package(directory)
+    for name in ("__init__.py", "plugin.py", "options.py", "py.typed"):
+        assert (package / name).is_file(), f"{package.relative_to(ROOT)} has no {name}"
+    assert (package / "hot.py").is_file() or (package / "cold.py").is_file(), f"{package.name} has no hot.py / cold.py"
+    assert not (package / "store.py").exists(), f"{package.name}/store.py: stores live in hot.py / cold.py"
+
+
+@pytest.mark.parametrize("directory", SHAPED, ids=lambda p: p.name)
+def test_plugin_module_holds_the_hooks_only(directory: Path) -> None:
+    """plugin.py defines hook implementations and nothing else (no class, no other function), imports hookimpl as
+    ``from contextkit import hookimpl``, implements the registration and environment hooks, and registers each
+    store as ``store_factory("contextkit_<name>.hot:Class")`` (or ``.cold:`` for a cold tier).
+
+    Fix: keep helpers in options.py or the store modules; register ``store_factory(...)`` of the store class."""
+    package = _shape_package(directory)
+    plugin = _module(package / "plugin.py")
+    hooks = set()
+    for node in plugin.body:
+        assert not isinstance(node, (ast.ClassDef, ast.AsyncFunctionDef)), f"plugin.py defines {node.name}"
+        if isinstance(node, ast.FunctionDef):
+            assert any(_is_hookimpl(d) for d in node.decorator_list), f"plugin.py: {node.name} is not a hook"
+            hooks.add(node.name)
+        if isinstance(node, ast.ImportFrom) and any(alias.name == "hookimpl" for alias in node.names):
+            assert node.module == "contextkit", f"hookimpl imported from {node.module}: use 'from contextkit import hookimpl'"
+    assert hooks >= _REQUIRED_HOOKS, f"plugin.py lacks {_REQUIRED_HOOKS - hooks}"
+    registrations = _registrations(plugin)
+    assert registrations, "plugin.py registers no tier"
+    for tier, target in registrations:
+        module, _, _class = target.partition(":")
+        expected = f"{package.name}.{tier}"
+        assert module == expected, f"{tier} tier registered as {target}: use store_factory('{expected}:<Class>')"
+
+
+@pytest.mark.parametrize("directory", SHAPED, ids=lambda p: p.name)
+def test_every_store_is_built_by_from_options(directory: Path) -> None:
+    """Each registered store class has the one factory name, a ``from_options(settings, options)`` classmethod
+    (what store_factory calls), and the package re-exports it.
+
+    Fix: add ``@classmethod def from_options(cls, settings, options)`` that validates and builds without I/O."""
+    package = _shape_package(directory)
+    init = (package / "__init__.py").read_text(encoding="utf-8")
+    for tier, target in _registrations(_module(package / "plugin.py")):
+        class_name = target.partition(":")[2]
+        assert "from_options" in _classmethods(_module(package / f"{tier}.py"), class_name), f"{class_name}.from_options"
+        assert f'"{class_name}"' in init, f"{package.name}/__init__.py does not export {class_name}"
+
+
+@pytest.mark.parametrize("directory", SHAPED, ids=lambda p: p.name)
+def test_options_are_a_typed_dataclass_with_from_env(directory: Path) -> None:
+    """options.py defines ``<Name>Options`` (a dataclass, each field documented) with a ``from_env`` classmethod
+    and the ``ENV_VARIABLES`` it reads; plugin.py's environment hook returns ``<Name>Options.from_env(env)``, and
+    the package exports the class.
+
+    Fix: keep the backend's options and variables in options.py; config.py must not name them."""
+    package = _shape_package(directory)
+    options = _module(package / "options.py")
+    classes = [n for n in options.body if isinstance(n, ast.ClassDef) and n.name.endswith("Options")]
+    assert len(classes) == 1, f"options.py should define one *Options class, has {[c.name for c in classes]}"
+    options_class = classes[0]
+    # ClickHouse keeps a slotted class with a documented __init__; every other backend a dataclass.
+    is_dataclass = any(
+        (isinstance(d, ast.Name) and d.id == "dataclass")
+        or (isinstance(d, ast.Call) and isinstance(d.func, ast.Name) and d.func.id == "dataclass")
+        for d in options_class.decorator_list
+    )
+    assert is_dataclass or (ast.get_docstring(options_class) and ":param" in (ast.get_docstring(options_class) or "")), (
+        f"{options_class.name} is neither a dataclass nor documents its parameters"
+    )
+    assert ast.get_docstring(options_class), f"{options_class.name} has no docstring"
+    assert "from_env" in _classmethods(options, options_class.name), f"{options_class.name}.from_env"
+    assigned = {t.id for n in options.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)}
+    assert "ENV_VARIABLES" in assigned, "options.py does not declare ENV_VARIABLES"
+    plugin_source = (package / "plugin.py").read_text(encoding="utf-8")
+    assert f"return {options_class.name}.from_env(env)" in plugin_source
+    assert f'"{options_class.name}"' in (package / "__init__.py").read_text(encoding="utf-8")
+
+
+def _driver_modules(directory: Path) -> set[str]:
+    """The top-level modules of a plugin's non-contextkit dependencies (its drivers), as installed."""
+    if not (directory / "pyproject.toml").is_file():
+        return set()
+    names = {
+        Requirement(line).name.lower().replace("_", "-")
+        for line in _toml(directory / "pyproject.toml")["project"].get("dependencies", [])
+        if not Requirement(line).name.startswith("contextkit")
+    }
+    modules = {
+        module
+        for module, dists in importlib.metadata.packages_distributions().items()
+        if any(d.lower().replace("_", "-") in names for d in dists)
+    }
+    assert modules or not names, f"{directory.name}: the drivers {sorted(names)} are not installed"
+    return modules
+
+
+@pytest.mark.parametrize("directory", ALL_PLUGIN_DIRS, ids=lambda p: p.name)
+def test_loading_a_plugin_imports_no_driver(directory: Path) -> None:
+    """``import contextkit_<name>``, its plugin module and options, registering its backends and reading the
+    environment import none of the plugin's drivers (redis-py, asyncpg, clickhouse-connect, aiosqlite): a kit on
+    another backend never pays for them, and a broken driver cannot break the others. Checked in a fresh
+    interpreter through ``sys.modules``.
+
+    Fix: import the driver in the store modules only (hot.py / cold.py and what they import), never in
+    __init__.py, plugin.py or options.py; register ``store_factory(...)``."""
+    package = _package(directory)
+    drivers = _driver_modules(directory)
+    script = f"""
+import sys
+import {package}, {package}.plugin, {package}.options
+from contextkit.plugins import PluginManager
+manager = PluginManager(load_entrypoints=False)
+manager.register({package}.plugin, name="shape-check")
+manager.backends.all()
+manager.env_options({{}})
+print(sorted(m for m in sys.modules if m.split(".")[0] in {sorted(drivers)!r}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "[]", f"{package} imports its driver when loaded: {result.stdout.strip()}"
+
+
+@pytest.mark.parametrize("directory", SHAPED, ids=lambda p: p.name)
+def test_package_version_is_the_distribution_version(directory: Path) -> None:
+    """``contextkit_<name>.__version__`` is the version its distribution declares (the root's for the built-in
+    memory plugin)."""
+    pyproject = directory / "pyproject.toml"
+    version = (_toml(pyproject) if pyproject.is_file() else ROOT_DATA)["project"]["version"]
+    init = _module(_shape_package(directory) / "__init__.py")
+    declared = [
+        n.value.value for n in init.body
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__version__" for t in n.targets)
+        and isinstance(n.value, ast.Constant)
+    ]
+    assert declared == [version], f"__version__ {declared} != {version}"
+
+
+@pytest.mark.parametrize("directory", [*PLUGIN_DIRS, TEMPLATE], ids=lambda p: p.name)
+def test_every_requirement_on_contextkit_accepts_the_minor_series(directory: Path) -> None:
+    """Every requirement a plugin (or the scaffold) has on a contextkit distribution, extras included, accepts one
+    minor series (``>=0.1,<0.2``), never ``==``."""
+    project = _toml(directory / "pyproject.toml")["project"]
+    lines = [*project.get("dependencies", [])]
+    for extra in project.get("optional-dependencies", {}).values():
+        lines.extend(extra)
+    requirements = [Requirement(line) for line in lines]
+    pins = [(req.name, req.specifier) for req in requirements if req.name.startswith("contextkit")]
+    assert pins, f"{directory.name} does not require contextkit"
+    for name, spec in pins:
+        assert spec == _minor_series(ROOT_PROJECT["version"]), f"{directory.name}: {name}{spec}"
+
+
+def test_no_distribution_requires_the_built_in_memory_plugin() -> None:
+    """contextkit-memory ships inside contextkit (no pyproject of its own), and no pyproject of the repository
+    requires it: no dependency cycle between our distributions."""
+    assert not (PLUGINS_DIR / "contextkit-memory" / "pyproject.toml").exists()
+    for pyproject in [ROOT / "pyproject.toml", *PLUGINS_DIR.glob("*/pyproject.toml")]:
+        project = _toml(pyproject)["project"]
+        lines = [*project.get("dependencies", [])]
+        for extra in project.get("optional-dependencies", {}).values():
+            lines.extend(extra)
+        assert "contextkit-memory" not in {Requirement(line).name for line in lines}, pyproject
+
+
+def test_the_core_configuration_names_no_backend() -> None:
+    """contextkit/config.py holds no backend's name, alias or environment variable in its code (docstrings may
+    show examples): each plugin reads its variables through contextkit_env_options and registers its aliases.
+
+    Fix: move the variable or alias into the plugin's options.py / plugin.py."""
+    registry = PluginManager().backends
+    names = {alias for info in registry.all() if info.plugin != "contextkit.compaction" for alias in (info.name, *info.aliases)}
+    names.discard("memory")  # the built-in default tier is the core's own
+    variables: set[str] = set()
+    for directory in ALL_PLUGIN_DIRS:
+        module = importlib.import_module(f"{_package(directory)}.options")
+        for value in module.ENV_VARIABLES.values():
+            variables.update((value,) if isinstance(value, str) else value)
+    assert {"REDIS_URL", "CONTEXT_PG_URL", "CLICKHOUSE_HOST"} <= variables
+    tree = _module(ROOT / "contextkit" / "config.py")
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+        and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+    }
+    constants = {
+        node.value.lower() for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    }
+    assert not constants & names, f"config.py names backends {sorted(constants & names)}"
+    code = {c.upper() for c in constants}
+    assert not {v for v in variables if any(v in c for c in code)}, "config.py reads a backend's variable"
