@@ -158,6 +158,9 @@ class KitConfig:
     fallback: bool = False
     hot_options: Mapping[str, Any] = field(default_factory=dict)
     cold_options: Mapping[str, Any] = field(default_factory=dict)
+    #: ``{"hot": {option: variable}, "cold": {...}}``: the tier options an environment variable set (and nothing
+    #: above the environment overrode), so an error about one can name the variable.
+    env_variables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     archiver: ArchiverConfig = field(default_factory=ArchiverConfig)
     tiering: TieringConfig = field(default_factory=TieringConfig)
     limits: Limits = field(default_factory=Limits)
@@ -278,9 +281,11 @@ def _env_layer(env: Mapping[str, str], plugins: PluginManager) -> dict[str, Any]
     # Each backend's own variables, read by its plugin; one may also pick its backend for a tier the generic
     # variables above leave unset (the seed's REDIS_URL picks the redis hot tier).
     selected: dict[str, list[str]] = {"hot": [], "cold": []}
+    sources: dict[str, dict[str, str]] = {}
     for contribution in plugins.env_options(env):
         if contribution.options:
             options.setdefault(contribution.backend, {}).update(contribution.options)
+            sources.setdefault(contribution.backend, {}).update(contribution.variables)
         for tier in contribution.selects:
             if tier in selected and contribution.backend not in selected[tier]:
                 selected[tier].append(contribution.backend)
@@ -299,6 +304,7 @@ def _env_layer(env: Mapping[str, str], plugins: PluginManager) -> dict[str, Any]
     if env.get("CONTEXTKIT_COLD_URL", "").strip():
         layer["cold_inline"] = {"url": env["CONTEXTKIT_COLD_URL"].strip()}
     layer["options"] = options
+    layer["sources"] = sources
     return layer
 
 
@@ -418,10 +424,17 @@ def load_config(
     ]
     merged: dict[str, Any] = {}
     options: dict[str, dict[str, Any]] = {}
+    sources: dict[str, dict[str, str]] = {}  # backend -> option -> the variable that set it (the last layer's)
     inline: dict[str, dict[str, Any]] = {"hot": {}, "cold": {}}
     for layer in layers:
         for backend, opts in layer.get("options", {}).items():
             options.setdefault(backend, {}).update(opts)
+            layer_sources = layer.get("sources", {}).get(backend, {})
+            for key in opts:
+                if key in layer_sources:
+                    sources.setdefault(backend, {})[key] = layer_sources[key]
+                else:
+                    sources.get(backend, {}).pop(key, None)
         for tier in ("hot", "cold"):
             if f"{tier}_inline" in layer:
                 inline[tier].update(layer[f"{tier}_inline"])
@@ -461,6 +474,11 @@ def load_config(
         fallback=_boolean(merged.get("fallback", False), "fallback"),
         hot_options={**options.get(hot, {}), **inline["hot"]},
         cold_options=cold_options,
+        env_variables={
+            tier: {k: v for k, v in sources.get(backend, {}).items() if k not in inline[tier]}
+            for tier, backend in (("hot", hot), ("cold", cold))
+            if backend and sources.get(backend)
+        },
         archiver=_dataclass_from(ArchiverConfig, merged.get("archiver", {}), "archiver"),
         tiering=_dataclass_from(TieringConfig, merged.get("tiering", {}), "tiering"),
         limits=_dataclass_from(Limits, merged.get("limits", {}), "limits"),

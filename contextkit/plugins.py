@@ -154,6 +154,19 @@ class BackendInfo:
     #: schema or table names. Options set explicitly win.
     aiecs_options: Mapping[str, Any] = field(default_factory=dict)
 
+    def build(self, settings: StoreSettings, options: Mapping[str, Any], variables: Mapping[str, str] | None = None) -> Any:
+        """Call the factory (no I/O). ``variables`` (``{option: environment variable}``, from
+        :attr:`contextkit.config.KitConfig.env_variables`) name where options came from: a ``ConfigError`` the
+        factory raises then says which variables set them, so the user knows what to fix."""
+        try:
+            return self.factory(settings, options)
+        except ConfigError as exc:
+            named = {option: variable for option, variable in (variables or {}).items() if option in options}
+            if not named:
+                raise
+            origin = ", ".join(f"{option} from {variable}" for option, variable in sorted(named.items()))
+            raise ConfigError(f"{exc} (options set by the environment: {origin})") from exc
+
 
 class BackendRegistry:
     """Typed registry handed to :func:`~contextkit.hookspecs.contextkit_register_backends`."""

@@ -157,3 +157,22 @@ def test_passwords_from_the_environment_keep_their_spaces() -> None:
     )
     assert config.hot_options["host"] == "127.0.0.1" and config.hot_options["password"] == " r pw "
     assert config.cold_options["host"] == "127.0.0.1" and config.cold_options["password"] == " c pw\t"
+
+
+def test_a_bad_value_from_a_backend_variable_names_the_variable() -> None:
+    """The redis plugin reads REDIS_PORT; when its value is refused, the error says it came from REDIS_PORT (the
+    core names no backend variable: the plugin reports where each option came from). An option set explicitly is
+    not blamed on the environment."""
+    from contextkit import ContextKit
+
+    config = load_config(env={"REDIS_HOST": "cache", "REDIS_PORT": "six"})
+    assert config.env_variables == {"hot": {"host": "REDIS_HOST", "port": "REDIS_PORT"}}
+    with pytest.raises(ConfigError, match="port from REDIS_PORT"):
+        ContextKit.from_config(env={"REDIS_HOST": "cache", "REDIS_PORT": "six"})
+    with pytest.raises(ConfigError, match="CONTEXT_PG_URL"):
+        ContextKit.from_config(env={"CONTEXT_PERMANENT_BACKEND": "pg", "CONTEXT_PG_URL": "mysql://h/db"})
+    explicit = load_config({"redis": {"port": "seven"}}, env={"REDIS_HOST": "cache", "REDIS_PORT": "six"})
+    assert explicit.env_variables == {"hot": {"host": "REDIS_HOST"}}
+    with pytest.raises(ConfigError) as refused:
+        ContextKit.from_config({"redis": {"port": "seven"}}, env={"REDIS_HOST": "cache", "REDIS_PORT": "six"})
+    assert "REDIS_PORT" not in str(refused.value)

@@ -151,10 +151,11 @@ class ContextEngine(ContextKit):
         environ = _seed_environment(os.environ if env is None else env, read_cold=read_cold_env)
         resolved = _seed_config(config, environ, manager)
         settings = resolved.store_settings()
-        hot = manager.backends.get("hot", resolved.hot).factory(settings, resolved.hot_options)
+        hot = manager.backends.get("hot", resolved.hot).build(settings, resolved.hot_options, resolved.env_variables.get("hot"))
         cold = permanent_backend
         if cold is None and resolved.cold:
-            cold = manager.backends.get("cold", resolved.cold).factory(settings, resolved.cold_options)
+            cold_info = manager.backends.get("cold", resolved.cold)
+            cold = cold_info.build(settings, resolved.cold_options, resolved.env_variables.get("cold"))
         super().__init__(hot, cold, config=resolved, plugins=manager)
         self.use_existing_redis = use_existing_redis
         self.compression_config: CompressionConfig | Mapping[str, Any] = compression_config or CompressionConfig()

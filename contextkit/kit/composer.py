@@ -117,11 +117,11 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         resolved = load_config(config, env=env, plugins=manager, **overrides)
         settings = resolved.store_settings()
         hot_info = manager.backends.get("hot", resolved.hot)
-        hot = hot_info.factory(settings, resolved.hot_options)
+        hot = hot_info.build(settings, resolved.hot_options, resolved.env_variables.get("hot"))
         cold = None
         if resolved.cold:
             cold_info = manager.backends.get("cold", resolved.cold)
-            cold = cold_info.factory(settings, resolved.cold_options)
+            cold = cold_info.build(settings, resolved.cold_options, resolved.env_variables.get("cold"))
         return cls(hot, cold, config=resolved, plugins=manager)
 
     @classmethod
@@ -165,6 +165,7 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             cold=cold_info.name if cold_info is not None else None,
             hot_options=hot_options,
             cold_options=cold_options,
+            env_variables={},  # the tiers come from the URLs, not from any variable
         )
         store_settings = resolved.store_settings()
         hot = hot_info.factory(store_settings, hot_options)
