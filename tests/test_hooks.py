@@ -16,7 +16,14 @@ import pytest
 from contextkit import hookimpl
 from contextkit.config import load_config
 from contextkit.errors import BackendNotFound, ConfigError
-from contextkit.plugins import BackendRegistry, CompactorRegistry, EnvOptions, PluginManager, StorageEvent
+from contextkit.plugins import (
+    BackendRegistry,
+    CompactorRegistry,
+    EnvOptions,
+    PluginManager,
+    StorageEvent,
+    store_factory,
+)
 from contextkit.records import Message, utcnow
 from contextkit.stores import HotStore, StoreSettings
 
@@ -158,6 +165,23 @@ def test_backend_names_must_be_lowercase_without_spaces(bad_name: str) -> None:
         registry.add_hot(bad_name, build_acme)
 
 
+
+
+def test_store_factory_imports_the_store_module_on_first_call_only() -> None:
+    """``store_factory("module:Class")`` imports nothing when made and calls ``Class.from_options`` when called;
+    a module that cannot be imported (a driver missing) raises ConfigError naming it, a malformed target at once."""
+    factory = store_factory("contextkit_memory.hot:MemoryHotStore")
+    assert factory.__qualname__ == "MemoryHotStore.from_options"
+    store = factory(StoreSettings(namespace="factory"), {"max_sessions": 3})
+    assert type(store).__name__ == "MemoryHotStore" and store.name == "memory"
+    with pytest.raises(ConfigError, match="max_sessions"):
+        factory(StoreSettings(), {"max_sessions": 0})
+    missing = store_factory("contextkit_no_such_plugin.hot:NoStore")
+    with pytest.raises(ConfigError, match=r"contextkit_no_such_plugin\.hot cannot be imported"):
+        missing(StoreSettings(), {})
+    for target in ("contextkit_memory.hot", ":MemoryHotStore", "contextkit_memory.hot:not a name"):
+        with pytest.raises(ConfigError, match=r"package\.module:ClassName"):
+            store_factory(target)
 
 # -- contextkit_env_options -------------------------------------------------------------------------------------------
 
