@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from contextkit.errors import BackendNotFound, ConfigError
+from contextkit.errors import OWN_SELECTING_VARIABLES, BackendNotFound, ConfigError
 from contextkit.masking import MASK, is_secret_key, mask_secrets, remember_secrets, secrets_in
 from contextkit.plugins import PluginManager, get_plugin_manager
 from contextkit.stores import StoreSettings
@@ -289,6 +289,13 @@ def _env_layer(env: Mapping[str, str], plugins: PluginManager) -> dict[str, Any]
         for tier in contribution.selects:
             if tier in selected and contribution.backend not in selected[tier]:
                 selected[tier].append(contribution.backend)
+    for tier, variables in OWN_SELECTING_VARIABLES.items():
+        # A variable of one of contextkit's own backends whose plugin is missing: select it anyway, so the kit
+        # reports the missing plugin (BackendNotFound, with the install command) rather than ignoring the variable.
+        for variable, backend in variables.items():
+            value = env.get(variable, "").strip().lower()
+            if value and value not in _OFF and backend not in selected[tier] and backend not in plugins.backends.names(tier):
+                selected[tier].append(backend)
     for tier, backends in selected.items():
         if tier in layer or not backends:
             continue

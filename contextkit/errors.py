@@ -41,6 +41,15 @@ OWN_BACKENDS: dict[str, tuple[str, ...]] = {
     "cold": ("clickhouse", "memory", "postgres", "sqlite"),
 }
 
+#: The seed's variables that select one of contextkit's own backends for a tier. The backend's plugin reads them
+#: (``contextkit_env_options``); when it is not installed nobody does, so :func:`contextkit.config.load_config`
+#: still selects the backend by name and building the kit raises :class:`BackendNotFound` with the command that
+#: installs it, instead of running on the memory tier without a word (a value in the off list selects nothing).
+OWN_SELECTING_VARIABLES: dict[str, dict[str, str]] = {
+    "hot": {"REDIS_URL": "redis", "REDIS_HOST": "redis"},
+    "cold": {"CLICKHOUSE_ENABLED": "clickhouse"},
+}
+
 
 def install_command(name: str) -> str:
     """The command that installs contextkit's plugin ``name`` from a checkout of contextkit (the distributions

@@ -176,3 +176,20 @@ def test_a_bad_value_from_a_backend_variable_names_the_variable() -> None:
     with pytest.raises(ConfigError) as refused:
         ContextKit.from_config({"redis": {"port": "seven"}}, env={"REDIS_HOST": "cache", "REDIS_PORT": "six"})
     assert "REDIS_PORT" not in str(refused.value)
+
+
+def test_a_seed_variable_of_a_missing_plugin_is_reported_not_ignored() -> None:
+    """REDIS_URL without contextkit-redis installed: nobody reads the variable, yet the kit does not run on the
+    memory tier as if it were unset; it raises BackendNotFound with the command that installs the plugin. A value
+    from the off list (CLICKHOUSE_ENABLED=false) selects nothing."""
+    from contextkit import ContextKit
+    from contextkit.errors import BackendNotFound
+    from contextkit.plugins import PluginManager
+
+    bare = PluginManager(load_entrypoints=False)  # no backend plugin at all
+    assert load_config(env={"REDIS_URL": "redis://cache:6379/0"}, plugins=bare).hot == "redis"
+    assert load_config(env={"CLICKHOUSE_ENABLED": "true"}, plugins=bare).cold == "clickhouse"
+    assert load_config(env={"CLICKHOUSE_ENABLED": "false"}, plugins=bare).cold is None
+    assert load_config(env={"REDIS_URL": "redis://cache", "CONTEXTKIT_HOT": "memory"}, plugins=bare).hot == "memory"
+    with pytest.raises(BackendNotFound, match="scripts/install redis"):
+        ContextKit.from_config(env={"REDIS_URL": "redis://cache:6379/0"}, plugins=bare)
