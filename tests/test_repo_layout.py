@@ -424,6 +424,8 @@ def test_options_are_a_typed_dataclass_with_from_env(directory: Path) -> None:
         f"{options_class.name} is neither a dataclass nor documents its parameters"
     )
     assert ast.get_docstring(options_class), f"{options_class.name} has no docstring"
+    undocumented = _undocumented_fields(package / "options.py", options_class)
+    assert not undocumented, f"{options_class.name} fields without a '#:' comment or ':param:': {undocumented}"
     assert "from_env" in _classmethods(options, options_class.name), f"{options_class.name}.from_env"
     assigned = {t.id for n in options.body if isinstance(n, (ast.Assign, ast.AnnAssign))
                 for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)}
@@ -431,6 +433,33 @@ def test_options_are_a_typed_dataclass_with_from_env(directory: Path) -> None:
     plugin_source = (package / "plugin.py").read_text(encoding="utf-8")
     assert f"return {options_class.name}.from_env(env)" in plugin_source
     assert f'"{options_class.name}"' in (package / "__init__.py").read_text(encoding="utf-8")
+
+
+def _undocumented_fields(path: Path, options_class: ast.ClassDef) -> list[str]:
+    """The fields of an Options class (annotated class attributes, or the keyword parameters of its ``__init__``)
+    that have neither a ``#:`` comment above them nor a ``:param <name>:`` line in the class docstring."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    docstring = ast.get_docstring(options_class) or ""
+    missing = []
+    init = next((n for n in options_class.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    fields: list[tuple[str, int]] = [
+        (node.target.id, node.lineno)
+        for node in options_class.body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+    ]
+    if init is not None:
+        fields += [(arg.arg, 0) for arg in init.args.kwonlyargs]
+    for name, lineno in fields:
+        if f":param {name}:" in docstring:
+            continue
+        above = lineno - 2
+        comment = []
+        while above >= 0 and lines[above].strip().startswith("#"):
+            comment.append(lines[above].strip())
+            above -= 1
+        if not any(line.startswith("#:") for line in comment):
+            missing.append(name)
+    return missing
 
 
 def _driver_modules(directory: Path) -> set[str]:

@@ -101,12 +101,20 @@ def quote_identifier(name: str) -> str:
 class PostgresOptions:
     """Validated options of one store (see the package README for their meaning)."""
 
+    #: A ``postgresql://`` URL (a ``+driver`` suffix dropped), or None when ``host`` / ``pool`` is given.
     url: str | None
+    #: The database, overriding the URL's (``CONTEXT_PG_DATABASE``), or None.
     database: str | None
+    #: The schema holding the tables: the ``schema`` option, else derived from the namespace.
     schema: str
+    #: Connections the pool keeps open (1).
     min_size: int
+    #: Most connections the pool opens (5).
     max_size: int
+    #: A caller's asyncpg pool, used as is and never closed; None: the store creates one at open.
     pool: Any | None
+    #: asyncpg's connect keywords from the options: ``host``, ``port``, ``user``, ``password``, ``ssl``,
+    #: ``server_settings``, ``statement_cache_size``.
     connect_kwargs: Mapping[str, Any] = field(default_factory=dict)
     #: The schema an earlier version gave the namespace, when it differs from :attr:`schema` (None when the
     #: ``schema`` option is set): :meth:`PostgresColdStore.open` keeps using it if it holds this namespace's archive.

@@ -93,20 +93,35 @@ def _scheme(url: str) -> str:
 class RedisOptions:
     """The validated options of a Redis tier; :meth:`describe_target` never shows a password."""
 
+    #: A ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL; wins over host/port/db. None: use them.
     url: str | None
+    #: Where to connect without a URL (``127.0.0.1``).
     host: str
+    #: The port without a URL (6379).
     port: int
+    #: The database number without a URL (0; a cluster has only 0).
     db: int
+    #: The ACL user, or None.
     username: str | None
+    #: The password, or None; never shown by ``describe()``, ``health()``, a repr or an error.
     password: str | None
+    #: TLS on (``ssl`` option, or a ``rediss://`` URL).
     ssl: bool
+    #: ``ssl_ca_certs`` / ``ssl_certfile`` / ``ssl_keyfile`` / ``ssl_cert_reqs`` as given, for the client.
     ssl_kwargs: Mapping[str, Any]
+    #: Pool size (50): callers wait up to :attr:`pool_timeout` for a free connection.
     max_connections: int
+    #: Seconds to wait for a free pooled connection (default: the tier's timeout).
     pool_timeout: float
+    #: Seconds a command may wait for its reply (default: the tier's timeout).
     socket_timeout: float
+    #: Seconds a connection may take to open (default: the tier's timeout).
     socket_connect_timeout: float
-    cluster: bool | None  # None: detect
+    #: Redis Cluster: True / False forced, None detected at open (``INFO cluster``; the ``auto`` option).
+    cluster: bool | None
+    #: A caller's ``redis.asyncio.Redis`` or ``RedisCluster``, used as is and never closed; None: the store builds one.
     client: Any
+    #: Index shards (sorted sets) per namespace, or None for the default.
     index_shards: int | None
     #: Refuse to open on a server whose ``maxmemory-policy`` is not ``noeviction`` (or cannot be read).
     require_noeviction: bool = False
