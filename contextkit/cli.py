@@ -291,7 +291,7 @@ def history(ctx: click.Context, session_id: str, limit: int) -> None:
 @click.pass_context
 def checkpoints(ctx: click.Context, thread_id: str, limit: int) -> None:
     """List the LangGraph checkpoints of a thread, newest first (and its seed checkpoint documents, if any)."""
-    from contextkit.stores import Capability
+    from contextkit.stores import Capability, CheckpointStore
     from contextkit.validation import check_id, check_limit
 
     root = ctx.find_root()
@@ -302,8 +302,8 @@ def checkpoints(ctx: click.Context, thread_id: str, limit: int) -> None:
         rows: list[dict[str, Any]] = []
         async with _data_kit(root) as kit:
             hot = kit.hot
-            if Capability.CHECKPOINTS.value in hot.capabilities:
-                async for bundle in hot.cp_list(thread_id, None, limit=limit):  # type: ignore[attr-defined]
+            if Capability.CHECKPOINTS.value in hot.capabilities and isinstance(hot, CheckpointStore):
+                async for bundle in hot.cp_list(thread_id, None, limit=limit):
                     row = bundle.row
                     rows.append(
                         {

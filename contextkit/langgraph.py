@@ -821,15 +821,12 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self._check_room(1)
         # Threads only the archive still holds (the hot copy expired or was pruned) have no hot checkpoints to
         # lose, so the hot tier cannot name them: the archive is asked, before anything is deleted.
-        find = getattr(self.archive.cold, "langgraph_threads_of_runs", None)
-        archived: list[str] = []
-        if find is not None:
-            try:
-                archived = await find(runs)
-            except BackendUnavailable as exc:
-                raise BackendUnavailable(
-                    f"deleting runs {runs!r}: the archive cannot be searched for their checkpoints: {exc}"
-                ) from exc
+        try:
+            archived = await self.archive.cold.langgraph_threads_of_runs(runs)
+        except BackendUnavailable as exc:
+            raise BackendUnavailable(
+                f"deleting runs {runs!r}: the archive cannot be searched for their checkpoints: {exc}"
+            ) from exc
         touched = await self.store.cp_delete_for_runs(runs)
         for run_id in runs:
             self._deleted_runs.pop(run_id, None)

@@ -48,8 +48,13 @@ Shared semantics (the conformance suites in :mod:`contextkit.testing` check ever
   - *Put-if-absent.* :meth:`HotStore.restore_owner` writes only what the hot tier lacks, so writes racing a
     read-through apply on top of the restored state and are never overwritten by it.
 
-Optional abilities are declared in ``capabilities`` (see :class:`Capability`) and detected by the kit; a kit
-call that needs a missing one raises :class:`~contextkit.errors.CapabilityNotSupported`.
+Optional abilities are declared in ``capabilities`` (see :class:`Capability`) and implemented as the
+runtime-checkable protocols of :data:`CAPABILITY_PROTOCOLS` (:class:`CheckpointStore`, :class:`OutboxProvider`);
+the kit detects them with ``isinstance``, never by probing attributes, and a kit call that needs a missing one
+raises :class:`~contextkit.errors.CapabilityNotSupported`. Abilities without a capability (:class:`RestoreAware`,
+:class:`DeltaHistoryStore`) are detected with ``isinstance`` alone. A method a protocol declares is required: the
+kit calls it without asking first. :func:`capability_mismatches` checks that what a store declares matches what it
+implements (the hot and cold suites run it).
 """
 
 from __future__ import annotations
@@ -59,16 +64,20 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequen
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from contextkit.errors import InvalidInput, SerializationError
 from contextkit.records import ArchiveEvent, Message, Session, new_event_id, utcnow
 from contextkit.validation import DEFAULT_LIMITS, Limits
 
+if TYPE_CHECKING:  # the archiver imports this module; the outbox protocol is only named in annotations here
+    from contextkit.archiver import Outbox
+
 __all__ = [
     "EMPTY_BLOB_TYPE",
     "Capability",
     "ArchiveSpec",
+    "CAPABILITY_PROTOCOLS",
     "CheckpointBundle",
     "CheckpointRow",
     "CheckpointStore",
@@ -80,6 +89,7 @@ __all__ = [
     "HotStore",
     "MAX_COUNTER",
     "MIN_COUNTER",
+    "OutboxProvider",
     "OwnerState",
     "RestoreAware",
     "SessionUpdate",
@@ -89,6 +99,7 @@ __all__ = [
     "Typed",
     "Versioned",
     "WriteRow",
+    "capability_mismatches",
     "checkpoint_id_floor",
     "delta_ancestors",
     "delta_seed",
@@ -571,6 +582,21 @@ class RestoreAware(Protocol):
 
 
 @runtime_checkable
+class OutboxProvider(Protocol):
+    """Optional (capability ``outbox``): a hot tier that provides the archiver's outbox, so its writes can put
+    their archive events into it in their own atomic step (capability ``atomic_outbox``). Detected with
+    ``isinstance``. A store whose class has the method but that cannot provide one in this configuration (a SQLite
+    database in memory) does not declare ``outbox`` and raises
+    :class:`~contextkit.errors.CapabilityNotSupported` from it."""
+
+    def outbox(self, max_pending: int = ..., **options: Any) -> Outbox:
+        """The outbox (built once: later calls return the same one, or one over the same storage), bounded by
+        ``max_pending`` events. ``options`` are the backend's own (the memory tier: ``path``,
+        ``max_pending_bytes``); a backend without options declares none and Python refuses any."""
+        ...
+
+
+@runtime_checkable
 class ColdStore(Protocol):
     """The permanent tier: an archive of :class:`~contextkit.records.ArchiveEvent` rows in six tables, with reads.
 
@@ -956,3 +982,30 @@ class CheckpointStore(Protocol):
         ``metadata["parents"][""]`` was a root checkpoint that is now pruned; set ``parent_checkpoint_id=None``
         on kept rows whose parent was pruned. ``keep_latest=False`` is :meth:`cp_delete_thread`."""
         ...
+
+
+#: The protocol each capability promises (a capability without an entry, such as ``ttl`` or ``durable``, is a
+#: property of the storage, not a set of methods). ``atomic_outbox`` needs :class:`OutboxProvider` too, and every
+#: write method's ``archive=`` argument, which the protocols declare already.
+CAPABILITY_PROTOCOLS: Mapping[Capability, type] = {
+    Capability.CHECKPOINTS: CheckpointStore,
+    Capability.OUTBOX: OutboxProvider,
+    Capability.ATOMIC_OUTBOX: OutboxProvider,
+}
+
+
+def capability_mismatches(store: HotStore | ColdStore) -> list[str]:
+    """What ``store`` (a hot or cold tier) declares in ``capabilities`` without implementing it: each declared
+    capability whose protocol (:data:`CAPABILITY_PROTOCOLS`) it does not implement, and ``atomic_outbox`` without
+    ``outbox``. Empty when the declaration is honest. The other direction (a protocol implemented but not
+    declared) is allowed only when the methods refuse with ``CapabilityNotSupported``; the suites check that
+    behaviour, since it cannot be seen without calling them."""
+    declared = set(store.capabilities)
+    problems = [
+        f"declares {capability.value!r} but does not implement {protocol.__name__}"
+        for capability, protocol in CAPABILITY_PROTOCOLS.items()
+        if capability.value in declared and not isinstance(store, protocol)
+    ]
+    if Capability.ATOMIC_OUTBOX.value in declared and Capability.OUTBOX.value not in declared:
+        problems.append("declares 'atomic_outbox' without 'outbox'")
+    return problems

@@ -187,8 +187,11 @@ class _Plan:
         return len(self.sessions) + len(self.seed_threads) + len(self.checkpoint_threads) + len(self.orphans)
 
 
-def _has_checkpoints(hot: HotStore) -> bool:
-    return Capability.CHECKPOINTS.value in hot.capabilities
+def _checkpoints(hot: HotStore) -> CheckpointStore | None:
+    """The hot tier as a LangGraph checkpoint store, or None when it does not declare and implement one."""
+    if Capability.CHECKPOINTS.value in hot.capabilities and isinstance(hot, CheckpointStore):
+        return hot
+    return None
 
 
 async def _scan_ids(
@@ -211,8 +214,8 @@ async def _plan(hot: HotStore, session_ids: Sequence[str] | None) -> _Plan:
                 raise NotFound(f"session {sid!r} does not exist")
         seed = [sid for sid in wanted if any(await hot.read_checkpoint_thread(sid))]
         lg: list[str] = []
-        if _has_checkpoints(hot):
-            store: CheckpointStore = hot  # type: ignore[assignment]
+        store = _checkpoints(hot)
+        if store is not None:
             for sid in wanted:
                 async for _ in store.cp_list(sid, None, limit=1):
                     lg.append(sid)
@@ -220,9 +223,10 @@ async def _plan(hot: HotStore, session_ids: Sequence[str] | None) -> _Plan:
     sessions = await _scan_ids(hot.scan_sessions, lambda s: s.session_id)
     seed = await _scan_ids(hot.scan_checkpoint_threads, str)
     threads: set[str] = set()
-    if _has_checkpoints(hot):
+    every = _checkpoints(hot)
+    if every is not None:
         # The protocol lists every thread only through cp_list(None, None); keep the ids, drop the bundles.
-        async for bundle in hot.cp_list(None, None):  # type: ignore[attr-defined]
+        async for bundle in every.cp_list(None, None):
             threads.add(bundle.row.thread_id)
     return _Plan(sessions, seed, sorted(threads), await _orphan_candidates(hot, set(sessions)))
 
@@ -230,14 +234,7 @@ async def _plan(hot: HotStore, session_ids: Sequence[str] | None) -> _Plan:
 async def _orphan_candidates(hot: HotStore, sessions: set[str]) -> list[str]:
     """Ids holding a history, task context or conversation session without a session record of their own (each
     unit reader then skips what a session's records already carry)."""
-    owners = getattr(hot, "iter_data_owners", None)
-    if owners is None:
-        logger.warning(
-            "hot tier %s cannot list data without a session (no iter_data_owners): histories, task contexts and "
-            "conversation sessions of ids that are not sessions are not exported", getattr(hot, "name", "?")
-        )
-        return []
-    return sorted({owner async for owner in owners()} - sessions)
+    return sorted({owner async for owner in hot.iter_data_owners()} - sessions)
 
 
 async def _session_records(hot: HotStore, session_id: str) -> AsyncIterator[Record]:
@@ -291,9 +288,9 @@ def _checkpoint_record(bundle: CheckpointBundle) -> Record:
 
 
 async def _checkpoint_thread_records(hot: HotStore, thread_id: str) -> AsyncIterator[Record]:
-    if not _has_checkpoints(hot):
+    store = _checkpoints(hot)
+    if store is None:
         return
-    store: CheckpointStore = hot  # type: ignore[assignment]
     # Newest first by checkpoint id; rows sharing an id (in several namespaces) are ordered by namespace.
     group: list[CheckpointBundle] = []
     async for bundle in store.cp_list(thread_id, None):
@@ -618,9 +615,9 @@ class RecordSink:
                 start = index
 
     async def _checkpoint(self, record: Mapping[str, Any]) -> None:
-        if not _has_checkpoints(self.hot):
+        store = _checkpoints(self.hot)
+        if store is None:
             raise CapabilityNotSupported(f"the {self.hot.name} hot tier does not store LangGraph checkpoints")
-        store: CheckpointStore = self.hot  # type: ignore[assignment]
         tid = self._id(record.get("thread_id"), "thread_id")
         cid = self._id(record.get("checkpoint_id"), "checkpoint_id")
         ns = _field(record, "checkpoint_ns", str, "a checkpoint")
@@ -880,7 +877,7 @@ async def migrate(
     if commit_every is None:
         commit_every = 1 if sink.archiver is None else 20
     plan = await _plan(source_hot, None)
-    if plan.checkpoint_threads and not _has_checkpoints(target_hot):
+    if plan.checkpoint_threads and _checkpoints(target_hot) is None:
         raise CapabilityNotSupported(
             f"the source holds {len(plan.checkpoint_threads)} LangGraph thread(s) but the {target_hot.name} target "
             "tier does not store LangGraph checkpoints"

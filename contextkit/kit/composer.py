@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from contextkit.archiver import Archiver
+from contextkit.archiver import Archiver, SharedDrain
 from contextkit.config import KitConfig, load_config
 from contextkit.errors import BackendUnavailable, CapabilityNotSupported, ConfigError, ContextKitError
 from contextkit.kit.base import Perf
@@ -32,7 +32,16 @@ from contextkit.kit.sessions import SessionsAPI
 from contextkit.masking import mask_secrets, remember_secrets, secrets_in
 from contextkit.plugins import BackendInfo, PluginManager, get_plugin_manager
 from contextkit.records import to_iso, utcnow
-from contextkit.stores import Capability, ColdStore, HotStore, RestoreAware, StoreStats, max_key_bytes
+from contextkit.stores import (
+    Capability,
+    CheckpointStore,
+    ColdStore,
+    HotStore,
+    OutboxProvider,
+    RestoreAware,
+    StoreStats,
+    max_key_bytes,
+)
 from contextkit.tiered import Tiered
 
 if TYPE_CHECKING:
@@ -243,7 +252,7 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         returns when the outbox starts to outlive the hot tier's data (a file outbox of the memory tier), else None."""
         assert self._cold is not None
         hot = self._hot
-        if Capability.ATOMIC_OUTBOX not in hot.capabilities:
+        if Capability.ATOMIC_OUTBOX not in hot.capabilities or not isinstance(hot, OutboxProvider):
             raise ConfigError(
                 f"the {hot.name} hot tier cannot write archive events in the same step as its writes (no "
                 "'atomic_outbox' capability), so a cold tier cannot archive it without losing events: use it "
@@ -257,7 +266,7 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             cold_open = False
         archiver_config = self.config.archiver
         foreign_since = None
-        make_outbox = hot.outbox  # type: ignore[attr-defined]
+        make_outbox = hot.outbox
         if archiver_config.outbox_path:
             if hot.name != "memory":
                 raise ConfigError(
@@ -312,11 +321,11 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         the Redis streams' drain lease); closing then leaves them to it, as waiting for a crashed holder's lease
         to lapse would stall the close for nothing."""
         assert self._archiver is not None
-        check = getattr(self._archiver.outbox, "drained_elsewhere", None)
-        if check is None:
+        outbox = self._archiver.outbox
+        if not isinstance(outbox, SharedDrain):
             return False
         try:
-            return bool(await check())
+            return await outbox.drained_elsewhere()
         except Exception:  # the server is down: the drain below reports what is left
             return False
 
@@ -362,14 +371,15 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         With a cold tier, its checkpoints are archived and read back when the hot tier no longer has them (the
         kit must be open: the archiver starts with it).
         """
-        if Capability.CHECKPOINTS not in self._hot.capabilities:
-            raise CapabilityNotSupported(f"the {self._hot.name} hot tier does not store LangGraph checkpoints")
+        hot = self._hot
+        if Capability.CHECKPOINTS not in hot.capabilities or not isinstance(hot, CheckpointStore):
+            raise CapabilityNotSupported(f"the {hot.name} hot tier does not store LangGraph checkpoints")
         from contextkit.langgraph import ContextKitSaver
 
         if self._cold is not None and self._archiver is None:
             self._ensure_open()
         return ContextKitSaver(
-            self._hot, serde=serde, archive=self._archiver, key_limit=self._key_limit  # type: ignore[arg-type]
+            hot, serde=serde, archive=self._archiver, key_limit=self._key_limit
         )
 
     async def hot_restored(self, backup: str | Path | None = None) -> int:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -45,7 +45,19 @@ from contextkit.records import (
     Message,
     Session,
 )
-from contextkit.stores import Capability, CheckpointRow, ColdStore, EventHead, OwnerState, StoreSettings, Versioned, WriteRow
+from contextkit.stores import (
+    CAPABILITY_PROTOCOLS,
+    Capability,
+    CheckpointRow,
+    ColdStore,
+    EventHead,
+    OwnerState,
+    StoreSettings,
+    Versioned,
+    WriteRow,
+    capability_mismatches,
+)
+from contextkit.testing.suite import StoreSuite
 from contextkit.tiered import events as core_events
 
 __all__ = [
@@ -224,7 +236,7 @@ def _at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-class ColdStoreSuite:
+class ColdStoreSuite(StoreSuite[ColdStore]):
     """Base class of the cold tier conformance tests; subclass it and implement :meth:`make_store`."""
 
     #: Every test of a subclass carries the ``conformance`` marker (pytest collects class marks along the MRO), so
@@ -233,61 +245,13 @@ class ColdStoreSuite:
 
     #: Prefix of the unique namespaces the suite creates (visible in the server if a cleanup fails).
     namespace_prefix: str = "ckc"
+    #: Namespaces become schema or table names: "_" keeps them identifiers.
+    namespace_separator = "_"
     #: Settings every store starts from; :meth:`new_store` overrides single fields.
     default_settings: StoreSettings = StoreSettings()
     #: Messages and batch size of the long-history tests.
     history_messages: int = 2500
     history_batch: int = 500
-    _made_stores: list[ColdStore]
-
-    # -- what a backend provides --------------------------------------------------------------------------------
-    async def make_store(self, settings: StoreSettings) -> ColdStore:
-        """Build and open a store for ``settings`` (a fresh, unique namespace). Backends must override this."""
-        raise NotImplementedError("subclasses of ColdStoreSuite implement `async def make_store(self, settings)`")
-
-    async def cleanup_store(self, store: ColdStore) -> None:
-        """Remove what a test left behind (schema, tables, files); called before the suite closes ``store``."""
-
-    # -- plumbing -------------------------------------------------------------------------------------------------
-    @pytest.fixture(autouse=True)
-    async def _cold_store_lifecycle(self, request: pytest.FixtureRequest) -> AsyncIterator[None]:
-        """Track every store a test builds, and clean up and close each one at teardown."""
-        instance = request.instance if request.instance is not None else self
-        made: list[ColdStore] = []
-        instance._made_stores = made
-        yield
-        errors: list[BaseException] = []
-        for store in reversed(made):
-            try:
-                await instance.cleanup_store(store)
-            except Exception as exc:  # keep closing the others, then report
-                errors.append(exc)
-            try:
-                await store.aclose()
-            except Exception as exc:
-                errors.append(exc)
-        instance._made_stores = []
-        if errors:
-            raise errors[0]
-
-    async def new_store(self, **overrides: Any) -> ColdStore:
-        """An opened store on a fresh namespace (or ``namespace=...`` to share one), ``overrides`` applied to
-        :attr:`default_settings`."""
-        namespace = overrides.pop("namespace", None) or f"{self.namespace_prefix}_{uuid.uuid4().hex[:12]}"
-        settings = replace(self.default_settings, namespace=namespace, **overrides)
-        store = await self.make_store(settings)
-        made: list[ColdStore] | None = getattr(self, "_made_stores", None)
-        if made is None:
-            made = self._made_stores = []
-        made.append(store)
-        return store
-
-    @pytest.fixture
-    async def store(self, request: pytest.FixtureRequest) -> ColdStore:
-        """An opened store with the default settings on a unique namespace."""
-        instance = request.instance if request.instance is not None else self
-        store: ColdStore = await instance.new_store()
-        return store
 
     async def _write_history(self, store: ColdStore, key: str, count: int, batch: int) -> list[Message]:
         messages = [_message(seq) for seq in range(1, count + 1)]
@@ -309,6 +273,20 @@ class ColdStoreSuite:
         assert isinstance(store.capabilities, frozenset)
         known = {c.value for c in Capability}
         assert set(store.capabilities) <= known, f"unknown capabilities: {set(store.capabilities) - known}"
+
+    async def test_capabilities_match_the_protocols_implemented(self, store: ColdStore) -> None:
+        """A cold tier declares no capability whose protocol it lacks (``checkpoints``, ``outbox`` and
+        ``atomic_outbox`` are hot tier abilities: a cold store declaring them would be handed the hot tier's
+        work), and implements none of those protocols without declaring it.
+
+        Fix: declare only the storage properties (``durable``, ``shared``, ``cluster``, ``concurrent_writes``).
+        """
+        assert capability_mismatches(store) == [], f"{store.name}: {capability_mismatches(store)}"
+        for capability, protocol in CAPABILITY_PROTOCOLS.items():
+            assert (capability.value in store.capabilities) == isinstance(store, protocol), (
+                f"{store.name}: {capability.value!r} declared {capability.value in store.capabilities}, "
+                f"{protocol.__name__} implemented {isinstance(store, protocol)}"
+            )
 
     async def test_health_reports_a_status_and_latency(self, store: ColdStore) -> None:
         """health() returns {"status": "healthy", "latency_ms": number, ...} on a working store, JSON serialisable.

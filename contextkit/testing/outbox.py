@@ -16,8 +16,9 @@ imports this module.
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
-from contextkit.archiver import DeadLetter, DeadLetterBox, Outbox, PeekAhead
+from contextkit.archiver import BytesBoundedPeek, DeadLetter, DeadLetterBox, Outbox, PeekAhead, takes_max_bytes
 from contextkit.records import ArchiveEvent, utcnow
 
 __all__ = ["check_batch_bytes", "check_dead_letters", "check_peek_ahead"]
@@ -96,13 +97,15 @@ async def check_batch_bytes(outbox: Outbox, *, ordered: bool = True) -> None:
     events = _sized(tag, [small, small, big, small, small])
     await outbox.push(events)
     bound = 10_000
-    first = await outbox.peek(10, max_bytes=bound)  # type: ignore[call-arg]
+    assert takes_max_bytes(outbox.peek), "this check is for an outbox whose peek takes max_bytes"
+    first = await cast(BytesBoundedPeek, outbox).peek(10, max_bytes=bound)
     if ordered:
         assert _ids(first) == _ids(events[:2]), "a batch stops before the event that would pass max_bytes"
-        second = await outbox.peek_ahead(10, max_bytes=bound)  # type: ignore[attr-defined]
+        assert isinstance(outbox, PeekAhead), "an ordered outbox bounded by bytes reads ahead (PeekAhead)"
+        second = await outbox.peek_ahead(10, max_bytes=bound)
         assert _ids(second) == _ids(events[2:3]), "an event bigger than max_bytes is a batch by itself (full)"
-        assert await outbox.peek_ahead(10, max_bytes=bound) == [], "2 small events: neither bound reached"  # type: ignore[attr-defined]
-        assert _ids(await outbox.peek_ahead(2, max_bytes=bound)) == _ids(events[3:])  # type: ignore[attr-defined]
+        assert await outbox.peek_ahead(10, max_bytes=bound) == [], "2 small events: neither bound reached"
+        assert _ids(await outbox.peek_ahead(2, max_bytes=bound)) == _ids(events[3:])
     else:
         assert 1 <= len(first) <= 5
     everything = await outbox.peek(10)

@@ -192,8 +192,8 @@ class RedisHotStore(RedisCheckpoints):
             Capability.OUTBOX.value,
             Capability.ATOMIC_OUTBOX.value,
         }
-        if hasattr(RedisCheckpoints, "cp_put"):
-            caps.add(Capability.CHECKPOINTS.value)
+        # The RedisCheckpoints mixin implements contextkit.stores.CheckpointStore.
+        caps.add(Capability.CHECKPOINTS.value)
         self.capabilities: frozenset[str] = frozenset(caps)
 
     def __repr__(self) -> str:
