@@ -36,7 +36,7 @@ import base64
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from contextkit.errors import SerializationError
+from contextkit.errors import CorruptData
 from contextkit.stores import CheckpointBundle, CheckpointRow, Typed, WriteRow
 
 __all__ = [
@@ -69,12 +69,12 @@ def typed_to_json(value: Typed) -> list[str]:
 
 
 def typed_from_json(value: Any) -> Typed:
-    """The ``(type, bytes)`` of a :func:`typed_to_json` value; ``SerializationError`` when malformed."""
+    """The ``(type, bytes)`` of a :func:`typed_to_json` value; ``CorruptData`` when malformed."""
     try:
         kind, text = value
         return (str(kind), base64.b64decode(text, validate=True))
     except (TypeError, ValueError) as exc:
-        raise SerializationError(f"archived checkpoint value is not [type, base64]: {exc}") from None
+        raise CorruptData(f"archived checkpoint value is not [type, base64]: {exc}") from None
 
 
 def checkpoint_payload(row: CheckpointRow, blobs: Mapping[str, Typed]) -> dict[str, Any]:
@@ -238,9 +238,9 @@ def bundle_from_payloads(
                 if upsert or key not in kept:
                     kept[key] = WriteRow(task_id, int(idx), str(channel), typed_from_json([kind, text]), str(task_path))
     except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, SerializationError):
+        if isinstance(exc, CorruptData):
             raise
-        raise SerializationError(f"archived LangGraph checkpoint of thread {thread_id!r} is malformed: {exc!r}") from None
+        raise CorruptData(f"archived LangGraph checkpoint of thread {thread_id!r} is malformed: {exc!r}") from None
     return CheckpointBundle(row, blobs, list(kept.values()))
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
+from contextkit.backend.tables import KEY_COLUMNS  # the lookup-key column of each table (re-exported)
 from contextkit.errors import ConfigError
 from contextkit.naming import percent_name
 
@@ -33,16 +34,6 @@ __all__ = [
     "quote_identifier",
     "table_prefix_for",
 ]
-
-#: The lookup-key column of each archive table (``ArchiveEvent.key`` goes there).
-KEY_COLUMNS: dict[str, str] = {
-    "context_sessions": "session_id",
-    "context_conversations": "session_id",
-    "context_task_contexts": "session_id",
-    "context_checkpoints": "thread_id",
-    "context_checkpoint_writes": "thread_id",
-    "context_conversation_sessions": "session_key",
-}
 
 #: Columns written by the store, in insert order, with their ClickHouse types (sent with every insert, which saves
 #: clickhouse-connect a DESCRIBE round trip per batch). ``version`` (and ``last_seq``) come from migration 002.

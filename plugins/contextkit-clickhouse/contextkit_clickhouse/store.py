@@ -29,7 +29,6 @@ old prefix (``my_app_<hash>_`` for ``my-app``) keeps using it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -40,6 +39,8 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from contextkit.archiver import write_timeout
+from contextkit.backend.archive_reads import ArchiveCheckpointReads
+from contextkit.backend.documents import load_document, load_object
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -54,6 +55,7 @@ from contextkit.errors import (
     BackendUnavailable,
     ConfigError,
     ContextKitError,
+    CorruptData,
     EventRefused,
     InvalidInput,
     SerializationError,
@@ -292,10 +294,7 @@ def _iso_micros(value: Any) -> int:
 
 
 def _loads(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(f"archived {what} is not valid JSON: {exc}") from exc
+    return load_document(text, f"archived {what}")
 
 
 def _micros(value: datetime) -> int:
@@ -319,17 +318,11 @@ def _last_seq(value: Any, event_id: str) -> int:
 
 
 def _session_from(text: str) -> Session:
-    data = _loads(text, "session")
-    if not isinstance(data, dict):
-        raise SerializationError("archived session is not an object")
-    return Session.from_dict(data)  # raises SerializationError itself
+    return Session.from_dict(load_object(text, "archived session"))  # raises CorruptData itself
 
 
 def _document(text: str, table: str) -> dict[str, Any]:
-    document = _loads(text, table)
-    if not isinstance(document, dict):
-        raise SerializationError(f"archived {table} document is not an object")
-    return document
+    return load_object(text, f"archived {table} document")
 
 
 # The columns every branch of a read selects (positionally: UNION ALL takes the names of its first branch, and
@@ -423,7 +416,7 @@ def _refuses_data(exc: BaseException) -> bool:
     return code in _REFUSED_CODES
 
 
-class ClickHouseColdStore:
+class ClickHouseColdStore(ArchiveCheckpointReads):
     """The cold tier on ClickHouse (clickhouse-connect's async HTTP client).
 
     Built by the ``clickhouse`` factory (``contextkit_clickhouse.create_cold_store``) without I/O; :meth:`open`
@@ -990,7 +983,7 @@ class ClickHouseColdStore:
         for message_id, seq, role, content, metadata, ticks in reversed(rows):
             meta = _loads(metadata, "message metadata")
             if not isinstance(meta, dict):
-                raise SerializationError("archived message metadata is not an object")
+                raise CorruptData("archived message metadata is not an object")
             messages.append(
                 Message(
                     role=str(role),
@@ -1058,24 +1051,7 @@ class ClickHouseColdStore:
             extra, params = " AND checkpoint_id = {checkpoint:String}" + _NOT_LANGGRAPH, {"checkpoint": checkpoint_id}
         return await self._newest_document("context_checkpoints", "data", thread_id, extra, params)
 
-    async def read_langgraph_checkpoint(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
-    ) -> CheckpointBundle | None:
-        """An archived LangGraph checkpoint (the newest of the namespace for None), or None; see
-        :meth:`contextkit.stores.ColdStore.read_langgraph_checkpoint`."""
-        found = await self._langgraph(thread_id, checkpoint_ns, checkpoint_id, None, 1)
-        return found[0] if found else None
-
-    async def list_langgraph_checkpoints(
-        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
-    ) -> list[CheckpointBundle]:
-        """Archived LangGraph checkpoints newest first; see
-        :meth:`contextkit.stores.ColdStore.list_langgraph_checkpoints`."""
-        if limit is not None and limit <= 0:
-            return []
-        return await self._langgraph(thread_id, checkpoint_ns, None, before, limit)
-
-    async def _langgraph(
+    async def _langgraph_bundles(
         self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
         checkpoints = self._tables["context_checkpoints"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from contextkit.backend.archive_reads import ArchiveCheckpointReads
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -64,7 +65,7 @@ class _Row:
         return self.payload.get("event_type") == "delete"
 
 
-class MemoryColdStore:
+class MemoryColdStore(ArchiveCheckpointReads):
     """An in-process archive of :class:`~contextkit.records.ArchiveEvent` rows (tests and demos, not durable).
 
     :param settings: the namespace is reported by :meth:`describe`; other settings are unused.
@@ -252,20 +253,11 @@ class MemoryColdStore:
             return None
         return _copy_document(newest.payload["document"])
 
-    async def read_langgraph_checkpoint(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
-    ) -> CheckpointBundle | None:
-        """An archived LangGraph checkpoint (the newest of the namespace for None), or None; see
-        :meth:`contextkit.stores.ColdStore.read_langgraph_checkpoint`."""
-        found = self._langgraph(thread_id, checkpoint_ns, checkpoint_id, None, 1)
-        return found[0] if found else None
-
-    async def list_langgraph_checkpoints(
-        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
+    async def _langgraph_bundles(
+        self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
-        """Archived LangGraph checkpoints newest first; see
-        :meth:`contextkit.stores.ColdStore.list_langgraph_checkpoints`."""
-        return self._langgraph(thread_id, checkpoint_ns, None, before, limit)
+        """See :meth:`contextkit.backend.archive_reads.ArchiveCheckpointReads._langgraph_bundles`."""
+        return self._langgraph(thread_id, checkpoint_ns, checkpoint_id, before, limit)
 
     def _langgraph(
         self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None

@@ -27,7 +27,6 @@ store becomes :class:`~contextkit.errors.SerializationError` or, refused by the 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -38,6 +37,9 @@ from typing import Any, TypeVar
 import asyncpg
 
 from contextkit.archiver import write_timeout
+from contextkit.backend.archive_reads import ArchiveCheckpointReads
+from contextkit.backend.documents import load_document, load_object
+from contextkit.backend.tables import KEY_COLUMNS
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -48,7 +50,7 @@ from contextkit.checkpoint_archive import (
     payload_kind,
 )
 from contextkit.codec import archive_json
-from contextkit.errors import BackendUnavailable, ContextKitError, EventRefused, InvalidInput, SerializationError
+from contextkit.errors import BackendUnavailable, ContextKitError, CorruptData, EventRefused, InvalidInput, SerializationError
 from contextkit.masking import SECRET_FILTER, mask_secrets
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, from_iso, new_id
 from contextkit.stores import Capability, CheckpointBundle, OwnerState, StoreSettings
@@ -62,16 +64,6 @@ logger = logging.getLogger("contextkit.postgres")
 logger.addFilter(SECRET_FILTER)
 
 T = TypeVar("T")
-
-# The lookup-key column of each archive table.
-_KEY_COLUMN = {
-    "context_sessions": "session_id",
-    "context_conversations": "session_id",
-    "context_task_contexts": "session_id",
-    "context_checkpoints": "thread_id",
-    "context_checkpoint_writes": "thread_id",
-    "context_conversation_sessions": "session_key",
-}
 
 # Per table: the columns written after (event_id, <key>, created_at), with their SQL types; a "jsonb" type means
 # the value is JSON text cast in SQL. Every table ends with the event's version (migration 003).
@@ -476,7 +468,7 @@ class _Sql:
         )
 
 
-class PostgresColdStore:
+class PostgresColdStore(ArchiveCheckpointReads):
     """The cold tier on PostgreSQL (asyncpg): the seed's six tables in a schema of their own.
 
     Built by the ``postgres`` factory without I/O; :meth:`open` creates the pool (unless one was handed in, which
@@ -502,7 +494,7 @@ class PostgresColdStore:
         self._closed = False
         self._use_schema(self.options.schema)
         self._copy_columns = {
-            table: ("event_id", _KEY_COLUMN[table], "created_at", *(name for name, _ in _COLUMNS[table]))
+            table: ("event_id", KEY_COLUMNS[table], "created_at", *(name for name, _ in _COLUMNS[table]))
             for table in ARCHIVE_TABLES
         }
         self.migrations_applied: list[int] = []
@@ -692,7 +684,7 @@ class PostgresColdStore:
         raise AssertionError("unreachable")
 
     def _table(self, table: str) -> str:
-        if table not in _KEY_COLUMN:
+        if table not in KEY_COLUMNS:
             raise InvalidInput(f"unknown archive table {table!r} (known: {', '.join(ARCHIVE_TABLES)})")
         return f"{self._schema_q}.{table}"
 
@@ -704,7 +696,7 @@ class PostgresColdStore:
         application's pool may have replaced. No constraints: conflicts are resolved by the INSERT.
         """
         extra = _COLUMNS[table]
-        names = ["event_id", _KEY_COLUMN[table], "created_at", *(name for name, _ in extra)]
+        names = ["event_id", KEY_COLUMNS[table], "created_at", *(name for name, _ in extra)]
         types = ["text", "text", "timestamptz", *("text" if kind == "jsonb" else kind for _, kind in extra)]
         selected = [f"{name}::jsonb" if i >= 3 and extra[i - 3][1] == "jsonb" else name for i, name in enumerate(names)]
         stage = f"pg_temp.contextkit_stage_{table}"
@@ -734,7 +726,7 @@ class PostgresColdStore:
         for event in events:
             table_events = by_table.get(event.table)
             if table_events is None:
-                if event.table not in _KEY_COLUMN:
+                if event.table not in KEY_COLUMNS:
                     raise InvalidInput(f"unknown archive table {event.table!r} (known: {', '.join(ARCHIVE_TABLES)})")
                 by_table[event.table] = [event]
             else:
@@ -780,10 +772,7 @@ class PostgresColdStore:
 
     # -- reads ------------------------------------------------------------------------------------------------
     def _loads(self, text: str, what: str) -> Any:
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise SerializationError(f"stored {what} is not valid JSON: {exc}") from None
+        return load_document(text, what)
 
     async def read_owner(self, owner: str) -> OwnerState:
         """See :meth:`contextkit.stores.ColdStore.read_owner`: one statement (one round trip once asyncpg has
@@ -833,7 +822,7 @@ class PostgresColdStore:
     def _session(self, text: str | None, session_id: str) -> Session:
         payload = None if text is None else self._loads(text, "session event")
         if not isinstance(payload, dict):
-            raise SerializationError(f"stored session event of {session_id!r} is not a session document")
+            raise CorruptData(f"stored session event of {session_id!r} is not a session document")
         return Session.from_dict(payload)
 
     async def read_session(self, session_id: str) -> Session | None:
@@ -909,24 +898,7 @@ class PostgresColdStore:
             return await self._visible_document("read checkpoint", self._sql.thread_checkpoint, thread_id)
         return await self._visible_document("read checkpoint", self._sql.checkpoint, thread_id, checkpoint_id)
 
-    async def read_langgraph_checkpoint(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
-    ) -> CheckpointBundle | None:
-        """An archived LangGraph checkpoint (the newest of the namespace for None), or None; see
-        :meth:`contextkit.stores.ColdStore.read_langgraph_checkpoint`."""
-        found = await self._langgraph(thread_id, checkpoint_ns, checkpoint_id, None, 1)
-        return found[0] if found else None
-
-    async def list_langgraph_checkpoints(
-        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
-    ) -> list[CheckpointBundle]:
-        """Archived LangGraph checkpoints newest first; see
-        :meth:`contextkit.stores.ColdStore.list_langgraph_checkpoints`."""
-        if limit is not None and limit <= 0:
-            return []
-        return await self._langgraph(thread_id, checkpoint_ns, None, before, limit)
-
-    async def _langgraph(
+    async def _langgraph_bundles(
         self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
         checkpoints, writes = self._table("context_checkpoints"), self._table("context_checkpoint_writes")
@@ -975,10 +947,7 @@ class PostgresColdStore:
         return bundles_from_payloads(thread_id, chosen, found)
 
     def _document(self, text: str, what: str) -> dict[str, Any]:
-        value = self._loads(text, what)
-        if not isinstance(value, dict):
-            raise SerializationError(f"stored {what} is not a JSON object")
-        return value
+        return load_object(text, what)
 
     async def langgraph_threads_of_runs(self, run_ids: Sequence[str]) -> list[str]:
         """See :meth:`contextkit.stores.ColdStore.langgraph_threads_of_runs` (the run index of migration 002)."""
@@ -1000,7 +969,7 @@ class PostgresColdStore:
         if key is None:
             sql, args = f"SELECT count(*) FROM {qualified}", ()
         else:
-            sql, args = f"SELECT count(*) FROM {qualified} WHERE {_KEY_COLUMN[table]} = $1", (key,)
+            sql, args = f"SELECT count(*) FROM {qualified} WHERE {KEY_COLUMNS[table]} = $1", (key,)
         return int(await self._call(f"count {table}", lambda conn: conn.fetchval(sql, *args)))
 
     async def drop_schema(self) -> None:

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from contextkit.checkpoint_archive import delete_payload
 from contextkit.codec import archive_json, archive_loads
-from contextkit.errors import ConfigError, SerializationError
+from contextkit.errors import ConfigError, CorruptData, SerializationError
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,
@@ -522,9 +522,9 @@ def _unpack(data: bytes, count: int) -> list[bytes]:
             pos = start + int(data[pos:start], 16)
             out.append(data[start:pos])
     except (ValueError, TypeError) as exc:
-        raise SerializationError(f"stored checkpoint data is malformed: {exc}") from exc
+        raise CorruptData(f"stored checkpoint data is malformed: {exc}") from exc
     if pos > len(data):
-        raise SerializationError("stored checkpoint data is truncated")
+        raise CorruptData("stored checkpoint data is truncated")
     return out
 
 
@@ -533,7 +533,7 @@ def _read_bundles(data: Any) -> list[tuple[bytes, bytes, list[bytes | None], lis
     write values)`` per checkpoint: ``head, record, n, n blob values, m, m write values, ...``."""
     out: list[tuple[bytes, bytes, list[bytes | None], list[bytes | None]]] = []
     if not isinstance(data, list):
-        raise SerializationError(f"a checkpoint read reply is not an array: {type(data).__name__}")
+        raise CorruptData(f"a checkpoint read reply is not an array: {type(data).__name__}")
     pos = 0
     end = len(data)
     try:
@@ -549,9 +549,9 @@ def _read_bundles(data: Any) -> list[tuple[bytes, bytes, list[bytes | None], lis
                 raise TypeError("a checkpoint's id or record is missing")
             out.append((head, rec, blobs, writes))
     except (IndexError, TypeError) as exc:
-        raise SerializationError(f"a checkpoint read reply is malformed: {exc}") from exc
+        raise CorruptData(f"a checkpoint read reply is malformed: {exc}") from exc
     if pos != end:
-        raise SerializationError("a checkpoint read reply is truncated")
+        raise CorruptData("a checkpoint read reply is truncated")
     return out
 
 
@@ -601,7 +601,7 @@ def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[Check
         flat = archive_loads(vjson)
         metadata = archive_loads(meta)
     except ValueError as exc:
-        raise SerializationError(f"stored checkpoint {cid!r} has malformed JSON: {exc}") from exc
+        raise CorruptData(f"stored checkpoint {cid!r} has malformed JSON: {exc}") from exc
     channels = flat[0::2]
     row = CheckpointRow(
         thread_id,
@@ -625,7 +625,7 @@ def _typed(raw: bytes) -> Typed:
         colon = raw.index(b":")
         end = colon + 1 + int(raw[:colon])
     except ValueError as exc:
-        raise SerializationError(f"a stored checkpoint value is malformed: {exc}") from exc
+        raise CorruptData(f"a stored checkpoint value is malformed: {exc}") from exc
     return (raw[colon + 1 : end].decode("utf-8"), raw[end:])
 
 
@@ -658,7 +658,7 @@ def _read_delta_walk(data: Any) -> DeltaWalk:
     """Decode the flat array of the ``delta_history`` script: start, resume, bounded, then per ancestor its id,
     ``n`` write values, ``m`` (channel, blob value) seed pairs."""
     if not isinstance(data, list) or len(data) < 3:
-        raise SerializationError(f"a DeltaChannel history reply is malformed: {type(data).__name__}")
+        raise CorruptData(f"a DeltaChannel history reply is malformed: {type(data).__name__}")
     steps: list[DeltaStep] = []
     pos, end = 3, len(data)
     try:
@@ -673,9 +673,9 @@ def _read_delta_walk(data: Any) -> DeltaWalk:
             pos += 2 * count
             steps.append(DeltaStep(cid, writes, seeds))
     except (IndexError, TypeError, ValueError) as exc:
-        raise SerializationError(f"a DeltaChannel history reply is malformed: {exc}") from exc
+        raise CorruptData(f"a DeltaChannel history reply is malformed: {exc}") from exc
     if pos != end:
-        raise SerializationError("a DeltaChannel history reply is truncated")
+        raise CorruptData("a DeltaChannel history reply is truncated")
     resume = data[1]
     return DeltaWalk(_s(data[0]), steps, None if resume is None else _s(resume), data[2] == b"1")
 

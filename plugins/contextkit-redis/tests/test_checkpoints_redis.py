@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from contextkit.errors import ConfigError, SerializationError
+from contextkit.errors import ConfigError, CorruptData, SerializationError
 from contextkit.stores import CheckpointRow, CheckpointStore, StoreSettings, WriteRow
 from contextkit.testing.checkpoints import (
     CheckpointStoreSuite,
@@ -140,7 +140,7 @@ def test_a_read_reply_is_split_per_checkpoint_and_a_malformed_one_is_refused() -
     assert _read_bundles(reply) == [(b"c2", b"rec2", [b"blob-a", None], [b"write"]), (b"c1", b"rec1", [], [])]
     assert _read_bundles([]) == []
     for bad in (b"a string", [b"c1", b"rec1", 2, b"only one"], [b"c1", None, 0, 0], [b"c1", b"rec1", "x", 0]):
-        with pytest.raises(SerializationError):
+        with pytest.raises(CorruptData):
             _read_bundles(bad)
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from contextkit.backend.archive_reads import ArchiveCheckpointReads
 from contextkit.checkpoint_archive import (
     LANGGRAPH_KIND,
     bundles_from_payloads,
@@ -105,7 +106,7 @@ _CHECKPOINT_PAGE = 64
 _NOT_LANGGRAPH = " AND json_extract(payload, '$.kind') IS NULL"
 
 
-class SqliteColdStore:
+class SqliteColdStore(ArchiveCheckpointReads):
     """A cold tier in a SQLite file (the same file as the hot tier by default, in tables of its own).
 
     :param settings: the tier settings (only ``namespace`` and ``timeout`` matter here).
@@ -391,22 +392,11 @@ class SqliteColdStore:
         document = None if payload is None else payload.get("document")
         return dict(document) if isinstance(document, Mapping) else None
 
-    async def read_langgraph_checkpoint(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
-    ) -> CheckpointBundle | None:
-        """An archived LangGraph checkpoint (the newest of the namespace for None), or None; see
-        :meth:`contextkit.stores.ColdStore.read_langgraph_checkpoint`."""
-        found = await self._db.read(self._langgraph, thread_id, checkpoint_ns, checkpoint_id, None, 1)
-        return found[0] if found else None
-
-    async def list_langgraph_checkpoints(
-        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
+    async def _langgraph_bundles(
+        self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
-        """Archived LangGraph checkpoints newest first; see
-        :meth:`contextkit.stores.ColdStore.list_langgraph_checkpoints`."""
-        if limit is not None and limit <= 0:
-            return []
-        return await self._db.read(self._langgraph, thread_id, checkpoint_ns, None, before, limit)
+        """See :meth:`contextkit.backend.archive_reads.ArchiveCheckpointReads._langgraph_bundles`."""
+        return await self._db.read(self._langgraph, thread_id, checkpoint_ns, checkpoint_id, before, limit)
 
     def _langgraph(
         self,

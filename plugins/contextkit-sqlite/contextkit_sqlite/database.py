@@ -13,13 +13,12 @@ its own public helpers use, unchanged since aiosqlite 0.17. A test pins that we 
 Errors: ``sqlite3`` errors (``database is locked`` once ``busy_timeout`` has passed, disk I/O errors, a file that
 is not a database) become :class:`~contextkit.errors.BackendUnavailable`; data SQLite refuses (a string or blob
 too big, an integer over 64 bits) becomes :class:`~contextkit.errors.EventRefused`; undecodable
-stored JSON becomes :class:`~contextkit.errors.SerializationError`.
+stored JSON becomes :class:`~contextkit.errors.CorruptData`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import time
@@ -31,6 +30,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from contextkit.backend.documents import dump_document, load_document
 from contextkit.errors import BackendUnavailable, ConfigError, EventRefused, SerializationError
 
 __all__ = [
@@ -157,19 +157,14 @@ def from_micros(value: int) -> datetime:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON text of a plain-JSON value (unicode kept as is)."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(f"value cannot be stored as JSON: {exc}") from exc
+    """Compact JSON text of a plain-JSON value (unicode kept as is); :class:`SerializationError` when JSON cannot
+    hold it."""
+    return dump_document(value)
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse stored JSON text; :class:`SerializationError` when it cannot be decoded."""
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(f"stored JSON cannot be decoded: {exc}") from exc
+    """Parse stored JSON text; :class:`CorruptData` when it cannot be decoded."""
+    return load_document(text, "JSON")
 
 
 def _in_write_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
