@@ -246,8 +246,9 @@ class Outbox(Protocol):
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """An archive event the cold tier refused as data (an :class:`~contextkit.errors.InvalidInput`:
-    :class:`~contextkit.errors.EventRefused` from the server, ``SerializationError`` before any I/O), set aside so it no longer blocks the outbox: kept with the reason and when it was
-    refused, until an operator fixed the cause and replays it (``contextkit dead-letters replay``)."""
+    :class:`~contextkit.errors.EventRefused` from the server, ``SerializationError`` before any I/O), set aside so
+    it no longer blocks the outbox: kept with the reason and when it was refused, until an operator fixed the
+    cause and replays it (``contextkit dead-letters replay``)."""
 
     event: ArchiveEvent
     reason: str

@@ -22,7 +22,8 @@ Shared semantics (the conformance suites in :mod:`contextkit.testing` check ever
   unicode) maps to its own keys, never collides with another id and never escapes the namespace.
 * **Errors.** A backend raises :class:`~contextkit.errors.BackendUnavailable` for connection failures and
   timeouts (within its configured timeout) and :class:`~contextkit.errors.CorruptData` for stored data it
-  cannot decode (:mod:`contextkit.backend.documents`). It never returns a partial write: a multi-key update is atomic or not applied.
+  cannot decode (:mod:`contextkit.backend.documents`). It never returns a partial write: a multi-key update is
+  atomic or not applied.
 
 * **Tiering** (only when ``settings.archived``: a cold tier archives this hot tier; the tiered layer,
   :mod:`contextkit.tiered`, relies on every point, and the hot suite checks each one).

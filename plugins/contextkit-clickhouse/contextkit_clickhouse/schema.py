@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from importlib import resources
 from string import Template
 
+from contextkit.backend.migrations import Migration as SharedMigration
+from contextkit.backend.migrations import load_migrations as load_migration_files
 from contextkit.backend.tables import KEY_COLUMNS  # the lookup-key column of each table (re-exported)
 from contextkit.errors import ConfigError
 from contextkit.naming import percent_name
@@ -106,7 +107,6 @@ MAX_TABLE_FILE_NAME = 200
 _LONGEST_TABLE = "context_conversation_sessions_local"
 #: The table whose comment names the namespace owning a prefix.
 OWNER_TABLE = "namespace_owner"
-_FILE_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 _REPLICATED_ENGINE = "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"
 
 
@@ -194,18 +194,10 @@ class SchemaTarget:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One versioned migration file: its version, name, raw text and checksum."""
+class Migration(SharedMigration):
+    """One versioned migration file: its version, name, raw text and checksum (recorded with it)."""
 
-    version: int
-    name: str
-    text: str
-
-    @property
-    def checksum(self) -> str:
-        """SHA-256 of the file text (recorded with the migration)."""
-        return hashlib.sha256(self.text.encode()).hexdigest()
+    __slots__ = ()
 
     def statements(self, target: SchemaTarget) -> list[str]:
         """The DDL statements of this migration for ``target``, in order (cluster-only ones only on a cluster)."""
@@ -233,18 +225,9 @@ class Migration:
         return rendered
 
 
-def load_migrations() -> list[Migration]:
+def load_migrations() -> tuple[Migration, ...]:
     """Every ``migrations/NNN_name.sql`` shipped in the package, by version."""
-    found = []
-    for entry in resources.files("contextkit_clickhouse").joinpath("migrations").iterdir():
-        match = _FILE_NAME.match(entry.name)
-        if match:
-            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise ConfigError(f"two migration files share a version: {versions}")
-    return found
+    return load_migration_files("contextkit_clickhouse", Migration)
 
 
 def migrations_table_ddl(target: SchemaTarget) -> str:

@@ -32,7 +32,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -41,6 +42,7 @@ from urllib.parse import unquote, urlsplit
 from contextkit.archiver import write_timeout
 from contextkit.backend.archive_reads import ArchiveCheckpointReads
 from contextkit.backend.documents import load_document, load_object
+from contextkit.backend.migrations import apply_migrations
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -70,6 +72,7 @@ from contextkit_clickhouse.schema import (
     KEY_COLUMNS,
     OWNER_TABLE,
     TABLE_COLUMNS,
+    Migration,
     SchemaTarget,
     aiecs_copy_statements,
     legacy_table_prefix_for,
@@ -416,6 +419,49 @@ def _refuses_data(exc: BaseException) -> bool:
     return code in _REFUSED_CODES
 
 
+class _Ledger:
+    """The migrations of one store (:class:`contextkit.backend.migrations.MigrationLedger`), recorded in
+    ``<prefix>schema_migrations`` with their checksums. ClickHouse has no transactions: every statement is
+    ``IF NOT EXISTS`` (or the like), so two stores migrating at once do the same work twice, harmlessly."""
+
+    def __init__(self, store: ClickHouseColdStore, client: Any) -> None:
+        self.store = store
+        self.client = client
+        self.table = store.target.table("schema_migrations")
+
+    async def applied(self) -> dict[int, str]:
+        result = await self.store._call(
+            "read migrations",
+            self.client.query(f"SELECT version, argMax(checksum, applied_at) FROM {self.table} GROUP BY version"),
+            self.store.settings.timeout,
+        )
+        return {int(row[0]): str(row[1]) for row in result.result_rows}
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        yield  # nothing to hold (see the class docstring)
+
+    async def apply(self, migration: Migration) -> None:
+        store, ddl_timeout = self.store, self.store.options.ddl_timeout
+        # A prefix never migrated may hold the original ContextEngine's tables: set aside, then copied over.
+        adopting = await store._set_aside_aiecs_tables() if migration.version == 1 and not store.target.cluster else []
+        for statement in migration.statements(store.target):
+            await store._call(f"migration {migration.version:03d}", self.client.command(statement), ddl_timeout)
+        if adopting:
+            # Before 001 is recorded: a crash here leaves it unrecorded, and the next open copies again.
+            await store._copy_aiecs_rows(adopting)
+        await store._call(
+            "record migration",
+            self.client.insert(
+                self.table,
+                [[migration.version, migration.name, migration.checksum, _micros(datetime.now(timezone.utc)) // 1000]],
+                column_names=["version", "name", "checksum", "applied_at"],
+                column_type_names=["UInt32", "String", "String", "DateTime64(3, 'UTC')"],
+            ),
+            store.settings.timeout,
+        )
+
+
 class ClickHouseColdStore(ArchiveCheckpointReads):
     """The cold tier on ClickHouse (clickhouse-connect's async HTTP client).
 
@@ -579,43 +625,15 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
         if self.options.database != "default":
             await self._call("create database", client.command(self._database_ddl()), ddl_timeout)
         await self._call("create migrations table", client.command(migrations_table_ddl(self.target)), ddl_timeout)
-        migrations_table = self.target.table("schema_migrations")
-        result = await self._call(
-            "read migrations",
-            client.query(f"SELECT version, argMax(checksum, applied_at) FROM {migrations_table} GROUP BY version"),
-            self.settings.timeout,
-        )
-        applied = {int(row[0]): str(row[1]) for row in result.result_rows}
-        adopting: list[str] = []
-        if 1 not in applied and not self.target.cluster:
-            adopting = await self._set_aside_aiecs_tables()
-        done = []
-        for migration in load_migrations():
-            if migration.version in applied:
-                if applied[migration.version] != migration.checksum:
-                    logger.warning(
-                        "ClickHouse migration %03d_%s changed after it was applied; it is not re-run",
-                        migration.version,
-                        migration.name,
-                    )
-                continue
-            for statement in migration.statements(self.target):
-                await self._call(f"migration {migration.version:03d}", client.command(statement), ddl_timeout)
-            if migration.version == 1 and adopting:
-                # Before 001 is recorded: a crash here leaves it unrecorded, and the next open copies again.
-                await self._copy_aiecs_rows(adopting)
-            await self._call(
-                "record migration",
-                client.insert(
-                    migrations_table,
-                    [[migration.version, migration.name, migration.checksum, _micros(datetime.now(timezone.utc)) // 1000]],
-                    column_names=["version", "name", "checksum", "applied_at"],
-                    column_type_names=["UInt32", "String", "String", "DateTime64(3, 'UTC')"],
-                ),
-                self.settings.timeout,
+
+        def changed(migration: Migration) -> None:
+            logger.warning(
+                "ClickHouse migration %03d_%s changed after it was applied; it is not re-run",
+                migration.version,
+                migration.name,
             )
-            done.append(migration.version)
-        return done
+
+        return await apply_migrations(_Ledger(self, client), load_migrations(), on_changed=changed)
 
     async def _set_aside_aiecs_tables(self) -> list[str]:
         """Tables the original ContextEngine (AIECS) created under this store's names (no ``event_id`` column):

@@ -22,7 +22,8 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from contextkit.backend.documents import dump_document, load_document
+from contextkit.backend.migrations import apply_migrations_sync
 from contextkit.errors import BackendUnavailable, ConfigError, EventRefused, SerializationError
 
 __all__ = [
@@ -167,18 +169,48 @@ def loads(text: str | bytes) -> Any:
     return load_document(text, "JSON")
 
 
-def _in_write_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+@contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
     # IMMEDIATE takes the write lock up front, so a read-then-write (the next seq, a counter) can never be
     # interleaved with another process's write: busy_timeout makes the second writer wait instead.
     conn.execute("BEGIN IMMEDIATE")
     try:
-        result = fn(conn, *args)
+        yield
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return result
+
+
+def _in_write_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    with _write_transaction(conn):
+        return fn(conn, *args)
+
+
+class _Ledger:
+    """The migrations of one component (``hot`` / ``cold``) of a database file, recorded in ``ck_migrations``
+    (:class:`contextkit.backend.migrations.SyncMigrationLedger`): applied under the write lock, so several
+    processes opening a fresh file at once migrate it once, and the others see the versions it recorded."""
+
+    def __init__(self, conn: sqlite3.Connection, component: str) -> None:
+        self.conn = conn
+        self.component = component
+
+    def applied(self) -> set[int]:
+        rows = self.conn.execute("SELECT version FROM ck_migrations WHERE component = ?", (self.component,))
+        return {int(row[0]) for row in rows}
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return _write_transaction(self.conn)
+
+    def apply(self, migration: Migration) -> None:
+        for statement in migration.statements:
+            self.conn.execute(statement)
+        self.conn.execute(
+            "INSERT INTO ck_migrations (component, version, applied_at) VALUES (?, ?, ?)",
+            (migration.component, migration.version, datetime.now(timezone.utc).isoformat()),
+        )
 
 
 def _in_read_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -245,31 +277,10 @@ class SqliteDatabase:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(_MIGRATIONS_TABLE)
-        pending = [m for m in self._migrations if not self._applied(conn, m)]
-        if pending:
-            # Several processes may open a fresh file at once: the write lock makes one of them migrate and
-            # the others see the versions it recorded.
-            _in_write_transaction(conn, self._migrate, ())
+        for component in dict.fromkeys(m.component for m in self._migrations):
+            steps = [m for m in self._migrations if m.component == component]
+            apply_migrations_sync(_Ledger(conn, component), steps)
         return mode
-
-    @staticmethod
-    def _applied(conn: sqlite3.Connection, migration: Migration) -> bool:
-        row = conn.execute(
-            "SELECT 1 FROM ck_migrations WHERE component = ? AND version = ?",
-            (migration.component, migration.version),
-        ).fetchone()
-        return row is not None
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        for migration in self._migrations:
-            if self._applied(conn, migration):
-                continue
-            for statement in migration.statements:
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO ck_migrations (component, version, applied_at) VALUES (?, ?, ?)",
-                (migration.component, migration.version, datetime.now(timezone.utc).isoformat()),
-            )
 
     async def close(self) -> None:
         """Close the connection; idempotent."""
