@@ -167,3 +167,26 @@ def test_capability_mismatches_names_a_declaration_without_its_protocol() -> Non
     assert any("'checkpoints'" in p and "CheckpointStore" in p for p in problems)
     assert any("'atomic_outbox'" in p and "OutboxProvider" in p for p in problems)
     assert "declares 'atomic_outbox' without 'outbox'" in problems
+
+
+@pytest.mark.parametrize(
+    ("namespace", "schema", "prefix"),
+    [
+        ("", "ck_", ""),
+        ("contextkit", "contextkit", "contextkit_"),
+        ("A", "a_6dcd4ce2", "a_6dcd4ce2_"),
+        ("my-app", "my_app_431cf07b", "my_app_431cf07b_"),
+        ("1abc", "ck_1abc", "1abc_"),
+        ("pg_x", "ck_pg_x", "pg_x_"),
+        ("é", "__bf15be71", "__bf15be71_"),
+        ("x" * 70, "x" * 54 + "_bbaad84b", "x" * 40 + "_bbaad84b_"),
+    ],
+)
+def test_the_legacy_names_stay_what_earlier_versions_wrote(namespace: str, schema: str, prefix: str) -> None:
+    """The PostgreSQL schema and ClickHouse prefix earlier versions derived (one sanitizer now,
+    contextkit.naming.legacy_name): archives live under them, so they never change."""
+    from contextkit_clickhouse.schema import legacy_table_prefix_for
+    from contextkit_postgres.options import legacy_schema_from_namespace
+
+    assert legacy_schema_from_namespace(namespace) == schema
+    assert legacy_table_prefix_for(namespace) == prefix

@@ -8,7 +8,6 @@ checked without a cluster.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from string import Template
@@ -17,7 +16,7 @@ from contextkit.backend.migrations import Migration as SharedMigration
 from contextkit.backend.migrations import load_migrations as load_migration_files
 from contextkit.backend.tables import KEY_COLUMNS  # the lookup-key column of each table (re-exported)
 from contextkit.errors import ConfigError
-from contextkit.naming import percent_name
+from contextkit.naming import legacy_name, percent_name
 
 __all__ = [
     "KEY_COLUMNS",
@@ -144,10 +143,7 @@ def legacy_table_prefix_for(namespace: str) -> str:
     characters were replaced or the name was long. Not injective (``A`` and ``a_6dcd4ce2`` both give
     ``a_6dcd4ce2_``), which is why it is no longer the first choice.
     """
-    cleaned = re.sub(r"[^a-z0-9_]", "_", namespace.lower())
-    if cleaned != namespace or len(cleaned) > 40:
-        digest = hashlib.sha1(namespace.encode()).hexdigest()[:8]
-        cleaned = f"{cleaned[:40]}_{digest}"
+    cleaned = legacy_name(namespace, longest=40, keep=40)
     return f"{cleaned}_" if cleaned else ""
 
 
