@@ -9,39 +9,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Final
 
 __all__ = [
-    "CHECKPOINTS",
-    "CHECKPOINT_WRITES",
-    "CONVERSATIONS",
-    "CONVERSATION_SESSIONS",
+    "CHECKPOINTS_TABLE",
+    "CHECKPOINT_WRITES_TABLE",
+    "CONVERSATIONS_TABLE",
+    "CONVERSATION_SESSIONS_TABLE",
     "KEY_COLUMNS",
-    "SESSIONS",
-    "TASK_CONTEXTS",
+    "SESSIONS_TABLE",
+    "TASK_CONTEXTS_TABLE",
 ]
 
 #: Session snapshots and every owner's deletes (key: the owner id).
-SESSIONS = "context_sessions"
+SESSIONS_TABLE: Final = "context_sessions"
 #: Messages of every stream (key: the stream key).
-CONVERSATIONS = "context_conversations"
+CONVERSATIONS_TABLE: Final = "context_conversations"
 #: Task context documents (key: the session id).
-TASK_CONTEXTS = "context_task_contexts"
+TASK_CONTEXTS_TABLE: Final = "context_task_contexts"
 #: Seed checkpoint documents and LangGraph checkpoints (key: the thread id).
-CHECKPOINTS = "context_checkpoints"
+CHECKPOINTS_TABLE: Final = "context_checkpoints"
 #: Seed checkpoint writes and LangGraph pending writes (key: the thread id).
-CHECKPOINT_WRITES = "context_checkpoint_writes"
+CHECKPOINT_WRITES_TABLE: Final = "context_checkpoint_writes"
 #: Conversation session documents (key: the conversation session key).
-CONVERSATION_SESSIONS = "context_conversation_sessions"
+CONVERSATION_SESSIONS_TABLE: Final = "context_conversation_sessions"
 
 #: The lookup-key column of each archive table (``ArchiveEvent.key`` goes there), in the order of
 #: :data:`contextkit.records.ARCHIVE_TABLES`.
 KEY_COLUMNS: Mapping[str, str] = MappingProxyType(
     {
-        SESSIONS: "session_id",
-        CONVERSATIONS: "session_id",
-        TASK_CONTEXTS: "session_id",
-        CHECKPOINTS: "thread_id",
-        CHECKPOINT_WRITES: "thread_id",
-        CONVERSATION_SESSIONS: "session_key",
+        SESSIONS_TABLE: "session_id",
+        CONVERSATIONS_TABLE: "session_id",
+        TASK_CONTEXTS_TABLE: "session_id",
+        CHECKPOINTS_TABLE: "thread_id",
+        CHECKPOINT_WRITES_TABLE: "thread_id",
+        CONVERSATION_SESSIONS_TABLE: "session_key",
     }
 )

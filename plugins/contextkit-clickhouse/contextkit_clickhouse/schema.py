@@ -14,7 +14,15 @@ from string import Template
 
 from contextkit.backend.migrations import Migration as SharedMigration
 from contextkit.backend.migrations import load_migrations as load_migration_files
-from contextkit.backend.tables import KEY_COLUMNS  # the lookup-key column of each table (re-exported)
+from contextkit.backend.tables import (  # the lookup-key column of each table (re-exported)
+    CHECKPOINT_WRITES_TABLE,
+    CHECKPOINTS_TABLE,
+    CONVERSATION_SESSIONS_TABLE,
+    CONVERSATIONS_TABLE,
+    KEY_COLUMNS,
+    SESSIONS_TABLE,
+    TASK_CONTEXTS_TABLE,
+)
 from contextkit.errors import ConfigError
 from contextkit.naming import legacy_name, percent_name
 
@@ -38,7 +46,7 @@ __all__ = [
 #: Columns written by the store, in insert order, with their ClickHouse types (sent with every insert, which saves
 #: clickhouse-connect a DESCRIBE round trip per batch). ``version`` (and ``last_seq``) come from migration 002.
 TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "context_sessions": (
+    SESSIONS_TABLE: (
         ("session_id", "String"),
         ("user_id", "String"),
         ("event_type", "LowCardinality(String)"),
@@ -48,7 +56,7 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("version", "UInt64"),
         ("last_seq", "UInt64"),
     ),
-    "context_conversations": (
+    CONVERSATIONS_TABLE: (
         ("session_id", "String"),
         ("seq", "UInt64"),
         ("message_id", "String"),
@@ -60,14 +68,14 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("event_id", "String"),
         ("version", "UInt64"),
     ),
-    "context_task_contexts": (
+    TASK_CONTEXTS_TABLE: (
         ("session_id", "String"),
         ("context_data", "String"),
         ("created_at", "DateTime64(6, 'UTC')"),
         ("event_id", "String"),
         ("version", "UInt64"),
     ),
-    "context_checkpoints": (
+    CHECKPOINTS_TABLE: (
         ("thread_id", "String"),
         ("checkpoint_id", "String"),
         ("data", "String"),
@@ -76,7 +84,7 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("event_id", "String"),
         ("version", "UInt64"),
     ),
-    "context_checkpoint_writes": (
+    CHECKPOINT_WRITES_TABLE: (
         ("thread_id", "String"),
         ("checkpoint_id", "String"),
         ("task_id", "String"),
@@ -85,7 +93,7 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("event_id", "String"),
         ("version", "UInt64"),
     ),
-    "context_conversation_sessions": (
+    CONVERSATION_SESSIONS_TABLE: (
         ("session_key", "String"),
         ("session_data", "String"),
         ("created_at", "DateTime64(6, 'UTC')"),
@@ -290,14 +298,14 @@ def aiecs_copy_statements(target: SchemaTarget) -> dict[str, str]:
 
     conversation_hash = _row_hash("session_id, role, content, metadata, created_at")
     return {
-        "context_sessions": copy(
-            "context_sessions",
+        SESSIONS_TABLE: copy(
+            SESSIONS_TABLE,
             "session_id, user_id, event_type, payload, created_at, event_id",
             "session_id, user_id, event_type, payload, created_at, concat('aiecs:context_sessions:', "
             + _row_hash("session_id, user_id, event_type, payload, created_at") + ")",
         ),
-        "context_conversations": copy(
-            "context_conversations",
+        CONVERSATIONS_TABLE: copy(
+            CONVERSATIONS_TABLE,
             "session_id, seq, message_id, role, content, metadata, timestamp, created_at, event_id",
             "session_id, row_number() OVER (PARTITION BY session_id ORDER BY created_at, "
             + conversation_hash + "), "
@@ -305,14 +313,14 @@ def aiecs_copy_statements(target: SchemaTarget) -> dict[str, str]:
             f"concat('aiecs:', {conversation_hash})), role, content, metadata, created_at, created_at, "
             f"concat('aiecs:context_conversations:', {conversation_hash})",
         ),
-        "context_task_contexts": copy(
-            "context_task_contexts",
+        TASK_CONTEXTS_TABLE: copy(
+            TASK_CONTEXTS_TABLE,
             "session_id, context_data, created_at, event_id",
             "session_id, context_data, created_at, concat('aiecs:context_task_contexts:', "
             + _row_hash("session_id, context_data, created_at") + ")",
         ),
-        "context_checkpoints": copy(
-            "context_checkpoints",
+        CHECKPOINTS_TABLE: copy(
+            CHECKPOINTS_TABLE,
             "thread_id, checkpoint_id, data, metadata, created_at, event_id",
             "thread_id, checkpoint_id, concat('{\"checkpoint_id\":', toJSONString(checkpoint_id), "
             "',\"thread_id\":', toJSONString(thread_id), ',\"data\":', data, ',\"metadata\":', metadata, "
@@ -320,14 +328,14 @@ def aiecs_copy_statements(target: SchemaTarget) -> dict[str, str]:
             "created_at, concat('aiecs:context_checkpoints:', "
             + _row_hash("thread_id, checkpoint_id, data, metadata, created_at") + ")",
         ),
-        "context_checkpoint_writes": copy(
-            "context_checkpoint_writes",
+        CHECKPOINT_WRITES_TABLE: copy(
+            CHECKPOINT_WRITES_TABLE,
             "thread_id, checkpoint_id, task_id, writes_data, created_at, event_id",
             "thread_id, checkpoint_id, task_id, writes_data, created_at, concat('aiecs:context_checkpoint_writes:', "
             + _row_hash("thread_id, checkpoint_id, task_id, writes_data, created_at") + ")",
         ),
-        "context_conversation_sessions": copy(
-            "context_conversation_sessions",
+        CONVERSATION_SESSIONS_TABLE: copy(
+            CONVERSATION_SESSIONS_TABLE,
             "session_key, session_data, created_at, event_id",
             "session_key, session_data, created_at, concat('aiecs:context_conversation_sessions:', "
             + _row_hash("session_key, session_data, created_at") + ")",

@@ -39,7 +39,15 @@ import asyncpg
 from contextkit.archiver import write_timeout
 from contextkit.backend.archive_reads import ArchiveCheckpointReads
 from contextkit.backend.documents import load_document, load_object
-from contextkit.backend.tables import KEY_COLUMNS
+from contextkit.backend.tables import (
+    CHECKPOINT_WRITES_TABLE,
+    CHECKPOINTS_TABLE,
+    CONVERSATION_SESSIONS_TABLE,
+    CONVERSATIONS_TABLE,
+    KEY_COLUMNS,
+    SESSIONS_TABLE,
+    TASK_CONTEXTS_TABLE,
+)
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -68,14 +76,14 @@ T = TypeVar("T")
 # Per table: the columns written after (event_id, <key>, created_at), with their SQL types; a "jsonb" type means
 # the value is JSON text cast in SQL. Every table ends with the event's version (migration 003).
 _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "context_sessions": (
+    SESSIONS_TABLE: (
         ("user_id", "text"),
         ("event_type", "text"),
         ("payload", "jsonb"),
         ("last_seq", "bigint"),
         ("version", "bigint"),
     ),
-    "context_conversations": (
+    CONVERSATIONS_TABLE: (
         ("role", "text"),
         ("content", "text"),
         ("metadata", "jsonb"),
@@ -84,15 +92,15 @@ _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("sent_at", "timestamptz"),
         ("version", "bigint"),
     ),
-    "context_task_contexts": (("context_data", "jsonb"), ("version", "bigint")),
-    "context_checkpoints": (("checkpoint_id", "text"), ("data", "jsonb"), ("metadata", "jsonb"), ("version", "bigint")),
-    "context_checkpoint_writes": (
+    TASK_CONTEXTS_TABLE: (("context_data", "jsonb"), ("version", "bigint")),
+    CHECKPOINTS_TABLE: (("checkpoint_id", "text"), ("data", "jsonb"), ("metadata", "jsonb"), ("version", "bigint")),
+    CHECKPOINT_WRITES_TABLE: (
         ("checkpoint_id", "text"),
         ("task_id", "text"),
         ("writes_data", "jsonb"),
         ("version", "bigint"),
     ),
-    "context_conversation_sessions": (("session_data", "jsonb"), ("version", "bigint")),
+    CONVERSATION_SESSIONS_TABLE: (("session_data", "jsonb"), ("version", "bigint")),
 }
 
 # The largest value of a BIGINT column (versions and seqs).
@@ -264,25 +272,25 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
     created_at, before version), validated."""
     payload = event.payload
     table = event.table
-    if table == "context_sessions":
+    if table == SESSIONS_TABLE:
         return _session_row(event)
-    if table == "context_task_contexts":
+    if table == TASK_CONTEXTS_TABLE:
         return (_json_text(dict(_mapping(payload, "context", event)), event),)
     kind = payload_kind(payload)
-    if table == "context_checkpoints" and kind in (LANGGRAPH_KIND, DELETE_KIND):
+    if table == CHECKPOINTS_TABLE and kind in (LANGGRAPH_KIND, DELETE_KIND):
         metadata = payload.get("metadata")
         return (
             _plain_text(str(payload.get("checkpoint_id") or ""), event),
             _json_text(dict(payload), event),
             _json_text(dict(metadata) if isinstance(metadata, Mapping) else {}, event),
         )
-    if table == "context_checkpoint_writes" and kind == LANGGRAPH_KIND:
+    if table == CHECKPOINT_WRITES_TABLE and kind == LANGGRAPH_KIND:
         return (
             _plain_text(str(payload.get("checkpoint_id", "")), event),
             _plain_text(str(payload.get("task_id", "")), event),
             _json_text(dict(payload), event),
         )
-    if table == "context_checkpoints":
+    if table == CHECKPOINTS_TABLE:
         document = _mapping(payload, "document", event)
         metadata = document.get("metadata")
         return (
@@ -290,7 +298,7 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
             _json_text(dict(document), event),
             _json_text(dict(metadata) if isinstance(metadata, Mapping) else {}, event),
         )
-    if table == "context_checkpoint_writes":
+    if table == CHECKPOINT_WRITES_TABLE:
         writes = payload.get("writes", [])
         if not isinstance(writes, (list, tuple)):
             raise SerializationError(f"event {event.event_id} (context_checkpoint_writes) needs a 'writes' list")
@@ -299,14 +307,14 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
             _plain_text(str(payload.get("task_id", "")), event),
             _json_text(list(writes), event),
         )
-    if table == "context_conversation_sessions":
+    if table == CONVERSATION_SESSIONS_TABLE:
         return (_json_text(dict(_mapping(payload, "session", event)), event),)
     raise InvalidInput(f"unknown archive table {table!r} (known: {', '.join(ARCHIVE_TABLES)})")
 
 
 def _copy_row(event: ArchiveEvent) -> tuple[Any, ...]:
     """The COPY record of one event: (event_id, key, created_at, *the table's columns, version), validated."""
-    if event.table == "context_conversations":
+    if event.table == CONVERSATIONS_TABLE:
         return _conversation_row(event)
     event_id = event.event_id
     key = event.key
@@ -345,7 +353,7 @@ class _CopyRows:
 
     def __init__(self, table: str, events: list[ArchiveEvent]) -> None:
         self.events = events
-        self.build = _conversation_row if table == "context_conversations" else _copy_row
+        self.build = _conversation_row if table == CONVERSATIONS_TABLE else _copy_row
         self.rows: list[tuple[Any, ...]] = []
         self.error: ContextKitError | None = None
 
@@ -460,11 +468,11 @@ class _Sql:
             owner=owner,
             session=f"SELECT event_type, payload::text, version FROM {sessions} WHERE session_id = $1 {newest}",
             history=history,
-            task_context=visible("context_task_contexts", "session_id", "context_data"),
-            conversation=visible("context_conversation_sessions", "session_key", "session_data"),
+            task_context=visible(TASK_CONTEXTS_TABLE, "session_id", "context_data"),
+            conversation=visible(CONVERSATION_SESSIONS_TABLE, "session_key", "session_data"),
             conversation_keys=conversation_keys,
-            checkpoint=visible("context_checkpoints", "thread_id", "data", f"AND checkpoint_id = $2 {seed_checkpoint}"),
-            thread_checkpoint=visible("context_checkpoints", "thread_id", "data", seed_checkpoint),
+            checkpoint=visible(CHECKPOINTS_TABLE, "thread_id", "data", f"AND checkpoint_id = $2 {seed_checkpoint}"),
+            thread_checkpoint=visible(CHECKPOINTS_TABLE, "thread_id", "data", seed_checkpoint),
         )
 
 
@@ -901,7 +909,7 @@ class PostgresColdStore(ArchiveCheckpointReads):
     async def _langgraph_bundles(
         self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
-        checkpoints, writes = self._table("context_checkpoints"), self._table("context_checkpoint_writes")
+        checkpoints, writes = self._table(CHECKPOINTS_TABLE), self._table(CHECKPOINT_WRITES_TABLE)
         floor_sql = (
             f"SELECT data::text FROM {checkpoints} WHERE thread_id = $1 AND checkpoint_id = '' "
             f"AND data->>'kind' = '{DELETE_KIND}'"
