@@ -62,7 +62,6 @@ from contextkit.errors import (
     CapabilityNotSupported,
     ConfigError,
     ContextKitError,
-    CorruptData,
     InvalidInput,
     NotFound,
     SerializationError,
@@ -86,6 +85,7 @@ from contextkit.validation import (
     check_json_document,
     check_metadata,
     check_role,
+    parse_input,
 )
 
 if TYPE_CHECKING:
@@ -420,16 +420,6 @@ async def export_jsonl(
 
 
 # -- writing a tier -------------------------------------------------------------------------------------------------
-def _parsed(parse: Callable[[Mapping[str, Any]], T], data: Mapping[str, Any], what: str) -> T:
-    """``parse(data)`` for a record being imported: a malformed one is the caller's input, refused with
-    ``SerializationError`` (an ``InvalidInput``: nothing of it is written), not ``CorruptData`` as a stored
-    record read back would be."""
-    try:
-        return parse(data)
-    except CorruptData as exc:
-        raise SerializationError(f"{what} record is malformed: {exc}") from None
-
-
 def _field(record: Mapping[str, Any], name: str, kinds: type | tuple[type, ...], what: str) -> Any:
     value = record.get(name)
     if not isinstance(value, kinds):
@@ -563,7 +553,7 @@ class RecordSink:
 
     async def _session(self, record: Mapping[str, Any]) -> None:
         raw = _field(record, "session", dict, "a session")
-        session = _parsed(Session.from_dict, raw, "a session")
+        session = parse_input(Session.from_dict, raw, "a session record")
         self._id(session.session_id, "session_id")
         self._id(session.user_id, "user_id")
         check_metadata(session.metadata, self.limits, "session metadata")
@@ -573,7 +563,7 @@ class RecordSink:
 
     async def _message(self, record: Mapping[str, Any]) -> None:
         stream = self._id(record.get("stream"), "stream")
-        message = _parsed(Message.from_dict, _field(record, "message", dict, "a message"), "a message")
+        message = parse_input(Message.from_dict, _field(record, "message", dict, "a message"), "a message record")
         check_role(message.role, "message role", self.limits)
         check_content(message.content, self.limits)
         check_metadata(message.metadata, self.limits, "message metadata")
