@@ -39,7 +39,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 from contextkit.backend.tables import CONVERSATIONS_TABLE
 from contextkit.codec import archive_json, archive_loads
 from contextkit.config import ArchiverConfig
-from contextkit.errors import BackendUnavailable, ConfigError, InvalidInput, SerializationError
+from contextkit.errors import BackendUnavailable, ConfigError, CorruptData, InvalidInput, SerializationError
 from contextkit.records import ArchiveEvent, Message, from_iso, to_iso, utcnow
 from contextkit.stores import ArchiveSpec, Capability, ColdStore
 from contextkit.tiered.events import message_event
@@ -148,6 +148,11 @@ def event_size(event: ArchiveEvent) -> int:
 WRITE_BYTES_PER_TIMEOUT = 4 * 1024 * 1024
 
 
+#: What a cold tier's ``write_events`` raises for the data itself (retrying gives the same answer): the archiver
+#: isolates the events it concerns as dead letters. ``BackendUnavailable`` (an outage) retries the whole batch.
+_REFUSED = (InvalidInput, CorruptData)
+
+
 def write_timeout(timeout: float, events: Sequence[ArchiveEvent]) -> float:
     """The time a cold tier gives one ``write_events`` batch: ``timeout`` (the per-call setting) for every 5,000
     events or every :data:`WRITE_BYTES_PER_TIMEOUT` bytes, whichever is more, and never less than ``timeout``. A
@@ -247,7 +252,8 @@ class Outbox(Protocol):
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """An archive event the cold tier refused as data (an :class:`~contextkit.errors.InvalidInput`:
-    :class:`~contextkit.errors.EventRefused` from the server, ``SerializationError`` before any I/O), set aside so
+    :class:`~contextkit.errors.EventRefused` from the server, ``SerializationError`` before any I/O; or
+    :class:`~contextkit.errors.CorruptData`, stored data it needed that cannot be read), set aside so
     it no longer blocks the outbox: kept with the reason and when it was refused, until an operator fixed the
     cause and replays it (``contextkit dead-letters replay``)."""
 
@@ -1045,13 +1051,13 @@ class Archiver:
         await self.ensure_cold_open()
         try:
             await self.cold.write_events(batch)
-        except InvalidInput as exc:
-            # Refused as data (EventRefused, SerializationError), not as an outage: the same batch would be
-            # refused on every retry and block the queue forever.
+        except _REFUSED as exc:
+            # Refused as data (EventRefused, SerializationError; CorruptData: stored data the write needed cannot
+            # be read), not as an outage: the same batch would be refused on every retry and block the queue.
             return await self._isolate_refused(batch, exc)
         return batch
 
-    async def _isolate_refused(self, batch: list[ArchiveEvent], refusal: InvalidInput) -> list[ArchiveEvent]:
+    async def _isolate_refused(self, batch: list[ArchiveEvent], refusal: Exception) -> list[ArchiveEvent]:
         """Split a refused ``batch`` in halves, writing each half, until every refused event is alone; keep those
         as dead letters (out of the outbox) and return the events written, for the caller to acknowledge.
 
@@ -1061,7 +1067,7 @@ class Archiver:
         written: list[ArchiveEvent] = []
         letters: list[DeadLetter] = []
 
-        async def split(events: list[ArchiveEvent], exc: InvalidInput) -> None:
+        async def split(events: list[ArchiveEvent], exc: Exception) -> None:
             if len(events) == 1:
                 letters.append(DeadLetter(events[0], f"{type(exc).__name__}: {exc}"[:2000], utcnow()))
                 return
@@ -1069,7 +1075,7 @@ class Archiver:
             for half in (events[:middle], events[middle:]):
                 try:
                     await self.cold.write_events(half)
-                except InvalidInput as half_exc:
+                except _REFUSED as half_exc:
                     await split(half, half_exc)
                 else:
                     written.extend(half)

@@ -119,8 +119,9 @@ class Capability(str, Enum):
     SHARED = "shared"
     #: The store also implements :class:`CheckpointStore` (LangGraph checkpoints).
     CHECKPOINTS = "checkpoints"
-    #: The store provides the archiver's outbox (``outbox(max_pending=n)`` returns one): its own, so its writes can
-    #: put their archive events into it in the same atomic step (durable when the store is).
+    #: The store provides the archiver's outbox (:class:`OutboxProvider`: ``outbox(max_pending=n)`` returns one):
+    #: its own, so its writes can put their archive events into it in the same atomic step (durable when the store
+    #: is).
     OUTBOX = "outbox"
     #: The store runs on a sharded cluster (every operation stays within one slot).
     CLUSTER = "cluster"

@@ -46,13 +46,21 @@ from typing import Annotated, Any, TypedDict
 import pytest
 
 from contextkit.errors import ContextKitError
-from contextkit.stores import CheckpointBundle, CheckpointRow, CheckpointStore, StoreSettings, WriteRow
+from contextkit.stores import (
+    CheckpointBundle,
+    CheckpointRow,
+    CheckpointStore,
+    DeltaHistoryStore,
+    StoreSettings,
+    WriteRow,
+)
 
 __all__ = [
     "CheckpointStoreSuite",
     "StoreFactory",
     "XorTestCipher",
     "archive_graph",
+    "check_bounded_delta_walk",
     "delta_chain",
     "delta_graph",
     "generic_delta_history",
@@ -433,6 +441,25 @@ async def generic_delta_history(saver: Any, config: Any, channels: list[str]) ->
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
     return await BaseCheckpointSaver.aget_delta_channel_history(saver, config=config, channels=channels)
+
+
+async def check_bounded_delta_walk(store: CheckpointStore) -> None:
+    """Check a store whose ``cp_delta_history`` walks at most 2 ancestors per call (the test lowers the store's own
+    bound to 2 first): the walk names the next ancestor as ``resume`` with ``bounded`` set, and the saver calls
+    again from there, to LangGraph's own answer."""
+    from contextkit.langgraph import ContextKitSaver
+
+    assert isinstance(store, DeltaHistoryStore), "the store walks DeltaChannel histories itself"
+    tid = str(uuid.uuid4())
+    ids = await delta_chain(store, tid)
+    walk = await store.cp_delta_history(tid, "", None, ["c"])
+    assert walk is not None and [s.checkpoint_id for s in walk.steps] == ids[5:3:-1]
+    assert walk.resume == ids[3] and walk.bounded
+    saver = ContextKitSaver(store)
+    config = _config(tid, checkpoint_ns="")
+    history = await saver.aget_delta_channel_history(config=config, channels=["a", "b", "c"])
+    assert history == await generic_delta_history(saver, config, ["a", "b", "c"])
+    assert len(history["c"]["writes"]) == 6
 
 
 def _config(thread_id: str, **extra: Any) -> Any:
@@ -1020,7 +1047,6 @@ class CheckpointStoreSuite:
         the store does not hold (``bounded`` False: the saver reads on from the cold tier, not from the store).
         A store without it is served by the saver's generic walk, which must give LangGraph's own answer."""
         from contextkit.langgraph import ContextKitSaver
-        from contextkit.stores import DeltaHistoryStore
 
         tid = str(uuid.uuid4())
         ids = await delta_chain(checkpoint_store, tid)

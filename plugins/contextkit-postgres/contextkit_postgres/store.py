@@ -63,6 +63,7 @@ from contextkit.masking import SECRET_FILTER, mask_secrets
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, from_iso, new_id
 from contextkit.stores import Capability, CheckpointBundle, OwnerState, StoreSettings
 from contextkit.tiered.cold_rules import DeleteMark, build_owner_state, row_order
+from contextkit.validation import parse_input
 from contextkit_postgres.options import PostgresOptions, parse_options, quote_identifier
 from contextkit_postgres.schema import MIGRATIONS_TABLE, claim_schema, load_migrations, migrate, resolve_schema
 
@@ -258,7 +259,7 @@ def _session_row(event: ArchiveEvent) -> tuple[Any, ...]:
         if payload.get("session") is None:
             return (None, event_type, None, last_seq)
     document = _mapping(payload, "session", event)
-    session = Session.from_dict(document)
+    session = parse_input(Session.from_dict, document, f"event {event.event_id} (context_sessions) session")
     return (
         _plain_text(session.user_id, event),
         _plain_text(event_type, event),

@@ -73,6 +73,9 @@ from contextkit_redis.connection import Gate
 from contextkit_redis.keys import KeyLayout
 from contextkit_redis.scripts import ScriptSet
 
+if TYPE_CHECKING:  # the outbox module imports the store, which imports this mixin
+    from contextkit_redis.outbox import RedisStreamOutbox
+
 __all__ = ["LG_SCRIPTS", "RedisCheckpoints"]
 
 # Rows per script call when a listing has no (small) limit or filters in Python.
@@ -720,6 +723,8 @@ class RedisCheckpoints:
     gate: Gate
     #: (client, scripts registered on it), rebuilt when the host reopens with a new client.
     _lg_state: tuple[Any, ScriptSet] | None = None
+    #: The host's outbox once built (``RedisHotStore.outbox``), told of every stream a script wrote to.
+    _outbox: RedisStreamOutbox | None = None
 
     if TYPE_CHECKING:
 
@@ -1038,9 +1043,8 @@ class RedisCheckpoints:
     # -- deletes, copies, prune -------------------------------------------------------------------------------
     def _lg_wrote(self, stream: str | None) -> None:
         """Tell the outbox a script XADDed to ``stream`` (see RedisHotStore._run)."""
-        outbox = getattr(self, "_outbox", None)
-        if stream is not None and outbox is not None:
-            outbox.written(stream)
+        if stream is not None and self._outbox is not None:
+            self._outbox.written(stream)
 
     async def cp_deleted_floor(self, thread_id: str) -> str | None:
         """See :meth:`contextkit.stores.CheckpointStore.cp_deleted_floor`: the tombstone's ``floor``."""
