@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
-from contextkit.backend.tables import CONVERSATIONS_TABLE
+from contextkit.backend.tables import ArchiveTables
 from contextkit.codec import archive_json, archive_loads
 from contextkit.config import ArchiverConfig
 from contextkit.errors import BackendUnavailable, ConfigError, CorruptData, InvalidInput, SerializationError
@@ -132,7 +132,7 @@ def _value_size(value: Any) -> int:
 def event_size(event: ArchiveEvent) -> int:
     """About how many bytes the JSON of ``event`` takes (see ``[archiver] batch_bytes``)."""
     payload = event.payload
-    if event.table == CONVERSATIONS_TABLE:
+    if event.table == ArchiveTables.CONVERSATIONS:
         # The common case, thousands per batch: a message's size is its content and its metadata.
         message = payload.get("message")
         if type(message) is dict:

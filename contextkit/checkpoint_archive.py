@@ -36,7 +36,7 @@ import base64
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from contextkit.backend.tables import CHECKPOINT_WRITES_TABLE, CHECKPOINTS_TABLE
+from contextkit.backend.tables import ArchiveTables
 from contextkit.errors import CorruptData
 from contextkit.stores import CheckpointBundle, CheckpointRow, Typed, WriteRow
 
@@ -112,13 +112,13 @@ def archive_payloads(
     """``(table, payload)`` of one checkpoint and its pending writes, as they are archived whole (a copy, a
     migration): the ``context_checkpoints`` payload, then one upserting ``context_checkpoint_writes`` payload per
     task id (sorted; each task's writes in their order)."""
-    out: list[tuple[str, dict[str, Any]]] = [(CHECKPOINTS_TABLE, checkpoint_payload(row, blobs))]
+    out: list[tuple[str, dict[str, Any]]] = [(ArchiveTables.CHECKPOINTS, checkpoint_payload(row, blobs))]
     by_task: dict[str, list[WriteRow]] = {}
     for write in writes:
         by_task.setdefault(write.task_id, []).append(write)
     for task_id in sorted(by_task):
         payload = writes_payload(row.checkpoint_ns, row.checkpoint_id, task_id, by_task[task_id], True)
-        out.append((CHECKPOINT_WRITES_TABLE, payload))
+        out.append((ArchiveTables.CHECKPOINT_WRITES, payload))
     return out
 
 

@@ -85,7 +85,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from contextkit.backend.tables import CHECKPOINT_WRITES_TABLE, CHECKPOINTS_TABLE
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import archive_payloads, checkpoint_payload, delete_payload, writes_payload
 from contextkit.codec import int_fits_json
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
@@ -731,7 +731,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self._check_room(1)
         # The store writes the event in the put's own atomic step, and writes neither for a late put of a deleted
         # thread.
-        event = ArchiveEvent(CHECKPOINTS_TABLE, row.thread_id, checkpoint_payload(row, archived))
+        event = ArchiveEvent(ArchiveTables.CHECKPOINTS, row.thread_id, checkpoint_payload(row, archived))
         await self.store.cp_put(row, blobs, archive=event)
         self.archive.notify(1)
 
@@ -741,7 +741,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         assert self.archive is not None
         self._check_room(1)
         payload = writes_payload(checkpoint_ns, checkpoint_id, rows[0].task_id, rows, upsert)
-        event = ArchiveEvent(CHECKPOINT_WRITES_TABLE, thread_id, payload)
+        event = ArchiveEvent(ArchiveTables.CHECKPOINT_WRITES, thread_id, payload)
         await self.store.cp_put_writes(thread_id, checkpoint_ns, checkpoint_id, rows, upsert, archive=event)
         self.archive.notify(1)
 
@@ -837,7 +837,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         threads = sorted({*(touched or ()), *archived})
         if threads:
             payload = delete_payload(runs=runs)
-            await self.archive.submit([ArchiveEvent(CHECKPOINTS_TABLE, thread_id, payload) for thread_id in threads])
+            await self.archive.submit([ArchiveEvent(ArchiveTables.CHECKPOINTS, thread_id, payload) for thread_id in threads])
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of a thread (all namespaces, the whole parent chain)."""

@@ -48,14 +48,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from contextkit.backend.tables import (
-    CHECKPOINT_WRITES_TABLE,
-    CHECKPOINTS_TABLE,
-    CONVERSATION_SESSIONS_TABLE,
-    CONVERSATIONS_TABLE,
-    SESSIONS_TABLE,
-    TASK_CONTEXTS_TABLE,
-)
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import archive_payloads
 from contextkit.errors import (
     BackendUnavailable,
@@ -524,21 +517,21 @@ class RecordSink:
         elif kind == "task_context":
             sid = self._id(record.get("session_id"), "session_id")
             document = self._document(record, "a task_context")
-            head = self._head(TASK_CONTEXTS_TABLE, sid, {"context": document}, self._later())
+            head = self._head(ArchiveTables.TASK_CONTEXTS, sid, {"context": document}, self._later())
             await self._write(lambda: self.hot.put_task_context(sid, document, archive=head))
         elif kind == "conversation_session":
             key = self._id(record.get("key"), "conversation session key")
             document = self._document(record, "a conversation_session")
             self._id(document.get("session_id"), "conversation session's session_id")
             at = _document_time(document, self._later())
-            head = self._head(CONVERSATION_SESSIONS_TABLE, key, {"session": document}, at)
+            head = self._head(ArchiveTables.CONVERSATION_SESSIONS, key, {"session": document}, at)
             await self._write(lambda: self.hot.put_conversation_session(key, document, archive=head))
         elif kind == "seed_checkpoint":
             tid = self._id(record.get("thread_id"), "thread_id")
             cid = self._id(record.get("checkpoint_id"), "checkpoint_id")
             document = self._document(record, "a seed_checkpoint")
             payload = {"checkpoint_id": cid, "document": document}
-            head = self._head(CHECKPOINTS_TABLE, tid, payload, _document_time(document, self._later()))
+            head = self._head(ArchiveTables.CHECKPOINTS, tid, payload, _document_time(document, self._later()))
             await self._write(lambda: self.hot.put_checkpoint_document(tid, cid, document, archive=head))
         elif kind == "seed_writes":
             await self._seed_writes(record)
@@ -558,7 +551,7 @@ class RecordSink:
         self._id(session.user_id, "user_id")
         check_metadata(session.metadata, self.limits, "session metadata")
         payload = {"event_type": "migrate", "session": session.to_dict()}
-        head = self._head(SESSIONS_TABLE, session.session_id, payload, session.last_activity, "migrate")
+        head = self._head(ArchiveTables.SESSIONS, session.session_id, payload, session.last_activity, "migrate")
         await self._write(lambda: self.hot.put_session(session, archive=head))
 
     async def _message(self, record: Mapping[str, Any]) -> None:
@@ -584,7 +577,7 @@ class RecordSink:
         await self._write(lambda: self.hot.replace_history(stream, messages))
         self.summary.counts["message"] += len(messages)
         for message in messages:
-            self._archive(CONVERSATIONS_TABLE, stream, {"message": message.to_dict()}, message.timestamp)
+            self._archive(ArchiveTables.CONVERSATIONS, stream, {"message": message.to_dict()}, message.timestamp)
         await self._submit(force=False)
 
     async def _seed_writes(self, record: Mapping[str, Any]) -> None:
@@ -619,7 +612,7 @@ class RecordSink:
             if index == len(wanted) or wanted[index][0] != wanted[start][0]:
                 task = wanted[start][0]
                 payload = {"checkpoint_id": cid, "task_id": task, "writes": [w for _, w in wanted[start:index]]}
-                self._archive(CHECKPOINT_WRITES_TABLE, tid, payload, self._later(), salt=str(group))
+                self._archive(ArchiveTables.CHECKPOINT_WRITES, tid, payload, self._later(), salt=str(group))
                 group += 1
                 start = index
 

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 
 from contextkit.archiver import Outbox
-from contextkit.backend.tables import CONVERSATIONS_TABLE, SESSIONS_TABLE
+from contextkit.backend.tables import ArchiveTables
 from contextkit.errors import CapabilityNotSupported, OwnerUnknown, SerializationError
 from contextkit.records import ArchiveEvent, Message, Session
 from contextkit.stores import (
@@ -128,7 +128,7 @@ def _spec(count: int, prefix: str | None = None) -> ArchiveSpec:
     """An archive spec for ``count`` messages (event ids ``<prefix>-0``, ``<prefix>-1``, ...; a fresh prefix by
     default: a durable outbox keeps one event per id)."""
     prefix = prefix or uuid.uuid4().hex
-    return ArchiveSpec(CONVERSATIONS_TABLE, tuple(f"{prefix}-{i}" for i in range(count)), (_T0,) * count)
+    return ArchiveSpec(ArchiveTables.CONVERSATIONS, tuple(f"{prefix}-{i}" for i in range(count)), (_T0,) * count)
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.1) -> bool:
@@ -552,7 +552,7 @@ class HotStoreSuite(StoreSuite[HotStore]):
             created = (_T0 + timedelta(seconds=1), _T0 + timedelta(seconds=2))
 
             def spec(*ids: str) -> ArchiveSpec:
-                return ArchiveSpec(CONVERSATIONS_TABLE, ids, created[: len(ids)])
+                return ArchiveSpec(ArchiveTables.CONVERSATIONS, ids, created[: len(ids)])
 
             append = store.append_messages
             first = await append(key, [make_message("first")], archive=spec("ev-0"))
@@ -564,7 +564,7 @@ class HotStoreSuite(StoreSuite[HotStore]):
             stored = await append(key, messages, archive=spec("ev-1", "ev-2"))
             assert [m.seq for m in stored] == [2, 3]
             expected = [
-                ArchiveEvent(CONVERSATIONS_TABLE, key, {"message": m.to_dict()}, created_at=at, event_id=eid)
+                ArchiveEvent(ArchiveTables.CONVERSATIONS, key, {"message": m.to_dict()}, created_at=at, event_id=eid)
                 for m, at, eid in zip(stored, created, ("ev-1", "ev-2"), strict=True)
             ]
             got = await outbox.peek(10)
@@ -1223,7 +1223,7 @@ class HotStoreSuite(StoreSuite[HotStore]):
         assert await store.delete_session(owner, archive=EventHead("delete")) is True
         deletes = await self._taken(outbox)
         assert sorted(e.key for e in deletes) == sorted([owner, conversation])
-        assert all(e.table == SESSIONS_TABLE and e.payload["event_type"] == "delete" for e in deletes)
+        assert all(e.table == ArchiveTables.SESSIONS and e.payload["event_type"] == "delete" for e in deletes)
         mine = next(e for e in deletes if e.key == owner)
         assert (mine.version, mine.payload["last_seq"]) == (2, 2)
         assert await store.delete_mark(owner) == (2, 2)

@@ -19,14 +19,14 @@ import uuid
 from typing import cast
 
 from contextkit.archiver import BytesBoundedPeek, DeadLetter, DeadLetterBox, Outbox, PeekAhead, takes_max_bytes
-from contextkit.backend.tables import SESSIONS_TABLE, TASK_CONTEXTS_TABLE
+from contextkit.backend.tables import ArchiveTables
 from contextkit.records import ArchiveEvent, utcnow
 
 __all__ = ["check_batch_bytes", "check_dead_letters", "check_peek_ahead"]
 
 
 def _events(count: int, tag: str) -> list[ArchiveEvent]:
-    return [ArchiveEvent(SESSIONS_TABLE, f"{tag}-{i}", {"i": i}) for i in range(count)]
+    return [ArchiveEvent(ArchiveTables.SESSIONS, f"{tag}-{i}", {"i": i}) for i in range(count)]
 
 
 def _ids(events: list[ArchiveEvent]) -> list[str]:
@@ -83,7 +83,7 @@ async def check_peek_ahead(outbox: Outbox, *, ordered: bool = True) -> None:
 
 def _sized(tag: str, sizes: list[int]) -> list[ArchiveEvent]:
     return [
-        ArchiveEvent(TASK_CONTEXTS_TABLE, f"{tag}-{i}", {"context": {"blob": "x" * size}})
+        ArchiveEvent(ArchiveTables.TASK_CONTEXTS, f"{tag}-{i}", {"context": {"blob": "x" * size}})
         for i, size in enumerate(sizes)
     ]
 

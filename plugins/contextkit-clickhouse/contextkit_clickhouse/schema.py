@@ -14,15 +14,7 @@ from string import Template
 
 from contextkit.backend.migrations import Migration as SharedMigration
 from contextkit.backend.migrations import load_migrations as load_migration_files
-from contextkit.backend.tables import (  # the lookup-key column of each table (re-exported)
-    CHECKPOINT_WRITES_TABLE,
-    CHECKPOINTS_TABLE,
-    CONVERSATION_SESSIONS_TABLE,
-    CONVERSATIONS_TABLE,
-    KEY_COLUMNS,
-    SESSIONS_TABLE,
-    TASK_CONTEXTS_TABLE,
-)
+from contextkit.backend.tables import KEY_COLUMNS, ArchiveTables  # KEY_COLUMNS is re-exported
 from contextkit.errors import ConfigError
 from contextkit.naming import legacy_name, percent_name
 
@@ -46,7 +38,7 @@ __all__ = [
 #: Columns written by the store, in insert order, with their ClickHouse types (sent with every insert, which saves
 #: clickhouse-connect a DESCRIBE round trip per batch). ``version`` (and ``last_seq``) come from migration 002.
 TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    SESSIONS_TABLE: (
+    ArchiveTables.SESSIONS: (
         ("session_id", "String"),
         ("user_id", "String"),
         ("event_type", "LowCardinality(String)"),
@@ -56,7 +48,7 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("version", "UInt64"),
         ("last_seq", "UInt64"),
     ),
-    CONVERSATIONS_TABLE: (
+    ArchiveTables.CONVERSATIONS: (
         ("session_id", "String"),
         ("seq", "UInt64"),
         ("message_id", "String"),
@@ -68,14 +60,14 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("event_id", "String"),
         ("version", "UInt64"),
     ),
-    TASK_CONTEXTS_TABLE: (
+    ArchiveTables.TASK_CONTEXTS: (
         ("session_id", "String"),
         ("context_data", "String"),
         ("created_at", "DateTime64(6, 'UTC')"),
         ("event_id", "String"),
         ("version", "UInt64"),
     ),
-    CHECKPOINTS_TABLE: (
+    ArchiveTables.CHECKPOINTS: (
         ("thread_id", "String"),
         ("checkpoint_id", "String"),
         ("data", "String"),
@@ -84,7 +76,7 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("event_id", "String"),
         ("version", "UInt64"),
     ),
-    CHECKPOINT_WRITES_TABLE: (
+    ArchiveTables.CHECKPOINT_WRITES: (
         ("thread_id", "String"),
         ("checkpoint_id", "String"),
         ("task_id", "String"),
@@ -93,7 +85,7 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("event_id", "String"),
         ("version", "UInt64"),
     ),
-    CONVERSATION_SESSIONS_TABLE: (
+    ArchiveTables.CONVERSATION_SESSIONS: (
         ("session_key", "String"),
         ("session_data", "String"),
         ("created_at", "DateTime64(6, 'UTC')"),
@@ -298,14 +290,14 @@ def aiecs_copy_statements(target: SchemaTarget) -> dict[str, str]:
 
     conversation_hash = _row_hash("session_id, role, content, metadata, created_at")
     return {
-        SESSIONS_TABLE: copy(
-            SESSIONS_TABLE,
+        ArchiveTables.SESSIONS: copy(
+            ArchiveTables.SESSIONS,
             "session_id, user_id, event_type, payload, created_at, event_id",
             "session_id, user_id, event_type, payload, created_at, concat('aiecs:context_sessions:', "
             + _row_hash("session_id, user_id, event_type, payload, created_at") + ")",
         ),
-        CONVERSATIONS_TABLE: copy(
-            CONVERSATIONS_TABLE,
+        ArchiveTables.CONVERSATIONS: copy(
+            ArchiveTables.CONVERSATIONS,
             "session_id, seq, message_id, role, content, metadata, timestamp, created_at, event_id",
             "session_id, row_number() OVER (PARTITION BY session_id ORDER BY created_at, "
             + conversation_hash + "), "
@@ -313,14 +305,14 @@ def aiecs_copy_statements(target: SchemaTarget) -> dict[str, str]:
             f"concat('aiecs:', {conversation_hash})), role, content, metadata, created_at, created_at, "
             f"concat('aiecs:context_conversations:', {conversation_hash})",
         ),
-        TASK_CONTEXTS_TABLE: copy(
-            TASK_CONTEXTS_TABLE,
+        ArchiveTables.TASK_CONTEXTS: copy(
+            ArchiveTables.TASK_CONTEXTS,
             "session_id, context_data, created_at, event_id",
             "session_id, context_data, created_at, concat('aiecs:context_task_contexts:', "
             + _row_hash("session_id, context_data, created_at") + ")",
         ),
-        CHECKPOINTS_TABLE: copy(
-            CHECKPOINTS_TABLE,
+        ArchiveTables.CHECKPOINTS: copy(
+            ArchiveTables.CHECKPOINTS,
             "thread_id, checkpoint_id, data, metadata, created_at, event_id",
             "thread_id, checkpoint_id, concat('{\"checkpoint_id\":', toJSONString(checkpoint_id), "
             "',\"thread_id\":', toJSONString(thread_id), ',\"data\":', data, ',\"metadata\":', metadata, "
@@ -328,14 +320,14 @@ def aiecs_copy_statements(target: SchemaTarget) -> dict[str, str]:
             "created_at, concat('aiecs:context_checkpoints:', "
             + _row_hash("thread_id, checkpoint_id, data, metadata, created_at") + ")",
         ),
-        CHECKPOINT_WRITES_TABLE: copy(
-            CHECKPOINT_WRITES_TABLE,
+        ArchiveTables.CHECKPOINT_WRITES: copy(
+            ArchiveTables.CHECKPOINT_WRITES,
             "thread_id, checkpoint_id, task_id, writes_data, created_at, event_id",
             "thread_id, checkpoint_id, task_id, writes_data, created_at, concat('aiecs:context_checkpoint_writes:', "
             + _row_hash("thread_id, checkpoint_id, task_id, writes_data, created_at") + ")",
         ),
-        CONVERSATION_SESSIONS_TABLE: copy(
-            CONVERSATION_SESSIONS_TABLE,
+        ArchiveTables.CONVERSATION_SESSIONS: copy(
+            ArchiveTables.CONVERSATION_SESSIONS,
             "session_key, session_data, created_at, event_id",
             "session_key, session_data, created_at, concat('aiecs:context_conversation_sessions:', "
             + _row_hash("session_key, session_data, created_at") + ")",

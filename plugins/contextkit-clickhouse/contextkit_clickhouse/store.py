@@ -43,14 +43,7 @@ from contextkit.archiver import write_timeout
 from contextkit.backend.archive_reads import ArchiveCheckpointReads
 from contextkit.backend.documents import load_document, load_object
 from contextkit.backend.migrations import apply_migrations
-from contextkit.backend.tables import (
-    CHECKPOINT_WRITES_TABLE,
-    CHECKPOINTS_TABLE,
-    CONVERSATION_SESSIONS_TABLE,
-    CONVERSATIONS_TABLE,
-    SESSIONS_TABLE,
-    TASK_CONTEXTS_TABLE,
-)
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -777,7 +770,7 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
         if type(version) is not int or version < 0:
             raise SerializationError(f"archive event {event.event_id} has an invalid version {version!r}")
         try:
-            if table == CONVERSATIONS_TABLE:
+            if table == ArchiveTables.CONVERSATIONS:
                 message = payload["message"]
                 seq, message_id = message.get("seq", 0), message["id"]
                 role, content = message["role"], message["content"]
@@ -796,7 +789,7 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
                     event.event_id,
                     version,
                 ]
-            if table == SESSIONS_TABLE:
+            if table == ArchiveTables.SESSIONS:
                 event_type = str(payload.get("event_type", "update"))
                 if event_type == "delete":
                     # An owner's delete: any owner may be deleted, so there may be no session ("null", no user).
@@ -816,10 +809,10 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
                     version,
                     last_seq,
                 ]
-            if table == TASK_CONTEXTS_TABLE:
+            if table == ArchiveTables.TASK_CONTEXTS:
                 return [event.key, _dumps(payload["context"]), created, event.event_id, version]
             kind = payload_kind(payload)
-            if table == CHECKPOINTS_TABLE and kind in (LANGGRAPH_KIND, DELETE_KIND):
+            if table == ArchiveTables.CHECKPOINTS and kind in (LANGGRAPH_KIND, DELETE_KIND):
                 metadata = payload.get("metadata")
                 return [
                     event.key,
@@ -830,7 +823,7 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
                     event.event_id,
                     version,
                 ]
-            if table == CHECKPOINT_WRITES_TABLE and kind == LANGGRAPH_KIND:
+            if table == ArchiveTables.CHECKPOINT_WRITES and kind == LANGGRAPH_KIND:
                 return [
                     event.key,
                     str(payload["checkpoint_id"]),
@@ -840,7 +833,7 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
                     event.event_id,
                     version,
                 ]
-            if table == CHECKPOINTS_TABLE:
+            if table == ArchiveTables.CHECKPOINTS:
                 document = payload["document"]
                 metadata = document.get("metadata", {}) if isinstance(document, Mapping) else {}
                 return [
@@ -852,7 +845,7 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
                     event.event_id,
                     version,
                 ]
-            if table == CHECKPOINT_WRITES_TABLE:
+            if table == ArchiveTables.CHECKPOINT_WRITES:
                 return [
                     event.key,
                     str(payload["checkpoint_id"]),
@@ -881,7 +874,7 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
         for the matching rows only, so a session with 100,000 archived snapshots costs little more than one with
         ten. GLOBAL: on a cluster the subquery runs once, not once per shard (and a plain IN over a Distributed
         table is refused)."""
-        sessions = self._tables[SESSIONS_TABLE]
+        sessions = self._tables[ArchiveTables.SESSIONS]
         return (
             f"(SELECT '{part}', session_id, {_ROW_COLUMNS}, toString(event_type), payload, last_seq FROM {sessions} "
             "WHERE session_id = {key:String} AND (version, created_at) GLOBAL IN "
@@ -917,8 +910,8 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
         branches = [
             # the newest rows and the newest delete rows, in one branch (see _deletes_branch for the maxIf)
             self._sessions_branch("session", f"max((version, created_at)), {_NEWEST_DELETE}"),
-            self._newest_branch("task", TASK_CONTEXTS_TABLE, "context_data"),
-            self._newest_branch("conversation", CONVERSATION_SESSIONS_TABLE, "session_data"),
+            self._newest_branch("task", ArchiveTables.TASK_CONTEXTS, "context_data"),
+            self._newest_branch("conversation", ArchiveTables.CONVERSATION_SESSIONS, "session_data"),
             # Versions only: version > 0 comes first so that the JSON of version-0 rows (LangGraph's, and seed rows
             # archived before versions existed) is never parsed; a row with a "kind" is LangGraph's and excluded.
             f"(SELECT 'versions', '', max(version), toInt64(0), '', '', '', toUInt64(0) "
@@ -959,10 +952,10 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
             last_seq=last_seq,
             mark=_mark(delete_rows),
             session=session,
-            task_context=None if task is None else (task.order, _document(task.data, TASK_CONTEXTS_TABLE)),
+            task_context=None if task is None else (task.order, _document(task.data, ArchiveTables.TASK_CONTEXTS)),
             conversation=None
             if conversation is None
-            else (conversation.order, _document(conversation.data, CONVERSATION_SESSIONS_TABLE)),
+            else (conversation.order, _document(conversation.data, ArchiveTables.CONVERSATION_SESSIONS)),
         )
 
     async def read_session(self, session_id: str) -> Session | None:
@@ -1024,11 +1017,11 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
 
     async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
         """The newest archived task context document, or None (also when a later delete hides it)."""
-        return await self._newest_document(TASK_CONTEXTS_TABLE, "context_data", session_id)
+        return await self._newest_document(ArchiveTables.TASK_CONTEXTS, "context_data", session_id)
 
     async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
         """The newest archived conversation session document, or None (also when a later delete hides it)."""
-        return await self._newest_document(CONVERSATION_SESSIONS_TABLE, "session_data", session_key)
+        return await self._newest_document(ArchiveTables.CONVERSATION_SESSIONS, "session_data", session_key)
 
     async def conversation_keys_of(self, session_id: str) -> list[str]:
         """See :meth:`contextkit.stores.ColdStore.conversation_keys_of`: the keys with a document naming the
@@ -1037,7 +1030,7 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
         Finding the keys reads the ``session_id`` of every archived conversation session document (a scan of
         that table: it is keyed by session key); it runs when a session is deleted, not on reads.
         """
-        conversations = self._tables[CONVERSATION_SESSIONS_TABLE]
+        conversations = self._tables[ArchiveTables.CONVERSATION_SESSIONS]
         # GLOBAL: on a cluster the key list is gathered once by the initiator and sent to every shard.
         candidates = (
             f"GLOBAL IN (SELECT session_key FROM {conversations} "
@@ -1065,7 +1058,7 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
         for key, row in newest.items():
             if hides(_mark(deletes.get(key, [])), row.order):
                 continue
-            if _document(row.data, CONVERSATION_SESSIONS_TABLE).get("session_id") == session_id:
+            if _document(row.data, ArchiveTables.CONVERSATION_SESSIONS).get("session_id") == session_id:
                 found.append(key)
         return sorted(found)
 
@@ -1075,12 +1068,12 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
         extra, params = _NOT_LANGGRAPH, {}
         if checkpoint_id is not None:
             extra, params = " AND checkpoint_id = {checkpoint:String}" + _NOT_LANGGRAPH, {"checkpoint": checkpoint_id}
-        return await self._newest_document(CHECKPOINTS_TABLE, "data", thread_id, extra, params)
+        return await self._newest_document(ArchiveTables.CHECKPOINTS, "data", thread_id, extra, params)
 
     async def _langgraph_bundles(
         self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
-        checkpoints = self._tables[CHECKPOINTS_TABLE]
+        checkpoints = self._tables[ArchiveTables.CHECKPOINTS]
         tombstones = await self._query(
             f"SELECT data FROM {checkpoints} WHERE thread_id = {{key:String}} AND checkpoint_id = '' "
             f"AND JSONExtractString(data, 'kind') = '{DELETE_KIND}'",

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from contextkit.backend.tables import CHECKPOINTS_TABLE
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import delete_payload
 from contextkit.errors import ContextKitError
 from contextkit.records import ArchiveEvent
@@ -437,7 +437,7 @@ class MemoryCheckpoints:
             floor = max(floor, previous.floor)
         if archive is not None:
             payload = delete_payload(floor)
-            self._push([ArchiveEvent(CHECKPOINTS_TABLE, thread_id, payload, archive.created_at, archive.event_id)])
+            self._push([ArchiveEvent(ArchiveTables.CHECKPOINTS, thread_id, payload, archive.created_at, archive.event_id)])
         self._cp_drop(thread_id)
         tomb = Tombstone(floor, now + self._cp_ttl())
         if previous is not None:

@@ -23,14 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from contextkit.backend.archive_reads import ArchiveCheckpointReads
-from contextkit.backend.tables import (
-    CHECKPOINT_WRITES_TABLE,
-    CHECKPOINTS_TABLE,
-    CONVERSATION_SESSIONS_TABLE,
-    CONVERSATIONS_TABLE,
-    SESSIONS_TABLE,
-    TASK_CONTEXTS_TABLE,
-)
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -160,7 +153,7 @@ class MemoryColdStore(ArchiveCheckpointReads):
         return max(rows, key=lambda r: r.newness) if rows else None
 
     def _delete_mark(self, key: str) -> DeleteMark | None:
-        deletes = [r for r in self._rows_of(SESSIONS_TABLE, key) if r.is_delete]
+        deletes = [r for r in self._rows_of(ArchiveTables.SESSIONS, key) if r.is_delete]
         if not deletes:
             return None
         row = max(deletes, key=lambda r: r.newness)
@@ -169,7 +162,7 @@ class MemoryColdStore(ArchiveCheckpointReads):
     def _visible(self, table: str, key: str) -> _Row | None:
         """The newest row of a record, unless the owner's newest delete hides it."""
         row = self._newest(table, key)
-        if row is None or (table != SESSIONS_TABLE and hides(self._delete_mark(key), row.newness)):
+        if row is None or (table != ArchiveTables.SESSIONS and hides(self._delete_mark(key), row.newness)):
             return None
         return row
 
@@ -182,12 +175,12 @@ class MemoryColdStore(ArchiveCheckpointReads):
                 if payload_kind(row.payload) is None:
                     version = max(version, row.version)
         last_seq = max(
-            (int(r.payload["message"].get("seq", 0)) for r in self._by_key.get((CONVERSATIONS_TABLE, owner), ())),
+            (int(r.payload["message"].get("seq", 0)) for r in self._by_key.get((ArchiveTables.CONVERSATIONS, owner), ())),
             default=0,
         )
-        session_row = self._newest(SESSIONS_TABLE, owner)
-        task_row = self._newest(TASK_CONTEXTS_TABLE, owner)
-        conversation_row = self._newest(CONVERSATION_SESSIONS_TABLE, owner)
+        session_row = self._newest(ArchiveTables.SESSIONS, owner)
+        task_row = self._newest(ArchiveTables.TASK_CONTEXTS, owner)
+        conversation_row = self._newest(ArchiveTables.CONVERSATION_SESSIONS, owner)
         return build_owner_state(
             owner,
             version=version,
@@ -203,7 +196,7 @@ class MemoryColdStore(ArchiveCheckpointReads):
     async def read_session(self, session_id: str) -> Session | None:
         """The session from its newest ``context_sessions`` row (with its version); None if none, or if that row
         is a delete."""
-        row = self._newest(SESSIONS_TABLE, session_id)
+        row = self._newest(ArchiveTables.SESSIONS, session_id)
         if row is None or row.is_delete:
             return None
         return replace(Session.from_dict(row.payload["session"]), version=row.version)
@@ -217,7 +210,7 @@ class MemoryColdStore(ArchiveCheckpointReads):
         mark = self._delete_mark(key)
         seen: set[str] = set()
         messages: list[Message] = []
-        for row in self._rows_of(CONVERSATIONS_TABLE, key):
+        for row in self._rows_of(ArchiveTables.CONVERSATIONS, key):
             message = Message.from_dict(row.payload["message"])
             if message.id in seen or hides_message(mark, message.seq):
                 continue
@@ -229,21 +222,21 @@ class MemoryColdStore(ArchiveCheckpointReads):
 
     async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
         """The newest archived task context document (a copy), or None."""
-        row = self._visible(TASK_CONTEXTS_TABLE, session_id)
+        row = self._visible(ArchiveTables.TASK_CONTEXTS, session_id)
         return None if row is None else _copy_document(row.payload["context"])
 
     async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
         """The newest archived conversation session document (a copy), or None."""
-        row = self._visible(CONVERSATION_SESSIONS_TABLE, session_key)
+        row = self._visible(ArchiveTables.CONVERSATION_SESSIONS, session_key)
         return None if row is None else _copy_document(row.payload["session"])
 
     async def conversation_keys_of(self, session_id: str) -> list[str]:
         """See :meth:`contextkit.stores.ColdStore.conversation_keys_of` (a scan: this tier is for tests)."""
         self._ensure_available()
-        keys = {row.key for row in self._rows[CONVERSATION_SESSIONS_TABLE].values()}
+        keys = {row.key for row in self._rows[ArchiveTables.CONVERSATION_SESSIONS].values()}
         found = []
         for key in sorted(keys):
-            row = self._visible(CONVERSATION_SESSIONS_TABLE, key)
+            row = self._visible(ArchiveTables.CONVERSATION_SESSIONS, key)
             if row is not None and row.payload["session"].get("session_id") == session_id:
                 found.append(key)
         return found
@@ -251,7 +244,7 @@ class MemoryColdStore(ArchiveCheckpointReads):
     async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
         """That archived checkpoint document (its newest version), or the thread's newest; None if absent or
         hidden by a later delete of the thread's owner."""
-        rows = [r for r in self._rows_of(CHECKPOINTS_TABLE, thread_id) if payload_kind(r.payload) is None]
+        rows = [r for r in self._rows_of(ArchiveTables.CHECKPOINTS, thread_id) if payload_kind(r.payload) is None]
         if checkpoint_id is not None:
             rows = [r for r in rows if r.payload.get("checkpoint_id") == checkpoint_id]
         if not rows:
@@ -270,7 +263,7 @@ class MemoryColdStore(ArchiveCheckpointReads):
     def _langgraph(
         self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
-        rows = self._rows_of(CHECKPOINTS_TABLE, thread_id)
+        rows = self._rows_of(ArchiveTables.CHECKPOINTS, thread_id)
         tombstones = [r.payload for r in rows if payload_kind(r.payload) == DELETE_KIND]
         floor, runs = delete_floor(tombstones), deleted_runs(tombstones)
         candidates = [
@@ -287,7 +280,7 @@ class MemoryColdStore(ArchiveCheckpointReads):
             return []
         ids = {str(p.get("checkpoint_id")) for p in chosen}
         writes = sorted(
-            (r for r in self._rows_of(CHECKPOINT_WRITES_TABLE, thread_id) if r.payload.get("checkpoint_id") in ids),
+            (r for r in self._rows_of(ArchiveTables.CHECKPOINT_WRITES, thread_id) if r.payload.get("checkpoint_id") in ids),
             key=lambda r: r.newness,
         )
         return bundles_from_payloads(thread_id, chosen, [r.payload for r in writes])
@@ -299,7 +292,7 @@ class MemoryColdStore(ArchiveCheckpointReads):
         if not wanted:
             return []
         threads = set()
-        for row in self._rows[CHECKPOINTS_TABLE].values():
+        for row in self._rows[ArchiveTables.CHECKPOINTS].values():
             metadata = row.payload.get("metadata")
             if (
                 payload_kind(row.payload) == LANGGRAPH_KIND

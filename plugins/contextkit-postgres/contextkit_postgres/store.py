@@ -39,15 +39,7 @@ import asyncpg
 from contextkit.archiver import write_timeout
 from contextkit.backend.archive_reads import ArchiveCheckpointReads
 from contextkit.backend.documents import load_document, load_object
-from contextkit.backend.tables import (
-    CHECKPOINT_WRITES_TABLE,
-    CHECKPOINTS_TABLE,
-    CONVERSATION_SESSIONS_TABLE,
-    CONVERSATIONS_TABLE,
-    KEY_COLUMNS,
-    SESSIONS_TABLE,
-    TASK_CONTEXTS_TABLE,
-)
+from contextkit.backend.tables import KEY_COLUMNS, ArchiveTables
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -77,14 +69,14 @@ T = TypeVar("T")
 # Per table: the columns written after (event_id, <key>, created_at), with their SQL types; a "jsonb" type means
 # the value is JSON text cast in SQL. Every table ends with the event's version (migration 003).
 _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    SESSIONS_TABLE: (
+    ArchiveTables.SESSIONS: (
         ("user_id", "text"),
         ("event_type", "text"),
         ("payload", "jsonb"),
         ("last_seq", "bigint"),
         ("version", "bigint"),
     ),
-    CONVERSATIONS_TABLE: (
+    ArchiveTables.CONVERSATIONS: (
         ("role", "text"),
         ("content", "text"),
         ("metadata", "jsonb"),
@@ -93,15 +85,15 @@ _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("sent_at", "timestamptz"),
         ("version", "bigint"),
     ),
-    TASK_CONTEXTS_TABLE: (("context_data", "jsonb"), ("version", "bigint")),
-    CHECKPOINTS_TABLE: (("checkpoint_id", "text"), ("data", "jsonb"), ("metadata", "jsonb"), ("version", "bigint")),
-    CHECKPOINT_WRITES_TABLE: (
+    ArchiveTables.TASK_CONTEXTS: (("context_data", "jsonb"), ("version", "bigint")),
+    ArchiveTables.CHECKPOINTS: (("checkpoint_id", "text"), ("data", "jsonb"), ("metadata", "jsonb"), ("version", "bigint")),
+    ArchiveTables.CHECKPOINT_WRITES: (
         ("checkpoint_id", "text"),
         ("task_id", "text"),
         ("writes_data", "jsonb"),
         ("version", "bigint"),
     ),
-    CONVERSATION_SESSIONS_TABLE: (("session_data", "jsonb"), ("version", "bigint")),
+    ArchiveTables.CONVERSATION_SESSIONS: (("session_data", "jsonb"), ("version", "bigint")),
 }
 
 # The largest value of a BIGINT column (versions and seqs).
@@ -273,25 +265,25 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
     created_at, before version), validated."""
     payload = event.payload
     table = event.table
-    if table == SESSIONS_TABLE:
+    if table == ArchiveTables.SESSIONS:
         return _session_row(event)
-    if table == TASK_CONTEXTS_TABLE:
+    if table == ArchiveTables.TASK_CONTEXTS:
         return (_json_text(dict(_mapping(payload, "context", event)), event),)
     kind = payload_kind(payload)
-    if table == CHECKPOINTS_TABLE and kind in (LANGGRAPH_KIND, DELETE_KIND):
+    if table == ArchiveTables.CHECKPOINTS and kind in (LANGGRAPH_KIND, DELETE_KIND):
         metadata = payload.get("metadata")
         return (
             _plain_text(str(payload.get("checkpoint_id") or ""), event),
             _json_text(dict(payload), event),
             _json_text(dict(metadata) if isinstance(metadata, Mapping) else {}, event),
         )
-    if table == CHECKPOINT_WRITES_TABLE and kind == LANGGRAPH_KIND:
+    if table == ArchiveTables.CHECKPOINT_WRITES and kind == LANGGRAPH_KIND:
         return (
             _plain_text(str(payload.get("checkpoint_id", "")), event),
             _plain_text(str(payload.get("task_id", "")), event),
             _json_text(dict(payload), event),
         )
-    if table == CHECKPOINTS_TABLE:
+    if table == ArchiveTables.CHECKPOINTS:
         document = _mapping(payload, "document", event)
         metadata = document.get("metadata")
         return (
@@ -299,7 +291,7 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
             _json_text(dict(document), event),
             _json_text(dict(metadata) if isinstance(metadata, Mapping) else {}, event),
         )
-    if table == CHECKPOINT_WRITES_TABLE:
+    if table == ArchiveTables.CHECKPOINT_WRITES:
         writes = payload.get("writes", [])
         if not isinstance(writes, (list, tuple)):
             raise SerializationError(f"event {event.event_id} (context_checkpoint_writes) needs a 'writes' list")
@@ -308,14 +300,14 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
             _plain_text(str(payload.get("task_id", "")), event),
             _json_text(list(writes), event),
         )
-    if table == CONVERSATION_SESSIONS_TABLE:
+    if table == ArchiveTables.CONVERSATION_SESSIONS:
         return (_json_text(dict(_mapping(payload, "session", event)), event),)
     raise InvalidInput(f"unknown archive table {table!r} (known: {', '.join(ARCHIVE_TABLES)})")
 
 
 def _copy_row(event: ArchiveEvent) -> tuple[Any, ...]:
     """The COPY record of one event: (event_id, key, created_at, *the table's columns, version), validated."""
-    if event.table == CONVERSATIONS_TABLE:
+    if event.table == ArchiveTables.CONVERSATIONS:
         return _conversation_row(event)
     event_id = event.event_id
     key = event.key
@@ -354,7 +346,7 @@ class _CopyRows:
 
     def __init__(self, table: str, events: list[ArchiveEvent]) -> None:
         self.events = events
-        self.build = _conversation_row if table == CONVERSATIONS_TABLE else _copy_row
+        self.build = _conversation_row if table == ArchiveTables.CONVERSATIONS else _copy_row
         self.rows: list[tuple[Any, ...]] = []
         self.error: ContextKitError | None = None
 
@@ -469,11 +461,11 @@ class _Sql:
             owner=owner,
             session=f"SELECT event_type, payload::text, version FROM {sessions} WHERE session_id = $1 {newest}",
             history=history,
-            task_context=visible(TASK_CONTEXTS_TABLE, "session_id", "context_data"),
-            conversation=visible(CONVERSATION_SESSIONS_TABLE, "session_key", "session_data"),
+            task_context=visible(ArchiveTables.TASK_CONTEXTS, "session_id", "context_data"),
+            conversation=visible(ArchiveTables.CONVERSATION_SESSIONS, "session_key", "session_data"),
             conversation_keys=conversation_keys,
-            checkpoint=visible(CHECKPOINTS_TABLE, "thread_id", "data", f"AND checkpoint_id = $2 {seed_checkpoint}"),
-            thread_checkpoint=visible(CHECKPOINTS_TABLE, "thread_id", "data", seed_checkpoint),
+            checkpoint=visible(ArchiveTables.CHECKPOINTS, "thread_id", "data", f"AND checkpoint_id = $2 {seed_checkpoint}"),
+            thread_checkpoint=visible(ArchiveTables.CHECKPOINTS, "thread_id", "data", seed_checkpoint),
         )
 
 
@@ -910,7 +902,7 @@ class PostgresColdStore(ArchiveCheckpointReads):
     async def _langgraph_bundles(
         self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
-        checkpoints, writes = self._table(CHECKPOINTS_TABLE), self._table(CHECKPOINT_WRITES_TABLE)
+        checkpoints, writes = self._table(ArchiveTables.CHECKPOINTS), self._table(ArchiveTables.CHECKPOINT_WRITES)
         floor_sql = (
             f"SELECT data::text FROM {checkpoints} WHERE thread_id = $1 AND checkpoint_id = '' "
             f"AND data->>'kind' = '{DELETE_KIND}'"

@@ -51,7 +51,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from contextkit.backend.tables import CHECKPOINTS_TABLE
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import delete_payload
 from contextkit.codec import archive_json, archive_loads
 from contextkit.errors import ConfigError, CorruptData, SerializationError
@@ -1064,7 +1064,7 @@ class RedisCheckpoints:
         if archive is not None:
             marker = f"floor-{uuid.uuid4().hex}"
             event = ArchiveEvent(
-                CHECKPOINTS_TABLE, thread_id, delete_payload(marker), archive.created_at, archive.event_id
+                ArchiveTables.CHECKPOINTS, thread_id, delete_payload(marker), archive.created_at, archive.event_id
             )
             head, _, tail = archive_json(event.to_dict()).partition(archive_json(marker))
         args = [self._lg_ttl_ms(), _b(checkpoint_id_floor(time.time())), _b(thread_id), head, tail]

@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from contextkit.backend.tables import CHECKPOINTS_TABLE
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import delete_payload
 from contextkit.errors import CapabilityNotSupported
 from contextkit.records import ArchiveEvent
@@ -622,7 +622,7 @@ class SqliteCheckpoints:
         self._purge_thread(conn, thread_id, False)
         if archive is not None:
             payload = delete_payload(floor)
-            event = ArchiveEvent(CHECKPOINTS_TABLE, thread_id, payload, archive.created_at, archive.event_id)
+            event = ArchiveEvent(ArchiveTables.CHECKPOINTS, thread_id, payload, archive.created_at, archive.event_id)
             self._put_events(conn, [outbox_row(event)])
 
     async def cp_deleted_floor(self, thread_id: str) -> str | None:

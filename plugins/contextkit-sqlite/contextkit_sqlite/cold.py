@@ -26,14 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 from contextkit.backend.archive_reads import ArchiveCheckpointReads
-from contextkit.backend.tables import (
-    CHECKPOINT_WRITES_TABLE,
-    CHECKPOINTS_TABLE,
-    CONVERSATION_SESSIONS_TABLE,
-    CONVERSATIONS_TABLE,
-    SESSIONS_TABLE,
-    TASK_CONTEXTS_TABLE,
-)
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import (
     LANGGRAPH_KIND,
     bundles_from_payloads,
@@ -85,22 +78,22 @@ def _seq(value: Any) -> int:
 
 # Per table: the extra columns pulled out of the payload for indexed reads.
 _EXTRAS: dict[str, tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]] = {
-    SESSIONS_TABLE: (
+    ArchiveTables.SESSIONS: (
         ("user_id", lambda p: _text(_get(p, "session", "user_id"))),
         ("event_type", lambda p: _text(p.get("event_type"))),
     ),
-    CONVERSATIONS_TABLE: (
+    ArchiveTables.CONVERSATIONS: (
         ("seq", lambda p: _seq(_get(p, "message", "seq"))),
         ("message_id", lambda p: str(_get(p, "message", "id") or "")),
         ("role", lambda p: _text(_get(p, "message", "role"))),
     ),
-    TASK_CONTEXTS_TABLE: (),
-    CHECKPOINTS_TABLE: (("checkpoint_id", lambda p: str(p.get("checkpoint_id") or "")),),
-    CHECKPOINT_WRITES_TABLE: (
+    ArchiveTables.TASK_CONTEXTS: (),
+    ArchiveTables.CHECKPOINTS: (("checkpoint_id", lambda p: str(p.get("checkpoint_id") or "")),),
+    ArchiveTables.CHECKPOINT_WRITES: (
         ("checkpoint_id", lambda p: str(p.get("checkpoint_id") or "")),
         ("task_id", lambda p: _text(p.get("task_id"))),
     ),
-    CONVERSATION_SESSIONS_TABLE: (("session_id", lambda p: _text(_get(p, "session", "session_id"))),),
+    ArchiveTables.CONVERSATION_SESSIONS: (("session_id", lambda p: _text(_get(p, "session", "session_id"))),),
 }
 _INSERTS = {
     table: (
@@ -298,7 +291,7 @@ class SqliteColdStore(ArchiveCheckpointReads):
     async def read_session(self, session_id: str) -> Session | None:
         """The session as of its newest archived version (``version`` set); None when there is none or the
         newest is a delete (read-through must not bring back a session that was deleted on purpose)."""
-        newest = await self._db.run(self._newest, SESSIONS_TABLE, session_id)
+        newest = await self._db.run(self._newest, ArchiveTables.SESSIONS, session_id)
         if newest is None or newest[1].get("event_type") == "delete":
             return None
         session = newest[1].get("session")
@@ -352,13 +345,13 @@ class SqliteColdStore(ArchiveCheckpointReads):
 
     async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
         """The newest archived task context document, or None (also when a later delete hides it)."""
-        payload = await self._db.read(self._visible, TASK_CONTEXTS_TABLE, session_id)
+        payload = await self._db.read(self._visible, ArchiveTables.TASK_CONTEXTS, session_id)
         context = None if payload is None else payload.get("context")
         return dict(context) if isinstance(context, Mapping) else None
 
     async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
         """The newest archived conversation session document, or None (also when a later delete hides it)."""
-        payload = await self._db.read(self._visible, CONVERSATION_SESSIONS_TABLE, session_key)
+        payload = await self._db.read(self._visible, ArchiveTables.CONVERSATION_SESSIONS, session_key)
         session = None if payload is None else payload.get("session")
         return dict(session) if isinstance(session, Mapping) else None
 
@@ -378,7 +371,7 @@ class SqliteColdStore(ArchiveCheckpointReads):
         }
         found = []
         for key in sorted(keys):
-            payload = self._visible(conn, CONVERSATION_SESSIONS_TABLE, key)
+            payload = self._visible(conn, ArchiveTables.CONVERSATION_SESSIONS, key)
             if payload is not None and _get(payload, "session", "session_id") == session_id:
                 found.append(key)
         return found
@@ -388,11 +381,11 @@ class SqliteColdStore(ArchiveCheckpointReads):
         checkpoint when ``checkpoint_id`` is None), or None; a delete of the thread's owner hides those written
         before it."""
         if checkpoint_id is None:
-            payload = await self._db.read(self._visible, CHECKPOINTS_TABLE, thread_id, _NOT_LANGGRAPH)
+            payload = await self._db.read(self._visible, ArchiveTables.CHECKPOINTS, thread_id, _NOT_LANGGRAPH)
         else:
             payload = await self._db.read(
                 self._visible,
-                CHECKPOINTS_TABLE,
+                ArchiveTables.CHECKPOINTS,
                 thread_id,
                 " AND checkpoint_id = ?" + _NOT_LANGGRAPH,
                 (checkpoint_id,),
