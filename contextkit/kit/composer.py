@@ -360,7 +360,8 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         """A LangGraph checkpointer (``BaseCheckpointSaver``) over the hot tier; needs ``contextkit[langgraph]``.
 
         With a cold tier, its checkpoints are archived and read back when the hot tier no longer has them (the
-        kit must be open: the archiver starts with it).
+        kit must be open: the archiver starts with it). The ``[checkpoints]`` config section gives it its
+        retention policy (applied every ``prune_every`` puts of a thread, and by :meth:`ContextKitSaver.aretain`).
         """
         if Capability.CHECKPOINTS not in self._hot.capabilities:
             raise CapabilityNotSupported(f"the {self._hot.name} hot tier does not store LangGraph checkpoints")
@@ -368,8 +369,14 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
 
         if self._cold is not None and self._archiver is None:
             self._ensure_open()
+        checkpoints = self.config.checkpoints
         return ContextKitSaver(
-            self._hot, serde=serde, archive=self._archiver, key_limit=self._key_limit  # type: ignore[arg-type]
+            self._hot,  # type: ignore[arg-type]
+            serde=serde,
+            archive=self._archiver,
+            key_limit=self._key_limit,
+            retention=checkpoints.retention,
+            prune_every=checkpoints.prune_every,
         )
 
     async def hot_restored(self, backup: str | Path | None = None) -> int:

@@ -45,8 +45,16 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
-from contextkit.errors import ContextKitError
-from contextkit.stores import CheckpointBundle, CheckpointRow, CheckpointStore, StoreSettings, WriteRow
+from contextkit.errors import ContextKitError, InvalidInput
+from contextkit.stores import (
+    CheckpointBundle,
+    CheckpointRow,
+    CheckpointStore,
+    RetentionPolicy,
+    StoreSettings,
+    WriteRow,
+    checkpoint_id_floor,
+)
 
 __all__ = [
     "CheckpointStoreSuite",
@@ -67,6 +75,8 @@ StoreFactory = Callable[[StoreSettings], Awaitable[CheckpointStore]]
 
 _UUID_EPOCH_OFFSET = 0x01B21DD213814000
 _last_ticks = 0
+#: The idx LangGraph gives an ``__interrupt__`` pending write (``WRITES_IDX_MAP``; this part needs no LangGraph).
+_INTERRUPT_IDX = -3
 
 
 def make_checkpoint_id() -> str:
@@ -720,6 +730,103 @@ class CheckpointStoreSuite:
         await checkpoint_store.cp_prune([tid], True)
         assert await _ids(checkpoint_store, tid, "call:old") == []
         assert await _ids(checkpoint_store, tid, "call:new") == [current[-1]]
+
+    async def test_retention_keeps_the_newest_n_and_the_first(self, checkpoint_store: CheckpointStore) -> None:
+        """``RetentionPolicy(keep_latest=n)`` keeps the newest ``n`` of each namespace with their writes and blobs
+        (and the blobs they point at); ``keep_first`` keeps
+        the namespace's first checkpoint too; writes of pruned checkpoints go; the oldest kept loses its parent
+        link only when that parent is pruned. A second prune with the same policy changes nothing."""
+        tid = str(uuid.uuid4())
+        ids = [make_checkpoint_id() for _ in range(6)]
+        await checkpoint_store.cp_put(_row(tid, ids[0], versions={"a": "1"}), {("a", "1"): _typed("a1")})
+        for i in range(1, 6):
+            await checkpoint_store.cp_put(_row(tid, ids[i], parent=ids[i - 1], versions={"a": "1", "n": str(i)}),
+                                          {("n", str(i)): _typed(i)})
+            await checkpoint_store.cp_put_writes(tid, "", ids[i - 1], [_write(f"t{i}", 0, "x", i)], False)
+        policy = RetentionPolicy(keep_latest=3, keep_first=True)
+        await checkpoint_store.cp_prune([tid], True, policy=policy)
+        kept = [ids[5], ids[4], ids[3], ids[0]]
+        assert await _ids(checkpoint_store, tid) == kept
+        oldest_new = await checkpoint_store.cp_get(tid, "", ids[3])
+        assert _values(oldest_new) == {"a": "a1", "n": 3}
+        assert oldest_new is not None and oldest_new.row.parent_checkpoint_id is None
+        assert _write_values(oldest_new) == [("t4", 0, 4)]
+        first = await checkpoint_store.cp_get(tid, "", ids[0])
+        assert _values(first) == {"a": "a1"} and _write_values(first) == [("t1", 0, 1)]
+        newest = await checkpoint_store.cp_get(tid, "", None)
+        assert newest is not None and newest.row.parent_checkpoint_id == ids[4]
+        assert await checkpoint_store.cp_get(tid, "", ids[2]) is None
+        await checkpoint_store.cp_prune([tid], True, policy=policy)
+        assert await _ids(checkpoint_store, tid) == kept
+
+    async def test_retention_max_age_keeps_young_checkpoints_and_always_the_newest(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """``max_age`` removes checkpoints whose id (a UUID v6) dates from longer ago; the newest checkpoint of a
+        namespace stays however old (a run interrupted long ago still resumes, with its pending writes); an id
+        that is not a UUID v6 has no known age and stays."""
+        tid, idle = str(uuid.uuid4()), str(uuid.uuid4())
+        now = time.time()
+        # checkpoint_id_floor(t) is a valid UUID v6 of time t: checkpoints "made" hours ago.
+        old = [checkpoint_id_floor(now - hours * 3600) for hours in (5, 4, 3)]
+        young = [make_checkpoint_id(), make_checkpoint_id()]
+        chain = [*old, *young]
+        for i, cid in enumerate(chain):
+            await checkpoint_store.cp_put(_row(tid, cid, parent=chain[i - 1] if i else None), {})
+        stale = [checkpoint_id_floor(now - hours * 3600) for hours in (9, 8)]
+        await checkpoint_store.cp_put(_row(idle, stale[0]), {})
+        await checkpoint_store.cp_put(_row(idle, stale[1], parent=stale[0]), {})
+        await checkpoint_store.cp_put_writes(idle, "", stale[1], [_write("t", _INTERRUPT_IDX, "__interrupt__", "ask")], True)
+        await checkpoint_store.cp_put(_row(idle, "not-a-uuid", ns="child:1"), {})
+        await checkpoint_store.cp_put(_row(idle, "not-a-uuid-2", parent="not-a-uuid", ns="child:1"), {})
+        policy = RetentionPolicy(max_age=3600)
+        await checkpoint_store.cp_prune([tid, idle], True, policy=policy)
+        assert await _ids(checkpoint_store, tid) == young[::-1]
+        assert await _ids(checkpoint_store, idle) == [stale[1]]
+        resumed = await checkpoint_store.cp_get(idle, "", None)
+        assert _write_values(resumed) == [("t", _INTERRUPT_IDX, "ask")]
+        assert await _ids(checkpoint_store, idle, "child:1") == ["not-a-uuid-2", "not-a-uuid"]
+
+    async def test_retention_keeps_the_delta_channel_ancestors_of_every_kept_checkpoint(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """Every checkpoint retention keeps can still be rebuilt: the ancestors back to the nearest snapshot of
+        each ``DeltaChannel`` it changed since (``counters_since_delta_snapshot``) stay with their writes, older
+        ones go."""
+        tid = str(uuid.uuid4())
+        ids = [make_checkpoint_id() for _ in range(7)]
+        snapshots = {1: ["m0", "m1"], 4: ["m0", "m1", "m2", "m3", "m4"]}
+        await checkpoint_store.cp_put(_row(tid, ids[0], versions={"msgs": "1"}), {("msgs", "1"): _typed(["m0"])})
+        for i in range(1, 7):
+            if i in snapshots:
+                meta: dict[str, Any] = {"step": i}
+                blob = _typed(snapshots[i])
+            else:
+                meta = {"step": i, "counters_since_delta_snapshot": {"msgs": [1, 1]}}
+                blob = ("empty", b"")
+            await checkpoint_store.cp_put(
+                _row(tid, ids[i], parent=ids[i - 1], versions={"msgs": str(i + 1)}, metadata=meta), {("msgs", str(i + 1)): blob}
+            )
+            await checkpoint_store.cp_put_writes(tid, "", ids[i - 1], [_write(f"t{i}", 0, "msgs", [f"m{i}"])], False)
+        # keep_latest=3 keeps ids[4..6]; ids[4] holds a snapshot, so nothing older is needed.
+        await checkpoint_store.cp_prune([tid], True, policy=RetentionPolicy(keep_latest=3))
+        assert await _ids(checkpoint_store, tid) == ids[:3:-1]
+        # keep_latest=1 keeps ids[6] and walks back to the snapshot in ids[4].
+        copy = str(uuid.uuid4())
+        await checkpoint_store.cp_copy_thread(tid, copy)
+        await checkpoint_store.cp_prune([copy], True, policy=RetentionPolicy(keep_latest=1))
+        assert await _ids(checkpoint_store, copy) == ids[:3:-1]
+        seed = await checkpoint_store.cp_get(copy, "", ids[4])
+        assert _values(seed) == {"msgs": snapshots[4]} and _write_values(seed) == [("t5", 0, ["m5"])]
+
+    async def test_retention_policy_refuses_bad_limits(self) -> None:
+        """A limit that cannot be meant (no checkpoint kept, a negative or infinite age, a bool) is refused with
+        ``InvalidInput`` when the policy is built, before any store is touched."""
+        for bad in ({"keep_latest": 0}, {"keep_latest": True}, {"keep_latest": 1.5}, {"max_age": 0},
+                    {"max_age": -1.0}, {"max_age": float("inf")}, {"max_age": "1h"}):
+            with pytest.raises(InvalidInput):
+                RetentionPolicy(**bad)
+        assert not RetentionPolicy().limits and RetentionPolicy(max_age=1).limits
 
     async def test_prune_delete_removes_the_threads(self, checkpoint_store: CheckpointStore) -> None:
         """``keep_latest=False`` deletes the listed threads entirely."""
