@@ -1009,6 +1009,36 @@ class CheckpointStoreSuite:
         await graph.ainvoke({"turns": ["user"]}, config)
         assert (await graph.aget_state(config)).values["turns"] == [*before, "user", "reply 11"]
 
+    async def test_graph_retention_on_write_keeps_the_thread_small_and_its_state_whole(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """A saver with a retention policy and ``prune_every`` prunes a thread as it is written: the thread holds
+        about ``keep_latest`` checkpoints plus the ancestors its ``DeltaChannel`` values are rebuilt from, never
+        more; the state reads as if nothing was pruned, the graph goes on, and ``aretain`` with a tighter policy
+        still keeps the newest."""
+        pytest.importorskip("langgraph.channels.delta")
+        from contextkit.langgraph import ContextKitSaver
+
+        saver = ContextKitSaver(checkpoint_store, retention=RetentionPolicy(keep_latest=2), prune_every=1)
+        graph = delta_graph(saver, snapshot_frequency=4)
+        config = _config(str(uuid.uuid4()))
+        expected: list[str] = []
+        most = 0
+        for turn in range(8):
+            await graph.ainvoke({"turns": ["user"]}, config)
+            expected += ["user", f"reply {len(expected) + 1}"]
+            most = max(most, len([t async for t in saver.alist(config)]))
+            assert (await graph.aget_state(config)).values["turns"] == expected, turn
+        # keep_latest=2, plus at most snapshot_frequency ancestors back to a snapshot
+        assert 2 <= most <= 2 + 4
+        tid = config["configurable"]["thread_id"]
+        await saver.aretain([tid], RetentionPolicy(keep_latest=1))
+        assert (await graph.aget_state(config)).values["turns"] == expected
+        with pytest.raises(InvalidInput):
+            ContextKitSaver(checkpoint_store, prune_every=-1)
+        with pytest.raises(InvalidInput):
+            await saver.aretain(tid)  # type: ignore[arg-type]
+
     async def test_late_put_after_adelete_thread_does_not_resurrect_it(self, checkpoint_store: CheckpointStore) -> None:
         """Through the saver: a put and writes reusing a config from before ``adelete_thread`` are dropped."""
         pytest.importorskip("langgraph.checkpoint.base")

@@ -427,3 +427,33 @@ async def test_archived_blob_bytes_of_all_channels_versus_changed_channels_only(
                 new_bytes += len(bundle.blobs[channel][1])
     print(f"archived blob bytes: all channels {all_bytes}, changed channels only {new_bytes}")
     assert new_bytes <= all_bytes <= new_bytes * len(archived)
+
+
+async def test_checkpoints_retention_removed_are_not_read_back_from_the_archive() -> None:
+    """With ``[checkpoints] keep_latest`` configured, what retention removes from the hot tier stays in the
+    archive (its copies are not deleted) but the saver does not read it back: the history is the kept
+    checkpoints, an old id reads as missing, and the newest state is whole. A thread whose hot copy expired reads
+    back its newest as before."""
+    config = {"hot": "memory", "cold": "memory", "checkpoint_ttl": TTL, "checkpoints": {"keep_latest": 3}}
+    async with ContextKit.from_config(config, env={}) as kit:
+        kit.hot._cp_now = _Clock()  # type: ignore[attr-defined]
+        saver = kit.checkpointer()
+        assert saver.retention is not None and saver.retention.keep_latest == 3
+        graph = archive_graph(saver)
+        await run_archive_graph(graph, THREAD, 3)
+        before = state_summary(await _history(graph))
+        before_state = (await graph.aget_state(_config())).values
+        await _flush(kit)
+        await saver.aretain([THREAD])
+        hot = [b.row.checkpoint_id async for b in kit.hot.cp_list(THREAD, None)]  # type: ignore[attr-defined]
+        assert hot == [entry[0] for entry in before[:3]]
+        after = state_summary(await _history(graph))
+        assert [e[0] for e in after] == hot
+        assert await saver.aget_tuple(_config(checkpoint_id=before[-1][0])) is None
+        assert (await graph.aget_state(_config())).values == before_state
+        # The archive keeps every checkpoint (retention prunes the hot tier only).
+        assert len(await kit.cold.list_langgraph_checkpoints(THREAD, None)) == len(before)  # type: ignore[union-attr]
+
+        _expire_hot(kit)
+        graph = archive_graph(kit.checkpointer())
+        assert (await graph.aget_state(_config())).values == before_state
