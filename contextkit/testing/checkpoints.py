@@ -1037,7 +1037,7 @@ class CheckpointStoreSuite:
         with pytest.raises(InvalidInput):
             ContextKitSaver(checkpoint_store, prune_every=-1)
         with pytest.raises(InvalidInput):
-            await saver.aretain(tid)  # type: ignore[arg-type]
+            await saver.aretain(tid)
 
     async def test_late_put_after_adelete_thread_does_not_resurrect_it(self, checkpoint_store: CheckpointStore) -> None:
         """Through the saver: a put and writes reusing a config from before ``adelete_thread`` are dropped."""
