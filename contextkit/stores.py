@@ -71,6 +71,7 @@ __all__ = [
     "ArchiveSpec",
     "CheckpointBundle",
     "CheckpointRow",
+    "CheckpointUsageStore",
     "CheckpointStore",
     "ColdStore",
     "DeltaHistoryStore",
@@ -87,6 +88,7 @@ __all__ = [
     "SessionUpdate",
     "StoreSettings",
     "StoreStats",
+    "ThreadBytes",
     "Tombstone",
     "Typed",
     "Versioned",
@@ -944,6 +946,44 @@ class DeltaHistoryStore(Protocol):
         :func:`delta_seed`); each channel stops at its seed. The start itself is skipped (its writes are pending
         for the next step and its values are what the caller is rebuilding), unless ``inclusive`` (a walk resumed
         at ``resume``). A repeated id ends the walk. None when the start is not stored."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadBytes:
+    """The bytes one thread's checkpoints take in a tier (see :mod:`contextkit.checkpoint_usage` for what is
+    counted): ``rows`` (serialized checkpoints, metadata, channel versions, ids), ``writes`` (pending writes) and
+    ``channels`` (blob bytes per channel), over ``checkpoints`` checkpoints."""
+
+    checkpoints: int
+    rows: int
+    writes: int
+    channels: Mapping[str, int]
+
+    @property
+    def total(self) -> int:
+        """Every byte counted."""
+        return self.rows + self.writes + sum(self.channels.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, channels largest first."""
+        return {
+            "checkpoints": self.checkpoints,
+            "bytes": self.total,
+            "rows": self.rows,
+            "writes": self.writes,
+            "channels": dict(sorted(self.channels.items(), key=lambda item: (-item[1], item[0]))),
+        }
+
+
+@runtime_checkable
+class CheckpointUsageStore(Protocol):
+    """Optional: a :class:`CheckpointStore` that counts a thread's bytes itself (SQLite sums its columns in one
+    query). Without it, ``contextkit checkpoints du`` counts the checkpoints :meth:`CheckpointStore.cp_list`
+    returns (:func:`contextkit.checkpoint_usage.thread_bytes`), with the same result."""
+
+    async def cp_usage(self, thread_id: str) -> ThreadBytes:
+        """The bytes of every checkpoint, pending write and blob the tier holds for the thread, in all namespaces."""
         ...
 
 

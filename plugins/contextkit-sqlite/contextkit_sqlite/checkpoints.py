@@ -36,6 +36,7 @@ from contextkit.stores import (
     EventHead,
     RetentionPolicy,
     StoreSettings,
+    ThreadBytes,
     Typed,
     WriteRow,
     checkpoint_id_floor,
@@ -696,6 +697,38 @@ class SqliteCheckpoints:
             "channel, type, blob, task_path FROM ck_checkpoint_writes WHERE namespace = ? AND thread_id = ?",
             args,
         )
+
+    async def cp_usage(self, thread_id: str) -> ThreadBytes:
+        """The thread's bytes counted by SQLite in one read (:class:`~contextkit.stores.CheckpointUsageStore`),
+        as :mod:`contextkit.checkpoint_usage` counts them (text in its UTF-8 bytes)."""
+        return await self._db.read(self._cp_usage, thread_id)
+
+    def _cp_usage(self, conn: sqlite3.Connection, thread_id: str) -> ThreadBytes:
+        if not self._thread_alive(conn, thread_id, time.time()):
+            return ThreadBytes(0, 0, 0, {})
+        key = (self._ns, thread_id)
+        count, rows = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(checkpoint) + length(CAST(type AS BLOB)) "
+            "+ length(CAST(metadata AS BLOB)) + length(CAST(channel_versions AS BLOB)) "
+            "+ length(CAST(checkpoint_id AS BLOB)) + length(CAST(COALESCE(parent_checkpoint_id, '') AS BLOB)) "
+            "+ length(CAST(checkpoint_ns AS BLOB))), 0) FROM ck_checkpoints WHERE namespace = ? AND thread_id = ?",
+            key,
+        ).fetchone()
+        (writes,) = conn.execute(
+            "SELECT COALESCE(SUM(length(blob) + length(CAST(type AS BLOB)) + length(CAST(channel AS BLOB)) "
+            "+ length(CAST(task_id AS BLOB)) + length(CAST(task_path AS BLOB))), 0) FROM ck_checkpoint_writes "
+            "WHERE namespace = ? AND thread_id = ?",
+            key,
+        ).fetchone()
+        channels = {
+            channel: int(size)
+            for channel, size in conn.execute(
+                "SELECT channel, SUM(length(blob) + length(CAST(type AS BLOB))) FROM ck_checkpoint_blobs "
+                "WHERE namespace = ? AND thread_id = ? GROUP BY channel",
+                key,
+            )
+        }
+        return ThreadBytes(int(count), int(rows), int(writes), channels)
 
     async def cp_prune(
         self, thread_ids: Sequence[str], keep_latest: bool, *, policy: RetentionPolicy | None = None
