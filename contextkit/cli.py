@@ -495,7 +495,9 @@ def checkpoints_list(ctx: click.Context, thread_id: str, limit: int) -> None:
                             "writes": len(bundle.writes),
                         }
                     )
-            for document in await hot.list_checkpoint_documents(thread_id, limit):
+            # Through the tiered layer: with a cold tier, the hot tier answers only for owners it knows.
+            documents = await kit.tiered.call(lambda: hot.list_checkpoint_documents(thread_id, limit))
+            for document in documents:
                 cid = document.get("checkpoint_id")
                 rows.append(
                     {
@@ -505,7 +507,7 @@ def checkpoints_list(ctx: click.Context, thread_id: str, limit: int) -> None:
                         "step": None,
                         "source": None,
                         "parent_checkpoint_id": None,
-                        "writes": len(await hot.get_writes_documents(thread_id, str(cid))) if cid is not None else 0,
+                        "writes": len(await kit.get_writes(thread_id, str(cid))) if cid is not None else 0,
                         "created_at": document.get("created_at"),
                     }
                 )
