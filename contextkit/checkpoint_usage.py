@@ -129,6 +129,10 @@ def plan_prune(thread_id: str, bundles: Iterable[CheckpointBundle], policy: Rete
         kept[ns] = sorted(stay, reverse=True)
         pruned[ns] = sorted((cid for cid in ns_bundles if cid not in stay), reverse=True)
         needed = {(ch, v) for cid in stay for ch, v in ns_bundles[cid].row.channel_versions.items()}
+        for cid in stay:
+            parent = ns_bundles[cid].row.parent_checkpoint_id
+            if parent is not None and parent not in stay:
+                freed += len(parent)  # the prune unlinks a kept checkpoint from its pruned parent
         dropped: set[tuple[str, str]] = set()
         for cid in pruned[ns]:
             bundle = ns_bundles[cid]

@@ -819,6 +819,57 @@ class CheckpointStoreSuite:
         seed = await checkpoint_store.cp_get(copy, "", ids[4])
         assert _values(seed) == {"msgs": snapshots[4]} and _write_values(seed) == [("t5", 0, ["m5"])]
 
+    async def test_retention_dry_run_plan_is_what_the_prune_removes(self, checkpoint_store: CheckpointStore) -> None:
+        """:func:`contextkit.checkpoint_usage.plan_prune` over ``cp_list`` (``contextkit checkpoints prune
+        --dry-run``) names exactly the checkpoints ``cp_prune`` then removes, subgraph calls of pruned root
+        checkpoints included, and the bytes it frees are the bytes the thread's count drops by."""
+        from contextkit.checkpoint_usage import plan_prune, thread_bytes
+
+        tid = str(uuid.uuid4())
+        root = await _chain(checkpoint_store, tid, 5)
+        await _chain(checkpoint_store, tid, 2, ns="call:old", metadata=[{"parents": {"": root[0]}}] * 2)
+        await _chain(checkpoint_store, tid, 3, ns="call:new", metadata=[{"parents": {"": root[4]}}] * 3)
+        for i, cid in enumerate(root):
+            await checkpoint_store.cp_put_writes(tid, "", cid, [_write("t", 0, "x", "w" * (10 + i))], False)
+        await checkpoint_store.cp_put(
+            _row(tid, make_checkpoint_id(), parent=root[-1], versions={"big": "1"}), {("big", "1"): _typed("b" * 300)}
+        )
+        policy = RetentionPolicy(keep_latest=2)
+        bundles = [b async for b in checkpoint_store.cp_list(tid, None)]
+        plan = plan_prune(tid, bundles, policy, time.time())
+        before = thread_bytes(bundles)
+        await checkpoint_store.cp_prune([tid], True, policy=policy)
+        after = [b async for b in checkpoint_store.cp_list(tid, None)]
+        left = {(b.row.checkpoint_ns, b.row.checkpoint_id) for b in after}
+        assert left == {(ns, cid) for ns, ids in plan.kept.items() for cid in ids}
+        assert not left & {(ns, cid) for ns, ids in plan.pruned.items() for cid in ids}
+        assert plan.pruned["call:old"] and not plan.kept["call:old"]
+        assert before.total - thread_bytes(after).total == plan.freed_bytes
+
+    async def test_usage_counts_a_thread_like_the_generic_count(self, checkpoint_store: CheckpointStore) -> None:
+        """A store that counts a thread's bytes itself (:class:`~contextkit.stores.CheckpointUsageStore`) agrees
+        with the generic count over ``cp_list``; a store without it is counted by the generic count, whose blob
+        bytes are each stored version once."""
+        from contextkit.checkpoint_usage import thread_bytes
+        from contextkit.stores import CheckpointUsageStore
+
+        tid = str(uuid.uuid4())
+        c1, c2 = make_checkpoint_id(), make_checkpoint_id()
+        await checkpoint_store.cp_put(_row(tid, c1, versions={"a": "1"}), {("a", "1"): _typed("a" * 100)})
+        await checkpoint_store.cp_put(
+            _row(tid, c2, parent=c1, versions={"a": "1", "b": "1"}), {("b", "1"): _typed("é" * 10)}
+        )
+        await checkpoint_store.cp_put_writes(tid, "", c2, [_write("t", 0, "x", "w")], False)
+        generic = thread_bytes([b async for b in checkpoint_store.cp_list(tid, None)])
+        a_bytes = len(_typed("a" * 100)[1]) + len("json")
+        assert generic.checkpoints == 2 and generic.channels["a"] == a_bytes
+        assert generic.writes > 0 and generic.rows > 0
+        if isinstance(checkpoint_store, CheckpointUsageStore):
+            assert await checkpoint_store.cp_usage(tid) == generic
+            assert (await checkpoint_store.cp_usage(str(uuid.uuid4()))).total == 0
+        else:
+            assert not hasattr(checkpoint_store, "cp_usage")
+
     async def test_retention_policy_refuses_bad_limits(self) -> None:
         """A limit that cannot be meant (no checkpoint kept, a negative or infinite age, a bool) is refused with
         ``InvalidInput`` when the policy is built, before any store is touched."""
