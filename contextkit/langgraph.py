@@ -42,7 +42,12 @@ thread the hot tier removed checkpoints from (``CheckpointStore.cp_delete_for_ru
 hides those runs from its own cold reads too; checkpoints of a run that only the archive still holds (their hot
 copies expired) in a thread the hot tier no longer knows are not found this way, except by this saver. Not
 mirrored in the archive: ``aprune(keep_latest)`` acts on the hot tier only (pruned checkpoints stay readable from
-the archive: time travel beyond the hot tier). ``acopy_thread`` copies the hot tier's checkpoints there and archives
+the archive: time travel beyond the hot tier). Retention (``retention=``, the ``[checkpoints]`` section, applied by
+:meth:`ContextKitSaver.aretain` and every ``prune_every`` puts) also prunes the hot tier only, but what it removed
+does not come back: read-through (``aget_tuple`` by id, ``alist``) skips an archived checkpoint the policy drops
+given the newer checkpoints the hot tier holds (:class:`_RetiredView`); the ``DeltaChannel`` walk still reads the
+archived ancestors it needs, and a thread whose hot copy expired whole reads back as before.
+``acopy_thread`` copies the hot tier's checkpoints there and archives
 under the target both those and the source's archived checkpoints the hot tier no longer holds, so the copy reads
 back the whole history (a cold tier that cannot be read fails the copy before anything is written).
 
