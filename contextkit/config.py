@@ -50,6 +50,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from contextkit.blob_compression import CODECS, BlobCompressor
 from contextkit.errors import ConfigError
 from contextkit.masking import MASK, is_secret_key, mask_secrets, remember_secrets, secrets_in
 from contextkit.stores import RetentionPolicy, StoreSettings
@@ -159,6 +160,9 @@ class CompatConfig:
     physical_names: str = "contextkit"
 
 
+#: Bytes from which a checkpoint value is stored compressed, by default (``[checkpoints] compress_above``).
+DEFAULT_COMPRESS_ABOVE = 2048
+
 @dataclass(frozen=True, slots=True)
 class CheckpointsConfig:
     """The ``[checkpoints]`` section: retention of LangGraph checkpoints (see ``docs/configuration.md``).
@@ -168,10 +172,19 @@ class CheckpointsConfig:
     :param prune_every: apply the policy to a thread after every this many puts the saver made to it (bounded
         work per put: the thread holds about what the policy keeps); 0 leaves it to ``contextkit checkpoints
         prune`` and ``ContextKit.prune_checkpoints``.
+    :param compress_above: channel values and pending writes of at least this many bytes are stored compressed
+        (:mod:`contextkit.blob_compression`); 0 stores them as the serializer wrote them. Read back either way.
+    :param compression: ``"zstd"`` (the default when the ``zstandard`` package is installed) or ``"zlib"``.
     """
 
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     prune_every: int = 0
+    compress_above: int = DEFAULT_COMPRESS_ABOVE
+    compression: str | None = None
+
+    def compressor(self) -> BlobCompressor | None:
+        """The saver's compressor of large values, or None when ``compress_above`` is 0."""
+        return BlobCompressor(self.compress_above, self.compression) if self.compress_above else None
 
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")
@@ -194,7 +207,7 @@ def _checkpoints_config(data: Any) -> CheckpointsConfig:
         return data
     if not isinstance(data, Mapping):
         raise ConfigError(f"[checkpoints] must be a table of options, got {type(data).__name__}")
-    unknown = set(data) - {"keep_latest", "max_age", "keep_first", "prune_every"}
+    unknown = set(data) - {"keep_latest", "max_age", "keep_first", "prune_every", "compress_above", "compression"}
     if unknown:
         raise ConfigError(f"[checkpoints] has unknown option(s): {', '.join(sorted(unknown))}")
     keep_latest = data.get("keep_latest")
@@ -209,7 +222,25 @@ def _checkpoints_config(data: Any) -> CheckpointsConfig:
             keep_first=_boolean(data.get("keep_first", False), "checkpoints.keep_first"),
         ),
         prune_every=0 if prune_every == 0 else _number(prune_every, "checkpoints.prune_every", int),
+        compress_above=_compress_above(data.get("compress_above", DEFAULT_COMPRESS_ABOVE)),
+        compression=_compression(data.get("compression")),
     )
+
+
+def _compress_above(value: Any) -> int:
+    if value in (0, "0", "", False, None):
+        return 0
+    return int(_number(value, "checkpoints.compress_above", int))
+
+
+def _compression(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in CODECS:
+        raise ConfigError(f"checkpoints.compression must be one of {', '.join(CODECS)}, got {value!r}")
+    codec = value.strip().lower()
+    BlobCompressor(1, codec)  # a codec that is not installed fails here, at configuration time
+    return codec
 
 
 #: The cold-tier options ``[compat] physical_names = "aiecs"`` sets, per backend (unless set explicitly).

@@ -91,6 +91,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from contextkit.blob_compression import BlobCompressor, unpack
 from contextkit.checkpoint_archive import archive_payloads, checkpoint_payload, delete_payload, writes_payload
 from contextkit.codec import int_fits_json
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
@@ -214,6 +215,14 @@ class BackgroundLoop:
 
     def __repr__(self) -> str:
         return f"BackgroundLoop(thread={self._thread.name!r}, closed={self._closed})"
+
+
+def _as_is(typed: Typed) -> Typed:
+    return typed
+
+
+#: The last five characters of a compressed value's type (its format marker).
+_COMPRESSED = frozenset({"+zstd", "+zlib"})
 
 
 class _NotJson(Exception):
@@ -344,6 +353,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         checkpoint it removed is not read back from the archive (see the module docstring).
     :param prune_every: apply ``retention`` to a thread after every this many root-namespace puts made to it
         through this saver (0: never on write).
+    :param compression: compresses channel values and writes of at least its threshold (zstd, or zlib), marked
+        so any saver reads them back (:mod:`contextkit.blob_compression`); None stores them as the serde wrote
+        them. Values are read back either way.
 
     Every method of ``BaseCheckpointSaver`` is implemented, async and sync: ``get_tuple``, ``list``, ``put``,
     ``put_writes``, ``delete_thread``, ``delete_for_runs``, ``copy_thread``, ``prune`` and
@@ -360,12 +372,17 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         key_limit: tuple[int, str] | None = None,
         retention: RetentionPolicy | None = None,
         prune_every: int = 0,
+        compression: BlobCompressor | None = None,
     ) -> None:
         super().__init__(serde=serde)
         if isinstance(prune_every, bool) or not isinstance(prune_every, int) or prune_every < 0:
             raise InvalidInput(f"prune_every must be an integer >= 0, not {prune_every!r}")
         self.store = store
         self.archive = archive
+        #: Compresses large channel values and writes (``[checkpoints] compress_above``); values are read back
+        #: whatever it is (:func:`contextkit.blob_compression.unpack` reads the format marker).
+        self.compression = compression
+        self._pack: Callable[[Typed], Typed] = compression.pack if compression is not None else _as_is
         #: What a prune keeps (``[checkpoints]``); with a limit set, what it removed is not read back from the
         #: archive either (see the module docstring).
         self.retention = retention if retention is not None and retention.limits else None
@@ -514,9 +531,16 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             return self.loop
 
     # -- reading ----------------------------------------------------------------------------------------------
+    def _loads(self, typed: Typed) -> Any:
+        """``serde.loads_typed`` of a stored value, decompressed first when its type carries a compression marker."""
+        kind = typed[0]
+        if kind[-5:] in _COMPRESSED:
+            typed = unpack(typed)
+        return self.serde.loads_typed(typed)
+
     def _tuple(self, bundle: CheckpointBundle) -> CheckpointTuple:
         row = bundle.row
-        loads = self.serde.loads_typed
+        loads = self._loads
         checkpoint: Checkpoint = loads(row.checkpoint)
         empty = EMPTY_BLOB[0]
         checkpoint["channel_values"] = {channel: loads(blob) for channel, blob in bundle.blobs.items() if blob[0] != empty}
@@ -746,9 +770,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         checkpoint_ns = configurable.get("checkpoint_ns", "")
         copy = checkpoint.copy()
         values: dict[str, Any] = copy.pop("channel_values")  # type: ignore[misc]
-        dumps = self._dumps
+        dumps, pack = self._dumps, self._pack
         blobs = {
-            (channel, str(version)): dumps(values[channel]) if channel in values else EMPTY_BLOB
+            (channel, str(version)): pack(dumps(values[channel])) if channel in values else EMPTY_BLOB
             for channel, version in new_versions.items()
         }
         row = CheckpointRow(
@@ -766,7 +790,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             # Every channel's value, not only the new ones: one archived row rebuilds the checkpoint.
             archived = {
                 channel: blobs.get((channel, version))
-                or (dumps(values[channel]) if channel in values else EMPTY_BLOB)
+                or (pack(dumps(values[channel])) if channel in values else EMPTY_BLOB)
                 for channel, version in row.channel_versions.items()
             }
             await self._call(self._put_archived(row, blobs, archived))
@@ -814,9 +838,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         if not writes:
             return
         configurable = config["configurable"]
-        dumps = self._dumps
+        dumps, pack = self._dumps, self._pack
         rows = [
-            WriteRow(task_id, WRITES_IDX_MAP.get(channel, idx), channel, dumps(value), task_path)
+            WriteRow(task_id, WRITES_IDX_MAP.get(channel, idx), channel, pack(dumps(value)), task_path)
             for idx, (channel, value) in enumerate(writes)
         ]
         upsert = all(channel in WRITES_IDX_MAP for channel, _ in writes)
@@ -1077,7 +1101,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
     def _delta_result(self, channels: Sequence[str], steps: Sequence[DeltaStep]) -> dict[str, DeltaChannelHistory]:
         """Decode the walk into LangGraph's shape: per channel, its writes oldest first (each checkpoint's in
         ``writes_sort_key`` order) and its seed when one was found."""
-        loads = self.serde.loads_typed
+        loads = self._loads
         collected: dict[str, list[PendingWrite]] = {channel: [] for channel in channels}
         seeds: dict[str, Any] = {}
         for step in reversed(steps):

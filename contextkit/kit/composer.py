@@ -387,6 +387,7 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             key_limit=self._key_limit,
             retention=checkpoints.retention,
             prune_every=checkpoints.prune_every,
+            compression=checkpoints.compressor(),
         )
 
     def _checkpoint_store(self) -> CheckpointStore:

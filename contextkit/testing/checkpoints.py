@@ -1090,6 +1090,47 @@ class CheckpointStoreSuite:
         with pytest.raises(InvalidInput):
             await saver.aretain(tid)
 
+    async def test_graph_compressed_values_read_back_with_or_without_compression(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """With ``compression``, values of at least its threshold are stored compressed under a format marker
+        (``"<type>+zstd"`` / ``"+zlib"``) and smaller, small ones as the serde wrote them; the state reads the
+        same through a saver with compression and one without (data from before compression and after it stay
+        readable both ways), ``DeltaChannel`` writes included."""
+        pytest.importorskip("langgraph.channels.delta")
+        from contextkit.blob_compression import BlobCompressor
+        from contextkit.langgraph import ContextKitSaver
+
+        plain = ContextKitSaver(checkpoint_store)
+        packed = ContextKitSaver(checkpoint_store, compression=BlobCompressor(256))
+        tid = str(uuid.uuid4())
+        config = _config(tid)
+        await run_archive_graph(archive_graph(plain), tid, 2)  # before compression
+        await run_archive_graph(archive_graph(packed), tid, 1)
+        newest = await checkpoint_store.cp_get(tid, "", None)
+        assert newest is not None
+        kinds = {channel: blob[0] for channel, blob in newest.blobs.items()}
+        assert kinds["doc"].endswith(("+zstd", "+zlib")), kinds
+        assert len(newest.blobs["doc"][1]) < len(ARCHIVE_DOC) // 4
+        assert not kinds["count"].endswith(("+zstd", "+zlib"))
+        histories = []
+        for saver in (plain, packed):
+            state = await archive_graph(saver).aget_state(config)
+            assert state.values["doc"] == ARCHIVE_DOC and state.values["count"] == 1
+            histories.append(state_summary([s async for s in archive_graph(saver).aget_state_history(config)]))
+        assert histories[0] == histories[1] and len(histories[0]) > 6
+
+        delta = delta_graph(packed, snapshot_frequency=3)
+        dconfig = _config(str(uuid.uuid4()))
+        for _ in range(4):
+            await delta.ainvoke({"turns": ["u" * 400]}, dconfig)
+        expected = (await delta.aget_state(dconfig)).values["turns"]
+        assert len(expected) == 8
+        assert (await delta_graph(plain, snapshot_frequency=3).aget_state(dconfig)).values["turns"] == expected
+        stored = [w for b in [b async for b in checkpoint_store.cp_list(dconfig["configurable"]["thread_id"], "")]
+                  for w in b.writes if w.channel == "turns"]
+        assert any(w.value[0].endswith(("+zstd", "+zlib")) for w in stored)
+
     async def test_late_put_after_adelete_thread_does_not_resurrect_it(self, checkpoint_store: CheckpointStore) -> None:
         """Through the saver: a put and writes reusing a config from before ``adelete_thread`` are dropped."""
         pytest.importorskip("langgraph.checkpoint.base")
