@@ -457,3 +457,22 @@ async def test_checkpoints_retention_removed_are_not_read_back_from_the_archive(
         _expire_hot(kit)
         graph = archive_graph(kit.checkpointer())
         assert (await graph.aget_state(_config())).values == before_state
+
+
+async def test_compressed_values_are_archived_compressed_and_read_back() -> None:
+    """Values over ``compress_above`` go to the archive as stored (compressed, with their marker) and read back
+    into the same state after the hot copy expired."""
+    config = {"hot": "memory", "cold": "memory", "checkpoint_ttl": TTL, "checkpoints": {"compress_above": 64}}
+    async with ContextKit.from_config(config, env={}) as kit:
+        kit.hot._cp_now = _Clock()  # type: ignore[attr-defined]
+        graph = archive_graph(kit.checkpointer())
+        await run_archive_graph(graph, THREAD, 3)
+        before = state_summary(await _history(graph))
+        await _flush(kit)
+        archived = await kit.cold.list_langgraph_checkpoints(THREAD, None)  # type: ignore[union-attr]
+        doc_kinds = {bundle.blobs["doc"][0] for bundle in archived if "doc" in bundle.blobs}
+        assert doc_kinds and all(kind.endswith(("+zstd", "+zlib")) for kind in doc_kinds)
+        _expire_hot(kit)
+        assert await kit.hot.cp_get(THREAD, "", None) is None  # type: ignore[attr-defined]
+        graph = archive_graph(kit.checkpointer())
+        assert state_summary(await _history(graph)) == before
