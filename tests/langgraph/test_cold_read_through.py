@@ -476,3 +476,28 @@ async def test_compressed_values_are_archived_compressed_and_read_back() -> None
         assert await kit.hot.cp_get(THREAD, "", None) is None  # type: ignore[attr-defined]
         graph = archive_graph(kit.checkpointer())
         assert state_summary(await _history(graph)) == before
+
+
+def test_the_retired_view_follows_the_policy_given_the_newer_hot_checkpoints() -> None:
+    """Unit test of the rule read-through applies (:class:`contextkit.langgraph._RetiredView`): an archived
+    checkpoint is retired only when the hot tier holds newer ones and, given those, the policy drops it."""
+    from contextkit.langgraph import _RetiredView
+    from contextkit.stores import CheckpointRow, RetentionPolicy, checkpoint_id_floor
+
+    now = time.time()
+    ids = [checkpoint_id_floor(now - hours * 3600) for hours in (10, 9, 2, 1)]
+
+    def row(cid: str, parent: str | None = "p") -> CheckpointRow:
+        return CheckpointRow(THREAD, "", cid, parent, ("json", b"{}"), {}, {})
+
+    by_count = _RetiredView(RetentionPolicy(keep_latest=2), {"": [ids[3], ids[2]]}, now)
+    assert by_count.retired(row(ids[1])) and by_count.retired(row(ids[0]))
+    assert not by_count.retired(row(ids[3]))  # nothing newer in the hot tier
+    assert not by_count.retired(CheckpointRow(THREAD, "child:1", ids[0], "p", ("json", b"{}"), {}, {}))
+    one_newer = _RetiredView(RetentionPolicy(keep_latest=2), {"": [ids[3]]}, now)
+    assert not one_newer.retired(row(ids[2]))  # it would be among the 2 newest
+    by_age = _RetiredView(RetentionPolicy(max_age=5 * 3600), {"": [ids[3]]}, now)
+    assert by_age.retired(row(ids[0])) and not by_age.retired(row(ids[2]))
+    assert not by_age.retired(row("0-not-a-uuid"))  # older than the hot one, but of no known age
+    first = _RetiredView(RetentionPolicy(keep_latest=1, keep_first=True), {"": [ids[3]]}, now)
+    assert not first.retired(row(ids[0], parent=None)) and first.retired(row(ids[1]))
