@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from contextkit.blob_compression import CODECS, BlobCompressor
+from contextkit.blob_compression import CODECS, BlobCompressor, default_codec
 from contextkit.errors import ConfigError
 from contextkit.masking import MASK, is_secret_key, mask_secrets, remember_secrets, secrets_in
 from contextkit.stores import RetentionPolicy, StoreSettings
@@ -182,6 +182,18 @@ class CheckpointsConfig:
     compress_above: int = DEFAULT_COMPRESS_ABOVE
     compression: str | None = None
 
+    def describe(self) -> dict[str, Any]:
+        """The section as plain values (for ``KitConfig.describe``)."""
+        retention = self.retention
+        return {
+            "keep_latest": retention.keep_latest,
+            "max_age": retention.max_age,
+            "keep_first": retention.keep_first,
+            "prune_every": self.prune_every,
+            "compress_above": self.compress_above,
+            "compression": (self.compression or default_codec()) if self.compress_above else None,
+        }
+
     def compressor(self) -> BlobCompressor | None:
         """The saver's compressor of large values, or None when ``compress_above`` is 0."""
         return BlobCompressor(self.compress_above, self.compression) if self.compress_above else None
@@ -296,6 +308,7 @@ class KitConfig:
             "fallback": self.fallback,
             "hot_options": _mask_options(self.hot_options),
             "cold_options": _mask_options(self.cold_options),
+            "checkpoints": self.checkpoints.describe(),
         }
 
 

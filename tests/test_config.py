@@ -189,3 +189,9 @@ def test_checkpoints_section_gives_the_retention_policy(tmp_path: Path) -> None:
 def test_checkpoints_section_refuses_bad_values(section: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         load_config({"checkpoints": section}, env={})
+
+
+def test_describe_shows_the_checkpoints_section() -> None:
+    described = load_config({"checkpoints": {"keep_latest": 5, "compress_above": 0}}, env={}).describe()
+    assert described["checkpoints"]["keep_latest"] == 5
+    assert described["checkpoints"]["compression"] is None and described["checkpoints"]["max_age"] is None
