@@ -57,16 +57,17 @@ from contextkit.errors import ConfigError, SerializationError
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,
+    KEEP_NEWEST,
     CheckpointBundle,
     CheckpointRow,
     DeltaStep,
     DeltaWalk,
     EventHead,
+    RetentionPolicy,
     StoreSettings,
     Typed,
     WriteRow,
     checkpoint_id_floor,
-    delta_ancestors,
 )
 from contextkit_redis.connection import Gate
 from contextkit_redis.keys import KeyLayout
@@ -1159,9 +1160,13 @@ class RedisCheckpoints:
                 pipe.pexpire(self._lg_run_index(run_id), self._lg_ttl_ms())
             await self.gate("cp_copy_thread", pipe.execute())
 
-    async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool) -> None:
-        """Per thread: read it in one script, decide in Python what stays (the memory tier's rules), remove the
-        rest in one script. Checkpoints put while the prune runs are not touched."""
+    async def cp_prune(
+        self, thread_ids: Sequence[str], keep_latest: bool, *, policy: RetentionPolicy | None = None
+    ) -> None:
+        """Per thread: read it in one script, decide in Python what stays (``policy``'s rule, the newest
+        checkpoint by default, as on every tier), remove the rest in one script. Checkpoints put while the prune
+        runs are not touched."""
+        policy = policy or KEEP_NEWEST
         for thread_id in thread_ids:
             if not keep_latest:
                 await self.cp_delete_thread(thread_id)
@@ -1177,7 +1182,8 @@ class RedisCheckpoints:
             groups: list[tuple[str, Sequence[str], Sequence[str], Mapping[str, CheckpointRow]]] = []
             root = by_ns.get("", {})
             saved_root = set(root)
-            kept_root = self._lg_keep(root, blobs) if root else set()
+            now = time.time()
+            kept_root = self._lg_keep(root, blobs, policy, now) if root else set()
             if root:
                 groups.append(self._lg_prune_group("", root, kept_root, pending.get("", set())))
             for ns, rows in by_ns.items():
@@ -1188,12 +1194,15 @@ class RedisCheckpoints:
                 if ":" in ns and started_from is not None and started_from in saved_root and started_from not in kept_root:
                     groups.append((ns, sorted(rows), sorted(pending.get(ns, set())), {}))
                     continue
-                groups.append(self._lg_prune_group(ns, rows, self._lg_keep(rows, blobs), pending.get(ns, set())))
+                groups.append(
+                    self._lg_prune_group(ns, rows, self._lg_keep(rows, blobs, policy, now), pending.get(ns, set()))
+                )
             await self._lg_delete(thread_id, groups)
 
     @staticmethod
-    def _lg_keep(rows: Mapping[str, CheckpointRow], blobs: Mapping[bytes, bytes]) -> set[str]:
-        newest = rows[max(rows)]
+    def _lg_keep(
+        rows: Mapping[str, CheckpointRow], blobs: Mapping[bytes, bytes], policy: RetentionPolicy, now: float
+    ) -> set[str]:
 
         def has_value(row: CheckpointRow, channel: str) -> bool:
             version = row.channel_versions.get(channel)
@@ -1202,7 +1211,7 @@ class RedisCheckpoints:
             raw = blobs.get(_prefix(row.checkpoint_ns) + _b(channel) + b"\0" + _b(version))
             return raw is not None and _typed(raw)[0] != EMPTY_BLOB_TYPE
 
-        return {newest.checkpoint_id, *delta_ancestors(newest, rows.get, has_value)}
+        return policy.retained(rows, has_value, now)
 
     @staticmethod
     def _lg_prune_group(
