@@ -95,8 +95,8 @@ EPOCH = ALL_SCRIPTS["epoch"]
 
 
 def _pack(conn: Any, args: tuple[Any, ...]) -> Any:
-    """The RESP bytes of a command: hiredis's C packer (2 us for a checkpoint write's 25 arguments, against 14 us
-    for redis-py's pure-Python one), or the connection's own packer without hiredis or for arguments it refuses."""
+    """The RESP bytes of a command: hiredis's C packer (several times faster than redis-py's pure-Python one on a
+    checkpoint write's 25 arguments), or the connection's own packer without hiredis or for arguments it refuses."""
     if _hiredis_pack is not None:
         try:
             return _hiredis_pack(args)
@@ -125,12 +125,14 @@ async def _ready(conn: Any) -> None:
 async def _send(conn: Any, command: Any) -> None:
     """Write a packed command on ``conn``.
 
-    ``Connection.send_packed_command`` bounds the write with ``asyncio.wait_for``, which on Python 3.11 wraps the
-    write in a new Task: one more task and loop iteration per command (measured: 20-25 us of CPU of a ~150 us
-    call). The callers here already run under the store's deadline (:class:`~contextkit_redis.connection.Gate`,
-    one ``asyncio.timeout``), so the stream is written directly; a write that fails or is cancelled leaves the
-    connection to be discarded by the caller, as the public method would. A connection without the stream
-    attribute (another redis-py layout) takes the public method.
+    ``Connection.send_packed_command`` bounds the write with ``asyncio.wait_for`` when the client has a socket
+    timeout (the store's clients do), which on Python 3.11 wraps the write in a new Task: one more task and loop
+    iteration per command, a measurable share of a script call's CPU (docs/benchmarks.md, "Measurements behind
+    design choices"). The callers here already run under the store's deadline
+    (:class:`~contextkit_redis.connection.Gate`, one ``asyncio.timeout``), so the stream is written directly; a
+    write that fails or is cancelled leaves the connection to be discarded by the caller, as the public method
+    would. ``_writer`` is private to redis-py: ``tests/test_redis_py_contract.py`` fails by name when a release
+    changes it, and a connection without it (another redis-py layout) takes the public method.
     """
     writer = getattr(conn, "_writer", None)
     if not isinstance(writer, asyncio.StreamWriter):
@@ -152,9 +154,9 @@ class ScriptSet:
     On a plain ``redis.asyncio.Redis`` client, a script call (and a :meth:`read`) skips the client's command
     machinery and runs on a connection this set keeps checked out of the client's pool: the command is packed by
     hiredis (:func:`_pack`), written to the connection's stream (:func:`_send`) and its reply read with
-    ``read_response``, the layer redis-py's own pipelines use. Through ``client.evalsha`` a call cost ~25 us more
-    CPU here (a BlockingConnectionPool checkout and release take a condition, a timeout and observability hooks),
-    and every LangGraph checkpoint write or read is one script call.
+    ``read_response``, the layer redis-py's own pipelines use. Through ``client.evalsha`` a call costs more CPU (a
+    BlockingConnectionPool checkout and release take a condition, a timeout and observability hooks; figures in
+    docs/benchmarks.md), and every LangGraph checkpoint write or read is one script call.
 
     The kept connections stay counted by the pool, so ``max_connections`` still bounds the total; at most
     :attr:`keep` are kept (at most half the pool, so other commands still find free connections), the rest go
