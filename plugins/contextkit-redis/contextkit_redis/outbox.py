@@ -129,11 +129,6 @@ class RedisStreamOutbox:
         """The stream keys this outbox currently reads (the one stream on plain Redis)."""
         return list(self._active)
 
-    def stream_for(self, key: str) -> str:
-        """The stream that holds the events of owner ``key`` (the hot store XADDs there in its scripts)."""
-        keys = self._store.keys
-        return keys.outbox_for_slot(slot_of(keys.encoded(key))) if self._cluster else keys.outbox_stream(0)
-
     def written(self, stream: str) -> None:
         """Note that a write script XADDed to ``stream``: read it at the next peek (cluster; the one stream of plain
         Redis is always read)."""
@@ -161,7 +156,8 @@ class RedisStreamOutbox:
                 body = archive_json(event.to_dict())
             except (TypeError, ValueError) as exc:
                 raise SerializationError(f"archive event {event.event_id} cannot be stored as JSON: {exc}") from exc
-            stream = self.stream_for(event.key)
+            # the stream the store's write scripts XADD the owner's events to (one owner, one stream)
+            stream = self._store._outbox_key(event.key)
             targets.append(stream)
             pipe.xadd(stream, {"e": body})
         await self._store.gate("outbox push", pipe.execute())

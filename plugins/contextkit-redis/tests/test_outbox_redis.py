@@ -149,10 +149,14 @@ async def test_on_a_cluster_each_owner_writes_the_stream_of_its_slot_and_peek_me
         outbox = store.outbox()
         events = [ArchiveEvent("context_sessions", f"key-{i}", {"i": i}) for i in range(40)]
         await outbox.push(events)
-        for event in events:
-            stream = outbox.stream_for(event.key)
-            assert store.client.keyslot(stream) == store.client.keyslot(store.keys.owner(event.key).session)
         assert len(outbox.streams) > 1 and sum([await store.client.xlen(s) for s in outbox.streams]) == 40
+        placed = {}
+        for stream in outbox.streams:
+            for _, fields in await store.client.xrange(stream):
+                key = json.loads(fields[b"e"])["key"]
+                placed[key] = stream
+                assert store.client.keyslot(stream) == store.client.keyslot(store.keys.owner(key).session)
+        assert sorted(placed) == sorted(event.key for event in events)
         peeked = await outbox.peek(100)
         assert sorted(e.event_id for e in peeked) == sorted(e.event_id for e in events)
         await outbox.ack([e.event_id for e in peeked])

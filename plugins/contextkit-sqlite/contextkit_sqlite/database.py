@@ -213,11 +213,6 @@ class SqliteDatabase:
         """The database file (``:memory:`` for an in-memory database)."""
         return self.options.path
 
-    @property
-    def is_open(self) -> bool:
-        """True between :meth:`open` and :meth:`close`."""
-        return self._db is not None
-
     async def open(self) -> None:
         """Create the file (and its directory), set WAL and the pragmas, and apply pending migrations."""
         if self._db is not None:
