@@ -24,7 +24,7 @@ from contextkit import ContextKit
 from contextkit.records import ArchiveEvent
 from contextkit.stores import StoreSettings
 from contextkit.testing.outbox import check_batch_bytes, check_dead_letters, check_peek_ahead
-from contextkit.testing.redis_servers import RedisClusterServers
+from contextkit.testing.services.redis_servers import RedisClusterServers
 from contextkit_redis import RedisHotStore
 from contextkit_redis.outbox import RedisStreamOutbox
 
@@ -348,7 +348,7 @@ async def test_events_of_a_sigkilled_app_are_drained_from_the_stream_by_the_next
     same namespace drains the stream: exactly 2,000 message rows, each event once, and the stream is empty."""
     import asyncpg
 
-    from contextkit.testing.postgres_server import PostgresServer
+    from contextkit.testing.services.postgres_server import PostgresServer
 
     server = await asyncio.to_thread(PostgresServer.create_or_skip)
     schema = f"ck_ob_{uuid.uuid4().hex[:10]}"
