@@ -5,7 +5,7 @@ shard. With a cold tier (``archived``) every write script checks the owner's met
 no meta for gets the error reply :data:`UNKNOWN_REPLY`, which the store raises as ``OwnerUnknown``), takes the
 owner's next version from it and XADDs the write's archive event to the outbox stream, all in the script. On
 plain Redis the index keys are passed too (``ARGV[1] == "1"``) and the whole change is one atomic script call; on
-a cluster the index shard lives in another slot, so the store calls :data:`SIDE` separately right after (see
+a cluster the index shard lives in another slot, so the store calls the ``side`` script separately right after (see
 :mod:`contextkit_redis.store` for the consistency this gives).
 
 Scripts are ``redis-py`` Script objects: they run with EVALSHA and re-load themselves on NOSCRIPT (after a
@@ -34,31 +34,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 #: The most connections a :class:`ScriptSet` keeps checked out of the pool between calls.
 _KEEP_MAX = 8
 
-__all__ = [
-    "APPEND",
-    "BACKFILL",
-    "BOUNDS",
-    "DELETE_MARK",
-    "DELETE_OWNER",
-    "EPOCH",
-    "GET_CHECKPOINT",
-    "LIST_CHECKPOINTS",
-    "PRUNE",
-    "PRUNE_THREAD",
-    "PUT_CHECKPOINT",
-    "PUT_DOCUMENT",
-    "PUT_SESSION",
-    "PUT_WRITES",
-    "RANGE_REPLY",
-    "READ",
-    "READ_THREAD",
-    "REPLACE_HISTORY",
-    "RESTORE_OWNER",
-    "SIDE",
-    "UNKNOWN_REPLY",
-    "UPDATE_SESSION",
-    "ScriptSet",
-]
+__all__ = ["ALL_SCRIPTS", "EPOCH", "RANGE_REPLY", "UNKNOWN_REPLY", "ScriptSet"]
 
 #: The error reply of a write script for an owner the store has no meta for, with a cold tier archiving it: the
 #: caller must ask the archive first (contextkit.errors.OwnerUnknown, raised by the store for this error reply).
@@ -71,27 +47,8 @@ RANGE_REPLY = "CKRANGE"
 ALL_SCRIPTS: dict[str, str] = lua.group("store")
 """Every script of the hot store (``lua/store/*.lua``), by the name :class:`ScriptSet` registers it under."""
 
-SIDE = ALL_SCRIPTS["side"]
-PRUNE = ALL_SCRIPTS["prune"]
-PUT_SESSION = ALL_SCRIPTS["put_session"]
-UPDATE_SESSION = ALL_SCRIPTS["update_session"]
-DELETE_OWNER = ALL_SCRIPTS["delete_owner"]
-APPEND = ALL_SCRIPTS["append"]
-REPLACE_HISTORY = ALL_SCRIPTS["replace_history"]
-BACKFILL = ALL_SCRIPTS["backfill"]
-RESTORE_OWNER = ALL_SCRIPTS["restore_owner"]
-PUT_DOCUMENT = ALL_SCRIPTS["put_document"]
-READ = ALL_SCRIPTS["read"]
-BOUNDS = ALL_SCRIPTS["bounds"]
-DELETE_MARK = ALL_SCRIPTS["delete_mark"]
-PUT_CHECKPOINT = ALL_SCRIPTS["put_checkpoint"]
-GET_CHECKPOINT = ALL_SCRIPTS["get_checkpoint"]
-LIST_CHECKPOINTS = ALL_SCRIPTS["list_checkpoints"]
-PUT_WRITES = ALL_SCRIPTS["put_writes"]
-PRUNE_THREAD = ALL_SCRIPTS["prune_thread"]
-READ_THREAD = ALL_SCRIPTS["read_thread"]
+#: The script that stamps the namespace's epoch (run with EVAL while connecting, before the set is registered).
 EPOCH = ALL_SCRIPTS["epoch"]
-
 
 
 def _pack(conn: Any, args: tuple[Any, ...]) -> Any:

@@ -63,15 +63,16 @@ def test_scripts_are_composed_from_their_libraries_and_read_once() -> None:
     assert append.startswith(f"{lua.USES} side owner\n")
     side = (LUA_DIR / "lib" / "side.lua").read_text(encoding="utf-8")
     owner = (LUA_DIR / "lib" / "owner.lua").read_text(encoding="utf-8")
-    assert side + owner + append.partition("\n")[2] == scripts.APPEND
+    assert side + owner + append.partition("\n")[2] == scripts.ALL_SCRIPTS["append"]
     for name, source in _all_scripts().items():
         assert lua.USES not in source, name
-    assert lua.script("store/append") is scripts.APPEND is scripts.ALL_SCRIPTS["append"]
+    assert lua.script("store/append") is scripts.ALL_SCRIPTS["append"]
+    assert lua.script("store/epoch") is scripts.EPOCH
     assert lua.script("checkpoint/put") is checkpoints.LG_SCRIPTS["put"]
     assert lua.script("outbox/peek") is outbox._PEEK
     # the Python names of the error replies are the ones the scripts send
-    assert f"local RANGE_REPLY = '{scripts.RANGE_REPLY}'" in scripts.UPDATE_SESSION
-    assert f"'{scripts.UNKNOWN_REPLY}'" in scripts.PUT_SESSION
+    assert f"local RANGE_REPLY = '{scripts.RANGE_REPLY}'" in scripts.ALL_SCRIPTS["update_session"]
+    assert f"'{scripts.UNKNOWN_REPLY}'" in scripts.ALL_SCRIPTS["put_session"]
 
 
 def test_every_library_a_script_uses_exists_and_every_library_is_used() -> None:
