@@ -21,10 +21,8 @@ kit's archiver; the hot path never waits for the cold tier. The events have the 
 the channels it references, not only the changed ones: one cold row rebuilds one checkpoint, with no walk over
 older rows, and no checkpoint made unreadable when the row that introduced one of its values is gone (a cold
 tier with retention, such as ClickHouse ``ttl_days``, drops old rows). It costs the re-serialization of the
-unchanged channels on each put, and archive bytes: measured on a 20-turn chat graph (a growing ``messages`` list
-that changes on most steps, a counter) 1.31x the bytes of the changed blobs alone; a large channel that stays
-unchanged is repeated in every checkpoint (8.5x on the test graph whose 2 KB ``doc`` never changes, see
-``tests/langgraph/test_cold_read_through.py``).
+unchanged channels on each put, and archive bytes: a large channel that stays unchanged is repeated in every
+checkpoint (the figures are in docs/benchmarks.md, "Measurements behind design choices").
 
 Read-through: ``aget_tuple`` answers a hot miss from the cold tier (``ColdStore.read_langgraph_checkpoint``) and
 refills the hot tier with that checkpoint (its blobs and writes), so the graph can continue or fork from it; when

@@ -17,7 +17,7 @@ from contextkit.testing.checkpoints import (
     generic_delta_history,
     make_checkpoint_id,
 )
-from contextkit.testing.redis_servers import RedisClusterServers
+from contextkit.testing.services.redis_servers import RedisClusterServers
 from contextkit_redis import RedisHotStore
 from contextkit_redis import checkpoints as redis_checkpoints
 from contextkit_redis.checkpoints import _read_bundles
