@@ -198,9 +198,9 @@ def message_event_heads(key: str, archive: ArchiveSpec, count: int) -> list[str]
     ``head + message JSON + "}}"`` is the JSON of the ``ArchiveEvent.to_dict()`` that :class:`ArchiveSpec`
     describes (the same keys in the same order), so the store completes it once it knows the message's seq.
 
-    Built from the escaped fields rather than by dumping a throwaway event per message: this runs on every
-    archived append (4.4 us per message that way, against about 1.5 us). Raises ``InvalidInput`` when the spec
-    does not name ``count`` events.
+    Built from the escaped fields rather than by dumping a throwaway event per message, which is slower on every
+    archived append (figures in docs/benchmarks.md, "Measurements behind design choices"). Raises ``InvalidInput``
+    when the spec does not name ``count`` events.
     """
     if len(archive.event_ids) != count or len(archive.created_at) != count:
         raise InvalidInput(f"the archive spec names {len(archive.event_ids)} event(s) for {count} message(s)")

@@ -43,7 +43,8 @@ _ORJSON_OPTIONS = (
 # optional whitespace and '-'); a digit run after anything else is inside a string (LangGraph's zero-padded channel
 # versions, event ids) or a float's fraction or exponent, which both parsers read alike.
 # Found by mapping every digit to "0", those delimiters to "N" and every other byte to "." (one C pass) and
-# looking for "N" and 19 zeros: a regular expression search cost 4.3 us on a 500-byte event, six times the parse.
+# looking for "N" and 19 zeros: a regular expression search cost several times the parse itself (figures in
+# docs/benchmarks.md, "Measurements behind design choices").
 _TOKEN_START = frozenset(b":,[- \t\n\r")
 _DIGIT_MASK = bytes(0x30 if 0x30 <= b <= 0x39 else 0x4E if b in _TOKEN_START else 0x2E for b in range(256))
 _LONG_RUN = b"0" * 19

@@ -81,6 +81,7 @@ __all__ = [
     "CAPABILITY_PROTOCOLS",
     "CheckpointBundle",
     "CheckpointRow",
+    "CheckpointUsageStore",
     "CheckpointStore",
     "ColdStore",
     "DeltaHistoryStore",
@@ -88,20 +89,24 @@ __all__ = [
     "DeltaWalk",
     "EventHead",
     "HotStore",
+    "KEEP_NEWEST",
     "MAX_COUNTER",
     "MIN_COUNTER",
     "OutboxProvider",
     "OwnerState",
     "RestoreAware",
+    "RetentionPolicy",
     "SessionUpdate",
     "StoreSettings",
     "StoreStats",
+    "ThreadBytes",
     "Tombstone",
     "Typed",
     "Versioned",
     "WriteRow",
     "capability_mismatches",
     "checkpoint_id_floor",
+    "checkpoint_id_time",
     "delta_ancestors",
     "delta_seed",
     "max_key_bytes",
@@ -802,6 +807,86 @@ def delta_ancestors(
     return kept
 
 
+def checkpoint_id_time(checkpoint_id: str) -> float | None:
+    """The Unix time a LangGraph checkpoint id (a UUID v6) was made at, or None for an id of another kind (its
+    age is then unknown, and retention's ``max_age`` keeps it)."""
+    if len(checkpoint_id) != 36 or checkpoint_id[14] != "6":
+        return None
+    try:
+        high = int(checkpoint_id[0:8] + checkpoint_id[9:13], 16)
+        low = int(checkpoint_id[15:18], 16)
+    except ValueError:
+        return None
+    return ((high << 12 | low) - _UUID_EPOCH_OFFSET) / 10_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """Which checkpoints of a ``(thread, namespace)`` a prune keeps (the ``[checkpoints]`` config section).
+
+    A checkpoint stays when it is among the ``keep_latest`` newest *and* younger than ``max_age`` seconds (its
+    age comes from its UUID v6 id; an id of another kind counts as young); a limit left None does not apply.
+    Whatever the limits, the newest checkpoint always stays (an interrupted run resumes from it, with its pending
+    writes), the first one too with ``keep_first``, and so do the ancestors a kept checkpoint's ``DeltaChannel``
+    values are rebuilt from (:func:`delta_ancestors`). ``RetentionPolicy(keep_latest=1)`` is LangGraph's
+    ``prune(strategy="keep_latest")``.
+    """
+
+    keep_latest: int | None = None
+    max_age: float | None = None
+    keep_first: bool = False
+
+    def __post_init__(self) -> None:
+        if self.keep_latest is not None and (
+            isinstance(self.keep_latest, bool) or not isinstance(self.keep_latest, int) or self.keep_latest < 1
+        ):
+            raise InvalidInput(f"keep_latest must be an integer >= 1 or None, not {self.keep_latest!r}")
+        if self.max_age is not None and (
+            isinstance(self.max_age, bool)
+            or not isinstance(self.max_age, (int, float))
+            or not math.isfinite(self.max_age)
+            or self.max_age <= 0
+        ):
+            raise InvalidInput(f"max_age must be a positive number of seconds or None, not {self.max_age!r}")
+
+    @property
+    def limits(self) -> bool:
+        """True when the policy can remove anything (a count or an age limit is set)."""
+        return self.keep_latest is not None or self.max_age is not None
+
+    def retained(
+        self,
+        rows: Mapping[str, CheckpointRow],
+        has_value: Callable[[CheckpointRow, str], bool],
+        now: float,
+    ) -> set[str]:
+        """The ids of one namespace's ``rows`` (``{checkpoint_id: row}``) this policy keeps at Unix time ``now``
+        (``has_value`` as for :func:`delta_ancestors`). Every tier's prune and the ``du``/dry-run reports use
+        this one rule, so they agree."""
+        if not rows:
+            return set()
+        ids = sorted(rows)
+        keep = {ids[-1]}
+        newest = ids if self.keep_latest is None else ids[-self.keep_latest :]
+        if self.max_age is None:
+            keep.update(newest)
+        else:
+            horizon = now - self.max_age
+            for cid in newest:
+                made = checkpoint_id_time(cid)
+                if made is None or made >= horizon:
+                    keep.add(cid)
+        if self.keep_first:
+            keep.add(ids[0])
+        # A kept checkpoint whose DeltaChannel value is rebuilt from its ancestors needs them too.
+        for cid in sorted(keep):
+            keep.update(delta_ancestors(rows[cid], rows.get, has_value))
+        return keep
+
+
+#: LangGraph's ``prune(strategy="keep_latest")``: the newest checkpoint of each namespace (and its delta ancestors).
+KEEP_NEWEST = RetentionPolicy(keep_latest=1)
+
 
 @dataclass(frozen=True, slots=True)
 class CheckpointRow:
@@ -892,6 +977,44 @@ class DeltaHistoryStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadBytes:
+    """The bytes one thread's checkpoints take in a tier (see :mod:`contextkit.checkpoint_usage` for what is
+    counted): ``rows`` (serialized checkpoints, metadata, channel versions, ids), ``writes`` (pending writes) and
+    ``channels`` (blob bytes per channel), over ``checkpoints`` checkpoints."""
+
+    checkpoints: int
+    rows: int
+    writes: int
+    channels: Mapping[str, int]
+
+    @property
+    def total(self) -> int:
+        """Every byte counted."""
+        return self.rows + self.writes + sum(self.channels.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, channels largest first."""
+        return {
+            "checkpoints": self.checkpoints,
+            "bytes": self.total,
+            "rows": self.rows,
+            "writes": self.writes,
+            "channels": dict(sorted(self.channels.items(), key=lambda item: (-item[1], item[0]))),
+        }
+
+
+@runtime_checkable
+class CheckpointUsageStore(Protocol):
+    """Optional: a :class:`CheckpointStore` that counts a thread's bytes itself (SQLite sums its columns in one
+    query). Without it, ``contextkit checkpoints du`` counts the checkpoints :meth:`CheckpointStore.cp_list`
+    returns (:func:`contextkit.checkpoint_usage.thread_bytes`), with the same result."""
+
+    async def cp_usage(self, thread_id: str) -> ThreadBytes:
+        """The bytes of every checkpoint, pending write and blob the tier holds for the thread, in all namespaces."""
+        ...
+
+
 def delta_seed(blob: Typed | None) -> bool:
     """True when a channel's stored blob is a value a ``DeltaChannel`` walk stops at (not absent, not the empty
     marker a channel with a version but no value gets)."""
@@ -978,11 +1101,15 @@ class CheckpointStore(Protocol):
         """Copy every checkpoint, blob and write of a thread, in every namespace, to another thread id."""
         ...
 
-    async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool) -> None:
-        """``keep_latest``: keep the newest checkpoint per namespace plus :func:`delta_ancestors` of it, with their
-        writes and referenced blobs; drop a subgraph namespace (one containing ``':'``) whose newest row's
-        ``metadata["parents"][""]`` was a root checkpoint that is now pruned; set ``parent_checkpoint_id=None``
-        on kept rows whose parent was pruned. ``keep_latest=False`` is :meth:`cp_delete_thread`."""
+    async def cp_prune(
+        self, thread_ids: Sequence[str], keep_latest: bool, *, policy: RetentionPolicy | None = None
+    ) -> None:
+        """``keep_latest``: keep, per namespace, what ``policy`` retains (:meth:`RetentionPolicy.retained`; None is
+        :data:`KEEP_NEWEST`: the newest checkpoint plus :func:`delta_ancestors` of it), with their writes and
+        referenced blobs, and the writes of checkpoints newer than the newest row (being saved); drop a subgraph
+        namespace (one containing ``':'``) whose newest row's ``metadata["parents"][""]`` was a root checkpoint
+        that is now pruned; set ``parent_checkpoint_id=None`` on kept rows whose parent was pruned.
+        ``keep_latest=False`` is :meth:`cp_delete_thread`."""
         ...
 
 

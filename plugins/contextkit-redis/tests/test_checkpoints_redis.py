@@ -16,7 +16,7 @@ from contextkit.testing.checkpoints import (
     check_bounded_delta_walk,
     make_checkpoint_id,
 )
-from contextkit.testing.redis_servers import RedisClusterServers
+from contextkit.testing.services.redis_servers import RedisClusterServers
 from contextkit_redis import RedisHotStore
 from contextkit_redis import checkpoints as redis_checkpoints
 from contextkit_redis.checkpoints import _read_bundles

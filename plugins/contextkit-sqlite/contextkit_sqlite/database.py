@@ -8,7 +8,9 @@ hops between the event loop and the connection's thread: every store method hand
 in a single hop. Statements are prepared once and reused from sqlite3's statement cache.
 
 aiosqlite has no public "run this function on the connection's thread"; ``Connection._execute`` is the method
-its own public helpers use, unchanged since aiosqlite 0.17. A test pins that we can reach it.
+its own public helpers use. This module relies on it and on three more private members (``_conn``, ``_thread``,
+``_running``); ``tests/test_aiosqlite_contract.py`` fails, naming the member, when an aiosqlite release changes
+one, and the plugin's pyproject allows aiosqlite 0.22.x only.
 
 Errors: ``sqlite3`` errors (``database is locked`` once ``busy_timeout`` has passed, disk I/O errors, a file that
 is not a database) become :class:`~contextkit.errors.BackendUnavailable`; data SQLite refuses (a string or blob
@@ -237,11 +239,6 @@ class SqliteDatabase:
     def path(self) -> str:
         """The database file (``:memory:`` for an in-memory database)."""
         return self.options.path
-
-    @property
-    def is_open(self) -> bool:
-        """True between :meth:`open` and :meth:`close`."""
-        return self._db is not None
 
     async def open(self) -> None:
         """Create the file (and its directory), set WAL and the pragmas, and apply pending migrations."""
