@@ -19,12 +19,7 @@ class ArchiveCheckpointReads(ABC):
 
     @abstractmethod
     async def _langgraph_bundles(
-        self,
-        thread_id: str,
-        checkpoint_ns: str | None,
-        checkpoint_id: str | None,
-        before: str | None,
-        limit: int | None,
+        self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
         """The archived LangGraph checkpoints of ``thread_id`` in ``checkpoint_ns`` (every namespace for None),
         that one when ``checkpoint_id`` is given, with an id below ``before``, newest first, at most ``limit``
