@@ -3,7 +3,7 @@
 Servers: Redis at ``CONTEXTKIT_BENCH_REDIS_URL`` / ``CONTEXTKIT_TEST_REDIS_URL`` / ``redis://127.0.0.1:6379/0``;
 PostgreSQL at ``CONTEXTKIT_BENCH_POSTGRES_URL`` / ``CONTEXTKIT_TEST_POSTGRES_URL`` /
 ``postgresql://postgres@127.0.0.1:5432/test``; ClickHouse at ``CONTEXTKIT_TEST_CLICKHOUSE_URL``, else a server
-this run starts from chdb-core (``contextkit.testing.clickhouse_server``) and stops at the end. Nothing is ever
+this run starts from chdb-core (``contextkit.testing.services.clickhouse_server``) and stops at the end. Nothing is ever
 flushed or reconfigured: a run writes under its own key prefix / schema / database and deletes them afterwards.
 """
 
@@ -87,7 +87,7 @@ class Services:
         """Use ``CONTEXTKIT_TEST_CLICKHOUSE_URL``, else (when ``launch``) start a chdb-core server on a free port."""
         url = _env("CONTEXTKIT_BENCH_CLICKHOUSE_URL", "CONTEXTKIT_TEST_CLICKHOUSE_URL")
         if url is None and launch:
-            from contextkit.testing.clickhouse_server import ClickHouseServer, ClickHouseServerError, chdb_available
+            from contextkit.testing.services.clickhouse_server import ClickHouseServer, ClickHouseServerError, chdb_available
 
             if not chdb_available():
                 self.clickhouse_problem = "no CONTEXTKIT_TEST_CLICKHOUSE_URL and chdb-core is not installed"

@@ -30,33 +30,38 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
+from contextkit.backend.tables import ArchiveTables
 from contextkit.codec import archive_json, archive_loads
 from contextkit.config import ArchiverConfig
-from contextkit.errors import BackendUnavailable, ConfigError, InvalidInput, SerializationError
+from contextkit.errors import BackendUnavailable, ConfigError, CorruptData, InvalidInput, SerializationError
 from contextkit.records import ArchiveEvent, Message, from_iso, to_iso, utcnow
 from contextkit.stores import ArchiveSpec, Capability, ColdStore
 from contextkit.tiered.events import message_event
 
 __all__ = [
     "Archiver",
+    "BytesBoundedPeek",
     "DeadLetter",
     "DeadLetterBox",
     "FileOutbox",
     "MemoryOutbox",
     "Outbox",
     "PeekAhead",
+    "PushCounter",
+    "SharedDrain",
     "archive_json",
     "archive_loads",
     "event_size",
     "message_event",
     "message_event_heads",
     "outbox_table_sql",
+    "takes_max_bytes",
     "write_timeout",
 ]
 
@@ -127,7 +132,7 @@ def _value_size(value: Any) -> int:
 def event_size(event: ArchiveEvent) -> int:
     """About how many bytes the JSON of ``event`` takes (see ``[archiver] batch_bytes``)."""
     payload = event.payload
-    if event.table == "context_conversations":
+    if event.table == ArchiveTables.CONVERSATIONS:
         # The common case, thousands per batch: a message's size is its content and its metadata.
         message = payload.get("message")
         if type(message) is dict:
@@ -141,6 +146,11 @@ def event_size(event: ArchiveEvent) -> int:
 #: Bytes a cold write is given one ``timeout`` for (see :func:`write_timeout`): far below what PostgreSQL or
 #: ClickHouse take in per second, so only a stalled server runs out of it.
 WRITE_BYTES_PER_TIMEOUT = 4 * 1024 * 1024
+
+
+#: What a cold tier's ``write_events`` raises for the data itself (retrying gives the same answer): the archiver
+#: isolates the events it concerns as dead letters. ``BackendUnavailable`` (an outage) retries the whole batch.
+_REFUSED = (InvalidInput, CorruptData)
 
 
 def write_timeout(timeout: float, events: Sequence[ArchiveEvent]) -> float:
@@ -158,7 +168,7 @@ def _deferred_size(item: _Deferred) -> int:
     return size + _value_size(metadata) if metadata else size
 
 
-def _takes_max_bytes(method: Any) -> bool:
+def takes_max_bytes(method: Any) -> bool:
     """Whether an outbox's ``peek`` / ``peek_ahead`` takes ``max_bytes`` (contextkit's own do; a third party's, or
     a subclass overriding them, may not)."""
     try:
@@ -188,9 +198,9 @@ def message_event_heads(key: str, archive: ArchiveSpec, count: int) -> list[str]
     ``head + message JSON + "}}"`` is the JSON of the ``ArchiveEvent.to_dict()`` that :class:`ArchiveSpec`
     describes (the same keys in the same order), so the store completes it once it knows the message's seq.
 
-    Built from the escaped fields rather than by dumping a throwaway event per message: this runs on every
-    archived append (4.4 us per message that way, against about 1.5 us). Raises ``InvalidInput`` when the spec
-    does not name ``count`` events.
+    Built from the escaped fields rather than by dumping a throwaway event per message, which is slower on every
+    archived append (figures in docs/benchmarks.md, "Measurements behind design choices"). Raises ``InvalidInput``
+    when the spec does not name ``count`` events.
     """
     if len(archive.event_ids) != count or len(archive.created_at) != count:
         raise InvalidInput(f"the archive spec names {len(archive.event_ids)} event(s) for {count} message(s)")
@@ -241,9 +251,11 @@ class Outbox(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """An archive event the cold tier refused as data (:class:`~contextkit.errors.EventRefused`, a
-    ``SerializationError``), set aside so it no longer blocks the outbox: kept with the reason and when it was
-    refused, until an operator fixed the cause and replays it (``contextkit dead-letters replay``)."""
+    """An archive event the cold tier refused as data (an :class:`~contextkit.errors.InvalidInput`:
+    :class:`~contextkit.errors.EventRefused` from the server, ``SerializationError`` before any I/O; or
+    :class:`~contextkit.errors.CorruptData`, stored data it needed that cannot be read), set aside so
+    it no longer blocks the outbox: kept with the reason and when it was refused, until an operator fixed the
+    cause and replays it (``contextkit dead-letters replay``)."""
 
     event: ArchiveEvent
     reason: str
@@ -301,8 +313,39 @@ class PeekAhead(Protocol):
     fewer than ``count`` wait: only full batches are written ahead, a partial one waits for its accumulation window.
     """
 
-    async def peek_ahead(self, count: int) -> list[ArchiveEvent]:
-        """The ``count`` events after those handed out since the last :meth:`Outbox.peek`, or ``[]``."""
+    async def peek_ahead(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
+        """The ``count`` events (and at most ``max_bytes`` bytes, one event at least) after those handed out since
+        the last :meth:`Outbox.peek`, or ``[]``."""
+        ...
+
+
+class BytesBoundedPeek(Protocol):
+    """An outbox whose ``peek`` also stops at ``max_bytes`` (contextkit's own do: they know their stored sizes and
+    read no further). Not runtime-checkable: every outbox has a ``peek``, so the archiver reads the signature
+    (:func:`takes_max_bytes`) and trims what a plain ``peek`` handed out otherwise."""
+
+    async def peek(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
+        """Up to ``count`` of the oldest events and at most ``max_bytes`` bytes (one event at least)."""
+        ...
+
+
+@runtime_checkable
+class PushCounter(Protocol):
+    """An outbox that counts, for :meth:`Outbox.has_room`, the events a hot store wrote into it itself
+    (``atomic_outbox``) without reading its length back: :meth:`Archiver.notify` tells it."""
+
+    def count_pushed(self, count: int) -> None:
+        """Count ``count`` events written into the outbox by a hot store's own atomic step."""
+        ...
+
+
+@runtime_checkable
+class SharedDrain(Protocol):
+    """A durable outbox that several processes drain, one at a time per part (the Redis streams' drain lease)."""
+
+    async def drained_elsewhere(self) -> bool:
+        """True when every waiting event is in a part another process holds the drain of: a closing kit then
+        leaves them to it instead of waiting for a crashed holder's lease to lapse."""
         ...
 
 
@@ -747,20 +790,17 @@ class Archiver:
         # Batches bounded by bytes too: by the outbox as it reads (it knows its stored sizes and reads no further)
         # or, for an outbox that cannot, by trimming what it handed out (and then without reading ahead).
         self._batch_bytes = config.batch_bytes
-        peek_ahead = getattr(outbox, "peek_ahead", None)
-        self._bounds_bytes = _takes_max_bytes(outbox.peek) and (
-            peek_ahead is None or _takes_max_bytes(peek_ahead)
-        )
+        ahead = outbox if isinstance(outbox, PeekAhead) else None
+        self._bounds_bytes = takes_max_bytes(outbox.peek) and (ahead is None or takes_max_bytes(ahead.peek_ahead))
+        # The signature was read just above: this outbox's peek takes max_bytes.
+        self._bounded_peek = cast(BytesBoundedPeek, outbox) if self._bounds_bytes else None
         self._awake = False
         # Batches written at once: more than one only where the cold tier takes concurrent writes and the outbox
         # can read past the batches in flight (by bytes too).
-        concurrent = Capability.CONCURRENT_WRITES.value in getattr(cold, "capabilities", ())
-        self._window = (
-            max(1, config.max_in_flight) if concurrent and callable(peek_ahead) and self._bounds_bytes else 1
-        )
-        self._peek_ahead: Callable[..., Awaitable[list[ArchiveEvent]]] | None = (
-            peek_ahead if self._window > 1 else None
-        )
+        concurrent = Capability.CONCURRENT_WRITES.value in cold.capabilities
+        self._window = max(1, config.max_in_flight) if concurrent and ahead is not None and self._bounds_bytes else 1
+        self._peek_ahead: PeekAhead | None = ahead if self._window > 1 else None
+        self._push_counter: PushCounter | None = outbox if isinstance(outbox, PushCounter) else None
         #: The events this process set aside as refused by the cold tier, with the reason (the newest
         #: :data:`_RECENT_DEAD` of them). The letters themselves live in the outbox (:class:`DeadLetterBox`, as
         #: durable as it) and are listed by :meth:`list_dead_letters`; an outbox without that keeps them here.
@@ -809,9 +849,8 @@ class Archiver:
         ``atomic_outbox``); counts them toward the outbox's room like :meth:`submit` would."""
         if count <= 0:
             return
-        count_pushed = getattr(self.outbox, "count_pushed", None)
-        if count_pushed is not None:
-            count_pushed(count)
+        if self._push_counter is not None:
+            self._push_counter.count_pushed(count)
         self._queued(count)
 
     async def flush(self, timeout: float | None = None) -> bool:
@@ -941,8 +980,8 @@ class Archiver:
 
     async def _peek(self) -> list[ArchiveEvent]:
         """The oldest batch: at most ``batch_size`` events and ``batch_bytes`` bytes (one event at least)."""
-        if self._bounds_bytes:
-            return await self.outbox.peek(self._batch_size, max_bytes=self._batch_bytes)  # type: ignore[call-arg]
+        if self._bounded_peek is not None:
+            return await self._bounded_peek.peek(self._batch_size, max_bytes=self._batch_bytes)
         batch = await self.outbox.peek(self._batch_size)
         n, _ = _bounded(map(event_size, batch), len(batch), self._batch_bytes)
         return batch[:n]
@@ -974,7 +1013,7 @@ class Archiver:
                     and not self._stopping
                 ):
                     try:
-                        batch = await peek_ahead(self._batch_size, max_bytes=self._batch_bytes)
+                        batch = await peek_ahead.peek_ahead(self._batch_size, max_bytes=self._batch_bytes)
                     except Exception:  # the next peek from the head meets the same fault and records it
                         peek_ahead = None
                         break
@@ -1012,13 +1051,13 @@ class Archiver:
         await self.ensure_cold_open()
         try:
             await self.cold.write_events(batch)
-        except InvalidInput as exc:
-            # Refused as data (EventRefused, SerializationError), not as an outage: the same batch would be
-            # refused on every retry and block the queue forever.
+        except _REFUSED as exc:
+            # Refused as data (EventRefused, SerializationError; CorruptData: stored data the write needed cannot
+            # be read), not as an outage: the same batch would be refused on every retry and block the queue.
             return await self._isolate_refused(batch, exc)
         return batch
 
-    async def _isolate_refused(self, batch: list[ArchiveEvent], refusal: InvalidInput) -> list[ArchiveEvent]:
+    async def _isolate_refused(self, batch: list[ArchiveEvent], refusal: Exception) -> list[ArchiveEvent]:
         """Split a refused ``batch`` in halves, writing each half, until every refused event is alone; keep those
         as dead letters (out of the outbox) and return the events written, for the caller to acknowledge.
 
@@ -1028,7 +1067,7 @@ class Archiver:
         written: list[ArchiveEvent] = []
         letters: list[DeadLetter] = []
 
-        async def split(events: list[ArchiveEvent], exc: InvalidInput) -> None:
+        async def split(events: list[ArchiveEvent], exc: Exception) -> None:
             if len(events) == 1:
                 letters.append(DeadLetter(events[0], f"{type(exc).__name__}: {exc}"[:2000], utcnow()))
                 return
@@ -1036,7 +1075,7 @@ class Archiver:
             for half in (events[:middle], events[middle:]):
                 try:
                     await self.cold.write_events(half)
-                except InvalidInput as half_exc:
+                except _REFUSED as half_exc:
                     await split(half, half_exc)
                 else:
                     written.extend(half)

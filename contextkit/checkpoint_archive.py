@@ -36,7 +36,8 @@ import base64
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from contextkit.errors import SerializationError
+from contextkit.backend.tables import ArchiveTables
+from contextkit.errors import CorruptData
 from contextkit.stores import CheckpointBundle, CheckpointRow, Typed, WriteRow
 
 __all__ = [
@@ -69,12 +70,12 @@ def typed_to_json(value: Typed) -> list[str]:
 
 
 def typed_from_json(value: Any) -> Typed:
-    """The ``(type, bytes)`` of a :func:`typed_to_json` value; ``SerializationError`` when malformed."""
+    """The ``(type, bytes)`` of a :func:`typed_to_json` value; ``CorruptData`` when malformed."""
     try:
         kind, text = value
         return (str(kind), base64.b64decode(text, validate=True))
     except (TypeError, ValueError) as exc:
-        raise SerializationError(f"archived checkpoint value is not [type, base64]: {exc}") from None
+        raise CorruptData(f"archived checkpoint value is not [type, base64]: {exc}") from None
 
 
 def checkpoint_payload(row: CheckpointRow, blobs: Mapping[str, Typed]) -> dict[str, Any]:
@@ -111,13 +112,13 @@ def archive_payloads(
     """``(table, payload)`` of one checkpoint and its pending writes, as they are archived whole (a copy, a
     migration): the ``context_checkpoints`` payload, then one upserting ``context_checkpoint_writes`` payload per
     task id (sorted; each task's writes in their order)."""
-    out: list[tuple[str, dict[str, Any]]] = [("context_checkpoints", checkpoint_payload(row, blobs))]
+    out: list[tuple[str, dict[str, Any]]] = [(ArchiveTables.CHECKPOINTS, checkpoint_payload(row, blobs))]
     by_task: dict[str, list[WriteRow]] = {}
     for write in writes:
         by_task.setdefault(write.task_id, []).append(write)
     for task_id in sorted(by_task):
         payload = writes_payload(row.checkpoint_ns, row.checkpoint_id, task_id, by_task[task_id], True)
-        out.append(("context_checkpoint_writes", payload))
+        out.append((ArchiveTables.CHECKPOINT_WRITES, payload))
     return out
 
 
@@ -238,9 +239,9 @@ def bundle_from_payloads(
                 if upsert or key not in kept:
                     kept[key] = WriteRow(task_id, int(idx), str(channel), typed_from_json([kind, text]), str(task_path))
     except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, SerializationError):
+        if isinstance(exc, CorruptData):
             raise
-        raise SerializationError(f"archived LangGraph checkpoint of thread {thread_id!r} is malformed: {exc!r}") from None
+        raise CorruptData(f"archived LangGraph checkpoint of thread {thread_id!r} is malformed: {exc!r}") from None
     return CheckpointBundle(row, blobs, list(kept.values()))
 
 

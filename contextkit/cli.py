@@ -1,5 +1,5 @@
-"""The ``contextkit`` command line: plugins, doctor, demo, sessions, history, checkpoints, export, import, migrate,
-cleanup, hot-restored, dead-letters.
+"""The ``contextkit`` command line: plugins, doctor, demo, sessions, history, checkpoints (list, du, prune), export,
+import, migrate, cleanup, hot-restored, dead-letters.
 
 Output is rich text for people and JSON with ``--json`` for scripts. Errors print one clear line and exit with 2
 (bad usage or configuration) or 1 (a runtime failure); ``--debug`` shows the traceback instead. The commands that
@@ -26,7 +26,7 @@ from contextkit.plugins import get_plugin_manager
 
 if TYPE_CHECKING:
     from contextkit.kit import ContextKit
-    from contextkit.stores import StoreStats
+    from contextkit.stores import RetentionPolicy, StoreStats
     from contextkit.transfer import MigrationProgress
 
 __all__ = ["main"]
@@ -285,13 +285,192 @@ def history(ctx: click.Context, session_id: str, limit: int) -> None:
         console.print(f"[dim]{row['seq']:>5} {row['timestamp']}[/] [bold]{row['role']}[/]: {row['content']}")
 
 
-@cli.command()
+class _CheckpointsGroup(click.Group):
+    """``contextkit checkpoints THREAD`` lists a thread, as it did before the group had subcommands; ``prune`` and
+    ``du`` are subcommands, and ``checkpoints list THREAD`` lists a thread whose id is one of their names."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=_CheckpointsGroup)
+def checkpoints() -> None:
+    """LangGraph checkpoints: list a thread (checkpoints THREAD), its bytes (du), retention (prune)."""
+
+
+def _policy_from(
+    kit: ContextKit, keep_latest: int | None, max_age: str | None, keep_first: bool | None
+) -> RetentionPolicy:
+    """The configured ``[checkpoints]`` retention with the command line's options over it."""
+    from contextkit.config import parse_duration
+    from contextkit.stores import RetentionPolicy
+
+    base = kit.config.checkpoints.retention
+    return RetentionPolicy(
+        keep_latest=base.keep_latest if keep_latest is None else keep_latest,
+        max_age=base.max_age if max_age is None else parse_duration(max_age, "--max-age"),
+        keep_first=base.keep_first if keep_first is None else keep_first,
+    )
+
+
+_RETENTION_OPTIONS = [
+    click.option("--keep-latest", type=click.IntRange(min=1), default=None,
+                 help="Keep the newest N checkpoints per thread and namespace (default: [checkpoints] keep_latest)."),
+    click.option("--max-age", default=None, metavar="AGE",
+                 help="Remove checkpoints older than AGE: seconds or 30d, 12h, 15m (default: [checkpoints] max_age)."),
+    click.option("--keep-first/--no-keep-first", default=None,
+                 help="Keep each namespace's first checkpoint (default: [checkpoints] keep_first)."),
+]
+
+
+def _retention_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_RETENTION_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+@checkpoints.command("prune")
+@click.argument("thread_id", required=False)
+@click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
+@_retention_options
+@click.pass_context
+def checkpoints_prune(
+    ctx: click.Context,
+    thread_id: str | None,
+    dry_run: bool,
+    keep_latest: int | None,
+    max_age: str | None,
+    keep_first: bool | None,
+) -> None:
+    """Apply the retention policy to THREAD, or to every thread of the hot tier: per namespace the newest
+    checkpoints (--keep-latest) younger than --max-age stay, with the first (--keep-first), the newest always,
+    and the ancestors their DeltaChannel values are rebuilt from. The archive keeps its copies."""
+    root = ctx.find_root()
+
+    async def run() -> list[dict[str, Any]]:
+        async with _data_kit(root) as kit:
+            policy = _policy_from(kit, keep_latest, max_age, keep_first)
+            plans = await kit.prune_checkpoints(None if thread_id is None else [thread_id], policy=policy, dry_run=dry_run)
+            return [plan.as_dict() for plan in plans]
+
+    plans = _run(root, run)
+    if thread_id is not None and not plans:
+        raise _Failure(f"thread {thread_id!r} has no checkpoints in the hot tier", 1)
+    if root.obj["json"]:
+        _echo_json({"dry_run": dry_run, "threads": plans})
+        return
+    verb = "would remove" if dry_run else "removed"
+    for plan in plans:
+        _say(f"{plan['thread_id']}: {verb} {plan['pruned']} checkpoint(s), kept {plan['kept']}, "
+             f"{'would free' if dry_run else 'freed'} {_size(plan['freed_bytes'])}")
+    pruned = sum(p["pruned"] for p in plans)
+    freed = sum(p["freed_bytes"] for p in plans)
+    _say(f"{verb} {pruned} checkpoint(s) of {len(plans)} thread(s), {_size(freed)}")
+
+
+@checkpoints.command("du")
+@click.argument("thread_id", required=False)
+@_retention_options
+@click.pass_context
+def checkpoints_du(
+    ctx: click.Context, thread_id: str | None, keep_latest: int | None, max_age: str | None, keep_first: bool | None
+) -> None:
+    """Bytes of THREAD (or of every thread of the hot tier, largest first) per tier and channel, the growth per
+    checkpoint, and what the retention policy would free."""
+    root = ctx.find_root()
+
+    async def run() -> list[dict[str, Any]]:
+        async with _data_kit(root) as kit:
+            policy = _policy_from(kit, keep_latest, max_age, keep_first)
+            threads = await kit.checkpoint_threads() if thread_id is None else [thread_id]
+            reports = []
+            for tid in threads:
+                usage = await kit.checkpoint_usage(tid, policy=policy)
+                if usage is not None:
+                    reports.append(usage.as_dict())
+            reports.sort(key=lambda r: -r["hot"]["bytes"])
+            return reports
+
+    reports = _run(root, run)
+    if thread_id is not None and not reports:
+        raise _Failure(f"thread {thread_id!r} has no checkpoints", 1)
+    if root.obj["json"]:
+        _echo_json(reports if thread_id is None else reports[0])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if thread_id is None:
+        table = Table(title=f"{len(reports)} thread(s)")
+        for column in ("thread", "checkpoints", "hot", "archive", "per checkpoint", "retention frees"):
+            table.add_column(column)
+        for report in reports:
+            archive = report["archive"]
+            retention = report["retention"]
+            table.add_row(
+                report["thread_id"],
+                str(report["hot"]["checkpoints"]),
+                _size(report["hot"]["bytes"]),
+                "" if archive is None else _size(archive["bytes"]),
+                _size(report["mean_growth_bytes"]),
+                "" if retention is None else f"{_size(retention['freed_bytes'])} ({retention['pruned']} checkpoints)",
+            )
+        console.print(table)
+        return
+    report = reports[0]
+    hot, archive = report["hot"], report["archive"]
+    console.print(f"thread {report['thread_id']}: {hot['checkpoints']} checkpoint(s) in the hot tier, "
+                  f"{_size(hot['bytes'])}; {_size(report['mean_growth_bytes'])} per checkpoint")
+    table = Table(title="bytes per part and tier")
+    table.add_column("part")
+    table.add_column("hot")
+    table.add_column("archive")
+    parts = ["rows", "writes"]
+    channels = list(hot["channels"]) + [c for c in (archive or {}).get("channels", {}) if c not in hot["channels"]]
+    for part in parts:
+        table.add_row(part, _size(hot[part]), "" if archive is None else _size(archive[part]))
+    for channel in channels:
+        table.add_row(
+            f"channel {channel}",
+            _size(hot["channels"].get(channel, 0)),
+            "" if archive is None else _size(archive["channels"].get(channel, 0)),
+        )
+    table.add_row("total", _size(hot["bytes"]), "" if archive is None else _size(archive["bytes"]))
+    console.print(table)
+    if report["archive_error"]:
+        console.print(f"archive not counted: {report['archive_error']}")
+    growth = Table(title="growth of the newest checkpoints")
+    for column in ("checkpoint_id", "ns", "bytes added"):
+        growth.add_column(column)
+    for entry in report["growth"]:
+        growth.add_row(entry["checkpoint_id"], entry["checkpoint_ns"], _size(entry["bytes"]))
+    console.print(growth)
+    retention = report["retention"]
+    if retention is None:
+        console.print("retention: no limit configured ([checkpoints] keep_latest / max_age)")
+    else:
+        console.print(f"retention would remove {retention['pruned']} checkpoint(s) and free "
+                      f"{_size(retention['freed_bytes'])} of the hot tier")
+
+
+@checkpoints.command("list")
 @click.argument("thread_id")
 @click.option("--limit", type=int, default=20, show_default=True, help="Most checkpoints to list, newest first.")
 @click.pass_context
-def checkpoints(ctx: click.Context, thread_id: str, limit: int) -> None:
+def checkpoints_list(ctx: click.Context, thread_id: str, limit: int) -> None:
     """List the LangGraph checkpoints of a thread, newest first (and its seed checkpoint documents, if any)."""
-    from contextkit.stores import Capability
+    from contextkit.stores import Capability, CheckpointStore
     from contextkit.validation import check_id, check_limit
 
     root = ctx.find_root()
@@ -302,8 +481,8 @@ def checkpoints(ctx: click.Context, thread_id: str, limit: int) -> None:
         rows: list[dict[str, Any]] = []
         async with _data_kit(root) as kit:
             hot = kit.hot
-            if Capability.CHECKPOINTS.value in hot.capabilities:
-                async for bundle in hot.cp_list(thread_id, None, limit=limit):  # type: ignore[attr-defined]
+            if Capability.CHECKPOINTS.value in hot.capabilities and isinstance(hot, CheckpointStore):
+                async for bundle in hot.cp_list(thread_id, None, limit=limit):
                     row = bundle.row
                     rows.append(
                         {
@@ -316,7 +495,9 @@ def checkpoints(ctx: click.Context, thread_id: str, limit: int) -> None:
                             "writes": len(bundle.writes),
                         }
                     )
-            for document in await hot.list_checkpoint_documents(thread_id, limit):
+            # Through the tiered layer: with a cold tier, the hot tier answers only for owners it knows.
+            documents = await kit.tiered.call(lambda: hot.list_checkpoint_documents(thread_id, limit))
+            for document in documents:
                 cid = document.get("checkpoint_id")
                 rows.append(
                     {
@@ -326,7 +507,7 @@ def checkpoints(ctx: click.Context, thread_id: str, limit: int) -> None:
                         "step": None,
                         "source": None,
                         "parent_checkpoint_id": None,
-                        "writes": len(await hot.get_writes_documents(thread_id, str(cid))) if cid is not None else 0,
+                        "writes": len(await kit.get_writes(thread_id, str(cid))) if cid is not None else 0,
                         "created_at": document.get("created_at"),
                     }
                 )

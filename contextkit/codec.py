@@ -5,10 +5,11 @@ the Redis hot tier's documents and the Redis saver's metadata. orjson is used wh
 with langsmith, so with langgraph) and the value or text is one it handles exactly like the stdlib; otherwise the
 stdlib does the work, so the result and the errors never depend on whether orjson is there.
 
-Errors are typed: a value the stdlib refuses with a ``ValueError`` (NaN or infinity, an integer over Python's
-int-string digit limit, ``sys.get_int_max_str_digits()``) and text that cannot be read (not JSON, or an integer over
-that limit) raise :class:`~contextkit.errors.SerializationError`, which is also a ``ValueError``, so code written for
-the stdlib's errors keeps working. :func:`int_fits_json` tells beforehand whether an integer can be written.
+Errors are typed, each also a ``ValueError`` so code written for the stdlib's errors keeps working: a value the
+stdlib refuses (NaN or infinity, an integer over Python's int-string digit limit, ``sys.get_int_max_str_digits()``)
+raises :class:`~contextkit.errors.SerializationError` (refused before it is written); text that cannot be read
+(not JSON, or an integer over that limit) raises :class:`~contextkit.errors.CorruptData`. :func:`int_fits_json`
+tells beforehand whether an integer can be written.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import sys
 from typing import Any
 
-from contextkit.errors import SerializationError
+from contextkit.errors import CorruptData, SerializationError
 
 __all__ = ["archive_json", "archive_loads", "int_fits_json"]
 
@@ -42,7 +43,8 @@ _ORJSON_OPTIONS = (
 # optional whitespace and '-'); a digit run after anything else is inside a string (LangGraph's zero-padded channel
 # versions, event ids) or a float's fraction or exponent, which both parsers read alike.
 # Found by mapping every digit to "0", those delimiters to "N" and every other byte to "." (one C pass) and
-# looking for "N" and 19 zeros: a regular expression search cost 4.3 us on a 500-byte event, six times the parse.
+# looking for "N" and 19 zeros: a regular expression search cost several times the parse itself (figures in
+# docs/benchmarks.md, "Measurements behind design choices").
 _TOKEN_START = frozenset(b":,[- \t\n\r")
 _DIGIT_MASK = bytes(0x30 if 0x30 <= b <= 0x39 else 0x4E if b in _TOKEN_START else 0x2E for b in range(256))
 _LONG_RUN = b"0" * 19
@@ -97,7 +99,7 @@ def archive_json(value: Any, *, allow_nan: bool = False) -> str:
 
 def archive_loads(text: str | bytes) -> Any:
     """Parse JSON text as ``json.loads`` does (orjson when installed and the text is one it reads alike); raises
-    :class:`~contextkit.errors.SerializationError` (a ``ValueError``) for text that is not JSON or holds an integer
+    :class:`~contextkit.errors.CorruptData` (a ``ValueError``) for text that is not JSON or holds an integer
     over Python's int-string digit limit, ``TypeError`` for a value that is not text."""
     if _orjson is not None and not _has_long_integer(text):
         try:
@@ -107,7 +109,7 @@ def archive_loads(text: str | bytes) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer over the digit limit
-        raise SerializationError(f"text is not JSON contextkit can read: {_short(exc)}") from exc
+        raise CorruptData(f"text is not JSON contextkit can read: {_short(exc)}") from exc
 
 
 def _short(exc: BaseException) -> str:

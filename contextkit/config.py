@@ -23,6 +23,11 @@ A mapping (or TOML table) looks like::
     max_message_bytes = 1048576
     [compat]
     physical_names = "aiecs"            # the cold tier under the original ContextEngine's table names and schema
+    [checkpoints]                       # retention of LangGraph checkpoints (docs/configuration.md)
+    keep_latest = 20                    # per thread and namespace; the newest always stays
+    max_age = "30d"                     # seconds, or a number with s/m/h/d
+    keep_first = true
+    prune_every = 10                    # apply it to a thread after every 10th put (0: only prune/cleanup)
 
 Environment: ``CONTEXTKIT_HOT``, ``CONTEXTKIT_COLD``, ``CONTEXTKIT_NAMESPACE``, ``CONTEXTKIT_SESSION_TTL``,
 ``CONTEXTKIT_CHECKPOINT_TTL``, ``CONTEXTKIT_HISTORY_CAP``, ``CONTEXTKIT_TIMEOUT``, ``CONTEXTKIT_FALLBACK``,
@@ -44,10 +49,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from contextkit.blob_compression import CODECS, BlobCompressor, default_codec
 from contextkit.errors import OWN_SELECTING_VARIABLES, BackendNotFound, ConfigError
 from contextkit.masking import MASK, is_secret_key, mask_secrets, remember_secrets, secrets_in
 from contextkit.plugins import PluginManager, get_plugin_manager
-from contextkit.stores import StoreSettings
+from contextkit.stores import RetentionPolicy, StoreSettings
 from contextkit.validation import Limits
 
 if sys.version_info >= (3, 11):
@@ -55,7 +61,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ArchiverConfig", "CompatConfig", "KitConfig", "TieringConfig", "load_config"]
+__all__ = [
+    "ArchiverConfig",
+    "CheckpointsConfig",
+    "CompatConfig",
+    "KitConfig",
+    "TieringConfig",
+    "load_config",
+    "parse_duration",
+]
 
 _OFF = {"", "none", "off", "false", "disabled", "0", "no"}
 # A namespace becomes a key prefix, a schema or a table prefix: no separators (':' would let namespace "a" reach
@@ -75,6 +89,7 @@ _TOP_KEYS = {
     "tiering",
     "limits",
     "compat",
+    "checkpoints",
 }
 
 
@@ -143,6 +158,101 @@ class CompatConfig:
     physical_names: str = "contextkit"
 
 
+#: Bytes from which a checkpoint value is stored compressed, by default (``[checkpoints] compress_above``).
+DEFAULT_COMPRESS_ABOVE = 2048
+
+@dataclass(frozen=True, slots=True)
+class CheckpointsConfig:
+    """The ``[checkpoints]`` section: retention of LangGraph checkpoints (see ``docs/configuration.md``).
+
+    :param retention: what a prune keeps per thread and namespace (:class:`~contextkit.stores.RetentionPolicy`:
+        ``keep_latest``, ``max_age``, ``keep_first``); with no limit set, nothing is pruned.
+    :param prune_every: apply the policy to a thread after every this many puts the saver made to it (bounded
+        work per put: the thread holds about what the policy keeps); 0 leaves it to ``contextkit checkpoints
+        prune`` and ``ContextKit.prune_checkpoints``.
+    :param compress_above: channel values and pending writes of at least this many bytes are stored compressed
+        (:mod:`contextkit.blob_compression`); 0 stores them as the serializer wrote them. Read back either way.
+    :param compression: ``"zstd"`` (the default when the ``zstandard`` package is installed) or ``"zlib"``.
+    """
+
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    prune_every: int = 0
+    compress_above: int = DEFAULT_COMPRESS_ABOVE
+    compression: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The section as plain values (for ``KitConfig.describe``)."""
+        retention = self.retention
+        return {
+            "keep_latest": retention.keep_latest,
+            "max_age": retention.max_age,
+            "keep_first": retention.keep_first,
+            "prune_every": self.prune_every,
+            "compress_above": self.compress_above,
+            "compression": (self.compression or default_codec()) if self.compress_above else None,
+        }
+
+    def compressor(self) -> BlobCompressor | None:
+        """The saver's compressor of large values, or None when ``compress_above`` is 0."""
+        return BlobCompressor(self.compress_above, self.compression) if self.compress_above else None
+
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+
+
+def parse_duration(value: Any, key: str) -> float:
+    """Seconds from a positive number or a string such as ``"90"``, ``"15m"``, ``"12h"``, ``"30d"``;
+    :class:`~contextkit.errors.ConfigError` otherwise."""
+    if isinstance(value, str):
+        match = _DURATION.match(value.lower())
+        if match is None:
+            raise ConfigError(f"{key} must be seconds or a number with s, m, h or d, got {value!r}")
+        return float(_number(float(match.group(1)) * _DURATION_UNITS[match.group(2)], key, float))
+    return float(_number(value, key, float))
+
+
+def _checkpoints_config(data: Any) -> CheckpointsConfig:
+    if isinstance(data, CheckpointsConfig):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"[checkpoints] must be a table of options, got {type(data).__name__}")
+    unknown = set(data) - {"keep_latest", "max_age", "keep_first", "prune_every", "compress_above", "compression"}
+    if unknown:
+        raise ConfigError(f"[checkpoints] has unknown option(s): {', '.join(sorted(unknown))}")
+    keep_latest = data.get("keep_latest")
+    max_age = data.get("max_age")
+    prune_every = data.get("prune_every", 0)
+    if isinstance(prune_every, str) and prune_every.strip() in ("", "0"):
+        prune_every = 0
+    return CheckpointsConfig(
+        retention=RetentionPolicy(
+            keep_latest=None if keep_latest in (None, 0, "", "0") else _number(keep_latest, "checkpoints.keep_latest", int),
+            max_age=None if max_age in (None, 0, "", "0") else parse_duration(max_age, "checkpoints.max_age"),
+            keep_first=_boolean(data.get("keep_first", False), "checkpoints.keep_first"),
+        ),
+        prune_every=0 if prune_every == 0 else _number(prune_every, "checkpoints.prune_every", int),
+        compress_above=_compress_above(data.get("compress_above", DEFAULT_COMPRESS_ABOVE)),
+        compression=_compression(data.get("compression")),
+    )
+
+
+def _compress_above(value: Any) -> int:
+    if value in (0, "0", "", False, None):
+        return 0
+    return int(_number(value, "checkpoints.compress_above", int))
+
+
+def _compression(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in CODECS:
+        raise ConfigError(f"checkpoints.compression must be one of {', '.join(CODECS)}, got {value!r}")
+    codec = value.strip().lower()
+    BlobCompressor(1, codec)  # a codec that is not installed fails here, at configuration time
+    return codec
+
+
 
 @dataclass(frozen=True, slots=True, repr=False)
 class KitConfig:
@@ -165,6 +275,7 @@ class KitConfig:
     tiering: TieringConfig = field(default_factory=TieringConfig)
     limits: Limits = field(default_factory=Limits)
     compat: CompatConfig = field(default_factory=CompatConfig)
+    checkpoints: CheckpointsConfig = field(default_factory=CheckpointsConfig)
 
     def store_settings(self) -> StoreSettings:
         """The settings every tier is built with (``archived`` when a cold tier is configured)."""
@@ -195,6 +306,7 @@ class KitConfig:
             "fallback": self.fallback,
             "hot_options": _mask_options(self.hot_options),
             "cold_options": _mask_options(self.cold_options),
+            "checkpoints": self.checkpoints.describe(),
         }
 
 
@@ -490,5 +602,6 @@ def load_config(
         tiering=_dataclass_from(TieringConfig, merged.get("tiering", {}), "tiering"),
         limits=_dataclass_from(Limits, merged.get("limits", {}), "limits"),
         compat=compat,
+        checkpoints=_checkpoints_config(merged.get("checkpoints", {})),
     )
     return result

@@ -18,6 +18,7 @@ __all__ = [
     "CapabilityNotSupported",
     "ConfigError",
     "ContextKitError",
+    "CorruptData",
     "EventRefused",
     "InvalidInput",
     "LimitExceeded",
@@ -121,7 +122,20 @@ class LimitExceeded(InvalidInput):
 
 
 class SerializationError(InvalidInput):
-    """A value cannot be serialized (not JSON-compatible, NaN or infinity) or stored data cannot be decoded."""
+    """A value the caller passed cannot be stored: not JSON-compatible (NaN or infinity, a key that is not a
+    string, bytes, an integer over Python's int-string digit limit), or a counter that would leave what every tier
+    holds. Refused at the edge, before anything is written. Data read back that cannot be decoded is
+    :class:`CorruptData` instead."""
+
+
+class CorruptData(ContextKitError, ValueError):
+    """Data read back from a tier cannot be decoded: a stored document that is not JSON, a record missing its
+    fields, a reply of the wrong shape (written by hand, by another program or an older bug, or damaged).
+
+    Not an :class:`InvalidInput`: the caller's arguments were fine and nothing was written; retrying gives the
+    same answer until the record is repaired or removed. A ``ValueError``, as ``json.loads`` raises, so code
+    written for the standard library's error still catches it.
+    """
 
 
 class EventRefused(InvalidInput):

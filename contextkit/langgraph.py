@@ -21,10 +21,8 @@ kit's archiver; the hot path never waits for the cold tier. The events have the 
 the channels it references, not only the changed ones: one cold row rebuilds one checkpoint, with no walk over
 older rows, and no checkpoint made unreadable when the row that introduced one of its values is gone (a cold
 tier with retention, such as ClickHouse ``ttl_days``, drops old rows). It costs the re-serialization of the
-unchanged channels on each put, and archive bytes: measured on a 20-turn chat graph (a growing ``messages`` list
-that changes on most steps, a counter) 1.31x the bytes of the changed blobs alone; a large channel that stays
-unchanged is repeated in every checkpoint (8.5x on the test graph whose 2 KB ``doc`` never changes, see
-``tests/langgraph/test_cold_read_through.py``).
+unchanged channels on each put, and archive bytes: a large channel that stays unchanged is repeated in every
+checkpoint (the figures are in docs/benchmarks.md, "Measurements behind design choices").
 
 Read-through: ``aget_tuple`` answers a hot miss from the cold tier (``ColdStore.read_langgraph_checkpoint``) and
 refills the hot tier with that checkpoint (its blobs and writes), so the graph can continue or fork from it; when
@@ -42,7 +40,12 @@ thread the hot tier removed checkpoints from (``CheckpointStore.cp_delete_for_ru
 hides those runs from its own cold reads too; checkpoints of a run that only the archive still holds (their hot
 copies expired) in a thread the hot tier no longer knows are not found this way, except by this saver. Not
 mirrored in the archive: ``aprune(keep_latest)`` acts on the hot tier only (pruned checkpoints stay readable from
-the archive: time travel beyond the hot tier). ``acopy_thread`` copies the hot tier's checkpoints there and archives
+the archive: time travel beyond the hot tier). Retention (``retention=``, the ``[checkpoints]`` section, applied by
+:meth:`ContextKitSaver.aretain` and every ``prune_every`` puts) also prunes the hot tier only, but what it removed
+does not come back: read-through (``aget_tuple`` by id, ``alist``) skips an archived checkpoint the policy drops
+given the newer checkpoints the hot tier holds (:class:`_RetiredView`); the ``DeltaChannel`` walk still reads the
+archived ancestors it needs, and a thread whose hot copy expired whole reads back as before.
+``acopy_thread`` copies the hot tier's checkpoints there and archives
 under the target both those and the source's archived checkpoints the hot tier no longer holds, so the copy reads
 back the whole history (a cold tier that cannot be read fails the copy before anything is written).
 
@@ -65,8 +68,9 @@ import logging
 import math
 import random
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -85,6 +89,8 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from contextkit.backend.tables import ArchiveTables
+from contextkit.blob_compression import BlobCompressor, unpack
 from contextkit.checkpoint_archive import archive_payloads, checkpoint_payload, delete_payload, writes_payload
 from contextkit.codec import int_fits_json
 from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
@@ -97,9 +103,11 @@ from contextkit.stores import (
     DeltaHistoryStore,
     DeltaStep,
     EventHead,
+    RetentionPolicy,
     Tombstone,
     Typed,
     WriteRow,
+    checkpoint_id_time,
     delta_seed,
 )
 from contextkit.validation import check_key_bytes
@@ -208,6 +216,14 @@ class BackgroundLoop:
         return f"BackgroundLoop(thread={self._thread.name!r}, closed={self._closed})"
 
 
+def _as_is(typed: Typed) -> Typed:
+    return typed
+
+
+#: The last five characters of a compressed value's type (its format marker).
+_COMPRESSED = frozenset({"+zstd", "+zlib"})
+
+
 class _NotJson(Exception):
     pass
 
@@ -298,6 +314,30 @@ def _write_order(write: WriteRow) -> tuple[str, str, int]:
     return (write.task_path, write.task_id, write.idx)
 
 
+class _RetiredView:
+    """Which archived checkpoints a saver's retention removed from the hot tier, so read-through does not bring
+    them back: the hot tier holds newer checkpoints of the namespace, and given those the policy drops the
+    archived one (``keep_latest`` or more are newer, or it is older than ``max_age``), unless it is the
+    namespace's first (no parent) and ``keep_first``. A thread whose hot copy expired whole has no newer hot
+    checkpoint: it reads back as before, newest first (which every policy keeps)."""
+
+    __slots__ = ("horizon", "newest", "policy")
+
+    def __init__(self, policy: RetentionPolicy, newest: Mapping[str, Sequence[str]], now: float) -> None:
+        self.policy = policy
+        self.newest = newest
+        self.horizon = None if policy.max_age is None else now - policy.max_age
+
+    def retired(self, row: CheckpointRow) -> bool:
+        newer = [cid for cid in self.newest.get(row.checkpoint_ns, ()) if cid > row.checkpoint_id]
+        if not newer or (self.policy.keep_first and row.parent_checkpoint_id is None):
+            return False
+        if self.policy.keep_latest is not None and len(newer) >= self.policy.keep_latest:
+            return True
+        made = checkpoint_id_time(row.checkpoint_id)
+        return self.horizon is not None and made is not None and made < self.horizon
+
+
 class ContextKitSaver(BaseCheckpointSaver[str]):
     """A LangGraph checkpointer over a contextkit hot tier (any :class:`~contextkit.stores.CheckpointStore`).
 
@@ -307,6 +347,14 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
     :param loop: the event loop the store's client belongs to; by default the loop running now, if any.
     :param archive: where puts, writes and deletes are archived and hot misses are read back from (the kit's
         archiver); None keeps checkpoints in the hot tier only. See the module docstring.
+    :param retention: what :meth:`aretain` (and ``prune_every``) keeps per thread and namespace
+        (:class:`~contextkit.stores.RetentionPolicy`, the ``[checkpoints]`` config section); with a cold tier, a
+        checkpoint it removed is not read back from the archive (see the module docstring).
+    :param prune_every: apply ``retention`` to a thread after every this many root-namespace puts made to it
+        through this saver (0: never on write).
+    :param compression: compresses channel values and writes of at least its threshold (zstd, or zlib), marked
+        so any saver reads them back (:mod:`contextkit.blob_compression`); None stores them as the serde wrote
+        them. Values are read back either way.
 
     Every method of ``BaseCheckpointSaver`` is implemented, async and sync: ``get_tuple``, ``list``, ``put``,
     ``put_writes``, ``delete_thread``, ``delete_for_runs``, ``copy_thread``, ``prune`` and
@@ -321,10 +369,25 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         loop: asyncio.AbstractEventLoop | None = None,
         archive: SaverArchive | None = None,
         key_limit: tuple[int, str] | None = None,
+        retention: RetentionPolicy | None = None,
+        prune_every: int = 0,
+        compression: BlobCompressor | None = None,
     ) -> None:
         super().__init__(serde=serde)
+        if isinstance(prune_every, bool) or not isinstance(prune_every, int) or prune_every < 0:
+            raise InvalidInput(f"prune_every must be an integer >= 0, not {prune_every!r}")
         self.store = store
         self.archive = archive
+        #: Compresses large channel values and writes (``[checkpoints] compress_above``); values are read back
+        #: whatever it is (:func:`contextkit.blob_compression.unpack` reads the format marker).
+        self.compression = compression
+        self._pack: Callable[[Typed], Typed] = compression.pack if compression is not None else _as_is
+        #: What a prune keeps (``[checkpoints]``); with a limit set, what it removed is not read back from the
+        #: archive either (see the module docstring).
+        self.retention = retention if retention is not None and retention.limits else None
+        self.prune_every = prune_every if self.retention is not None else 0
+        # Puts per thread since its last prune (only counted with prune_every), bounded like _deleted_runs.
+        self._puts_since_prune: OrderedDict[str, int] = OrderedDict()
         # The tightest max_key_bytes of the kit's tiers (contextkit.validation.check_key_bytes): a thread id the
         # archive cannot index is refused before anything is written.
         self._key_limit = key_limit
@@ -418,7 +481,10 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
 
     def __repr__(self) -> str:
         cold = None if self.archive is None else type(self.archive.cold).__name__
-        return f"ContextKitSaver(store={type(self.store).__name__}, serde={type(self.serde).__name__}, cold={cold})"
+        return (
+            f"ContextKitSaver(store={type(self.store).__name__}, serde={type(self.serde).__name__}, cold={cold}, "
+            f"retention={self.retention!r})"
+        )
 
     # -- loop bridging ----------------------------------------------------------------------------------------
     async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -464,9 +530,16 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             return self.loop
 
     # -- reading ----------------------------------------------------------------------------------------------
+    def _loads(self, typed: Typed) -> Any:
+        """``serde.loads_typed`` of a stored value, decompressed first when its type carries a compression marker."""
+        kind = typed[0]
+        if kind[-5:] in _COMPRESSED:
+            typed = unpack(typed)
+        return self.serde.loads_typed(typed)
+
     def _tuple(self, bundle: CheckpointBundle) -> CheckpointTuple:
         row = bundle.row
-        loads = self.serde.loads_typed
+        loads = self._loads
         checkpoint: Checkpoint = loads(row.checkpoint)
         empty = EMPTY_BLOB[0]
         checkpoint["channel_values"] = {channel: loads(blob) for channel, blob in bundle.blobs.items() if blob[0] != empty}
@@ -536,7 +609,11 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             return None  # a new subgraph namespace of a live thread: nothing to read back
         bundle = await self._archived(thread_id, checkpoint_ns, checkpoint_id)
         if bundle is None or not rehydrate:
-            return bundle
+            return bundle  # (a DeltaChannel walk reads ancestors retention kept for it: rehydrate=False)
+        if checkpoint_id is not None and self.retention is not None:
+            view = await self._retired_view(thread_id, [checkpoint_ns])
+            if view is not None and view.retired(bundle.row):
+                return None  # pruned by retention: gone, not read back
         if checkpoint_id is not None:
             newest = await store.cp_get(thread_id, checkpoint_ns, None)
             if newest is None:
@@ -596,9 +673,12 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         seen = {(b.row.checkpoint_ns, b.row.checkpoint_id) for b in found}
         merged = list(found)
         floor = await self.store.cp_deleted_floor(thread_id) if archived else None
+        view = await self._retired_view(thread_id, {b.row.checkpoint_ns for b in archived}) if archived else None
         for bundle in archived:
             row = bundle.row
             if (row.checkpoint_ns, row.checkpoint_id) in seen or self._hidden(bundle, floor):
+                continue
+            if view is not None and view.retired(row):
                 continue
             if metadata_filter and any(row.metadata.get(k) != v for k, v in metadata_filter.items()):
                 continue
@@ -689,9 +769,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         checkpoint_ns = configurable.get("checkpoint_ns", "")
         copy = checkpoint.copy()
         values: dict[str, Any] = copy.pop("channel_values")  # type: ignore[misc]
-        dumps = self._dumps
+        dumps, pack = self._dumps, self._pack
         blobs = {
-            (channel, str(version)): dumps(values[channel]) if channel in values else EMPTY_BLOB
+            (channel, str(version)): pack(dumps(values[channel])) if channel in values else EMPTY_BLOB
             for channel, version in new_versions.items()
         }
         row = CheckpointRow(
@@ -709,10 +789,12 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             # Every channel's value, not only the new ones: one archived row rebuilds the checkpoint.
             archived = {
                 channel: blobs.get((channel, version))
-                or (dumps(values[channel]) if channel in values else EMPTY_BLOB)
+                or (pack(dumps(values[channel])) if channel in values else EMPTY_BLOB)
                 for channel, version in row.channel_versions.items()
             }
             await self._call(self._put_archived(row, blobs, archived))
+        if self.prune_every and not checkpoint_ns:
+            await self._count_put(thread_id)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": row.checkpoint_id}}
 
     def _check_room(self, count: int) -> None:
@@ -730,7 +812,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self._check_room(1)
         # The store writes the event in the put's own atomic step, and writes neither for a late put of a deleted
         # thread.
-        event = ArchiveEvent("context_checkpoints", row.thread_id, checkpoint_payload(row, archived))
+        event = ArchiveEvent(ArchiveTables.CHECKPOINTS, row.thread_id, checkpoint_payload(row, archived))
         await self.store.cp_put(row, blobs, archive=event)
         self.archive.notify(1)
 
@@ -740,7 +822,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         assert self.archive is not None
         self._check_room(1)
         payload = writes_payload(checkpoint_ns, checkpoint_id, rows[0].task_id, rows, upsert)
-        event = ArchiveEvent("context_checkpoint_writes", thread_id, payload)
+        event = ArchiveEvent(ArchiveTables.CHECKPOINT_WRITES, thread_id, payload)
         await self.store.cp_put_writes(thread_id, checkpoint_ns, checkpoint_id, rows, upsert, archive=event)
         self.archive.notify(1)
 
@@ -755,9 +837,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         if not writes:
             return
         configurable = config["configurable"]
-        dumps = self._dumps
+        dumps, pack = self._dumps, self._pack
         rows = [
-            WriteRow(task_id, WRITES_IDX_MAP.get(channel, idx), channel, dumps(value), task_path)
+            WriteRow(task_id, WRITES_IDX_MAP.get(channel, idx), channel, pack(dumps(value)), task_path)
             for idx, (channel, value) in enumerate(writes)
         ]
         upsert = all(channel in WRITES_IDX_MAP for channel, _ in writes)
@@ -821,15 +903,12 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self._check_room(1)
         # Threads only the archive still holds (the hot copy expired or was pruned) have no hot checkpoints to
         # lose, so the hot tier cannot name them: the archive is asked, before anything is deleted.
-        find = getattr(self.archive.cold, "langgraph_threads_of_runs", None)
-        archived: list[str] = []
-        if find is not None:
-            try:
-                archived = await find(runs)
-            except BackendUnavailable as exc:
-                raise BackendUnavailable(
-                    f"deleting runs {runs!r}: the archive cannot be searched for their checkpoints: {exc}"
-                ) from exc
+        try:
+            archived = await self.archive.cold.langgraph_threads_of_runs(runs)
+        except BackendUnavailable as exc:
+            raise BackendUnavailable(
+                f"deleting runs {runs!r}: the archive cannot be searched for their checkpoints: {exc}"
+            ) from exc
         touched = await self.store.cp_delete_for_runs(runs)
         for run_id in runs:
             self._deleted_runs.pop(run_id, None)
@@ -839,7 +918,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         threads = sorted({*(touched or ()), *archived})
         if threads:
             payload = delete_payload(runs=runs)
-            await self.archive.submit([ArchiveEvent("context_checkpoints", thread_id, payload) for thread_id in threads])
+            await self.archive.submit([ArchiveEvent(ArchiveTables.CHECKPOINTS, thread_id, payload) for thread_id in threads])
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of a thread (all namespaces, the whole parent chain)."""
@@ -883,6 +962,50 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             await self._call(self._delete_archived([str(t) for t in thread_ids]))
             return
         await self._call(self.store.cp_prune([str(t) for t in thread_ids], strategy == "keep_latest"))
+
+    async def _count_put(self, thread_id: str) -> None:
+        """Retention on write: every ``prune_every``-th root put of a thread prunes it, so the work per put stays
+        bounded by about what the policy keeps (plus ``prune_every``). Subgraph puts are not counted: the root
+        put that follows a subgraph call prunes its namespace with the rest of the thread."""
+        counts = self._puts_since_prune
+        count = counts.pop(thread_id, 0) + 1
+        if count < self.prune_every:
+            counts[thread_id] = count
+            while len(counts) > _REMEMBERED_DELETES:
+                counts.popitem(last=False)
+            return
+        assert self.retention is not None
+        try:
+            await self._call(self.store.cp_prune([thread_id], True, policy=self.retention))
+        except BackendUnavailable as exc:
+            # The put itself is stored; the next put of the thread tries again.
+            counts[thread_id] = count
+            logger.warning("retention of thread %r after a put failed: %s", thread_id, exc)
+
+    async def aretain(self, thread_ids: Sequence[str], policy: RetentionPolicy | None = None) -> None:
+        """Apply a retention policy (``policy``, else the saver's :attr:`retention`) to each thread: per namespace,
+        what :meth:`RetentionPolicy.retained` keeps stays, with its writes and blobs; the rest goes from the hot
+        tier. The archive keeps its copies, but a saver with that retention does not read them back."""
+        if isinstance(thread_ids, str):
+            raise InvalidInput("thread_ids must be a sequence of thread ids, not a string")
+        policy = policy if policy is not None else self.retention
+        if policy is None or not policy.limits or not thread_ids:
+            return
+        await self._call(self.store.cp_prune([str(t) for t in thread_ids], True, policy=policy))
+
+    async def _retired_view(self, thread_id: str, namespaces: Collection[str]) -> _RetiredView | None:
+        """What the saver's retention removed from the hot tier in those namespaces of the thread (None without
+        a retention policy): one hot listing of at most ``keep_latest`` ids per namespace."""
+        policy = self.retention
+        if policy is None:
+            return None
+        newest: dict[str, list[str]] = {}
+        for checkpoint_ns in set(namespaces):
+            newest[checkpoint_ns] = [
+                b.row.checkpoint_id
+                async for b in self.store.cp_list(thread_id, checkpoint_ns, limit=policy.keep_latest or 1)
+            ]
+        return _RetiredView(policy, newest, time.time())
 
     # -- DeltaChannel history ---------------------------------------------------------------------------------
     async def aget_delta_channel_history(
@@ -974,7 +1097,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
     def _delta_result(self, channels: Sequence[str], steps: Sequence[DeltaStep]) -> dict[str, DeltaChannelHistory]:
         """Decode the walk into LangGraph's shape: per channel, its writes oldest first (each checkpoint's in
         ``writes_sort_key`` order) and its seed when one was found."""
-        loads = self.serde.loads_typed
+        loads = self._loads
         collected: dict[str, list[PendingWrite]] = {channel: [] for channel in channels}
         seeds: dict[str, Any] = {}
         for step in reversed(steps):
@@ -1052,6 +1175,10 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Sync :meth:`aprune`."""
         self._run_sync(self.aprune(thread_ids, strategy=strategy), "prune")
+
+    def retain(self, thread_ids: Sequence[str], policy: RetentionPolicy | None = None) -> None:
+        """Sync :meth:`aretain`."""
+        self._run_sync(self.aretain(thread_ids, policy), "retain")
 
     def get_delta_channel_history(self, *, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, DeltaChannelHistory]:
         """Sync :meth:`aget_delta_channel_history`."""

@@ -15,6 +15,9 @@ meet under one name (design section 3b, invariant 7):
   ``_`` included, becomes ``_`` and two hex digits of each UTF-8 byte), for a name that must be a plain SQL
   identifier compared without regard to case (SQLite table names: ``ck_outbox_<identifier name>``).
 
+:func:`legacy_name` is the lossy name versions before these escapings gave a namespace, kept so that an archive
+written then is found again (and as the fallback of a namespace whose escaping does not fit); it is not injective.
+
 Where a backend's name is bounded (PostgreSQL identifiers have 63 bytes), a namespace whose escaping does not fit
 gets a hashed name, and the backend records which namespace owns each physical name and refuses a second one with
 a :class:`~contextkit.errors.ConfigError` (see the PostgreSQL and ClickHouse plugins).
@@ -22,10 +25,12 @@ a :class:`~contextkit.errors.ConfigError` (see the PostgreSQL and ClickHouse plu
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Callable
 from urllib.parse import quote, unquote
 
-__all__ = ["identifier_name", "percent_name", "unescape_identifier_name", "unescape_percent_name"]
+__all__ = ["identifier_name", "legacy_name", "percent_name", "unescape_identifier_name", "unescape_percent_name"]
 
 _IDENTIFIER_KEPT = re.compile(r"[a-z0-9]+")
 _IDENTIFIER_ESCAPE = re.compile(r"_([0-9a-f]{2})")
@@ -67,3 +72,25 @@ def unescape_identifier_name(name: str) -> str:
         position = match.end()
     raw += name[position:].encode("ascii")
     return raw.decode("utf-8")
+
+
+_LEGACY_REPLACED = re.compile(r"[^a-z0-9_]")
+
+
+def legacy_name(
+    namespace: str, *, longest: int, keep: int, reserved: Callable[[str], bool] | None = None, reserved_prefix: str = "ck_"
+) -> str:
+    """The name versions before :func:`percent_name` gave a namespace (the PostgreSQL schema, the ClickHouse table
+    prefix): its lowercase letters, digits and ``_``, every other character ``_``; prefixed with
+    ``reserved_prefix`` when ``reserved`` says the result may not be used as it is; and, when characters were
+    replaced or the result is longer than ``longest``, cut to ``keep`` characters followed by ``_`` and 8 hex digits
+    of the namespace's SHA-1. Not injective (``A`` and ``a_6dcd4ce2`` meet), which is why it is only found again,
+    never chosen first; kept byte for byte, since archives live under it."""
+    cleaned = _LEGACY_REPLACED.sub("_", namespace.lower())
+    lossy = cleaned != namespace
+    if reserved is not None and reserved(cleaned):
+        cleaned = reserved_prefix + cleaned
+    if lossy or len(cleaned) > longest:
+        digest = hashlib.sha1(namespace.encode("utf-8")).hexdigest()[:8]
+        cleaned = f"{cleaned[:keep]}_{digest}"
+    return cleaned

@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 from urllib.parse import quote
 
-from contextkit.errors import InvalidInput, SerializationError
+from contextkit.backend.tables import KEY_COLUMNS
+from contextkit.errors import CorruptData, InvalidInput, SerializationError
 
 __all__ = [
     "AGENT_MESSAGE_TYPES",
@@ -70,14 +71,7 @@ ArchiveTable = Literal[
     "context_checkpoint_writes",
     "context_conversation_sessions",
 ]
-ARCHIVE_TABLES: tuple[str, ...] = (
-    "context_sessions",
-    "context_conversations",
-    "context_task_contexts",
-    "context_checkpoints",
-    "context_checkpoint_writes",
-    "context_conversation_sessions",
-)
+ARCHIVE_TABLES: tuple[str, ...] = tuple(KEY_COLUMNS)
 
 
 def utcnow() -> datetime:
@@ -151,7 +145,8 @@ class Session:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Session:
-        """Rebuild a session from :meth:`to_dict` output (or the seed's SessionMetrics dict)."""
+        """Rebuild a session from :meth:`to_dict` output (or the seed's SessionMetrics dict); raises
+        :class:`~contextkit.errors.CorruptData` when a field is missing or malformed."""
         try:
             return cls(
                 session_id=str(data["session_id"]),
@@ -165,7 +160,7 @@ class Session:
                 metadata=dict(data.get("metadata") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise SerializationError(f"stored session is malformed: {exc!r}") from exc
+            raise CorruptData(f"stored session is malformed: {exc!r}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +191,8 @@ class Message:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Message:
-        """Rebuild a message from :meth:`to_dict` output (or the seed's ConversationMessage dict)."""
+        """Rebuild a message from :meth:`to_dict` output (or the seed's ConversationMessage dict); raises
+        :class:`~contextkit.errors.CorruptData` when a field is missing or malformed."""
         try:
             return cls(
                 id=str(data.get("id") or new_id()),
@@ -207,7 +203,7 @@ class Message:
                 metadata=dict(data.get("metadata") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise SerializationError(f"stored message is malformed: {exc!r}") from exc
+            raise CorruptData(f"stored message is malformed: {exc!r}") from exc
 
     def with_seq(self, seq: int) -> Message:
         """A copy carrying the sequence number the store assigned."""
@@ -506,7 +502,7 @@ class ConversationSession:
                 metadata=dict(data.get("metadata") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise SerializationError(f"stored conversation session is malformed: {exc!r}") from exc
+            raise CorruptData(f"stored conversation session is malformed: {exc!r}") from exc
 
 
 @dataclass(frozen=True, slots=True)

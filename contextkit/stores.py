@@ -21,8 +21,9 @@ Shared semantics (the conformance suites in :mod:`contextkit.testing` check ever
 * **Isolation.** Every key lives under ``settings.namespace``; any printable id (``:``, ``{``, ``*``, spaces,
   unicode) maps to its own keys, never collides with another id and never escapes the namespace.
 * **Errors.** A backend raises :class:`~contextkit.errors.BackendUnavailable` for connection failures and
-  timeouts (within its configured timeout) and :class:`~contextkit.errors.SerializationError` for stored data it
-  cannot decode. It never returns a partial write: a multi-key update is atomic or not applied.
+  timeouts (within its configured timeout) and :class:`~contextkit.errors.CorruptData` for stored data it
+  cannot decode (:mod:`contextkit.backend.documents`). It never returns a partial write: a multi-key update is
+  atomic or not applied.
 
 * **Tiering** (only when ``settings.archived``: a cold tier archives this hot tier; the tiered layer,
   :mod:`contextkit.tiered`, relies on every point, and the hot suite checks each one).
@@ -48,8 +49,13 @@ Shared semantics (the conformance suites in :mod:`contextkit.testing` check ever
   - *Put-if-absent.* :meth:`HotStore.restore_owner` writes only what the hot tier lacks, so writes racing a
     read-through apply on top of the restored state and are never overwritten by it.
 
-Optional abilities are declared in ``capabilities`` (see :class:`Capability`) and detected by the kit; a kit
-call that needs a missing one raises :class:`~contextkit.errors.CapabilityNotSupported`.
+Optional abilities are declared in ``capabilities`` (see :class:`Capability`) and implemented as the
+runtime-checkable protocols of :data:`CAPABILITY_PROTOCOLS` (:class:`CheckpointStore`, :class:`OutboxProvider`);
+the kit detects them with ``isinstance``, never by probing attributes, and a kit call that needs a missing one
+raises :class:`~contextkit.errors.CapabilityNotSupported`. Abilities without a capability (:class:`RestoreAware`,
+:class:`DeltaHistoryStore`) are detected with ``isinstance`` alone. A method a protocol declares is required: the
+kit calls it without asking first. :func:`capability_mismatches` checks that what a store declares matches what it
+implements (the hot and cold suites run it).
 """
 
 from __future__ import annotations
@@ -59,18 +65,23 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequen
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from contextkit.errors import InvalidInput, SerializationError
 from contextkit.records import ArchiveEvent, Message, Session, new_event_id, utcnow
 from contextkit.validation import DEFAULT_LIMITS, Limits
 
+if TYPE_CHECKING:  # the archiver imports this module; the outbox protocol is only named in annotations here
+    from contextkit.archiver import Outbox
+
 __all__ = [
     "EMPTY_BLOB_TYPE",
     "Capability",
     "ArchiveSpec",
+    "CAPABILITY_PROTOCOLS",
     "CheckpointBundle",
     "CheckpointRow",
+    "CheckpointUsageStore",
     "CheckpointStore",
     "ColdStore",
     "DeltaHistoryStore",
@@ -78,18 +89,24 @@ __all__ = [
     "DeltaWalk",
     "EventHead",
     "HotStore",
+    "KEEP_NEWEST",
     "MAX_COUNTER",
     "MIN_COUNTER",
+    "OutboxProvider",
     "OwnerState",
     "RestoreAware",
+    "RetentionPolicy",
     "SessionUpdate",
     "StoreSettings",
     "StoreStats",
+    "ThreadBytes",
     "Tombstone",
     "Typed",
     "Versioned",
     "WriteRow",
+    "capability_mismatches",
     "checkpoint_id_floor",
+    "checkpoint_id_time",
     "delta_ancestors",
     "delta_seed",
     "max_key_bytes",
@@ -107,8 +124,9 @@ class Capability(str, Enum):
     SHARED = "shared"
     #: The store also implements :class:`CheckpointStore` (LangGraph checkpoints).
     CHECKPOINTS = "checkpoints"
-    #: The store provides the archiver's outbox (``outbox(max_pending=n)`` returns one): its own, so its writes can
-    #: put their archive events into it in the same atomic step (durable when the store is).
+    #: The store provides the archiver's outbox (:class:`OutboxProvider`: ``outbox(max_pending=n)`` returns one):
+    #: its own, so its writes can put their archive events into it in the same atomic step (durable when the store
+    #: is).
     OUTBOX = "outbox"
     #: The store runs on a sharded cluster (every operation stays within one slot).
     CLUSTER = "cluster"
@@ -571,6 +589,21 @@ class RestoreAware(Protocol):
 
 
 @runtime_checkable
+class OutboxProvider(Protocol):
+    """Optional (capability ``outbox``): a hot tier that provides the archiver's outbox, so its writes can put
+    their archive events into it in their own atomic step (capability ``atomic_outbox``). Detected with
+    ``isinstance``. A store whose class has the method but that cannot provide one in this configuration (a SQLite
+    database in memory) does not declare ``outbox`` and raises
+    :class:`~contextkit.errors.CapabilityNotSupported` from it."""
+
+    def outbox(self, max_pending: int = ..., **options: Any) -> Outbox:
+        """The outbox (built once: later calls return the same one, or one over the same storage), bounded by
+        ``max_pending`` events. ``options`` are the backend's own (the memory tier: ``path``,
+        ``max_pending_bytes``); a backend without options declares none and Python refuses any."""
+        ...
+
+
+@runtime_checkable
 class ColdStore(Protocol):
     """The permanent tier: an archive of :class:`~contextkit.records.ArchiveEvent` rows in six tables, with reads.
 
@@ -774,6 +807,86 @@ def delta_ancestors(
     return kept
 
 
+def checkpoint_id_time(checkpoint_id: str) -> float | None:
+    """The Unix time a LangGraph checkpoint id (a UUID v6) was made at, or None for an id of another kind (its
+    age is then unknown, and retention's ``max_age`` keeps it)."""
+    if len(checkpoint_id) != 36 or checkpoint_id[14] != "6":
+        return None
+    try:
+        high = int(checkpoint_id[0:8] + checkpoint_id[9:13], 16)
+        low = int(checkpoint_id[15:18], 16)
+    except ValueError:
+        return None
+    return ((high << 12 | low) - _UUID_EPOCH_OFFSET) / 10_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """Which checkpoints of a ``(thread, namespace)`` a prune keeps (the ``[checkpoints]`` config section).
+
+    A checkpoint stays when it is among the ``keep_latest`` newest *and* younger than ``max_age`` seconds (its
+    age comes from its UUID v6 id; an id of another kind counts as young); a limit left None does not apply.
+    Whatever the limits, the newest checkpoint always stays (an interrupted run resumes from it, with its pending
+    writes), the first one too with ``keep_first``, and so do the ancestors a kept checkpoint's ``DeltaChannel``
+    values are rebuilt from (:func:`delta_ancestors`). ``RetentionPolicy(keep_latest=1)`` is LangGraph's
+    ``prune(strategy="keep_latest")``.
+    """
+
+    keep_latest: int | None = None
+    max_age: float | None = None
+    keep_first: bool = False
+
+    def __post_init__(self) -> None:
+        if self.keep_latest is not None and (
+            isinstance(self.keep_latest, bool) or not isinstance(self.keep_latest, int) or self.keep_latest < 1
+        ):
+            raise InvalidInput(f"keep_latest must be an integer >= 1 or None, not {self.keep_latest!r}")
+        if self.max_age is not None and (
+            isinstance(self.max_age, bool)
+            or not isinstance(self.max_age, (int, float))
+            or not math.isfinite(self.max_age)
+            or self.max_age <= 0
+        ):
+            raise InvalidInput(f"max_age must be a positive number of seconds or None, not {self.max_age!r}")
+
+    @property
+    def limits(self) -> bool:
+        """True when the policy can remove anything (a count or an age limit is set)."""
+        return self.keep_latest is not None or self.max_age is not None
+
+    def retained(
+        self,
+        rows: Mapping[str, CheckpointRow],
+        has_value: Callable[[CheckpointRow, str], bool],
+        now: float,
+    ) -> set[str]:
+        """The ids of one namespace's ``rows`` (``{checkpoint_id: row}``) this policy keeps at Unix time ``now``
+        (``has_value`` as for :func:`delta_ancestors`). Every tier's prune and the ``du``/dry-run reports use
+        this one rule, so they agree."""
+        if not rows:
+            return set()
+        ids = sorted(rows)
+        keep = {ids[-1]}
+        newest = ids if self.keep_latest is None else ids[-self.keep_latest :]
+        if self.max_age is None:
+            keep.update(newest)
+        else:
+            horizon = now - self.max_age
+            for cid in newest:
+                made = checkpoint_id_time(cid)
+                if made is None or made >= horizon:
+                    keep.add(cid)
+        if self.keep_first:
+            keep.add(ids[0])
+        # A kept checkpoint whose DeltaChannel value is rebuilt from its ancestors needs them too.
+        for cid in sorted(keep):
+            keep.update(delta_ancestors(rows[cid], rows.get, has_value))
+        return keep
+
+
+#: LangGraph's ``prune(strategy="keep_latest")``: the newest checkpoint of each namespace (and its delta ancestors).
+KEEP_NEWEST = RetentionPolicy(keep_latest=1)
+
 
 @dataclass(frozen=True, slots=True)
 class CheckpointRow:
@@ -864,6 +977,44 @@ class DeltaHistoryStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadBytes:
+    """The bytes one thread's checkpoints take in a tier (see :mod:`contextkit.checkpoint_usage` for what is
+    counted): ``rows`` (serialized checkpoints, metadata, channel versions, ids), ``writes`` (pending writes) and
+    ``channels`` (blob bytes per channel), over ``checkpoints`` checkpoints."""
+
+    checkpoints: int
+    rows: int
+    writes: int
+    channels: Mapping[str, int]
+
+    @property
+    def total(self) -> int:
+        """Every byte counted."""
+        return self.rows + self.writes + sum(self.channels.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, channels largest first."""
+        return {
+            "checkpoints": self.checkpoints,
+            "bytes": self.total,
+            "rows": self.rows,
+            "writes": self.writes,
+            "channels": dict(sorted(self.channels.items(), key=lambda item: (-item[1], item[0]))),
+        }
+
+
+@runtime_checkable
+class CheckpointUsageStore(Protocol):
+    """Optional: a :class:`CheckpointStore` that counts a thread's bytes itself (SQLite sums its columns in one
+    query). Without it, ``contextkit checkpoints du`` counts the checkpoints :meth:`CheckpointStore.cp_list`
+    returns (:func:`contextkit.checkpoint_usage.thread_bytes`), with the same result."""
+
+    async def cp_usage(self, thread_id: str) -> ThreadBytes:
+        """The bytes of every checkpoint, pending write and blob the tier holds for the thread, in all namespaces."""
+        ...
+
+
 def delta_seed(blob: Typed | None) -> bool:
     """True when a channel's stored blob is a value a ``DeltaChannel`` walk stops at (not absent, not the empty
     marker a channel with a version but no value gets)."""
@@ -950,9 +1101,40 @@ class CheckpointStore(Protocol):
         """Copy every checkpoint, blob and write of a thread, in every namespace, to another thread id."""
         ...
 
-    async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool) -> None:
-        """``keep_latest``: keep the newest checkpoint per namespace plus :func:`delta_ancestors` of it, with their
-        writes and referenced blobs; drop a subgraph namespace (one containing ``':'``) whose newest row's
-        ``metadata["parents"][""]`` was a root checkpoint that is now pruned; set ``parent_checkpoint_id=None``
-        on kept rows whose parent was pruned. ``keep_latest=False`` is :meth:`cp_delete_thread`."""
+    async def cp_prune(
+        self, thread_ids: Sequence[str], keep_latest: bool, *, policy: RetentionPolicy | None = None
+    ) -> None:
+        """``keep_latest``: keep, per namespace, what ``policy`` retains (:meth:`RetentionPolicy.retained`; None is
+        :data:`KEEP_NEWEST`: the newest checkpoint plus :func:`delta_ancestors` of it), with their writes and
+        referenced blobs, and the writes of checkpoints newer than the newest row (being saved); drop a subgraph
+        namespace (one containing ``':'``) whose newest row's ``metadata["parents"][""]`` was a root checkpoint
+        that is now pruned; set ``parent_checkpoint_id=None`` on kept rows whose parent was pruned.
+        ``keep_latest=False`` is :meth:`cp_delete_thread`."""
         ...
+
+
+#: The protocol each capability promises (a capability without an entry, such as ``ttl`` or ``durable``, is a
+#: property of the storage, not a set of methods). ``atomic_outbox`` needs :class:`OutboxProvider` too, and every
+#: write method's ``archive=`` argument, which the protocols declare already.
+CAPABILITY_PROTOCOLS: Mapping[Capability, type] = {
+    Capability.CHECKPOINTS: CheckpointStore,
+    Capability.OUTBOX: OutboxProvider,
+    Capability.ATOMIC_OUTBOX: OutboxProvider,
+}
+
+
+def capability_mismatches(store: HotStore | ColdStore) -> list[str]:
+    """What ``store`` (a hot or cold tier) declares in ``capabilities`` without implementing it: each declared
+    capability whose protocol (:data:`CAPABILITY_PROTOCOLS`) it does not implement, and ``atomic_outbox`` without
+    ``outbox``. Empty when the declaration is honest. The other direction (a protocol implemented but not
+    declared) is allowed only when the methods refuse with ``CapabilityNotSupported``; the suites check that
+    behaviour, since it cannot be seen without calling them."""
+    declared = set(store.capabilities)
+    problems = [
+        f"declares {capability.value!r} but does not implement {protocol.__name__}"
+        for capability, protocol in CAPABILITY_PROTOCOLS.items()
+        if capability.value in declared and not isinstance(store, protocol)
+    ]
+    if Capability.ATOMIC_OUTBOX.value in declared and Capability.OUTBOX.value not in declared:
+        problems.append("declares 'atomic_outbox' without 'outbox'")
+    return problems

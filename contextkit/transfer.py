@@ -48,6 +48,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import archive_payloads
 from contextkit.errors import (
     BackendUnavailable,
@@ -77,6 +78,7 @@ from contextkit.validation import (
     check_json_document,
     check_metadata,
     check_role,
+    parse_input,
 )
 
 if TYPE_CHECKING:
@@ -187,8 +189,11 @@ class _Plan:
         return len(self.sessions) + len(self.seed_threads) + len(self.checkpoint_threads) + len(self.orphans)
 
 
-def _has_checkpoints(hot: HotStore) -> bool:
-    return Capability.CHECKPOINTS.value in hot.capabilities
+def _checkpoints(hot: HotStore) -> CheckpointStore | None:
+    """The hot tier as a LangGraph checkpoint store, or None when it does not declare and implement one."""
+    if Capability.CHECKPOINTS.value in hot.capabilities and isinstance(hot, CheckpointStore):
+        return hot
+    return None
 
 
 async def _scan_ids(
@@ -211,8 +216,8 @@ async def _plan(hot: HotStore, session_ids: Sequence[str] | None) -> _Plan:
                 raise NotFound(f"session {sid!r} does not exist")
         seed = [sid for sid in wanted if any(await hot.read_checkpoint_thread(sid))]
         lg: list[str] = []
-        if _has_checkpoints(hot):
-            store: CheckpointStore = hot  # type: ignore[assignment]
+        store = _checkpoints(hot)
+        if store is not None:
             for sid in wanted:
                 async for _ in store.cp_list(sid, None, limit=1):
                     lg.append(sid)
@@ -220,9 +225,10 @@ async def _plan(hot: HotStore, session_ids: Sequence[str] | None) -> _Plan:
     sessions = await _scan_ids(hot.scan_sessions, lambda s: s.session_id)
     seed = await _scan_ids(hot.scan_checkpoint_threads, str)
     threads: set[str] = set()
-    if _has_checkpoints(hot):
+    every = _checkpoints(hot)
+    if every is not None:
         # The protocol lists every thread only through cp_list(None, None); keep the ids, drop the bundles.
-        async for bundle in hot.cp_list(None, None):  # type: ignore[attr-defined]
+        async for bundle in every.cp_list(None, None):
             threads.add(bundle.row.thread_id)
     return _Plan(sessions, seed, sorted(threads), await _orphan_candidates(hot, set(sessions)))
 
@@ -230,14 +236,7 @@ async def _plan(hot: HotStore, session_ids: Sequence[str] | None) -> _Plan:
 async def _orphan_candidates(hot: HotStore, sessions: set[str]) -> list[str]:
     """Ids holding a history, task context or conversation session without a session record of their own (each
     unit reader then skips what a session's records already carry)."""
-    owners = getattr(hot, "iter_data_owners", None)
-    if owners is None:
-        logger.warning(
-            "hot tier %s cannot list data without a session (no iter_data_owners): histories, task contexts and "
-            "conversation sessions of ids that are not sessions are not exported", getattr(hot, "name", "?")
-        )
-        return []
-    return sorted({owner async for owner in owners()} - sessions)
+    return sorted({owner async for owner in hot.iter_data_owners()} - sessions)
 
 
 async def _session_records(hot: HotStore, session_id: str) -> AsyncIterator[Record]:
@@ -291,9 +290,9 @@ def _checkpoint_record(bundle: CheckpointBundle) -> Record:
 
 
 async def _checkpoint_thread_records(hot: HotStore, thread_id: str) -> AsyncIterator[Record]:
-    if not _has_checkpoints(hot):
+    store = _checkpoints(hot)
+    if store is None:
         return
-    store: CheckpointStore = hot  # type: ignore[assignment]
     # Newest first by checkpoint id; rows sharing an id (in several namespaces) are ordered by namespace.
     group: list[CheckpointBundle] = []
     async for bundle in store.cp_list(thread_id, None):
@@ -518,21 +517,21 @@ class RecordSink:
         elif kind == "task_context":
             sid = self._id(record.get("session_id"), "session_id")
             document = self._document(record, "a task_context")
-            head = self._head("context_task_contexts", sid, {"context": document}, self._later())
+            head = self._head(ArchiveTables.TASK_CONTEXTS, sid, {"context": document}, self._later())
             await self._write(lambda: self.hot.put_task_context(sid, document, archive=head))
         elif kind == "conversation_session":
             key = self._id(record.get("key"), "conversation session key")
             document = self._document(record, "a conversation_session")
             self._id(document.get("session_id"), "conversation session's session_id")
             at = _document_time(document, self._later())
-            head = self._head("context_conversation_sessions", key, {"session": document}, at)
+            head = self._head(ArchiveTables.CONVERSATION_SESSIONS, key, {"session": document}, at)
             await self._write(lambda: self.hot.put_conversation_session(key, document, archive=head))
         elif kind == "seed_checkpoint":
             tid = self._id(record.get("thread_id"), "thread_id")
             cid = self._id(record.get("checkpoint_id"), "checkpoint_id")
             document = self._document(record, "a seed_checkpoint")
             payload = {"checkpoint_id": cid, "document": document}
-            head = self._head("context_checkpoints", tid, payload, _document_time(document, self._later()))
+            head = self._head(ArchiveTables.CHECKPOINTS, tid, payload, _document_time(document, self._later()))
             await self._write(lambda: self.hot.put_checkpoint_document(tid, cid, document, archive=head))
         elif kind == "seed_writes":
             await self._seed_writes(record)
@@ -547,17 +546,17 @@ class RecordSink:
 
     async def _session(self, record: Mapping[str, Any]) -> None:
         raw = _field(record, "session", dict, "a session")
-        session = Session.from_dict(raw)
+        session = parse_input(Session.from_dict, raw, "a session record")
         self._id(session.session_id, "session_id")
         self._id(session.user_id, "user_id")
         check_metadata(session.metadata, self.limits, "session metadata")
         payload = {"event_type": "migrate", "session": session.to_dict()}
-        head = self._head("context_sessions", session.session_id, payload, session.last_activity, "migrate")
+        head = self._head(ArchiveTables.SESSIONS, session.session_id, payload, session.last_activity, "migrate")
         await self._write(lambda: self.hot.put_session(session, archive=head))
 
     async def _message(self, record: Mapping[str, Any]) -> None:
         stream = self._id(record.get("stream"), "stream")
-        message = Message.from_dict(_field(record, "message", dict, "a message"))
+        message = parse_input(Message.from_dict, _field(record, "message", dict, "a message"), "a message record")
         check_role(message.role, "message role", self.limits)
         check_content(message.content, self.limits)
         check_metadata(message.metadata, self.limits, "message metadata")
@@ -578,7 +577,7 @@ class RecordSink:
         await self._write(lambda: self.hot.replace_history(stream, messages))
         self.summary.counts["message"] += len(messages)
         for message in messages:
-            self._archive("context_conversations", stream, {"message": message.to_dict()}, message.timestamp)
+            self._archive(ArchiveTables.CONVERSATIONS, stream, {"message": message.to_dict()}, message.timestamp)
         await self._submit(force=False)
 
     async def _seed_writes(self, record: Mapping[str, Any]) -> None:
@@ -613,14 +612,14 @@ class RecordSink:
             if index == len(wanted) or wanted[index][0] != wanted[start][0]:
                 task = wanted[start][0]
                 payload = {"checkpoint_id": cid, "task_id": task, "writes": [w for _, w in wanted[start:index]]}
-                self._archive("context_checkpoint_writes", tid, payload, self._later(), salt=str(group))
+                self._archive(ArchiveTables.CHECKPOINT_WRITES, tid, payload, self._later(), salt=str(group))
                 group += 1
                 start = index
 
     async def _checkpoint(self, record: Mapping[str, Any]) -> None:
-        if not _has_checkpoints(self.hot):
+        store = _checkpoints(self.hot)
+        if store is None:
             raise CapabilityNotSupported(f"the {self.hot.name} hot tier does not store LangGraph checkpoints")
-        store: CheckpointStore = self.hot  # type: ignore[assignment]
         tid = self._id(record.get("thread_id"), "thread_id")
         cid = self._id(record.get("checkpoint_id"), "checkpoint_id")
         ns = _field(record, "checkpoint_ns", str, "a checkpoint")
@@ -880,7 +879,7 @@ async def migrate(
     if commit_every is None:
         commit_every = 1 if sink.archiver is None else 20
     plan = await _plan(source_hot, None)
-    if plan.checkpoint_threads and not _has_checkpoints(target_hot):
+    if plan.checkpoint_threads and _checkpoints(target_hot) is None:
         raise CapabilityNotSupported(
             f"the source holds {len(plan.checkpoint_threads)} LangGraph thread(s) but the {target_hot.name} target "
             "tier does not store LangGraph checkpoints"

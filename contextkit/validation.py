@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from contextkit.codec import archive_json, archive_loads, int_fits_json
 from contextkit.encoding import to_json_value
-from contextkit.errors import InvalidInput, LimitExceeded, SerializationError
+from contextkit.errors import CorruptData, InvalidInput, LimitExceeded, SerializationError
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -28,11 +28,24 @@ __all__ = [
     "check_metadata",
     "check_name",
     "check_role",
+    "parse_input",
 ]
+
+T = TypeVar("T")
 
 # C0 and C1 control characters, DEL, and lone surrogates (which cannot be encoded as UTF-8).
 _FORBIDDEN_IN_IDS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NAME = re.compile(r"^[a-z][a-z0-9_.\-]*$")
+
+
+def parse_input(parse: Callable[[Mapping[str, Any]], T], data: Mapping[str, Any], what: str) -> T:
+    """``parse(data)`` (a record's ``from_dict``) for data the caller hands in (an import file, a source dataset):
+    a malformed record is input refused with ``SerializationError`` (an ``InvalidInput``: nothing of it is
+    written), not the ``CorruptData`` that the same decoder raises for a record read back from a tier."""
+    try:
+        return parse(data)
+    except CorruptData as exc:
+        raise SerializationError(f"{what} is malformed: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -332,15 +332,20 @@ async def test_deleted_session_is_not_brought_back_by_read_through() -> None:
         await kit.aclose()
 
 
-async def test_events_the_cold_tier_refuses_are_set_aside_not_retried_forever() -> None:
-    from contextkit.errors import SerializationError
+@pytest.mark.parametrize("refusal", ["SerializationError", "EventRefused", "CorruptData"])
+async def test_events_the_cold_tier_refuses_are_set_aside_not_retried_forever(refusal: str) -> None:
+    """Every answer about the data itself (the event's, or stored data the write needed) isolates the event as a
+    dead letter; only an outage retries the batch."""
+    from contextkit import errors
     from contextkit.stores import StoreSettings
     from contextkit_memory.cold import MemoryColdStore
+
+    error = getattr(errors, refusal)
 
     class PickyCold(MemoryColdStore):
         async def write_events(self, events):  # type: ignore[no-untyped-def]
             if any(e.payload.get("message", {}).get("content") == "poison" for e in events):
-                raise SerializationError("cannot store this value")
+                raise error("cannot store this value")
             await super().write_events(events)
 
     cold = PickyCold(StoreSettings(namespace="picky"))

@@ -244,7 +244,7 @@ def test_archive_loads_reads_every_long_integer_exactly(text: str) -> None:
 
 def test_long_digit_runs_inside_strings_keep_the_fast_parser() -> None:
     """LangGraph's zero-padded channel versions and hex event ids are digit runs inside strings: they do not send
-    the text to the stdlib parser (that cost ~6 us per checkpoint record read)."""
+    the text to the stdlib parser (the slow path, see docs/benchmarks.md, "Measurements behind design choices")."""
     import contextkit.codec as codec
 
     versions = '{"channel_versions":{"messages":"00000000000000000000000000000002.0.5434","step":"0000000000000000000001"}}'

@@ -7,6 +7,7 @@ import pytest
 from contextkit.config import KitConfig, load_config
 from contextkit.errors import ConfigError
 from contextkit.masking import mask_secrets
+from contextkit.stores import RetentionPolicy
 
 
 def test_defaults_give_memory_without_cold_tier() -> None:
@@ -193,3 +194,40 @@ def test_a_seed_variable_of_a_missing_plugin_is_reported_not_ignored() -> None:
     assert load_config(env={"REDIS_URL": "redis://cache", "CONTEXTKIT_HOT": "memory"}, plugins=bare).hot == "memory"
     with pytest.raises(BackendNotFound, match="scripts/install redis"):
         ContextKit.from_config(env={"REDIS_URL": "redis://cache:6379/0"}, plugins=bare)
+
+
+def test_checkpoints_section_gives_the_retention_policy(tmp_path: Path) -> None:
+    """``[checkpoints]`` sets the retention policy: ``max_age`` in seconds or with a unit, 0/absent limits off."""
+    path = tmp_path / "contextkit.toml"
+    path.write_text('[checkpoints]\nkeep_latest = 20\nmax_age = "30d"\nkeep_first = true\nprune_every = 5\n')
+    config = load_config(path, env={})
+    assert config.checkpoints.retention == RetentionPolicy(keep_latest=20, max_age=30 * 86_400.0, keep_first=True)
+    assert config.checkpoints.prune_every == 5
+    assert load_config({"checkpoints": {"max_age": "90"}}, env={}).checkpoints.retention.max_age == 90.0
+    assert load_config({"checkpoints": {"max_age": 1.5}}, env={}).checkpoints.retention.max_age == 1.5
+    default = load_config({}, env={}).checkpoints
+    assert not default.retention.limits and default.prune_every == 0
+    assert not load_config({"checkpoints": {"keep_latest": 0, "max_age": 0}}, env={}).checkpoints.retention.limits
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"keep_latest": -1},
+        {"keep_latest": "many"},
+        {"max_age": "3 weeks"},
+        {"max_age": -5},
+        {"keep_first": "perhaps"},
+        {"prune_every": -2},
+        {"keep": 3},
+    ],
+)
+def test_checkpoints_section_refuses_bad_values(section: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        load_config({"checkpoints": section}, env={})
+
+
+def test_describe_shows_the_checkpoints_section() -> None:
+    described = load_config({"checkpoints": {"keep_latest": 5, "compress_above": 0}}, env={}).describe()
+    assert described["checkpoints"]["keep_latest"] == 5
+    assert described["checkpoints"]["compression"] is None and described["checkpoints"]["max_age"] is None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -576,3 +577,36 @@ def test_the_core_configuration_names_no_backend() -> None:
     assert not constants & names, f"config.py names backends {sorted(constants & names)}"
     code = {c.upper() for c in constants}
     assert not {v for v in variables if any(v in c for c in code)}, "config.py reads a backend's variable"
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_server_launchers_are_test_support_in_contextkit_testing_services() -> None:
+    """The launchers of test servers (PostgreSQL, Redis, Redis Cluster, ClickHouse, TLS material) live in the
+    ``contextkit.testing.services`` package, which needs the ``testing`` extra; the runtime package never imports
+    ``contextkit.testing``, so none of them loads outside tests, benchmarks and conformance runs.
+
+    Fix: put a new launcher in ``contextkit/testing/services/`` (or the plugin's own tests), and import test support
+    only from tests."""
+    services = ROOT / "contextkit" / "testing" / "services"
+    launchers = {"clickhouse_server", "postgres_server", "redis_servers", "tls"}
+    assert {path.stem for path in services.glob("*.py")} >= launchers | {"__init__"}
+    testing = ROOT / "contextkit" / "testing"
+    assert not {path.stem for path in testing.glob("*.py")} & launchers
+    for path in testing.glob("*.py"):
+        # the suites run kits (tiering.py starts a worker process running contextkit), never a server binary
+        found = re.findall(r"\b(redis-server|pg_ctl|initdb|chdb|openssl)\b", path.read_text(encoding="utf-8"))
+        assert not found, (path, found)
+    runtime = [p for p in (ROOT / "contextkit").rglob("*.py") if testing not in p.parents]
+    assert runtime
+    for path in runtime:
+        assert not {name for name in _imports(path) if name.startswith("contextkit.testing")}, path

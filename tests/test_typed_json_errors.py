@@ -1,7 +1,8 @@
 """Typed errors, nothing applied: integers over Python's int-string digit limit and non-finite counter values.
 
-The JSON codec (:mod:`contextkit.codec`) raises :class:`~contextkit.errors.SerializationError` (still a
-``ValueError``) where the stdlib raises a plain ``ValueError``; the API edge refuses such integers in every JSON
+The JSON codec (:mod:`contextkit.codec`) raises :class:`~contextkit.errors.SerializationError` for a value and
+:class:`~contextkit.errors.CorruptData` for text read back (both still a ``ValueError``) where the stdlib raises a
+plain ``ValueError``; the API edge refuses such integers in every JSON
 document, the LangGraph saver in metadata and channel values, and :class:`~contextkit.stores.SessionUpdate` refuses
 a non-finite processing time. The per-tier checks of counter updates are in the hot tier suite
 (``test_a_counter_update_that_would_leave_its_range_is_refused_with_nothing_applied``); the hostile input catalogue
@@ -19,7 +20,7 @@ import pytest
 
 from contextkit import ContextKit
 from contextkit.codec import archive_json, archive_loads, int_fits_json
-from contextkit.errors import InvalidInput, SerializationError
+from contextkit.errors import CorruptData, InvalidInput, SerializationError
 from contextkit.records import utcnow
 from contextkit.stores import MAX_COUNTER, SessionUpdate
 
@@ -47,14 +48,15 @@ def test_an_integer_at_the_digit_limit_round_trips_exactly() -> None:
     ['{"n":' + "1" * (LIMIT + 1) + "}", "[-" + "9" * (LIMIT + 5) + "]", ("1" * (LIMIT + 1)).encode()],
     ids=["object", "negative in a list", "bytes"],
 )
-def test_decoding_an_integer_over_the_digit_limit_is_a_serialization_error(text: str | bytes) -> None:
-    with pytest.raises(SerializationError):
+def test_decoding_an_integer_over_the_digit_limit_is_corrupt_data(text: str | bytes) -> None:
+    with pytest.raises(CorruptData) as raised:
         archive_loads(text)
+    assert isinstance(raised.value, ValueError) and not isinstance(raised.value, InvalidInput)
 
 
 @pytest.mark.parametrize("text", ["", "{", "[1,]", b"\xff", '{"a": NaN'])
-def test_text_that_is_not_json_is_a_serialization_error(text: str | bytes) -> None:
-    with pytest.raises(SerializationError):
+def test_text_that_is_not_json_is_corrupt_data(text: str | bytes) -> None:
+    with pytest.raises(CorruptData):
         archive_loads(text)
 
 

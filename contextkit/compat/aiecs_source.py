@@ -43,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from contextkit.errors import BackendUnavailable, ConfigError, SerializationError
 from contextkit.records import ConversationParticipant, ConversationSession, Message, Session, TaskContext, from_iso
+from contextkit.validation import parse_input
 
 if TYPE_CHECKING:
     from contextkit.kit import ContextKit
@@ -189,7 +190,7 @@ class AiecsRedisSource:
         data = _loads(raw, f"session {session_id!r}")
         context = await self.get_task_context(session_id)
         metadata = context.get("metadata", {}) if context else dict(data.get("metadata") or {})
-        return Session.from_dict({**data, "metadata": metadata})
+        return parse_input(Session.from_dict, {**data, "metadata": metadata}, f"session {session_id!r} in the AIECS dataset")
 
     async def get_task_context(self, owner: str) -> dict[str, Any] | None:
         """The task context as contextkit's document (every field the original stored)."""
@@ -221,7 +222,9 @@ class AiecsRedisSource:
                 )
                 ident = digest.hexdigest()[:32]
             seen.add(ident)
-            message = Message.from_dict({**entry, "metadata": metadata, "id": ident, "seq": seq})
+            message = parse_input(
+                Message.from_dict, {**entry, "metadata": metadata, "id": ident, "seq": seq}, f"a message of {owner!r}"
+            )
             messages.append(message)
         return messages if limit is None else messages[-limit:]
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from contextkit.backend.tables import ArchiveTables
 from contextkit.errors import BackendUnavailable, ContextKitError
 from contextkit.plugins import PluginManager, StorageEvent
 from contextkit.records import Message, new_event_id
@@ -103,7 +104,7 @@ class KitBase:
         """Append one message through the tiered layer; the store writes its archive event in the same step (and
         moves the session's last_activity forward)."""
         tiered = self.tiered
-        spec = ArchiveSpec("context_conversations", (new_event_id(),), (message.timestamp,)) if tiered.archiving else None
+        spec = ArchiveSpec(ArchiveTables.CONVERSATIONS, (new_event_id(),), (message.timestamp,)) if tiered.archiving else None
         stored = await tiered.call(lambda: self._hot.append_messages(key, [message], archive=spec))
         tiered.written(1)
         return stored[0]

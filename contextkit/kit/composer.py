@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from contextkit.archiver import Archiver
+from contextkit.archiver import Archiver, SharedDrain
 from contextkit.config import KitConfig, load_config
-from contextkit.errors import BackendUnavailable, CapabilityNotSupported, ConfigError, ContextKitError
+from contextkit.errors import BackendUnavailable, CapabilityNotSupported, ConfigError, ContextKitError, InvalidInput
 from contextkit.kit.base import Perf
 from contextkit.kit.conversations import ConversationsAPI
 from contextkit.kit.documents import DocumentsAPI
@@ -32,12 +32,23 @@ from contextkit.kit.sessions import SessionsAPI
 from contextkit.masking import mask_secrets, remember_secrets, secrets_in
 from contextkit.plugins import BackendInfo, PluginManager, get_plugin_manager
 from contextkit.records import to_iso, utcnow
-from contextkit.stores import Capability, ColdStore, HotStore, RestoreAware, StoreStats, max_key_bytes
+from contextkit.stores import (
+    Capability,
+    CheckpointStore,
+    ColdStore,
+    HotStore,
+    OutboxProvider,
+    RestoreAware,
+    RetentionPolicy,
+    StoreStats,
+    max_key_bytes,
+)
 from contextkit.tiered import Tiered
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from contextkit.checkpoint_usage import PrunePlan, ThreadUsage
     from contextkit.langgraph import ContextKitSaver
     from contextkit.transfer import MigrationProgress, TransferSummary
 
@@ -244,7 +255,7 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         returns when the outbox starts to outlive the hot tier's data (a file outbox of the memory tier), else None."""
         assert self._cold is not None
         hot = self._hot
-        if Capability.ATOMIC_OUTBOX not in hot.capabilities:
+        if Capability.ATOMIC_OUTBOX not in hot.capabilities or not isinstance(hot, OutboxProvider):
             raise ConfigError(
                 f"the {hot.name} hot tier cannot write archive events in the same step as its writes (no "
                 "'atomic_outbox' capability), so a cold tier cannot archive it without losing events: use it "
@@ -258,7 +269,7 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             cold_open = False
         archiver_config = self.config.archiver
         foreign_since = None
-        make_outbox = hot.outbox  # type: ignore[attr-defined]
+        make_outbox = hot.outbox
         if archiver_config.outbox_path:
             if hot.name != "memory":
                 raise ConfigError(
@@ -313,11 +324,11 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         the Redis streams' drain lease); closing then leaves them to it, as waiting for a crashed holder's lease
         to lapse would stall the close for nothing."""
         assert self._archiver is not None
-        check = getattr(self._archiver.outbox, "drained_elsewhere", None)
-        if check is None:
+        outbox = self._archiver.outbox
+        if not isinstance(outbox, SharedDrain):
             return False
         try:
-            return bool(await check())
+            return await outbox.drained_elsewhere()
         except Exception:  # the server is down: the drain below reports what is left
             return False
 
@@ -361,17 +372,89 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         """A LangGraph checkpointer (``BaseCheckpointSaver``) over the hot tier; needs ``contextkit[langgraph]``.
 
         With a cold tier, its checkpoints are archived and read back when the hot tier no longer has them (the
-        kit must be open: the archiver starts with it).
+        kit must be open: the archiver starts with it). The ``[checkpoints]`` config section gives it its
+        retention policy (applied every ``prune_every`` puts of a thread, and by :meth:`ContextKitSaver.aretain`).
         """
-        if Capability.CHECKPOINTS not in self._hot.capabilities:
-            raise CapabilityNotSupported(f"the {self._hot.name} hot tier does not store LangGraph checkpoints")
+        hot = self._hot
+        if Capability.CHECKPOINTS not in hot.capabilities or not isinstance(hot, CheckpointStore):
+            raise CapabilityNotSupported(f"the {hot.name} hot tier does not store LangGraph checkpoints")
         from contextkit.langgraph import ContextKitSaver
 
         if self._cold is not None and self._archiver is None:
             self._ensure_open()
+        checkpoints = self.config.checkpoints
         return ContextKitSaver(
-            self._hot, serde=serde, archive=self._archiver, key_limit=self._key_limit  # type: ignore[arg-type]
+            hot,
+            serde=serde,
+            archive=self._archiver,
+            key_limit=self._key_limit,
+            retention=checkpoints.retention,
+            prune_every=checkpoints.prune_every,
+            compression=checkpoints.compressor(),
         )
+
+    def _checkpoint_store(self) -> CheckpointStore:
+        self._ensure_open()
+        hot = self._hot
+        if Capability.CHECKPOINTS not in hot.capabilities or not isinstance(hot, CheckpointStore):
+            raise CapabilityNotSupported(f"the {hot.name} hot tier does not store LangGraph checkpoints")
+        return hot
+
+    async def checkpoint_threads(self) -> list[str]:
+        """The ids of every thread the hot tier holds LangGraph checkpoints of (a scan: for maintenance)."""
+        from contextkit.checkpoint_usage import thread_ids
+
+        return await thread_ids(self._checkpoint_store())
+
+    async def checkpoint_usage(self, thread_id: str, *, policy: RetentionPolicy | None = None) -> ThreadUsage | None:
+        """Where a LangGraph thread's bytes go (``contextkit checkpoints du``): per tier (hot, archive), per
+        channel, the growth per checkpoint, and what ``policy`` (by default the ``[checkpoints]`` section) would
+        free in the hot tier. None when no tier holds the thread. See :mod:`contextkit.checkpoint_usage`."""
+        from contextkit.checkpoint_usage import thread_usage
+
+        store = self._checkpoint_store()
+        thread_id = self._id(thread_id, "thread id")
+        return await thread_usage(
+            store, thread_id, cold=self._cold, policy=policy if policy is not None else self.config.checkpoints.retention
+        )
+
+    async def prune_checkpoints(
+        self,
+        thread_ids: Sequence[str] | None = None,
+        *,
+        policy: RetentionPolicy | None = None,
+        dry_run: bool = False,
+    ) -> list[PrunePlan]:
+        """Apply a retention policy (by default the ``[checkpoints]`` section) to LangGraph threads in the hot tier
+        (``contextkit checkpoints prune``): every thread it holds when ``thread_ids`` is None (a scan). Returns
+        what each thread keeps and loses, as decided just before its prune (the prune itself decides again, so a
+        checkpoint put in between is never lost); ``dry_run`` removes nothing. The archive keeps its copies; a
+        saver with the same policy does not read them back. Raises
+        :class:`~contextkit.errors.InvalidInput` for a policy without a limit."""
+        import time
+
+        from contextkit.checkpoint_usage import plan_prune
+        from contextkit.checkpoint_usage import thread_ids as all_threads
+
+        store = self._checkpoint_store()
+        policy = policy if policy is not None else self.config.checkpoints.retention
+        if not policy.limits:
+            raise InvalidInput(
+                "no retention limit: set keep_latest or max_age in the [checkpoints] section (or pass them)"
+            )
+        if isinstance(thread_ids, str):
+            raise InvalidInput("thread_ids must be a sequence of thread ids, not a string")
+        threads = [self._id(t, "thread id") for t in thread_ids] if thread_ids is not None else await all_threads(store)
+        plans: list[PrunePlan] = []
+        for thread_id in threads:
+            bundles = [b async for b in store.cp_list(thread_id, None)]
+            if not bundles:
+                continue
+            plan = plan_prune(thread_id, bundles, policy, time.time())
+            plans.append(plan)
+            if not dry_run and plan.pruned_count:
+                await store.cp_prune([thread_id], True, policy=policy)
+        return plans
 
     async def hot_restored(self, backup: str | Path | None = None) -> int:
         """Declare that the hot tier was put back to an older copy of itself (a SQLite hot file copied back from a

@@ -45,14 +45,24 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
-from contextkit.errors import ContextKitError
-from contextkit.stores import CheckpointBundle, CheckpointRow, CheckpointStore, StoreSettings, WriteRow
+from contextkit.errors import ContextKitError, InvalidInput
+from contextkit.stores import (
+    CheckpointBundle,
+    CheckpointRow,
+    CheckpointStore,
+    DeltaHistoryStore,
+    RetentionPolicy,
+    StoreSettings,
+    WriteRow,
+    checkpoint_id_floor,
+)
 
 __all__ = [
     "CheckpointStoreSuite",
     "StoreFactory",
     "XorTestCipher",
     "archive_graph",
+    "check_bounded_delta_walk",
     "delta_chain",
     "delta_graph",
     "generic_delta_history",
@@ -67,6 +77,8 @@ StoreFactory = Callable[[StoreSettings], Awaitable[CheckpointStore]]
 
 _UUID_EPOCH_OFFSET = 0x01B21DD213814000
 _last_ticks = 0
+#: The idx LangGraph gives an ``__interrupt__`` pending write (``WRITES_IDX_MAP``; this part needs no LangGraph).
+_INTERRUPT_IDX = -3
 
 
 def make_checkpoint_id() -> str:
@@ -435,6 +447,25 @@ async def generic_delta_history(saver: Any, config: Any, channels: list[str]) ->
     return await BaseCheckpointSaver.aget_delta_channel_history(saver, config=config, channels=channels)
 
 
+async def check_bounded_delta_walk(store: CheckpointStore) -> None:
+    """Check a store whose ``cp_delta_history`` walks at most 2 ancestors per call (the test lowers the store's own
+    bound to 2 first): the walk names the next ancestor as ``resume`` with ``bounded`` set, and the saver calls
+    again from there, to LangGraph's own answer."""
+    from contextkit.langgraph import ContextKitSaver
+
+    assert isinstance(store, DeltaHistoryStore), "the store walks DeltaChannel histories itself"
+    tid = str(uuid.uuid4())
+    ids = await delta_chain(store, tid)
+    walk = await store.cp_delta_history(tid, "", None, ["c"])
+    assert walk is not None and [s.checkpoint_id for s in walk.steps] == ids[5:3:-1]
+    assert walk.resume == ids[3] and walk.bounded
+    saver = ContextKitSaver(store)
+    config = _config(tid, checkpoint_ns="")
+    history = await saver.aget_delta_channel_history(config=config, channels=["a", "b", "c"])
+    assert history == await generic_delta_history(saver, config, ["a", "b", "c"])
+    assert len(history["c"]["writes"]) == 6
+
+
 def _config(thread_id: str, **extra: Any) -> Any:
     return {"configurable": {"thread_id": thread_id, **extra}}
 
@@ -721,6 +752,154 @@ class CheckpointStoreSuite:
         assert await _ids(checkpoint_store, tid, "call:old") == []
         assert await _ids(checkpoint_store, tid, "call:new") == [current[-1]]
 
+    async def test_retention_keeps_the_newest_n_and_the_first(self, checkpoint_store: CheckpointStore) -> None:
+        """``RetentionPolicy(keep_latest=n)`` keeps the newest ``n`` of each namespace with their writes and blobs
+        (and the blobs they point at); ``keep_first`` keeps
+        the namespace's first checkpoint too; writes of pruned checkpoints go; the oldest kept loses its parent
+        link only when that parent is pruned. A second prune with the same policy changes nothing."""
+        tid = str(uuid.uuid4())
+        ids = [make_checkpoint_id() for _ in range(6)]
+        await checkpoint_store.cp_put(_row(tid, ids[0], versions={"a": "1"}), {("a", "1"): _typed("a1")})
+        for i in range(1, 6):
+            await checkpoint_store.cp_put(_row(tid, ids[i], parent=ids[i - 1], versions={"a": "1", "n": str(i)}),
+                                          {("n", str(i)): _typed(i)})
+            await checkpoint_store.cp_put_writes(tid, "", ids[i - 1], [_write(f"t{i}", 0, "x", i)], False)
+        policy = RetentionPolicy(keep_latest=3, keep_first=True)
+        await checkpoint_store.cp_prune([tid], True, policy=policy)
+        kept = [ids[5], ids[4], ids[3], ids[0]]
+        assert await _ids(checkpoint_store, tid) == kept
+        oldest_new = await checkpoint_store.cp_get(tid, "", ids[3])
+        assert _values(oldest_new) == {"a": "a1", "n": 3}
+        assert oldest_new is not None and oldest_new.row.parent_checkpoint_id is None
+        assert _write_values(oldest_new) == [("t4", 0, 4)]
+        first = await checkpoint_store.cp_get(tid, "", ids[0])
+        assert _values(first) == {"a": "a1"} and _write_values(first) == [("t1", 0, 1)]
+        newest = await checkpoint_store.cp_get(tid, "", None)
+        assert newest is not None and newest.row.parent_checkpoint_id == ids[4]
+        assert await checkpoint_store.cp_get(tid, "", ids[2]) is None
+        await checkpoint_store.cp_prune([tid], True, policy=policy)
+        assert await _ids(checkpoint_store, tid) == kept
+
+    async def test_retention_max_age_keeps_young_checkpoints_and_always_the_newest(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """``max_age`` removes checkpoints whose id (a UUID v6) dates from longer ago; the newest checkpoint of a
+        namespace stays however old (a run interrupted long ago still resumes, with its pending writes); an id
+        that is not a UUID v6 has no known age and stays."""
+        tid, idle = str(uuid.uuid4()), str(uuid.uuid4())
+        now = time.time()
+        # checkpoint_id_floor(t) is a valid UUID v6 of time t: checkpoints "made" hours ago.
+        old = [checkpoint_id_floor(now - hours * 3600) for hours in (5, 4, 3)]
+        young = [make_checkpoint_id(), make_checkpoint_id()]
+        chain = [*old, *young]
+        for i, cid in enumerate(chain):
+            await checkpoint_store.cp_put(_row(tid, cid, parent=chain[i - 1] if i else None), {})
+        stale = [checkpoint_id_floor(now - hours * 3600) for hours in (9, 8)]
+        await checkpoint_store.cp_put(_row(idle, stale[0]), {})
+        await checkpoint_store.cp_put(_row(idle, stale[1], parent=stale[0]), {})
+        await checkpoint_store.cp_put_writes(idle, "", stale[1], [_write("t", _INTERRUPT_IDX, "__interrupt__", "ask")], True)
+        await checkpoint_store.cp_put(_row(idle, "not-a-uuid", ns="child:1"), {})
+        await checkpoint_store.cp_put(_row(idle, "not-a-uuid-2", parent="not-a-uuid", ns="child:1"), {})
+        policy = RetentionPolicy(max_age=3600)
+        await checkpoint_store.cp_prune([tid, idle], True, policy=policy)
+        assert await _ids(checkpoint_store, tid) == young[::-1]
+        assert await _ids(checkpoint_store, idle) == [stale[1]]
+        resumed = await checkpoint_store.cp_get(idle, "", None)
+        assert _write_values(resumed) == [("t", _INTERRUPT_IDX, "ask")]
+        assert await _ids(checkpoint_store, idle, "child:1") == ["not-a-uuid-2", "not-a-uuid"]
+
+    async def test_retention_keeps_the_delta_channel_ancestors_of_every_kept_checkpoint(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """Every checkpoint retention keeps can still be rebuilt: the ancestors back to the nearest snapshot of
+        each ``DeltaChannel`` it changed since (``counters_since_delta_snapshot``) stay with their writes, older
+        ones go."""
+        tid = str(uuid.uuid4())
+        ids = [make_checkpoint_id() for _ in range(7)]
+        snapshots = {1: ["m0", "m1"], 4: ["m0", "m1", "m2", "m3", "m4"]}
+        await checkpoint_store.cp_put(_row(tid, ids[0], versions={"msgs": "1"}), {("msgs", "1"): _typed(["m0"])})
+        for i in range(1, 7):
+            if i in snapshots:
+                meta: dict[str, Any] = {"step": i}
+                blob = _typed(snapshots[i])
+            else:
+                meta = {"step": i, "counters_since_delta_snapshot": {"msgs": [1, 1]}}
+                blob = ("empty", b"")
+            await checkpoint_store.cp_put(
+                _row(tid, ids[i], parent=ids[i - 1], versions={"msgs": str(i + 1)}, metadata=meta), {("msgs", str(i + 1)): blob}
+            )
+            await checkpoint_store.cp_put_writes(tid, "", ids[i - 1], [_write(f"t{i}", 0, "msgs", [f"m{i}"])], False)
+        # keep_latest=3 keeps ids[4..6]; ids[4] holds a snapshot, so nothing older is needed.
+        await checkpoint_store.cp_prune([tid], True, policy=RetentionPolicy(keep_latest=3))
+        assert await _ids(checkpoint_store, tid) == ids[:3:-1]
+        # keep_latest=1 keeps ids[6] and walks back to the snapshot in ids[4].
+        copy = str(uuid.uuid4())
+        await checkpoint_store.cp_copy_thread(tid, copy)
+        await checkpoint_store.cp_prune([copy], True, policy=RetentionPolicy(keep_latest=1))
+        assert await _ids(checkpoint_store, copy) == ids[:3:-1]
+        seed = await checkpoint_store.cp_get(copy, "", ids[4])
+        assert _values(seed) == {"msgs": snapshots[4]} and _write_values(seed) == [("t5", 0, ["m5"])]
+
+    async def test_retention_dry_run_plan_is_what_the_prune_removes(self, checkpoint_store: CheckpointStore) -> None:
+        """:func:`contextkit.checkpoint_usage.plan_prune` over ``cp_list`` (``contextkit checkpoints prune
+        --dry-run``) names exactly the checkpoints ``cp_prune`` then removes, subgraph calls of pruned root
+        checkpoints included, and the bytes it frees are the bytes the thread's count drops by."""
+        from contextkit.checkpoint_usage import plan_prune, thread_bytes
+
+        tid = str(uuid.uuid4())
+        root = await _chain(checkpoint_store, tid, 5)
+        await _chain(checkpoint_store, tid, 2, ns="call:old", metadata=[{"parents": {"": root[0]}}] * 2)
+        await _chain(checkpoint_store, tid, 3, ns="call:new", metadata=[{"parents": {"": root[4]}}] * 3)
+        for i, cid in enumerate(root):
+            await checkpoint_store.cp_put_writes(tid, "", cid, [_write("t", 0, "x", "w" * (10 + i))], False)
+        await checkpoint_store.cp_put(
+            _row(tid, make_checkpoint_id(), parent=root[-1], versions={"big": "1"}), {("big", "1"): _typed("b" * 300)}
+        )
+        policy = RetentionPolicy(keep_latest=2)
+        bundles = [b async for b in checkpoint_store.cp_list(tid, None)]
+        plan = plan_prune(tid, bundles, policy, time.time())
+        before = thread_bytes(bundles)
+        await checkpoint_store.cp_prune([tid], True, policy=policy)
+        after = [b async for b in checkpoint_store.cp_list(tid, None)]
+        left = {(b.row.checkpoint_ns, b.row.checkpoint_id) for b in after}
+        assert left == {(ns, cid) for ns, ids in plan.kept.items() for cid in ids}
+        assert not left & {(ns, cid) for ns, ids in plan.pruned.items() for cid in ids}
+        assert plan.pruned["call:old"] and not plan.kept["call:old"]
+        assert before.total - thread_bytes(after).total == plan.freed_bytes
+
+    async def test_usage_counts_a_thread_like_the_generic_count(self, checkpoint_store: CheckpointStore) -> None:
+        """A store that counts a thread's bytes itself (:class:`~contextkit.stores.CheckpointUsageStore`) agrees
+        with the generic count over ``cp_list``; a store without it is counted by the generic count, whose blob
+        bytes are each stored version once."""
+        from contextkit.checkpoint_usage import thread_bytes
+        from contextkit.stores import CheckpointUsageStore
+
+        tid = str(uuid.uuid4())
+        c1, c2 = make_checkpoint_id(), make_checkpoint_id()
+        await checkpoint_store.cp_put(_row(tid, c1, versions={"a": "1"}), {("a", "1"): _typed("a" * 100)})
+        await checkpoint_store.cp_put(
+            _row(tid, c2, parent=c1, versions={"a": "1", "b": "1"}), {("b", "1"): _typed("é" * 10)}
+        )
+        await checkpoint_store.cp_put_writes(tid, "", c2, [_write("t", 0, "x", "w")], False)
+        generic = thread_bytes([b async for b in checkpoint_store.cp_list(tid, None)])
+        a_bytes = len(_typed("a" * 100)[1]) + len("json")
+        assert generic.checkpoints == 2 and generic.channels["a"] == a_bytes
+        assert generic.writes > 0 and generic.rows > 0
+        if isinstance(checkpoint_store, CheckpointUsageStore):
+            assert await checkpoint_store.cp_usage(tid) == generic
+            assert (await checkpoint_store.cp_usage(str(uuid.uuid4()))).total == 0
+        else:
+            assert not hasattr(checkpoint_store, "cp_usage")
+
+    async def test_retention_policy_refuses_bad_limits(self) -> None:
+        """A limit that cannot be meant (no checkpoint kept, a negative or infinite age, a bool) is refused with
+        ``InvalidInput`` when the policy is built, before any store is touched."""
+        for bad in ({"keep_latest": 0}, {"keep_latest": True}, {"keep_latest": 1.5}, {"max_age": 0},
+                    {"max_age": -1.0}, {"max_age": float("inf")}, {"max_age": "1h"}):
+            with pytest.raises(InvalidInput):
+                RetentionPolicy(**bad)
+        assert not RetentionPolicy().limits and RetentionPolicy(max_age=1).limits
+
     async def test_prune_delete_removes_the_threads(self, checkpoint_store: CheckpointStore) -> None:
         """``keep_latest=False`` deletes the listed threads entirely."""
         tid, other = str(uuid.uuid4()), str(uuid.uuid4())
@@ -902,6 +1081,77 @@ class CheckpointStoreSuite:
         await graph.ainvoke({"turns": ["user"]}, config)
         assert (await graph.aget_state(config)).values["turns"] == [*before, "user", "reply 11"]
 
+    async def test_graph_retention_on_write_keeps_the_thread_small_and_its_state_whole(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """A saver with a retention policy and ``prune_every`` prunes a thread as it is written: the thread holds
+        about ``keep_latest`` checkpoints plus the ancestors its ``DeltaChannel`` values are rebuilt from, never
+        more; the state reads as if nothing was pruned, the graph goes on, and ``aretain`` with a tighter policy
+        still keeps the newest."""
+        pytest.importorskip("langgraph.channels.delta")
+        from contextkit.langgraph import ContextKitSaver
+
+        saver = ContextKitSaver(checkpoint_store, retention=RetentionPolicy(keep_latest=2), prune_every=1)
+        graph = delta_graph(saver, snapshot_frequency=4)
+        config = _config(str(uuid.uuid4()))
+        expected: list[str] = []
+        most = 0
+        for turn in range(8):
+            await graph.ainvoke({"turns": ["user"]}, config)
+            expected += ["user", f"reply {len(expected) + 1}"]
+            most = max(most, len([t async for t in saver.alist(config)]))
+            assert (await graph.aget_state(config)).values["turns"] == expected, turn
+        # keep_latest=2, plus at most snapshot_frequency ancestors back to a snapshot
+        assert 2 <= most <= 2 + 4
+        tid = config["configurable"]["thread_id"]
+        await saver.aretain([tid], RetentionPolicy(keep_latest=1))
+        assert (await graph.aget_state(config)).values["turns"] == expected
+        with pytest.raises(InvalidInput):
+            ContextKitSaver(checkpoint_store, prune_every=-1)
+        with pytest.raises(InvalidInput):
+            await saver.aretain(tid)
+
+    async def test_graph_compressed_values_read_back_with_or_without_compression(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """With ``compression``, values of at least its threshold are stored compressed under a format marker
+        (``"<type>+zstd"`` / ``"+zlib"``) and smaller, small ones as the serde wrote them; the state reads the
+        same through a saver with compression and one without (data from before compression and after it stay
+        readable both ways), ``DeltaChannel`` writes included."""
+        pytest.importorskip("langgraph.channels.delta")
+        from contextkit.blob_compression import BlobCompressor
+        from contextkit.langgraph import ContextKitSaver
+
+        plain = ContextKitSaver(checkpoint_store)
+        packed = ContextKitSaver(checkpoint_store, compression=BlobCompressor(256))
+        tid = str(uuid.uuid4())
+        config = _config(tid)
+        await run_archive_graph(archive_graph(plain), tid, 2)  # before compression
+        await run_archive_graph(archive_graph(packed), tid, 1)
+        newest = await checkpoint_store.cp_get(tid, "", None)
+        assert newest is not None
+        kinds = {channel: blob[0] for channel, blob in newest.blobs.items()}
+        assert kinds["doc"].endswith(("+zstd", "+zlib")), kinds
+        assert len(newest.blobs["doc"][1]) < len(ARCHIVE_DOC) // 4
+        assert not kinds["count"].endswith(("+zstd", "+zlib"))
+        histories = []
+        for saver in (plain, packed):
+            state = await archive_graph(saver).aget_state(config)
+            assert state.values["doc"] == ARCHIVE_DOC and state.values["count"] == 1
+            histories.append(state_summary([s async for s in archive_graph(saver).aget_state_history(config)]))
+        assert histories[0] == histories[1] and len(histories[0]) > 6
+
+        delta = delta_graph(packed, snapshot_frequency=3)
+        dconfig = _config(str(uuid.uuid4()))
+        for _ in range(4):
+            await delta.ainvoke({"turns": ["u" * 400]}, dconfig)
+        expected = (await delta.aget_state(dconfig)).values["turns"]
+        assert len(expected) == 8
+        assert (await delta_graph(plain, snapshot_frequency=3).aget_state(dconfig)).values["turns"] == expected
+        stored = [w for b in [b async for b in checkpoint_store.cp_list(dconfig["configurable"]["thread_id"], "")]
+                  for w in b.writes if w.channel == "turns"]
+        assert any(w.value[0].endswith(("+zstd", "+zlib")) for w in stored)
+
     async def test_late_put_after_adelete_thread_does_not_resurrect_it(self, checkpoint_store: CheckpointStore) -> None:
         """Through the saver: a put and writes reusing a config from before ``adelete_thread`` are dropped."""
         pytest.importorskip("langgraph.checkpoint.base")
@@ -1020,7 +1270,6 @@ class CheckpointStoreSuite:
         the store does not hold (``bounded`` False: the saver reads on from the cold tier, not from the store).
         A store without it is served by the saver's generic walk, which must give LangGraph's own answer."""
         from contextkit.langgraph import ContextKitSaver
-        from contextkit.stores import DeltaHistoryStore
 
         tid = str(uuid.uuid4())
         ids = await delta_chain(checkpoint_store, tid)

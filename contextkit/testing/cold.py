@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import checkpoint_payload, delete_payload, writes_payload
 from contextkit.errors import InvalidInput
 from contextkit.records import (
@@ -45,7 +46,19 @@ from contextkit.records import (
     Message,
     Session,
 )
-from contextkit.stores import Capability, CheckpointRow, ColdStore, EventHead, OwnerState, StoreSettings, Versioned, WriteRow
+from contextkit.stores import (
+    CAPABILITY_PROTOCOLS,
+    Capability,
+    CheckpointRow,
+    ColdStore,
+    EventHead,
+    OwnerState,
+    StoreSettings,
+    Versioned,
+    WriteRow,
+    capability_mismatches,
+)
+from contextkit.testing.suite import StoreSuite
 from contextkit.tiered import events as core_events
 
 __all__ = [
@@ -87,7 +100,7 @@ def session_event(
 ) -> ArchiveEvent:
     """A ``context_sessions`` event carrying ``session`` as of ``event_type`` (create/update/end/delete)."""
     return _event(
-        "context_sessions",
+        ArchiveTables.SESSIONS,
         session.session_id,
         {"event_type": event_type, "session": session.to_dict()},
         created_at,
@@ -97,14 +110,14 @@ def session_event(
 
 def message_event(key: str, message: Message, *, created_at: datetime | None = None, event_id: str | None = None) -> ArchiveEvent:
     """A ``context_conversations`` event archiving ``message`` of stream ``key``."""
-    return _event("context_conversations", key, {"message": message.to_dict()}, created_at, event_id)
+    return _event(ArchiveTables.CONVERSATIONS, key, {"message": message.to_dict()}, created_at, event_id)
 
 
 def task_context_event(
     session_id: str, document: Mapping[str, Any], *, created_at: datetime | None = None, event_id: str | None = None
 ) -> ArchiveEvent:
     """A ``context_task_contexts`` event with a task context document."""
-    return _event("context_task_contexts", session_id, {"context": dict(document)}, created_at, event_id)
+    return _event(ArchiveTables.TASK_CONTEXTS, session_id, {"context": dict(document)}, created_at, event_id)
 
 
 def checkpoint_event(
@@ -117,7 +130,7 @@ def checkpoint_event(
 ) -> ArchiveEvent:
     """A ``context_checkpoints`` event with a seed checkpoint document."""
     payload = {"checkpoint_id": checkpoint_id, "document": dict(document)}
-    return _event("context_checkpoints", thread_id, payload, created_at, event_id)
+    return _event(ArchiveTables.CHECKPOINTS, thread_id, payload, created_at, event_id)
 
 
 def writes_event(
@@ -131,7 +144,7 @@ def writes_event(
 ) -> ArchiveEvent:
     """A ``context_checkpoint_writes`` event with the writes of one task."""
     payload = {"checkpoint_id": checkpoint_id, "task_id": task_id, "writes": list(writes)}
-    return _event("context_checkpoint_writes", thread_id, payload, created_at, event_id)
+    return _event(ArchiveTables.CHECKPOINT_WRITES, thread_id, payload, created_at, event_id)
 
 
 def conversation_session_event(
@@ -142,7 +155,7 @@ def conversation_session_event(
 ) -> ArchiveEvent:
     """A ``context_conversation_sessions`` event keyed by the session's ``session_key``."""
     document = session.to_dict() if isinstance(session, ConversationSession) else dict(session)
-    return _event("context_conversation_sessions", str(document["session_key"]), {"session": document}, created_at, event_id)
+    return _event(ArchiveTables.CONVERSATION_SESSIONS, str(document["session_key"]), {"session": document}, created_at, event_id)
 
 
 def _event(table: str, key: str, payload: Mapping[str, Any], created_at: datetime | None, event_id: str | None) -> ArchiveEvent:
@@ -174,7 +187,7 @@ def _lg_row(thread_id: str, n: int, parent: int | None = None, ns: str = "", **m
 
 def _lg_event(row: CheckpointRow, *, created_at: datetime | None = None, value: bytes | None = None) -> ArchiveEvent:
     blobs = {"a": ("msgpack", value if value is not None else f"a{row.checkpoint_id}".encode()), "b": ("empty", b"")}
-    return _event("context_checkpoints", row.thread_id, checkpoint_payload(row, blobs), created_at, None)
+    return _event(ArchiveTables.CHECKPOINTS, row.thread_id, checkpoint_payload(row, blobs), created_at, None)
 
 
 def _lg_writes(
@@ -182,7 +195,8 @@ def _lg_writes(
     ns: str = "", created_at: datetime | None = None,
 ) -> ArchiveEvent:
     rows = [WriteRow(task_id, idx, channel, ("msgpack", value), "~path") for idx, channel, value in writes]
-    return _event("context_checkpoint_writes", thread_id, writes_payload(ns, _lg_id(n), task_id, rows, upsert), created_at, None)
+    payload = writes_payload(ns, _lg_id(n), task_id, rows, upsert)
+    return _event(ArchiveTables.CHECKPOINT_WRITES, thread_id, payload, created_at, None)
 
 
 def _session(session_id: str, **fields: Any) -> Session:
@@ -224,7 +238,7 @@ def _at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-class ColdStoreSuite:
+class ColdStoreSuite(StoreSuite[ColdStore]):
     """Base class of the cold tier conformance tests; subclass it and implement :meth:`make_store`."""
 
     #: Every test of a subclass carries the ``conformance`` marker (pytest collects class marks along the MRO), so
@@ -233,61 +247,13 @@ class ColdStoreSuite:
 
     #: Prefix of the unique namespaces the suite creates (visible in the server if a cleanup fails).
     namespace_prefix: str = "ckc"
+    #: Namespaces become schema or table names: "_" keeps them identifiers.
+    namespace_separator = "_"
     #: Settings every store starts from; :meth:`new_store` overrides single fields.
     default_settings: StoreSettings = StoreSettings()
     #: Messages and batch size of the long-history tests.
     history_messages: int = 2500
     history_batch: int = 500
-    _made_stores: list[ColdStore]
-
-    # -- what a backend provides --------------------------------------------------------------------------------
-    async def make_store(self, settings: StoreSettings) -> ColdStore:
-        """Build and open a store for ``settings`` (a fresh, unique namespace). Backends must override this."""
-        raise NotImplementedError("subclasses of ColdStoreSuite implement `async def make_store(self, settings)`")
-
-    async def cleanup_store(self, store: ColdStore) -> None:
-        """Remove what a test left behind (schema, tables, files); called before the suite closes ``store``."""
-
-    # -- plumbing -------------------------------------------------------------------------------------------------
-    @pytest.fixture(autouse=True)
-    async def _cold_store_lifecycle(self, request: pytest.FixtureRequest) -> AsyncIterator[None]:
-        """Track every store a test builds, and clean up and close each one at teardown."""
-        instance = request.instance if request.instance is not None else self
-        made: list[ColdStore] = []
-        instance._made_stores = made
-        yield
-        errors: list[BaseException] = []
-        for store in reversed(made):
-            try:
-                await instance.cleanup_store(store)
-            except Exception as exc:  # keep closing the others, then report
-                errors.append(exc)
-            try:
-                await store.aclose()
-            except Exception as exc:
-                errors.append(exc)
-        instance._made_stores = []
-        if errors:
-            raise errors[0]
-
-    async def new_store(self, **overrides: Any) -> ColdStore:
-        """An opened store on a fresh namespace (or ``namespace=...`` to share one), ``overrides`` applied to
-        :attr:`default_settings`."""
-        namespace = overrides.pop("namespace", None) or f"{self.namespace_prefix}_{uuid.uuid4().hex[:12]}"
-        settings = replace(self.default_settings, namespace=namespace, **overrides)
-        store = await self.make_store(settings)
-        made: list[ColdStore] | None = getattr(self, "_made_stores", None)
-        if made is None:
-            made = self._made_stores = []
-        made.append(store)
-        return store
-
-    @pytest.fixture
-    async def store(self, request: pytest.FixtureRequest) -> ColdStore:
-        """An opened store with the default settings on a unique namespace."""
-        instance = request.instance if request.instance is not None else self
-        store: ColdStore = await instance.new_store()
-        return store
 
     async def _write_history(self, store: ColdStore, key: str, count: int, batch: int) -> list[Message]:
         messages = [_message(seq) for seq in range(1, count + 1)]
@@ -309,6 +275,20 @@ class ColdStoreSuite:
         assert isinstance(store.capabilities, frozenset)
         known = {c.value for c in Capability}
         assert set(store.capabilities) <= known, f"unknown capabilities: {set(store.capabilities) - known}"
+
+    async def test_capabilities_match_the_protocols_implemented(self, store: ColdStore) -> None:
+        """A cold tier declares no capability whose protocol it lacks (``checkpoints``, ``outbox`` and
+        ``atomic_outbox`` are hot tier abilities: a cold store declaring them would be handed the hot tier's
+        work), and implements none of those protocols without declaring it.
+
+        Fix: declare only the storage properties (``durable``, ``shared``, ``cluster``, ``concurrent_writes``).
+        """
+        assert capability_mismatches(store) == [], f"{store.name}: {capability_mismatches(store)}"
+        for capability, protocol in CAPABILITY_PROTOCOLS.items():
+            assert (capability.value in store.capabilities) == isinstance(store, protocol), (
+                f"{store.name}: {capability.value!r} declared {capability.value in store.capabilities}, "
+                f"{protocol.__name__} implemented {isinstance(store, protocol)}"
+            )
 
     async def test_health_reports_a_status_and_latency(self, store: ColdStore) -> None:
         """health() returns {"status": "healthy", "latency_ms": number, ...} on a working store, JSON serialisable.
@@ -379,7 +359,7 @@ class ColdStoreSuite:
             [session_event(session, "create", created_at=_at(0)), session_event(session, "delete", created_at=_at(1))]
         )
         assert await store.read_session("s1") is None
-        assert await store.count_events("context_sessions", "s1") == 2
+        assert await store.count_events(ArchiveTables.SESSIONS, "s1") == 2
 
     # -- history --------------------------------------------------------------------------------------------------
     async def test_message_round_trips_field_for_field(self, store: ColdStore) -> None:
@@ -435,7 +415,7 @@ class ColdStoreSuite:
         messages = [_message(seq) for seq in range(1, 11)]
         await store.write_events([message_event("s1", m) for m in messages])
         await store.write_events([message_event("s1", m) for m in messages[7:]])
-        assert await store.count_events("context_conversations", "s1") == 13
+        assert await store.count_events(ArchiveTables.CONVERSATIONS, "s1") == 13
         assert await store.read_history("s1", None) == messages
         assert await store.read_history("s1", 3) == messages[-3:]
         assert await store.read_history("s1", 2, before_seq=10) == messages[7:9]
@@ -505,9 +485,9 @@ class ColdStoreSuite:
                 writes_event("t2", "c9", "task-1", []),
             ]
         )
-        assert await store.count_events("context_checkpoint_writes", "t1") == 2
-        assert await store.count_events("context_checkpoint_writes", "t2") == 1
-        assert await store.count_events("context_checkpoint_writes") == 3
+        assert await store.count_events(ArchiveTables.CHECKPOINT_WRITES, "t1") == 2
+        assert await store.count_events(ArchiveTables.CHECKPOINT_WRITES, "t2") == 1
+        assert await store.count_events(ArchiveTables.CHECKPOINT_WRITES) == 3
 
     # -- LangGraph checkpoints (contextkit.checkpoint_archive) ---------------------------------------------------
     async def test_langgraph_checkpoint_reads_back_with_its_blobs_and_writes(self, store: ColdStore) -> None:
@@ -579,7 +559,7 @@ class ColdStoreSuite:
         Fix: find the thread's highest tombstone floor, then keep ids > floor whose parent is None or > floor.
         """
         events = [_lg_event(_lg_row("t1", n, n - 1 if n > 1 else None), created_at=_at(n)) for n in range(1, 4)]
-        events.append(_event("context_checkpoints", "t1", delete_payload(_lg_id(3)), _at(4), None))
+        events.append(_event(ArchiveTables.CHECKPOINTS, "t1", delete_payload(_lg_id(3)), _at(4), None))
         events.append(_lg_event(_lg_row("t1", 4, 3), created_at=_at(5)))  # a late child of the deleted run
         events.append(_lg_event(_lg_row("t1", 6, None), created_at=_at(6)))  # a new run
         events.append(_lg_event(_lg_row("t1", 7, 6), created_at=_at(7)))
@@ -592,7 +572,7 @@ class ColdStoreSuite:
         newest = await store.read_langgraph_checkpoint("t1", "", None)
         assert newest is not None and newest.row.checkpoint_id == _lg_id(7)
         assert [w.value for w in newest.writes] == [("msgpack", b"kept")]
-        await store.write_events([_event("context_checkpoints", "t1", delete_payload(_lg_id(9)), _at(9), None)])
+        await store.write_events([_event(ArchiveTables.CHECKPOINTS, "t1", delete_payload(_lg_id(9)), _at(9), None)])
         assert await store.read_langgraph_checkpoint("t1", "", None) is None
         assert await store.list_langgraph_checkpoints("t1", None) == []
         assert await store.read_checkpoint_document("t1", "seed") == {"checkpoint_id": "seed"}
@@ -611,7 +591,7 @@ class ColdStoreSuite:
             _lg_event(_lg_row("t1", 3, None, run_id="r2"), created_at=_at(3)),
             _lg_event(_lg_row("t1", 4, 3, run_id="r3"), created_at=_at(4)),
             _lg_event(_lg_row("t2", 5, None, run_id="r1"), created_at=_at(5)),
-            _event("context_checkpoints", "t1", delete_payload(runs=["r1"]), _at(6), None),
+            _event(ArchiveTables.CHECKPOINTS, "t1", delete_payload(runs=["r1"]), _at(6), None),
         ]
         await store.write_events(events)
         assert await store.read_langgraph_checkpoint("t1", "", _lg_id(1)) is None
@@ -620,7 +600,7 @@ class ColdStoreSuite:
         assert [b.row.checkpoint_id for b in await store.list_langgraph_checkpoints("t1", "", limit=1)] == [_lg_id(4)]
         other = await store.read_langgraph_checkpoint("t2", "", None)
         assert other is not None and other.row.checkpoint_id == _lg_id(5)
-        await store.write_events([_event("context_checkpoints", "t1", delete_payload(runs=["r3"]), _at(7), None)])
+        await store.write_events([_event(ArchiveTables.CHECKPOINTS, "t1", delete_payload(runs=["r3"]), _at(7), None)])
         newest = await store.read_langgraph_checkpoint("t1", "", None)
         assert newest is not None and newest.row.checkpoint_id == _lg_id(3)
         assert [b.row.checkpoint_id for b in await store.list_langgraph_checkpoints("t1", "")] == [_lg_id(3)]
@@ -640,7 +620,7 @@ class ColdStoreSuite:
             _lg_event(_lg_row("t3", 4, None, run_id="r3"), created_at=_at(4)),
             _lg_event(_lg_row("t4", 5, None), created_at=_at(5)),
             checkpoint_event("t5", "seed", {"checkpoint_id": "seed", "metadata": {"run_id": "r1"}}, created_at=_at(6)),
-            _event("context_checkpoints", "t6", delete_payload(runs=["r1"]), _at(7), None),
+            _event(ArchiveTables.CHECKPOINTS, "t6", delete_payload(runs=["r1"]), _at(7), None),
         ]
         await store.write_events(events)
         assert await store.langgraph_threads_of_runs(["r1", "r2"]) == ["t1", "t2"]
@@ -751,7 +731,7 @@ class ColdStoreSuite:
         assert await store.read_history(owner, 10) == []
         assert await store.read_history(owner, None, before_seq=4) == []
         assert await store.read_owner(owner) == OwnerState(owner, version=7, last_seq=3, deleted=True)
-        assert await store.count_events("context_sessions", owner) == 3
+        assert await store.count_events(ArchiveTables.SESSIONS, owner) == 3
 
     async def test_records_written_after_a_delete_are_visible_whatever_their_arrival_order(self, store: ColdStore) -> None:
         """Rows with a version above the delete's (a session created again, a message numbered past last_seq) are
@@ -845,7 +825,7 @@ class ColdStoreSuite:
         await store.write_events([*batch[3:], *self._mixed_batch("-new")[:1]])
         await store.write_events([batch[1], batch[1]])
         after = {table: await store.count_events(table) for table in ARCHIVE_TABLES}
-        counts["context_sessions"] += 1
+        counts[ArchiveTables.SESSIONS] += 1
         assert after == counts
         assert [m.id for m in await store.read_history("s1", None)] == ["m1", "m2"]
 
@@ -855,7 +835,7 @@ class ColdStoreSuite:
         Fix: return early on an empty batch.
         """
         await store.write_events([])
-        assert await store.count_events("context_sessions") == 0
+        assert await store.count_events(ArchiveTables.SESSIONS) == 0
 
     async def test_unknown_table_raises_invalid_input_and_writes_nothing(self, store: ColdStore) -> None:
         """An event for a table that is not one of the six raises InvalidInput and nothing of its batch is stored;
@@ -867,7 +847,7 @@ class ColdStoreSuite:
         bad = ArchiveEvent(table="context_bogus", key="s1", payload={})
         with pytest.raises(InvalidInput):
             await store.write_events([good, bad])
-        assert await store.count_events("context_sessions") == 0
+        assert await store.count_events(ArchiveTables.SESSIONS) == 0
         with pytest.raises(InvalidInput):
             await store.count_events("context_bogus")
         with pytest.raises(InvalidInput):
@@ -881,12 +861,12 @@ class ColdStoreSuite:
         await store.write_events([message_event("a", _message(n)) for n in range(1, 4)])
         await store.write_events([message_event("b", _message(n)) for n in range(1, 3)])
         await store.write_events([session_event(_session("a"), "create"), session_event(_session("b"), "create")])
-        assert await store.count_events("context_conversations") == 5
-        assert await store.count_events("context_conversations", "a") == 3
-        assert await store.count_events("context_conversations", "b") == 2
-        assert await store.count_events("context_conversations", "c") == 0
-        assert await store.count_events("context_sessions", "a") == 1
-        assert await store.count_events("context_task_contexts") == 0
+        assert await store.count_events(ArchiveTables.CONVERSATIONS) == 5
+        assert await store.count_events(ArchiveTables.CONVERSATIONS, "a") == 3
+        assert await store.count_events(ArchiveTables.CONVERSATIONS, "b") == 2
+        assert await store.count_events(ArchiveTables.CONVERSATIONS, "c") == 0
+        assert await store.count_events(ArchiveTables.SESSIONS, "a") == 1
+        assert await store.count_events(ArchiveTables.TASK_CONTEXTS) == 0
 
     # -- hostile data ---------------------------------------------------------------------------------------------
     async def test_hostile_strings_round_trip_byte_for_byte(self, store: ColdStore) -> None:
@@ -920,7 +900,7 @@ class ColdStoreSuite:
             assert session.metadata == {"text": text}
             assert await store.read_task_context(key) == {"text": text, text: [text]}
             assert await store.read_checkpoint_document(key, f"c-{text}") == {"text": text}
-        assert await store.count_events("context_conversations") == len(HOSTILE_TEXTS)
+        assert await store.count_events(ArchiveTables.CONVERSATIONS) == len(HOSTILE_TEXTS)
 
     async def test_100_kb_content_round_trips(self, store: ColdStore) -> None:
         """A 100 KB message (multi-byte characters included) and a 1 MB document are stored and read back whole.
@@ -944,7 +924,7 @@ class ColdStoreSuite:
         await store.write_events([session_event(_session("s1", user_id="first"), "create"), message_event("s1", _message(1))])
         assert await other.read_session("s1") is None
         assert await other.read_history("s1", None) == []
-        assert await other.count_events("context_sessions") == 0
+        assert await other.count_events(ArchiveTables.SESSIONS) == 0
         await other.write_events([session_event(_session("s1", user_id="second"), "create")])
         first = await store.read_session("s1")
         assert first is not None
@@ -966,11 +946,11 @@ class ColdStoreSuite:
         if not ({Capability.DURABLE.value, Capability.SHARED.value} & set(store.capabilities)):
             # Declaring neither capability means the archive is private to the object: a second one is empty.
             assert await second.read_session("s1") is None
-            assert await second.count_events("context_conversations") == 0
+            assert await second.count_events(ArchiveTables.CONVERSATIONS) == 0
             return
         assert await second.read_session("s1") == _session("s1", request_count=1)
         assert [m.id for m in await second.read_history("s1", None)] == ["m1", "m2"]
         await second.write_events(batch)
         for table in ARCHIVE_TABLES:
             assert await second.count_events(table) == await store.count_events(table)
-        assert await store.count_events("context_conversations") == 2
+        assert await store.count_events(ArchiveTables.CONVERSATIONS) == 2

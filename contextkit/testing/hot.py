@@ -28,27 +28,33 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from contextkit.errors import OwnerUnknown, SerializationError
+from contextkit.archiver import Outbox
+from contextkit.backend.tables import ArchiveTables
+from contextkit.errors import CapabilityNotSupported, OwnerUnknown, SerializationError
 from contextkit.records import ArchiveEvent, Message, Session
 from contextkit.stores import (
     MAX_COUNTER,
     ArchiveSpec,
     Capability,
+    CheckpointStore,
     EventHead,
     HotStore,
+    OutboxProvider,
     OwnerState,
     RestoreAware,
     SessionUpdate,
     StoreSettings,
     Versioned,
+    capability_mismatches,
 )
+from contextkit.testing.suite import StoreSuite
 from contextkit.tiered.events import (
     checkpoint_document_event,
     conversation_session_event,
@@ -122,7 +128,7 @@ def _spec(count: int, prefix: str | None = None) -> ArchiveSpec:
     """An archive spec for ``count`` messages (event ids ``<prefix>-0``, ``<prefix>-1``, ...; a fresh prefix by
     default: a durable outbox keeps one event per id)."""
     prefix = prefix or uuid.uuid4().hex
-    return ArchiveSpec("context_conversations", tuple(f"{prefix}-{i}" for i in range(count)), (_T0,) * count)
+    return ArchiveSpec(ArchiveTables.CONVERSATIONS, tuple(f"{prefix}-{i}" for i in range(count)), (_T0,) * count)
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.1) -> bool:
@@ -160,7 +166,7 @@ async def scan_threads_all(store: HotStore, count: int = 100, max_pages: int = 1
     raise AssertionError(f"scan_checkpoint_threads did not finish within {max_pages} pages")
 
 
-class HotStoreSuite:
+class HotStoreSuite(StoreSuite[HotStore]):
     """Base class of the hot tier conformance tests; subclass it and implement :meth:`make_store`."""
 
     #: Every test of a subclass carries the ``conformance`` marker (pytest collects class marks along the MRO), so
@@ -171,55 +177,6 @@ class HotStoreSuite:
     namespace_prefix: str = "ckt"
     #: Settings every store starts from; :meth:`new_store` overrides single fields.
     default_settings: StoreSettings = StoreSettings(history_cap=1000)
-    _made_stores: list[HotStore]
-
-    # -- what a backend provides --------------------------------------------------------------------------------
-    async def make_store(self, settings: StoreSettings) -> HotStore:
-        """Build and open a store for ``settings`` (a fresh, unique namespace). Backends must override this."""
-        raise NotImplementedError("subclasses of HotStoreSuite implement `async def make_store(self, settings)`")
-
-    async def cleanup_store(self, store: HotStore) -> None:
-        """Remove what a test left behind (keys, tables, files); called before the suite closes ``store``."""
-
-    # -- plumbing -------------------------------------------------------------------------------------------------
-    @pytest.fixture(autouse=True)
-    async def _hot_store_lifecycle(self, request: pytest.FixtureRequest) -> AsyncIterator[None]:
-        """Track every store a test builds, and clean up and close each one at teardown."""
-        instance = request.instance if request.instance is not None else self
-        made: list[HotStore] = []
-        instance._made_stores = made
-        yield
-        errors: list[BaseException] = []
-        for store in reversed(made):
-            try:
-                await instance.cleanup_store(store)
-            except Exception as exc:  # keep closing the others, then report
-                errors.append(exc)
-            try:
-                await store.aclose()
-            except Exception as exc:
-                errors.append(exc)
-        instance._made_stores = []
-        if errors:
-            raise errors[0]
-
-    async def new_store(self, **overrides: Any) -> HotStore:
-        """An opened store on a fresh namespace, with ``overrides`` applied to :attr:`default_settings`."""
-        namespace = overrides.pop("namespace", None) or f"{self.namespace_prefix}-{uuid.uuid4().hex[:12]}"
-        settings = replace(self.default_settings, namespace=namespace, **overrides)
-        store = await self.make_store(settings)
-        made: list[HotStore] | None = getattr(self, "_made_stores", None)
-        if made is None:
-            made = self._made_stores = []
-        made.append(store)
-        return store
-
-    @pytest.fixture
-    async def store(self, request: pytest.FixtureRequest) -> HotStore:
-        """An opened store with the default settings (history_cap=1000) on a unique namespace."""
-        instance = request.instance if request.instance is not None else self
-        store: HotStore = await instance.new_store()
-        return store
 
     # -- lifecycle, health, describe ------------------------------------------------------------------------------
     async def test_store_satisfies_the_hot_store_protocol(self, store: HotStore) -> None:
@@ -234,6 +191,28 @@ class HotStoreSuite:
         assert isinstance(store.capabilities, frozenset)
         known = {c.value for c in Capability}
         assert set(store.capabilities) <= known, f"unknown capabilities: {set(store.capabilities) - known}"
+
+    async def test_capabilities_match_the_protocols_implemented(self) -> None:
+        """Every capability the store declares comes with its protocol (``checkpoints``: CheckpointStore,
+        ``outbox`` and ``atomic_outbox``: OutboxProvider), the kit detecting them with ``isinstance``; and a
+        protocol the class implements without declaring its capability (in this configuration) refuses typed.
+        Checked on a plain and on an archived store.
+
+        Fix: declare in ``capabilities`` what the store implements; where a configuration cannot offer it (a
+        SQLite database in memory has no outbox file), leave it undeclared and raise CapabilityNotSupported.
+        """
+        for store in (await self.new_store(), await self.new_store(archived=True)):
+            assert capability_mismatches(store) == [], f"{store.name}: {capability_mismatches(store)}"
+            declared = store.capabilities
+            if Capability.OUTBOX.value not in declared and isinstance(store, OutboxProvider):
+                with pytest.raises(CapabilityNotSupported):
+                    store.outbox()
+            if Capability.CHECKPOINTS.value not in declared and isinstance(store, CheckpointStore):
+                with pytest.raises(CapabilityNotSupported):
+                    await store.cp_get("t", "", None)
+            if Capability.OUTBOX.value in declared:
+                assert isinstance(store, OutboxProvider)
+                assert isinstance(store.outbox(), Outbox), "outbox() returns a contextkit.archiver.Outbox"
 
     async def test_health_reports_a_status_and_latency(self, store: HotStore) -> None:
         """health() returns {"status": healthy|degraded|unhealthy, "latency_ms": number, ...} on a working store.
@@ -565,15 +544,15 @@ class HotStoreSuite:
         caps = store.capabilities
         if Capability.ATOMIC_OUTBOX.value not in caps:
             return  # the kit never passes ``archive`` to such a store; appends are checked by the other tests
-        assert Capability.OUTBOX.value in caps
+        assert Capability.OUTBOX.value in caps and isinstance(store, OutboxProvider)
 
-        outbox = store.outbox(max_pending=1000)  # type: ignore[attr-defined]
+        outbox = store.outbox(max_pending=1000)
         try:
             key = "é {x} 🙂"
             created = (_T0 + timedelta(seconds=1), _T0 + timedelta(seconds=2))
 
             def spec(*ids: str) -> ArchiveSpec:
-                return ArchiveSpec("context_conversations", ids, created[: len(ids)])
+                return ArchiveSpec(ArchiveTables.CONVERSATIONS, ids, created[: len(ids)])
 
             append = store.append_messages
             first = await append(key, [make_message("first")], archive=spec("ev-0"))
@@ -585,7 +564,7 @@ class HotStoreSuite:
             stored = await append(key, messages, archive=spec("ev-1", "ev-2"))
             assert [m.seq for m in stored] == [2, 3]
             expected = [
-                ArchiveEvent("context_conversations", key, {"message": m.to_dict()}, created_at=at, event_id=eid)
+                ArchiveEvent(ArchiveTables.CONVERSATIONS, key, {"message": m.to_dict()}, created_at=at, event_id=eid)
                 for m, at, eid in zip(stored, created, ("ev-1", "ev-2"), strict=True)
             ]
             got = await outbox.peek(10)
@@ -1014,7 +993,8 @@ class HotStoreSuite:
         assert Capability.ATOMIC_OUTBOX.value in store.capabilities, (
             "a hot tier that a cold tier archives must write each write's event in the write's atomic step"
         )
-        outbox = store.outbox(max_pending=100_000)  # type: ignore[attr-defined]
+        assert isinstance(store, OutboxProvider), "a store with 'atomic_outbox' implements OutboxProvider"
+        outbox = store.outbox(max_pending=100_000)
         return store, outbox
 
     @staticmethod
@@ -1243,7 +1223,7 @@ class HotStoreSuite:
         assert await store.delete_session(owner, archive=EventHead("delete")) is True
         deletes = await self._taken(outbox)
         assert sorted(e.key for e in deletes) == sorted([owner, conversation])
-        assert all(e.table == "context_sessions" and e.payload["event_type"] == "delete" for e in deletes)
+        assert all(e.table == ArchiveTables.SESSIONS and e.payload["event_type"] == "delete" for e in deletes)
         mine = next(e for e in deletes if e.key == owner)
         assert (mine.version, mine.payload["last_seq"]) == (2, 2)
         assert await store.delete_mark(owner) == (2, 2)

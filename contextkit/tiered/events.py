@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from contextkit.backend.tables import ArchiveTables
 from contextkit.records import ArchiveEvent, Message, Session, new_event_id, to_iso
 from contextkit.stores import EventHead
 
@@ -30,7 +31,7 @@ __all__ = [
 def session_event(session: Session, head: EventHead) -> ArchiveEvent:
     """The ``context_sessions`` event of a stored session (its ``version`` is the event's)."""
     payload = {"event_type": head.event_type or "update", "session": session.to_dict()}
-    return ArchiveEvent("context_sessions", session.session_id, payload, head.created_at, head.event_id, session.version)
+    return ArchiveEvent(ArchiveTables.SESSIONS, session.session_id, payload, head.created_at, head.event_id, session.version)
 
 
 def delete_event(owner: str, version: int, last_seq: int, session: Session | None, head: EventHead) -> ArchiveEvent:
@@ -41,13 +42,13 @@ def delete_event(owner: str, version: int, last_seq: int, session: Session | Non
         "session": None if session is None else session.to_dict(),
         "last_seq": last_seq,
     }
-    return ArchiveEvent("context_sessions", owner, payload, head.created_at, head.event_id, version)
+    return ArchiveEvent(ArchiveTables.SESSIONS, owner, payload, head.created_at, head.event_id, version)
 
 
 def task_context_event(session_id: str, document: Mapping[str, Any], version: int, head: EventHead) -> ArchiveEvent:
     """The ``context_task_contexts`` event of a stored task context document."""
     return ArchiveEvent(
-        "context_task_contexts", session_id, {"context": dict(document)}, head.created_at, head.event_id, version
+        ArchiveTables.TASK_CONTEXTS, session_id, {"context": dict(document)}, head.created_at, head.event_id, version
     )
 
 
@@ -56,7 +57,7 @@ def conversation_session_event(
 ) -> ArchiveEvent:
     """The ``context_conversation_sessions`` event of a stored conversation session document."""
     return ArchiveEvent(
-        "context_conversation_sessions", session_key, {"session": dict(document)}, head.created_at, head.event_id, version
+        ArchiveTables.CONVERSATION_SESSIONS, session_key, {"session": dict(document)}, head.created_at, head.event_id, version
     )
 
 
@@ -65,7 +66,7 @@ def checkpoint_document_event(
 ) -> ArchiveEvent:
     """The ``context_checkpoints`` event of a stored seed checkpoint document."""
     payload = {"checkpoint_id": checkpoint_id, "document": dict(document)}
-    return ArchiveEvent("context_checkpoints", thread_id, payload, head.created_at, head.event_id, version)
+    return ArchiveEvent(ArchiveTables.CHECKPOINTS, thread_id, payload, head.created_at, head.event_id, version)
 
 
 def writes_document_event(
@@ -73,7 +74,7 @@ def writes_document_event(
 ) -> ArchiveEvent:
     """The ``context_checkpoint_writes`` event of seed writes appended to a checkpoint."""
     payload = {"checkpoint_id": checkpoint_id, "task_id": task_id, "writes": list(writes)}
-    return ArchiveEvent("context_checkpoint_writes", thread_id, payload, head.created_at, head.event_id, version)
+    return ArchiveEvent(ArchiveTables.CHECKPOINT_WRITES, thread_id, payload, head.created_at, head.event_id, version)
 
 
 def message_event(
@@ -97,5 +98,5 @@ def message_event(
         "metadata": dict(message.metadata) if metadata is None else metadata,
     }
     return ArchiveEvent(
-        "context_conversations", key, {"message": data}, created_at or message.timestamp, event_id or new_event_id()
+        ArchiveTables.CONVERSATIONS, key, {"message": data}, created_at or message.timestamp, event_id or new_event_id()
     )

@@ -173,7 +173,7 @@ _ORIGINAL_CH_DDL = [
 
 @pytest.fixture(scope="module")
 def clickhouse_url() -> Any:
-    from contextkit.testing.clickhouse_server import clickhouse_service
+    from contextkit.testing.services.clickhouse_server import clickhouse_service
 
     pytest.importorskip("contextkit_clickhouse", reason="needs the contextkit-clickhouse plugin")
     with clickhouse_service() as service:

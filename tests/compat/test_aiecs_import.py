@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from contextkit.cli import cli
 from contextkit.compat import ContextEngine
-from contextkit.testing.redis_servers import RedisServer, redis_binaries
 from contextkit.testing.services import missing_service
+from contextkit.testing.services.redis_servers import RedisServer, redis_binaries
 
 T0 = dt.datetime(2024, 3, 1, 10, 0, 0)
 

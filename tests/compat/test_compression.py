@@ -7,11 +7,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from contextkit import hookimpl
-from contextkit.compat import CompressionConfig, ContextEngine
+from contextkit.compat import CompressionConfig, ContextEngine, ConversationMessage
+from contextkit.errors import InvalidInput
 from contextkit.plugins import PluginManager
 
 
@@ -215,6 +217,48 @@ async def test_get_compressed_context_formats(make_engine: Any) -> None:
     assert [r["content"] for r in rows] == ["Message 2", "Message 3", "Message 4"]
     text = await engine.get_compressed_context("s1", format="string")
     assert "user: Message 2" in text and "assistant: Message 3" in text
+    messages = await engine.get_compressed_context("s1")  # format="messages", the default
+    assert [(m.role, m.content) for m in messages] == [("user", "Message 2"), ("assistant", "Message 3"), ("user", "Message 4")]
+    assert all(isinstance(m, ConversationMessage) for m in messages)
+
+
+async def test_get_compressed_context_refuses_an_unknown_format_before_compressing(make_engine: Any) -> None:
+    """A format it does not know raises InvalidInput, and with ``compress_first`` nothing was compacted."""
+    engine = await make_engine(compression_config=CompressionConfig(keep_recent=2))
+    await _fill(engine, "s1", 5)
+    with pytest.raises(InvalidInput, match="format must be"):
+        await engine.get_compressed_context("s1", format="xml", compress_first=True)
+    assert await _contents(engine, "s1") == [f"Message {i}" for i in range(5)]
+
+
+async def test_compress_on_append_if_needed_compacts_only_when_on_and_above_max_messages(make_engine: Any) -> None:
+    """The original's public ``compress_on_append_if_needed`` (AIECS hosts call it after persisting turns): None
+    with ``compress_on_append`` off or at ``max_messages`` or fewer; above, it compacts with the configured
+    strategy, a named one, or a sequence of names run as ``hybrid``."""
+    config = CompressionConfig(max_messages=4, keep_recent=2)
+    off = await make_engine(compression_config=config)
+    await _fill(off, "s1", 6)
+    assert await off.compress_on_append_if_needed("s1") is None
+    assert len(await _contents(off, "s1")) == 6
+
+    engine = await make_engine(compression_config=config, compress_on_append=True)
+    await _fill(engine, "s2", 4)  # add_conversation_message calls it too: at max_messages, nothing happens
+    assert await engine.compress_on_append_if_needed("s2") is None
+    assert len(await _contents(engine, "s2")) == 4
+    engine.compress_on_append = False  # fill past the limit without compacting on each append
+    await _fill(engine, "s3", 7)
+    engine.compress_on_append = True
+    result = await engine.compress_on_append_if_needed("s3", strategy="truncate")
+    assert result is not None and result["success"] and result["strategy"] == "truncate"
+    assert (result["original_count"], result["compressed_count"]) == (7, 2)
+    assert await _contents(engine, "s3") == ["Message 5", "Message 6"]
+
+    engine.compress_on_append = False
+    await _fill(engine, "s4", 6)
+    engine.compress_on_append = True
+    chained = await engine.compress_on_append_if_needed("s4", strategy=["truncate"])
+    assert chained is not None and chained["success"] and chained["strategy"] == "hybrid"
+    assert await _contents(engine, "s4") == ["Message 4", "Message 5"]
 
 
 class _DropSystemPlugin:

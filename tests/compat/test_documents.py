@@ -95,5 +95,26 @@ async def test_in_place_changes_are_stored(engine: ContextEngine) -> None:
 def test_native_task_context_stays_immutable() -> None:
     context = KitTaskContext({"metadata": {"a": 1}})
     assert context.with_metadata(a=2).metadata == {"a": 2} and context.metadata == {"a": 1}
+    updated = context.with_context_update("message", {"text": "hi"}, {"source": "chat"})
+    assert context.context_history == []
+    (update,) = updated.context_history
+    assert (update.update_type, update.data, update.metadata) == ("message", {"text": "hi"}, {"source": "chat"})
     with pytest.raises(AttributeError):
         context.user_id = "x"  # type: ignore[misc]
+
+
+async def test_a_native_context_update_round_trips_through_the_store(engine: ContextEngine) -> None:
+    """``TaskContext.with_context_update`` (the immutable record's way to add to ``context_history``) is stored
+    and read back whole, in order, by the kit."""
+    context = (
+        KitTaskContext({"user_id": "u1", "chat_id": "s1"})
+        .with_context_update("message", {"text": "hi"})
+        .with_context_update("tool", [1, 2], {"name": "calc"})
+    )
+    assert await engine.store_task_context("s1", context)
+    got = await engine.get_task_context("s1")
+    assert got is not None
+    assert [(u.update_type, u.data, u.metadata) for u in got.context_history] == [
+        ("message", {"text": "hi"}, {}),
+        ("tool", [1, 2], {"name": "calc"}),
+    ]

@@ -5,7 +5,7 @@ This module owns the servers and the per-test isolation of ``tests/integration``
 * :func:`pg_target` - the machine's PostgreSQL (``CONTEXTKIT_TEST_POSTGRES_URL``, default
   ``postgresql://postgres@127.0.0.1:5432/test``) with a schema of its own, dropped at the end of the test;
 * :func:`ch_target` - a ClickHouse found or started once per session by
-  :func:`contextkit.testing.clickhouse_server.clickhouse_service` (``CONTEXTKIT_TEST_CLICKHOUSE_URL``, else a server
+  :func:`contextkit.testing.services.clickhouse_server.clickhouse_service` (``CONTEXTKIT_TEST_CLICKHOUSE_URL``, else a server
   from the chdb-core wheel, else testcontainers), with a table prefix of its own whose tables are dropped at the end;
 * :func:`cold_target` - either of them, for tests parametrized over ``["postgres", "clickhouse"]``;
 * :func:`private_postgres` - a PostgreSQL this session starts itself, which fault tests may stop, start and kill.
@@ -26,9 +26,9 @@ from typing import Any, Protocol, TypeVar
 import asyncpg
 import pytest
 
-from contextkit.testing.clickhouse_server import ClickHouseService, clickhouse_service
-from contextkit.testing.postgres_server import PostgresServer
 from contextkit.testing.services import env_url, missing_service
+from contextkit.testing.services.clickhouse_server import ClickHouseService, clickhouse_service
+from contextkit.testing.services.postgres_server import PostgresServer
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 #: ClickHouse database of these tests; each test has its own table prefix in it.

@@ -26,8 +26,8 @@ from contextkit import ContextKit
 from contextkit.cli import cli
 from contextkit.errors import LimitExceeded, OwnerUnknown
 from contextkit.records import ArchiveEvent, Message, utcnow
-from contextkit.testing.redis_servers import RedisServer, redis_binaries
 from contextkit.testing.services import free_port
+from contextkit.testing.services.redis_servers import RedisServer, redis_binaries
 from contextkit.tiered.events import message_event
 
 #: 2,000 CJK characters: 6,000 bytes of UTF-8, under Limits.max_id_length (2,048 characters) but over what a

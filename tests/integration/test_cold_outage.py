@@ -1,7 +1,7 @@
 """A cold tier outage through the public kit: writes go on, the archiver retries, nothing is lost or doubled.
 
 The cold tier is a server this session started itself (never the machine's shared one): a private PostgreSQL
-(:class:`contextkit.testing.postgres_server.PostgresServer`) stopped cleanly, or the session's chdb-core ClickHouse
+(:class:`contextkit.testing.services.postgres_server.PostgresServer`) stopped cleanly, or the session's chdb-core ClickHouse
 killed with SIGKILL and restarted on the same data directory and port.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from contextkit import ContextKit
-from contextkit.testing.clickhouse_server import ClickHouseService
-from contextkit.testing.postgres_server import PostgresServer
 from contextkit.testing.services import missing_service
+from contextkit.testing.services.clickhouse_server import ClickHouseService
+from contextkit.testing.services.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.slow
 

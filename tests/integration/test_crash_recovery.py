@@ -34,9 +34,9 @@ from contextkit.archiver import FileOutbox
 from contextkit.records import Session
 from contextkit.stores import CheckpointBundle, StoreSettings
 from contextkit.testing.hot import scan_all
-from contextkit.testing.postgres_server import PostgresServer
-from contextkit.testing.redis_servers import RedisServer, redis_binaries
 from contextkit.testing.services import missing_service
+from contextkit.testing.services.postgres_server import PostgresServer
+from contextkit.testing.services.redis_servers import RedisServer, redis_binaries
 from contextkit_postgres.cold import PostgresColdStore
 from contextkit_sqlite import SqliteHotStore
 

@@ -27,12 +27,12 @@ from contextkit.archiver import outbox_table_sql
 from contextkit.errors import ConfigError
 from contextkit.records import Message, Session, utcnow
 from contextkit.stores import StoreSettings
-from contextkit.testing.clickhouse_server import ClickHouseService
 from contextkit.testing.cold import message_event, session_event
 from contextkit.testing.hot import make_message, make_session
-from contextkit.testing.postgres_server import PostgresServer
-from contextkit.testing.redis_servers import RedisServer, redis_binaries
 from contextkit.testing.services import missing_service
+from contextkit.testing.services.clickhouse_server import ClickHouseService
+from contextkit.testing.services.postgres_server import PostgresServer
+from contextkit.testing.services.redis_servers import RedisServer, redis_binaries
 from contextkit_clickhouse import ClickHouseColdStore
 from contextkit_clickhouse.schema import OWNER_TABLE as CLICKHOUSE_OWNER_TABLE
 from contextkit_clickhouse.schema import legacy_table_prefix_for

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from contextkit import ContextKit
-from contextkit.testing.redis_servers import RedisServer, redis_binaries, redis_command
 from contextkit.testing.services import missing_service
+from contextkit.testing.services.redis_servers import RedisServer, redis_binaries, redis_command
 from contextkit.testing.tiering import SnapshotScenario, TieringSuite
 from contextkit_sqlite.testing import SqliteSnapshots
 

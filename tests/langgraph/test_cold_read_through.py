@@ -427,3 +427,77 @@ async def test_archived_blob_bytes_of_all_channels_versus_changed_channels_only(
                 new_bytes += len(bundle.blobs[channel][1])
     print(f"archived blob bytes: all channels {all_bytes}, changed channels only {new_bytes}")
     assert new_bytes <= all_bytes <= new_bytes * len(archived)
+
+
+async def test_checkpoints_retention_removed_are_not_read_back_from_the_archive() -> None:
+    """With ``[checkpoints] keep_latest`` configured, what retention removes from the hot tier stays in the
+    archive (its copies are not deleted) but the saver does not read it back: the history is the kept
+    checkpoints, an old id reads as missing, and the newest state is whole. A thread whose hot copy expired reads
+    back its newest as before."""
+    config = {"hot": "memory", "cold": "memory", "checkpoint_ttl": TTL, "checkpoints": {"keep_latest": 3}}
+    async with ContextKit.from_config(config, env={}) as kit:
+        kit.hot._cp_now = _Clock()  # type: ignore[attr-defined]
+        saver = kit.checkpointer()
+        assert saver.retention is not None and saver.retention.keep_latest == 3
+        graph = archive_graph(saver)
+        await run_archive_graph(graph, THREAD, 3)
+        before = state_summary(await _history(graph))
+        before_state = (await graph.aget_state(_config())).values
+        await _flush(kit)
+        await saver.aretain([THREAD])
+        hot = [b.row.checkpoint_id async for b in kit.hot.cp_list(THREAD, None)]  # type: ignore[attr-defined]
+        assert hot == [entry[0] for entry in before[:3]]
+        after = state_summary(await _history(graph))
+        assert [e[0] for e in after] == hot
+        assert await saver.aget_tuple(_config(checkpoint_id=before[-1][0])) is None
+        assert (await graph.aget_state(_config())).values == before_state
+        # The archive keeps every checkpoint (retention prunes the hot tier only).
+        assert len(await kit.cold.list_langgraph_checkpoints(THREAD, None)) == len(before)  # type: ignore[union-attr]
+
+        _expire_hot(kit)
+        graph = archive_graph(kit.checkpointer())
+        assert (await graph.aget_state(_config())).values == before_state
+
+
+async def test_compressed_values_are_archived_compressed_and_read_back() -> None:
+    """Values over ``compress_above`` go to the archive as stored (compressed, with their marker) and read back
+    into the same state after the hot copy expired."""
+    config = {"hot": "memory", "cold": "memory", "checkpoint_ttl": TTL, "checkpoints": {"compress_above": 64}}
+    async with ContextKit.from_config(config, env={}) as kit:
+        kit.hot._cp_now = _Clock()  # type: ignore[attr-defined]
+        graph = archive_graph(kit.checkpointer())
+        await run_archive_graph(graph, THREAD, 3)
+        before = state_summary(await _history(graph))
+        await _flush(kit)
+        archived = await kit.cold.list_langgraph_checkpoints(THREAD, None)  # type: ignore[union-attr]
+        doc_kinds = {bundle.blobs["doc"][0] for bundle in archived if "doc" in bundle.blobs}
+        assert doc_kinds and all(kind.endswith(("+zstd", "+zlib")) for kind in doc_kinds)
+        _expire_hot(kit)
+        assert await kit.hot.cp_get(THREAD, "", None) is None  # type: ignore[attr-defined]
+        graph = archive_graph(kit.checkpointer())
+        assert state_summary(await _history(graph)) == before
+
+
+def test_the_retired_view_follows_the_policy_given_the_newer_hot_checkpoints() -> None:
+    """Unit test of the rule read-through applies (:class:`contextkit.langgraph._RetiredView`): an archived
+    checkpoint is retired only when the hot tier holds newer ones and, given those, the policy drops it."""
+    from contextkit.langgraph import _RetiredView
+    from contextkit.stores import CheckpointRow, RetentionPolicy, checkpoint_id_floor
+
+    now = time.time()
+    ids = [checkpoint_id_floor(now - hours * 3600) for hours in (10, 9, 2, 1)]
+
+    def row(cid: str, parent: str | None = "p") -> CheckpointRow:
+        return CheckpointRow(THREAD, "", cid, parent, ("json", b"{}"), {}, {})
+
+    by_count = _RetiredView(RetentionPolicy(keep_latest=2), {"": [ids[3], ids[2]]}, now)
+    assert by_count.retired(row(ids[1])) and by_count.retired(row(ids[0]))
+    assert not by_count.retired(row(ids[3]))  # nothing newer in the hot tier
+    assert not by_count.retired(CheckpointRow(THREAD, "child:1", ids[0], "p", ("json", b"{}"), {}, {}))
+    one_newer = _RetiredView(RetentionPolicy(keep_latest=2), {"": [ids[3]]}, now)
+    assert not one_newer.retired(row(ids[2]))  # it would be among the 2 newest
+    by_age = _RetiredView(RetentionPolicy(max_age=5 * 3600), {"": [ids[3]]}, now)
+    assert by_age.retired(row(ids[0])) and not by_age.retired(row(ids[2]))
+    assert not by_age.retired(row("0-not-a-uuid"))  # older than the hot one, but of no known age
+    first = _RetiredView(RetentionPolicy(keep_latest=1, keep_first=True), {"": [ids[3]]}, now)
+    assert not first.retired(row(ids[0], parent=None)) and first.retired(row(ids[1]))

@@ -132,6 +132,37 @@ def test_sqlite_url_sync_saver_resumes_an_interrupt_after_a_reopen(tmp_path: Pat
     assert not [t for t in threading.enumerate() if t.name == "contextkit-saver"], "the loop thread was not joined"
 
 
+def test_the_sync_delete_for_runs_copy_thread_and_prune_do_what_their_async_forms_do() -> None:
+    """BaseCheckpointSaver's sync ``delete_for_runs``, ``copy_thread`` and ``prune``, from code with no event loop:
+    each runs its async form on the saver's loop."""
+    counter = StateGraph(State)
+    counter.add_node("step", lambda state: {"steps": ["s"]})
+    counter.add_edge(START, "step")
+    counter.add_edge("step", END)
+    with ContextKitSaver.from_conn_string("memory://", env={}) as saver:
+        graph = counter.compile(checkpointer=saver)
+        dropped, kept = str(uuid.uuid4()), str(uuid.uuid4())
+        graph.invoke({"steps": []}, {"configurable": {"thread_id": "t-runs", "run_id": dropped}})
+        graph.invoke({"steps": []}, {"configurable": {"thread_id": "t-runs", "run_id": kept}})
+
+        def runs(thread: str) -> set[str]:
+            return {c.metadata["run_id"] for c in saver.list(_thread(thread))}
+
+        assert runs("t-runs") == {dropped, kept}
+        saver.delete_for_runs([dropped])
+        assert runs("t-runs") == {kept}
+
+        before = [c.checkpoint["id"] for c in saver.list(_thread("t-runs"))]
+        saver.copy_thread("t-runs", "t-copy")
+        assert [c.checkpoint["id"] for c in saver.list(_thread("t-copy"))] == before
+        assert graph.get_state(_thread("t-copy")).values == {"steps": ["s", "s"]}
+
+        saver.prune(["t-copy"])  # keep_latest: only the newest checkpoint of the thread stays
+        assert [c.checkpoint["id"] for c in saver.list(_thread("t-copy"))] == before[:1]
+        assert graph.get_state(_thread("t-copy")).values == {"steps": ["s", "s"]}
+        assert [c.checkpoint["id"] for c in saver.list(_thread("t-runs"))] == before  # the source is untouched
+
+
 async def test_sqlite_url_async_saver(tmp_path: Path) -> None:
     """``sqlite:///relative`` is relative to the working directory (SQLAlchemy's convention)."""
     cwd = os.getcwd()

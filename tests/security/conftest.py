@@ -1,6 +1,6 @@
 """Servers of the authentication and encryption tests: each one started here, on a free loopback port, and stopped.
 
-* :func:`tls_files` - a throwaway CA, server and client certificate (:mod:`contextkit.testing.tls`);
+* :func:`tls_files` - a throwaway CA, server and client certificate (:mod:`contextkit.testing.services.tls`);
 * :func:`password_redis` - redis-server with ``requirepass``;
 * :func:`acl_redis` - redis-server whose ACL user may only touch keys under its prefix and run only the commands
   of :data:`REDIS_TIER_COMMANDS` (the default user keeps full rights, for setup);
@@ -33,11 +33,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from contextkit.testing.clickhouse_server import ClickHouseServer, ClickHouseServerError, chdb_available
-from contextkit.testing.postgres_server import PostgresServer
-from contextkit.testing.redis_servers import RedisServer, redis_binaries, redis_command
 from contextkit.testing.services import free_port, missing_service
-from contextkit.testing.tls import TlsFiles, TlsMaterialError, make_tls_files, openssl_version
+from contextkit.testing.services.clickhouse_server import ClickHouseServer, ClickHouseServerError, chdb_available
+from contextkit.testing.services.postgres_server import PostgresServer
+from contextkit.testing.services.redis_servers import RedisServer, redis_binaries, redis_command
+from contextkit.testing.services.tls import TlsFiles, TlsMaterialError, make_tls_files, openssl_version
 
 #: The commands the Redis hot tier needs on a standalone server, and nothing else: connection set-up
 #: (``hello``, ``client|setname``, ``select``; ``client|setinfo`` where the server has it), ``ping`` and

@@ -44,8 +44,8 @@ import pytest
 from contextkit import ContextKit
 from contextkit.errors import ContextKitError
 from contextkit.stores import Capability
-from contextkit.testing.postgres_server import PostgresServer
 from contextkit.testing.services import env_url, missing_service
+from contextkit.testing.services.postgres_server import PostgresServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 

@@ -7,7 +7,7 @@ failure. The semantics every hot tier shares are in :mod:`contextkit.stores` (th
 
 * no I/O in ``__init__`` or the factory: connect in :meth:`open`;
 * translate your driver's exceptions: connection errors and timeouts become ``BackendUnavailable``,
-  undecodable data becomes ``SerializationError``;
+  undecodable stored data becomes ``CorruptData`` (use :mod:`contextkit.backend.documents`);
 * never put a password in ``describe()``, ``health()``, a repr, a log line or an error message: pass every text
   that could hold one through :func:`contextkit.masking.mask_secrets` (it hides URL passwords, ``password=``
   parameters and every secret the options held, which :meth:`ExampleOptions.parse` remembers with

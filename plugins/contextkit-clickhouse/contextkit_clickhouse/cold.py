@@ -29,16 +29,20 @@ old prefix (``my_app_<hash>_`` for ``my-app``) keeps using it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from contextkit.archiver import write_timeout
+from contextkit.backend.archive_reads import ArchiveCheckpointReads
+from contextkit.backend.documents import load_document, load_object
+from contextkit.backend.migrations import apply_migrations
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -53,6 +57,7 @@ from contextkit.errors import (
     BackendUnavailable,
     ConfigError,
     ContextKitError,
+    CorruptData,
     EventRefused,
     InvalidInput,
     SerializationError,
@@ -68,6 +73,7 @@ from contextkit_clickhouse.schema import (
     KEY_COLUMNS,
     OWNER_TABLE,
     TABLE_COLUMNS,
+    Migration,
     SchemaTarget,
     aiecs_copy_statements,
     legacy_table_prefix_for,
@@ -117,10 +123,7 @@ def _iso_micros(value: Any) -> int:
 
 
 def _loads(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(f"archived {what} is not valid JSON: {exc}") from exc
+    return load_document(text, f"archived {what}")
 
 
 def _micros(value: datetime) -> int:
@@ -144,17 +147,11 @@ def _last_seq(value: Any, event_id: str) -> int:
 
 
 def _session_from(text: str) -> Session:
-    data = _loads(text, "session")
-    if not isinstance(data, dict):
-        raise SerializationError("archived session is not an object")
-    return Session.from_dict(data)  # raises SerializationError itself
+    return Session.from_dict(load_object(text, "archived session"))  # raises CorruptData itself
 
 
 def _document(text: str, table: str) -> dict[str, Any]:
-    document = _loads(text, table)
-    if not isinstance(document, dict):
-        raise SerializationError(f"archived {table} document is not an object")
-    return document
+    return load_object(text, f"archived {table} document")
 
 
 # The columns every branch of a read selects (positionally: UNION ALL takes the names of its first branch, and
@@ -248,7 +245,50 @@ def _refuses_data(exc: BaseException) -> bool:
     return code in _REFUSED_CODES
 
 
-class ClickHouseColdStore:
+class _Ledger:
+    """The migrations of one store (:class:`contextkit.backend.migrations.MigrationLedger`), recorded in
+    ``<prefix>schema_migrations`` with their checksums. ClickHouse has no transactions: every statement is
+    ``IF NOT EXISTS`` (or the like), so two stores migrating at once do the same work twice, harmlessly."""
+
+    def __init__(self, store: ClickHouseColdStore, client: Any) -> None:
+        self.store = store
+        self.client = client
+        self.table = store.target.table("schema_migrations")
+
+    async def applied(self) -> dict[int, str]:
+        result = await self.store._call(
+            "read migrations",
+            self.client.query(f"SELECT version, argMax(checksum, applied_at) FROM {self.table} GROUP BY version"),
+            self.store.settings.timeout,
+        )
+        return {int(row[0]): str(row[1]) for row in result.result_rows}
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        yield  # nothing to hold (see the class docstring)
+
+    async def apply(self, migration: Migration) -> None:
+        store, ddl_timeout = self.store, self.store.options.ddl_timeout
+        # A prefix never migrated may hold the original ContextEngine's tables: set aside, then copied over.
+        adopting = await store._set_aside_aiecs_tables() if migration.version == 1 and not store.target.cluster else []
+        for statement in migration.statements(store.target):
+            await store._call(f"migration {migration.version:03d}", self.client.command(statement), ddl_timeout)
+        if adopting:
+            # Before 001 is recorded: a crash here leaves it unrecorded, and the next open copies again.
+            await store._copy_aiecs_rows(adopting)
+        await store._call(
+            "record migration",
+            self.client.insert(
+                self.table,
+                [[migration.version, migration.name, migration.checksum, _micros(datetime.now(timezone.utc)) // 1000]],
+                column_names=["version", "name", "checksum", "applied_at"],
+                column_type_names=["UInt32", "String", "String", "DateTime64(3, 'UTC')"],
+            ),
+            store.settings.timeout,
+        )
+
+
+class ClickHouseColdStore(ArchiveCheckpointReads):
     """The cold tier on ClickHouse (clickhouse-connect's async HTTP client).
 
     Built by :meth:`from_options` (the ``clickhouse`` factory) without I/O; :meth:`open`
@@ -417,43 +457,15 @@ class ClickHouseColdStore:
         if self.options.database != "default":
             await self._call("create database", client.command(self._database_ddl()), ddl_timeout)
         await self._call("create migrations table", client.command(migrations_table_ddl(self.target)), ddl_timeout)
-        migrations_table = self.target.table("schema_migrations")
-        result = await self._call(
-            "read migrations",
-            client.query(f"SELECT version, argMax(checksum, applied_at) FROM {migrations_table} GROUP BY version"),
-            self.settings.timeout,
-        )
-        applied = {int(row[0]): str(row[1]) for row in result.result_rows}
-        adopting: list[str] = []
-        if 1 not in applied and not self.target.cluster:
-            adopting = await self._set_aside_aiecs_tables()
-        done = []
-        for migration in load_migrations():
-            if migration.version in applied:
-                if applied[migration.version] != migration.checksum:
-                    logger.warning(
-                        "ClickHouse migration %03d_%s changed after it was applied; it is not re-run",
-                        migration.version,
-                        migration.name,
-                    )
-                continue
-            for statement in migration.statements(self.target):
-                await self._call(f"migration {migration.version:03d}", client.command(statement), ddl_timeout)
-            if migration.version == 1 and adopting:
-                # Before 001 is recorded: a crash here leaves it unrecorded, and the next open copies again.
-                await self._copy_aiecs_rows(adopting)
-            await self._call(
-                "record migration",
-                client.insert(
-                    migrations_table,
-                    [[migration.version, migration.name, migration.checksum, _micros(datetime.now(timezone.utc)) // 1000]],
-                    column_names=["version", "name", "checksum", "applied_at"],
-                    column_type_names=["UInt32", "String", "String", "DateTime64(3, 'UTC')"],
-                ),
-                self.settings.timeout,
+
+        def changed(migration: Migration) -> None:
+            logger.warning(
+                "ClickHouse migration %03d_%s changed after it was applied; it is not re-run",
+                migration.version,
+                migration.name,
             )
-            done.append(migration.version)
-        return done
+
+        return await apply_migrations(_Ledger(self, client), load_migrations(), on_changed=changed)
 
     async def _set_aside_aiecs_tables(self) -> list[str]:
         """Tables the original ContextEngine (AIECS) created under this store's names (no ``event_id`` column):
@@ -589,7 +601,7 @@ class ClickHouseColdStore:
         if type(version) is not int or version < 0:
             raise SerializationError(f"archive event {event.event_id} has an invalid version {version!r}")
         try:
-            if table == "context_conversations":
+            if table == ArchiveTables.CONVERSATIONS:
                 message = payload["message"]
                 seq, message_id = message.get("seq", 0), message["id"]
                 role, content = message["role"], message["content"]
@@ -608,7 +620,7 @@ class ClickHouseColdStore:
                     event.event_id,
                     version,
                 ]
-            if table == "context_sessions":
+            if table == ArchiveTables.SESSIONS:
                 event_type = str(payload.get("event_type", "update"))
                 if event_type == "delete":
                     # An owner's delete: any owner may be deleted, so there may be no session ("null", no user).
@@ -628,10 +640,10 @@ class ClickHouseColdStore:
                     version,
                     last_seq,
                 ]
-            if table == "context_task_contexts":
+            if table == ArchiveTables.TASK_CONTEXTS:
                 return [event.key, _dumps(payload["context"]), created, event.event_id, version]
             kind = payload_kind(payload)
-            if table == "context_checkpoints" and kind in (LANGGRAPH_KIND, DELETE_KIND):
+            if table == ArchiveTables.CHECKPOINTS and kind in (LANGGRAPH_KIND, DELETE_KIND):
                 metadata = payload.get("metadata")
                 return [
                     event.key,
@@ -642,7 +654,7 @@ class ClickHouseColdStore:
                     event.event_id,
                     version,
                 ]
-            if table == "context_checkpoint_writes" and kind == LANGGRAPH_KIND:
+            if table == ArchiveTables.CHECKPOINT_WRITES and kind == LANGGRAPH_KIND:
                 return [
                     event.key,
                     str(payload["checkpoint_id"]),
@@ -652,7 +664,7 @@ class ClickHouseColdStore:
                     event.event_id,
                     version,
                 ]
-            if table == "context_checkpoints":
+            if table == ArchiveTables.CHECKPOINTS:
                 document = payload["document"]
                 metadata = document.get("metadata", {}) if isinstance(document, Mapping) else {}
                 return [
@@ -664,7 +676,7 @@ class ClickHouseColdStore:
                     event.event_id,
                     version,
                 ]
-            if table == "context_checkpoint_writes":
+            if table == ArchiveTables.CHECKPOINT_WRITES:
                 return [
                     event.key,
                     str(payload["checkpoint_id"]),
@@ -693,7 +705,7 @@ class ClickHouseColdStore:
         for the matching rows only, so a session with 100,000 archived snapshots costs little more than one with
         ten. GLOBAL: on a cluster the subquery runs once, not once per shard (and a plain IN over a Distributed
         table is refused)."""
-        sessions = self._tables["context_sessions"]
+        sessions = self._tables[ArchiveTables.SESSIONS]
         return (
             f"(SELECT '{part}', session_id, {_ROW_COLUMNS}, toString(event_type), payload, last_seq FROM {sessions} "
             "WHERE session_id = {key:String} AND (version, created_at) GLOBAL IN "
@@ -729,8 +741,8 @@ class ClickHouseColdStore:
         branches = [
             # the newest rows and the newest delete rows, in one branch (see _deletes_branch for the maxIf)
             self._sessions_branch("session", f"max((version, created_at)), {_NEWEST_DELETE}"),
-            self._newest_branch("task", "context_task_contexts", "context_data"),
-            self._newest_branch("conversation", "context_conversation_sessions", "session_data"),
+            self._newest_branch("task", ArchiveTables.TASK_CONTEXTS, "context_data"),
+            self._newest_branch("conversation", ArchiveTables.CONVERSATION_SESSIONS, "session_data"),
             # Versions only: version > 0 comes first so that the JSON of version-0 rows (LangGraph's, and seed rows
             # archived before versions existed) is never parsed; a row with a "kind" is LangGraph's and excluded.
             f"(SELECT 'versions', '', max(version), toInt64(0), '', '', '', toUInt64(0) "
@@ -771,10 +783,10 @@ class ClickHouseColdStore:
             last_seq=last_seq,
             mark=_mark(delete_rows),
             session=session,
-            task_context=None if task is None else (task.order, _document(task.data, "context_task_contexts")),
+            task_context=None if task is None else (task.order, _document(task.data, ArchiveTables.TASK_CONTEXTS)),
             conversation=None
             if conversation is None
-            else (conversation.order, _document(conversation.data, "context_conversation_sessions")),
+            else (conversation.order, _document(conversation.data, ArchiveTables.CONVERSATION_SESSIONS)),
         )
 
     async def read_session(self, session_id: str) -> Session | None:
@@ -821,7 +833,7 @@ class ClickHouseColdStore:
         for message_id, seq, role, content, metadata, ticks in reversed(rows):
             meta = _loads(metadata, "message metadata")
             if not isinstance(meta, dict):
-                raise SerializationError("archived message metadata is not an object")
+                raise CorruptData("archived message metadata is not an object")
             messages.append(
                 Message(
                     role=str(role),
@@ -836,11 +848,11 @@ class ClickHouseColdStore:
 
     async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
         """The newest archived task context document, or None (also when a later delete hides it)."""
-        return await self._newest_document("context_task_contexts", "context_data", session_id)
+        return await self._newest_document(ArchiveTables.TASK_CONTEXTS, "context_data", session_id)
 
     async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
         """The newest archived conversation session document, or None (also when a later delete hides it)."""
-        return await self._newest_document("context_conversation_sessions", "session_data", session_key)
+        return await self._newest_document(ArchiveTables.CONVERSATION_SESSIONS, "session_data", session_key)
 
     async def conversation_keys_of(self, session_id: str) -> list[str]:
         """See :meth:`contextkit.stores.ColdStore.conversation_keys_of`: the keys with a document naming the
@@ -849,7 +861,7 @@ class ClickHouseColdStore:
         Finding the keys reads the ``session_id`` of every archived conversation session document (a scan of
         that table: it is keyed by session key); it runs when a session is deleted, not on reads.
         """
-        conversations = self._tables["context_conversation_sessions"]
+        conversations = self._tables[ArchiveTables.CONVERSATION_SESSIONS]
         # GLOBAL: on a cluster the key list is gathered once by the initiator and sent to every shard.
         candidates = (
             f"GLOBAL IN (SELECT session_key FROM {conversations} "
@@ -877,7 +889,7 @@ class ClickHouseColdStore:
         for key, row in newest.items():
             if hides(_mark(deletes.get(key, [])), row.order):
                 continue
-            if _document(row.data, "context_conversation_sessions").get("session_id") == session_id:
+            if _document(row.data, ArchiveTables.CONVERSATION_SESSIONS).get("session_id") == session_id:
                 found.append(key)
         return sorted(found)
 
@@ -887,29 +899,12 @@ class ClickHouseColdStore:
         extra, params = _NOT_LANGGRAPH, {}
         if checkpoint_id is not None:
             extra, params = " AND checkpoint_id = {checkpoint:String}" + _NOT_LANGGRAPH, {"checkpoint": checkpoint_id}
-        return await self._newest_document("context_checkpoints", "data", thread_id, extra, params)
+        return await self._newest_document(ArchiveTables.CHECKPOINTS, "data", thread_id, extra, params)
 
-    async def read_langgraph_checkpoint(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
-    ) -> CheckpointBundle | None:
-        """An archived LangGraph checkpoint (the newest of the namespace for None), or None; see
-        :meth:`contextkit.stores.ColdStore.read_langgraph_checkpoint`."""
-        found = await self._langgraph(thread_id, checkpoint_ns, checkpoint_id, None, 1)
-        return found[0] if found else None
-
-    async def list_langgraph_checkpoints(
-        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
-    ) -> list[CheckpointBundle]:
-        """Archived LangGraph checkpoints newest first; see
-        :meth:`contextkit.stores.ColdStore.list_langgraph_checkpoints`."""
-        if limit is not None and limit <= 0:
-            return []
-        return await self._langgraph(thread_id, checkpoint_ns, None, before, limit)
-
-    async def _langgraph(
+    async def _langgraph_bundles(
         self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
-        checkpoints = self._tables["context_checkpoints"]
+        checkpoints = self._tables[ArchiveTables.CHECKPOINTS]
         tombstones = await self._query(
             f"SELECT data FROM {checkpoints} WHERE thread_id = {{key:String}} AND checkpoint_id = '' "
             f"AND JSONExtractString(data, 'kind') = '{DELETE_KIND}'",

@@ -8,14 +8,15 @@ checked without a cluster.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
-from importlib import resources
 from string import Template
 
+from contextkit.backend.migrations import Migration as SharedMigration
+from contextkit.backend.migrations import load_migrations as load_migration_files
+from contextkit.backend.tables import KEY_COLUMNS, ArchiveTables  # KEY_COLUMNS is re-exported
 from contextkit.errors import ConfigError
-from contextkit.naming import percent_name
+from contextkit.naming import legacy_name, percent_name
 
 __all__ = [
     "KEY_COLUMNS",
@@ -34,20 +35,10 @@ __all__ = [
     "table_prefix_for",
 ]
 
-#: The lookup-key column of each archive table (``ArchiveEvent.key`` goes there).
-KEY_COLUMNS: dict[str, str] = {
-    "context_sessions": "session_id",
-    "context_conversations": "session_id",
-    "context_task_contexts": "session_id",
-    "context_checkpoints": "thread_id",
-    "context_checkpoint_writes": "thread_id",
-    "context_conversation_sessions": "session_key",
-}
-
 #: Columns written by the store, in insert order, with their ClickHouse types (sent with every insert, which saves
 #: clickhouse-connect a DESCRIBE round trip per batch). ``version`` (and ``last_seq``) come from migration 002.
 TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "context_sessions": (
+    ArchiveTables.SESSIONS: (
         ("session_id", "String"),
         ("user_id", "String"),
         ("event_type", "LowCardinality(String)"),
@@ -57,7 +48,7 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("version", "UInt64"),
         ("last_seq", "UInt64"),
     ),
-    "context_conversations": (
+    ArchiveTables.CONVERSATIONS: (
         ("session_id", "String"),
         ("seq", "UInt64"),
         ("message_id", "String"),
@@ -69,14 +60,14 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("event_id", "String"),
         ("version", "UInt64"),
     ),
-    "context_task_contexts": (
+    ArchiveTables.TASK_CONTEXTS: (
         ("session_id", "String"),
         ("context_data", "String"),
         ("created_at", "DateTime64(6, 'UTC')"),
         ("event_id", "String"),
         ("version", "UInt64"),
     ),
-    "context_checkpoints": (
+    ArchiveTables.CHECKPOINTS: (
         ("thread_id", "String"),
         ("checkpoint_id", "String"),
         ("data", "String"),
@@ -85,7 +76,7 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("event_id", "String"),
         ("version", "UInt64"),
     ),
-    "context_checkpoint_writes": (
+    ArchiveTables.CHECKPOINT_WRITES: (
         ("thread_id", "String"),
         ("checkpoint_id", "String"),
         ("task_id", "String"),
@@ -94,7 +85,7 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("event_id", "String"),
         ("version", "UInt64"),
     ),
-    "context_conversation_sessions": (
+    ArchiveTables.CONVERSATION_SESSIONS: (
         ("session_key", "String"),
         ("session_data", "String"),
         ("created_at", "DateTime64(6, 'UTC')"),
@@ -115,7 +106,6 @@ MAX_TABLE_FILE_NAME = 200
 _LONGEST_TABLE = "context_conversation_sessions_local"
 #: The table whose comment names the namespace owning a prefix.
 OWNER_TABLE = "namespace_owner"
-_FILE_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 _REPLICATED_ENGINE = "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"
 
 
@@ -153,10 +143,7 @@ def legacy_table_prefix_for(namespace: str) -> str:
     characters were replaced or the name was long. Not injective (``A`` and ``a_6dcd4ce2`` both give
     ``a_6dcd4ce2_``), which is why it is no longer the first choice.
     """
-    cleaned = re.sub(r"[^a-z0-9_]", "_", namespace.lower())
-    if cleaned != namespace or len(cleaned) > 40:
-        digest = hashlib.sha1(namespace.encode()).hexdigest()[:8]
-        cleaned = f"{cleaned[:40]}_{digest}"
+    cleaned = legacy_name(namespace, longest=40, keep=40)
     return f"{cleaned}_" if cleaned else ""
 
 
@@ -203,18 +190,10 @@ class SchemaTarget:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One versioned migration file: its version, name, raw text and checksum."""
+class Migration(SharedMigration):
+    """One versioned migration file: its version, name, raw text and checksum (recorded with it)."""
 
-    version: int
-    name: str
-    text: str
-
-    @property
-    def checksum(self) -> str:
-        """SHA-256 of the file text (recorded with the migration)."""
-        return hashlib.sha256(self.text.encode()).hexdigest()
+    __slots__ = ()
 
     def statements(self, target: SchemaTarget) -> list[str]:
         """The DDL statements of this migration for ``target``, in order (cluster-only ones only on a cluster)."""
@@ -242,18 +221,9 @@ class Migration:
         return rendered
 
 
-def load_migrations() -> list[Migration]:
+def load_migrations() -> tuple[Migration, ...]:
     """Every ``migrations/NNN_name.sql`` shipped in the package, by version."""
-    found = []
-    for entry in resources.files("contextkit_clickhouse").joinpath("migrations").iterdir():
-        match = _FILE_NAME.match(entry.name)
-        if match:
-            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise ConfigError(f"two migration files share a version: {versions}")
-    return found
+    return load_migration_files("contextkit_clickhouse", Migration)
 
 
 def migrations_table_ddl(target: SchemaTarget) -> str:
@@ -320,14 +290,14 @@ def aiecs_copy_statements(target: SchemaTarget) -> dict[str, str]:
 
     conversation_hash = _row_hash("session_id, role, content, metadata, created_at")
     return {
-        "context_sessions": copy(
-            "context_sessions",
+        ArchiveTables.SESSIONS: copy(
+            ArchiveTables.SESSIONS,
             "session_id, user_id, event_type, payload, created_at, event_id",
             "session_id, user_id, event_type, payload, created_at, concat('aiecs:context_sessions:', "
             + _row_hash("session_id, user_id, event_type, payload, created_at") + ")",
         ),
-        "context_conversations": copy(
-            "context_conversations",
+        ArchiveTables.CONVERSATIONS: copy(
+            ArchiveTables.CONVERSATIONS,
             "session_id, seq, message_id, role, content, metadata, timestamp, created_at, event_id",
             "session_id, row_number() OVER (PARTITION BY session_id ORDER BY created_at, "
             + conversation_hash + "), "
@@ -335,14 +305,14 @@ def aiecs_copy_statements(target: SchemaTarget) -> dict[str, str]:
             f"concat('aiecs:', {conversation_hash})), role, content, metadata, created_at, created_at, "
             f"concat('aiecs:context_conversations:', {conversation_hash})",
         ),
-        "context_task_contexts": copy(
-            "context_task_contexts",
+        ArchiveTables.TASK_CONTEXTS: copy(
+            ArchiveTables.TASK_CONTEXTS,
             "session_id, context_data, created_at, event_id",
             "session_id, context_data, created_at, concat('aiecs:context_task_contexts:', "
             + _row_hash("session_id, context_data, created_at") + ")",
         ),
-        "context_checkpoints": copy(
-            "context_checkpoints",
+        ArchiveTables.CHECKPOINTS: copy(
+            ArchiveTables.CHECKPOINTS,
             "thread_id, checkpoint_id, data, metadata, created_at, event_id",
             "thread_id, checkpoint_id, concat('{\"checkpoint_id\":', toJSONString(checkpoint_id), "
             "',\"thread_id\":', toJSONString(thread_id), ',\"data\":', data, ',\"metadata\":', metadata, "
@@ -350,14 +320,14 @@ def aiecs_copy_statements(target: SchemaTarget) -> dict[str, str]:
             "created_at, concat('aiecs:context_checkpoints:', "
             + _row_hash("thread_id, checkpoint_id, data, metadata, created_at") + ")",
         ),
-        "context_checkpoint_writes": copy(
-            "context_checkpoint_writes",
+        ArchiveTables.CHECKPOINT_WRITES: copy(
+            ArchiveTables.CHECKPOINT_WRITES,
             "thread_id, checkpoint_id, task_id, writes_data, created_at, event_id",
             "thread_id, checkpoint_id, task_id, writes_data, created_at, concat('aiecs:context_checkpoint_writes:', "
             + _row_hash("thread_id, checkpoint_id, task_id, writes_data, created_at") + ")",
         ),
-        "context_conversation_sessions": copy(
-            "context_conversation_sessions",
+        ArchiveTables.CONVERSATION_SESSIONS: copy(
+            ArchiveTables.CONVERSATION_SESSIONS,
             "session_key, session_data, created_at, event_id",
             "session_key, session_data, created_at, concat('aiecs:context_conversation_sessions:', "
             + _row_hash("session_key, session_data, created_at") + ")",

@@ -1,6 +1,6 @@
 """Fixtures of the ClickHouse cold tier tests: one ClickHouse per test session, and stores on fresh namespaces.
 
-The server is found by :func:`contextkit.testing.clickhouse_server.clickhouse_service`:
+The server is found by :func:`contextkit.testing.services.clickhouse_server.clickhouse_service`:
 ``CONTEXTKIT_TEST_CLICKHOUSE_URL``; else a server started from the ``chdb-core`` wheel on a free port; else a
 testcontainers ClickHouse when Docker answers. Otherwise the tests skip (or fail when
 ``CONTEXTKIT_REQUIRE_SERVICES=1``). Only one server runs per session (this machine has two cores); the fault
@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from contextkit.stores import StoreSettings
-from contextkit.testing.clickhouse_server import ClickHouseService, clickhouse_service
 from contextkit.testing.services import missing_service
+from contextkit.testing.services.clickhouse_server import ClickHouseService, clickhouse_service
 from contextkit_clickhouse import ClickHouseColdStore
 
 #: Tests put their tables in this database, each test under its own table prefix.

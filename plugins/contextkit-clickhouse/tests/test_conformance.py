@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from contextkit.stores import ColdStore, StoreSettings
-from contextkit.testing.clickhouse_server import ClickHouseService
 from contextkit.testing.cold import ColdStoreSuite
+from contextkit.testing.services.clickhouse_server import ClickHouseService
 from contextkit_clickhouse import ClickHouseColdStore
 
 pytestmark = pytest.mark.clickhouse

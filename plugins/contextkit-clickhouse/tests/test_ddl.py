@@ -12,7 +12,7 @@ import pytest
 
 from contextkit.records import ARCHIVE_TABLES
 from contextkit.stores import StoreSettings
-from contextkit.testing.clickhouse_server import ClickHouseService
+from contextkit.testing.services.clickhouse_server import ClickHouseService
 from contextkit_clickhouse import ClickHouseColdStore
 from contextkit_clickhouse.schema import KEY_COLUMNS, TABLE_COLUMNS, SchemaTarget, load_migrations, table_prefix_for
 

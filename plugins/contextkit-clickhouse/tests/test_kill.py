@@ -13,8 +13,8 @@ import pytest
 from contextkit.errors import BackendUnavailable
 from contextkit.records import ArchiveEvent, Message, Session
 from contextkit.stores import StoreSettings
-from contextkit.testing.clickhouse_server import ClickHouseService
 from contextkit.testing.services import missing_service
+from contextkit.testing.services.clickhouse_server import ClickHouseService
 from contextkit_clickhouse import ClickHouseColdStore
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.slow]

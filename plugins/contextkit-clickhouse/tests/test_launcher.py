@@ -1,4 +1,4 @@
-"""The test ClickHouse launcher (contextkit.testing.clickhouse_server): clear errors when a server cannot start.
+"""The test ClickHouse launcher (contextkit.testing.services.clickhouse_server): clear errors when a server cannot start.
 
 Starting, killing and restarting a real server on the same port and data directory is exercised by the session
 fixture and by ``test_kill.py``; these tests need no ClickHouse.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from contextkit.testing.clickhouse_server import ClickHouseServer, ClickHouseServerError
+from contextkit.testing.services.clickhouse_server import ClickHouseServer, ClickHouseServerError
 
 
 class CrashingServer(ClickHouseServer):

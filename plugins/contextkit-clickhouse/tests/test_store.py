@@ -12,8 +12,8 @@ from contextkit.errors import BackendUnavailable, ConfigError, InvalidInput, Ser
 from contextkit.plugins import PluginManager
 from contextkit.records import ArchiveEvent, ConversationParticipant, ConversationSession, Message, Session
 from contextkit.stores import ColdStore, StoreSettings
-from contextkit.testing.clickhouse_server import ClickHouseService
 from contextkit.testing.services import free_port
+from contextkit.testing.services.clickhouse_server import ClickHouseService
 from contextkit_clickhouse import ClickHouseColdStore
 
 pytestmark = pytest.mark.clickhouse

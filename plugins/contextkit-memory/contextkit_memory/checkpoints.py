@@ -19,16 +19,19 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import delete_payload
 from contextkit.errors import ContextKitError
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,
+    KEEP_NEWEST,
     CheckpointBundle,
     CheckpointRow,
     DeltaStep,
     DeltaWalk,
     EventHead,
+    RetentionPolicy,
     StoreSettings,
     Tombstone,
     Typed,
@@ -436,7 +439,7 @@ class MemoryCheckpoints:
             floor = max(floor, previous.floor)
         if archive is not None:
             payload = delete_payload(floor)
-            self._push([ArchiveEvent("context_checkpoints", thread_id, payload, archive.created_at, archive.event_id)])
+            self._push([ArchiveEvent(ArchiveTables.CHECKPOINTS, thread_id, payload, archive.created_at, archive.event_id)])
         self._cp_drop(thread_id)
         tomb = Tombstone(floor, now + self._cp_ttl())
         if previous is not None:
@@ -488,14 +491,19 @@ class MemoryCheckpoints:
                 if run_id is not None:
                     runs.setdefault(run_id, set()).add((target_thread_id, ns_name, cid))
 
-    async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool) -> None:
-        """Keep the newest checkpoint per namespace (and the ancestors its ``DeltaChannel`` state is rebuilt
-        from), with their writes and blobs; or delete the threads (as ``cp_delete_thread``).
+    async def cp_prune(
+        self, thread_ids: Sequence[str], keep_latest: bool, *, policy: RetentionPolicy | None = None
+    ) -> None:
+        """Keep what ``policy`` retains per namespace (by default the newest checkpoint and the ancestors its
+        ``DeltaChannel`` state is rebuilt from), with their writes and blobs; or delete the threads (as
+        ``cp_delete_thread``).
 
         A subgraph call's namespace (``node:task_id``) goes with the root checkpoint it started from, once
         that one is pruned. A kept checkpoint whose parent is pruned is left without a parent.
         """
         now = self._cp_now()
+        policy = policy or KEEP_NEWEST
+        wall = time.time()
         for thread_id in thread_ids:
             if not keep_latest:
                 await self.cp_delete_thread(thread_id)
@@ -508,7 +516,7 @@ class MemoryCheckpoints:
             kept_root: set[str] = set()
             if root is not None:
                 saved_root = set(root.rows)  # before pruning: was the call's root checkpoint saved at all?
-                kept_root = self._cp_prune_namespace(thread_id, "", root)
+                kept_root = self._cp_prune_namespace(thread_id, "", root, policy, wall)
             for ns_name, ns in list(thread.namespaces.items()):
                 if ns_name == "" or not ns.ids:
                     continue
@@ -518,13 +526,15 @@ class MemoryCheckpoints:
                         self._cp_unindex(ns.rows[cid], thread_id, ns_name, cid)
                     del thread.namespaces[ns_name]
                     continue
-                self._cp_prune_namespace(thread_id, ns_name, ns)
+                self._cp_prune_namespace(thread_id, ns_name, ns, policy, wall)
 
-    def _cp_prune_namespace(self, thread_id: str, ns_name: str, ns: _Namespace) -> set[str]:
+    def _cp_prune_namespace(
+        self, thread_id: str, ns_name: str, ns: _Namespace, policy: RetentionPolicy, wall: float
+    ) -> set[str]:
         if not ns.ids:
             return set()
         newest = ns.rows[ns.ids[-1]]
-        keep = {newest.checkpoint_id, *delta_ancestors(newest, ns.rows.get, ns.has_value)}
+        keep = policy.retained(ns.rows, ns.has_value, wall)
         for cid in [c for c in ns.ids if c not in keep]:
             row = ns.remove(cid)
             if row is not None:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from contextkit.backend.archive_reads import ArchiveCheckpointReads
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -62,7 +64,7 @@ class _Row:
         return self.payload.get("event_type") == "delete"
 
 
-class MemoryColdStore:
+class MemoryColdStore(ArchiveCheckpointReads):
     """An in-process archive of :class:`~contextkit.records.ArchiveEvent` rows (tests and demos, not durable).
 
     :param settings: the namespace is reported by :meth:`describe`; other settings are unused.
@@ -155,7 +157,7 @@ class MemoryColdStore:
         return max(rows, key=lambda r: r.newness) if rows else None
 
     def _delete_mark(self, key: str) -> DeleteMark | None:
-        deletes = [r for r in self._rows_of("context_sessions", key) if r.is_delete]
+        deletes = [r for r in self._rows_of(ArchiveTables.SESSIONS, key) if r.is_delete]
         if not deletes:
             return None
         row = max(deletes, key=lambda r: r.newness)
@@ -164,7 +166,7 @@ class MemoryColdStore:
     def _visible(self, table: str, key: str) -> _Row | None:
         """The newest row of a record, unless the owner's newest delete hides it."""
         row = self._newest(table, key)
-        if row is None or (table != "context_sessions" and hides(self._delete_mark(key), row.newness)):
+        if row is None or (table != ArchiveTables.SESSIONS and hides(self._delete_mark(key), row.newness)):
             return None
         return row
 
@@ -177,12 +179,12 @@ class MemoryColdStore:
                 if payload_kind(row.payload) is None:
                     version = max(version, row.version)
         last_seq = max(
-            (int(r.payload["message"].get("seq", 0)) for r in self._by_key.get(("context_conversations", owner), ())),
+            (int(r.payload["message"].get("seq", 0)) for r in self._by_key.get((ArchiveTables.CONVERSATIONS, owner), ())),
             default=0,
         )
-        session_row = self._newest("context_sessions", owner)
-        task_row = self._newest("context_task_contexts", owner)
-        conversation_row = self._newest("context_conversation_sessions", owner)
+        session_row = self._newest(ArchiveTables.SESSIONS, owner)
+        task_row = self._newest(ArchiveTables.TASK_CONTEXTS, owner)
+        conversation_row = self._newest(ArchiveTables.CONVERSATION_SESSIONS, owner)
         return build_owner_state(
             owner,
             version=version,
@@ -198,7 +200,7 @@ class MemoryColdStore:
     async def read_session(self, session_id: str) -> Session | None:
         """The session from its newest ``context_sessions`` row (with its version); None if none, or if that row
         is a delete."""
-        row = self._newest("context_sessions", session_id)
+        row = self._newest(ArchiveTables.SESSIONS, session_id)
         if row is None or row.is_delete:
             return None
         return replace(Session.from_dict(row.payload["session"]), version=row.version)
@@ -212,7 +214,7 @@ class MemoryColdStore:
         mark = self._delete_mark(key)
         seen: set[str] = set()
         messages: list[Message] = []
-        for row in self._rows_of("context_conversations", key):
+        for row in self._rows_of(ArchiveTables.CONVERSATIONS, key):
             message = Message.from_dict(row.payload["message"])
             if message.id in seen or hides_message(mark, message.seq):
                 continue
@@ -224,21 +226,21 @@ class MemoryColdStore:
 
     async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
         """The newest archived task context document (a copy), or None."""
-        row = self._visible("context_task_contexts", session_id)
+        row = self._visible(ArchiveTables.TASK_CONTEXTS, session_id)
         return None if row is None else _copy_document(row.payload["context"])
 
     async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
         """The newest archived conversation session document (a copy), or None."""
-        row = self._visible("context_conversation_sessions", session_key)
+        row = self._visible(ArchiveTables.CONVERSATION_SESSIONS, session_key)
         return None if row is None else _copy_document(row.payload["session"])
 
     async def conversation_keys_of(self, session_id: str) -> list[str]:
         """See :meth:`contextkit.stores.ColdStore.conversation_keys_of` (a scan: this tier is for tests)."""
         self._ensure_available()
-        keys = {row.key for row in self._rows["context_conversation_sessions"].values()}
+        keys = {row.key for row in self._rows[ArchiveTables.CONVERSATION_SESSIONS].values()}
         found = []
         for key in sorted(keys):
-            row = self._visible("context_conversation_sessions", key)
+            row = self._visible(ArchiveTables.CONVERSATION_SESSIONS, key)
             if row is not None and row.payload["session"].get("session_id") == session_id:
                 found.append(key)
         return found
@@ -246,7 +248,7 @@ class MemoryColdStore:
     async def read_checkpoint_document(self, thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
         """That archived checkpoint document (its newest version), or the thread's newest; None if absent or
         hidden by a later delete of the thread's owner."""
-        rows = [r for r in self._rows_of("context_checkpoints", thread_id) if payload_kind(r.payload) is None]
+        rows = [r for r in self._rows_of(ArchiveTables.CHECKPOINTS, thread_id) if payload_kind(r.payload) is None]
         if checkpoint_id is not None:
             rows = [r for r in rows if r.payload.get("checkpoint_id") == checkpoint_id]
         if not rows:
@@ -256,25 +258,16 @@ class MemoryColdStore:
             return None
         return _copy_document(newest.payload["document"])
 
-    async def read_langgraph_checkpoint(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
-    ) -> CheckpointBundle | None:
-        """An archived LangGraph checkpoint (the newest of the namespace for None), or None; see
-        :meth:`contextkit.stores.ColdStore.read_langgraph_checkpoint`."""
-        found = self._langgraph(thread_id, checkpoint_ns, checkpoint_id, None, 1)
-        return found[0] if found else None
-
-    async def list_langgraph_checkpoints(
-        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
+    async def _langgraph_bundles(
+        self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
-        """Archived LangGraph checkpoints newest first; see
-        :meth:`contextkit.stores.ColdStore.list_langgraph_checkpoints`."""
-        return self._langgraph(thread_id, checkpoint_ns, None, before, limit)
+        """See :meth:`contextkit.backend.archive_reads.ArchiveCheckpointReads._langgraph_bundles`."""
+        return self._langgraph(thread_id, checkpoint_ns, checkpoint_id, before, limit)
 
     def _langgraph(
         self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
-        rows = self._rows_of("context_checkpoints", thread_id)
+        rows = self._rows_of(ArchiveTables.CHECKPOINTS, thread_id)
         tombstones = [r.payload for r in rows if payload_kind(r.payload) == DELETE_KIND]
         floor, runs = delete_floor(tombstones), deleted_runs(tombstones)
         candidates = [
@@ -291,7 +284,7 @@ class MemoryColdStore:
             return []
         ids = {str(p.get("checkpoint_id")) for p in chosen}
         writes = sorted(
-            (r for r in self._rows_of("context_checkpoint_writes", thread_id) if r.payload.get("checkpoint_id") in ids),
+            (r for r in self._rows_of(ArchiveTables.CHECKPOINT_WRITES, thread_id) if r.payload.get("checkpoint_id") in ids),
             key=lambda r: r.newness,
         )
         return bundles_from_payloads(thread_id, chosen, [r.payload for r in writes])
@@ -303,7 +296,7 @@ class MemoryColdStore:
         if not wanted:
             return []
         threads = set()
-        for row in self._rows["context_checkpoints"].values():
+        for row in self._rows[ArchiveTables.CHECKPOINTS].values():
             metadata = row.payload.get("metadata")
             if (
                 payload_kind(row.payload) == LANGGRAPH_KIND

@@ -201,8 +201,8 @@ class MemoryHotStore(MemoryCheckpoints):
         self._max_sessions = max_sessions
         self._sweep_batch = sweep_batch
         caps = {Capability.TTL.value, Capability.OUTBOX.value, Capability.ATOMIC_OUTBOX.value}
-        if hasattr(MemoryCheckpoints, "cp_put"):
-            caps.add(Capability.CHECKPOINTS.value)
+        # The MemoryCheckpoints mixin implements contextkit.stores.CheckpointStore.
+        caps.add(Capability.CHECKPOINTS.value)
         self.capabilities: frozenset[str] = frozenset(caps)
         self._closed = False
         self._archived = settings.archived
@@ -296,9 +296,7 @@ class MemoryHotStore(MemoryCheckpoints):
             + documents
         )
         checkpoints = self._checkpoint_count
-        cp_count = getattr(self, "cp_count", None)
-        if callable(cp_count):  # LangGraph checkpoints of the MemoryCheckpoints mixin count too
-            checkpoints += int(cp_count())
+        checkpoints += self.cp_count()  # LangGraph checkpoints of the MemoryCheckpoints mixin count too
         return StoreStats(
             sessions=len(self._sessions),
             active_sessions=active,

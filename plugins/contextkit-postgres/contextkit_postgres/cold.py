@@ -27,7 +27,6 @@ store becomes :class:`~contextkit.errors.SerializationError` or, refused by the 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -38,6 +37,9 @@ from typing import Any, TypeVar
 import asyncpg
 
 from contextkit.archiver import write_timeout
+from contextkit.backend.archive_reads import ArchiveCheckpointReads
+from contextkit.backend.documents import load_document, load_object
+from contextkit.backend.tables import KEY_COLUMNS, ArchiveTables
 from contextkit.checkpoint_archive import (
     DELETE_KIND,
     LANGGRAPH_KIND,
@@ -48,11 +50,12 @@ from contextkit.checkpoint_archive import (
     payload_kind,
 )
 from contextkit.codec import archive_json
-from contextkit.errors import BackendUnavailable, ContextKitError, EventRefused, InvalidInput, SerializationError
+from contextkit.errors import BackendUnavailable, ContextKitError, CorruptData, EventRefused, InvalidInput, SerializationError
 from contextkit.masking import SECRET_FILTER, mask_secrets
 from contextkit.records import ARCHIVE_TABLES, ArchiveEvent, Message, Session, from_iso, new_id
 from contextkit.stores import Capability, CheckpointBundle, OwnerState, StoreSettings
 from contextkit.tiered.cold_rules import DeleteMark, build_owner_state, row_order
+from contextkit.validation import parse_input
 from contextkit_postgres.options import PostgresOptions, parse_options, quote_identifier
 from contextkit_postgres.schema import MIGRATIONS_TABLE, claim_schema, load_migrations, migrate, resolve_schema
 
@@ -63,27 +66,17 @@ logger.addFilter(SECRET_FILTER)
 
 T = TypeVar("T")
 
-# The lookup-key column of each archive table.
-_KEY_COLUMN = {
-    "context_sessions": "session_id",
-    "context_conversations": "session_id",
-    "context_task_contexts": "session_id",
-    "context_checkpoints": "thread_id",
-    "context_checkpoint_writes": "thread_id",
-    "context_conversation_sessions": "session_key",
-}
-
 # Per table: the columns written after (event_id, <key>, created_at), with their SQL types; a "jsonb" type means
 # the value is JSON text cast in SQL. Every table ends with the event's version (migration 003).
 _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "context_sessions": (
+    ArchiveTables.SESSIONS: (
         ("user_id", "text"),
         ("event_type", "text"),
         ("payload", "jsonb"),
         ("last_seq", "bigint"),
         ("version", "bigint"),
     ),
-    "context_conversations": (
+    ArchiveTables.CONVERSATIONS: (
         ("role", "text"),
         ("content", "text"),
         ("metadata", "jsonb"),
@@ -92,15 +85,15 @@ _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("sent_at", "timestamptz"),
         ("version", "bigint"),
     ),
-    "context_task_contexts": (("context_data", "jsonb"), ("version", "bigint")),
-    "context_checkpoints": (("checkpoint_id", "text"), ("data", "jsonb"), ("metadata", "jsonb"), ("version", "bigint")),
-    "context_checkpoint_writes": (
+    ArchiveTables.TASK_CONTEXTS: (("context_data", "jsonb"), ("version", "bigint")),
+    ArchiveTables.CHECKPOINTS: (("checkpoint_id", "text"), ("data", "jsonb"), ("metadata", "jsonb"), ("version", "bigint")),
+    ArchiveTables.CHECKPOINT_WRITES: (
         ("checkpoint_id", "text"),
         ("task_id", "text"),
         ("writes_data", "jsonb"),
         ("version", "bigint"),
     ),
-    "context_conversation_sessions": (("session_data", "jsonb"), ("version", "bigint")),
+    ArchiveTables.CONVERSATION_SESSIONS: (("session_data", "jsonb"), ("version", "bigint")),
 }
 
 # The largest value of a BIGINT column (versions and seqs).
@@ -258,7 +251,7 @@ def _session_row(event: ArchiveEvent) -> tuple[Any, ...]:
         if payload.get("session") is None:
             return (None, event_type, None, last_seq)
     document = _mapping(payload, "session", event)
-    session = Session.from_dict(document)
+    session = parse_input(Session.from_dict, document, f"event {event.event_id} (context_sessions) session")
     return (
         _plain_text(session.user_id, event),
         _plain_text(event_type, event),
@@ -272,25 +265,25 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
     created_at, before version), validated."""
     payload = event.payload
     table = event.table
-    if table == "context_sessions":
+    if table == ArchiveTables.SESSIONS:
         return _session_row(event)
-    if table == "context_task_contexts":
+    if table == ArchiveTables.TASK_CONTEXTS:
         return (_json_text(dict(_mapping(payload, "context", event)), event),)
     kind = payload_kind(payload)
-    if table == "context_checkpoints" and kind in (LANGGRAPH_KIND, DELETE_KIND):
+    if table == ArchiveTables.CHECKPOINTS and kind in (LANGGRAPH_KIND, DELETE_KIND):
         metadata = payload.get("metadata")
         return (
             _plain_text(str(payload.get("checkpoint_id") or ""), event),
             _json_text(dict(payload), event),
             _json_text(dict(metadata) if isinstance(metadata, Mapping) else {}, event),
         )
-    if table == "context_checkpoint_writes" and kind == LANGGRAPH_KIND:
+    if table == ArchiveTables.CHECKPOINT_WRITES and kind == LANGGRAPH_KIND:
         return (
             _plain_text(str(payload.get("checkpoint_id", "")), event),
             _plain_text(str(payload.get("task_id", "")), event),
             _json_text(dict(payload), event),
         )
-    if table == "context_checkpoints":
+    if table == ArchiveTables.CHECKPOINTS:
         document = _mapping(payload, "document", event)
         metadata = document.get("metadata")
         return (
@@ -298,7 +291,7 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
             _json_text(dict(document), event),
             _json_text(dict(metadata) if isinstance(metadata, Mapping) else {}, event),
         )
-    if table == "context_checkpoint_writes":
+    if table == ArchiveTables.CHECKPOINT_WRITES:
         writes = payload.get("writes", [])
         if not isinstance(writes, (list, tuple)):
             raise SerializationError(f"event {event.event_id} (context_checkpoint_writes) needs a 'writes' list")
@@ -307,14 +300,14 @@ def _row(event: ArchiveEvent) -> tuple[Any, ...]:
             _plain_text(str(payload.get("task_id", "")), event),
             _json_text(list(writes), event),
         )
-    if table == "context_conversation_sessions":
+    if table == ArchiveTables.CONVERSATION_SESSIONS:
         return (_json_text(dict(_mapping(payload, "session", event)), event),)
     raise InvalidInput(f"unknown archive table {table!r} (known: {', '.join(ARCHIVE_TABLES)})")
 
 
 def _copy_row(event: ArchiveEvent) -> tuple[Any, ...]:
     """The COPY record of one event: (event_id, key, created_at, *the table's columns, version), validated."""
-    if event.table == "context_conversations":
+    if event.table == ArchiveTables.CONVERSATIONS:
         return _conversation_row(event)
     event_id = event.event_id
     key = event.key
@@ -353,7 +346,7 @@ class _CopyRows:
 
     def __init__(self, table: str, events: list[ArchiveEvent]) -> None:
         self.events = events
-        self.build = _conversation_row if table == "context_conversations" else _copy_row
+        self.build = _conversation_row if table == ArchiveTables.CONVERSATIONS else _copy_row
         self.rows: list[tuple[Any, ...]] = []
         self.error: ContextKitError | None = None
 
@@ -468,15 +461,15 @@ class _Sql:
             owner=owner,
             session=f"SELECT event_type, payload::text, version FROM {sessions} WHERE session_id = $1 {newest}",
             history=history,
-            task_context=visible("context_task_contexts", "session_id", "context_data"),
-            conversation=visible("context_conversation_sessions", "session_key", "session_data"),
+            task_context=visible(ArchiveTables.TASK_CONTEXTS, "session_id", "context_data"),
+            conversation=visible(ArchiveTables.CONVERSATION_SESSIONS, "session_key", "session_data"),
             conversation_keys=conversation_keys,
-            checkpoint=visible("context_checkpoints", "thread_id", "data", f"AND checkpoint_id = $2 {seed_checkpoint}"),
-            thread_checkpoint=visible("context_checkpoints", "thread_id", "data", seed_checkpoint),
+            checkpoint=visible(ArchiveTables.CHECKPOINTS, "thread_id", "data", f"AND checkpoint_id = $2 {seed_checkpoint}"),
+            thread_checkpoint=visible(ArchiveTables.CHECKPOINTS, "thread_id", "data", seed_checkpoint),
         )
 
 
-class PostgresColdStore:
+class PostgresColdStore(ArchiveCheckpointReads):
     """The cold tier on PostgreSQL (asyncpg): the seed's six tables in a schema of their own.
 
     Built by the ``postgres`` factory without I/O; :meth:`open` creates the pool (unless one was handed in, which
@@ -508,7 +501,7 @@ class PostgresColdStore:
         self._closed = False
         self._use_schema(self.options.schema)
         self._copy_columns = {
-            table: ("event_id", _KEY_COLUMN[table], "created_at", *(name for name, _ in _COLUMNS[table]))
+            table: ("event_id", KEY_COLUMNS[table], "created_at", *(name for name, _ in _COLUMNS[table]))
             for table in ARCHIVE_TABLES
         }
         self.migrations_applied: list[int] = []
@@ -698,7 +691,7 @@ class PostgresColdStore:
         raise AssertionError("unreachable")
 
     def _table(self, table: str) -> str:
-        if table not in _KEY_COLUMN:
+        if table not in KEY_COLUMNS:
             raise InvalidInput(f"unknown archive table {table!r} (known: {', '.join(ARCHIVE_TABLES)})")
         return f"{self._schema_q}.{table}"
 
@@ -710,7 +703,7 @@ class PostgresColdStore:
         application's pool may have replaced. No constraints: conflicts are resolved by the INSERT.
         """
         extra = _COLUMNS[table]
-        names = ["event_id", _KEY_COLUMN[table], "created_at", *(name for name, _ in extra)]
+        names = ["event_id", KEY_COLUMNS[table], "created_at", *(name for name, _ in extra)]
         types = ["text", "text", "timestamptz", *("text" if kind == "jsonb" else kind for _, kind in extra)]
         selected = [f"{name}::jsonb" if i >= 3 and extra[i - 3][1] == "jsonb" else name for i, name in enumerate(names)]
         stage = f"pg_temp.contextkit_stage_{table}"
@@ -740,7 +733,7 @@ class PostgresColdStore:
         for event in events:
             table_events = by_table.get(event.table)
             if table_events is None:
-                if event.table not in _KEY_COLUMN:
+                if event.table not in KEY_COLUMNS:
                     raise InvalidInput(f"unknown archive table {event.table!r} (known: {', '.join(ARCHIVE_TABLES)})")
                 by_table[event.table] = [event]
             else:
@@ -786,10 +779,7 @@ class PostgresColdStore:
 
     # -- reads ------------------------------------------------------------------------------------------------
     def _loads(self, text: str, what: str) -> Any:
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise SerializationError(f"stored {what} is not valid JSON: {exc}") from None
+        return load_document(text, what)
 
     async def read_owner(self, owner: str) -> OwnerState:
         """See :meth:`contextkit.stores.ColdStore.read_owner`: one statement (one round trip once asyncpg has
@@ -839,7 +829,7 @@ class PostgresColdStore:
     def _session(self, text: str | None, session_id: str) -> Session:
         payload = None if text is None else self._loads(text, "session event")
         if not isinstance(payload, dict):
-            raise SerializationError(f"stored session event of {session_id!r} is not a session document")
+            raise CorruptData(f"stored session event of {session_id!r} is not a session document")
         return Session.from_dict(payload)
 
     async def read_session(self, session_id: str) -> Session | None:
@@ -915,27 +905,10 @@ class PostgresColdStore:
             return await self._visible_document("read checkpoint", self._sql.thread_checkpoint, thread_id)
         return await self._visible_document("read checkpoint", self._sql.checkpoint, thread_id, checkpoint_id)
 
-    async def read_langgraph_checkpoint(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
-    ) -> CheckpointBundle | None:
-        """An archived LangGraph checkpoint (the newest of the namespace for None), or None; see
-        :meth:`contextkit.stores.ColdStore.read_langgraph_checkpoint`."""
-        found = await self._langgraph(thread_id, checkpoint_ns, checkpoint_id, None, 1)
-        return found[0] if found else None
-
-    async def list_langgraph_checkpoints(
-        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
-    ) -> list[CheckpointBundle]:
-        """Archived LangGraph checkpoints newest first; see
-        :meth:`contextkit.stores.ColdStore.list_langgraph_checkpoints`."""
-        if limit is not None and limit <= 0:
-            return []
-        return await self._langgraph(thread_id, checkpoint_ns, None, before, limit)
-
-    async def _langgraph(
+    async def _langgraph_bundles(
         self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
-        checkpoints, writes = self._table("context_checkpoints"), self._table("context_checkpoint_writes")
+        checkpoints, writes = self._table(ArchiveTables.CHECKPOINTS), self._table(ArchiveTables.CHECKPOINT_WRITES)
         floor_sql = (
             f"SELECT data::text FROM {checkpoints} WHERE thread_id = $1 AND checkpoint_id = '' "
             f"AND data->>'kind' = '{DELETE_KIND}'"
@@ -981,10 +954,7 @@ class PostgresColdStore:
         return bundles_from_payloads(thread_id, chosen, found)
 
     def _document(self, text: str, what: str) -> dict[str, Any]:
-        value = self._loads(text, what)
-        if not isinstance(value, dict):
-            raise SerializationError(f"stored {what} is not a JSON object")
-        return value
+        return load_object(text, what)
 
     async def langgraph_threads_of_runs(self, run_ids: Sequence[str]) -> list[str]:
         """See :meth:`contextkit.stores.ColdStore.langgraph_threads_of_runs` (the run index of migration 002)."""
@@ -1006,7 +976,7 @@ class PostgresColdStore:
         if key is None:
             sql, args = f"SELECT count(*) FROM {qualified}", ()
         else:
-            sql, args = f"SELECT count(*) FROM {qualified} WHERE {_KEY_COLUMN[table]} = $1", (key,)
+            sql, args = f"SELECT count(*) FROM {qualified} WHERE {KEY_COLUMNS[table]} = $1", (key,)
         return int(await self._call(f"count {table}", lambda conn: conn.fetchval(sql, *args)))
 
     async def drop_schema(self) -> None:

@@ -9,8 +9,6 @@ and returns a :class:`PostgresOptions`, whose ``secrets`` every message goes thr
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from contextkit.errors import ConfigError
 from contextkit.masking import check_url_credentials, mask_secrets, remember_secrets, secrets_in
-from contextkit.naming import percent_name
+from contextkit.naming import legacy_name, percent_name
 from contextkit.plugins import EnvOptions
 
 __all__ = [
@@ -82,14 +80,13 @@ def legacy_schema_from_namespace(namespace: str) -> str:
     ``_``, a digit or ``pg_`` start got ``ck_``, and a rewritten or long name got 8 hex digits of its SHA-1. Not
     injective (``A`` and ``a_6dcd4ce2`` both give ``a_6dcd4ce2``), which is why it is no longer the first choice.
     """
-    cleaned = re.sub(r"[^a-z0-9_]", "_", namespace.lower())
-    lossy = cleaned != namespace
-    if not cleaned or cleaned[0].isdigit() or cleaned.startswith("pg_"):
-        cleaned = "ck_" + cleaned
-    if lossy or len(cleaned) > _MAX_IDENTIFIER_BYTES:
-        digest = hashlib.sha1(namespace.encode("utf-8")).hexdigest()[:8]
-        cleaned = f"{cleaned[: _MAX_IDENTIFIER_BYTES - 9]}_{digest}"
-    return cleaned
+    # An empty name, one starting with a digit, or with pg_ (reserved for system schemas) gets ck_ in front.
+    return legacy_name(
+        namespace,
+        longest=_MAX_IDENTIFIER_BYTES,
+        keep=_MAX_IDENTIFIER_BYTES - 9,
+        reserved=lambda name: not name or name[0].isdigit() or name.startswith("pg_"),
+    )
 
 
 def quote_identifier(name: str) -> str:

@@ -3,8 +3,9 @@
 Migrations are the SQL files of ``contextkit_postgres/migrations/`` named ``NNN_description.sql`` (the files are
 the single source of truth; they use psql's ``:"schema"`` placeholder, so they also run by hand with
 ``psql -v schema=...``). :func:`migrate` applies the missing ones in order and records each in
-``<schema>.contextkit_migrations``, all in one transaction that first takes a transaction-scoped advisory lock
-derived from the schema name: two processes starting together never race, and the loser sees the winner's work.
+``<schema>.contextkit_migrations`` (the shared runner, :mod:`contextkit.backend.migrations`), all in one
+transaction that first takes a transaction-scoped advisory lock derived from the schema name: two processes
+starting together never race, and the loser sees the winner's work.
 
 Ownership: migration 004 adds ``<schema>.contextkit_namespace``, one row naming the namespace that owns the schema.
 :func:`resolve_schema` picks the schema a store opens (its namespace's percent name, or the name an earlier version
@@ -15,12 +16,15 @@ raises :class:`~contextkit.errors.ConfigError` when another namespace owns the s
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from contextkit.backend.migrations import Migration as SharedMigration
+from contextkit.backend.migrations import apply_migrations
+from contextkit.backend.migrations import load_migrations as load_migration_files
 from contextkit.errors import ConfigError
 from contextkit_postgres.options import quote_identifier
 
@@ -40,35 +44,27 @@ __all__ = [
 MIGRATIONS_TABLE = "contextkit_migrations"
 #: The table (created by migration 004) holding the namespace that owns its schema.
 OWNER_TABLE = "contextkit_namespace"
-_FILE_NAME = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
 
 
-@dataclass(frozen=True)
-class Migration:
-    """One migration file: its version, name and SQL (with the ``:"schema"`` placeholder)."""
+class Migration(SharedMigration):
+    """One migration file: its version, name and SQL (``text``, with the ``:"schema"`` placeholder)."""
 
-    version: int
-    name: str
-    sql: str
+    __slots__ = ()
+
+    @property
+    def sql(self) -> str:
+        """The SQL as written in the file."""
+        return self.text
 
     def render(self, schema: str) -> str:
         """The SQL with the schema substituted as a quoted identifier."""
-        return self.sql.replace(':"schema"', quote_identifier(schema))
+        return self.text.replace(':"schema"', quote_identifier(schema))
 
 
 @lru_cache(maxsize=1)
 def load_migrations() -> tuple[Migration, ...]:
     """Every migration shipped with the package, ordered by version."""
-    found = []
-    for entry in resources.files("contextkit_postgres").joinpath("migrations").iterdir():
-        match = _FILE_NAME.match(entry.name)
-        if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise RuntimeError(f"two migration files share a version: {versions}")
-    return tuple(found)
+    return load_migration_files("contextkit_postgres", Migration)
 
 
 def _lock_key(schema: str) -> int:
@@ -85,40 +81,50 @@ async def applied_versions(conn: Any, schema: str) -> set[int]:
     return {int(row[0]) for row in await conn.fetch(f"SELECT version FROM {table}")}
 
 
+class _Ledger:
+    """The migrations of one schema on one connection (:class:`contextkit.backend.migrations.MigrationLedger`):
+    applied in one transaction that first takes a transaction-scoped advisory lock derived from the schema name,
+    so the DDL and its records commit together and two processes starting at once never race."""
+
+    def __init__(self, conn: Any, schema: str, timeout: float | None) -> None:
+        self.conn = conn
+        self.schema = schema
+        self.quoted = quote_identifier(schema)
+        self.timeout = timeout
+
+    async def applied(self) -> set[int]:
+        return await applied_versions(self.conn, self.schema)
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        async with self.conn.transaction():
+            await self.conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(self.schema), timeout=self.timeout)
+            await self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quoted}", timeout=self.timeout)
+            await self.conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.quoted}.{MIGRATIONS_TABLE} ("
+                " version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW())",
+                timeout=self.timeout,
+            )
+            yield
+
+    async def apply(self, migration: Migration) -> None:
+        if migration.version == 1:
+            # A schema never migrated may hold the original ContextEngine's tables: they become contextkit's.
+            await adopt_aiecs_tables(self.conn, self.schema, self.timeout)
+        await self.conn.execute(migration.render(self.schema), timeout=self.timeout)
+        await self.conn.execute(
+            f"INSERT INTO {self.quoted}.{MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)",
+            migration.version,
+            migration.name,
+            timeout=self.timeout,
+        )
+
+
 async def migrate(conn: Any, schema: str, timeout: float | None = None) -> list[int]:
     """Apply the missing migrations on ``conn``; returns the versions applied now (``[]`` when up to date)."""
-    migrations = load_migrations()
-    wanted = {m.version for m in migrations}
-    # The common case (already migrated) needs no lock and no write.
-    if wanted <= await applied_versions(conn, schema):
-        return []
-    quoted = quote_identifier(schema)
-    applied_now: list[int] = []
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(schema), timeout=timeout)
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}", timeout=timeout)
-        await conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {quoted}.{MIGRATIONS_TABLE} ("
-            " version INTEGER PRIMARY KEY,"
-            " name TEXT NOT NULL,"
-            " applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW())",
-            timeout=timeout,
-        )
-        done = await applied_versions(conn, schema)
-        if 1 not in done:
-            await adopt_aiecs_tables(conn, schema, timeout)
-        for migration in migrations:
-            if migration.version in done:
-                continue
-            await conn.execute(migration.render(schema), timeout=timeout)
-            await conn.execute(
-                f"INSERT INTO {quoted}.{MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)",
-                migration.version,
-                migration.name,
-                timeout=timeout,
-            )
-            applied_now.append(migration.version)
-    return applied_now
+    return await apply_migrations(_Ledger(conn, schema, timeout), load_migrations())
 
 
 def _adoption_blocks() -> dict[str, str]:

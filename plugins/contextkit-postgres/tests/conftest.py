@@ -4,7 +4,7 @@ The server is ``CONTEXTKIT_TEST_POSTGRES_URL`` (default ``postgresql://postgres@
 PostgreSQL). Every store works in a schema of its own named ``<run prefix>_<random>``; each test drops its schemas,
 and the end of the session drops any schema of the run that is left. When the server does not answer, the tests
 skip (or fail under ``CONTEXTKIT_REQUIRE_SERVICES=1``). The fault tests start a private server instead
-(:mod:`contextkit.testing.postgres_server`).
+(:mod:`contextkit.testing.services.postgres_server`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from contextkit.errors import BackendUnavailable
 from contextkit.records import ArchiveEvent, Message, utcnow
 from contextkit.stores import StoreSettings
 from contextkit.testing.cold import message_event
-from contextkit.testing.postgres_server import PostgresServer
+from contextkit.testing.services.postgres_server import PostgresServer
 from contextkit_postgres.cold import PostgresColdStore
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

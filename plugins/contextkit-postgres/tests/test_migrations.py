@@ -17,8 +17,8 @@ import pytest
 from contextkit.records import ARCHIVE_TABLES, Session, utcnow
 from contextkit.stores import EventHead, OwnerState, StoreSettings, Versioned
 from contextkit.testing.cold import session_event
-from contextkit.testing.postgres_server import find_postgres_bindir
 from contextkit.testing.services import missing_service
+from contextkit.testing.services.postgres_server import find_postgres_bindir
 from contextkit.tiered import events
 from contextkit_postgres.cold import PostgresColdStore
 from contextkit_postgres.schema import MIGRATIONS_TABLE, OWNER_TABLE, load_migrations

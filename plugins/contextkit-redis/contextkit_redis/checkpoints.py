@@ -30,9 +30,8 @@ caller's client built with ``decode_responses=True`` is refused with a ConfigErr
 Round trips: ``cp_put``, ``cp_put_writes`` and ``cp_get`` are one script each; ``cp_list`` returns a page of up to
 ``limit`` checkpoints (rows, blobs and writes) per script call. The read scripts answer with one flat array of
 values (:func:`_read_bundles`), which hiredis (a dependency) parses in C. (An earlier version concatenated them into
-one length-prefixed string for redis-py's pure-Python parser; in Lua, ``table.concat`` of a 10-checkpoint page
-cost 60 of the script's 170 us.) Id comparisons in Lua are byte-wise (Lua's ``<`` on strings follows the server's
-collation locale).
+one length-prefixed string for redis-py's pure-Python parser; ``table.concat`` in Lua was a third of the list
+script's time.) Id comparisons in Lua are byte-wise (Lua's ``<`` on strings follows the server's collation locale).
 
 Indexes outside the thread's slot: ``thread_id=None`` listing walks ``index_shards`` sorted sets of thread ids
 (``#lgthreads:{#n}``); ``cp_delete_for_runs`` reads a SET of thread ids per run id (``#lgrun:{<run>}``, TTL
@@ -51,26 +50,32 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import delete_payload
 from contextkit.codec import archive_json, archive_loads
-from contextkit.errors import ConfigError, SerializationError
+from contextkit.errors import ConfigError, CorruptData, SerializationError
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,
+    KEEP_NEWEST,
     CheckpointBundle,
     CheckpointRow,
     DeltaStep,
     DeltaWalk,
     EventHead,
+    RetentionPolicy,
     StoreSettings,
     Typed,
     WriteRow,
     checkpoint_id_floor,
-    delta_ancestors,
 )
+from contextkit_redis import lua
 from contextkit_redis.connection import Gate
 from contextkit_redis.keys import KeyLayout
 from contextkit_redis.scripts import ScriptSet
+
+if TYPE_CHECKING:  # the outbox module imports the store, which imports this mixin
+    from contextkit_redis.outbox import RedisStreamOutbox
 
 __all__ = ["LG_SCRIPTS", "RedisCheckpoints"]
 
@@ -88,424 +93,8 @@ _KEY_CACHE_MAX = 4096
 _DELTA_MAX_STEPS = 500
 _HIGH = b"\xff"  # above every byte of UTF-8 text: the top of a lexicographic prefix range
 
-_LIB = r"""
-local function le(a, b)
-  -- byte-wise a <= b (Lua's string comparison follows the server's LC_COLLATE)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return #a <= #b
-end
-local function versions(rec)
-  local n = tonumber(string.sub(rec, 1, 8), 16)
-  return cjson.decode(string.sub(rec, 9, 8 + n))
-end
-local function hmget(key, fields)
-  local out = {}
-  for i = 1, #fields, 1000 do
-    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + 999, #fields)))
-    for j = 1, #part do out[#out + 1] = part[j] end
-  end
-  return out
-end
-local function prefix_range(key, pfx)
-  return redis.call('ZRANGEBYLEX', key, '[' .. pfx, '[' .. pfx .. '\255')
-end
-local function put_all(out, values)
-  -- a count, then the values (false, sent as nil, for one HMGET did not find)
-  out[#out + 1] = #values
-  for i = 1, #values do out[#out + 1] = values[i] end
-end
-local function bundle(out, K, pfx, cid, rec, head)
-  -- K: ids, all, cp, blobs, wk, wv. Appends head, rec, the blob values in the order of the versions array and
-  -- the write values to out, a flat array (see _read_bundles in Python)
-  local v = versions(rec)
-  local blobs = {}
-  if #v > 0 then
-    local fields = {}
-    for i = 1, #v, 2 do fields[#fields + 1] = pfx .. v[i] .. '\0' .. v[i + 1] end
-    blobs = hmget(K[4], fields)
-  end
-  local members = prefix_range(K[5], pfx .. cid .. '\0')
-  local writes = {}
-  if #members > 0 then writes = hmget(K[6], members) end
-  out[#out + 1] = head
-  out[#out + 1] = rec
-  put_all(out, blobs)
-  put_all(out, writes)
-end
-local function drop_writes(K, wpfx)
-  local members = prefix_range(K[5], wpfx)
-  for _, m in ipairs(members) do
-    redis.call('HDEL', K[6], m)
-    redis.call('ZREM', K[5], m)
-  end
-end
-local function touch(K, ttl)
-  for i = 1, 7 do redis.call('PEXPIRE', K[i], ttl) end
-end
-local function stale(tomb, id)
-  local floor = redis.call('HGET', tomb, 'floor')
-  if floor and le(id, floor) then return true end
-  return redis.call('HEXISTS', tomb, 'd' .. id) == 1
-end
-"""
-
-_PUT = (
-    _LIB
-    + r"""
--- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, outbox stream] [, thread index shard [, run index]]
--- ARGV: ttl_ms, pfx, ns, cid, parent ('' = none), record, thread_id, archive event JSON ('' = none: no outbox
---       key either), nblobs, field, value, ...
-local ttl, pfx, ns, cid, parent = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local event = ARGV[8]
-local ix = 9
-if event ~= '' then ix = 10 end
-if redis.call('EXISTS', KEYS[8]) == 1 then
-  if stale(KEYS[8], cid) or (parent ~= '' and stale(KEYS[8], parent)) then
-    -- a late put of the run that was going when the thread was deleted: drop it and what raced ahead of it
-    redis.call('HSET', KEYS[8], 'd' .. cid, '1')
-    drop_writes(KEYS, pfx .. cid .. '\0')
-    return 0
-  end
-end
-redis.call('ZADD', KEYS[1], 0, pfx .. cid)
-redis.call('ZADD', KEYS[2], 0, cid .. '\0' .. ns)
-redis.call('HSET', KEYS[3], pfx .. cid, ARGV[6])
-local n = tonumber(ARGV[9])
-local i = 10
-while n > 0 do
-  local take = math.min(n, 500)
-  redis.call('HSET', KEYS[4], unpack(ARGV, i, i + 2 * take - 1))
-  i = i + 2 * take
-  n = n - take
-end
-redis.call('SADD', KEYS[7], ns)
-touch(KEYS, ttl)
-if KEYS[ix] then redis.call('ZADD', KEYS[ix], 0, ARGV[7]) end
-if KEYS[ix + 1] then
-  redis.call('SADD', KEYS[ix + 1], ARGV[7])
-  redis.call('PEXPIRE', KEYS[ix + 1], ttl)
-end
--- the checkpoint's archive event, in the same step (a dropped late put above wrote none)
-if event ~= '' then redis.call('XADD', KEYS[9], '*', 'e', event) end
-return 1
-"""
-)
-
-_PUT_WRITES = (
-    _LIB
-    + r"""
--- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, outbox stream].
--- ARGV: ttl_ms, pfx, cid, upsert, archive event JSON ('' = none), member, value, ...
-local ttl, pfx, cid = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('EXISTS', KEYS[8]) == 1 and redis.call('HEXISTS', KEYS[3], pfx .. cid) == 0 then
-  if stale(KEYS[8], cid) then return 0 end
-end
-local cmd = 'HSETNX'
-if ARGV[4] == '1' then cmd = 'HSET' end
-for i = 6, #ARGV, 2 do
-  redis.call(cmd, KEYS[6], ARGV[i], ARGV[i + 1])
-  redis.call('ZADD', KEYS[5], 0, ARGV[i])
-end
-touch(KEYS, ttl)
-if ARGV[5] ~= '' then redis.call('XADD', KEYS[9], '*', 'e', ARGV[5]) end
-return 1
-"""
-)
-
-_GET = (
-    _LIB
-    + r"""
--- KEYS: ids, all, cp, blobs, wk, wv. ARGV: pfx, cid ('' = the newest of the namespace)
-local pfx, cid = ARGV[1], ARGV[2]
-if cid == '' then
-  local top = redis.call('ZREVRANGEBYLEX', KEYS[1], '[' .. pfx .. '\255', '[' .. pfx, 'LIMIT', 0, 1)
-  if #top == 0 then return false end
-  cid = string.sub(top[1], #pfx + 1)
-end
-local rec = redis.call('HGET', KEYS[3], pfx .. cid)
-if not rec then return false end
-local out = {}
-bundle(out, KEYS, pfx, cid, rec, cid)
-return out
-"""
-)
-
-_LIST = (
-    _LIB
-    + r"""
--- KEYS: ids, all, cp, blobs, wk, wv. ARGV: mode ('ns' | 'all'), pfx (ns mode), max, min, limit
--- Returns the member, record, blob values and write values of each checkpoint, newest first, as one flat array.
-local members
-if ARGV[1] == 'ns' then
-  members = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[3], ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
-else
-  members = redis.call('ZREVRANGEBYLEX', KEYS[2], ARGV[3], ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
-end
-local out = {}
-for _, m in ipairs(members) do
-  local pfx, cid
-  if ARGV[1] == 'ns' then
-    pfx = ARGV[2]
-    cid = string.sub(m, #pfx + 1)
-  else
-    local z = string.find(m, '\0', 1, true)
-    cid = string.sub(m, 1, z - 1)
-    local ns = string.sub(m, z + 1)
-    pfx = #ns .. ':' .. ns .. '\0'
-  end
-  local rec = redis.call('HGET', KEYS[3], pfx .. cid)
-  if rec then bundle(out, KEYS, pfx, cid, rec, m) end
-end
-return out
-"""
-)
-
-_DELTA_HISTORY = (
-    _LIB
-    + r"""
--- A DeltaChannel history walk, next to the data (see RedisCheckpoints.cp_delta_history).
--- KEYS: ids, all, cp, blobs, wk, wv. ARGV: pfx, cid ('' = the newest of the namespace), inclusive ('1' | '0'),
--- max steps, the empty blob's type, channel...
--- Returns the start id, the id to resume at (nil: none), '1' when the walk stopped at max steps (that ancestor
--- is here) or '0' (it is not), then per ancestor visited, nearest first: its id, the
--- number of its writes to the channels still walking and those write values, the number of seeds and
--- (channel, blob value) pairs.
-local function part(s, k)
-  -- the k-th length-prefixed part (8 hex digits of length, then the bytes) of a record or a write value
-  local pos = 1
-  for _ = 1, k - 1 do pos = pos + 8 + tonumber(string.sub(s, pos, pos + 7), 16) end
-  local n = tonumber(string.sub(s, pos, pos + 7), 16)
-  return string.sub(s, pos + 8, pos + 7 + n)
-end
-local function parent_of(rec)
-  local p = part(rec, 5)
-  if #p == 0 then return nil end
-  return string.sub(p, 2)
-end
-local pfx, cid = ARGV[1], ARGV[2]
-if cid == '' then
-  local top = redis.call('ZREVRANGEBYLEX', KEYS[1], '[' .. pfx .. '\255', '[' .. pfx, 'LIMIT', 0, 1)
-  if #top == 0 then return false end
-  cid = string.sub(top[1], #pfx + 1)
-end
-local rec = redis.call('HGET', KEYS[3], pfx .. cid)
-if not rec then return false end
-local max_steps, empty = tonumber(ARGV[4]), ARGV[5]
-local left, nleft = {}, 0
-for i = 6, #ARGV do
-  if not left[ARGV[i]] then
-    left[ARGV[i]] = true
-    nleft = nleft + 1
-  end
-end
-local out = {cid, false, '0'}
-local seen = {}
-local cursor = cid
-if ARGV[3] ~= '1' then
-  seen[cid] = true
-  cursor = parent_of(rec)
-  rec = nil
-end
-local steps = 0
-while cursor and nleft > 0 and not seen[cursor] do
-  if steps >= max_steps then
-    out[2] = cursor
-    out[3] = '1'
-    break
-  end
-  if not rec then rec = redis.call('HGET', KEYS[3], pfx .. cursor) end
-  if not rec then
-    -- not in this tier (archived, expired, pruned): the caller reads on elsewhere
-    out[2] = cursor
-    break
-  end
-  seen[cursor] = true
-  steps = steps + 1
-  out[#out + 1] = cursor
-  local members = prefix_range(KEYS[5], pfx .. cursor .. '\0')
-  local writes = {}
-  if #members > 0 then
-    local values = hmget(KEYS[6], members)
-    for i = 1, #values do
-      local w = values[i]
-      if w and left[part(w, 3)] then writes[#writes + 1] = w end
-    end
-  end
-  put_all(out, writes)
-  local v = versions(rec)
-  local chs, fields = {}, {}
-  for i = 1, #v, 2 do
-    if left[v[i]] then
-      chs[#chs + 1] = v[i]
-      fields[#fields + 1] = pfx .. v[i] .. '\0' .. v[i + 1]
-    end
-  end
-  local seeds = {}
-  if #fields > 0 then
-    local blobs = hmget(KEYS[4], fields)
-    for i = 1, #fields do
-      local b = blobs[i]
-      if b then
-        local colon = string.find(b, ':', 1, true)
-        local kind = string.sub(b, colon + 1, colon + tonumber(string.sub(b, 1, colon - 1)))
-        if kind ~= empty then
-          seeds[#seeds + 1] = chs[i]
-          seeds[#seeds + 1] = b
-        end
-      end
-    end
-  end
-  out[#out + 1] = #seeds / 2
-  for i = 1, #seeds, 2 do
-    out[#out + 1] = seeds[i]
-    out[#out + 1] = seeds[i + 1]
-    left[seeds[i]] = nil
-    nleft = nleft - 1
-  end
-  cursor = parent_of(rec)
-  rec = nil
-end
-return out
-"""
-)
-
-_DELETE_THREAD = (
-    _LIB
-    + r"""
--- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, outbox stream] [, thread index shard].
--- ARGV: ttl_ms, floor of the delete time, thread_id, archive event JSON before its floor and after it ('' = none)
-local floor = ARGV[2]
-local ix = 9
-if ARGV[4] ~= '' then ix = 10 end
-local top = redis.call('ZREVRANGE', KEYS[2], 0, 0)
-if #top > 0 then
-  local z = string.find(top[1], '\0', 1, true)
-  local newest = string.sub(top[1], 1, z - 1)
-  if not le(newest, floor) then floor = newest end
-end
-local prev = redis.call('HGET', KEYS[8], 'floor')
-if prev and not le(prev, floor) then floor = prev end
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-redis.call('HSET', KEYS[8], 'floor', floor)
-redis.call('PEXPIRE', KEYS[8], ARGV[1])
-if KEYS[ix] then redis.call('ZREM', KEYS[ix], ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('XADD', KEYS[9], '*', 'e', ARGV[4] .. cjson.encode(floor) .. ARGV[5]) end
-return 1
-"""
-)
-
-_DELETE_CHECKPOINTS = (
-    _LIB
-    + r"""
--- Remove checkpoints (with their writes), purge orphan writes, rewrite records, drop unreferenced blobs.
--- KEYS: ids, all, cp, blobs, wk, wv, nss
--- ARGV: ngroups, then per namespace: pfx, ns, ndel, cid..., npurge, cid..., nfix, cid, record, ...
-local a = 2
-local removed = 0
-for _ = 1, tonumber(ARGV[1]) do
-  local pfx, ns = ARGV[a], ARGV[a + 1]
-  a = a + 2
-  local candidates = {}
-  local n = tonumber(ARGV[a]); a = a + 1
-  for j = a, a + n - 1 do
-    local cid = ARGV[j]
-    local rec = redis.call('HGET', KEYS[3], pfx .. cid)
-    if rec then
-      local v = versions(rec)
-      for i = 1, #v, 2 do candidates[pfx .. v[i] .. '\0' .. v[i + 1]] = true end
-      redis.call('HDEL', KEYS[3], pfx .. cid)
-      removed = removed + 1
-    end
-    redis.call('ZREM', KEYS[1], pfx .. cid)
-    redis.call('ZREM', KEYS[2], cid .. '\0' .. ns)
-    drop_writes(KEYS, pfx .. cid .. '\0')
-  end
-  a = a + n
-  n = tonumber(ARGV[a]); a = a + 1
-  for j = a, a + n - 1 do drop_writes(KEYS, pfx .. ARGV[j] .. '\0') end
-  a = a + n
-  n = tonumber(ARGV[a]); a = a + 1
-  for j = a, a + 2 * n - 1, 2 do
-    if redis.call('HEXISTS', KEYS[3], pfx .. ARGV[j]) == 1 then redis.call('HSET', KEYS[3], pfx .. ARGV[j], ARGV[j + 1]) end
-  end
-  a = a + 2 * n
-  if next(candidates) ~= nil then
-    for _, m in ipairs(prefix_range(KEYS[1], pfx)) do
-      local rec = redis.call('HGET', KEYS[3], m)
-      if rec then
-        local v = versions(rec)
-        for i = 1, #v, 2 do candidates[pfx .. v[i] .. '\0' .. v[i + 1]] = nil end
-      end
-    end
-    for field in pairs(candidates) do redis.call('HDEL', KEYS[4], field) end
-  end
-  if redis.call('ZLEXCOUNT', KEYS[1], '[' .. pfx, '[' .. pfx .. '\255') == 0 then redis.call('SREM', KEYS[7], ns) end
-end
-return removed
-"""
-)
-
-_COPY_INTO = (
-    _LIB
-    + r"""
--- Merge a thread's data into the keys of another thread id.
--- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, thread index shard]
--- ARGV: ttl_ms, thread_id, nrec, (pfx, ns, cid, record)..., nblobs, (field, value)..., nwrites, (member, value)...
-local a = 4
-for _ = 1, tonumber(ARGV[3]) do
-  local pfx, ns, cid = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  redis.call('ZADD', KEYS[1], 0, pfx .. cid)
-  redis.call('ZADD', KEYS[2], 0, cid .. '\0' .. ns)
-  redis.call('HSET', KEYS[3], pfx .. cid, ARGV[a + 3])
-  redis.call('SADD', KEYS[7], ns)
-  a = a + 4
-end
-local n = tonumber(ARGV[a]); a = a + 1
-for j = a, a + 2 * n - 1, 2 do redis.call('HSET', KEYS[4], ARGV[j], ARGV[j + 1]) end
-a = a + 2 * n
-n = tonumber(ARGV[a]); a = a + 1
-for j = a, a + 2 * n - 1, 2 do
-  redis.call('HSET', KEYS[6], ARGV[j], ARGV[j + 1])
-  redis.call('ZADD', KEYS[5], 0, ARGV[j])
-end
--- a copy is a deliberate write, not a late one
-redis.call('DEL', KEYS[8])
-touch(KEYS, ARGV[1])
-if KEYS[9] then redis.call('ZADD', KEYS[9], 0, ARGV[2]) end
-return 1
-"""
-)
-
-_DUMP = r"""
--- KEYS: cp, blobs, wv, nss. Everything a copy or a prune reads, in one slot and one step.
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]),
-        redis.call('SMEMBERS', KEYS[4])}
-"""
-
-_FORGET_THREAD = r"""
--- KEYS: thread index shard, the thread's lg:all. ARGV: thread_id. Drops the entry of a thread that expired.
-if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-return 1
-"""
-
-LG_SCRIPTS: dict[str, str] = {
-    "put": _PUT,
-    "put_writes": _PUT_WRITES,
-    "get": _GET,
-    "delta_history": _DELTA_HISTORY,
-    "list": _LIST,
-    "delete_thread": _DELETE_THREAD,
-    "delete_checkpoints": _DELETE_CHECKPOINTS,
-    "copy_into": _COPY_INTO,
-    "dump": _DUMP,
-    "forget_thread": _FORGET_THREAD,
-}
-"""The checkpointer's Lua scripts, by name."""
+LG_SCRIPTS: dict[str, str] = lua.group("checkpoint")
+"""The checkpointer's Lua scripts (``lua/checkpoint/*.lua``), by name."""
 
 
 # -- encoding -------------------------------------------------------------------------------------------------------
@@ -522,9 +111,9 @@ def _unpack(data: bytes, count: int) -> list[bytes]:
             pos = start + int(data[pos:start], 16)
             out.append(data[start:pos])
     except (ValueError, TypeError) as exc:
-        raise SerializationError(f"stored checkpoint data is malformed: {exc}") from exc
+        raise CorruptData(f"stored checkpoint data is malformed: {exc}") from exc
     if pos > len(data):
-        raise SerializationError("stored checkpoint data is truncated")
+        raise CorruptData("stored checkpoint data is truncated")
     return out
 
 
@@ -533,7 +122,7 @@ def _read_bundles(data: Any) -> list[tuple[bytes, bytes, list[bytes | None], lis
     write values)`` per checkpoint: ``head, record, n, n blob values, m, m write values, ...``."""
     out: list[tuple[bytes, bytes, list[bytes | None], list[bytes | None]]] = []
     if not isinstance(data, list):
-        raise SerializationError(f"a checkpoint read reply is not an array: {type(data).__name__}")
+        raise CorruptData(f"a checkpoint read reply is not an array: {type(data).__name__}")
     pos = 0
     end = len(data)
     try:
@@ -549,9 +138,9 @@ def _read_bundles(data: Any) -> list[tuple[bytes, bytes, list[bytes | None], lis
                 raise TypeError("a checkpoint's id or record is missing")
             out.append((head, rec, blobs, writes))
     except (IndexError, TypeError) as exc:
-        raise SerializationError(f"a checkpoint read reply is malformed: {exc}") from exc
+        raise CorruptData(f"a checkpoint read reply is malformed: {exc}") from exc
     if pos != end:
-        raise SerializationError("a checkpoint read reply is truncated")
+        raise CorruptData("a checkpoint read reply is truncated")
     return out
 
 
@@ -601,7 +190,7 @@ def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[Check
         flat = archive_loads(vjson)
         metadata = archive_loads(meta)
     except ValueError as exc:
-        raise SerializationError(f"stored checkpoint {cid!r} has malformed JSON: {exc}") from exc
+        raise CorruptData(f"stored checkpoint {cid!r} has malformed JSON: {exc}") from exc
     channels = flat[0::2]
     row = CheckpointRow(
         thread_id,
@@ -625,7 +214,7 @@ def _typed(raw: bytes) -> Typed:
         colon = raw.index(b":")
         end = colon + 1 + int(raw[:colon])
     except ValueError as exc:
-        raise SerializationError(f"a stored checkpoint value is malformed: {exc}") from exc
+        raise CorruptData(f"a stored checkpoint value is malformed: {exc}") from exc
     return (raw[colon + 1 : end].decode("utf-8"), raw[end:])
 
 
@@ -658,7 +247,7 @@ def _read_delta_walk(data: Any) -> DeltaWalk:
     """Decode the flat array of the ``delta_history`` script: start, resume, bounded, then per ancestor its id,
     ``n`` write values, ``m`` (channel, blob value) seed pairs."""
     if not isinstance(data, list) or len(data) < 3:
-        raise SerializationError(f"a DeltaChannel history reply is malformed: {type(data).__name__}")
+        raise CorruptData(f"a DeltaChannel history reply is malformed: {type(data).__name__}")
     steps: list[DeltaStep] = []
     pos, end = 3, len(data)
     try:
@@ -673,9 +262,9 @@ def _read_delta_walk(data: Any) -> DeltaWalk:
             pos += 2 * count
             steps.append(DeltaStep(cid, writes, seeds))
     except (IndexError, TypeError, ValueError) as exc:
-        raise SerializationError(f"a DeltaChannel history reply is malformed: {exc}") from exc
+        raise CorruptData(f"a DeltaChannel history reply is malformed: {exc}") from exc
     if pos != end:
-        raise SerializationError("a DeltaChannel history reply is truncated")
+        raise CorruptData("a DeltaChannel history reply is truncated")
     resume = data[1]
     return DeltaWalk(_s(data[0]), steps, None if resume is None else _s(resume), data[2] == b"1")
 
@@ -719,6 +308,8 @@ class RedisCheckpoints:
     gate: Gate
     #: (client, scripts registered on it), rebuilt when the host reopens with a new client.
     _lg_state: tuple[Any, ScriptSet] | None = None
+    #: The host's outbox once built (``RedisHotStore.outbox``), told of every stream a script wrote to.
+    _outbox: RedisStreamOutbox | None = None
 
     if TYPE_CHECKING:
 
@@ -1037,9 +628,8 @@ class RedisCheckpoints:
     # -- deletes, copies, prune -------------------------------------------------------------------------------
     def _lg_wrote(self, stream: str | None) -> None:
         """Tell the outbox a script XADDed to ``stream`` (see RedisHotStore._run)."""
-        outbox = getattr(self, "_outbox", None)
-        if stream is not None and outbox is not None:
-            outbox.written(stream)
+        if stream is not None and self._outbox is not None:
+            self._outbox.written(stream)
 
     async def cp_deleted_floor(self, thread_id: str) -> str | None:
         """See :meth:`contextkit.stores.CheckpointStore.cp_deleted_floor`: the tombstone's ``floor``."""
@@ -1059,7 +649,7 @@ class RedisCheckpoints:
         if archive is not None:
             marker = f"floor-{uuid.uuid4().hex}"
             event = ArchiveEvent(
-                "context_checkpoints", thread_id, delete_payload(marker), archive.created_at, archive.event_id
+                ArchiveTables.CHECKPOINTS, thread_id, delete_payload(marker), archive.created_at, archive.event_id
             )
             head, _, tail = archive_json(event.to_dict()).partition(archive_json(marker))
         args = [self._lg_ttl_ms(), _b(checkpoint_id_floor(time.time())), _b(thread_id), head, tail]
@@ -1159,9 +749,13 @@ class RedisCheckpoints:
                 pipe.pexpire(self._lg_run_index(run_id), self._lg_ttl_ms())
             await self.gate("cp_copy_thread", pipe.execute())
 
-    async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool) -> None:
-        """Per thread: read it in one script, decide in Python what stays (the memory tier's rules), remove the
-        rest in one script. Checkpoints put while the prune runs are not touched."""
+    async def cp_prune(
+        self, thread_ids: Sequence[str], keep_latest: bool, *, policy: RetentionPolicy | None = None
+    ) -> None:
+        """Per thread: read it in one script, decide in Python what stays (``policy``'s rule, the newest
+        checkpoint by default, as on every tier), remove the rest in one script. Checkpoints put while the prune
+        runs are not touched."""
+        policy = policy or KEEP_NEWEST
         for thread_id in thread_ids:
             if not keep_latest:
                 await self.cp_delete_thread(thread_id)
@@ -1177,7 +771,8 @@ class RedisCheckpoints:
             groups: list[tuple[str, Sequence[str], Sequence[str], Mapping[str, CheckpointRow]]] = []
             root = by_ns.get("", {})
             saved_root = set(root)
-            kept_root = self._lg_keep(root, blobs) if root else set()
+            now = time.time()
+            kept_root = self._lg_keep(root, blobs, policy, now) if root else set()
             if root:
                 groups.append(self._lg_prune_group("", root, kept_root, pending.get("", set())))
             for ns, rows in by_ns.items():
@@ -1188,12 +783,15 @@ class RedisCheckpoints:
                 if ":" in ns and started_from is not None and started_from in saved_root and started_from not in kept_root:
                     groups.append((ns, sorted(rows), sorted(pending.get(ns, set())), {}))
                     continue
-                groups.append(self._lg_prune_group(ns, rows, self._lg_keep(rows, blobs), pending.get(ns, set())))
+                groups.append(
+                    self._lg_prune_group(ns, rows, self._lg_keep(rows, blobs, policy, now), pending.get(ns, set()))
+                )
             await self._lg_delete(thread_id, groups)
 
     @staticmethod
-    def _lg_keep(rows: Mapping[str, CheckpointRow], blobs: Mapping[bytes, bytes]) -> set[str]:
-        newest = rows[max(rows)]
+    def _lg_keep(
+        rows: Mapping[str, CheckpointRow], blobs: Mapping[bytes, bytes], policy: RetentionPolicy, now: float
+    ) -> set[str]:
 
         def has_value(row: CheckpointRow, channel: str) -> bool:
             version = row.channel_versions.get(channel)
@@ -1202,7 +800,7 @@ class RedisCheckpoints:
             raw = blobs.get(_prefix(row.checkpoint_ns) + _b(channel) + b"\0" + _b(version))
             return raw is not None and _typed(raw)[0] != EMPTY_BLOB_TYPE
 
-        return {newest.checkpoint_id, *delta_ancestors(newest, rows.get, has_value)}
+        return policy.retained(rows, has_value, now)
 
     @staticmethod
     def _lg_prune_group(

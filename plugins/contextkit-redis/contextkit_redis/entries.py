@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from contextkit.codec import archive_json, archive_loads
-from contextkit.errors import SerializationError
+from contextkit.errors import CorruptData
 from contextkit.records import ArchiveEvent, Session, from_iso, to_iso
 from contextkit.stores import EventHead
 from contextkit.tiered.events import delete_event, session_event
@@ -58,7 +58,7 @@ def session_from_hash(fields: Mapping[str, str]) -> Session:
             version=int(fields.get("version", "0")),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise SerializationError(f"stored session is malformed: {exc!r}") from exc
+        raise CorruptData(f"stored session is malformed: {exc!r}") from exc
 
 
 def event_head(head: EventHead, key: str | None = None) -> str:
@@ -96,5 +96,5 @@ def decode_entry(fields: Mapping[str, str]) -> ArchiveEvent:
                 EventHead("delete", head["event_id"], from_iso(head["created_at"])),
             )
     except (ValueError, KeyError, TypeError) as exc:
-        raise SerializationError(f"an outbox entry is not an archive event: {exc!r}") from exc
-    raise SerializationError(f"an outbox entry has none of the fields e, s, d: {sorted(fields)[:10]}")
+        raise CorruptData(f"an outbox entry is not an archive event: {exc!r}") from exc
+    raise CorruptData(f"an outbox entry has none of the fields e, s, d: {sorted(fields)[:10]}")

@@ -35,11 +35,12 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from contextkit.archiver import message_event_heads
-from contextkit.codec import archive_json, archive_loads
+from contextkit.backend.documents import dump_document, load_document, load_object
 from contextkit.errors import (
     BackendUnavailable,
     ConfigError,
     ContextKitError,
+    CorruptData,
     InvalidInput,
     OwnerUnknown,
     SerializationError,
@@ -72,17 +73,7 @@ _HEALTH_SCAN_COUNT = 1000
 
 def dumps(value: Any) -> str:
     """Compact JSON (UTF-8 kept as is; the archive's codec); a value JSON cannot hold raises SerializationError."""
-    try:
-        return archive_json(value)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(f"value cannot be stored as JSON: {exc}") from exc
-
-
-def _loads(raw: Any, what: str) -> Any:
-    try:
-        return archive_loads(raw)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(f"stored {what} is not valid JSON: {exc}") from exc
+    return dump_document(value)
 
 
 def to_micros(moment: datetime) -> int:
@@ -140,19 +131,13 @@ def _session_args(session: Session) -> list[Any]:
 
 
 def _message(raw: Any) -> Message:
-    data = _loads(raw, "message")
-    if not isinstance(data, dict):
-        raise SerializationError("stored message is not a JSON object")
-    return Message.from_dict(data)
+    return Message.from_dict(load_object(raw, "message"))
 
 
 def _document(raw: Any, what: str) -> dict[str, Any] | None:
     if raw is None:
         return None
-    data = _loads(raw, what)
-    if not isinstance(data, dict):
-        raise SerializationError(f"stored {what} is not a JSON object")
-    return data
+    return load_object(raw, what)
 
 
 def _ms(seconds: float) -> int:
@@ -198,8 +183,8 @@ class RedisHotStore(RedisCheckpoints):
             Capability.OUTBOX.value,
             Capability.ATOMIC_OUTBOX.value,
         }
-        if hasattr(RedisCheckpoints, "cp_put"):
-            caps.add(Capability.CHECKPOINTS.value)
+        # The RedisCheckpoints mixin implements contextkit.stores.CheckpointStore.
+        caps.add(Capability.CHECKPOINTS.value)
         self.capabilities: frozenset[str] = frozenset(caps)
 
     def __repr__(self) -> str:
@@ -913,11 +898,11 @@ class RedisHotStore(RedisCheckpoints):
         raw = await self._read("get_writes", thread_id, self.keys.owner(thread_id).cp_writes, "HGET", checkpoint_id)
         if raw is None:
             return []
-        items = _loads(raw, "checkpoint writes")
+        items = load_document(raw, "checkpoint writes")
         try:
             return [(str(task), write) for task, write in items]
         except (TypeError, ValueError) as exc:
-            raise SerializationError(f"stored checkpoint writes are malformed: {exc!r}") from exc
+            raise CorruptData(f"stored checkpoint writes are malformed: {exc!r}") from exc
 
     # -- enumeration ------------------------------------------------------------------------------------------
     async def _index_seed_thread(self, thread_id: str) -> None:
@@ -1018,11 +1003,11 @@ class RedisHotStore(RedisCheckpoints):
                 documents.append((cid, document))
         writes = []
         for cid, raw in sorted(as_hash(writes_raw).items()):
-            items = _loads(raw, "checkpoint writes")
+            items = load_document(raw, "checkpoint writes")
             try:
                 pairs = [(str(task), write) for task, write in items]
             except (TypeError, ValueError) as exc:
-                raise SerializationError(f"stored checkpoint writes are malformed: {exc!r}") from exc
+                raise CorruptData(f"stored checkpoint writes are malformed: {exc!r}") from exc
             if pairs:
                 writes.append((cid, pairs))
         return documents, writes

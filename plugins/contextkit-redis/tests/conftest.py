@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from contextkit.testing.redis_servers import RedisClusterServers, RedisServer, redis_binaries
 from contextkit.testing.services import missing_service
+from contextkit.testing.services.redis_servers import RedisClusterServers, RedisServer, redis_binaries
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 RUN_PREFIX = f"ckredis-{uuid.uuid4().hex[:8]}"

@@ -7,7 +7,7 @@ import pytest
 from contextkit.plugins import get_plugin_manager
 from contextkit.stores import HotStore, StoreSettings
 from contextkit.testing.hot import HotStoreSuite
-from contextkit.testing.redis_servers import RedisClusterServers
+from contextkit.testing.services.redis_servers import RedisClusterServers
 from contextkit_redis import RedisHotStore
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from contextkit import BackendUnavailable, ContextEngine, ContextKit
 from contextkit.testing.engine import EngineSuite
-from contextkit.testing.redis_servers import RedisServer, redis_binaries
 from contextkit.testing.services import free_port, missing_service
+from contextkit.testing.services.redis_servers import RedisServer, redis_binaries
 
 
 class TestRedisEngine(EngineSuite):

@@ -17,7 +17,7 @@ from hypothesis import settings
 
 from contextkit.stores import HotStore, StoreSettings
 from contextkit.testing.model import MODEL_SETTINGS, run_checkpointer_model, run_hot_store_model
-from contextkit.testing.redis_servers import RedisClusterServers
+from contextkit.testing.services.redis_servers import RedisClusterServers
 from contextkit_redis import RedisHotStore
 
 # Fewer runs than the default: this package's suite also runs the conformance suites on two servers.

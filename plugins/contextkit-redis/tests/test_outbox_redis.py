@@ -24,7 +24,7 @@ from contextkit import ContextKit
 from contextkit.records import ArchiveEvent
 from contextkit.stores import StoreSettings
 from contextkit.testing.outbox import check_batch_bytes, check_dead_letters, check_peek_ahead
-from contextkit.testing.redis_servers import RedisClusterServers
+from contextkit.testing.services.redis_servers import RedisClusterServers
 from contextkit_redis import RedisHotStore
 from contextkit_redis.outbox import RedisStreamOutbox
 
@@ -149,10 +149,14 @@ async def test_on_a_cluster_each_owner_writes_the_stream_of_its_slot_and_peek_me
         outbox = store.outbox()
         events = [ArchiveEvent("context_sessions", f"key-{i}", {"i": i}) for i in range(40)]
         await outbox.push(events)
-        for event in events:
-            stream = outbox.stream_for(event.key)
-            assert store.client.keyslot(stream) == store.client.keyslot(store.keys.owner(event.key).session)
         assert len(outbox.streams) > 1 and sum([await store.client.xlen(s) for s in outbox.streams]) == 40
+        placed = {}
+        for stream in outbox.streams:
+            for _, fields in await store.client.xrange(stream):
+                key = json.loads(fields[b"e"])["key"]
+                placed[key] = stream
+                assert store.client.keyslot(stream) == store.client.keyslot(store.keys.owner(key).session)
+        assert sorted(placed) == sorted(event.key for event in events)
         peeked = await outbox.peek(100)
         assert sorted(e.event_id for e in peeked) == sorted(e.event_id for e in events)
         await outbox.ack([e.event_id for e in peeked])
@@ -344,7 +348,7 @@ async def test_events_of_a_sigkilled_app_are_drained_from_the_stream_by_the_next
     same namespace drains the stream: exactly 2,000 message rows, each event once, and the stream is empty."""
     import asyncpg
 
-    from contextkit.testing.postgres_server import PostgresServer
+    from contextkit.testing.services.postgres_server import PostgresServer
 
     server = await asyncio.to_thread(PostgresServer.create_or_skip)
     schema = f"ck_ob_{uuid.uuid4().hex[:10]}"

@@ -22,8 +22,8 @@ import pytest
 from contextkit import ContextKit
 from contextkit.errors import ConfigError
 from contextkit.stores import StoreSettings
-from contextkit.testing.redis_servers import RedisClusterServers, RedisServer, redis_binaries
 from contextkit.testing.services import missing_service
+from contextkit.testing.services.redis_servers import RedisClusterServers, RedisServer, redis_binaries
 from contextkit_redis import RedisHotStore
 
 EVICTING = ["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]

@@ -18,8 +18,8 @@ from contextkit.errors import BackendUnavailable, ConfigError
 from contextkit.plugins import get_plugin_manager
 from contextkit.stores import SessionUpdate, StoreSettings
 from contextkit.testing.hot import HOSTILE_IDS, make_message, make_session
-from contextkit.testing.redis_servers import RedisClusterServers, RedisServer
 from contextkit.testing.services import free_port
+from contextkit.testing.services.redis_servers import RedisClusterServers, RedisServer
 from contextkit_redis import RedisHotStore
 from contextkit_redis.keys import KeyLayout
 

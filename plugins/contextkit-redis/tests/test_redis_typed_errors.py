@@ -1,10 +1,10 @@
 """Typed errors on the Redis tier's decode and counter paths (issue 15, item 7).
 
 Stored JSON holding an integer over Python's int-string digit limit (written by another client, or by a process
-with a higher limit) reads as SerializationError, never a plain ValueError. A session hash whose total was left at
-``2e+308`` by the HINCRBYFLOAT of an older version (long double: finite for Redis, infinite for every reader) is
-still updatable for its other counters, and refuses a processing time without applying anything. The counter
-checks themselves run on every tier in the hot suite.
+with a higher limit) reads as CorruptData (stored data, not the caller's input), never a plain ValueError. A
+session hash whose total was left at ``2e+308`` by the HINCRBYFLOAT of an older version (long double: finite for
+Redis, infinite for every reader) is still updatable for its other counters, and refuses a processing time
+without applying anything. The counter checks themselves run on every tier in the hot suite.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from contextkit.errors import SerializationError
+from contextkit.errors import CorruptData, InvalidInput, SerializationError
 from contextkit.stores import SessionUpdate, StoreSettings
 from contextkit.testing.hot import make_session
 from contextkit_redis import RedisHotStore
@@ -36,7 +36,7 @@ async def store(redis_url: str, run_prefix: str) -> AsyncIterator[RedisHotStore]
         await store.aclose()
 
 
-async def test_stored_json_with_an_integer_over_the_digit_limit_reads_as_a_serialization_error(
+async def test_stored_json_with_an_integer_over_the_digit_limit_reads_as_corrupt_data(
     store: RedisHotStore,
 ) -> None:
     await store.put_session(make_session("s1"))
@@ -44,9 +44,10 @@ async def test_stored_json_with_an_integer_over_the_digit_limit_reads_as_a_seria
     owner = store.keys.owner("s1")
     await store.client.hset(owner.session, "metadata", '{"n":' + LONG + "}")
     await store.client.set(owner.task, '{"n":[-' + LONG + "]}")
-    with pytest.raises(SerializationError):
+    with pytest.raises(CorruptData) as raised:
         await store.get_session("s1")
-    with pytest.raises(SerializationError):
+    assert not isinstance(raised.value, InvalidInput)  # nothing the caller passed was wrong
+    with pytest.raises(CorruptData):
         await store.get_task_context("s1")
 
 

@@ -23,17 +23,21 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import delete_payload
 from contextkit.errors import CapabilityNotSupported
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,
+    KEEP_NEWEST,
     CheckpointBundle,
     CheckpointRow,
     DeltaStep,
     DeltaWalk,
     EventHead,
+    RetentionPolicy,
     StoreSettings,
+    ThreadBytes,
     Typed,
     WriteRow,
     checkpoint_id_floor,
@@ -621,7 +625,7 @@ class SqliteCheckpoints:
         self._purge_thread(conn, thread_id, False)
         if archive is not None:
             payload = delete_payload(floor)
-            event = ArchiveEvent("context_checkpoints", thread_id, payload, archive.created_at, archive.event_id)
+            event = ArchiveEvent(ArchiveTables.CHECKPOINTS, thread_id, payload, archive.created_at, archive.event_id)
             self._put_events(conn, [outbox_row(event)])
 
     async def cp_deleted_floor(self, thread_id: str) -> str | None:
@@ -695,18 +699,55 @@ class SqliteCheckpoints:
             args,
         )
 
-    async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool) -> None:
-        """Keep the newest checkpoint per namespace (and the ancestors its ``DeltaChannel`` state is rebuilt
-        from), with their writes and blobs; or delete the threads (as :meth:`cp_delete_thread`).
+    async def cp_usage(self, thread_id: str) -> ThreadBytes:
+        """The thread's bytes counted by SQLite in one read (:class:`~contextkit.stores.CheckpointUsageStore`),
+        as :mod:`contextkit.checkpoint_usage` counts them (text in its UTF-8 bytes)."""
+        return await self._db.read(self._cp_usage, thread_id)
+
+    def _cp_usage(self, conn: sqlite3.Connection, thread_id: str) -> ThreadBytes:
+        if not self._thread_alive(conn, thread_id, time.time()):
+            return ThreadBytes(0, 0, 0, {})
+        key = (self._ns, thread_id)
+        count, rows = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(checkpoint) + length(CAST(type AS BLOB)) "
+            "+ length(CAST(metadata AS BLOB)) + length(CAST(channel_versions AS BLOB)) "
+            "+ length(CAST(checkpoint_id AS BLOB)) + length(CAST(COALESCE(parent_checkpoint_id, '') AS BLOB)) "
+            "+ length(CAST(checkpoint_ns AS BLOB))), 0) FROM ck_checkpoints WHERE namespace = ? AND thread_id = ?",
+            key,
+        ).fetchone()
+        (writes,) = conn.execute(
+            "SELECT COALESCE(SUM(length(blob) + length(CAST(type AS BLOB)) + length(CAST(channel AS BLOB)) "
+            "+ length(CAST(task_id AS BLOB)) + length(CAST(task_path AS BLOB))), 0) FROM ck_checkpoint_writes "
+            "WHERE namespace = ? AND thread_id = ?",
+            key,
+        ).fetchone()
+        channels = {
+            channel: int(size)
+            for channel, size in conn.execute(
+                "SELECT channel, SUM(length(blob) + length(CAST(type AS BLOB))) FROM ck_checkpoint_blobs "
+                "WHERE namespace = ? AND thread_id = ? GROUP BY channel",
+                key,
+            )
+        }
+        return ThreadBytes(int(count), int(rows), int(writes), channels)
+
+    async def cp_prune(
+        self, thread_ids: Sequence[str], keep_latest: bool, *, policy: RetentionPolicy | None = None
+    ) -> None:
+        """Keep what ``policy`` retains per namespace (by default the newest checkpoint and the ancestors its
+        ``DeltaChannel`` state is rebuilt from), with their writes and blobs; or delete the threads (as
+        :meth:`cp_delete_thread`).
 
         A subgraph call's namespace (``node:task_id``) goes with the root checkpoint it started from, once that
         one is pruned. A kept checkpoint whose parent is pruned is left without a parent.
         """
         if not thread_ids:
             return
-        await self._db.write(self._cp_prune, list(thread_ids), keep_latest)
+        await self._db.write(self._cp_prune, list(thread_ids), keep_latest, policy or KEEP_NEWEST)
 
-    def _cp_prune(self, conn: sqlite3.Connection, thread_ids: list[str], keep_latest: bool) -> None:
+    def _cp_prune(
+        self, conn: sqlite3.Connection, thread_ids: list[str], keep_latest: bool, policy: RetentionPolicy
+    ) -> None:
         now = time.time()
         for thread_id in thread_ids:
             if not keep_latest:
@@ -728,7 +769,7 @@ class SqliteCheckpoints:
                     (self._ns, thread_id),
                 )
             }
-            kept_root = self._prune_namespace(conn, thread_id, "") if root_ids else set()
+            kept_root = self._prune_namespace(conn, thread_id, "", policy, now) if root_ids else set()
             for checkpoint_ns in namespaces:
                 if checkpoint_ns == "":
                     continue
@@ -741,7 +782,7 @@ class SqliteCheckpoints:
                     for table in ("ck_checkpoints", "ck_checkpoint_writes", "ck_checkpoint_blobs"):
                         conn.execute(f"DELETE FROM {table} WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ?", key)
                     continue
-                self._prune_namespace(conn, thread_id, checkpoint_ns)
+                self._prune_namespace(conn, thread_id, checkpoint_ns, policy, now)
 
     def _load_row(self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> CheckpointRow | None:
         record = conn.execute(
@@ -772,7 +813,9 @@ class SqliteCheckpoints:
             channel_versions=loads(versions),
         )
 
-    def _prune_namespace(self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str) -> set[str]:
+    def _prune_namespace(
+        self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str, policy: RetentionPolicy, now: float
+    ) -> set[str]:
         newest = self._newest_row(conn, thread_id, checkpoint_ns)
         if newest is None:
             return set()
@@ -789,8 +832,23 @@ class SqliteCheckpoints:
             ).fetchone()
             return found is not None and found[0] != EMPTY_BLOB_TYPE
 
-        ancestors = delta_ancestors(newest, lambda cid: self._load_row(conn, thread_id, checkpoint_ns, cid), has_value)
-        keep = {newest.checkpoint_id, *ancestors}
+        if policy == KEEP_NEWEST:
+            # The common prune reads only the newest row and its delta ancestors.
+            ancestors = delta_ancestors(newest, lambda cid: self._load_row(conn, thread_id, checkpoint_ns, cid), has_value)
+            keep = {newest.checkpoint_id, *ancestors}
+        else:
+            rows = {
+                row.checkpoint_id: row
+                for row in map(
+                    self._row,
+                    conn.execute(
+                        f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? "
+                        "AND checkpoint_ns = ?",
+                        key,
+                    ),
+                )
+            }
+            keep = policy.retained(rows, has_value, now)
         kept = dumps(sorted(keep))
         conn.execute(
             "DELETE FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "

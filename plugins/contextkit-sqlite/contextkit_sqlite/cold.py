@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from contextkit.backend.archive_reads import ArchiveCheckpointReads
+from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import (
     LANGGRAPH_KIND,
     bundles_from_payloads,
@@ -76,22 +78,22 @@ def _seq(value: Any) -> int:
 
 # Per table: the extra columns pulled out of the payload for indexed reads.
 _EXTRAS: dict[str, tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]] = {
-    "context_sessions": (
+    ArchiveTables.SESSIONS: (
         ("user_id", lambda p: _text(_get(p, "session", "user_id"))),
         ("event_type", lambda p: _text(p.get("event_type"))),
     ),
-    "context_conversations": (
+    ArchiveTables.CONVERSATIONS: (
         ("seq", lambda p: _seq(_get(p, "message", "seq"))),
         ("message_id", lambda p: str(_get(p, "message", "id") or "")),
         ("role", lambda p: _text(_get(p, "message", "role"))),
     ),
-    "context_task_contexts": (),
-    "context_checkpoints": (("checkpoint_id", lambda p: str(p.get("checkpoint_id") or "")),),
-    "context_checkpoint_writes": (
+    ArchiveTables.TASK_CONTEXTS: (),
+    ArchiveTables.CHECKPOINTS: (("checkpoint_id", lambda p: str(p.get("checkpoint_id") or "")),),
+    ArchiveTables.CHECKPOINT_WRITES: (
         ("checkpoint_id", lambda p: str(p.get("checkpoint_id") or "")),
         ("task_id", lambda p: _text(p.get("task_id"))),
     ),
-    "context_conversation_sessions": (("session_id", lambda p: _text(_get(p, "session", "session_id"))),),
+    ArchiveTables.CONVERSATION_SESSIONS: (("session_id", lambda p: _text(_get(p, "session", "session_id"))),),
 }
 _INSERTS = {
     table: (
@@ -105,7 +107,7 @@ _CHECKPOINT_PAGE = 64
 _NOT_LANGGRAPH = " AND json_extract(payload, '$.kind') IS NULL"
 
 
-class SqliteColdStore:
+class SqliteColdStore(ArchiveCheckpointReads):
     """A cold tier in a SQLite file (the same file as the hot tier by default, in tables of its own).
 
     :param settings: the tier settings (only ``namespace`` and ``timeout`` matter here).
@@ -295,7 +297,7 @@ class SqliteColdStore:
     async def read_session(self, session_id: str) -> Session | None:
         """The session as of its newest archived version (``version`` set); None when there is none or the
         newest is a delete (read-through must not bring back a session that was deleted on purpose)."""
-        newest = await self._db.run(self._newest, "context_sessions", session_id)
+        newest = await self._db.run(self._newest, ArchiveTables.SESSIONS, session_id)
         if newest is None or newest[1].get("event_type") == "delete":
             return None
         session = newest[1].get("session")
@@ -349,13 +351,13 @@ class SqliteColdStore:
 
     async def read_task_context(self, session_id: str) -> dict[str, Any] | None:
         """The newest archived task context document, or None (also when a later delete hides it)."""
-        payload = await self._db.read(self._visible, "context_task_contexts", session_id)
+        payload = await self._db.read(self._visible, ArchiveTables.TASK_CONTEXTS, session_id)
         context = None if payload is None else payload.get("context")
         return dict(context) if isinstance(context, Mapping) else None
 
     async def read_conversation_session(self, session_key: str) -> dict[str, Any] | None:
         """The newest archived conversation session document, or None (also when a later delete hides it)."""
-        payload = await self._db.read(self._visible, "context_conversation_sessions", session_key)
+        payload = await self._db.read(self._visible, ArchiveTables.CONVERSATION_SESSIONS, session_key)
         session = None if payload is None else payload.get("session")
         return dict(session) if isinstance(session, Mapping) else None
 
@@ -375,7 +377,7 @@ class SqliteColdStore:
         }
         found = []
         for key in sorted(keys):
-            payload = self._visible(conn, "context_conversation_sessions", key)
+            payload = self._visible(conn, ArchiveTables.CONVERSATION_SESSIONS, key)
             if payload is not None and _get(payload, "session", "session_id") == session_id:
                 found.append(key)
         return found
@@ -385,11 +387,11 @@ class SqliteColdStore:
         checkpoint when ``checkpoint_id`` is None), or None; a delete of the thread's owner hides those written
         before it."""
         if checkpoint_id is None:
-            payload = await self._db.read(self._visible, "context_checkpoints", thread_id, _NOT_LANGGRAPH)
+            payload = await self._db.read(self._visible, ArchiveTables.CHECKPOINTS, thread_id, _NOT_LANGGRAPH)
         else:
             payload = await self._db.read(
                 self._visible,
-                "context_checkpoints",
+                ArchiveTables.CHECKPOINTS,
                 thread_id,
                 " AND checkpoint_id = ?" + _NOT_LANGGRAPH,
                 (checkpoint_id,),
@@ -397,22 +399,11 @@ class SqliteColdStore:
         document = None if payload is None else payload.get("document")
         return dict(document) if isinstance(document, Mapping) else None
 
-    async def read_langgraph_checkpoint(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
-    ) -> CheckpointBundle | None:
-        """An archived LangGraph checkpoint (the newest of the namespace for None), or None; see
-        :meth:`contextkit.stores.ColdStore.read_langgraph_checkpoint`."""
-        found = await self._db.read(self._langgraph, thread_id, checkpoint_ns, checkpoint_id, None, 1)
-        return found[0] if found else None
-
-    async def list_langgraph_checkpoints(
-        self, thread_id: str, checkpoint_ns: str | None, *, before: str | None = None, limit: int | None = None
+    async def _langgraph_bundles(
+        self, thread_id: str, checkpoint_ns: str | None, checkpoint_id: str | None, before: str | None, limit: int | None
     ) -> list[CheckpointBundle]:
-        """Archived LangGraph checkpoints newest first; see
-        :meth:`contextkit.stores.ColdStore.list_langgraph_checkpoints`."""
-        if limit is not None and limit <= 0:
-            return []
-        return await self._db.read(self._langgraph, thread_id, checkpoint_ns, None, before, limit)
+        """See :meth:`contextkit.backend.archive_reads.ArchiveCheckpointReads._langgraph_bundles`."""
+        return await self._db.read(self._langgraph, thread_id, checkpoint_ns, checkpoint_id, before, limit)
 
     def _langgraph(
         self,

@@ -8,21 +8,23 @@ hops between the event loop and the connection's thread: every store method hand
 in a single hop. Statements are prepared once and reused from sqlite3's statement cache.
 
 aiosqlite has no public "run this function on the connection's thread"; ``Connection._execute`` is the method
-its own public helpers use, unchanged since aiosqlite 0.17. A test pins that we can reach it.
+its own public helpers use. This module relies on it and on three more private members (``_conn``, ``_thread``,
+``_running``); ``tests/test_aiosqlite_contract.py`` fails, naming the member, when an aiosqlite release changes
+one, and the plugin's pyproject allows aiosqlite 0.22.x only.
 
 Errors: ``sqlite3`` errors (``database is locked`` once ``busy_timeout`` has passed, disk I/O errors, a file that
 is not a database) become :class:`~contextkit.errors.BackendUnavailable`; data SQLite refuses (a string or blob
 too big, an integer over 64 bits) becomes :class:`~contextkit.errors.EventRefused`; undecodable
-stored JSON becomes :class:`~contextkit.errors.SerializationError`.
+stored JSON becomes :class:`~contextkit.errors.CorruptData`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,6 +32,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from contextkit.backend.documents import dump_document, load_document
+from contextkit.backend.migrations import apply_migrations_sync
 from contextkit.errors import BackendUnavailable, EventRefused, SerializationError
 from contextkit_sqlite.options import DEFAULT_PATH, SqliteOptions, parse_options
 
@@ -83,33 +87,58 @@ def from_micros(value: int) -> datetime:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON text of a plain-JSON value (unicode kept as is)."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(f"value cannot be stored as JSON: {exc}") from exc
+    """Compact JSON text of a plain-JSON value (unicode kept as is); :class:`SerializationError` when JSON cannot
+    hold it."""
+    return dump_document(value)
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse stored JSON text; :class:`SerializationError` when it cannot be decoded."""
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(f"stored JSON cannot be decoded: {exc}") from exc
+    """Parse stored JSON text; :class:`CorruptData` when it cannot be decoded."""
+    return load_document(text, "JSON")
 
 
-def _in_write_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+@contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
     # IMMEDIATE takes the write lock up front, so a read-then-write (the next seq, a counter) can never be
     # interleaved with another process's write: busy_timeout makes the second writer wait instead.
     conn.execute("BEGIN IMMEDIATE")
     try:
-        result = fn(conn, *args)
+        yield
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return result
+
+
+def _in_write_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    with _write_transaction(conn):
+        return fn(conn, *args)
+
+
+class _Ledger:
+    """The migrations of one component (``hot`` / ``cold``) of a database file, recorded in ``ck_migrations``
+    (:class:`contextkit.backend.migrations.SyncMigrationLedger`): applied under the write lock, so several
+    processes opening a fresh file at once migrate it once, and the others see the versions it recorded."""
+
+    def __init__(self, conn: sqlite3.Connection, component: str) -> None:
+        self.conn = conn
+        self.component = component
+
+    def applied(self) -> set[int]:
+        rows = self.conn.execute("SELECT version FROM ck_migrations WHERE component = ?", (self.component,))
+        return {int(row[0]) for row in rows}
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return _write_transaction(self.conn)
+
+    def apply(self, migration: Migration) -> None:
+        for statement in migration.statements:
+            self.conn.execute(statement)
+        self.conn.execute(
+            "INSERT INTO ck_migrations (component, version, applied_at) VALUES (?, ?, ?)",
+            (migration.component, migration.version, datetime.now(timezone.utc).isoformat()),
+        )
 
 
 def _in_read_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -136,11 +165,6 @@ class SqliteDatabase:
     def path(self) -> str:
         """The database file (``:memory:`` for an in-memory database)."""
         return self.options.path
-
-    @property
-    def is_open(self) -> bool:
-        """True between :meth:`open` and :meth:`close`."""
-        return self._db is not None
 
     async def open(self) -> None:
         """Create the file (and its directory), set WAL and the pragmas, and apply pending migrations."""
@@ -176,31 +200,10 @@ class SqliteDatabase:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(_MIGRATIONS_TABLE)
-        pending = [m for m in self._migrations if not self._applied(conn, m)]
-        if pending:
-            # Several processes may open a fresh file at once: the write lock makes one of them migrate and
-            # the others see the versions it recorded.
-            _in_write_transaction(conn, self._migrate, ())
+        for component in dict.fromkeys(m.component for m in self._migrations):
+            steps = [m for m in self._migrations if m.component == component]
+            apply_migrations_sync(_Ledger(conn, component), steps)
         return mode
-
-    @staticmethod
-    def _applied(conn: sqlite3.Connection, migration: Migration) -> bool:
-        row = conn.execute(
-            "SELECT 1 FROM ck_migrations WHERE component = ? AND version = ?",
-            (migration.component, migration.version),
-        ).fetchone()
-        return row is not None
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        for migration in self._migrations:
-            if self._applied(conn, migration):
-                continue
-            for statement in migration.statements:
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO ck_migrations (component, version, applied_at) VALUES (?, ?, ?)",
-                (migration.component, migration.version, datetime.now(timezone.utc).isoformat()),
-            )
 
     async def close(self) -> None:
         """Close the connection; idempotent."""

@@ -19,6 +19,7 @@ was last written in, so an owner written before the last restore is reconciled w
 
 from __future__ import annotations
 
+from contextkit.backend.tables import ArchiveTables
 from contextkit.records import ARCHIVE_TABLES
 from contextkit_sqlite.database import Migration
 
@@ -266,20 +267,22 @@ COLD_MIGRATIONS: tuple[Migration, ...] = (
         "cold",
         1,
         (
-            *_archive_table("context_sessions", ",\n            user_id TEXT,\n            event_type TEXT"),
+            *_archive_table(ArchiveTables.SESSIONS, ",\n            user_id TEXT,\n            event_type TEXT"),
             *_archive_table(
-                "context_conversations",
+                ArchiveTables.CONVERSATIONS,
                 ",\n            seq INTEGER NOT NULL,\n            message_id TEXT NOT NULL,\n            role TEXT",
                 ("seq", "namespace, key, seq"),
             ),
-            *_archive_table("context_task_contexts"),
+            *_archive_table(ArchiveTables.TASK_CONTEXTS),
             *_archive_table(
-                "context_checkpoints",
+                ArchiveTables.CHECKPOINTS,
                 ",\n            checkpoint_id TEXT NOT NULL",
                 ("checkpoint", "namespace, key, checkpoint_id"),
             ),
-            *_archive_table("context_checkpoint_writes", ",\n            checkpoint_id TEXT NOT NULL,\n            task_id TEXT"),
-            *_archive_table("context_conversation_sessions"),
+            *_archive_table(
+                ArchiveTables.CHECKPOINT_WRITES, ",\n            checkpoint_id TEXT NOT NULL,\n            task_id TEXT"
+            ),
+            *_archive_table(ArchiveTables.CONVERSATION_SESSIONS),
         ),
     ),
     Migration(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,7 @@ from contextkit.stores import CheckpointStore, StoreSettings
 from contextkit.testing.checkpoints import (
     CheckpointStoreSuite,
     StoreFactory,
-    delta_chain,
-    generic_delta_history,
+    check_bounded_delta_walk,
 )
 from contextkit_sqlite import SqliteHotStore
 from contextkit_sqlite import checkpoints as sqlite_checkpoints
@@ -37,21 +35,10 @@ async def test_delta_history_resumes_past_the_ancestors_one_query_may_walk(
     """One query walks at most ``_DELTA_MAX_STEPS`` ancestors (a looped chain cannot recurse without end); it
     names the next one as ``resume`` and the saver goes on from there, to the same answer."""
     pytest.importorskip("langgraph.checkpoint.base")
-    from contextkit.langgraph import ContextKitSaver
-
     monkeypatch.setattr(sqlite_checkpoints, "_DELTA_MAX_STEPS", 2)
     store = SqliteHotStore(StoreSettings(namespace="delta"), {"path": str(tmp_path / "delta.sqlite3")})
     await store.open()
     try:
-        tid = str(uuid.uuid4())
-        ids = await delta_chain(store, tid)
-        walk = await store.cp_delta_history(tid, "", None, ["c"])
-        assert walk is not None and [s.checkpoint_id for s in walk.steps] == ids[5:3:-1]
-        assert walk.resume == ids[3] and walk.bounded
-        saver = ContextKitSaver(store)
-        config = {"configurable": {"thread_id": tid, "checkpoint_ns": ""}}
-        history = await saver.aget_delta_channel_history(config=config, channels=["a", "b", "c"])
-        assert history == await generic_delta_history(saver, config, ["a", "b", "c"])
-        assert len(history["c"]["writes"]) == 6
+        await check_bounded_delta_walk(store)
     finally:
         await store.aclose()

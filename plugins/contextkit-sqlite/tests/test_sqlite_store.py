@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from contextkit.errors import BackendUnavailable, ConfigError
@@ -116,13 +115,6 @@ async def test_open_creates_the_file_in_wal_mode_and_records_migrations(tmp_path
     expected = sorted((m.component, m.version) for m in (*COLD_MIGRATIONS, *HOT_MIGRATIONS))
     assert recorded == expected
     assert {"ck_sessions", "ck_messages", "ck_checkpoints", "context_sessions", "context_conversations"} <= tables
-
-
-async def test_aiosqlite_still_offers_the_one_hop_call_the_stores_use() -> None:
-    """The stores run each transaction through aiosqlite's ``Connection._execute`` (no public equivalent);
-    this fails first if an aiosqlite release removes it."""
-    async with aiosqlite.connect(":memory:") as db:
-        assert await db._execute(lambda: 41 + 1) == 42
 
 
 async def test_a_file_that_is_not_a_database_raises_backend_unavailable(tmp_path: Path) -> None:

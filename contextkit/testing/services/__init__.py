@@ -1,4 +1,16 @@
-"""Finding the servers a test needs, and failing loudly in CI when one is missing.
+"""Test support: finding or starting the servers a test needs, and failing loudly in CI when one is missing.
+
+Nothing here is part of contextkit's runtime API, and nothing outside tests, benchmarks and conformance runs
+imports it. It needs the ``testing`` extra (``scripts/install testing``, or ``pip install "contextkit[testing]"``:
+pytest, testcontainers) and, per launcher, a server on PATH or a wheel:
+
+* this module: the lookup order and the "skip locally, fail in CI" rule (:func:`missing_service`), free ports;
+* :mod:`contextkit.testing.services.postgres_server`: a private PostgreSQL cluster (``initdb`` / ``pg_ctl``);
+* :mod:`contextkit.testing.services.redis_servers`: a redis-server and a 3-master Redis Cluster (``redis-server``,
+  ``redis-cli``);
+* :mod:`contextkit.testing.services.clickhouse_server`: a ClickHouse HTTP server from the ``chdb-core`` wheel (the
+  ``testing`` extra of contextkit-clickhouse), or testcontainers;
+* :mod:`contextkit.testing.services.tls`: a throw-away CA and certificates (the ``openssl`` tool).
 
 A service fixture looks for a server in this order: a URL in ``CONTEXTKIT_TEST_<NAME>_URL``; a local server
 binary it starts itself on a free loopback port; testcontainers when Docker is reachable. When none is found

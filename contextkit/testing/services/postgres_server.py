@@ -20,7 +20,7 @@ Typical use::
 
 A server with encrypted, password-only TCP connections (the superuser keeps trust over the Unix socket, for setup)::
 
-    files = make_tls_files()                                   # contextkit.testing.tls
+    files = make_tls_files()                                   # contextkit.testing.services.tls
     server = PostgresServer(
         ssl_cert_file=files.server_cert,
         ssl_key_file=files.server_key,

@@ -1,0 +1,46 @@
+--! uses: checkpoint
+-- Remove checkpoints (with their writes), purge orphan writes, rewrite records, drop unreferenced blobs.
+-- KEYS: ids, all, cp, blobs, wk, wv, nss
+-- ARGV: ngroups, then per namespace: pfx, ns, ndel, cid..., npurge, cid..., nfix, cid, record, ...
+local a = 2
+local removed = 0
+for _ = 1, tonumber(ARGV[1]) do
+  local pfx, ns = ARGV[a], ARGV[a + 1]
+  a = a + 2
+  local candidates = {}
+  local n = tonumber(ARGV[a]); a = a + 1
+  for j = a, a + n - 1 do
+    local cid = ARGV[j]
+    local rec = redis.call('HGET', KEYS[3], pfx .. cid)
+    if rec then
+      local v = versions(rec)
+      for i = 1, #v, 2 do candidates[pfx .. v[i] .. '\0' .. v[i + 1]] = true end
+      redis.call('HDEL', KEYS[3], pfx .. cid)
+      removed = removed + 1
+    end
+    redis.call('ZREM', KEYS[1], pfx .. cid)
+    redis.call('ZREM', KEYS[2], cid .. '\0' .. ns)
+    drop_writes(KEYS, pfx .. cid .. '\0')
+  end
+  a = a + n
+  n = tonumber(ARGV[a]); a = a + 1
+  for j = a, a + n - 1 do drop_writes(KEYS, pfx .. ARGV[j] .. '\0') end
+  a = a + n
+  n = tonumber(ARGV[a]); a = a + 1
+  for j = a, a + 2 * n - 1, 2 do
+    if redis.call('HEXISTS', KEYS[3], pfx .. ARGV[j]) == 1 then redis.call('HSET', KEYS[3], pfx .. ARGV[j], ARGV[j + 1]) end
+  end
+  a = a + 2 * n
+  if next(candidates) ~= nil then
+    for _, m in ipairs(prefix_range(KEYS[1], pfx)) do
+      local rec = redis.call('HGET', KEYS[3], m)
+      if rec then
+        local v = versions(rec)
+        for i = 1, #v, 2 do candidates[pfx .. v[i] .. '\0' .. v[i + 1]] = nil end
+      end
+    end
+    for field in pairs(candidates) do redis.call('HDEL', KEYS[4], field) end
+  end
+  if redis.call('ZLEXCOUNT', KEYS[1], '[' .. pfx, '[' .. pfx .. '\255') == 0 then redis.call('SREM', KEYS[7], ns) end
+end
+return removed

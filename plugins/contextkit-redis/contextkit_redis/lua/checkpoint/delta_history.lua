@@ -1,0 +1,104 @@
+--! uses: checkpoint
+-- A DeltaChannel history walk, next to the data (see RedisCheckpoints.cp_delta_history).
+-- KEYS: ids, all, cp, blobs, wk, wv. ARGV: pfx, cid ('' = the newest of the namespace), inclusive ('1' | '0'),
+-- max steps, the empty blob's type, channel...
+-- Returns the start id, the id to resume at (nil: none), '1' when the walk stopped at max steps (that ancestor
+-- is here) or '0' (it is not), then per ancestor visited, nearest first: its id, the
+-- number of its writes to the channels still walking and those write values, the number of seeds and
+-- (channel, blob value) pairs.
+local function part(s, k)
+  -- the k-th length-prefixed part (8 hex digits of length, then the bytes) of a record or a write value
+  local pos = 1
+  for _ = 1, k - 1 do pos = pos + 8 + tonumber(string.sub(s, pos, pos + 7), 16) end
+  local n = tonumber(string.sub(s, pos, pos + 7), 16)
+  return string.sub(s, pos + 8, pos + 7 + n)
+end
+local function parent_of(rec)
+  local p = part(rec, 5)
+  if #p == 0 then return nil end
+  return string.sub(p, 2)
+end
+local pfx, cid = ARGV[1], ARGV[2]
+if cid == '' then
+  local top = redis.call('ZREVRANGEBYLEX', KEYS[1], '[' .. pfx .. '\255', '[' .. pfx, 'LIMIT', 0, 1)
+  if #top == 0 then return false end
+  cid = string.sub(top[1], #pfx + 1)
+end
+local rec = redis.call('HGET', KEYS[3], pfx .. cid)
+if not rec then return false end
+local max_steps, empty = tonumber(ARGV[4]), ARGV[5]
+local left, nleft = {}, 0
+for i = 6, #ARGV do
+  if not left[ARGV[i]] then
+    left[ARGV[i]] = true
+    nleft = nleft + 1
+  end
+end
+local out = {cid, false, '0'}
+local seen = {}
+local cursor = cid
+if ARGV[3] ~= '1' then
+  seen[cid] = true
+  cursor = parent_of(rec)
+  rec = nil
+end
+local steps = 0
+while cursor and nleft > 0 and not seen[cursor] do
+  if steps >= max_steps then
+    out[2] = cursor
+    out[3] = '1'
+    break
+  end
+  if not rec then rec = redis.call('HGET', KEYS[3], pfx .. cursor) end
+  if not rec then
+    -- not in this tier (archived, expired, pruned): the caller reads on elsewhere
+    out[2] = cursor
+    break
+  end
+  seen[cursor] = true
+  steps = steps + 1
+  out[#out + 1] = cursor
+  local members = prefix_range(KEYS[5], pfx .. cursor .. '\0')
+  local writes = {}
+  if #members > 0 then
+    local values = hmget(KEYS[6], members)
+    for i = 1, #values do
+      local w = values[i]
+      if w and left[part(w, 3)] then writes[#writes + 1] = w end
+    end
+  end
+  put_all(out, writes)
+  local v = versions(rec)
+  local chs, fields = {}, {}
+  for i = 1, #v, 2 do
+    if left[v[i]] then
+      chs[#chs + 1] = v[i]
+      fields[#fields + 1] = pfx .. v[i] .. '\0' .. v[i + 1]
+    end
+  end
+  local seeds = {}
+  if #fields > 0 then
+    local blobs = hmget(KEYS[4], fields)
+    for i = 1, #fields do
+      local b = blobs[i]
+      if b then
+        local colon = string.find(b, ':', 1, true)
+        local kind = string.sub(b, colon + 1, colon + tonumber(string.sub(b, 1, colon - 1)))
+        if kind ~= empty then
+          seeds[#seeds + 1] = chs[i]
+          seeds[#seeds + 1] = b
+        end
+      end
+    end
+  end
+  out[#out + 1] = #seeds / 2
+  for i = 1, #seeds, 2 do
+    out[#out + 1] = seeds[i]
+    out[#out + 1] = seeds[i + 1]
+    left[seeds[i]] = nil
+    nleft = nleft - 1
+  end
+  cursor = parent_of(rec)
+  rec = nil
+end
+return out

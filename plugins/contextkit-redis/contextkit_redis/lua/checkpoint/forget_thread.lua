@@ -1,0 +1,4 @@
+-- KEYS: thread index shard, the thread's lg:all. ARGV: thread_id. Drops the entry of a thread that expired.
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
