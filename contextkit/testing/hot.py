@@ -15,8 +15,8 @@ A backend package runs it by subclassing and saying how to build a store::
 
 ``make_store`` must return an *opened* store whose data is isolated by ``settings.namespace`` (the suite gives
 every store a fresh, unique namespace). The suite closes every store it made at teardown, after calling
-``cleanup_store``. Optional abilities are read from ``store.capabilities``: tests of an ability the store does not
-declare are skipped (and, where it matters, the opposite behaviour is checked instead).
+``cleanup_store``. Optional abilities are read from ``store.capabilities``: a test of an ability the store does not
+declare checks the opposite behaviour instead (a refusal, or data never dropped on a timer); no test is skipped.
 
 Every test's docstring says the contract it checks and where to look when it fails. Only test code imports
 this module (it needs pytest); it imports no backend.
