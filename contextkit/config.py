@@ -27,7 +27,7 @@ A mapping (or TOML table) looks like::
     keep_latest = 20                    # per thread and namespace; the newest always stays
     max_age = "30d"                     # seconds, or a number with s/m/h/d
     keep_first = true
-    prune_every = 10                    # apply it to a thread after every 10th put (0: only prune/cleanup)
+    prune_every = 10                    # apply it to a thread after every 10th put (0: only on prune)
 
 Environment: ``CONTEXTKIT_HOT``, ``CONTEXTKIT_COLD``, ``CONTEXTKIT_NAMESPACE``, ``CONTEXTKIT_SESSION_TTL``,
 ``CONTEXTKIT_CHECKPOINT_TTL``, ``CONTEXTKIT_HISTORY_CAP``, ``CONTEXTKIT_TIMEOUT``, ``CONTEXTKIT_FALLBACK``,
