@@ -99,15 +99,15 @@ def _seed_config(
         return config
     if isinstance(config, (str, os.PathLike)):  # a TOML file says which tiers: no default to Redis
         return load_config(config, env=env, defaults={"fallback": True})
-    explicit = dict(config or {})
-    chooses_hot = "hot" in explicit or any(env.get(v, "").strip() for v in ("CONTEXTKIT_HOT", "REDIS_URL", "REDIS_HOST"))
-    if not chooses_hot and "redis" in plugins.backends.names("hot"):
-        # The seed always tried Redis first (REDIS_URL, default redis://localhost:6379/0).
-        explicit["hot"] = "redis"
-        explicit.setdefault("redis", {}).setdefault("url", "redis://localhost:6379/0")
     # The seed fell back to memory when Redis was unreachable; a file, the environment or an argument may still
     # turn that off (fallback = false).
-    return load_config(explicit, env=env, defaults={"fallback": True})
+    defaults: dict[str, Any] = {"fallback": True}
+    if "redis" in plugins.backends.names("hot"):
+        # The seed always tried Redis first (REDIS_URL, else the Redis plugin's default 127.0.0.1:6379 db 0): the
+        # lowest layer, so a contextkit.toml, CONTEXTKIT_HOT or an argument that picks another
+        # hot tier wins, and REDIS_HOST / REDIS_PORT are not hidden behind a default URL.
+        defaults["hot"] = "redis"
+    return load_config(dict(config or {}), env=env, defaults=defaults)
 
 
 def _config_options(config: Any) -> dict[str, Any]:

@@ -100,3 +100,19 @@ def test_a_bare_engine_does_not_read_the_cold_tier_variables() -> None:
     assert chosen is not None and chosen.name == "postgres"
     legacy = ContextEngine(env={"CONTEXTKIT_HOT": "memory", "CLICKHOUSE_ENABLED": "true"}, read_cold_env=True).cold
     assert legacy is not None and legacy.name == "clickhouse"
+
+
+def test_the_engine_prefers_redis_only_when_nothing_else_picks_the_hot_tier(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed's "Redis first" is the lowest layer: a contextkit.toml, CONTEXTKIT_HOT or an argument that picks
+    another hot tier wins (the file was overridden before), and REDIS_HOST is not hidden behind a default URL."""
+    assert ContextEngine(env={}).config.hot == "redis"
+    assert ContextEngine(env={"REDIS_HOST": "10.0.0.1"}).config.hot_options == {"host": "10.0.0.1"}
+    db = tmp_path / "hot.db"
+    env = {"CONTEXTKIT_HOT": "sqlite", "CONTEXTKIT_HOT_URL": f"sqlite:///{db}"}
+    assert ContextEngine(env=env).config.hot == "sqlite"
+    assert ContextEngine(config={"hot": "memory"}, env={}).config.hot == "memory"
+    (tmp_path / "contextkit.toml").write_text(f'hot = "sqlite"\n[sqlite]\npath = "{db}"\n')
+    monkeypatch.chdir(tmp_path)
+    assert ContextEngine(env={}).config.hot == "sqlite"
