@@ -15,10 +15,12 @@ traceback), reprs, ``describe()``, ``health_check()``, ``get_metrics()``, the ar
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import string
 import traceback
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -339,7 +341,22 @@ def test_postgres_passwords_never_appear(tls_postgres: Any, tmp_path: Path, pass
         shown = run_case(tmp_path, config, env, lambda: set_password(other))
     finally:
         asyncio.run(_drop_schema(tls_postgres.admin_dsn))
+        _collect_aborted_tls_sockets()
     shown.assert_hidden(password, other)
+
+
+def _collect_aborted_tls_sockets() -> None:
+    """Collect, here, the raw socket of a TLS login this case aborted on purpose.
+
+    The case changes the role's password and terminates its sessions while the pool logs in again over TLS; now and
+    then asyncio leaves the plain transport under an aborted TLS handshake unclosed (its SSL shutdown never
+    finishes once the case's event loop is closed), and the garbage collector reports it later as an unraisable
+    ResourceWarning, in whichever test is running then (it failed the ClickHouse case once). The socket belongs to
+    the private server of this test; collecting it now, with that one warning ignored, keeps it out of the others.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"unclosed (transport|<socket)", ResourceWarning)
+        gc.collect()
 
 
 async def _drop_schema(dsn: str) -> None:
