@@ -16,8 +16,7 @@ from click.testing import CliRunner
 
 from contextkit.cli import cli
 from contextkit.compat import ContextEngine
-from contextkit.testing.services import missing_service
-from contextkit.testing.services.redis_servers import RedisServer, redis_binaries
+from contextkit.testing.services.redis_servers import RedisServer, private_redis_server
 
 T0 = dt.datetime(2024, 3, 1, 10, 0, 0)
 
@@ -69,13 +68,8 @@ DOC_SESSION = {**SESSION, "session_id": "s3", "user_id": "u3", "request_count": 
 @pytest.fixture(scope="module")
 def aiecs_redis() -> Iterator[RedisServer]:
     """A private redis-server holding the original's dataset (its keys have no prefix)."""
-    if redis_binaries() is None:
-        missing_service("redis-server", "redis-server / redis-cli are not on PATH")
-    server = RedisServer().start()
-    try:
+    with private_redis_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from contextkit.cli import cli
 from contextkit.errors import LimitExceeded, OwnerUnknown
 from contextkit.records import ArchiveEvent, Message, utcnow
 from contextkit.testing.services import free_port
-from contextkit.testing.services.redis_servers import RedisServer, redis_binaries
+from contextkit.testing.services.redis_servers import RedisServer, private_redis_server
 from contextkit.tiered.events import message_event
 
 #: 2,000 CJK characters: 6,000 bytes of UTF-8, under Limits.max_id_length (2,048 characters) but over what a
@@ -206,13 +206,8 @@ async def test_dead_letters_outlive_the_process_in_a_sqlite_outbox_and_the_cli_l
 @pytest.fixture
 def private_redis() -> Any:
     """A redis-server this test starts (and may kill); stopped at the end."""
-    if redis_binaries() is None:
-        pytest.skip("redis-server is not on PATH")
-    server = RedisServer().start()
-    try:
+    with private_redis_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.redis

@@ -29,10 +29,9 @@ from contextkit.records import Message, Session, utcnow
 from contextkit.stores import StoreSettings
 from contextkit.testing.cold import message_event, session_event
 from contextkit.testing.hot import make_message, make_session
-from contextkit.testing.services import missing_service
 from contextkit.testing.services.clickhouse_server import ClickHouseService
 from contextkit.testing.services.postgres_server import PostgresServer
-from contextkit.testing.services.redis_servers import RedisServer, redis_binaries
+from contextkit.testing.services.redis_servers import RedisServer, private_redis_server
 from contextkit_clickhouse import ClickHouseColdStore
 from contextkit_clickhouse.schema import OWNER_TABLE as CLICKHOUSE_OWNER_TABLE
 from contextkit_clickhouse.schema import legacy_table_prefix_for
@@ -278,13 +277,8 @@ async def test_clickhouse_an_archive_under_the_old_prefix_stays_readable_and_the
 @pytest.fixture(scope="module")
 def names_redis() -> Iterator[RedisServer]:
     """A redis-server of this module: literal namespaces never meet other tests' keys."""
-    if redis_binaries() is None:
-        missing_service("redis-server", "redis-server / redis-cli are not on PATH")
-    server = RedisServer().start()
-    try:
+    with private_redis_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.redis

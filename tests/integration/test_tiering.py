@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from contextkit import ContextKit
-from contextkit.testing.services import missing_service
-from contextkit.testing.services.redis_servers import RedisServer, redis_binaries, redis_command
+from contextkit.testing.services.redis_servers import RedisServer, private_redis_server, redis_command
 from contextkit.testing.tiering import SnapshotScenario, TieringSuite
 from contextkit_sqlite.testing import SqliteSnapshots
 
@@ -80,13 +79,8 @@ class TestMemoryPostgresTiering(TieringSuite):
 @pytest.fixture(scope="module")
 def snapshot_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server of this module (with a data directory): the suite restarts it from an older RDB snapshot."""
-    if redis_binaries() is None:
-        missing_service("redis", "redis-server is not on PATH")
-    server = RedisServer(directory=tmp_path_factory.mktemp("redis-snapshot")).start()
-    try:
+    with private_redis_server(directory=tmp_path_factory.mktemp("redis-snapshot")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 class _RedisPair(SnapshotScenario):

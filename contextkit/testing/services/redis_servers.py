@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from contextkit.testing.services import free_port, wait_for_port
+from contextkit.testing.services import free_port, missing_service, wait_for_port
 
-__all__ = ["RedisClusterServers", "RedisServer", "free_cluster_port", "redis_binaries", "redis_command"]
+__all__ = ["RedisClusterServers", "RedisServer", "free_cluster_port", "private_redis_server", "redis_binaries", "redis_command"]
 
 
 def redis_binaries() -> tuple[str, str] | None:
@@ -220,3 +220,12 @@ class RedisClusterServers:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def private_redis_server(directory: Path | None = None, extra_args: list[str] | None = None) -> RedisServer:
+    """A redis-server of the test's own (to kill, flush, restart or configure), not started yet: use it as
+    ``with private_redis_server() as server:``. Without the binaries the test is a missing service (it fails when
+    ``CONTEXTKIT_REQUIRE_SERVICES=1``)."""
+    if redis_binaries() is None:
+        missing_service("redis-server", "redis-server / redis-cli are not on PATH")
+    return RedisServer(directory=directory, extra_args=extra_args)

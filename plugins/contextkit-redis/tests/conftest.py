@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from contextkit.testing.services import missing_service
-from contextkit.testing.services.redis_servers import RedisClusterServers, RedisServer, redis_binaries
+from contextkit.testing.services.redis_servers import RedisClusterServers, RedisServer, private_redis_server, redis_binaries
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 RUN_PREFIX = f"ckredis-{uuid.uuid4().hex[:8]}"
@@ -65,10 +65,5 @@ def redis_cluster() -> Iterator[RedisClusterServers]:
 @pytest.fixture(scope="module")
 def private_redis() -> Iterator[RedisServer]:
     """A redis-server only this module uses (its whole keyspace can be inspected)."""
-    if redis_binaries() is None:
-        missing_service("redis-server", "redis-server / redis-cli are not on PATH")
-    server = RedisServer().start()
-    try:
+    with private_redis_server() as server:
         yield server
-    finally:
-        server.stop()

@@ -22,21 +22,15 @@ import pytest
 from contextkit import ContextKit
 from contextkit.errors import ConfigError
 from contextkit.stores import StoreSettings
-from contextkit.testing.services import missing_service
-from contextkit.testing.services.redis_servers import RedisClusterServers, RedisServer, redis_binaries
+from contextkit.testing.services.redis_servers import RedisClusterServers, RedisServer, private_redis_server
 from contextkit_redis import RedisHotStore
 
 EVICTING = ["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]
 
 
 def _server(extra: list[str]) -> Iterator[RedisServer]:
-    if redis_binaries() is None:
-        missing_service("redis-server", "redis-server / redis-cli are not on PATH")
-    server = RedisServer(extra_args=extra).start()
-    try:
+    with private_redis_server(extra_args=extra) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
