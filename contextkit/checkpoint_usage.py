@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from contextkit.checkpoint_lists import LIST_MARK, shared_node_bytes
 from contextkit.stores import (
     CheckpointBundle,
     CheckpointRow,
@@ -29,7 +30,9 @@ from contextkit.stores import (
     CheckpointUsageStore,
     ColdStore,
     RetentionPolicy,
+    SharedBlobStore,
     ThreadBytes,
+    Typed,
     WriteRow,
     delta_seed,
 )
@@ -227,7 +230,12 @@ async def thread_usage(
     from contextkit.errors import BackendUnavailable
 
     bundles = [b async for b in store.cp_list(thread_id, None)]
-    hot = await store.cp_usage(thread_id) if isinstance(store, CheckpointUsageStore) else thread_bytes(bundles)
+    if isinstance(store, CheckpointUsageStore):
+        hot = await store.cp_usage(thread_id)
+    else:
+        hot = thread_bytes(bundles)
+        if isinstance(store, SharedBlobStore):
+            hot = await _with_shared_nodes(store, thread_id, bundles, hot)
     archive: ThreadBytes | None = None
     error: str | None = None
     if cold is not None:
@@ -251,6 +259,24 @@ async def thread_usage(
         archive_error=error,
         namespaces=sorted({b.row.checkpoint_ns for b in bundles}),
     )
+
+
+async def _with_shared_nodes(
+    store: SharedBlobStore, thread_id: str, bundles: Sequence[CheckpointBundle], counted: ThreadBytes
+) -> ThreadBytes:
+    """``counted`` plus the shared list nodes the thread's records reach (:mod:`contextkit.checkpoint_lists`),
+    in their channels."""
+    records: dict[tuple[str, str], list[Typed]] = {}
+    for bundle in bundles:
+        for channel, blob in bundle.blobs.items():
+            if blob[0].endswith(LIST_MARK):
+                records.setdefault((bundle.row.checkpoint_ns, channel), []).append(blob)
+    if not records:
+        return counted
+    channels = dict(counted.channels)
+    for (_, channel), size in (await shared_node_bytes(store, thread_id, records)).items():
+        channels[channel] = channels.get(channel, 0) + size
+    return replace(counted, channels=channels)
 
 
 async def thread_ids(store: CheckpointStore) -> list[str]:

@@ -173,12 +173,15 @@ class CheckpointsConfig:
     :param compress_above: channel values and pending writes of at least this many bytes are stored compressed
         (:mod:`contextkit.blob_compression`); 0 stores them as the serializer wrote them. Read back either way.
     :param compression: ``"zstd"`` (the default when the ``zstandard`` package is installed) or ``"zlib"``.
+    :param share_lists: store list-valued channel values with structural sharing between versions
+        (:mod:`contextkit.checkpoint_lists`; on by default); off stores every version whole. Read back either way.
     """
 
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     prune_every: int = 0
     compress_above: int = DEFAULT_COMPRESS_ABOVE
     compression: str | None = None
+    share_lists: bool = True
 
     def describe(self) -> dict[str, Any]:
         """The section as plain values (for ``KitConfig.describe``)."""
@@ -190,6 +193,7 @@ class CheckpointsConfig:
             "prune_every": self.prune_every,
             "compress_above": self.compress_above,
             "compression": (self.compression or default_codec()) if self.compress_above else None,
+            "share_lists": self.share_lists,
         }
 
     def compressor(self) -> BlobCompressor | None:
@@ -217,7 +221,9 @@ def _checkpoints_config(data: Any) -> CheckpointsConfig:
         return data
     if not isinstance(data, Mapping):
         raise ConfigError(f"[checkpoints] must be a table of options, got {type(data).__name__}")
-    unknown = set(data) - {"keep_latest", "max_age", "keep_first", "prune_every", "compress_above", "compression"}
+    unknown = set(data) - {
+        "keep_latest", "max_age", "keep_first", "prune_every", "compress_above", "compression", "share_lists"
+    }
     if unknown:
         raise ConfigError(f"[checkpoints] has unknown option(s): {', '.join(sorted(unknown))}")
     keep_latest = data.get("keep_latest")
@@ -234,6 +240,7 @@ def _checkpoints_config(data: Any) -> CheckpointsConfig:
         prune_every=0 if prune_every == 0 else _number(prune_every, "checkpoints.prune_every", int),
         compress_above=_compress_above(data.get("compress_above", DEFAULT_COMPRESS_ABOVE)),
         compression=_compression(data.get("compression")),
+        share_lists=_boolean(data.get("share_lists", True), "checkpoints.share_lists"),
     )
 
 

@@ -72,6 +72,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from langchain_core.runnables import RunnableConfig
@@ -92,8 +93,9 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from contextkit.backend.tables import ArchiveTables
 from contextkit.blob_compression import BlobCompressor, unpack
 from contextkit.checkpoint_archive import archive_payloads, checkpoint_payload, delete_payload, writes_payload
+from contextkit.checkpoint_lists import LIST_MARK, ListSharing, SplitList
 from contextkit.codec import int_fits_json
-from contextkit.errors import BackendUnavailable, ContextKitError, InvalidInput, SerializationError
+from contextkit.errors import BackendUnavailable, ContextKitError, CorruptData, InvalidInput, SerializationError
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
     CheckpointBundle,
@@ -104,6 +106,7 @@ from contextkit.stores import (
     DeltaStep,
     EventHead,
     RetentionPolicy,
+    SharedBlobStore,
     Tombstone,
     Typed,
     WriteRow,
@@ -355,6 +358,11 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
     :param compression: compresses channel values and writes of at least its threshold (zstd, or zlib), marked
         so any saver reads them back (:mod:`contextkit.blob_compression`); None stores them as the serde wrote
         them. Values are read back either way.
+    :param share_lists: store list-valued channel values (a ``MessagesState`` list, a ``DeltaChannel``
+        snapshot) with structural sharing between versions (:mod:`contextkit.checkpoint_lists`): O(turns) bytes
+        instead of O(turns^2). Takes effect when the store reads blobs by key
+        (:class:`~contextkit.stores.SharedBlobStore`) and the serde is LangGraph's ``JsonPlusSerializer``;
+        otherwise values are stored whole. Values are read back either way.
 
     Every method of ``BaseCheckpointSaver`` is implemented, async and sync: ``get_tuple``, ``list``, ``put``,
     ``put_writes``, ``delete_thread``, ``delete_for_runs``, ``copy_thread``, ``prune`` and
@@ -372,6 +380,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         retention: RetentionPolicy | None = None,
         prune_every: int = 0,
         compression: BlobCompressor | None = None,
+        share_lists: bool = True,
     ) -> None:
         super().__init__(serde=serde)
         if isinstance(prune_every, bool) or not isinstance(prune_every, int) or prune_every < 0:
@@ -382,6 +391,10 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         #: whatever it is (:func:`contextkit.blob_compression.unpack` reads the format marker).
         self.compression = compression
         self._pack: Callable[[Typed], Typed] = compression.pack if compression is not None else _as_is
+        # Structural sharing of list values (contextkit.checkpoint_lists): written only where the store can read
+        # the nodes back and the serde writes msgpack lists; records already stored are read back regardless.
+        self._lists = ListSharing(self.serde)
+        self._share = share_lists and isinstance(store, SharedBlobStore) and ListSharing.supports(self.serde)
         #: What a prune keeps (``[checkpoints]``); with a limit set, what it removed is not read back from the
         #: archive either (see the module docstring).
         self.retention = retention if retention is not None and retention.limits else None
@@ -535,6 +548,8 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         kind = typed[0]
         if kind[-5:] in _COMPRESSED:
             typed = unpack(typed)
+        elif kind[-5:] == LIST_MARK:
+            raise CorruptData("a shared list record reached the serde unresolved (contextkit.checkpoint_lists)")
         return self.serde.loads_typed(typed)
 
     def _tuple(self, bundle: CheckpointBundle) -> CheckpointTuple:
@@ -571,11 +586,30 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         configurable = config["configurable"]
         thread_id, checkpoint_ns = str(configurable["thread_id"]), configurable.get("checkpoint_ns", "")
         checkpoint_id = get_checkpoint_id(config)
-        if self.archive is None:
-            bundle = await self._call(self.store.cp_get(thread_id, checkpoint_ns, checkpoint_id))
-        else:
-            bundle = await self._call(self._get_or_archived(thread_id, checkpoint_ns, checkpoint_id, rehydrate=True))
+        bundle = await self._call(self._read(thread_id, checkpoint_ns, checkpoint_id))
         return self._tuple(bundle) if bundle is not None else None
+
+    async def _read(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
+        if self.archive is None:
+            bundle = await self.store.cp_get(thread_id, checkpoint_ns, checkpoint_id)
+        else:
+            bundle = await self._get_or_archived(thread_id, checkpoint_ns, checkpoint_id, rehydrate=True)
+        return await self._resolved(bundle, head=True) if bundle is not None else None
+
+    async def _resolved(self, bundle: CheckpointBundle, *, head: bool = False) -> CheckpointBundle:
+        """``bundle`` with its shared list records replaced by the whole values (:mod:`contextkit.checkpoint_lists`);
+        ``head``: a put on top of this checkpoint may reuse what was read."""
+        blobs = bundle.blobs
+        if not any(blob[0][-5:] == LIST_MARK for blob in blobs.values()):
+            return bundle
+        store = self.store
+        if not isinstance(store, SharedBlobStore):
+            raise CorruptData(f"checkpoint {bundle.row.checkpoint_id!r} holds shared list records this store cannot read")
+        row = bundle.row
+        resolved = await self._lists.resolve(
+            store, row.thread_id, row.checkpoint_ns, blobs, head=row.checkpoint_id if head else None
+        )
+        return replace(bundle, blobs=resolved)
 
     # -- the cold tier ----------------------------------------------------------------------------------------
     def _hidden(self, bundle: CheckpointBundle, floor: str | None) -> bool:
@@ -607,6 +641,8 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             return bundle
         if checkpoint_id is None and checkpoint_ns and await store.cp_get(thread_id, "", None) is not None:
             return None  # a new subgraph namespace of a live thread: nothing to read back
+        # A hot miss: what this saver remembers of the thread's stored lists may be gone with the hot copy.
+        self._lists.forget_thread(thread_id)
         bundle = await self._archived(thread_id, checkpoint_ns, checkpoint_id)
         if bundle is None or not rehydrate:
             return bundle  # (a DeltaChannel walk reads ancestors retention kept for it: rehydrate=False)
@@ -642,7 +678,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
 
     async def _collect(self, args: dict[str, Any]) -> list[CheckpointBundle]:
         """``cp_list`` of the hot tier, completed from the cold tier when it returns fewer than ``limit``."""
-        found = [bundle async for bundle in self.store.cp_list(**args)]
+        found = [await self._resolved(bundle) async for bundle in self.store.cp_list(**args)]
         thread_id, limit = args["thread_id"], args["limit"]
         if self.archive is None or thread_id is None or (limit is not None and len(found) >= limit):
             return found
@@ -707,13 +743,13 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         iterator = self.store.cp_list(**args)
         if self.loop is None or self.loop is asyncio.get_running_loop():
             async for bundle in iterator:
-                yield self._tuple(bundle)
+                yield self._tuple(await self._resolved(bundle))
             return
         done = object()
 
         async def step() -> Any:
             try:
-                return await iterator.__anext__()
+                return await self._resolved(await iterator.__anext__())
             except StopAsyncIteration:
                 return done
 
@@ -770,15 +806,30 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         copy = checkpoint.copy()
         values: dict[str, Any] = copy.pop("channel_values")  # type: ignore[misc]
         dumps, pack = self._dumps, self._pack
-        blobs = {
-            (channel, str(version)): pack(dumps(values[channel])) if channel in values else EMPTY_BLOB
-            for channel, version in new_versions.items()
-        }
+        parent_id = configurable.get("checkpoint_id")
+        blobs: dict[tuple[str, str], Typed] = {}
+        # Whole values of the lists stored shared (the archive stores whole values) and their trees.
+        wholes: dict[str, Typed] = {}
+        trees: dict[str, Any] = {}
+        for channel, version in new_versions.items():
+            if channel not in values:
+                blobs[(channel, str(version))] = EMPTY_BLOB
+                continue
+            value = values[channel]
+            split = self._split(thread_id, checkpoint_ns, parent_id, channel, value) if self._share else None
+            if split is None:
+                blobs[(channel, str(version))] = pack(dumps(value))
+                continue
+            blobs[(channel, str(version))] = split.record
+            for node_version, node in split.nodes.items():
+                blobs[(channel, node_version)] = node
+            wholes[channel] = split.whole
+            trees[channel] = split.tree
         row = CheckpointRow(
             thread_id=thread_id,
             checkpoint_ns=checkpoint_ns,
             checkpoint_id=checkpoint["id"],
-            parent_checkpoint_id=configurable.get("checkpoint_id"),
+            parent_checkpoint_id=parent_id,
             checkpoint=dumps(copy),
             metadata=_json_metadata(get_serializable_checkpoint_metadata(config, metadata)),
             channel_versions={channel: str(version) for channel, version in copy["channel_versions"].items()},
@@ -788,14 +839,28 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         else:
             # Every channel's value, not only the new ones: one archived row rebuilds the checkpoint.
             archived = {
-                channel: blobs.get((channel, version))
-                or (pack(dumps(values[channel])) if channel in values else EMPTY_BLOB)
+                channel: pack(wholes[channel]) if channel in wholes else (
+                    blobs.get((channel, version)) or (pack(dumps(values[channel])) if channel in values else EMPTY_BLOB)
+                )
                 for channel, version in row.channel_versions.items()
             }
             await self._call(self._put_archived(row, blobs, archived))
+        if self._share:
+            self._lists.written(thread_id, checkpoint_ns, row.checkpoint_id, trees)
         if self.prune_every and not checkpoint_ns:
             await self._count_put(thread_id)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": row.checkpoint_id}}
+
+    def _split(
+        self, thread_id: str, checkpoint_ns: str, parent_id: str | None, channel: str, value: Any
+    ) -> SplitList | None:
+        try:
+            return self._lists.split(thread_id, checkpoint_ns, parent_id, channel, value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(
+                f"a checkpoint value of type {type(value).__name__} cannot be serialized by "
+                f"{type(self.serde).__name__}: {str(exc)[:200]}"
+            ) from exc
 
     def _check_room(self, count: int) -> None:
         assert self.archive is not None
@@ -869,6 +934,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, blob and write of the thread in every namespace; late writes of a run that
         was going are dropped, so they cannot bring it back."""
+        self._lists.forget_thread(str(thread_id))
         if self.archive is None:
             await self._call(self.store.cp_delete_thread(str(thread_id)))
         else:
@@ -922,6 +988,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of a thread (all namespaces, the whole parent chain)."""
+        self._lists.forget_thread(str(target_thread_id))
         if self.archive is None:
             await self._call(self.store.cp_copy_thread(str(source_thread_id), str(target_thread_id)))
         else:
@@ -941,7 +1008,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         copied: set[tuple[str, str]] = set()
         async for bundle in self.store.cp_list(target, None):
             copied.add((bundle.row.checkpoint_ns, bundle.row.checkpoint_id))
-            events.extend(_copy_events(target, bundle))
+            events.extend(_copy_events(target, await self._resolved(bundle)))
         floor = await self.store.cp_deleted_floor(source) if archived else None
         for bundle in archived:
             if (bundle.row.checkpoint_ns, bundle.row.checkpoint_id) not in copied and not self._hidden(bundle, floor):
@@ -958,6 +1025,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             raise InvalidInput(f"unknown prune strategy {strategy!r}; use one of {', '.join(_PRUNE_STRATEGIES)}")
         if not thread_ids:
             return
+        if strategy == "delete":
+            for thread_id in thread_ids:
+                self._lists.forget_thread(str(thread_id))
         if self.archive is not None and strategy == "delete":
             await self._call(self._delete_archived([str(t) for t in thread_ids]))
             return
@@ -1056,7 +1126,22 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             walk_on = walk_on and self.archive is not None
         if walk_on:
             await self._delta_walk_bundles(thread_id, checkpoint_ns, cursor, inclusive, remaining, seen, steps)
-        return self._delta_result(wanted, steps)
+        return self._delta_result(wanted, await self._resolved_seeds(thread_id, checkpoint_ns, steps))
+
+    async def _resolved_seeds(self, thread_id: str, checkpoint_ns: str, steps: list[DeltaStep]) -> list[DeltaStep]:
+        """The walk's steps with shared list records among their seeds (a ``DeltaChannel`` snapshot) read back
+        whole."""
+        out = steps
+        for i, step in enumerate(steps):
+            if any(blob[0][-5:] == LIST_MARK for blob in step.seeds.values()):
+                store = self.store
+                if not isinstance(store, SharedBlobStore):
+                    raise CorruptData("a DeltaChannel seed is a shared list record this store cannot read")
+                seeds = await self._lists.resolve(store, thread_id, checkpoint_ns, step.seeds)
+                if out is steps:
+                    out = list(steps)
+                out[i] = replace(step, seeds=seeds)
+        return out
 
     async def _delta_walk_bundles(
         self,

@@ -97,6 +97,7 @@ __all__ = [
     "RestoreAware",
     "RetentionPolicy",
     "SessionUpdate",
+    "SharedBlobStore",
     "StoreSettings",
     "StoreStats",
     "ThreadBytes",
@@ -1002,6 +1003,24 @@ class ThreadBytes:
             "writes": self.writes,
             "channels": dict(sorted(self.channels.items(), key=lambda item: (-item[1], item[0]))),
         }
+
+
+@runtime_checkable
+class SharedBlobStore(Protocol):
+    """Optional: a :class:`CheckpointStore` that reads blobs by key, which lets the saver store list-valued
+    channel values with structural sharing (:mod:`contextkit.checkpoint_lists`: a version is a small record over
+    content-addressed nodes that every version shares). Nodes are ordinary blobs of their channel whose version
+    starts with ``"#"``; no checkpoint's ``channel_versions`` names them. A store implementing this protocol
+    keeps such a blob until the thread goes (deleted or expired): prunes and ``cp_delete_for_runs`` leave it,
+    since a saver may put a checkpoint reusing it on top of one they removed. Without this protocol, the saver
+    stores every value whole."""
+
+    async def cp_get_blobs(
+        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], Typed]:
+        """The stored blobs of ``keys`` (``(channel, version)`` pairs) in ``(thread, ns)``, in one read; keys not
+        stored are left out."""
+        ...
 
 
 @runtime_checkable

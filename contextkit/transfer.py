@@ -43,13 +43,14 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import archive_payloads
+from contextkit.checkpoint_lists import LIST_MARK, ListSharing
 from contextkit.errors import (
     BackendUnavailable,
     CapabilityNotSupported,
@@ -67,6 +68,7 @@ from contextkit.stores import (
     CheckpointStore,
     EventHead,
     HotStore,
+    SharedBlobStore,
     Typed,
     WriteRow,
 )
@@ -295,7 +297,12 @@ async def _checkpoint_thread_records(hot: HotStore, thread_id: str) -> AsyncIter
         return
     # Newest first by checkpoint id; rows sharing an id (in several namespaces) are ordered by namespace.
     group: list[CheckpointBundle] = []
+    # Shared list records are exported as the whole values they stand for (contextkit.checkpoint_lists).
+    lists = ListSharing(None)
     async for bundle in store.cp_list(thread_id, None):
+        if isinstance(store, SharedBlobStore) and any(blob[0].endswith(LIST_MARK) for blob in bundle.blobs.values()):
+            row = bundle.row
+            bundle = replace(bundle, blobs=await lists.resolve(store, row.thread_id, row.checkpoint_ns, bundle.blobs))
         if group and group[0].row.checkpoint_id != bundle.row.checkpoint_id:
             for item in sorted(group, key=lambda b: b.row.checkpoint_ns):
                 yield _checkpoint_record(item)

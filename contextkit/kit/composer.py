@@ -391,6 +391,7 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             retention=checkpoints.retention,
             prune_every=checkpoints.prune_every,
             compression=checkpoints.compressor(),
+            share_lists=checkpoints.share_lists,
         )
 
     def _checkpoint_store(self) -> CheckpointStore:

@@ -93,9 +93,10 @@ class _Namespace:
         return blob is not None and blob[0] != EMPTY_BLOB_TYPE
 
     def collect_blobs(self) -> None:
-        """Drop blobs no remaining checkpoint points at."""
+        """Drop blobs no remaining checkpoint points at; shared list nodes (versions ``#...``) stay until the
+        thread goes (:class:`~contextkit.stores.SharedBlobStore`)."""
         referenced = {(ch, v) for row in self.rows.values() for ch, v in row.channel_versions.items()}
-        for key in [k for k in self.blobs if k not in referenced]:
+        for key in [k for k in self.blobs if k not in referenced and k[1][:1] != "#"]:
             del self.blobs[key]
 
     def bundle(self, row: CheckpointRow) -> CheckpointBundle:
@@ -278,6 +279,17 @@ class MemoryCheckpoints:
         run_id = _run_id(row)
         if run_id is not None:
             self._cp.runs.setdefault(run_id, set()).add((thread_id, ns_name, cid))
+
+    async def cp_get_blobs(
+        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Typed]:
+        """See :meth:`contextkit.stores.SharedBlobStore.cp_get_blobs`."""
+        thread = self._cp_thread(thread_id, self._cp_now())
+        ns = thread.namespaces.get(checkpoint_ns) if thread is not None else None
+        if ns is None:
+            return {}
+        blobs = ns.blobs
+        return {key: blob for key in keys if (blob := blobs.get(key)) is not None}
 
     async def cp_put_writes(
         self,

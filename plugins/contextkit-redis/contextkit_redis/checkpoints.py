@@ -497,6 +497,17 @@ class RedisCheckpoints:
         ((cid, rec, blob_values, write_values),) = _read_bundles(raw)
         return _bundle(thread_id, checkpoint_ns, cid.decode("utf-8"), rec, blob_values, write_values)
 
+    async def cp_get_blobs(
+        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Typed]:
+        """See :meth:`contextkit.stores.SharedBlobStore.cp_get_blobs`: one HMGET of the thread's blob hash."""
+        if not keys:
+            return {}
+        pfx = _prefix(checkpoint_ns)
+        fields = [pfx + _b(channel) + b"\0" + _b(version) for channel, version in keys]
+        raw = await self.gate("cp_get_blobs", self.client.hmget(self._lg_thread_keys(thread_id)[3], fields))
+        return {key: _typed(value) for key, value in zip(keys, raw, strict=True) if value is not None}
+
     async def cp_delta_history(
         self,
         thread_id: str,

@@ -191,7 +191,7 @@ class SqliteCheckpoints:
         )
 
     def _collect_blobs(self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str) -> None:
-        """Delete the blobs of ``(thread, ns)`` that no remaining checkpoint points at."""
+        """Delete the blobs of ``(thread, ns)`` that no remaining checkpoint points at, except shared list nodes."""
         key = (self._ns, thread_id, checkpoint_ns)
         referenced: set[tuple[str, str]] = set()
         for (text,) in conn.execute(
@@ -205,7 +205,8 @@ class SqliteCheckpoints:
                 "SELECT channel, version FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ?",
                 key,
             )
-            if (channel, version) not in referenced
+            # shared list nodes (versions "#...") stay until the thread goes (contextkit.stores.SharedBlobStore)
+            if (channel, version) not in referenced and not version.startswith("#")
         ]
         conn.executemany(
             "DELETE FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
@@ -378,6 +379,27 @@ class SqliteCheckpoints:
             )
         ]
         return CheckpointBundle(row=row, blobs=blobs, writes=writes)
+
+    async def cp_get_blobs(
+        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Typed]:
+        """See :meth:`contextkit.stores.SharedBlobStore.cp_get_blobs`: one query (primary-key lookups)."""
+        if not keys:
+            return {}
+        return await self._db.read(self._cp_get_blobs, thread_id, checkpoint_ns, dumps([list(k) for k in keys]))
+
+    def _cp_get_blobs(
+        self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str, keys_json: str
+    ) -> dict[tuple[str, str], Typed]:
+        return {
+            (channel, version): (btype, value)
+            for channel, version, btype, value in conn.execute(
+                "SELECT b.channel, b.version, b.type, b.blob FROM json_each(?) AS k CROSS JOIN ck_checkpoint_blobs b "
+                "ON b.namespace = ? AND b.thread_id = ? AND b.checkpoint_ns = ? "
+                "AND b.channel = json_extract(k.value, '$[0]') AND b.version = json_extract(k.value, '$[1]')",
+                (keys_json, self._ns, thread_id, checkpoint_ns),
+            )
+        }
 
     async def cp_get(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
         """That checkpoint, or the newest of ``(thread, ns)`` when ``checkpoint_id`` is None."""
