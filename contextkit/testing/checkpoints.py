@@ -388,6 +388,22 @@ def _plain_turns_graph(checkpointer: Any) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
+def _long_turns_graph(checkpointer: Any) -> Any:
+    """:func:`_plain_turns_graph` with replies of ~300 characters: a list worth sharing
+    (:mod:`contextkit.checkpoint_lists`) after a turn or two."""
+    from langgraph.graph import END, START, StateGraph
+
+    def reply(state: _TurnsState) -> _TurnsState:
+        n = len(state["turns"])
+        return {"turns": [f"reply {n}: " + " ".join(f"word{(n * 7 + i) % 97}" for i in range(40))]}
+
+    builder = StateGraph(_TurnsState)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    builder.add_edge("reply", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
 async def delta_chain(store: CheckpointStore, thread_id: str, ns: str = "") -> list[str]:
     """Seven checkpoints ``c0..c6`` for the DeltaChannel history tests (the suite's and a tier's own), oldest first.
 
@@ -1167,6 +1183,169 @@ class CheckpointStoreSuite:
         await saver.aput(stored, empty_checkpoint(), {"step": 0}, {})
         assert await saver.aget_tuple(_config(tid)) is None
         assert [t async for t in saver.alist(_config(tid))] == []
+
+    # -- LangGraph: structural sharing of list values -----------------------------------------------------------
+    async def test_shared_blob_store_reads_nodes_by_key_and_keeps_them_until_the_thread_goes(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """A :class:`~contextkit.stores.SharedBlobStore` reads blobs by ``(channel, version)`` in its
+        ``(thread, ns)`` (unknown keys left out), keeps node blobs (versions ``#...``) through prunes and
+        ``cp_delete_for_runs``, and drops them with the thread. A store without it never sees a node: the saver
+        stores whole values there."""
+        from contextkit.stores import SharedBlobStore
+
+        if not isinstance(checkpoint_store, SharedBlobStore):
+            from contextkit.langgraph import ContextKitSaver
+
+            assert not ContextKitSaver(checkpoint_store)._share
+            return
+        tid = str(uuid.uuid4())
+        c1, c2, c3 = make_checkpoint_id(), make_checkpoint_id(), make_checkpoint_id()
+        node, other = ("log", "#n1"), ("log", "#n2")
+        await checkpoint_store.cp_put(
+            _row(tid, c1, versions={"log": "1"}, metadata={"run_id": "r1", "step": 0}),
+            {("log", "1"): _typed([1]), node: ("msgpack", b"\x01"), other: ("ck-block", b"\x00" * 16)},
+        )
+        await checkpoint_store.cp_put(_row(tid, c2, parent=c1, versions={"log": "2"}), {("log", "2"): _typed([1, 2])})
+        await checkpoint_store.cp_put(_row(tid, c3, ns="sub:1", versions={"log": "1"}), {("log", "1"): _typed([9])})
+        found = await checkpoint_store.cp_get_blobs(tid, "", [node, other, ("log", "#missing"), ("log", "1")])
+        assert found == {node: ("msgpack", b"\x01"), other: ("ck-block", b"\x00" * 16), ("log", "1"): _typed([1])}
+        assert await checkpoint_store.cp_get_blobs(tid, "sub:1", [node]) == {}
+        assert await checkpoint_store.cp_get_blobs(str(uuid.uuid4()), "", [node]) == {}
+        assert await checkpoint_store.cp_get_blobs(tid, "", []) == {}
+        await checkpoint_store.cp_delete_for_runs(["r1"])
+        await checkpoint_store.cp_prune([tid], True)
+        assert await _ids(checkpoint_store, tid) == [c2]
+        assert set(await checkpoint_store.cp_get_blobs(tid, "", [node, other, ("log", "1")])) == {node, other}
+        await checkpoint_store.cp_delete_thread(tid)
+        assert await checkpoint_store.cp_get_blobs(tid, "", [node, other]) == {}
+
+    async def test_graph_list_values_are_shared_between_versions(self, checkpoint_store: CheckpointStore) -> None:
+        """A growing list channel is stored as a small record per version over nodes every version shares: the
+        thread's bytes grow with the list, not with its square; every checkpoint of the history reads back its
+        own list, through this saver and through a new one (nothing cached), after a fork, a prune and a copy,
+        and exported whole. Without :class:`~contextkit.stores.SharedBlobStore`, values are stored whole and
+        read the same."""
+        pytest.importorskip("langgraph.graph")
+        from contextkit.checkpoint_lists import LIST_MARK
+        from contextkit.checkpoint_usage import thread_usage
+        from contextkit.langgraph import ContextKitSaver
+        from contextkit.stores import SharedBlobStore
+
+        shared = isinstance(checkpoint_store, SharedBlobStore)
+        saver = ContextKitSaver(checkpoint_store)
+        graph = _long_turns_graph(saver)
+        tid = str(uuid.uuid4())
+        config = _config(tid)
+        for turn in range(30):
+            await graph.ainvoke({"turns": [f"user {turn}"]}, config)
+        expected = (await graph.aget_state(config)).values["turns"]
+        assert len(expected) == 60
+        newest = await checkpoint_store.cp_get(tid, "", None)
+        assert newest is not None
+        record = newest.blobs["turns"]
+        if shared:
+            assert record[0] == "msgpack" + LIST_MARK and len(record[1]) < 200, record[0]
+        else:
+            assert not record[0].endswith(LIST_MARK)
+        histories = []
+        for reader in (saver, ContextKitSaver(checkpoint_store), ContextKitSaver(checkpoint_store, share_lists=False)):
+            history = [s async for s in _long_turns_graph(reader).aget_state_history(config)]
+            histories.append([(s.config["configurable"]["checkpoint_id"], s.values.get("turns")) for s in history])
+        assert histories[0] == histories[1] == histories[2]
+        lengths = [len(turns or []) for _, turns in histories[0]]
+        assert lengths == sorted(lengths, reverse=True) and lengths[0] == 60
+        assert all(turns == expected[: len(turns)] for _, turns in histories[0] if turns)
+        text = sum(len(t.encode()) for t in expected)
+        usage = await thread_usage(checkpoint_store, tid)
+        assert usage is not None
+        # whole values would store the list at each of its ~60 versions: ~30x the text
+        assert usage.hot.channels["turns"] < (3 if shared else 100) * text, (usage.hot.channels, text)
+        if shared:
+            assert usage.hot.channels["turns"] > text
+        # a fork from an older checkpoint gets its own list; the original branch is untouched
+        older = histories[0][20]
+        fork = await graph.aupdate_state(
+            {"configurable": {"thread_id": tid, "checkpoint_ns": "", "checkpoint_id": older[0]}}, {"turns": ["edited"]}
+        )
+        forked = await _long_turns_graph(ContextKitSaver(checkpoint_store)).aget_state(fork)
+        assert forked.values["turns"] == [*older[1], "edited"]
+        assert (await graph.aget_state({"configurable": {**config["configurable"], "checkpoint_id": histories[0][0][0]}})).values[
+            "turns"
+        ] == expected
+        # a copy reads the same; a prune keeps the newest readable
+        target = str(uuid.uuid4())
+        await saver.acopy_thread(tid, target)
+        assert (await _long_turns_graph(ContextKitSaver(checkpoint_store)).aget_state(_config(target))).values[
+            "turns"
+        ] == forked.values["turns"]
+        await saver.aprune([tid], strategy="keep_latest")
+        assert (await _long_turns_graph(ContextKitSaver(checkpoint_store)).aget_state(config)).values["turns"] == (
+            forked.values["turns"]
+        )
+        await graph.ainvoke({"turns": ["after the prune"]}, config)
+        assert (await _long_turns_graph(ContextKitSaver(checkpoint_store)).aget_state(config)).values["turns"][-2:][
+            0
+        ] == "after the prune"
+
+    async def test_graph_delta_channel_snapshots_are_shared_and_read_back(self, checkpoint_store: CheckpointStore) -> None:
+        """A ``DeltaChannel`` snapshot (``_DeltaSnapshot`` of a list) is stored shared and read back as the same
+        snapshot, through the state and ``aget_delta_channel_history``'s seeds, by a saver with sharing and one
+        without."""
+        pytest.importorskip("langgraph.channels.delta")
+        from langgraph.checkpoint.serde.types import _DeltaSnapshot
+
+        from contextkit.checkpoint_lists import LIST_MARK
+        from contextkit.langgraph import ContextKitSaver
+        from contextkit.stores import SharedBlobStore
+
+        saver = ContextKitSaver(checkpoint_store)
+        graph = delta_graph(saver, snapshot_frequency=3)
+        config = _config(str(uuid.uuid4()))
+        for turn in range(7):
+            await graph.ainvoke({"turns": [f"user {turn} " + "x" * 300]}, config)
+        expected = (await graph.aget_state(config)).values["turns"]
+        assert len(expected) == 14
+        kinds = {
+            blob[0] async for b in checkpoint_store.cp_list(config["configurable"]["thread_id"], "")
+            for ch, blob in b.blobs.items() if ch == "turns"
+        }
+        if isinstance(checkpoint_store, SharedBlobStore):
+            assert "msgpack" + LIST_MARK in kinds, kinds
+        for reader in (ContextKitSaver(checkpoint_store), ContextKitSaver(checkpoint_store, share_lists=False)):
+            assert (await delta_graph(reader, snapshot_frequency=3).aget_state(config)).values["turns"] == expected
+            seed = (await reader.aget_delta_channel_history(config=config, channels=["turns"]))["turns"].get("seed")
+            assert isinstance(seed, _DeltaSnapshot) and seed.value == expected[: len(seed.value)], seed
+
+    async def test_a_broken_shared_list_record_is_corrupt_data(self, checkpoint_store: CheckpointStore) -> None:
+        """A record whose nodes are missing, or of a format this version does not know, raises
+        :class:`~contextkit.errors.CorruptData` naming the channel, never a wrong value."""
+        pytest.importorskip("langgraph.checkpoint.base")
+        from langgraph.checkpoint.base import empty_checkpoint
+
+        from contextkit.errors import CorruptData
+        from contextkit.langgraph import ContextKitSaver
+        from contextkit.stores import SharedBlobStore
+
+        if not isinstance(checkpoint_store, SharedBlobStore):
+            return
+        saver = ContextKitSaver(checkpoint_store)
+        for data in (b"\x01\x00\x02" + b"\x07" * 16, b"\x09\x00\x01" + b"\x07" * 16, b"\x01\x00\x03" + b"\x07" * 8):
+            tid = str(uuid.uuid4())
+            checkpoint = empty_checkpoint()
+            cid = checkpoint["id"]
+            row = CheckpointRow(
+                thread_id=tid,
+                checkpoint_ns="",
+                checkpoint_id=cid,
+                parent_checkpoint_id=None,
+                checkpoint=saver.serde.dumps_typed(checkpoint),
+                metadata={"step": 0},
+                channel_versions={"turns": "1"},
+            )
+            await checkpoint_store.cp_put(row, {("turns", "1"): ("msgpack+list", data)})
+            with pytest.raises(CorruptData):
+                await saver.aget_tuple(_config(tid))
 
     # -- LangGraph: DeltaChannel history ------------------------------------------------------------------------
     async def test_delta_history_reads_each_channel_back_to_its_nearest_stored_value(
