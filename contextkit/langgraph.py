@@ -8,7 +8,9 @@ Storage layout (the store keeps what the saver hands it, verbatim):
 * the checkpoint without ``channel_values``, serialized with the saver's ``serde`` (``(type, bytes)``);
 * its metadata as a JSON dict (``get_checkpoint_metadata`` semantics), so stores can filter on it;
 * one blob per ``(thread, ns, channel, version)``, written only for the channels in ``new_versions``
-  (a channel with a version but no value gets ``("empty", b"")``);
+  (a channel with a version but no value gets ``("empty", b"")``); a list value is stored as a small record over
+  nodes every version of the channel shares, blobs of versions ``#...`` (:mod:`contextkit.checkpoint_lists`,
+  where the store implements :class:`~contextkit.stores.SharedBlobStore`), and read back whole;
 * pending writes keyed ``(task_id, idx)``, special channels at their fixed negative idx and upserted when a call
   writes only special channels, insert-if-absent otherwise.
 
