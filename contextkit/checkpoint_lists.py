@@ -40,6 +40,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -222,7 +223,20 @@ class SplitList:
     tree: _Tree
 
 
-_Scope = tuple[str, str, str]  # (thread, namespace, channel)
+@dataclass(slots=True)
+class _ThreadCache:
+    """What a saver remembers of one thread. ``heads``: per namespace, the checkpoint whose lists it last wrote
+    or read; a put on top of it trusts that the nodes of the cached trees are stored (nodes stay until the thread
+    goes, and a put on top of a checkpoint of a deleted thread is dropped), so it sends only new nodes; any other
+    put sends every node of its lists (put-if-absent). ``trees``: per ``(namespace, channel)``."""
+
+    heads: dict[str, str] = field(default_factory=dict)
+    trees: dict[tuple[str, str], _Tree] = field(default_factory=dict)
+    size: int = 0
+
+
+#: Threads a saver remembers at most (their trees are bounded by bytes too).
+_THREADS_CACHED = 10_000
 
 
 class ListSharing:
@@ -234,14 +248,14 @@ class ListSharing:
         self.serde = serde
         self.min_bytes = min_bytes
         self.cache_bytes = cache_bytes
-        self._trees: OrderedDict[_Scope, _Tree] = OrderedDict()
+        # Per thread, least recently used first: the trees of its channels and its heads.
+        self._threads: OrderedDict[str, _ThreadCache] = OrderedDict()
         self._tree_bytes = 0
-        # The checkpoint per (thread, ns) whose lists this saver last wrote or read: a put on top of it can trust
-        # that the nodes of the cached trees are stored (nothing deletes a node while its channel has a
-        # checkpoint in the namespace); any other put sends every node of its lists (put-if-absent).
-        self._heads: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._nodes: OrderedDict[bytes, bytes] = OrderedDict()
         self._node_bytes = 0
+        # A saver's async methods may run in callers' loops on several threads (contextkit.langgraph forwards
+        # only the store calls), so cache updates are serialized; nothing awaits while holding it.
+        self._lock = threading.Lock()
 
     @staticmethod
     def supports(serde: Any) -> bool:
@@ -271,9 +285,11 @@ class ListSharing:
             total += len(data)
         if total < self.min_bytes:
             return None
-        scope = (thread_id, checkpoint_ns, channel)
-        prev = self._trees.get(scope)
-        trusted = prev is not None and parent_id is not None and self._heads.get(scope[:2]) == parent_id
+        cached = self._threads.get(thread_id)
+        prev = cached.trees.get((checkpoint_ns, channel)) if cached is not None else None
+        trusted = prev is not None and parent_id is not None and cached is not None and (
+            cached.heads.get(checkpoint_ns) == parent_id
+        )
         same = 0
         leaf_ids: list[bytes] = []
         if prev is not None:
@@ -310,37 +326,39 @@ class ListSharing:
     def written(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, trees: Mapping[str, _Tree]) -> None:
         """Remember the trees of a put that the store accepted (``{channel: SplitList.tree}``), and its checkpoint
         as the namespace's head."""
-        for channel, tree in trees.items():
-            self._remember((thread_id, checkpoint_ns, channel), tree)
-        self._set_head(thread_id, checkpoint_ns, checkpoint_id)
+        with self._lock:
+            threads = self._threads
+            cached = threads.get(thread_id)
+            if cached is None:
+                cached = threads[thread_id] = _ThreadCache()
+            else:
+                threads.move_to_end(thread_id)
+            for channel, tree in trees.items():
+                old = cached.trees.pop((checkpoint_ns, channel), None)
+                if old is not None:
+                    cached.size -= old.size
+                    self._tree_bytes -= old.size
+                size = tree.size
+                if size <= self.cache_bytes // 4:
+                    cached.trees[(checkpoint_ns, channel)] = tree
+                    cached.size += size
+                    self._tree_bytes += size
+            cached.heads[checkpoint_ns] = checkpoint_id
+            while threads and (len(threads) > _THREADS_CACHED or self._tree_bytes > self.cache_bytes // 2):
+                self._tree_bytes -= threads.popitem(last=False)[1].size
 
     def forget_thread(self, thread_id: str) -> None:
-        """Drop what is cached of a thread (deleted, pruned or copied over)."""
-        for scope in [s for s in self._trees if s[0] == thread_id]:
-            self._tree_bytes -= self._trees.pop(scope).size
-        for key in [k for k in self._heads if k[0] == thread_id]:
-            del self._heads[key]
-
-    def _set_head(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> None:
-        key = (thread_id, checkpoint_ns)
-        self._heads[key] = checkpoint_id
-        self._heads.move_to_end(key)
-        while len(self._heads) > 10_000:
-            self._heads.popitem(last=False)
-
-    def _remember(self, scope: _Scope, tree: _Tree) -> None:
-        old = self._trees.pop(scope, None)
-        if old is not None:
-            self._tree_bytes -= old.size
-        size = tree.size
-        if size > self.cache_bytes // 2:
-            return
-        self._trees[scope] = tree
-        self._tree_bytes += size
-        while self._tree_bytes > self.cache_bytes // 2 and self._trees:
-            self._tree_bytes -= self._trees.popitem(last=False)[1].size
+        """Drop what is cached of a thread (deleted, copied over, or missed in the hot tier)."""
+        with self._lock:
+            cached = self._threads.pop(thread_id, None)
+            if cached is not None:
+                self._tree_bytes -= cached.size
 
     def _cache_node(self, node_id: bytes, data: bytes) -> None:
+        with self._lock:
+            self._cache_node_locked(node_id, data)
+
+    def _cache_node_locked(self, node_id: bytes, data: bytes) -> None:
         if node_id in self._nodes:
             self._nodes.move_to_end(node_id)
             return
@@ -382,7 +400,8 @@ class ListSharing:
     def _cached_tree(self, thread_id: str, checkpoint_ns: str, channel: str, record: _Record) -> _Tree | None:
         """The tree of ``record`` from the cache: the channel's last tree when its blocks match (the newest
         version, read again), else built from cached nodes; None when a node is not cached."""
-        prev = self._trees.get((thread_id, checkpoint_ns, channel))
+        cached = self._threads.get(thread_id)
+        prev = cached.trees.get((checkpoint_ns, channel)) if cached is not None else None
         if prev is not None and len(prev.parts) == record.n:
             ids = [prev.leaf_ids[s] if z == 1 else prev.blocks.get((s, z)) for s, z in _blocks(record.n)]
             if tuple(ids) == record.block_ids:
