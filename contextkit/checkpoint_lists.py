@@ -330,6 +330,8 @@ class ListSharing:
             threads = self._threads
             cached = threads.get(thread_id)
             if cached is None:
+                if not trees:
+                    return  # a head matters only for the trees cached with it
                 cached = threads[thread_id] = _ThreadCache()
             else:
                 threads.move_to_end(thread_id)
