@@ -42,10 +42,11 @@ import hashlib
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from contextkit.blob_compression import unpack
 from contextkit.errors import CorruptData
 
 __all__ = [
@@ -244,8 +245,17 @@ class ListSharing:
     this saver wrote or read (bounded by ``cache_bytes``). ``serde`` must write lists as LangGraph's msgpack does
     (the saver checks: :meth:`supports`); ``min_bytes`` is the smallest list (in element bytes) worth sharing."""
 
-    def __init__(self, serde: Any, *, min_bytes: int = 1024, cache_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        serde: Any,
+        *,
+        min_bytes: int = 1024,
+        cache_bytes: int = 64 * 1024 * 1024,
+        pack: Callable[[Typed], Typed] | None = None,
+    ) -> None:
         self.serde = serde
+        #: Applied to each leaf stored (the saver's compression: leaves are read back through ``unpack``).
+        self.pack: Callable[[Typed], Typed] = pack if pack is not None else _as_is
         self.min_bytes = min_bytes
         self.cache_bytes = cache_bytes
         # Per thread, least recently used first: the trees of its channels and its heads.
@@ -314,8 +324,11 @@ class ListSharing:
             if not (trusted and reused is not None):
                 nodes[node_version(block)] = (BLOCK_TYPE, b"".join(leaf_ids[start : start + size]))
         first_new = same if trusted else 0
+        pack = self.pack
         for i in range(first_new, len(parts)):
-            nodes.setdefault(node_version(leaf_ids[i]), ("msgpack", parts[i]))
+            version = node_version(leaf_ids[i])
+            if version not in nodes:
+                nodes[version] = pack(("msgpack", parts[i]))
         return SplitList(
             record=_encode_record("msgpack", ext, len(parts), block_ids),
             nodes=nodes,
@@ -457,6 +470,8 @@ class ListSharing:
         found = await store.cp_get_blobs(thread_id, checkpoint_ns, wanted) if wanted else {}
         for leaf in missing:
             typed = found.get((channel, node_version(leaf)))
+            if typed is not None:
+                typed = unpack(typed)
             if typed is None or typed[0] != "msgpack":
                 raise CorruptData(_missing(thread_id, checkpoint_ns, channel, "element", typed))
             part = bytes(typed[1])
@@ -465,6 +480,10 @@ class ListSharing:
             leaves[leaf] = part
             self._cache_node(leaf, part)
         return _Tree([leaves[leaf] for leaf in leaf_ids], leaf_ids, blocks)
+
+
+def _as_is(typed: Typed) -> Typed:
+    return typed
 
 
 def _missing(thread_id: str, checkpoint_ns: str, channel: str, what: str, typed: Typed | None) -> str:

@@ -226,7 +226,7 @@ def _as_is(typed: Typed) -> Typed:
 
 
 #: The last five characters of a compressed value's type (its format marker).
-_COMPRESSED = frozenset({"+zstd", "+zlib"})
+_COMPRESSED = frozenset({"+zstd", "+zlib", "+zsd1"})
 
 
 class _NotJson(Exception):
@@ -395,7 +395,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self._pack: Callable[[Typed], Typed] = compression.pack if compression is not None else _as_is
         # Structural sharing of list values (contextkit.checkpoint_lists): written only where the store can read
         # the nodes back and the serde writes msgpack lists; records already stored are read back regardless.
-        self._lists = ListSharing(self.serde)
+        self._lists = ListSharing(self.serde, pack=self._pack)
         self._share = share_lists and isinstance(store, SharedBlobStore) and ListSharing.supports(self.serde)
         #: What a prune keeps (``[checkpoints]``); with a limit set, what it removed is not read back from the
         #: archive either (see the module docstring).
@@ -832,7 +832,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             checkpoint_ns=checkpoint_ns,
             checkpoint_id=checkpoint["id"],
             parent_checkpoint_id=parent_id,
-            checkpoint=dumps(copy),
+            checkpoint=pack(dumps(copy)),
             metadata=_json_metadata(get_serializable_checkpoint_metadata(config, metadata)),
             channel_versions={channel: str(version) for channel, version in copy["channel_versions"].items()},
         )
