@@ -278,9 +278,13 @@ class ListSharing:
         return isinstance(serde, JsonPlusSerializer) and type(serde).dumps_typed is JsonPlusSerializer.dumps_typed
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def split(self, thread_id: str, checkpoint_ns: str, parent_id: str | None, channel: str, value: Any) -> SplitList | None:
+    def split(
+        self, thread_id: str, checkpoint_ns: str, parent_id: str | None, channel: str, value: Any
+    ) -> SplitList | Typed | None:
         """The record and new nodes of ``value`` when it is a list worth sharing (or a ``DeltaChannel`` snapshot
-        of one), else None (store it whole). Nothing is cached until :meth:`written` confirms the put."""
+        of one); the whole value as the serde writes it when it is such a list below ``min_bytes`` (its elements
+        are serialized already); None for any other value (store it whole). Nothing is cached until
+        :meth:`written` confirms the put."""
         items, ext = _list_of(value)
         if items is None or len(items) < 2:
             return None
@@ -294,7 +298,7 @@ class ListSharing:
             parts.append(data)
             total += len(data)
         if total < self.min_bytes:
-            return None
+            return ("msgpack", _assemble(ext, parts))  # serialized already: the whole value, not worth sharing
         cached = self._threads.get(thread_id)
         prev = cached.trees.get((checkpoint_ns, channel)) if cached is not None else None
         trusted = prev is not None and parent_id is not None and cached is not None and (

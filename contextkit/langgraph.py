@@ -822,6 +822,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             if split is None:
                 blobs[(channel, str(version))] = pack(dumps(value))
                 continue
+            if isinstance(split, tuple):
+                blobs[(channel, str(version))] = pack(split)  # a short list, serialized by the split already
+                continue
             blobs[(channel, str(version))] = split.record
             for node_version, node in split.nodes.items():
                 blobs[(channel, node_version)] = node
@@ -855,7 +858,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
 
     def _split(
         self, thread_id: str, checkpoint_ns: str, parent_id: str | None, channel: str, value: Any
-    ) -> SplitList | None:
+    ) -> SplitList | Typed | None:
         try:
             return self._lists.split(thread_id, checkpoint_ns, parent_id, channel, value)
         except (TypeError, ValueError, OverflowError) as exc:

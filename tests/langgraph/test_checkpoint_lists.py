@@ -128,7 +128,7 @@ async def test_reads_use_the_cache_and_detect_missing_or_altered_nodes() -> None
 def test_only_msgpack_lists_worth_it_are_shared() -> None:
     serde = JsonPlusSerializer()
     sharing = ListSharing(serde, min_bytes=100)
-    assert sharing.split("t", "", None, "c", ["a", "b"]) is None  # too small
+    assert sharing.split("t", "", None, "c", ["a", "b"]) == serde.dumps_typed(["a", "b"])  # too small: whole
     assert sharing.split("t", "", None, "c", ["x" * 100]) is None  # one element
     assert sharing.split("t", "", None, "c", ("x" * 100, "y" * 100)) is None  # a tuple is not a list
     assert sharing.split("t", "", None, "c", ["x" * 100, b"raw bytes"]) is None  # an element the serde types "bytes"
