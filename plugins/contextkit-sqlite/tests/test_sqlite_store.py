@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from contextkit.errors import BackendUnavailable, ConfigError
 from contextkit.plugins import PluginManager
 from contextkit.records import ArchiveEvent, Message, Session, utcnow
-from contextkit.stores import Capability, CheckpointRow, ColdStore, HotStore, StoreSettings
+from contextkit.stores import Capability, CheckpointRow, ColdStore, HotStore, StoreSettings, WriteRow
 from contextkit_sqlite import DEFAULT_PATH, SqliteColdStore, SqliteHotStore, parse_options
 from contextkit_sqlite.schema import COLD_MIGRATIONS, HOT_MIGRATIONS
 
@@ -283,6 +284,36 @@ async def test_checkpoint_listing_pages_past_one_page_with_filters(hot: SqliteHo
     limited = [b.row.checkpoint_id async for b in hot.cp_list("a", None, before="00200", limit=120)]
     assert limited == [f"{i:05d}" for i in range(199, 79, -1)]
     assert [b.blobs async for b in hot.cp_list("a", "", limit=1)] == [{"c": ("json", b"1")}]
+
+
+async def test_langgraph_writes_refresh_a_thread_ttl_lazily_and_never_short(tmp_path: Path) -> None:
+    """A LangGraph put or write sets the thread to expire a TTL plus 1% (at most a minute) from now, and leaves
+    the row alone while it still expires at least a TTL from now: the thread always outlives its last write by
+    ``checkpoint_ttl``, and most writes commit two pages fewer."""
+    store = SqliteHotStore(_settings(checkpoint_ttl=1000.0), {"path": str(tmp_path / "ttl.sqlite3")})
+    await store.open()
+    try:
+
+        def expiry(conn: sqlite3.Connection) -> float:
+            row = conn.execute(
+                "SELECT expires_at FROM ck_threads WHERE namespace = ? AND thread_id = ?", (store._ns, "t")
+            ).fetchone()
+            return float(row[0])
+
+        before = time.time()
+        await store.cp_put(_row("t", "00001"), {})
+        first = await store._db.run(expiry)
+        assert before + 1000.0 + 10.0 <= first <= time.time() + 1000.0 + 10.0
+        await store.cp_put(_row("t", "00002"), {})
+        await store.cp_put_writes("t", "", "00002", [WriteRow("task", 0, "c", ("json", b"1"))], False)
+        assert await store._db.run(expiry) == first  # still a TTL ahead: not rewritten
+        # Once the expiry is less than a TTL ahead, the next write moves it again.
+        await store._db.write(lambda conn: conn.execute("UPDATE ck_threads SET expires_at = expires_at - 20"))
+        written = time.time()
+        await store.cp_put(_row("t", "00003"), {})
+        assert await store._db.run(expiry) >= written + 1000.0 + 10.0
+    finally:
+        await store.aclose()
 
 
 # -- the cold tier ----------------------------------------------------------------------------------------------
