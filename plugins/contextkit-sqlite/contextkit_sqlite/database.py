@@ -12,6 +12,11 @@ its own public helpers use. This module relies on it and on three more private m
 ``_running``); ``tests/test_aiosqlite_contract.py`` fails, naming the member, when an aiosqlite release changes
 one, and the plugin's pyproject allows aiosqlite 0.22.x only.
 
+WAL checkpoints (copying committed pages from the WAL into the file, with two fsyncs) run on a thread of their
+own (:class:`_WalCheckpointer`, with its own connection), at most every 0.1 s while writes come, instead of inside
+the commit that crosses SQLite's 1,000-page threshold: a write then costs its own pages only, not now and then a
+checkpoint of a thousand. SQLite's automatic checkpoint stays on at 10,000 pages, should the thread fall behind.
+
 Errors: ``sqlite3`` errors (``database is locked`` once ``busy_timeout`` has passed, disk I/O errors, a file that
 is not a database) become :class:`~contextkit.errors.BackendUnavailable`; data SQLite refuses (a string or blob
 too big, an integer over 64 bits) becomes :class:`~contextkit.errors.EventRefused`; undecodable
@@ -21,7 +26,9 @@ stored JSON becomes :class:`~contextkit.errors.CorruptData`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -50,6 +57,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("contextkit.sqlite")
+
+#: Seconds the checkpoint thread lets writes gather before it checkpoints them (at most one checkpoint per period).
+_CHECKPOINT_PERIOD = 0.1
+#: WAL pages at which a committing writer checkpoints by itself: only when the checkpoint thread fell behind.
+_BACKSTOP_PAGES = 10_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -151,6 +165,49 @@ def _in_read_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: t
             conn.execute("COMMIT")
 
 
+class _WalCheckpointer:
+    """Checkpoints a WAL database from a daemon thread with a connection of its own, ``_CHECKPOINT_PERIOD`` after
+    a write asked for it (:meth:`notify`), so commits on the main connection never run one. PASSIVE checkpoints
+    neither wait for nor block readers and writers; a failed one is logged and retried after the next write."""
+
+    def __init__(self, path: str, busy_timeout: float) -> None:
+        self._path = path
+        self._busy_timeout = busy_timeout
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="contextkit-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """A write committed: checkpoint within the period."""
+        self._dirty.set()
+
+    def _serve(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_timeout)
+        except sqlite3.Error as exc:
+            logger.warning("sqlite database %s: no checkpoint thread (%s); SQLite checkpoints in commits", self._path, exc)
+            return
+        try:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            while not self._stop.is_set():
+                self._dirty.wait()
+                self._stop.wait(_CHECKPOINT_PERIOD)  # writes of the period share one checkpoint
+                self._dirty.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    logger.warning("sqlite database %s: checkpoint failed: %s", self._path, exc)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        """Stop the thread (after the checkpoint it may be running) and close its connection."""
+        self._stop.set()
+        self._dirty.set()
+        self._thread.join()
+
+
 class SqliteDatabase:
     """One SQLite file opened through one aiosqlite connection (see the module docstring for why one)."""
 
@@ -159,6 +216,7 @@ class SqliteDatabase:
         self._migrations = tuple(migrations)
         self._db: aiosqlite.Connection | None = None
         self._raw: sqlite3.Connection | None = None
+        self._checkpointer: _WalCheckpointer | None = None
         self.journal_mode = "?"
 
     @property
@@ -186,6 +244,9 @@ class SqliteDatabase:
         self._raw = db._conn
         try:
             self.journal_mode = await self.run(self.prepare)
+            if self.journal_mode.lower() == "wal" and path != ":memory:":
+                await self.run(lambda conn: conn.execute(f"PRAGMA wal_autocheckpoint = {_BACKSTOP_PAGES}").fetchall())
+                self._checkpointer = _WalCheckpointer(path, self.options.busy_timeout)
         except BaseException:
             await self.close()
             raise
@@ -206,7 +267,11 @@ class SqliteDatabase:
         return mode
 
     async def close(self) -> None:
-        """Close the connection; idempotent."""
+        """Close the connection (and the checkpoint thread's, first: the last one closed checkpoints the WAL
+        whole and removes it); idempotent."""
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, checkpointer.close)
         db, self._db, self._raw = self._db, None, None
         if db is not None:
             try:
@@ -238,7 +303,10 @@ class SqliteDatabase:
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back if it raises)."""
-        return await self.run(_in_write_transaction, fn, args)
+        result: T = await self.run(_in_write_transaction, fn, args)
+        if self._checkpointer is not None:
+            self._checkpointer.notify()
+        return result
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` inside a read transaction (one consistent snapshot)."""

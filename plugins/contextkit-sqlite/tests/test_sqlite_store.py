@@ -7,6 +7,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -314,6 +315,37 @@ async def test_langgraph_writes_refresh_a_thread_ttl_lazily_and_never_short(tmp_
         assert await store._db.run(expiry) >= written + 1000.0 + 10.0
     finally:
         await store.aclose()
+
+
+async def test_the_checkpoint_thread_moves_commits_into_the_file(tmp_path: Path) -> None:
+    """Commits leave WAL checkpoints to the database's checkpoint thread: what a few writes committed reaches the
+    main file (read while ignoring the WAL) with no commit near SQLite's own threshold, which is raised to a
+    backstop; closing stops the thread."""
+    path = tmp_path / "wal.sqlite3"
+    store = SqliteHotStore(_settings(), {"path": str(path)})
+    await store.open()
+    try:
+        assert await store._db.run(lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 10_000
+        checkpointer = store._db._checkpointer
+        assert checkpointer is not None and checkpointer._thread.is_alive()
+        for i in range(20):
+            await store.cp_put(_row("wal", f"{i:05d}"), {})
+
+        def in_file() -> int:
+            with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as conn:
+                try:
+                    return int(conn.execute("SELECT count(*) FROM ck_checkpoints").fetchone()[0])
+                except sqlite3.OperationalError:  # the schema itself is still in the WAL only
+                    return 0
+
+        for _ in range(600):  # the thread checkpoints 0.1 s after a write; 30 s on a very busy machine
+            if in_file() == 20:
+                break
+            await asyncio.sleep(0.05)
+        assert in_file() == 20
+    finally:
+        await store.aclose()
+    assert store._db._checkpointer is None and not checkpointer._thread.is_alive()
 
 
 # -- the cold tier ----------------------------------------------------------------------------------------------
