@@ -68,7 +68,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -246,7 +246,7 @@ def version_counter(version: str | int | float | None) -> int:
         head = version.split(".", 1)[0]
         first = head[0]
         try:
-            if "a" <= first <= "z" and len(head) == ord(first) - ord("a") + 2:
+            if "a" <= first <= "z" and len(head) == ord(first) - ord("a") + 2 and head[1:].isalnum():
                 return int(head[1:], 36)
             if head.isdigit():
                 return int(head)
@@ -271,7 +271,8 @@ def next_version(current: str | int | float | None) -> str:
     while number:
         number, rest = divmod(number, 36)
         digits = _DIGITS[rest] + digits
-    bits = random.getrandbits(42) % 36**_SUFFIX
+    # From the OS, not the random module: forked workers share that module's state and would draw alike.
+    bits = secrets.randbelow(36**_SUFFIX)
     suffix = ""
     for _ in range(_SUFFIX):
         bits, rest = divmod(bits, 36)
