@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -346,6 +347,50 @@ async def test_the_checkpoint_thread_moves_commits_into_the_file(tmp_path: Path)
     finally:
         await store.aclose()
     assert store._db._checkpointer is None and not checkpointer._thread.is_alive()
+
+
+async def test_writes_that_wait_together_share_one_transaction_and_fail_alone(hot: SqliteHotStore) -> None:
+    """Writes asked for while the connection's thread is busy run in one transaction (one COMMIT), in order,
+    each in a savepoint: one that raises is rolled back alone and its caller gets its error (typed as any
+    write's), the others are stored and get their own results; a cancelled caller's write still runs."""
+    db = hot._db
+    await db.write(lambda conn: conn.execute("CREATE TABLE t_batch (k TEXT PRIMARY KEY, n INTEGER)"))
+    commits: list[str] = []
+    await db.run(lambda conn: conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None))
+    release = threading.Event()
+    blocker = asyncio.ensure_future(db.run(lambda conn: release.wait(30)))
+    await asyncio.sleep(0)
+
+    def insert(conn: sqlite3.Connection, key: str) -> int:
+        conn.execute("INSERT INTO t_batch (k, n) VALUES (?, (SELECT count(*) FROM t_batch))", (key, ))
+        return int(conn.execute("SELECT count(*) FROM t_batch").fetchone()[0])
+
+    def insert_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t_batch (k, n) VALUES ('failed', -1)")
+        raise RuntimeError("this write fails after writing")
+
+    calls = [db.write(insert, f"k{i}") for i in range(5)]
+    calls.insert(2, db.write(insert_then_fail))
+    calls.insert(4, db.write(insert, "k0"))  # a duplicate key: an IntegrityError of the driver
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    cancelled = asyncio.ensure_future(db.write(insert, "after-cancel"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    release.set()
+    await blocker
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[:2] == [1, 2] and results[3] == 3 and results[5:] == [4, 5]
+    assert isinstance(results[2], RuntimeError)
+    assert isinstance(results[4], BackendUnavailable) and "UNIQUE" in str(results[4])
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    stored = await db.run(lambda conn: conn.execute("SELECT k FROM t_batch ORDER BY n").fetchall())
+    assert [k for (k,) in stored] == ["k0", "k1", "k2", "k3", "k4", "after-cancel"]
+    assert commits == ["COMMIT"]  # the seven writes, one transaction
+    await db.run(lambda conn: conn.set_trace_callback(None))
+    await hot.aclose()
+    with pytest.raises(BackendUnavailable):
+        await db.write(insert, "closed")
 
 
 # -- the cold tier ----------------------------------------------------------------------------------------------
