@@ -12,7 +12,9 @@ so that late puts and writes of the run still going at the delete do not bring t
 the ancestors a ``DeltaChannel`` is rebuilt from. Both rules are the memory tier's
 (:mod:`contextkit_memory.checkpoints`), reused here so every tier behaves alike.
 
-Every method is one hop to the connection's thread and one transaction. Listing walks an index newest first, a
+Every method is one hop to the connection's thread and one transaction (a write may share its transaction, each in
+a savepoint, with the writes that waited beside it: :meth:`~contextkit_sqlite.database.SqliteDatabase.write`),
+and a put or a pending write commits few pages: the thread's TTL row is refreshed lazily. Listing walks an index newest first, a
 page at a time (keyset pagination), so a read costs O(limit); metadata filters on scalar values are pushed into
 SQL with ``json_extract`` and every filter is re-checked in Python with the equality LangGraph's own savers use.
 """
