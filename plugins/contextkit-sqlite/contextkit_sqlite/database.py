@@ -169,6 +169,8 @@ def _run_writes(conn: sqlite3.Connection, ops: Sequence[_WriteOp]) -> list[_Outc
                 try:
                     result = op.fn(conn, *op.args)
                 except BaseException as exc:
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back (a full disk, an I/O error): none is stored
                     conn.execute("ROLLBACK TO ck_write")
                     conn.execute("RELEASE ck_write")
                     outcomes.append((False, exc))

@@ -388,6 +388,24 @@ async def test_writes_that_wait_together_share_one_transaction_and_fail_alone(ho
     assert [k for (k,) in stored] == ["k0", "k1", "k2", "k3", "k4", "after-cancel"]
     assert commits == ["COMMIT"]  # the seven writes, one transaction
     await db.run(lambda conn: conn.set_trace_callback(None))
+
+    # A write after which SQLite rolled the whole transaction back (as a full disk or an I/O error does): none of
+    # the batch is stored, and every caller gets that error.
+    def lose_the_transaction(conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    release.clear()
+    blocker = asyncio.ensure_future(db.run(lambda conn: release.wait(30)))
+    await asyncio.sleep(0)
+    lost = [asyncio.ensure_future(db.write(insert, "lost-1")), asyncio.ensure_future(db.write(lose_the_transaction))]
+    lost.append(asyncio.ensure_future(db.write(insert, "lost-2")))
+    await asyncio.sleep(0)
+    release.set()
+    await blocker
+    for outcome in await asyncio.gather(*lost, return_exceptions=True):
+        assert isinstance(outcome, BackendUnavailable) and "disk I/O error" in str(outcome)
+    assert await db.run(lambda conn: conn.execute("SELECT count(*) FROM t_batch WHERE k LIKE 'lost%'").fetchone()[0]) == 0
     await hot.aclose()
     with pytest.raises(BackendUnavailable):
         await db.write(insert, "closed")
