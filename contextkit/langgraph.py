@@ -5,7 +5,9 @@ This module needs the ``contextkit[langgraph]`` extra; ``import contextkit`` nev
 
 Storage layout (the store keeps what the saver hands it, verbatim):
 
-* the checkpoint without ``channel_values``, serialized with the saver's ``serde`` (``(type, bytes)``);
+* the checkpoint without ``channel_values``, serialized with the saver's ``serde`` (``(type, bytes)``), and
+  without its ``channel_versions`` and ``id`` either: the row carries them (``CheckpointRow.channel_versions``,
+  ``checkpoint_id``) and reads put them back (rows written whole by older versions read the same);
 * its metadata as a JSON dict (``get_checkpoint_metadata`` semantics), so stores can filter on it;
 * one blob per ``(thread, ns, channel, version)``, written only for the channels in ``new_versions``
   (a channel with a version but no value gets ``("empty", b"")``); a list value is stored as a small record over
@@ -68,7 +70,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -120,7 +122,15 @@ from contextkit.validation import check_key_bytes
 if TYPE_CHECKING:
     from contextkit.kit import ContextKit
 
-__all__ = ["EMPTY_BLOB", "BackgroundLoop", "ContextKitSaver", "SaverArchive", "SaverConnection"]
+__all__ = [
+    "EMPTY_BLOB",
+    "BackgroundLoop",
+    "ContextKitSaver",
+    "SaverArchive",
+    "SaverConnection",
+    "next_version",
+    "version_counter",
+]
 
 T = TypeVar("T")
 
@@ -219,6 +229,60 @@ class BackgroundLoop:
 
     def __repr__(self) -> str:
         return f"BackgroundLoop(thread={self._thread.name!r}, closed={self._closed})"
+
+
+#: Digits of a version's counter and random suffix, in ASCII order so that strings compare like the numbers.
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+#: Random suffix length: 36**8 (41 bits) tells apart the versions two concurrent forks give the same channel.
+_SUFFIX = 8
+#: 26 length letters: a counter of up to 26 base-36 digits (a 32-digit decimal counter of the old format fits in 21).
+_MAX_COUNTER = 36**26 - 1
+
+
+def version_counter(version: str | int | float | None) -> int:
+    """The counter a channel version carries (0 for None), in any format a thread may hold: the compact one
+    (:func:`next_version`), the older ``f"{n:032}.{random:016}"`` of contextkit and LangGraph's own savers, a
+    plain number or its string. Raises :class:`~contextkit.errors.InvalidInput` for anything else."""
+    if version is None:
+        return 0
+    if isinstance(version, (int, float)) and not isinstance(version, bool):
+        return int(version)
+    if isinstance(version, str) and version:
+        head = version.split(".", 1)[0]
+        first = head[0]
+        try:
+            if "a" <= first <= "z" and len(head) == ord(first) - ord("a") + 2 and head[1:].isalnum():
+                return int(head[1:], 36)
+            if head.isdigit():
+                return int(head)
+        except ValueError:
+            pass
+    raise InvalidInput(f"not a channel version of this saver: {version!r}")
+
+
+def next_version(current: str | int | float | None) -> str:
+    """The version after ``current``: a letter giving the counter's length in base-36 digits (``a`` = 1), the
+    counter, ``.`` and 8 random base-36 characters, e.g. ``"b8c.k3j9x0qa"`` for 300 (12 characters; the older
+    format took 52).
+
+    Versions compare as strings like their counters: within one length by the digits (ASCII order), across
+    lengths by the letter; and every compact version sorts after every version of the older all-digit format,
+    so a thread written by an older contextkit continues in order. The suffix keeps apart the values two
+    concurrent forks of one checkpoint give the same channel (a blob is keyed by channel and version)."""
+    number = version_counter(current) + 1
+    if number > _MAX_COUNTER:
+        raise InvalidInput(f"channel version counter {number} is beyond this saver's format")
+    digits = ""
+    while number:
+        number, rest = divmod(number, 36)
+        digits = _DIGITS[rest] + digits
+    # From the OS, not the random module: forked workers share that module's state and would draw alike.
+    bits = secrets.randbelow(36**_SUFFIX)
+    suffix = ""
+    for _ in range(_SUFFIX):
+        bits, rest = divmod(bits, 36)
+        suffix += _DIGITS[rest]
+    return f"{chr(ord('a') + len(digits) - 1)}{digits}.{suffix}"
 
 
 def _as_is(typed: Typed) -> Typed:
@@ -368,8 +432,13 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
 
     Every method of ``BaseCheckpointSaver`` is implemented, async and sync: ``get_tuple``, ``list``, ``put``,
     ``put_writes``, ``delete_thread``, ``delete_for_runs``, ``copy_thread``, ``prune`` and
-    ``get_delta_channel_history``. Versions are ``f"{n:032}.{random:016}"`` strings, monotonic per channel.
+    ``get_delta_channel_history``. Versions are compact strings (:func:`next_version`), monotonic per channel and
+    after the older ``f"{n:032}.{random:016}"`` ones a thread may already hold.
     """
+
+    #: Serialized checkpoints leave out what the row carries (channel versions, id). False writes them whole, as
+    #: older contextkit versions did; reads take either (tests of that compatibility write old rows with it).
+    _compact_rows = True
 
     def __init__(
         self,
@@ -558,6 +627,11 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         row = bundle.row
         loads = self._loads
         checkpoint: Checkpoint = loads(row.checkpoint)
+        # Left out of the serialized checkpoint since the row carries them (see aput); older rows still hold them.
+        if "channel_versions" not in checkpoint:
+            checkpoint["channel_versions"] = dict(row.channel_versions)
+        if "id" not in checkpoint:
+            checkpoint["id"] = row.checkpoint_id
         empty = EMPTY_BLOB[0]
         checkpoint["channel_values"] = {channel: loads(blob) for channel, blob in bundle.blobs.items() if blob[0] != empty}
         writes = bundle.writes
@@ -807,6 +881,13 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         checkpoint_ns = configurable.get("checkpoint_ns", "")
         copy = checkpoint.copy()
         values: dict[str, Any] = copy.pop("channel_values")  # type: ignore[misc]
+        versions = copy["channel_versions"]
+        if self._compact_rows:
+            # The row carries the channel versions (as strings) and the id: the serialized checkpoint does not
+            # repeat them, and _tuple puts them back. Versions that are not strings stay in it, typed as given.
+            if all(type(version) is str for version in versions.values()):
+                del copy["channel_versions"]  # type: ignore[misc]
+            del copy["id"]  # type: ignore[misc]
         dumps, pack = self._dumps, self._pack
         parent_id = configurable.get("checkpoint_id")
         blobs: dict[tuple[str, str], Typed] = {}
@@ -837,7 +918,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             parent_checkpoint_id=parent_id,
             checkpoint=pack(dumps(copy)),
             metadata=_json_metadata(get_serializable_checkpoint_metadata(config, metadata)),
-            channel_versions={channel: str(version) for channel, version in copy["channel_versions"].items()},
+            channel_versions={channel: str(version) for channel, version in versions.items()},
         )
         if self.archive is None:
             await self._call(self.store.cp_put(row, blobs))
@@ -926,14 +1007,8 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         )
 
     def get_next_version(self, current: str | int | float | None, channel: None = None) -> str:
-        """The next version of a channel: a zero-padded counter (so strings sort) and a random tie-breaker."""
-        if current is None:
-            number = 0
-        elif isinstance(current, (int, float)):
-            number = int(current)
-        else:
-            number = int(current.split(".", 1)[0])
-        return f"{number + 1:032}.{random.random():016}"
+        """The next version of a channel: its counter plus one, in the compact format of :func:`next_version`."""
+        return next_version(current)
 
     # -- deleting and copying ---------------------------------------------------------------------------------
     async def adelete_thread(self, thread_id: str) -> None:

@@ -374,6 +374,23 @@ def delta_graph(checkpointer: Any, snapshot_frequency: int = 3) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
+def _legacy_saver(store: CheckpointStore) -> Any:
+    """A saver that writes like contextkit before compact rows: ``f"{n:032}.{random:016}"`` versions, and the
+    serialized checkpoint with its channel versions and id (what threads stored by older versions hold)."""
+    import random
+
+    from contextkit.langgraph import ContextKitSaver
+
+    class LegacySaver(ContextKitSaver):
+        _compact_rows = False
+
+        def get_next_version(self, current: Any, channel: None = None) -> str:
+            number = 0 if current is None else int(str(current).split(".", 1)[0])
+            return f"{number + 1:032}.{random.random():016}"
+
+    return LegacySaver(store)
+
+
 def _plain_turns_graph(checkpointer: Any) -> Any:
     """:func:`delta_graph` with an ordinary list reducer: what the ``DeltaChannel`` graph must rebuild."""
     from langgraph.graph import END, START, StateGraph
@@ -1077,6 +1094,48 @@ class CheckpointStoreSuite:
         assert sorted(result["log"]) == ["a", "b", "c", "d"]
         assert calls == {"a": 1, "b": 1, "c": 2, "d": 1}
 
+    async def test_graph_thread_of_an_older_saver_continues_in_order(self, checkpoint_store: CheckpointStore) -> None:
+        """A thread written by an older contextkit (32-digit versions, serialized checkpoints that repeat the
+        versions and id the row carries) reads back whole and continues with compact versions: every channel's
+        versions keep increasing along the history, each node runs once per turn, and a ``DeltaChannel`` list
+        rebuilds across the two formats what a plain list keeps."""
+        pytest.importorskip("langgraph.channels.delta")
+        from contextkit.langgraph import ContextKitSaver, version_counter
+
+        legacy, saver = _legacy_saver(checkpoint_store), ContextKitSaver(checkpoint_store)
+        calls: dict[str, int] = {}
+        config = _config(str(uuid.uuid4()))
+        dcfg, pcfg = _config(str(uuid.uuid4())), _config(str(uuid.uuid4()))
+        for turn in range(6):
+            writer = legacy if turn < 3 else saver
+            await _log_graph(writer, calls).ainvoke({"log": []}, config)
+            await delta_graph(writer).ainvoke({"turns": [f"user {turn}"]}, dcfg)
+            await _plain_turns_graph(saver).ainvoke({"turns": [f"user {turn}"]}, pcfg)
+        assert calls == {"a": 6, "b": 6, "c": 6, "d": 6}
+        assert sorted((await saver.aget_tuple(config)).checkpoint["channel_values"]["log"]) == sorted("abcd" * 6)  # type: ignore[union-attr]
+        assert (await delta_graph(saver).aget_state(dcfg)).values == (await _plain_turns_graph(saver).aget_state(pcfg)).values
+        for cfg in (config, dcfg):
+            tuples = [t async for t in saver.alist(cfg)][::-1]
+            formats = set()
+            newest: dict[str, str] = {}
+            for tup in tuples:
+                thread_id, cid = cfg["configurable"]["thread_id"], tup.config["configurable"]["checkpoint_id"]
+                bundle = await checkpoint_store.cp_get(thread_id, "", cid)
+                assert bundle is not None
+                whole = "channel_versions" in saver.serde.loads_typed(bundle.row.checkpoint)
+                assert tup.checkpoint["channel_versions"] == dict(bundle.row.channel_versions)
+                assert tup.checkpoint["id"] == bundle.row.checkpoint_id
+                for channel, given in tup.checkpoint["channel_versions"].items():
+                    version = str(given)
+                    formats.add((whole, version[0].isdigit()))
+                    assert version >= newest.get(channel, ""), (channel, version)
+                    assert version_counter(version) >= version_counter(newest.get(channel))
+                    newest[channel] = version
+            assert formats == {(True, True), (False, True), (False, False)}  # old rows, then old versions in new rows
+        # The older rows read the same through the delta walk and LangGraph's own one.
+        history = await saver.aget_delta_channel_history(config=dcfg, channels=["turns"])
+        assert history == await generic_delta_history(saver, dcfg, ["turns"])
+
     async def test_graph_delta_channel_survives_prune_keep_latest(self, checkpoint_store: CheckpointStore) -> None:
         """A ``DeltaChannel`` list rebuilt from ancestor writes reads the same after ``aprune(keep_latest)``,
         and the thread goes on from there."""
@@ -1588,15 +1647,27 @@ class CheckpointStoreSuite:
             graph.invoke({"log": []}, config)
         assert (await graph.aget_state(config)).values["log"] == result["log"]
 
-    def test_next_versions_are_monotonic_strings(self) -> None:
-        """``get_next_version`` returns zero-padded strings that sort like the counter they carry."""
+    def test_next_versions_are_compact_monotonic_strings(self) -> None:
+        """``get_next_version`` returns short strings that sort like the counter they carry, across every change
+        of the counter's length, after any version of the older 32-digit format, and differ between two calls
+        from one version (concurrent forks)."""
         pytest.importorskip("langgraph.checkpoint.base")
-        from contextkit.langgraph import ContextKitSaver
+        from contextkit.langgraph import ContextKitSaver, version_counter
 
         saver = ContextKitSaver.__new__(ContextKitSaver)
         versions: list[Any] = [None]
-        for _ in range(12):
+        for _ in range(1_400):  # past 36 and 1,296: the counter grows to 2 and 3 base-36 digits
             versions.append(saver.get_next_version(versions[-1], None))
-        assert versions[1:] == sorted(versions[1:])
-        assert int(versions[-1].split(".")[0]) == 12
-        assert saver.get_next_version(5, None).startswith("0" * 31 + "6.")
+        assert versions[1:] == sorted(versions[1:]) and len(set(versions[1:])) == 1_400
+        assert [version_counter(v) for v in versions[1:]] == list(range(1, 1_401))
+        assert max(len(v) for v in versions[1:]) <= 13  # 1,400 has 3 digits: 1 + 3 + "." + 8
+        assert version_counter(saver.get_next_version(5, None)) == 6
+        assert saver.get_next_version("a5.x", None) != saver.get_next_version("a5.x", None)
+        for number in (0, 7, 299, 10**31):
+            old = f"{number:032}.{0.5:016}"
+            new = saver.get_next_version(old, None)
+            assert version_counter(old) == number and version_counter(new) == number + 1
+            assert new > old and new > f"{10**32 - 1:032}.{0.9:016}"
+            assert version_counter(saver.get_next_version(str(number), None)) == number + 1
+        with pytest.raises(InvalidInput):
+            saver.get_next_version("not-a-version", None)

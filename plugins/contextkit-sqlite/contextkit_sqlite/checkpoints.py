@@ -4,14 +4,17 @@ Three tables: ``ck_checkpoints`` (one row per checkpoint, keyed ``(namespace, th
 the serialized checkpoint without channel values, metadata JSON, the channel versions and the ``run_id`` pulled
 out of metadata for ``cp_delete_for_runs``), ``ck_checkpoint_blobs`` (channel values keyed by
 ``(thread, ns, channel, version)``, written once per version) and ``ck_checkpoint_writes`` (pending writes keyed
-``(thread, ns, checkpoint, task, idx)``). A thread's TTL lives in ``ck_threads`` and is refreshed by every write.
+``(thread, ns, checkpoint, task, idx)``). A thread's TTL lives in ``ck_threads`` and is refreshed by every write
+(lazily by LangGraph's: :meth:`SqliteCheckpoints._touch_thread`).
 
 Deleting a thread leaves a tombstone (``ck_tombstones``: the newest id at the delete, and the ids dropped since)
 so that late puts and writes of the run still going at the delete do not bring the thread back; pruning keeps
 the ancestors a ``DeltaChannel`` is rebuilt from. Both rules are the memory tier's
 (:mod:`contextkit_memory.checkpoints`), reused here so every tier behaves alike.
 
-Every method is one hop to the connection's thread and one transaction. Listing walks an index newest first, a
+Every method is one hop to the connection's thread and one transaction (a write may share its transaction, each in
+a savepoint, with the writes that waited beside it: :meth:`~contextkit_sqlite.database.SqliteDatabase.write`),
+and a put or a pending write commits few pages: the thread's TTL row is refreshed lazily. Listing walks an index newest first, a
 page at a time (keyset pagination), so a read costs O(limit); metadata filters on scalar values are pushed into
 SQL with ``json_extract`` and every filter is re-checked in Python with the equality LangGraph's own savers use.
 """
@@ -55,6 +58,8 @@ _PAGE = 100
 # a delta channel at least every 5,000 supersteps, so a real chain fits in one or two calls, and a chain looped by
 # a re-put (INSERT OR REPLACE of an older id under a newer parent) cannot recurse without end.
 _DELTA_MAX_STEPS = 2_000
+# The most a lazy TTL refresh (LangGraph puts and writes) sets a thread's expiry beyond its TTL, in seconds.
+_LAZY_TTL_SLACK = 60.0
 # Channels one query walks for: they are the bits of an SQLite integer (63 usable); more go in several queries.
 _DELTA_MAX_CHANNELS = 62
 
@@ -143,14 +148,29 @@ class SqliteCheckpoints:
         ).fetchone()
         return row is None or row[0] > now
 
-    def _touch_thread(self, conn: sqlite3.Connection, thread_id: str, now: float) -> None:
-        """Refresh the thread's TTL; a thread that already expired is emptied first, so it never comes back."""
-        if not self._thread_alive(conn, thread_id, now):
+    def _touch_thread(self, conn: sqlite3.Connection, thread_id: str, now: float, *, lazy: bool = False) -> None:
+        """Refresh the thread's TTL; a thread that already expired is emptied first, so it never comes back.
+
+        ``lazy`` (LangGraph puts and writes, several per graph step): the thread is set to expire a little later
+        than the TTL asks (1% of it, at most a minute), and left as it is while it still expires at least a TTL
+        from now. The thread still lives at least ``checkpoint_ttl`` after its last write, and most writes no
+        longer rewrite the row and its expiry index: two fewer pages per commit (the WAL, and its checkpoints
+        into the file, grow by the pages a transaction changes)."""
+        ttl = self.settings.checkpoint_ttl
+        found = conn.execute(
+            "SELECT expires_at FROM ck_threads WHERE namespace = ? AND thread_id = ?", (self._ns, thread_id)
+        ).fetchone()
+        if found is not None and found[0] <= now:
             self._purge_thread(conn, thread_id, True)
+        expires = now + ttl
+        if lazy:
+            if found is not None and found[0] >= expires:
+                return
+            expires += min(ttl * 0.01, _LAZY_TTL_SLACK)
         conn.execute(
             "INSERT INTO ck_threads (namespace, thread_id, expires_at) VALUES (?, ?, ?) "
             "ON CONFLICT (namespace, thread_id) DO UPDATE SET expires_at = excluded.expires_at",
-            (self._ns, thread_id, now + self.settings.checkpoint_ttl),
+            (self._ns, thread_id, expires),
         )
 
     def _purge_thread(self, conn: sqlite3.Connection, thread_id: str, seed: bool) -> None:
@@ -261,7 +281,7 @@ class SqliteCheckpoints:
                 (self._ns, row.thread_id, row.checkpoint_ns, row.checkpoint_id),
             )
             return
-        self._touch_thread(conn, row.thread_id, now)
+        self._touch_thread(conn, row.thread_id, now, lazy=True)
         conn.execute(
             "INSERT OR REPLACE INTO ck_checkpoints (namespace, thread_id, checkpoint_ns, checkpoint_id, "
             "parent_checkpoint_id, type, checkpoint, metadata, channel_versions, run_id) "
@@ -332,7 +352,7 @@ class SqliteCheckpoints:
             ).fetchone()
             if stored is None:
                 return
-        self._touch_thread(conn, thread_id, now)
+        self._touch_thread(conn, thread_id, now, lazy=True)
         insert = (
             "INSERT INTO ck_checkpoint_writes (namespace, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, "
             "channel, type, blob, task_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "

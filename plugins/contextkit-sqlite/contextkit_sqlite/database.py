@@ -12,6 +12,16 @@ its own public helpers use. This module relies on it and on three more private m
 ``_running``); ``tests/test_aiosqlite_contract.py`` fails, naming the member, when an aiosqlite release changes
 one, and the plugin's pyproject allows aiosqlite 0.22.x only.
 
+Writes that wait together share one transaction (group commit, :meth:`SqliteDatabase.write`): the writes asked
+for while the connection's thread is busy run, in order, in the next ``BEGIN IMMEDIATE`` ... ``COMMIT``, each in a
+savepoint of its own, so one that fails rolls back alone; each caller gets its own result once the batch
+committed, from that one hop. LangGraph's puts and pending writes, issued in the background, often arrive so.
+
+WAL checkpoints (copying committed pages from the WAL into the file, with two fsyncs) run on a thread of their
+own (:class:`_WalCheckpointer`, with its own connection), at most every 0.1 s while writes come, instead of inside
+the commit that crosses SQLite's 1,000-page threshold: a write then costs its own pages only, not now and then a
+checkpoint of a thousand. SQLite's automatic checkpoint stays on at 10,000 pages, should the thread fall behind.
+
 Errors: ``sqlite3`` errors (``database is locked`` once ``busy_timeout`` has passed, disk I/O errors, a file that
 is not a database) become :class:`~contextkit.errors.BackendUnavailable`; data SQLite refuses (a string or blob
 too big, an integer over 64 bits) becomes :class:`~contextkit.errors.EventRefused`; undecodable
@@ -21,7 +31,9 @@ stored JSON becomes :class:`~contextkit.errors.CorruptData`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -50,6 +62,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("contextkit.sqlite")
+
+#: Seconds the checkpoint thread lets writes gather before it checkpoints them (at most one checkpoint per period).
+_CHECKPOINT_PERIOD = 0.1
+#: WAL pages at which a committing writer checkpoints by itself: only when the checkpoint thread fell behind.
+_BACKSTOP_PAGES = 10_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -116,6 +135,53 @@ def _in_write_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: 
         return fn(conn, *args)
 
 
+class _WriteOp:
+    """One write waiting for a batch: its function, arguments and the future its caller awaits."""
+
+    __slots__ = ("args", "fn", "future", "taken")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.args = args
+        self.future = future
+        self.taken = False
+
+
+#: What a batched write gave: ``(True, result)`` or ``(False, exception)``.
+_Outcome = tuple[bool, Any]
+
+
+def _run_writes(conn: sqlite3.Connection, ops: Sequence[_WriteOp]) -> list[_Outcome]:
+    """Run ``ops`` in order in one write transaction, each in a savepoint (a failed one is rolled back alone); a
+    single write runs as :meth:`SqliteDatabase.write` always did. When the transaction itself fails (the lock
+    not taken within ``busy_timeout``, the commit), none is stored and each gets that error."""
+    if len(ops) == 1:
+        op = ops[0]
+        try:
+            return [(True, _in_write_transaction(conn, op.fn, op.args))]
+        except BaseException as exc:
+            return [(False, exc)]
+    outcomes: list[_Outcome] = []
+    try:
+        with _write_transaction(conn):
+            for op in ops:
+                conn.execute("SAVEPOINT ck_write")
+                try:
+                    result = op.fn(conn, *op.args)
+                except BaseException as exc:
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back (a full disk, an I/O error): none is stored
+                    conn.execute("ROLLBACK TO ck_write")
+                    conn.execute("RELEASE ck_write")
+                    outcomes.append((False, exc))
+                else:
+                    conn.execute("RELEASE ck_write")
+                    outcomes.append((True, result))
+    except BaseException as exc:
+        return [(False, exc)] * len(ops)
+    return outcomes
+
+
 class _Ledger:
     """The migrations of one component (``hot`` / ``cold``) of a database file, recorded in ``ck_migrations``
     (:class:`contextkit.backend.migrations.SyncMigrationLedger`): applied under the write lock, so several
@@ -151,6 +217,49 @@ def _in_read_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: t
             conn.execute("COMMIT")
 
 
+class _WalCheckpointer:
+    """Checkpoints a WAL database from a daemon thread with a connection of its own, ``_CHECKPOINT_PERIOD`` after
+    a write asked for it (:meth:`notify`), so commits on the main connection never run one. PASSIVE checkpoints
+    neither wait for nor block readers and writers; a failed one is logged and retried after the next write."""
+
+    def __init__(self, path: str, busy_timeout: float) -> None:
+        self._path = path
+        self._busy_timeout = busy_timeout
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="contextkit-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """A write committed: checkpoint within the period."""
+        self._dirty.set()
+
+    def _serve(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_timeout)
+        except sqlite3.Error as exc:
+            logger.warning("sqlite database %s: no checkpoint thread (%s); SQLite checkpoints in commits", self._path, exc)
+            return
+        try:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            while not self._stop.is_set():
+                self._dirty.wait()
+                self._stop.wait(_CHECKPOINT_PERIOD)  # writes of the period share one checkpoint
+                self._dirty.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    logger.warning("sqlite database %s: checkpoint failed: %s", self._path, exc)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        """Stop the thread (after the checkpoint it may be running) and close its connection."""
+        self._stop.set()
+        self._dirty.set()
+        self._thread.join()
+
+
 class SqliteDatabase:
     """One SQLite file opened through one aiosqlite connection (see the module docstring for why one)."""
 
@@ -159,6 +268,12 @@ class SqliteDatabase:
         self._migrations = tuple(migrations)
         self._db: aiosqlite.Connection | None = None
         self._raw: sqlite3.Connection | None = None
+        self._checkpointer: _WalCheckpointer | None = None
+        # Writes waiting for the next batch, and whether a batch job is queued on the connection's thread that
+        # will take them (both under the lock: the thread takes the list, the loop appends to it).
+        self._writes: list[_WriteOp] = []
+        self._write_queued = False
+        self._writes_lock = threading.Lock()
         self.journal_mode = "?"
 
     @property
@@ -186,6 +301,9 @@ class SqliteDatabase:
         self._raw = db._conn
         try:
             self.journal_mode = await self.run(self.prepare)
+            if self.journal_mode.lower() == "wal" and path != ":memory:":
+                await self.run(lambda conn: conn.execute(f"PRAGMA wal_autocheckpoint = {_BACKSTOP_PAGES}").fetchall())
+                self._checkpointer = _WalCheckpointer(path, self.options.busy_timeout)
         except BaseException:
             await self.close()
             raise
@@ -206,7 +324,11 @@ class SqliteDatabase:
         return mode
 
     async def close(self) -> None:
-        """Close the connection; idempotent."""
+        """Close the connection (and the checkpoint thread's, first: the last one closed checkpoints the WAL
+        whole and removes it); idempotent."""
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, checkpointer.close)
         db, self._db, self._raw = self._db, None, None
         if db is not None:
             try:
@@ -223,22 +345,99 @@ class SqliteDatabase:
             # aiosqlite's _execute (private, see the module docstring) carries no annotations
             result: T = await db._execute(fn, raw, *args)  # type: ignore[no-untyped-call]
             return result
-        except (sqlite3.DataError, OverflowError) as exc:
+        except (sqlite3.Error, OverflowError, ValueError) as exc:  # (UnicodeError is a ValueError)
+            typed = self._typed_error(exc, db._running)
+            if typed is None:
+                raise
+            raise typed from exc
+
+    def _typed_error(self, exc: BaseException, running: bool) -> Exception | None:
+        """The contextkit error for a driver error (None: raise it as it is); ``running``: whether the
+        connection's thread still runs (a ValueError of a closed connection means the database closed)."""
+        if isinstance(exc, (sqlite3.DataError, OverflowError)):
             # The data is refused, not the file (a string or blob over SQLITE_MAX_LENGTH, an integer over 64
             # bits): the transaction rolled back and the same data is refused on any retry.
-            raise EventRefused(f"sqlite database {self.path} refused the data: {type(exc).__name__}: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise BackendUnavailable(f"sqlite database {self.path}: {exc}") from exc
-        except UnicodeError as exc:
-            raise SerializationError(f"text cannot be stored or read as UTF-8: {exc}") from exc
-        except ValueError as exc:
-            if not db._running:
-                raise BackendUnavailable(f"sqlite database {self.path} is closed") from exc
-            raise
+            return EventRefused(f"sqlite database {self.path} refused the data: {type(exc).__name__}: {exc}")
+        if isinstance(exc, sqlite3.Error):
+            return BackendUnavailable(f"sqlite database {self.path}: {exc}")
+        if isinstance(exc, UnicodeError):
+            return SerializationError(f"text cannot be stored or read as UTF-8: {exc}")
+        if isinstance(exc, ValueError) and not running:
+            return BackendUnavailable(f"sqlite database {self.path} is closed")
+        return None
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(conn, *args)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back if it raises)."""
-        return await self.run(_in_write_transaction, fn, args)
+        """Run ``fn(conn, *args)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back if it raises).
+
+        Writes asked for while the connection's thread is busy are batched (see the module docstring): the
+        first queues one job on the thread, which takes every write waiting when it starts; the others only wait
+        for their result. Each is rolled back alone when it raises, and a write that completed was committed."""
+        db = self._db
+        if db is None or self._raw is None:
+            raise BackendUnavailable(f"sqlite database {self.path} is not open")
+        loop = asyncio.get_running_loop()
+        op = _WriteOp(fn, args, loop.create_future())
+        with self._writes_lock:
+            self._writes.append(op)
+            lead = not self._write_queued
+            self._write_queued = True
+        if lead:
+            try:
+                await self.run(self._write_batch)
+            except asyncio.CancelledError:
+                op.future.cancel()  # the batch still runs (as a queued write always did); the others get theirs
+                raise
+            except BaseException as exc:
+                self._fail_untaken(exc, op)  # the job never ran: the database closed under it
+                raise
+        result: T = await op.future
+        if self._checkpointer is not None:
+            self._checkpointer.notify()
+        return result
+
+    def _write_batch(self, conn: sqlite3.Connection) -> None:
+        """On the connection's thread: take the waiting writes, run them in one transaction, and hand each
+        outcome to its caller's loop."""
+        with self._writes_lock:
+            ops, self._writes = self._writes, []
+            self._write_queued = False
+        for op in ops:
+            op.taken = True
+        outcomes = _run_writes(conn, ops)
+        loops: dict[asyncio.AbstractEventLoop, list[tuple[_WriteOp, _Outcome]]] = {}
+        for op, outcome in zip(ops, outcomes, strict=True):
+            loops.setdefault(op.future.get_loop(), []).append((op, outcome))
+        for loop, settled in loops.items():
+            loop.call_soon_threadsafe(self._settle, settled)
+
+    def _settle(self, settled: list[tuple[_WriteOp, _Outcome]]) -> None:
+        db = self._db
+        running = db is not None and bool(db._running)
+        for op, (ok, value) in settled:
+            if op.future.done():
+                continue  # its caller was cancelled
+            if ok:
+                op.future.set_result(value)
+                continue
+            typed = self._typed_error(value, running)
+            if typed is not None:
+                typed.__cause__ = value
+            op.future.set_exception(typed if typed is not None else value)
+
+    def _fail_untaken(self, exc: BaseException, own: _WriteOp) -> None:
+        """The batch job of ``own`` did not run: fail the writes that waited for it (``own``'s caller raises
+        ``exc`` itself)."""
+        with self._writes_lock:
+            untaken = [op for op in self._writes if not op.taken]
+            self._writes = [op for op in self._writes if op.taken]
+            self._write_queued = False
+        for op in untaken:
+            if op is own:
+                op.future.cancel()
+            elif not op.future.done():
+                failed = BackendUnavailable(f"sqlite database {self.path}: the write was not run: {exc}")
+                failed.__cause__ = exc
+                op.future.set_exception(failed)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` inside a read transaction (one consistent snapshot)."""

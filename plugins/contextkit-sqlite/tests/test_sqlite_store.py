@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ import pytest
 from contextkit.errors import BackendUnavailable, ConfigError
 from contextkit.plugins import PluginManager
 from contextkit.records import ArchiveEvent, Message, Session, utcnow
-from contextkit.stores import Capability, CheckpointRow, ColdStore, HotStore, StoreSettings
+from contextkit.stores import Capability, CheckpointRow, ColdStore, HotStore, StoreSettings, WriteRow
 from contextkit_sqlite import DEFAULT_PATH, SqliteColdStore, SqliteHotStore, parse_options
 from contextkit_sqlite.schema import COLD_MIGRATIONS, HOT_MIGRATIONS
 
@@ -283,6 +286,129 @@ async def test_checkpoint_listing_pages_past_one_page_with_filters(hot: SqliteHo
     limited = [b.row.checkpoint_id async for b in hot.cp_list("a", None, before="00200", limit=120)]
     assert limited == [f"{i:05d}" for i in range(199, 79, -1)]
     assert [b.blobs async for b in hot.cp_list("a", "", limit=1)] == [{"c": ("json", b"1")}]
+
+
+async def test_langgraph_writes_refresh_a_thread_ttl_lazily_and_never_short(tmp_path: Path) -> None:
+    """A LangGraph put or write sets the thread to expire a TTL plus 1% (at most a minute) from now, and leaves
+    the row alone while it still expires at least a TTL from now: the thread always outlives its last write by
+    ``checkpoint_ttl``, and most writes commit two pages fewer."""
+    store = SqliteHotStore(_settings(checkpoint_ttl=1000.0), {"path": str(tmp_path / "ttl.sqlite3")})
+    await store.open()
+    try:
+
+        def expiry(conn: sqlite3.Connection) -> float:
+            row = conn.execute(
+                "SELECT expires_at FROM ck_threads WHERE namespace = ? AND thread_id = ?", (store._ns, "t")
+            ).fetchone()
+            return float(row[0])
+
+        before = time.time()
+        await store.cp_put(_row("t", "00001"), {})
+        first = await store._db.run(expiry)
+        assert before + 1000.0 + 10.0 <= first <= time.time() + 1000.0 + 10.0
+        await store.cp_put(_row("t", "00002"), {})
+        await store.cp_put_writes("t", "", "00002", [WriteRow("task", 0, "c", ("json", b"1"))], False)
+        assert await store._db.run(expiry) == first  # still a TTL ahead: not rewritten
+        # Once the expiry is less than a TTL ahead, the next write moves it again.
+        await store._db.write(lambda conn: conn.execute("UPDATE ck_threads SET expires_at = expires_at - 20"))
+        written = time.time()
+        await store.cp_put(_row("t", "00003"), {})
+        assert await store._db.run(expiry) >= written + 1000.0 + 10.0
+    finally:
+        await store.aclose()
+
+
+async def test_the_checkpoint_thread_moves_commits_into_the_file(tmp_path: Path) -> None:
+    """Commits leave WAL checkpoints to the database's checkpoint thread: what a few writes committed reaches the
+    main file (read while ignoring the WAL) with no commit near SQLite's own threshold, which is raised to a
+    backstop; closing stops the thread."""
+    path = tmp_path / "wal.sqlite3"
+    store = SqliteHotStore(_settings(), {"path": str(path)})
+    await store.open()
+    try:
+        assert await store._db.run(lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 10_000
+        checkpointer = store._db._checkpointer
+        assert checkpointer is not None and checkpointer._thread.is_alive()
+        for i in range(20):
+            await store.cp_put(_row("wal", f"{i:05d}"), {})
+
+        def in_file() -> int:
+            with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as conn:
+                try:
+                    return int(conn.execute("SELECT count(*) FROM ck_checkpoints").fetchone()[0])
+                except sqlite3.OperationalError:  # the schema itself is still in the WAL only
+                    return 0
+
+        for _ in range(600):  # the thread checkpoints 0.1 s after a write; 30 s on a very busy machine
+            if in_file() == 20:
+                break
+            await asyncio.sleep(0.05)
+        assert in_file() == 20
+    finally:
+        await store.aclose()
+    assert store._db._checkpointer is None and not checkpointer._thread.is_alive()
+
+
+async def test_writes_that_wait_together_share_one_transaction_and_fail_alone(hot: SqliteHotStore) -> None:
+    """Writes asked for while the connection's thread is busy run in one transaction (one COMMIT), in order,
+    each in a savepoint: one that raises is rolled back alone and its caller gets its error (typed as any
+    write's), the others are stored and get their own results; a cancelled caller's write still runs."""
+    db = hot._db
+    await db.write(lambda conn: conn.execute("CREATE TABLE t_batch (k TEXT PRIMARY KEY, n INTEGER)"))
+    commits: list[str] = []
+    await db.run(lambda conn: conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None))
+    release = threading.Event()
+    blocker = asyncio.ensure_future(db.run(lambda conn: release.wait(30)))
+    await asyncio.sleep(0)
+
+    def insert(conn: sqlite3.Connection, key: str) -> int:
+        conn.execute("INSERT INTO t_batch (k, n) VALUES (?, (SELECT count(*) FROM t_batch))", (key, ))
+        return int(conn.execute("SELECT count(*) FROM t_batch").fetchone()[0])
+
+    def insert_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t_batch (k, n) VALUES ('failed', -1)")
+        raise RuntimeError("this write fails after writing")
+
+    calls = [db.write(insert, f"k{i}") for i in range(5)]
+    calls.insert(2, db.write(insert_then_fail))
+    calls.insert(4, db.write(insert, "k0"))  # a duplicate key: an IntegrityError of the driver
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    cancelled = asyncio.ensure_future(db.write(insert, "after-cancel"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    release.set()
+    await blocker
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[:2] == [1, 2] and results[3] == 3 and results[5:] == [4, 5]
+    assert isinstance(results[2], RuntimeError)
+    assert isinstance(results[4], BackendUnavailable) and "UNIQUE" in str(results[4])
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    stored = await db.run(lambda conn: conn.execute("SELECT k FROM t_batch ORDER BY n").fetchall())
+    assert [k for (k,) in stored] == ["k0", "k1", "k2", "k3", "k4", "after-cancel"]
+    assert commits == ["COMMIT"]  # the seven writes, one transaction
+    await db.run(lambda conn: conn.set_trace_callback(None))
+
+    # A write after which SQLite rolled the whole transaction back (as a full disk or an I/O error does): none of
+    # the batch is stored, and every caller gets that error.
+    def lose_the_transaction(conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    release.clear()
+    blocker = asyncio.ensure_future(db.run(lambda conn: release.wait(30)))
+    await asyncio.sleep(0)
+    lost = [asyncio.ensure_future(db.write(insert, "lost-1")), asyncio.ensure_future(db.write(lose_the_transaction))]
+    lost.append(asyncio.ensure_future(db.write(insert, "lost-2")))
+    await asyncio.sleep(0)
+    release.set()
+    await blocker
+    for outcome in await asyncio.gather(*lost, return_exceptions=True):
+        assert isinstance(outcome, BackendUnavailable) and "disk I/O error" in str(outcome)
+    assert await db.run(lambda conn: conn.execute("SELECT count(*) FROM t_batch WHERE k LIKE 'lost%'").fetchone()[0]) == 0
+    await hot.aclose()
+    with pytest.raises(BackendUnavailable):
+        await db.write(insert, "closed")
 
 
 # -- the cold tier ----------------------------------------------------------------------------------------------
