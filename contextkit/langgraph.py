@@ -896,7 +896,8 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         trees: dict[str, Any] = {}
         for channel, version in new_versions.items():
             if channel not in values:
-                blobs[(channel, str(version))] = EMPTY_BLOB
+                # No blob at all for a version without a value: every read takes a missing blob as the empty
+                # marker (not a value, not a DeltaChannel seed), and half of a chat graph's versions are these.
                 continue
             value = values[channel]
             split = self._split(thread_id, checkpoint_ns, parent_id, channel, value) if self._share else None
@@ -924,12 +925,13 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             await self._call(self.store.cp_put(row, blobs))
         else:
             # Every channel's value, not only the new ones: one archived row rebuilds the checkpoint.
-            archived = {
-                channel: pack(wholes[channel]) if channel in wholes else (
-                    blobs.get((channel, version)) or (pack(dumps(values[channel])) if channel in values else EMPTY_BLOB)
-                )
-                for channel, version in row.channel_versions.items()
-            }
+            # (A channel without a value has no blob, here as in the hot tier.)
+            archived: dict[str, Typed] = {}
+            for channel, version in row.channel_versions.items():
+                if channel in wholes:
+                    archived[channel] = pack(wholes[channel])
+                elif channel in values:
+                    archived[channel] = blobs.get((channel, version)) or pack(dumps(values[channel]))
             await self._call(self._put_archived(row, blobs, archived))
         if self._share:
             self._lists.written(thread_id, checkpoint_ns, row.checkpoint_id, trees)
