@@ -1,0 +1,192 @@
+"""Shared list values (contextkit.checkpoint_lists) written by several OS processes at once: two processes fork one
+thread from the same checkpoint and extend their branches concurrently, each with its own saver cache, on a SQLite
+file and on Redis. Every checkpoint of every branch reads back its own list in a third process's saver, and the
+thread's elements are stored once."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import socket
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from contextkit import ContextKit
+from contextkit.checkpoint_lists import LIST_MARK
+from contextkit.testing.services import env_url, missing_service
+
+BASE_TURNS = 12
+BRANCH_TURNS = 10
+
+_GRAPH = textwrap.dedent(
+    """
+    import operator
+    from typing import Annotated, TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+
+    class State(TypedDict, total=False):
+        turns: Annotated[list[str], operator.add]
+
+
+    def build(saver):
+        def reply(state):
+            n = len(state["turns"])
+            return {"turns": [f"reply {n}: " + " ".join(f"word{(n * 7 + i) % 97}" for i in range(40))]}
+
+        builder = StateGraph(State)
+        builder.add_node("reply", reply)
+        builder.add_edge(START, "reply")
+        builder.add_edge("reply", END)
+        return builder.compile(checkpointer=saver)
+    """
+)
+
+# Extends one branch: from checkpoint `start`, `turns` turns, each continuing from the newest checkpoint of this
+# branch (found by its values: the other branch's lists differ), and prints that checkpoint and its list.
+_WORKER = _GRAPH + textwrap.dedent(
+    """
+    import asyncio, json, sys
+
+    from contextkit import ContextKit
+
+
+    async def main(url, namespace, thread, start, label, turns):
+        async with ContextKit.from_url(url, namespace=namespace) as kit:
+            graph = build(kit.checkpointer())
+            config = {"configurable": {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": start}}
+            print("ready", flush=True)
+            sys.stdin.readline()  # both workers start together
+            for turn in range(turns):
+                result = await graph.ainvoke({"turns": [f"{label} {turn}"]}, config)
+                async for snapshot in graph.aget_state_history({"configurable": {"thread_id": thread}}):
+                    if snapshot.values.get("turns") == result["turns"] and not snapshot.next:
+                        config = snapshot.config
+                        break
+                else:
+                    raise SystemExit("the branch's newest checkpoint was not found")
+            print(json.dumps({"checkpoint_id": config["configurable"]["checkpoint_id"], "turns": result["turns"]}))
+
+
+    asyncio.run(main(*sys.argv[1:6], int(sys.argv[6])))
+    """
+)
+
+
+def _redis_url() -> str:
+    url = env_url("redis") or "redis://127.0.0.1:6379/0"
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=2):
+            pass
+    except OSError as exc:
+        missing_service("redis", f"{parts.hostname}:{parts.port}: {exc}")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    return _redis_url()
+
+
+async def test_two_processes_extend_forks_of_one_thread_and_every_list_reads_back(url: str, tmp_path: Path) -> None:
+    namespace = f"shared-{uuid.uuid4().hex[:8]}"
+    thread = "forked"
+    worker = tmp_path / "worker.py"
+    worker.write_text(_WORKER)
+    graph_file = tmp_path / "shared_lists_graph.py"
+    graph_file.write_text(_GRAPH)
+    spec = importlib.util.spec_from_file_location("shared_lists_graph", graph_file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # typing resolves the state's annotations through its module
+    spec.loader.exec_module(module)
+    scope: dict[str, Any] = vars(module)
+    async with ContextKit.from_url(url, namespace=namespace) as kit:
+        try:
+            graph = scope["build"](kit.checkpointer())
+            config = {"configurable": {"thread_id": thread}}
+            for turn in range(BASE_TURNS):
+                await graph.ainvoke({"turns": [f"base {turn}"]}, config)
+            base = await graph.aget_state(config)
+            start = base.config["configurable"]["checkpoint_id"]
+            workers = [
+                await asyncio.create_subprocess_exec(
+                    sys.executable, str(worker), url, namespace, thread, start, label, str(BRANCH_TURNS),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+                for label in ("left", "right")
+            ]
+            try:
+                for process in workers:
+                    assert process.stdout is not None
+                    assert (await asyncio.wait_for(process.stdout.readline(), 60)).strip() == b"ready"
+                for process in workers:
+                    assert process.stdin is not None
+                    process.stdin.write(b"go\n")
+                    await process.stdin.drain()
+                results = []
+                for process in workers:
+                    out, err = await asyncio.wait_for(process.communicate(), 120)
+                    assert process.returncode == 0, err.decode()
+                    results.append(json.loads(out.decode().strip().splitlines()[-1]))
+            finally:
+                for process in workers:
+                    if process.returncode is None:
+                        process.kill()
+                        await process.wait()
+            fresh = ContextKit.from_url(url, namespace=namespace)
+            async with fresh:
+                reader = scope["build"](fresh.checkpointer())
+                for label, result in zip(("left", "right"), results, strict=True):
+                    branch = {"configurable": {"thread_id": thread, "checkpoint_id": result["checkpoint_id"]}}
+                    turns = (await reader.aget_state(branch)).values["turns"]
+                    assert turns == result["turns"]
+                    assert turns[: len(base.values["turns"])] == base.values["turns"]
+                    assert [t for t in turns if t.startswith(label)] == [f"{label} {i}" for i in range(BRANCH_TURNS)]
+                history = [s async for s in reader.aget_state_history({"configurable": {"thread_id": thread}})]
+                assert len(history) == 3 * (BASE_TURNS + 2 * BRANCH_TURNS)  # input, start, reply: per turn
+                for snapshot in history:
+                    turns = snapshot.values.get("turns") or []
+                    parent = snapshot.parent_config
+                    if parent is not None and turns:
+                        before = (await reader.aget_state(parent)).values.get("turns") or []
+                        assert turns[: len(before)] == before  # every version extends its parent's list
+                store: Any = fresh.hot
+                newest = await store.cp_get(thread, "", results[0]["checkpoint_id"])
+                assert newest.blobs["turns"][0] == "msgpack" + LIST_MARK
+                usage = await fresh.checkpoint_usage(thread)
+                assert usage is not None
+                right = results[1]["turns"][len(base.values["turns"]) :]
+                text = sum(len(t) for t in results[0]["turns"]) + sum(len(t) for t in right)
+                # the elements once (compressed) plus 16-byte ids: far below the lists at every version (~25x)
+                assert usage.hot.channels["turns"] < 3 * text, (usage.hot.channels, text)
+        finally:
+            await kit.checkpointer().adelete_thread(thread)
+            if url.startswith("redis"):
+                await _drop_namespace(url, namespace)
+
+
+async def _drop_namespace(url: str, namespace: str) -> None:
+    """The delete's tombstone stays for the checkpoint TTL: drop every key of the test's namespace."""
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
