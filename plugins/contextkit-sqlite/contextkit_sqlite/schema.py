@@ -15,6 +15,8 @@ conversation session document, indexed for :meth:`~contextkit.stores.ColdStore.c
 Hot version 3 (restores, see :meth:`~contextkit_sqlite.SqliteHotStore.mark_restored`): ``ck_restores`` records
 each declared restore of the file (the file's epoch is the highest), and ``ck_owners.epoch`` the epoch each meta
 was last written in, so an owner written before the last restore is reconciled with the archive at its next use.
+Hot version 4: the LangGraph tables (``ck_checkpoints``, ``ck_checkpoint_blobs``, ``ck_checkpoint_writes``) are
+WITHOUT ROWID tables (the same columns, keys and indexes; rows stored in the primary key's B-tree).
 """
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ from contextkit.records import ARCHIVE_TABLES
 from contextkit_sqlite.database import Migration
 
 __all__ = ["COLD_MIGRATIONS", "HOT_MIGRATIONS"]
+
+def _without_rowid(table: str, columns: str) -> tuple[str, ...]:
+    """Rebuild ``table`` (its indexes dropped with it) as a WITHOUT ROWID table of ``columns``, keeping its rows."""
+    return (
+        f"CREATE TABLE {table}_v4 ({columns}) WITHOUT ROWID",
+        f"INSERT INTO {table}_v4 SELECT * FROM {table}",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_v4 RENAME TO {table}",
+    )
+
 
 HOT_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -238,6 +250,57 @@ HOT_MIGRATIONS: tuple[Migration, ...] = (
             # The epoch each owner's meta was last written in: a meta below the file's epoch may be older than
             # the archive. Existing metas and a file that never was declared restored are both at epoch 0.
             "ALTER TABLE ck_owners ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
+    Migration(
+        "hot",
+        4,
+        (
+            # The LangGraph tables become WITHOUT ROWID: their rows live in the primary key's own B-tree, not in
+            # a rowid table beside an index repeating every key (on a chat thread, 15% of the file). Rebuilt by
+            # SQLite's own recipe: a file's first open at this version copies its checkpoints once.
+            *_without_rowid(
+                "ck_checkpoints",
+                """namespace TEXT NOT NULL,
+                thread_id TEXT NOT NULL,
+                checkpoint_ns TEXT NOT NULL,
+                checkpoint_id TEXT NOT NULL,
+                parent_checkpoint_id TEXT,
+                type TEXT NOT NULL,
+                checkpoint BLOB NOT NULL,
+                metadata TEXT NOT NULL,
+                channel_versions TEXT NOT NULL,
+                run_id TEXT,
+                PRIMARY KEY (namespace, thread_id, checkpoint_ns, checkpoint_id)""",
+            ),
+            "CREATE INDEX ck_checkpoints_thread ON ck_checkpoints (namespace, thread_id, checkpoint_id, checkpoint_ns)",
+            "CREATE INDEX ck_checkpoints_all ON ck_checkpoints (namespace, checkpoint_id, thread_id, checkpoint_ns)",
+            "CREATE INDEX ck_checkpoints_run ON ck_checkpoints (namespace, run_id) WHERE run_id IS NOT NULL",
+            *_without_rowid(
+                "ck_checkpoint_blobs",
+                """namespace TEXT NOT NULL,
+                thread_id TEXT NOT NULL,
+                checkpoint_ns TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                version TEXT NOT NULL,
+                type TEXT NOT NULL,
+                blob BLOB NOT NULL,
+                PRIMARY KEY (namespace, thread_id, checkpoint_ns, channel, version)""",
+            ),
+            *_without_rowid(
+                "ck_checkpoint_writes",
+                """namespace TEXT NOT NULL,
+                thread_id TEXT NOT NULL,
+                checkpoint_ns TEXT NOT NULL,
+                checkpoint_id TEXT NOT NULL,
+                task_id TEXT NOT NULL,
+                idx INTEGER NOT NULL,
+                channel TEXT NOT NULL,
+                type TEXT NOT NULL,
+                blob BLOB NOT NULL,
+                task_path TEXT NOT NULL DEFAULT '',
+                PRIMARY KEY (namespace, thread_id, checkpoint_ns, checkpoint_id, task_id, idx)""",
+            ),
         ),
     ),
 )
