@@ -428,11 +428,12 @@ class MemoryOutbox:
         """
         events = self._events
         sizes = self._sizes
+        base = 300 + len(key)
         added = 0
         for message in messages:
             metadata = message.metadata
             content = message.content
-            size = 300 + len(key) + (len(content) if content.isascii() else 3 * len(content))
+            size = base + len(content) if content.isascii() else base + 3 * len(content)
             if metadata:
                 metadata = dict(metadata)
                 size += _value_size(metadata)
@@ -797,6 +798,8 @@ class Archiver:
         self._wake = asyncio.Event()
         # Set when a full batch is waiting or a flush wants everything now: ends the accumulation window early.
         self._full = asyncio.Event()
+        # True from the write that set _full until the loop clears it: writes past batch_size then skip the call.
+        self._full_noted = False
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -859,7 +862,8 @@ class Archiver:
         self._queued_total += count
         if not self._awake:
             self._wake_up()
-        if self._depth_hint >= self._batch_size:
+        if self._depth_hint >= self._batch_size and not self._full_noted:
+            self._full_noted = True
             self._full.set()
 
     def _wake_up(self) -> None:
@@ -881,7 +885,8 @@ class Archiver:
         self._queued_total += count
         if not self._awake:
             self._wake_up()
-        if self._depth_hint >= self._batch_size:
+        if self._depth_hint >= self._batch_size and not self._full_noted:
+            self._full_noted = True
             self._full.set()
 
     async def flush(self, timeout: float | None = None) -> bool:
@@ -987,6 +992,7 @@ class Archiver:
                         with contextlib.suppress(asyncio.TimeoutError):
                             await asyncio.wait_for(self._full.wait(), timeout=self.config.flush_interval)
                     self._full.clear()
+                    self._full_noted = False
                     seen = self._queued_total
                     batch = await self._peek()
             except Exception as exc:
