@@ -42,7 +42,7 @@ from contextkit.config import ArchiverConfig
 from contextkit.errors import BackendUnavailable, ConfigError, CorruptData, InvalidInput, SerializationError
 from contextkit.records import ArchiveEvent, Message, from_iso, to_iso, utcnow
 from contextkit.stores import ArchiveSpec, Capability, ColdStore
-from contextkit.tiered.events import message_event
+from contextkit.tiered.events import message_event, message_fields_event
 
 __all__ = [
     "Archiver",
@@ -75,15 +75,20 @@ _EVENT_ID = operator.attrgetter("event_id")
 # themselves stay in the outbox's dead letters, however many).
 _RECENT_DEAD = 1000
 
-# A conversation message queued as itself (MemoryOutbox.queue_message): (key, message, seq, copy of its metadata,
-# None for empty, event id or None, event time or None). Its event is built once, by the first peek that reaches
-# it, and replaces it in the queue, so its id never changes.
-_Deferred = tuple[str, Message, int, "dict[str, Any] | None", "str | None", "datetime | None"]
+# A conversation message queued by its fields (MemoryOutbox.queue_message / queue_messages): (key, seq, role,
+# content, timestamp, message id, copy of its metadata or None for empty, event id or None, event time or None).
+# Fields rather than the Message: the hot tier frees a message it trims even while its event waits here, and a
+# tuple of strings, numbers and datetimes leaves the garbage collector's generations after its first pass (an
+# idle archiver holds many). Its event is built once, by the first peek that reaches it, and replaces it in the
+# queue, so its id never changes.
+_Deferred = tuple[str, int, str, str, datetime, str, "dict[str, Any] | None", "str | None", "datetime | None"]
 
 
 def _deferred_event(item: _Deferred) -> ArchiveEvent:
-    key, message, seq, metadata, event_id, created_at = item
-    return message_event(key, message, seq, event_id, {} if metadata is None else metadata, created_at)
+    key, seq, role, content, timestamp, message_id, metadata, event_id, created_at = item
+    return message_fields_event(
+        key, seq, role, content, timestamp, message_id, {} if metadata is None else metadata, event_id, created_at
+    )
 
 
 def _value_size(value: Any) -> int:
@@ -162,8 +167,7 @@ def write_timeout(timeout: float, events: Sequence[ArchiveEvent]) -> float:
 
 
 def _deferred_size(item: _Deferred) -> int:
-    key, message, _seq, metadata, _event_id, _created_at = item
-    content = message.content
+    key, content, metadata = item[0], item[3], item[6]
     size = 300 + len(key) + (len(content) if content.isascii() else 3 * len(content))
     return size + _value_size(metadata) if metadata else size
 
@@ -412,7 +416,17 @@ class MemoryOutbox:
         not change the archive.
         """
         metadata = message.metadata
-        item = (key, message, seq, dict(metadata) if metadata else None, event_id, created_at)
+        item = (
+            key,
+            seq,
+            message.role,
+            message.content,
+            message.timestamp,
+            message.id,
+            dict(metadata) if metadata else None,
+            event_id,
+            created_at,
+        )
         size = _deferred_size(item)
         self._events.append(item)
         self._sizes.append(size)
@@ -431,15 +445,15 @@ class MemoryOutbox:
         base = 300 + len(key)
         added = 0
         for message in messages:
-            metadata = message.metadata
             content = message.content
             size = base + len(content) if content.isascii() else base + 3 * len(content)
-            if metadata:
-                metadata = dict(metadata)
+            metadata: dict[str, Any] | None = None
+            if message.metadata:
+                metadata = dict(message.metadata)
                 size += _value_size(metadata)
-                events.append((key, message, message.seq, metadata, None, None))
-            else:
-                events.append((key, message, message.seq, None, None, None))
+            events.append(
+                (key, message.seq, message.role, content, message.timestamp, message.id, metadata, None, None)
+            )
             sizes.append(size)
             added += size
         self._bytes += added
@@ -534,7 +548,7 @@ class MemoryOutbox:
         if not self._events:
             return None
         head = self._events[0]
-        return (head[5] or head[1].timestamp) if isinstance(head, tuple) else head.created_at
+        return (head[8] or head[4]) if isinstance(head, tuple) else head.created_at
 
     async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         """See :meth:`DeadLetterBox.dead_letter` (kept in process, like the events)."""
