@@ -363,6 +363,8 @@ class MemoryOutbox:
     """
 
     durable = False
+    # Slots: has_room and queue_messages run in every archived write of the memory tier.
+    __slots__ = ("_bytes", "_dead", "_events", "_handed", "_max", "_max_bytes", "_sizes")
 
     def __init__(self, max_pending: int = 1_000_000, max_pending_bytes: int | None = None) -> None:
         self._events: deque[ArchiveEvent | _Deferred] = deque()
@@ -803,6 +805,42 @@ class Archiver:
     LangGraph adapter). :meth:`aclose` drains what it can
     within ``drain_timeout`` and leaves the rest in the outbox.
     """
+
+    # Slots: notify runs after every archived write, and 30-odd attributes in an instance dict slow its lookups.
+    __slots__ = (
+        "_awake",
+        "_batch_bytes",
+        "_batch_size",
+        "_bounded_peek",
+        "_bounds_bytes",
+        "_cold_open",
+        "_dead_box",
+        "_depth_hint",
+        "_full",
+        "_full_noted",
+        "_idle",
+        "_kept",
+        "_peek_ahead",
+        "_push_counter",
+        "_queued_total",
+        "_stopping",
+        "_task",
+        "_wake",
+        "_window",
+        "batches",
+        "cold",
+        "config",
+        "consecutive_failures",
+        "dead_lettered",
+        "dead_letters",
+        "failures",
+        "last_error",
+        "last_error_at",
+        "last_success_at",
+        "left_at_close",
+        "outbox",
+        "rows",
+    )
 
     def __init__(self, cold: ColdStore, outbox: Outbox, config: ArchiverConfig, *, cold_open: bool = True) -> None:
         self.cold = cold
