@@ -265,8 +265,8 @@ class ArchiveSpec:
 
 
 #: The :class:`ArchiveSpec` of an append whose events' ids and times the store draws itself (capability
-#: ``deferred_events``): each message's event gets a new id and the message's timestamp. A store without the
-#: capability refuses it (it names no event for the messages).
+#: ``deferred_events``): each message's event gets a new id and the message's timestamp. The kit passes it only to
+#: a store with the capability; to the others it passes its own ids and times.
 DEFERRED_MESSAGE_EVENTS = ArchiveSpec(ArchiveTables.CONVERSATIONS, (), ())
 
 

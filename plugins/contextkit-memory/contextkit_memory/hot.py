@@ -767,7 +767,7 @@ class MemoryHotStore(MemoryCheckpoints):
             raise InvalidInput(f"the archive spec names {len(event_ids)} event(s) for {len(stored)} message(s)")
         outbox = self._outbox
         if isinstance(outbox, MemoryOutbox):
-            # The in-process queue keeps the (frozen) records and builds their events off the hot path.
+            # The in-process queue keeps the messages' fields and builds their events off the hot path.
             for item, event_id, at in zip(stored, event_ids, times, strict=True):
                 outbox.queue_message(key, item, item.seq, event_id, at)
         else:
