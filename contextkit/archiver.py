@@ -42,7 +42,7 @@ from contextkit.config import ArchiverConfig
 from contextkit.errors import BackendUnavailable, ConfigError, CorruptData, InvalidInput, SerializationError
 from contextkit.records import ArchiveEvent, Message, from_iso, to_iso, utcnow
 from contextkit.stores import ArchiveSpec, Capability, ColdStore
-from contextkit.tiered.events import message_event
+from contextkit.tiered.events import message_event, message_fields_event
 
 __all__ = [
     "Archiver",
@@ -75,15 +75,20 @@ _EVENT_ID = operator.attrgetter("event_id")
 # themselves stay in the outbox's dead letters, however many).
 _RECENT_DEAD = 1000
 
-# A conversation message queued as itself (MemoryOutbox.queue_message): (key, message, seq, copy of its metadata,
-# None for empty, event id or None, event time or None). Its event is built once, by the first peek that reaches
-# it, and replaces it in the queue, so its id never changes.
-_Deferred = tuple[str, Message, int, "dict[str, Any] | None", "str | None", "datetime | None"]
+# A conversation message queued by its fields (MemoryOutbox.queue_message / queue_messages): (key, seq, role,
+# content, timestamp, message id, copy of its metadata or None for empty, event id or None, event time or None).
+# Fields rather than the Message: the hot tier frees a message it trims even while its event waits here, and a
+# tuple of strings, numbers and datetimes leaves the garbage collector's generations after its first pass (an
+# idle archiver holds many). Its event is built once, by the first peek that reaches it, and replaces it in the
+# queue, so its id never changes.
+_Deferred = tuple[str, int, str, str, datetime, str, "dict[str, Any] | None", "str | None", "datetime | None"]
 
 
 def _deferred_event(item: _Deferred) -> ArchiveEvent:
-    key, message, seq, metadata, event_id, created_at = item
-    return message_event(key, message, seq, event_id, {} if metadata is None else metadata, created_at)
+    key, seq, role, content, timestamp, message_id, metadata, event_id, created_at = item
+    return message_fields_event(
+        key, seq, role, content, timestamp, message_id, {} if metadata is None else metadata, event_id, created_at
+    )
 
 
 def _value_size(value: Any) -> int:
@@ -162,8 +167,7 @@ def write_timeout(timeout: float, events: Sequence[ArchiveEvent]) -> float:
 
 
 def _deferred_size(item: _Deferred) -> int:
-    key, message, _seq, metadata, _event_id, _created_at = item
-    content = message.content
+    key, content, metadata = item[0], item[3], item[6]
     size = 300 + len(key) + (len(content) if content.isascii() else 3 * len(content))
     return size + _value_size(metadata) if metadata else size
 
@@ -359,6 +363,8 @@ class MemoryOutbox:
     """
 
     durable = False
+    # Slots: has_room and queue_messages run in every archived write of the memory tier.
+    __slots__ = ("_bytes", "_dead", "_events", "_handed", "_max", "_max_bytes", "_sizes")
 
     def __init__(self, max_pending: int = 1_000_000, max_pending_bytes: int | None = None) -> None:
         self._events: deque[ArchiveEvent | _Deferred] = deque()
@@ -412,11 +418,47 @@ class MemoryOutbox:
         not change the archive.
         """
         metadata = message.metadata
-        item = (key, message, seq, dict(metadata) if metadata else None, event_id, created_at)
+        item = (
+            key,
+            seq,
+            message.role,
+            message.content,
+            message.timestamp,
+            message.id,
+            dict(metadata) if metadata else None,
+            event_id,
+            created_at,
+        )
         size = _deferred_size(item)
         self._events.append(item)
         self._sizes.append(size)
         self._bytes += size
+
+    def queue_messages(self, key: str, messages: Sequence[Message]) -> None:
+        """Queue the archive events of ``messages``, stored in stream ``key`` under their own ``seq``, each under a
+        new id and created at its message's timestamp (what :data:`~contextkit.stores.DEFERRED_MESSAGE_EVENTS`
+        asks): :meth:`queue_message` of each, the id drawn when the event is built.
+
+        The memory hot tier calls it inside every archived append, so it does the work of :meth:`queue_message`
+        inline (the size of :func:`_deferred_size`, no id, no time): each call saved counts on that path.
+        """
+        events = self._events
+        sizes = self._sizes
+        base = 300 + len(key)
+        added = 0
+        for message in messages:
+            content = message.content
+            size = base + len(content) if content.isascii() else base + 3 * len(content)
+            metadata: dict[str, Any] | None = None
+            if message.metadata:
+                metadata = dict(message.metadata)
+                size += _value_size(metadata)
+            events.append(
+                (key, message.seq, message.role, content, message.timestamp, message.id, metadata, None, None)
+            )
+            sizes.append(size)
+            added += size
+        self._bytes += added
 
     async def peek(self, count: int, max_bytes: int | None = None) -> list[ArchiveEvent]:
         """See :meth:`Outbox.peek`; with ``max_bytes``, the batch also stops before it would pass that many bytes
@@ -508,7 +550,7 @@ class MemoryOutbox:
         if not self._events:
             return None
         head = self._events[0]
-        return (head[5] or head[1].timestamp) if isinstance(head, tuple) else head.created_at
+        return (head[8] or head[4]) if isinstance(head, tuple) else head.created_at
 
     async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         """See :meth:`DeadLetterBox.dead_letter` (kept in process, like the events)."""
@@ -764,6 +806,42 @@ class Archiver:
     within ``drain_timeout`` and leaves the rest in the outbox.
     """
 
+    # Slots: notify runs after every archived write, and 30-odd attributes in an instance dict slow its lookups.
+    __slots__ = (
+        "_awake",
+        "_batch_bytes",
+        "_batch_size",
+        "_bounded_peek",
+        "_bounds_bytes",
+        "_cold_open",
+        "_dead_box",
+        "_depth_hint",
+        "_full",
+        "_full_noted",
+        "_idle",
+        "_kept",
+        "_peek_ahead",
+        "_push_counter",
+        "_queued_total",
+        "_stopping",
+        "_task",
+        "_wake",
+        "_window",
+        "batches",
+        "cold",
+        "config",
+        "consecutive_failures",
+        "dead_lettered",
+        "dead_letters",
+        "failures",
+        "last_error",
+        "last_error_at",
+        "last_success_at",
+        "left_at_close",
+        "outbox",
+        "rows",
+    )
+
     def __init__(self, cold: ColdStore, outbox: Outbox, config: ArchiverConfig, *, cold_open: bool = True) -> None:
         self.cold = cold
         self.outbox = outbox
@@ -772,6 +850,8 @@ class Archiver:
         self._wake = asyncio.Event()
         # Set when a full batch is waiting or a flush wants everything now: ends the accumulation window early.
         self._full = asyncio.Event()
+        # True from the write that set _full until the loop clears it: writes past batch_size then skip the call.
+        self._full_noted = False
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -834,7 +914,8 @@ class Archiver:
         self._queued_total += count
         if not self._awake:
             self._wake_up()
-        if self._depth_hint >= self._batch_size:
+        if self._depth_hint >= self._batch_size and not self._full_noted:
+            self._full_noted = True
             self._full.set()
 
     def _wake_up(self) -> None:
@@ -851,7 +932,14 @@ class Archiver:
             return
         if self._push_counter is not None:
             self._push_counter.count_pushed(count)
-        self._queued(count)
+        # _queued inline: this runs after every archived write, and a call is a good part of its cost.
+        self._depth_hint += count
+        self._queued_total += count
+        if not self._awake:
+            self._wake_up()
+        if self._depth_hint >= self._batch_size and not self._full_noted:
+            self._full_noted = True
+            self._full.set()
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until the outbox is empty (True) or ``timeout`` seconds passed (False)."""
@@ -956,6 +1044,7 @@ class Archiver:
                         with contextlib.suppress(asyncio.TimeoutError):
                             await asyncio.wait_for(self._full.wait(), timeout=self.config.flush_interval)
                     self._full.clear()
+                    self._full_noted = False
                     seen = self._queued_total
                     batch = await self._peek()
             except Exception as exc:

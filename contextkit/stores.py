@@ -67,6 +67,7 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from contextkit.backend.tables import ArchiveTables
 from contextkit.errors import InvalidInput, SerializationError
 from contextkit.records import ArchiveEvent, Message, Session, new_event_id, utcnow
 from contextkit.validation import DEFAULT_LIMITS, Limits
@@ -75,6 +76,7 @@ if TYPE_CHECKING:  # the archiver imports this module; the outbox protocol is on
     from contextkit.archiver import Outbox
 
 __all__ = [
+    "DEFERRED_MESSAGE_EVENTS",
     "EMPTY_BLOB_TYPE",
     "Capability",
     "ArchiveSpec",
@@ -136,6 +138,11 @@ class Capability(str, Enum):
     #: returns, in the same atomic step as the write (one script, one transaction, one critical section), so the
     #: kit only notifies the archiver. Implies :attr:`OUTBOX`. A cold tier needs a hot tier with it.
     ATOMIC_OUTBOX = "atomic_outbox"
+    #: ``append_messages`` also takes :data:`DEFERRED_MESSAGE_EVENTS`, an :class:`ArchiveSpec` naming no ids or
+    #: times: the store gives each message's event a new id (:func:`~contextkit.records.new_event_id`, drawn once)
+    #: and the message's timestamp as its time, as late as it likes (an in-process outbox does it when the archiver
+    #: reads the event), so the kit draws nothing on the hot path. Implies :attr:`ATOMIC_OUTBOX`.
+    DEFERRED_EVENTS = "deferred_events"
     #: A cold tier whose ``write_events`` may run for several batches at once (each batch still atomic and
     #: idempotent): the archiver then keeps up to ``max_in_flight`` batches in flight, so this process builds the
     #: next batch while the server stores the previous one.
@@ -256,6 +263,12 @@ class ArchiveSpec:
     table: str
     event_ids: tuple[str, ...]
     created_at: tuple[datetime, ...]
+
+
+#: The :class:`ArchiveSpec` of an append whose events' ids and times the store draws itself (capability
+#: ``deferred_events``): each message's event gets a new id and the message's timestamp. The kit passes it only to
+#: a store with the capability; to the others it passes its own ids and times.
+DEFERRED_MESSAGE_EVENTS = ArchiveSpec(ArchiveTables.CONVERSATIONS, (), ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -1156,4 +1169,6 @@ def capability_mismatches(store: HotStore | ColdStore) -> list[str]:
     ]
     if Capability.ATOMIC_OUTBOX.value in declared and Capability.OUTBOX.value not in declared:
         problems.append("declares 'atomic_outbox' without 'outbox'")
+    if Capability.DEFERRED_EVENTS.value in declared and Capability.ATOMIC_OUTBOX.value not in declared:
+        problems.append("declares 'deferred_events' without 'atomic_outbox'")
     return problems

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ import pytest
 from contextkit import ContextKit
 from contextkit.archiver import FileOutbox, MemoryOutbox, archive_json, archive_loads, message_event
 from contextkit.records import ArchiveEvent, Message, new_event_id, utcnow
+from contextkit.stores import DEFERRED_MESSAGE_EVENTS, ArchiveSpec, Capability, StoreSettings
+from contextkit_memory.cold import MemoryColdStore
+from contextkit_memory.hot import MemoryHotStore
 
 
 async def _kit(**overrides: Any) -> ContextKit:
@@ -82,6 +86,74 @@ async def test_deferred_and_built_events_keep_their_order_through_peek_and_ack()
     await outbox.ack([rest[1].event_id])  # not a prefix: only that one leaves
     assert [e.event_id for e in await outbox.peek(10)] == [rest[0].event_id, rest[2].event_id]
     assert not outbox.has_room(1_000_000)
+
+
+async def test_queue_messages_counts_and_builds_what_queue_message_does() -> None:
+    """The memory tier's batch call keeps the byte accounting (max_pending_bytes, batch_bytes) and the events of
+    the one-message call: same sizes, same payloads, ids drawn once each and times from the messages."""
+    now = utcnow()
+    messages = [
+        Message("user", "plain", now, metadata={}, seq=1),
+        Message("assistant", "日本語 ü" * 50, now.replace(microsecond=1), metadata={"k": ["ü", 1.5], "n": None}, seq=2),
+        Message("user", "x" * 10_000, now.replace(microsecond=2), metadata={"deep": {"a": [1, {"b": "c"}]}}, seq=3),
+    ]
+    one, batch = MemoryOutbox(), MemoryOutbox()
+    for message in messages:
+        one.queue_message("k", message, message.seq)
+    batch.queue_messages("k", messages)
+    assert batch.pending_bytes == one.pending_bytes > 10_000
+    assert list(batch._sizes) == list(one._sizes)
+    # The queue keeps the fields, not the records: the hot tier frees a message it trims while its event waits.
+    assert not [m for item in [*batch._events, *one._events] for m in messages if any(x is m for x in item)]
+    messages[1].metadata["k"] = "changed after queueing"  # type: ignore[index]
+    built, expected = await batch.peek(10), await one.peek(10)
+    assert [e.event_id for e in built] == [e.event_id for e in await batch.peek(10)]  # drawn once
+    assert len({e.event_id for e in built + expected}) == 6
+    assert [(e.key, e.payload, e.created_at) for e in built] == [(e.key, e.payload, e.created_at) for e in expected]
+    assert [e.created_at for e in built] == [m.timestamp for m in messages]
+    assert built[1].payload["message"]["metadata"] == {"k": ["ü", 1.5], "n": None}
+    await batch.ack([e.event_id for e in built])
+    assert batch.pending_bytes == 0 and await batch.depth() == 0
+
+
+class _RecordingStore(MemoryHotStore):
+    """The memory tier, recording the archive spec of each append; ``deferred=False`` drops its deferred_events
+    capability, as a hot tier without it declares."""
+
+    def __init__(self, settings: StoreSettings, deferred: bool) -> None:
+        super().__init__(settings)
+        if not deferred:
+            self.capabilities = self.capabilities - {Capability.DEFERRED_EVENTS.value}
+        self.specs: list[ArchiveSpec | None] = []
+
+    async def append_messages(
+        self, key: str, messages: Sequence[Message], *, archive: ArchiveSpec | None = None
+    ) -> list[Message]:
+        self.specs.append(archive)
+        return await super().append_messages(key, messages, archive=archive)
+
+
+@pytest.mark.parametrize("deferred", [True, False], ids=["deferred_events", "kit draws the ids"])
+async def test_the_kit_draws_event_ids_only_for_a_hot_tier_without_deferred_events(deferred: bool) -> None:
+    hot = _RecordingStore(StoreSettings(namespace="hotpath", archived=True), deferred)
+    kit = await ContextKit(hot, MemoryColdStore(StoreSettings(namespace="hotpath"))).open()
+    try:
+        await kit.create_session("s", "u")
+        stored = [await kit.add_message("s", "user", f"m{i}") for i in range(3)]
+        if deferred:
+            assert hot.specs == [DEFERRED_MESSAGE_EVENTS] * 3
+        else:
+            assert all(isinstance(s, ArchiveSpec) and len(s.event_ids) == 1 for s in hot.specs)
+            assert [s.created_at for s in hot.specs if s is not None] == [(m.timestamp,) for m in stored]
+        events = [e for e in await _pending(kit).peek(100) if e.table == "context_conversations"]
+        assert [e.created_at for e in events] == [m.timestamp for m in stored]
+        assert len({e.event_id for e in events}) == 3
+        if not deferred:
+            assert [e.event_id for e in events] == [s.event_ids[0] for s in hot.specs if s is not None]
+        assert await kit.archiver.flush(5)  # type: ignore[union-attr]
+        assert await kit.cold.read_history("s", None) == stored  # type: ignore[union-attr]
+    finally:
+        await kit.aclose()
 
 
 async def test_a_durable_outbox_holds_the_message_event_when_the_call_returns(tmp_path: Path) -> None:

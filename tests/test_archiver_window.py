@@ -198,3 +198,39 @@ async def test_every_tiering_metric_and_option_is_documented() -> None:
     missing = [key for key in TieringStats().as_dict() if f"`{key}`" not in watch]
     missing += [f.name for f in fields(TieringConfig) if f"`{f.name}`" not in tuning]
     assert not missing, f"docs/archive.md does not describe {missing}"
+
+
+async def test_a_full_batch_ends_the_accumulation_window_again_after_the_archiver_cleared_it() -> None:
+    """Events queued by a hot store and notified (the memory tier's appends) that fill a batch end the archiver's
+    wait for more (flush_interval, here far longer than the test waits) every time, not only the first: the
+    archiver clears its signal when it reads, and the next full batch sets it again."""
+    cold = _Recording(concurrent=False)
+    outbox = MemoryOutbox()
+    archiver = Archiver(cold, outbox, ArchiverConfig(batch_size=10, flush_interval=600.0))
+    archiver.start()
+    now = utcnow()
+    seq = 0
+
+    def queue(count: int) -> None:
+        nonlocal seq
+        messages = []
+        for _ in range(count):
+            seq += 1
+            messages.append(Message("user", f"m{seq}", now, seq=seq))
+        outbox.queue_messages("s", messages)
+        archiver.notify(count)
+
+    async def archived(count: int) -> None:
+        while await cold.count_events("context_conversations") < count:
+            cold.wrote.clear()
+            await cold.wrote.wait()
+
+    try:
+        for written in (10, 20, 30):
+            queue(4)  # a partial batch: the archiver waits for more
+            await asyncio.sleep(0.05)
+            queue(6)  # the batch is full: the wait ends
+            await asyncio.wait_for(archived(written), 10)
+        assert [len(batch) for batch in cold.batches] == [10, 10, 10]
+    finally:
+        await archiver.aclose()

@@ -63,6 +63,14 @@ class KitBase:
     _seed_leniency: bool = False
     #: The tightest id limit the tiers declare (``contextkit.stores.max_key_bytes``): (bytes, which tier), or None.
     _key_limit: tuple[int, str] | None = None
+    #: What an append passes as ``archive=`` (set at open): None without a cold tier, ``DEFERRED_MESSAGE_EVENTS``
+    #: for a hot tier that draws its events' ids itself (capability ``deferred_events``); with
+    #: ``_draw_event_ids`` the kit draws them, a new spec per append.
+    _append_archive: ArchiveSpec | None = None
+    _draw_event_ids: bool = False
+    #: The archiver's outbox's ``has_room`` (set at open; None without a cold tier), looked up once: the room
+    #: check runs before every archived write.
+    _has_room: Callable[[int], bool] | None = None
 
     @property
     def tiered(self) -> Tiered:
@@ -104,17 +112,26 @@ class KitBase:
         """Append one message through the tiered layer; the store writes its archive event in the same step (and
         moves the session's last_activity forward)."""
         tiered = self.tiered
-        spec = ArchiveSpec(ArchiveTables.CONVERSATIONS, (new_event_id(),), (message.timestamp,)) if tiered.archiving else None
+        if self._draw_event_ids:
+            spec: ArchiveSpec | None = ArchiveSpec(ArchiveTables.CONVERSATIONS, (new_event_id(),), (message.timestamp,))
+        else:
+            spec = self._append_archive
         stored = await tiered.call(lambda: self._hot.append_messages(key, [message], archive=spec))
-        tiered.written(1)
+        # tiered.written(1) without its call: one call less on every archived append.
+        if self._archiver is not None:
+            self._archiver.notify(1)
         return stored[0]
 
     def _check_room(self, count: int) -> None:
-        if self._archiver is not None and not self._archiver.has_room(count):
-            raise BackendUnavailable(
-                "the archive outbox is full (the cold tier has been down too long); refusing the write so no "
-                "event is lost"
-            )
+        has_room = self._has_room
+        if has_room is not None and not has_room(count):
+            self._refuse_full()
+
+    def _refuse_full(self) -> None:
+        raise BackendUnavailable(
+            "the archive outbox is full (the cold tier has been down too long); refusing the write so no "
+            "event is lost"
+        )
 
     def _emit(self, kind: str, key: str, **detail: Any) -> None:
         if self.plugins.has_observers:

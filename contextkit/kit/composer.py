@@ -33,6 +33,7 @@ from contextkit.masking import mask_secrets, remember_secrets, secrets_in
 from contextkit.plugins import BackendInfo, PluginManager, get_plugin_manager
 from contextkit.records import to_iso, utcnow
 from contextkit.stores import (
+    DEFERRED_MESSAGE_EVENTS,
     Capability,
     CheckpointStore,
     ColdStore,
@@ -224,6 +225,12 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             foreign_since = None
             if self._cold is not None:
                 foreign_since = await self._start_archiver()
+            if self._archiver is not None:
+                self._has_room = self._archiver.outbox.has_room
+                if Capability.DEFERRED_EVENTS.value in self._hot.capabilities:
+                    self._append_archive = DEFERRED_MESSAGE_EVENTS
+                else:
+                    self._draw_event_ids = True
             tiering = self.config.tiering
             self._tiered = Tiered(
                 self._hot,

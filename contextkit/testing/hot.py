@@ -40,6 +40,7 @@ from contextkit.backend.tables import ArchiveTables
 from contextkit.errors import CapabilityNotSupported, OwnerUnknown, SerializationError
 from contextkit.records import ArchiveEvent, Message, Session
 from contextkit.stores import (
+    DEFERRED_MESSAGE_EVENTS,
     MAX_COUNTER,
     ArchiveSpec,
     Capability,
@@ -571,6 +572,52 @@ class HotStoreSuite(StoreSuite[HotStore]):
             assert [e.to_dict() for e in got] == [e.to_dict() for e in expected]
             await outbox.ack([e.event_id for e in got])
             assert await outbox.depth() == 0
+        finally:
+            await outbox.aclose()
+
+    async def test_deferred_events_append_draws_its_own_ids(self) -> None:
+        """A store declaring "deferred_events" (which implies "atomic_outbox") takes DEFERRED_MESSAGE_EVENTS, or a
+        spec equal to it, on an append: it writes message_event(key, stored, seq) per message, each under an id of
+        its own drawn once (every later read of the outbox sees the same ids) and created at its message's
+        timestamp, in the same step as the append.
+
+        Fix: draw each id with contextkit.records.new_event_id() when the event is built (the memory tier's in-process
+        outbox builds it when the archiver reads it: MemoryOutbox.queue_messages).
+        """
+        store = await self.new_store()
+        caps = store.capabilities
+        if Capability.DEFERRED_EVENTS.value not in caps:
+            return  # the kit passes the kit's ids in an ArchiveSpec instead (the test above)
+        assert Capability.ATOMIC_OUTBOX.value in caps and isinstance(store, OutboxProvider)
+
+        outbox = store.outbox(max_pending=1000)
+        try:
+            key = "é {x} 🙂"
+            append = store.append_messages
+            first = await append(key, [make_message("first")], archive=DEFERRED_MESSAGE_EVENTS)
+            metadata: dict[str, Any] = {"k": ["ü", 1.5]}
+            messages = [
+                make_message('say "hi" \\ 日本語', metadata=metadata, timestamp=_T0 + timedelta(seconds=2)),
+                make_message("b", role="assistant", timestamp=_T0 + timedelta(seconds=3)),
+            ]
+            equal = ArchiveSpec(ArchiveTables.CONVERSATIONS, (), ())
+            stored = [*first, *await append(key, messages, archive=equal)]
+            assert [m.seq for m in stored] == [1, 2, 3]
+            metadata["k"] = "changed after the append"  # the archive keeps what was appended
+            got = await outbox.peek(10)
+            ids = [e.event_id for e in got]
+            assert len(set(ids)) == 3 and all(ids)
+            assert [e.to_dict() for e in got] == [
+                message_event(key, m, m.seq, event_id, None, m.timestamp).to_dict()
+                for m, event_id in zip(stored, ids, strict=True)
+            ]
+            assert [e.event_id for e in await outbox.peek(10)] == ids, "a second read must see the same ids"
+            await outbox.ack(ids)
+            assert await outbox.depth() == 0
+            [again] = await append(key, [make_message("again")], archive=DEFERRED_MESSAGE_EVENTS)
+            [event] = await outbox.peek(10)
+            assert event.event_id not in ids and event.created_at == again.timestamp and again.seq == 4
+            await outbox.ack([event.event_id])
         finally:
             await outbox.aclose()
 

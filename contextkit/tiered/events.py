@@ -22,6 +22,7 @@ __all__ = [
     "conversation_session_event",
     "delete_event",
     "message_event",
+    "message_fields_event",
     "session_event",
     "task_context_event",
     "writes_document_event",
@@ -89,14 +90,38 @@ def message_event(
     is ``{"message": message.to_dict()}`` with that seq (and ``metadata``, a copy of the message's taken
     earlier, when given), created at ``created_at`` (by default when the message was: its timestamp). Its seq
     orders it; ``version`` stays 0."""
-    data = {
-        "id": message.id,
-        "seq": seq,
-        "role": message.role,
-        "content": message.content,
-        "timestamp": to_iso(message.timestamp),
-        "metadata": dict(message.metadata) if metadata is None else metadata,
-    }
-    return ArchiveEvent(
-        ArchiveTables.CONVERSATIONS, key, {"message": data}, created_at or message.timestamp, event_id or new_event_id()
+    return message_fields_event(
+        key,
+        seq,
+        message.role,
+        message.content,
+        message.timestamp,
+        message.id,
+        dict(message.metadata) if metadata is None else metadata,
+        event_id,
+        created_at,
     )
+
+
+def message_fields_event(
+    key: str,
+    seq: int,
+    role: str,
+    content: str,
+    timestamp: datetime,
+    message_id: str,
+    metadata: dict[str, Any],
+    event_id: str | None = None,
+    created_at: datetime | None = None,
+) -> ArchiveEvent:
+    """:func:`message_event` of a message given by its fields (``metadata`` goes into the payload as it is): what
+    the in-process outbox keeps of a queued message until it builds the event."""
+    data = {
+        "id": message_id,
+        "seq": seq,
+        "role": role,
+        "content": content,
+        "timestamp": to_iso(timestamp),
+        "metadata": metadata,
+    }
+    return ArchiveEvent(ArchiveTables.CONVERSATIONS, key, {"message": data}, created_at or timestamp, event_id or new_event_id())

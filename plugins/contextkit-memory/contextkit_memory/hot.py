@@ -42,6 +42,7 @@ from contextkit.archiver import FileOutbox, MemoryOutbox
 from contextkit.errors import ContextKitError, InvalidInput, LimitExceeded, OwnerUnknown
 from contextkit.records import ArchiveEvent, Message, Session, new_event_id
 from contextkit.stores import (
+    DEFERRED_MESSAGE_EVENTS,
     ArchiveSpec,
     Capability,
     EventHead,
@@ -200,13 +201,15 @@ class MemoryHotStore(MemoryCheckpoints):
         self._clock = clock
         self._max_sessions = max_sessions
         self._sweep_batch = sweep_batch
-        caps = {Capability.TTL.value, Capability.OUTBOX.value, Capability.ATOMIC_OUTBOX.value}
+        caps = {Capability.TTL.value, Capability.OUTBOX.value, Capability.ATOMIC_OUTBOX.value, Capability.DEFERRED_EVENTS.value}
         # The MemoryCheckpoints mixin implements contextkit.stores.CheckpointStore.
         caps.add(Capability.CHECKPOINTS.value)
         self.capabilities: frozenset[str] = frozenset(caps)
         self._closed = False
         self._archived = settings.archived
         self._outbox: MemoryOutbox | FileOutbox | None = None
+        # The in-process outbox's queue_messages, looked up once (None: no outbox, or a file outbox).
+        self._queue_messages: Callable[[str, Sequence[Message]], None] | None = None
 
         self._sessions: dict[str, Session] = {}
         self._session_ids: list[str] = []  # sorted: the scan order
@@ -251,6 +254,8 @@ class MemoryHotStore(MemoryCheckpoints):
             self._outbox = (
                 MemoryOutbox(max_pending, max_pending_bytes) if path is None else FileOutbox(path, max_pending)
             )
+            if isinstance(self._outbox, MemoryOutbox):
+                self._queue_messages = self._outbox.queue_messages
         return self._outbox
 
     async def health(self) -> dict[str, Any]:
@@ -719,19 +724,15 @@ class MemoryHotStore(MemoryCheckpoints):
         if not messages:
             return []
         meta = self._write_meta(key)
-        if archive is not None and (len(archive.event_ids) != len(messages) or len(archive.created_at) != len(messages)):
-            raise InvalidInput(f"the archive spec names {len(archive.event_ids)} event(s) for {len(messages)} message(s)")
         first = meta.last_seq + 1
         stored = [_copy_message(message, seq=first + i) for i, message in enumerate(messages)]
-        outbox = self._outbox
         if archive is not None:
-            if isinstance(outbox, MemoryOutbox):
-                # The in-process queue keeps the (frozen) records and builds their events off the hot path.
-                for item, event_id, at in zip(stored, archive.event_ids, archive.created_at, strict=True):
-                    outbox.queue_message(key, item, item.seq, event_id, at)
+            queue = self._queue_messages
+            if archive is DEFERRED_MESSAGE_EVENTS and queue is not None:
+                # The kit's own spec into the in-process queue: the common archived append, kept short.
+                queue(key, stored)
             else:
-                triples = zip(stored, archive.event_ids, archive.created_at, strict=True)
-                self._push([message_event(key, item, item.seq, event_id, None, at) for item, event_id, at in triples])
+                self._queue_events(key, stored, archive)
         meta.last_seq = stored[-1].seq
         self._keep_meta(key, meta)
         stream = self._streams.get(key)
@@ -754,6 +755,24 @@ class MemoryHotStore(MemoryCheckpoints):
         self._touch(self._owner(key))
         self._after_write()
         return [_copy_message(m) for m in stored]
+
+    def _queue_events(self, key: str, stored: list[Message], archive: ArchiveSpec) -> None:
+        """Queue the events ``archive`` names for the ``stored`` messages (before the append changes anything)."""
+        event_ids: Sequence[str | None] = archive.event_ids
+        times: Sequence[datetime | None] = archive.created_at
+        if not event_ids and not times:
+            # DEFERRED_MESSAGE_EVENTS, or a spec equal to it (capability deferred_events): ids drawn when built.
+            event_ids = times = (None,) * len(stored)
+        elif len(event_ids) != len(stored) or len(times) != len(stored):
+            raise InvalidInput(f"the archive spec names {len(event_ids)} event(s) for {len(stored)} message(s)")
+        outbox = self._outbox
+        if isinstance(outbox, MemoryOutbox):
+            # The in-process queue keeps the messages' fields and builds their events off the hot path.
+            for item, event_id, at in zip(stored, event_ids, times, strict=True):
+                outbox.queue_message(key, item, item.seq, event_id, at)
+        else:
+            triples = zip(stored, event_ids, times, strict=True)
+            self._push([message_event(key, item, item.seq, event_id, None, at) for item, event_id, at in triples])
 
     async def read_history(self, key: str, limit: int | None) -> list[Message]:
         """The newest ``limit`` messages (all when None) oldest first, in O(limit) from the right of the deque."""
