@@ -209,13 +209,22 @@ def message_event_heads(key: str, archive: ArchiveSpec, count: int) -> list[str]
     if len(archive.event_ids) != count or len(archive.created_at) != count:
         raise InvalidInput(f"the archive spec names {len(archive.event_ids)} event(s) for {count} message(s)")
     try:
-        middle = f',"table":{archive_json(archive.table)},"key":{archive_json(key)},"created_at":'
+        middle = f',"table":{archive_json(archive.table)},"key":{archive_json(key)},"created_at":"'
+        # An id of plain characters (every id new_event_id draws) and an ISO timestamp need no escaping: quoted
+        # directly, they are what archive_json writes, without its cost on every archived append.
         return [
-            f'{{"event_id":{archive_json(event_id)}{middle}{archive_json(to_iso(created_at))},"payload":{{"message":'
+            f'{{"event_id":{_quoted(event_id)}{middle}{to_iso(created_at)}","payload":{{"message":'
             for event_id, created_at in zip(archive.event_ids, archive.created_at, strict=True)
         ]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise SerializationError(f"archive event cannot be stored as JSON: {exc}") from exc
+
+
+_PLAIN = re.compile(r"[0-9A-Za-z_.:+-]*")
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"' if type(text) is str and _PLAIN.fullmatch(text) else archive_json(text)
 
 
 @runtime_checkable
