@@ -8,19 +8,17 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import socket
 import sys
 import textwrap
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from contextkit import ContextKit
 from contextkit.checkpoint_lists import LIST_MARK
-from contextkit.testing.services import env_url, missing_service
+from contextkit.testing.services import machine_redis_url
 
 BASE_TURNS = 12
 BRANCH_TURNS = 10
@@ -81,22 +79,11 @@ _WORKER = _GRAPH + textwrap.dedent(
 )
 
 
-def _redis_url() -> str:
-    url = env_url("redis") or "redis://127.0.0.1:6379/0"
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=2):
-            pass
-    except OSError as exc:
-        missing_service("redis", f"{parts.hostname}:{parts.port}: {exc}")
-    return url
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'shared.sqlite3'}"
-    return _redis_url()
+    return machine_redis_url()
 
 
 async def test_two_processes_extend_forks_of_one_thread_and_every_list_reads_back(url: str, tmp_path: Path) -> None:

@@ -28,7 +28,6 @@ import gc
 import logging
 import os
 import random
-import socket
 import sys
 import time
 import uuid
@@ -36,7 +35,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -44,7 +42,7 @@ import pytest
 from contextkit import ContextKit
 from contextkit.errors import ContextKitError
 from contextkit.stores import Capability
-from contextkit.testing.services import env_url, missing_service
+from contextkit.testing.services import machine_redis_url
 from contextkit.testing.services.postgres_server import PostgresServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
@@ -200,14 +198,7 @@ def logs() -> Iterator[CountingHandler]:
 @pytest.fixture(scope="module")
 def redis_url() -> str:
     """The machine's Redis (``CONTEXTKIT_TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/0``)."""
-    url = env_url("redis") or "redis://127.0.0.1:6379/0"
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=2):
-            pass
-    except OSError as exc:
-        missing_service("redis", f"{parts.hostname}:{parts.port}: {exc}")
-    return url
+    return machine_redis_url()
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,15 @@ from typing import NoReturn
 
 import pytest
 
-__all__ = ["docker_available", "env_url", "free_port", "missing_service", "services_required", "wait_for_port"]
+__all__ = [
+    "docker_available",
+    "env_url",
+    "free_port",
+    "machine_redis_url",
+    "missing_service",
+    "services_required",
+    "wait_for_port",
+]
 
 
 def services_required() -> bool:
@@ -47,6 +55,26 @@ def env_url(name: str) -> str | None:
     """The URL given in ``CONTEXTKIT_TEST_<NAME>_URL``, if any."""
     value = os.environ.get(f"CONTEXTKIT_TEST_{name.upper()}_URL", "").strip()
     return value or None
+
+
+def machine_redis_url(default: str = "redis://127.0.0.1:6379/0") -> str:
+    """The Redis tests share under their own namespaces: ``CONTEXTKIT_TEST_REDIS_URL``, else ``default``; a
+    missing service (:func:`missing_service`) when nothing answers there (a ``unix://`` URL: when its socket file
+    is missing)."""
+    from urllib.parse import urlsplit
+
+    url = env_url("redis") or default
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        if not os.path.exists(parts.path):
+            missing_service("redis", f"no socket at {parts.path}")
+        return url
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=2.0):
+            pass
+    except OSError as exc:
+        missing_service("redis", f"nothing answers at {parts.hostname}:{parts.port}: {exc}")
+    return url
 
 
 def free_port() -> int:

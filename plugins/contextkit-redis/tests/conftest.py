@@ -9,30 +9,16 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
-from contextkit.testing.services import missing_service
+from contextkit.testing.services import machine_redis_url, missing_service
 from contextkit.testing.services.redis_servers import RedisClusterServers, RedisServer, private_redis_server, redis_binaries
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 RUN_PREFIX = f"ckredis-{uuid.uuid4().hex[:8]}"
-
-
-def _reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return os.path.exists(parts.path)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +30,7 @@ def run_prefix() -> str:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """URL of the shared Redis the tests may write to under their own namespaces."""
-    url = os.environ.get("CONTEXTKIT_TEST_REDIS_URL", "").strip() or DEFAULT_URL
-    if not _reachable(url):
-        missing_service("redis", f"nothing answers at {urlsplit(url).hostname}:{urlsplit(url).port}")
-    return url
+    return machine_redis_url(DEFAULT_URL)
 
 
 @pytest.fixture(scope="session")
