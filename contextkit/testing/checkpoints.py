@@ -405,7 +405,7 @@ def _plain_turns_graph(checkpointer: Any) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
-def _long_turns_graph(checkpointer: Any) -> Any:
+def long_turns_graph(checkpointer: Any) -> Any:
     """:func:`_plain_turns_graph` with replies of ~300 characters: a list worth sharing
     (:mod:`contextkit.checkpoint_lists`) after a turn or two."""
     from langgraph.graph import END, START, StateGraph
@@ -1293,7 +1293,7 @@ class CheckpointStoreSuite:
 
         shared = isinstance(checkpoint_store, SharedBlobStore)
         saver = ContextKitSaver(checkpoint_store)
-        graph = _long_turns_graph(saver)
+        graph = long_turns_graph(saver)
         tid = str(uuid.uuid4())
         config = _config(tid)
         for turn in range(30):
@@ -1309,7 +1309,7 @@ class CheckpointStoreSuite:
             assert not record[0].endswith(LIST_MARK)
         histories = []
         for reader in (saver, ContextKitSaver(checkpoint_store), ContextKitSaver(checkpoint_store, share_lists=False)):
-            history = [s async for s in _long_turns_graph(reader).aget_state_history(config)]
+            history = [s async for s in long_turns_graph(reader).aget_state_history(config)]
             histories.append([(s.config["configurable"]["checkpoint_id"], s.values.get("turns")) for s in history])
         assert histories[0] == histories[1] == histories[2]
         lengths = [len(turns or []) for _, turns in histories[0]]
@@ -1327,7 +1327,7 @@ class CheckpointStoreSuite:
         fork = await graph.aupdate_state(
             {"configurable": {"thread_id": tid, "checkpoint_ns": "", "checkpoint_id": older[0]}}, {"turns": ["edited"]}
         )
-        forked = await _long_turns_graph(ContextKitSaver(checkpoint_store)).aget_state(fork)
+        forked = await long_turns_graph(ContextKitSaver(checkpoint_store)).aget_state(fork)
         assert forked.values["turns"] == [*older[1], "edited"]
         assert (await graph.aget_state({"configurable": {**config["configurable"], "checkpoint_id": histories[0][0][0]}})).values[
             "turns"
@@ -1335,15 +1335,15 @@ class CheckpointStoreSuite:
         # a copy reads the same; a prune keeps the newest readable
         target = str(uuid.uuid4())
         await saver.acopy_thread(tid, target)
-        assert (await _long_turns_graph(ContextKitSaver(checkpoint_store)).aget_state(_config(target))).values[
+        assert (await long_turns_graph(ContextKitSaver(checkpoint_store)).aget_state(_config(target))).values[
             "turns"
         ] == forked.values["turns"]
         await saver.aprune([tid], strategy="keep_latest")
-        assert (await _long_turns_graph(ContextKitSaver(checkpoint_store)).aget_state(config)).values["turns"] == (
+        assert (await long_turns_graph(ContextKitSaver(checkpoint_store)).aget_state(config)).values["turns"] == (
             forked.values["turns"]
         )
         await graph.ainvoke({"turns": ["after the prune"]}, config)
-        assert (await _long_turns_graph(ContextKitSaver(checkpoint_store)).aget_state(config)).values["turns"][-2:][
+        assert (await long_turns_graph(ContextKitSaver(checkpoint_store)).aget_state(config)).values["turns"][-2:][
             0
         ] == "after the prune"
 

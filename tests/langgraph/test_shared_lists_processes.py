@@ -6,7 +6,6 @@ thread's elements are stored once."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import sys
 import textwrap
@@ -18,43 +17,20 @@ import pytest
 
 from contextkit import ContextKit
 from contextkit.checkpoint_lists import LIST_MARK
+from contextkit.testing.checkpoints import long_turns_graph
 from contextkit.testing.services import machine_redis_url
 
 BASE_TURNS = 12
 BRANCH_TURNS = 10
 
-_GRAPH = textwrap.dedent(
-    """
-    import operator
-    from typing import Annotated, TypedDict
-
-    from langgraph.graph import END, START, StateGraph
-
-
-    class State(TypedDict, total=False):
-        turns: Annotated[list[str], operator.add]
-
-
-    def build(saver):
-        def reply(state):
-            n = len(state["turns"])
-            return {"turns": [f"reply {n}: " + " ".join(f"word{(n * 7 + i) % 97}" for i in range(40))]}
-
-        builder = StateGraph(State)
-        builder.add_node("reply", reply)
-        builder.add_edge(START, "reply")
-        builder.add_edge("reply", END)
-        return builder.compile(checkpointer=saver)
-    """
-)
-
 # Extends one branch: from checkpoint `start`, `turns` turns, each continuing from the newest checkpoint of this
 # branch (found by its values: the other branch's lists differ), and prints that checkpoint and its list.
-_WORKER = _GRAPH + textwrap.dedent(
+_WORKER = textwrap.dedent(
     """
     import asyncio, json, sys
 
     from contextkit import ContextKit
+    from contextkit.testing.checkpoints import long_turns_graph as build
 
 
     async def main(url, namespace, thread, start, label, turns):
@@ -91,17 +67,9 @@ async def test_two_processes_extend_forks_of_one_thread_and_every_list_reads_bac
     thread = "forked"
     worker = tmp_path / "worker.py"
     worker.write_text(_WORKER)
-    graph_file = tmp_path / "shared_lists_graph.py"
-    graph_file.write_text(_GRAPH)
-    spec = importlib.util.spec_from_file_location("shared_lists_graph", graph_file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # typing resolves the state's annotations through its module
-    spec.loader.exec_module(module)
-    scope: dict[str, Any] = vars(module)
     async with ContextKit.from_url(url, namespace=namespace) as kit:
         try:
-            graph = scope["build"](kit.checkpointer())
+            graph = long_turns_graph(kit.checkpointer())
             config = {"configurable": {"thread_id": thread}}
             for turn in range(BASE_TURNS):
                 await graph.ainvoke({"turns": [f"base {turn}"]}, config)
@@ -136,7 +104,7 @@ async def test_two_processes_extend_forks_of_one_thread_and_every_list_reads_bac
                         await process.wait()
             fresh = ContextKit.from_url(url, namespace=namespace)
             async with fresh:
-                reader = scope["build"](fresh.checkpointer())
+                reader = long_turns_graph(fresh.checkpointer())
                 for label, result in zip(("left", "right"), results, strict=True):
                     branch = {"configurable": {"thread_id": thread, "checkpoint_id": result["checkpoint_id"]}}
                     turns = (await reader.aget_state(branch)).values["turns"]
