@@ -10,8 +10,9 @@ prefix-free, so a lexicographic range over ``P(ns)`` holds exactly that namespac
 
 * ``lg:ids``   ZSET (score 0) ``P(ns) cid``: per namespace, ZREVRANGEBYLEX gives the newest / ``before`` / ``limit``
   in O(log n + limit);
-* ``lg:all``   ZSET (score 0) ``cid "\\0" ns``: every namespace in id order (``checkpoint_ns=None`` listing, and the
-  newest id of the thread for a tombstone);
+* ``lg:all``   ZSET (score 0) ``cid "\\0" ns``: the subgraph namespaces in id order (``checkpoint_ns=None`` listing
+  merges it with the root namespace's range of ``lg:ids``, and the newest id of the thread for a tombstone is the
+  higher of the two; threads written before this layout also hold their root ids here, merged once);
 * ``lg:cp``    HASH ``P(ns) cid`` -> the record: length-prefixed parts (8 hex digits each) holding the channel
   versions as a JSON array ``[channel, version, ...]`` (first, so Lua reads it without parsing the rest), the
   checkpoint type and bytes, the metadata JSON and the parent id;
@@ -628,13 +629,13 @@ class RedisCheckpoints:
                 low = b"(" + raw[-1]
 
     async def _lg_forget_if_gone(self, thread_id: str) -> None:
-        all_key = self._lg_keys(thread_id)[1]
+        ids_key, all_key = self._lg_keys(thread_id)[:2]
         index = self._lg_thread_index(thread_id)
         if self.cluster:
-            if int(await self.gate("cp_list", self.client.exists(all_key))) == 0:
+            if int(await self.gate("cp_list", self.client.exists(all_key, ids_key))) == 0:
                 await self.gate("cp_list", self._lg.run("forget_thread", [index], [_b(thread_id)]))
         else:
-            await self.gate("cp_list", self._lg.run("forget_thread", [index, all_key], [_b(thread_id)]))
+            await self.gate("cp_list", self._lg.run("forget_thread", [index, all_key, ids_key], [_b(thread_id)]))
 
     # -- deletes, copies, prune -------------------------------------------------------------------------------
     def _lg_wrote(self, stream: str | None) -> None:

@@ -150,3 +150,48 @@ async def test_delta_history_resumes_past_the_ancestors_one_script_may_walk(stor
     pytest.importorskip("langgraph.checkpoint.base")
     monkeypatch.setattr(redis_checkpoints, "_DELTA_MAX_STEPS", 2)
     await check_bounded_delta_walk(store)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("old_layout", [False, True])
+async def test_listing_every_namespace_merges_the_root_range_with_the_subgraph_index(
+    store: RedisHotStore, old_layout: bool
+) -> None:
+    """``cp_list(thread, None)`` is newest first over the root namespace (``lg:ids``) and the subgraph namespaces
+    (``lg:all``), with ``before``, ``checkpoint_id`` and every ``limit``, each checkpoint once, also for a thread
+    written before the layout kept root ids out of ``lg:all`` (simulated: they are added there); the tombstone floor
+    of a delete is the thread's newest id wherever it is."""
+    tid = f"merge-{uuid.uuid4().hex[:6]}"
+    expected: list[tuple[str, str]] = []
+    for i in range(12):
+        ns = "" if i % 3 else f"child:{i}"
+        cid = make_checkpoint_id()
+        await store.cp_put(_row(tid, cid, ns=ns), {("ch", "1"): ("json", b"1")})
+        expected.append((cid, ns))
+    shared = make_checkpoint_id()
+    for ns in ("", "child:x"):
+        await store.cp_put(_row(tid, shared, ns=ns), {("ch", "1"): ("json", b"1")})
+        expected.append((shared, ns))
+    ids_key, all_key = store._lg_keys(tid)[:2]
+    members = await store.client.zrange(all_key, 0, -1)
+    assert all(not member.endswith(b"\0") for member in members)  # no root id in lg:all
+    if old_layout:
+        await store.client.zadd(all_key, {cid.encode() + b"\0": 0 for cid, ns in expected if ns == ""})
+    order = sorted(expected, key=lambda item: (item[0], item[1]), reverse=True)
+
+    async def listed(**kwargs: Any) -> list[tuple[str, str]]:
+        return [(b.row.checkpoint_id, b.row.checkpoint_ns) async for b in store.cp_list(tid, None, **kwargs)]
+
+    assert await listed() == order
+    for limit in (1, 2, 5, len(order), len(order) + 3):
+        assert await listed(limit=limit) == order[:limit]
+    for cut in range(len(order)):
+        before = order[cut][0]
+        assert await listed(before=before) == [item for item in order if item[0] < before]
+    assert await listed(checkpoint_id=shared) == [(shared, "child:x"), (shared, "")]
+    # a root id above the delete time's floor (ids sort by time: this one is years ahead) is the floor
+    future = "1fff0000-0000-6000-8000-000000000000"
+    await store.cp_put(_row(tid, future), {})
+    await store.cp_delete_thread(tid)
+    assert await store.cp_deleted_floor(tid) == future
+    assert await store.client.exists(ids_key, all_key) == 0

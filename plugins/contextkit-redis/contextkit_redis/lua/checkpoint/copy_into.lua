@@ -6,7 +6,7 @@ local a = 4
 for _ = 1, tonumber(ARGV[3]) do
   local pfx, ns, cid = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   redis.call('ZADD', KEYS[1], 0, pfx .. cid)
-  redis.call('ZADD', KEYS[2], 0, cid .. '\0' .. ns)
+  if ns ~= '' then redis.call('ZADD', KEYS[2], 0, cid .. '\0' .. ns) end
   redis.call('HSET', KEYS[3], pfx .. cid, ARGV[a + 3])
   redis.call('SADD', KEYS[7], ns)
   a = a + 4

@@ -10,6 +10,12 @@ if #top > 0 then
   local newest = string.sub(top[1], 1, z - 1)
   if not le(newest, floor) then floor = newest end
 end
+-- the root namespace's newest (lg:all holds subgraph namespaces only; older threads have it there too)
+local root = redis.call('ZREVRANGEBYLEX', KEYS[1], '[0:\0\255', '[0:\0', 'LIMIT', 0, 1)
+if #root > 0 then
+  local newest = string.sub(root[1], 4)
+  if not le(newest, floor) then floor = newest end
+end
 local prev = redis.call('HGET', KEYS[8], 'floor')
 if prev and not le(prev, floor) then floor = prev end
 redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])

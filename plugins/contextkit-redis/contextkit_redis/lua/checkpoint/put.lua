@@ -15,7 +15,8 @@ if redis.call('EXISTS', KEYS[8]) == 1 then
   end
 end
 redis.call('ZADD', KEYS[1], 0, pfx .. cid)
-redis.call('ZADD', KEYS[2], 0, cid .. '\0' .. ns)
+-- lg:all lists the subgraph namespaces only: the root namespace's ids are lg:ids' own range
+if ns ~= '' then redis.call('ZADD', KEYS[2], 0, cid .. '\0' .. ns) end
 redis.call('HSET', KEYS[3], pfx .. cid, ARGV[6])
 local n = tonumber(ARGV[9])
 local i = 10

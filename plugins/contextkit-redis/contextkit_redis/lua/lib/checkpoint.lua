@@ -8,6 +8,33 @@ local function le(a, b)
   end
   return #a <= #b
 end
+-- The lg:ids bound of the root namespace ('0:\0' cid) that covers a ZREVRANGEBYLEX bound on lg:all members
+-- ('cid\0ns'): '+' / '-', or '(' / '[' and a member or an id. Inclusive, so no root id in range is missed; the
+-- exact bound is checked with in_bounds.
+local function root_bound(bound)
+  if bound == '+' then return '[0:\0\255' end
+  if bound == '-' then return '[0:\0' end
+  local text = string.sub(bound, 2)
+  local z = string.find(text, '\0', 1, true)
+  if z then text = string.sub(text, 1, z - 1) end
+  return '[0:\0' .. text
+end
+-- Whether member lies within the ZREVRANGEBYLEX bounds high and low (byte-wise).
+local function in_bounds(member, high, low)
+  if high ~= '+' then
+    local h = string.sub(high, 2)
+    if string.sub(high, 1, 1) == '(' then
+      if le(h, member) then return false end
+    elseif not le(member, h) then return false end
+  end
+  if low ~= '-' then
+    local l = string.sub(low, 2)
+    if string.sub(low, 1, 1) == '(' then
+      if le(member, l) then return false end
+    elseif not le(l, member) then return false end
+  end
+  return true
+end
 local function versions(rec)
   local n = tonumber(string.sub(rec, 1, 8), 16)
   return cjson.decode(string.sub(rec, 9, 8 + n))
