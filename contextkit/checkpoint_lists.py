@@ -340,9 +340,13 @@ class ListSharing:
             tree=_Tree(parts, leaf_ids, blocks),
         )
 
-    def written(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, trees: Mapping[str, _Tree]) -> None:
+    def written(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, trees: Mapping[str, _Tree], *, only: bool = False
+    ) -> None:
         """Remember the trees of a put that the store accepted (``{channel: SplitList.tree}``), and its checkpoint
-        as the namespace's head."""
+        as the namespace's head. ``only``: these are all the namespace's trees a put on top of it may trust (a
+        checkpoint read back: what this saver cached before may be gone, e.g. a hot tier restored from an older
+        snapshot)."""
         with self._lock:
             threads = self._threads
             cached = threads.get(thread_id)
@@ -352,6 +356,11 @@ class ListSharing:
                 cached = threads[thread_id] = _ThreadCache()
             else:
                 threads.move_to_end(thread_id)
+            if only:
+                for key in [k for k in cached.trees if k[0] == checkpoint_ns]:
+                    dropped = cached.trees.pop(key).size
+                    cached.size -= dropped
+                    self._tree_bytes -= dropped
             for channel, tree in trees.items():
                 old = cached.trees.pop((checkpoint_ns, channel), None)
                 if old is not None:
@@ -413,7 +422,7 @@ class ListSharing:
             trees[channel] = tree
             out[channel] = (record.kind, _assemble(record.ext, tree.parts))
         if head is not None:
-            self.written(thread_id, checkpoint_ns, head, trees)
+            self.written(thread_id, checkpoint_ns, head, trees, only=True)
         return out
 
     def _cached_tree(self, thread_id: str, checkpoint_ns: str, channel: str, record: _Record) -> _Tree | None:

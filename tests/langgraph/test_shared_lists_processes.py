@@ -145,3 +145,96 @@ async def _drop_namespace(url: str, namespace: str) -> None:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+# Runs `turns` turns of the thread's main line (each from its newest checkpoint) with a Redis hot tier and a
+# SQLite archive, waits until the archive holds everything, and prints the list.
+_LINE_WORKER = textwrap.dedent(
+    """
+    import asyncio, json, sys
+
+    from contextkit import ContextKit
+    from contextkit.testing.checkpoints import long_turns_graph
+
+
+    async def main(url, cold, namespace, thread, label, turns):
+        async with ContextKit.from_url(url, cold=cold, namespace=namespace) as kit:
+            graph = long_turns_graph(kit.checkpointer())
+            config = {"configurable": {"thread_id": thread}}
+            for turn in range(turns):
+                result = await graph.ainvoke({"turns": [f"{label} {turn}"]}, config)
+            assert await kit.archiver.flush(60)
+            print(json.dumps(result["turns"]))
+
+
+    asyncio.run(main(*sys.argv[1:6], int(sys.argv[6])))
+    """
+)
+
+
+async def _line(worker: Path, *args: str) -> list[str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(worker), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    return list(json.loads(out.decode().strip().splitlines()[-1]))
+
+
+async def test_shared_lists_survive_a_hot_tier_that_loses_everything_between_processes(tmp_path: Path) -> None:
+    """DESIGN 3b with shared lists: a process writes a thread on a private Redis with a SQLite archive; this
+    process continues it with its own saver (whose cache now trusts the nodes it wrote), the Redis loses
+    everything (FLUSHALL), then a restart; this saver and then a second process go on. Every turn stays in the list
+    in the order the callers were acknowledged, and every checkpoint reads back in a fresh saver, from either tier."""
+    from contextkit.testing.services.redis_servers import private_redis_server
+
+    worker = tmp_path / "line.py"
+    worker.write_text(_LINE_WORKER)
+    cold = f"sqlite:///{tmp_path / 'archive.sqlite3'}"
+    namespace, thread = f"loss-{uuid.uuid4().hex[:8]}", "lost"
+    with private_redis_server() as server:
+        url = server.url
+        expected = await _line(worker, url, cold, namespace, thread, "first", "4")
+        async with ContextKit.from_url(url, cold=cold, namespace=namespace) as kit:
+            graph = long_turns_graph(kit.checkpointer())
+            config = {"configurable": {"thread_id": thread}}
+            for turn in range(3):
+                expected = (await graph.ainvoke({"turns": [f"here {turn}"]}, config))["turns"]
+            assert kit.archiver is not None and await kit.archiver.flush(60)
+            import redis.asyncio as redis
+
+            client = redis.Redis.from_url(url)
+            try:
+                await client.flushall()
+            finally:
+                await client.aclose()
+            for turn in range(2):
+                expected = (await graph.ainvoke({"turns": [f"after loss {turn}"]}, config))["turns"]
+            assert await kit.archiver.flush(60)
+        await _check_thread(url, cold, namespace, thread, expected)  # the hot tier's own copy, before the restart
+        server.restart()  # nothing persisted: a second loss, with a new server run
+        expected_tail = await _line(worker, url, cold, namespace, thread, "second", "2")
+        assert expected_tail[: len(expected)] == expected
+        expected = expected_tail
+        labels = [t for t in expected if not t.startswith("reply")]
+        assert labels == [
+            *(f"first {i}" for i in range(4)), *(f"here {i}" for i in range(3)),
+            *(f"after loss {i}" for i in range(2)), *(f"second {i}" for i in range(2)),
+        ]
+        await _check_thread(url, cold, namespace, thread, expected)
+
+
+async def _check_thread(url: str, cold: str, namespace: str, thread: str, expected: list[str]) -> None:
+    """A fresh saver reads the newest list and every checkpoint's list, each a prefix of the newest, and the
+    newest is stored shared in the hot tier."""
+    async with ContextKit.from_url(url, cold=cold, namespace=namespace) as fresh:
+        reader = long_turns_graph(fresh.checkpointer())
+        config = {"configurable": {"thread_id": thread}}
+        assert (await reader.aget_state(config)).values["turns"] == expected
+        history = [s async for s in reader.aget_state_history(config)]
+        assert len(history) == 3 * sum(1 for t in expected if not t.startswith("reply"))
+        for snapshot in history:
+            turns = snapshot.values.get("turns") or []
+            assert turns == expected[: len(turns)]
+        newest = await fresh.hot.cp_get(thread, "", None)  # type: ignore[attr-defined]
+        assert newest is not None and newest.blobs["turns"][0] == "msgpack" + LIST_MARK
