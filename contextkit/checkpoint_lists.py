@@ -55,6 +55,7 @@ __all__ = [
     "ListSharing",
     "SharedBlobReader",
     "SplitList",
+    "holds_records",
     "is_node_version",
     "node_version",
     "shared_node_bytes",
@@ -82,6 +83,11 @@ class SharedBlobReader(Protocol):
         ...
 
 
+def holds_records(blobs: Mapping[str, Typed]) -> bool:
+    """True when a checkpoint's blobs (``{channel: typed}``) hold a shared list record to resolve."""
+    return any(blob[0].endswith(LIST_MARK) for blob in blobs.values())
+
+
 def node_version(node_id: bytes) -> str:
     """The blob version a node is stored under: ``"#"`` + its id in URL-safe base64 (22 characters)."""
     return _NODE_PREFIX + base64.urlsafe_b64encode(node_id).rstrip(b"=").decode("ascii")
@@ -98,6 +104,11 @@ def _leaf_id(part: bytes) -> bytes:
 
 def _block_id(ids: bytes) -> bytes:
     return hashlib.blake2b(ids, digest_size=_ID_BYTES, person=b"ck-block").digest()
+
+
+def _ids(data: bytes) -> list[bytes]:
+    """The 16-byte ids a block node holds, in order."""
+    return [bytes(data[i : i + _ID_BYTES]) for i in range(0, len(data), _ID_BYTES)]
 
 
 def _blocks(n: int) -> list[tuple[int, int]]:
@@ -215,13 +226,19 @@ class _Tree:
 @dataclass(frozen=True, slots=True)
 class SplitList:
     """What :meth:`ListSharing.split` makes of a list value: the channel's ``record`` blob, the ``nodes`` to store
-    beside it (``{version: typed}``; only those not known to be stored), and ``whole``, the value as the serde
-    would have written it (for the archive, which stores whole values)."""
+    beside it (``{version: typed}``; only those not known to be stored), and the ``tree`` to remember once the put
+    is stored. :attr:`whole` is the value as the serde would have written it (for the archive, which stores whole
+    values), built only when asked."""
 
     record: Typed
     nodes: dict[str, Typed]
-    whole: Typed
     tree: _Tree
+    ext: int | None
+
+    @property
+    def whole(self) -> Typed:
+        """The whole value's ``("msgpack", bytes)``, built on each access."""
+        return ("msgpack", _assemble(self.ext, self.tree.parts))
 
 
 @dataclass(slots=True)
@@ -336,8 +353,8 @@ class ListSharing:
         return SplitList(
             record=_encode_record("msgpack", ext, len(parts), block_ids),
             nodes=nodes,
-            whole=("msgpack", _assemble(ext, parts)),
             tree=_Tree(parts, leaf_ids, blocks),
+            ext=ext,
         )
 
     def written(
@@ -445,7 +462,7 @@ class ListSharing:
             if data is None:
                 return None
             blocks[(start, size)] = block
-            leaf_ids.extend(data[i : i + _ID_BYTES] for i in range(0, len(data), _ID_BYTES))
+            leaf_ids.extend(_ids(data))
         parts: list[bytes] = []
         for leaf in leaf_ids:
             part = nodes.get(leaf)
@@ -474,7 +491,7 @@ class ListSharing:
                 raise CorruptData(_missing(thread_id, checkpoint_ns, channel, "block (its bytes do not match its id)", typed))
             blocks[(start, size)] = block
             self._cache_node(block, data)
-            leaf_ids.extend(data[i : i + _ID_BYTES] for i in range(0, len(data), _ID_BYTES))
+            leaf_ids.extend(_ids(data))
         cached = self._nodes
         # Taken before anything is added to the cache, which may evict.
         leaves: dict[bytes, bytes] = {leaf: part for leaf in leaf_ids if (part := cached.get(leaf)) is not None}
@@ -507,17 +524,31 @@ def _missing(thread_id: str, checkpoint_ns: str, channel: str, what: str, typed:
     )
 
 
+_SNAPSHOT: list[tuple[type, int] | None] = []  # looked up once: (LangGraph's _DeltaSnapshot, its msgpack code)
+
+
+def _snapshot_type() -> tuple[type, int] | None:
+    # Imported on first use, not with this module: `import contextkit` never imports langgraph.
+    if not _SNAPSHOT:
+        try:
+            from langgraph.checkpoint.serde.jsonplus import EXT_DELTA_SNAPSHOT
+            from langgraph.checkpoint.serde.types import _DeltaSnapshot
+        except ImportError:  # pragma: no cover - older langgraph: no snapshots to share
+            _SNAPSHOT.append(None)
+        else:
+            _SNAPSHOT.append((_DeltaSnapshot, EXT_DELTA_SNAPSHOT))
+    return _SNAPSHOT[0]
+
+
 def _list_of(value: Any) -> tuple[list[Any] | None, int | None]:
     """The list inside ``value`` and the msgpack extension code wrapping it (a ``DeltaChannel`` snapshot)."""
     if type(value) is list:
         return value, None
-    try:
-        from langgraph.checkpoint.serde.jsonplus import EXT_DELTA_SNAPSHOT
-        from langgraph.checkpoint.serde.types import _DeltaSnapshot
-    except ImportError:  # pragma: no cover - older langgraph: no snapshots to share
-        return None, None
-    if isinstance(value, _DeltaSnapshot) and type(value.value) is list:
-        return value.value, EXT_DELTA_SNAPSHOT
+    snapshot = _snapshot_type()
+    if snapshot is not None and isinstance(value, snapshot[0]):
+        inner = getattr(value, "value", None)
+        if type(inner) is list:
+            return inner, snapshot[1]
     return None, None
 
 
@@ -541,7 +572,7 @@ async def shared_node_bytes(
             for typed in found.values():
                 total += len(typed[0]) + len(typed[1])
                 data = typed[1]
-                leaves.update(bytes(data[i : i + _ID_BYTES]) for i in range(0, len(data), _ID_BYTES))
+                leaves.update(_ids(data))
         if leaves:
             found = await store.cp_get_blobs(thread_id, checkpoint_ns, [(channel, node_version(b)) for b in sorted(leaves)])
             total += sum(len(typed[0]) + len(typed[1]) for typed in found.values())

@@ -97,7 +97,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from contextkit.backend.tables import ArchiveTables
 from contextkit.blob_compression import BlobCompressor, unpack
 from contextkit.checkpoint_archive import archive_payloads, checkpoint_payload, delete_payload, writes_payload
-from contextkit.checkpoint_lists import LIST_MARK, ListSharing, SplitList
+from contextkit.checkpoint_lists import LIST_MARK, ListSharing, SplitList, holds_records
 from contextkit.codec import int_fits_json
 from contextkit.errors import BackendUnavailable, ContextKitError, CorruptData, InvalidInput, SerializationError
 from contextkit.records import ArchiveEvent
@@ -676,7 +676,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         """``bundle`` with its shared list records replaced by the whole values (:mod:`contextkit.checkpoint_lists`);
         ``head``: a put on top of this checkpoint may reuse what was read."""
         blobs = bundle.blobs
-        if not any(blob[0][-5:] == LIST_MARK for blob in blobs.values()):
+        if not holds_records(blobs):
             return bundle
         store = self.store
         if not isinstance(store, SharedBlobStore):
@@ -891,8 +891,8 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         dumps, pack = self._dumps, self._pack
         parent_id = configurable.get("checkpoint_id")
         blobs: dict[tuple[str, str], Typed] = {}
-        # Whole values of the lists stored shared (the archive stores whole values) and their trees.
-        wholes: dict[str, Typed] = {}
+        # The lists stored shared (the archive stores their whole values) and their trees.
+        shared: dict[str, SplitList] = {}
         trees: dict[str, Any] = {}
         for channel, version in new_versions.items():
             if channel not in values:
@@ -910,7 +910,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             blobs[(channel, str(version))] = split.record
             for node_version, node in split.nodes.items():
                 blobs[(channel, node_version)] = node
-            wholes[channel] = split.whole
+            shared[channel] = split
             trees[channel] = split.tree
         row = CheckpointRow(
             thread_id=thread_id,
@@ -928,8 +928,8 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             # (A channel without a value has no blob, here as in the hot tier.)
             archived: dict[str, Typed] = {}
             for channel, version in row.channel_versions.items():
-                if channel in wholes:
-                    archived[channel] = pack(wholes[channel])
+                if channel in shared:
+                    archived[channel] = pack(shared[channel].whole)
                 elif channel in values:
                     archived[channel] = blobs.get((channel, version)) or pack(dumps(values[channel]))
             await self._call(self._put_archived(row, blobs, archived))
@@ -1215,7 +1215,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         whole."""
         out = steps
         for i, step in enumerate(steps):
-            if any(blob[0][-5:] == LIST_MARK for blob in step.seeds.values()):
+            if holds_records(step.seeds):
                 store = self.store
                 if not isinstance(store, SharedBlobStore):
                     raise CorruptData("a DeltaChannel seed is a shared list record this store cannot read")

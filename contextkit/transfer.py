@@ -50,7 +50,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import archive_payloads
-from contextkit.checkpoint_lists import LIST_MARK, ListSharing
+from contextkit.checkpoint_lists import ListSharing, holds_records
 from contextkit.errors import (
     BackendUnavailable,
     CapabilityNotSupported,
@@ -300,7 +300,7 @@ async def _checkpoint_thread_records(hot: HotStore, thread_id: str) -> AsyncIter
     # Shared list records are exported as the whole values they stand for (contextkit.checkpoint_lists).
     lists = ListSharing(None)
     async for bundle in store.cp_list(thread_id, None):
-        if isinstance(store, SharedBlobStore) and any(blob[0].endswith(LIST_MARK) for blob in bundle.blobs.values()):
+        if isinstance(store, SharedBlobStore) and holds_records(bundle.blobs):
             row = bundle.row
             bundle = replace(bundle, blobs=await lists.resolve(store, row.thread_id, row.checkpoint_ns, bundle.blobs))
         if group and group[0].row.checkpoint_id != bundle.row.checkpoint_id:
