@@ -234,6 +234,9 @@ class SplitList:
     nodes: dict[str, Typed]
     tree: _Tree
     ext: int | None
+    #: The node versions the record reaches without sending them (a put trusting what is stored): the top-level
+    #: nodes of the tree it builds on, which hold every older leaf (a stored block's leaves are stored with it).
+    relies: tuple[str, ...] = ()
 
     @property
     def whole(self) -> Typed:
@@ -350,11 +353,18 @@ class ListSharing:
             version = node_version(leaf_ids[i])
             if version not in nodes:
                 nodes[version] = pack(("msgpack", parts[i]))
+        relies: tuple[str, ...] = ()
+        if trusted and prev is not None:
+            # Every node this put reuses without sending is one of the previous tree's top-level nodes or lies
+            # under one of them, so the store checking those (CheckedPutStore) catches a hot tier that lost them.
+            top = [prev.leaf_ids[s] if z == 1 else prev.blocks.get((s, z)) for s, z in _blocks(len(prev.parts))]
+            relies = tuple(v for v in dict.fromkeys(node_version(n) for n in top if n is not None) if v not in nodes)
         return SplitList(
             record=_encode_record("msgpack", ext, len(parts), block_ids),
             nodes=nodes,
             tree=_Tree(parts, leaf_ids, blocks),
             ext=ext,
+            relies=relies,
         )
 
     def written(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "EventRefused",
     "InvalidInput",
     "LimitExceeded",
+    "MissingBlobs",
     "NotFound",
     "OwnerUnknown",
     "SerializationError",
@@ -136,6 +137,22 @@ class CorruptData(ContextKitError, ValueError):
     same answer until the record is repaired or removed. A ``ValueError``, as ``json.loads`` raises, so code
     written for the standard library's error still catches it.
     """
+
+
+class MissingBlobs(ContextKitError):
+    """A checkpoint put names stored blobs it relies on without sending them (the values of the channels it did
+    not change, the nodes of a shared list) and the hot tier no longer holds one: it lost the thread's data in the
+    middle of a run (a Redis restart without persistence, an eviction, an expiry). Nothing was written.
+
+    Raised only by stores declaring ``checked_puts`` (:class:`contextkit.stores.CheckedPutStore`);
+    :class:`~contextkit.langgraph.ContextKitSaver` answers it by writing the checkpoint again with every value, so
+    the checkpoint reads back whole instead of without the values that were lost. ``keys`` are the missing
+    ``(channel, version)`` pairs (the first ones found; at least one).
+    """
+
+    def __init__(self, message: str, keys: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.keys: tuple[tuple[str, str], ...] = tuple(keys)
 
 
 class EventRefused(InvalidInput):

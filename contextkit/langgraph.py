@@ -99,9 +99,17 @@ from contextkit.blob_compression import BlobCompressor, unpack
 from contextkit.checkpoint_archive import archive_payloads, checkpoint_payload, delete_payload, writes_payload
 from contextkit.checkpoint_lists import LIST_MARK, ListSharing, SplitList, holds_records
 from contextkit.codec import int_fits_json
-from contextkit.errors import BackendUnavailable, ContextKitError, CorruptData, InvalidInput, SerializationError
+from contextkit.errors import (
+    BackendUnavailable,
+    ContextKitError,
+    CorruptData,
+    InvalidInput,
+    MissingBlobs,
+    SerializationError,
+)
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
+    Capability,
     CheckpointBundle,
     CheckpointRow,
     CheckpointStore,
@@ -466,6 +474,8 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         # the nodes back and the serde writes msgpack lists; records already stored are read back regardless.
         self._lists = ListSharing(self.serde, pack=self._pack)
         self._share = share_lists and isinstance(store, SharedBlobStore) and ListSharing.supports(self.serde)
+        # A store that checks the blobs a put relies on (CheckedPutStore) gets them named with each put.
+        self._checked = Capability.CHECKED_PUTS.value in getattr(store, "capabilities", ())
         #: What a prune keeps (``[checkpoints]``); with a limit set, what it removed is not read back from the
         #: archive either (see the module docstring).
         self.retention = retention if retention is not None and retention.limits else None
@@ -890,10 +900,63 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             del copy["id"]  # type: ignore[misc]
         dumps, pack = self._dumps, self._pack
         parent_id = configurable.get("checkpoint_id")
+        blobs, shared, trees, requires = self._blobs(thread_id, checkpoint_ns, parent_id, new_versions, values)
+        row = CheckpointRow(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint["id"],
+            parent_checkpoint_id=parent_id,
+            checkpoint=pack(dumps(copy)),
+            metadata=_json_metadata(get_serializable_checkpoint_metadata(config, metadata)),
+            channel_versions={channel: str(version) for channel, version in versions.items()},
+        )
+        if self._checked:
+            # The older versions of the channels this put did not change must still be stored (a put names them
+            # without sending them): a hot tier that lost the thread since refuses the put (CheckedPutStore).
+            for channel, version in row.channel_versions.items():
+                if channel in values and channel not in new_versions:
+                    requires.append((channel, version))
+        archived: dict[str, Typed] | None = None
+        if self.archive is not None:
+            # Every channel's value, not only the new ones: one archived row rebuilds the checkpoint.
+            # (A channel without a value has no blob, here as in the hot tier.)
+            archived = {}
+            for channel, version in row.channel_versions.items():
+                if channel in shared:
+                    archived[channel] = pack(shared[channel].whole)
+                elif channel in values:
+                    archived[channel] = blobs.get((channel, version)) or pack(dumps(values[channel]))
+        try:
+            await self._call(self._put(row, blobs, archived, requires))
+        except MissingBlobs as exc:
+            # The hot tier lost the thread under this run (restart without persistence, eviction, expiry): write
+            # the checkpoint again with the value of every channel, so it reads back whole.
+            logger.warning("%s; writing the checkpoint again with every value", exc)
+            self._lists.forget_thread(thread_id)
+            everything = {channel: row.channel_versions[channel] for channel in row.channel_versions if channel in values}
+            blobs, shared, trees, _ = self._blobs(thread_id, checkpoint_ns, None, everything, values)
+            await self._call(self._put(row, blobs, archived, []))
+        if self._share:
+            self._lists.written(thread_id, checkpoint_ns, row.checkpoint_id, trees)
+        if self.prune_every and not checkpoint_ns:
+            await self._count_put(thread_id)
+        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": row.checkpoint_id}}
+
+    def _blobs(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        parent_id: str | None,
+        new_versions: Mapping[str, Any],
+        values: Mapping[str, Any],
+    ) -> tuple[dict[tuple[str, str], Typed], dict[str, SplitList], dict[str, Any], list[tuple[str, str]]]:
+        """The blobs of a put's ``new_versions`` (``{(channel, version): typed}``, shared list nodes included), the
+        lists stored shared and their trees, and the stored nodes those lists rely on without sending them."""
+        dumps, pack = self._dumps, self._pack
         blobs: dict[tuple[str, str], Typed] = {}
-        # The lists stored shared (the archive stores their whole values) and their trees.
         shared: dict[str, SplitList] = {}
         trees: dict[str, Any] = {}
+        requires: list[tuple[str, str]] = []
         for channel, version in new_versions.items():
             if channel not in values:
                 # No blob at all for a version without a value: every read takes a missing blob as the empty
@@ -910,34 +973,28 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             blobs[(channel, str(version))] = split.record
             for node_version, node in split.nodes.items():
                 blobs[(channel, node_version)] = node
+            requires.extend((channel, node) for node in split.relies)
             shared[channel] = split
             trees[channel] = split.tree
-        row = CheckpointRow(
-            thread_id=thread_id,
-            checkpoint_ns=checkpoint_ns,
-            checkpoint_id=checkpoint["id"],
-            parent_checkpoint_id=parent_id,
-            checkpoint=pack(dumps(copy)),
-            metadata=_json_metadata(get_serializable_checkpoint_metadata(config, metadata)),
-            channel_versions={channel: str(version) for channel, version in versions.items()},
-        )
-        if self.archive is None:
-            await self._call(self.store.cp_put(row, blobs))
+        return blobs, shared, trees, requires
+
+    async def _put(
+        self,
+        row: CheckpointRow,
+        blobs: Mapping[tuple[str, str], Typed],
+        archived: Mapping[str, Typed] | None,
+        requires: Sequence[tuple[str, str]],
+    ) -> None:
+        """One ``cp_put`` (with its archive event when ``archived`` holds the values to archive); ``requires``
+        goes to a store declaring ``checked_puts`` only."""
+        store: Any = self.store
+        if archived is None:
+            if self._checked:
+                await store.cp_put(row, blobs, requires=requires)
+            else:
+                await store.cp_put(row, blobs)
         else:
-            # Every channel's value, not only the new ones: one archived row rebuilds the checkpoint.
-            # (A channel without a value has no blob, here as in the hot tier.)
-            archived: dict[str, Typed] = {}
-            for channel, version in row.channel_versions.items():
-                if channel in shared:
-                    archived[channel] = pack(shared[channel].whole)
-                elif channel in values:
-                    archived[channel] = blobs.get((channel, version)) or pack(dumps(values[channel]))
-            await self._call(self._put_archived(row, blobs, archived))
-        if self._share:
-            self._lists.written(thread_id, checkpoint_ns, row.checkpoint_id, trees)
-        if self.prune_every and not checkpoint_ns:
-            await self._count_put(thread_id)
-        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": row.checkpoint_id}}
+            await self._put_archived(row, blobs, archived, requires)
 
     def _split(
         self, thread_id: str, checkpoint_ns: str, parent_id: str | None, channel: str, value: Any
@@ -959,14 +1016,22 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             )
 
     async def _put_archived(
-        self, row: CheckpointRow, blobs: Mapping[tuple[str, str], Typed], archived: Mapping[str, Typed]
+        self,
+        row: CheckpointRow,
+        blobs: Mapping[tuple[str, str], Typed],
+        archived: Mapping[str, Typed],
+        requires: Sequence[tuple[str, str]] = (),
     ) -> None:
         assert self.archive is not None
         self._check_room(1)
         # The store writes the event in the put's own atomic step, and writes neither for a late put of a deleted
-        # thread.
+        # thread (nor for a put refused with MissingBlobs).
         event = ArchiveEvent(ArchiveTables.CHECKPOINTS, row.thread_id, checkpoint_payload(row, archived))
-        await self.store.cp_put(row, blobs, archive=event)
+        store: Any = self.store
+        if self._checked:
+            await store.cp_put(row, blobs, archive=event, requires=requires)
+        else:
+            await store.cp_put(row, blobs, archive=event)
         self.archive.notify(1)
 
     async def _put_writes_archived(

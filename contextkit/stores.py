@@ -84,6 +84,7 @@ __all__ = [
     "CheckpointBundle",
     "CheckpointRow",
     "CheckpointUsageStore",
+    "CheckedPutStore",
     "CheckpointStore",
     "ColdStore",
     "DeltaHistoryStore",
@@ -113,6 +114,7 @@ __all__ = [
     "delta_ancestors",
     "delta_seed",
     "max_key_bytes",
+    "missing_blobs_message",
 ]
 
 
@@ -147,6 +149,12 @@ class Capability(str, Enum):
     #: idempotent): the archiver then keeps up to ``max_in_flight`` batches in flight, so this process builds the
     #: next batch while the server stores the previous one.
     CONCURRENT_WRITES = "concurrent_writes"
+    #: ``cp_put`` also takes ``requires=``: the blobs the put relies on without sending them; when one is not
+    #: stored, the store writes nothing and raises :class:`~contextkit.errors.MissingBlobs`
+    #: (:class:`CheckedPutStore`). A hot tier that can lose data under a running graph (a restart without
+    #: persistence, an eviction, an expiry) should declare it: without it, a checkpoint written after such a loss
+    #: reads back without the values of the channels it did not change.
+    CHECKED_PUTS = "checked_puts"
 
 
 def max_key_bytes(store: object) -> int | None:
@@ -1037,6 +1045,41 @@ class SharedBlobStore(Protocol):
 
 
 @runtime_checkable
+class CheckedPutStore(Protocol):
+    """A :class:`CheckpointStore` declaring ``checked_puts``: its ``cp_put`` checks, in the put's atomic step,
+    that the blobs the put relies on are stored.
+
+    :class:`~contextkit.langgraph.ContextKitSaver` sends a blob only for the channels a checkpoint changed (and
+    only the new nodes of a shared list); the checkpoint also names the older versions of the others. When the
+    hot tier lost the thread's data since (no read in between: two steps of one run), those blobs are gone and
+    the checkpoint would read back without them, silently. ``requires`` lists them; when one is missing the
+    store writes nothing (no row, no blob, no archive event) and raises
+    :class:`~contextkit.errors.MissingBlobs`, and the saver writes the checkpoint again with every value."""
+
+    async def cp_put(
+        self,
+        row: CheckpointRow,
+        new_blobs: Mapping[tuple[str, str], Typed],
+        *,
+        archive: ArchiveEvent | None = None,
+        requires: Collection[tuple[str, str]] = (),
+    ) -> None:
+        """:meth:`CheckpointStore.cp_put`, refused with ``MissingBlobs`` when a ``requires`` key
+        (``(channel, version)`` in the row's thread and namespace) is not stored."""
+        ...
+
+
+def missing_blobs_message(row: CheckpointRow, missing: Sequence[tuple[str, str]]) -> str:
+    """The text of the :class:`~contextkit.errors.MissingBlobs` a store raises for ``row``'s put."""
+    shown = ", ".join(f"{channel}@{version}" for channel, version in missing[:3])
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    return (
+        f"checkpoint {row.checkpoint_id!r} of thread {row.thread_id!r} (namespace {row.checkpoint_ns!r}) relies on "
+        f"blobs this tier no longer holds: {shown}{more}; nothing was written"
+    )
+
+
+@runtime_checkable
 class CheckpointUsageStore(Protocol):
     """Optional: a :class:`CheckpointStore` that counts a thread's bytes itself (SQLite sums its columns in one
     query). Without it, ``contextkit checkpoints du`` counts the checkpoints :meth:`CheckpointStore.cp_list`
@@ -1152,6 +1195,7 @@ CAPABILITY_PROTOCOLS: Mapping[Capability, type] = {
     Capability.CHECKPOINTS: CheckpointStore,
     Capability.OUTBOX: OutboxProvider,
     Capability.ATOMIC_OUTBOX: OutboxProvider,
+    Capability.CHECKED_PUTS: CheckedPutStore,
 }
 
 

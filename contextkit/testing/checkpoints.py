@@ -1243,6 +1243,114 @@ class CheckpointStoreSuite:
         assert await saver.aget_tuple(_config(tid)) is None
         assert [t async for t in saver.alist(_config(tid))] == []
 
+    # -- a hot tier that loses a thread under a running graph -------------------------------------------------
+    async def lose_thread(self, store: CheckpointStore, thread_id: str) -> None:
+        """Override: make ``store`` lose every key of ``thread_id`` as a restart without persistence, an eviction
+        or an expiry would (no tombstone: the thread is simply gone). The default drops the store's namespace
+        (``drop_namespace()``, as the Redis and SQLite tiers have)."""
+        drop = getattr(store, "drop_namespace", None)
+        if drop is None:
+            raise NotImplementedError("override lose_thread(store, thread_id) for a store without drop_namespace()")
+        await drop()
+
+    async def test_put_relying_on_blobs_that_are_gone_writes_nothing(self, checkpoint_store: CheckpointStore) -> None:
+        """A store declaring ``checked_puts`` (:class:`~contextkit.stores.CheckedPutStore`) stores a put whose
+        ``requires`` blobs are stored, and refuses one relying on a blob it does not hold (never written, of
+        another namespace, or lost with the thread) with :class:`~contextkit.errors.MissingBlobs` naming it,
+        writing neither the row nor its new blobs. A hot tier that can lose data under a running graph must
+        declare it: without it a checkpoint written after the loss reads back without its older values."""
+        from contextkit.errors import MissingBlobs
+        from contextkit.stores import Capability, SharedBlobStore
+
+        assert Capability.CHECKED_PUTS.value in getattr(checkpoint_store, "capabilities", ()), (
+            "a checkpoint store of a hot tier declares checked_puts (contextkit.stores.CheckedPutStore)"
+        )
+        store: Any = checkpoint_store
+        tid = str(uuid.uuid4())
+        first, second, third, fourth = (make_checkpoint_id() for _ in range(4))
+        await store.cp_put(_row(tid, first, versions={"a": "v1"}), {("a", "v1"): _typed("one")})
+        await store.cp_put(
+            _row(tid, second, parent=first, versions={"a": "v1", "b": "v2"}),
+            {("b", "v2"): _typed("two")},
+            requires=[("a", "v1")],
+        )
+        stored = await store.cp_get(tid, "", second)
+        assert stored is not None and stored.blobs == {"a": _typed("one"), "b": _typed("two")}
+        for ns, requires, missing in (
+            ("", [("a", "v1"), ("z", "v9")], [("z", "v9")]),
+            ("sub", [("a", "v1")], [("a", "v1")]),
+        ):
+            with pytest.raises(MissingBlobs) as caught:
+                await store.cp_put(
+                    _row(tid, third, parent=second, ns=ns, versions={"a": "v1", "c": "v3"}),
+                    {("c", "v3"): _typed("three")},
+                    requires=requires,
+                )
+            assert list(caught.value.keys) == missing and third in str(caught.value)
+            assert await store.cp_get(tid, ns, third) is None
+            if isinstance(store, SharedBlobStore):
+                assert await store.cp_get_blobs(tid, ns, [("c", "v3")]) == {}
+        newest = await store.cp_get(tid, "", None)
+        assert newest is not None and newest.row.checkpoint_id == second
+        await self.lose_thread(checkpoint_store, tid)
+        with pytest.raises(MissingBlobs):
+            await store.cp_put(_row(tid, fourth, parent=second, versions={"a": "v1"}), {}, requires=[("a", "v1")])
+        assert await store.cp_get(tid, "", None) is None
+
+    async def test_graph_state_survives_a_hot_tier_that_loses_the_thread_between_two_steps(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """The hot tier loses the thread between two steps of each run (the second step's node makes it lose
+        everything, as a Redis restart without persistence would), so the second step's checkpoint names values
+        of channels it did not change, and shared list nodes, that are gone. The saver's put is refused
+        (``MissingBlobs``) and written again with every value: after three runs the thread reads back all six
+        list items and the counter, through this saver and a new one. Fails when a put trusts blobs that are
+        gone (the list reads back empty, or as ``CorruptData``)."""
+        pytest.importorskip("langgraph.graph")
+        from langgraph.graph import END, START, StateGraph
+
+        from contextkit.langgraph import ContextKitSaver
+
+        class State(TypedDict, total=False):
+            items: Annotated[list[str], operator.add]
+            count: int
+
+        tid = str(uuid.uuid4())
+        losses = 0
+
+        def talk(state: State) -> dict[str, Any]:
+            # Long enough to be stored as a shared list (contextkit.checkpoint_lists) once there are two items.
+            return {"items": [f"answer {len(state.get('items', []))} " + "x" * 700]}
+
+        async def lose(state: State) -> dict[str, Any]:
+            nonlocal losses
+            await self.lose_thread(checkpoint_store, tid)
+            losses += 1
+            return {"count": state.get("count", 0) + 1}
+
+        def build(saver: ContextKitSaver) -> Any:
+            builder = StateGraph(State)
+            builder.add_node("talk", talk)
+            builder.add_node("lose", lose)
+            builder.add_edge(START, "talk")
+            builder.add_edge("talk", "lose")
+            builder.add_edge("lose", END)
+            return builder.compile(checkpointer=saver)
+
+        graph = build(ContextKitSaver(checkpoint_store))
+        config = _config(tid)
+        for run in range(3):
+            out = await graph.ainvoke({"items": [f"question {run} " + "y" * 700]}, config)
+            assert len(out["items"]) == 2 * (run + 1) and out["count"] == run + 1
+        assert losses == 3
+        for reader in (graph, build(ContextKitSaver(checkpoint_store))):
+            state = await reader.aget_state(config)
+            items = state.values.get("items", [])
+            assert [item.split(" ")[:2] for item in items] == [
+                [word, str(n)] for run in range(3) for word, n in (("question", run), ("answer", 2 * run + 1))
+            ]
+            assert state.values.get("count") == 3
+
     # -- LangGraph: structural sharing of list values -----------------------------------------------------------
     async def test_shared_blob_store_reads_nodes_by_key_and_keeps_them_until_the_thread_goes(
         self, checkpoint_store: CheckpointStore

@@ -7,10 +7,11 @@ The same scenario on SQLite hot + PostgreSQL cold is ``plugins/contextkit-postgr
 
 from __future__ import annotations
 
+import operator
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 
@@ -40,6 +41,11 @@ async def kit() -> AsyncIterator[ContextKit]:
     async with ContextKit.from_config({"hot": "memory", "cold": "memory", "checkpoint_ttl": TTL}, env={}) as kit:
         kit.hot._cp_now = _Clock()  # type: ignore[attr-defined]
         yield kit
+
+
+class _ItemsState(TypedDict, total=False):
+    items: Annotated[list[str], operator.add]
+    count: int
 
 
 def _expire_hot(kit: ContextKit) -> None:
@@ -501,3 +507,38 @@ def test_the_retired_view_follows_the_policy_given_the_newer_hot_checkpoints() -
     assert not by_age.retired(row("0-not-a-uuid"))  # older than the hot one, but of no known age
     first = _RetiredView(RetentionPolicy(keep_latest=1, keep_first=True), {"": [ids[3]]}, now)
     assert not first.retired(row(ids[0], parent=None)) and first.retired(row(ids[1]))
+
+
+async def test_a_thread_expiring_between_two_steps_is_written_whole_and_archived_once(kit: ContextKit) -> None:
+    """The hot tier expires the thread between the two steps of each run: the second step's put relies on blobs
+    that went with it, is refused (``MissingBlobs``, nothing written, no archive event) and written again with
+    every value. The state reads back whole from the hot tier, each checkpoint is archived exactly once, and
+    after the hot copy expires for good the archive gives the same state."""
+    from langgraph.graph import END, START, StateGraph
+
+    def talk(state: _ItemsState) -> dict[str, Any]:
+        return {"items": [f"answer {len(state.get('items', []))} " + "x" * 700]}
+
+    def lose(state: _ItemsState) -> dict[str, Any]:
+        _expire_hot(kit)
+        return {"count": state.get("count", 0) + 1}
+
+    builder = StateGraph(_ItemsState)
+    builder.add_node("talk", talk)
+    builder.add_node("lose", lose)
+    builder.add_edge(START, "talk")
+    builder.add_edge("talk", "lose")
+    builder.add_edge("lose", END)
+    graph = builder.compile(checkpointer=kit.checkpointer())
+    for run in range(3):
+        await graph.ainvoke({"items": [f"question {run}"]}, _config())
+    expected = {"items": 6, "count": 3}
+    state = await graph.aget_state(_config())
+    assert {"items": len(state.values["items"]), "count": state.values["count"]} == expected
+    await _flush(kit)
+    ids = await _langgraph_events(kit)
+    assert len(ids) == len(set(ids)) and state.config["configurable"]["checkpoint_id"] in ids
+    _expire_hot(kit)
+    fresh = builder.compile(checkpointer=kit.checkpointer())
+    again = await fresh.aget_state(_config())
+    assert again.values == state.values

@@ -47,3 +47,8 @@ class TestMemoryCheckpoints(CheckpointStoreSuite):
             return store
 
         return build
+
+    async def lose_thread(self, store: CheckpointStore, thread_id: str) -> None:
+        """The memory tier drops the thread as its expiry does (no tombstone)."""
+        memory: Any = store
+        memory._cp_drop(thread_id)

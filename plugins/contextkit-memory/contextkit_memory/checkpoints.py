@@ -15,13 +15,13 @@ import bisect
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import delete_payload
-from contextkit.errors import ContextKitError
+from contextkit.errors import ContextKitError, MissingBlobs
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,
@@ -39,6 +39,7 @@ from contextkit.stores import (
     checkpoint_id_floor,
     delta_ancestors,
     delta_seed,
+    missing_blobs_message,
 )
 
 __all__ = [
@@ -250,10 +251,16 @@ class MemoryCheckpoints:
         raise ContextKitError("this checkpoint store has no outbox to archive to")
 
     async def cp_put(
-        self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed], *, archive: ArchiveEvent | None = None
+        self,
+        row: CheckpointRow,
+        new_blobs: Mapping[tuple[str, str], Typed],
+        *,
+        archive: ArchiveEvent | None = None,
+        requires: Collection[tuple[str, str]] = (),
     ) -> None:
         """Store a checkpoint and the blobs of its changed channels (and ``archive``, in the same step); a late
-        put to a deleted thread is dropped."""
+        put to a deleted thread is dropped; a put relying on a blob that is gone (``requires``: the thread
+        expired under a run) raises ``MissingBlobs`` and writes nothing."""
         now = self._cp_now()
         thread_id, ns_name, cid = row.thread_id, row.checkpoint_ns, row.checkpoint_id
         tomb = self._cp_tombstone(thread_id, now)
@@ -265,6 +272,13 @@ class MemoryCheckpoints:
             if ns is not None:
                 ns.writes.pop(cid, None)
             return
+        if requires:
+            thread = self._cp_thread(thread_id, now)
+            ns = thread.namespaces.get(ns_name) if thread is not None else None
+            stored = ns.blobs if ns is not None else {}
+            missing = [key for key in requires if key not in stored]
+            if missing:
+                raise MissingBlobs(missing_blobs_message(row, missing), missing)
         if archive is not None:
             self._push([archive])
         thread = self._cp_touch(thread_id, now)

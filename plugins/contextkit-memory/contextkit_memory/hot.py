@@ -202,8 +202,9 @@ class MemoryHotStore(MemoryCheckpoints):
         self._max_sessions = max_sessions
         self._sweep_batch = sweep_batch
         caps = {Capability.TTL.value, Capability.OUTBOX.value, Capability.ATOMIC_OUTBOX.value, Capability.DEFERRED_EVENTS.value}
-        # The MemoryCheckpoints mixin implements contextkit.stores.CheckpointStore.
-        caps.add(Capability.CHECKPOINTS.value)
+        # The MemoryCheckpoints mixin implements contextkit.stores.CheckpointStore, with checked puts (a thread
+        # may expire under a run that outlives checkpoint_ttl).
+        caps.update((Capability.CHECKPOINTS.value, Capability.CHECKED_PUTS.value))
         self.capabilities: frozenset[str] = frozenset(caps)
         self._closed = False
         self._archived = settings.archived

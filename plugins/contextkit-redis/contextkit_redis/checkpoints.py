@@ -47,14 +47,14 @@ from __future__ import annotations
 import time
 import uuid
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import delete_payload
 from contextkit.codec import archive_json, archive_loads
-from contextkit.errors import ConfigError, CorruptData, SerializationError
+from contextkit.errors import ConfigError, CorruptData, MissingBlobs, SerializationError
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,
@@ -69,6 +69,7 @@ from contextkit.stores import (
     Typed,
     WriteRow,
     checkpoint_id_floor,
+    missing_blobs_message,
 )
 from contextkit_redis import lua
 from contextkit_redis.connection import Gate
@@ -426,10 +427,17 @@ class RedisCheckpoints:
 
     # -- writes -----------------------------------------------------------------------------------------------
     async def cp_put(
-        self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed], *, archive: ArchiveEvent | None = None
+        self,
+        row: CheckpointRow,
+        new_blobs: Mapping[tuple[str, str], Typed],
+        *,
+        archive: ArchiveEvent | None = None,
+        requires: Collection[tuple[str, str]] = (),
     ) -> None:
         """One script: the record, the new blobs, both id indexes, the namespace, the thread TTL and (``archive``)
-        the checkpoint's archive event; a late put of a deleted thread is dropped inside the same script."""
+        the checkpoint's archive event; a late put of a deleted thread is dropped inside the same script, and a
+        put whose ``requires`` blobs are gone (a restart without persistence, an eviction, an expiry under the
+        run) raises ``MissingBlobs`` with nothing written."""
         thread_id = row.thread_id
         pfx = _prefix(row.checkpoint_ns)
         run_id = _run_id(row.metadata)
@@ -458,7 +466,13 @@ class RedisCheckpoints:
         for (channel, version), (kind, data) in new_blobs.items():
             args.append(pfx + _b(channel) + b"\0" + _b(str(version)))
             args.append(_pack_typed(kind, bytes(data)))
-        await self.gate("cp_put", self._lg.run("put", keys, args))
+        fields = {pfx + _b(channel) + b"\0" + _b(version): (channel, version) for channel, version in requires}
+        args.append(len(fields))
+        args.extend(fields)
+        done = await self.gate("cp_put", self._lg.run("put", keys, args))
+        if isinstance(done, list):
+            missing = [fields[field] for field in done if field in fields]
+            raise MissingBlobs(missing_blobs_message(row, missing), missing)
         self._lg_wrote(stream)
 
     async def cp_put_writes(

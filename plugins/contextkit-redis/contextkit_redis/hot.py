@@ -183,8 +183,9 @@ class RedisHotStore(RedisCheckpoints):
             Capability.OUTBOX.value,
             Capability.ATOMIC_OUTBOX.value,
         }
-        # The RedisCheckpoints mixin implements contextkit.stores.CheckpointStore.
-        caps.add(Capability.CHECKPOINTS.value)
+        # The RedisCheckpoints mixin implements contextkit.stores.CheckpointStore, with checked puts (a Redis
+        # without persistence loses everything on a restart, maybe under a running graph).
+        caps.update((Capability.CHECKPOINTS.value, Capability.CHECKED_PUTS.value))
         self.capabilities: frozenset[str] = frozenset(caps)
 
     def __repr__(self) -> str:

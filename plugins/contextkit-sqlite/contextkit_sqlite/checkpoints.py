@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import delete_payload
-from contextkit.errors import CapabilityNotSupported
+from contextkit.errors import CapabilityNotSupported, MissingBlobs
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
     EMPTY_BLOB_TYPE,
@@ -45,6 +45,7 @@ from contextkit.stores import (
     WriteRow,
     checkpoint_id_floor,
     delta_ancestors,
+    missing_blobs_message,
 )
 from contextkit_sqlite.database import SqliteDatabase, dumps, loads
 from contextkit_sqlite.rows import OutboxRow, outbox_row
@@ -236,11 +237,17 @@ class SqliteCheckpoints:
 
     # -- writes -----------------------------------------------------------------------------------------------
     async def cp_put(
-        self, row: CheckpointRow, new_blobs: Mapping[tuple[str, str], Typed], *, archive: ArchiveEvent | None = None
+        self,
+        row: CheckpointRow,
+        new_blobs: Mapping[tuple[str, str], Typed],
+        *,
+        archive: ArchiveEvent | None = None,
+        requires: Collection[tuple[str, str]] = (),
     ) -> None:
         """Store a checkpoint and the blobs of its changed channels (``{(channel, version): typed}``); with
         ``archive``, that event goes into the outbox table in the same transaction, unless the put is dropped as a
-        late write of a deleted thread (then neither is written)."""
+        late write of a deleted thread (then neither is written). A ``requires`` blob that is not stored (the file
+        was replaced or the thread expired under a run) raises ``MissingBlobs``, and nothing is written."""
         metadata = dumps(dict(row.metadata))
         versions = dumps(dict(row.channel_versions))
         run_id = row.metadata.get("run_id")
@@ -251,7 +258,9 @@ class SqliteCheckpoints:
             for (channel, version), typed in new_blobs.items()
         ]
         event = None if archive is None else outbox_row(archive)  # its JSON built before the transaction
-        await self._write(self._cp_put, row, metadata, versions, run_id, blobs, event, events=event is not None)
+        await self._write(
+            self._cp_put, row, metadata, versions, run_id, blobs, event, tuple(requires), events=event is not None
+        )
 
     def _cp_put(
         self,
@@ -262,6 +271,7 @@ class SqliteCheckpoints:
         run_id: str | None,
         blobs: list[tuple[Any, ...]],
         event: OutboxRow | None = None,
+        requires: tuple[tuple[str, str], ...] = (),
     ) -> None:
         now = time.time()
         floor = self._tombstone(conn, row.thread_id, now)
@@ -281,6 +291,15 @@ class SqliteCheckpoints:
                 (self._ns, row.thread_id, row.checkpoint_ns, row.checkpoint_id),
             )
             return
+        if requires:
+            stored = (
+                "SELECT 1 FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+                "AND channel = ? AND version = ?"
+            )
+            head = (self._ns, row.thread_id, row.checkpoint_ns)
+            missing = [key for key in requires if conn.execute(stored, (*head, *key)).fetchone() is None]
+            if missing:
+                raise MissingBlobs(missing_blobs_message(row, missing), missing)
         self._touch_thread(conn, row.thread_id, now, lazy=True)
         conn.execute(
             "INSERT OR REPLACE INTO ck_checkpoints (namespace, thread_id, checkpoint_ns, checkpoint_id, "

@@ -106,7 +106,13 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
 
     name = "sqlite"
     capabilities: frozenset[str] = frozenset(
-        {Capability.DURABLE.value, Capability.SHARED.value, Capability.TTL.value, Capability.CHECKPOINTS.value}
+        {
+            Capability.DURABLE.value,
+            Capability.SHARED.value,
+            Capability.TTL.value,
+            Capability.CHECKPOINTS.value,
+            Capability.CHECKED_PUTS.value,
+        }
     )
 
     @classmethod

@@ -1,7 +1,9 @@
 --! uses: checkpoint
 -- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, outbox stream] [, thread index shard [, run index]]
 -- ARGV: ttl_ms, pfx, ns, cid, parent ('' = none), record, thread_id, archive event JSON ('' = none: no outbox
---       key either), nblobs, field, value, ...
+--       key either), nblobs, field, value, ..., nrequired, field, ...
+-- Returns 1 (stored), 0 (a late put of a deleted thread, dropped) or the required blob fields that are missing
+-- (nothing written: the thread's data was lost under the run).
 local ttl, pfx, ns, cid, parent = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local event = ARGV[8]
 local ix = 9
@@ -14,6 +16,12 @@ if redis.call('EXISTS', KEYS[8]) == 1 then
     return 0
   end
 end
+local nreq_at = 10 + 2 * tonumber(ARGV[9])
+local missing = {}
+for j = nreq_at + 1, nreq_at + tonumber(ARGV[nreq_at] or '0') do
+  if redis.call('HEXISTS', KEYS[4], ARGV[j]) == 0 then missing[#missing + 1] = ARGV[j] end
+end
+if #missing > 0 then return missing end
 redis.call('ZADD', KEYS[1], 0, pfx .. cid)
 -- lg:all lists the subgraph namespaces only: the root namespace's ids are lg:ids' own range
 if ns ~= '' then redis.call('ZADD', KEYS[2], 0, cid .. '\0' .. ns) end
