@@ -30,9 +30,13 @@ version (1), so a later contextkit reads it, and a value stored whole (older dat
 always did. What is read back for a record is the whole value (``("msgpack", bytes)``), so exports, archives and
 copies hold ordinary values.
 
-Garbage: nodes live as long as their channel has a checkpoint in the thread's namespace (a prune keeps them; a
-deleted thread or namespace takes them along), so a message removed from the list (``RemoveMessage``) keeps its
-leaf until then.
+Garbage: a prune (or ``cp_delete_for_runs``) drops, with the records no remaining checkpoint points at, the
+nodes no remaining record of the channel reaches (:func:`reachable_nodes`), in the same atomic step, so a message
+removed from the list (``RemoveMessage``, a summary) leaves with the last checkpoint that held it; a deleted
+thread or namespace takes every node along. A put that reuses nodes without sending them (see
+:class:`_ThreadCache`) names the top-level ones it relies on (``SplitList.relies``), and a store declaring
+``checked_puts`` refuses it when they went (another process pruned the checkpoint it builds on): the saver then
+sends every node.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import hashlib
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,6 +62,7 @@ __all__ = [
     "holds_records",
     "is_node_version",
     "node_version",
+    "reachable_nodes",
     "shared_node_bytes",
 ]
 
@@ -247,9 +252,10 @@ class SplitList:
 @dataclass(slots=True)
 class _ThreadCache:
     """What a saver remembers of one thread. ``heads``: per namespace, the checkpoint whose lists it last wrote
-    or read; a put on top of it trusts that the nodes of the cached trees are stored (nodes stay until the thread
-    goes, and a put on top of a checkpoint of a deleted thread is dropped), so it sends only new nodes; any other
-    put sends every node of its lists (put-if-absent). ``trees``: per ``(namespace, channel)``."""
+    or read; a put on top of it trusts that the nodes of the cached trees are stored (they stay while a record
+    reaches them, and a put on top of a checkpoint of a deleted thread is dropped), so it sends only new nodes and
+    names the top-level nodes it relies on, which a store declaring ``checked_puts`` checks; any other put sends
+    every node of its lists (put-if-absent). ``trees``: per ``(namespace, channel)``."""
 
     heads: dict[str, str] = field(default_factory=dict)
     trees: dict[tuple[str, str], _Tree] = field(default_factory=dict)
@@ -560,6 +566,30 @@ def _list_of(value: Any) -> tuple[list[Any] | None, int | None]:
         if type(inner) is list:
             return inner, snapshot[1]
     return None, None
+
+
+def reachable_nodes(records: Iterable[Typed], get_block: Callable[[str], Typed | None]) -> set[str] | None:
+    """The node versions that ``records`` (the shared list records of one channel of a ``(thread, ns)``) reach:
+    their blocks, the leaves those blocks hold and their single leaves; what a store keeps of the channel's nodes
+    when it drops the blobs no checkpoint points at (a prune), the rest is garbage. ``get_block(version)`` returns
+    a stored block node (a missing block's leaves are not counted: its record was unreadable already). None when a
+    record has a format this version cannot read (a later contextkit wrote it): nothing of the channel may go."""
+    out: set[str] = set()
+    for blob in records:
+        try:
+            record = _decode_record(blob)
+        except CorruptData:
+            return None
+        for (_, size), node in zip(_blocks(record.n), record.block_ids, strict=True):
+            version = node_version(node)
+            if version in out:
+                continue
+            out.add(version)
+            if size > 1:
+                block = get_block(version)
+                if block is not None and block[0] == BLOCK_TYPE:
+                    out.update(node_version(leaf) for leaf in _ids(bytes(block[1])))
+    return out
 
 
 async def shared_node_bytes(

@@ -67,7 +67,8 @@ def _write_bytes(write: WriteRow) -> int:
 @dataclass(frozen=True, slots=True)
 class PrunePlan:
     """What a retention policy keeps and removes of one thread, per namespace (``{ns: [checkpoint ids]}``, newest
-    first), and the hot bytes the removal frees (rows, their writes, and blobs no kept checkpoint points at)."""
+    first), and the hot bytes the removal frees (rows, their writes, and blobs no kept checkpoint points at; the
+    shared list elements the prune also collects, those no kept list holds, are not counted: a lower bound)."""
 
     thread_id: str
     kept: Mapping[str, Sequence[str]]

@@ -1032,9 +1032,12 @@ class SharedBlobStore(Protocol):
     channel values with structural sharing (:mod:`contextkit.checkpoint_lists`: a version is a small record over
     content-addressed nodes that every version shares). Nodes are ordinary blobs of their channel whose version
     starts with ``"#"``; no checkpoint's ``channel_versions`` names them. A store implementing this protocol
-    keeps such a blob until the thread goes (deleted or expired): prunes and ``cp_delete_for_runs`` leave it,
-    since a saver may put a checkpoint reusing it on top of one they removed. Without this protocol, the saver
-    stores every value whole."""
+    keeps such a blob while a record of the same ``(thread, ns, channel)`` reaches it
+    (:func:`contextkit.checkpoint_lists.reachable_nodes`); when it drops the blobs no checkpoint points at (a
+    prune, ``cp_delete_for_runs``) it may drop, in the same atomic step, the nodes no remaining record reaches,
+    but only if it also declares ``checked_puts`` (:class:`CheckedPutStore`): a saver's put may rely on nodes of a
+    checkpoint another process just removed, and the check refuses it. Keeping nodes until the thread goes
+    (deleted or expired) is correct too. Without this protocol, the saver stores every value whole."""
 
     async def cp_get_blobs(
         self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]

@@ -53,6 +53,7 @@ from contextkit.stores import (
     DeltaHistoryStore,
     RetentionPolicy,
     StoreSettings,
+    Typed,
     WriteRow,
     checkpoint_id_floor,
 )
@@ -1352,13 +1353,16 @@ class CheckpointStoreSuite:
             assert state.values.get("count") == 3
 
     # -- LangGraph: structural sharing of list values -----------------------------------------------------------
-    async def test_shared_blob_store_reads_nodes_by_key_and_keeps_them_until_the_thread_goes(
+    async def test_shared_blob_store_reads_nodes_by_key_and_collects_those_no_record_reaches(
         self, checkpoint_store: CheckpointStore
     ) -> None:
         """A :class:`~contextkit.stores.SharedBlobStore` reads blobs by ``(channel, version)`` in its
-        ``(thread, ns)`` (unknown keys left out), keeps node blobs (versions ``#...``) through prunes and
-        ``cp_delete_for_runs``, and drops them with the thread. A store without it never sees a node: the saver
-        stores whole values there."""
+        ``(thread, ns)`` (unknown keys left out). Node blobs (versions ``#...``) stay through prunes and
+        ``cp_delete_for_runs`` while a remaining record reaches them (as a block, a leaf under a block or a single
+        leaf), go with the last record that reached them (a list that dropped elements, then a prune), stay
+        whatever happens when a record of the channel has a format this version cannot read, and go with the
+        thread. A store without it never sees a node: the saver stores whole values there."""
+        from contextkit.checkpoint_lists import BLOCK_TYPE, _block_id, _encode_record, _leaf_id, node_version
         from contextkit.stores import SharedBlobStore
 
         if not isinstance(checkpoint_store, SharedBlobStore):
@@ -1366,26 +1370,129 @@ class CheckpointStoreSuite:
 
             assert not ContextKitSaver(checkpoint_store)._share
             return
+        parts = {name: b"\xa1" + name.encode() for name in "abcd"}
+        leaf = {name: _leaf_id(part) for name, part in parts.items()}
+        ab, cd = leaf["a"] + leaf["b"], leaf["c"] + leaf["d"]
+        nodes = {
+            **{node_version(leaf[name]): ("msgpack", part) for name, part in parts.items()},
+            node_version(_block_id(ab)): (BLOCK_TYPE, ab),
+            node_version(_block_id(cd)): (BLOCK_TYPE, cd),
+        }
+        v = {name: node_version(leaf[name]) for name in "abcd"} | {
+            "ab": node_version(_block_id(ab)), "cd": node_version(_block_id(cd))
+        }
+
+        def record(n: int, *ids: bytes) -> Typed:
+            return _encode_record("msgpack", None, n, ids)
+
         tid = str(uuid.uuid4())
-        c1, c2, c3 = make_checkpoint_id(), make_checkpoint_id(), make_checkpoint_id()
-        node, other = ("log", "#n1"), ("log", "#n2")
+        c1, c2, c3, c4 = (make_checkpoint_id() for _ in range(4))
+        # [a, b] -> [a, b, c] -> [c, d] (a summarizing graph dropped a and b); "raw" holds a record of format 9.
         await checkpoint_store.cp_put(
-            _row(tid, c1, versions={"log": "1"}, metadata={"run_id": "r1", "step": 0}),
-            {("log", "1"): _typed([1]), node: ("msgpack", b"\x01"), other: ("ck-block", b"\x00" * 16)},
+            _row(tid, c1, versions={"log": "1", "raw": "1"}, metadata={"run_id": "r1", "step": 0}),
+            {
+                ("log", "1"): record(2, _block_id(ab)),
+                **{("log", ver): nodes[ver] for ver in (v["a"], v["b"], v["ab"])},
+                ("raw", "1"): ("msgpack+list", b"\x09\x00\x01" + b"\x07" * 16),
+                ("raw", "#orphan"): ("msgpack", b"\xc0"),
+            },
         )
-        await checkpoint_store.cp_put(_row(tid, c2, parent=c1, versions={"log": "2"}), {("log", "2"): _typed([1, 2])})
-        await checkpoint_store.cp_put(_row(tid, c3, ns="sub:1", versions={"log": "1"}), {("log", "1"): _typed([9])})
-        found = await checkpoint_store.cp_get_blobs(tid, "", [node, other, ("log", "#missing"), ("log", "1")])
-        assert found == {node: ("msgpack", b"\x01"), other: ("ck-block", b"\x00" * 16), ("log", "1"): _typed([1])}
-        assert await checkpoint_store.cp_get_blobs(tid, "sub:1", [node]) == {}
-        assert await checkpoint_store.cp_get_blobs(str(uuid.uuid4()), "", [node]) == {}
+        await checkpoint_store.cp_put(
+            _row(tid, c2, parent=c1, versions={"log": "2", "raw": "1"}),
+            {("log", "2"): record(3, _block_id(ab), leaf["c"]), ("log", v["c"]): nodes[v["c"]]},
+        )
+        await checkpoint_store.cp_put(
+            _row(tid, c3, parent=c2, versions={"log": "3", "raw": "1"}),
+            {("log", "3"): record(2, _block_id(cd)), ("log", v["d"]): nodes[v["d"]], ("log", v["cd"]): nodes[v["cd"]]},
+        )
+        await checkpoint_store.cp_put(_row(tid, c4, ns="sub:1", versions={"log": "1"}), {("log", "1"): _typed([9])})
+        every = [("log", ver) for ver in v.values()]
+        found = await checkpoint_store.cp_get_blobs(tid, "", [*every, ("log", "#missing"), ("raw", "#orphan")])
+        assert found == {**{("log", ver): nodes[ver] for ver in v.values()}, ("raw", "#orphan"): ("msgpack", b"\xc0")}
+        assert await checkpoint_store.cp_get_blobs(tid, "sub:1", every) == {}
+        assert await checkpoint_store.cp_get_blobs(str(uuid.uuid4()), "", every) == {}
         assert await checkpoint_store.cp_get_blobs(tid, "", []) == {}
-        await checkpoint_store.cp_delete_for_runs(["r1"])
-        await checkpoint_store.cp_prune([tid], True)
-        assert await _ids(checkpoint_store, tid) == [c2]
-        assert set(await checkpoint_store.cp_get_blobs(tid, "", [node, other, ("log", "1")])) == {node, other}
+        await checkpoint_store.cp_delete_for_runs(["r1"])  # c1 goes; [a, b, c] still reaches a, b and their block
+        assert set(await checkpoint_store.cp_get_blobs(tid, "", every)) == set(every)
+        await checkpoint_store.cp_prune([tid], True)  # only [c, d] stays
+        assert await _ids(checkpoint_store, tid) == [c3]
+        kept = await checkpoint_store.cp_get_blobs(tid, "", [*every, ("raw", "#orphan")])
+        assert set(kept) == {("log", v["c"]), ("log", v["d"]), ("log", v["cd"]), ("raw", "#orphan")}
         await checkpoint_store.cp_delete_thread(tid)
-        assert await checkpoint_store.cp_get_blobs(tid, "", [node, other]) == {}
+        assert await checkpoint_store.cp_get_blobs(tid, "", [*every, ("raw", "#orphan")]) == {}
+
+    async def test_graph_run_on_top_of_a_checkpoint_another_saver_pruned_reads_back_whole(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """Between two steps of a run, another saver replaces the thread's list (``update_state``, a summary) and
+        prunes the thread (``keep_latest``): the run's head is gone, and so are the list elements only it reached
+        (a prune collects them). The run's next puts rely on what it cached of its head: the store refuses them
+        (``checked_puts``) and the saver writes them again whole, so the thread reads back the run's state, and a
+        later prune leaves only the nodes the newest list reaches. Fails when a put trusts collected nodes
+        (``CorruptData``) or an unchanged channel whose blob went with the prune (the list reads back empty)."""
+        pytest.importorskip("langgraph.graph")
+        from langgraph.graph import END, START, StateGraph
+
+        from contextkit.checkpoint_lists import _leaf_id, is_node_version, node_version, reachable_nodes
+        from contextkit.langgraph import ContextKitSaver
+        from contextkit.stores import SharedBlobStore
+
+        class State(TypedDict, total=False):
+            items: list[str]
+            count: int
+
+        tid = str(uuid.uuid4())
+        config = _config(tid)
+
+        def talk(state: State) -> dict[str, Any]:
+            items = state.get("items", [])
+            return {"items": [*items, f"answer {len(items)} " + "x" * 700]}
+
+        async def meddle(state: State) -> dict[str, Any]:
+            await other_graph.aupdate_state(config, {"items": ["summary " + "s" * 700, "tail " + "t" * 700]})
+            await other.aprune([tid])
+            return {"count": state.get("count", 0) + 1}
+
+        def build(saver: ContextKitSaver) -> Any:
+            builder = StateGraph(State)
+            builder.add_node("talk", talk)
+            builder.add_node("meddle", meddle)
+            builder.add_node("again", talk)
+            builder.add_edge(START, "talk")
+            builder.add_edge("talk", "meddle")
+            builder.add_edge("meddle", "again")
+            builder.add_edge("again", END)
+            return builder.compile(checkpointer=saver)
+
+        saver, other = ContextKitSaver(checkpoint_store), ContextKitSaver(checkpoint_store)
+        graph, other_graph = build(saver), build(other)
+        out: dict[str, Any] = {}
+        for run in range(2):
+            out = await graph.ainvoke({"items": [*out.get("items", []), f"question {run} " + "q" * 700]}, config)
+        assert len(out["items"]) == 6 and out["count"] == 2
+        for reader in (graph, build(ContextKitSaver(checkpoint_store))):
+            state = await reader.aget_state(config)
+            assert state.values == out
+        if isinstance(checkpoint_store, SharedBlobStore):
+            store = checkpoint_store
+
+            async def nodes_of(versions: list[str]) -> set[str]:
+                found = await store.cp_get_blobs(tid, "", [("items", ver) for ver in versions])
+                return {ver for (_, ver) in found}
+
+            summary = [node_version(_leaf_id(saver.serde.dumps_typed("summary " + "s" * 700)[1]))]
+            assert await nodes_of(summary) == set(summary)  # the other saver's update of the last run is stored
+            await saver.aprune([tid])
+            newest = await checkpoint_store.cp_get(tid, "", None)
+            assert newest is not None
+            record = newest.blobs["items"]
+
+            # Every node the newest list reaches is stored (6 leaves, blocks of 4 and 2); the summary's are gone.
+            top = reachable_nodes([record], lambda ver: None) or set()
+            blocks = await store.cp_get_blobs(tid, "", [("items", ver) for ver in top])
+            reached = reachable_nodes([record], lambda ver: blocks.get(("items", ver))) or set()
+            assert len(reached) == 8 and await nodes_of(sorted(reached)) == reached
+            assert all(is_node_version(ver) for ver in reached) and await nodes_of(summary) == set()
 
     async def test_graph_list_values_are_shared_between_versions(self, checkpoint_store: CheckpointStore) -> None:
         """A growing list channel is stored as a small record per version over nodes every version shares: the

@@ -21,6 +21,7 @@ from typing import Any
 
 from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import delete_payload
+from contextkit.checkpoint_lists import LIST_MARK, is_node_version, reachable_nodes
 from contextkit.errors import ContextKitError, MissingBlobs
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
@@ -94,11 +95,25 @@ class _Namespace:
         return blob is not None and blob[0] != EMPTY_BLOB_TYPE
 
     def collect_blobs(self) -> None:
-        """Drop blobs no remaining checkpoint points at; shared list nodes (versions ``#...``) stay until the
-        thread goes (:class:`~contextkit.stores.SharedBlobStore`)."""
+        """Drop blobs no remaining checkpoint points at, and the shared list nodes (versions ``#...``) no remaining
+        record reaches (:class:`~contextkit.stores.SharedBlobStore`)."""
+        blobs = self.blobs
         referenced = {(ch, v) for row in self.rows.values() for ch, v in row.channel_versions.items()}
-        for key in [k for k in self.blobs if k not in referenced and k[1][:1] != "#"]:
-            del self.blobs[key]
+        for key in [k for k in blobs if k not in referenced and not is_node_version(k[1])]:
+            del blobs[key]
+        nodes: dict[str, list[str]] = {}
+        records: dict[str, list[Typed]] = {}
+        for (channel, version), blob in blobs.items():
+            if is_node_version(version):
+                nodes.setdefault(channel, []).append(version)
+            elif blob[0].endswith(LIST_MARK):
+                records.setdefault(channel, []).append(blob)
+        for channel, versions in nodes.items():
+            reached = reachable_nodes(records.get(channel, ()), lambda v, ch=channel: blobs.get((ch, v)))  # type: ignore[misc]
+            if reached is not None:
+                for version in versions:
+                    if version not in reached:
+                        del blobs[(channel, version)]
 
     def bundle(self, row: CheckpointRow) -> CheckpointBundle:
         blobs = self.blobs

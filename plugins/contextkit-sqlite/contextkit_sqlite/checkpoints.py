@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import delete_payload
+from contextkit.checkpoint_lists import LIST_MARK, is_node_version, reachable_nodes
 from contextkit.errors import CapabilityNotSupported, MissingBlobs
 from contextkit.records import ArchiveEvent
 from contextkit.stores import (
@@ -212,7 +213,8 @@ class SqliteCheckpoints:
         )
 
     def _collect_blobs(self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str) -> None:
-        """Delete the blobs of ``(thread, ns)`` that no remaining checkpoint points at, except shared list nodes."""
+        """Delete the blobs of ``(thread, ns)`` that no remaining checkpoint points at, and the shared list nodes
+        no remaining record reaches."""
         key = (self._ns, thread_id, checkpoint_ns)
         referenced: set[tuple[str, str]] = set()
         for (text,) in conn.execute(
@@ -226,14 +228,43 @@ class SqliteCheckpoints:
                 "SELECT channel, version FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ?",
                 key,
             )
-            # shared list nodes (versions "#...") stay until the thread goes (contextkit.stores.SharedBlobStore)
-            if (channel, version) not in referenced and not version.startswith("#")
+            # shared list nodes (versions "#...") go below, once no remaining record reaches them
+            if (channel, version) not in referenced and not is_node_version(version)
         ]
-        conn.executemany(
+        delete = (
             "DELETE FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
-            "AND channel = ? AND version = ?",
-            doomed,
+            "AND channel = ? AND version = ?"
         )
+        conn.executemany(delete, doomed)
+        nodes: dict[str, list[str]] = {}
+        for channel, version in conn.execute(
+            "SELECT channel, version FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? "
+            "AND checkpoint_ns = ? AND version >= '#' AND version < '$'",
+            key,
+        ):
+            nodes.setdefault(channel, []).append(version)
+        if not nodes:
+            return
+        records: dict[str, list[Typed]] = {}
+        for channel, kind, data in conn.execute(
+            "SELECT channel, type, blob FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? "
+            "AND checkpoint_ns = ? AND type LIKE ?",
+            (*key, f"%{LIST_MARK}"),
+        ):
+            records.setdefault(channel, []).append((kind, data))
+
+        def block(channel: str, version: str) -> Typed | None:
+            found = conn.execute(
+                "SELECT type, blob FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+                "AND channel = ? AND version = ?",
+                (*key, channel, version),
+            ).fetchone()
+            return None if found is None else (found[0], found[1])
+
+        for channel, versions in nodes.items():
+            reached = reachable_nodes(records.get(channel, ()), lambda v, ch=channel: block(ch, v))  # type: ignore[misc]
+            if reached is not None:
+                conn.executemany(delete, [(*key, channel, v) for v in versions if v not in reached])
 
     # -- writes -----------------------------------------------------------------------------------------------
     async def cp_put(
