@@ -18,9 +18,18 @@ prefix-free, so a lexicographic range over ``P(ns)`` holds exactly that namespac
   checkpoint type and bytes, the metadata JSON and the parent id;
 * ``lg:blobs`` HASH ``P(ns) channel "\\0" version`` -> ``"<type length>:" type bytes``, written only for new
   versions;
-* ``lg:wk``    ZSET (score 0) ``P(ns) cid "\\0" task_id "\\0" idx``: the pending-write keys of a checkpoint are one
-  lexicographic range; ``lg:wv`` HASH of the same members -> ``(task_id, idx, channel, type, bytes, task_path)``
-  (HSET when upserting, HSETNX otherwise);
+* ``lg:wv``    HASH ``P(ns) cid`` -> every pending write of the checkpoint, packed (``_encode_writes``: ``\\x02``,
+  then per task a group holding its task id and task path once and its writes' idx, channel, type and bytes,
+  lengths as varints). ``cp_put_writes`` merges its writes in (``merge_writes`` in the Lua library): a stored
+  ``(task_id, idx)`` is kept unless the call upserts, as HSETNX / HSET per write did. Once the value holds 4 KB,
+  a task new to the checkpoint spills into a field of its own, ``P(ns) cid "\\0\\1" task_id`` (a packed value,
+  indexed in ``lg:wk``), so a fan-out of many tasks on one checkpoint costs O(1) a write instead of rewriting an
+  ever longer value;
+* ``lg:wk``    ZSET (score 0) naming ``lg:wv`` fields beside the packed values, per checkpoint the range
+  ``P(ns) cid "\\0"``: the spilled tasks above, and the writes of threads written before writes were packed
+  (members ``P(ns) cid "\\0" task_id "\\0" idx``, values one write in 8-hex-digit length-prefixed parts). Reads
+  return both; the first write to a checkpoint holding old writes (or a copy onto it) moves them into its packed
+  value, and deletes drop both. A thread without spills or old writes has no ``lg:wk`` (asked once a script);
 * ``lg:nss``   SET of the thread's namespaces (prune, copy);
 * ``lg:tomb``  HASH left by ``cp_delete_thread`` for ``checkpoint_ttl``: ``floor`` and ``d<cid>`` for every
   checkpoint dropped since (:class:`contextkit.stores.Tombstone` rules, checked inside the write scripts).
@@ -220,20 +229,119 @@ def _typed(raw: bytes) -> Typed:
     return (raw[colon + 1 : end].decode("utf-8"), raw[end:])
 
 
-def _write_member(pfx: bytes, cid: str, write: WriteRow) -> bytes:
-    return pfx + _b(cid) + b"\0" + _b(write.task_id) + b"\0" + b"%d" % write.idx
+_VARINTS = [bytes((n,)) for n in range(128)]
 
 
-def _encode_write(write: WriteRow) -> bytes:
-    kind, data = write.value
-    return _pack(_b(write.task_id), b"%d" % write.idx, _b(write.channel), _b(kind), bytes(data), _b(write.task_path))
+def _varint(n: int) -> bytes:
+    """Unsigned LEB128: 7 bits a byte, low first, the high bit set on every byte but the last."""
+    if n < 128:
+        return _VARINTS[n]
+    out = bytearray()
+    while n >= 128:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
-def _decode_write(raw: bytes) -> WriteRow:
-    task_id, idx, channel, kind, data, task_path = _unpack(raw, 6)
-    return WriteRow(
-        task_id.decode("utf-8"), int(idx), channel.decode("utf-8"), (kind.decode("utf-8"), data), task_path.decode("utf-8")
-    )
+def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it (IndexError when the data ends inside it)."""
+    n = data[pos]
+    if n < 128:
+        return n, pos + 1
+    n &= 0x7F
+    shift = 7
+    while True:
+        pos += 1
+        byte = data[pos]
+        n |= (byte & 0x7F) << shift
+        if byte < 128:
+            return n, pos + 1
+        shift += 7
+
+
+def _vpart(part: bytes) -> bytes:
+    return _varint(len(part)) + part
+
+
+# A packed write value (the lg:wv field ``P(ns) cid``: every write of a checkpoint) starts with this byte; a value
+# of the layout before it (one write, 8-hex-digit length prefixes) starts with a hex digit.
+_WRITES_MARK = 2
+
+
+def _encode_writes(writes: Sequence[WriteRow], upsert: bool) -> bytes:
+    """One packed write value: ``\x02``, then per (task_id, task_path) a group ``V(task_id) V(body)``, ``body =
+    V(task_path)`` and per write ``varint(zigzag(idx)) V(channel) V(type) V(bytes)`` (``V(x) = varint(len(x)) x``).
+    A (task_id, idx) repeated in ``writes`` keeps its first value, or its last when ``upsert`` (as one HSETNX / HSET
+    per write did)."""
+    unique: dict[tuple[str, int], WriteRow] = {}
+    for write in writes:
+        key = (write.task_id, write.idx)
+        if upsert:
+            unique.pop(key, None)
+            unique[key] = write
+        elif key not in unique:
+            unique[key] = write
+    groups: dict[tuple[str, str], list[bytes]] = {}
+    for write in unique.values():
+        kind, data = write.value
+        idx = write.idx
+        group = groups.get((write.task_id, write.task_path))
+        if group is None:
+            group = groups[(write.task_id, write.task_path)] = [_vpart(_b(write.task_path))]
+        group.append(_varint(idx << 1 if idx >= 0 else (-idx << 1) - 1))
+        group.append(_vpart(_b(write.channel)))
+        group.append(_vpart(_b(kind)))
+        group.append(_vpart(bytes(data)))
+    out = [bytes((_WRITES_MARK,))]
+    for (task_id, _), parts in groups.items():
+        body = b"".join(parts)
+        out.append(_vpart(_b(task_id)) + _varint(len(body)) + body)
+    return b"".join(out)
+
+
+def _decode_writes(raw: bytes) -> list[WriteRow]:
+    """The writes of a packed write value, or the one write of a value of the layout before it."""
+    if not raw or raw[0] != _WRITES_MARK:
+        parts = _unpack(raw, 6)
+        return [
+            WriteRow(
+                parts[0].decode("utf-8"),
+                int(parts[1]),
+                parts[2].decode("utf-8"),
+                (parts[3].decode("utf-8"), parts[4]),
+                parts[5].decode("utf-8"),
+            )
+        ]
+    out: list[WriteRow] = []
+    pos, end = 1, len(raw)
+    try:
+        while pos < end:
+            size, pos = _varint_at(raw, pos)
+            task_id = raw[pos : pos + size].decode("utf-8")
+            size, pos = _varint_at(raw, pos + size)
+            group_end = pos + size
+            size, pos = _varint_at(raw, pos)
+            task_path = raw[pos : pos + size].decode("utf-8")
+            pos += size
+            while pos < group_end:
+                zigzag, pos = _varint_at(raw, pos)
+                size, pos = _varint_at(raw, pos)
+                channel = raw[pos : pos + size].decode("utf-8")
+                size, pos = _varint_at(raw, pos + size)
+                kind = raw[pos : pos + size].decode("utf-8")
+                size, pos = _varint_at(raw, pos + size)
+                data = raw[pos : pos + size]
+                pos += size
+                idx = zigzag >> 1 if not zigzag & 1 else -(zigzag >> 1) - 1
+                out.append(WriteRow(task_id, idx, channel, (kind, data), task_path))
+            if pos != group_end:
+                raise ValueError("a write group's length does not match its writes")
+    except (IndexError, ValueError) as exc:
+        raise CorruptData(f"a stored pending-write value is malformed: {exc}") from exc
+    if pos != end:
+        raise CorruptData("a stored pending-write value is truncated")
+    return out
 
 
 def _bundle(
@@ -241,13 +349,15 @@ def _bundle(
 ) -> CheckpointBundle:
     row, channels = _decode_record(thread_id, ns, cid, rec)
     blobs = {channel: _typed(value) for channel, value in zip(channels, blob_values, strict=True) if value is not None}
-    writes = [_decode_write(value) for value in write_values if value is not None]
+    writes = [write for value in write_values if value is not None for write in _decode_writes(value)]
     return CheckpointBundle(row, blobs, writes)
 
 
-def _read_delta_walk(data: Any) -> DeltaWalk:
+def _read_delta_walk(data: Any, channels: Sequence[str]) -> DeltaWalk:
     """Decode the flat array of the ``delta_history`` script: start, resume, bounded, then per ancestor its id,
-    ``n`` write values, ``m`` (channel, blob value) seed pairs."""
+    ``n`` write values, ``m`` (channel, blob value) seed pairs. A step keeps the writes to the ``channels`` still
+    walking when it was visited (the script returns a packed write value whole)."""
+    remaining = set(channels)
     if not isinstance(data, list) or len(data) < 3:
         raise CorruptData(f"a DeltaChannel history reply is malformed: {type(data).__name__}")
     steps: list[DeltaStep] = []
@@ -256,11 +366,14 @@ def _read_delta_walk(data: Any) -> DeltaWalk:
         while pos < end:
             cid, count = _s(data[pos]), int(data[pos + 1])
             pos += 2
-            writes = [_decode_write(value) for value in data[pos : pos + count]]
+            writes = [
+                write for value in data[pos : pos + count] for write in _decode_writes(value) if write.channel in remaining
+            ]
             pos += count
             count = int(data[pos])
             pos += 1
             seeds = {_s(data[pos + 2 * i]): _typed(data[pos + 2 * i + 1]) for i in range(count)}
+            remaining.difference_update(seeds)
             pos += 2 * count
             steps.append(DeltaStep(cid, writes, seeds))
     except (IndexError, TypeError, ValueError) as exc:
@@ -269,6 +382,18 @@ def _read_delta_walk(data: Any) -> DeltaWalk:
         raise CorruptData("a DeltaChannel history reply is truncated")
     resume = data[1]
     return DeltaWalk(_s(data[0]), steps, None if resume is None else _s(resume), data[2] == b"1")
+
+
+def _repack_writes(fields: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    """The lg:wv fields of a dump (packed values, spilled tasks and writes of the layout before them) as one packed
+    value per checkpoint field ``P(ns) cid``; a packed value's write wins over an old one of the same (task_id,
+    idx)."""
+    rows: dict[bytes, list[WriteRow]] = {}
+    # the old layout's values first, so the packed values' writes come last and win
+    for field in sorted(fields, key=lambda field: fields[field][:1] == b"\x02"):
+        _, pfx, rest = _split_ns_field(field)
+        rows.setdefault(pfx + _b(rest.split("\0", 1)[0]), []).extend(_decode_writes(fields[field]))
+    return {field: _encode_writes(writes, True) for field, writes in rows.items()}
 
 
 def _split_ns_field(field: bytes) -> tuple[str, bytes, str]:
@@ -485,16 +610,16 @@ class RedisCheckpoints:
         *,
         archive: ArchiveEvent | None = None,
     ) -> None:
-        """One script: each write under ``(task_id, idx)`` (HSET when ``upsert``, else HSETNX), the TTL and
-        (``archive``) their archive event."""
+        """One script: the writes merged into the checkpoint's packed write value, each under ``(task_id, idx)``
+        (replacing a stored one when ``upsert``, else kept only if new), the TTL and (``archive``) their archive
+        event."""
         if not writes:
             return
         pfx = _prefix(checkpoint_ns)
         event = "" if archive is None else archive_json(archive.to_dict())
-        args: list[Any] = [self._lg_ttl_ms(), pfx, _b(checkpoint_id), "1" if upsert else "0", event]
-        for write in writes:
-            args.append(_write_member(pfx, checkpoint_id, write))
-            args.append(_encode_write(write))
+        args: list[Any] = [
+            self._lg_ttl_ms(), pfx, _b(checkpoint_id), "1" if upsert else "0", event, _encode_writes(writes, upsert)
+        ]
         keys = self._lg_keys(thread_id)
         stream = None if archive is None else self._outbox_key(thread_id)
         if stream is not None:
@@ -546,7 +671,7 @@ class RedisCheckpoints:
         raw = await self.gate("cp_delta_history", self._lg.run("delta_history", self._lg_thread_keys(thread_id)[:6], args))
         if not raw:
             return None
-        return _read_delta_walk(raw)
+        return _read_delta_walk(raw, channels)
 
     async def cp_list(
         self,
@@ -758,8 +883,9 @@ class RedisCheckpoints:
         args.append(len(blobs))
         for item in blobs.items():
             args += item
-        args.append(len(writes))
-        for item in writes.items():
+        packed = _repack_writes(writes)
+        args.append(len(packed))
+        for item in packed.items():
             args += item
         keys = self._lg_keys(target_thread_id)
         if self.cluster:

@@ -4,6 +4,7 @@ machine's Redis and on a 3-master Redis Cluster, plus Redis-specific checks of t
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -195,3 +196,204 @@ async def test_listing_every_namespace_merges_the_root_range_with_the_subgraph_i
     await store.cp_delete_thread(tid)
     assert await store.cp_deleted_floor(tid) == future
     assert await store.client.exists(ids_key, all_key) == 0
+
+
+# -- packed writes: one lg:wv field per checkpoint ------------------------------------------------------------------
+def _w(task: str, idx: int, channel: str, value: bytes, path: str = "") -> WriteRow:
+    return WriteRow(task, idx, channel, ("json", value), path)
+
+
+def _order(writes: Any) -> list[WriteRow]:
+    return sorted(writes, key=lambda w: (w.task_id, w.idx))
+
+
+def _sorted_writes(bundle: Any) -> list[WriteRow]:
+    assert bundle is not None
+    return _order(bundle.writes)
+
+
+def test_packed_writes_round_trip_and_a_malformed_value_is_corrupt_data() -> None:
+    """Every idx (negative and multi-byte varints), empty and long strings, several tasks and task paths; a repeated
+    (task_id, idx) in one call keeps the first value, or the last when upserting; a damaged value is CorruptData."""
+    writes = [
+        _w("t1", 0, "a", b"x" * 20_000),
+        _w("t1", -1, "__error__", b"", "~p"),
+        _w("t1", 1_000_000, "c\x00h", b"\x00\xff"),
+        _w("t2", -(10**9), "", b"y", "p\x00"),
+        _w("", 63, "日本", b"z"),
+        _w("t1", 64, "a", b"w", "~other"),
+    ]
+    raw = redis_checkpoints._encode_writes(writes, False)
+    assert raw[0] == 2
+    assert _order(redis_checkpoints._decode_writes(raw)) == _order(writes)
+    twice = [_w("t", 0, "a", b"first"), _w("t", 1, "b", b"1"), _w("t", 0, "a", b"second")]
+    assert redis_checkpoints._decode_writes(redis_checkpoints._encode_writes(twice, False)) == twice[:2]
+    assert _order(redis_checkpoints._decode_writes(redis_checkpoints._encode_writes(twice, True))) == _order(twice[1:])
+    for bad in (raw[:-1], raw + b"\x05", raw[:3] + b"\xff" * 4):
+        with pytest.raises(CorruptData):
+            redis_checkpoints._decode_writes(bad)
+
+
+@pytest.mark.redis
+async def test_writes_are_one_hash_field_per_checkpoint_with_the_write_semantics(store: RedisHotStore) -> None:
+    """A checkpoint's writes are one lg:wv field and no lg:wk member; a (task_id, idx) is kept unless upserted,
+    across calls, task paths and negative (special) idx; hundreds of tasks on one checkpoint (most of them spilled
+    into fields of their own) read back, upsert, walk, copy and delete whole."""
+    tid, cid = f"packed-{uuid.uuid4().hex[:6]}", make_checkpoint_id()
+    await store.cp_put(_row(tid, cid), {("ch", "1"): ("json", b"1")})
+    put = store.cp_put_writes
+    await put(tid, "", cid, [_w("t1", 0, "x", b"first"), _w("t1", 0, "x", b"dup in call"), _w("t1", 1, "y", b"1")], False)
+    await put(tid, "", cid, [_w("t1", 0, "x", b"again"), _w("t1", 2, "z", b"2", "~other path")], False)
+    await put(tid, "", cid, [_w("t1", -3, "__interrupt__", b"i1")], True)
+    await put(tid, "", cid, [_w("t1", -3, "__interrupt__", b"i2"), _w("t1", -3, "__interrupt__", b"i3")], True)
+    await put(tid, "", cid, [_w("t1", 2, "z", b"upserted", "~new path")], True)
+    await put(tid, "", cid, [_w("t2", 0, "x", b"other task")], False)
+    expected = [
+        _w("t1", -3, "__interrupt__", b"i3"),
+        _w("t1", 0, "x", b"first"),
+        _w("t1", 1, "y", b"1"),
+        _w("t1", 2, "z", b"upserted", "~new path"),
+        _w("t2", 0, "x", b"other task"),
+    ]
+    assert _sorted_writes(await store.cp_get(tid, "", cid)) == expected
+    wk, wv = store._lg_keys(tid)[4:6]
+    assert await store.client.exists(wk) == 0
+    assert await store.client.hkeys(wv) == [redis_checkpoints._prefix("") + cid.encode()]
+    # a fan-out: 300 tasks of 3 writes each on one checkpoint, then all of them again (not upserted: unchanged);
+    # past ~4 KB of packed writes a new task spills into a field of its own (indexed in lg:wk)
+    other, child = make_checkpoint_id(), make_checkpoint_id()
+    await store.cp_put(_row(tid, other, parent=cid), {})
+    await store.cp_put(_row(tid, child, parent=other), {})
+    fanout = [_w(f"task-{i:03}", j, f"ch{j}", b"v%d" % i) for i in range(300) for j in range(3)]
+    for i in range(300):
+        await put(tid, "", other, fanout[3 * i : 3 * i + 3], False)
+    for i in range(300):
+        await put(tid, "", other, [replace(w, value=("json", b"late")) for w in fanout[3 * i : 3 * i + 3]], False)
+    assert _sorted_writes(await store.cp_get(tid, "", other)) == fanout
+    spills = await store.client.zcard(wk)
+    assert 100 < spills < 300 and await store.client.hlen(wv) == 2 + spills
+    # upserts replace in the packed value and in a spill alike; the history walk filters spilled writes too
+    await put(tid, "", other, [_w("task-000", 1, "ch1", b"up"), _w("task-299", 2, "ch2", b"up")], True)
+    fanout[1], fanout[-1] = _w("task-000", 1, "ch1", b"up"), _w("task-299", 2, "ch2", b"up")
+    assert _sorted_writes(await store.cp_get(tid, "", other)) == fanout
+    walk = await store.cp_delta_history(tid, "", child, ["ch2"])
+    assert walk is not None and [s.checkpoint_id for s in walk.steps] == [other, cid]
+    assert _order(walk.steps[0].writes) == [w for w in fanout if w.channel == "ch2"]
+    assert _order(walk.steps[1].writes) == []
+    # copied, a checkpoint's writes are one packed value; deleted, its spills go with it
+    await store.cp_copy_thread(tid, tid + "-copy")
+    copied = await store.cp_get(tid + "-copy", "", other)
+    assert _sorted_writes(copied) == fanout
+    await store._lg_delete(tid, [("", [other], [], {})])
+    assert await store.client.hkeys(wv) == [redis_checkpoints._prefix("") + cid.encode()]
+    assert await store.client.exists(wk) == 0
+    await store.cp_delete_thread(tid + "-copy")
+
+
+@pytest.mark.redis
+async def test_writes_of_a_deleted_thread_are_dropped(store: RedisHotStore) -> None:
+    """A late write of a deleted thread's checkpoint (at or below the tombstone floor) stores nothing."""
+    tid, cid = f"late-{uuid.uuid4().hex[:6]}", make_checkpoint_id()
+    await store.cp_put(_row(tid, cid), {})
+    await store.cp_put_writes(tid, "", cid, [_w("t", 0, "x", b"1")], False)
+    await store.cp_delete_thread(tid)
+    await store.cp_put_writes(tid, "", cid, [_w("t", 1, "x", b"late")], False)
+    assert await store.client.exists(*store._lg_keys(tid)[:7]) == 0
+    assert await store.cp_get(tid, "", cid) is None
+
+
+async def _legacy_writes(store: RedisHotStore, tid: str, ns: str, cid: str, writes: list[WriteRow]) -> None:
+    """What put_writes stored before writes were packed: a lg:wk member ``P(ns) cid \\0 task \\0 idx`` and a lg:wv
+    field of that name holding the write in 8-hex-digit length-prefixed parts (HSETNX)."""
+    wk, wv = store._lg_keys(tid)[4:6]
+    pack = redis_checkpoints._pack
+    for w in writes:
+        member = redis_checkpoints._prefix(ns) + cid.encode() + b"\0" + w.task_id.encode() + b"\0" + b"%d" % w.idx
+        kind, data = w.value
+        value = pack(w.task_id.encode(), b"%d" % w.idx, w.channel.encode(), kind.encode(), data, w.task_path.encode())
+        await store.client.hsetnx(wv, member, value)
+        await store.client.zadd(wk, {member: 0})
+
+
+async def _snapshot(store: RedisHotStore, tid: str) -> list[Any]:
+    out = []
+    async for bundle in store.cp_list(tid, None):
+        out.append((replace(bundle.row, thread_id=""), dict(bundle.blobs), _sorted_writes(bundle)))
+    return out
+
+
+@pytest.mark.redis
+async def test_a_thread_with_writes_of_the_older_layout_reads_writes_copies_and_deletes_alike(
+    store: RedisHotStore,
+) -> None:
+    """Writes stored before they were packed (lg:wk members) read back as before (get, list, DeltaChannel history),
+    and a thread holding them behaves as one written with packed writes: new writes on those checkpoints (the same
+    (task_id, idx) kept unless upserted; the old writes move into the packed value), copies (into a fresh thread
+    and over a target's old writes of the same checkpoint), prune and delete."""
+    old, new = f"old-{uuid.uuid4().hex[:6]}", f"new-{uuid.uuid4().hex[:6]}"
+    c1, c2, c3 = make_checkpoint_id(), make_checkpoint_id(), make_checkpoint_id()
+    writes = {
+        ("", c1): [_w("t1", 0, "m", b"1"), _w("t1", 1, "branch", b"b", "~p"), _w("t2", -1, "__error__", b"e")],
+        ("", c2): [_w("t1", 0, "m", b"2"), _w("t1", 10, "m", b"2b"), _w("t1", 2, "other", b"o")],
+        ("", c3): [_w("t3", 5, "m", b"pending")],
+        ("sub:1", c1): [_w("s", 0, "m", b"sub")],
+    }
+    for tid in (old, new):
+        await store.cp_put(
+            CheckpointRow(tid, "", c1, None, ("json", b"{}"), {"step": 1}, {"m": "1"}), {("m", "1"): ("json", b"[1]")}
+        )
+        await store.cp_put(CheckpointRow(tid, "", c2, c1, ("json", b"{}"), {"step": 2}, {"m": "2"}), {("m", "2"): ("empty", b"")})
+        await store.cp_put(CheckpointRow(tid, "", c3, c2, ("json", b"{}"), {"step": 3}, {"m": "3"}), {("m", "3"): ("empty", b"")})
+        await store.cp_put(_row(tid, c1, ns="sub:1"), {})
+        for (ns, cid), rows in writes.items():
+            if tid == old:
+                await _legacy_writes(store, tid, ns, cid, rows)
+            else:
+                await store.cp_put_writes(tid, ns, cid, rows, False)
+    wk = store._lg_keys(old)[4]
+    assert await store.client.zcard(wk) == 8
+    assert await _snapshot(store, old) == await _snapshot(store, new)
+    for tid in (old, new):
+        assert _sorted_writes(await store.cp_get(tid, "", c2)) == _order(writes[("", c2)])
+    walks = [await store.cp_delta_history(tid, "", c3, ["m"]) for tid in (old, new)]
+    assert walks[0] == walks[1]
+    assert walks[0] is not None and [(s.checkpoint_id, _order(s.writes)) for s in walks[0].steps] == [
+        (c2, [_w("t1", 0, "m", b"2"), _w("t1", 10, "m", b"2b")]),
+        (c1, [_w("t1", 0, "m", b"1")]),
+    ]
+    # new writes on a checkpoint holding old ones: the same (task_id, idx) kept, or replaced when upserted
+    for tid in (old, new):
+        await store.cp_put_writes(tid, "", c1, [_w("t1", 0, "m", b"changed"), _w("t4", 0, "m", b"new task")], False)
+        await store.cp_put_writes(tid, "", c1, [_w("t2", -1, "__error__", b"replaced")], True)
+    assert await _snapshot(store, old) == await _snapshot(store, new)
+    assert _sorted_writes(await store.cp_get(old, "", c1)) == [
+        _w("t1", 0, "m", b"1"),
+        _w("t1", 1, "branch", b"b", "~p"),
+        _w("t2", -1, "__error__", b"replaced"),
+        _w("t4", 0, "m", b"new task"),
+    ]
+    assert await store.client.zcard(wk) == 5  # c1's three old writes moved into its packed value
+    # copies: into a fresh thread, and over a target holding old writes of the same checkpoint
+    copies = {}
+    for tid in (old, new):
+        target = f"{tid}-copy"
+        await _legacy_writes(store, target, "", c1, [_w("t1", 0, "m", b"target"), _w("t9", 0, "m", b"target only")])
+        await store.cp_copy_thread(tid, target)
+        copies[tid] = await _snapshot(store, target)
+        assert await store.client.exists(store._lg_keys(target)[4]) == 0
+    assert copies[old] == copies[new]
+    # the source's checkpoints and writes (its (t1, 0) over the target's), and the target's own t9 write
+    only = _w("t9", 0, "m", b"target only")
+    assert [(row, blobs, [w for w in ws if w != only]) for row, blobs, ws in copies[old]] == await _snapshot(store, new)
+    assert [row.checkpoint_id for row, _, ws in copies[old] if only in ws] == [c1]
+    # prune (the newest stays, with its writes) and delete
+    for tid in (old, new):
+        await store.cp_prune([tid], True)
+    assert await _snapshot(store, old) == await _snapshot(store, new)
+    assert [(row.checkpoint_ns, row.checkpoint_id) for row, _, _ in await _snapshot(store, old)] == [("", c3), ("sub:1", c1)]
+    assert await store.client.zcard(wk) == 2  # c3's and sub:1's
+    await store.cp_delete_thread(old)
+    assert await store.client.exists(*store._lg_keys(old)[:7]) == 0
+    for tid in (old, new):
+        await store.cp_delete_thread(f"{tid}-copy")
+        await store.cp_delete_thread(tid)

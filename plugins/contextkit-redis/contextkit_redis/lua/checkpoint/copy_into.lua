@@ -1,7 +1,8 @@
 --! uses: checkpoint
 -- Merge a thread's data into the keys of another thread id.
 -- KEYS: ids, all, cp, blobs, wk, wv, nss, tomb [, thread index shard]
--- ARGV: ttl_ms, thread_id, nrec, (pfx, ns, cid, record)..., nblobs, (field, value)..., nwrites, (member, value)...
+-- ARGV: ttl_ms, thread_id, nrec, (pfx, ns, cid, record)..., nblobs, (field, value)..., nwrites, (field, packed
+--       write value)... (a copied write replaces the target's of the same (task_id, idx))
 local a = 4
 for _ = 1, tonumber(ARGV[3]) do
   local pfx, ns, cid = ARGV[a], ARGV[a + 1], ARGV[a + 2]
@@ -15,10 +16,7 @@ local n = tonumber(ARGV[a]); a = a + 1
 for j = a, a + 2 * n - 1, 2 do redis.call('HSET', KEYS[4], ARGV[j], ARGV[j + 1]) end
 a = a + 2 * n
 n = tonumber(ARGV[a]); a = a + 1
-for j = a, a + 2 * n - 1, 2 do
-  redis.call('HSET', KEYS[6], ARGV[j], ARGV[j + 1])
-  redis.call('ZADD', KEYS[5], 0, ARGV[j])
-end
+for j = a, a + 2 * n - 1, 2 do merge_writes(KEYS, ARGV[j], ARGV[j + 1], true) end
 -- a copy is a deliberate write, not a late one
 redis.call('DEL', KEYS[8])
 touch(KEYS, ARGV[1])

@@ -21,11 +21,11 @@ for _ = 1, tonumber(ARGV[1]) do
     end
     redis.call('ZREM', KEYS[1], pfx .. cid)
     redis.call('ZREM', KEYS[2], cid .. '\0' .. ns)
-    drop_writes(KEYS, pfx .. cid .. '\0')
+    drop_writes(KEYS, pfx .. cid)
   end
   a = a + n
   n = tonumber(ARGV[a]); a = a + 1
-  for j = a, a + n - 1 do drop_writes(KEYS, pfx .. ARGV[j] .. '\0') end
+  for j = a, a + n - 1 do drop_writes(KEYS, pfx .. ARGV[j]) end
   a = a + n
   n = tonumber(ARGV[a]); a = a + 1
   for j = a, a + 2 * n - 1, 2 do

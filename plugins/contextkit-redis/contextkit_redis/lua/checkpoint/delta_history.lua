@@ -3,9 +3,9 @@
 -- KEYS: ids, all, cp, blobs, wk, wv. ARGV: pfx, cid ('' = the newest of the namespace), inclusive ('1' | '0'),
 -- max steps, the empty blob's type, channel...
 -- Returns the start id, the id to resume at (nil: none), '1' when the walk stopped at max steps (that ancestor
--- is here) or '0' (it is not), then per ancestor visited, nearest first: its id, the
--- number of its writes to the channels still walking and those write values, the number of seeds and
--- (channel, blob value) pairs.
+-- is here) or '0' (it is not), then per ancestor visited, nearest first: its id, the number of its write values
+-- and those values (its packed values, whose writes the caller filters to the channels still walking, and the
+-- old layout's writes to those channels), the number of seeds and (channel, blob value) pairs.
 local function part(s, k)
   -- the k-th length-prefixed part (8 hex digits of length, then the bytes) of a record or a write value
   local pos = 1
@@ -58,14 +58,13 @@ while cursor and nleft > 0 and not seen[cursor] do
   seen[cursor] = true
   steps = steps + 1
   out[#out + 1] = cursor
-  local members = prefix_range(KEYS[5], pfx .. cursor .. '\0')
+  -- the packed values whole (the caller keeps the writes of the channels still walking: the checkpoint's and
+  -- its spilled tasks'), then the writes of the old layout to those channels
   local writes = {}
-  if #members > 0 then
-    local values = hmget(KEYS[6], members)
-    for i = 1, #values do
-      local w = values[i]
-      if w and left[part(w, 3)] then writes[#writes + 1] = w end
-    end
+  local packed = redis.call('HGET', KEYS[6], pfx .. cursor)
+  if packed then writes[1] = packed end
+  for _, w in ipairs(side_values(KEYS, side_members(KEYS, pfx .. cursor))) do
+    if string.sub(w, 1, 1) == WMARK or left[part(w, 3)] then writes[#writes + 1] = w end
   end
   put_all(out, writes)
   local v = versions(rec)

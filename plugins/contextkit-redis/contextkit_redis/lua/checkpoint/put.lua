@@ -12,7 +12,7 @@ if redis.call('EXISTS', KEYS[8]) == 1 then
   if stale(KEYS[8], cid) or (parent ~= '' and stale(KEYS[8], parent)) then
     -- a late put of the run that was going when the thread was deleted: drop it and what raced ahead of it
     redis.call('HSET', KEYS[8], 'd' .. cid, '1')
-    drop_writes(KEYS, pfx .. cid .. '\0')
+    drop_writes(KEYS, pfx .. cid)
     return 0
   end
 end
