@@ -13,9 +13,10 @@ prefix-free, so a lexicographic range over ``P(ns)`` holds exactly that namespac
 * ``lg:all``   ZSET (score 0) ``cid "\\0" ns``: the subgraph namespaces in id order (``checkpoint_ns=None`` listing
   merges it with the root namespace's range of ``lg:ids``, and the newest id of the thread for a tombstone is the
   higher of the two; threads written before this layout also hold their root ids here, merged once);
-* ``lg:cp``    HASH ``P(ns) cid`` -> the record: length-prefixed parts (8 hex digits each) holding the channel
+* ``lg:cp``    HASH ``P(ns) cid`` -> the record: ``\\x01``, then varint-length parts holding the channel
   versions as a JSON array ``[channel, version, ...]`` (first, so Lua reads it without parsing the rest), the
-  checkpoint type and bytes, the metadata JSON and the parent id;
+  checkpoint type and bytes, the metadata JSON and the parent id (records written before have 8-hex-digit
+  lengths and no marker; both are read: ``_record_parts``, ``rpart`` in Lua);
 * ``lg:blobs`` HASH ``P(ns) channel "\\0" version`` -> ``"<type length>:" type bytes``, written only for new
   versions;
 * ``lg:wv``    HASH ``P(ns) cid`` -> every pending write of the checkpoint, packed (``_encode_writes``: ``\\x02``,
@@ -128,6 +129,45 @@ def _unpack(data: bytes, count: int) -> list[bytes]:
     return out
 
 
+_VARINTS = [bytes((n,)) for n in range(128)]
+
+
+def _varint(n: int) -> bytes:
+    """Unsigned LEB128: 7 bits a byte, low first, the high bit set on every byte but the last."""
+    if n < 128:
+        return _VARINTS[n]
+    out = bytearray()
+    while n >= 128:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it (IndexError when the data ends inside it)."""
+    n = data[pos]
+    if n < 128:
+        return n, pos + 1
+    n &= 0x7F
+    shift = 7
+    while True:
+        pos += 1
+        byte = data[pos]
+        n |= (byte & 0x7F) << shift
+        if byte < 128:
+            return n, pos + 1
+        shift += 7
+
+
+def _vpart(part: bytes) -> bytes:
+    return _varint(len(part)) + part
+
+
+# A record of lg:cp starts with this byte, then varint-length parts; one written before starts with a hex digit.
+_RECORD_MARK = b"\x01"
+
+
 def _read_bundles(data: Any) -> list[tuple[bytes, bytes, list[bytes | None], list[bytes | None]]]:
     """Split the flat array a read script returns (``bundle`` in the Lua library) into ``(head, record, blob values,
     write values)`` per checkpoint: ``head, record, n, n blob values, m, m write values, ...``."""
@@ -185,18 +225,49 @@ def _encode_record(row: CheckpointRow) -> bytes:
     parent = b"" if row.parent_checkpoint_id is None else b"=" + row.parent_checkpoint_id.encode("utf-8")
     ctype, cbytes = row.checkpoint
     metadata = row.metadata
-    return _pack(
-        _json(flat),
-        ctype.encode("utf-8"),
-        bytes(cbytes),
-        _json(metadata if type(metadata) is dict else dict(metadata)),
-        parent,
+    vjson = _json(flat)
+    kind = ctype.encode("utf-8")
+    data = bytes(cbytes)
+    meta = _json(metadata if type(metadata) is dict else dict(metadata))
+    varint = _varint
+    return b"".join(
+        [
+            _RECORD_MARK,
+            varint(len(vjson)),
+            vjson,
+            varint(len(kind)),
+            kind,
+            varint(len(data)),
+            data,
+            varint(len(meta)),
+            meta,
+            varint(len(parent)),
+            parent,
+        ]
     )
+
+
+def _record_parts(raw: bytes) -> list[bytes]:
+    """The five parts of a record: ``\\x01`` and varint lengths, or (written before) 8-hex-digit lengths."""
+    if raw[:1] != _RECORD_MARK:
+        return _unpack(raw, 5)
+    out: list[bytes] = []
+    pos = 1
+    try:
+        for _ in range(5):
+            size, pos = _varint_at(raw, pos)
+            out.append(raw[pos : pos + size])
+            pos += size
+    except IndexError as exc:
+        raise CorruptData(f"stored checkpoint data is malformed: {exc}") from exc
+    if pos != len(raw):
+        raise CorruptData("stored checkpoint data is truncated")
+    return out
 
 
 def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[CheckpointRow, list[str]]:
     """The row and the channels in the order of the stored versions array (the order blob values come in)."""
-    vjson, ctype, cbytes, meta, parent = _unpack(raw, 5)
+    vjson, ctype, cbytes, meta, parent = _record_parts(raw)
     try:
         flat = archive_loads(vjson)
         metadata = archive_loads(meta)
@@ -229,48 +300,13 @@ def _typed(raw: bytes) -> Typed:
     return (raw[colon + 1 : end].decode("utf-8"), raw[end:])
 
 
-_VARINTS = [bytes((n,)) for n in range(128)]
-
-
-def _varint(n: int) -> bytes:
-    """Unsigned LEB128: 7 bits a byte, low first, the high bit set on every byte but the last."""
-    if n < 128:
-        return _VARINTS[n]
-    out = bytearray()
-    while n >= 128:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
-    """The varint at ``pos`` and the position after it (IndexError when the data ends inside it)."""
-    n = data[pos]
-    if n < 128:
-        return n, pos + 1
-    n &= 0x7F
-    shift = 7
-    while True:
-        pos += 1
-        byte = data[pos]
-        n |= (byte & 0x7F) << shift
-        if byte < 128:
-            return n, pos + 1
-        shift += 7
-
-
-def _vpart(part: bytes) -> bytes:
-    return _varint(len(part)) + part
-
-
 # A packed write value (the lg:wv field ``P(ns) cid``: every write of a checkpoint) starts with this byte; a value
 # of the layout before it (one write, 8-hex-digit length prefixes) starts with a hex digit.
 _WRITES_MARK = 2
 
 
 def _encode_writes(writes: Sequence[WriteRow], upsert: bool) -> bytes:
-    """One packed write value: ``\x02``, then per (task_id, task_path) a group ``V(task_id) V(body)``, ``body =
+    """One packed write value: ``\\x02``, then per (task_id, task_path) a group ``V(task_id) V(body)``, ``body =
     V(task_path)`` and per write ``varint(zigzag(idx)) V(channel) V(type) V(bytes)`` (``V(x) = varint(len(x)) x``).
     A (task_id, idx) repeated in ``writes`` keeps its first value, or its last when ``upsert`` (as one HSETNX / HSET
     per write did)."""

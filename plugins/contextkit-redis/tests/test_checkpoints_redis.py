@@ -397,3 +397,61 @@ async def test_a_thread_with_writes_of_the_older_layout_reads_writes_copies_and_
     for tid in (old, new):
         await store.cp_delete_thread(f"{tid}-copy")
         await store.cp_delete_thread(tid)
+
+
+def test_records_are_varint_packed_and_the_older_format_still_decodes() -> None:
+    """A record is ``\\x01`` and varint-length parts (a 20 KB checkpoint needs a 3-byte length); one of the
+    8-hex-digit format decodes to the same row; a damaged record is CorruptData."""
+    row = CheckpointRow("t", "ns", "c2", "c1", ("msgpack", b"\x00" * 20_000), {"step": 3, "é": [1]}, {"a": "1", "b\x00": "2"})
+    raw = redis_checkpoints._encode_record(row)
+    assert raw[0] == 1
+    parts = redis_checkpoints._record_parts(raw)
+    old = redis_checkpoints._pack(*parts)
+    assert len(raw) == len(old) - 5 * 8 + 1 + 1 + 1 + 3 + 1 + 1
+    for stored in (raw, old):
+        assert redis_checkpoints._decode_record("t", "ns", "c2", stored) == (row, ["a", "b\x00"])
+    for bad in (raw[:-1], raw + b"x", raw[:2]):
+        with pytest.raises(CorruptData):
+            redis_checkpoints._decode_record("t", "ns", "c2", bad)
+
+
+@pytest.mark.redis
+async def test_records_of_the_older_format_read_walk_and_delete_alike(store: RedisHotStore) -> None:
+    """A thread whose records were stored in the 8-hex-digit format (some of them) reads back (get, list,
+    DeltaChannel history through their parents), deletes (blobs only they referenced go), copies and prunes as
+    the same thread stored in the varint format."""
+    old, new = f"oldrec-{uuid.uuid4().hex[:6]}", f"newrec-{uuid.uuid4().hex[:6]}"
+    ids = [make_checkpoint_id() for _ in range(4)]
+    for tid in (old, new):
+        parent = None
+        for i, cid in enumerate(ids):
+            blob = ("json", b"[%d]" % i) if i % 2 == 0 else ("empty", b"")
+            row = CheckpointRow(tid, "", cid, parent, ("json", b"{}"), {"step": i}, {"m": str(i), "k": str(i)})
+            await store.cp_put(row, {("m", str(i)): blob, ("k", str(i)): ("json", b"k") if i == 0 else ("empty", b"")})
+            await store.cp_put_writes(tid, "", cid, [_w("t", 0, "m", b"w%d" % i)], False)
+            parent = cid
+    cp_key = store._lg_keys(old)[2]
+    for cid in ids[:3]:
+        field = redis_checkpoints._prefix("") + cid.encode()
+        rec = await store.client.hget(cp_key, field)
+        await store.client.hset(cp_key, field, redis_checkpoints._pack(*redis_checkpoints._record_parts(rec)))
+        assert (await store.client.hget(cp_key, field))[:1] == b"0"
+    assert await _snapshot(store, old) == await _snapshot(store, new)
+    walks = [await store.cp_delta_history(tid, "", None, ["m"]) for tid in (old, new)]
+    assert walks[0] == walks[1] and walks[0] is not None
+    assert [s.checkpoint_id for s in walks[0].steps] == [ids[2]]
+    walks = [await store.cp_delta_history(tid, "", None, ["k"]) for tid in (old, new)]
+    assert walks[0] == walks[1] and walks[0] is not None
+    assert [s.checkpoint_id for s in walks[0].steps] == [ids[2], ids[1], ids[0]]  # through the older records
+    for tid in (old, new):
+        await store._lg_delete(tid, [("", [ids[2]], [], {})])
+        await store.cp_copy_thread(tid, tid + "-copy")
+    assert await _snapshot(store, old) == await _snapshot(store, new) == await _snapshot(store, new + "-copy")
+    assert await _snapshot(store, old + "-copy") == await _snapshot(store, new)
+    blob_fields = [sorted(await store.client.hkeys(store._lg_keys(tid)[3])) for tid in (old, new)]
+    assert blob_fields[0] == blob_fields[1] and len(blob_fields[0]) == 6  # m@2, k@2 went with the only record using them
+    for tid in (old, new):
+        await store.cp_prune([tid], True)
+    assert await _snapshot(store, old) == await _snapshot(store, new)
+    for tid in (old, new, old + "-copy", new + "-copy"):
+        await store.cp_delete_thread(tid)

@@ -6,15 +6,8 @@
 -- is here) or '0' (it is not), then per ancestor visited, nearest first: its id, the number of its write values
 -- and those values (its packed values, whose writes the caller filters to the channels still walking, and the
 -- old layout's writes to those channels), the number of seeds and (channel, blob value) pairs.
-local function part(s, k)
-  -- the k-th length-prefixed part (8 hex digits of length, then the bytes) of a record or a write value
-  local pos = 1
-  for _ = 1, k - 1 do pos = pos + 8 + tonumber(string.sub(s, pos, pos + 7), 16) end
-  local n = tonumber(string.sub(s, pos, pos + 7), 16)
-  return string.sub(s, pos + 8, pos + 7 + n)
-end
 local function parent_of(rec)
-  local p = part(rec, 5)
+  local p = rpart(rec, 5)
   if #p == 0 then return nil end
   return string.sub(p, 2)
 end
@@ -64,7 +57,7 @@ while cursor and nleft > 0 and not seen[cursor] do
   local packed = redis.call('HGET', KEYS[6], pfx .. cursor)
   if packed then writes[1] = packed end
   for _, w in ipairs(side_values(KEYS, side_members(KEYS, pfx .. cursor))) do
-    if string.sub(w, 1, 1) == WMARK or left[part(w, 3)] then writes[#writes + 1] = w end
+    if string.sub(w, 1, 1) == WMARK or left[rpart(w, 3)] then writes[#writes + 1] = w end
   end
   put_all(out, writes)
   local v = versions(rec)

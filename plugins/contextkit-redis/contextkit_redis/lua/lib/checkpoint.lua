@@ -35,10 +35,6 @@ local function in_bounds(member, high, low)
   end
   return true
 end
-local function versions(rec)
-  local n = tonumber(string.sub(rec, 1, 8), 16)
-  return cjson.decode(string.sub(rec, 9, 8 + n))
-end
 local function hmget(key, fields)
   local out = {}
   for i = 1, #fields, 1000 do
@@ -83,6 +79,28 @@ local function vpart(s, pos)
   local n
   n, pos = vint(s, pos)
   return string.sub(s, pos, pos + n - 1), pos + n
+end
+-- The k-th part of a record ('\1', then varint-length parts: the versions JSON, checkpoint type and bytes,
+-- metadata JSON, parent) or of a value of the older 8-hex-digit format (records and writes written before).
+local RMARK = '\1'
+local function rpart(s, k)
+  local pos
+  if string.sub(s, 1, 1) == RMARK then
+    pos = 2
+    local n
+    for _ = 1, k - 1 do
+      n, pos = vint(s, pos)
+      pos = pos + n
+    end
+    return (vpart(s, pos))
+  end
+  pos = 1
+  for _ = 1, k - 1 do pos = pos + 8 + tonumber(string.sub(s, pos, pos + 7), 16) end
+  local n = tonumber(string.sub(s, pos, pos + 7), 16)
+  return string.sub(s, pos + 8, pos + 7 + n)
+end
+local function versions(rec)
+  return cjson.decode(rpart(rec, 1))
 end
 -- lg:wk members under checkpoint field f (P(ns) cid) .. '\0' name lg:wv fields of two kinds: writes of the layout
 -- before packed writes ('f\0task\0idx', one write in 8-hex-digit length-prefixed parts) and the tasks of a
