@@ -333,7 +333,13 @@ async def test_a_thread_with_writes_of_the_older_layout_reads_writes_copies_and_
     old, new = f"old-{uuid.uuid4().hex[:6]}", f"new-{uuid.uuid4().hex[:6]}"
     c1, c2, c3 = make_checkpoint_id(), make_checkpoint_id(), make_checkpoint_id()
     writes = {
-        ("", c1): [_w("t1", 0, "m", b"1"), _w("t1", 1, "branch", b"b", "~p"), _w("t2", -1, "__error__", b"e")],
+        ("", c1): [
+            _w("t1", 0, "m", b"1"),
+            _w("t1", 1, "branch", b"b", "~p"),
+            _w("t2", -1, "__error__", b"e"),
+            WriteRow("t5", 0, "m", ("\x01odd type", b"q")),
+            WriteRow("t5", 1, "m", ("", b"")),
+        ],
         ("", c2): [_w("t1", 0, "m", b"2"), _w("t1", 10, "m", b"2b"), _w("t1", 2, "other", b"o")],
         ("", c3): [_w("t3", 5, "m", b"pending")],
         ("sub:1", c1): [_w("s", 0, "m", b"sub")],
@@ -351,7 +357,7 @@ async def test_a_thread_with_writes_of_the_older_layout_reads_writes_copies_and_
             else:
                 await store.cp_put_writes(tid, ns, cid, rows, False)
     wk = store._lg_keys(old)[4]
-    assert await store.client.zcard(wk) == 8
+    assert await store.client.zcard(wk) == 10
     assert await _snapshot(store, old) == await _snapshot(store, new)
     for tid in (old, new):
         assert _sorted_writes(await store.cp_get(tid, "", c2)) == _order(writes[("", c2)])
@@ -359,7 +365,7 @@ async def test_a_thread_with_writes_of_the_older_layout_reads_writes_copies_and_
     assert walks[0] == walks[1]
     assert walks[0] is not None and [(s.checkpoint_id, _order(s.writes)) for s in walks[0].steps] == [
         (c2, [_w("t1", 0, "m", b"2"), _w("t1", 10, "m", b"2b")]),
-        (c1, [_w("t1", 0, "m", b"1")]),
+        (c1, [_w("t1", 0, "m", b"1"), *writes[("", c1)][3:]]),
     ]
     # new writes on a checkpoint holding old ones: the same (task_id, idx) kept, or replaced when upserted
     for tid in (old, new):
@@ -371,8 +377,10 @@ async def test_a_thread_with_writes_of_the_older_layout_reads_writes_copies_and_
         _w("t1", 1, "branch", b"b", "~p"),
         _w("t2", -1, "__error__", b"replaced"),
         _w("t4", 0, "m", b"new task"),
+        WriteRow("t5", 0, "m", ("\x01odd type", b"q")),
+        WriteRow("t5", 1, "m", ("", b"")),
     ]
-    assert await store.client.zcard(wk) == 5  # c1's three old writes moved into its packed value
+    assert await store.client.zcard(wk) == 5  # c1's five old writes moved into its packed value
     # copies: into a fresh thread, and over a target holding old writes of the same checkpoint
     copies = {}
     for tid in (old, new):
@@ -400,19 +408,37 @@ async def test_a_thread_with_writes_of_the_older_layout_reads_writes_copies_and_
 
 
 def test_records_are_varint_packed_and_the_older_format_still_decodes() -> None:
-    """A record is ``\\x01`` and varint-length parts (a 20 KB checkpoint needs a 3-byte length); one of the
-    8-hex-digit format decodes to the same row; a damaged record is CorruptData."""
-    row = CheckpointRow("t", "ns", "c2", "c1", ("msgpack", b"\x00" * 20_000), {"step": 3, "é": [1]}, {"a": "1", "b\x00": "2"})
+    """A record is ``\\x01`` and varint-length parts (a 20 KB checkpoint needs a 3-byte length), a known type in
+    one byte (any other as text), the parent as the bytes it does not share with the id; one of the 8-hex-digit
+    format decodes to the same row; a damaged record is CorruptData."""
+    row = CheckpointRow(
+        "t", "ns", "1f1f-0002", "1f1f-0001", ("msgpack", b"\x00" * 20_000), {"step": 3, "é": [1]}, {"a": "1", "b\x00": "2"}
+    )
     raw = redis_checkpoints._encode_record(row)
     assert raw[0] == 1
-    parts = redis_checkpoints._record_parts(raw)
-    old = redis_checkpoints._pack(*parts)
-    assert len(raw) == len(old) - 5 * 8 + 1 + 1 + 1 + 3 + 1 + 1
+    _, kind, _, _, parent = redis_checkpoints._record_parts(raw)
+    assert kind == b"\x01" and parent == b"+\x08" + b"1"
+    old = _old_record(row)
+    assert len(raw) == len(old) - 5 * 8 + 1 + 1 + 1 + 3 + 1 + 1 - 6 - 7
     for stored in (raw, old):
-        assert redis_checkpoints._decode_record("t", "ns", "c2", stored) == (row, ["a", "b\x00"])
+        assert redis_checkpoints._decode_record("t", "ns", "1f1f-0002", stored) == (row, ["a", "b\x00"])
+    for kind_text in ("", "\x01", "\x00x", "t\x00y", "msgpack+aes", "j"):
+        for cid, parent_id in (("c2", None), ("c2", "c1"), ("abc-2", "abc-1"), ("x", "a much longer parent id"), ("é-2", "é-1")):
+            other = CheckpointRow("t", "", cid, parent_id, (kind_text, b"c"), {}, {})
+            assert redis_checkpoints._decode_record("t", "", cid, redis_checkpoints._encode_record(other))[0] == other
     for bad in (raw[:-1], raw + b"x", raw[:2]):
         with pytest.raises(CorruptData):
             redis_checkpoints._decode_record("t", "ns", "c2", bad)
+
+
+def _old_record(row: CheckpointRow) -> bytes:
+    """A record as stored before the varint format: 8-hex-digit lengths, the type as text, the parent as "=" id."""
+    flat = [item for pair in row.channel_versions.items() for item in pair]
+    parent = b"" if row.parent_checkpoint_id is None else b"=" + row.parent_checkpoint_id.encode()
+    kind, data = row.checkpoint
+    return redis_checkpoints._pack(
+        redis_checkpoints._json(flat), kind.encode(), data, redis_checkpoints._json(row.metadata), parent
+    )
 
 
 @pytest.mark.redis
@@ -433,8 +459,8 @@ async def test_records_of_the_older_format_read_walk_and_delete_alike(store: Red
     cp_key = store._lg_keys(old)[2]
     for cid in ids[:3]:
         field = redis_checkpoints._prefix("") + cid.encode()
-        rec = await store.client.hget(cp_key, field)
-        await store.client.hset(cp_key, field, redis_checkpoints._pack(*redis_checkpoints._record_parts(rec)))
+        row = redis_checkpoints._decode_record(old, "", cid, await store.client.hget(cp_key, field))[0]
+        await store.client.hset(cp_key, field, _old_record(row))
         assert (await store.client.hget(cp_key, field))[:1] == b"0"
     assert await _snapshot(store, old) == await _snapshot(store, new)
     walks = [await store.cp_delta_history(tid, "", None, ["m"]) for tid in (old, new)]

@@ -6,9 +6,11 @@
 -- is here) or '0' (it is not), then per ancestor visited, nearest first: its id, the number of its write values
 -- and those values (its packed values, whose writes the caller filters to the channels still walking, and the
 -- old layout's writes to those channels), the number of seeds and (channel, blob value) pairs.
-local function parent_of(rec)
+local function parent_of(rec, id)
+  -- '' (none), '=' id, or '+', the byte count shared with the record's own id, the rest (_parent_part in Python)
   local p = rpart(rec, 5)
   if #p == 0 then return nil end
+  if string.sub(p, 1, 1) == '+' then return string.sub(id, 1, string.byte(p, 2)) .. string.sub(p, 3) end
   return string.sub(p, 2)
 end
 local pfx, cid = ARGV[1], ARGV[2]
@@ -32,7 +34,7 @@ local seen = {}
 local cursor = cid
 if ARGV[3] ~= '1' then
   seen[cid] = true
-  cursor = parent_of(rec)
+  cursor = parent_of(rec, cid)
   rec = nil
 end
 local steps = 0
@@ -90,7 +92,7 @@ while cursor and nleft > 0 and not seen[cursor] do
     left[seeds[i]] = nil
     nleft = nleft - 1
   end
-  cursor = parent_of(rec)
+  cursor = parent_of(rec, cursor)
   rec = nil
 end
 return out

@@ -194,7 +194,10 @@ local function from_legacy(values)
     local idx = tonumber(p[2])
     local z = idx * 2
     if idx < 0 then z = -idx * 2 - 1 end
-    ws[#ws + 1] = {z, venc(z) .. venc(#p[3]) .. p[3] .. venc(#p[4]) .. p[4] .. venc(#p[5]) .. p[5]}
+    -- the type as text (_type_part in Python: after a NUL when empty or starting below 0x20)
+    local kind = p[4]
+    if #kind == 0 or string.byte(kind, 1) < 32 then kind = '\0' .. kind end
+    ws[#ws + 1] = {z, venc(z) .. venc(#p[3]) .. p[3] .. venc(#kind) .. kind .. venc(#p[5]) .. p[5]}
   end
   if tid then out[#out + 1] = wgroup(tid, path, ws)[2] end
   return table.concat(out)
