@@ -431,6 +431,26 @@ def test_records_are_varint_packed_and_the_older_format_still_decodes() -> None:
             redis_checkpoints._decode_record("t", "ns", "c2", bad)
 
 
+def test_record_metadata_is_zstd_packed_with_its_dictionary_when_that_is_smaller() -> None:
+    """LangGraph's metadata of a chat turn is stored in a third of its JSON; metadata too small to gain stays JSON;
+    a damaged compressed metadata is CorruptData."""
+    metadata = {"source": "loop", "step": 72, "parents": {}, "counters_since_delta_snapshot": {"messages": [49, 74]}}
+    for meta in (metadata, {}, {"x": "é" * 500, "step": 1}):
+        row = CheckpointRow("t", "", "c2", "c1", ("json", b"{}"), meta, {})
+        raw = redis_checkpoints._encode_record(row)
+        assert redis_checkpoints._decode_record("t", "", "c2", raw)[0] == row
+        part = redis_checkpoints._record_parts(raw)[3]
+        if meta == {}:
+            assert part == b"{}"
+        else:
+            assert part[:1] == b"\x01" and len(part) < len(redis_checkpoints._json(meta)) / 2
+    assert len(redis_checkpoints._record_parts(redis_checkpoints._encode_record(replace(row, metadata=metadata)))[3]) < 40
+    vjson, kind, data, part, parent = redis_checkpoints._record_parts(raw)
+    broken = b"\x01" + b"".join(redis_checkpoints._vpart(p) for p in (vjson, kind, data, part[:-3] + b"xyz", parent))
+    with pytest.raises(CorruptData):
+        redis_checkpoints._decode_record("t", "", "c2", broken)
+
+
 def _old_record(row: CheckpointRow) -> bytes:
     """A record as stored before the varint format: 8-hex-digit lengths, the type as text, the parent as "=" id."""
     flat = [item for pair in row.channel_versions.items() for item in pair]
