@@ -21,8 +21,9 @@ prefix-free, so a lexicographic range over ``P(ns)`` holds exactly that namespac
   8-hex-digit lengths, no marker, the metadata as JSON, the type as text and the parent as ``"=" id``; both are
   read (``_decode_record``, ``rpart`` and ``parent_of`` in Lua). A record of a chat turn is ~240 bytes (jemalloc's
   256-byte class with the sds header; 360 bytes and the 384-byte class before);
-* ``lg:blobs`` HASH ``P(ns) channel "\\0" version`` -> ``"<type length>:" type bytes``, written only for new
-  versions;
+* ``lg:blobs`` HASH ``P(ns) channel "\\0" version`` -> a known type's one-byte code and the bytes, or
+  ``"<type length>:" type bytes`` (other types; every value written before the codes), written only for new
+  versions (``_pack_typed``);
 * ``lg:wv``    HASH ``P(ns) cid`` -> every pending write of the checkpoint, packed (``_encode_writes``: ``\\x02``,
   then per task a group holding its task id and task path once and its writes' idx, channel, type and bytes,
   lengths as varints). ``cp_put_writes`` merges its writes in (``merge_writes`` in the Lua library): a stored
@@ -228,7 +229,8 @@ def _json(value: Any) -> bytes:
 
 
 # Type tags a record or a packed write stores as one byte (its index + 1; append only: stored values name them).
-# Any other tag is stored as its text, after a NUL when it is empty or starts with a byte below 0x20.
+# Any other tag is stored as its text, after a NUL when it is empty or starts with a byte below 0x20. Never a shared
+# list's record or block type ("...+list", "ck-block"): lib/nodes.lua finds those by their text.
 _TYPES = ("msgpack", "msgpack+zsd1", "msgpack+zstd", "msgpack+zlib", "json", "null", "bytes", "bytearray", "empty", "pickle")
 _TYPE_CODES = {kind: bytes((i,)) for i, kind in enumerate(_TYPES, 1)}
 
@@ -397,11 +399,21 @@ def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[Check
 
 
 def _pack_typed(kind: str, data: bytes) -> bytes:
+    """A lg:blobs value: a known type's one-byte code (``_TYPES``) and the bytes, or ``"<type length>:" type``
+    and the bytes (other types, and every value written before the codes)."""
+    code = _TYPE_CODES.get(kind)
+    if code is not None:
+        return code + data
     tag = _b(kind)
     return b"%d:%b%b" % (len(tag), tag, data)
 
 
 def _typed(raw: bytes) -> Typed:
+    if raw[:1] and 0 < raw[0] < 0x20:
+        try:
+            return (_TYPES[raw[0] - 1], raw[1:])
+        except IndexError:
+            raise CorruptData(f"a stored checkpoint value names unknown type code {raw[0]}") from None
     try:
         colon = raw.index(b":")
         end = colon + 1 + int(raw[:colon])
@@ -813,6 +825,7 @@ class RedisCheckpoints:
             b"1" if inclusive else b"0",
             _DELTA_MAX_STEPS,
             _b(EMPTY_BLOB_TYPE),
+            _TYPE_CODES[EMPTY_BLOB_TYPE],
             *map(_b, channels),
         ]
         raw = await self.gate("cp_delta_history", self._lg.run("delta_history", self._lg_thread_keys(thread_id)[:6], args))

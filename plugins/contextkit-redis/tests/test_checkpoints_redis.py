@@ -431,6 +431,20 @@ def test_records_are_varint_packed_and_the_older_format_still_decodes() -> None:
             redis_checkpoints._decode_record("t", "ns", "c2", bad)
 
 
+def test_blob_values_name_a_known_type_in_one_byte_and_others_as_text() -> None:
+    """``_pack_typed``: one byte for a known type, ``"<length>:" type`` for any other; both forms (and values
+    written before the codes) read back; an unknown code is CorruptData."""
+    for kind in ("msgpack+zsd1", "empty", "json", "msgpack+aes", "", "\x01", "x:y"):
+        for data in (b"", b"\x00\x01:", b"v" * 300):
+            raw = redis_checkpoints._pack_typed(kind, data)
+            assert redis_checkpoints._typed(raw) == (kind, data)
+            assert redis_checkpoints._typed(b"%d:%b%b" % (len(kind.encode()), kind.encode(), data)) == (kind, data)
+    assert redis_checkpoints._pack_typed("msgpack+zsd1", b"v") == b"\x02v"
+    for bad in (b"\x1fv", b"", b"x"):
+        with pytest.raises(CorruptData):
+            redis_checkpoints._typed(bad)
+
+
 def test_record_metadata_is_zstd_packed_with_its_dictionary_when_that_is_smaller() -> None:
     """LangGraph's metadata of a chat turn is stored in a third of its JSON; metadata too small to gain stays JSON;
     a damaged compressed metadata is CorruptData."""
@@ -463,9 +477,9 @@ def _old_record(row: CheckpointRow) -> bytes:
 
 @pytest.mark.redis
 async def test_records_of_the_older_format_read_walk_and_delete_alike(store: RedisHotStore) -> None:
-    """A thread whose records were stored in the 8-hex-digit format (some of them) reads back (get, list,
-    DeltaChannel history through their parents), deletes (blobs only they referenced go), copies and prunes as
-    the same thread stored in the varint format."""
+    """A thread whose records were stored in the 8-hex-digit format (some of them) and blob values with their type
+    as text reads back (get, list, DeltaChannel history through their parents, its seeds and empty markers),
+    deletes (blobs only they referenced go), copies and prunes as the same thread stored in the newer formats."""
     old, new = f"oldrec-{uuid.uuid4().hex[:6]}", f"newrec-{uuid.uuid4().hex[:6]}"
     ids = [make_checkpoint_id() for _ in range(4)]
     for tid in (old, new):
@@ -482,6 +496,11 @@ async def test_records_of_the_older_format_read_walk_and_delete_alike(store: Red
         row = redis_checkpoints._decode_record(old, "", cid, await store.client.hget(cp_key, field))[0]
         await store.client.hset(cp_key, field, _old_record(row))
         assert (await store.client.hget(cp_key, field))[:1] == b"0"
+    # and every blob value in the "<type length>:" type form
+    blobs_key = store._lg_keys(old)[3]
+    for field, value in (await store.client.hgetall(blobs_key)).items():
+        kind, data = redis_checkpoints._typed(value)
+        await store.client.hset(blobs_key, field, b"%d:%b%b" % (len(kind), kind.encode(), data))
     assert await _snapshot(store, old) == await _snapshot(store, new)
     walks = [await store.cp_delta_history(tid, "", None, ["m"]) for tid in (old, new)]
     assert walks[0] == walks[1] and walks[0] is not None

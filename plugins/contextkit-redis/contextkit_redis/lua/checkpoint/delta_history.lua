@@ -1,7 +1,7 @@
 --! uses: checkpoint
 -- A DeltaChannel history walk, next to the data (see RedisCheckpoints.cp_delta_history).
 -- KEYS: ids, all, cp, blobs, wk, wv. ARGV: pfx, cid ('' = the newest of the namespace), inclusive ('1' | '0'),
--- max steps, the empty blob's type, channel...
+-- max steps, the empty blob's type as text and as its one-byte code (_pack_typed in Python), channel...
 -- Returns the start id, the id to resume at (nil: none), '1' when the walk stopped at max steps (that ancestor
 -- is here) or '0' (it is not), then per ancestor visited, nearest first: its id, the number of its write values
 -- and those values (its packed values, whose writes the caller filters to the channels still walking, and the
@@ -21,9 +21,9 @@ if cid == '' then
 end
 local rec = redis.call('HGET', KEYS[3], pfx .. cid)
 if not rec then return false end
-local max_steps, empty = tonumber(ARGV[4]), ARGV[5]
+local max_steps, empty, empty_code = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local left, nleft = {}, 0
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   if not left[ARGV[i]] then
     left[ARGV[i]] = true
     nleft = nleft + 1
@@ -76,8 +76,15 @@ while cursor and nleft > 0 and not seen[cursor] do
     for i = 1, #fields do
       local b = blobs[i]
       if b then
-        local colon = string.find(b, ':', 1, true)
-        local kind = string.sub(b, colon + 1, colon + tonumber(string.sub(b, 1, colon - 1)))
+        -- a known type's one-byte code, or (other types, values written before) '<length>:' type
+        local kind
+        if string.byte(b, 1) < 32 then
+          kind = string.sub(b, 1, 1)
+          if kind == empty_code then kind = empty end
+        else
+          local colon = string.find(b, ':', 1, true)
+          kind = string.sub(b, colon + 1, colon + tonumber(string.sub(b, 1, colon - 1)))
+        end
         if kind ~= empty then
           seeds[#seeds + 1] = chs[i]
           seeds[#seeds + 1] = b

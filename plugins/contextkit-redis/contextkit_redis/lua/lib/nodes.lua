@@ -18,7 +18,9 @@ local function b64url(s)
   return table.concat(out)
 end
 local function typed(raw)
-  -- a stored blob value ("<type length>:" type bytes) -> type, bytes
+  -- a stored blob value ("<type length>:" type bytes) -> type, bytes; a value of a known type starts with its
+  -- one-byte code instead (_pack_typed in Python), returned as the type: no list record or block is one of those
+  if string.byte(raw, 1) < 32 then return string.sub(raw, 1, 1), string.sub(raw, 2) end
   local colon = string.find(raw, ':', 1, true)
   local size = tonumber(string.sub(raw, 1, colon - 1))
   return string.sub(raw, colon + 1, colon + size), string.sub(raw, colon + size + 1)
