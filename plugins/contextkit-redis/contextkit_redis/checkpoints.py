@@ -14,13 +14,14 @@ prefix-free, so a lexicographic range over ``P(ns)`` holds exactly that namespac
   merges it with the root namespace's range of ``lg:ids``, and the newest id of the thread for a tombstone is the
   higher of the two; threads written before this layout also hold their root ids here, merged once);
 * ``lg:cp``    HASH ``P(ns) cid`` -> the record: ``\\x01``, then varint-length parts holding the channel
-  versions as a JSON array ``[channel, version, ...]`` (first, so Lua reads it without parsing the rest), the
-  checkpoint type (a known one as one byte: ``_type_part``) and bytes, the metadata JSON (``\\x01`` and a zstd
-  frame of it with a dictionary of LangGraph's metadata keys when that is smaller: ``_pack_meta``) and the parent
-  id as the bytes it does not share with the checkpoint's id (``_parent_part``). Records written before have
-  8-hex-digit lengths, no marker, the metadata as JSON, the type as text and the parent as ``"=" id``; both are
-  read (``_decode_record``, ``rpart`` and ``parent_of`` in Lua). A record of a chat turn is ~240 bytes (jemalloc's
-  256-byte class with the sds header; 360 bytes and the 384-byte class before);
+  versions (``_encode_versions``; first, so Lua reads them without parsing the rest), the checkpoint type (a
+  known one as one byte: ``_type_part``) and bytes, the metadata JSON (``\\x01`` and a zstd frame of it with a
+  dictionary of LangGraph's metadata keys when that is smaller: ``_pack_meta``) and the parent id as the bytes
+  it does not share with the checkpoint's id (``_parent_part``). Records written before have 8-hex-digit
+  lengths, no marker, the versions as a JSON array ``[channel, version, ...]``, the metadata as JSON, the type as
+  text and the parent as ``"=" id``; both are read (``_decode_record``; ``versions``, ``rpart`` and
+  ``parent_of`` in Lua). A record of a chat turn is ~205 bytes (jemalloc's 224-byte class with the sds header;
+  360 bytes and the 384-byte class before);
 * ``lg:blobs`` HASH ``P(ns) channel "\\0" version`` -> a known type's one-byte code and the bytes, or
   ``"<type length>:" type bytes`` (other types; every value written before the codes), written only for new
   versions (``_pack_typed``);
@@ -323,16 +324,53 @@ def _unpack_meta(part: bytes) -> bytes:
         raise CorruptData(f"a checkpoint's compressed metadata cannot be read: {exc}") from exc
 
 
-def _encode_record(row: CheckpointRow) -> bytes:
+def _encode_versions(versions: Mapping[str, Any]) -> bytes:
+    """The versions part of a record: per channel ``V(channel)``, then ``varint(len + 1)`` and the version, or
+    ``0`` for the previous channel's version (a turn's channels mostly share one: 52 bytes instead of 88 of JSON)."""
+    varint = _varint
+    out: list[bytes] = []
+    append = out.append
+    prev: str | None = None
+    for channel, version in versions.items():
+        raw = channel.encode("utf-8")
+        append(varint(len(raw)))
+        append(raw)
+        text = version if type(version) is str else str(version)
+        if text == prev:
+            append(b"\0")
+        else:
+            raw = text.encode("utf-8")
+            append(varint(len(raw) + 1))
+            append(raw)
+            prev = text
+    return b"".join(out)
+
+
+def _decode_versions(part: bytes) -> list[str]:
+    """``[channel, version, ...]`` of a versions part (``_encode_versions``)."""
     flat: list[str] = []
-    append = flat.append
-    for channel, version in row.channel_versions.items():
-        append(channel)
-        append(version if type(version) is str else str(version))
+    pos, end = 0, len(part)
+    prev: str | None = None
+    while pos < end:
+        size, pos = _varint_at(part, pos)
+        flat.append(part[pos : pos + size].decode("utf-8"))
+        size, pos = _varint_at(part, pos + size)
+        if size:
+            prev = part[pos : pos + size - 1].decode("utf-8")
+            pos += size - 1
+        elif prev is None:
+            raise ValueError("a version refers to a previous one that is not there")
+        flat.append(prev)
+    if pos != end:
+        raise ValueError("the versions part is truncated")
+    return flat
+
+
+def _encode_record(row: CheckpointRow) -> bytes:
     parent = _parent_part(row.checkpoint_id, row.parent_checkpoint_id)
     ctype, cbytes = row.checkpoint
     metadata = row.metadata
-    vjson = _json(flat)
+    vjson = _encode_versions(row.channel_versions)
     kind = _type_part(ctype)
     data = bytes(cbytes)
     meta = _pack_meta(_json(metadata if type(metadata) is dict else dict(metadata)))
@@ -376,11 +414,12 @@ def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[Check
     """The row and the channels in the order of the stored versions array (the order blob values come in)."""
     vjson, ctype, cbytes, meta, parent = _record_parts(raw)
     try:
-        flat = archive_loads(vjson)
         if raw[:1] == _RECORD_MARK:
+            flat = _decode_versions(vjson)
             metadata = archive_loads(_unpack_meta(meta))
             kind, parent_id = _type_of(ctype), _parent_of(cid, parent)
-        else:  # the 8-hex-digit format: the metadata JSON, the type as text, the parent as "=" id
+        else:  # the 8-hex-digit format: JSON versions and metadata, the type as text, the parent as "=" id
+            flat = archive_loads(vjson)
             metadata = archive_loads(meta)
             kind, parent_id = ctype.decode("utf-8"), parent[1:].decode("utf-8") if parent else None
     except (ValueError, IndexError) as exc:

@@ -419,9 +419,18 @@ def test_records_are_varint_packed_and_the_older_format_still_decodes() -> None:
     _, kind, _, _, parent = redis_checkpoints._record_parts(raw)
     assert kind == b"\x01" and parent == b"+\x08" + b"1"
     old = _old_record(row)
-    assert len(raw) == len(old) - 5 * 8 + 1 + 1 + 1 + 3 + 1 + 1 - 6 - 7
+    # lengths 40 -> 8 bytes, versions 23 -> 9 ('["a","1","b\\u0000","2"]'), type 7 -> 1, parent 10 -> 3
+    assert len(raw) == len(old) - 32 - 14 - 6 - 7
     for stored in (raw, old):
         assert redis_checkpoints._decode_record("t", "ns", "1f1f-0002", stored) == (row, ["a", "b\x00"])
+    for versions in ({}, {"a": "1", "b": "1", "c": "", "d": "", "é": "2", "f": "1"}, {"x": "v" * 200}):
+        other = replace(row, channel_versions=versions)
+        decoded = redis_checkpoints._decode_record("t", "ns", row.checkpoint_id, redis_checkpoints._encode_record(other))
+        assert decoded == (other, list(versions))
+    shared = redis_checkpoints._encode_versions({"__start__": "b22.1", "messages": "b22.1", "branch:to:x": "b22.1"})
+    assert shared == b"\x09__start__\x06b22.1\x08messages\x00\x0bbranch:to:x\x00"
+    with pytest.raises(CorruptData):  # a first version that refers to a previous one
+        redis_checkpoints._decode_record("t", "", "c", b"\x01\x03\x01a\x00\x01\x01\x00\x02{}\x00")
     for kind_text in ("", "\x01", "\x00x", "t\x00y", "msgpack+aes", "j"):
         for cid, parent_id in (("c2", None), ("c2", "c1"), ("abc-2", "abc-1"), ("x", "a much longer parent id"), ("é-2", "é-1")):
             other = CheckpointRow("t", "", cid, parent_id, (kind_text, b"c"), {}, {})

@@ -80,8 +80,8 @@ local function vpart(s, pos)
   n, pos = vint(s, pos)
   return string.sub(s, pos, pos + n - 1), pos + n
 end
--- The k-th part of a record ('\1', then varint-length parts: the versions JSON, checkpoint type and bytes,
--- metadata JSON, parent) or of a value of the older 8-hex-digit format (records and writes written before).
+-- The k-th part of a record ('\1', then varint-length parts: the channel versions, checkpoint type and bytes,
+-- metadata, parent) or of a value of the older 8-hex-digit format (records and writes written before).
 local RMARK = '\1'
 local function rpart(s, k)
   local pos
@@ -99,8 +99,25 @@ local function rpart(s, k)
   local n = tonumber(string.sub(s, pos, pos + 7), 16)
   return string.sub(s, pos + 8, pos + 7 + n)
 end
+-- A record's channel versions as {channel, version, ...}: per channel V(channel), then varint(#version + 1) and the
+-- version, or 0 for the previous channel's version (_encode_versions in Python); a JSON array in older records.
 local function versions(rec)
-  return cjson.decode(rpart(rec, 1))
+  if string.sub(rec, 1, 1) ~= RMARK then return cjson.decode(rpart(rec, 1)) end
+  local n, pos = vint(rec, 2)
+  local stop = pos + n
+  local out, prev = {}, nil
+  while pos < stop do
+    local ch, m
+    ch, pos = vpart(rec, pos)
+    m, pos = vint(rec, pos)
+    if m > 0 then
+      prev = string.sub(rec, pos, pos + m - 2)
+      pos = pos + m - 1
+    end
+    out[#out + 1] = ch
+    out[#out + 1] = prev
+  end
+  return out
 end
 -- lg:wk members under checkpoint field f (P(ns) cid) .. '\0' name lg:wv fields of two kinds: writes of the layout
 -- before packed writes ('f\0task\0idx', one write in 8-hex-digit length-prefixed parts) and the tasks of a
