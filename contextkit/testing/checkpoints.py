@@ -60,6 +60,7 @@ from contextkit.stores import (
 
 __all__ = [
     "CheckpointStoreSuite",
+    "LossState",
     "StoreFactory",
     "XorTestCipher",
     "archive_graph",
@@ -67,6 +68,7 @@ __all__ = [
     "delta_chain",
     "delta_graph",
     "generic_delta_history",
+    "loss_graph",
     "make_checkpoint_id",
     "run_archive_graph",
     "run_langgraph_conformance",
@@ -419,6 +421,36 @@ def long_turns_graph(checkpointer: Any) -> Any:
     builder.add_node("reply", reply)
     builder.add_edge(START, "reply")
     builder.add_edge("reply", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+class LossState(TypedDict, total=False):
+    """The state of :func:`loss_graph`."""
+
+    items: Annotated[list[str], operator.add]
+    count: int
+
+
+def loss_graph(checkpointer: Any, lose: Callable[[], Awaitable[None]]) -> Any:
+    """A 2-step graph whose second step calls ``lose()`` (making the hot tier lose the thread, as a restart
+    without persistence or an expiry would) and then changes only ``count``: ``talk`` appends a ~700-character
+    answer to ``items`` (a list worth sharing, :mod:`contextkit.checkpoint_lists`, from two items on), ``lose``
+    increments ``count``. Each run's input is one more item; after ``n`` runs the state holds ``2n`` items."""
+    from langgraph.graph import END, START, StateGraph
+
+    def talk(state: LossState) -> dict[str, Any]:
+        return {"items": [f"answer {len(state.get('items', []))} " + "x" * 700]}
+
+    async def lose_step(state: LossState) -> dict[str, Any]:
+        await lose()
+        return {"count": state.get("count", 0) + 1}
+
+    builder = StateGraph(LossState)
+    builder.add_node("talk", talk)
+    builder.add_node("lose", lose_step)
+    builder.add_edge(START, "talk")
+    builder.add_edge("talk", "lose")
+    builder.add_edge("lose", END)
     return builder.compile(checkpointer=checkpointer)
 
 
@@ -1308,35 +1340,18 @@ class CheckpointStoreSuite:
         list items and the counter, through this saver and a new one. Fails when a put trusts blobs that are
         gone (the list reads back empty, or as ``CorruptData``)."""
         pytest.importorskip("langgraph.graph")
-        from langgraph.graph import END, START, StateGraph
-
         from contextkit.langgraph import ContextKitSaver
-
-        class State(TypedDict, total=False):
-            items: Annotated[list[str], operator.add]
-            count: int
 
         tid = str(uuid.uuid4())
         losses = 0
 
-        def talk(state: State) -> dict[str, Any]:
-            # Long enough to be stored as a shared list (contextkit.checkpoint_lists) once there are two items.
-            return {"items": [f"answer {len(state.get('items', []))} " + "x" * 700]}
-
-        async def lose(state: State) -> dict[str, Any]:
+        async def lose() -> None:
             nonlocal losses
             await self.lose_thread(checkpoint_store, tid)
             losses += 1
-            return {"count": state.get("count", 0) + 1}
 
         def build(saver: ContextKitSaver) -> Any:
-            builder = StateGraph(State)
-            builder.add_node("talk", talk)
-            builder.add_node("lose", lose)
-            builder.add_edge(START, "talk")
-            builder.add_edge("talk", "lose")
-            builder.add_edge("lose", END)
-            return builder.compile(checkpointer=saver)
+            return loss_graph(saver, lose)
 
         graph = build(ContextKitSaver(checkpoint_store))
         config = _config(tid)

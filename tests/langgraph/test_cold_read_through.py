@@ -7,11 +7,10 @@ The same scenario on SQLite hot + PostgreSQL cold is ``plugins/contextkit-postgr
 
 from __future__ import annotations
 
-import operator
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 import pytest
 
@@ -20,7 +19,7 @@ from contextkit.checkpoint_archive import LANGGRAPH_KIND
 from contextkit.errors import BackendUnavailable
 from contextkit.langgraph import ContextKitSaver
 from contextkit.stores import CheckpointBundle
-from contextkit.testing.checkpoints import ARCHIVE_DOC, archive_graph, run_archive_graph, state_summary
+from contextkit.testing.checkpoints import ARCHIVE_DOC, archive_graph, loss_graph, run_archive_graph, state_summary
 
 TTL = 60.0
 THREAD = "thread: cold 🙂"
@@ -41,11 +40,6 @@ async def kit() -> AsyncIterator[ContextKit]:
     async with ContextKit.from_config({"hot": "memory", "cold": "memory", "checkpoint_ttl": TTL}, env={}) as kit:
         kit.hot._cp_now = _Clock()  # type: ignore[attr-defined]
         yield kit
-
-
-class _ItemsState(TypedDict, total=False):
-    items: Annotated[list[str], operator.add]
-    count: int
 
 
 def _expire_hot(kit: ContextKit) -> None:
@@ -514,22 +508,11 @@ async def test_a_thread_expiring_between_two_steps_is_written_whole_and_archived
     that went with it, is refused (``MissingBlobs``, nothing written, no archive event) and written again with
     every value. The state reads back whole from the hot tier, each checkpoint is archived exactly once, and
     after the hot copy expires for good the archive gives the same state."""
-    from langgraph.graph import END, START, StateGraph
 
-    def talk(state: _ItemsState) -> dict[str, Any]:
-        return {"items": [f"answer {len(state.get('items', []))} " + "x" * 700]}
-
-    def lose(state: _ItemsState) -> dict[str, Any]:
+    async def lose() -> None:
         _expire_hot(kit)
-        return {"count": state.get("count", 0) + 1}
 
-    builder = StateGraph(_ItemsState)
-    builder.add_node("talk", talk)
-    builder.add_node("lose", lose)
-    builder.add_edge(START, "talk")
-    builder.add_edge("talk", "lose")
-    builder.add_edge("lose", END)
-    graph = builder.compile(checkpointer=kit.checkpointer())
+    graph = loss_graph(kit.checkpointer(), lose)
     for run in range(3):
         await graph.ainvoke({"items": [f"question {run}"]}, _config())
     expected = {"items": 6, "count": 3}
@@ -539,6 +522,6 @@ async def test_a_thread_expiring_between_two_steps_is_written_whole_and_archived
     ids = await _langgraph_events(kit)
     assert len(ids) == len(set(ids)) and state.config["configurable"]["checkpoint_id"] in ids
     _expire_hot(kit)
-    fresh = builder.compile(checkpointer=kit.checkpointer())
+    fresh = loss_graph(kit.checkpointer(), lose)
     again = await fresh.aget_state(_config())
     assert again.values == state.values
