@@ -74,7 +74,17 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -146,6 +156,41 @@ logger = logging.getLogger("contextkit.langgraph")
 
 #: Runs deleted through one saver that it remembers, to hide them from its reads of the archive.
 _REMEMBERED_DELETES = 10_000
+
+
+class _StoredHeads:
+    """Per ``(thread, ns)``: the checkpoint this saver last wrote or read there and the ``(channel, version)``
+    blobs it knows the hot tier held for it (written by its puts or read back). A put on top of that checkpoint
+    names, among its unchanged channels, the blobs known stored (``requires``, for a ``checked_puts`` store): a
+    hot tier that lost them since refuses the put. A blob never known stored (a checkpoint put by hand with
+    ``new_versions={}``, another process's put) is not required, as no saver would have stored it. Bounded like
+    the deleted runs; ``forget`` drops a thread (deleted, copied over, missed in the hot tier)."""
+
+    __slots__ = ("_threads",)
+
+    def __init__(self) -> None:
+        self._threads: OrderedDict[str, dict[str, tuple[str, frozenset[tuple[str, str]]]]] = OrderedDict()
+
+    def known(self, thread_id: str, checkpoint_ns: str, parent_id: str | None) -> frozenset[tuple[str, str]]:
+        """The blobs known stored for ``parent_id`` when it is the namespace's head, else none."""
+        found = self._threads.get(thread_id, {}).get(checkpoint_ns)
+        return found[1] if found is not None and parent_id is not None and found[0] == parent_id else frozenset()
+
+    def set(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, keys: Iterable[tuple[str, str]]) -> None:
+        """``checkpoint_id`` is the namespace's head, with ``keys`` known stored."""
+        threads = self._threads
+        heads = threads.get(thread_id)
+        if heads is None:
+            heads = threads[thread_id] = {}
+            while len(threads) > _REMEMBERED_DELETES:
+                threads.popitem(last=False)
+        else:
+            threads.move_to_end(thread_id)
+        heads[checkpoint_ns] = (checkpoint_id, frozenset(keys))
+
+    def forget(self, thread_id: str) -> None:
+        """Drop what is known of a thread."""
+        self._threads.pop(thread_id, None)
 
 
 @runtime_checkable
@@ -476,6 +521,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self._share = share_lists and isinstance(store, SharedBlobStore) and ListSharing.supports(self.serde)
         # A store that checks the blobs a put relies on (CheckedPutStore) gets them named with each put.
         self._checked = Capability.CHECKED_PUTS.value in getattr(store, "capabilities", ())
+        self._stored = _StoredHeads()
         #: What a prune keeps (``[checkpoints]``); with a limit set, what it removed is not read back from the
         #: archive either (see the module docstring).
         self.retention = retention if retention is not None and retention.limits else None
@@ -680,7 +726,20 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             bundle = await self.store.cp_get(thread_id, checkpoint_ns, checkpoint_id)
         else:
             bundle = await self._get_or_archived(thread_id, checkpoint_ns, checkpoint_id, rehydrate=True)
-        return await self._resolved(bundle, head=True) if bundle is not None else None
+        if bundle is None:
+            return None
+        if self._checked:
+            row = bundle.row
+            versions = row.channel_versions
+            self._stored.set(
+                thread_id, checkpoint_ns, row.checkpoint_id, ((ch, versions[ch]) for ch in bundle.blobs if ch in versions)
+            )
+        return await self._resolved(bundle, head=True)
+
+    def _forget(self, thread_id: str) -> None:
+        """Drop what this saver trusts of a thread's stored data (deleted, copied over, missed in the hot tier)."""
+        self._lists.forget_thread(thread_id)
+        self._stored.forget(thread_id)
 
     async def _resolved(self, bundle: CheckpointBundle, *, head: bool = False) -> CheckpointBundle:
         """``bundle`` with its shared list records replaced by the whole values (:mod:`contextkit.checkpoint_lists`);
@@ -728,7 +787,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         if checkpoint_id is None and checkpoint_ns and await store.cp_get(thread_id, "", None) is not None:
             return None  # a new subgraph namespace of a live thread: nothing to read back
         # A hot miss: what this saver remembers of the thread's stored lists may be gone with the hot copy.
-        self._lists.forget_thread(thread_id)
+        self._forget(thread_id)
         bundle = await self._archived(thread_id, checkpoint_ns, checkpoint_id)
         if bundle is None or not rehydrate:
             return bundle  # (a DeltaChannel walk reads ancestors retention kept for it: rehydrate=False)
@@ -910,11 +969,14 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             metadata=_json_metadata(get_serializable_checkpoint_metadata(config, metadata)),
             channel_versions={channel: str(version) for channel, version in versions.items()},
         )
+        known: frozenset[tuple[str, str]] = frozenset()
         if self._checked:
-            # The older versions of the channels this put did not change must still be stored (a put names them
-            # without sending them): a hot tier that lost the thread since refuses the put (CheckedPutStore).
+            # The older versions of the channels this put did not change, known stored at its parent, must still
+            # be stored (a put names them without sending them): a hot tier that lost the thread since refuses the
+            # put (CheckedPutStore).
+            known = self._stored.known(thread_id, checkpoint_ns, parent_id)
             for channel, version in row.channel_versions.items():
-                if channel in values and channel not in new_versions:
+                if channel in values and channel not in new_versions and (channel, version) in known:
                     requires.append((channel, version))
         archived: dict[str, Typed] | None = None
         if self.archive is not None:
@@ -932,12 +994,20 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             # The hot tier lost the thread under this run (restart without persistence, eviction, expiry): write
             # the checkpoint again with the value of every channel, so it reads back whole.
             logger.warning("%s; writing the checkpoint again with every value", exc)
-            self._lists.forget_thread(thread_id)
+            self._forget(thread_id)
             everything = {channel: row.channel_versions[channel] for channel in row.channel_versions if channel in values}
             blobs, shared, trees, _ = self._blobs(thread_id, checkpoint_ns, None, everything, values)
             await self._call(self._put(row, blobs, archived, []))
+            known = frozenset()
         if self._share:
             self._lists.written(thread_id, checkpoint_ns, row.checkpoint_id, trees)
+        if self._checked:
+            self._stored.set(
+                thread_id,
+                checkpoint_ns,
+                row.checkpoint_id,
+                (key for key in row.channel_versions.items() if key in known or key in blobs),
+            )
         if self.prune_every and not checkpoint_ns:
             await self._count_put(thread_id)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": row.checkpoint_id}}
@@ -1081,7 +1151,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, blob and write of the thread in every namespace; late writes of a run that
         was going are dropped, so they cannot bring it back."""
-        self._lists.forget_thread(str(thread_id))
+        self._forget(str(thread_id))
         if self.archive is None:
             await self._call(self.store.cp_delete_thread(str(thread_id)))
         else:
@@ -1135,7 +1205,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of a thread (all namespaces, the whole parent chain)."""
-        self._lists.forget_thread(str(target_thread_id))
+        self._forget(str(target_thread_id))
         if self.archive is None:
             await self._call(self.store.cp_copy_thread(str(source_thread_id), str(target_thread_id)))
         else:
@@ -1174,7 +1244,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             return
         if strategy == "delete":
             for thread_id in thread_ids:
-                self._lists.forget_thread(str(thread_id))
+                self._forget(str(thread_id))
         if self.archive is not None and strategy == "delete":
             await self._call(self._delete_archived([str(t) for t in thread_ids]))
             return

@@ -1330,6 +1330,33 @@ class CheckpointStoreSuite:
             await store.cp_put(_row(tid, fourth, parent=second, versions={"a": "v1"}), {}, requires=[("a", "v1")])
         assert await store.cp_get(tid, "", None) is None
 
+    async def test_values_a_put_does_not_store_read_back_as_with_langgraphs_own_saver(
+        self, checkpoint_store: CheckpointStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A checkpoint put by hand with values of channels that are not in ``new_versions`` (so never stored)
+        reads back without them, as with LangGraph's InMemorySaver, and a put on top of it does not ask the store
+        for them (``checked_puts`` requires only blobs the saver knows were stored): no refusal, no warning."""
+        pytest.importorskip("langgraph.checkpoint.memory")
+        from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        from contextkit.langgraph import ContextKitSaver
+
+        seen = []
+        for saver in (InMemorySaver(), ContextKitSaver(checkpoint_store)):
+            first = empty_checkpoint()
+            first["channel_values"] = {"a": [1, 2], "b": "x"}
+            first["channel_versions"] = {"a": 1, "b": 1}
+            config = await saver.aput(_config(str(uuid.uuid4()), checkpoint_ns=""), first, {"step": -1}, {})
+            second = create_checkpoint(first, None, 0)
+            second["channel_values"] = {"a": [1, 2, 3], "b": "x"}
+            second["channel_versions"] = {"a": 2, "b": 1}
+            config2 = await saver.aput(config, second, {"step": 0}, {"a": 2})
+            got = [await saver.aget_tuple(c) for c in (config, config2)]
+            seen.append([t.checkpoint["channel_values"] if t is not None else None for t in got])
+        assert seen[1] == seen[0] == [{}, {"a": [1, 2, 3]}]
+        assert "writing the checkpoint again" not in caplog.text
+
     async def test_graph_state_survives_a_hot_tier_that_loses_the_thread_between_two_steps(
         self, checkpoint_store: CheckpointStore
     ) -> None:
