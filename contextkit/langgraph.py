@@ -158,13 +158,19 @@ logger = logging.getLogger("contextkit.langgraph")
 _REMEMBERED_DELETES = 10_000
 
 
+#: Threads whose head and known-stored blobs a saver remembers (checked puts); three small objects each.
+_HEADS_REMEMBERED = 256
+
+
 class _StoredHeads:
     """Per ``(thread, ns)``: the checkpoint this saver last wrote or read there and the ``(channel, version)``
     blobs it knows the hot tier held for it (written by its puts or read back). A put on top of that checkpoint
     names, among its unchanged channels, the blobs known stored (``requires``, for a ``checked_puts`` store): a
     hot tier that lost them since refuses the put. A blob never known stored (a checkpoint put by hand with
-    ``new_versions={}``, another process's put) is not required, as no saver would have stored it. Bounded like
-    the deleted runs; ``forget`` drops a thread (deleted, copied over, missed in the hot tier)."""
+    ``new_versions={}``, another process's put) is not required, as no saver would have stored it. It holds the
+    :data:`_HEADS_REMEMBERED` threads written or read last (a run's puts follow each other closely; an older
+    thread's next put is simply not checked); ``forget`` drops a thread (deleted, copied over, missed in the hot
+    tier)."""
 
     __slots__ = ("_threads",)
 
@@ -182,7 +188,7 @@ class _StoredHeads:
         heads = threads.get(thread_id)
         if heads is None:
             heads = threads[thread_id] = {}
-            while len(threads) > _REMEMBERED_DELETES:
+            while len(threads) > _HEADS_REMEMBERED:
                 threads.popitem(last=False)
         else:
             threads.move_to_end(thread_id)
