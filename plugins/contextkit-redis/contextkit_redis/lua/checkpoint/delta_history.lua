@@ -76,16 +76,8 @@ while cursor and nleft > 0 and not seen[cursor] do
     for i = 1, #fields do
       local b = blobs[i]
       if b then
-        -- a known type's one-byte code, or (other types, values written before) '<length>:' type
-        local kind
-        if string.byte(b, 1) < 32 then
-          kind = string.sub(b, 1, 1)
-          if kind == empty_code then kind = empty end
-        else
-          local colon = string.find(b, ':', 1, true)
-          kind = string.sub(b, colon + 1, colon + tonumber(string.sub(b, 1, colon - 1)))
-        end
-        if kind ~= empty then
+        local kind = blob_typed(b)
+        if kind ~= empty and kind ~= empty_code then
           seeds[#seeds + 1] = chs[i]
           seeds[#seeds + 1] = b
         end

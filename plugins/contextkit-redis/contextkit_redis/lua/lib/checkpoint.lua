@@ -35,6 +35,14 @@ local function in_bounds(member, high, low)
   end
   return true
 end
+-- A stored blob value -> type, bytes: "<type length>:" type bytes, or (a known type, _pack_typed in Python) its
+-- one-byte code, returned as the type, then the bytes.
+local function blob_typed(raw)
+  if string.byte(raw, 1) < 32 then return string.sub(raw, 1, 1), string.sub(raw, 2) end
+  local colon = string.find(raw, ':', 1, true)
+  local size = tonumber(string.sub(raw, 1, colon - 1))
+  return string.sub(raw, colon + 1, colon + size), string.sub(raw, colon + size + 1)
+end
 local function hmget(key, fields)
   local out = {}
   for i = 1, #fields, 1000 do

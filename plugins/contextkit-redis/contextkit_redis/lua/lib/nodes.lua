@@ -17,23 +17,16 @@ local function b64url(s)
   end
   return table.concat(out)
 end
-local function typed(raw)
-  -- a stored blob value ("<type length>:" type bytes) -> type, bytes; a value of a known type starts with its
-  -- one-byte code instead (_pack_typed in Python), returned as the type: no list record or block is one of those
-  if string.byte(raw, 1) < 32 then return string.sub(raw, 1, 1), string.sub(raw, 2) end
-  local colon = string.find(raw, ':', 1, true)
-  local size = tonumber(string.sub(raw, 1, colon - 1))
-  return string.sub(raw, colon + 1, colon + size), string.sub(raw, colon + size + 1)
-end
+-- (blob_typed, lib/checkpoint.lua, gives a known type as its one-byte code: no list record or block is one of those)
 local function is_record(raw)
-  local kind = typed(raw)
+  local kind = blob_typed(raw)
   return string.sub(kind, -5) == '+list'
 end
 -- Adds to reached (a set of blob fields) the nodes the record blob `raw` of `channel` reaches: its blocks, the
 -- leaves those hold (read from KEYS_blobs) and its single leaves. False when the record has a format this version
 -- cannot read: nothing of the channel may then go.
 local function reach(blobs_key, pfx, channel, raw, reached)
-  local _, data = typed(raw)
+  local _, data = blob_typed(raw)
   if string.byte(data, 1) ~= 1 or #data < 2 then return false end
   local pos = 3
   if bit.band(string.byte(data, 2), 1) == 1 then pos = 4 end
@@ -62,7 +55,7 @@ local function reach(blobs_key, pfx, channel, raw, reached)
         if size > 1 then
           local block = redis.call('HGET', blobs_key, field)
           if block then
-            local kind, ids = typed(block)
+            local kind, ids = blob_typed(block)
             if kind == 'ck-block' then
               for i = 1, #ids - 15, 16 do reached[head .. b64url(string.sub(ids, i, i + 15))] = true end
             end
