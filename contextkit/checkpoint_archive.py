@@ -10,8 +10,21 @@ apart from the seed's own documents by ``payload["kind"]`` (seed payloads have n
        "checkpoint": [type, base64], "metadata": {...}, "channel_versions": {channel: version},
        "blobs": {channel: [type, base64]}}
 
-  ``blobs`` holds the value of *every* channel the checkpoint references, not only the changed ones, so one row
-  rebuilds one checkpoint (no walk over older rows, no blob lost when an older row is unreadable).
+  ``blobs`` holds the value of *every* channel the checkpoint references, not only the changed ones. A list
+  value that :mod:`contextkit.checkpoint_lists` shares is archived as its record (a type ending in ``+list``)
+  with its nodes beside it, in two optional keys::
+
+       "nodes": {channel: {node version: [type, base64]}}, "base": str
+
+  A row without ``base`` holds every node its records reach, so it rebuilds its checkpoint alone (a *full*
+  row). A row with ``base`` (a *linked* row) holds only the nodes that are new since the rows before it: its
+  records are rebuilt from the nodes of the namespace's rows whose checkpoint id lies from ``base`` (the chain's
+  full row) to its own (:func:`linked_span` names the ids to fetch, :func:`bundles_from_payloads` takes them as
+  ``linked``). The saver writes a full row when its chain's linked rows hold more node bytes than the full
+  row did, or an hour after it (and whenever it does not know the chain): the archive of a growing list grows
+  linearly, not with its square, and a retention that drops rows by age (ClickHouse ``ttl_days``) leaves a
+  linked row without its full row for at most that hour (it then reads as ``CorruptData``). Rows written
+  before (whole values, no ``nodes``) read as they always did.
 * ``context_checkpoint_writes`` (key: thread id), one event per ``aput_writes``::
 
       {"kind": "langgraph", "checkpoint_ns": str, "checkpoint_id": str, "task_id": str, "upsert": bool,
@@ -37,6 +50,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from contextkit.backend.tables import ArchiveTables
+from contextkit.checkpoint_lists import LIST_MARK, rebuild_record
 from contextkit.errors import CorruptData
 from contextkit.stores import CheckpointBundle, CheckpointRow, Typed, WriteRow
 
@@ -51,6 +65,7 @@ __all__ = [
     "delete_floor",
     "deleted_runs",
     "is_visible",
+    "linked_span",
     "newest_distinct",
     "payload_kind",
     "typed_from_json",
@@ -78,9 +93,17 @@ def typed_from_json(value: Any) -> Typed:
         raise CorruptData(f"archived checkpoint value is not [type, base64]: {exc}") from None
 
 
-def checkpoint_payload(row: CheckpointRow, blobs: Mapping[str, Typed]) -> dict[str, Any]:
-    """The ``context_checkpoints`` payload of a checkpoint and the blobs of all its channels."""
-    return {
+def checkpoint_payload(
+    row: CheckpointRow,
+    blobs: Mapping[str, Typed],
+    *,
+    nodes: Mapping[str, Mapping[str, Typed]] | None = None,
+    base: str | None = None,
+) -> dict[str, Any]:
+    """The ``context_checkpoints`` payload of a checkpoint and the blobs of all its channels; ``nodes``
+    (``{channel: {version: typed}}``) the shared list nodes stored beside their records, ``base`` the id of the
+    chain's full row for a linked row (see the module docstring)."""
+    payload = {
         "kind": LANGGRAPH_KIND,
         "checkpoint_ns": row.checkpoint_ns,
         "checkpoint_id": row.checkpoint_id,
@@ -90,6 +113,29 @@ def checkpoint_payload(row: CheckpointRow, blobs: Mapping[str, Typed]) -> dict[s
         "channel_versions": dict(row.channel_versions),
         "blobs": {channel: typed_to_json(blob) for channel, blob in blobs.items()},
     }
+    if nodes:
+        payload["nodes"] = {
+            channel: {version: typed_to_json(node) for version, node in found.items()}
+            for channel, found in nodes.items()
+            if found
+        }
+    if base is not None:
+        payload["base"] = base
+    return payload
+
+
+def linked_span(payloads: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """``(lowest base, highest id)`` of the linked rows among ``payloads``: the checkpoint ids whose rows (of the
+    thread; any namespace) a reader passes as ``linked`` to :func:`bundles_from_payloads`; None when every row is
+    full."""
+    spans = [
+        (str(p["base"]), str(p.get("checkpoint_id", "")))
+        for p in payloads
+        if payload_kind(p) == LANGGRAPH_KIND and isinstance(p.get("base"), str)
+    ]
+    if not spans:
+        return None
+    return min(low for low, _ in spans), max(high for _, high in spans)
 
 
 def writes_payload(
@@ -207,11 +253,45 @@ def newest_distinct(
     return kept
 
 
+class _Nodes:
+    """The shared list nodes of a thread's archive rows, per ``(namespace, channel)``, decoded when asked."""
+
+    def __init__(self, payloads: Iterable[Mapping[str, Any]]) -> None:
+        self._json: dict[tuple[str, str], dict[str, Any]] = {}
+        for payload in payloads:
+            found = payload.get("nodes") if payload_kind(payload) == LANGGRAPH_KIND else None
+            if not isinstance(found, Mapping):
+                continue
+            ns = str(payload.get("checkpoint_ns", ""))
+            for channel, nodes in found.items():
+                if isinstance(nodes, Mapping):
+                    self._json.setdefault((ns, str(channel)), {}).update(nodes)
+
+    def lookup(self, checkpoint_ns: str, channel: str) -> Any:
+        known = self._json.get((checkpoint_ns, channel), {})
+
+        def get(version: str) -> Typed | None:
+            found = known.get(version)
+            return None if found is None else typed_from_json(found)
+
+        return get
+
+
 def bundle_from_payloads(
-    thread_id: str, checkpoint: Mapping[str, Any], writes: Iterable[Mapping[str, Any]]
+    thread_id: str,
+    checkpoint: Mapping[str, Any],
+    writes: Iterable[Mapping[str, Any]],
+    linked: Iterable[Mapping[str, Any]] = (),
 ) -> CheckpointBundle:
     """Rebuild a checkpoint from its archived payload and its writes payloads (in archive order; payloads of
-    other checkpoints or namespaces are skipped)."""
+    other checkpoints or namespaces are skipped); ``linked``: the rows :func:`linked_span` names, when the
+    payload is a linked row."""
+    return _bundle(thread_id, checkpoint, writes, _Nodes([checkpoint, *linked]))
+
+
+def _bundle(
+    thread_id: str, checkpoint: Mapping[str, Any], writes: Iterable[Mapping[str, Any]], nodes: _Nodes
+) -> CheckpointBundle:
     try:
         ns = str(checkpoint.get("checkpoint_ns", ""))
         cid = str(checkpoint["checkpoint_id"])
@@ -226,6 +306,20 @@ def bundle_from_payloads(
             channel_versions={str(k): str(v) for k, v in (checkpoint.get("channel_versions") or {}).items()},
         )
         blobs = {str(channel): typed_from_json(blob) for channel, blob in (checkpoint.get("blobs") or {}).items()}
+        stored: dict[str, int] | None = None
+        for channel, blob in blobs.items():
+            if blob[0].endswith(LIST_MARK):
+                if stored is None:
+                    stored = {ch: len(b[0]) + len(b[1]) for ch, b in blobs.items()}
+                own = (checkpoint.get("nodes") or {}).get(channel) or {}
+                stored[channel] += sum(len(node[0]) + len(node[1]) for node in map(typed_from_json, own.values()))
+                where = f"channel {channel!r} of archived checkpoint {cid!r} (thread {thread_id!r}, namespace {ns!r})"
+                if checkpoint.get("base") is not None:
+                    where += (
+                        f", whose archive row relies on the rows from checkpoint {checkpoint['base']!r} on "
+                        "(removed by a retention?)"
+                    )
+                blobs[channel] = rebuild_record(blob, nodes.lookup(ns, channel), where)
         kept: dict[tuple[str, int], WriteRow] = {}
         for payload in writes:
             if payload_kind(payload) != LANGGRAPH_KIND:
@@ -242,22 +336,24 @@ def bundle_from_payloads(
         if isinstance(exc, CorruptData):
             raise
         raise CorruptData(f"archived LangGraph checkpoint of thread {thread_id!r} is malformed: {exc!r}") from None
-    return CheckpointBundle(row, blobs, list(kept.values()))
+    return CheckpointBundle(row, blobs, list(kept.values()), stored)
 
 
 def bundles_from_payloads(
-    thread_id: str, checkpoints: Sequence[Mapping[str, Any]], writes: Iterable[Mapping[str, Any]]
+    thread_id: str,
+    checkpoints: Sequence[Mapping[str, Any]],
+    writes: Iterable[Mapping[str, Any]],
+    linked: Iterable[Mapping[str, Any]] = (),
 ) -> list[CheckpointBundle]:
     """:func:`bundle_from_payloads` for each checkpoint payload (in order), the writes payloads (in archive
-    order, any checkpoint of the thread) grouped once."""
+    order, any checkpoint of the thread) grouped once; ``linked``: the rows :func:`linked_span` names."""
+    nodes = _Nodes([*checkpoints, *linked])
     grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for payload in writes:
         if payload_kind(payload) == LANGGRAPH_KIND:
             key = (str(payload.get("checkpoint_ns", "")), str(payload.get("checkpoint_id")))
             grouped.setdefault(key, []).append(payload)
     return [
-        bundle_from_payloads(
-            thread_id, p, grouped.get((str(p.get("checkpoint_ns", "")), str(p.get("checkpoint_id"))), ())
-        )
+        _bundle(thread_id, p, grouped.get((str(p.get("checkpoint_ns", "")), str(p.get("checkpoint_id"))), ()), nodes)
         for p in checkpoints
     ]

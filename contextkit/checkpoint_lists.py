@@ -63,6 +63,7 @@ __all__ = [
     "is_node_version",
     "node_version",
     "reachable_nodes",
+    "rebuild_record",
     "shared_node_bytes",
 ]
 
@@ -408,6 +409,35 @@ class ListSharing:
             while threads and (len(threads) > _THREADS_CACHED or self._tree_bytes > self.cache_bytes // 2):
                 self._tree_bytes -= threads.popitem(last=False)[1].size
 
+    def archive_nodes(self, split: SplitList, archived: tuple[Sequence[bytes], frozenset[bytes]] | None) -> dict[str, Typed]:
+        """The nodes an archive row stores beside ``split``'s record: every node of its tree (its top-level blocks
+        and its leaves) but those of ``archived``, the tree (leaf ids, block ids) the rows since the chain's last
+        full row hold already (None: every node, a full row). Leaves after the prefix the two trees share are
+        sent; one that an archived row held further back may be sent again (harmless: nodes are
+        content-addressed)."""
+        tree, sent = split.tree, split.nodes
+        leaf_ids, blocks = tree.leaf_ids, tree.blocks
+        same = 0
+        old_blocks: frozenset[bytes] = frozenset()
+        if archived is not None:
+            old_ids, old_blocks = archived
+            same = min(len(old_ids), len(leaf_ids))
+            if leaf_ids[:same] != old_ids[:same]:
+                same = 0
+                while same < len(old_ids) and same < len(leaf_ids) and old_ids[same] == leaf_ids[same]:
+                    same += 1
+        out: dict[str, Typed] = {}
+        for (start, size), block in blocks.items():
+            if block not in old_blocks:
+                version = node_version(block)
+                out[version] = sent.get(version) or (BLOCK_TYPE, b"".join(leaf_ids[start : start + size]))
+        pack = self.pack
+        for i in range(same, len(leaf_ids)):
+            version = node_version(leaf_ids[i])
+            if version not in out:
+                out[version] = sent.get(version) or pack(("msgpack", tree.parts[i]))
+        return out
+
     def forget_thread(self, thread_id: str) -> None:
         """Drop what is cached of a thread (deleted, copied over, or missed in the hot tier)."""
         with self._lock:
@@ -566,6 +596,32 @@ def _list_of(value: Any) -> tuple[list[Any] | None, int | None]:
         if type(inner) is list:
             return inner, snapshot[1]
     return None, None
+
+
+def rebuild_record(record: Typed, nodes: Callable[[str], Typed | None], where: str) -> Typed:
+    """The whole value (``("msgpack", bytes)``) a shared list ``record`` stands for, its nodes looked up with
+    ``nodes(version)`` (an archive's rows, where the hot tier reads them from a store). ``where`` names the
+    checkpoint and channel in the :class:`~contextkit.errors.CorruptData` raised for a node that is missing or
+    does not match its id."""
+    rec = _decode_record(record)
+    leaf_ids: list[bytes] = []
+    for (_, size), block in zip(_blocks(rec.n), rec.block_ids, strict=True):
+        if size == 1:
+            leaf_ids.append(block)
+            continue
+        typed = nodes(node_version(block))
+        if typed is None or typed[0] != BLOCK_TYPE or len(typed[1]) != size * _ID_BYTES or _block_id(bytes(typed[1])) != block:
+            raise CorruptData(f"a shared list block of {where} is {'missing' if typed is None else 'unreadable'}")
+        leaf_ids.extend(_ids(bytes(typed[1])))
+    parts: list[bytes] = []
+    for leaf in leaf_ids:
+        typed = nodes(node_version(leaf))
+        if typed is not None:
+            typed = unpack(typed)
+        if typed is None or typed[0] != "msgpack" or _leaf_id(bytes(typed[1])) != leaf:
+            raise CorruptData(f"a shared list element of {where} is {'missing' if typed is None else 'unreadable'}")
+        parts.append(bytes(typed[1]))
+    return (rec.kind, _assemble(rec.ext, parts))
 
 
 def reachable_nodes(records: Iterable[Typed], get_block: Callable[[str], Typed | None]) -> set[str] | None:

@@ -8,7 +8,9 @@ checkpoint and its type tag, the metadata and channel versions as JSON, each blo
 each pending write's value and keys. A tier's own overhead (Redis keys and hash fields, SQLite pages and indexes,
 PostgreSQL TOAST compression) is not in them: they compare threads, channels and tiers, and tell what a prune frees.
 In the archive each checkpoint row carries the blobs of every channel it references (see
-:mod:`contextkit.langgraph`), so an archived channel that never changes is counted in every row, as it is stored.
+:mod:`contextkit.langgraph`), so an archived channel that never changes is counted in every row, as it is stored;
+a shared list counts as its row stores it: its record and the nodes new in that row
+(:mod:`contextkit.checkpoint_archive`).
 
 A store may count a thread itself (:class:`~contextkit.stores.CheckpointUsageStore`); the generic count reads the
 thread's checkpoints with :meth:`~contextkit.stores.CheckpointStore.cp_list`.
@@ -151,7 +153,8 @@ def plan_prune(thread_id: str, bundles: Iterable[CheckpointBundle], policy: Rete
 
 def thread_bytes(bundles: Iterable[CheckpointBundle], *, archived: bool = False) -> ThreadBytes:
     """The generic count of one thread's bytes over its bundles (see the module docstring). ``archived``: the
-    bundles are archive rows, each storing every blob it references (no sharing between rows)."""
+    bundles are archive rows, each storing every blob it references (no sharing between rows), or what
+    :attr:`~contextkit.stores.CheckpointBundle.stored` says it stores."""
     rows = writes = checkpoints = 0
     channels: dict[str, int] = {}
     seen: set[tuple[str, str, str]] = set()
@@ -166,7 +169,10 @@ def thread_bytes(bundles: Iterable[CheckpointBundle], *, archived: bool = False)
                 if key in seen:
                     continue
                 seen.add(key)
-            channels[channel] = channels.get(channel, 0) + len(blob[1]) + len(blob[0])
+            size = len(blob[1]) + len(blob[0])
+            if archived and bundle.stored is not None:
+                size = bundle.stored.get(channel, size)
+            channels[channel] = channels.get(channel, 0) + size
     return ThreadBytes(checkpoints=checkpoints, rows=rows, writes=writes, channels=channels)
 
 

@@ -22,11 +22,12 @@ step as the write (``CheckpointStore.cp_put(..., archive=event)``: one script on
 one critical section in memory; a late put the thread's tombstone drops writes no event either), and wakes the
 kit's archiver; the hot path never waits for the cold tier. The events have the format of
 :mod:`contextkit.checkpoint_archive`. An archived checkpoint carries the blobs of *all*
-the channels it references, not only the changed ones: one cold row rebuilds one checkpoint, with no walk over
-older rows, and no checkpoint made unreadable when the row that introduced one of its values is gone (a cold
-tier with retention, such as ClickHouse ``ttl_days``, drops old rows). It costs the re-serialization of the
-unchanged channels on each put, and archive bytes: a large channel that stays unchanged is repeated in every
-checkpoint (the figures are in docs/benchmarks.md, "Measurements behind design choices").
+the channels it references, not only the changed ones, with no walk over older rows, except for the lists shared
+in the hot tier: a *linked* row stores a list as its record and the nodes the rows of its chain do not hold yet,
+so that the archive of a growing list grows linearly; the saver writes a *full*
+row (every node) when it does not know the chain, when the linked rows hold more node bytes than the full row did,
+or an hour after it, so a retention by age (ClickHouse ``ttl_days``) leaves a linked row without its full row for
+at most an hour.
 
 Read-through: ``aget_tuple`` answers a hot miss from the cold tier (``ColdStore.read_langgraph_checkpoint``) and
 refills the hot tier with that checkpoint (its blobs and writes), so the graph can continue or fork from it; when
@@ -86,7 +87,7 @@ from collections.abc import (
     Sequence,
 )
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from langchain_core.runnables import RunnableConfig
@@ -196,6 +197,89 @@ class _StoredHeads:
 
     def forget(self, thread_id: str) -> None:
         """Drop what is known of a thread."""
+        self._threads.pop(thread_id, None)
+
+
+@dataclass(frozen=True, slots=True)
+class _ArchiveRow:
+    """The archive payload parts of one put: ``blobs`` per channel, shared list ``nodes`` per channel, the
+    ``base`` of a linked row (None: a full row), and the chain to remember once the put is stored."""
+
+    blobs: dict[str, Typed]
+    nodes: dict[str, dict[str, Typed]] = field(default_factory=dict)
+    base: str | None = None
+    chain: _Chain | None = None
+
+
+@dataclass(slots=True)
+class _ArchivedList:
+    """A shared list as the archive chain holds it at its head: its version, record, leaf ids and block ids."""
+
+    version: str
+    record: Typed
+    leaf_ids: Sequence[bytes]
+    block_ids: frozenset[bytes]
+
+
+@dataclass(slots=True)
+class _Chain:
+    """The archive rows this saver wrote for one ``(thread, ns)`` since its last full row (``base``): the newest
+    (``head``), the node bytes of the full row and of the linked rows since, and the lists the rows hold."""
+
+    head: str
+    base: str
+    started: float
+    base_bytes: int
+    linked_bytes: int
+    lists: dict[str, _ArchivedList]
+
+    def extends(self, parent_id: str | None, checkpoint_id: str) -> bool:
+        """Whether a put of ``checkpoint_id`` on top of ``parent_id`` may be archived as a linked row of this
+        chain: on its head, ids rising (a reader fetches the rows whose ids lie from ``base`` to the row's), not
+        grown past the full row's bytes (so the archive grows linearly) nor older than
+        :data:`_CHAIN_SECONDS`."""
+        return (
+            parent_id == self.head
+            and self.base <= self.head < checkpoint_id
+            and self.linked_bytes <= max(self.base_bytes, _CHAIN_MIN_BYTES)
+            and time.monotonic() - self.started < _CHAIN_SECONDS
+        )
+
+
+#: A linked archive row is at most this old a chain's full row (a retention by age, such as ClickHouse's
+#: ``ttl_days``, may leave a linked row without its full row for at most this long).
+_CHAIN_SECONDS = 3600.0
+#: Linked rows may add up to this many node bytes even when the full row held fewer.
+_CHAIN_MIN_BYTES = 64 * 1024
+
+
+class _ArchiveChains:
+    """Per ``(thread, ns)``, the :class:`_Chain` of the archive rows this saver wrote last, for the
+    :data:`_HEADS_REMEMBERED` threads written last (an older thread's next put writes a full row)."""
+
+    __slots__ = ("_threads",)
+
+    def __init__(self) -> None:
+        self._threads: OrderedDict[str, dict[str, _Chain]] = OrderedDict()
+
+    def get(self, thread_id: str, checkpoint_ns: str) -> _Chain | None:
+        """The chain of ``(thread_id, checkpoint_ns)``, if this saver remembers one."""
+        return self._threads.get(thread_id, {}).get(checkpoint_ns)
+
+    def set(self, thread_id: str, checkpoint_ns: str, chain: _Chain) -> None:
+        """Remember ``chain`` as the namespace's."""
+        threads = self._threads
+        chains = threads.get(thread_id)
+        if chains is None:
+            chains = threads[thread_id] = {}
+            while len(threads) > _HEADS_REMEMBERED:
+                threads.popitem(last=False)
+        else:
+            threads.move_to_end(thread_id)
+        chains[checkpoint_ns] = chain
+
+    def forget(self, thread_id: str) -> None:
+        """Drop the chains of a thread (its next put writes a full row)."""
         self._threads.pop(thread_id, None)
 
 
@@ -528,6 +612,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         # A store that checks the blobs a put relies on (CheckedPutStore) gets them named with each put.
         self._checked = Capability.CHECKED_PUTS.value in getattr(store, "capabilities", ())
         self._stored = _StoredHeads()
+        self._chains = _ArchiveChains()
         #: What a prune keeps (``[checkpoints]``); with a limit set, what it removed is not read back from the
         #: archive either (see the module docstring).
         self.retention = retention if retention is not None and retention.limits else None
@@ -746,6 +831,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         """Drop what this saver trusts of a thread's stored data (deleted, copied over, missed in the hot tier)."""
         self._lists.forget_thread(thread_id)
         self._stored.forget(thread_id)
+        self._chains.forget(thread_id)
 
     async def _resolved(self, bundle: CheckpointBundle, *, head: bool = False) -> CheckpointBundle:
         """``bundle`` with its shared list records replaced by the whole values (:mod:`contextkit.checkpoint_lists`);
@@ -984,16 +1070,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             for channel, version in row.channel_versions.items():
                 if channel in values and channel not in new_versions and (channel, version) in known:
                     requires.append((channel, version))
-        archived: dict[str, Typed] | None = None
+        archived: _ArchiveRow | None = None
         if self.archive is not None:
-            # Every channel's value, not only the new ones: one archived row rebuilds the checkpoint.
-            # (A channel without a value has no blob, here as in the hot tier.)
-            archived = {}
-            for channel, version in row.channel_versions.items():
-                if channel in shared:
-                    archived[channel] = pack(shared[channel].whole)
-                elif channel in values:
-                    archived[channel] = blobs.get((channel, version)) or pack(dumps(values[channel]))
+            archived = self._archive_row(row, parent_id, new_versions, values, blobs, shared)
         try:
             await self._call(self._put(row, blobs, archived, requires))
         except MissingBlobs as exc:
@@ -1007,6 +1086,8 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             known = frozenset()
         if self._share:
             self._lists.written(thread_id, checkpoint_ns, row.checkpoint_id, trees)
+        if archived is not None and archived.chain is not None:
+            self._chains.set(thread_id, checkpoint_ns, archived.chain)
         if self._checked:
             self._stored.set(
                 thread_id,
@@ -1017,6 +1098,66 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         if self.prune_every and not checkpoint_ns:
             await self._count_put(thread_id)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": row.checkpoint_id}}
+
+    def _archive_row(
+        self,
+        row: CheckpointRow,
+        parent_id: str | None,
+        new_versions: Mapping[str, Any],
+        values: Mapping[str, Any],
+        blobs: Mapping[tuple[str, str], Typed],
+        shared: Mapping[str, SplitList],
+    ) -> _ArchiveRow:
+        """What the archive gets of a put: every channel's value, not only the new ones (a channel without a
+        value has no blob, here as in the hot tier). A list shared in the hot tier goes as its record and the
+        nodes the rows of its chain do not hold yet (a linked row), or every node (a full row: the chain is not
+        this saver's head, or it grew past its bounds); see :mod:`contextkit.checkpoint_archive`."""
+        dumps, pack = self._dumps, self._pack
+        if not self._share:
+            whole = {ch: blobs.get((ch, v)) or pack(dumps(values[ch])) for ch, v in row.channel_versions.items() if ch in values}
+            return _ArchiveRow(whole)
+        thread_id, checkpoint_ns = row.thread_id, row.checkpoint_ns
+        chain = self._chains.get(thread_id, checkpoint_ns)
+        if chain is not None and not chain.extends(parent_id, row.checkpoint_id):
+            chain = None
+        out: dict[str, Typed] = {}
+        nodes: dict[str, dict[str, Typed]] = {}
+        lists: dict[str, _ArchivedList | None] = {}
+        added = 0
+        for channel, version in row.channel_versions.items():
+            if channel not in values:
+                continue
+            held = chain.lists.get(channel) if chain is not None else None
+            if held is not None and held.version == version:
+                out[channel] = held.record  # unchanged since the chain's head: its nodes are archived
+                lists[channel] = held
+                continue
+            split: Any = shared.get(channel)
+            if split is None and channel not in new_versions:
+                split = self._split(thread_id, checkpoint_ns, parent_id, channel, values[channel])
+            if not isinstance(split, SplitList):
+                out[channel] = blobs.get((channel, version)) or pack(dumps(values[channel]))
+                lists[channel] = None  # stored whole here: the chain holds no list of it any more
+                continue
+            tree = split.tree
+            out[channel] = split.record
+            found = self._lists.archive_nodes(split, None if held is None else (held.leaf_ids, held.block_ids))
+            if found:
+                nodes[channel] = found
+                added += sum(len(node[0]) + len(node[1]) for node in found.values())
+            lists[channel] = _ArchivedList(version, split.record, tree.leaf_ids, frozenset(tree.blocks.values()))
+        # A channel without a value in this checkpoint (a DeltaChannel between its snapshots) keeps what the chain
+        # holds of it: a later version is diffed against it.
+        held_lists: dict[str, _ArchivedList | None] = {} if chain is None else dict(chain.lists)
+        held_lists.update(lists)
+        kept = {channel: held for channel, held in held_lists.items() if held is not None}
+        if chain is None:
+            if not kept:
+                return _ArchiveRow(out)
+            return _ArchiveRow(out, nodes, None, _Chain(row.checkpoint_id, row.checkpoint_id, time.monotonic(), added, 0, kept))
+        records = any(typed[0].endswith(LIST_MARK) for typed in out.values())
+        grown = _Chain(row.checkpoint_id, chain.base, chain.started, chain.base_bytes, chain.linked_bytes + added, kept)
+        return _ArchiveRow(out, nodes, chain.base if records else None, grown)
 
     def _blobs(
         self,
@@ -1058,11 +1199,11 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self,
         row: CheckpointRow,
         blobs: Mapping[tuple[str, str], Typed],
-        archived: Mapping[str, Typed] | None,
+        archived: _ArchiveRow | None,
         requires: Sequence[tuple[str, str]],
     ) -> None:
-        """One ``cp_put`` (with its archive event when ``archived`` holds the values to archive); ``requires``
-        goes to a store declaring ``checked_puts`` only."""
+        """One ``cp_put`` (with its archive event when ``archived`` holds what to archive); ``requires`` goes to
+        a store declaring ``checked_puts`` only."""
         store: Any = self.store
         if archived is None:
             if self._checked:
@@ -1095,14 +1236,15 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self,
         row: CheckpointRow,
         blobs: Mapping[tuple[str, str], Typed],
-        archived: Mapping[str, Typed],
+        archived: _ArchiveRow,
         requires: Sequence[tuple[str, str]] = (),
     ) -> None:
         assert self.archive is not None
         self._check_room(1)
         # The store writes the event in the put's own atomic step, and writes neither for a late put of a deleted
         # thread (nor for a put refused with MissingBlobs).
-        event = ArchiveEvent(ArchiveTables.CHECKPOINTS, row.thread_id, checkpoint_payload(row, archived))
+        payload = checkpoint_payload(row, archived.blobs, nodes=archived.nodes, base=archived.base)
+        event = ArchiveEvent(ArchiveTables.CHECKPOINTS, row.thread_id, payload)
         store: Any = self.store
         if self._checked:
             await store.cp_put(row, blobs, archive=event, requires=requires)

@@ -942,6 +942,10 @@ class CheckpointBundle:
     row: CheckpointRow
     blobs: Mapping[str, Typed]
     writes: Sequence[WriteRow]
+    #: Bytes stored per channel where they differ from ``blobs``: an archive's row holding a shared list as its
+    #: record and the nodes new in that row (:mod:`contextkit.checkpoint_archive`); None when ``blobs`` is what
+    #: is stored.
+    stored: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,8 @@ import pytest
 
 from contextkit.backend.tables import ArchiveTables
 from contextkit.checkpoint_archive import checkpoint_payload, delete_payload, writes_payload
-from contextkit.errors import InvalidInput
+from contextkit.checkpoint_lists import ListSharing, SplitList
+from contextkit.errors import CorruptData, InvalidInput
 from contextkit.records import (
     ARCHIVE_TABLES,
     ArchiveEvent,
@@ -54,6 +55,7 @@ from contextkit.stores import (
     EventHead,
     OwnerState,
     StoreSettings,
+    Typed,
     Versioned,
     WriteRow,
     capability_mismatches,
@@ -197,6 +199,14 @@ def _lg_writes(
     rows = [WriteRow(task_id, idx, channel, ("msgpack", value), "~path") for idx, channel, value in writes]
     payload = writes_payload(ns, _lg_id(n), task_id, rows, upsert)
     return _event(ArchiveTables.CHECKPOINT_WRITES, thread_id, payload, created_at, None)
+
+
+class _ElementSerde:
+    """Writes each list element as its UTF-8 bytes under the ``msgpack`` type: enough for ListSharing to split a
+    list (the archive only concatenates and hashes element bytes)."""
+
+    def dumps_typed(self, value: Any) -> Typed:
+        return ("msgpack", str(value).encode())
 
 
 def _session(session_id: str, **fields: Any) -> Session:
@@ -550,6 +560,50 @@ class ColdStoreSuite(StoreSuite[ColdStore]):
         assert await store.list_langgraph_checkpoints("t1", "", limit=0) == []
         assert await store.list_langgraph_checkpoints("t2", None) == []
         assert await store.read_checkpoint_document("t1", None) == {"checkpoint_id": "seed-doc", "data": {}}
+
+    async def test_linked_langgraph_rows_rebuild_shared_lists_from_the_rows_of_their_chain(self, store: ColdStore) -> None:
+        """A shared list archived as a record and the nodes its chain's earlier rows do not hold (a linked row,
+        ``base`` naming the chain's full row) reads back whole, by id and in listings, from the rows whose ids
+        lie from its base to its own; a linked row whose base row is gone reads as CorruptData naming it.
+
+        Fix: when a chosen payload has ``base``, fetch the thread's LangGraph rows with ids in
+        contextkit.checkpoint_archive.linked_span(chosen) and pass them as ``linked`` to bundles_from_payloads.
+        """
+        lists = ListSharing(_ElementSerde(), min_bytes=0)
+        values = [f"element {i} " * 8 for i in range(9)]
+        wholes: dict[int, Typed] = {}
+        events: list[ArchiveEvent] = []
+        held: tuple[Sequence[bytes], frozenset[bytes]] | None = None
+        for n, size in ((1, 3), (2, 4), (3, 5), (4, 7), (5, 9)):
+            parent = n - 1 if n > 1 else None
+            row = _lg_row("t1", n, parent)
+            split = lists.split("t1", "", None if parent is None else _lg_id(parent), "a", values[:size])
+            assert isinstance(split, SplitList)
+            nodes = lists.archive_nodes(split, held)
+            if held is not None:  # a linked row sends the new elements (and blocks), not the whole list
+                assert len([v for v, node in nodes.items() if node[0] == "msgpack"]) <= size - len(held[0])
+            base = None if n == 1 else _lg_id(1)
+            if n == 5:
+                base = _lg_id(4)  # its chain's full row is "gone": the rows of ids 1-3 do not reach it
+                nodes = {v: node for v, node in nodes.items() if node[0] == "msgpack"}
+            payload = checkpoint_payload(row, {"a": split.record, "b": ("empty", b"")}, nodes={"a": nodes}, base=base)
+            events.append(_event(ArchiveTables.CHECKPOINTS, "t1", payload, _at(n), None))
+            lists.written("t1", "", row.checkpoint_id, {"a": split.tree})
+            held = (split.tree.leaf_ids, frozenset(split.tree.blocks.values()))
+            wholes[n] = split.whole
+        await store.write_events(events[:4])
+        for n in (1, 2, 3, 4):
+            bundle = await store.read_langgraph_checkpoint("t1", "", _lg_id(n))
+            assert bundle is not None and bundle.blobs["a"] == wholes[n], n
+        listed = await store.list_langgraph_checkpoints("t1", "")
+        assert [(b.row.checkpoint_id, b.blobs["a"]) for b in listed] == [(_lg_id(n), wholes[n]) for n in (4, 3, 2, 1)]
+        page = await store.list_langgraph_checkpoints("t1", "", before=_lg_id(4), limit=1)
+        assert [b.blobs["a"] for b in page] == [wholes[3]]
+        await store.write_events(events[4:])
+        with pytest.raises(CorruptData, match="retention"):
+            await store.read_langgraph_checkpoint("t1", "", _lg_id(5))
+        bundle = await store.read_langgraph_checkpoint("t1", "", _lg_id(4))
+        assert bundle is not None and bundle.blobs["a"] == wholes[4]
 
     async def test_a_langgraph_delete_tombstone_hides_the_thread_up_to_its_floor(self, store: ColdStore) -> None:
         """After a ``langgraph-delete`` tombstone, checkpoints with an id (or parent id) up to its floor read None

@@ -49,6 +49,7 @@ from contextkit.checkpoint_archive import (
     bundles_from_payloads,
     delete_floor,
     deleted_runs,
+    linked_span,
     newest_distinct,
     payload_kind,
 )
@@ -952,7 +953,17 @@ class ClickHouseColdStore(ArchiveCheckpointReads):
             "ORDER BY created_at, event_id LIMIT 1 BY event_id",
             {"key": thread_id, "ids": sorted({str(p["checkpoint_id"]) for p in chosen})},
         )
-        return bundles_from_payloads(thread_id, chosen, [_loads(row[0], "archived writes") for row in rows])
+        writes = [_loads(row[0], "archived writes") for row in rows]
+        span = linked_span(chosen)
+        linked: list[Any] = []
+        if span is not None:
+            found = await self._query(
+                f"SELECT data FROM {checkpoints} WHERE thread_id = {{key:String}} AND checkpoint_id >= {{low:String}} "
+                f"AND checkpoint_id <= {{high:String}} AND JSONExtractString(data, 'kind') = '{LANGGRAPH_KIND}'",
+                {"key": thread_id, "low": span[0], "high": span[1]},
+            )
+            linked = [_loads(row[0], "archived checkpoint") for row in found]
+        return bundles_from_payloads(thread_id, chosen, writes, linked)
 
     async def langgraph_threads_of_runs(self, run_ids: Sequence[str]) -> list[str]:
         """See :meth:`contextkit.stores.ColdStore.langgraph_threads_of_runs` (a scan of the checkpoints' metadata:

@@ -30,6 +30,7 @@ from contextkit.checkpoint_archive import (
     bundles_from_payloads,
     delete_floor,
     deleted_runs,
+    linked_span,
     newest_distinct,
     payload_kind,
 )
@@ -287,7 +288,13 @@ class MemoryColdStore(ArchiveCheckpointReads):
             (r for r in self._rows_of(ArchiveTables.CHECKPOINT_WRITES, thread_id) if r.payload.get("checkpoint_id") in ids),
             key=lambda r: r.newness,
         )
-        return bundles_from_payloads(thread_id, chosen, [r.payload for r in writes])
+        span = linked_span(chosen)
+        linked = [] if span is None else [
+            r.payload
+            for r in rows
+            if payload_kind(r.payload) == LANGGRAPH_KIND and span[0] <= str(r.payload.get("checkpoint_id")) <= span[1]
+        ]
+        return bundles_from_payloads(thread_id, chosen, [r.payload for r in writes], linked)
 
     async def langgraph_threads_of_runs(self, run_ids: Sequence[str]) -> list[str]:
         """See :meth:`contextkit.stores.ColdStore.langgraph_threads_of_runs`."""

@@ -46,6 +46,7 @@ from contextkit.checkpoint_archive import (
     bundles_from_payloads,
     delete_floor,
     deleted_runs,
+    linked_span,
     newest_distinct,
     payload_kind,
 )
@@ -926,8 +927,12 @@ class PostgresColdStore(ArchiveCheckpointReads):
             f"AND jsonb_typeof(writes_data) = 'object' AND writes_data->>'kind' = '{LANGGRAPH_KIND}' "
             "ORDER BY created_at, id"
         )
+        linked_sql = (
+            f"SELECT data::text FROM {checkpoints} WHERE thread_id = $1 AND checkpoint_id >= $2 "
+            f"AND checkpoint_id <= $3 AND data->>'kind' = '{LANGGRAPH_KIND}'"
+        )
 
-        async def read(conn: Any) -> tuple[list[Any], list[Any], str | None]:
+        async def read(conn: Any) -> tuple[list[Any], list[Any], list[Any]]:
             tombstones = [self._loads(r[0], "checkpoint tombstone") for r in await conn.fetch(floor_sql, thread_id)]
             floor, runs = delete_floor(tombstones), deleted_runs(tombstones)
             payloads: list[Any] = []
@@ -945,13 +950,15 @@ class PostgresColdStore(ArchiveCheckpointReads):
                     break
                 cursor = (rows[-1][0], rows[-1][1], rows[-1][2])
             if not chosen:
-                return [], [], floor
+                return [], [], []
             ids = sorted({str(p["checkpoint_id"]) for p in chosen})
             found = [self._loads(r[0], "archived writes") for r in await conn.fetch(writes_sql, thread_id, ids)]
-            return chosen, found, floor
+            span = linked_span(chosen)
+            linked = [] if span is None else await conn.fetch(linked_sql, thread_id, span[0], span[1])
+            return chosen, found, [self._loads(r[0], "archived checkpoint") for r in linked]
 
-        chosen, found, _ = await self._call("read LangGraph checkpoints", read)
-        return bundles_from_payloads(thread_id, chosen, found)
+        chosen, found, linked = await self._call("read LangGraph checkpoints", read)
+        return bundles_from_payloads(thread_id, chosen, found, linked)
 
     def _document(self, text: str, what: str) -> dict[str, Any]:
         return load_object(text, what)

@@ -32,6 +32,7 @@ from contextkit.checkpoint_archive import (
     bundles_from_payloads,
     delete_floor,
     deleted_runs,
+    linked_span,
     newest_distinct,
 )
 from contextkit.errors import EventRefused, InvalidInput
@@ -466,7 +467,16 @@ class SqliteColdStore(ArchiveCheckpointReads):
             ).fetchall():
                 found.append((created_at, row_id, loads(text)))
         found.sort(key=lambda item: (item[0], item[1]))  # archive order decides which write of a key wins
-        return bundles_from_payloads(thread_id, chosen, [payload for _, _, payload in found])
+        span = linked_span(chosen)
+        linked = [] if span is None else [
+            loads(row[0])
+            for row in conn.execute(
+                "SELECT payload FROM context_checkpoints WHERE namespace = ? AND key = ? AND checkpoint_id >= ? "
+                "AND checkpoint_id <= ? AND json_extract(payload, '$.kind') = ?",
+                (self._ns, thread_id, span[0], span[1], LANGGRAPH_KIND),
+            ).fetchall()
+        ]
+        return bundles_from_payloads(thread_id, chosen, [payload for _, _, payload in found], linked)
 
     async def langgraph_threads_of_runs(self, run_ids: Sequence[str]) -> list[str]:
         """See :meth:`contextkit.stores.ColdStore.langgraph_threads_of_runs`."""
