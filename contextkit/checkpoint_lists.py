@@ -27,8 +27,10 @@ every element ``msgpack`` too, are shared; anything else (an encrypting serde, a
 
 Format: the record's type is the serde's type plus ``+list`` (``msgpack+list``); its bytes start with a format
 version (1), so a later contextkit reads it, and a value stored whole (older data, or sharing off) reads as it
-always did. What is read back for a record is the whole value (``("msgpack", bytes)``), so exports, archives and
-copies hold ordinary values.
+always did. What is read back for a record is the whole value (``("msgpack", bytes)``), so exports and copies
+hold ordinary values. The archive stores records and nodes too, in rows that name the rows holding their older
+nodes (:mod:`contextkit.checkpoint_archive`; :meth:`ListSharing.archive_nodes` writes them,
+:func:`rebuild_record` reads them).
 
 Garbage: a prune (or ``cp_delete_for_runs``) drops, with the records no remaining checkpoint points at, the
 nodes no remaining record of the channel reaches (:func:`reachable_nodes`), in the same atomic step, so a message
@@ -233,8 +235,7 @@ class _Tree:
 class SplitList:
     """What :meth:`ListSharing.split` makes of a list value: the channel's ``record`` blob, the ``nodes`` to store
     beside it (``{version: typed}``; only those not known to be stored), and the ``tree`` to remember once the put
-    is stored. :attr:`whole` is the value as the serde would have written it (for the archive, which stores whole
-    values), built only when asked."""
+    is stored. :attr:`whole` is the value as the serde would have written it, built only when asked."""
 
     record: Typed
     nodes: dict[str, Typed]

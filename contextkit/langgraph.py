@@ -253,14 +253,20 @@ _CHAIN_SECONDS = 3600.0
 _CHAIN_MIN_BYTES = 64 * 1024
 
 
+#: Leaf ids the archive chains of a saver hold at most (~60 bytes each), over all threads.
+_CHAIN_IDS_HELD = 1_000_000
+
+
 class _ArchiveChains:
     """Per ``(thread, ns)``, the :class:`_Chain` of the archive rows this saver wrote last, for the
-    :data:`_HEADS_REMEMBERED` threads written last (an older thread's next put writes a full row)."""
+    :data:`_HEADS_REMEMBERED` threads written last and at most :data:`_CHAIN_IDS_HELD` leaf ids in all (an
+    older thread's next put writes a full row)."""
 
-    __slots__ = ("_threads",)
+    __slots__ = ("_ids", "_threads")
 
     def __init__(self) -> None:
         self._threads: OrderedDict[str, dict[str, _Chain]] = OrderedDict()
+        self._ids = 0
 
     def get(self, thread_id: str, checkpoint_ns: str) -> _Chain | None:
         """The chain of ``(thread_id, checkpoint_ns)``, if this saver remembers one."""
@@ -272,15 +278,21 @@ class _ArchiveChains:
         chains = threads.get(thread_id)
         if chains is None:
             chains = threads[thread_id] = {}
-            while len(threads) > _HEADS_REMEMBERED:
-                threads.popitem(last=False)
         else:
             threads.move_to_end(thread_id)
+        old = chains.get(checkpoint_ns)
+        self._ids += _held(chain) - (_held(old) if old is not None else 0)
         chains[checkpoint_ns] = chain
+        while len(threads) > 1 and (len(threads) > _HEADS_REMEMBERED or self._ids > _CHAIN_IDS_HELD):
+            self._ids -= sum(map(_held, threads.popitem(last=False)[1].values()))
 
     def forget(self, thread_id: str) -> None:
         """Drop the chains of a thread (its next put writes a full row)."""
-        self._threads.pop(thread_id, None)
+        self._ids -= sum(map(_held, self._threads.pop(thread_id, {}).values()))
+
+
+def _held(chain: _Chain) -> int:
+    return sum(len(held.leaf_ids) for held in chain.lists.values())
 
 
 @runtime_checkable

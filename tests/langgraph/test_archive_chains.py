@@ -44,19 +44,21 @@ def _archived_bytes(kit: ContextKit, thread_id: str = THREAD) -> int:
     return sum(len(json.dumps(payload)) for payload in _rows(kit, thread_id))
 
 
-async def _check_every_row_reads_back_as_the_hot_tier_has_it(kit: ContextKit, saver: ContextKitSaver) -> int:
+async def _check_every_row_reads_back_as_the_hot_tier_has_it(
+    kit: ContextKit, saver: ContextKitSaver, thread_id: str = THREAD
+) -> int:
     """Every archived checkpoint of the thread rebuilds the hot tier's values; returns how many were compared."""
     assert kit.archiver is not None and await kit.archiver.flush(timeout=20.0)
     assert kit.cold is not None
     compared = 0
-    async for hot in saver.alist({"configurable": {"thread_id": THREAD}}):
+    async for hot in saver.alist({"configurable": {"thread_id": thread_id}}):
         checkpoint_id = hot.checkpoint["id"]
-        cold = await kit.cold.read_langgraph_checkpoint(THREAD, "", checkpoint_id)
+        cold = await kit.cold.read_langgraph_checkpoint(thread_id, "", checkpoint_id)
         assert cold is not None, checkpoint_id
         turns = saver.serde.loads_typed(unpack(cold.blobs["turns"])) if "turns" in cold.blobs else None
         assert turns == hot.checkpoint["channel_values"].get("turns"), checkpoint_id
         compared += 1
-    listed = await kit.cold.list_langgraph_checkpoints(THREAD, "")
+    listed = await kit.cold.list_langgraph_checkpoints(thread_id, "")
     assert len(listed) == compared
     return compared
 
@@ -123,3 +125,22 @@ async def test_a_saver_that_does_not_know_the_chain_writes_a_full_row_first(kit:
     assert full[1] == rows[15]["checkpoint_id"]
     assert all("base" in p for p in rows[16:])
     assert await _check_every_row_reads_back_as_the_hot_tier_has_it(kit, other) == 30
+
+
+async def test_chains_past_their_bound_forget_the_thread_written_longest_ago(
+    kit: ContextKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saver holds the chains of a bounded number of leaf ids: past it, the thread written longest ago is
+    forgotten and its next put writes a full row; every row of both threads reads back whole."""
+    monkeypatch.setattr(saver_module, "_CHAIN_IDS_HELD", 1)
+    saver = kit.checkpointer()
+    await _turns(saver, 6, "thread a")
+    await _turns(saver, 6, "thread b")
+    await _turns(saver, 2, "thread a")
+    assert kit.archiver is not None and await kit.archiver.flush(timeout=20.0)
+    rows = sorted(_rows(kit, "thread a"), key=lambda p: p["checkpoint_id"])
+    full = [n for n, p in enumerate(rows) if "base" not in p and "nodes" in p]
+    assert len(full) == 2 and full[1] == 18, full  # the first put of the later run
+    assert all("base" in p for p in rows[19:])
+    assert await _check_every_row_reads_back_as_the_hot_tier_has_it(kit, saver, "thread a") == 24
+    assert await _check_every_row_reads_back_as_the_hot_tier_has_it(kit, saver, "thread b") == 18
