@@ -6,7 +6,9 @@ thread's elements are stored once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import sys
 import textwrap
 import uuid
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from contextkit import ContextKit
+from contextkit.blob_compression import unpack
 from contextkit.checkpoint_lists import LIST_MARK
 from contextkit.testing.checkpoints import long_turns_graph
 from contextkit.testing.services import machine_redis_url
@@ -238,3 +241,20 @@ async def _check_thread(url: str, cold: str, namespace: str, thread: str, expect
             assert turns == expected[: len(turns)]
         newest = await fresh.hot.cp_get(thread, "", None)  # type: ignore[attr-defined]
         assert newest is not None and newest.blobs["turns"][0] == "msgpack" + LIST_MARK
+        # The archive alone: every archived checkpoint (full and linked rows, written by three processes and
+        # this one across two losses) rebuilds its list, a prefix of the newest.
+        assert fresh.cold is not None
+        archived = await fresh.cold.list_langgraph_checkpoints(thread, "")
+        assert len(archived) == len(history)
+        serde = fresh.checkpointer().serde
+        for bundle in archived:
+            blob = bundle.blobs.get("turns")
+            turns = serde.loads_typed(unpack(blob)) if blob is not None else []
+            assert turns == expected[: len(turns)], bundle.row.checkpoint_id
+    with contextlib.closing(sqlite3.connect(cold.removeprefix("sqlite:///"))) as conn:
+        rows = [json.loads(r[0]) for r in conn.execute("SELECT payload FROM context_checkpoints WHERE key = ?", (thread,))]
+    rows.sort(key=lambda row: row["checkpoint_id"])
+    kinds = "".join("L" if "base" in row else "F" if "nodes" in row else "w" for row in rows)
+    # Whole values until the list is worth sharing; then a full row whenever a saver does not know the chain
+    # (each process's first put, the first put after each loss), linked rows between.
+    assert kinds.count("L") >= 10 and 2 <= kinds.count("F") <= 6, kinds
