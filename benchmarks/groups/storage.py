@@ -20,7 +20,10 @@ PostgreSQL's empty relations) are subtracted, so the figure is that thread's alo
 * PostgreSQL (AsyncPostgresSaver): ``pg_total_relation_size`` of the schema's tables (TOAST and indexes included;
   TOAST compresses large values);
 * memory (contextkit, InMemorySaver): the payload bytes held (serialized checkpoints, blobs, writes, metadata JSON),
-  without Python's object overhead.
+  without Python's object overhead;
+* the archive (``ContextKitSaver memory, PostgreSQL archive``: a memory hot tier whose checkpoints the kit's
+  archiver copies into a PostgreSQL cold tier): ``pg_total_relation_size`` of the cold tier's tables once the
+  archiver drained, the archive's bytes alone (its time rows: turns with archiving on).
 
 The floor is the raw message text (UTF-8 bytes of every question and reply). Time rows are the run's wall time per
 turn (``ainvoke`` of each turn, the state read back included); their ratio is against InMemorySaver.
@@ -57,6 +60,7 @@ IN_MEMORY = "InMemorySaver"
 SQLITE_PEER = "AsyncSqliteSaver"
 POSTGRES_PEER = "AsyncPostgresSaver"
 PLAINREDIS = "plainredis AsyncRedisSaver"
+ARCHIVE = "ContextKitSaver memory, PostgreSQL archive"
 CK = "ContextKitSaver {}"
 
 _VOCABULARY = (
@@ -172,6 +176,36 @@ async def _contextkit(ctx: BenchContext, tier: str) -> AsyncIterator[Subject]:
 
 
 @contextlib.asynccontextmanager
+async def _archived(ctx: BenchContext) -> AsyncIterator[Subject]:
+    import asyncpg
+
+    async with ctx.kit("memory", "postgres") as kit:
+        cold: Any = kit.cold
+        archiver = kit.archiver
+        assert archiver is not None
+
+        async def measure() -> int:
+            if not await archiver.flush(120):
+                raise RuntimeError("the archiver did not drain in 120 s")
+            conn = await asyncpg.connect(ctx.services.postgres_url)
+            try:
+                size = await conn.fetchval(
+                    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
+                    cold.schema,
+                )
+            finally:
+                await conn.close()
+            return int(size)
+
+        try:
+            yield Subject(kit.checkpointer(), measure)
+        finally:
+            with contextlib.suppress(Exception):
+                await cold.drop_schema()
+
+
+@contextlib.asynccontextmanager
 async def _in_memory(ctx: BenchContext) -> AsyncIterator[Subject]:
     from langgraph.checkpoint.memory import InMemorySaver
 
@@ -262,6 +296,8 @@ def _subjects(ctx: BenchContext) -> list[tuple[str, SubjectFactory]]:
     subjects: list[tuple[str, SubjectFactory]] = [(IN_MEMORY, _in_memory)]
     for tier in ctx.tiers:
         subjects.append((CK.format(tier), partial(_contextkit, tier=tier)))
+    if "memory" in ctx.tiers and "postgres" in ctx.peers:
+        subjects.append((ARCHIVE, _archived))
     peers = {"sqlite": (SQLITE_PEER, _sqlite), "postgres": (POSTGRES_PEER, _postgres), "plainredis": (PLAINREDIS, _plainredis)}
     subjects += [peers[name] for name in ctx.peers if name in peers]
     return subjects
@@ -437,6 +473,9 @@ def _targets(ctx: BenchContext, turns_list: tuple[int, ...]) -> None:
     expect(f"sqlite: DeltaChannel, {n} turns: time <= 0.5x AsyncSqliteSaver", f"{time_case(DELTA, n)} / {sqlite}",
            f"{time_case(DELTA, n)} / {SQLITE_PEER}", 0.5, "throughput")
     if 100 in turns_list and 1_000 in turns_list:
+        for kind in KINDS:
+            expect(f"archive: {kind}: 1,000-turn bytes <= 12x the 100-turn bytes", f"{bytes_case(kind, 1_000)} / {ARCHIVE}",
+                   f"{bytes_case(kind, 100)} / {ARCHIVE}", 12.0)
         for tier, name in (("redis", redis), ("sqlite", sqlite)):
             for kind in KINDS:
                 expect(f"{tier}: {kind}: 1,000-turn bytes <= 12x the 100-turn bytes", f"{bytes_case(kind, 1_000)} / {name}",
