@@ -61,6 +61,7 @@ __all__ = [
     "ListSharing",
     "SharedBlobReader",
     "SplitList",
+    "collected_node_bytes",
     "holds_records",
     "is_node_version",
     "node_version",
@@ -647,6 +648,41 @@ def reachable_nodes(records: Iterable[Typed], get_block: Callable[[str], Typed |
                 if block is not None and block[0] == BLOCK_TYPE:
                     out.update(node_version(leaf) for leaf in _ids(bytes(block[1])))
     return out
+
+
+async def collected_node_bytes(
+    store: SharedBlobReader,
+    thread_id: str,
+    checkpoint_ns: str,
+    channel: str,
+    every: Sequence[Typed],
+    kept: Sequence[Typed],
+) -> int:
+    """The bytes of the nodes a prune collects from one channel of a ``(thread, ns)``: those the records of
+    ``every`` checkpoint reach and the records of the ``kept`` ones do not (type tag and bytes, as blobs are
+    counted). 0 when a record has a format this version cannot read (nothing of the channel is collected)."""
+    layouts = []
+    for blob in every:
+        try:
+            layouts.append(_decode_record(blob))
+        except CorruptData:
+            return 0
+    wanted = sorted(
+        {(channel, node_version(b)) for r in layouts for (_, size), b in zip(_blocks(r.n), r.block_ids, strict=True) if size > 1}
+    )
+    found = dict(await store.cp_get_blobs(thread_id, checkpoint_ns, wanted)) if wanted else {}
+
+    def get_block(version: str) -> Typed | None:
+        return found.get((channel, version))
+
+    reached, staying = reachable_nodes(every, get_block), reachable_nodes(kept, get_block)
+    if reached is None or staying is None:
+        return 0
+    gone = reached - staying
+    leaves = sorted((channel, v) for v in gone if (channel, v) not in found)
+    if leaves:
+        found.update(await store.cp_get_blobs(thread_id, checkpoint_ns, leaves))
+    return sum(len(typed[0]) + len(typed[1]) for v in gone if (typed := found.get((channel, v))) is not None)
 
 
 async def shared_node_bytes(

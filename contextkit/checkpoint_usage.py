@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from contextkit.checkpoint_lists import LIST_MARK, shared_node_bytes
+from contextkit.checkpoint_lists import LIST_MARK, collected_node_bytes, shared_node_bytes
 from contextkit.stores import (
     CheckpointBundle,
     CheckpointRow,
@@ -39,7 +39,7 @@ from contextkit.stores import (
     delta_seed,
 )
 
-__all__ = ["PrunePlan", "ThreadUsage", "plan_prune", "thread_bytes", "thread_usage"]
+__all__ = ["PrunePlan", "ThreadUsage", "plan_prune", "planned_prune", "thread_bytes", "thread_usage"]
 
 #: How many of the newest checkpoints' growth a usage report lists.
 GROWTH_SHOWN = 10
@@ -69,8 +69,8 @@ def _write_bytes(write: WriteRow) -> int:
 @dataclass(frozen=True, slots=True)
 class PrunePlan:
     """What a retention policy keeps and removes of one thread, per namespace (``{ns: [checkpoint ids]}``, newest
-    first), and the hot bytes the removal frees (rows, their writes, and blobs no kept checkpoint points at; the
-    shared list elements the prune also collects, those no kept list holds, are not counted: a lower bound)."""
+    first), and the hot bytes the removal frees (rows, their writes, blobs no kept checkpoint points at and, from
+    :func:`planned_prune`, the shared list elements the prune collects with them: those no kept list holds)."""
 
     thread_id: str
     kept: Mapping[str, Sequence[str]]
@@ -149,6 +149,31 @@ def plan_prune(thread_id: str, bundles: Iterable[CheckpointBundle], policy: Rete
                     dropped.add(key)
                     freed += len(blob[1]) + len(blob[0])
     return PrunePlan(thread_id, kept, pruned, freed)
+
+
+async def planned_prune(
+    store: CheckpointStore, thread_id: str, bundles: Sequence[CheckpointBundle], policy: RetentionPolicy, now: float
+) -> PrunePlan:
+    """:func:`plan_prune` over ``bundles`` (the thread's ``cp_list``), its freed bytes counting the shared list
+    nodes the prune collects (:func:`contextkit.checkpoint_lists.collected_node_bytes`) when the store holds
+    shared lists."""
+    plan = plan_prune(thread_id, bundles, policy, now)
+    if not isinstance(store, SharedBlobStore) or not plan.pruned_count:
+        return plan
+    kept = {(ns, cid) for ns, ids in plan.kept.items() for cid in ids}
+    records: dict[tuple[str, str], tuple[list[Typed], list[Typed]]] = {}
+    for bundle in bundles:
+        row = bundle.row
+        for channel, blob in bundle.blobs.items():
+            if blob[0].endswith(LIST_MARK):
+                every, staying = records.setdefault((row.checkpoint_ns, channel), ([], []))
+                every.append(blob)
+                if (row.checkpoint_ns, row.checkpoint_id) in kept:
+                    staying.append(blob)
+    collected = 0
+    for (ns, channel), (every, staying) in records.items():
+        collected += await collected_node_bytes(store, thread_id, ns, channel, every, staying)
+    return replace(plan, freed_bytes=plan.freed_bytes + collected)
 
 
 def thread_bytes(bundles: Iterable[CheckpointBundle], *, archived: bool = False) -> ThreadBytes:
@@ -255,7 +280,7 @@ async def thread_usage(
     growth = _growth(bundles)
     plan = None
     if policy is not None and policy.limits:
-        plan = plan_prune(thread_id, bundles, policy, time.time() if now is None else now)
+        plan = await planned_prune(store, thread_id, bundles, policy, time.time() if now is None else now)
     return ThreadUsage(
         thread_id=thread_id,
         hot=hot,

@@ -441,7 +441,7 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         :class:`~contextkit.errors.InvalidInput` for a policy without a limit."""
         import time
 
-        from contextkit.checkpoint_usage import plan_prune
+        from contextkit.checkpoint_usage import planned_prune
         from contextkit.checkpoint_usage import thread_ids as all_threads
 
         store = self._checkpoint_store()
@@ -458,7 +458,7 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             bundles = [b async for b in store.cp_list(thread_id, None)]
             if not bundles:
                 continue
-            plan = plan_prune(thread_id, bundles, policy, time.time())
+            plan = await planned_prune(store, thread_id, bundles, policy, time.time())
             plans.append(plan)
             if not dry_run and plan.pruned_count:
                 await store.cp_prune([thread_id], True, policy=policy)

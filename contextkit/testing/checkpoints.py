@@ -933,6 +933,57 @@ class CheckpointStoreSuite:
         assert plan.pruned["call:old"] and not plan.kept["call:old"]
         assert before.total - thread_bytes(after).total == plan.freed_bytes
 
+    async def test_retention_plan_counts_the_shared_list_elements_the_prune_collects(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """On a :class:`~contextkit.stores.SharedBlobStore`, the bytes a plan says a prune frees
+        (:func:`contextkit.checkpoint_usage.planned_prune`, ``checkpoints prune --dry-run``) include the list
+        elements and blocks the prune collects (those no kept list reaches), and equal what the thread's count,
+        nodes included, drops by; elements a kept list still reaches are not counted."""
+        from contextkit.checkpoint_lists import BLOCK_TYPE, _block_id, _encode_record, _leaf_id, node_version
+        from contextkit.checkpoint_usage import _with_shared_nodes, plan_prune, planned_prune, thread_bytes
+        from contextkit.stores import SharedBlobStore
+
+        if not isinstance(checkpoint_store, SharedBlobStore):
+            return
+        parts = {name: b"\xa1" + (name * 50).encode() for name in "abcd"}
+        leaf = {name: _leaf_id(part) for name, part in parts.items()}
+        ab, cd = leaf["a"] + leaf["b"], leaf["c"] + leaf["d"]
+        node = {name: (node_version(leaf[name]), ("msgpack", part)) for name, part in parts.items()}
+        block = {name: (node_version(_block_id(ids)), (BLOCK_TYPE, ids)) for name, ids in (("ab", ab), ("cd", cd))}
+        tid = str(uuid.uuid4())
+        c1, c2, c3 = (make_checkpoint_id() for _ in range(3))
+        # [a, b] -> [a, b, c] -> [c, d]: keeping only the newest collects a, b and their block, not c.
+        await checkpoint_store.cp_put(
+            _row(tid, c1, versions={"log": "1"}),
+            {("log", "1"): _encode_record("msgpack", None, 2, [_block_id(ab)]),
+             **{("log", v): typed for v, typed in (node["a"], node["b"], block["ab"])}},
+        )
+        await checkpoint_store.cp_put(
+            _row(tid, c2, parent=c1, versions={"log": "2"}),
+            {("log", "2"): _encode_record("msgpack", None, 3, [_block_id(ab), leaf["c"]]), ("log", node["c"][0]): node["c"][1]},
+        )
+        await checkpoint_store.cp_put(
+            _row(tid, c3, parent=c2, versions={"log": "3"}),
+            {("log", "3"): _encode_record("msgpack", None, 2, [_block_id(cd)]),
+             **{("log", v): typed for v, typed in (node["d"], block["cd"])}},
+        )
+
+        async def counted() -> tuple[list[CheckpointBundle], int]:
+            bundles = [b async for b in checkpoint_store.cp_list(tid, None)]
+            return bundles, (await _with_shared_nodes(checkpoint_store, tid, bundles, thread_bytes(bundles))).total
+
+        bundles, before = await counted()
+        policy = RetentionPolicy(keep_latest=1)
+        plan = await planned_prune(checkpoint_store, tid, bundles, policy, time.time())
+        bare = plan_prune(tid, bundles, policy, time.time())
+        collected = sum(len(t[0]) + len(t[1]) for _, t in (node["a"], node["b"], block["ab"]))
+        assert plan.freed_bytes == bare.freed_bytes + collected
+        await checkpoint_store.cp_prune([tid], True, policy=policy)
+        _, after = await counted()
+        assert before - after == plan.freed_bytes
+        assert set(await checkpoint_store.cp_get_blobs(tid, "", [("log", node["c"][0])])) == {("log", node["c"][0])}
+
     async def test_usage_counts_a_thread_like_the_generic_count(self, checkpoint_store: CheckpointStore) -> None:
         """A store that counts a thread's bytes itself (:class:`~contextkit.stores.CheckpointUsageStore`) agrees
         with the generic count over ``cp_list``; a store without it is counted by the generic count, whose blob
