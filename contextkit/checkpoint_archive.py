@@ -21,7 +21,7 @@ apart from the seed's own documents by ``payload["kind"]`` (seed payloads have n
   records are rebuilt from the nodes of the namespace's rows whose checkpoint id lies from ``base`` (the chain's
   full row) to its own (:func:`linked_span` names the ids to fetch, :func:`bundles_from_payloads` takes them as
   ``linked``). The saver writes a full row when its chain's linked rows hold more node bytes than the full
-  row did, or an hour after it (and whenever it does not know the chain): the archive of a growing list grows
+  row did, after 1,000 rows or an hour (and whenever it does not know the chain): the archive of a growing list grows
   linearly, not with its square, and a retention that drops rows by age (ClickHouse ``ttl_days``) leaves a
   linked row without its full row for at most that hour (it then reads as ``CorruptData``). Rows written
   before (whole values, no ``nodes``) read as they always did.

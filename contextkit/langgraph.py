@@ -26,7 +26,7 @@ the channels it references, not only the changed ones, with no walk over older r
 in the hot tier: a *linked* row stores a list as its record and the nodes the rows of its chain do not hold yet,
 so that the archive of a growing list grows linearly; the saver writes a *full*
 row (every node) when it does not know the chain, when the linked rows hold more node bytes than the full row did,
-or an hour after it, so a retention by age (ClickHouse ``ttl_days``) leaves a linked row without its full row for
+after 1,000 rows or an hour, so a retention by age (ClickHouse ``ttl_days``) leaves a linked row without its full row for
 at most an hour.
 
 Read-through: ``aget_tuple`` answers a hot miss from the cold tier (``ColdStore.read_langgraph_checkpoint``) and
@@ -232,16 +232,18 @@ class _Chain:
     base_bytes: int
     linked_bytes: int
     lists: dict[str, _ArchivedList]
+    rows: int = 1
 
     def extends(self, parent_id: str | None, checkpoint_id: str) -> bool:
         """Whether a put of ``checkpoint_id`` on top of ``parent_id`` may be archived as a linked row of this
         chain: on its head, ids rising (a reader fetches the rows whose ids lie from ``base`` to the row's), not
-        grown past the full row's bytes (so the archive grows linearly) nor older than
-        :data:`_CHAIN_SECONDS`."""
+        grown past the full row's bytes (so the archive grows linearly), :data:`_CHAIN_ROWS` rows (what one
+        archive read fetches) nor older than :data:`_CHAIN_SECONDS`."""
         return (
             parent_id == self.head
             and self.base <= self.head < checkpoint_id
             and self.linked_bytes <= max(self.base_bytes, _CHAIN_MIN_BYTES)
+            and self.rows < _CHAIN_ROWS
             and time.monotonic() - self.started < _CHAIN_SECONDS
         )
 
@@ -251,6 +253,9 @@ class _Chain:
 _CHAIN_SECONDS = 3600.0
 #: Linked rows may add up to this many node bytes even when the full row held fewer.
 _CHAIN_MIN_BYTES = 64 * 1024
+#: Rows a chain holds at most, its full row included: reading an archived checkpoint fetches the rows of its chain
+#: up to it (~1 KB each for a chat turn).
+_CHAIN_ROWS = 1000
 
 
 #: Leaf ids the archive chains of a saver hold at most (~60 bytes each), over all threads.
@@ -1168,7 +1173,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
                 return _ArchiveRow(out)
             return _ArchiveRow(out, nodes, None, _Chain(row.checkpoint_id, row.checkpoint_id, time.monotonic(), added, 0, kept))
         records = any(typed[0].endswith(LIST_MARK) for typed in out.values())
-        grown = _Chain(row.checkpoint_id, chain.base, chain.started, chain.base_bytes, chain.linked_bytes + added, kept)
+        grown = _Chain(
+            row.checkpoint_id, chain.base, chain.started, chain.base_bytes, chain.linked_bytes + added, kept, chain.rows + 1
+        )
         return _ArchiveRow(out, nodes, chain.base if records else None, grown)
 
     def _blobs(

@@ -144,3 +144,16 @@ async def test_chains_past_their_bound_forget_the_thread_written_longest_ago(
     assert all("base" in p for p in rows[19:])
     assert await _check_every_row_reads_back_as_the_hot_tier_has_it(kit, saver, "thread a") == 24
     assert await _check_every_row_reads_back_as_the_hot_tier_has_it(kit, saver, "thread b") == 18
+
+
+async def test_a_chain_holds_a_bounded_number_of_rows(kit: ContextKit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chain of ``_CHAIN_ROWS`` rows starts over with a full row (an archive read fetches at most that many rows
+    of a chain), and every row reads back whole."""
+    monkeypatch.setattr(saver_module, "_CHAIN_ROWS", 10)
+    saver = kit.checkpointer()
+    await _turns(saver, 15)
+    assert await _check_every_row_reads_back_as_the_hot_tier_has_it(kit, saver) == 45
+    rows = sorted(_rows(kit), key=lambda p: p["checkpoint_id"])
+    shared = [n for n, p in enumerate(rows) if "nodes" in p or "base" in p]
+    full = [n for n in shared if "base" not in rows[n]]
+    assert full == shared[::10], (full, shared)
