@@ -172,3 +172,45 @@ async def test_ten_thousand_messages_written_while_clickhouse_is_killed_arrive_e
         if not server.running:
             server.start()
     await _check_exactly_once(ch_target, ids)
+
+
+@pytest.mark.postgres
+async def test_a_chat_thread_archived_through_a_postgres_outage_reads_back_whole_from_the_archive(
+    private_postgres: PostgresServer, fresh_name: str
+) -> None:
+    """Shared lists archive as linked rows (each needs the rows of its chain before it): a chat thread runs 8
+    turns, PostgreSQL is stopped, 8 more turns run (their rows wait in the outbox, the graph never notices), the
+    server comes back and the archiver drains. Every one of the 48 checkpoints then reads back from the archive
+    alone with the list the hot tier has, the rows of the outage linked to the full row archived before it."""
+    from contextkit.blob_compression import unpack
+    from contextkit.testing.checkpoints import long_turns_graph
+
+    target = _PrivatePostgresTarget(private_postgres, fresh_name)
+    config = {"hot": "memory", "cold": target.kit_cold(), "timeout": 10.0, "archiver": {"max_backoff": 1.0}}
+    thread = {"configurable": {"thread_id": "outage-thread"}}
+    async with ContextKit.from_config(config, env={}) as kit:
+        assert kit.archiver is not None and kit.cold is not None
+        saver = kit.checkpointer()
+        graph = long_turns_graph(saver)
+        for turn in range(8):
+            await graph.ainvoke({"turns": [f"before {turn}"]}, thread)
+        assert await kit.archiver.flush(30)
+        private_postgres.stop()
+        for turn in range(8):
+            await graph.ainvoke({"turns": [f"during {turn}"]}, thread)
+        assert (await _wait_for_failures(kit))["queue_depth"] > 0
+        private_postgres.start()
+        assert await kit.archiver.flush(60), await kit.archiver.metrics()
+        hot = {t.checkpoint["id"]: t.checkpoint["channel_values"].get("turns") async for t in saver.alist(thread)}
+        archived = await kit.cold.list_langgraph_checkpoints("outage-thread", "")
+        assert len(hot) == len(archived) == 48
+        for bundle in archived:
+            blob = bundle.blobs.get("turns")
+            turns = saver.serde.loads_typed(unpack(blob)) if blob is not None else None
+            assert turns == hot[bundle.row.checkpoint_id], bundle.row.checkpoint_id
+    rows = await target.fetch(
+        f"SELECT data->>'checkpoint_id', data ? 'base', data ? 'nodes' FROM {target.table('context_checkpoints')} "
+        "WHERE thread_id = 'outage-thread' ORDER BY 1"
+    )
+    full = [cid for cid, linked, nodes in rows if nodes and not linked]
+    assert len(full) == 1 and sum(1 for _, linked, _ in rows if linked) >= 30  # one chain across the outage
