@@ -69,6 +69,7 @@ uses :meth:`ContextKitSaver.in_background`, which opens the store on a private l
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 import secrets
@@ -298,6 +299,55 @@ class _ArchiveChains:
 
 def _held(chain: _Chain) -> int:
     return sum(len(held.leaf_ids) for held in chain.lists.values())
+
+
+#: DeltaChannel walks a saver remembers (:class:`_DeltaWalks`), and the pending writes they may hold in all.
+_WALKS_REMEMBERED = 256
+_WALK_WRITES_HELD = 200_000
+
+
+class _DeltaWalks:
+    """Per ``(thread, ns, channels)``: the last complete ``DeltaChannel`` walk this saver read from its hot tier,
+    as ``(start id, steps)``. The next walk of the thread asks the store to stop at that start
+    (``cp_delta_history(..., stop_at=)``) and takes the rest from here: a turn then reads the few checkpoints
+    made since, not the ~100 back to the snapshot. What a walk holds does not change while its start is an
+    ancestor: the writes of a checkpoint with a child are final, and a prune keeps the ancestors a kept
+    checkpoint's channels need (those it drops are still its true history). ``forget`` drops a thread (deleted,
+    copied over, runs deleted)."""
+
+    __slots__ = ("_lock", "_walks", "_writes")
+
+    def __init__(self) -> None:
+        self._walks: OrderedDict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[DeltaStep, ...], int]] = OrderedDict()
+        self._writes = 0
+        # The saver's methods may run in callers' loops on several threads; forget() iterates.
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, tuple[str, ...]]) -> tuple[str, tuple[DeltaStep, ...]] | None:
+        """The start and steps of the walk remembered for ``key``."""
+        with self._lock:
+            found = self._walks.get(key)
+        return None if found is None else (found[0], found[1])
+
+    def set(self, key: tuple[str, str, tuple[str, ...]], start: str, steps: Sequence[DeltaStep]) -> None:
+        """Remember a complete walk (one holding too many writes is not kept)."""
+        writes = sum(len(step.writes) for step in steps)
+        with self._lock:
+            old = self._walks.pop(key, None)
+            if old is not None:
+                self._writes -= old[2]
+            if writes > _WALK_WRITES_HELD // 10:
+                return
+            self._walks[key] = (start, tuple(steps), writes)
+            self._writes += writes
+            while self._walks and (len(self._walks) > _WALKS_REMEMBERED or self._writes > _WALK_WRITES_HELD):
+                self._writes -= self._walks.popitem(last=False)[1][2]
+
+    def forget(self, thread_id: str | None = None) -> None:
+        """Drop the walks of ``thread_id`` (every walk for None)."""
+        with self._lock:
+            for key in [k for k in self._walks if thread_id is None or k[0] == thread_id]:
+                self._writes -= self._walks.pop(key)[2]
 
 
 @runtime_checkable
@@ -630,6 +680,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self._checked = Capability.CHECKED_PUTS.value in getattr(store, "capabilities", ())
         self._stored = _StoredHeads()
         self._chains = _ArchiveChains()
+        self._walks = _DeltaWalks()
+        # A DeltaHistoryStore of an earlier contract walks without stop_at: every walk then goes to the seeds.
+        self._stop_at = isinstance(store, DeltaHistoryStore) and "stop_at" in inspect.signature(store.cp_delta_history).parameters
         #: What a prune keeps (``[checkpoints]``); with a limit set, what it removed is not read back from the
         #: archive either (see the module docstring).
         self.retention = retention if retention is not None and retention.limits else None
@@ -849,6 +902,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self._lists.forget_thread(thread_id)
         self._stored.forget(thread_id)
         self._chains.forget(thread_id)
+        self._walks.forget(thread_id)
 
     async def _resolved(self, bundle: CheckpointBundle, *, head: bool = False) -> CheckpointBundle:
         """``bundle`` with its shared list records replaced by the whole values (:mod:`contextkit.checkpoint_lists`);
@@ -1343,6 +1397,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         if not run_ids:
             return
         runs = [str(r) for r in run_ids]
+        self._walks.forget()  # the threads are not known here, and the walks may hold checkpoints of those runs
         if self.archive is None:
             await self._call(self.store.cp_delete_for_runs(runs))
         else:
@@ -1492,7 +1547,17 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         # The generic walk goes on from `cursor` unless the hot walk settled everything.
         walk_on = True
         if isinstance(store, DeltaHistoryStore):
-            walk = await store.cp_delta_history(thread_id, checkpoint_ns, cursor, wanted)
+            key = (thread_id, checkpoint_ns, tuple(wanted))
+            known = self._walks.get(key) if self._stop_at else None
+            if known is not None and known[0] != cursor:
+                walk = await store.cp_delta_history(thread_id, checkpoint_ns, cursor, wanted, stop_at=known[0])
+            else:
+                walk = await store.cp_delta_history(thread_id, checkpoint_ns, cursor, wanted)
+            if walk is not None and walk.stopped and known is not None:
+                steps = self._joined(walk.steps, known[1], remaining)
+                self._walks.set(key, walk.checkpoint_id, steps)
+                return self._delta_result(wanted, await self._resolved_seeds(thread_id, checkpoint_ns, steps))
+            start = walk.checkpoint_id if walk is not None else None
             while walk is not None:
                 seen.add(walk.checkpoint_id)
                 for step in walk.steps:
@@ -1506,11 +1571,30 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
                 if not walk.bounded:
                     break  # this tier does not hold the next ancestor
                 walk = await store.cp_delta_history(thread_id, checkpoint_ns, cursor, sorted(remaining), inclusive=True)
+            if start is not None and not walk_on and self._stop_at:
+                self._walks.set(key, start, steps)  # complete in the hot tier: the next walk stops at its start
             # A start or an ancestor this tier does not hold is only worth a look elsewhere with an archive.
             walk_on = walk_on and self.archive is not None
         if walk_on:
             await self._delta_walk_bundles(thread_id, checkpoint_ns, cursor, inclusive, remaining, seen, steps)
         return self._delta_result(wanted, await self._resolved_seeds(thread_id, checkpoint_ns, steps))
+
+    @staticmethod
+    def _joined(new: Sequence[DeltaStep], known: Sequence[DeltaStep], remaining: set[str]) -> list[DeltaStep]:
+        """The steps of a walk that stopped at the start of a remembered one (``new``, that start included), then
+        the remembered steps for the channels ``new`` left unseeded (a remembered step holds the writes of every
+        channel still walking in its own walk, a superset)."""
+        steps = list(new)
+        for step in new:
+            remaining.difference_update(step.seeds)
+        for step in known:
+            if not remaining:
+                break
+            writes = [w for w in step.writes if w.channel in remaining]
+            seeds = {channel: blob for channel, blob in step.seeds.items() if channel in remaining}
+            steps.append(DeltaStep(step.checkpoint_id, writes, seeds))
+            remaining.difference_update(seeds)
+        return steps
 
     async def _resolved_seeds(self, thread_id: str, checkpoint_ns: str, steps: list[DeltaStep]) -> list[DeltaStep]:
         """The walk's steps with shared list records among their seeds (a ``DeltaChannel`` snapshot) read back

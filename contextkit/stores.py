@@ -971,13 +971,15 @@ class DeltaWalk:
     with channels left unseeded before the chain's root (None when every channel found its seed or the chain
     ended): ``bounded`` says the store stopped at its own bound on the steps of one call, so the caller asks it
     again from there (``inclusive=True``); otherwise this tier does not hold that ancestor (archived, expired,
-    pruned) and the caller reads on from the cold tier, if any.
+    pruned) and the caller reads on from the cold tier, if any. ``stopped``: the walk ended at the ``stop_at``
+    the caller gave, after visiting it, with channels still unseeded (``resume`` is then None).
     """
 
     checkpoint_id: str
     steps: Sequence[DeltaStep]
     resume: str | None = None
     bounded: bool = False
+    stopped: bool = False
 
 
 @runtime_checkable
@@ -994,12 +996,15 @@ class DeltaHistoryStore(Protocol):
         channels: Sequence[str],
         *,
         inclusive: bool = False,
+        stop_at: str | None = None,
     ) -> DeltaWalk | None:
         """Walk ``parent_checkpoint_id`` from ``checkpoint_id`` (the newest of ``(thread, ns)`` when None) and
         return, per ancestor, the writes to the channels still walking and the seeds found there (see
         :func:`delta_seed`); each channel stops at its seed. The start itself is skipped (its writes are pending
         for the next step and its values are what the caller is rebuilding), unless ``inclusive`` (a walk resumed
-        at ``resume``). A repeated id ends the walk. None when the start is not stored."""
+        at ``resume``). A repeated id ends the walk. ``stop_at``: an ancestor whose own walk the caller holds; the
+        walk ends once it visited it with channels still unseeded (``DeltaWalk.stopped``). None when the start is
+        not stored."""
         ...
 
 

@@ -1866,6 +1866,72 @@ class CheckpointStoreSuite:
         await saver.aget_delta_channel_history(config=_config(tid, checkpoint_ns="", checkpoint_id=ids[6]), channels=["a", "c"])
         assert calls == ["cp_delta_history"]
 
+    async def test_delta_history_stops_at_an_ancestor_the_caller_holds(self, checkpoint_store: CheckpointStore) -> None:
+        """``cp_delta_history(..., stop_at=)`` ends once it visited that ancestor (its step included) with
+        channels still walking (``stopped``, nothing to resume); a channel that finds its seed first ends the walk
+        as without it, and an id off the chain changes nothing. The saver's remembered walks rely on it.
+
+        Fix: in the walk, after the step of ``stop_at``, return ``DeltaWalk(start, steps, stopped=True)`` when
+        channels are left."""
+        if not isinstance(checkpoint_store, DeltaHistoryStore):
+            return
+        tid = str(uuid.uuid4())
+        ids = await delta_chain(checkpoint_store, tid)
+        full = await checkpoint_store.cp_delta_history(tid, "", None, ["a", "b"])
+        assert full is not None and not full.stopped
+        stopped = await checkpoint_store.cp_delta_history(tid, "", None, ["a", "b"], stop_at=ids[4])
+        assert stopped is not None and stopped.stopped and stopped.resume is None and not stopped.bounded
+        assert stopped.checkpoint_id == ids[6]
+        assert [(s.checkpoint_id, s.writes, s.seeds) for s in stopped.steps] == [
+            (s.checkpoint_id, s.writes, s.seeds) for s in full.steps[:2]
+        ]
+        seeded_first = await checkpoint_store.cp_delta_history(tid, "", None, ["a"], stop_at=ids[2])
+        alone = await checkpoint_store.cp_delta_history(tid, "", None, ["a"])
+        assert seeded_first is not None and alone is not None and not seeded_first.stopped
+        assert [s.checkpoint_id for s in seeded_first.steps] == [s.checkpoint_id for s in alone.steps] == ids[5:2:-1]
+        elsewhere = await checkpoint_store.cp_delta_history(tid, "", None, ["a", "b"], stop_at=make_checkpoint_id())
+        assert elsewhere is not None and not elsewhere.stopped
+        assert [s.checkpoint_id for s in elsewhere.steps] == [s.checkpoint_id for s in full.steps]
+        itself = await checkpoint_store.cp_delta_history(tid, "", ids[5], ["a", "b"], inclusive=True, stop_at=ids[5])
+        assert itself is not None and itself.stopped and [s.checkpoint_id for s in itself.steps] == [ids[5]]
+
+    async def test_a_saver_remembering_its_delta_walks_answers_as_a_fresh_one(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """A saver remembers each complete ``DeltaChannel`` walk and asks the store to stop at its start on the
+        next one (a turn then reads the checkpoints made since, not those back to the snapshot). Across snapshot
+        boundaries, at every checkpoint of the history (newest to oldest, then oldest to newest), after a fork
+        from an older checkpoint that goes on, and after a delete of the thread, its answers equal those of a
+        saver that never walked before."""
+        pytest.importorskip("langgraph.channels.delta")
+        from contextkit.langgraph import ContextKitSaver
+
+        saver = ContextKitSaver(checkpoint_store)
+        graph = delta_graph(saver, snapshot_frequency=4)
+        config = _config(str(uuid.uuid4()))
+
+        async def same(at: Any) -> None:
+            want = await ContextKitSaver(checkpoint_store).aget_delta_channel_history(config=at, channels=["turns"])
+            assert await saver.aget_delta_channel_history(config=at, channels=["turns"]) == want, at
+
+        for turn in range(10):
+            await graph.ainvoke({"turns": [f"user {turn}"]}, config)
+            await same(config)
+        history = [s async for s in graph.aget_state_history(config)]
+        for snapshot in [*history, *reversed(history)]:
+            await same(snapshot.config)
+        fork = await graph.aupdate_state(history[11].config, {"turns": ["edited"]})
+        await same(fork)
+        for turn in range(3):
+            await graph.ainvoke(None if turn == 0 else {"turns": [f"fork {turn}"]}, fork if turn == 0 else config)
+            await same(config)
+        assert (await graph.aget_state(config)).values["turns"][-1].startswith("reply")
+        await saver.adelete_thread(config["configurable"]["thread_id"])
+        await graph.ainvoke({"turns": ["after the delete"]}, config)
+        await same(config)
+        if isinstance(checkpoint_store, DeltaHistoryStore) and saver._stop_at:
+            assert saver._walks.get((config["configurable"]["thread_id"], "", ("turns",))) is not None
+
     async def test_graph_delta_channel_rebuilds_what_a_plain_reducer_keeps(self, checkpoint_store: CheckpointStore) -> None:
         """A real ``DeltaChannel`` graph (snapshot every 3 updates) reads back, at the head and at every older
         checkpoint of its history, the list a plain ``operator.add`` channel stores in full; a fork from an older

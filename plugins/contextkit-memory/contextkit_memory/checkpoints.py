@@ -381,6 +381,7 @@ class MemoryCheckpoints:
         channels: Sequence[str],
         *,
         inclusive: bool = False,
+        stop_at: str | None = None,
     ) -> DeltaWalk | None:
         """See :meth:`contextkit.stores.DeltaHistoryStore.cp_delta_history`: a direct walk of the rows."""
         thread = self._cp_thread(thread_id, self._cp_now())
@@ -417,6 +418,8 @@ class MemoryCheckpoints:
                     seeds[channel] = blob
             remaining.difference_update(seeds)
             steps.append(DeltaStep(cursor, writes, seeds))
+            if cursor == stop_at and remaining:
+                return DeltaWalk(checkpoint_id, steps, stopped=True)
             cursor = row.parent_checkpoint_id
         return DeltaWalk(checkpoint_id, steps)
 

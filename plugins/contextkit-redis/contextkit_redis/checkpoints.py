@@ -579,6 +579,8 @@ def _read_delta_walk(data: Any, channels: Sequence[str]) -> DeltaWalk:
     if pos != end:
         raise CorruptData("a DeltaChannel history reply is truncated")
     resume = data[1]
+    if data[2] == b"2":
+        return DeltaWalk(_s(data[0]), steps, stopped=True)
     return DeltaWalk(_s(data[0]), steps, None if resume is None else _s(resume), data[2] == b"1")
 
 
@@ -854,10 +856,11 @@ class RedisCheckpoints:
         channels: Sequence[str],
         *,
         inclusive: bool = False,
+        stop_at: str | None = None,
     ) -> DeltaWalk | None:
         """See :meth:`contextkit.stores.DeltaHistoryStore.cp_delta_history`: one script walks the parent chain
-        in the thread's slot (up to 500 ancestors a call) and returns only the writes and seeds of the channels
-        asked for."""
+        in the thread's slot (up to 500 ancestors a call, ending at ``stop_at``) and returns only the writes and
+        seeds of the channels asked for."""
         args: list[Any] = [
             _prefix(checkpoint_ns),
             _b(checkpoint_id or ""),
@@ -865,6 +868,7 @@ class RedisCheckpoints:
             _DELTA_MAX_STEPS,
             _b(EMPTY_BLOB_TYPE),
             _TYPE_CODES[EMPTY_BLOB_TYPE],
+            _b(stop_at or ""),
             *map(_b, channels),
         ]
         raw = await self.gate("cp_delta_history", self._lg.run("delta_history", self._lg_thread_keys(thread_id)[:6], args))

@@ -87,7 +87,8 @@ _DELTA_SQL = (
     "SELECT chain.depth + 1, c.checkpoint_id, c.parent_checkpoint_id, c.channel_versions, chain.left, "
     "chain.left & ~" + _SEED_BITS.format(c="c") + " "
     "FROM chain CROSS JOIN ck_checkpoints c ON c.namespace = :ns AND c.thread_id = :tid AND c.checkpoint_ns = :cns "
-    "AND c.checkpoint_id = chain.parent WHERE chain.left != 0 AND chain.depth < :max_depth) "
+    "AND c.checkpoint_id = chain.parent WHERE chain.left != 0 AND chain.depth < :max_depth "
+    "AND (:stop IS NULL OR chain.depth = 0 OR chain.cid != :stop)) "
     "SELECT 0, depth, cid, parent, left, NULL, NULL, NULL, NULL FROM chain "
     "UNION ALL "
     "SELECT 1, chain.depth, w.task_id, w.channel, w.idx, w.type, w.blob, w.task_path, NULL FROM chain "
@@ -504,10 +505,14 @@ class SqliteCheckpoints:
         channels: Sequence[str],
         *,
         inclusive: bool = False,
+        stop_at: str | None = None,
     ) -> DeltaWalk | None:
         """See :meth:`contextkit.stores.DeltaHistoryStore.cp_delta_history`: one hop to the connection's thread,
-        one read transaction, one recursive query (per 62 channels) that stops at the seeds by itself."""
-        return await self._db.read(self._cp_delta_history, thread_id, checkpoint_ns, checkpoint_id, list(channels), inclusive)
+        one read transaction, one recursive query (per 62 channels) that stops at the seeds (and ``stop_at``) by
+        itself."""
+        return await self._db.read(
+            self._cp_delta_history, thread_id, checkpoint_ns, checkpoint_id, list(channels), inclusive, stop_at
+        )
 
     def _cp_delta_history(
         self,
@@ -517,6 +522,7 @@ class SqliteCheckpoints:
         checkpoint_id: str | None,
         channels: list[str],
         inclusive: bool,
+        stop_at: str | None = None,
     ) -> DeltaWalk | None:
         if not self._thread_alive(conn, thread_id, time.time()):
             return None
@@ -530,7 +536,9 @@ class SqliteCheckpoints:
                 return None
             checkpoint_id = str(newest[0])
         walks = [
-            self._cp_delta_chunk(conn, thread_id, checkpoint_ns, checkpoint_id, channels[i : i + _DELTA_MAX_CHANNELS], inclusive)
+            self._cp_delta_chunk(
+                conn, thread_id, checkpoint_ns, checkpoint_id, channels[i : i + _DELTA_MAX_CHANNELS], inclusive, stop_at
+            )
             for i in range(0, max(len(channels), 1), _DELTA_MAX_CHANNELS)
         ]
         if any(walk is None for walk in walks):
@@ -540,9 +548,10 @@ class SqliteCheckpoints:
         # Every chunk walked the same chain, each as far as its own channels needed: merge step by step.
         merged: list[DeltaStep] = []
         resume: str | None = None
-        bounded = False
+        bounded = stopped = False
         for walk in walks:
             assert walk is not None
+            stopped = stopped or walk.stopped
             if resume is None and walk.resume is not None:
                 resume, bounded = walk.resume, walk.bounded
             for i, step in enumerate(walk.steps):
@@ -551,6 +560,8 @@ class SqliteCheckpoints:
                 else:
                     have = merged[i]
                     merged[i] = DeltaStep(have.checkpoint_id, [*have.writes, *step.writes], {**have.seeds, **step.seeds})
+        if stopped:  # every chunk walked to stop_at or ended at its seeds before it: nothing to resume
+            return DeltaWalk(checkpoint_id, merged, stopped=True)
         return DeltaWalk(checkpoint_id, merged, resume, bounded)
 
     def _cp_delta_chunk(
@@ -561,6 +572,7 @@ class SqliteCheckpoints:
         checkpoint_id: str,
         channels: list[str],
         inclusive: bool,
+        stop_at: str | None = None,
     ) -> DeltaWalk | None:
         params = {
             "channels": dumps(channels),
@@ -572,6 +584,7 @@ class SqliteCheckpoints:
             "cid": checkpoint_id,
             "empty": EMPTY_BLOB_TYPE,
             "max_depth": _DELTA_MAX_STEPS,
+            "stop": stop_at,
         }
         chain: dict[int, tuple[str, str | None, int]] = {}
         writes: dict[int, list[WriteRow]] = {}
@@ -598,6 +611,8 @@ class SqliteCheckpoints:
                 return DeltaWalk(checkpoint_id, steps)  # a looped chain: it ends where it repeats
             seen.add(cid)
             steps.append(DeltaStep(cid, writes.get(depth, []), seeds.get(depth, {})))
+        if left and depth >= 1 and cid == stop_at:
+            return DeltaWalk(checkpoint_id, steps, stopped=True)
         # Channels left and a parent the query did not reach: past the bound of one call, or not stored here.
         resume = parent if left and parent is not None else None
         return DeltaWalk(checkpoint_id, steps, resume, bounded=resume is not None and depth >= _DELTA_MAX_STEPS)

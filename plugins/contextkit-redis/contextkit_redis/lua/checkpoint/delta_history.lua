@@ -1,9 +1,11 @@
 --! uses: checkpoint
 -- A DeltaChannel history walk, next to the data (see RedisCheckpoints.cp_delta_history).
 -- KEYS: ids, all, cp, blobs, wk, wv. ARGV: pfx, cid ('' = the newest of the namespace), inclusive ('1' | '0'),
--- max steps, the empty blob's type as text and as its one-byte code (_pack_typed in Python), channel...
+-- max steps, the empty blob's type as text and as its one-byte code (_pack_typed in Python), the id to stop at
+-- once visited ('' = none), channel...
 -- Returns the start id, the id to resume at (nil: none), '1' when the walk stopped at max steps (that ancestor
--- is here) or '0' (it is not), then per ancestor visited, nearest first: its id, the number of its write values
+-- is here), '2' when it stopped at the stop id with channels left, or '0', then per ancestor visited, nearest
+-- first: its id, the number of its write values
 -- and those values (its packed values, whose writes the caller filters to the channels still walking, and the
 -- old layout's writes to those channels), the number of seeds and (channel, blob value) pairs.
 local function parent_of(rec, id)
@@ -21,9 +23,9 @@ if cid == '' then
 end
 local rec = redis.call('HGET', KEYS[3], pfx .. cid)
 if not rec then return false end
-local max_steps, empty, empty_code = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local max_steps, empty, empty_code, stop = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local left, nleft = {}, 0
-for i = 7, #ARGV do
+for i = 8, #ARGV do
   if not left[ARGV[i]] then
     left[ARGV[i]] = true
     nleft = nleft + 1
@@ -90,6 +92,10 @@ while cursor and nleft > 0 and not seen[cursor] do
     out[#out + 1] = seeds[i + 1]
     left[seeds[i]] = nil
     nleft = nleft - 1
+  end
+  if cursor == stop and nleft > 0 then
+    out[3] = '2'
+    break
   end
   cursor = parent_of(rec, cursor)
   rec = nil
