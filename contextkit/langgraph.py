@@ -301,9 +301,10 @@ def _held(chain: _Chain) -> int:
     return sum(len(held.leaf_ids) for held in chain.lists.values())
 
 
-#: DeltaChannel walks a saver remembers (:class:`_DeltaWalks`), and the pending writes they may hold in all.
+#: DeltaChannel walks a saver remembers (:class:`_DeltaWalks`), and the pending writes they may hold in all (~500
+#: bytes each with their values; one walk holds at most a tenth).
 _WALKS_REMEMBERED = 256
-_WALK_WRITES_HELD = 200_000
+_WALK_WRITES_HELD = 50_000
 
 
 class _DeltaWalks:
@@ -327,6 +328,8 @@ class _DeltaWalks:
         """The start and steps of the walk remembered for ``key``."""
         with self._lock:
             found = self._walks.get(key)
+            if found is not None:
+                self._walks.move_to_end(key)
         return None if found is None else (found[0], found[1])
 
     def set(self, key: tuple[str, str, tuple[str, ...]], start: str, steps: Sequence[DeltaStep]) -> None:
