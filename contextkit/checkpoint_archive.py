@@ -46,7 +46,7 @@ other keeps the first). This module is pure Python (no langgraph import), shared
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from contextkit.backend.tables import ArchiveTables
@@ -267,7 +267,7 @@ class _Nodes:
                 if isinstance(nodes, Mapping):
                     self._json.setdefault((ns, str(channel)), {}).update(nodes)
 
-    def lookup(self, checkpoint_ns: str, channel: str) -> Any:
+    def lookup(self, checkpoint_ns: str, channel: str) -> Callable[[str], Typed | None]:
         known = self._json.get((checkpoint_ns, channel), {})
 
         def get(version: str) -> Typed | None:

@@ -89,7 +89,7 @@ from collections.abc import (
 )
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -153,6 +153,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 logger = logging.getLogger("contextkit.langgraph")
 
@@ -160,45 +161,83 @@ logger = logging.getLogger("contextkit.langgraph")
 _REMEMBERED_DELETES = 10_000
 
 
-#: Threads whose head and known-stored blobs a saver remembers (checked puts); three small objects each.
+#: Threads a saver remembers per-thread state of (checked-put heads, archive chains, DeltaChannel walks): those it
+#: wrote or read last; an older thread's next put or walk just does not use what was remembered.
 _HEADS_REMEMBERED = 256
 
 
-class _StoredHeads:
+class _PerThread(Generic[V]):
+    """What a saver remembers per thread: the :meth:`_threads_cap` threads used last (by default
+    :data:`_HEADS_REMEMBERED`), and at most :meth:`_weight_cap` in all of a weight each value declares (the thread
+    used longest ago goes first; the one just stored always stays). The saver's methods may run in callers' loops
+    on several threads, hence the lock."""
+
+    __slots__ = ("_lock", "_threads", "_weight")
+
+    def __init__(self) -> None:
+        self._threads: OrderedDict[str, tuple[V, int]] = OrderedDict()
+        self._weight = 0
+        self._lock = threading.Lock()
+
+    def _threads_cap(self) -> int:
+        return _HEADS_REMEMBERED
+
+    def _weight_cap(self) -> int | None:
+        return None
+
+    def _get(self, thread_id: str) -> V | None:
+        with self._lock:
+            found = self._threads.get(thread_id)
+            if found is None:
+                return None
+            self._threads.move_to_end(thread_id)
+            return found[0]
+
+    def _put(self, thread_id: str, value: V, weight: int = 0) -> None:
+        most, cap = self._threads_cap(), self._weight_cap()
+        with self._lock:
+            threads = self._threads
+            old = threads.pop(thread_id, None)
+            if old is not None:
+                self._weight -= old[1]
+            threads[thread_id] = (value, weight)
+            self._weight += weight
+            while len(threads) > 1 and (len(threads) > most or (cap is not None and self._weight > cap)):
+                self._weight -= threads.popitem(last=False)[1][1]
+
+    def forget(self, thread_id: str | None = None) -> None:
+        """Drop what is remembered of ``thread_id`` (of every thread for None)."""
+        with self._lock:
+            if thread_id is None:
+                self._threads.clear()
+                self._weight = 0
+            else:
+                old = self._threads.pop(thread_id, None)
+                if old is not None:
+                    self._weight -= old[1]
+
+
+class _StoredHeads(_PerThread[dict[str, tuple[str, frozenset[tuple[str, str]]]]]):
     """Per ``(thread, ns)``: the checkpoint this saver last wrote or read there and the ``(channel, version)``
     blobs it knows the hot tier held for it (written by its puts or read back). A put on top of that checkpoint
     names, among its unchanged channels, the blobs known stored (``requires``, for a ``checked_puts`` store): a
     hot tier that lost them since refuses the put. A blob never known stored (a checkpoint put by hand with
-    ``new_versions={}``, another process's put) is not required, as no saver would have stored it. It holds the
-    :data:`_HEADS_REMEMBERED` threads written or read last (a run's puts follow each other closely; an older
-    thread's next put is simply not checked); ``forget`` drops a thread (deleted, copied over, missed in the hot
-    tier)."""
+    ``new_versions={}``, another process's put) is not required, as no saver would have stored it. A put of a
+    thread no longer remembered is simply not checked; ``forget`` drops a thread (deleted, copied over, missed in
+    the hot tier)."""
 
-    __slots__ = ("_threads",)
-
-    def __init__(self) -> None:
-        self._threads: OrderedDict[str, dict[str, tuple[str, frozenset[tuple[str, str]]]]] = OrderedDict()
+    __slots__ = ()
 
     def known(self, thread_id: str, checkpoint_ns: str, parent_id: str | None) -> frozenset[tuple[str, str]]:
         """The blobs known stored for ``parent_id`` when it is the namespace's head, else none."""
-        found = self._threads.get(thread_id, {}).get(checkpoint_ns)
+        found = (self._get(thread_id) or {}).get(checkpoint_ns)
         return found[1] if found is not None and parent_id is not None and found[0] == parent_id else frozenset()
 
     def set(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, keys: Iterable[tuple[str, str]]) -> None:
         """``checkpoint_id`` is the namespace's head, with ``keys`` known stored."""
-        threads = self._threads
-        heads = threads.get(thread_id)
-        if heads is None:
-            heads = threads[thread_id] = {}
-            while len(threads) > _HEADS_REMEMBERED:
-                threads.popitem(last=False)
-        else:
-            threads.move_to_end(thread_id)
+        heads = dict(self._get(thread_id) or {})
         heads[checkpoint_ns] = (checkpoint_id, frozenset(keys))
-
-    def forget(self, thread_id: str) -> None:
-        """Drop what is known of a thread."""
-        self._threads.pop(thread_id, None)
+        self._put(thread_id, heads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,94 +302,71 @@ _CHAIN_ROWS = 1000
 _CHAIN_IDS_HELD = 1_000_000
 
 
-class _ArchiveChains:
-    """Per ``(thread, ns)``, the :class:`_Chain` of the archive rows this saver wrote last, for the
-    :data:`_HEADS_REMEMBERED` threads written last and at most :data:`_CHAIN_IDS_HELD` leaf ids in all (an
-    older thread's next put writes a full row)."""
+class _ArchiveChains(_PerThread[dict[str, "_Chain"]]):
+    """Per ``(thread, ns)``, the :class:`_Chain` of the archive rows this saver wrote last, holding at most
+    :data:`_CHAIN_IDS_HELD` leaf ids in all (a thread no longer remembered writes a full row next)."""
 
-    __slots__ = ("_ids", "_threads")
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._threads: OrderedDict[str, dict[str, _Chain]] = OrderedDict()
-        self._ids = 0
+    def _weight_cap(self) -> int | None:
+        return _CHAIN_IDS_HELD
 
     def get(self, thread_id: str, checkpoint_ns: str) -> _Chain | None:
         """The chain of ``(thread_id, checkpoint_ns)``, if this saver remembers one."""
-        return self._threads.get(thread_id, {}).get(checkpoint_ns)
+        return (self._get(thread_id) or {}).get(checkpoint_ns)
 
     def set(self, thread_id: str, checkpoint_ns: str, chain: _Chain) -> None:
         """Remember ``chain`` as the namespace's."""
-        threads = self._threads
-        chains = threads.get(thread_id)
-        if chains is None:
-            chains = threads[thread_id] = {}
-        else:
-            threads.move_to_end(thread_id)
-        old = chains.get(checkpoint_ns)
-        self._ids += _held(chain) - (_held(old) if old is not None else 0)
+        chains = dict(self._get(thread_id) or {})
         chains[checkpoint_ns] = chain
-        while len(threads) > 1 and (len(threads) > _HEADS_REMEMBERED or self._ids > _CHAIN_IDS_HELD):
-            self._ids -= sum(map(_held, threads.popitem(last=False)[1].values()))
-
-    def forget(self, thread_id: str) -> None:
-        """Drop the chains of a thread (its next put writes a full row)."""
-        self._ids -= sum(map(_held, self._threads.pop(thread_id, {}).values()))
+        self._put(thread_id, chains, sum(len(held.leaf_ids) for c in chains.values() for held in c.lists.values()))
 
 
-def _held(chain: _Chain) -> int:
-    return sum(len(held.leaf_ids) for held in chain.lists.values())
-
-
-#: DeltaChannel walks a saver remembers (:class:`_DeltaWalks`), and the pending writes they may hold in all (~500
-#: bytes each with their values; one walk holds at most a tenth).
+#: Threads whose DeltaChannel walks a saver remembers (:class:`_DeltaWalks`), and the pending writes those hold in
+#: all (~500 bytes each with their values; one walk holds at most a tenth).
 _WALKS_REMEMBERED = 256
 _WALK_WRITES_HELD = 50_000
 
+_WalkKey = tuple[str, str, tuple[str, ...]]
 
-class _DeltaWalks:
+
+class _DeltaWalks(_PerThread[dict[tuple[str, tuple[str, ...]], tuple[str, tuple[DeltaStep, ...], int]]]):
     """Per ``(thread, ns, channels)``: the last complete ``DeltaChannel`` walk this saver read from its hot tier,
     as ``(start id, steps)``. The next walk of the thread asks the store to stop at that start
     (``cp_delta_history(..., stop_at=)``) and takes the rest from here: a turn then reads the few checkpoints
     made since, not the ~100 back to the snapshot. What a walk holds does not change while its start is an
     ancestor: the writes of a checkpoint with a child are final, and a prune keeps the ancestors a kept
     checkpoint's channels need (those it drops are still its true history). ``forget`` drops a thread (deleted,
-    copied over, runs deleted)."""
+    copied over) or every thread (runs deleted)."""
 
-    __slots__ = ("_lock", "_walks", "_writes")
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._walks: OrderedDict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[DeltaStep, ...], int]] = OrderedDict()
-        self._writes = 0
-        # The saver's methods may run in callers' loops on several threads; forget() iterates.
-        self._lock = threading.Lock()
+    def _threads_cap(self) -> int:
+        return _WALKS_REMEMBERED
 
-    def get(self, key: tuple[str, str, tuple[str, ...]]) -> tuple[str, tuple[DeltaStep, ...]] | None:
+    def _weight_cap(self) -> int | None:
+        return _WALK_WRITES_HELD
+
+    @property
+    def _writes(self) -> int:
+        return self._weight
+
+    def get(self, key: _WalkKey) -> tuple[str, tuple[DeltaStep, ...]] | None:
         """The start and steps of the walk remembered for ``key``."""
-        with self._lock:
-            found = self._walks.get(key)
-            if found is not None:
-                self._walks.move_to_end(key)
+        found = (self._get(key[0]) or {}).get(key[1:])
         return None if found is None else (found[0], found[1])
 
-    def set(self, key: tuple[str, str, tuple[str, ...]], start: str, steps: Sequence[DeltaStep]) -> None:
-        """Remember a complete walk (one holding too many writes is not kept)."""
+    def set(self, key: _WalkKey, start: str, steps: Sequence[DeltaStep]) -> None:
+        """Remember a complete walk (one holding more than a tenth of what all may hold is not kept)."""
         writes = sum(len(step.writes) for step in steps)
-        with self._lock:
-            old = self._walks.pop(key, None)
-            if old is not None:
-                self._writes -= old[2]
-            if writes > _WALK_WRITES_HELD // 10:
-                return
-            self._walks[key] = (start, tuple(steps), writes)
-            self._writes += writes
-            while self._walks and (len(self._walks) > _WALKS_REMEMBERED or self._writes > _WALK_WRITES_HELD):
-                self._writes -= self._walks.popitem(last=False)[1][2]
-
-    def forget(self, thread_id: str | None = None) -> None:
-        """Drop the walks of ``thread_id`` (every walk for None)."""
-        with self._lock:
-            for key in [k for k in self._walks if thread_id is None or k[0] == thread_id]:
-                self._writes -= self._walks.pop(key)[2]
+        walks = dict(self._get(key[0]) or {})
+        walks.pop(key[1:], None)
+        if writes <= _WALK_WRITES_HELD // 10:
+            walks[key[1:]] = (start, tuple(steps), writes)
+        if walks:
+            self._put(key[0], walks, sum(walk[2] for walk in walks.values()))
+        else:
+            self.forget(key[0])
 
 
 @runtime_checkable
