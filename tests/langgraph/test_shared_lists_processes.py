@@ -258,3 +258,84 @@ async def _check_thread(url: str, cold: str, namespace: str, thread: str, expect
     # Whole values until the list is worth sharing; then a full row whenever a saver does not know the chain
     # (each process's first put, the first put after each loss), linked rows between.
     assert kinds.count("L") >= 10 and 2 <= kinds.count("F") <= 6, kinds
+
+
+# Runs `turns` turns of a DeltaChannel thread (snapshot every 4 updates) with a Redis hot tier and a SQLite archive,
+# waits until the archive holds everything, and prints the list.
+_DELTA_WORKER = textwrap.dedent(
+    """
+    import asyncio, json, sys
+
+    from contextkit import ContextKit
+    from contextkit.testing.checkpoints import delta_graph
+
+
+    async def main(url, cold, namespace, thread, label, turns):
+        async with ContextKit.from_url(url, cold=cold, namespace=namespace) as kit:
+            graph = delta_graph(kit.checkpointer(), snapshot_frequency=4)
+            config = {"configurable": {"thread_id": thread}}
+            for turn in range(turns):
+                result = await graph.ainvoke({"turns": [f"{label} {turn}"]}, config)
+            assert await kit.archiver.flush(60)
+            print(json.dumps(result["turns"]))
+
+
+    asyncio.run(main(*sys.argv[1:6], int(sys.argv[6])))
+    """
+)
+
+
+async def test_remembered_delta_walks_agree_with_fresh_ones_across_processes_and_a_hot_tier_loss(tmp_path: Path) -> None:
+    """DESIGN 3b for the DeltaChannel walks a saver remembers: another process extends the thread between this
+    process's turns, then the private Redis loses everything (FLUSHALL) and the thread goes on from the archive.
+    At every step, for every checkpoint of the history, this saver's history reads equal a fresh saver's, and the
+    list holds every turn in the order the callers were acknowledged."""
+    from contextkit.langgraph import ContextKitSaver
+    from contextkit.testing.checkpoints import delta_graph
+    from contextkit.testing.services.redis_servers import private_redis_server
+
+    worker = tmp_path / "delta.py"
+    worker.write_text(_DELTA_WORKER)
+    cold = f"sqlite:///{tmp_path / 'archive.sqlite3'}"
+    namespace, thread = f"walks-{uuid.uuid4().hex[:8]}", "walked"
+    config = {"configurable": {"thread_id": thread}}
+    with private_redis_server() as server:
+        url = server.url
+        await _line(worker, url, cold, namespace, thread, "first", "5")
+        async with ContextKit.from_url(url, cold=cold, namespace=namespace) as kit:
+            saver = kit.checkpointer()
+            graph = delta_graph(saver, snapshot_frequency=4)
+
+            async def agree() -> int:
+                history = [s async for s in graph.aget_state_history(config)]
+                for snapshot in [*history, *reversed(history)]:
+                    got = await saver.aget_delta_channel_history(config=snapshot.config, channels=["turns"])
+                    fresh = ContextKitSaver(kit.hot, archive=kit.archiver)  # one that never walked before
+                    assert got == await fresh.aget_delta_channel_history(config=snapshot.config, channels=["turns"])
+                return len(history)
+
+            for turn in range(3):
+                await graph.ainvoke({"turns": [f"here {turn}"]}, config)
+                await agree()
+            await _line(worker, url, cold, namespace, thread, "second", "3")  # another process extends it
+            for turn in range(2):
+                await graph.ainvoke({"turns": [f"again {turn}"]}, config)
+            assert await agree() == 3 * 13
+            assert kit.archiver is not None and await kit.archiver.flush(60)
+            import redis.asyncio as redis
+
+            client = redis.Redis.from_url(url)
+            try:
+                await client.flushall()
+            finally:
+                await client.aclose()
+            for turn in range(2):
+                result = await graph.ainvoke({"turns": [f"after loss {turn}"]}, config)
+                await agree()
+            labels = [t for t in result["turns"] if not t.startswith("reply")]
+            assert labels == [
+                *(f"first {i}" for i in range(5)), *(f"here {i}" for i in range(3)),
+                *(f"second {i}" for i in range(3)), *(f"again {i}" for i in range(2)),
+                *(f"after loss {i}" for i in range(2)),
+            ]
+            assert await kit.archiver.flush(60)
