@@ -151,18 +151,21 @@ async def _drop_namespace(url: str, namespace: str) -> None:
 
 
 # Runs `turns` turns of the thread's main line (each from its newest checkpoint) with a Redis hot tier and a
-# SQLite archive, waits until the archive holds everything, and prints the list.
+# SQLite archive, on the graph `kind` names ("turns": long_turns_graph; "delta": delta_graph, a DeltaChannel list
+# snapshotted every 4 updates), waits until the archive holds everything, and prints the list.
 _LINE_WORKER = textwrap.dedent(
     """
     import asyncio, json, sys
 
     from contextkit import ContextKit
-    from contextkit.testing.checkpoints import long_turns_graph
+    from contextkit.testing.checkpoints import delta_graph, long_turns_graph
+
+    GRAPHS = {"turns": long_turns_graph, "delta": lambda saver: delta_graph(saver, snapshot_frequency=4)}
 
 
-    async def main(url, cold, namespace, thread, label, turns):
+    async def main(kind, url, cold, namespace, thread, label, turns):
         async with ContextKit.from_url(url, cold=cold, namespace=namespace) as kit:
-            graph = long_turns_graph(kit.checkpointer())
+            graph = GRAPHS[kind](kit.checkpointer())
             config = {"configurable": {"thread_id": thread}}
             for turn in range(turns):
                 result = await graph.ainvoke({"turns": [f"{label} {turn}"]}, config)
@@ -170,9 +173,20 @@ _LINE_WORKER = textwrap.dedent(
             print(json.dumps(result["turns"]))
 
 
-    asyncio.run(main(*sys.argv[1:6], int(sys.argv[6])))
+    asyncio.run(main(*sys.argv[1:7], int(sys.argv[7])))
     """
 )
+
+
+async def _flushall(url: str) -> None:
+    """The Redis at ``url`` loses everything, as a restart without persistence does."""
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        await client.flushall()
+    finally:
+        await client.aclose()
 
 
 async def _line(worker: Path, *args: str) -> list[str]:
@@ -197,26 +211,20 @@ async def test_shared_lists_survive_a_hot_tier_that_loses_everything_between_pro
     namespace, thread = f"loss-{uuid.uuid4().hex[:8]}", "lost"
     with private_redis_server() as server:
         url = server.url
-        expected = await _line(worker, url, cold, namespace, thread, "first", "4")
+        expected = await _line(worker, "turns", url, cold, namespace, thread, "first", "4")
         async with ContextKit.from_url(url, cold=cold, namespace=namespace) as kit:
             graph = long_turns_graph(kit.checkpointer())
             config = {"configurable": {"thread_id": thread}}
             for turn in range(3):
                 expected = (await graph.ainvoke({"turns": [f"here {turn}"]}, config))["turns"]
             assert kit.archiver is not None and await kit.archiver.flush(60)
-            import redis.asyncio as redis
-
-            client = redis.Redis.from_url(url)
-            try:
-                await client.flushall()
-            finally:
-                await client.aclose()
+            await _flushall(url)
             for turn in range(2):
                 expected = (await graph.ainvoke({"turns": [f"after loss {turn}"]}, config))["turns"]
             assert await kit.archiver.flush(60)
         await _check_thread(url, cold, namespace, thread, expected)  # the hot tier's own copy, before the restart
         server.restart()  # nothing persisted: a second loss, with a new server run
-        expected_tail = await _line(worker, url, cold, namespace, thread, "second", "2")
+        expected_tail = await _line(worker, "turns", url, cold, namespace, thread, "second", "2")
         assert expected_tail[: len(expected)] == expected
         expected = expected_tail
         labels = [t for t in expected if not t.startswith("reply")]
@@ -260,31 +268,6 @@ async def _check_thread(url: str, cold: str, namespace: str, thread: str, expect
     assert kinds.count("L") >= 10 and 2 <= kinds.count("F") <= 6, kinds
 
 
-# Runs `turns` turns of a DeltaChannel thread (snapshot every 4 updates) with a Redis hot tier and a SQLite archive,
-# waits until the archive holds everything, and prints the list.
-_DELTA_WORKER = textwrap.dedent(
-    """
-    import asyncio, json, sys
-
-    from contextkit import ContextKit
-    from contextkit.testing.checkpoints import delta_graph
-
-
-    async def main(url, cold, namespace, thread, label, turns):
-        async with ContextKit.from_url(url, cold=cold, namespace=namespace) as kit:
-            graph = delta_graph(kit.checkpointer(), snapshot_frequency=4)
-            config = {"configurable": {"thread_id": thread}}
-            for turn in range(turns):
-                result = await graph.ainvoke({"turns": [f"{label} {turn}"]}, config)
-            assert await kit.archiver.flush(60)
-            print(json.dumps(result["turns"]))
-
-
-    asyncio.run(main(*sys.argv[1:6], int(sys.argv[6])))
-    """
-)
-
-
 async def test_remembered_delta_walks_agree_with_fresh_ones_across_processes_and_a_hot_tier_loss(tmp_path: Path) -> None:
     """DESIGN 3b for the DeltaChannel walks a saver remembers: another process extends the thread between this
     process's turns, then the private Redis loses everything (FLUSHALL) and the thread goes on from the archive.
@@ -294,14 +277,14 @@ async def test_remembered_delta_walks_agree_with_fresh_ones_across_processes_and
     from contextkit.testing.checkpoints import delta_graph
     from contextkit.testing.services.redis_servers import private_redis_server
 
-    worker = tmp_path / "delta.py"
-    worker.write_text(_DELTA_WORKER)
+    worker = tmp_path / "line.py"
+    worker.write_text(_LINE_WORKER)
     cold = f"sqlite:///{tmp_path / 'archive.sqlite3'}"
     namespace, thread = f"walks-{uuid.uuid4().hex[:8]}", "walked"
     config = {"configurable": {"thread_id": thread}}
     with private_redis_server() as server:
         url = server.url
-        await _line(worker, url, cold, namespace, thread, "first", "5")
+        await _line(worker, "delta", url, cold, namespace, thread, "first", "5")
         async with ContextKit.from_url(url, cold=cold, namespace=namespace) as kit:
             saver = kit.checkpointer()
             graph = delta_graph(saver, snapshot_frequency=4)
@@ -317,18 +300,12 @@ async def test_remembered_delta_walks_agree_with_fresh_ones_across_processes_and
             for turn in range(3):
                 await graph.ainvoke({"turns": [f"here {turn}"]}, config)
                 await agree()
-            await _line(worker, url, cold, namespace, thread, "second", "3")  # another process extends it
+            await _line(worker, "delta", url, cold, namespace, thread, "second", "3")  # another process extends it
             for turn in range(2):
                 await graph.ainvoke({"turns": [f"again {turn}"]}, config)
             assert await agree() == 3 * 13
             assert kit.archiver is not None and await kit.archiver.flush(60)
-            import redis.asyncio as redis
-
-            client = redis.Redis.from_url(url)
-            try:
-                await client.flushall()
-            finally:
-                await client.aclose()
+            await _flushall(url)
             for turn in range(2):
                 result = await graph.ainvoke({"turns": [f"after loss {turn}"]}, config)
                 await agree()
