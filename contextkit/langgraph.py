@@ -10,7 +10,8 @@ Storage layout (the store keeps what the saver hands it, verbatim):
   ``checkpoint_id``) and reads put them back (rows written whole by older versions read the same);
 * its metadata as a JSON dict (``get_checkpoint_metadata`` semantics), so stores can filter on it;
 * one blob per ``(thread, ns, channel, version)``, written only for the channels in ``new_versions``
-  (a channel with a version but no value gets ``("empty", b"")``); a list value is stored as a small record over
+  (a channel with a version but no value gets ``("empty", b"")``), except a node trigger (``branch:to:...``)
+  holding None: the serialized checkpoint keeps those as its ``channel_values``; a list value is stored as a small record over
   nodes every version of the channel shares, blobs of versions ``#...`` (:mod:`contextkit.checkpoint_lists`,
   where the store implements :class:`~contextkit.stores.SharedBlobStore`), and read back whole;
 * pending writes keyed ``(task_id, idx)``, special channels at their fixed negative idx and upserted when a call
@@ -159,6 +160,9 @@ logger = logging.getLogger("contextkit.langgraph")
 
 #: Runs deleted through one saver that it remembers, to hide them from its reads of the archive.
 _REMEMBERED_DELETES = 10_000
+
+#: The prefix LangGraph gives the channel that triggers a node (``branch:to:<node>``, langgraph.graph.state).
+_TRIGGER = "branch:to:"
 
 
 #: Threads a saver remembers per-thread state of (checked-put heads, archive chains, DeltaChannel walks): those it
@@ -869,7 +873,10 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         if "id" not in checkpoint:
             checkpoint["id"] = row.checkpoint_id
         empty = EMPTY_BLOB[0]
-        checkpoint["channel_values"] = {channel: loads(blob) for channel, blob in bundle.blobs.items() if blob[0] != empty}
+        values = {channel: loads(blob) for channel, blob in bundle.blobs.items() if blob[0] != empty}
+        # Triggers holding None are kept in the serialized checkpoint (see aput); a stored blob wins.
+        inline = checkpoint.get("channel_values")
+        checkpoint["channel_values"] = {**inline, **values} if inline else values
         writes = bundle.writes
         if len(writes) > 1:
             writes = sorted(writes, key=_write_order)
@@ -1139,6 +1146,13 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             if all(type(version) is str for version in versions.values()):
                 del copy["channel_versions"]  # type: ignore[misc]
             del copy["id"]  # type: ignore[misc]
+            # A node's trigger holds None at most steps: kept in the row, not as a blob of its own (a row or hash
+            # entry per node per step). Only triggers: a DeltaChannel walk looks for values among the blobs, and a
+            # trigger is never a DeltaChannel.
+            triggers = {channel: None for channel, value in values.items() if value is None and channel.startswith(_TRIGGER)}
+            if triggers:
+                copy["channel_values"] = triggers
+                values = {channel: value for channel, value in values.items() if channel not in triggers}
         dumps, pack = self._dumps, self._pack
         parent_id = configurable.get("checkpoint_id")
         blobs, shared, trees, requires = self._blobs(thread_id, checkpoint_ns, parent_id, new_versions, values)

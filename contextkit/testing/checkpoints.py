@@ -1178,6 +1178,52 @@ class CheckpointStoreSuite:
         assert sorted(result["log"]) == ["a", "b", "c", "d"]
         assert calls == {"a": 1, "b": 1, "c": 2, "d": 1}
 
+    async def test_graph_node_triggers_are_kept_in_the_row_and_resume_the_node(
+        self, checkpoint_store: CheckpointStore
+    ) -> None:
+        """A node's trigger (``branch:to:<node>``) holding None is kept in the serialized checkpoint, not as a blob
+        of its own: a graph interrupted before the node reads back the trigger, a fresh saver resumes the node once,
+        and every checkpoint reads the channel values a thread of the older layout (a blob per trigger) reads."""
+        pytest.importorskip("langgraph.graph")
+        from langgraph.graph import END, START, StateGraph
+
+        from contextkit.langgraph import ContextKitSaver
+
+        calls: dict[str, int] = {}
+
+        def graph(checkpointer: Any) -> Any:
+            def node(name: str) -> Any:
+                def run(state: _LogState) -> _LogState:
+                    calls[name] = calls.get(name, 0) + 1
+                    return {"log": [name]}
+
+                return run
+
+            builder = StateGraph(_LogState)
+            builder.add_node("a", node("a"))
+            builder.add_node("b", node("b"))
+            builder.add_edge(START, "a")
+            builder.add_edge("a", "b")
+            builder.add_edge("b", END)
+            return builder.compile(checkpointer=checkpointer, interrupt_before=["b"])
+
+        values: list[list[dict[str, Any]]] = []
+        for writer, legacy in ((ContextKitSaver(checkpoint_store), False), (_legacy_saver(checkpoint_store), True)):
+            calls.clear()
+            config = _config(str(uuid.uuid4()))
+            await graph(writer).ainvoke({"log": ["start"]}, config)
+            paused = await writer.aget_tuple(config)
+            assert paused is not None and paused.checkpoint["channel_values"].get("branch:to:b", "gone") is None
+            cid = paused.config["configurable"]["checkpoint_id"]
+            bundle = await checkpoint_store.cp_get(config["configurable"]["thread_id"], "", cid)
+            assert bundle is not None and ("branch:to:b" in bundle.blobs) is legacy
+            fresh = ContextKitSaver(checkpoint_store)
+            assert (await graph(fresh).aget_state(config)).next == ("b",)
+            result = await graph(fresh).ainvoke(None, config)
+            assert result["log"] == ["start", "a", "b"] and calls == {"a": 1, "b": 1}
+            values.append([t.checkpoint["channel_values"] async for t in fresh.alist(config)])
+        assert values[0] == values[1] and any("branch:to:b" in v for v in values[0])
+
     async def test_graph_thread_of_an_older_saver_continues_in_order(self, checkpoint_store: CheckpointStore) -> None:
         """A thread written by an older contextkit (32-digit versions, serialized checkpoints that repeat the
         versions and id the row carries) reads back whole and continues with compact versions: every channel's
