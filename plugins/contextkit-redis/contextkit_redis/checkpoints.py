@@ -24,14 +24,16 @@ prefix-free, so a lexicographic range over ``P(ns)`` holds exactly that namespac
   360 bytes and the 384-byte class before);
 * ``lg:blobs`` HASH ``P(ns) channel "\\0" version`` -> a known type's one-byte code and the bytes, or
   ``"<type length>:" type bytes`` (other types; every value written before the codes), written only for new
-  versions (``_pack_typed``);
+  versions (``_pack_typed``); a small zstd value (``msgpack+zsd1``) has a code of its own and is stored without
+  the frame's 4-byte magic number (as in records and writes: ``_squeezed``);
 * ``lg:wv``    HASH ``P(ns) cid`` -> every pending write of the checkpoint, packed (``_encode_writes``: ``\\x02``,
-  then per task a group holding its task id and task path once and its writes' idx, channel, type and bytes,
-  lengths as varints). ``cp_put_writes`` merges its writes in (``merge_writes`` in the Lua library): a stored
-  ``(task_id, idx)`` is kept unless the call upserts, as HSETNX / HSET per write did. Once the value holds 4 KB,
-  a task new to the checkpoint spills into a field of its own, ``P(ns) cid "\\0\\1" task_id`` (a packed value,
-  indexed in ``lg:wk``), so a fan-out of many tasks on one checkpoint costs O(1) a write instead of rewriting an
-  ever longer value;
+  then per task a group holding its task id and task path once and its writes' idx, channel, type and bytes, lengths
+  as varints; a task id of LangGraph's 36-character form as 16 bytes, LangGraph's pull and push task path prefixes as
+  one byte: ``_task_part``, ``_path_part``). ``cp_put_writes`` merges its writes in (``merge_writes`` in the Lua
+  library): a stored ``(task_id, idx)`` is kept unless the call upserts, as HSETNX / HSET per write did. Once the
+  value holds 4 KB, a task new to the checkpoint spills into a field of its own, ``P(ns) cid "\\0\\1" task_id`` (a
+  packed value, indexed in ``lg:wk``), so a fan-out of many tasks on one checkpoint costs O(1) a write instead of
+  rewriting an ever longer value;
 * ``lg:wk``    ZSET (score 0) naming ``lg:wv`` fields beside the packed values, per checkpoint the range
   ``P(ns) cid "\\0"``: the spilled tasks above, and the writes of threads written before writes were packed
   (members ``P(ns) cid "\\0" task_id "\\0" idx``, values one write in 8-hex-digit length-prefixed parts). Reads
@@ -60,6 +62,7 @@ once a minute: a put stays one round trip. Index entries of expired threads are 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -236,12 +239,35 @@ _TYPES = ("msgpack", "msgpack+zsd1", "msgpack+zstd", "msgpack+zlib", "json", "nu
 _TYPE_CODES = {kind: bytes((i,)) for i, kind in enumerate(_TYPES, 1)}
 
 
+# A "msgpack+zsd1" value (contextkit.blob_compression: a small value, zstd with the built-in dictionary) is stored
+# under this code without the zstd frame's magic number, the same 4 bytes in every frame (most values of a chat
+# thread are such frames: 4 bytes of ~150); reads put the magic back. Values stored with the magic keep code 2.
+_SQUEEZED_KIND = "msgpack+zsd1"
+_SQUEEZED = bytes((len(_TYPES) + 1,))
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
 def _type_part(kind: str) -> bytes:
     code = _TYPE_CODES.get(kind)
     if code is not None:
         return code
     raw = kind.encode("utf-8")
     return b"\0" + raw if not raw or raw[0] < 0x20 else raw
+
+
+def _squeezed(kind: str, data: bytes) -> tuple[bytes, bytes]:
+    """The type part and the bytes to store for a value: a ``msgpack+zsd1`` frame under :data:`_SQUEEZED`
+    without its magic number, anything else under :func:`_type_part` as it is."""
+    if kind == _SQUEEZED_KIND and data[:4] == _ZSTD_MAGIC:
+        return _SQUEEZED, data[4:]
+    return _type_part(kind), data
+
+
+def _typed_part(part: bytes, data: bytes) -> Typed:
+    """The value of a stored type part and bytes (:func:`_squeezed`, or :func:`_type_part` and the bytes)."""
+    if part == _SQUEEZED:
+        return (_SQUEEZED_KIND, _ZSTD_MAGIC + data)
+    return (_type_of(part), data)
 
 
 def _type_of(part: bytes) -> str:
@@ -371,8 +397,7 @@ def _encode_record(row: CheckpointRow) -> bytes:
     ctype, cbytes = row.checkpoint
     metadata = row.metadata
     vjson = _encode_versions(row.channel_versions)
-    kind = _type_part(ctype)
-    data = bytes(cbytes)
+    kind, data = _squeezed(ctype, bytes(cbytes))
     meta = _pack_meta(_json(metadata if type(metadata) is dict else dict(metadata)))
     varint = _varint
     return b"".join(
@@ -417,11 +442,12 @@ def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[Check
         if raw[:1] == _RECORD_MARK:
             flat = _decode_versions(vjson)
             metadata = archive_loads(_unpack_meta(meta))
-            kind, parent_id = _type_of(ctype), _parent_of(cid, parent)
+            checkpoint, parent_id = _typed_part(ctype, bytes(cbytes)), _parent_of(cid, parent)
         else:  # the 8-hex-digit format: JSON versions and metadata, the type as text, the parent as "=" id
             flat = archive_loads(vjson)
             metadata = archive_loads(meta)
-            kind, parent_id = ctype.decode("utf-8"), parent[1:].decode("utf-8") if parent else None
+            checkpoint = (ctype.decode("utf-8"), bytes(cbytes))
+            parent_id = parent[1:].decode("utf-8") if parent else None
     except (ValueError, IndexError) as exc:
         raise CorruptData(f"stored checkpoint {cid!r} is malformed: {exc}") from exc
     channels = flat[0::2]
@@ -430,7 +456,7 @@ def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[Check
         ns,
         cid,
         parent_id,
-        (kind, bytes(cbytes)),
+        checkpoint,
         metadata,
         dict(zip(channels, flat[1::2], strict=True)),
     )
@@ -440,6 +466,8 @@ def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[Check
 def _pack_typed(kind: str, data: bytes) -> bytes:
     """A lg:blobs value: a known type's one-byte code (``_TYPES``) and the bytes, or ``"<type length>:" type``
     and the bytes (other types, and every value written before the codes)."""
+    if kind == _SQUEEZED_KIND and data[:4] == _ZSTD_MAGIC:
+        return _SQUEEZED + data[4:]
     code = _TYPE_CODES.get(kind)
     if code is not None:
         return code + data
@@ -448,6 +476,8 @@ def _pack_typed(kind: str, data: bytes) -> bytes:
 
 
 def _typed(raw: bytes) -> Typed:
+    if raw[:1] == _SQUEEZED:
+        return (_SQUEEZED_KIND, _ZSTD_MAGIC + raw[1:])
     if raw[:1] and 0 < raw[0] < 0x20:
         try:
             return (_TYPES[raw[0] - 1], raw[1:])
@@ -466,10 +496,50 @@ def _typed(raw: bytes) -> Typed:
 _WRITES_MARK = 2
 
 
+# In a packed write value, a task id of LangGraph's form (36 characters: 32 lowercase hex digits in 8-4-4-4-12
+# groups) is stored as _PACKED_ID and its 16 bytes, and a task path starting with one of _PATH_PREFIXES as _PACKED_ID,
+# the prefix's index and the rest: 0xFF never starts UTF-8 text, so other ids and paths (and every value written
+# before) are stored and read as text. The Lua scripts compare task ids as bytes: one process's writes of a task
+# always use one form.
+_PACKED_ID = b"\xff"
+_TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_PATH_PREFIXES = (b"~__pregel_pull, ", b"~__pregel_push, ")
+
+
+def _task_part(task_id: str) -> bytes:
+    if len(task_id) == 36 and _TASK_ID.fullmatch(task_id):
+        return _PACKED_ID + bytes.fromhex(task_id.replace("-", ""))
+    return _b(task_id)
+
+
+def _task_of(part: bytes) -> str:
+    if part[:1] == _PACKED_ID:
+        if len(part) != 17:
+            raise ValueError("a packed task id is not 16 bytes")
+        h = part[1:].hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return part.decode("utf-8")
+
+
+def _path_part(task_path: str) -> bytes:
+    raw = _b(task_path)
+    for i, prefix in enumerate(_PATH_PREFIXES):
+        if raw.startswith(prefix):
+            return _PACKED_ID + bytes((i,)) + raw[len(prefix) :]
+    return raw
+
+
+def _path_of(part: bytes) -> str:
+    if part[:1] == _PACKED_ID:
+        return (_PATH_PREFIXES[part[1]] + part[2:]).decode("utf-8")
+    return part.decode("utf-8")
+
+
 def _encode_writes(writes: Sequence[WriteRow], upsert: bool) -> bytes:
     """One packed write value: ``\\x02``, then per (task_id, task_path) a group ``V(task_id) V(body)``, ``body =
     V(task_path)`` and per write ``varint(zigzag(idx)) V(channel) V(type) V(bytes)`` (``V(x) = varint(len(x)) x``;
-    the type as in records: ``_type_part``).
+    the task id and path as :func:`_task_part` and :func:`_path_part`, the type and bytes as
+    :func:`_squeezed`).
     A (task_id, idx) repeated in ``writes`` keeps its first value, or its last when ``upsert`` (as one HSETNX / HSET
     per write did)."""
     unique: dict[tuple[str, int], WriteRow] = {}
@@ -486,15 +556,16 @@ def _encode_writes(writes: Sequence[WriteRow], upsert: bool) -> bytes:
         idx = write.idx
         group = groups.get((write.task_id, write.task_path))
         if group is None:
-            group = groups[(write.task_id, write.task_path)] = [_vpart(_b(write.task_path))]
+            group = groups[(write.task_id, write.task_path)] = [_vpart(_path_part(write.task_path))]
         group.append(_varint(idx << 1 if idx >= 0 else (-idx << 1) - 1))
         group.append(_vpart(_b(write.channel)))
-        group.append(_vpart(_type_part(kind)))
-        group.append(_vpart(bytes(data)))
+        code, stored = _squeezed(kind, bytes(data))
+        group.append(_vpart(code))
+        group.append(_vpart(stored))
     out = [bytes((_WRITES_MARK,))]
     for (task_id, _), parts in groups.items():
         body = b"".join(parts)
-        out.append(_vpart(_b(task_id)) + _varint(len(body)) + body)
+        out.append(_vpart(_task_part(task_id)) + _varint(len(body)) + body)
     return b"".join(out)
 
 
@@ -516,23 +587,23 @@ def _decode_writes(raw: bytes) -> list[WriteRow]:
     try:
         while pos < end:
             size, pos = _varint_at(raw, pos)
-            task_id = raw[pos : pos + size].decode("utf-8")
+            task_id = _task_of(raw[pos : pos + size])
             size, pos = _varint_at(raw, pos + size)
             group_end = pos + size
             size, pos = _varint_at(raw, pos)
-            task_path = raw[pos : pos + size].decode("utf-8")
+            task_path = _path_of(raw[pos : pos + size])
             pos += size
             while pos < group_end:
                 zigzag, pos = _varint_at(raw, pos)
                 size, pos = _varint_at(raw, pos)
                 channel = raw[pos : pos + size].decode("utf-8")
                 size, pos = _varint_at(raw, pos + size)
-                kind = _type_of(raw[pos : pos + size])
+                code = raw[pos : pos + size]
                 size, pos = _varint_at(raw, pos + size)
-                data = raw[pos : pos + size]
+                value = _typed_part(code, raw[pos : pos + size])
                 pos += size
                 idx = zigzag >> 1 if not zigzag & 1 else -(zigzag >> 1) - 1
-                out.append(WriteRow(task_id, idx, channel, (kind, data), task_path))
+                out.append(WriteRow(task_id, idx, channel, value, task_path))
             if pos != group_end:
                 raise ValueError("a write group's length does not match its writes")
     except (IndexError, ValueError) as exc:

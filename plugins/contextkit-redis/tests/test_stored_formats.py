@@ -46,3 +46,43 @@ def test_a_packed_write_value_of_this_version_reads_back() -> None:
 def test_blob_values_of_this_version_read_back() -> None:
     assert cp._typed(b"\x01\x91\x01") == ("msgpack", b"\x91\x01")
     assert cp._typed(b"8:ck-block" + b"\x00" * 16) == ("ck-block", b"\x00" * 16)
+
+
+TASK = "f86d7a49-842f-9cf2-74bd-a229dd0784f3"
+# A packed write value with LangGraph's task id (16 bytes after 0xFF), its pull path prefix as 0xFF 0x00 and a
+# small zstd value without the frame's magic number (code 11).
+PACKED_WRITES = (
+    b"\x02\x11\xff" + bytes.fromhex(TASK.replace("-", "")) + b"\x19\x09\xff\x00respond\x00\x08messages\x01\x0b\x02\x01\x02"
+)
+
+
+def test_packed_task_ids_paths_and_magicless_zstd_values_read_back() -> None:
+    assert cp._SQUEEZED == b"\x0b" and cp._ZSTD_MAGIC == b"\x28\xb5\x2f\xfd"
+    assert cp._decode_writes(PACKED_WRITES) == [
+        WriteRow(TASK, 0, "messages", ("msgpack+zsd1", cp._ZSTD_MAGIC + b"\x01\x02"), "~__pregel_pull, respond")
+    ]
+    assert cp._typed(b"\x0b\x01\x02") == ("msgpack+zsd1", cp._ZSTD_MAGIC + b"\x01\x02")
+
+
+def test_only_task_ids_and_paths_of_langgraphs_form_are_packed() -> None:
+    """Other ids and paths (upper case, not 8-4-4-4-12, another prefix) are stored as text and read back exactly; a
+    zstd value without the magic number, or of another type, is stored as it is."""
+    for task_id in (TASK, TASK.upper(), TASK.replace("-", ""), "task-1", "", "é" * 36, TASK + "\n"):
+        for path in ("~__pregel_pull, respond", "~__pregel_push, 0, False", "~__pregel_pull", "", "custom"):
+            write = WriteRow(task_id, 1, "c", ("msgpack+zsd1", cp._ZSTD_MAGIC + b"x"), path)
+            encoded = cp._encode_writes([write], False)
+            assert cp._decode_writes(encoded) == [write]
+            assert (b"\xff" + bytes.fromhex(TASK.replace("-", "")) in encoded) is (task_id == TASK)
+    for typed in (("msgpack+zsd1", b"no magic"), ("msgpack+zstd", cp._ZSTD_MAGIC + b"x"), ("msgpack", cp._ZSTD_MAGIC)):
+        assert cp._typed(cp._pack_typed(*typed)) == typed
+        assert cp._pack_typed(*typed)[:1] != cp._SQUEEZED
+
+
+def test_a_record_stores_its_small_zstd_checkpoint_without_the_magic_number() -> None:
+    row = CheckpointRow(
+        "t", "", CID, "1f1f17a0-0000-6000-8000-ffffffffffff", ("msgpack+zsd1", cp._ZSTD_MAGIC + b"frame"),
+        {"step": 1}, {"messages": "b1b.ijklmnop"},
+    )
+    encoded = cp._encode_record(row)
+    assert cp._ZSTD_MAGIC not in encoded and b"\x01\x0b\x05frame" in encoded
+    assert cp._decode_record("t", "", CID, encoded) == (row, ["messages"])
