@@ -662,19 +662,24 @@ def _repack_writes(fields: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
     rows: dict[bytes, list[WriteRow]] = {}
     # the old layout's values first, so the packed values' writes come last and win
     for field in sorted(fields, key=lambda field: fields[field][:1] == b"\x02"):
-        _, pfx, rest = _split_ns_field(field)
-        rows.setdefault(pfx + _b(rest.split("\0", 1)[0]), []).extend(_decode_writes(fields[field]))
+        _, pfx, cid = _split_ns_field(field, checkpoint=True)
+        rows.setdefault(pfx + _b(cid), []).extend(_decode_writes(fields[field]))
     return {field: _encode_writes(writes, True) for field, writes in rows.items()}
 
 
-def _split_ns_field(field: bytes) -> tuple[str, bytes, str]:
-    """``P(ns) rest`` -> ``(ns, P(ns), rest)``."""
+def _split_ns_field(field: bytes, *, checkpoint: bool = False) -> tuple[str, bytes, str]:
+    """``P(ns) rest`` -> ``(ns, P(ns), rest)``; with ``checkpoint``, ``rest`` up to its first NUL (the checkpoint
+    id of a ``lg:wv`` field: a spilled task's field goes on with ``\\0\\1`` and its task id, binary when packed, see
+    ``_task_part``)."""
     colon = field.index(b":")
     size = int(field[:colon])
     start = colon + 1
     ns = field[start : start + size]
     pfx = field[: start + size + 1]
-    return _s(ns), pfx, _s(field[start + size + 1 :])
+    rest = field[start + size + 1 :]
+    if checkpoint:
+        rest = rest.split(b"\0", 1)[0]
+    return _s(ns), pfx, _s(rest)
 
 
 def _run_id(metadata: Mapping[str, Any]) -> str | None:
@@ -1192,8 +1197,8 @@ class RedisCheckpoints:
             by_ns = self._lg_rows(thread_id, cp)
             pending: dict[str, set[str]] = {}
             for member in writes:
-                ns, _, rest = _split_ns_field(member)
-                pending.setdefault(ns, set()).add(rest.split("\0", 1)[0])
+                ns, _, cid = _split_ns_field(member, checkpoint=True)
+                pending.setdefault(ns, set()).add(cid)
             groups: list[tuple[str, Sequence[str], Sequence[str], Mapping[str, CheckpointRow]]] = []
             root = by_ns.get("", {})
             saved_root = set(root)
