@@ -14,14 +14,15 @@ prefix-free, so a lexicographic range over ``P(ns)`` holds exactly that namespac
   merges it with the root namespace's range of ``lg:ids``, and the newest id of the thread for a tombstone is the
   higher of the two; threads written before this layout also hold their root ids here, merged once);
 * ``lg:cp``    HASH ``P(ns) cid`` -> the record: ``\\x01``, then varint-length parts holding the channel
-  versions (``_encode_versions``; first, so Lua reads them without parsing the rest), the checkpoint type (a
-  known one as one byte: ``_type_part``) and bytes, the metadata JSON (``\\x01`` and a zstd frame of it with a
-  dictionary of LangGraph's metadata keys when that is smaller: ``_pack_meta``) and the parent id as the bytes
-  it does not share with the checkpoint's id (``_parent_part``). Records written before have 8-hex-digit
-  lengths, no marker, the versions as a JSON array ``[channel, version, ...]``, the metadata as JSON, the type as
-  text and the parent as ``"=" id``; both are read (``_decode_record``; ``versions``, ``rpart`` and
-  ``parent_of`` in Lua). A record of a chat turn is ~205 bytes (jemalloc's 224-byte class with the sds header;
-  360 bytes and the 384-byte class before);
+  versions (``_encode_versions``, LangGraph's usual channel names as two bytes; first, so Lua reads them without
+  parsing the rest), the checkpoint type (a known one as one byte: ``_type_part``; a small zstd frame without its
+  magic number: ``_squeezed``) and bytes, the metadata JSON (``\\x01`` and a zstd frame of it with a dictionary of
+  LangGraph's metadata keys when that is smaller: ``_pack_meta``) and the parent id as the bytes it does not share
+  with the checkpoint's id, as 16-byte ids when both are of LangGraph's form (``_parent_part``). Records written
+  before have 8-hex-digit lengths, no marker, the versions as a JSON array ``[channel, version, ...]``, the
+  metadata as JSON, the type as text and the parent as ``"=" id``; both are read (``_decode_record``;
+  ``versions``, ``rpart`` and ``parent_of`` in Lua). A record of a chat turn is ~178 bytes (jemalloc's 192-byte
+  class with the sds header; ~211 bytes and the 224-byte class before, 360 and 384 before that);
 * ``lg:blobs`` HASH ``P(ns) channel "\\0" version`` -> a known type's one-byte code and the bytes, or
   ``"<type length>:" type bytes`` (other types; every value written before the codes), written only for new
   versions (``_pack_typed``); a small zstd value (``msgpack+zsd1``) has a code of its own and is stored without
@@ -279,17 +280,32 @@ def _type_of(part: bytes) -> str:
     return (part[1:] if part[:1] == b"\0" else part).decode("utf-8")
 
 
+# The form of LangGraph's checkpoint and task ids (36 characters: lowercase hex digits in 8-4-4-4-12 groups), which
+# records and write values store as their 16 bytes; any other id is stored as text.
+_UUID_FORM = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _parent_part(cid: str, parent: str | None) -> bytes:
-    """A record's parent: empty (none), ``"="`` and the id, or (when they share 3+ bytes) ``"+"``, the byte count
-    the id shares with the checkpoint's own id, and the rest (ids sort by time: a parent shares ~12 bytes)."""
+    """A record's parent: empty (none); ``"*"``, the byte count the parent's 16 bytes share with the checkpoint's
+    own and the rest of them, when both ids are of LangGraph's form (``_UUID_FORM``; ids sort by time: a parent
+    shares ~5 of 16); else ``"="`` and the id, or (when they share 3+ bytes) ``"+"``, the byte count the id shares
+    with the checkpoint's own id, and the rest."""
     if parent is None:
         return b""
-    raw, own = parent.encode("utf-8"), cid.encode("utf-8")
+    if len(cid) == 36 and len(parent) == 36 and _UUID_FORM.fullmatch(cid) and _UUID_FORM.fullmatch(parent):
+        # both of LangGraph's form: "*", the byte count shared as 16-byte ids, the rest of the parent's 16 bytes
+        raw, own = bytes.fromhex(parent.replace("-", "")), bytes.fromhex(cid.replace("-", ""))
+        marker = b"*"
+    else:
+        raw, own = parent.encode("utf-8"), cid.encode("utf-8")
+        marker = b"+"
     shared = 0
     for a, b in zip(raw, own[:255], strict=False):
         if a != b:
             break
         shared += 1
+    if marker == b"*":
+        return b"*%c%b" % (shared, raw[shared:])
     return b"+%c%b" % (shared, raw[shared:]) if shared > 2 else b"=" + raw
 
 
@@ -298,7 +314,17 @@ def _parent_of(cid: str, part: bytes) -> str | None:
         return None
     if part[:1] == b"+":
         return (cid.encode("utf-8")[: part[1]] + part[2:]).decode("utf-8")
+    if part[:1] == b"*":
+        whole = bytes.fromhex(cid.replace("-", ""))[: part[1]] + part[2:]
+        if len(whole) != 16:
+            raise ValueError("a packed parent id is not 16 bytes")
+        return _uuid_text(whole)
     return part[1:].decode("utf-8")
+
+
+def _uuid_text(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 # Metadata dictionary 1 (zstd raw content; never to change: stored records name it): compact JSON of the metadata
@@ -350,15 +376,36 @@ def _unpack_meta(part: bytes) -> bytes:
         raise CorruptData(f"a checkpoint's compressed metadata cannot be read: {exc}") from exc
 
 
+# Channel names of nearly every LangGraph record, stored in a versions part as 0xFF, the index here and the rest
+# of the name (0xFF never starts UTF-8 text, so any other name, and every record written before, is text). The
+# Lua library's `versions` holds the same table: both are append-only.
+_CHANNEL_PREFIXES = (b"branch:to:", b"__start__", b"messages")
+
+
+def _channel_part(channel: str) -> bytes:
+    raw = channel.encode("utf-8")
+    for i, prefix in enumerate(_CHANNEL_PREFIXES):
+        if raw.startswith(prefix):
+            return b"\xff" + bytes((i,)) + raw[len(prefix) :]
+    return raw
+
+
+def _channel_of(part: bytes) -> str:
+    if part[:1] == b"\xff":
+        return (_CHANNEL_PREFIXES[part[1]] + part[2:]).decode("utf-8")
+    return part.decode("utf-8")
+
+
 def _encode_versions(versions: Mapping[str, Any]) -> bytes:
-    """The versions part of a record: per channel ``V(channel)``, then ``varint(len + 1)`` and the version, or
-    ``0`` for the previous channel's version (a turn's channels mostly share one: 52 bytes instead of 88 of JSON)."""
+    """The versions part of a record: per channel ``V(channel)`` (a common name's prefix as two bytes:
+    ``_channel_part``), then ``varint(len + 1)`` and the version, or ``0`` for the previous channel's version (a
+    turn's channels mostly share one: 52 bytes instead of 88 of JSON)."""
     varint = _varint
     out: list[bytes] = []
     append = out.append
     prev: str | None = None
     for channel, version in versions.items():
-        raw = channel.encode("utf-8")
+        raw = _channel_part(channel)
         append(varint(len(raw)))
         append(raw)
         text = version if type(version) is str else str(version)
@@ -379,7 +426,7 @@ def _decode_versions(part: bytes) -> list[str]:
     prev: str | None = None
     while pos < end:
         size, pos = _varint_at(part, pos)
-        flat.append(part[pos : pos + size].decode("utf-8"))
+        flat.append(_channel_of(part[pos : pos + size]))
         size, pos = _varint_at(part, pos + size)
         if size:
             prev = part[pos : pos + size - 1].decode("utf-8")
@@ -502,12 +549,11 @@ _WRITES_MARK = 2
 # before) are stored and read as text. The Lua scripts compare task ids as bytes: one process's writes of a task
 # always use one form.
 _PACKED_ID = b"\xff"
-_TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PATH_PREFIXES = (b"~__pregel_pull, ", b"~__pregel_push, ")
 
 
 def _task_part(task_id: str) -> bytes:
-    if len(task_id) == 36 and _TASK_ID.fullmatch(task_id):
+    if len(task_id) == 36 and _UUID_FORM.fullmatch(task_id):
         return _PACKED_ID + bytes.fromhex(task_id.replace("-", ""))
     return _b(task_id)
 
@@ -516,8 +562,7 @@ def _task_of(part: bytes) -> str:
     if part[:1] == _PACKED_ID:
         if len(part) != 17:
             raise ValueError("a packed task id is not 16 bytes")
-        h = part[1:].hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return _uuid_text(part[1:])
     return part.decode("utf-8")
 
 

@@ -431,7 +431,19 @@ def test_records_are_varint_packed_and_the_older_format_still_decodes() -> None:
         decoded = redis_checkpoints._decode_record("t", "ns", row.checkpoint_id, redis_checkpoints._encode_record(other))
         assert decoded == (other, list(versions))
     shared = redis_checkpoints._encode_versions({"__start__": "b22.1", "messages": "b22.1", "branch:to:x": "b22.1"})
-    assert shared == b"\x09__start__\x06b22.1\x08messages\x00\x0bbranch:to:x\x00"
+    # LangGraph's usual channel names as 0xFF and a prefix's index (and the rest): 2 + 2 + 3 bytes, not 9 + 8 + 11
+    assert shared == b"\x02\xff\x01\x06b22.1\x02\xff\x02\x00\x03\xff\x00x\x00"
+    names = ["branch:to:", "__start__x", "messagesé", "\xff", "", "branch:to", "message", "__start__"]
+    assert redis_checkpoints._decode_versions(redis_checkpoints._encode_versions(dict.fromkeys(names, "v"))) == [
+        item for name in names for item in (name, "v")
+    ]
+    # ids of LangGraph's form: the parent as the bytes its 16 do not share with the checkpoint's
+    lg_cid, lg_parent = "1f1f1a43-6d85-6ce5-810d-ad6ec048ceed", "1f1f1a43-69e9-635c-802f-2c955b350111"
+    packed = redis_checkpoints._parent_part(lg_cid, lg_parent)
+    assert packed == b"*\x04" + bytes.fromhex(lg_parent.replace("-", ""))[4:]  # 2 + 12 bytes, not 2 + 24
+    for cid, parent_id in ((lg_cid, lg_parent), (lg_cid, lg_cid), (lg_cid, lg_parent.upper()), (lg_cid, "p"), ("c", lg_parent)):
+        other = CheckpointRow("t", "", cid, parent_id, ("msgpack", b"c"), {}, {})
+        assert redis_checkpoints._decode_record("t", "", cid, redis_checkpoints._encode_record(other))[0] == other
     with pytest.raises(CorruptData):  # a first version that refers to a previous one
         redis_checkpoints._decode_record("t", "", "c", b"\x01\x03\x01a\x00\x01\x01\x00\x02{}\x00")
     for kind_text in ("", "\x01", "\x00x", "t\x00y", "msgpack+aes", "j"):

@@ -86,3 +86,22 @@ def test_a_record_stores_its_small_zstd_checkpoint_without_the_magic_number() ->
     encoded = cp._encode_record(row)
     assert cp._ZSTD_MAGIC not in encoded and b"\x01\x0b\x05frame" in encoded
     assert cp._decode_record("t", "", CID, encoded) == (row, ["messages"])
+
+
+LG_CID, LG_PARENT = "1f1f1a43-6d85-6ce5-810d-ad6ec048ceed", "1f1f1a43-69e9-635c-802f-2c955b350111"
+# LangGraph's channel names as 0xFF and a prefix's index, a magicless small zstd checkpoint (code 11), and the parent
+# as the 12 of its 16 bytes it does not share with the checkpoint's id ("*").
+PACKED_RECORD = (
+    b"\x01+\x02\xff\x01\rb1a.abcdefgh\x02\xff\x02\rb1b.ijklmnop\t\xff\x00respond\x00\x01\x0b\x05frame\x13\x01 'm"
+    b"\x00\x00\x103}\x03\x00p\xc8\x15\x07\xb8\x86\x01\x02\x0e*\x04i\xe9c\\\x80/,\x95[5\x01\x11"
+)
+
+
+def test_a_record_with_packed_channel_names_and_parent_reads_back() -> None:
+    row, channels = cp._decode_record("t", "", LG_CID, PACKED_RECORD)
+    assert row == CheckpointRow(
+        "t", "", LG_CID, LG_PARENT, ("msgpack+zsd1", cp._ZSTD_MAGIC + b"frame"), {"source": "loop", "step": 3, "parents": {}},
+        {"__start__": "b1a.abcdefgh", "messages": "b1b.ijklmnop", "branch:to:respond": "b1b.ijklmnop"},
+    )
+    assert channels == ["__start__", "messages", "branch:to:respond"]
+    assert cp._CHANNEL_PREFIXES[:3] == (b"branch:to:", b"__start__", b"messages")  # append only (Lua holds them too)

@@ -9,10 +9,19 @@
 -- and those values (its packed values, whose writes the caller filters to the channels still walking, and the
 -- old layout's writes to those channels), the number of seeds and (channel, blob value) pairs.
 local function parent_of(rec, id)
-  -- '' (none), '=' id, or '+', the byte count shared with the record's own id, the rest (_parent_part in Python)
+  -- '' (none), '=' id, '+', the byte count shared with the record's own id and the rest, or '*', the same over
+  -- both ids as 16 bytes (ids of LangGraph's 8-4-4-4-12 form; _parent_part in Python)
   local p = rpart(rec, 5)
   if #p == 0 then return nil end
-  if string.sub(p, 1, 1) == '+' then return string.sub(id, 1, string.byte(p, 2)) .. string.sub(p, 3) end
+  local mark = string.sub(p, 1, 1)
+  if mark == '+' then return string.sub(id, 1, string.byte(p, 2)) .. string.sub(p, 3) end
+  if mark == '*' then
+    local own = string.gsub(string.gsub(id, '-', ''), '..', function(h) return string.char(tonumber(h, 16)) end)
+    local raw = string.sub(own, 1, string.byte(p, 2)) .. string.sub(p, 3)
+    local h = string.gsub(raw, '.', function(c) return string.format('%02x', string.byte(c)) end)
+    return string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-' .. string.sub(h, 13, 16) .. '-' ..
+      string.sub(h, 17, 20) .. '-' .. string.sub(h, 21, 32)
+  end
   return string.sub(p, 2)
 end
 local pfx, cid = ARGV[1], ARGV[2]

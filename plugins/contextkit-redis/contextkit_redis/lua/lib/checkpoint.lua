@@ -108,7 +108,9 @@ local function rpart(s, k)
   return string.sub(s, pos + 8, pos + 7 + n)
 end
 -- A record's channel versions as {channel, version, ...}: per channel V(channel), then varint(#version + 1) and the
--- version, or 0 for the previous channel's version (_encode_versions in Python); a JSON array in older records.
+-- version, or 0 for the previous channel's version (_encode_versions in Python); a JSON array in older records. A
+-- channel name starting with byte 255 is a common prefix's index and the rest (_CHANNEL_PREFIXES in Python).
+local CHANNEL_PREFIXES = {'branch:to:', '__start__', 'messages'}
 local function versions(rec)
   if string.sub(rec, 1, 1) ~= RMARK then return cjson.decode(rpart(rec, 1)) end
   local n, pos = vint(rec, 2)
@@ -117,6 +119,7 @@ local function versions(rec)
   while pos < stop do
     local ch, m
     ch, pos = vpart(rec, pos)
+    if string.byte(ch, 1) == 255 then ch = CHANNEL_PREFIXES[string.byte(ch, 2) + 1] .. string.sub(ch, 3) end
     m, pos = vint(rec, pos)
     if m > 0 then
       prev = string.sub(rec, pos, pos + m - 2)
