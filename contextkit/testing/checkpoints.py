@@ -70,6 +70,7 @@ __all__ = [
     "generic_delta_history",
     "loss_graph",
     "make_checkpoint_id",
+    "paused_graph",
     "run_archive_graph",
     "run_langgraph_conformance",
     "state_summary",
@@ -326,6 +327,27 @@ def _log_graph(checkpointer: Any, calls: dict[str, int] | None = None, fail_once
     builder.add_edge(["b", "c"], "d")
     builder.add_edge("d", END)
     return builder.compile(checkpointer=checkpointer)
+
+
+def paused_graph(checkpointer: Any, calls: dict[str, int]) -> Any:
+    """START -> a -> b -> END, each node appending its name to ``log`` and counting its runs in ``calls``, compiled
+    to pause before ``b`` (the checkpoint it pauses at holds ``b``'s trigger, ``branch:to:b``)."""
+    from langgraph.graph import END, START, StateGraph
+
+    def node(name: str) -> Any:
+        def run(state: _LogState) -> _LogState:
+            calls[name] = calls.get(name, 0) + 1
+            return {"log": [name]}
+
+        return run
+
+    builder = StateGraph(_LogState)
+    builder.add_node("a", node("a"))
+    builder.add_node("b", node("b"))
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    return builder.compile(checkpointer=checkpointer, interrupt_before=["b"])
 
 
 def _nested_graph(checkpointer: Any) -> Any:
@@ -1185,41 +1207,22 @@ class CheckpointStoreSuite:
         of its own: a graph interrupted before the node reads back the trigger, a fresh saver resumes the node once,
         and every checkpoint reads the channel values a thread of the older layout (a blob per trigger) reads."""
         pytest.importorskip("langgraph.graph")
-        from langgraph.graph import END, START, StateGraph
-
         from contextkit.langgraph import ContextKitSaver
 
         calls: dict[str, int] = {}
-
-        def graph(checkpointer: Any) -> Any:
-            def node(name: str) -> Any:
-                def run(state: _LogState) -> _LogState:
-                    calls[name] = calls.get(name, 0) + 1
-                    return {"log": [name]}
-
-                return run
-
-            builder = StateGraph(_LogState)
-            builder.add_node("a", node("a"))
-            builder.add_node("b", node("b"))
-            builder.add_edge(START, "a")
-            builder.add_edge("a", "b")
-            builder.add_edge("b", END)
-            return builder.compile(checkpointer=checkpointer, interrupt_before=["b"])
-
         values: list[list[dict[str, Any]]] = []
         for writer, legacy in ((ContextKitSaver(checkpoint_store), False), (_legacy_saver(checkpoint_store), True)):
             calls.clear()
             config = _config(str(uuid.uuid4()))
-            await graph(writer).ainvoke({"log": ["start"]}, config)
+            await paused_graph(writer, calls).ainvoke({"log": ["start"]}, config)
             paused = await writer.aget_tuple(config)
             assert paused is not None and paused.checkpoint["channel_values"].get("branch:to:b", "gone") is None
             cid = paused.config["configurable"]["checkpoint_id"]
             bundle = await checkpoint_store.cp_get(config["configurable"]["thread_id"], "", cid)
             assert bundle is not None and ("branch:to:b" in bundle.blobs) is legacy
             fresh = ContextKitSaver(checkpoint_store)
-            assert (await graph(fresh).aget_state(config)).next == ("b",)
-            result = await graph(fresh).ainvoke(None, config)
+            assert (await paused_graph(fresh, calls).aget_state(config)).next == ("b",)
+            result = await paused_graph(fresh, calls).ainvoke(None, config)
             assert result["log"] == ["start", "a", "b"] and calls == {"a": 1, "b": 1}
             values.append([t.checkpoint["channel_values"] async for t in fresh.alist(config)])
         assert values[0] == values[1] and any("branch:to:b" in v for v in values[0])

@@ -19,7 +19,14 @@ from contextkit.checkpoint_archive import LANGGRAPH_KIND
 from contextkit.errors import BackendUnavailable
 from contextkit.langgraph import ContextKitSaver
 from contextkit.stores import CheckpointBundle
-from contextkit.testing.checkpoints import ARCHIVE_DOC, archive_graph, loss_graph, run_archive_graph, state_summary
+from contextkit.testing.checkpoints import (
+    ARCHIVE_DOC,
+    archive_graph,
+    loss_graph,
+    paused_graph,
+    run_archive_graph,
+    state_summary,
+)
 
 TTL = 60.0
 THREAD = "thread: cold 🙂"
@@ -178,38 +185,17 @@ async def test_a_graph_paused_before_a_node_resumes_it_from_the_archive_alone(ki
     """The trigger of the node a graph paused before (``branch:to:<node>``, kept in the serialized checkpoint, not
     as a blob) is archived with the checkpoint: a new kit with an empty memory hot tier over the same archive sees
     the graph paused there, and resuming runs that node once."""
-    from langgraph.graph import END, START, StateGraph
-
-    from contextkit.testing.checkpoints import _LogState
-
-    calls: list[str] = []
-
-    def step(name: str) -> Any:
-        def run(state: Any) -> Any:
-            calls.append(name)
-            return {"log": [name]}
-
-        return run
-
-    def paused_graph(checkpointer: Any) -> Any:
-        builder = StateGraph(_LogState)
-        builder.add_node("a", step("a"))
-        builder.add_node("b", step("b"))
-        builder.add_edge(START, "a")
-        builder.add_edge("a", "b")
-        builder.add_edge("b", END)
-        return builder.compile(checkpointer=checkpointer, interrupt_before=["b"])
-
-    await paused_graph(kit.checkpointer()).ainvoke({"log": ["start"]}, _config())
+    calls: dict[str, int] = {}
+    await paused_graph(kit.checkpointer(), calls).ainvoke({"log": ["start"]}, _config())
     await _flush(kit)
     assert kit.cold is not None
     fresh_hot = kit.plugins.backends.get("hot", "memory").factory(kit.config.store_settings(), {})
     async with ContextKit(fresh_hot, kit.cold, config=kit.config, plugins=kit.plugins) as second:
-        graph = paused_graph(second.checkpointer())
+        graph = paused_graph(second.checkpointer(), calls)
         state = await graph.aget_state(_config())
         assert state.next == ("b",) and state.values == {"log": ["start", "a"]}
         assert (await graph.ainvoke(None, _config()))["log"] == ["start", "a", "b"]
-    assert calls == ["a", "b"]
+    assert calls == {"a": 1, "b": 1}
 
 
 async def test_a_thread_deleted_through_the_saver_does_not_come_back(kit: ContextKit) -> None:
