@@ -136,9 +136,10 @@ class SqliteCheckpoints:
     _ns: str
 
     # -- the host store's outbox (SqliteHotStore overrides both) --------------------------------------------------
-    async def _write(self, fn: Callable[..., T], *args: Any, events: bool = False) -> T:
-        """Run ``fn`` in a write transaction (``events``: it may write into the outbox table)."""
-        return await self._db.write(fn, *args)
+    async def _write(self, fn: Callable[..., T], *args: Any, events: bool = False, inline: bool = False) -> T:
+        """Run ``fn`` in a write transaction (``events``: it may write into the outbox table; ``inline``: a small
+        write, see :meth:`SqliteDatabase.write`)."""
+        return await self._db.write(fn, *args, inline=inline)
 
     def _put_events(self, conn: sqlite3.Connection, rows: Sequence[OutboxRow]) -> None:
         """Write archive events into the outbox table in the caller's transaction."""
@@ -291,7 +292,8 @@ class SqliteCheckpoints:
         ]
         event = None if archive is None else outbox_row(archive)  # its JSON built before the transaction
         await self._write(
-            self._cp_put, row, metadata, versions, run_id, blobs, event, tuple(requires), events=event is not None
+            self._cp_put, row, metadata, versions, run_id, blobs, event, tuple(requires), events=event is not None,
+            inline=True,
         )
 
     def _cp_put(
@@ -380,7 +382,8 @@ class SqliteCheckpoints:
         ]
         event = None if archive is None else outbox_row(archive)
         await self._write(
-            self._cp_put_writes, thread_id, checkpoint_ns, checkpoint_id, rows, upsert, event, events=event is not None
+            self._cp_put_writes, thread_id, checkpoint_ns, checkpoint_id, rows, upsert, event, events=event is not None,
+            inline=True,
         )
 
     def _cp_put_writes(
@@ -474,7 +477,7 @@ class SqliteCheckpoints:
 
     async def cp_get(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
         """That checkpoint, or the newest of ``(thread, ns)`` when ``checkpoint_id`` is None."""
-        return await self._db.read(self._cp_get, thread_id, checkpoint_ns, checkpoint_id)
+        return await self._db.read(self._cp_get, thread_id, checkpoint_ns, checkpoint_id, inline=True)
 
     def _cp_get(
         self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
@@ -511,7 +514,7 @@ class SqliteCheckpoints:
         one read transaction, one recursive query (per 62 channels) that stops at the seeds (and ``stop_at``) by
         itself."""
         return await self._db.read(
-            self._cp_delta_history, thread_id, checkpoint_ns, checkpoint_id, list(channels), inclusive, stop_at
+            self._cp_delta_history, thread_id, checkpoint_ns, checkpoint_id, list(channels), inclusive, stop_at, inline=True
         )
 
     def _cp_delta_history(

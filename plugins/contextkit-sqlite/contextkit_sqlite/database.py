@@ -12,6 +12,17 @@ its own public helpers use. This module relies on it and on three more private m
 ``_running``); ``tests/test_aiosqlite_contract.py`` fails, naming the member, when an aiosqlite release changes
 one, and the plugin's pyproject allows aiosqlite 0.22.x only.
 
+The LangGraph saver's hot path (a put, pending writes, a checkpoint read, a DeltaChannel walk: small transactions
+a chat turn makes seven of) skips the hop when it can: asked ``inline``, the call runs on the caller's thread when
+the connection is free (its thread idle, no write queued for it) and the file's lock is free (``busy_timeout`` 0
+for that call; a transaction that would wait gives up at once, having done nothing, and goes to the thread, which
+waits for the lock while the event loop goes on). A lock held by whoever uses the connection keeps the two
+apart; the connection is opened with ``check_same_thread=False`` for it. A WAL commit with ``synchronous=NORMAL``
+does not fsync, so such a call holds the loop about as long as the hop it saves would have taken (the storage
+benchmark's DeltaChannel turn: 0.60x / 0.51x of AsyncSqliteSaver's time before, 0.44x / 0.49x after, runs
+alternating; docs/benchmarks.md).
+``SqliteDatabase.inline_small_operations = False`` sends every call to the thread.
+
 Writes that wait together share one transaction (group commit, :meth:`SqliteDatabase.write`): the writes asked
 for while the connection's thread is busy run, in order, in the next ``BEGIN IMMEDIATE`` ... ``COMMIT``, each in a
 savepoint of its own, so one that fails rolls back alone; each caller gets its own result once the batch
@@ -207,6 +218,14 @@ class _Ledger:
         )
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite gave up on a lock another connection holds (SQLITE_BUSY or SQLITE_LOCKED, any variant)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc)
+
+
 def _in_read_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
     # A deferred transaction gives several SELECTs one snapshot (WAL keeps it without blocking writers).
     conn.execute("BEGIN")
@@ -263,6 +282,10 @@ class _WalCheckpointer:
 class SqliteDatabase:
     """One SQLite file opened through one aiosqlite connection (see the module docstring for why one)."""
 
+    #: Whether reads and writes asked for ``inline`` run on the caller's thread when the connection is free
+    #: (:meth:`_inline`); False sends every call to the connection's thread.
+    inline_small_operations = True
+
     def __init__(self, options: SqliteOptions, migrations: Sequence[Migration]) -> None:
         self.options = options
         self._migrations = tuple(migrations)
@@ -274,6 +297,10 @@ class SqliteDatabase:
         self._writes: list[_WriteOp] = []
         self._write_queued = False
         self._writes_lock = threading.Lock()
+        # Held by whoever uses the connection: a job on its thread, or a small operation run on the caller's
+        # thread (see _inline); the connection is opened with check_same_thread=False for the latter.
+        self._conn_lock = threading.Lock()
+        self._closing = False
         self.journal_mode = "?"
 
     @property
@@ -286,7 +313,9 @@ class SqliteDatabase:
         if self._db is not None:
             return
         path = self.options.path
-        db = aiosqlite.connect(path, isolation_level=None, timeout=self.options.busy_timeout, cached_statements=256)
+        db = aiosqlite.connect(
+            path, isolation_level=None, timeout=self.options.busy_timeout, cached_statements=256, check_same_thread=False
+        )
         try:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -326,6 +355,7 @@ class SqliteDatabase:
     async def close(self) -> None:
         """Close the connection (and the checkpoint thread's, first: the last one closed checkpoints the WAL
         whole and removes it); idempotent."""
+        self._closing = True  # no operation runs inline from here on (the thread closes the connection)
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             await asyncio.get_running_loop().run_in_executor(None, checkpointer.close)
@@ -343,13 +373,50 @@ class SqliteDatabase:
             raise BackendUnavailable(f"sqlite database {self.path} is not open")
         try:
             # aiosqlite's _execute (private, see the module docstring) carries no annotations
-            result: T = await db._execute(fn, raw, *args)  # type: ignore[no-untyped-call]
+            result: T = await db._execute(self._locked, fn, raw, *args)  # type: ignore[no-untyped-call]
             return result
         except (sqlite3.Error, OverflowError, ValueError) as exc:  # (UnicodeError is a ValueError)
             typed = self._typed_error(exc, db._running)
             if typed is None:
                 raise
             raise typed from exc
+
+    def _locked(self, fn: Callable[..., T], conn: sqlite3.Connection, *args: Any) -> T:
+        with self._conn_lock:
+            return fn(conn, *args)
+
+    def _inline(self, transaction: Callable[..., T], fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[bool, T | None]:
+        """Run ``transaction(conn, fn, args)`` here, on the caller's thread, when the connection is free: its thread
+        idle (the lock taken without waiting), no write queued for it (writes keep their order), and the file's
+        lock free (``busy_timeout`` 0 for the call: a transaction that would wait for another process gives up at
+        once, having done nothing). ``(False, None)``: not run, take the connection's thread. A hop to that thread
+        and back costs more than a small transaction on a WAL file (no fsync at commit), so the LangGraph saver's
+        puts, pending writes, reads and DeltaChannel walks come here (measurements in docs/benchmarks.md)."""
+        raw = self._raw
+        if raw is None or self._db is None or self._closing or not self.inline_small_operations:
+            return False, None
+        if not self._conn_lock.acquire(blocking=False):
+            return False, None
+        try:
+            with self._writes_lock:
+                if self._write_queued or self._writes:
+                    return False, None
+            raw.execute("PRAGMA busy_timeout = 0")
+            try:
+                return True, transaction(raw, fn, args)
+            except sqlite3.OperationalError as exc:
+                if _busy(exc):
+                    return False, None  # rolled back or read-only: the thread runs it again, waiting for the lock
+                raise
+            finally:
+                raw.execute(f"PRAGMA busy_timeout = {int(self.options.busy_timeout * 1000)}")
+        except (sqlite3.Error, OverflowError, ValueError) as exc:
+            typed = self._typed_error(exc, True)
+            if typed is None:
+                raise
+            raise typed from exc
+        finally:
+            self._conn_lock.release()
 
     def _typed_error(self, exc: BaseException, running: bool) -> Exception | None:
         """The contextkit error for a driver error (None: raise it as it is); ``running``: whether the
@@ -366,15 +433,22 @@ class SqliteDatabase:
             return BackendUnavailable(f"sqlite database {self.path} is closed")
         return None
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def write(self, fn: Callable[..., T], *args: Any, inline: bool = False) -> T:
         """Run ``fn(conn, *args)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back if it raises).
 
         Writes asked for while the connection's thread is busy are batched (see the module docstring): the
         first queues one job on the thread, which takes every write waiting when it starts; the others only wait
-        for their result. Each is rolled back alone when it raises, and a write that completed was committed."""
+        for their result. Each is rolled back alone when it raises, and a write that completed was committed.
+        ``inline``: a small write, run on the caller's thread when the connection is free (:meth:`_inline`)."""
         db = self._db
         if db is None or self._raw is None:
             raise BackendUnavailable(f"sqlite database {self.path} is not open")
+        if inline:
+            ran, value = self._inline(_in_write_transaction, fn, args)
+            if ran:
+                if self._checkpointer is not None:
+                    self._checkpointer.notify()
+                return value  # type: ignore[return-value]
         loop = asyncio.get_running_loop()
         op = _WriteOp(fn, args, loop.create_future())
         with self._writes_lock:
@@ -439,8 +513,13 @@ class SqliteDatabase:
                 failed.__cause__ = exc
                 op.future.set_exception(failed)
 
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(conn, *args)`` inside a read transaction (one consistent snapshot)."""
+    async def read(self, fn: Callable[..., T], *args: Any, inline: bool = False) -> T:
+        """Run ``fn(conn, *args)`` inside a read transaction (one consistent snapshot); ``inline``: a small read,
+        run on the caller's thread when the connection is free (:meth:`_inline`)."""
+        if inline:
+            ran, value = self._inline(_in_read_transaction, fn, args)
+            if ran:
+                return value  # type: ignore[return-value]
         return await self.run(_in_read_transaction, fn, args)
 
     async def ping(self) -> float:

@@ -242,16 +242,17 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         return StoreStats(sessions=sessions, active_sessions=active, messages=messages, checkpoints=checkpoints)
 
     # -- transactions -------------------------------------------------------------------------------------------
-    async def _write(self, fn: Callable[..., T], *args: Any, events: bool = False) -> T:
+    async def _write(self, fn: Callable[..., T], *args: Any, events: bool = False, inline: bool = False) -> T:
         """Run ``fn`` in a write transaction, then maybe sweep. ``events``: it may write into the outbox table,
         which the transaction then creates first, until one such transaction committed (the flag is set only
-        then, so a rollback cannot leave it claiming a table that is not there)."""
+        then, so a rollback cannot leave it claiming a table that is not there). ``inline``: a small write, run on
+        the caller's thread when the connection is free (:meth:`SqliteDatabase.write`)."""
         result: T
         if events and not self._outbox_created:
             result = await self._db.write(self._creating_outbox, fn, args)
             self._outbox_created = True
         else:
-            result = await self._db.write(fn, *args)
+            result = await self._db.write(fn, *args, inline=inline)
         await self._maybe_sweep()
         return result
 
