@@ -328,6 +328,7 @@ class SqliteDatabase:
             raise BackendUnavailable(f"cannot open sqlite database {path}: {exc}") from exc
         self._db = db
         self._raw = db._conn
+        self._closing = False
         try:
             self.journal_mode = await self.run(self.prepare)
             if self.journal_mode.lower() == "wal" and path != ":memory:":

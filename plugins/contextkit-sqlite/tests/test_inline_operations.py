@@ -141,3 +141,16 @@ async def test_a_write_lock_held_by_another_process_does_not_block_the_loop(hot:
         if holder.returncode is None:
             holder.kill()
             await holder.wait()
+
+
+async def test_a_database_closed_and_opened_again_runs_the_hot_path_inline_again(tmp_path: Path) -> None:
+    store = SqliteHotStore(StoreSettings(namespace="reopen"), {"path": str(tmp_path / "db.sqlite3")})
+    await store.open()
+    await store.aclose()
+    await store.open()
+    try:
+        sent = _hops(store)
+        await _hot_path(store, "reopened")
+        assert sent == []
+    finally:
+        await store.aclose()
