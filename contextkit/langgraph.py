@@ -128,7 +128,9 @@ from contextkit.stores import (
     CheckpointStore,
     ColdStore,
     DeltaHistoryStore,
+    DeltaReadStore,
     DeltaStep,
+    DeltaWalk,
     EventHead,
     RetentionPolicy,
     SharedBlobStore,
@@ -329,6 +331,8 @@ class _ArchiveChains(_PerThread[dict[str, "_Chain"]]):
 #: Threads whose DeltaChannel walks a saver remembers (:class:`_DeltaWalks`), and the pending writes those hold in
 #: all (~500 bytes each with their values; one walk holds at most a tenth).
 _WALKS_REMEMBERED = 256
+#: Walks read ahead with their checkpoint (DeltaReadStore) and not yet taken by a history read that a saver keeps.
+_PREFETCHED_HELD = 256
 _WALK_WRITES_HELD = 50_000
 
 _WalkKey = tuple[str, str, tuple[str, ...]]
@@ -359,6 +363,14 @@ class _DeltaWalks(_PerThread[dict[tuple[str, tuple[str, ...]], tuple[str, tuple[
         """The start and steps of the walk remembered for ``key``."""
         found = (self._get(key[0]) or {}).get(key[1:])
         return None if found is None else (found[0], found[1])
+
+    def of(self, thread_id: str, checkpoint_ns: str) -> tuple[tuple[str, ...], str] | None:
+        """The channels and the start of a walk remembered for ``(thread_id, checkpoint_ns)`` (the one used last)."""
+        found = None
+        for (ns, channels), walk in (self._get(thread_id) or {}).items():
+            if ns == checkpoint_ns:
+                found = (channels, walk[0])
+        return found
 
     def set(self, key: _WalkKey, start: str, steps: Sequence[DeltaStep]) -> None:
         """Remember a complete walk (one holding more than a tenth of what all may hold is not kept)."""
@@ -704,8 +716,12 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         self._stored = _StoredHeads()
         self._chains = _ArchiveChains()
         self._walks = _DeltaWalks()
+        # Per (thread, ns): a walk read with its checkpoint (DeltaReadStore), kept for the history read LangGraph
+        # makes next: (checkpoint id, channels, stop_at, walk). At most _PREFETCHED_HELD; a read takes it.
+        self._prefetched: OrderedDict[tuple[str, str], tuple[str, tuple[str, ...], str, DeltaWalk]] = OrderedDict()
         # A DeltaHistoryStore of an earlier contract walks without stop_at: every walk then goes to the seeds.
         self._stop_at = isinstance(store, DeltaHistoryStore) and "stop_at" in inspect.signature(store.cp_delta_history).parameters
+        self._prefetch = self._stop_at and isinstance(store, DeltaReadStore)
         #: What a prune keeps (``[checkpoints]``); with a limit set, what it removed is not read back from the
         #: archive either (see the module docstring).
         self.retention = retention if retention is not None and retention.limits else None
@@ -910,9 +926,9 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
 
     async def _read(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
         if self.archive is None:
-            bundle = await self.store.cp_get(thread_id, checkpoint_ns, checkpoint_id)
+            bundle = await self._hot_get(thread_id, checkpoint_ns, checkpoint_id)
         else:
-            bundle = await self._get_or_archived(thread_id, checkpoint_ns, checkpoint_id, rehydrate=True)
+            bundle = await self._get_or_archived(thread_id, checkpoint_ns, checkpoint_id, rehydrate=True, prefetch=True)
         if bundle is None:
             return None
         if self._checked:
@@ -922,6 +938,26 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
                 thread_id, checkpoint_ns, row.checkpoint_id, ((ch, versions[ch]) for ch in bundle.blobs if ch in versions)
             )
         return await self._resolved(bundle, head=True)
+
+    async def _hot_get(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointBundle | None:
+        """``cp_get``; for a thread this saver walked a DeltaChannel history of, with the walk from that checkpoint
+        in the same round trip (:class:`~contextkit.stores.DeltaReadStore`), kept for the history read that
+        follows (:meth:`_delta_history`)."""
+        store: Any = self.store
+        found = self._walks.of(thread_id, checkpoint_ns) if self._prefetch else None
+        if found is None:
+            return await store.cp_get(thread_id, checkpoint_ns, checkpoint_id)  # type: ignore[no-any-return]
+        channels, start = found
+        both = await store.cp_get_with_delta_history(thread_id, checkpoint_ns, checkpoint_id, list(channels), stop_at=start)
+        if both is None:
+            return None
+        bundle, walk = both
+        prefetched = self._prefetched
+        prefetched.pop((thread_id, checkpoint_ns), None)
+        prefetched[(thread_id, checkpoint_ns)] = (bundle.row.checkpoint_id, channels, start, walk)
+        while len(prefetched) > _PREFETCHED_HELD:
+            prefetched.popitem(last=False)
+        return bundle  # type: ignore[no-any-return]
 
     def _forget(self, thread_id: str) -> None:
         """Drop what this saver trusts of a thread's stored data (deleted, copied over, missed in the hot tier)."""
@@ -966,11 +1002,15 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         return bundle
 
     async def _get_or_archived(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None, *, rehydrate: bool
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None, *, rehydrate: bool, prefetch: bool = False
     ) -> CheckpointBundle | None:
-        """The hot tier's checkpoint, else the archived one (refilled into the hot tier when ``rehydrate``)."""
+        """The hot tier's checkpoint, else the archived one (refilled into the hot tier when ``rehydrate``);
+        ``prefetch``: read as :meth:`_hot_get` does."""
         store = self.store
-        bundle = await store.cp_get(thread_id, checkpoint_ns, checkpoint_id)
+        if prefetch:
+            bundle = await self._hot_get(thread_id, checkpoint_ns, checkpoint_id)
+        else:
+            bundle = await store.cp_get(thread_id, checkpoint_ns, checkpoint_id)
         if bundle is not None:
             return bundle
         if checkpoint_id is None and checkpoint_ns and await store.cp_get(thread_id, "", None) is not None:
@@ -1582,7 +1622,11 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         if isinstance(store, DeltaHistoryStore):
             key = (thread_id, checkpoint_ns, tuple(wanted))
             known = self._walks.get(key) if self._stop_at else None
-            if known is not None and known[0] != cursor:
+            ahead = self._prefetched.pop((thread_id, checkpoint_ns), None)
+            if ahead is not None and known is not None and ahead[:3] == (cursor, key[2], known[0]):
+                # read with the checkpoint (_hot_get): the same walk, the writes of its ancestors being final
+                walk: DeltaWalk | None = ahead[3]
+            elif known is not None and known[0] != cursor:
                 walk = await store.cp_delta_history(thread_id, checkpoint_ns, cursor, wanted, stop_at=known[0])
             else:
                 walk = await store.cp_delta_history(thread_id, checkpoint_ns, cursor, wanted)

@@ -88,6 +88,7 @@ __all__ = [
     "CheckpointStore",
     "ColdStore",
     "DeltaHistoryStore",
+    "DeltaReadStore",
     "DeltaStep",
     "DeltaWalk",
     "EventHead",
@@ -1005,6 +1006,27 @@ class DeltaHistoryStore(Protocol):
         at ``resume``). A repeated id ends the walk. ``stop_at``: an ancestor whose own walk the caller holds; the
         walk ends once it visited it with channels still unseeded (``DeltaWalk.stopped``). None when the start is
         not stored."""
+        ...
+
+
+@runtime_checkable
+class DeltaReadStore(Protocol):
+    """Optional, beside :class:`DeltaHistoryStore`: a checkpoint and the ``DeltaChannel`` walk from it in one
+    round trip (a turn of a ``DeltaChannel`` graph reads both, one after the other). The saver asks for it when it
+    remembers which channels the thread's last walk was for; a store without it gets the two calls."""
+
+    async def cp_get_with_delta_history(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str | None,
+        channels: Sequence[str],
+        *,
+        stop_at: str | None = None,
+    ) -> tuple[CheckpointBundle, DeltaWalk] | None:
+        """What ``cp_get(thread_id, checkpoint_ns, checkpoint_id)`` returns and what
+        ``cp_delta_history(thread_id, checkpoint_ns, <that checkpoint's id>, channels, stop_at=stop_at)`` returns,
+        read in one atomic step; None when the checkpoint is not stored."""
         ...
 
 

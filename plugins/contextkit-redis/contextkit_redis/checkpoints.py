@@ -667,6 +667,23 @@ def _bundle(
     return CheckpointBundle(row, blobs, writes)
 
 
+def _delta_args(
+    checkpoint_ns: str, checkpoint_id: str | None, channels: Sequence[str], *, inclusive: bool, stop_at: str | None, bundle: bool
+) -> list[Any]:
+    """The arguments of the ``delta_history`` script (see its header); ``bundle``: the start's bundle too."""
+    return [
+        _prefix(checkpoint_ns),
+        _b(checkpoint_id or ""),
+        b"1" if inclusive else b"0",
+        _DELTA_MAX_STEPS,
+        _b(EMPTY_BLOB_TYPE),
+        _TYPE_CODES[EMPTY_BLOB_TYPE],
+        _b(stop_at or ""),
+        b"1" if bundle else b"0",
+        *map(_b, channels),
+    ]
+
+
 def _read_delta_walk(data: Any, channels: Sequence[str]) -> DeltaWalk:
     """Decode the flat array of the ``delta_history`` script: start, resume, bounded, then per ancestor its id,
     ``n`` write values, ``m`` (channel, blob value) seed pairs. A step keeps the writes to the ``channels`` still
@@ -982,20 +999,30 @@ class RedisCheckpoints:
         """See :meth:`contextkit.stores.DeltaHistoryStore.cp_delta_history`: one script walks the parent chain
         in the thread's slot (up to 500 ancestors a call, ending at ``stop_at``) and returns only the writes and
         seeds of the channels asked for."""
-        args: list[Any] = [
-            _prefix(checkpoint_ns),
-            _b(checkpoint_id or ""),
-            b"1" if inclusive else b"0",
-            _DELTA_MAX_STEPS,
-            _b(EMPTY_BLOB_TYPE),
-            _TYPE_CODES[EMPTY_BLOB_TYPE],
-            _b(stop_at or ""),
-            *map(_b, channels),
-        ]
+        args = _delta_args(checkpoint_ns, checkpoint_id, channels, inclusive=inclusive, stop_at=stop_at, bundle=False)
         raw = await self.gate("cp_delta_history", self._lg.run("delta_history", self._lg_thread_keys(thread_id)[:6], args))
         if not raw:
             return None
         return _read_delta_walk(raw, channels)
+
+    async def cp_get_with_delta_history(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str | None,
+        channels: Sequence[str],
+        *,
+        stop_at: str | None = None,
+    ) -> tuple[CheckpointBundle, DeltaWalk] | None:
+        """See :meth:`contextkit.stores.DeltaReadStore.cp_get_with_delta_history`: :meth:`cp_get` and the walk
+        from that checkpoint (:meth:`cp_delta_history`) in one script."""
+        args = _delta_args(checkpoint_ns, checkpoint_id, channels, inclusive=False, stop_at=stop_at, bundle=True)
+        raw = await self.gate("cp_get", self._lg.run("delta_history", self._lg_thread_keys(thread_id)[:6], args))
+        if not raw:
+            return None
+        ((cid, rec, blob_values, write_values),) = _read_bundles(raw[1])
+        bundle = _bundle(thread_id, checkpoint_ns, cid.decode("utf-8"), rec, blob_values, write_values)
+        return bundle, _read_delta_walk(raw[0], channels)
 
     async def cp_list(
         self,

@@ -154,6 +154,57 @@ async def test_delta_history_resumes_past_the_ancestors_one_script_may_walk(stor
 
 
 @pytest.mark.redis
+async def test_a_checkpoint_and_its_delta_walk_read_in_one_script_equal_the_two_reads(store: RedisHotStore) -> None:
+    """``cp_get_with_delta_history`` returns what ``cp_get`` and then ``cp_delta_history`` from that checkpoint
+    return (the newest or a named one, with and without ``stop_at``), and None for a checkpoint not stored."""
+    tid = f"both-{uuid.uuid4().hex[:6]}"
+    ids: list[str] = []
+    for step in range(6):
+        cid = make_checkpoint_id()
+        seed = {("c", "s"): ("msgpack", b"\x90")} if step == 0 else {}
+        versions = {"c": "s"} if step == 0 else {}
+        await store.cp_put(replace(_row(tid, cid, parent=ids[-1] if ids else None), channel_versions=versions), seed)
+        await store.cp_put_writes(tid, "", cid, [_w(f"t{step}", 0, "c", b"%d" % step)], False)
+        ids.append(cid)
+    for cid in (None, ids[-1], ids[3]):
+        for stop_at in (None, ids[1], ids[-1]):
+            both = await store.cp_get_with_delta_history(tid, "", cid, ["c"], stop_at=stop_at)
+            bundle = await store.cp_get(tid, "", cid)
+            assert both is not None and bundle is not None and both[0] == bundle
+            assert both[1] == await store.cp_delta_history(tid, "", bundle.row.checkpoint_id, ["c"], stop_at=stop_at)
+    assert await store.cp_get_with_delta_history(tid, "", make_checkpoint_id(), ["c"]) is None
+    assert await store.cp_get_with_delta_history(f"none-{tid}", "", None, ["c"]) is None
+
+
+@pytest.mark.redis
+async def test_a_delta_channel_turn_reads_its_checkpoint_and_walk_in_one_round_trip(store: RedisHotStore) -> None:
+    """Once the saver walked a thread's DeltaChannel history, each turn's checkpoint read brings the walk along
+    (``cp_get_with_delta_history``) and the history read that follows makes no call to the store; the state read
+    back equals a fresh saver's."""
+    pytest.importorskip("langgraph.channels.delta")
+    from contextkit.langgraph import ContextKitSaver
+    from contextkit.testing.checkpoints import delta_graph
+
+    calls: dict[str, int] = {}
+    saver = ContextKitSaver(store)
+    for name in ("cp_get", "cp_delta_history", "cp_get_with_delta_history"):
+        method = getattr(store, name)
+
+        def counted(*args: Any, _method: Any = method, _name: str = name, **kwargs: Any) -> Any:
+            calls[_name] = calls.get(_name, 0) + 1
+            return _method(*args, **kwargs)
+
+        setattr(store, name, counted)
+    config = {"configurable": {"thread_id": f"turns-{uuid.uuid4().hex[:6]}"}}
+    for turn in range(8):
+        await delta_graph(saver).ainvoke({"turns": [f"user {turn}"]}, config)
+    assert calls.get("cp_get_with_delta_history", 0) >= 6 and calls.get("cp_delta_history", 0) <= 2
+    mine = await delta_graph(saver).aget_state(config)
+    fresh = await delta_graph(ContextKitSaver(store)).aget_state(config)
+    assert mine.values == fresh.values and len(mine.values["turns"]) == 16
+
+
+@pytest.mark.redis
 @pytest.mark.parametrize("old_layout", [False, True])
 async def test_listing_every_namespace_merges_the_root_range_with_the_subgraph_index(
     store: RedisHotStore, old_layout: bool

@@ -2,7 +2,7 @@
 -- A DeltaChannel history walk, next to the data (see RedisCheckpoints.cp_delta_history).
 -- KEYS: ids, all, cp, blobs, wk, wv. ARGV: pfx, cid ('' = the newest of the namespace), inclusive ('1' | '0'),
 -- max steps, the empty blob's type as text and as its one-byte code (_pack_typed in Python), the id to stop at
--- once visited ('' = none), channel...
+-- once visited ('' = none), '1' to also return the start checkpoint's bundle (as get does), channel...
 -- Returns the start id, the id to resume at (nil: none), '1' when the walk stopped at max steps (that ancestor
 -- is here), '2' when it stopped at the stop id with channels left, or '0', then per ancestor visited, nearest
 -- first: its id, the number of its write values
@@ -33,8 +33,9 @@ end
 local rec = redis.call('HGET', KEYS[3], pfx .. cid)
 if not rec then return false end
 local max_steps, empty, empty_code, stop = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
+local with_bundle, start_rec = ARGV[8] == '1', rec
 local left, nleft = {}, 0
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   if not left[ARGV[i]] then
     left[ARGV[i]] = true
     nleft = nleft + 1
@@ -108,5 +109,11 @@ while cursor and nleft > 0 and not seen[cursor] do
   end
   cursor = parent_of(rec, cursor)
   rec = nil
+end
+if with_bundle then
+  -- {walk, bundle}: the checkpoint and its walk read in one step (ContextKitSaver reads a DeltaChannel thread so)
+  local b = {}
+  bundle(b, KEYS, pfx, cid, start_rec, cid)
+  return {out, b}
 end
 return out
