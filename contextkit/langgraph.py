@@ -331,9 +331,9 @@ class _ArchiveChains(_PerThread[dict[str, "_Chain"]]):
 #: Threads whose DeltaChannel walks a saver remembers (:class:`_DeltaWalks`), and the pending writes those hold in
 #: all (~500 bytes each with their values; one walk holds at most a tenth).
 _WALKS_REMEMBERED = 256
+_WALK_WRITES_HELD = 50_000
 #: Walks read ahead with their checkpoint (DeltaReadStore) and not yet taken by a history read that a saver keeps.
 _PREFETCHED_HELD = 256
-_WALK_WRITES_HELD = 50_000
 
 _WalkKey = tuple[str, str, tuple[str, ...]]
 
@@ -719,6 +719,7 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         # Per (thread, ns): a walk read with its checkpoint (DeltaReadStore), kept for the history read LangGraph
         # makes next: (checkpoint id, channels, stop_at, walk). At most _PREFETCHED_HELD; a read takes it.
         self._prefetched: OrderedDict[tuple[str, str], tuple[str, tuple[str, ...], str, DeltaWalk]] = OrderedDict()
+        self._prefetched_lock = threading.Lock()  # the saver's methods may run in several threads' loops
         # A DeltaHistoryStore of an earlier contract walks without stop_at: every walk then goes to the seeds.
         self._stop_at = isinstance(store, DeltaHistoryStore) and "stop_at" in inspect.signature(store.cp_delta_history).parameters
         self._prefetch = self._stop_at and isinstance(store, DeltaReadStore)
@@ -953,10 +954,11 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
             return None
         bundle, walk = both
         prefetched = self._prefetched
-        prefetched.pop((thread_id, checkpoint_ns), None)
-        prefetched[(thread_id, checkpoint_ns)] = (bundle.row.checkpoint_id, channels, start, walk)
-        while len(prefetched) > _PREFETCHED_HELD:
-            prefetched.popitem(last=False)
+        with self._prefetched_lock:
+            prefetched.pop((thread_id, checkpoint_ns), None)
+            prefetched[(thread_id, checkpoint_ns)] = (bundle.row.checkpoint_id, channels, start, walk)
+            while len(prefetched) > _PREFETCHED_HELD:
+                prefetched.popitem(last=False)
         return bundle  # type: ignore[no-any-return]
 
     def _forget(self, thread_id: str) -> None:
@@ -1622,7 +1624,8 @@ class ContextKitSaver(BaseCheckpointSaver[str]):
         if isinstance(store, DeltaHistoryStore):
             key = (thread_id, checkpoint_ns, tuple(wanted))
             known = self._walks.get(key) if self._stop_at else None
-            ahead = self._prefetched.pop((thread_id, checkpoint_ns), None)
+            with self._prefetched_lock:
+                ahead = self._prefetched.pop((thread_id, checkpoint_ns), None)
             if ahead is not None and known is not None and ahead[:3] == (cursor, key[2], known[0]):
                 # read with the checkpoint (_hot_get): the same walk, the writes of its ancestors being final
                 walk: DeltaWalk | None = ahead[3]

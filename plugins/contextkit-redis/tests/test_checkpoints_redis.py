@@ -177,11 +177,14 @@ async def test_a_checkpoint_and_its_delta_walk_read_in_one_script_equal_the_two_
 
 
 @pytest.mark.redis
-async def test_a_delta_channel_turn_reads_its_checkpoint_and_walk_in_one_round_trip(store: RedisHotStore) -> None:
+async def test_a_delta_channel_turn_reads_its_checkpoint_and_walk_in_one_round_trip(
+    store: RedisHotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Once the saver walked a thread's DeltaChannel history, each turn's checkpoint read brings the walk along
     (``cp_get_with_delta_history``) and the history read that follows makes no call to the store; the state read
     back equals a fresh saver's."""
     pytest.importorskip("langgraph.channels.delta")
+    import contextkit.langgraph as langgraph_module
     from contextkit.langgraph import ContextKitSaver
     from contextkit.testing.checkpoints import delta_graph
 
@@ -202,6 +205,14 @@ async def test_a_delta_channel_turn_reads_its_checkpoint_and_walk_in_one_round_t
     mine = await delta_graph(saver).aget_state(config)
     fresh = await delta_graph(ContextKitSaver(store)).aget_state(config)
     assert mine.values == fresh.values and len(mine.values["turns"]) == 16
+    # walks read ahead and never taken are bounded (the threads read last stay)
+    monkeypatch.setattr(langgraph_module, "_PREFETCHED_HELD", 2)
+    others = [{"configurable": {"thread_id": f"{config['configurable']['thread_id']}-{i}"}} for i in range(3)]
+    for other in others:
+        for turn in range(2):
+            await delta_graph(saver).ainvoke({"turns": [f"user {turn}"]}, other)
+        await saver.aget_tuple(other)
+    assert [key[0] for key in saver._prefetched] == [other["configurable"]["thread_id"] for other in others[1:]]
 
 
 @pytest.mark.redis
