@@ -30,7 +30,7 @@ prefix-free, so a lexicographic range over ``P(ns)`` holds exactly that namespac
 * ``lg:wv``    HASH ``P(ns) cid`` -> every pending write of the checkpoint, packed (``_encode_writes``: ``\\x02``,
   then per task a group holding its task id and task path once and its writes' idx, channel, type and bytes, lengths
   as varints; a task id of LangGraph's 36-character form as 16 bytes, LangGraph's pull and push task path prefixes as
-  one byte: ``_task_part``, ``_path_part``). ``cp_put_writes`` merges its writes in (``merge_writes`` in the Lua
+  one byte: ``_task_part``, ``_prefixed``). ``cp_put_writes`` merges its writes in (``merge_writes`` in the Lua
   library): a stored ``(task_id, idx)`` is kept unless the call upserts, as HSETNX / HSET per write did. Once the
   value holds 4 KB, a task new to the checkpoint spills into a field of its own, ``P(ns) cid "\\0\\1" task_id`` (a
   packed value, indexed in ``lg:wk``), so a fan-out of many tasks on one checkpoint costs O(1) a write instead of
@@ -285,6 +285,41 @@ def _type_of(part: bytes) -> str:
 _UUID_FORM = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+def _uuid_bytes(text: str) -> bytes | None:
+    """The 16 bytes of an id of LangGraph's form (:data:`_UUID_FORM`), None for any other."""
+    if len(text) == 36 and _UUID_FORM.fullmatch(text):
+        return bytes.fromhex(text.replace("-", ""))
+    return None
+
+
+def _uuid_text(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# A name starting with one of a table's prefixes (LangGraph's usual channel names in a record's versions, its task
+# path prefixes in a write value) is stored as 0xFF, the prefix's index and the rest: 0xFF never starts UTF-8 text,
+# so any other name, and every value written before, is text. The tables are append-only (the Lua library's
+# `versions` holds the channel one).
+_PREFIXED = b"\xff"
+_CHANNEL_PREFIXES = (b"branch:to:", b"__start__", b"messages")
+_PATH_PREFIXES = (b"~__pregel_pull, ", b"~__pregel_push, ")
+
+
+def _prefixed(text: str, prefixes: Sequence[bytes]) -> bytes:
+    raw = text.encode("utf-8")
+    for i, prefix in enumerate(prefixes):
+        if raw.startswith(prefix):
+            return _PREFIXED + bytes((i,)) + raw[len(prefix) :]
+    return raw
+
+
+def _unprefixed(part: bytes, prefixes: Sequence[bytes]) -> str:
+    if part[:1] == _PREFIXED:
+        return (prefixes[part[1]] + part[2:]).decode("utf-8")
+    return part.decode("utf-8")
+
+
 def _parent_part(cid: str, parent: str | None) -> bytes:
     """A record's parent: empty (none); ``"*"``, the byte count the parent's 16 bytes share with the checkpoint's
     own and the rest of them, when both ids are of LangGraph's form (``_UUID_FORM``; ids sort by time: a parent
@@ -292,13 +327,12 @@ def _parent_part(cid: str, parent: str | None) -> bytes:
     with the checkpoint's own id, and the rest."""
     if parent is None:
         return b""
-    if len(cid) == 36 and len(parent) == 36 and _UUID_FORM.fullmatch(cid) and _UUID_FORM.fullmatch(parent):
+    packed, packed_own = _uuid_bytes(parent), _uuid_bytes(cid)
+    if packed is not None and packed_own is not None:
         # both of LangGraph's form: "*", the byte count shared as 16-byte ids, the rest of the parent's 16 bytes
-        raw, own = bytes.fromhex(parent.replace("-", "")), bytes.fromhex(cid.replace("-", ""))
-        marker = b"*"
+        raw, own, marker = packed, packed_own, b"*"
     else:
-        raw, own = parent.encode("utf-8"), cid.encode("utf-8")
-        marker = b"+"
+        raw, own, marker = parent.encode("utf-8"), cid.encode("utf-8"), b"+"
     shared = 0
     for a, b in zip(raw, own[:255], strict=False):
         if a != b:
@@ -315,16 +349,11 @@ def _parent_of(cid: str, part: bytes) -> str | None:
     if part[:1] == b"+":
         return (cid.encode("utf-8")[: part[1]] + part[2:]).decode("utf-8")
     if part[:1] == b"*":
-        whole = bytes.fromhex(cid.replace("-", ""))[: part[1]] + part[2:]
+        whole = (_uuid_bytes(cid) or b"")[: part[1]] + part[2:]
         if len(whole) != 16:
             raise ValueError("a packed parent id is not 16 bytes")
         return _uuid_text(whole)
     return part[1:].decode("utf-8")
-
-
-def _uuid_text(raw: bytes) -> str:
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 # Metadata dictionary 1 (zstd raw content; never to change: stored records name it): compact JSON of the metadata
@@ -376,36 +405,16 @@ def _unpack_meta(part: bytes) -> bytes:
         raise CorruptData(f"a checkpoint's compressed metadata cannot be read: {exc}") from exc
 
 
-# Channel names of nearly every LangGraph record, stored in a versions part as 0xFF, the index here and the rest
-# of the name (0xFF never starts UTF-8 text, so any other name, and every record written before, is text). The
-# Lua library's `versions` holds the same table: both are append-only.
-_CHANNEL_PREFIXES = (b"branch:to:", b"__start__", b"messages")
-
-
-def _channel_part(channel: str) -> bytes:
-    raw = channel.encode("utf-8")
-    for i, prefix in enumerate(_CHANNEL_PREFIXES):
-        if raw.startswith(prefix):
-            return b"\xff" + bytes((i,)) + raw[len(prefix) :]
-    return raw
-
-
-def _channel_of(part: bytes) -> str:
-    if part[:1] == b"\xff":
-        return (_CHANNEL_PREFIXES[part[1]] + part[2:]).decode("utf-8")
-    return part.decode("utf-8")
-
-
 def _encode_versions(versions: Mapping[str, Any]) -> bytes:
     """The versions part of a record: per channel ``V(channel)`` (a common name's prefix as two bytes:
-    ``_channel_part``), then ``varint(len + 1)`` and the version, or ``0`` for the previous channel's version (a
+    ``_prefixed``), then ``varint(len + 1)`` and the version, or ``0`` for the previous channel's version (a
     turn's channels mostly share one: 52 bytes instead of 88 of JSON)."""
     varint = _varint
     out: list[bytes] = []
     append = out.append
     prev: str | None = None
     for channel, version in versions.items():
-        raw = _channel_part(channel)
+        raw = _prefixed(channel, _CHANNEL_PREFIXES)
         append(varint(len(raw)))
         append(raw)
         text = version if type(version) is str else str(version)
@@ -426,7 +435,7 @@ def _decode_versions(part: bytes) -> list[str]:
     prev: str | None = None
     while pos < end:
         size, pos = _varint_at(part, pos)
-        flat.append(_channel_of(part[pos : pos + size]))
+        flat.append(_unprefixed(part[pos : pos + size], _CHANNEL_PREFIXES))
         size, pos = _varint_at(part, pos + size)
         if size:
             prev = part[pos : pos + size - 1].decode("utf-8")
@@ -513,8 +522,9 @@ def _decode_record(thread_id: str, ns: str, cid: str, raw: bytes) -> tuple[Check
 def _pack_typed(kind: str, data: bytes) -> bytes:
     """A lg:blobs value: a known type's one-byte code (``_TYPES``) and the bytes, or ``"<type length>:" type``
     and the bytes (other types, and every value written before the codes)."""
-    if kind == _SQUEEZED_KIND and data[:4] == _ZSTD_MAGIC:
-        return _SQUEEZED + data[4:]
+    part, rest = _squeezed(kind, data)
+    if part == _SQUEEZED:
+        return part + rest
     code = _TYPE_CODES.get(kind)
     if code is not None:
         return code + data
@@ -543,47 +553,26 @@ def _typed(raw: bytes) -> Typed:
 _WRITES_MARK = 2
 
 
-# In a packed write value, a task id of LangGraph's form (36 characters: 32 lowercase hex digits in 8-4-4-4-12
-# groups) is stored as _PACKED_ID and its 16 bytes, and a task path starting with one of _PATH_PREFIXES as _PACKED_ID,
-# the prefix's index and the rest: 0xFF never starts UTF-8 text, so other ids and paths (and every value written
-# before) are stored and read as text. The Lua scripts compare task ids as bytes: one process's writes of a task
-# always use one form.
-_PACKED_ID = b"\xff"
-_PATH_PREFIXES = (b"~__pregel_pull, ", b"~__pregel_push, ")
-
-
+# In a packed write value, a task id of LangGraph's form (:data:`_UUID_FORM`) is stored as 0xFF and its 16 bytes
+# (any other id, and every value written before, as text), and the task path as :func:`_prefixed` with
+# _PATH_PREFIXES. The Lua scripts compare task ids as bytes: one process's writes of a task always use one form.
 def _task_part(task_id: str) -> bytes:
-    if len(task_id) == 36 and _UUID_FORM.fullmatch(task_id):
-        return _PACKED_ID + bytes.fromhex(task_id.replace("-", ""))
-    return _b(task_id)
+    packed = _uuid_bytes(task_id)
+    return _b(task_id) if packed is None else _PREFIXED + packed
 
 
 def _task_of(part: bytes) -> str:
-    if part[:1] == _PACKED_ID:
+    if part[:1] == _PREFIXED:
         if len(part) != 17:
             raise ValueError("a packed task id is not 16 bytes")
         return _uuid_text(part[1:])
     return part.decode("utf-8")
 
 
-def _path_part(task_path: str) -> bytes:
-    raw = _b(task_path)
-    for i, prefix in enumerate(_PATH_PREFIXES):
-        if raw.startswith(prefix):
-            return _PACKED_ID + bytes((i,)) + raw[len(prefix) :]
-    return raw
-
-
-def _path_of(part: bytes) -> str:
-    if part[:1] == _PACKED_ID:
-        return (_PATH_PREFIXES[part[1]] + part[2:]).decode("utf-8")
-    return part.decode("utf-8")
-
-
 def _encode_writes(writes: Sequence[WriteRow], upsert: bool) -> bytes:
     """One packed write value: ``\\x02``, then per (task_id, task_path) a group ``V(task_id) V(body)``, ``body =
     V(task_path)`` and per write ``varint(zigzag(idx)) V(channel) V(type) V(bytes)`` (``V(x) = varint(len(x)) x``;
-    the task id and path as :func:`_task_part` and :func:`_path_part`, the type and bytes as
+    the task id as :func:`_task_part`, the path as :func:`_prefixed`, the type and bytes as
     :func:`_squeezed`).
     A (task_id, idx) repeated in ``writes`` keeps its first value, or its last when ``upsert`` (as one HSETNX / HSET
     per write did)."""
@@ -601,7 +590,7 @@ def _encode_writes(writes: Sequence[WriteRow], upsert: bool) -> bytes:
         idx = write.idx
         group = groups.get((write.task_id, write.task_path))
         if group is None:
-            group = groups[(write.task_id, write.task_path)] = [_vpart(_path_part(write.task_path))]
+            group = groups[(write.task_id, write.task_path)] = [_vpart(_prefixed(write.task_path, _PATH_PREFIXES))]
         group.append(_varint(idx << 1 if idx >= 0 else (-idx << 1) - 1))
         group.append(_vpart(_b(write.channel)))
         code, stored = _squeezed(kind, bytes(data))
@@ -636,7 +625,7 @@ def _decode_writes(raw: bytes) -> list[WriteRow]:
             size, pos = _varint_at(raw, pos + size)
             group_end = pos + size
             size, pos = _varint_at(raw, pos)
-            task_path = _path_of(raw[pos : pos + size])
+            task_path = _unprefixed(raw[pos : pos + size], _PATH_PREFIXES)
             pos += size
             while pos < group_end:
                 zigzag, pos = _varint_at(raw, pos)
