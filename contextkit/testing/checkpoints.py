@@ -301,26 +301,28 @@ def _review_graph(checkpointer: Any) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
+def _log_node(name: str, calls: dict[str, int], fail_once: set[str] | None = None) -> Any:
+    """A node appending ``name`` to ``log`` and counting its runs in ``calls``; it raises once when ``name`` is in
+    ``fail_once`` (and leaves the set)."""
+
+    def run(state: _LogState) -> _LogState:
+        calls[name] = calls.get(name, 0) + 1
+        if fail_once is not None and name in fail_once:
+            fail_once.discard(name)
+            raise RuntimeError(f"{name} failed once")
+        return {"log": [name]}
+
+    return run
+
+
 def _log_graph(checkpointer: Any, calls: dict[str, int] | None = None, fail_once: set[str] | None = None) -> Any:
     """START -> a -> (b, c in parallel) -> d -> END, each node appending its name to ``log``."""
     from langgraph.graph import END, START, StateGraph
 
     calls = calls if calls is not None else {}
-    fail_once = fail_once if fail_once is not None else set()
-
-    def node(name: str) -> Any:
-        def run(state: _LogState) -> _LogState:
-            calls[name] = calls.get(name, 0) + 1
-            if name in fail_once:
-                fail_once.discard(name)
-                raise RuntimeError(f"{name} failed once")
-            return {"log": [name]}
-
-        return run
-
     builder = StateGraph(_LogState)
     for name in "abcd":
-        builder.add_node(name, node(name))
+        builder.add_node(name, _log_node(name, calls, fail_once))
     builder.add_edge(START, "a")
     builder.add_edge("a", "b")
     builder.add_edge("a", "c")
@@ -334,16 +336,9 @@ def paused_graph(checkpointer: Any, calls: dict[str, int]) -> Any:
     to pause before ``b`` (the checkpoint it pauses at holds ``b``'s trigger, ``branch:to:b``)."""
     from langgraph.graph import END, START, StateGraph
 
-    def node(name: str) -> Any:
-        def run(state: _LogState) -> _LogState:
-            calls[name] = calls.get(name, 0) + 1
-            return {"log": [name]}
-
-        return run
-
     builder = StateGraph(_LogState)
-    builder.add_node("a", node("a"))
-    builder.add_node("b", node("b"))
+    builder.add_node("a", _log_node("a", calls))
+    builder.add_node("b", _log_node("b", calls))
     builder.add_edge(START, "a")
     builder.add_edge("a", "b")
     builder.add_edge("b", END)
