@@ -48,6 +48,7 @@ from contextkit.stores import (
     delta_ancestors,
     missing_blobs_message,
 )
+from contextkit_sqlite.codes import TYPES, path_bytes_sql, path_of, stored_path, stored_type, type_bytes_sql, type_of
 from contextkit_sqlite.database import SqliteDatabase, dumps, loads
 from contextkit_sqlite.rows import OutboxRow, outbox_row
 
@@ -64,11 +65,13 @@ _DELTA_MAX_STEPS = 2_000
 _LAZY_TTL_SLACK = 60.0
 # Channels one query walks for: they are the bits of an SQLite integer (63 usable); more go in several queries.
 _DELTA_MAX_CHANNELS = 62
+# The shared lists' record types that have a code (contextkit_sqlite.codes): the others are found by their text.
+_LIST_TYPES = tuple(kind for kind in TYPES if kind.endswith(LIST_MARK))
 
 # The channels (bits of a mask) whose stored blob at checkpoint `{c}` is a seed: a value, not the empty marker.
 _SEED_BITS = (
     "(SELECT coalesce(sum(1 << req.bit), 0) FROM json_each({c}.channel_versions) v "
-    "CROSS JOIN req ON req.name = v.key CROSS JOIN ck_checkpoint_blobs b ON b.namespace = :ns AND b.thread_id = :tid "
+    "CROSS JOIN req ON req.name = v.key CROSS JOIN ck_checkpoint_blobs b ON b.tkey = :tk "
     "AND b.checkpoint_ns = :cns AND b.channel = v.key AND b.version = v.value AND b.type != :empty)"
 )
 # One statement: a recursive CTE walks parent_checkpoint_id from the start, carrying the mask of the channels still
@@ -82,28 +85,29 @@ _DELTA_SQL = (
     "chain(depth, cid, parent, channel_versions, wanted, left) AS ("
     "SELECT :first, checkpoint_id, parent_checkpoint_id, channel_versions, :full, "
     "CASE WHEN :first = 1 THEN :full & ~" + _SEED_BITS.format(c="ck_checkpoints") + " ELSE :full END "
-    "FROM ck_checkpoints WHERE namespace = :ns AND thread_id = :tid AND checkpoint_ns = :cns AND checkpoint_id = :cid "
+    "FROM ck_checkpoints WHERE tkey = :tk AND checkpoint_ns = :cns AND checkpoint_id = :cid "
     "UNION ALL "
     "SELECT chain.depth + 1, c.checkpoint_id, c.parent_checkpoint_id, c.channel_versions, chain.left, "
     "chain.left & ~" + _SEED_BITS.format(c="c") + " "
-    "FROM chain CROSS JOIN ck_checkpoints c ON c.namespace = :ns AND c.thread_id = :tid AND c.checkpoint_ns = :cns "
+    "FROM chain CROSS JOIN ck_checkpoints c ON c.tkey = :tk AND c.checkpoint_ns = :cns "
     "AND c.checkpoint_id = chain.parent WHERE chain.left != 0 AND chain.depth < :max_depth "
     "AND (:stop IS NULL OR chain.depth = 0 OR chain.cid != :stop)) "
     "SELECT 0, depth, cid, parent, left, NULL, NULL, NULL, NULL FROM chain "
     "UNION ALL "
     "SELECT 1, chain.depth, w.task_id, w.channel, w.idx, w.type, w.blob, w.task_path, NULL FROM chain "
-    "CROSS JOIN ck_checkpoint_writes w ON w.namespace = :ns AND w.thread_id = :tid AND w.checkpoint_ns = :cns "
+    "CROSS JOIN ck_checkpoint_writes w ON w.tkey = :tk AND w.checkpoint_ns = :cns "
     "AND w.checkpoint_id = chain.cid CROSS JOIN req ON req.name = w.channel "
     "WHERE chain.depth >= 1 AND (chain.wanted >> req.bit) & 1 "
     "UNION ALL "
     "SELECT 2, chain.depth, v.key, NULL, NULL, b.type, b.blob, NULL, NULL FROM chain "
     "CROSS JOIN json_each(chain.channel_versions) v CROSS JOIN req ON req.name = v.key "
-    "CROSS JOIN ck_checkpoint_blobs b ON b.namespace = :ns AND b.thread_id = :tid "
+    "CROSS JOIN ck_checkpoint_blobs b ON b.tkey = :tk "
     "AND b.checkpoint_ns = :cns AND b.channel = v.key AND b.version = v.value "
     "WHERE chain.depth >= 1 AND ((chain.wanted & ~chain.left) >> req.bit) & 1"
 )
 
-_ROW_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, channel_versions"
+# A row as _bundle and _row read it: its thread id comes from the caller (or the join in a listing of threads).
+_ROW_COLUMNS = "checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, channel_versions"
 
 
 def _versions_param(versions_text: str, versions: Mapping[str, Any]) -> str:
@@ -111,6 +115,10 @@ def _versions_param(versions_text: str, versions: Mapping[str, Any]) -> str:
     if all(isinstance(v, str) for v in versions.values()):
         return versions_text
     return dumps({channel: str(version) for channel, version in versions.items()})
+
+
+def _write_order(write: WriteRow) -> tuple[str, str, int]:
+    return (write.task_path, write.task_id, write.idx)
 
 
 def _sql_filter(metadata_filter: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
@@ -177,11 +185,29 @@ class SqliteCheckpoints:
             (self._ns, thread_id, expires),
         )
 
+    def _tkey(self, conn: sqlite3.Connection, thread_id: str) -> int | None:
+        """The thread's key in the LangGraph tables, or None when it has no row there."""
+        row = conn.execute(
+            "SELECT tkey FROM ck_checkpoint_threads WHERE namespace = ? AND thread_id = ?", (self._ns, thread_id)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def _new_tkey(self, conn: sqlite3.Connection, thread_id: str) -> int:
+        """The thread's key, given to it now if it has none (in a write transaction)."""
+        tkey = self._tkey(conn, thread_id)
+        if tkey is None:
+            cursor = conn.execute("INSERT INTO ck_checkpoint_threads (namespace, thread_id) VALUES (?, ?)", (self._ns, thread_id))
+            tkey = int(cursor.lastrowid or 0)
+        return tkey
+
     def _purge_thread(self, conn: sqlite3.Connection, thread_id: str, seed: bool) -> None:
+        tkey = self._tkey(conn, thread_id)
+        if tkey is not None:
+            # The key goes with the rows: a key may be given again (SQLite reuses the highest one freed) only to a
+            # thread whose rows are all new.
+            for table in ("ck_checkpoints", "ck_checkpoint_blobs", "ck_checkpoint_writes", "ck_checkpoint_threads"):
+                conn.execute(f"DELETE FROM {table} WHERE tkey = ?", (tkey,))
         key = (self._ns, thread_id)
-        conn.execute("DELETE FROM ck_checkpoints WHERE namespace = ? AND thread_id = ?", key)
-        conn.execute("DELETE FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ?", key)
-        conn.execute("DELETE FROM ck_checkpoint_writes WHERE namespace = ? AND thread_id = ?", key)
         if seed:
             conn.execute("DELETE FROM ck_seed_checkpoints WHERE namespace = ? AND thread_id = ?", key)
             conn.execute("DELETE FROM ck_seed_writes WHERE namespace = ? AND thread_id = ?", key)
@@ -214,54 +240,51 @@ class SqliteCheckpoints:
             is not None
         )
 
-    def _collect_blobs(self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str) -> None:
+    def _collect_blobs(self, conn: sqlite3.Connection, tkey: int, checkpoint_ns: str) -> None:
         """Delete the blobs of ``(thread, ns)`` that no remaining checkpoint points at, and the shared list nodes
         no remaining record reaches."""
-        key = (self._ns, thread_id, checkpoint_ns)
+        key = (tkey, checkpoint_ns)
         referenced: set[tuple[str, str]] = set()
         for (text,) in conn.execute(
-            "SELECT channel_versions FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ?",
+            "SELECT channel_versions FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ?",
             key,
         ):
             referenced.update((channel, str(version)) for channel, version in loads(text).items())
         doomed = [
             (*key, channel, version)
             for channel, version in conn.execute(
-                "SELECT channel, version FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ?",
+                "SELECT channel, version FROM ck_checkpoint_blobs WHERE tkey = ? AND checkpoint_ns = ?",
                 key,
             )
             # shared list nodes (versions "#...") go below, once no remaining record reaches them
             if (channel, version) not in referenced and not is_node_version(version)
         ]
-        delete = (
-            "DELETE FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
-            "AND channel = ? AND version = ?"
-        )
+        delete = "DELETE FROM ck_checkpoint_blobs WHERE tkey = ? AND checkpoint_ns = ? AND channel = ? AND version = ?"
         conn.executemany(delete, doomed)
         nodes: dict[str, list[str]] = {}
         for channel, version in conn.execute(
-            "SELECT channel, version FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? "
-            "AND checkpoint_ns = ? AND version >= '#' AND version < '$'",
+            "SELECT channel, version FROM ck_checkpoint_blobs WHERE tkey = ? AND checkpoint_ns = ? "
+            "AND version >= '#' AND version < '$'",
             key,
         ):
             nodes.setdefault(channel, []).append(version)
         if not nodes:
             return
         records: dict[str, list[Typed]] = {}
+        list_codes = [stored_type(kind) for kind in _LIST_TYPES]
         for channel, kind, data in conn.execute(
-            "SELECT channel, type, blob FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? "
-            "AND checkpoint_ns = ? AND type LIKE ?",
-            (*key, f"%{LIST_MARK}"),
+            "SELECT channel, type, blob FROM ck_checkpoint_blobs WHERE tkey = ? AND checkpoint_ns = ? "
+            f"AND (type IN ({', '.join('?' * len(list_codes))}) OR type LIKE ?)",
+            (*key, *list_codes, f"%{LIST_MARK}"),
         ):
-            records.setdefault(channel, []).append((kind, data))
+            records.setdefault(channel, []).append((type_of(kind), data))
 
         def block(channel: str, version: str) -> Typed | None:
             found = conn.execute(
-                "SELECT type, blob FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
-                "AND channel = ? AND version = ?",
+                "SELECT type, blob FROM ck_checkpoint_blobs WHERE tkey = ? AND checkpoint_ns = ? AND channel = ? AND version = ?",
                 (*key, channel, version),
             ).fetchone()
-            return None if found is None else (found[0], found[1])
+            return None if found is None else (type_of(found[0]), found[1])
 
         for channel, versions in nodes.items():
             reached = reachable_nodes(records.get(channel, ()), lambda v, ch=channel: block(ch, v))  # type: ignore[misc]
@@ -287,12 +310,20 @@ class SqliteCheckpoints:
         if not isinstance(run_id, str):
             run_id = None
         blobs = [
-            (self._ns, row.thread_id, row.checkpoint_ns, channel, str(version), typed[0], typed[1])
+            (row.checkpoint_ns, channel, str(version), stored_type(typed[0]), typed[1])
             for (channel, version), typed in new_blobs.items()
         ]
         event = None if archive is None else outbox_row(archive)  # its JSON built before the transaction
         await self._write(
-            self._cp_put, row, metadata, versions, run_id, blobs, event, tuple(requires), events=event is not None,
+            self._cp_put,
+            row,
+            metadata,
+            versions,
+            run_id,
+            blobs,
+            event,
+            tuple(requires),
+            events=event is not None,
             inline=True,
         )
 
@@ -319,33 +350,34 @@ class SqliteCheckpoints:
                 "INSERT OR IGNORE INTO ck_tombstone_dead (namespace, thread_id, checkpoint_id) VALUES (?, ?, ?)",
                 (self._ns, row.thread_id, row.checkpoint_id),
             )
-            conn.execute(
-                "DELETE FROM ck_checkpoint_writes WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
-                "AND checkpoint_id = ?",
-                (self._ns, row.thread_id, row.checkpoint_ns, row.checkpoint_id),
-            )
+            tkey = self._tkey(conn, row.thread_id)
+            if tkey is not None:
+                conn.execute(
+                    "DELETE FROM ck_checkpoint_writes WHERE tkey = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+                    (tkey, row.checkpoint_ns, row.checkpoint_id),
+                )
             return
         if requires:
-            stored = (
-                "SELECT 1 FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
-                "AND channel = ? AND version = ?"
-            )
-            head = (self._ns, row.thread_id, row.checkpoint_ns)
-            missing = [key for key in requires if conn.execute(stored, (*head, *key)).fetchone() is None]
+            tkey = self._tkey(conn, row.thread_id)
+            stored = "SELECT 1 FROM ck_checkpoint_blobs WHERE tkey = ? AND checkpoint_ns = ? AND channel = ? AND version = ?"
+            missing = [
+                key
+                for key in requires
+                if tkey is None or conn.execute(stored, (tkey, row.checkpoint_ns, *key)).fetchone() is None
+            ]
             if missing:
                 raise MissingBlobs(missing_blobs_message(row, missing), missing)
         self._touch_thread(conn, row.thread_id, now, lazy=True)
+        tkey = self._new_tkey(conn, row.thread_id)
         conn.execute(
-            "INSERT OR REPLACE INTO ck_checkpoints (namespace, thread_id, checkpoint_ns, checkpoint_id, "
-            "parent_checkpoint_id, type, checkpoint, metadata, channel_versions, run_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO ck_checkpoints (tkey, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, "
+            "checkpoint, metadata, channel_versions, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                self._ns,
-                row.thread_id,
+                tkey,
                 row.checkpoint_ns,
                 row.checkpoint_id,
                 row.parent_checkpoint_id,
-                row.checkpoint[0],
+                stored_type(row.checkpoint[0]),
                 row.checkpoint[1],
                 metadata,
                 versions,
@@ -355,9 +387,9 @@ class SqliteCheckpoints:
         if blobs:
             # A (channel, version) pair always names the same value, so an existing blob is kept as is.
             conn.executemany(
-                "INSERT OR IGNORE INTO ck_checkpoint_blobs (namespace, thread_id, checkpoint_ns, channel, version, "
-                "type, blob) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                blobs,
+                "INSERT OR IGNORE INTO ck_checkpoint_blobs (tkey, checkpoint_ns, channel, version, type, blob) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(tkey, *blob) for blob in blobs],
             )
         if event is not None:
             self._put_events(conn, [event])
@@ -377,12 +409,28 @@ class SqliteCheckpoints:
         if not writes:
             return
         rows = [
-            (self._ns, thread_id, checkpoint_ns, checkpoint_id, w.task_id, w.idx, w.channel, w.value[0], w.value[1], w.task_path)
+            (
+                checkpoint_ns,
+                checkpoint_id,
+                w.task_id,
+                w.idx,
+                w.channel,
+                stored_type(w.value[0]),
+                w.value[1],
+                stored_path(w.task_path),
+            )
             for w in writes
         ]
         event = None if archive is None else outbox_row(archive)
         await self._write(
-            self._cp_put_writes, thread_id, checkpoint_ns, checkpoint_id, rows, upsert, event, events=event is not None,
+            self._cp_put_writes,
+            thread_id,
+            checkpoint_ns,
+            checkpoint_id,
+            rows,
+            upsert,
+            event,
+            events=event is not None,
             inline=True,
         )
 
@@ -400,58 +448,71 @@ class SqliteCheckpoints:
         floor = self._tombstone(conn, thread_id, now)
         if floor is not None and self._stale_id(conn, thread_id, floor, checkpoint_id):
             # Writes may arrive before their checkpoint; on a deleted thread, only for a checkpoint of a new run.
-            stored = conn.execute(
-                "SELECT 1 FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
-                (self._ns, thread_id, checkpoint_ns, checkpoint_id),
-            ).fetchone()
+            tkey = self._tkey(conn, thread_id)
+            stored = (
+                None
+                if tkey is None
+                else conn.execute(
+                    "SELECT 1 FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+                    (tkey, checkpoint_ns, checkpoint_id),
+                ).fetchone()
+            )
             if stored is None:
                 return
         self._touch_thread(conn, thread_id, now, lazy=True)
+        tkey = self._new_tkey(conn, thread_id)
         insert = (
-            "INSERT INTO ck_checkpoint_writes (namespace, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, "
-            "channel, type, blob, task_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO ck_checkpoint_writes (tkey, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, "
+            "task_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
         )
+        keyed = [(tkey, *row) for row in rows]
         if upsert:
             conn.executemany(
-                insert + "ON CONFLICT (namespace, thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET "
+                insert + "ON CONFLICT (tkey, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET "
                 "channel = excluded.channel, type = excluded.type, blob = excluded.blob, task_path = excluded.task_path",
-                rows,
+                keyed,
             )
         else:
-            conn.executemany(insert + "ON CONFLICT DO NOTHING", rows)
+            conn.executemany(insert + "ON CONFLICT DO NOTHING", keyed)
         if event is not None:
             self._put_events(conn, [event])
 
     # -- reads ------------------------------------------------------------------------------------------------
-    def _bundle(self, conn: sqlite3.Connection, record: tuple[Any, ...], metadata: Mapping[str, Any]) -> CheckpointBundle:
-        thread_id, checkpoint_ns, checkpoint_id, parent, type_, blob, _, versions_text = record
+    def _bundle(
+        self, conn: sqlite3.Connection, tkey: int, thread_id: str, record: Sequence[Any], metadata: Mapping[str, Any]
+    ) -> CheckpointBundle:
+        checkpoint_ns, checkpoint_id, parent, type_, blob, _, versions_text = record
         versions = loads(versions_text)
         row = CheckpointRow(
             thread_id=thread_id,
             checkpoint_ns=checkpoint_ns,
             checkpoint_id=checkpoint_id,
             parent_checkpoint_id=parent,
-            checkpoint=(type_, blob),
+            checkpoint=(type_of(type_), blob),
             metadata=metadata,
             channel_versions=versions,
         )
         blobs: dict[str, Typed] = {}
         if versions:
             for channel, btype, value in conn.execute(
-                "SELECT channel, type, blob FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? "
+                "SELECT channel, type, blob FROM ck_checkpoint_blobs WHERE tkey = ? "
                 "AND checkpoint_ns = ? AND (channel, version) IN (SELECT key, value FROM json_each(?))",
-                (self._ns, thread_id, checkpoint_ns, _versions_param(versions_text, versions)),
+                (tkey, checkpoint_ns, _versions_param(versions_text, versions)),
             ):
-                blobs[channel] = (btype, value)
-        # sqlite3 returns BLOB columns as bytes already: no copies on this hot path.
-        writes = [
-            WriteRow(task_id, idx, channel, (wtype, value), task_path)
-            for task_id, idx, channel, wtype, value, task_path in conn.execute(
-                "SELECT task_id, idx, channel, type, blob, task_path FROM ck_checkpoint_writes WHERE namespace = ? "
-                "AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? ORDER BY task_path, task_id, idx",
-                (self._ns, thread_id, checkpoint_ns, checkpoint_id),
-            )
-        ]
+                blobs[channel] = (type_of(btype), value)
+        # sqlite3 returns BLOB columns as bytes already: no copies on this hot path. The order is LangGraph
+        # savers' (task path, task id, idx), of the paths as written, not of their stored codes.
+        writes = sorted(
+            (
+                WriteRow(task_id, idx, channel, (type_of(wtype), value), path_of(task_path))
+                for task_id, idx, channel, wtype, value, task_path in conn.execute(
+                    "SELECT task_id, idx, channel, type, blob, task_path FROM ck_checkpoint_writes WHERE tkey = ? "
+                    "AND checkpoint_ns = ? AND checkpoint_id = ?",
+                    (tkey, checkpoint_ns, checkpoint_id),
+                )
+            ),
+            key=_write_order,
+        )
         return CheckpointBundle(row=row, blobs=blobs, writes=writes)
 
     async def cp_get_blobs(
@@ -465,13 +526,16 @@ class SqliteCheckpoints:
     def _cp_get_blobs(
         self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str, keys_json: str
     ) -> dict[tuple[str, str], Typed]:
+        tkey = self._tkey(conn, thread_id)
+        if tkey is None:
+            return {}
         return {
-            (channel, version): (btype, value)
+            (channel, version): (type_of(btype), value)
             for channel, version, btype, value in conn.execute(
                 "SELECT b.channel, b.version, b.type, b.blob FROM json_each(?) AS k CROSS JOIN ck_checkpoint_blobs b "
-                "ON b.namespace = ? AND b.thread_id = ? AND b.checkpoint_ns = ? "
+                "ON b.tkey = ? AND b.checkpoint_ns = ? "
                 "AND b.channel = json_extract(k.value, '$[0]') AND b.version = json_extract(k.value, '$[1]')",
-                (keys_json, self._ns, thread_id, checkpoint_ns),
+                (keys_json, tkey, checkpoint_ns),
             )
         }
 
@@ -484,21 +548,23 @@ class SqliteCheckpoints:
     ) -> CheckpointBundle | None:
         if not self._thread_alive(conn, thread_id, time.time()):
             return None
+        tkey = self._tkey(conn, thread_id)
+        if tkey is None:
+            return None
         if checkpoint_id is None:
             record = conn.execute(
-                f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? "
-                "AND checkpoint_ns = ? ORDER BY checkpoint_id DESC LIMIT 1",
-                (self._ns, thread_id, checkpoint_ns),
+                f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? "
+                "ORDER BY checkpoint_id DESC LIMIT 1",
+                (tkey, checkpoint_ns),
             ).fetchone()
         else:
             record = conn.execute(
-                f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? "
-                "AND checkpoint_ns = ? AND checkpoint_id = ?",
-                (self._ns, thread_id, checkpoint_ns, checkpoint_id),
+                f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+                (tkey, checkpoint_ns, checkpoint_id),
             ).fetchone()
         if record is None:
             return None
-        return self._bundle(conn, record, loads(record[6]))
+        return self._bundle(conn, tkey, thread_id, record, loads(record[5]))
 
     async def cp_delta_history(
         self,
@@ -529,18 +595,21 @@ class SqliteCheckpoints:
     ) -> DeltaWalk | None:
         if not self._thread_alive(conn, thread_id, time.time()):
             return None
+        tkey = self._tkey(conn, thread_id)
+        if tkey is None:
+            return None
         if checkpoint_id is None:
             newest = conn.execute(
-                "SELECT checkpoint_id FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+                "SELECT checkpoint_id FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? "
                 "ORDER BY checkpoint_id DESC LIMIT 1",
-                (self._ns, thread_id, checkpoint_ns),
+                (tkey, checkpoint_ns),
             ).fetchone()
             if newest is None:
                 return None
             checkpoint_id = str(newest[0])
         walks = [
             self._cp_delta_chunk(
-                conn, thread_id, checkpoint_ns, checkpoint_id, channels[i : i + _DELTA_MAX_CHANNELS], inclusive, stop_at
+                conn, tkey, checkpoint_ns, checkpoint_id, channels[i : i + _DELTA_MAX_CHANNELS], inclusive, stop_at
             )
             for i in range(0, max(len(channels), 1), _DELTA_MAX_CHANNELS)
         ]
@@ -570,7 +639,7 @@ class SqliteCheckpoints:
     def _cp_delta_chunk(
         self,
         conn: sqlite3.Connection,
-        thread_id: str,
+        tkey: int,
         checkpoint_ns: str,
         checkpoint_id: str,
         channels: list[str],
@@ -581,11 +650,10 @@ class SqliteCheckpoints:
             "channels": dumps(channels),
             "full": (1 << len(channels)) - 1,
             "first": 1 if inclusive else 0,
-            "ns": self._ns,
-            "tid": thread_id,
+            "tk": tkey,
             "cns": checkpoint_ns,
             "cid": checkpoint_id,
-            "empty": EMPTY_BLOB_TYPE,
+            "empty": stored_type(EMPTY_BLOB_TYPE),
             "max_depth": _DELTA_MAX_STEPS,
             "stop": stop_at,
         }
@@ -596,9 +664,9 @@ class SqliteCheckpoints:
             if kind == 0:
                 chain[depth] = (a, b, c)
             elif kind == 1:
-                writes.setdefault(depth, []).append(WriteRow(a, c, b, (vtype, value), task_path))
+                writes.setdefault(depth, []).append(WriteRow(a, c, b, (type_of(vtype), value), path_of(task_path)))
             else:
-                seeds.setdefault(depth, {})[a] = (vtype, value)
+                seeds.setdefault(depth, {})[a] = (type_of(vtype), value)
         if not chain:
             return None
         steps: list[DeltaStep] = []
@@ -662,32 +730,35 @@ class SqliteCheckpoints:
         page: int,
     ) -> tuple[list[CheckpointBundle], tuple[Any, ...] | None, bool]:
         now = time.time()
-        where = ["namespace = ?"]
+        where = ["t.namespace = ?"]
         params: list[Any] = [self._ns]
         # The sort key: the id, then whichever of thread and ns is not fixed (ids repeat across copied threads).
-        keys = ["checkpoint_id"]
+        keys = ["c.checkpoint_id"]
         if thread_id is not None:
             if not self._thread_alive(conn, thread_id, now):
                 return [], None, True
-            where.append("thread_id = ?")
-            params.append(thread_id)
+            tkey = self._tkey(conn, thread_id)
+            if tkey is None:
+                return [], None, True
+            where.append("c.tkey = ?")
+            params.append(tkey)
         else:
-            keys.append("thread_id")
+            keys.append("t.thread_id")
             where.append(
-                "NOT EXISTS (SELECT 1 FROM ck_threads t WHERE t.namespace = ck_checkpoints.namespace "
-                "AND t.thread_id = ck_checkpoints.thread_id AND t.expires_at <= ?)"
+                "NOT EXISTS (SELECT 1 FROM ck_threads x WHERE x.namespace = t.namespace "
+                "AND x.thread_id = t.thread_id AND x.expires_at <= ?)"
             )
             params.append(now)
         if checkpoint_ns is not None:
-            where.append("checkpoint_ns = ?")
+            where.append("c.checkpoint_ns = ?")
             params.append(checkpoint_ns)
         else:
-            keys.append("checkpoint_ns")
+            keys.append("c.checkpoint_ns")
         if checkpoint_id is not None:
-            where.append("checkpoint_id = ?")
+            where.append("c.checkpoint_id = ?")
             params.append(checkpoint_id)
         if before is not None:
-            where.append("checkpoint_id < ?")
+            where.append("c.checkpoint_id < ?")
             params.append(before)
         clauses, values = _sql_filter(wanted)
         where.extend(clauses)
@@ -696,16 +767,19 @@ class SqliteCheckpoints:
             where.append(f"({', '.join(keys)}) < ({', '.join('?' * len(keys))})")
             params.extend(cursor)
         order = ", ".join(f"{k} DESC" for k in keys)
+        # CROSS JOIN: the checkpoints are walked in the index's id order (ties on the thread id are sorted, not the
+        # whole namespace); without ANALYZE statistics SQLite would start from the namespace's threads instead.
         records = conn.execute(
-            f"SELECT {_ROW_COLUMNS}, {', '.join(keys)} FROM ck_checkpoints WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
+            f"SELECT {_ROW_COLUMNS}, c.tkey, t.thread_id, {', '.join(keys)} FROM ck_checkpoints c "
+            f"CROSS JOIN ck_checkpoint_threads t ON t.tkey = c.tkey WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
             (*params, page),
         ).fetchall()
         bundles = []
         for record in records:
-            metadata = loads(record[6])
+            metadata = loads(record[5])
             if all(metadata.get(key) == value for key, value in wanted.items()):
-                bundles.append(self._bundle(conn, record[:8], metadata))
-        next_cursor = tuple(records[-1][8:]) if records else None
+                bundles.append(self._bundle(conn, record[7], record[8], record[:7], metadata))
+        next_cursor = tuple(records[-1][9:]) if records else None
         return bundles, next_cursor, len(records) < page
 
     # -- deletion, copy, pruning --------------------------------------------------------------------------------
@@ -719,9 +793,12 @@ class SqliteCheckpoints:
     def _cp_delete_thread(self, conn: sqlite3.Connection, thread_id: str, archive: EventHead | None = None) -> None:
         now = time.time()
         floor = checkpoint_id_floor(now)
-        newest = conn.execute(
-            "SELECT MAX(checkpoint_id) FROM ck_checkpoints WHERE namespace = ? AND thread_id = ?", (self._ns, thread_id)
-        ).fetchone()[0]
+        tkey = self._tkey(conn, thread_id)
+        newest = (
+            None
+            if tkey is None
+            else conn.execute("SELECT MAX(checkpoint_id) FROM ck_checkpoints WHERE tkey = ?", (tkey,)).fetchone()[0]
+        )
         if newest is not None and newest > floor:
             floor = newest
         previous = self._tombstone(conn, thread_id, now)
@@ -759,22 +836,17 @@ class SqliteCheckpoints:
 
     def _cp_delete_for_runs(self, conn: sqlite3.Connection, run_ids: str) -> list[str]:
         doomed = conn.execute(
-            "SELECT thread_id, checkpoint_ns, checkpoint_id FROM ck_checkpoints WHERE namespace = ? "
-            "AND run_id IN (SELECT value FROM json_each(?))",
-            (self._ns, run_ids),
+            "SELECT t.thread_id, c.tkey, c.checkpoint_ns, c.checkpoint_id FROM ck_checkpoints c "
+            "JOIN ck_checkpoint_threads t ON t.tkey = c.tkey WHERE c.run_id IN (SELECT value FROM json_each(?)) "
+            "AND t.namespace = ?",
+            (run_ids, self._ns),
         ).fetchall()
-        keys = [(self._ns, *key) for key in doomed]
-        conn.executemany(
-            "DELETE FROM ck_checkpoint_writes WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
-            keys,
-        )
-        conn.executemany(
-            "DELETE FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
-            keys,
-        )
-        for thread_id, checkpoint_ns in {(thread_id, checkpoint_ns) for thread_id, checkpoint_ns, _ in doomed}:
-            self._collect_blobs(conn, thread_id, checkpoint_ns)
-        return sorted({thread_id for thread_id, _, _ in doomed})
+        keys = [key[1:] for key in doomed]
+        conn.executemany("DELETE FROM ck_checkpoint_writes WHERE tkey = ? AND checkpoint_ns = ? AND checkpoint_id = ?", keys)
+        conn.executemany("DELETE FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? AND checkpoint_id = ?", keys)
+        for tkey, checkpoint_ns in {(tkey, checkpoint_ns) for _, tkey, checkpoint_ns, _ in doomed}:
+            self._collect_blobs(conn, tkey, checkpoint_ns)
+        return sorted({thread_id for thread_id, _, _, _ in doomed})
 
     async def cp_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of a thread, in every namespace, to another thread id."""
@@ -788,24 +860,25 @@ class SqliteCheckpoints:
             return
         self._drop_tombstone(conn, target)  # a copy is a deliberate write, not a late one
         self._touch_thread(conn, target, now)
-        args = (target, self._ns, source)
+        source_key = self._tkey(conn, source)
+        if source_key is None:
+            return
+        args = (self._new_tkey(conn, target), source_key)
         conn.execute(
-            "INSERT OR REPLACE INTO ck_checkpoints (namespace, thread_id, checkpoint_ns, checkpoint_id, "
-            "parent_checkpoint_id, type, checkpoint, metadata, channel_versions, run_id) "
-            "SELECT namespace, ?, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, "
-            "channel_versions, run_id FROM ck_checkpoints WHERE namespace = ? AND thread_id = ?",
+            "INSERT OR REPLACE INTO ck_checkpoints (tkey, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, "
+            "checkpoint, metadata, channel_versions, run_id) SELECT ?, checkpoint_ns, checkpoint_id, "
+            "parent_checkpoint_id, type, checkpoint, metadata, channel_versions, run_id FROM ck_checkpoints WHERE tkey = ?",
             args,
         )
         conn.execute(
-            "INSERT OR REPLACE INTO ck_checkpoint_blobs (namespace, thread_id, checkpoint_ns, channel, version, type, "
-            "blob) SELECT namespace, ?, checkpoint_ns, channel, version, type, blob FROM ck_checkpoint_blobs "
-            "WHERE namespace = ? AND thread_id = ?",
+            "INSERT OR REPLACE INTO ck_checkpoint_blobs (tkey, checkpoint_ns, channel, version, type, blob) "
+            "SELECT ?, checkpoint_ns, channel, version, type, blob FROM ck_checkpoint_blobs WHERE tkey = ?",
             args,
         )
         conn.execute(
-            "INSERT OR REPLACE INTO ck_checkpoint_writes (namespace, thread_id, checkpoint_ns, checkpoint_id, task_id, "
-            "idx, channel, type, blob, task_path) SELECT namespace, ?, checkpoint_ns, checkpoint_id, task_id, idx, "
-            "channel, type, blob, task_path FROM ck_checkpoint_writes WHERE namespace = ? AND thread_id = ?",
+            "INSERT OR REPLACE INTO ck_checkpoint_writes (tkey, checkpoint_ns, checkpoint_id, task_id, idx, channel, "
+            "type, blob, task_path) SELECT ?, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path "
+            "FROM ck_checkpoint_writes WHERE tkey = ?",
             args,
         )
 
@@ -817,33 +890,35 @@ class SqliteCheckpoints:
     def _cp_usage(self, conn: sqlite3.Connection, thread_id: str) -> ThreadBytes:
         if not self._thread_alive(conn, thread_id, time.time()):
             return ThreadBytes(0, 0, 0, {})
-        key = (self._ns, thread_id)
+        tkey = self._tkey(conn, thread_id)
+        if tkey is None:
+            return ThreadBytes(0, 0, 0, {})
+        key = (tkey,)
+        # Stored codes count as the tags and paths they stand for: the report is of the values, not of the layout.
         count, rows = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(length(checkpoint) + length(CAST(type AS BLOB)) "
+            f"SELECT COUNT(*), COALESCE(SUM(length(checkpoint) + {type_bytes_sql('type')} "
             "+ length(CAST(metadata AS BLOB)) + length(CAST(channel_versions AS BLOB)) "
             "+ length(CAST(checkpoint_id AS BLOB)) + length(CAST(COALESCE(parent_checkpoint_id, '') AS BLOB)) "
-            "+ length(CAST(checkpoint_ns AS BLOB))), 0) FROM ck_checkpoints WHERE namespace = ? AND thread_id = ?",
+            "+ length(CAST(checkpoint_ns AS BLOB))), 0) FROM ck_checkpoints WHERE tkey = ?",
             key,
         ).fetchone()
         (writes,) = conn.execute(
-            "SELECT COALESCE(SUM(length(blob) + length(CAST(type AS BLOB)) + length(CAST(channel AS BLOB)) "
-            "+ length(CAST(task_id AS BLOB)) + length(CAST(task_path AS BLOB))), 0) FROM ck_checkpoint_writes "
-            "WHERE namespace = ? AND thread_id = ?",
+            f"SELECT COALESCE(SUM(length(blob) + {type_bytes_sql('type')} + length(CAST(channel AS BLOB)) "
+            f"+ length(CAST(task_id AS BLOB)) + {path_bytes_sql('task_path')}), 0) FROM ck_checkpoint_writes "
+            "WHERE tkey = ?",
             key,
         ).fetchone()
         channels = {
             channel: int(size)
             for channel, size in conn.execute(
-                "SELECT channel, SUM(length(blob) + length(CAST(type AS BLOB))) FROM ck_checkpoint_blobs "
-                "WHERE namespace = ? AND thread_id = ? GROUP BY channel",
+                f"SELECT channel, SUM(length(blob) + {type_bytes_sql('type')}) FROM ck_checkpoint_blobs "
+                "WHERE tkey = ? GROUP BY channel",
                 key,
             )
         }
         return ThreadBytes(int(count), int(rows), int(writes), channels)
 
-    async def cp_prune(
-        self, thread_ids: Sequence[str], keep_latest: bool, *, policy: RetentionPolicy | None = None
-    ) -> None:
+    async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool, *, policy: RetentionPolicy | None = None) -> None:
         """Keep what ``policy`` retains per namespace (by default the newest checkpoint and the ancestors its
         ``DeltaChannel`` state is rebuilt from), with their writes and blobs; or delete the threads (as
         :meth:`cp_delete_thread`).
@@ -855,9 +930,7 @@ class SqliteCheckpoints:
             return
         await self._db.write(self._cp_prune, list(thread_ids), keep_latest, policy or KEEP_NEWEST)
 
-    def _cp_prune(
-        self, conn: sqlite3.Connection, thread_ids: list[str], keep_latest: bool, policy: RetentionPolicy
-    ) -> None:
+    def _cp_prune(self, conn: sqlite3.Connection, thread_ids: list[str], keep_latest: bool, policy: RetentionPolicy) -> None:
         now = time.time()
         for thread_id in thread_ids:
             if not keep_latest:
@@ -865,117 +938,115 @@ class SqliteCheckpoints:
                 continue
             if not self._thread_alive(conn, thread_id, now):
                 continue
+            tkey = self._tkey(conn, thread_id)
+            if tkey is None:
+                continue
             namespaces = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT DISTINCT checkpoint_ns FROM ck_checkpoints WHERE namespace = ? AND thread_id = ?",
-                    (self._ns, thread_id),
-                )
+                row[0] for row in conn.execute("SELECT DISTINCT checkpoint_ns FROM ck_checkpoints WHERE tkey = ?", (tkey,))
             ]
             root_ids = {
                 row[0]
-                for row in conn.execute(
-                    "SELECT checkpoint_id FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ''",
-                    (self._ns, thread_id),
-                )
+                for row in conn.execute("SELECT checkpoint_id FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ''", (tkey,))
             }
-            kept_root = self._prune_namespace(conn, thread_id, "", policy, now) if root_ids else set()
+            kept_root = self._prune_namespace(conn, tkey, thread_id, "", policy, now) if root_ids else set()
             for checkpoint_ns in namespaces:
                 if checkpoint_ns == "":
                     continue
-                newest = self._newest_row(conn, thread_id, checkpoint_ns)
+                newest = self._newest_row(conn, tkey, thread_id, checkpoint_ns)
                 if newest is None:
                     continue
                 started_from = (newest.metadata.get("parents") or {}).get("")
                 if ":" in checkpoint_ns and started_from in root_ids and started_from not in kept_root:
-                    key = (self._ns, thread_id, checkpoint_ns)
                     for table in ("ck_checkpoints", "ck_checkpoint_writes", "ck_checkpoint_blobs"):
-                        conn.execute(f"DELETE FROM {table} WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ?", key)
+                        conn.execute(f"DELETE FROM {table} WHERE tkey = ? AND checkpoint_ns = ?", (tkey, checkpoint_ns))
                     continue
-                self._prune_namespace(conn, thread_id, checkpoint_ns, policy, now)
+                self._prune_namespace(conn, tkey, thread_id, checkpoint_ns, policy, now)
 
-    def _load_row(self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> CheckpointRow | None:
+    def _load_row(
+        self, conn: sqlite3.Connection, tkey: int, thread_id: str, checkpoint_ns: str, checkpoint_id: str
+    ) -> CheckpointRow | None:
         record = conn.execute(
-            f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
-            "AND checkpoint_id = ?",
-            (self._ns, thread_id, checkpoint_ns, checkpoint_id),
+            f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+            (tkey, checkpoint_ns, checkpoint_id),
         ).fetchone()
-        return None if record is None else self._row(record)
+        return None if record is None else self._row(thread_id, record)
 
-    def _newest_row(self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str) -> CheckpointRow | None:
+    def _newest_row(self, conn: sqlite3.Connection, tkey: int, thread_id: str, checkpoint_ns: str) -> CheckpointRow | None:
         record = conn.execute(
-            f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
-            "ORDER BY checkpoint_id DESC LIMIT 1",
-            (self._ns, thread_id, checkpoint_ns),
+            f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? ORDER BY checkpoint_id DESC LIMIT 1",
+            (tkey, checkpoint_ns),
         ).fetchone()
-        return None if record is None else self._row(record)
+        return None if record is None else self._row(thread_id, record)
 
     @staticmethod
-    def _row(record: Sequence[Any]) -> CheckpointRow:
-        thread_id, checkpoint_ns, checkpoint_id, parent, type_, blob, metadata, versions = record
+    def _row(thread_id: str, record: Sequence[Any]) -> CheckpointRow:
+        checkpoint_ns, checkpoint_id, parent, type_, blob, metadata, versions = record
         return CheckpointRow(
             thread_id=thread_id,
             checkpoint_ns=checkpoint_ns,
             checkpoint_id=checkpoint_id,
             parent_checkpoint_id=parent,
-            checkpoint=(type_, bytes(blob)),
+            checkpoint=(type_of(type_), bytes(blob)),
             metadata=loads(metadata),
             channel_versions=loads(versions),
         )
 
     def _prune_namespace(
-        self, conn: sqlite3.Connection, thread_id: str, checkpoint_ns: str, policy: RetentionPolicy, now: float
+        self,
+        conn: sqlite3.Connection,
+        tkey: int,
+        thread_id: str,
+        checkpoint_ns: str,
+        policy: RetentionPolicy,
+        now: float,
     ) -> set[str]:
-        newest = self._newest_row(conn, thread_id, checkpoint_ns)
+        newest = self._newest_row(conn, tkey, thread_id, checkpoint_ns)
         if newest is None:
             return set()
-        key = (self._ns, thread_id, checkpoint_ns)
+        key = (tkey, checkpoint_ns)
 
         def has_value(row: CheckpointRow, channel: str) -> bool:
             version = row.channel_versions.get(channel)
             if version is None:
                 return False
             found = conn.execute(
-                "SELECT type FROM ck_checkpoint_blobs WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
-                "AND channel = ? AND version = ?",
+                "SELECT type FROM ck_checkpoint_blobs WHERE tkey = ? AND checkpoint_ns = ? AND channel = ? AND version = ?",
                 (*key, channel, str(version)),
             ).fetchone()
-            return found is not None and found[0] != EMPTY_BLOB_TYPE
+            return found is not None and type_of(found[0]) != EMPTY_BLOB_TYPE
 
         if policy == KEEP_NEWEST:
             # The common prune reads only the newest row and its delta ancestors.
-            ancestors = delta_ancestors(newest, lambda cid: self._load_row(conn, thread_id, checkpoint_ns, cid), has_value)
+            ancestors = delta_ancestors(newest, lambda cid: self._load_row(conn, tkey, thread_id, checkpoint_ns, cid), has_value)
             keep = {newest.checkpoint_id, *ancestors}
         else:
             rows = {
                 row.checkpoint_id: row
-                for row in map(
-                    self._row,
-                    conn.execute(
-                        f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? "
-                        "AND checkpoint_ns = ?",
-                        key,
-                    ),
+                for row in (
+                    self._row(thread_id, record)
+                    for record in conn.execute(
+                        f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ?", key
+                    )
                 )
             }
             keep = policy.retained(rows, has_value, now)
         kept = dumps(sorted(keep))
         conn.execute(
-            "DELETE FROM ck_checkpoints WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+            "DELETE FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? "
             "AND checkpoint_id NOT IN (SELECT value FROM json_each(?))",
             (*key, kept),
         )
         # Writes of pruned checkpoints go; writes ahead of the newest wait for a checkpoint still being saved.
         conn.execute(
-            "DELETE FROM ck_checkpoint_writes WHERE namespace = ? AND thread_id = ? AND checkpoint_ns = ? "
+            "DELETE FROM ck_checkpoint_writes WHERE tkey = ? AND checkpoint_ns = ? "
             "AND checkpoint_id < ? AND checkpoint_id NOT IN (SELECT value FROM json_each(?))",
             (*key, newest.checkpoint_id, kept),
         )
         conn.execute(
-            "UPDATE ck_checkpoints SET parent_checkpoint_id = NULL WHERE namespace = ? AND thread_id = ? "
+            "UPDATE ck_checkpoints SET parent_checkpoint_id = NULL WHERE tkey = ? "
             "AND checkpoint_ns = ? AND parent_checkpoint_id IS NOT NULL "
             "AND parent_checkpoint_id NOT IN (SELECT value FROM json_each(?))",
             (*key, kept),
         )
-        self._collect_blobs(conn, thread_id, checkpoint_ns)
+        self._collect_blobs(conn, tkey, checkpoint_ns)
         return keep

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 from contextkit.backend.tables import ArchiveTables
 from contextkit.records import ARCHIVE_TABLES
+from contextkit_sqlite.codes import path_case_sql, type_case_sql
 from contextkit_sqlite.database import Migration
 
 __all__ = ["COLD_MIGRATIONS", "HOT_MIGRATIONS"]
+
 
 def _without_rowid(table: str, columns: str) -> tuple[str, ...]:
     """Rebuild ``table`` (its indexes dropped with it) as a WITHOUT ROWID table of ``columns``, keeping its rows."""
@@ -34,6 +36,18 @@ def _without_rowid(table: str, columns: str) -> tuple[str, ...]:
         f"INSERT INTO {table}_v4 SELECT * FROM {table}",
         f"DROP TABLE {table}",
         f"ALTER TABLE {table}_v4 RENAME TO {table}",
+    )
+
+
+def _keyed_by_thread(table: str, columns: str, select: str) -> tuple[str, ...]:
+    """Rebuild ``table`` as a WITHOUT ROWID table of ``columns`` whose rows name their thread by its
+    ``ck_checkpoint_threads`` key: ``select`` (over the old table ``o`` joined to the thread ``t``) gives its rows."""
+    return (
+        f"CREATE TABLE {table}_v5 ({columns}) WITHOUT ROWID",
+        f"INSERT INTO {table}_v5 SELECT {select} FROM {table} o "
+        "JOIN ck_checkpoint_threads t ON t.namespace = o.namespace AND t.thread_id = o.thread_id",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_v5 RENAME TO {table}",
     )
 
 
@@ -300,6 +314,70 @@ HOT_MIGRATIONS: tuple[Migration, ...] = (
                 blob BLOB NOT NULL,
                 task_path TEXT NOT NULL DEFAULT '',
                 PRIMARY KEY (namespace, thread_id, checkpoint_ns, checkpoint_id, task_id, idx)""",
+            ),
+        ),
+    ),
+    Migration(
+        "hot",
+        5,
+        (
+            # A LangGraph thread is named once, in ck_checkpoint_threads, and its rows (and index entries) carry
+            # its integer key instead of the namespace and thread id (~40 bytes in each of ~1,500 places per 100
+            # chat turns); type tags and LangGraph's task path prefixes are stored as codes (contextkit_sqlite.codes).
+            # The `type` columns have no declared type: SQLite keeps each value as given, an integer code or a tag's
+            # text (a TEXT column would turn the codes into text, an INTEGER one a tag like "7" into a number).
+            """CREATE TABLE ck_checkpoint_threads (
+                tkey INTEGER PRIMARY KEY,
+                namespace TEXT NOT NULL,
+                thread_id TEXT NOT NULL,
+                UNIQUE (namespace, thread_id)
+            )""",
+            "INSERT INTO ck_checkpoint_threads (namespace, thread_id) SELECT namespace, thread_id FROM ck_checkpoints "
+            "UNION SELECT namespace, thread_id FROM ck_checkpoint_blobs "
+            "UNION SELECT namespace, thread_id FROM ck_checkpoint_writes",
+            *_keyed_by_thread(
+                "ck_checkpoints",
+                """tkey INTEGER NOT NULL,
+                checkpoint_ns TEXT NOT NULL,
+                checkpoint_id TEXT NOT NULL,
+                parent_checkpoint_id TEXT,
+                type NOT NULL,
+                checkpoint BLOB NOT NULL,
+                metadata TEXT NOT NULL,
+                channel_versions TEXT NOT NULL,
+                run_id TEXT,
+                PRIMARY KEY (tkey, checkpoint_ns, checkpoint_id)""",
+                "t.tkey, o.checkpoint_ns, o.checkpoint_id, o.parent_checkpoint_id, "
+                f"{type_case_sql('o.type')}, o.checkpoint, o.metadata, o.channel_versions, o.run_id",
+            ),
+            "CREATE INDEX ck_checkpoints_thread ON ck_checkpoints (tkey, checkpoint_id, checkpoint_ns)",
+            "CREATE INDEX ck_checkpoints_all ON ck_checkpoints (checkpoint_id, tkey, checkpoint_ns)",
+            "CREATE INDEX ck_checkpoints_run ON ck_checkpoints (run_id) WHERE run_id IS NOT NULL",
+            *_keyed_by_thread(
+                "ck_checkpoint_blobs",
+                """tkey INTEGER NOT NULL,
+                checkpoint_ns TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                version TEXT NOT NULL,
+                type NOT NULL,
+                blob BLOB NOT NULL,
+                PRIMARY KEY (tkey, checkpoint_ns, channel, version)""",
+                f"t.tkey, o.checkpoint_ns, o.channel, o.version, {type_case_sql('o.type')}, o.blob",
+            ),
+            *_keyed_by_thread(
+                "ck_checkpoint_writes",
+                """tkey INTEGER NOT NULL,
+                checkpoint_ns TEXT NOT NULL,
+                checkpoint_id TEXT NOT NULL,
+                task_id TEXT NOT NULL,
+                idx INTEGER NOT NULL,
+                channel TEXT NOT NULL,
+                type NOT NULL,
+                blob BLOB NOT NULL,
+                task_path TEXT NOT NULL DEFAULT '',
+                PRIMARY KEY (tkey, checkpoint_ns, checkpoint_id, task_id, idx)""",
+                "t.tkey, o.checkpoint_ns, o.checkpoint_id, o.task_id, o.idx, o.channel, "
+                f"{type_case_sql('o.type')}, o.blob, {path_case_sql('o.task_path')}",
             ),
         ),
     ),

@@ -1,0 +1,116 @@
+"""How the LangGraph tables store the values every row repeats: type tags as small integers, task paths with
+LangGraph's prefixes as one character.
+
+Both tables are part of the file format (hot schema version 5): codes are appended, never renumbered or reused.
+A type tag outside :data:`TYPES` is stored as its text, so a serializer's own tags keep working; an integer the
+table does not know (a file written by a later version) is refused with a clear error instead of misread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contextkit.errors import SerializationError
+
+__all__ = [
+    "PATH_PREFIXES",
+    "TYPES",
+    "path_bytes_sql",
+    "path_case_sql",
+    "path_of",
+    "stored_path",
+    "stored_type",
+    "type_bytes_sql",
+    "type_case_sql",
+    "type_of",
+]
+
+# The serializer's tags (contextkit's and LangGraph's), the shared lists' record and block types (contextkit's
+# checkpoint_lists): a chat thread's rows carry one of these ~900 times per 100 turns, as 1 byte instead of 4-17.
+TYPES = (
+    "msgpack",
+    "msgpack+zsd1",
+    "msgpack+zstd",
+    "msgpack+zlib",
+    "json",
+    "null",
+    "bytes",
+    "bytearray",
+    "empty",
+    "pickle",
+    "msgpack+list",
+    "msgpack+zsd1+list",
+    "ck-block",
+)
+_TYPE_CODES = {kind: code for code, kind in enumerate(TYPES, 1)}
+
+# LangGraph's task paths start with one of these (16 characters); stored as the character chr(index + 1). A path
+# that itself starts with one of the code characters is stored behind _ESCAPE, so every path reads back as written.
+PATH_PREFIXES = ("~__pregel_pull, ", "~__pregel_push, ")
+_ESCAPE = chr(len(PATH_PREFIXES) + 1)
+_CODE_CHARS = frozenset(chr(i) for i in range(1, len(PATH_PREFIXES) + 2))
+
+
+def stored_type(kind: str) -> int | str:
+    """The value the ``type`` column holds for the tag ``kind``."""
+    return _TYPE_CODES.get(kind, kind)
+
+
+def type_of(stored: Any) -> str:
+    """The tag a ``type`` column's value stands for."""
+    if type(stored) is str:
+        return stored
+    if type(stored) is int and 1 <= stored <= len(TYPES):
+        return TYPES[stored - 1]
+    raise SerializationError(
+        f"a checkpoint row holds type code {stored!r}, which this contextkit-sqlite does not know: the file was "
+        "written by a later version; upgrade contextkit-sqlite to read it"
+    )
+
+
+def stored_path(path: str) -> str:
+    """The value the ``task_path`` column holds for ``path``."""
+    for i, prefix in enumerate(PATH_PREFIXES):
+        if path.startswith(prefix):
+            return chr(i + 1) + path[len(prefix) :]
+    if path[:1] in _CODE_CHARS:
+        return _ESCAPE + path
+    return path
+
+
+def path_of(stored: str) -> str:
+    """The task path a ``task_path`` column's value stands for."""
+    first = stored[:1]
+    if first not in _CODE_CHARS:
+        return stored
+    if first == _ESCAPE:
+        return stored[1:]
+    return PATH_PREFIXES[ord(first) - 1] + stored[1:]
+
+
+def type_case_sql(column: str) -> str:
+    """SQL turning a ``type`` column of tags (a file before version 5) into stored values."""
+    whens = " ".join(f"WHEN '{kind}' THEN {code}" for kind, code in _TYPE_CODES.items())
+    return f"CASE {column} {whens} ELSE {column} END"
+
+
+def path_case_sql(column: str) -> str:
+    """SQL turning a ``task_path`` column of paths (a file before version 5) into stored values."""
+    whens = " ".join(
+        f"WHEN substr({column}, 1, {len(prefix)}) = '{prefix}' THEN char({i + 1}) || substr({column}, {len(prefix) + 1})"
+        for i, prefix in enumerate(PATH_PREFIXES)
+    )
+    codes = ", ".join(f"char({ord(c)})" for c in sorted(_CODE_CHARS))
+    return f"CASE {whens} WHEN substr({column}, 1, 1) IN ({codes}) THEN char({ord(_ESCAPE)}) || {column} ELSE {column} END"
+
+
+def type_bytes_sql(column: str) -> str:
+    """SQL for the UTF-8 length of the tag a ``type`` column's value stands for."""
+    whens = " ".join(f"WHEN {code} THEN {len(kind.encode())}" for kind, code in _TYPE_CODES.items())
+    return f"(CASE WHEN typeof({column}) = 'integer' THEN CASE {column} {whens} END ELSE length(CAST({column} AS BLOB)) END)"
+
+
+def path_bytes_sql(column: str) -> str:
+    """SQL for the UTF-8 length of the path a ``task_path`` column's value stands for."""
+    whens = " ".join(f"WHEN char({i + 1}) THEN {len(prefix.encode()) - 1}" for i, prefix in enumerate(PATH_PREFIXES))
+    return f"(length(CAST({column} AS BLOB)) + CASE substr({column}, 1, 1) {whens} WHEN char({ord(_ESCAPE)}) THEN -1 ELSE 0 END)"

@@ -1,0 +1,109 @@
+"""Files written by earlier versions open, migrate and read back what they held.
+
+``data/hot-v3.sqlite3.gz`` and ``data/hot-v4.sqlite3.gz`` were written by contextkit-sqlite at schema versions 3
+and 4 (``data/make_old_files.py``, with what their threads read back then in ``data/hot-old.json.gz``): the same
+LangGraph thread ``t`` in two namespaces, a shared list channel, pending writes, a fork.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import operator
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from contextkit.langgraph import ContextKitSaver
+from contextkit.stores import StoreSettings
+from contextkit_sqlite import SqliteHotStore
+from contextkit_sqlite.codes import PATH_PREFIXES, TYPES
+from contextkit_sqlite.schema import HOT_MIGRATIONS
+
+DATA = Path(__file__).parent / "data"
+OLD_FILES = ("hot-v3.sqlite3", "hot-v4.sqlite3")
+NAMESPACES = ("app-a", "app-b")
+_LANGGRAPH_TABLES = ("ck_checkpoints", "ck_checkpoint_blobs", "ck_checkpoint_writes")
+
+
+class _LogState(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+
+
+def _graph(saver: ContextKitSaver) -> Any:
+    from langgraph.graph import END, START, StateGraph
+
+    builder = StateGraph(_LogState)
+    builder.add_node("step", lambda state: {"log": [f"step {len(state['log'])}: " + "x" * 200]})
+    builder.add_edge(START, "step")
+    builder.add_edge("step", END)
+    return builder.compile(checkpointer=saver)
+
+
+async def _history(store: SqliteHotStore) -> list[list[Any]]:
+    compiled = _graph(ContextKitSaver(store))
+    config = {"configurable": {"thread_id": "t"}}
+    states = compiled.aget_state_history(config)
+    return [[s.config["configurable"]["checkpoint_id"], s.values, list(s.next)] async for s in states]
+
+
+def _unpacked(name: str, tmp_path: Path) -> Path:
+    path = tmp_path / name
+    path.write_bytes(gzip.decompress((DATA / f"{name}.gz").read_bytes()))
+    return path
+
+
+@pytest.mark.parametrize("name", OLD_FILES)
+async def test_an_old_file_migrates_and_reads_back_every_namespace_s_thread(name: str, tmp_path: Path) -> None:
+    """Opening the file migrates it to the current version: each namespace's thread reads back the history it
+    had (checkpoint ids, values, next nodes, the fork), the rows name their thread by its key and store codes,
+    and each thread goes on."""
+    expected = json.loads(gzip.decompress((DATA / "hot-old.json.gz").read_bytes()))[name]
+    path = _unpacked(name, tmp_path)
+    old_version = int(name.split("-v")[1].split(".")[0])
+    with closing(sqlite3.connect(path)) as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM ck_migrations WHERE component = 'hot' ORDER BY 1")]
+        assert versions == list(range(1, old_version + 1))
+        old_rows = {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in _LANGGRAPH_TABLES}
+    stores = [SqliteHotStore(StoreSettings(namespace=ns), {"path": str(path)}) for ns in NAMESPACES]
+    for store in stores:
+        await store.open()
+    try:
+        for ns, store in zip(NAMESPACES, stores, strict=True):
+            history = await _history(store)
+            assert history == expected[ns]
+            assert len(history) == 3 * 8 + 3 and history[0][1]["log"][-2] == f"{ns} fork"
+        with closing(sqlite3.connect(path)) as conn:
+            versions = [v for (v,) in conn.execute("SELECT version FROM ck_migrations WHERE component = 'hot' ORDER BY 1")]
+            assert versions == [m.version for m in HOT_MIGRATIONS]
+            for table in _LANGGRAPH_TABLES:
+                columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+                assert columns[0] == "tkey" and "namespace" not in columns and "thread_id" not in columns, columns
+                assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == old_rows[table], table
+                # every tag these files hold has a code: none is left as text
+                assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE typeof(type) != 'integer'").fetchone()[0] == 0
+            assert sorted(conn.execute("SELECT namespace, thread_id FROM ck_checkpoint_threads")) == [
+                (ns, "t") for ns in NAMESPACES
+            ]
+            paths = [p for (p,) in conn.execute("SELECT DISTINCT task_path FROM ck_checkpoint_writes")]
+            assert paths and not any(p.startswith(PATH_PREFIXES) for p in paths), paths
+            assert {t for (t,) in conn.execute("SELECT DISTINCT type FROM ck_checkpoint_blobs")} == {
+                TYPES.index(kind) + 1 for kind in ("msgpack", "msgpack+list", "ck-block")
+            }
+        for ns, store in zip(NAMESPACES, stores, strict=True):
+            compiled = _graph(ContextKitSaver(store))
+            result = await compiled.ainvoke({"log": [f"{ns} after"]}, {"configurable": {"thread_id": "t"}})
+            assert result["log"][-2] == f"{ns} after" and len(result["log"]) == len(expected[ns][0][1]["log"]) + 2
+        # A namespace dropped takes its thread's rows and key, not the other namespace's.
+        await stores[0].drop_namespace()
+        assert await _history(stores[0]) == []
+        kept = await _history(stores[1])
+        assert kept[3:] == expected["app-b"] and len(kept) == len(expected["app-b"]) + 3
+        with closing(sqlite3.connect(path)) as conn:
+            assert [ns for (ns,) in conn.execute("SELECT namespace FROM ck_checkpoint_threads")] == ["app-b"]
+    finally:
+        for store in stores:
+            await store.aclose()
