@@ -1,11 +1,14 @@
 """LangGraph checkpoint storage in the SQLite file: the :class:`~contextkit.stores.CheckpointStore` half of the hot store.
 
-Three tables: ``ck_checkpoints`` (one row per checkpoint, keyed ``(namespace, thread, ns, id)``, with the parent,
-the serialized checkpoint without channel values, metadata JSON, the channel versions and the ``run_id`` pulled
-out of metadata for ``cp_delete_for_runs``), ``ck_checkpoint_blobs`` (channel values keyed by
+Three tables: ``ck_checkpoints`` (one row per checkpoint, keyed ``(thread, ns, id)``, with the parent, the
+serialized checkpoint without channel values, metadata JSON, the channel versions and the ``run_id`` pulled out of
+metadata for ``cp_delete_for_runs``), ``ck_checkpoint_blobs`` (channel values keyed by
 ``(thread, ns, channel, version)``, written once per version) and ``ck_checkpoint_writes`` (pending writes keyed
-``(thread, ns, checkpoint, task, idx)``). A thread's TTL lives in ``ck_threads`` and is refreshed by every write
-(lazily by LangGraph's: :meth:`SqliteCheckpoints._touch_thread`).
+``(thread, ns, checkpoint, task, idx)``). A thread is its integer key in ``ck_checkpoint_threads`` (one row per
+namespace and thread id, given on the thread's first write, removed with its rows), and the values every row
+repeats are stored as codes (:mod:`contextkit_sqlite.codes`: type tags, task path prefixes, LangGraph's ids as 16
+bytes); every method reads and writes the values they stand for. A thread's TTL lives in ``ck_threads`` and is
+refreshed by every write (lazily by LangGraph's: :meth:`SqliteCheckpoints._touch_thread`).
 
 Deleting a thread leaves a tombstone (``ck_tombstones``: the newest id at the delete, and the ids dropped since)
 so that late puts and writes of the run still going at the delete do not bring the thread back; pruning keeps
@@ -48,7 +51,18 @@ from contextkit.stores import (
     delta_ancestors,
     missing_blobs_message,
 )
-from contextkit_sqlite.codes import TYPES, path_bytes_sql, path_of, stored_path, stored_type, type_bytes_sql, type_of
+from contextkit_sqlite.codes import (
+    TYPES,
+    id_bytes_sql,
+    id_of,
+    path_bytes_sql,
+    path_of,
+    stored_id,
+    stored_path,
+    stored_type,
+    type_bytes_sql,
+    type_of,
+)
 from contextkit_sqlite.database import SqliteDatabase, dumps, loads
 from contextkit_sqlite.rows import OutboxRow, outbox_row
 
@@ -354,7 +368,7 @@ class SqliteCheckpoints:
             if tkey is not None:
                 conn.execute(
                     "DELETE FROM ck_checkpoint_writes WHERE tkey = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
-                    (tkey, row.checkpoint_ns, row.checkpoint_id),
+                    (tkey, row.checkpoint_ns, stored_id(row.checkpoint_id)),
                 )
             return
         if requires:
@@ -375,8 +389,8 @@ class SqliteCheckpoints:
             (
                 tkey,
                 row.checkpoint_ns,
-                row.checkpoint_id,
-                row.parent_checkpoint_id,
+                stored_id(row.checkpoint_id),
+                None if row.parent_checkpoint_id is None else stored_id(row.parent_checkpoint_id),
                 stored_type(row.checkpoint[0]),
                 row.checkpoint[1],
                 metadata,
@@ -408,11 +422,12 @@ class SqliteCheckpoints:
         ``archive`` as for :meth:`cp_put`."""
         if not writes:
             return
+        stored = stored_id(checkpoint_id)
         rows = [
             (
                 checkpoint_ns,
-                checkpoint_id,
-                w.task_id,
+                stored,
+                stored_id(w.task_id),
                 w.idx,
                 w.channel,
                 stored_type(w.value[0]),
@@ -454,7 +469,7 @@ class SqliteCheckpoints:
                 if tkey is None
                 else conn.execute(
                     "SELECT 1 FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
-                    (tkey, checkpoint_ns, checkpoint_id),
+                    (tkey, checkpoint_ns, stored_id(checkpoint_id)),
                 ).fetchone()
             )
             if stored is None:
@@ -481,13 +496,13 @@ class SqliteCheckpoints:
     def _bundle(
         self, conn: sqlite3.Connection, tkey: int, thread_id: str, record: Sequence[Any], metadata: Mapping[str, Any]
     ) -> CheckpointBundle:
-        checkpoint_ns, checkpoint_id, parent, type_, blob, _, versions_text = record
+        checkpoint_ns, stored, parent, type_, blob, _, versions_text = record
         versions = loads(versions_text)
         row = CheckpointRow(
             thread_id=thread_id,
             checkpoint_ns=checkpoint_ns,
-            checkpoint_id=checkpoint_id,
-            parent_checkpoint_id=parent,
+            checkpoint_id=id_of(stored),
+            parent_checkpoint_id=None if parent is None else id_of(parent),
             checkpoint=(type_of(type_), blob),
             metadata=metadata,
             channel_versions=versions,
@@ -504,11 +519,11 @@ class SqliteCheckpoints:
         # savers' (task path, task id, idx), of the paths as written, not of their stored codes.
         writes = sorted(
             (
-                WriteRow(task_id, idx, channel, (type_of(wtype), value), path_of(task_path))
+                WriteRow(id_of(task_id), idx, channel, (type_of(wtype), value), path_of(task_path))
                 for task_id, idx, channel, wtype, value, task_path in conn.execute(
                     "SELECT task_id, idx, channel, type, blob, task_path FROM ck_checkpoint_writes WHERE tkey = ? "
                     "AND checkpoint_ns = ? AND checkpoint_id = ?",
-                    (tkey, checkpoint_ns, checkpoint_id),
+                    (tkey, checkpoint_ns, stored),
                 )
             ),
             key=_write_order,
@@ -560,7 +575,7 @@ class SqliteCheckpoints:
         else:
             record = conn.execute(
                 f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
-                (tkey, checkpoint_ns, checkpoint_id),
+                (tkey, checkpoint_ns, stored_id(checkpoint_id)),
             ).fetchone()
         if record is None:
             return None
@@ -606,7 +621,7 @@ class SqliteCheckpoints:
             ).fetchone()
             if newest is None:
                 return None
-            checkpoint_id = str(newest[0])
+            checkpoint_id = id_of(newest[0])
         walks = [
             self._cp_delta_chunk(
                 conn, tkey, checkpoint_ns, checkpoint_id, channels[i : i + _DELTA_MAX_CHANNELS], inclusive, stop_at
@@ -652,19 +667,19 @@ class SqliteCheckpoints:
             "first": 1 if inclusive else 0,
             "tk": tkey,
             "cns": checkpoint_ns,
-            "cid": checkpoint_id,
+            "cid": stored_id(checkpoint_id),
             "empty": stored_type(EMPTY_BLOB_TYPE),
             "max_depth": _DELTA_MAX_STEPS,
-            "stop": stop_at,
+            "stop": None if stop_at is None else stored_id(stop_at),
         }
         chain: dict[int, tuple[str, str | None, int]] = {}
         writes: dict[int, list[WriteRow]] = {}
         seeds: dict[int, dict[str, Typed]] = {}
         for kind, depth, a, b, c, vtype, value, task_path, _ in conn.execute(_DELTA_SQL, params):
             if kind == 0:
-                chain[depth] = (a, b, c)
+                chain[depth] = (id_of(a), None if b is None else id_of(b), c)
             elif kind == 1:
-                writes.setdefault(depth, []).append(WriteRow(a, c, b, (type_of(vtype), value), path_of(task_path)))
+                writes.setdefault(depth, []).append(WriteRow(id_of(a), c, b, (type_of(vtype), value), path_of(task_path)))
             else:
                 seeds.setdefault(depth, {})[a] = (type_of(vtype), value)
         if not chain:
@@ -756,10 +771,10 @@ class SqliteCheckpoints:
             keys.append("c.checkpoint_ns")
         if checkpoint_id is not None:
             where.append("c.checkpoint_id = ?")
-            params.append(checkpoint_id)
+            params.append(stored_id(checkpoint_id))
         if before is not None:
             where.append("c.checkpoint_id < ?")
-            params.append(before)
+            params.append(stored_id(before))
         clauses, values = _sql_filter(wanted)
         where.extend(clauses)
         params.extend(values)
@@ -799,6 +814,8 @@ class SqliteCheckpoints:
             if tkey is None
             else conn.execute("SELECT MAX(checkpoint_id) FROM ck_checkpoints WHERE tkey = ?", (tkey,)).fetchone()[0]
         )
+        if newest is not None:
+            newest = id_of(newest)
         if newest is not None and newest > floor:
             floor = newest
         previous = self._tombstone(conn, thread_id, now)
@@ -895,16 +912,17 @@ class SqliteCheckpoints:
             return ThreadBytes(0, 0, 0, {})
         key = (tkey,)
         # Stored codes count as the tags and paths they stand for: the report is of the values, not of the layout.
+        parent_bytes = id_bytes_sql("COALESCE(parent_checkpoint_id, '')")
         count, rows = conn.execute(
             f"SELECT COUNT(*), COALESCE(SUM(length(checkpoint) + {type_bytes_sql('type')} "
             "+ length(CAST(metadata AS BLOB)) + length(CAST(channel_versions AS BLOB)) "
-            "+ length(CAST(checkpoint_id AS BLOB)) + length(CAST(COALESCE(parent_checkpoint_id, '') AS BLOB)) "
+            f"+ {id_bytes_sql('checkpoint_id')} + {parent_bytes} "
             "+ length(CAST(checkpoint_ns AS BLOB))), 0) FROM ck_checkpoints WHERE tkey = ?",
             key,
         ).fetchone()
         (writes,) = conn.execute(
             f"SELECT COALESCE(SUM(length(blob) + {type_bytes_sql('type')} + length(CAST(channel AS BLOB)) "
-            f"+ length(CAST(task_id AS BLOB)) + {path_bytes_sql('task_path')}), 0) FROM ck_checkpoint_writes "
+            f"+ {id_bytes_sql('task_id')} + {path_bytes_sql('task_path')}), 0) FROM ck_checkpoint_writes "
             "WHERE tkey = ?",
             key,
         ).fetchone()
@@ -945,7 +963,7 @@ class SqliteCheckpoints:
                 row[0] for row in conn.execute("SELECT DISTINCT checkpoint_ns FROM ck_checkpoints WHERE tkey = ?", (tkey,))
             ]
             root_ids = {
-                row[0]
+                id_of(row[0])
                 for row in conn.execute("SELECT checkpoint_id FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ''", (tkey,))
             }
             kept_root = self._prune_namespace(conn, tkey, thread_id, "", policy, now) if root_ids else set()
@@ -967,7 +985,7 @@ class SqliteCheckpoints:
     ) -> CheckpointRow | None:
         record = conn.execute(
             f"SELECT {_ROW_COLUMNS} FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
-            (tkey, checkpoint_ns, checkpoint_id),
+            (tkey, checkpoint_ns, stored_id(checkpoint_id)),
         ).fetchone()
         return None if record is None else self._row(thread_id, record)
 
@@ -984,8 +1002,8 @@ class SqliteCheckpoints:
         return CheckpointRow(
             thread_id=thread_id,
             checkpoint_ns=checkpoint_ns,
-            checkpoint_id=checkpoint_id,
-            parent_checkpoint_id=parent,
+            checkpoint_id=id_of(checkpoint_id),
+            parent_checkpoint_id=None if parent is None else id_of(parent),
             checkpoint=(type_of(type_), bytes(blob)),
             metadata=loads(metadata),
             channel_versions=loads(versions),
@@ -1030,23 +1048,25 @@ class SqliteCheckpoints:
                 )
             }
             keep = policy.retained(rows, has_value, now)
-        kept = dumps(sorted(keep))
+        kept = {stored_id(checkpoint_id) for checkpoint_id in keep}
+        doomed = [
+            (*key, stored)
+            for (stored,) in conn.execute("SELECT checkpoint_id FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ?", key)
+            if stored not in kept
+        ]
+        conn.executemany("DELETE FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? AND checkpoint_id = ?", doomed)
+        # The rows left are the kept ones. Writes of pruned checkpoints go; writes ahead of the newest wait for a
+        # checkpoint still being saved.
+        remaining = "SELECT checkpoint_id FROM ck_checkpoints WHERE tkey = ?1 AND checkpoint_ns = ?2"
         conn.execute(
-            "DELETE FROM ck_checkpoints WHERE tkey = ? AND checkpoint_ns = ? "
-            "AND checkpoint_id NOT IN (SELECT value FROM json_each(?))",
-            (*key, kept),
+            "DELETE FROM ck_checkpoint_writes WHERE tkey = ?1 AND checkpoint_ns = ?2 "
+            f"AND checkpoint_id < ?3 AND checkpoint_id NOT IN ({remaining})",
+            (*key, stored_id(newest.checkpoint_id)),
         )
-        # Writes of pruned checkpoints go; writes ahead of the newest wait for a checkpoint still being saved.
         conn.execute(
-            "DELETE FROM ck_checkpoint_writes WHERE tkey = ? AND checkpoint_ns = ? "
-            "AND checkpoint_id < ? AND checkpoint_id NOT IN (SELECT value FROM json_each(?))",
-            (*key, newest.checkpoint_id, kept),
-        )
-        conn.execute(
-            "UPDATE ck_checkpoints SET parent_checkpoint_id = NULL WHERE tkey = ? "
-            "AND checkpoint_ns = ? AND parent_checkpoint_id IS NOT NULL "
-            "AND parent_checkpoint_id NOT IN (SELECT value FROM json_each(?))",
-            (*key, kept),
+            "UPDATE ck_checkpoints SET parent_checkpoint_id = NULL WHERE tkey = ?1 AND checkpoint_ns = ?2 "
+            f"AND parent_checkpoint_id IS NOT NULL AND parent_checkpoint_id NOT IN ({remaining})",
+            key,
         )
         self._collect_blobs(conn, tkey, checkpoint_ns)
         return keep

@@ -1,7 +1,8 @@
 """How the LangGraph tables store the values every row repeats: type tags as small integers, task paths with
-LangGraph's prefixes as one character.
+LangGraph's prefixes as one character (hot schema version 5), checkpoint and task ids of LangGraph's form (a UUID in
+its canonical text) as their 16 bytes (version 6).
 
-Both tables are part of the file format (hot schema version 5): codes are appended, never renumbered or reused.
+The tables are part of the file format: codes are appended, never renumbered or reused.
 A type tag outside :data:`TYPES` is stored as its text, so a serializer's own tags keep working; an integer the
 table does not know (a file written by a later version) is refused with a clear error instead of misread.
 """
@@ -15,9 +16,12 @@ from contextkit.errors import SerializationError
 __all__ = [
     "PATH_PREFIXES",
     "TYPES",
+    "id_bytes_sql",
+    "id_of",
     "path_bytes_sql",
     "path_case_sql",
     "path_of",
+    "stored_id",
     "stored_path",
     "stored_type",
     "type_bytes_sql",
@@ -114,3 +118,34 @@ def path_bytes_sql(column: str) -> str:
     """SQL for the UTF-8 length of the path a ``task_path`` column's value stands for."""
     whens = " ".join(f"WHEN char({i + 1}) THEN {len(prefix.encode()) - 1}" for i, prefix in enumerate(PATH_PREFIXES))
     return f"(length(CAST({column} AS BLOB)) + CASE substr({column}, 1, 1) {whens} WHEN char({ord(_ESCAPE)}) THEN -1 ELSE 0 END)"
+
+
+def stored_id(value: str) -> bytes | str:
+    """The value an id column holds for a checkpoint or task id: a UUID in canonical text (lower-case hex, LangGraph's
+    ids) as its 16 bytes, any other id as its text.
+
+    The two forms never compare equal in SQL (SQLite orders every text before every blob), and the bytes of two
+    canonical UUIDs order as their texts do: ids of one form sort as on every other tier. A thread that mixes the
+    forms (ids LangGraph made and ids written by hand, e.g. ``"1"``) sorts its text ids before its UUIDs."""
+    if len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-" and value == value.lower():
+        try:
+            raw = bytes.fromhex(value[:8] + value[9:13] + value[14:18] + value[19:23] + value[24:])
+        except ValueError:
+            return value
+        # fromhex skips whitespace between pairs; only 32 hex digits (16 bytes) round-trip to the same text
+        if len(raw) == 16:
+            return raw
+    return value
+
+
+def id_of(stored: bytes | str) -> str:
+    """The id an id column's value stands for."""
+    if type(stored) is bytes:
+        h = stored.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return str(stored)
+
+
+def id_bytes_sql(column: str) -> str:
+    """SQL for the UTF-8 length of the id an id column's value stands for."""
+    return f"(CASE WHEN typeof({column}) = 'blob' THEN 36 ELSE length(CAST({column} AS BLOB)) END)"

@@ -86,11 +86,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """One schema step: ``version`` (1, 2, ...) of a ``component`` (``hot`` / ``cold``) and its SQL statements."""
+    """One schema step: ``version`` (1, 2, ...) of a ``component`` (``hot`` / ``cold``) and its SQL statements;
+    ``functions``: one-argument SQL functions (name, callable) its statements use, defined on the connection first."""
 
     component: str
     version: int
     statements: tuple[str, ...]
+    functions: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
 
 
 _MIGRATIONS_TABLE = """
@@ -210,6 +212,8 @@ class _Ledger:
         return _write_transaction(self.conn)
 
     def apply(self, migration: Migration) -> None:
+        for name, function in migration.functions:
+            self.conn.create_function(name, 1, function, deterministic=True)
         for statement in migration.statements:
             self.conn.execute(statement)
         self.conn.execute(

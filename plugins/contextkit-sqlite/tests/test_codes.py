@@ -4,6 +4,7 @@ the tables are part of the file format."""
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from contextlib import closing
 
 import pytest
@@ -12,9 +13,12 @@ from contextkit.errors import SerializationError
 from contextkit_sqlite.codes import (
     PATH_PREFIXES,
     TYPES,
+    id_bytes_sql,
+    id_of,
     path_bytes_sql,
     path_case_sql,
     path_of,
+    stored_id,
     stored_path,
     stored_type,
     type_bytes_sql,
@@ -84,3 +88,38 @@ def test_the_sql_forms_agree_with_python() -> None:
     for tag, path, stored_t, stored_p, tag_bytes, path_bytes in rows:
         assert (stored_t, stored_p) == (stored_type(tag), stored_path(path)), (tag, path)
         assert (tag_bytes, path_bytes) == (len(tag.encode()), len(path.encode())), (tag, path)
+
+
+_IDS = (
+    "1ef4f2a6-1b2c-6d3e-8f40-0123456789ab",
+    "12345678-1234-1234-1234-123456789012",  # no letter at all: still LangGraph's form
+    "1EF4F2A6-1B2C-6D3E-8F40-0123456789AB",
+    "1ef4f2a6 1b2c-6d3e-8f40-0123456789ab",
+    "1ef4f2a6-1b2c-6d3e-8f40-0123456789a ",
+    "1ef4f2a6-1b2c-6d3e-8f40-0123456789ag",
+    "1ef4f2a6-1b2c-6d3e-8f40-0123456789abc",
+    "1",
+    "",
+    "checkpoint-✓",
+)
+
+
+@pytest.mark.parametrize("value", _IDS)
+def test_an_id_reads_back_as_written(value: str) -> None:
+    stored = stored_id(value)
+    assert id_of(stored) == value
+    assert isinstance(stored, bytes) == (value in _IDS[:2])
+
+
+def test_packed_ids_sort_in_sql_as_their_texts() -> None:
+    """The newest checkpoint is the greatest id: SQLite orders the 16-byte forms as it ordered the texts."""
+    ids = [str(uuid.uuid4()) for _ in range(500)] + [str(uuid.UUID(int=i)) for i in range(20)]
+    with closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        conn.executemany("INSERT INTO t VALUES (?)", [(stored_id(i),) for i in ids])
+        assert [id_of(v) for (v,) in conn.execute("SELECT id FROM t ORDER BY id")] == sorted(ids)
+        assert conn.execute("SELECT COUNT(*) FROM t WHERE typeof(id) = 'blob'").fetchone()[0] == len(ids)
+        probe = sorted(ids)[250]
+        below = conn.execute("SELECT COUNT(*) FROM t WHERE id < ?", (stored_id(probe),)).fetchone()[0]
+        assert below == 250
+        assert conn.execute(f"SELECT {id_bytes_sql('id')} FROM t LIMIT 1").fetchone()[0] == 36

@@ -59,8 +59,8 @@ def _unpacked(name: str, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("name", OLD_FILES)
 async def test_an_old_file_migrates_and_reads_back_every_namespace_s_thread(name: str, tmp_path: Path) -> None:
     """Opening the file migrates it to the current version: each namespace's thread reads back the history it
-    had (checkpoint ids, values, next nodes, the fork), the rows name their thread by its key and store codes,
-    and each thread goes on."""
+    had (checkpoint ids, values, next nodes, the fork), the rows name their thread by its key and store codes and
+    packed ids, and each thread goes on."""
     expected = json.loads(gzip.decompress((DATA / "hot-old.json.gz").read_bytes()))[name]
     path = _unpacked(name, tmp_path)
     old_version = int(name.split("-v")[1].split(".")[0])
@@ -88,6 +88,15 @@ async def test_an_old_file_migrates_and_reads_back_every_namespace_s_thread(name
             assert sorted(conn.execute("SELECT namespace, thread_id FROM ck_checkpoint_threads")) == [
                 (ns, "t") for ns in NAMESPACES
             ]
+            # LangGraph's ids as their 16 bytes (every id of these files is LangGraph's)
+            for table, column in (
+                ("ck_checkpoints", "checkpoint_id"),
+                ("ck_checkpoints", "parent_checkpoint_id"),
+                ("ck_checkpoint_writes", "checkpoint_id"),
+                ("ck_checkpoint_writes", "task_id"),
+            ):
+                forms = {form for (form,) in conn.execute(f"SELECT DISTINCT typeof({column}) FROM {table}")}
+                assert forms <= {"blob", "null"} and "blob" in forms, (table, column, forms)
             paths = [p for (p,) in conn.execute("SELECT DISTINCT task_path FROM ck_checkpoint_writes")]
             assert paths and not any(p.startswith(PATH_PREFIXES) for p in paths), paths
             assert {t for (t,) in conn.execute("SELECT DISTINCT type FROM ck_checkpoint_blobs")} == {

@@ -297,6 +297,35 @@ async def test_checkpoint_listing_pages_past_one_page_with_filters(hot: SqliteHo
     assert [b.blobs async for b in hot.cp_list("a", "", limit=1)] == [{"c": ("json", b"1")}]
 
 
+async def test_a_deleted_thread_takes_its_key_and_every_row_and_a_new_thread_starts_empty(hot: SqliteHotStore) -> None:
+    """The LangGraph rows name their thread by its key in ck_checkpoint_threads; a key freed by a delete may be
+    given again (SQLite reuses the highest), so the delete removes every row under it with it: the next thread
+    reads only its own rows."""
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    for cid in ids:
+        await hot.cp_put(_row("old", cid), {("c", cid): ("json", b"1")})
+    await hot.cp_put_writes("old", "", ids[-1], [WriteRow("task", 0, "c", ("json", b"2"))], upsert=True)
+
+    def keys_and_rows(conn: sqlite3.Connection) -> tuple[list[tuple[str, int]], list[int]]:
+        keys = conn.execute("SELECT thread_id, tkey FROM ck_checkpoint_threads ORDER BY thread_id").fetchall()
+        counts = [
+            conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("ck_checkpoints", "ck_checkpoint_blobs", "ck_checkpoint_writes")
+        ]
+        return keys, counts
+
+    (old_keys, counts) = await hot._db.run(keys_and_rows)
+    assert [t for t, _ in old_keys] == ["old"] and counts == [3, 3, 1]
+    await hot.cp_delete_thread("old")
+    assert await hot._db.run(keys_and_rows) == ([], [0, 0, 0])
+    await hot.cp_put(_row("new", ids[0]), {})
+    new_keys, counts = await hot._db.run(keys_and_rows)
+    assert new_keys == [("new", old_keys[0][1])] and counts == [1, 0, 0]  # the same key, given again
+    bundle = await hot.cp_get("new", "", None)
+    assert bundle is not None and bundle.blobs == {} and bundle.writes == []
+    assert [b.row.checkpoint_id async for b in hot.cp_list("new", None)] == [ids[0]]
+
+
 async def test_langgraph_writes_refresh_a_thread_ttl_lazily_and_never_short(tmp_path: Path) -> None:
     """A LangGraph put or write sets the thread to expire a TTL plus 1% (at most a minute) from now, and leaves
     the row alone while it still expires at least a TTL from now: the thread always outlives its last write by
