@@ -57,7 +57,7 @@ import aiosqlite
 
 from contextkit.backend.documents import dump_document, load_document
 from contextkit.backend.migrations import apply_migrations_sync
-from contextkit.errors import BackendUnavailable, EventRefused, SerializationError
+from contextkit.errors import BackendUnavailable, ConfigError, EventRefused, SerializationError
 from contextkit_sqlite.options import DEFAULT_PATH, SqliteOptions, parse_options
 
 __all__ = [
@@ -354,7 +354,18 @@ class SqliteDatabase:
         conn.execute(_MIGRATIONS_TABLE)
         for component in dict.fromkeys(m.component for m in self._migrations):
             steps = [m for m in self._migrations if m.component == component]
-            apply_migrations_sync(_Ledger(conn, component), steps)
+            ledger = _Ledger(conn, component)
+            known = max(m.version for m in steps)
+            newer = sorted(v for v in ledger.applied() if v > known)
+            if newer:
+                # Its tables have a layout this code does not know: reading or writing them would fail on every
+                # call or, worse, misread them.
+                raise ConfigError(
+                    f"sqlite database {self.path} was migrated by a later contextkit-sqlite ({component} schema "
+                    f"version {newer[-1]}; this one knows versions up to {known}): upgrade contextkit-sqlite in "
+                    "every process that opens the file"
+                )
+            apply_migrations_sync(ledger, steps)
         return mode
 
     async def close(self) -> None:

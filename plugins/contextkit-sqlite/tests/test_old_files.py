@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
+from contextkit.errors import ConfigError
 from contextkit.langgraph import ContextKitSaver
 from contextkit.stores import StoreSettings
 from contextkit_sqlite import SqliteHotStore
@@ -116,3 +117,21 @@ async def test_an_old_file_migrates_and_reads_back_every_namespace_s_thread(name
     finally:
         for store in stores:
             await store.aclose()
+
+
+async def test_a_file_migrated_by_a_later_version_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    """A file whose schema is newer than this code knows is not opened: its tables have a layout this code would
+    misread or fail on at every call. Nothing of the file is changed."""
+    path = tmp_path / "later.sqlite3"
+    store = SqliteHotStore(StoreSettings(namespace="app"), {"path": str(path)})
+    await store.open()
+    await store.aclose()
+    later = HOT_MIGRATIONS[-1].version + 1
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("INSERT INTO ck_migrations (component, version, applied_at) VALUES ('hot', ?, 'later')", (later,))
+    before = path.read_bytes()
+    again = SqliteHotStore(StoreSettings(namespace="app"), {"path": str(path)})
+    with pytest.raises(ConfigError, match=f"hot schema version {later}; this one knows versions up to {later - 1}"):
+        await again.open()
+    await again.aclose()
+    assert path.read_bytes() == before
