@@ -8,12 +8,14 @@ LangGraph thread ``t`` in two namespaces, a shared list channel, pending writes,
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
-import operator
 import sqlite3
+import sys
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -26,29 +28,30 @@ from contextkit_sqlite.schema import HOT_MIGRATIONS
 
 DATA = Path(__file__).parent / "data"
 OLD_FILES = ("hot-v3.sqlite3", "hot-v4.sqlite3")
-NAMESPACES = ("app-a", "app-b")
 _LANGGRAPH_TABLES = ("ck_checkpoints", "ck_checkpoint_blobs", "ck_checkpoint_writes")
 
 
-class _LogState(TypedDict, total=False):
-    log: Annotated[list[str], operator.add]
+def _generator() -> ModuleType:
+    # The graph and the history read are the generator's own, so the files are read back as they were written.
+    spec = importlib.util.spec_from_file_location("make_old_files", DATA / "make_old_files.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # LangGraph resolves the state's annotations in the module's globals
+    spec.loader.exec_module(module)
+    return module
+
+
+_GENERATOR = _generator()
+NAMESPACES: tuple[str, ...] = _GENERATOR.NAMESPACES
 
 
 def _graph(saver: ContextKitSaver) -> Any:
-    from langgraph.graph import END, START, StateGraph
-
-    builder = StateGraph(_LogState)
-    builder.add_node("step", lambda state: {"log": [f"step {len(state['log'])}: " + "x" * 200]})
-    builder.add_edge(START, "step")
-    builder.add_edge("step", END)
-    return builder.compile(checkpointer=saver)
+    return _GENERATOR.graph(saver)
 
 
 async def _history(store: SqliteHotStore) -> list[list[Any]]:
-    compiled = _graph(ContextKitSaver(store))
-    config = {"configurable": {"thread_id": "t"}}
-    states = compiled.aget_state_history(config)
-    return [[s.config["configurable"]["checkpoint_id"], s.values, list(s.next)] async for s in states]
+    history: list[list[Any]] = await _GENERATOR.history(_graph(ContextKitSaver(store)))
+    return history
 
 
 def _unpacked(name: str, tmp_path: Path) -> Path:
