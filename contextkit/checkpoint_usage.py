@@ -29,6 +29,7 @@ from contextkit.stores import (
     CheckpointBundle,
     CheckpointRow,
     CheckpointStore,
+    CheckpointThreadsStore,
     CheckpointUsageStore,
     ColdStore,
     RetentionPolicy,
@@ -39,7 +40,16 @@ from contextkit.stores import (
     delta_seed,
 )
 
-__all__ = ["PrunePlan", "ThreadUsage", "plan_prune", "planned_prune", "thread_bytes", "thread_usage"]
+__all__ = [
+    "PrunePlan",
+    "ThreadUsage",
+    "plan_prune",
+    "planned_prune",
+    "scanned_thread_ids",
+    "thread_bytes",
+    "thread_ids",
+    "thread_usage",
+]
 
 #: How many of the newest checkpoints' growth a usage report lists.
 GROWTH_SHOWN = 10
@@ -312,8 +322,18 @@ async def _with_shared_nodes(
 
 
 async def thread_ids(store: CheckpointStore) -> list[str]:
-    """Every thread the hot tier holds checkpoints of (a scan of all of them: for maintenance commands)."""
-    found: dict[str, None] = {}
+    """Every thread the hot tier holds checkpoints of, sorted: from the tier's index of threads
+    (:class:`~contextkit.stores.CheckpointThreadsStore`), else a scan of every checkpoint (for maintenance
+    commands)."""
+    if isinstance(store, CheckpointThreadsStore):
+        return await store.cp_thread_ids()
+    return await scanned_thread_ids(store)
+
+
+async def scanned_thread_ids(store: CheckpointStore) -> list[str]:
+    """:func:`thread_ids` by a scan of every checkpoint (:meth:`~contextkit.stores.CheckpointStore.cp_list` of
+    every thread), whatever the tier implements."""
+    found: set[str] = set()
     async for bundle in store.cp_list(None, None):
-        found.setdefault(bundle.row.thread_id, None)
-    return list(found)
+        found.add(bundle.row.thread_id)
+    return sorted(found)

@@ -83,6 +83,7 @@ __all__ = [
     "CAPABILITY_PROTOCOLS",
     "CheckpointBundle",
     "CheckpointRow",
+    "CheckpointThreadsStore",
     "CheckpointUsageStore",
     "CheckedPutStore",
     "CheckpointStore",
@@ -1121,6 +1122,17 @@ class CheckpointUsageStore(Protocol):
 
     async def cp_usage(self, thread_id: str) -> ThreadBytes:
         """The bytes of every checkpoint, pending write and blob the tier holds for the thread, in all namespaces."""
+        ...
+
+
+@runtime_checkable
+class CheckpointThreadsStore(Protocol):
+    """Optional: a :class:`CheckpointStore` that lists its LangGraph threads from an index, without reading their
+    checkpoints. Without it, the maintenance commands (``contextkit checkpoints du`` and ``prune`` of every
+    thread) find the threads in :meth:`CheckpointStore.cp_list` of every checkpoint, with every value read."""
+
+    async def cp_thread_ids(self) -> list[str]:
+        """The ids of the live threads (not deleted, not expired) holding at least one checkpoint, sorted."""
         ...
 
 

@@ -1025,6 +1025,37 @@ class CheckpointStoreSuite:
         else:
             assert not hasattr(checkpoint_store, "cp_usage")
 
+    async def test_thread_ids_name_the_live_threads_holding_a_checkpoint(
+        self, checkpoint_store: CheckpointStore, checkpoint_store_factory: StoreFactory
+    ) -> None:
+        """The threads the maintenance commands visit (:func:`contextkit.checkpoint_usage.thread_ids`): those
+        holding a checkpoint in any namespace, sorted; not one with pending writes only, not a deleted or pruned
+        away one, not another namespace's. A store listing them from an index
+        (:class:`~contextkit.stores.CheckpointThreadsStore`) agrees with the scan of every checkpoint."""
+        from contextkit.checkpoint_usage import scanned_thread_ids, thread_ids
+        from contextkit.stores import CheckpointThreadsStore
+
+        root, child, writes_only, deleted, pruned = (str(uuid.uuid4()) for _ in range(5))
+        await _chain(checkpoint_store, root, 2)
+        await _chain(checkpoint_store, child, 1, ns="child:1")
+        await checkpoint_store.cp_put_writes(writes_only, "", make_checkpoint_id(), [_write("t", 0, "x", 1)], False)
+        for tid in (deleted, pruned):
+            await _chain(checkpoint_store, tid, 2)
+        await checkpoint_store.cp_delete_thread(deleted)
+        await checkpoint_store.cp_prune([pruned], False)
+        other = await checkpoint_store_factory(StoreSettings(namespace=f"ckt-{uuid.uuid4().hex[:12]}"))
+        try:
+            await _chain(other, str(uuid.uuid4()), 1)
+            expected = sorted([root, child])
+            assert await thread_ids(checkpoint_store) == expected
+            assert await scanned_thread_ids(checkpoint_store) == expected
+            if isinstance(checkpoint_store, CheckpointThreadsStore):
+                assert await checkpoint_store.cp_thread_ids() == expected
+            else:
+                assert not hasattr(checkpoint_store, "cp_thread_ids")
+        finally:
+            await _aclose(other)
+
     async def test_retention_policy_refuses_bad_limits(self) -> None:
         """A limit that cannot be meant (no checkpoint kept, a negative or infinite age, a bool) is refused with
         ``InvalidInput`` when the policy is built, before any store is touched."""
@@ -1048,6 +1079,8 @@ class CheckpointStoreSuite:
     async def test_thread_expires_after_its_ttl_and_writes_refresh_it(self, checkpoint_store_factory: StoreFactory) -> None:
         """Each thread lives ``checkpoint_ttl`` seconds after its last put or write; one thread's writes do not
         extend another's (no shared key whose TTL all threads share)."""
+        from contextkit.checkpoint_usage import thread_ids
+
         store = await checkpoint_store_factory(StoreSettings(namespace=f"ckt-{uuid.uuid4().hex[:12]}", checkpoint_ttl=1.0))
         try:
             busy, idle = str(uuid.uuid4()), str(uuid.uuid4())
@@ -1056,6 +1089,8 @@ class CheckpointStoreSuite:
             await asyncio.sleep(0.6)
             await store.cp_put_writes(busy, "", busy_ids[0], [_write("t", 0, "x", 1)], False)
             await asyncio.sleep(0.6)
+            # an expired thread is not listed either (asked first: a read may also remove it)
+            assert await thread_ids(store) == [busy]
             assert await store.cp_get(busy, "", None) is not None
             assert await store.cp_get(idle, "", None) is None
             await asyncio.sleep(1.2)

@@ -423,6 +423,15 @@ class MemoryCheckpoints:
             cursor = row.parent_checkpoint_id
         return DeltaWalk(checkpoint_id, steps)
 
+    async def cp_thread_ids(self) -> list[str]:
+        """See :class:`contextkit.stores.CheckpointThreadsStore`: the live threads holding a checkpoint, sorted."""
+        now = self._cp_now()
+        return sorted(
+            tid
+            for tid, thread in self._cp.threads.items()
+            if thread.expires_at > now and any(ns.rows for ns in thread.namespaces.values())
+        )
+
     async def cp_list(
         self,
         thread_id: str | None,

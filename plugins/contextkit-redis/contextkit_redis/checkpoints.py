@@ -1107,6 +1107,21 @@ class RedisCheckpoints:
                     break
                 low = b"(" + raw[-1]
 
+    async def cp_thread_ids(self) -> list[str]:
+        """See :class:`contextkit.stores.CheckpointThreadsStore`: the members of the thread index (a sorted set per
+        shard) whose checkpoint indexes exist, checked 500 threads a pipeline: a thread that expired keeps its
+        member until a listing forgets it."""
+        threads = sorted({thread_id async for thread_id in self._lg_all_threads()})
+        live: list[str] = []
+        for start in range(0, len(threads), 500):
+            chunk = threads[start : start + 500]
+            pipe = self.client.pipeline(transaction=False)
+            for thread_id in chunk:
+                pipe.exists(*self._lg_keys(thread_id)[:2])
+            counts = await self.gate("cp_thread_ids", pipe.execute())
+            live.extend(thread_id for thread_id, count in zip(chunk, counts, strict=True) if int(count))
+        return live
+
     async def _lg_forget_if_gone(self, thread_id: str) -> None:
         ids_key, all_key = self._lg_keys(thread_id)[:2]
         index = self._lg_thread_index(thread_id)

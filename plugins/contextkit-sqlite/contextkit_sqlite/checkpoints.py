@@ -797,6 +797,23 @@ class SqliteCheckpoints:
         next_cursor = tuple(records[-1][9:]) if records else None
         return bundles, next_cursor, len(records) < page
 
+    async def cp_thread_ids(self) -> list[str]:
+        """See :class:`contextkit.stores.CheckpointThreadsStore`: the namespace's threads from
+        ``ck_checkpoint_threads`` (its unique index, in id order), those holding a checkpoint and not expired."""
+        return await self._db.read(self._cp_thread_ids)
+
+    def _cp_thread_ids(self, conn: sqlite3.Connection) -> list[str]:
+        return [
+            row[0]
+            for row in conn.execute(
+                "SELECT t.thread_id FROM ck_checkpoint_threads t WHERE t.namespace = ? "
+                "AND EXISTS (SELECT 1 FROM ck_checkpoints c WHERE c.tkey = t.tkey) AND NOT EXISTS "
+                "(SELECT 1 FROM ck_threads x WHERE x.namespace = t.namespace AND x.thread_id = t.thread_id "
+                "AND x.expires_at <= ?) ORDER BY t.thread_id",
+                (self._ns, time.time()),
+            )
+        ]
+
     # -- deletion, copy, pruning --------------------------------------------------------------------------------
     async def cp_delete_thread(self, thread_id: str, *, archive: EventHead | None = None) -> None:
         """Remove every checkpoint, blob and write of the thread in every namespace, and leave a tombstone that
