@@ -329,15 +329,7 @@ class SqliteCheckpoints:
         ]
         event = None if archive is None else outbox_row(archive)  # its JSON built before the transaction
         await self._write(
-            self._cp_put,
-            row,
-            metadata,
-            versions,
-            run_id,
-            blobs,
-            event,
-            tuple(requires),
-            events=event is not None,
+            self._cp_put, row, metadata, versions, run_id, blobs, event, tuple(requires), events=event is not None,
             inline=True,
         )
 
@@ -438,14 +430,7 @@ class SqliteCheckpoints:
         ]
         event = None if archive is None else outbox_row(archive)
         await self._write(
-            self._cp_put_writes,
-            thread_id,
-            checkpoint_ns,
-            checkpoint_id,
-            rows,
-            upsert,
-            event,
-            events=event is not None,
+            self._cp_put_writes, thread_id, checkpoint_ns, checkpoint_id, rows, upsert, event, events=event is not None,
             inline=True,
         )
 
@@ -953,7 +938,9 @@ class SqliteCheckpoints:
         }
         return ThreadBytes(int(count), int(rows), int(writes), channels)
 
-    async def cp_prune(self, thread_ids: Sequence[str], keep_latest: bool, *, policy: RetentionPolicy | None = None) -> None:
+    async def cp_prune(
+        self, thread_ids: Sequence[str], keep_latest: bool, *, policy: RetentionPolicy | None = None
+    ) -> None:
         """Keep what ``policy`` retains per namespace (by default the newest checkpoint and the ancestors its
         ``DeltaChannel`` state is rebuilt from), with their writes and blobs; or delete the threads (as
         :meth:`cp_delete_thread`).
@@ -965,7 +952,9 @@ class SqliteCheckpoints:
             return
         await self._db.write(self._cp_prune, list(thread_ids), keep_latest, policy or KEEP_NEWEST)
 
-    def _cp_prune(self, conn: sqlite3.Connection, thread_ids: list[str], keep_latest: bool, policy: RetentionPolicy) -> None:
+    def _cp_prune(
+        self, conn: sqlite3.Connection, thread_ids: list[str], keep_latest: bool, policy: RetentionPolicy
+    ) -> None:
         now = time.time()
         for thread_id in thread_ids:
             if not keep_latest:

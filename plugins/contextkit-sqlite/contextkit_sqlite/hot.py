@@ -409,7 +409,8 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
             conn.execute("DELETE FROM ck_threads WHERE namespace = ? AND thread_id = ?", (ns, thread_id))
         # A meta outlives every record of its owner, so an expired one has nothing left to count for.
         conn.execute(
-            "DELETE FROM ck_owners WHERE rowid IN (SELECT rowid FROM ck_owners WHERE namespace = ? AND expires_at <= ? LIMIT ?)",
+            "DELETE FROM ck_owners WHERE rowid IN (SELECT rowid FROM ck_owners WHERE namespace = ? AND expires_at <= ? "
+            "LIMIT ?)",
             (ns, now, batch),
         )
         return removed + len(streams) + len(threads)
@@ -469,7 +470,9 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         self._known(conn, session_id, now)
         return self._live_session(conn, session_id, now)
 
-    async def update_session(self, session_id: str, update: SessionUpdate, *, archive: EventHead | None = None) -> Session | None:
+    async def update_session(
+        self, session_id: str, update: SessionUpdate, *, archive: EventHead | None = None
+    ) -> Session | None:
         """Apply counter increments, replaced fields and the activity time under the owner's next version, and
         refresh the TTLs; None (nothing written) if the session does not exist. With ``archive``, the updated
         session's event goes into the outbox table in the same transaction."""
@@ -548,7 +551,9 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
             self._check_outbox()
         return await self._write(self._delete_session, session_id, archive, evict, events=archive is not None)
 
-    def _delete_session(self, conn: sqlite3.Connection, session_id: str, archive: EventHead | None, evict: bool) -> bool:
+    def _delete_session(
+        self, conn: sqlite3.Connection, session_id: str, archive: EventHead | None, evict: bool
+    ) -> bool:
         now = time.time()
         keys = [
             row[0]
@@ -844,7 +849,9 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         return len(candidates)
 
     # -- task contexts and conversation sessions ------------------------------------------------------------------
-    async def put_task_context(self, session_id: str, document: Mapping[str, Any], *, archive: EventHead | None = None) -> None:
+    async def put_task_context(
+        self, session_id: str, document: Mapping[str, Any], *, archive: EventHead | None = None
+    ) -> None:
         """Store the task context document of a session (replacing any previous one) under the owner's next
         version, with the session family's TTL. With ``archive``, its event goes into the outbox table in the
         same transaction."""
@@ -1018,7 +1025,9 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         if archive is not None:
             self._check_outbox()
             event = unversioned_event(writes_document_event(thread_id, checkpoint_id, task_id, writes, 0, archive))
-        await self._write(self._put_writes_document, thread_id, checkpoint_id, task_id, texts, event, events=event is not None)
+        await self._write(
+            self._put_writes_document, thread_id, checkpoint_id, task_id, texts, event, events=event is not None
+        )
 
     def _put_writes_document(
         self,
@@ -1034,7 +1043,8 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         meta.version += 1
         self._touch_thread(conn, thread_id, now)
         conn.executemany(
-            "INSERT INTO ck_seed_writes (namespace, thread_id, checkpoint_id, task_id, write, version) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ck_seed_writes (namespace, thread_id, checkpoint_id, task_id, write, version) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             [(self._ns, thread_id, checkpoint_id, task_id, text, meta.version) for text in texts],
         )
         self._save_meta(conn, thread_id, meta, now + self.settings.checkpoint_ttl)
@@ -1091,7 +1101,9 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         """A page of live seed checkpoint thread ids in id order after ``cursor`` (keyset pagination)."""
         return await self._db.run(self._scan_checkpoint_threads, cursor, max(1, int(count)))
 
-    def _scan_checkpoint_threads(self, conn: sqlite3.Connection, cursor: str | None, count: int) -> tuple[list[str], str | None]:
+    def _scan_checkpoint_threads(
+        self, conn: sqlite3.Connection, cursor: str | None, count: int
+    ) -> tuple[list[str], str | None]:
         # ck_threads also holds LangGraph threads: keep those with a seed document or write.
         ids = [
             row[0]
@@ -1120,7 +1132,8 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
         documents = [
             (cid, loads(text))
             for cid, text in conn.execute(
-                "SELECT checkpoint_id, document FROM ck_seed_checkpoints WHERE namespace = ? AND thread_id = ? ORDER BY ord",
+                "SELECT checkpoint_id, document FROM ck_seed_checkpoints WHERE namespace = ? AND thread_id = ? "
+                "ORDER BY ord",
                 (self._ns, thread_id),
             )
         ]
