@@ -48,11 +48,13 @@ TYPES = (
 )
 _TYPE_CODES = {kind: code for code, kind in enumerate(TYPES, 1)}
 
-# LangGraph's task paths start with one of these (16 characters); stored as the character chr(index + 1). A path
-# that itself starts with one of the code characters is stored behind _ESCAPE, so every path reads back as written.
+# LangGraph's task paths start with one of these (16 characters); stored as the character chr(index + 1). The
+# characters U+0001-U+001F are reserved for codes (up to 30 prefixes) and _ESCAPE: a path that itself starts with
+# one of them is stored behind _ESCAPE, so every path reads back as written, and a prefix added later leaves every
+# stored path's meaning as it was.
 PATH_PREFIXES = ("~__pregel_pull, ", "~__pregel_push, ")
-_ESCAPE = chr(len(PATH_PREFIXES) + 1)
-_CODE_CHARS = frozenset(chr(i) for i in range(1, len(PATH_PREFIXES) + 2))
+_ESCAPE = chr(0x1F)
+_CODE_CHARS = frozenset(chr(i) for i in range(1, 0x20))
 
 
 def stored_type(kind: str) -> int | str:
@@ -89,7 +91,13 @@ def path_of(stored: str) -> str:
         return stored
     if first == _ESCAPE:
         return stored[1:]
-    return PATH_PREFIXES[ord(first) - 1] + stored[1:]
+    code = ord(first)
+    if code > len(PATH_PREFIXES):
+        raise SerializationError(
+            f"a pending write holds task path code {code}, which this contextkit-sqlite does not know: the file was "
+            "written by a later version; upgrade contextkit-sqlite to read it"
+        )
+    return PATH_PREFIXES[code - 1] + stored[1:]
 
 
 def type_case_sql(column: str) -> str:
@@ -104,8 +112,8 @@ def path_case_sql(column: str) -> str:
         f"WHEN substr({column}, 1, {len(prefix)}) = '{prefix}' THEN char({i + 1}) || substr({column}, {len(prefix) + 1})"
         for i, prefix in enumerate(PATH_PREFIXES)
     )
-    codes = ", ".join(f"char({ord(c)})" for c in sorted(_CODE_CHARS))
-    return f"CASE {whens} WHEN substr({column}, 1, 1) IN ({codes}) THEN char({ord(_ESCAPE)}) || {column} ELSE {column} END"
+    reserved = f"unicode(substr({column}, 1, 1)) BETWEEN 1 AND {ord(max(_CODE_CHARS))}"
+    return f"CASE {whens} WHEN {reserved} THEN char({ord(_ESCAPE)}) || {column} ELSE {column} END"
 
 
 def type_bytes_sql(column: str) -> str:

@@ -37,6 +37,9 @@ _PATHS = (
     "\x02",
     "\x03\x03",
     "\x04 other",
+    "\x1f",
+    "\x1fx\x1f",
+    " \x01",
     "tâche ✓",
 )
 _TAGS = (*TYPES, "msgpack+custom", "7", "", "json+list")
@@ -49,6 +52,8 @@ def test_the_tables_are_the_file_format() -> None:
         "pickle", "msgpack+list", "msgpack+zsd1+list", "ck-block",
     )  # fmt: skip
     assert PATH_PREFIXES[:2] == ("~__pregel_pull, ", "~__pregel_push, ")
+    assert stored_path("~__pregel_push, x") == "\x02x"
+    assert stored_path("\x05x") == "\x1f\x05x"  # the escape is fixed, whatever prefixes come
 
 
 @pytest.mark.parametrize("path", _PATHS)
@@ -71,6 +76,8 @@ def test_a_code_from_a_later_version_is_refused() -> None:
         type_of(len(TYPES) + 1)
     with pytest.raises(SerializationError):
         type_of(0)
+    with pytest.raises(SerializationError, match="task path code 3"):
+        path_of(chr(len(PATH_PREFIXES) + 1) + "x")
 
 
 def test_the_sql_forms_agree_with_python() -> None:
