@@ -302,6 +302,10 @@ def test_redis_passwords_never_appear(password_redis: Any, tmp_path: Path, passw
 
 # -- PostgreSQL ------------------------------------------------------------------------------------------------------
 @pytest.mark.postgres
+# The aborted TLS logins of _collect_aborted_tls_sockets: hypothesis runs several examples in one test call, so the
+# garbage collector may meet one example's socket while the next runs, outside the ignore of that helper (CI failed
+# so once). Only this test's own private server is aborted on purpose.
+@pytest.mark.filterwarnings(r"ignore:unclosed (transport|<socket):ResourceWarning")
 @EXAMPLES
 @given(password=PASSWORDS, other=PASSWORDS, how=st.sampled_from(["url", "option", "raw url", "env", "libpq"]))
 def test_postgres_passwords_never_appear(tls_postgres: Any, tmp_path: Path, password: str, other: str, how: str) -> None:
