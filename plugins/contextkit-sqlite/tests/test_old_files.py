@@ -2,7 +2,8 @@
 
 ``data/hot-v3.sqlite3.gz`` and ``data/hot-v4.sqlite3.gz`` were written by contextkit-sqlite at schema versions 3
 and 4 (``data/make_old_files.py``, with what their threads read back then in ``data/hot-old.json.gz``): the same
-LangGraph thread ``t`` in two namespaces, a shared list channel, pending writes, a fork.
+LangGraph thread ``t`` in two namespaces, a shared list channel, pending writes, a fork, and a ``DeltaChannel`` chat
+thread ``d``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from langchain_core.messages import HumanMessage
 
 from contextkit.errors import ConfigError
 from contextkit.langgraph import ContextKitSaver
@@ -54,6 +56,11 @@ async def _history(store: SqliteHotStore) -> list[list[Any]]:
     return history
 
 
+async def _delta_history(store: SqliteHotStore) -> list[list[Any]]:
+    history: list[list[Any]] = await _GENERATOR.history(_GENERATOR.delta_graph(ContextKitSaver(store)), "d")
+    return history
+
+
 def _unpacked(name: str, tmp_path: Path) -> Path:
     path = tmp_path / name
     path.write_bytes(gzip.decompress((DATA / f"{name}.gz").read_bytes()))
@@ -80,6 +87,9 @@ async def test_an_old_file_migrates_and_reads_back_every_namespace_s_thread(name
             history = await _history(store)
             assert history == expected[ns]
             assert len(history) == 3 * 8 + 3 and history[0][1]["log"][-2] == f"{ns} fork"
+            # the DeltaChannel thread: every checkpoint's messages rebuilt by walking the migrated rows
+            chat = await _delta_history(store)
+            assert chat == expected[f"{ns}/d"] and len(chat[0][1]["messages"]) == 12
         with closing(sqlite3.connect(path)) as conn:
             versions = [v for (v,) in conn.execute("SELECT version FROM ck_migrations WHERE component = 'hot' ORDER BY 1")]
             assert versions == [m.version for m in HOT_MIGRATIONS]
@@ -90,7 +100,7 @@ async def test_an_old_file_migrates_and_reads_back_every_namespace_s_thread(name
                 # every tag these files hold has a code: none is left as text
                 assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE typeof(type) != 'integer'").fetchone()[0] == 0
             assert sorted(conn.execute("SELECT namespace, thread_id FROM ck_checkpoint_threads")) == [
-                (ns, "t") for ns in NAMESPACES
+                (ns, thread) for ns in NAMESPACES for thread in ("d", "t")
             ]
             # LangGraph's ids as their 16 bytes (every id of these files is LangGraph's)
             for table, column in (
@@ -103,20 +113,26 @@ async def test_an_old_file_migrates_and_reads_back_every_namespace_s_thread(name
                 assert forms <= {"blob", "null"} and "blob" in forms, (table, column, forms)
             paths = [p for (p,) in conn.execute("SELECT DISTINCT task_path FROM ck_checkpoint_writes")]
             assert paths and not any(p.startswith(PATH_PREFIXES) for p in paths), paths
-            assert {t for (t,) in conn.execute("SELECT DISTINCT type FROM ck_checkpoint_blobs")} == {
+            assert {t for (t,) in conn.execute("SELECT DISTINCT type FROM ck_checkpoint_blobs")} >= {
                 TYPES.index(kind) + 1 for kind in ("msgpack", "msgpack+list", "ck-block")
             }
         for ns, store in zip(NAMESPACES, stores, strict=True):
             compiled = _graph(ContextKitSaver(store))
             result = await compiled.ainvoke({"log": [f"{ns} after"]}, {"configurable": {"thread_id": "t"}})
             assert result["log"][-2] == f"{ns} after" and len(result["log"]) == len(expected[ns][0][1]["log"]) + 2
+            chat = _GENERATOR.delta_graph(ContextKitSaver(store))
+            later = {"messages": [HumanMessage(f"{ns} later", id="later")]}
+            reply = await chat.ainvoke(later, {"configurable": {"thread_id": "d"}})
+            assert [m.content for m in reply["messages"][-2:]] == [f"{ns} later", "reply 13"]
+            assert len(reply["messages"]) == 14
         # A namespace dropped takes its thread's rows and key, not the other namespace's.
         await stores[0].drop_namespace()
         assert await _history(stores[0]) == []
         kept = await _history(stores[1])
         assert kept[3:] == expected["app-b"] and len(kept) == len(expected["app-b"]) + 3
+        assert (await _delta_history(stores[1]))[3:] == expected["app-b/d"]
         with closing(sqlite3.connect(path)) as conn:
-            assert [ns for (ns,) in conn.execute("SELECT namespace FROM ck_checkpoint_threads")] == ["app-b"]
+            assert {ns for (ns,) in conn.execute("SELECT namespace FROM ck_checkpoint_threads")} == {"app-b"}
     finally:
         for store in stores:
             await store.aclose()

@@ -4,7 +4,8 @@
 schema version 4 (version 3: the same code with the migrations cut at 3), and ``hot-old.json.gz`` holds what their
 threads read back then (gzip: the files are mostly empty pages of the other tables). Each file holds the same
 LangGraph thread ``t`` in two namespaces (different text in each): eight turns of a graph whose list channel is
-stored as a shared list, then a fork from the fourth checkpoint.
+stored as a shared list, then a fork from the fourth checkpoint; and a thread ``d`` of six chat turns whose
+messages are a ``DeltaChannel``.
 """
 
 from __future__ import annotations
@@ -40,13 +41,37 @@ def graph(saver: Any) -> Any:
     return builder.compile(checkpointer=saver)
 
 
-async def history(compiled: Any) -> list[list[Any]]:
-    config = {"configurable": {"thread_id": "t"}}
+def delta_graph(saver: Any) -> Any:
+    """A chat graph whose ``messages`` channel is a LangGraph ``DeltaChannel`` (its history is a walk of writes)."""
+    from langchain_core.messages import AIMessage
+    from langgraph.channels.delta import DeltaChannel
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.graph.message import _messages_delta_reducer
+
+    state: Any = TypedDict("DeltaState", {"messages": Annotated[list, DeltaChannel(_messages_delta_reducer)]})
+    builder = StateGraph(state)
+    builder.add_node("reply", lambda s: {"messages": [AIMessage(f"reply {len(s['messages'])}", id=f"a{len(s['messages'])}")]})
+    builder.add_edge(START, "reply")
+    builder.add_edge("reply", END)
+    return builder.compile(checkpointer=saver)
+
+
+async def history(compiled: Any, thread_id: str = "t") -> list[list[Any]]:
+    """Every checkpoint of the thread, newest first: its id, its values (messages as [type, text, id]), next."""
+    config = {"configurable": {"thread_id": thread_id}}
     states = compiled.aget_state_history(config)
-    return [[s.config["configurable"]["checkpoint_id"], s.values, list(s.next)] async for s in states]
+    return [[s.config["configurable"]["checkpoint_id"], _plain(s.values), list(s.next)] async for s in states]
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    if "messages" not in values:
+        return values
+    return {**values, "messages": [[m.type, m.content, m.id] for m in values["messages"]]}
 
 
 async def write(path: Path, migrations: int) -> dict[str, Any]:
+    from langchain_core.messages import HumanMessage
+
     import contextkit_sqlite.hot as hot_module
     from contextkit.langgraph import ContextKitSaver
 
@@ -64,6 +89,11 @@ async def write(path: Path, migrations: int) -> dict[str, Any]:
             fork = {"configurable": {"thread_id": "t", "checkpoint_id": fork_from}}
             await compiled.ainvoke({"log": [f"{ns} fork"]}, fork)
             expected[ns] = await history(compiled)
+            chat = delta_graph(ContextKitSaver(store))
+            for turn in range(6):
+                message = HumanMessage(f"{ns} question {turn}", id=f"u{turn}")
+                await chat.ainvoke({"messages": [message]}, {"configurable": {"thread_id": "d"}})
+            expected[f"{ns}/d"] = await history(chat, "d")
         finally:
             await store.aclose()
     return expected
