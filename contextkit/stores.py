@@ -61,6 +61,7 @@ implements (the hot and cold suites run it).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,6 +118,8 @@ __all__ = [
     "delta_seed",
     "max_key_bytes",
     "missing_blobs_message",
+    "packed_id",
+    "unpacked_id",
 ]
 
 
@@ -775,6 +778,24 @@ def checkpoint_id_floor(unix_time: float) -> str:
     ticks = int(unix_time * 10_000_000) + _UUID_EPOCH_OFFSET
     high = ticks >> 12
     return f"{high >> 16:08x}-{high & 0xFFFF:04x}-6{ticks & 0xFFF:03x}-ffff-ffffffffffff"
+
+
+# The form of LangGraph's checkpoint and task ids (36 characters: lower-case hex digits in 8-4-4-4-12 groups).
+_LANGGRAPH_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def packed_id(text: str) -> bytes | None:
+    """The 16 bytes of an id of LangGraph's form (a canonical lower-case UUID), None for any other: what a store
+    may keep instead of the 36 characters. The bytes of two such ids sort as their texts do."""
+    if len(text) == 36 and _LANGGRAPH_ID.fullmatch(text):
+        return bytes.fromhex(text.replace("-", ""))
+    return None
+
+
+def unpacked_id(raw: bytes) -> str:
+    """The id whose :func:`packed_id` is ``raw``."""
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(slots=True)

@@ -63,7 +63,6 @@ once a minute: a put stays one round trip. Index entries of expired threads are 
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 import uuid
@@ -91,6 +90,8 @@ from contextkit.stores import (
     WriteRow,
     checkpoint_id_floor,
     missing_blobs_message,
+    packed_id,
+    unpacked_id,
 )
 from contextkit_redis import lua
 from contextkit_redis.connection import Gate
@@ -280,23 +281,6 @@ def _type_of(part: bytes) -> str:
     return (part[1:] if part[:1] == b"\0" else part).decode("utf-8")
 
 
-# The form of LangGraph's checkpoint and task ids (36 characters: lowercase hex digits in 8-4-4-4-12 groups), which
-# records and write values store as their 16 bytes; any other id is stored as text.
-_UUID_FORM = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def _uuid_bytes(text: str) -> bytes | None:
-    """The 16 bytes of an id of LangGraph's form (:data:`_UUID_FORM`), None for any other."""
-    if len(text) == 36 and _UUID_FORM.fullmatch(text):
-        return bytes.fromhex(text.replace("-", ""))
-    return None
-
-
-def _uuid_text(raw: bytes) -> str:
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 # A name starting with one of a table's prefixes (LangGraph's usual channel names in a record's versions, its task
 # path prefixes in a write value) is stored as 0xFF, the prefix's index and the rest: 0xFF never starts UTF-8 text,
 # so any other name, and every value written before, is text. The tables are append-only (the Lua library's
@@ -322,12 +306,12 @@ def _unprefixed(part: bytes, prefixes: Sequence[bytes]) -> str:
 
 def _parent_part(cid: str, parent: str | None) -> bytes:
     """A record's parent: empty (none); ``"*"``, the byte count the parent's 16 bytes share with the checkpoint's
-    own and the rest of them, when both ids are of LangGraph's form (``_UUID_FORM``; ids sort by time: a parent
+    own and the rest of them, when both ids are of LangGraph's form (``contextkit.stores.packed_id``; ids sort by time: a parent
     shares ~5 of 16); else ``"="`` and the id, or (when they share 3+ bytes) ``"+"``, the byte count the id shares
     with the checkpoint's own id, and the rest."""
     if parent is None:
         return b""
-    packed, packed_own = _uuid_bytes(parent), _uuid_bytes(cid)
+    packed, packed_own = packed_id(parent), packed_id(cid)
     if packed is not None and packed_own is not None:
         # both of LangGraph's form: "*", the byte count shared as 16-byte ids, the rest of the parent's 16 bytes
         raw, own, marker = packed, packed_own, b"*"
@@ -349,10 +333,10 @@ def _parent_of(cid: str, part: bytes) -> str | None:
     if part[:1] == b"+":
         return (cid.encode("utf-8")[: part[1]] + part[2:]).decode("utf-8")
     if part[:1] == b"*":
-        whole = (_uuid_bytes(cid) or b"")[: part[1]] + part[2:]
+        whole = (packed_id(cid) or b"")[: part[1]] + part[2:]
         if len(whole) != 16:
             raise ValueError("a packed parent id is not 16 bytes")
-        return _uuid_text(whole)
+        return unpacked_id(whole)
     return part[1:].decode("utf-8")
 
 
@@ -553,11 +537,11 @@ def _typed(raw: bytes) -> Typed:
 _WRITES_MARK = 2
 
 
-# In a packed write value, a task id of LangGraph's form (:data:`_UUID_FORM`) is stored as 0xFF and its 16 bytes
+# In a packed write value, a task id of LangGraph's form (:func:`contextkit.stores.packed_id`) is stored as 0xFF and its 16 bytes
 # (any other id, and every value written before, as text), and the task path as :func:`_prefixed` with
 # _PATH_PREFIXES. The Lua scripts compare task ids as bytes: one process's writes of a task always use one form.
 def _task_part(task_id: str) -> bytes:
-    packed = _uuid_bytes(task_id)
+    packed = packed_id(task_id)
     return _b(task_id) if packed is None else _PREFIXED + packed
 
 
@@ -565,7 +549,7 @@ def _task_of(part: bytes) -> str:
     if part[:1] == _PREFIXED:
         if len(part) != 17:
             raise ValueError("a packed task id is not 16 bytes")
-        return _uuid_text(part[1:])
+        return unpacked_id(part[1:])
     return part.decode("utf-8")
 
 

@@ -481,17 +481,9 @@ class SqliteCheckpoints:
     def _bundle(
         self, conn: sqlite3.Connection, tkey: int, thread_id: str, record: Sequence[Any], metadata: Mapping[str, Any]
     ) -> CheckpointBundle:
-        checkpoint_ns, stored, parent, type_, blob, _, versions_text = record
-        versions = loads(versions_text)
-        row = CheckpointRow(
-            thread_id=thread_id,
-            checkpoint_ns=checkpoint_ns,
-            checkpoint_id=id_of(stored),
-            parent_checkpoint_id=None if parent is None else id_of(parent),
-            checkpoint=(type_of(type_), blob),
-            metadata=metadata,
-            channel_versions=versions,
-        )
+        row = self._row(thread_id, record, metadata)
+        checkpoint_ns, stored, versions_text = record[0], record[1], record[6]
+        versions = row.channel_versions
         blobs: dict[str, Typed] = {}
         if versions:
             for channel, btype, value in conn.execute(
@@ -1003,15 +995,17 @@ class SqliteCheckpoints:
         return None if record is None else self._row(thread_id, record)
 
     @staticmethod
-    def _row(thread_id: str, record: Sequence[Any]) -> CheckpointRow:
-        checkpoint_ns, checkpoint_id, parent, type_, blob, metadata, versions = record
+    def _row(thread_id: str, record: Sequence[Any], metadata: Mapping[str, Any] | None = None) -> CheckpointRow:
+        """The row a ``_ROW_COLUMNS`` record stores (``metadata``: already decoded by the caller)."""
+        checkpoint_ns, checkpoint_id, parent, type_, blob, metadata_text, versions = record
         return CheckpointRow(
             thread_id=thread_id,
             checkpoint_ns=checkpoint_ns,
             checkpoint_id=id_of(checkpoint_id),
             parent_checkpoint_id=None if parent is None else id_of(parent),
+            # sqlite3 returns BLOB columns as bytes already: bytes() of bytes is the same object, no copy
             checkpoint=(type_of(type_), bytes(blob)),
-            metadata=loads(metadata),
+            metadata=loads(metadata_text) if metadata is None else metadata,
             channel_versions=loads(versions),
         )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from contextkit.errors import SerializationError
+from contextkit.stores import packed_id, unpacked_id
 
 __all__ = [
     "PATH_PREFIXES",
@@ -129,29 +130,19 @@ def path_bytes_sql(column: str) -> str:
 
 
 def stored_id(value: str) -> bytes | str:
-    """The value an id column holds for a checkpoint or task id: a UUID in canonical text (lower-case hex, LangGraph's
-    ids) as its 16 bytes, any other id as its text.
+    """The value an id column holds for a checkpoint or task id: an id of LangGraph's form (a canonical lower-case
+    UUID) as its 16 bytes (:func:`contextkit.stores.packed_id`), any other id as its text.
 
     The two forms never compare equal in SQL (SQLite orders every text before every blob), and the bytes of two
     canonical UUIDs order as their texts do: ids of one form sort as on every other tier. A thread that mixes the
     forms (ids LangGraph made and ids written by hand, e.g. ``"1"``) sorts its text ids before its UUIDs."""
-    if len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-" and value == value.lower():
-        try:
-            raw = bytes.fromhex(value[:8] + value[9:13] + value[14:18] + value[19:23] + value[24:])
-        except ValueError:
-            return value
-        # fromhex skips whitespace between pairs; only 32 hex digits (16 bytes) round-trip to the same text
-        if len(raw) == 16:
-            return raw
-    return value
+    packed = packed_id(value)
+    return value if packed is None else packed
 
 
 def id_of(stored: bytes | str) -> str:
     """The id an id column's value stands for."""
-    if type(stored) is bytes:
-        h = stored.hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    return str(stored)
+    return unpacked_id(stored) if type(stored) is bytes else str(stored)
 
 
 def id_bytes_sql(column: str) -> str:

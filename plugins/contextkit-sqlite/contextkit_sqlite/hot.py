@@ -232,13 +232,15 @@ class SqliteHotStore(SqliteOwners, SqliteCheckpoints):
             (ns, now),
         ).fetchone()[0]
         checkpoints = 0
-        for source in (
-            "ck_checkpoints c JOIN ck_checkpoint_threads k ON k.tkey = c.tkey WHERE k.namespace = ? AND NOT EXISTS "
-            "(SELECT 1 FROM ck_threads t WHERE t.namespace = k.namespace AND t.thread_id = k.thread_id",
-            "ck_seed_checkpoints c WHERE c.namespace = ? AND NOT EXISTS "
-            "(SELECT 1 FROM ck_threads t WHERE t.namespace = c.namespace AND t.thread_id = c.thread_id",
+        for query in (
+            # LangGraph's rows name their thread by its key; the seed's documents by namespace and thread id
+            "SELECT COUNT(*) FROM ck_checkpoints c JOIN ck_checkpoint_threads k ON k.tkey = c.tkey "
+            "WHERE k.namespace = ? AND NOT EXISTS (SELECT 1 FROM ck_threads t WHERE t.namespace = k.namespace "
+            "AND t.thread_id = k.thread_id AND t.expires_at <= ?)",
+            "SELECT COUNT(*) FROM ck_seed_checkpoints c WHERE c.namespace = ? AND NOT EXISTS (SELECT 1 FROM ck_threads t "
+            "WHERE t.namespace = c.namespace AND t.thread_id = c.thread_id AND t.expires_at <= ?)",
         ):
-            checkpoints += conn.execute(f"SELECT COUNT(*) FROM {source} AND t.expires_at <= ?)", (ns, now)).fetchone()[0]
+            checkpoints += conn.execute(query, (ns, now)).fetchone()[0]
         return StoreStats(sessions=sessions, active_sessions=active, messages=messages, checkpoints=checkpoints)
 
     # -- transactions -------------------------------------------------------------------------------------------
