@@ -4,6 +4,9 @@ Usage: ``python sqlite_worker.py COMMAND PATH NAMESPACE [ARGS...]``; prints one 
 
 * ``append KEY BATCHES GO_FILE``: waits for GO_FILE to exist, then appends BATCHES batches of two messages to
   stream KEY and bumps session KEY's request counter once per batch; prints the seqs it was given, per batch.
+* ``checkpoints THREADS ROUNDS GO_FILE``: waits for GO_FILE, then ROUNDS times, for each LangGraph thread of the
+  JSON list THREADS, puts a checkpoint (a channel value of its own, the parent its previous one) and a pending
+  write; prints the checkpoint ids it wrote, per thread.
 * ``read SESSION THREAD``: prints the session, its history and the thread's graph state, then resumes the
   review graph (interrupted in the other process) with "approve" and prints the final state.
 
@@ -76,6 +79,23 @@ async def append(store: SqliteHotStore, key: str, batches: int) -> dict[str, Any
         seqs.append([m.seq for m in stored])
         await store.update_session(key, SessionUpdate(activity=utcnow(), requests=1, processing_time=0.25))
     return {"pid": os.getpid(), "seqs": seqs}
+
+
+async def checkpoints(store: SqliteHotStore, threads: list[str], rounds: int) -> dict[str, list[str]]:
+    from contextkit.stores import CheckpointRow, WriteRow
+    from contextkit.testing.checkpoints import make_checkpoint_id
+
+    written: dict[str, list[str]] = {thread: [] for thread in threads}
+    for i in range(rounds):
+        for thread in threads:
+            cid, parent = make_checkpoint_id(), (written[thread] or [None])[-1]
+            version = f"{os.getpid()}.{i}"
+            row = CheckpointRow(thread, "", cid, parent, ("json", b"{}"), {"pid": os.getpid()}, {"c": version})
+            await store.cp_put(row, {("c", version): ("json", cid.encode())})
+            write = WriteRow(f"task-{os.getpid()}", 0, "c", ("json", cid.encode()), "~__pregel_pull, node")
+            await store.cp_put_writes(thread, "", cid, [write], upsert=False)
+            written[thread].append(cid)
+    return written
 
 
 async def read(store: SqliteHotStore, session_id: str, thread_id: str) -> dict[str, Any]:
@@ -151,6 +171,9 @@ async def main(argv: list[str]) -> None:
     try:
         if command == "append":
             result = await append(store, args[0], int(args[1]))
+        elif command == "checkpoints":
+            wait_for(args[2])
+            result = await checkpoints(store, json.loads(args[0]), int(args[1]))
         elif command == "read":
             result = await read(store, args[0], args[1])
         else:

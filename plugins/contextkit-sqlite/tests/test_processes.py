@@ -85,6 +85,50 @@ async def test_a_second_process_reads_sessions_history_and_checkpoints_and_resum
         await reopened.aclose()
 
 
+async def test_processes_writing_the_same_threads_share_one_key_per_thread_and_lose_nothing(tmp_path: Path) -> None:
+    """Three processes put checkpoints and pending writes into the same four LangGraph threads at once: each thread
+    gets one key (given by whichever wrote first), every checkpoint reads back with its value and its write, and a
+    thread deleted then written again starts empty (its key and rows went with the delete)."""
+    path, namespace = str(tmp_path / "cp.sqlite3"), "procs"
+    threads = [f"thread-{i}" for i in range(4)]
+    go = tmp_path / "go"
+    workers = [_start("checkpoints", path, namespace, json.dumps(threads), "30", str(go)) for _ in range(3)]
+    await asyncio.sleep(0.5)
+    go.touch()
+    results = [_result(worker) for worker in workers]
+    store = SqliteHotStore(StoreSettings(namespace=namespace), {"path": path})
+    await store.open()
+    try:
+        assert await store.cp_thread_ids() == threads
+        keys = await store._db.run(
+            lambda conn: conn.execute("SELECT thread_id, COUNT(*) FROM ck_checkpoint_threads GROUP BY thread_id").fetchall()
+        )
+        assert sorted(keys) == [(thread, 1) for thread in threads]
+        for thread in threads:
+            written = sorted(cid for result in results for cid in result[thread])
+            assert len(written) == 90
+            listed = [bundle async for bundle in store.cp_list(thread, "")]
+            assert sorted(b.row.checkpoint_id for b in listed) == written
+            for bundle in listed:
+                cid = bundle.row.checkpoint_id
+                assert bundle.blobs == {"c": ("json", cid.encode())}
+                assert [(w.channel, w.value, w.task_path) for w in bundle.writes] == [
+                    ("c", ("json", cid.encode()), "~__pregel_pull, node")
+                ]
+        await store.cp_delete_thread(threads[0])
+    finally:
+        await store.aclose()
+    again = _result(_start("checkpoints", path, namespace, json.dumps(threads[:1]), "1", str(go)))
+    store = SqliteHotStore(StoreSettings(namespace=namespace), {"path": path})
+    await store.open()
+    try:
+        assert [b.row.checkpoint_id async for b in store.cp_list(threads[0], None)] == again[threads[0]]
+        usage = await store.cp_usage(threads[0])
+        assert usage.checkpoints == 1 and set(usage.channels) == {"c"}
+    finally:
+        await store.aclose()
+
+
 async def test_two_processes_appending_to_one_stream_get_unique_consecutive_seqs(tmp_path: Path) -> None:
     """Two processes appending 2-message batches to the same stream at the same time get seqs 1..N, each once,
     each batch contiguous; the session counter both bump is exact."""
