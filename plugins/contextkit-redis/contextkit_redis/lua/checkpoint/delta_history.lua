@@ -16,9 +16,11 @@ local function parent_of(rec, id)
   local mark = string.sub(p, 1, 1)
   if mark == '+' then return string.sub(id, 1, string.byte(p, 2)) .. string.sub(p, 3) end
   if mark == '*' then
-    local own = string.gsub(string.gsub(id, '-', ''), '..', function(h) return string.char(tonumber(h, 16)) end)
-    local raw = string.sub(own, 1, string.byte(p, 2)) .. string.sub(p, 3)
-    local h = string.gsub(raw, '.', function(c) return string.format('%02x', string.byte(c)) end)
+    -- the id's first shared bytes are its first 2 * shared hex digits: only the parent's own bytes are formatted
+    -- (a gsub with a function per byte took ~12 us a step, a fifth of a long walk's server time)
+    local rest = string.sub(p, 3)
+    local h = string.sub(string.gsub(id, '-', ''), 1, 2 * string.byte(p, 2)) ..
+      string.format(string.rep('%02x', #rest), string.byte(rest, 1, -1))
     return string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-' .. string.sub(h, 13, 16) .. '-' ..
       string.sub(h, 17, 20) .. '-' .. string.sub(h, 21, 32)
   end
