@@ -94,6 +94,8 @@ class Target:
     :param min_rate: PASS when ``ops_per_s(row) >= min_rate`` (absolute bars; ``against`` is then empty).
     :param metric: how times are read (see :class:`Row`).
     :param source: where the bar comes from (``issue 4``).
+    :param context: keys of rows whose ratio to the same peer is printed beside the verdict, not judged (a bar on
+        time is read against what a saver that stores nothing achieves in the same run).
     """
 
     group: str
@@ -104,6 +106,7 @@ class Target:
     min_rate: float | None = None
     metric: Metric = "median"
     source: str = ""
+    context: tuple[str, ...] = ()
 
 
 @dataclass
@@ -201,6 +204,11 @@ class Report:
         detail = f"{ratio:.3g}x of {fastest_key.split(' / ', 1)[1]} (bar <= {target.max_ratio:g}x)"
         if missing:
             detail += f"; not compared (skipped): {', '.join(k.split(' / ', 1)[1] for k in missing)}"
+        for key in target.context:
+            other = self.find(target.group, key)
+            took = _figure(other, target.metric) if other is not None else None
+            if took:
+                detail += f"; {key.split(' / ', 1)[1]} {took / fastest:.3g}x"
         return TargetResult(target, ratio, verdict, detail)
 
     def results(self) -> list[TargetResult]:

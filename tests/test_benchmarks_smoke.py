@@ -131,6 +131,11 @@ def test_targets_compare_with_the_fastest_peer_and_say_na_for_skipped_rows() -> 
     assert report.judge(Target("g", "absent vs", "op / absent", ("op / ours",), 1.0)).verdict == "n/a"
     rate = report.judge(Target("g", "rate", "op / ours", min_rate=1e6))
     assert rate.verdict == "PASS"  # 100 ns per op is 10 million per second
+    # a context row's ratio to the same peer is shown, not judged; a context row not measured is left out
+    shown = report.judge(
+        Target("g", "10x", "op / ours", ("op / slow peer", "op / fast peer"), 0.1, context=("op / slow peer", "op / absent"))
+    )
+    assert shown.verdict == "MISS" and shown.detail.endswith("; slow peer 4x")
 
 
 def test_targets_on_value_rows_compare_the_values() -> None:
