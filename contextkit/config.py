@@ -31,7 +31,8 @@ A mapping (or TOML table) looks like::
 
 Environment: ``CONTEXTKIT_HOT``, ``CONTEXTKIT_COLD``, ``CONTEXTKIT_NAMESPACE``, ``CONTEXTKIT_SESSION_TTL``,
 ``CONTEXTKIT_CHECKPOINT_TTL``, ``CONTEXTKIT_HISTORY_CAP``, ``CONTEXTKIT_TIMEOUT``, ``CONTEXTKIT_FALLBACK``,
-``CONTEXTKIT_HOT_URL``, ``CONTEXTKIT_COLD_URL``, and the seed's ``CONTEXT_PERMANENT_BACKEND`` (the cold tier's
+``CONTEXTKIT_HOT_URL``, ``CONTEXTKIT_COLD_URL`` (a tier's URL, whose scheme picks its backend as in
+``ContextKit.from_url``), and the seed's ``CONTEXT_PERMANENT_BACKEND`` (the cold tier's
 name or alias; none|off|false|disabled|0 turns it off). Each backend reads its own variables through the
 :func:`~contextkit.hookspecs.contextkit_env_options` hook (the redis plugin ``REDIS_URL`` and ``REDIS_HOST/PORT/
 DB/PASSWORD``, the postgres plugin ``CONTEXT_PG_URL`` / ``POSTGRES_URL``, ...: each plugin's README lists
@@ -52,7 +53,7 @@ from typing import Any
 from contextkit.blob_compression import CODECS, BlobCompressor, default_codec
 from contextkit.errors import OWN_SELECTING_VARIABLES, BackendNotFound, ConfigError
 from contextkit.masking import MASK, is_secret_key, mask_secrets, remember_secrets, secrets_in
-from contextkit.plugins import PluginManager, get_plugin_manager
+from contextkit.plugins import BackendInfo, PluginManager, get_plugin_manager
 from contextkit.stores import RetentionPolicy, StoreSettings
 from contextkit.validation import Limits
 
@@ -374,8 +375,54 @@ def _layer_from_mapping(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     return layer
 
 
+_OTHER_TIER = {"hot": "cold", "cold": "hot"}
 
-def _env_layer(env: Mapping[str, str], plugins: PluginManager) -> dict[str, Any]:
+
+def backend_for_url(
+    manager: PluginManager, tier: str, url: object, *, variable: str | None = None
+) -> tuple[BackendInfo, dict[str, Any]]:
+    """The backend of ``tier`` a URL names by its scheme (a backend's name, an alias or a scheme its plugin
+    registers), and the options it is built with; ``ConfigError`` for anything else, ``BackendNotFound`` for a
+    scheme no installed backend knows. ``variable``: the environment variable the URL came from (named in
+    errors); else it is :meth:`ContextKit.from_url`'s argument."""
+    what = variable if variable is not None else "the URL" if tier == "hot" else "the cold URL"
+    if not isinstance(url, str):
+        raise ConfigError(f"{what} must be a string such as 'sqlite:///app.db', got {type(url).__name__}")
+    url = url.strip()
+    remember_secrets(secrets_in({"url": url}))  # before any message can show it
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        raise ConfigError(
+            f"{what} {mask_secrets(url)[:200]!r} is not a URL: give one such as 'memory://', 'sqlite:///app.db' or "
+            "'redis://localhost:6379/0'"
+        )
+    scheme = scheme.lower()
+    info = manager.backends.for_scheme(tier, scheme) or manager.backends.for_scheme(tier, scheme.split("+", 1)[0])
+    if info is None:
+        other = _OTHER_TIER[tier]
+        elsewhere = manager.backends.for_scheme(other, scheme) or manager.backends.for_scheme(other, scheme.split("+", 1)[0])
+        if elsewhere is not None and variable is not None:
+            right = "CONTEXTKIT_COLD_URL" if tier == "hot" else "CONTEXTKIT_HOT_URL"
+            raise ConfigError(f"{variable}: {scheme}:// names the {elsewhere.name} {other} tier; set it as {right}")
+        if elsewhere is not None and tier == "hot":
+            raise ConfigError(
+                f"{scheme}:// names the {elsewhere.name} archive (cold) tier, which needs a hot tier in front of it: "
+                f"ContextKit.from_url('sqlite:///app.db', cold={mask_secrets(url)!r}) or "
+                f"ContextKit.from_url('redis://localhost:6379/0', cold=...) (ContextKitSaver.from_conn_string takes "
+                "the same arguments)"
+            )
+        if elsewhere is not None:
+            raise ConfigError(
+                f"{scheme}:// names the {elsewhere.name} hot tier, not an archive: pass it as the first URL and a "
+                "postgresql://, clickhouse:// or sqlite:/// URL as cold="
+            )
+        manager.backends.get(tier, scheme)  # raises BackendNotFound: what is installed, "did you mean"
+    assert info is not None
+    # "memory://" and "sqlite://" alone select the backend with its defaults; anything else is the backend's url.
+    return info, ({"url": url} if rest.strip("/") else {})
+
+
+def _env_layer(env: Mapping[str, str], plugins: PluginManager, *, tiers: bool = True) -> dict[str, Any]:
     layer: dict[str, Any] = {}
     options: dict[str, dict[str, Any]] = {}
 
@@ -415,8 +462,27 @@ def _env_layer(env: Mapping[str, str], plugins: PluginManager) -> dict[str, Any]
             value = env.get(variable, "").strip().lower()
             if value and value not in _OFF and backend not in selected[tier] and backend not in plugins.backends.names(tier):
                 selected[tier].append(backend)
+    # A tier's URL variable selects the backend its scheme names, as ContextKit.from_url does; with the tier also
+    # named (CONTEXTKIT_HOT / CONTEXTKIT_COLD, CONTEXT_PERMANENT_BACKEND), the two must agree.
+    for tier, variable in (("hot", "CONTEXTKIT_HOT_URL"), ("cold", "CONTEXTKIT_COLD_URL")):
+        url = env.get(variable, "").strip()
+        if not url or not tiers:
+            continue
+        info, inline = backend_for_url(plugins, tier, url, variable=variable)
+        named = layer.get(tier)
+        if named is not None:
+            chosen = _backend_name(named, tier, plugins)
+            if chosen != info.name:
+                generic = "CONTEXTKIT_HOT" if tier == "hot" else "CONTEXTKIT_COLD"
+                if not env.get(generic, "").strip():
+                    generic = "CONTEXT_PERMANENT_BACKEND"
+                what = "turns the cold tier off" if chosen is None else f"names the {chosen} backend"
+                raise ConfigError(f"{variable} is a {info.name} URL but {generic} {what}; unset one, or make them agree")
+        elif info.name not in selected[tier]:
+            selected[tier].append(info.name)
+        layer[f"{tier}_inline"] = inline
     for tier, backends in selected.items():
-        if tier in layer or not backends:
+        if tier in layer or not backends or not tiers:
             continue
         if len(backends) > 1:
             generic = "CONTEXTKIT_HOT" if tier == "hot" else "CONTEXTKIT_COLD"
@@ -425,10 +491,9 @@ def _env_layer(env: Mapping[str, str], plugins: PluginManager) -> dict[str, Any]
             )
         layer[tier] = backends[0]
 
-    if env.get("CONTEXTKIT_HOT_URL", "").strip():
-        layer["hot_inline"] = {"url": env["CONTEXTKIT_HOT_URL"].strip()}
-    if env.get("CONTEXTKIT_COLD_URL", "").strip():
-        layer["cold_inline"] = {"url": env["CONTEXTKIT_COLD_URL"].strip()}
+    if not tiers:
+        layer.pop("hot", None)
+        layer.pop("cold", None)
     layer["options"] = options
     layer["sources"] = sources
     return layer
@@ -521,6 +586,7 @@ def load_config(
     env: Mapping[str, str] | None = None,
     defaults: Mapping[str, Any] | None = None,
     plugins: PluginManager | None = None,
+    tiers: bool = True,
     **overrides: Any,
 ) -> KitConfig:
     """Resolve a :class:`KitConfig`.
@@ -532,6 +598,8 @@ def load_config(
         the ``ContextEngine`` facade passes ``{"fallback": True}``, the seed's behaviour).
     :param plugins: the plugin manager whose backends read their environment variables and resolve aliases
         (the process-wide one by default).
+    :param tiers: False: the environment's variables that choose a tier (``CONTEXTKIT_HOT_URL``, ``REDIS_URL``,
+        ...) choose nothing and are not checked (:meth:`ContextKit.from_url` takes the tiers from its URLs).
     :param overrides: explicit settings given as keyword arguments (highest precedence).
     """
     if isinstance(config, KitConfig):
@@ -545,7 +613,7 @@ def load_config(
     layers = [
         _layer_from_mapping(defaults or {}, "defaults"),
         _file_layer(file_path, environ),
-        _env_layer(environ, manager),
+        _env_layer(environ, manager, tiers=tiers),
         _layer_from_mapping(explicit, "arguments"),
     ]
     merged: dict[str, Any] = {}

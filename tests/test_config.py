@@ -231,3 +231,70 @@ def test_describe_shows_the_checkpoints_section() -> None:
     described = load_config({"checkpoints": {"keep_latest": 5, "compress_above": 0}}, env={}).describe()
     assert described["checkpoints"]["keep_latest"] == 5
     assert described["checkpoints"]["compression"] is None and described["checkpoints"]["max_age"] is None
+
+
+def test_a_tier_url_variable_selects_the_backend_its_scheme_names() -> None:
+    """CONTEXTKIT_HOT_URL / CONTEXTKIT_COLD_URL pick their backend by the URL's scheme, as ContextKit.from_url does
+    (the cold URL was ignored without CONTEXTKIT_COLD: no archive, and nothing said so)."""
+    config = load_config(env={"CONTEXTKIT_HOT_URL": "sqlite:///app.db"})
+    assert (config.hot, config.hot_options) == ("sqlite", {"url": "sqlite:///app.db"})
+    config = load_config(env={"CONTEXTKIT_HOT_URL": "rediss://cache:6380/1"})
+    assert (config.hot, config.hot_options) == ("redis", {"url": "rediss://cache:6380/1"})
+    config = load_config(env={"CONTEXTKIT_HOT_URL": "memory://"})
+    assert (config.hot, config.hot_options) == ("memory", {})  # the memory tier takes no url option
+    config = load_config(env={"CONTEXTKIT_COLD_URL": "postgresql://pg:5432/app"})
+    assert (config.hot, config.cold, config.cold_options) == ("memory", "postgres", {"url": "postgresql://pg:5432/app"})
+    # the generic variable agreeing with the URL (by name or alias), and the environment over the file
+    assert load_config(env={"CONTEXTKIT_HOT": "sqlite", "CONTEXTKIT_HOT_URL": "sqlite:///a.db"}).hot == "sqlite"
+    agreed = load_config(env={"CONTEXT_PERMANENT_BACKEND": "pg", "CONTEXTKIT_COLD_URL": "postgresql://pg/app"})
+    assert agreed.cold == "postgres"
+    assert load_config({"namespace": "n"}, env={"CONTEXTKIT_HOT_URL": "sqlite:///a.db"}).hot == "sqlite"
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"CONTEXTKIT_HOT": "redis", "CONTEXTKIT_HOT_URL": "sqlite:///a.db"}, ["CONTEXTKIT_HOT_URL", "CONTEXTKIT_HOT ", "redis"]),
+        (
+            {"CONTEXT_PERMANENT_BACKEND": "none", "CONTEXTKIT_COLD_URL": "postgresql://u:hunter2@pg/app"},
+            ["CONTEXTKIT_COLD_URL", "CONTEXT_PERMANENT_BACKEND", "off"],
+        ),
+        ({"CONTEXTKIT_COLD": "clickhouse", "CONTEXTKIT_COLD_URL": "postgresql://pg/app"}, ["CONTEXTKIT_COLD ", "clickhouse"]),
+        ({"REDIS_URL": "redis://cache", "CONTEXTKIT_HOT_URL": "sqlite:///a.db"}, ["redis and sqlite", "CONTEXTKIT_HOT"]),
+        ({"CONTEXTKIT_HOT_URL": "postgresql://u:hunter2@pg/app"}, ["CONTEXTKIT_HOT_URL", "CONTEXTKIT_COLD_URL"]),
+        ({"CONTEXTKIT_COLD_URL": "redis://cache"}, ["CONTEXTKIT_COLD_URL", "CONTEXTKIT_HOT_URL"]),
+        ({"CONTEXTKIT_HOT_URL": "cache:6379"}, ["CONTEXTKIT_HOT_URL", "is not a URL"]),
+    ],
+)
+def test_a_tier_url_variable_that_disagrees_or_names_no_tier_is_refused(env: dict[str, str], words: list[str]) -> None:
+    """A URL variable naming another backend than the tier's variable, another tier, or nothing: ConfigError naming
+    the variables, the password never shown."""
+    with pytest.raises(ConfigError) as info:
+        load_config(env=env)
+    message = str(info.value)
+    for word in words:
+        assert word in message, message
+    assert "hunter2" not in message
+
+
+def test_a_tier_url_variable_of_no_installed_backend_names_the_installed_ones() -> None:
+    from contextkit.errors import BackendNotFound
+
+    with pytest.raises(BackendNotFound, match="mongodb"):
+        load_config(env={"CONTEXTKIT_HOT_URL": "mongodb://db/app"})
+
+
+def test_from_url_takes_its_tiers_from_its_urls_whatever_the_environment_says() -> None:
+    """ContextKit.from_url reads no tier from the environment, so tier variables that would be refused there
+    (disagreeing, naming another tier) do not stop it."""
+    from contextkit.kit import ContextKit
+
+    env = {
+        "CONTEXTKIT_HOT": "redis",
+        "CONTEXTKIT_HOT_URL": "postgresql://pg/app",
+        "CONTEXT_PERMANENT_BACKEND": "none",
+        "CONTEXTKIT_COLD_URL": "redis://cache",
+        "CONTEXTKIT_NAMESPACE": "from-env",
+    }
+    kit = ContextKit.from_url("memory://", env=env)
+    assert (kit.config.hot, kit.config.cold, kit.config.namespace) == ("memory", None, "from-env")

@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from contextkit.archiver import Archiver, SharedDrain
-from contextkit.config import KitConfig, load_config
+from contextkit.config import KitConfig, backend_for_url, load_config
 from contextkit.errors import BackendUnavailable, CapabilityNotSupported, ConfigError, ContextKitError, InvalidInput
 from contextkit.kit.base import Perf
 from contextkit.kit.conversations import ConversationsAPI
 from contextkit.kit.documents import DocumentsAPI
 from contextkit.kit.history import HistoryAPI, KeyedLocks
 from contextkit.kit.sessions import SessionsAPI
-from contextkit.masking import mask_secrets, remember_secrets, secrets_in
-from contextkit.plugins import BackendInfo, PluginManager, get_plugin_manager
+from contextkit.plugins import PluginManager, get_plugin_manager
 from contextkit.records import to_iso, utcnow
 from contextkit.stores import (
     DEFERRED_MESSAGE_EVENTS,
@@ -168,9 +167,9 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             if key in settings:
                 raise ConfigError(f"from_url takes the tiers from its URLs; pass {key!r} in the URL, not as a setting")
         manager = plugins or get_plugin_manager()
-        hot_info, hot_options = _backend_for_url(manager, "hot", url)
-        cold_info, cold_options = (None, {}) if cold is None else _backend_for_url(manager, "cold", cold)
-        resolved = load_config(settings, env=env, plugins=manager)
+        hot_info, hot_options = backend_for_url(manager, "hot", url)
+        cold_info, cold_options = (None, {}) if cold is None else backend_for_url(manager, "cold", cold)
+        resolved = load_config(settings, env=env, plugins=manager, tiers=False)
         resolved = replace(
             resolved,
             hot=hot_info.name,
@@ -593,42 +592,3 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
             "tiering": self._tiered.stats.as_dict() if self._tiered is not None else None,
             "timestamp": to_iso(utcnow()),
         }
-
-
-_OTHER_TIER = {"hot": "cold", "cold": "hot"}
-
-
-def _backend_for_url(manager: PluginManager, tier: str, url: object) -> tuple[BackendInfo, dict[str, Any]]:
-    """The backend of ``tier`` a URL names, and the options it is built with; ``ConfigError`` for anything else."""
-    what = "the URL" if tier == "hot" else "the cold URL"
-    if not isinstance(url, str):
-        raise ConfigError(f"{what} must be a string such as 'sqlite:///app.db', got {type(url).__name__}")
-    url = url.strip()
-    remember_secrets(secrets_in({"url": url}))  # before any message can show it
-    scheme, sep, rest = url.partition("://")
-    if not sep or not scheme:
-        raise ConfigError(
-            f"{what} {mask_secrets(url)[:200]!r} is not a URL: give one such as 'memory://', 'sqlite:///app.db' or "
-            "'redis://localhost:6379/0'"
-        )
-    scheme = scheme.lower()
-    info = manager.backends.for_scheme(tier, scheme) or manager.backends.for_scheme(tier, scheme.split("+", 1)[0])
-    if info is None:
-        other = _OTHER_TIER[tier]
-        elsewhere = manager.backends.for_scheme(other, scheme) or manager.backends.for_scheme(other, scheme.split("+", 1)[0])
-        if elsewhere is not None and tier == "hot":
-            raise ConfigError(
-                f"{scheme}:// names the {elsewhere.name} archive (cold) tier, which needs a hot tier in front of it: "
-                f"ContextKit.from_url('sqlite:///app.db', cold={mask_secrets(url)!r}) or "
-                f"ContextKit.from_url('redis://localhost:6379/0', cold=...) (ContextKitSaver.from_conn_string takes "
-                "the same arguments)"
-            )
-        if elsewhere is not None:
-            raise ConfigError(
-                f"{scheme}:// names the {elsewhere.name} hot tier, not an archive: pass it as the first URL and a "
-                "postgresql://, clickhouse:// or sqlite:/// URL as cold="
-            )
-        manager.backends.get(tier, scheme)  # raises BackendNotFound: what is installed, "did you mean"
-    assert info is not None
-    # "memory://" and "sqlite://" alone select the backend with its defaults; anything else is the backend's url.
-    return info, ({"url": url} if rest.strip("/") else {})
