@@ -41,6 +41,7 @@ them); this module names no backend, and a backend's aliases are the ones its pl
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -92,6 +93,8 @@ _TOP_KEYS = {
     "compat",
     "checkpoints",
 }
+#: The top-level keys that are tables of their own (any other table is a backend's options).
+_SECTIONS = ("archiver", "tiering", "limits", "compat", "checkpoints")
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,6 +583,53 @@ def _dataclass_from(cls: type, data: Any, key: str) -> Any:
     return replace(defaults, **values)
 
 
+def _canonical(table: str, plugins: PluginManager) -> str | None:
+    """The registered name of the backend a table names (its name or an alias, in either tier), or None."""
+    for tier in ("hot", "cold"):
+        try:
+            return plugins.backends.get(tier, table).name
+        except BackendNotFound:
+            continue
+    return None
+
+
+def _by_backend(options: Mapping[str, dict[str, Any]], source: str, plugins: PluginManager) -> dict[str, dict[str, Any]]:
+    """One layer's backend tables by backend name: a table named by an alias (``[pg]``) is the backend's, as
+    ``hot = "pg"`` is; two tables of one layer setting the same option of one backend are refused."""
+    out: dict[str, dict[str, Any]] = {}
+    tables: dict[str, str] = {}
+    for table, values in options.items():
+        name = _canonical(table, plugins) or table
+        merged = out.setdefault(name, {})
+        for key, value in values.items():
+            if key in merged:
+                raise ConfigError(f"{source}: [{tables[name]}] and [{table}] both set {name} option {key!r}: keep one")
+            merged[key] = value
+        tables[name] = table
+    return out
+
+
+def _check_stray_tables(options: Mapping[str, dict[str, Any]], hot: str, cold: str | None, plugins: PluginManager) -> None:
+    """A table naming no installed backend is kept (its plugin may be installed elsewhere) unless it looks like a
+    typo that would otherwise go unnoticed: of a section (``[checkpoint]``: the retention would not apply), or of
+    the backend a tier uses while that backend has no table (``[rediss]``: the tier would run on its defaults,
+    maybe on another server than the one meant)."""
+    sections = sorted(_SECTIONS)
+    unused = [name for name in (hot, cold) if name is not None and name not in options]
+    for table in options:
+        if _canonical(table, plugins) is not None:
+            continue
+        close = difflib.get_close_matches(table, sections, n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(f"unknown section [{table}]; did you mean [{close[0]}]?")
+        close = difflib.get_close_matches(table, unused, n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(
+                f"[{table}] names no installed backend, and the {close[0]} tier in use has no table of options: did "
+                f"you mean [{close[0]}]? (the table of a backend not installed here may stay)"
+            )
+
+
 def load_config(
     config: Mapping[str, Any] | KitConfig | str | os.PathLike[str] | None = None,
     *,
@@ -620,8 +670,8 @@ def load_config(
     options: dict[str, dict[str, Any]] = {}
     sources: dict[str, dict[str, str]] = {}  # backend -> option -> the variable that set it (the last layer's)
     inline: dict[str, dict[str, Any]] = {"hot": {}, "cold": {}}
-    for layer in layers:
-        for backend, opts in layer.get("options", {}).items():
+    for layer, source in zip(layers, ("defaults", "the configuration file", "the environment", "the arguments"), strict=True):
+        for backend, opts in _by_backend(layer.get("options", {}), source, manager).items():
             options.setdefault(backend, {}).update(opts)
             layer_sources = layer.get("sources", {}).get(backend, {})
             for key in opts:
@@ -641,6 +691,7 @@ def load_config(
         remember_secrets(secrets_in(backend_options))
     hot = _backend_name(merged.get("hot", "memory"), "hot", manager) or "memory"
     cold = _backend_name(merged.get("cold"), "cold", manager)
+    _check_stray_tables(options, hot, cold, manager)
     namespace = merged.get("namespace", "contextkit")
     if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
         raise ConfigError(

@@ -298,3 +298,46 @@ def test_from_url_takes_its_tiers_from_its_urls_whatever_the_environment_says() 
     }
     kit = ContextKit.from_url("memory://", env=env)
     assert (kit.config.hot, kit.config.cold, kit.config.namespace) == ("memory", None, "from-env")
+
+
+def test_a_backend_table_named_by_an_alias_is_the_backends(tmp_path: Path) -> None:
+    """[pg] is postgres's table, as cold = "pg" is postgres; the environment still wins over the file, and two
+    tables of one file setting the same option are refused."""
+    toml = tmp_path / "contextkit.toml"
+    toml.write_text('cold = "postgres"\n[pg]\nurl = "postgresql://file/app"\nmin_size = 2\n')
+    config = load_config(toml, env={})
+    assert config.cold_options == {"url": "postgresql://file/app", "min_size": 2}
+    config = load_config(toml, env={"CONTEXT_PG_URL": "postgresql://env/app"})
+    assert config.cold_options == {"url": "postgresql://env/app", "min_size": 2}
+    toml.write_text('cold = "postgres"\n[pg]\nurl = "postgresql://a/app"\n[postgres]\nurl = "postgresql://b/app"\n')
+    with pytest.raises(ConfigError, match=r"\[pg\] and \[postgres\] both set postgres option 'url'"):
+        load_config(toml, env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[checkpoint]\nkeep_latest = 5\n", ["[checkpoint]", "did you mean [checkpoints]"]),
+        ("[archivers]\nbatch_size = 5\n", ["[archivers]", "did you mean [archiver]"]),
+        ('hot = "redis"\n[rediss]\nurl = "redis://cache:6380/0"\n', ["[rediss]", "did you mean [redis]"]),
+        ('cold = "postgres"\n[postgress]\nurl = "postgresql://pg/app"\n', ["[postgress]", "did you mean [postgres]"]),
+    ],
+)
+def test_a_table_that_looks_like_a_typo_is_refused_not_ignored(tmp_path: Path, text: str, words: list[str]) -> None:
+    """A misspelt section would leave its settings unapplied (no retention), a misspelt table of the backend in
+    use would run that tier on its defaults (another server): both raise ConfigError."""
+    toml = tmp_path / "contextkit.toml"
+    toml.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(toml, env={})
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_tables_of_backends_not_installed_here_are_kept(tmp_path: Path) -> None:
+    """A table of a backend whose plugin is not installed in this environment (nor close to a section or to the
+    backend in use) is not an error: one file can serve environments with different plugins."""
+    toml = tmp_path / "contextkit.toml"
+    toml.write_text('hot = "redis"\n[redis]\nurl = "redis://cache"\n[mongodb]\nuri = "mongodb://db"\n[redis_two]\nurl = "x"\n')
+    config = load_config(toml, env={})
+    assert (config.hot, config.hot_options) == ("redis", {"url": "redis://cache"})
