@@ -238,7 +238,7 @@ def sessions_list(ctx: click.Context, limit: int) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*(str(row[c]) for c in ("session_id", "user_id", "status", "request_count", "last_activity")))
-    Console().print(table)
+    Console(markup=False).print(table)  # ids are data: "[red]" in one is shown, not applied
 
 
 @sessions.command("show")
@@ -279,10 +279,14 @@ def history(ctx: click.Context, session_id: str, limit: int) -> None:
         _echo_json(rows)
         return
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console()
     for row in rows:
-        console.print(f"[dim]{row['seq']:>5} {row['timestamp']}[/] [bold]{row['role']}[/]: {row['content']}")
+        # the content is the user's text: "[/]" in it would stop the command and "[link=...]" make a link
+        console.print(
+            f"[dim]{row['seq']:>5} {escape(str(row['timestamp']))}[/] [bold]{escape(row['role'])}[/]: {escape(row['content'])}"
+        )
 
 
 class _CheckpointsGroup(click.Group):
@@ -410,7 +414,7 @@ def checkpoints_du(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(markup=False)  # thread ids, channel names and errors are shown as they are
     if thread_id is None:
         table = Table(title=f"{len(reports)} thread(s)")
         for column in ("thread", "checkpoints", "hot", "archive", "per checkpoint", "retention frees"):
@@ -535,7 +539,7 @@ def checkpoints_list(ctx: click.Context, thread_id: str, limit: int) -> None:
             row["parent_checkpoint_id"] or "",
             str(row["writes"]),
         )
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 @cli.command("export")

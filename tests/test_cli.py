@@ -145,6 +145,50 @@ def test_sessions_list_and_history_on_a_durable_tier(tmp_path: Path) -> None:
     assert [row["content"] for row in history] == ["m1", "m2"]
 
 
+def test_text_output_shows_brackets_in_data_as_they_are(tmp_path: Path) -> None:
+    """Ids, roles and message text are data: square brackets in them (rich's markup) are printed as they are.
+    A message holding "[/]" stopped ``contextkit history`` with a traceback, "[bold]" and "[link=...]" were applied,
+    and "[checkpoints]" vanished from du's hint."""
+    pytest.importorskip("contextkit_sqlite", reason="needs the contextkit-sqlite plugin")
+    import os
+
+    db = tmp_path / "cli.sqlite3"
+    (tmp_path / "contextkit.toml").write_text(f'hot = {{backend = "sqlite", path = "{db}"}}\n')
+    texts = ["use arr[0] and [bold]x[/] then [/] done", "a [link=http://evil]click[/link] text"]
+    script = (
+        "import asyncio\nfrom contextkit import ContextKit\nfrom contextkit.langgraph import ContextKitSaver\n"
+        "from langgraph.checkpoint.base import empty_checkpoint\n"
+        "async def main():\n"
+        "    async with ContextKit.from_config() as kit:\n"
+        "        await kit.create_session('s[1]', 'u[red]x')\n"
+        f"        for text in {texts!r}: await kit.add_conversation_message('s[1]', '[i]user', text)\n"
+        "        saver = kit.checkpointer()\n"
+        "        cfg = {'configurable': {'thread_id': 't[/]1', 'checkpoint_ns': ''}}\n"
+        "        await saver.aput(cfg, empty_checkpoint(), {'source': '[b]input', 'step': -1}, {})\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, timeout=120)
+    env = {**os.environ, "COLUMNS": "400"}
+
+    def text_of(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "contextkit.cli", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    history = text_of("history", "s[1]")
+    for text in texts:
+        assert f"[i]user: {text}" in history, history
+    sessions = text_of("sessions", "list")
+    assert "s[1]" in sessions and "u[red]x" in sessions, sessions
+    assert "t[/]1" in text_of("checkpoints", "du")
+    du = text_of("checkpoints", "du", "t[/]1")
+    assert "thread t[/]1:" in du and "([checkpoints] keep_latest / max_age)" in du, du
+    listed = text_of("checkpoints", "list", "t[/]1")
+    assert "t[/]1" in listed and "[b]input" in listed, listed
+
+
 def test_hot_restored_makes_a_sqlite_hot_file_copied_back_continue_above_the_archive(tmp_path: Path) -> None:
     """An older backup of a SQLite hot file copied back (``hot-restored --from``, or copied by hand and then
     ``hot-restored``): the next message continues above the archive's seqs, the session's counters go on from the
