@@ -471,18 +471,28 @@ def _env_layer(env: Mapping[str, str], plugins: PluginManager, *, tiers: bool = 
         url = env.get(variable, "").strip()
         if not url or not tiers:
             continue
-        info, inline = backend_for_url(plugins, tier, url, variable=variable)
+        generic = "CONTEXTKIT_HOT" if tier == "hot" else "CONTEXTKIT_COLD"
         named = layer.get(tier)
-        if named is not None:
+        if named is None:
+            try:
+                info, inline = backend_for_url(plugins, tier, url, variable=variable)
+            except BackendNotFound as exc:
+                # e.g. ClickHouse's http:// URL: a scheme of no backend's own, which only the named tier can take
+                raise ConfigError(f"{variable}: {exc}; or set {generic} to the backend that takes this URL") from None
+            if info.name not in selected[tier]:
+                selected[tier].append(info.name)
+        else:
+            # The tier is named: the URL is its backend's (which checks it), unless its scheme names another one.
             chosen = _backend_name(named, tier, plugins)
-            if chosen != info.name:
-                generic = "CONTEXTKIT_HOT" if tier == "hot" else "CONTEXTKIT_COLD"
+            scheme = url.partition("://")[0].lower()
+            owner = plugins.backends.for_scheme(tier, scheme) or plugins.backends.for_scheme(_OTHER_TIER[tier], scheme)
+            if chosen is None or (owner is not None and owner.name != chosen):
                 if not env.get(generic, "").strip():
                     generic = "CONTEXT_PERMANENT_BACKEND"
                 what = "turns the cold tier off" if chosen is None else f"names the {chosen} backend"
-                raise ConfigError(f"{variable} is a {info.name} URL but {generic} {what}; unset one, or make them agree")
-        elif info.name not in selected[tier]:
-            selected[tier].append(info.name)
+                kind = "a URL" if owner is None else f"a {owner.name} URL"
+                raise ConfigError(f"{variable} is {kind} but {generic} {what}; unset one, or make them agree")
+            inline = {"url": url} if url.partition("://")[2].strip("/") or owner is None else {}
         layer[f"{tier}_inline"] = inline
     for tier, backends in selected.items():
         if tier in layer or not backends or not tiers:

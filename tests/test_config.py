@@ -278,10 +278,17 @@ def test_a_tier_url_variable_that_disagrees_or_names_no_tier_is_refused(env: dic
 
 
 def test_a_tier_url_variable_of_no_installed_backend_names_the_installed_ones() -> None:
-    from contextkit.errors import BackendNotFound
-
-    with pytest.raises(BackendNotFound, match="mongodb"):
+    """A scheme no installed backend registers: the installed ones, and that the tier variable can name the
+    backend the URL is for (ClickHouse takes http:// URLs, a scheme of no backend's own)."""
+    with pytest.raises(ConfigError, match=r"mongodb.*installed: memory.*set CONTEXTKIT_HOT to the backend"):
         load_config(env={"CONTEXTKIT_HOT_URL": "mongodb://db/app"})
+    with pytest.raises(ConfigError, match="set CONTEXTKIT_COLD to the backend"):
+        load_config(env={"CONTEXTKIT_COLD_URL": "http://127.0.0.1:8123"})
+    named = load_config(env={"CONTEXTKIT_COLD": "clickhouse", "CONTEXTKIT_COLD_URL": "http://127.0.0.1:8123"})
+    assert (named.cold, named.cold_options) == ("clickhouse", {"url": "http://127.0.0.1:8123"})
+    named = load_config(env={"CONTEXT_PERMANENT_BACKEND": "ch", "CONTEXTKIT_COLD_URL": "clickhouses://h:8443/db"})
+    assert (named.cold, named.cold_options) == ("clickhouse", {"url": "clickhouses://h:8443/db"})
+    assert load_config(env={"CONTEXTKIT_HOT": "memory", "CONTEXTKIT_HOT_URL": "memory://"}).hot_options == {}
 
 
 def test_from_url_takes_its_tiers_from_its_urls_whatever_the_environment_says() -> None:
