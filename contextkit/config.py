@@ -438,9 +438,11 @@ def _env_layer(env: Mapping[str, str], plugins: PluginManager, *, tiers: bool = 
         "CONTEXTKIT_TIMEOUT": "timeout",
         "CONTEXTKIT_FALLBACK": "fallback",
     }
+    origins: dict[str, str] = {}  # key -> the variable that set it, named in errors about its value
     for var, key in simple.items():
         if env.get(var, "").strip():
             layer[key] = env[var].strip()
+            origins[key] = var
 
     if env.get("CONTEXTKIT_COLD", "").strip():
         layer["cold"] = env["CONTEXTKIT_COLD"].strip()
@@ -507,6 +509,7 @@ def _env_layer(env: Mapping[str, str], plugins: PluginManager, *, tiers: bool = 
     if not tiers:
         layer.pop("hot", None)
         layer.pop("cold", None)
+    layer["origins"] = origins
     layer["options"] = options
     layer["sources"] = sources
     return layer
@@ -680,6 +683,11 @@ def load_config(
     options: dict[str, dict[str, Any]] = {}
     sources: dict[str, dict[str, str]] = {}  # backend -> option -> the variable that set it (the last layer's)
     inline: dict[str, dict[str, Any]] = {"hot": {}, "cold": {}}
+    labels: dict[str, str] = {}  # key -> how errors name it: with the environment variable that set it
+
+    def label(key: str) -> str:
+        return labels.get(key, key)
+
     for layer, source in zip(layers, ("defaults", "the configuration file", "the environment", "the arguments"), strict=True):
         for backend, opts in _by_backend(layer.get("options", {}), source, manager).items():
             options.setdefault(backend, {}).update(opts)
@@ -695,6 +703,8 @@ def load_config(
         for key, value in layer.items():
             if key in _TOP_KEYS:
                 merged[key] = value
+                variable = layer.get("origins", {}).get(key)
+                labels[key] = key if variable is None else f"{key} ({variable})"
 
     # Remembered before anything is validated, so no error raised from here on (ours or a backend's) can show them.
     for backend_options in (*options.values(), *inline.values()):
@@ -705,7 +715,8 @@ def load_config(
     namespace = merged.get("namespace", "contextkit")
     if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
         raise ConfigError(
-            f"namespace must be 1 to 64 characters of letters, digits, '_', '-' and '.', got {str(namespace)[:80]!r}"
+            f"{label('namespace')} must be 1 to 64 characters of letters, digits, '_', '-' and '.', got "
+            f"{str(namespace)[:80]!r}"
         )
     compat = _dataclass_from(CompatConfig, merged.get("compat", {}), "compat")
     if compat.physical_names not in ("contextkit", "aiecs"):
@@ -722,11 +733,11 @@ def load_config(
         hot=hot,
         cold=cold,
         namespace=namespace,
-        session_ttl=_number(merged.get("session_ttl", 86_400.0), "session_ttl", float),
-        checkpoint_ttl=_number(merged.get("checkpoint_ttl", 604_800.0), "checkpoint_ttl", float),
-        history_cap=_number(merged.get("history_cap", 1000), "history_cap", int),
-        timeout=_number(merged.get("timeout", 5.0), "timeout", float),
-        fallback=_boolean(merged.get("fallback", False), "fallback"),
+        session_ttl=_number(merged.get("session_ttl", 86_400.0), label("session_ttl"), float),
+        checkpoint_ttl=_number(merged.get("checkpoint_ttl", 604_800.0), label("checkpoint_ttl"), float),
+        history_cap=_number(merged.get("history_cap", 1000), label("history_cap"), int),
+        timeout=_number(merged.get("timeout", 5.0), label("timeout"), float),
+        fallback=_boolean(merged.get("fallback", False), label("fallback")),
         hot_options={**options.get(hot, {}), **inline["hot"]},
         cold_options=cold_options,
         env_variables={

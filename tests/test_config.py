@@ -1,5 +1,6 @@
 """Configuration precedence (arguments > environment > TOML file > defaults) and the seed's variables."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -348,3 +349,23 @@ def test_tables_of_backends_not_installed_here_are_kept(tmp_path: Path) -> None:
     toml.write_text('hot = "redis"\n[redis]\nurl = "redis://cache"\n[mongodb]\nuri = "mongodb://db"\n[redis_two]\nurl = "x"\n')
     config = load_config(toml, env={})
     assert (config.hot, config.hot_options) == ("redis", {"url": "redis://cache"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("CONTEXTKIT_TIMEOUT", "0", "timeout (CONTEXTKIT_TIMEOUT) must be a positive number"),
+        ("CONTEXTKIT_HISTORY_CAP", "many", "history_cap (CONTEXTKIT_HISTORY_CAP) must be a finite number"),
+        ("CONTEXTKIT_SESSION_TTL", "inf", "session_ttl (CONTEXTKIT_SESSION_TTL) must be a finite number"),
+        ("CONTEXTKIT_FALLBACK", "maybe", "fallback (CONTEXTKIT_FALLBACK) must be true or false"),
+        ("CONTEXTKIT_NAMESPACE", "a:b", "namespace (CONTEXTKIT_NAMESPACE) must be 1 to 64 characters"),
+    ],
+)
+def test_a_bad_value_from_the_environment_names_its_variable(variable: str, value: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        load_config(env={variable: value})
+    # set by the arguments over the environment, the value is the argument's, and so is the message
+    key = words.split(" ", 1)[0]
+    with pytest.raises(ConfigError) as info:
+        load_config({key: value}, env={variable: value})
+    assert variable not in str(info.value)
