@@ -308,6 +308,10 @@ class ContextKit(SessionsAPI, HistoryAPI, DocumentsAPI, ConversationsAPI):
         if self._closed:
             return None if self._archiver is None else self._archiver.left_at_close
         self._closed = True
+        # From here every call raises "this ContextKit was closed" (_ensure_open): left open, a call reached the
+        # closed tier, which said BackendUnavailable (read as an outage) on Redis and SQLite and answered from
+        # the closed store's memory on the memory tier.
+        self._opened = False
         left = None
         try:
             if self._archiver is not None:

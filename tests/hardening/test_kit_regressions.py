@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,35 @@ async def test_a_message_added_right_after_a_delete_never_reuses_an_archived_seq
     assert await kit.cold.count_events("context_conversations", "s1") == 4
     assert [(m.seq, m.content) for m in await kit.cold.read_history("s1", None)] == [(4, "after")]
     assert [m.content for m in await kit.get_conversation_history("s1")] == ["after"]
+
+
+@pytest.mark.parametrize("hot", ["memory", "sqlite"])
+async def test_a_kit_used_after_close_says_it_was_closed(hot: str, tmp_path: Path) -> None:
+    """Every call on a closed kit raises ContextKitError "this ContextKit was closed", whatever the tier. The
+    kit stayed marked open after close: a call reached the closed tier, which answered from its memory (memory
+    tier: a session "read" from a closed kit) or raised BackendUnavailable, an outage to any retry logic."""
+    from contextkit.errors import BackendUnavailable, ContextKitError
+
+    config: dict[str, object] = {"hot": hot}
+    if hot == "sqlite":
+        config["sqlite"] = {"path": str(tmp_path / "closed.sqlite3")}
+    kit = ContextKit.from_config(config, env={})
+    async with kit:
+        await kit.create_session("s1", "u1")
+        await kit.add_conversation_message("s1", "user", "hello")
+    calls = [
+        lambda: kit.get_session("s1"),
+        lambda: kit.create_session("s2", "u1"),
+        lambda: kit.add_conversation_message("s1", "user", "after close"),
+        lambda: kit.get_conversation_history("s1", 10),
+        lambda: kit.delete_session("s1"),
+        lambda: kit.get_metrics(),
+    ]
+    for call in calls:
+        with pytest.raises(ContextKitError, match="this ContextKit was closed") as info:
+            await call()
+        assert not isinstance(info.value, BackendUnavailable)
+    async with ContextKit.from_config(config, env={}) as again:
+        # nothing the closed kit was asked for reached the tier
+        assert await again.get_session("s2") is None
+        assert [m.content for m in await again.get_conversation_history("s1", 10)] == ([] if hot == "memory" else ["hello"])
