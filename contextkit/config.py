@@ -78,23 +78,9 @@ _OFF = {"", "none", "off", "false", "disabled", "0", "no"}
 # the keys of namespace "a:b"), no control characters, bounded length.
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _TRUE = {"1", "true", "yes", "on"}
-_TOP_KEYS = {
-    "hot",
-    "cold",
-    "namespace",
-    "session_ttl",
-    "checkpoint_ttl",
-    "history_cap",
-    "timeout",
-    "fallback",
-    "archiver",
-    "tiering",
-    "limits",
-    "compat",
-    "checkpoints",
-}
 #: The top-level keys that are tables of their own (any other table is a backend's options).
 _SECTIONS = ("archiver", "tiering", "limits", "compat", "checkpoints")
+_TOP_KEYS = {"hot", "cold", "namespace", "session_ttl", "checkpoint_ttl", "history_cap", "timeout", "fallback", *_SECTIONS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +365,17 @@ def _layer_from_mapping(data: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 
 _OTHER_TIER = {"hot": "cold", "cold": "hot"}
+_TIER_VARIABLE = {"hot": "CONTEXTKIT_HOT", "cold": "CONTEXTKIT_COLD"}
+
+
+def _scheme_owner(manager: PluginManager, tier: str, scheme: str) -> BackendInfo | None:
+    """The backend of ``tier`` a URL scheme names (``postgresql+asyncpg`` as ``postgresql``), or None."""
+    return manager.backends.for_scheme(tier, scheme) or manager.backends.for_scheme(tier, scheme.split("+", 1)[0])
+
+
+def _url_options(url: str) -> dict[str, Any]:
+    """The options a backend gets from its URL: ``memory://`` and ``sqlite://`` alone select its defaults."""
+    return {"url": url} if url.partition("://")[2].strip("/") else {}
 
 
 def backend_for_url(
@@ -393,20 +390,21 @@ def backend_for_url(
         raise ConfigError(f"{what} must be a string such as 'sqlite:///app.db', got {type(url).__name__}")
     url = url.strip()
     remember_secrets(secrets_in({"url": url}))  # before any message can show it
-    scheme, sep, rest = url.partition("://")
+    scheme, sep, _ = url.partition("://")
     if not sep or not scheme:
         raise ConfigError(
             f"{what} {mask_secrets(url)[:200]!r} is not a URL: give one such as 'memory://', 'sqlite:///app.db' or "
             "'redis://localhost:6379/0'"
         )
     scheme = scheme.lower()
-    info = manager.backends.for_scheme(tier, scheme) or manager.backends.for_scheme(tier, scheme.split("+", 1)[0])
+    info = _scheme_owner(manager, tier, scheme)
     if info is None:
         other = _OTHER_TIER[tier]
-        elsewhere = manager.backends.for_scheme(other, scheme) or manager.backends.for_scheme(other, scheme.split("+", 1)[0])
+        elsewhere = _scheme_owner(manager, other, scheme)
         if elsewhere is not None and variable is not None:
-            right = "CONTEXTKIT_COLD_URL" if tier == "hot" else "CONTEXTKIT_HOT_URL"
-            raise ConfigError(f"{variable}: {scheme}:// names the {elsewhere.name} {other} tier; set it as {right}")
+            raise ConfigError(
+                f"{variable}: {scheme}:// names the {elsewhere.name} {other} tier; set it as {_TIER_VARIABLE[other]}_URL"
+            )
         if elsewhere is not None and tier == "hot":
             raise ConfigError(
                 f"{scheme}:// names the {elsewhere.name} archive (cold) tier, which needs a hot tier in front of it: "
@@ -421,8 +419,42 @@ def backend_for_url(
             )
         manager.backends.get(tier, scheme)  # raises BackendNotFound: what is installed, "did you mean"
     assert info is not None
-    # "memory://" and "sqlite://" alone select the backend with its defaults; anything else is the backend's url.
-    return info, ({"url": url} if rest.strip("/") else {})
+    return info, _url_options(url)
+
+
+def _select_by_url(
+    env: Mapping[str, str], plugins: PluginManager, layer: dict[str, Any], selected: dict[str, list[str]]
+) -> None:
+    """A tier's URL variable selects the backend its scheme names, as ContextKit.from_url does (added to
+    ``selected``); with the tier also named (CONTEXTKIT_HOT / CONTEXTKIT_COLD, CONTEXT_PERMANENT_BACKEND), the URL
+    is that backend's, unless its scheme names another one."""
+    for tier, generic in _TIER_VARIABLE.items():
+        variable = f"{generic}_URL"
+        url = env.get(variable, "").strip()
+        if not url:
+            continue
+        named = layer.get(tier)
+        if named is None:
+            try:
+                info, inline = backend_for_url(plugins, tier, url, variable=variable)
+            except BackendNotFound as exc:
+                # e.g. ClickHouse's http:// URL: a scheme of no backend's own, which only the named tier can take
+                raise ConfigError(f"{variable}: {exc}; or set {generic} to the backend that takes this URL") from None
+            if info.name not in selected[tier]:
+                selected[tier].append(info.name)
+        else:
+            chosen = _backend_name(named, tier, plugins)
+            scheme = url.partition("://")[0].lower()
+            owner = _scheme_owner(plugins, tier, scheme) or _scheme_owner(plugins, _OTHER_TIER[tier], scheme)
+            if chosen is None or (owner is not None and owner.name != chosen):
+                if not env.get(generic, "").strip():
+                    generic = "CONTEXT_PERMANENT_BACKEND"
+                what = "turns the cold tier off" if chosen is None else f"names the {chosen} backend"
+                kind = "a URL" if owner is None else f"a {owner.name} URL"
+                raise ConfigError(f"{variable} is {kind} but {generic} {what}; unset one, or make them agree")
+            # a scheme of no backend's own (http://) goes to the named backend whole, which checks it
+            inline = _url_options(url) if owner is not None else {"url": url}
+        layer[f"{tier}_inline"] = inline
 
 
 def _env_layer(env: Mapping[str, str], plugins: PluginManager, *, tiers: bool = True) -> dict[str, Any]:
@@ -467,46 +499,18 @@ def _env_layer(env: Mapping[str, str], plugins: PluginManager, *, tiers: bool = 
             value = env.get(variable, "").strip().lower()
             if value and value not in _OFF and backend not in selected[tier] and backend not in plugins.backends.names(tier):
                 selected[tier].append(backend)
-    # A tier's URL variable selects the backend its scheme names, as ContextKit.from_url does; with the tier also
-    # named (CONTEXTKIT_HOT / CONTEXTKIT_COLD, CONTEXT_PERMANENT_BACKEND), the two must agree.
-    for tier, variable in (("hot", "CONTEXTKIT_HOT_URL"), ("cold", "CONTEXTKIT_COLD_URL")):
-        url = env.get(variable, "").strip()
-        if not url or not tiers:
-            continue
-        generic = "CONTEXTKIT_HOT" if tier == "hot" else "CONTEXTKIT_COLD"
-        named = layer.get(tier)
-        if named is None:
-            try:
-                info, inline = backend_for_url(plugins, tier, url, variable=variable)
-            except BackendNotFound as exc:
-                # e.g. ClickHouse's http:// URL: a scheme of no backend's own, which only the named tier can take
-                raise ConfigError(f"{variable}: {exc}; or set {generic} to the backend that takes this URL") from None
-            if info.name not in selected[tier]:
-                selected[tier].append(info.name)
-        else:
-            # The tier is named: the URL is its backend's (which checks it), unless its scheme names another one.
-            chosen = _backend_name(named, tier, plugins)
-            scheme = url.partition("://")[0].lower()
-            owner = plugins.backends.for_scheme(tier, scheme) or plugins.backends.for_scheme(_OTHER_TIER[tier], scheme)
-            if chosen is None or (owner is not None and owner.name != chosen):
-                if not env.get(generic, "").strip():
-                    generic = "CONTEXT_PERMANENT_BACKEND"
-                what = "turns the cold tier off" if chosen is None else f"names the {chosen} backend"
-                kind = "a URL" if owner is None else f"a {owner.name} URL"
-                raise ConfigError(f"{variable} is {kind} but {generic} {what}; unset one, or make them agree")
-            inline = {"url": url} if url.partition("://")[2].strip("/") or owner is None else {}
-        layer[f"{tier}_inline"] = inline
-    for tier, backends in selected.items():
-        if tier in layer or not backends or not tiers:
-            continue
-        if len(backends) > 1:
-            generic = "CONTEXTKIT_HOT" if tier == "hot" else "CONTEXTKIT_COLD"
-            raise ConfigError(
-                f"the environment selects {' and '.join(backends)} for the {tier} tier; set {generic} to choose one"
-            )
-        layer[tier] = backends[0]
-
-    if not tiers:
+    if tiers:
+        _select_by_url(env, plugins, layer, selected)
+        for tier, backends in selected.items():
+            if tier in layer or not backends:
+                continue
+            if len(backends) > 1:
+                raise ConfigError(
+                    f"the environment selects {' and '.join(backends)} for the {tier} tier; set "
+                    f"{_TIER_VARIABLE[tier]} to choose one"
+                )
+            layer[tier] = backends[0]
+    else:
         layer.pop("hot", None)
         layer.pop("cold", None)
     layer["origins"] = origins
@@ -627,12 +631,11 @@ def _check_stray_tables(options: Mapping[str, dict[str, Any]], hot: str, cold: s
     typo that would otherwise go unnoticed: of a section (``[checkpoint]``: the retention would not apply), or of
     the backend a tier uses while that backend has no table (``[rediss]``: the tier would run on its defaults,
     maybe on another server than the one meant)."""
-    sections = sorted(_SECTIONS)
     unused = [name for name in (hot, cold) if name is not None and name not in options]
     for table in options:
         if _canonical(table, plugins) is not None:
             continue
-        close = difflib.get_close_matches(table, sections, n=1, cutoff=0.75)
+        close = difflib.get_close_matches(table, _SECTIONS, n=1, cutoff=0.75)
         if close:
             raise ConfigError(f"unknown section [{table}]; did you mean [{close[0]}]?")
         close = difflib.get_close_matches(table, unused, n=1, cutoff=0.75)
